@@ -1,0 +1,1374 @@
+//! The TOML configuration: parsed strictly into raw structs, then validated
+//! into runtime types. Every error names the file, the line and the key.
+//!
+//! `${NAME}` anywhere in the file is replaced by the environment variable
+//! `NAME` before parsing (for secrets); an unset variable is an error.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::framing::Framing;
+
+/// The embedded default (`config/sluice.toml`, compiled in).
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config/sluice.toml");
+
+/// A configuration error, with where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: {key}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        /// Dotted TOML path, e.g. `routes[1].pattern`.
+        key: String,
+        message: String,
+    },
+}
+
+// ---------------------------------------------------------------- raw structs
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    timezone: Option<String>,
+    shutdown_timeout_secs: Option<u64>,
+    admin: Option<RawAdmin>,
+    #[serde(default)]
+    listeners: Vec<RawListener>,
+    #[serde(default)]
+    sinks: Vec<RawSink>,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+    default_route: Option<RawDefaultRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    #[serde(default = "default_true")]
+    enabled: bool,
+    listen: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    name: String,
+    protocol: ListenerProtocol,
+    listen: String,
+    max_connections: Option<usize>,
+    idle_timeout_secs: Option<u64>,
+    max_frame_bytes: Option<usize>,
+    framing: Option<Framing>,
+    timezone: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum RawSink {
+    File {
+        name: String,
+        path: PathBuf,
+        batch_max_events: Option<usize>,
+        linger_ms: Option<u64>,
+    },
+    Stdout {
+        name: String,
+        batch_max_events: Option<usize>,
+        linger_ms: Option<u64>,
+    },
+    Influxdb {
+        name: String,
+        urls: Vec<String>,
+        api: Option<InfluxApi>,
+        database: Option<String>,
+        retention_policy: Option<String>,
+        org: Option<String>,
+        bucket: Option<String>,
+        token: Option<String>,
+        username: Option<String>,
+        password: Option<String>,
+        batch_max_events: Option<usize>,
+        batch_max_bytes: Option<usize>,
+        linger_ms: Option<u64>,
+        gzip: Option<bool>,
+        timeout_secs: Option<u64>,
+        max_retries: Option<u32>,
+    },
+    Elasticsearch {
+        name: String,
+        urls: Vec<String>,
+        index: String,
+        username: Option<String>,
+        password: Option<String>,
+        api_key: Option<String>,
+        pipeline: Option<String>,
+        batch_max_events: Option<usize>,
+        batch_max_bytes: Option<usize>,
+        linger_ms: Option<u64>,
+        gzip: Option<bool>,
+        timeout_secs: Option<u64>,
+        max_retries: Option<u32>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: String,
+    sink: String,
+    #[serde(rename = "final", default)]
+    is_final: bool,
+    facility: Option<OneOrMany<FacilityValue>>,
+    severity: Option<SeverityValue>,
+    hostname: Option<OneOrMany<String>>,
+    appname: Option<OneOrMany<String>>,
+    msgid: Option<OneOrMany<String>>,
+    pattern: Option<String>,
+    metric: Option<RawMetric>,
+    document: Option<RawDocument>,
+    queue: Option<RawQueue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaultRoute {
+    name: Option<String>,
+    sink: String,
+    metric: Option<RawMetric>,
+    document: Option<RawDocument>,
+    queue: Option<RawQueue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetric {
+    measurement: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    fields: toml::Table,
+    #[serde(default = "default_true")]
+    host_tag: bool,
+    #[serde(default = "default_true")]
+    app_tag: bool,
+    #[serde(default)]
+    key_values: bool,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDocument {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQueue {
+    max_events: Option<usize>,
+    when_full: Option<WhenFull>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FacilityValue {
+    Code(i64),
+    Name(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SeverityValue {
+    Code(i64),
+    Name(String),
+}
+
+fn default_true() -> bool {
+    true
+}
+
+// -------------------------------------------------------------- runtime types
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from (a path, or `<embedded default>`).
+    pub origin: String,
+    pub timezone: Tz,
+    pub shutdown_timeout: Duration,
+    pub admin: Option<SocketAddr>,
+    pub listeners: Vec<ListenerConfig>,
+    pub sinks: Vec<SinkConfig>,
+    /// Ordered routes; the default route, if any, is last with `is_default`.
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListenerProtocol {
+    Udp,
+    Tcp,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub protocol: ListenerProtocol,
+    pub listen: SocketAddr,
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+    pub max_frame_bytes: usize,
+    pub framing: Framing,
+    pub timezone: Tz,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InfluxApi {
+    V1,
+    V2,
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub name: String,
+    pub kind: SinkKind,
+    pub batch_max_events: usize,
+    pub linger: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    File { path: PathBuf },
+    Stdout,
+    Influxdb(InfluxConfig),
+    Elasticsearch(ElasticsearchConfig),
+}
+
+impl SinkKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkKind::File { .. } => "file",
+            SinkKind::Stdout => "stdout",
+            SinkKind::Influxdb(_) => "influxdb",
+            SinkKind::Elasticsearch(_) => "elasticsearch",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct InfluxConfig {
+    pub urls: Vec<String>,
+    pub api: InfluxApi,
+    pub database: Option<String>,
+    pub retention_policy: Option<String>,
+    pub org: Option<String>,
+    pub bucket: Option<String>,
+    pub token: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub batch_max_bytes: usize,
+    pub gzip: bool,
+    pub timeout: Duration,
+    pub max_retries: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ElasticsearchConfig {
+    pub urls: Vec<String>,
+    pub index: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub api_key: Option<String>,
+    pub pipeline: Option<String>,
+    pub batch_max_bytes: usize,
+    pub gzip: bool,
+    pub timeout: Duration,
+    pub max_retries: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Index into [`Config::sinks`].
+    pub sink: usize,
+    pub is_final: bool,
+    /// True for `[default_route]`: receives only events no route matched.
+    pub is_default: bool,
+    pub conditions: Conditions,
+    pub pattern: Option<String>,
+    pub output: OutputConfig,
+    pub queue: QueueConfig,
+}
+
+/// Cheap header conditions; all present ones must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Conditions {
+    /// Bit `f` set = facility `f` matches.
+    pub facilities: Option<u32>,
+    /// Bit `s` set = severity `s` matches.
+    pub severities: Option<u8>,
+    pub hostnames: Option<Vec<String>>,
+    pub appnames: Option<Vec<String>>,
+    pub msgids: Option<Vec<String>>,
+}
+
+impl Conditions {
+    pub fn is_empty(&self) -> bool {
+        self.facilities.is_none()
+            && self.severities.is_none()
+            && self.hostnames.is_none()
+            && self.appnames.is_none()
+            && self.msgids.is_none()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum OutputConfig {
+    Metric(MetricConfig),
+    Document,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Int,
+    Uint,
+    Float,
+    Bool,
+    String,
+}
+
+impl FieldType {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "int" => FieldType::Int,
+            "uint" => FieldType::Uint,
+            "float" => FieldType::Float,
+            "bool" => FieldType::Bool,
+            "string" => FieldType::String,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldType::Int => "int",
+            FieldType::Uint => "uint",
+            FieldType::Float => "float",
+            FieldType::Bool => "bool",
+            FieldType::String => "string",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FieldConfig {
+    /// Field key in the point.
+    pub name: String,
+    /// Capture group it comes from.
+    pub from: String,
+    pub kind: FieldType,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricConfig {
+    pub measurement: String,
+    /// Capture groups that become tags (tag key = capture name).
+    pub tags: Vec<String>,
+    pub fields: Vec<FieldConfig>,
+    pub host_tag: bool,
+    pub app_tag: bool,
+    /// Also take every `key=number` pair of the message as a field.
+    pub key_values: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Wait for room: TCP readers stop reading (backpressure). UDP cannot
+    /// wait; it drops and counts.
+    Block,
+    /// Drop the new record and count it.
+    DropNewest,
+}
+
+impl WhenFull {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WhenFull::Block => "block",
+            WhenFull::DropNewest => "drop_newest",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    pub max_events: usize,
+    pub when_full: WhenFull,
+}
+
+// ----------------------------------------------------------------- defaults
+
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_QUEUE_MAX_EVENTS: usize = 10_000;
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
+/// Largest frame a listener may be configured for.
+pub const MAX_FRAME_BYTES_LIMIT: usize = 16 * 1024 * 1024;
+
+// --------------------------------------------------------------- loading
+
+impl Config {
+    /// Load `path`, or the embedded default when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(p) => {
+                let origin = p.display().to_string();
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    file: origin.clone(),
+                    source,
+                })?;
+                Config::from_toml(&text, &origin)
+            }
+            None => Config::from_toml(EMBEDDED_DEFAULT, "<embedded default>"),
+        }
+    }
+
+    /// Parse and validate TOML text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let text = substitute_env(text, origin)?;
+        let locator = Locator::new(&text, origin);
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            locator.error_at(offset, &locator.path_at(offset), e.message().trim())
+        })?;
+        Validator { locator: &locator }.config(raw)
+    }
+}
+
+/// Replace `${NAME}` with the environment variable's value.
+fn substitute_env(text: &str, origin: &str) -> Result<String, ConfigError> {
+    if !text.contains("${") {
+        return Ok(text.to_owned());
+    }
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after.find('}').filter(|&e| {
+                e > 0
+                    && after[..e]
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            });
+            match end {
+                Some(end) => {
+                    let name = &after[..end];
+                    let value = std::env::var(name).map_err(|_| ConfigError::Invalid {
+                        file: origin.to_owned(),
+                        line: n + 1,
+                        column: line.len() - rest.len() + start + 1,
+                        key: format!("${{{name}}}"),
+                        message: format!("environment variable {name} is not set"),
+                    })?;
+                    out.push_str(&value);
+                    rest = &after[end + 1..];
+                }
+                None => {
+                    out.push_str("${");
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}
+
+/// Maps TOML paths and byte offsets to lines, for error messages.
+struct Locator<'a> {
+    text: &'a str,
+    origin: &'a str,
+    doc: Option<toml_edit::ImDocument<&'a str>>,
+}
+
+#[derive(Debug, Clone)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn path_string(path: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+impl<'a> Locator<'a> {
+    fn new(text: &'a str, origin: &'a str) -> Self {
+        Locator {
+            text,
+            origin,
+            doc: toml_edit::ImDocument::parse(text).ok(),
+        }
+    }
+
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text.as_bytes()[..offset];
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        let col = offset
+            - before
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |p| p + 1)
+            + 1;
+        (line, col)
+    }
+
+    fn error_at(&self, offset: usize, key: &str, message: &str) -> ConfigError {
+        let (line, column) = self.line_col(offset);
+        ConfigError::Invalid {
+            file: self.origin.to_owned(),
+            line,
+            column,
+            key: if key.is_empty() {
+                "(top level)".to_owned()
+            } else {
+                key.to_owned()
+            },
+            message: message.to_owned(),
+        }
+    }
+
+    /// Error at the TOML `path` (or its nearest existing parent).
+    fn error(&self, path: &[Seg], message: &str) -> ConfigError {
+        let offset = self.offset_of(path).unwrap_or(0);
+        self.error_at(offset, &path_string(path), message)
+    }
+
+    fn offset_of(&self, path: &[Seg]) -> Option<usize> {
+        enum Node<'n> {
+            Item(&'n toml_edit::Item),
+            Table(&'n toml_edit::Table),
+        }
+        let doc = self.doc.as_ref()?;
+        let mut best = None;
+        let mut node = Node::Table(doc.as_table());
+        let start = |span: Option<std::ops::Range<usize>>| span.map(|s| s.start);
+        for seg in path {
+            let table_like: Option<&dyn toml_edit::TableLike> = match &node {
+                Node::Table(t) => Some(*t),
+                Node::Item(i) => i.as_table_like(),
+            };
+            let next = match (seg, &node) {
+                (Seg::Key(k), _) => {
+                    table_like
+                        .and_then(|t| t.get_key_value(k))
+                        .map(|(key, item)| {
+                            best = start(key.span()).or(best);
+                            Node::Item(item)
+                        })
+                }
+                (Seg::Index(i), Node::Item(toml_edit::Item::ArrayOfTables(a))) => {
+                    a.get(*i).map(|t| {
+                        best = start(t.span()).or(best);
+                        Node::Table(t)
+                    })
+                }
+                _ => None,
+            };
+            match next {
+                Some(n) => node = n,
+                None => break,
+            }
+        }
+        best
+    }
+
+    /// The dotted path of the deepest key whose span holds `offset`.
+    fn path_at(&self, offset: usize) -> String {
+        let Some(doc) = self.doc.as_ref() else {
+            return String::new();
+        };
+        let mut path = Vec::new();
+        walk_table(doc.as_table(), offset, &mut path);
+        path_string(&path)
+    }
+}
+
+fn contains(span: Option<std::ops::Range<usize>>, offset: usize) -> bool {
+    span.is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
+}
+
+fn walk_table(table: &toml_edit::Table, offset: usize, path: &mut Vec<Seg>) -> bool {
+    for (key, item) in table.iter() {
+        let key_span = table.key(key).and_then(|k| k.span());
+        let hit_key = contains(key_span, offset);
+        match item {
+            toml_edit::Item::Table(t) => {
+                let mark = path.len();
+                path.push(Seg::Key(key.to_owned()));
+                if walk_table(t, offset, path) || hit_key {
+                    return true;
+                }
+                path.truncate(mark);
+            }
+            toml_edit::Item::ArrayOfTables(a) => {
+                for (i, t) in a.iter().enumerate() {
+                    let mark = path.len();
+                    path.push(Seg::Key(key.to_owned()));
+                    path.push(Seg::Index(i));
+                    if walk_table(t, offset, path) {
+                        return true;
+                    }
+                    path.truncate(mark);
+                }
+            }
+            toml_edit::Item::Value(v) => {
+                if hit_key || contains(v.span(), offset) {
+                    path.push(Seg::Key(key.to_owned()));
+                    if let toml_edit::Value::InlineTable(t) = v {
+                        for (k, inner) in t.iter() {
+                            let ks = t.key(k).and_then(|k| k.span());
+                            if contains(ks, offset) || contains(inner.span(), offset) {
+                                path.push(Seg::Key(k.to_owned()));
+                                break;
+                            }
+                        }
+                    }
+                    return true;
+                }
+            }
+            toml_edit::Item::None => {}
+        }
+    }
+    false
+}
+
+// -------------------------------------------------------------- validation
+
+struct Validator<'a, 'b> {
+    locator: &'b Locator<'a>,
+}
+
+fn key(k: &str) -> Seg {
+    Seg::Key(k.to_owned())
+}
+
+fn at(base: &[Seg], k: &str) -> Vec<Seg> {
+    let mut p = base.to_vec();
+    p.push(key(k));
+    p
+}
+
+const FACILITIES: [&str; 24] = [
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "security",
+    "console",
+    "solaris-cron",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+];
+
+/// Facility name for a code (0..=23).
+pub fn facility_name(code: u8) -> &'static str {
+    FACILITIES
+        .get(usize::from(code))
+        .copied()
+        .unwrap_or("unknown")
+}
+
+const SEVERITIES: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
+
+/// Severity name for a code (0..=7).
+pub fn severity_name(code: u8) -> &'static str {
+    SEVERITIES
+        .get(usize::from(code))
+        .copied()
+        .unwrap_or("unknown")
+}
+
+fn severity_code(name: &str) -> Option<u8> {
+    let name = name.trim().to_ascii_lowercase();
+    let name = match name.as_str() {
+        "emergency" | "panic" => "emerg",
+        "critical" => "crit",
+        "error" => "err",
+        "warn" => "warning",
+        "informational" => "info",
+        other => other,
+    };
+    if let Ok(n) = name.parse::<u8>() {
+        return (n <= 7).then_some(n);
+    }
+    SEVERITIES.iter().position(|s| *s == name).map(|p| p as u8)
+}
+
+impl Validator<'_, '_> {
+    fn err(&self, path: &[Seg], message: impl AsRef<str>) -> ConfigError {
+        self.locator.error(path, message.as_ref())
+    }
+
+    fn timezone(&self, path: &[Seg], name: &str) -> Result<Tz, ConfigError> {
+        name.parse::<Tz>().map_err(|_| {
+            self.err(
+                path,
+                format!("unknown timezone {name:?} (use an IANA name such as \"UTC\" or \"Europe/Berlin\")"),
+            )
+        })
+    }
+
+    fn addr(&self, path: &[Seg], s: &str) -> Result<SocketAddr, ConfigError> {
+        s.parse::<SocketAddr>().map_err(|_| {
+            self.err(
+                path,
+                format!(
+                    "{s:?} is not an IP:port address (e.g. \"127.0.0.1:5514\" or \"[::]:5514\")"
+                ),
+            )
+        })
+    }
+
+    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let timezone = match &raw.timezone {
+            Some(tz) => self.timezone(&[key("timezone")], tz)?,
+            None => Tz::UTC,
+        };
+        let admin = match raw.admin {
+            Some(RawAdmin { enabled: false, .. }) => None,
+            Some(RawAdmin {
+                listen: Some(l), ..
+            }) => Some(self.addr(&[key("admin"), key("listen")], &l)?),
+            _ => Some(self.addr(&[key("admin")], DEFAULT_ADMIN_LISTEN)?),
+        };
+
+        let mut listeners = Vec::new();
+        let mut names = HashSet::new();
+        for (i, l) in raw.listeners.into_iter().enumerate() {
+            let base = [key("listeners"), Seg::Index(i)];
+            if !names.insert(l.name.clone()) {
+                return Err(self.err(
+                    &at(&base, "name"),
+                    format!("duplicate listener name {:?}", l.name),
+                ));
+            }
+            let max_frame_bytes = l.max_frame_bytes.unwrap_or(DEFAULT_MAX_FRAME_BYTES);
+            if max_frame_bytes == 0 || max_frame_bytes > MAX_FRAME_BYTES_LIMIT {
+                return Err(self.err(
+                    &at(&base, "max_frame_bytes"),
+                    format!("must be between 1 and {MAX_FRAME_BYTES_LIMIT}"),
+                ));
+            }
+            let max_connections = l.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+            if max_connections == 0 {
+                return Err(self.err(&at(&base, "max_connections"), "must be at least 1"));
+            }
+            let idle = l.idle_timeout_secs.unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS);
+            if idle == 0 {
+                return Err(self.err(&at(&base, "idle_timeout_secs"), "must be at least 1"));
+            }
+            listeners.push(ListenerConfig {
+                listen: self.addr(&at(&base, "listen"), &l.listen)?,
+                timezone: match &l.timezone {
+                    Some(tz) => self.timezone(&at(&base, "timezone"), tz)?,
+                    None => timezone,
+                },
+                name: l.name,
+                protocol: l.protocol,
+                max_connections,
+                idle_timeout: Duration::from_secs(idle),
+                max_frame_bytes,
+                framing: l.framing.unwrap_or_default(),
+            });
+        }
+        if listeners.is_empty() {
+            return Err(self.err(
+                &[key("listeners")],
+                "no [[listeners]]: nothing would be received",
+            ));
+        }
+
+        let mut sinks = Vec::new();
+        let mut sink_names = HashSet::new();
+        for (i, s) in raw.sinks.into_iter().enumerate() {
+            let base = [key("sinks"), Seg::Index(i)];
+            let sink = self.sink(&base, s)?;
+            if !sink_names.insert(sink.name.clone()) {
+                return Err(self.err(
+                    &at(&base, "name"),
+                    format!("duplicate sink name {:?}", sink.name),
+                ));
+            }
+            sinks.push(sink);
+        }
+
+        let mut routes = Vec::new();
+        let mut route_names = HashSet::new();
+        for (i, r) in raw.routes.into_iter().enumerate() {
+            let base = [key("routes"), Seg::Index(i)];
+            if !route_names.insert(r.name.clone()) {
+                return Err(self.err(
+                    &at(&base, "name"),
+                    format!("duplicate route name {:?}", r.name),
+                ));
+            }
+            routes.push(self.route(&base, r, &sinks)?);
+        }
+        let catch_all = routes
+            .iter()
+            .any(|r| r.conditions.is_empty() && r.pattern.is_none());
+        if let Some(d) = raw.default_route {
+            let base = [key("default_route")];
+            let name = d.name.unwrap_or_else(|| "default".to_owned());
+            if route_names.contains(&name) {
+                return Err(self.err(&at(&base, "name"), format!("duplicate route name {name:?}")));
+            }
+            routes.push(self.route(
+                &base,
+                RawRoute {
+                    name,
+                    sink: d.sink,
+                    is_final: true,
+                    facility: None,
+                    severity: None,
+                    hostname: None,
+                    appname: None,
+                    msgid: None,
+                    pattern: None,
+                    metric: d.metric,
+                    document: d.document,
+                    queue: d.queue,
+                },
+                &sinks,
+            )?);
+            if let Some(last) = routes.last_mut() {
+                last.is_default = true;
+            }
+        } else if !catch_all {
+            return Err(self.err(
+                &[key("routes")],
+                "events that match no route would go nowhere: add a [default_route] or a route without conditions",
+            ));
+        }
+
+        Ok(Config {
+            origin: self.locator.origin.to_owned(),
+            timezone,
+            shutdown_timeout: Duration::from_secs(
+                raw.shutdown_timeout_secs
+                    .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
+            ),
+            admin,
+            listeners,
+            sinks,
+            routes,
+        })
+    }
+
+    fn batch(
+        &self,
+        base: &[Seg],
+        max: Option<usize>,
+        default: usize,
+    ) -> Result<usize, ConfigError> {
+        let v = max.unwrap_or(default);
+        if v == 0 || v > 1_000_000 {
+            return Err(self.err(
+                &at(base, "batch_max_events"),
+                "must be between 1 and 1000000",
+            ));
+        }
+        Ok(v)
+    }
+
+    fn urls(&self, base: &[Seg], urls: &[String]) -> Result<(), ConfigError> {
+        if urls.is_empty() {
+            return Err(self.err(&at(base, "urls"), "at least one URL is needed"));
+        }
+        for u in urls {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(self.err(
+                    &at(base, "urls"),
+                    format!("{u:?} is not an http:// or https:// URL"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn sink(&self, base: &[Seg], raw: RawSink) -> Result<SinkConfig, ConfigError> {
+        Ok(match raw {
+            RawSink::File {
+                name,
+                path,
+                batch_max_events,
+                linger_ms,
+            } => SinkConfig {
+                name,
+                kind: SinkKind::File { path },
+                batch_max_events: self.batch(base, batch_max_events, 10_000)?,
+                linger: Duration::from_millis(linger_ms.unwrap_or(0)),
+            },
+            RawSink::Stdout {
+                name,
+                batch_max_events,
+                linger_ms,
+            } => SinkConfig {
+                name,
+                kind: SinkKind::Stdout,
+                batch_max_events: self.batch(base, batch_max_events, 1_000)?,
+                linger: Duration::from_millis(linger_ms.unwrap_or(0)),
+            },
+            RawSink::Influxdb {
+                name,
+                urls,
+                api,
+                database,
+                retention_policy,
+                org,
+                bucket,
+                token,
+                username,
+                password,
+                batch_max_events,
+                batch_max_bytes,
+                linger_ms,
+                gzip,
+                timeout_secs,
+                max_retries,
+            } => {
+                self.urls(base, &urls)?;
+                let api = api.unwrap_or(InfluxApi::V1);
+                match api {
+                    InfluxApi::V1 if database.is_none() => {
+                        return Err(
+                            self.err(&at(base, "database"), "api = \"v1\" needs a database")
+                        );
+                    }
+                    InfluxApi::V2 if bucket.is_none() || org.is_none() => {
+                        return Err(
+                            self.err(&at(base, "bucket"), "api = \"v2\" needs org and bucket")
+                        );
+                    }
+                    _ => {}
+                }
+                SinkConfig {
+                    name,
+                    batch_max_events: self.batch(base, batch_max_events, 5_000)?,
+                    linger: Duration::from_millis(linger_ms.unwrap_or(1_000)),
+                    kind: SinkKind::Influxdb(InfluxConfig {
+                        urls,
+                        api,
+                        database,
+                        retention_policy,
+                        org,
+                        bucket,
+                        token,
+                        username,
+                        password,
+                        batch_max_bytes: batch_max_bytes.unwrap_or(1024 * 1024),
+                        gzip: gzip.unwrap_or(true),
+                        timeout: Duration::from_secs(timeout_secs.unwrap_or(10)),
+                        max_retries: max_retries.unwrap_or(10),
+                    }),
+                }
+            }
+            RawSink::Elasticsearch {
+                name,
+                urls,
+                index,
+                username,
+                password,
+                api_key,
+                pipeline,
+                batch_max_events,
+                batch_max_bytes,
+                linger_ms,
+                gzip,
+                timeout_secs,
+                max_retries,
+            } => {
+                self.urls(base, &urls)?;
+                if index.is_empty() {
+                    return Err(self.err(&at(base, "index"), "must not be empty"));
+                }
+                SinkConfig {
+                    name,
+                    batch_max_events: self.batch(base, batch_max_events, 5_000)?,
+                    linger: Duration::from_millis(linger_ms.unwrap_or(1_000)),
+                    kind: SinkKind::Elasticsearch(ElasticsearchConfig {
+                        urls,
+                        index,
+                        username,
+                        password,
+                        api_key,
+                        pipeline,
+                        batch_max_bytes: batch_max_bytes.unwrap_or(5 * 1024 * 1024),
+                        gzip: gzip.unwrap_or(true),
+                        timeout: Duration::from_secs(timeout_secs.unwrap_or(30)),
+                        max_retries: max_retries.unwrap_or(10),
+                    }),
+                }
+            }
+        })
+    }
+
+    fn route(
+        &self,
+        base: &[Seg],
+        r: RawRoute,
+        sinks: &[SinkConfig],
+    ) -> Result<RouteConfig, ConfigError> {
+        let sink = sinks.iter().position(|s| s.name == r.sink).ok_or_else(|| {
+            let known: Vec<&str> = sinks.iter().map(|s| s.name.as_str()).collect();
+            self.err(
+                &at(base, "sink"),
+                format!("no sink named {:?} (sinks: {})", r.sink, known.join(", ")),
+            )
+        })?;
+        let mut conditions = Conditions::default();
+        if let Some(f) = r.facility {
+            let mut mask = 0u32;
+            for v in f.into_vec() {
+                let code = match &v {
+                    FacilityValue::Code(c) => u8::try_from(*c).ok().filter(|c| *c <= 23),
+                    FacilityValue::Name(n) => FACILITIES
+                        .iter()
+                        .position(|f| f.eq_ignore_ascii_case(n))
+                        .map(|p| p as u8),
+                };
+                let code = code.ok_or_else(|| {
+                    self.err(
+                        &at(base, "facility"),
+                        format!("unknown facility {v:?} (0..=23 or kern, user, …, local7)"),
+                    )
+                })?;
+                mask |= 1 << code;
+            }
+            conditions.facilities = Some(mask);
+        }
+        if let Some(s) = r.severity {
+            let bad = || {
+                self.err(
+                    &at(base, "severity"),
+                    "expected a level (\"warning\" = warning or worse), a range (\"notice..err\") or 0..=7",
+                )
+            };
+            let mask = match s {
+                SeverityValue::Code(c) => {
+                    let c = u8::try_from(c).ok().filter(|c| *c <= 7).ok_or_else(bad)?;
+                    (1u16 << (c + 1)) as u8 as u16 - 1
+                }
+                SeverityValue::Name(n) => match n.split_once("..") {
+                    Some((a, b)) => {
+                        let a = severity_code(a).ok_or_else(bad)?;
+                        let b = severity_code(b).ok_or_else(bad)?;
+                        let (lo, hi) = (a.min(b), a.max(b));
+                        (((1u16 << (hi + 1)) - 1) & !((1u16 << lo) - 1)) as u16
+                    }
+                    None => {
+                        let c = severity_code(&n).ok_or_else(bad)?;
+                        (1u16 << (c + 1)) - 1
+                    }
+                },
+            };
+            conditions.severities = Some(mask as u8);
+        }
+        conditions.hostnames = r.hostname.map(OneOrMany::into_vec);
+        conditions.appnames = r.appname.map(OneOrMany::into_vec);
+        conditions.msgids = r.msgid.map(OneOrMany::into_vec);
+
+        if let Some(p) = &r.pattern {
+            if let Err(e) = regex::Regex::new(p) {
+                return Err(self.err(&at(base, "pattern"), format!("invalid regex: {e}")));
+            }
+        }
+        let output = match (r.metric, r.document) {
+            (Some(m), None) => {
+                OutputConfig::Metric(self.metric(&at(base, "metric"), m, r.pattern.as_deref())?)
+            }
+            (None, Some(_)) => OutputConfig::Document,
+            (Some(_), Some(_)) => {
+                return Err(self.err(base, "a route has either [metric] or [document], not both"));
+            }
+            (None, None) => {
+                return Err(self.err(
+                    base,
+                    "a route needs an output: a [routes.metric] or [routes.document] table",
+                ));
+            }
+        };
+        let queue = match r.queue {
+            Some(q) => {
+                let max_events = q.max_events.unwrap_or(DEFAULT_QUEUE_MAX_EVENTS);
+                if max_events == 0 || max_events > 10_000_000 {
+                    return Err(self.err(
+                        &at(&at(base, "queue"), "max_events"),
+                        "must be between 1 and 10000000",
+                    ));
+                }
+                QueueConfig {
+                    max_events,
+                    when_full: q.when_full.unwrap_or(WhenFull::DropNewest),
+                }
+            }
+            None => QueueConfig {
+                max_events: DEFAULT_QUEUE_MAX_EVENTS,
+                when_full: WhenFull::DropNewest,
+            },
+        };
+        Ok(RouteConfig {
+            name: r.name,
+            sink,
+            is_final: r.is_final,
+            is_default: false,
+            conditions,
+            pattern: r.pattern,
+            output,
+            queue,
+        })
+    }
+
+    fn metric(
+        &self,
+        base: &[Seg],
+        m: RawMetric,
+        pattern: Option<&str>,
+    ) -> Result<MetricConfig, ConfigError> {
+        if m.measurement.is_empty() {
+            return Err(self.err(&at(base, "measurement"), "must not be empty"));
+        }
+        let captures: Vec<String> = pattern
+            .and_then(|p| regex::Regex::new(p).ok())
+            .map(|re| re.capture_names().flatten().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let need_capture = |path: Vec<Seg>, name: &str| -> Result<(), ConfigError> {
+            if captures.iter().any(|c| c == name) {
+                Ok(())
+            } else {
+                Err(self.err(
+                    &path,
+                    format!(
+                        "the route's pattern has no named capture {name:?} (captures: {})",
+                        if captures.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            captures.join(", ")
+                        }
+                    ),
+                ))
+            }
+        };
+        for t in &m.tags {
+            need_capture(at(base, "tags"), t)?;
+        }
+        let mut fields = Vec::new();
+        for (name, spec) in &m.fields {
+            let path = at(&at(base, "fields"), name);
+            let (from, kind) = match spec {
+                toml::Value::String(t) => (name.clone(), t.clone()),
+                toml::Value::Table(t) => {
+                    for k in t.keys() {
+                        if k != "from" && k != "type" {
+                            return Err(
+                                self.err(&path, format!("unknown key {k:?} (expected from, type)"))
+                            );
+                        }
+                    }
+                    let from = t
+                        .get("from")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or(name)
+                        .to_owned();
+                    let kind = t
+                        .get("type")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("float")
+                        .to_owned();
+                    (from, kind)
+                }
+                _ => {
+                    return Err(self.err(
+                        &path,
+                        "expected a type name or { from = \"capture\", type = \"int\" }",
+                    ));
+                }
+            };
+            let kind = FieldType::parse(&kind).ok_or_else(|| {
+                self.err(
+                    &path,
+                    format!("unknown field type {kind:?} (int, uint, float, bool, string)"),
+                )
+            })?;
+            need_capture(path, &from)?;
+            fields.push(FieldConfig {
+                name: name.clone(),
+                from,
+                kind,
+            });
+        }
+        if fields.is_empty() && !m.key_values {
+            return Err(self.err(base, "a metric needs fields (or key_values = true)"));
+        }
+        Ok(MetricConfig {
+            measurement: m.measurement,
+            tags: m.tags,
+            fields,
+            host_tag: m.host_tag,
+            app_tag: m.app_tag,
+            key_values: m.key_values,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.admin, Some("127.0.0.1:9901".parse().unwrap()));
+    }
+
+    fn err(text: &str) -> String {
+        Config::from_toml(text, "t.toml").unwrap_err().to_string()
+    }
+
+    const BASE: &str = r#"
+[[listeners]]
+name = "u"
+protocol = "udp"
+listen = "127.0.0.1:0"
+
+[[sinks]]
+name = "f"
+type = "file"
+path = "x"
+"#;
+
+    #[test]
+    fn unknown_key_names_line() {
+        let e = err(&format!(
+            "{BASE}\n[[routes]]\nname = \"r\"\nsink = \"f\"\nbogus = 1\ndocument = {{}}\n"
+        ));
+        assert!(e.starts_with("t.toml:15:"), "{e}");
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn bad_regex_names_route_key_and_line() {
+        let e = err(&format!(
+            "{BASE}\n[[routes]]\nname = \"r\"\nsink = \"f\"\npattern = \"(unclosed\"\ndocument = {{}}\n"
+        ));
+        assert!(
+            e.starts_with("t.toml:15:1: routes[0].pattern: invalid regex"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_sink_and_missing_default_route() {
+        let e = err(&format!(
+            "{BASE}\n[[routes]]\nname = \"r\"\nsink = \"nope\"\ndocument = {{}}\n"
+        ));
+        assert!(e.contains("routes[0].sink: no sink named \"nope\""), "{e}");
+        let e = err(&format!(
+            "{BASE}\n[[routes]]\nname = \"r\"\nsink = \"f\"\nappname = \"x\"\ndocument = {{}}\n"
+        ));
+        assert!(e.contains("would go nowhere"), "{e}");
+    }
+
+    #[test]
+    fn severity_levels_and_ranges() {
+        let c = Config::from_toml(
+            &format!("{BASE}\n[[routes]]\nname = \"r\"\nsink = \"f\"\nseverity = \"warning\"\ndocument = {{}}\n[[routes]]\nname = \"s\"\nsink = \"f\"\nseverity = \"info..notice\"\ndocument = {{}}\n[default_route]\nsink = \"f\"\ndocument = {{}}\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.routes[0].conditions.severities, Some(0b0001_1111));
+        assert_eq!(c.routes[1].conditions.severities, Some(0b0110_0000));
+        assert!(c.routes[2].is_default);
+    }
+
+    #[test]
+    fn type_error_names_the_key() {
+        let e = err(
+            "[[listeners]]\nname = \"u\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:0\"\nmax_frame_bytes = \"big\"\n",
+        );
+        assert!(e.starts_with("t.toml:5:"), "{e}");
+        assert!(e.contains("listeners[0].max_frame_bytes"), "{e}");
+    }
+
+    #[test]
+    fn env_substitution() {
+        // SAFETY of the test: a unique variable name, set before use.
+        unsafe { std::env::set_var("SLUICE_TEST_DB_NAME", "telemetry") };
+        let text = "x = \"${SLUICE_TEST_DB_NAME}\"\n";
+        assert_eq!(substitute_env(text, "t").unwrap(), "x = \"telemetry\"\n");
+        let e = substitute_env("a = 1\nb = \"${SLUICE_TEST_SURELY_UNSET}\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.toml:2:6:"), "{e}");
+    }
+}

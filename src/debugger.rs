@@ -1,0 +1,192 @@
+//! `sluice parse`: decode stdin and print one canonical JSON object per
+//! message; with a config, also what every route makes of it — the pattern
+//! debugger.
+
+use std::io::{BufWriter, Read, Write};
+
+use bytes::{Bytes, BytesMut};
+use tokio_util::codec::Decoder;
+
+use crate::config::Config;
+use crate::decode::{DecodeOptions, decode};
+use crate::event::{Event, write_json_str};
+use crate::framing::{FrameItem, Framing, SyslogFramer};
+use crate::pipeline::now_nanos;
+use crate::route::{ConversionError, capture_names, encode};
+use crate::router::{Miss, Router, RouterError};
+
+/// How stdin is cut into messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ParseFraming {
+    /// All of stdin is one message (as one UDP datagram would be).
+    Datagram,
+    /// One message per line.
+    Lf,
+    /// RFC 6587 octet counting (`LEN SP MSG`), LF where there is no count.
+    Octet,
+    /// Per message, as a TCP listener does: octet counting or LF.
+    Auto,
+}
+
+/// Cut `input` into frames.
+pub fn frames(input: &[u8], framing: ParseFraming, max_frame_bytes: usize) -> Vec<FrameItem> {
+    let framing = match framing {
+        ParseFraming::Datagram => {
+            let mut end = input.len();
+            while end > 0 && matches!(input[end - 1], b'\n' | b'\r') {
+                end -= 1;
+            }
+            return vec![if end > max_frame_bytes {
+                FrameItem::Oversized
+            } else {
+                FrameItem::Frame(Bytes::copy_from_slice(&input[..end]))
+            }];
+        }
+        ParseFraming::Lf => Framing::Lf,
+        ParseFraming::Octet => Framing::Octet,
+        ParseFraming::Auto => Framing::Auto,
+    };
+    let mut framer = SyslogFramer::new(max_frame_bytes, framing);
+    let mut buf = BytesMut::from(input);
+    let mut out = Vec::new();
+    while let Ok(Some(item)) = framer.decode(&mut buf) {
+        out.push(item);
+    }
+    while let Ok(Some(item)) = framer.decode_eof(&mut buf) {
+        out.push(item);
+    }
+    out
+}
+
+/// Render one event as the debugger's JSON line.
+pub fn report(event: &Event, config: Option<(&Config, &Router)>) -> String {
+    let mut out = String::with_capacity(512);
+    out.push('{');
+    event.write_canonical_fields(&mut out);
+    if let Some((config, router)) = config {
+        let mut matches = Vec::new();
+        let mut misses: Vec<(usize, Miss)> = Vec::new();
+        router.evaluate(event, &mut matches, |r, m| misses.push((r, m)));
+        out.push_str(",\"routes\":[");
+        for (i, route) in config.routes.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"route\":");
+            write_json_str(&mut out, &route.name);
+            if let Some(m) = matches.iter().find(|m| m.route == i) {
+                out.push_str(",\"matched\":true");
+                let names = route
+                    .pattern
+                    .as_deref()
+                    .and_then(|p| regex::Regex::new(p).ok())
+                    .map(|re| capture_names(&re))
+                    .unwrap_or_default();
+                out.push_str(",\"captures\":{");
+                if let Some(c) = &m.captures {
+                    let mut first = true;
+                    for (idx, name) in &names {
+                        if let Some(v) = c.get(*idx) {
+                            if !first {
+                                out.push(',');
+                            }
+                            first = false;
+                            write_json_str(&mut out, name);
+                            out.push(':');
+                            write_json_str(&mut out, v.as_str());
+                        }
+                    }
+                }
+                out.push('}');
+                let mut errors: Vec<ConversionError> = Vec::new();
+                let record = encode(
+                    &route.output,
+                    &route.name,
+                    &names,
+                    event,
+                    m.captures.as_ref(),
+                    &mut errors,
+                );
+                if !errors.is_empty() {
+                    out.push_str(",\"conversion_errors\":[");
+                    for (k, e) in errors.iter().enumerate() {
+                        if k > 0 {
+                            out.push(',');
+                        }
+                        write_json_str(&mut out, &e.to_string());
+                    }
+                    out.push(']');
+                }
+                let sink = config.sinks.get(route.sink).map_or("", |s| s.name.as_str());
+                out.push_str(",\"sink\":");
+                write_json_str(&mut out, sink);
+                match (&route.output, record) {
+                    (crate::config::OutputConfig::Metric(_), Some(r)) => {
+                        out.push_str(",\"line\":");
+                        write_json_str(&mut out, &r.payload);
+                    }
+                    (crate::config::OutputConfig::Document, Some(r)) => {
+                        out.push_str(",\"document\":");
+                        out.push_str(&r.payload);
+                    }
+                    (_, None) => out.push_str(",\"output\":null"),
+                }
+            } else {
+                out.push_str(",\"matched\":false");
+                if let Some((_, miss)) = misses.iter().find(|(r, _)| *r == i) {
+                    out.push_str(",\"failed\":");
+                    write_json_str(&mut out, miss.as_str());
+                }
+            }
+            out.push('}');
+        }
+        out.push(']');
+    }
+    out.push('}');
+    out
+}
+
+/// Run `sluice parse` over `input`, writing to `out`.
+pub fn run(
+    input: &mut dyn Read,
+    out: &mut dyn Write,
+    config: Option<&Config>,
+    framing: ParseFraming,
+) -> Result<(), ParseError> {
+    let mut data = Vec::new();
+    input.read_to_end(&mut data).map_err(ParseError::Io)?;
+    let router = match config {
+        Some(c) => Some(Router::new(&c.routes)?),
+        None => None,
+    };
+    let opts = DecodeOptions {
+        timezone: config.map_or(chrono_tz::Tz::UTC, |c| c.timezone),
+    };
+    let max = config
+        .and_then(|c| c.listeners.iter().map(|l| l.max_frame_bytes).max())
+        .unwrap_or(crate::config::DEFAULT_MAX_FRAME_BYTES);
+    let mut out = BufWriter::new(out);
+    let received = now_nanos();
+    for item in frames(&data, framing, max) {
+        let line = match item {
+            FrameItem::Frame(f) => {
+                let event = decode(f, None, received, &opts);
+                report(&event, config.zip(router.as_ref()))
+            }
+            FrameItem::Oversized => {
+                format!("{{\"skipped\":\"oversized\",\"max_frame_bytes\":{max}}}")
+            }
+            FrameItem::Truncated => "{\"skipped\":\"truncated\"}".to_owned(),
+        };
+        writeln!(out, "{line}").map_err(ParseError::Io)?;
+    }
+    out.flush().map_err(ParseError::Io)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("i/o: {0}")]
+    Io(std::io::Error),
+    #[error(transparent)]
+    Router(#[from] RouterError),
+}

@@ -1,0 +1,450 @@
+//! The decoded syslog message that flows from the decoder to the routes.
+//!
+//! An [`Event`] keeps the frame it came from and points into it: header
+//! fields are byte spans of the frame's UTF-8 text, so decoding allocates
+//! nothing for a message without structured-data escapes. Text that is not
+//! in the frame (an unescaped parameter value, a value set by config) is
+//! owned.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+
+/// Which grammar a frame was decoded with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Rfc5424,
+    Rfc3164,
+    /// Nothing recognisable: the event is `valid = false` and its message is
+    /// the raw frame.
+    Unknown,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Rfc5424 => "rfc5424",
+            Protocol::Rfc3164 => "rfc3164",
+            Protocol::Unknown => "unknown",
+        }
+    }
+}
+
+/// A byte range of the event's text. Always on `char` boundaries because the
+/// decoder only cuts at ASCII delimiters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Self {
+        // Frames are bounded by max_frame_bytes (at most a few MiB), far
+        // below u32::MAX; saturate rather than wrap if that ever changes.
+        let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        Span {
+            start: clamp(start),
+            end: clamp(end),
+        }
+    }
+    pub fn is_empty(self) -> bool {
+        self.end <= self.start
+    }
+}
+
+/// A piece of text: either a span of the event's text or owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Text {
+    Span(Span),
+    Owned(Arc<str>),
+}
+
+/// An instant with the UTC offset it was written (or resolved) in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp {
+    /// Nanoseconds since the Unix epoch, UTC.
+    pub unix_nanos: i64,
+    /// Offset from UTC in seconds, as written (or as resolved from the
+    /// configured timezone when the sender wrote none).
+    pub offset_secs: i32,
+    /// How many fractional-second digits to print (0..=9).
+    pub frac_digits: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdParam {
+    pub name: Text,
+    pub value: Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdElement {
+    pub id: Text,
+    pub params: Vec<SdParam>,
+}
+
+/// A decoded message.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The frame as received (possibly invalid UTF-8).
+    pub raw: Bytes,
+    /// The frame as UTF-8; equal to `raw` unless `lossy_utf8`.
+    text: ByteString,
+    pub protocol: Protocol,
+    pub facility: Option<u8>,
+    pub severity: Option<u8>,
+    pub timestamp: Option<Timestamp>,
+    pub hostname: Option<Text>,
+    pub appname: Option<Text>,
+    pub procid: Option<Text>,
+    pub msgid: Option<Text>,
+    pub structured_data: Vec<SdElement>,
+    pub message: Text,
+    /// False when the frame could not be decoded; `message` is then the raw text.
+    pub valid: bool,
+    /// True when the frame was not valid UTF-8 and was converted lossily.
+    pub lossy_utf8: bool,
+    pub peer: Option<SocketAddr>,
+    /// Receive time, nanoseconds since the Unix epoch.
+    pub received_nanos: i64,
+}
+
+impl Event {
+    /// An event with only its text set: `protocol = unknown`, `valid = false`,
+    /// message = the whole text. The decoder fills in the rest.
+    pub fn undecoded(raw: Bytes, peer: Option<SocketAddr>, received_nanos: i64) -> Self {
+        let (text, lossy_utf8) = match ByteString::try_from(raw.clone()) {
+            Ok(s) => (s, false),
+            Err(_) => (
+                ByteString::from(String::from_utf8_lossy(&raw).into_owned()),
+                true,
+            ),
+        };
+        let message = Text::Span(Span::new(0, text.len()));
+        Event {
+            raw,
+            text,
+            protocol: Protocol::Unknown,
+            facility: None,
+            severity: None,
+            timestamp: None,
+            hostname: None,
+            appname: None,
+            procid: None,
+            msgid: None,
+            structured_data: Vec::new(),
+            message,
+            valid: false,
+            lossy_utf8,
+            peer,
+            received_nanos,
+        }
+    }
+
+    /// The frame's UTF-8 text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// A reference-counted handle on the text, so a parser can borrow it
+    /// while it fills in the event.
+    pub fn text_handle(&self) -> ByteString {
+        self.text.clone()
+    }
+
+    /// Resolve a [`Text`] of this event to a string slice.
+    pub fn resolve<'a>(&'a self, t: &'a Text) -> &'a str {
+        match t {
+            Text::Span(s) => self
+                .text
+                .get(s.start as usize..s.end as usize)
+                .unwrap_or(""),
+            Text::Owned(s) => s,
+        }
+    }
+
+    fn opt<'a>(&'a self, t: &'a Option<Text>) -> Option<&'a str> {
+        t.as_ref().map(|t| self.resolve(t))
+    }
+
+    pub fn hostname(&self) -> Option<&str> {
+        self.opt(&self.hostname)
+    }
+    pub fn appname(&self) -> Option<&str> {
+        self.opt(&self.appname)
+    }
+    pub fn procid(&self) -> Option<&str> {
+        self.opt(&self.procid)
+    }
+    pub fn msgid(&self) -> Option<&str> {
+        self.opt(&self.msgid)
+    }
+    pub fn message(&self) -> &str {
+        self.resolve(&self.message)
+    }
+
+    /// The value of structured-data parameter `name` of element `id` (the
+    /// first one, if the sender repeated it).
+    pub fn sd_param(&self, id: &str, name: &str) -> Option<&str> {
+        self.structured_data
+            .iter()
+            .filter(|e| self.resolve(&e.id) == id)
+            .flat_map(|e| e.params.iter())
+            .find(|p| self.resolve(&p.name) == name)
+            .map(|p| self.resolve(&p.value))
+    }
+
+    /// Append the canonical JSON object of design.md (no trailing newline).
+    pub fn write_canonical_json(&self, out: &mut String) {
+        out.push('{');
+        self.write_canonical_fields(out);
+        out.push('}');
+    }
+
+    /// The canonical fields, comma separated, without braces: documents
+    /// extend them with fields of their own.
+    pub fn write_canonical_fields(&self, out: &mut String) {
+        out.push_str("\"protocol\":\"");
+        out.push_str(self.protocol.as_str());
+        out.push_str("\",\"facility\":");
+        write_opt_u8(out, self.facility);
+        out.push_str(",\"severity\":");
+        write_opt_u8(out, self.severity);
+        out.push_str(",\"timestamp\":");
+        match &self.timestamp {
+            Some(ts) => {
+                out.push('"');
+                write_rfc3339(out, ts);
+                out.push('"');
+            }
+            None => out.push_str("null"),
+        }
+        for (key, value) in [
+            ("hostname", self.hostname()),
+            ("appname", self.appname()),
+            ("procid", self.procid()),
+            ("msgid", self.msgid()),
+        ] {
+            out.push_str(",\"");
+            out.push_str(key);
+            out.push_str("\":");
+            write_opt_json_str(out, value);
+        }
+        out.push_str(",\"structured_data\":");
+        self.write_structured_data_json(out);
+        out.push_str(",\"message\":");
+        write_json_str(out, self.message());
+        out.push_str(",\"valid\":");
+        out.push_str(if self.valid { "true" } else { "false" });
+    }
+
+    /// Structured data as `{"id":{"param":"value"}}`, `null` when absent.
+    /// A parameter name the sender repeated within an element becomes an
+    /// array of its values, in order; a repeated element id is merged.
+    pub fn write_structured_data_json(&self, out: &mut String) {
+        if self.structured_data.is_empty() {
+            out.push_str("null");
+            return;
+        }
+        out.push('{');
+        let mut seen_ids: Vec<&str> = Vec::new();
+        for element in &self.structured_data {
+            let id = self.resolve(&element.id);
+            if seen_ids.contains(&id) {
+                continue;
+            }
+            if !seen_ids.is_empty() {
+                out.push(',');
+            }
+            seen_ids.push(id);
+            write_json_str(out, id);
+            out.push_str(":{");
+            let params: Vec<&SdParam> = self
+                .structured_data
+                .iter()
+                .filter(|e| self.resolve(&e.id) == id)
+                .flat_map(|e| e.params.iter())
+                .collect();
+            let mut seen_names: Vec<&str> = Vec::new();
+            for p in &params {
+                let name = self.resolve(&p.name);
+                if seen_names.contains(&name) {
+                    continue;
+                }
+                if !seen_names.is_empty() {
+                    out.push(',');
+                }
+                seen_names.push(name);
+                write_json_str(out, name);
+                out.push(':');
+                let values: Vec<&str> = params
+                    .iter()
+                    .filter(|q| self.resolve(&q.name) == name)
+                    .map(|q| self.resolve(&q.value))
+                    .collect();
+                if let [only] = values.as_slice() {
+                    write_json_str(out, only);
+                } else {
+                    out.push('[');
+                    for (i, v) in values.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        write_json_str(out, v);
+                    }
+                    out.push(']');
+                }
+            }
+            out.push('}');
+        }
+        out.push('}');
+    }
+}
+
+fn write_opt_u8(out: &mut String, v: Option<u8>) {
+    match v {
+        Some(v) => {
+            let _ = write!(out, "{v}");
+        }
+        None => out.push_str("null"),
+    }
+}
+
+fn write_opt_json_str(out: &mut String, v: Option<&str>) {
+    match v {
+        Some(v) => write_json_str(out, v),
+        None => out.push_str("null"),
+    }
+}
+
+/// Append `s` as a JSON string literal.
+pub fn write_json_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: Option<&str> = match b {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            0x00..=0x1f | 0x7f => None,
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        match escape {
+            Some(e) => out.push_str(e),
+            None => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Append `ts` as RFC 3339 with its own offset (`Z` for UTC).
+pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
+    let local = ts
+        .unix_nanos
+        .div_euclid(1_000_000_000)
+        .saturating_add(i64::from(ts.offset_secs));
+    let nanos = ts.unix_nanos.rem_euclid(1_000_000_000);
+    let days = local.div_euclid(86_400);
+    let secs_of_day = local.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        y,
+        m,
+        d,
+        secs_of_day / 3600,
+        secs_of_day / 60 % 60,
+        secs_of_day % 60
+    );
+    if ts.frac_digits > 0 {
+        let digits = u32::from(ts.frac_digits.min(9));
+        let frac = nanos / 10_i64.pow(9 - digits);
+        let _ = write!(out, ".{:0width$}", frac, width = digits as usize);
+    }
+    if ts.offset_secs == 0 {
+        out.push('Z');
+    } else {
+        let sign = if ts.offset_secs < 0 { '-' } else { '+' };
+        let abs = ts.offset_secs.unsigned_abs();
+        let _ = write!(out, "{sign}{:02}:{:02}", abs / 3600, abs / 60 % 60);
+    }
+}
+
+/// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Inverse of [`days_from_civil`].
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_round_trip() {
+        for days in [-800_000, -1, 0, 1, 59, 365, 11_016, 20_000, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    #[test]
+    fn rfc3339_with_offset_and_fraction() {
+        let mut s = String::new();
+        // 2026-11-23T01:00:00.123Z printed in +09:00.
+        let unix = days_from_civil(2026, 11, 23) * 86_400 + 3600;
+        write_rfc3339(
+            &mut s,
+            &Timestamp {
+                unix_nanos: unix * 1_000_000_000 + 123_000_000,
+                offset_secs: 9 * 3600,
+                frac_digits: 3,
+            },
+        );
+        assert_eq!(s, "2026-11-23T10:00:00.123+09:00");
+    }
+
+    #[test]
+    fn json_escaping() {
+        let mut s = String::new();
+        write_json_str(&mut s, "a\"b\\c\nd\u{1}é");
+        assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
+        let parsed: String = serde_json::from_str(&s).unwrap();
+        assert_eq!(parsed, "a\"b\\c\nd\u{1}é");
+    }
+}

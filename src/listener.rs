@@ -1,0 +1,288 @@
+//! Sockets → frames: UDP (a datagram is a frame) and TCP (RFC 6587 framing,
+//! see [`crate::framing`]).
+//!
+//! TCP connections are bounded by a semaphore (`max_connections`; a
+//! connection over the limit is closed at once and counted) and by an idle
+//! timeout. On shutdown a listener stops accepting, and each connection reads
+//! what is already in hand (until the peer closes or no byte arrives for
+//! [`DRAIN_IDLE`]) before it closes, so frames the sender already wrote are
+//! not lost.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{ListenerConfig, ListenerProtocol};
+use crate::decode::DecodeOptions;
+use crate::framing::{FrameItem, SyslogFramer};
+use crate::pipeline::{Pipeline, now_nanos};
+use crate::telemetry::ListenerMetrics;
+
+/// How long a closing connection waits for more bytes already sent.
+pub const DRAIN_IDLE: Duration = Duration::from_millis(200);
+/// Read size for TCP.
+const READ_CHUNK: usize = 64 * 1024;
+/// Largest UDP payload.
+const MAX_DATAGRAM: usize = 65_535;
+
+#[derive(Debug, thiserror::Error)]
+#[error("listener {name:?}: cannot bind {protocol} {addr}: {source}")]
+pub struct BindError {
+    pub name: String,
+    pub protocol: &'static str,
+    pub addr: SocketAddr,
+    pub source: std::io::Error,
+}
+
+enum Socket {
+    Udp(UdpSocket),
+    Tcp(TcpListener),
+}
+
+/// A listener bound to its address, not yet serving.
+pub struct BoundListener {
+    pub config: ListenerConfig,
+    socket: Socket,
+    pub local_addr: SocketAddr,
+}
+
+impl BoundListener {
+    pub async fn bind(config: &ListenerConfig) -> Result<BoundListener, BindError> {
+        let err = |source| BindError {
+            name: config.name.clone(),
+            protocol: protocol_name(config.protocol),
+            addr: config.listen,
+            source,
+        };
+        let socket = match config.protocol {
+            ListenerProtocol::Udp => {
+                Socket::Udp(UdpSocket::bind(config.listen).await.map_err(err)?)
+            }
+            ListenerProtocol::Tcp => {
+                Socket::Tcp(TcpListener::bind(config.listen).await.map_err(err)?)
+            }
+        };
+        let local_addr = match &socket {
+            Socket::Udp(s) => s.local_addr(),
+            Socket::Tcp(s) => s.local_addr(),
+        }
+        .map_err(err)?;
+        Ok(BoundListener {
+            config: config.clone(),
+            socket,
+            local_addr,
+        })
+    }
+
+    /// Serve until `shutdown`; connection tasks go on `tracker`.
+    pub async fn serve(
+        self,
+        pipeline: Arc<Pipeline>,
+        metrics: ListenerMetrics,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) {
+        match self.socket {
+            Socket::Udp(socket) => {
+                serve_udp(socket, self.config, pipeline, metrics, shutdown).await
+            }
+            Socket::Tcp(listener) => {
+                serve_tcp(listener, self.config, pipeline, metrics, shutdown, tracker).await
+            }
+        }
+    }
+}
+
+pub fn protocol_name(p: ListenerProtocol) -> &'static str {
+    match p {
+        ListenerProtocol::Udp => "udp",
+        ListenerProtocol::Tcp => "tcp",
+    }
+}
+
+async fn serve_udp(
+    socket: UdpSocket,
+    config: ListenerConfig,
+    pipeline: Arc<Pipeline>,
+    metrics: ListenerMetrics,
+    shutdown: CancellationToken,
+) {
+    let opts = DecodeOptions {
+        timezone: config.timezone,
+    };
+    // One byte more than a frame may hold, so an oversized datagram shows.
+    let mut buf = vec![0u8; (config.max_frame_bytes + 1).min(MAX_DATAGRAM)];
+    let datagram = |n: usize, buf: &[u8]| -> Option<Bytes> {
+        metrics.bytes.inc_by(n as u64);
+        if n > config.max_frame_bytes {
+            metrics.oversized_frames.inc();
+            return None;
+        }
+        Some(Bytes::copy_from_slice(&buf[..n]))
+    };
+    loop {
+        let received = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            r = socket.recv_from(&mut buf) => r,
+        };
+        match received {
+            Ok((n, peer)) => {
+                if let Some(frame) = datagram(n, &buf) {
+                    pipeline
+                        .ingest(frame, Some(peer), now_nanos(), &opts, &metrics, false)
+                        .await;
+                }
+            }
+            Err(e) => {
+                metrics.read_errors.inc();
+                tracing::warn!(listener = %config.name, error = %e, "udp receive failed");
+            }
+        }
+    }
+    // Take what the kernel already holds before closing.
+    while let Ok((n, peer)) = socket.try_recv_from(&mut buf) {
+        if let Some(frame) = datagram(n, &buf) {
+            pipeline
+                .ingest(frame, Some(peer), now_nanos(), &opts, &metrics, false)
+                .await;
+        }
+    }
+}
+
+async fn serve_tcp(
+    listener: TcpListener,
+    config: ListenerConfig,
+    pipeline: Arc<Pipeline>,
+    metrics: ListenerMetrics,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let config = Arc::new(config);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(listener = %config.name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            metrics.connections_rejected.inc();
+            tracing::warn!(listener = %config.name, %peer, max = config.max_connections, "connection refused: max_connections reached");
+            drop(stream);
+            continue;
+        };
+        metrics.connections_accepted.inc();
+        metrics.connections_open.inc();
+        let (config, pipeline, metrics, shutdown) = (
+            config.clone(),
+            pipeline.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        tracker.spawn(async move {
+            connection(stream, peer, &config, &pipeline, &metrics, &shutdown).await;
+            metrics.connections_open.dec();
+            drop(permit);
+        });
+    }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    config: &ListenerConfig,
+    pipeline: &Pipeline,
+    metrics: &ListenerMetrics,
+    shutdown: &CancellationToken,
+) {
+    let opts = DecodeOptions {
+        timezone: config.timezone,
+    };
+    let _ = stream.set_nodelay(true);
+    let mut framer = SyslogFramer::new(config.max_frame_bytes, config.framing);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut draining = shutdown.is_cancelled();
+    loop {
+        buf.reserve(READ_CHUNK);
+        let read = if draining {
+            tokio::time::timeout(DRAIN_IDLE, stream.read_buf(&mut buf)).await
+        } else {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    draining = true;
+                    continue;
+                }
+                r = tokio::time::timeout(config.idle_timeout, stream.read_buf(&mut buf)) => r,
+            }
+        };
+        let eof = match read {
+            Err(_elapsed) => {
+                if !draining {
+                    metrics.idle_timeouts.inc();
+                    tracing::debug!(listener = %config.name, %peer, "idle timeout: closing");
+                }
+                true
+            }
+            Ok(Ok(0)) => true,
+            Ok(Ok(n)) => {
+                metrics.bytes.inc_by(n as u64);
+                false
+            }
+            Ok(Err(e)) => {
+                metrics.read_errors.inc();
+                tracing::debug!(listener = %config.name, %peer, error = %e, "read failed: closing");
+                true
+            }
+        };
+        let received = now_nanos();
+        loop {
+            let item = if eof {
+                framer.decode_eof(&mut buf)
+            } else {
+                framer.decode(&mut buf)
+            };
+            // The framer never fails on input; an Err is not expected, but it
+            // would only end this connection.
+            let Ok(Some(item)) = item else { break };
+            match item {
+                FrameItem::Frame(frame) => {
+                    pipeline
+                        .ingest(frame, Some(peer), received, &opts, metrics, true)
+                        .await
+                }
+                FrameItem::Oversized => {
+                    metrics.oversized_frames.inc();
+                    tracing::debug!(listener = %config.name, %peer, max = config.max_frame_bytes, "oversized frame skipped");
+                }
+                FrameItem::Truncated => {
+                    metrics.truncated_frames.inc();
+                }
+            }
+        }
+        let stats = framer.take_stats();
+        metrics.octet_count_fallbacks.inc_by(stats.octet_fallbacks);
+        metrics.bad_octet_counts.inc_by(stats.bad_octet_counts);
+        if eof {
+            break;
+        }
+    }
+}

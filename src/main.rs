@@ -1,0 +1,283 @@
+//! The `sluice` binary: a thin CLI over the library.
+//!
+//! Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use sluice::config::{Config, OutputConfig, SinkKind};
+use sluice::debugger::ParseFraming;
+use tokio_util::sync::CancellationToken;
+
+/// Where `run`, `check` and `parse` look when no `-c` is given.
+const DEFAULT_CONFIG_PATH: &str = "config/sluice.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Syslog receiver: UDP/TCP syslog in, InfluxDB points and Elasticsearch documents out"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service. Without -c: config/sluice.toml when present, else the embedded default.
+    Run {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config and print what it resolved to.
+    Check {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Decode stdin and print one canonical JSON object per message; with -c, also what each route makes of it.
+    Parse {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "auto")]
+        framing: ParseFraming,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Run { config } => with_config(config.as_deref(), run),
+        Command::Check { config } => with_config(config.as_deref(), check),
+        Command::Parse { config, framing } => {
+            let config = match config.as_deref().map(|p| Config::load(Some(p))).transpose() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            report(
+                sluice::debugger::run(
+                    &mut std::io::stdin(),
+                    &mut std::io::stdout(),
+                    config.as_ref(),
+                    framing,
+                )
+                .map_err(anyhow::Error::from),
+            )
+        }
+    }
+}
+
+fn report(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Load the config (`-c`, else config/sluice.toml, else embedded); a bad one exits 2.
+fn with_config(path: Option<&Path>, f: fn(Config) -> ExitCode) -> ExitCode {
+    let path = path.map(Path::to_path_buf).or_else(|| {
+        let p = PathBuf::from(DEFAULT_CONFIG_PATH);
+        p.exists().then_some(p)
+    });
+    match Config::load(path.as_deref()) {
+        Ok(c) => f(c),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(config: Config) -> ExitCode {
+    let result = (|| -> anyhow::Result<usize> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        runtime.block_on(async {
+            let shutdown = CancellationToken::new();
+            spawn_signal_handler(shutdown.clone())?;
+            let origin = config.origin.clone();
+            let summary = describe_outputs(&config);
+            let report = sluice::service::run(config, shutdown, |ready| {
+                println!("{}", ready.to_json_line());
+                tracing::info!(config = %origin, "ready: {}", ready.to_json_line());
+                if origin.starts_with('<') {
+                    tracing::info!("no config file given and no {DEFAULT_CONFIG_PATH}: running the embedded default; {summary}");
+                }
+            })
+            .await?;
+            Ok(report.lost_records)
+        })
+    })();
+    match result {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(lost) => {
+            eprintln!(
+                "error: {lost} records were still queued at the shutdown deadline and are lost"
+            );
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
+fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    tokio::spawn(async move {
+        let mut seen = false;
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            if seen {
+                eprintln!("second signal: exiting now");
+                std::process::exit(1);
+            }
+            seen = true;
+            shutdown.cancel();
+        }
+    });
+    Ok(())
+}
+
+fn describe_outputs(config: &Config) -> String {
+    let mut parts = Vec::new();
+    for l in &config.listeners {
+        parts.push(format!(
+            "listening on {} {}",
+            sluice::listener::protocol_name(l.protocol),
+            l.listen
+        ));
+    }
+    for r in &config.routes {
+        if let Some(s) = config.sinks.get(r.sink) {
+            let what = match r.output {
+                OutputConfig::Metric(_) => "metrics",
+                OutputConfig::Document => "documents",
+            };
+            let to = match &s.kind {
+                SinkKind::File { path } => path.display().to_string(),
+                other => other.type_name().to_owned(),
+            };
+            parts.push(format!("route {} writes {what} to {to}", r.name));
+        }
+    }
+    parts.join("; ")
+}
+
+fn check(config: Config) -> ExitCode {
+    println!("{}: ok", config.origin);
+    println!("timezone: {}", config.timezone);
+    println!(
+        "shutdown_timeout_secs: {}",
+        config.shutdown_timeout.as_secs()
+    );
+    match config.admin {
+        Some(a) => println!("admin: http://{a} (/metrics, /health)"),
+        None => println!("admin: disabled"),
+    }
+    for l in &config.listeners {
+        println!(
+            "listener {}: {} {} (max_frame_bytes {}, max_connections {}, idle_timeout_secs {}, framing {:?}, timezone {})",
+            l.name,
+            sluice::listener::protocol_name(l.protocol),
+            l.listen,
+            l.max_frame_bytes,
+            l.max_connections,
+            l.idle_timeout.as_secs(),
+            l.framing,
+            l.timezone
+        );
+    }
+    for s in &config.sinks {
+        let target = match &s.kind {
+            SinkKind::File { path } => path.display().to_string(),
+            SinkKind::Stdout => "stdout".to_owned(),
+            SinkKind::Influxdb(i) => i.urls.join(", "),
+            SinkKind::Elasticsearch(e) => e.urls.join(", "),
+        };
+        println!(
+            "sink {}: {} {} (batch_max_events {}, linger_ms {})",
+            s.name,
+            s.kind.type_name(),
+            target,
+            s.batch_max_events,
+            s.linger.as_millis()
+        );
+    }
+    for r in &config.routes {
+        let sink = config.sinks.get(r.sink).map_or("?", |s| s.name.as_str());
+        let output = match &r.output {
+            OutputConfig::Metric(m) => format!("metric {}", m.measurement),
+            OutputConfig::Document => "document".to_owned(),
+        };
+        let mut conds = Vec::new();
+        if r.is_default {
+            conds.push("events no other route matched".to_owned());
+        }
+        if r.conditions.facilities.is_some() {
+            conds.push("facility".to_owned());
+        }
+        if r.conditions.severities.is_some() {
+            conds.push("severity".to_owned());
+        }
+        for (name, v) in [
+            ("hostname", &r.conditions.hostnames),
+            ("appname", &r.conditions.appnames),
+            ("msgid", &r.conditions.msgids),
+        ] {
+            if let Some(v) = v {
+                conds.push(format!("{name} in {v:?}"));
+            }
+        }
+        if let Some(p) = &r.pattern {
+            conds.push(format!("pattern {p:?}"));
+        }
+        if conds.is_empty() {
+            conds.push("every event".to_owned());
+        }
+        println!(
+            "route {}{}: {} → {output} → sink {sink} (queue max_events {}, when_full {})",
+            r.name,
+            if r.is_final { " (final)" } else { "" },
+            conds.join(", "),
+            r.queue.max_events,
+            r.queue.when_full.as_str()
+        );
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,463 @@
+//! Route output: an event (and the captures of the route's pattern) becomes
+//! an InfluxDB line-protocol point or a JSON document, encoded once, as the
+//! [`Record`] the route's queue holds and the sink writes.
+//!
+//! A capture that does not parse as its declared type drops that field and is
+//! counted as a conversion error; a point left with no field is not emitted
+//! and is counted too.
+
+use std::fmt::Write as _;
+
+use regex::Captures;
+
+use crate::config::{FieldType, MetricConfig, OutputConfig};
+use crate::event::{Event, Timestamp, write_json_str, write_rfc3339};
+
+/// One encoded output: a line-protocol line (no trailing newline) or a JSON
+/// document (one line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub payload: String,
+    /// Event time (or receive time), ns since the epoch.
+    pub time_nanos: i64,
+}
+
+impl Record {
+    /// Bytes this record holds (for queue byte accounting).
+    pub fn size_bytes(&self) -> usize {
+        self.payload.len() + std::mem::size_of::<Record>()
+    }
+}
+
+/// Why an output could not be (fully) produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConversionError {
+    /// A capture did not parse as the field's declared type; the field was dropped.
+    BadValue {
+        field: String,
+        kind: FieldType,
+        value: String,
+    },
+    /// No field was left: the point was not emitted.
+    NoFields,
+}
+
+impl ConversionError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ConversionError::BadValue { .. } => "bad_value",
+            ConversionError::NoFields => "no_fields",
+        }
+    }
+}
+
+impl std::fmt::Display for ConversionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConversionError::BadValue { field, kind, value } => {
+                let shown: String = value.chars().take(64).collect();
+                write!(
+                    f,
+                    "field {field:?}: {shown:?} is not a valid {}",
+                    kind.as_str()
+                )
+            }
+            ConversionError::NoFields => write!(f, "no field left: point not emitted"),
+        }
+    }
+}
+
+/// Encode `event` for a route. Conversion errors are appended to `errors`;
+/// `None` means nothing is emitted.
+pub fn encode(
+    output: &OutputConfig,
+    route_name: &str,
+    capture_names: &[(usize, String)],
+    event: &Event,
+    captures: Option<&Captures<'_>>,
+    errors: &mut Vec<ConversionError>,
+) -> Option<Record> {
+    let time = event
+        .timestamp
+        .map_or(event.received_nanos, |t| t.unix_nanos);
+    let payload = match output {
+        OutputConfig::Metric(m) => encode_point(m, event, captures, time, errors)?,
+        OutputConfig::Document => encode_document(route_name, capture_names, event, captures),
+    };
+    Some(Record {
+        payload,
+        time_nanos: time,
+    })
+}
+
+// ------------------------------------------------------------ line protocol
+
+/// Which characters an element of a line must escape.
+#[derive(Clone, Copy)]
+enum Element {
+    /// Measurement: comma and space.
+    Measurement,
+    /// Tag keys, tag values, field keys: comma, `=` and space.
+    Key,
+}
+
+/// Append `s` escaped for `element`. Line protocol cannot carry CR/LF in
+/// names: they become (escaped) spaces. A trailing backslash is doubled so
+/// it cannot escape the delimiter that follows.
+fn push_escaped(out: &mut String, s: &str, element: Element) {
+    for c in s.chars() {
+        match c {
+            ',' | ' ' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '=' if matches!(element, Element::Key) => out.push_str("\\="),
+            '\n' | '\r' => out.push_str("\\ "),
+            _ => out.push(c),
+        }
+    }
+    if s.ends_with('\\') {
+        out.push('\\');
+    }
+}
+
+/// Append a string field value, quoted: `"` and `\` escaped.
+fn push_string_field(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Append a typed field value; false if `raw` does not parse as `kind`.
+fn push_field_value(out: &mut String, raw: &str, kind: FieldType) -> bool {
+    let raw_t = raw.trim();
+    match kind {
+        FieldType::Int => match raw_t.parse::<i64>() {
+            Ok(v) => {
+                let _ = write!(out, "{v}i");
+                true
+            }
+            Err(_) => false,
+        },
+        FieldType::Uint => match raw_t.parse::<u64>() {
+            Ok(v) => {
+                let _ = write!(out, "{v}u");
+                true
+            }
+            Err(_) => false,
+        },
+        FieldType::Float => match raw_t.parse::<f64>() {
+            Ok(v) if v.is_finite() => {
+                let _ = write!(out, "{v}");
+                true
+            }
+            _ => false,
+        },
+        FieldType::Bool => {
+            let v = match raw_t.to_ascii_lowercase().as_str() {
+                "true" | "t" | "yes" | "y" | "on" | "1" => true,
+                "false" | "f" | "no" | "n" | "off" | "0" => false,
+                _ => return false,
+            };
+            out.push_str(if v { "true" } else { "false" });
+            true
+        }
+        FieldType::String => {
+            push_string_field(out, raw);
+            true
+        }
+    }
+}
+
+/// `key=number` pairs of a status line, in order.
+fn key_values(message: &str) -> impl Iterator<Item = (&str, &str)> {
+    message.split_ascii_whitespace().filter_map(|token| {
+        let (k, v) = token.split_once('=')?;
+        let v = v.trim_end_matches([',', ';']);
+        let key_ok = k
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        let value_ok = v.parse::<f64>().is_ok_and(f64::is_finite)
+            && v.bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));
+        (key_ok && value_ok).then_some((k, v))
+    })
+}
+
+fn encode_point(
+    m: &MetricConfig,
+    event: &Event,
+    captures: Option<&Captures<'_>>,
+    time: i64,
+    errors: &mut Vec<ConversionError>,
+) -> Option<String> {
+    let capture = |name: &str| captures.and_then(|c| c.name(name)).map(|m| m.as_str());
+    let mut line = String::with_capacity(128);
+    push_escaped(&mut line, &m.measurement, Element::Measurement);
+
+    let mut tags: Vec<(&str, &str)> = Vec::with_capacity(m.tags.len() + 2);
+    if m.host_tag {
+        if let Some(h) = event.hostname() {
+            tags.push(("host", h));
+        }
+    }
+    if m.app_tag {
+        if let Some(a) = event.appname() {
+            tags.push(("app", a));
+        }
+    }
+    for t in &m.tags {
+        if let Some(v) = capture(t) {
+            tags.push((t.as_str(), v));
+        }
+    }
+    // Sorted by key (InfluxDB's recommendation); empty values are omitted.
+    tags.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    for (k, v) in tags {
+        if v.is_empty() {
+            continue;
+        }
+        line.push(',');
+        push_escaped(&mut line, k, Element::Key);
+        line.push('=');
+        push_escaped(&mut line, v, Element::Key);
+    }
+
+    let mut n_fields = 0;
+    let mut push_field = |line: &mut String, name: &str, raw: &str, kind: FieldType| {
+        let mark = line.len();
+        line.push(if n_fields == 0 { ' ' } else { ',' });
+        push_escaped(line, name, Element::Key);
+        line.push('=');
+        if push_field_value(line, raw, kind) {
+            n_fields += 1;
+        } else {
+            line.truncate(mark);
+            errors.push(ConversionError::BadValue {
+                field: name.to_owned(),
+                kind,
+                value: raw.to_owned(),
+            });
+        }
+    };
+    for f in &m.fields {
+        if let Some(raw) = capture(&f.from) {
+            push_field(&mut line, &f.name, raw, f.kind);
+        }
+    }
+    if m.key_values {
+        for (k, v) in key_values(event.message()) {
+            if m.fields.iter().any(|f| f.name == k) {
+                continue;
+            }
+            // Always float: a field's type is fixed per series in InfluxDB,
+            // and `latency=1` then `latency=1.5` must not conflict.
+            push_field(&mut line, k, v, FieldType::Float);
+        }
+    }
+    if n_fields == 0 {
+        errors.push(ConversionError::NoFields);
+        return None;
+    }
+    let _ = write!(line, " {time}");
+    Some(line)
+}
+
+// ---------------------------------------------------------------- documents
+
+fn encode_document(
+    route_name: &str,
+    capture_names: &[(usize, String)],
+    event: &Event,
+    captures: Option<&Captures<'_>>,
+) -> String {
+    let mut doc = String::with_capacity(event.text().len() * 2 + 256);
+    doc.push('{');
+    event.write_canonical_fields(&mut doc);
+    doc.push_str(",\"received_at\":\"");
+    write_rfc3339(
+        &mut doc,
+        &Timestamp {
+            unix_nanos: event.received_nanos,
+            offset_secs: 0,
+            frac_digits: 6,
+        },
+    );
+    doc.push_str("\",\"peer\":");
+    match event.peer {
+        Some(p) => {
+            let _ = write!(doc, "\"{p}\"");
+        }
+        None => doc.push_str("null"),
+    }
+    doc.push_str(",\"route\":");
+    write_json_str(&mut doc, route_name);
+    doc.push_str(",\"captures\":{");
+    if let Some(c) = captures {
+        let mut first = true;
+        for (index, name) in capture_names {
+            let Some(value) = c.get(*index) else {
+                continue;
+            };
+            if !first {
+                doc.push(',');
+            }
+            first = false;
+            write_json_str(&mut doc, name);
+            doc.push(':');
+            write_json_str(&mut doc, value.as_str());
+        }
+    }
+    doc.push_str("}}");
+    doc
+}
+
+/// The named groups of a pattern, as (group index, name).
+pub fn capture_names(re: &regex::Regex) -> Vec<(usize, String)> {
+    re.capture_names()
+        .enumerate()
+        .filter_map(|(i, n)| n.map(|n| (i, n.to_owned())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FieldConfig;
+    use crate::decode::{DecodeOptions, decode};
+    use bytes::Bytes;
+    use regex::Regex;
+
+    fn ev(s: &str) -> Event {
+        decode(
+            Bytes::copy_from_slice(s.as_bytes()),
+            None,
+            7,
+            &DecodeOptions::default(),
+        )
+    }
+
+    fn metric(fields: Vec<FieldConfig>, tags: Vec<&str>, key_values: bool) -> OutputConfig {
+        OutputConfig::Metric(MetricConfig {
+            measurement: "my meas,x".into(),
+            tags: tags.into_iter().map(String::from).collect(),
+            fields,
+            host_tag: true,
+            app_tag: true,
+            key_values,
+        })
+    }
+
+    #[test]
+    fn typed_fields_sorted_tags_and_escaping() {
+        let e =
+            ev("<14>1 2026-01-01T00:00:00Z web\\ app - - - pool=old gen used=12 ratio=0.5 ok=true");
+        let re = Regex::new(
+            r"pool=(?P<pool>old gen) used=(?P<used>\d+) ratio=(?P<ratio>\S+) ok=(?P<ok>\S+)",
+        )
+        .unwrap();
+        let caps = re.captures(e.message()).unwrap();
+        let out = metric(
+            vec![
+                FieldConfig {
+                    name: "used".into(),
+                    from: "used".into(),
+                    kind: FieldType::Int,
+                },
+                FieldConfig {
+                    name: "ratio".into(),
+                    from: "ratio".into(),
+                    kind: FieldType::Float,
+                },
+                FieldConfig {
+                    name: "ok".into(),
+                    from: "ok".into(),
+                    kind: FieldType::Bool,
+                },
+                FieldConfig {
+                    name: "p=s".into(),
+                    from: "pool".into(),
+                    kind: FieldType::String,
+                },
+            ],
+            vec!["pool"],
+            false,
+        );
+        let mut errors = Vec::new();
+        let r = encode(&out, "r", &[], &e, Some(&caps), &mut errors).unwrap();
+        assert!(errors.is_empty());
+        assert_eq!(
+            r.payload,
+            "my\\ meas\\,x,app=app,host=web\\\\,pool=old\\ gen used=12i,ratio=0.5,ok=true,p\\=s=\"old gen\" 1767225600000000000"
+        );
+    }
+
+    #[test]
+    fn bad_value_drops_field_and_no_fields_drops_point() {
+        let e = ev("<14>1 - h a - - - used=abc");
+        let re = Regex::new(r"used=(?P<used>\S+)").unwrap();
+        let caps = re.captures(e.message()).unwrap();
+        let out = metric(
+            vec![FieldConfig {
+                name: "used".into(),
+                from: "used".into(),
+                kind: FieldType::Int,
+            }],
+            vec![],
+            false,
+        );
+        let mut errors = Vec::new();
+        assert!(encode(&out, "r", &[], &e, Some(&caps), &mut errors).is_none());
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0].reason(), "bad_value");
+        assert_eq!(errors[1], ConversionError::NoFields);
+    }
+
+    #[test]
+    fn key_values_are_floats_and_time_falls_back_to_receive_time() {
+        let e = ev("<14>status route=/x code=200 latency_ms=1.5 bogus=abc");
+        let mut errors = Vec::new();
+        let r = encode(
+            &metric(vec![], vec![], true),
+            "r",
+            &[],
+            &e,
+            None,
+            &mut errors,
+        )
+        .unwrap();
+        assert_eq!(r.payload, "my\\ meas\\,x code=200,latency_ms=1.5 7");
+    }
+
+    #[test]
+    fn document_has_canonical_fields_and_captures() {
+        let e = ev("<14>1 - h a - - - used=12");
+        let re = Regex::new(r"used=(?P<used>\d+)").unwrap();
+        let caps = re.captures(e.message()).unwrap();
+        let r = encode(
+            &OutputConfig::Document,
+            "docs",
+            &capture_names(&re),
+            &e,
+            Some(&caps),
+            &mut Vec::new(),
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&r.payload).unwrap();
+        assert_eq!(v["hostname"], "h");
+        assert_eq!(v["route"], "docs");
+        assert_eq!(v["captures"]["used"], "12");
+        assert_eq!(v["valid"], true);
+    }
+}

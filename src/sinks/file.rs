@@ -1,0 +1,41 @@
+//! `type = "file"`: append records as lines (line protocol or NDJSON) to a file.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::{SinkError, lines};
+use crate::route::Record;
+
+pub struct FileSink {
+    file: Arc<Mutex<File>>,
+}
+
+impl FileSink {
+    /// Open (creating it and its directory) for appending.
+    pub fn open(path: &Path) -> std::io::Result<FileSink> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(FileSink {
+            file: Arc::new(Mutex::new(file)),
+        })
+    }
+
+    /// Append the batch with one write; the blocking write runs off the
+    /// async workers. Routes sharing the file are serialised by the lock, so
+    /// batches never interleave.
+    pub async fn write(&self, batch: &[Record]) -> Result<(), SinkError> {
+        let buf = lines(batch);
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+            f.write_all(&buf)
+        })
+        .await
+        .map_err(|e| SinkError::Retryable(format!("file writer task failed: {e}")))?
+        .map_err(|e| SinkError::Retryable(format!("write failed: {e}")))
+    }
+}

@@ -1,0 +1,176 @@
+//! Sinks: where a route's records go, written in batches by one worker per
+//! route.
+//!
+//! A sink takes a batch and answers done, "retry this batch" or "this batch
+//! cannot be written" ([`SinkError`]); the worker retries with exponential
+//! backoff and full jitter up to a bounded number of attempts, then counts
+//! the records as failed. Every sink is async and batch-oriented, so the
+//! HTTP sinks (InfluxDB, Elasticsearch) fit the same worker.
+
+mod file;
+mod stdout;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{SinkConfig, SinkKind};
+use crate::queue::RouteQueue;
+use crate::route::Record;
+use crate::telemetry::SinkMetrics;
+
+pub use file::FileSink;
+pub use stdout::StdoutSink;
+
+/// Why a batch was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Worth trying again (I/O error, server busy).
+    #[error("{0} (will retry)")]
+    Retryable(String),
+    /// Trying again cannot help.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// A sink could not be set up at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkOpenError {
+    #[error("sink {sink:?}: cannot open {path}: {source}")]
+    File {
+        sink: String,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("sink {sink:?}: type {kind} is not available in this build yet")]
+    Unsupported { sink: String, kind: &'static str },
+}
+
+pub enum Sink {
+    File(FileSink),
+    Stdout(StdoutSink),
+}
+
+impl Sink {
+    pub fn open(config: &SinkConfig) -> Result<Sink, SinkOpenError> {
+        match &config.kind {
+            SinkKind::File { path } => {
+                FileSink::open(path)
+                    .map(Sink::File)
+                    .map_err(|source| SinkOpenError::File {
+                        sink: config.name.clone(),
+                        path: path.display().to_string(),
+                        source,
+                    })
+            }
+            SinkKind::Stdout => Ok(Sink::Stdout(StdoutSink::new())),
+            other => Err(SinkOpenError::Unsupported {
+                sink: config.name.clone(),
+                kind: other.type_name(),
+            }),
+        }
+    }
+
+    pub async fn write(&self, batch: &[Record]) -> Result<(), SinkError> {
+        match self {
+            Sink::File(s) => s.write(batch).await,
+            Sink::Stdout(s) => s.write(batch).await,
+        }
+    }
+}
+
+/// Join records into newline-terminated lines.
+pub(crate) fn lines(batch: &[Record]) -> Vec<u8> {
+    let size: usize = batch.iter().map(|r| r.payload.len() + 1).sum();
+    let mut buf = Vec::with_capacity(size);
+    for r in batch {
+        buf.extend_from_slice(r.payload.as_bytes());
+        buf.push(b'\n');
+    }
+    buf
+}
+
+/// How a worker retries a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Full jitter: a random wait in [0, min(max, initial·2^attempt)].
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self
+            .initial_backoff
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max_backoff);
+        let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(if nanos == 0 {
+            0
+        } else {
+            jitter() % (nanos + 1)
+        })
+    }
+}
+
+/// A cheap pseudo-random number (jitter only, not security).
+fn jitter() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    h.finish()
+}
+
+/// Drain `queue` into `sink` until the queue is closed and empty.
+pub async fn run_worker(
+    route: String,
+    queue: Arc<RouteQueue>,
+    sink: Arc<Sink>,
+    config: SinkConfig,
+    retry: RetryPolicy,
+    metrics: SinkMetrics,
+) {
+    let mut batch = Vec::with_capacity(config.batch_max_events.min(65_536));
+    while queue
+        .pop_batch(&mut batch, config.batch_max_events, config.linger)
+        .await
+    {
+        let mut attempt = 0;
+        loop {
+            match sink.write(&batch).await {
+                Ok(()) => {
+                    metrics.batches.inc();
+                    metrics.records_sent.inc_by(batch.len() as u64);
+                    break;
+                }
+                Err(SinkError::Retryable(e)) if attempt + 1 < retry.max_attempts => {
+                    metrics.retries.inc();
+                    let wait = retry.backoff(attempt);
+                    tracing::warn!(route = %route, sink = %config.name, attempt, error = %e, ?wait, "batch write failed, retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    metrics.failed_records.inc_by(batch.len() as u64);
+                    tracing::error!(route = %route, sink = %config.name, records = batch.len(), error = %e, "batch lost: sink gave up");
+                    break;
+                }
+            }
+        }
+        batch.clear();
+    }
+}

@@ -1,0 +1,36 @@
+//! `type = "stdout"`: records as lines on standard output.
+
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Mutex;
+
+use super::{SinkError, lines};
+use crate::route::Record;
+
+pub struct StdoutSink {
+    out: Mutex<tokio::io::Stdout>,
+}
+
+impl Default for StdoutSink {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StdoutSink {
+    pub fn new() -> Self {
+        StdoutSink {
+            out: Mutex::new(tokio::io::stdout()),
+        }
+    }
+
+    pub async fn write(&self, batch: &[Record]) -> Result<(), SinkError> {
+        let buf = lines(batch);
+        let mut out = self.out.lock().await;
+        out.write_all(&buf)
+            .await
+            .map_err(|e| SinkError::Retryable(format!("stdout: {e}")))?;
+        out.flush()
+            .await
+            .map_err(|e| SinkError::Retryable(format!("stdout: {e}")))
+    }
+}

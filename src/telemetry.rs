@@ -1,0 +1,320 @@
+//! Sluice's own telemetry: Prometheus counters per listener, route, queue and
+//! sink, and the admin HTTP listener serving `GET /metrics` and `GET /health`.
+//!
+//! Counters are resolved once at start-up (each stage holds its own handles),
+//! so the hot path only increments atomics. Names follow
+//! `sluice_<stage>_<noun>_<unit>_total`; drops carry a `reason` label.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+use crate::queue::QueueMetrics;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabel {
+    listener: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerReason {
+    listener: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteReason {
+    route: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkRoute {
+    sink: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkRouteReason {
+    sink: String,
+    route: String,
+    reason: String,
+}
+
+/// Counters of one listener.
+#[derive(Clone, Default)]
+pub struct ListenerMetrics {
+    pub frames: Counter,
+    pub bytes: Counter,
+    pub invalid_frames: Counter,
+    pub lossy_utf8_frames: Counter,
+    pub oversized_frames: Counter,
+    pub truncated_frames: Counter,
+    pub octet_count_fallbacks: Counter,
+    pub bad_octet_counts: Counter,
+    pub connections_accepted: Counter,
+    pub connections_rejected: Counter,
+    pub connections_open: Gauge,
+    pub idle_timeouts: Counter,
+    pub read_errors: Counter,
+}
+
+/// Counters of one route (its queue's included).
+#[derive(Clone, Default)]
+pub struct RouteMetrics {
+    pub matched: Counter,
+    pub emitted: Counter,
+    pub conversion_bad_value: Counter,
+    pub conversion_no_fields: Counter,
+    pub queue: QueueMetrics,
+}
+
+/// Counters of one route's sink worker.
+#[derive(Clone, Default)]
+pub struct SinkMetrics {
+    pub batches: Counter,
+    pub records_sent: Counter,
+    pub retries: Counter,
+    pub failed_records: Counter,
+}
+
+/// All families, registered once.
+pub struct Telemetry {
+    registry: Registry,
+    l_frames: Family<ListenerLabel, Counter>,
+    l_bytes: Family<ListenerLabel, Counter>,
+    l_invalid: Family<ListenerLabel, Counter>,
+    l_lossy: Family<ListenerLabel, Counter>,
+    l_skipped: Family<ListenerReason, Counter>,
+    l_fallbacks: Family<ListenerReason, Counter>,
+    l_accepted: Family<ListenerLabel, Counter>,
+    l_rejected: Family<ListenerReason, Counter>,
+    l_open: Family<ListenerLabel, Gauge>,
+    l_closed: Family<ListenerReason, Counter>,
+    r_matched: Family<RouteLabel, Counter>,
+    r_emitted: Family<RouteLabel, Counter>,
+    r_conversion: Family<RouteReason, Counter>,
+    q_pushed: Family<RouteLabel, Counter>,
+    q_popped: Family<RouteLabel, Counter>,
+    q_dropped: Family<RouteReason, Counter>,
+    s_batches: Family<SinkRoute, Counter>,
+    s_sent: Family<SinkRoute, Counter>,
+    s_retries: Family<SinkRoute, Counter>,
+    s_failed: Family<SinkRouteReason, Counter>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        macro_rules! family {
+            ($name:expr, $help:expr) => {{
+                let f = Family::default();
+                registry.register($name, $help, f.clone());
+                f
+            }};
+        }
+        Telemetry {
+            l_frames: family!("sluice_listener_frames", "Frames received"),
+            l_bytes: family!("sluice_listener_bytes", "Bytes of frames received"),
+            l_invalid: family!(
+                "sluice_listener_invalid_frames",
+                "Frames that could not be decoded (routed as valid=false events)"
+            ),
+            l_lossy: family!(
+                "sluice_listener_lossy_utf8_frames",
+                "Frames that were not valid UTF-8 (kept, with replacement characters)"
+            ),
+            l_skipped: family!(
+                "sluice_listener_skipped_frames",
+                "Frames skipped (lost) by reason: oversized, truncated"
+            ),
+            l_fallbacks: family!(
+                "sluice_listener_framing_fallbacks",
+                "Frames read as newline-delimited although they started like an octet count"
+            ),
+            l_accepted: family!(
+                "sluice_listener_connections_accepted",
+                "TCP connections accepted"
+            ),
+            l_rejected: family!(
+                "sluice_listener_connections_rejected",
+                "TCP connections refused, by reason"
+            ),
+            l_open: family!(
+                "sluice_listener_connections_open",
+                "TCP connections open now"
+            ),
+            l_closed: family!(
+                "sluice_listener_connections_closed_abnormally",
+                "TCP connections closed by sluice, by reason: idle_timeout, read_error"
+            ),
+            r_matched: family!("sluice_router_matched_events", "Events a route matched"),
+            r_emitted: family!("sluice_route_emitted_records", "Records a route produced"),
+            r_conversion: family!(
+                "sluice_route_conversion_errors",
+                "Fields or points a route could not produce, by reason"
+            ),
+            q_pushed: family!(
+                "sluice_queue_pushed_records",
+                "Records pushed into a route's queue"
+            ),
+            q_popped: family!(
+                "sluice_queue_popped_records",
+                "Records taken from a route's queue by its sink"
+            ),
+            q_dropped: family!(
+                "sluice_queue_dropped_records",
+                "Records dropped by a route's queue, by reason: full, full_udp, shutdown"
+            ),
+            s_batches: family!("sluice_sink_batches", "Batches written by a sink"),
+            s_sent: family!("sluice_sink_records_sent", "Records a sink wrote"),
+            s_retries: family!("sluice_sink_retries", "Batch writes retried"),
+            s_failed: family!(
+                "sluice_sink_failed_records",
+                "Records a sink gave up on, by reason: permanent, retries_exhausted"
+            ),
+            registry,
+        }
+    }
+
+    pub fn listener(&self, name: &str) -> ListenerMetrics {
+        let l = ListenerLabel {
+            listener: name.to_owned(),
+        };
+        let r = |reason: &str| ListenerReason {
+            listener: name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        ListenerMetrics {
+            frames: self.l_frames.get_or_create(&l).clone(),
+            bytes: self.l_bytes.get_or_create(&l).clone(),
+            invalid_frames: self.l_invalid.get_or_create(&l).clone(),
+            lossy_utf8_frames: self.l_lossy.get_or_create(&l).clone(),
+            oversized_frames: self.l_skipped.get_or_create(&r("oversized")).clone(),
+            truncated_frames: self.l_skipped.get_or_create(&r("truncated")).clone(),
+            octet_count_fallbacks: self
+                .l_fallbacks
+                .get_or_create(&r("count_not_followed_by_pri"))
+                .clone(),
+            bad_octet_counts: self
+                .l_fallbacks
+                .get_or_create(&r("bad_octet_count"))
+                .clone(),
+            connections_accepted: self.l_accepted.get_or_create(&l).clone(),
+            connections_rejected: self.l_rejected.get_or_create(&r("max_connections")).clone(),
+            connections_open: self.l_open.get_or_create(&l).clone(),
+            idle_timeouts: self.l_closed.get_or_create(&r("idle_timeout")).clone(),
+            read_errors: self.l_closed.get_or_create(&r("read_error")).clone(),
+        }
+    }
+
+    pub fn route(&self, name: &str) -> RouteMetrics {
+        let l = RouteLabel {
+            route: name.to_owned(),
+        };
+        let r = |reason: &str| RouteReason {
+            route: name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        RouteMetrics {
+            matched: self.r_matched.get_or_create(&l).clone(),
+            emitted: self.r_emitted.get_or_create(&l).clone(),
+            conversion_bad_value: self.r_conversion.get_or_create(&r("bad_value")).clone(),
+            conversion_no_fields: self.r_conversion.get_or_create(&r("no_fields")).clone(),
+            queue: QueueMetrics {
+                pushed: self.q_pushed.get_or_create(&l).clone(),
+                popped: self.q_popped.get_or_create(&l).clone(),
+                dropped_full: self.q_dropped.get_or_create(&r("full")).clone(),
+                dropped_full_udp: self.q_dropped.get_or_create(&r("full_udp")).clone(),
+                dropped_shutdown: self.q_dropped.get_or_create(&r("shutdown")).clone(),
+            },
+        }
+    }
+
+    pub fn sink(&self, sink: &str, route: &str) -> SinkMetrics {
+        let l = SinkRoute {
+            sink: sink.to_owned(),
+            route: route.to_owned(),
+        };
+        let r = |reason: &str| SinkRouteReason {
+            sink: sink.to_owned(),
+            route: route.to_owned(),
+            reason: reason.to_owned(),
+        };
+        SinkMetrics {
+            batches: self.s_batches.get_or_create(&l).clone(),
+            records_sent: self.s_sent.get_or_create(&l).clone(),
+            retries: self.s_retries.get_or_create(&l).clone(),
+            failed_records: self.s_failed.get_or_create(&r("gave_up")).clone(),
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Serve `/metrics` and `/health` on an already-bound listener until `shutdown`.
+pub async fn serve_admin(
+    listener: tokio::net::TcpListener,
+    telemetry: Arc<Telemetry>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    use axum::http::{StatusCode, header};
+    use axum::routing::get;
+
+    let metrics = {
+        let telemetry = telemetry.clone();
+        move || {
+            let telemetry = telemetry.clone();
+            async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    telemetry.encode(),
+                )
+            }
+        }
+    };
+    let health = || async {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{\"status\":\"ok\"}\n",
+        )
+    };
+    let app = axum::Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(health));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// The admin address the service bound (for the readiness line).
+pub fn describe(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
