@@ -5,7 +5,6 @@
 //! so the hot path only increments atomics. Names follow
 //! `sluice_<stage>_<noun>_<unit>_total`; drops carry a `reason` label.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -87,6 +86,17 @@ pub struct SinkMetrics {
     pub records_sent: Counter,
     pub retries: Counter,
     pub failed_records: Counter,
+}
+
+/// Resolve one labelled metric. The family's read guard must be dropped
+/// before the next lookup: a lookup that creates a new label set takes the
+/// write lock.
+fn get<S, M>(family: &Family<S, M>, labels: &S) -> M
+where
+    S: Clone + std::hash::Hash + Eq,
+    M: Clone + prometheus_client::metrics::TypedMetric + Default,
+{
+    family.get_or_create(labels).clone()
 }
 
 /// All families, registered once.
@@ -203,25 +213,19 @@ impl Telemetry {
             reason: reason.to_owned(),
         };
         ListenerMetrics {
-            frames: self.l_frames.get_or_create(&l).clone(),
-            bytes: self.l_bytes.get_or_create(&l).clone(),
-            invalid_frames: self.l_invalid.get_or_create(&l).clone(),
-            lossy_utf8_frames: self.l_lossy.get_or_create(&l).clone(),
-            oversized_frames: self.l_skipped.get_or_create(&r("oversized")).clone(),
-            truncated_frames: self.l_skipped.get_or_create(&r("truncated")).clone(),
-            octet_count_fallbacks: self
-                .l_fallbacks
-                .get_or_create(&r("count_not_followed_by_pri"))
-                .clone(),
-            bad_octet_counts: self
-                .l_fallbacks
-                .get_or_create(&r("bad_octet_count"))
-                .clone(),
-            connections_accepted: self.l_accepted.get_or_create(&l).clone(),
-            connections_rejected: self.l_rejected.get_or_create(&r("max_connections")).clone(),
-            connections_open: self.l_open.get_or_create(&l).clone(),
-            idle_timeouts: self.l_closed.get_or_create(&r("idle_timeout")).clone(),
-            read_errors: self.l_closed.get_or_create(&r("read_error")).clone(),
+            frames: get(&self.l_frames, &l),
+            bytes: get(&self.l_bytes, &l),
+            invalid_frames: get(&self.l_invalid, &l),
+            lossy_utf8_frames: get(&self.l_lossy, &l),
+            oversized_frames: get(&self.l_skipped, &r("oversized")),
+            truncated_frames: get(&self.l_skipped, &r("truncated")),
+            octet_count_fallbacks: get(&self.l_fallbacks, &r("count_not_followed_by_pri")),
+            bad_octet_counts: get(&self.l_fallbacks, &r("bad_octet_count")),
+            connections_accepted: get(&self.l_accepted, &l),
+            connections_rejected: get(&self.l_rejected, &r("max_connections")),
+            connections_open: get(&self.l_open, &l),
+            idle_timeouts: get(&self.l_closed, &r("idle_timeout")),
+            read_errors: get(&self.l_closed, &r("read_error")),
         }
     }
 
@@ -234,16 +238,16 @@ impl Telemetry {
             reason: reason.to_owned(),
         };
         RouteMetrics {
-            matched: self.r_matched.get_or_create(&l).clone(),
-            emitted: self.r_emitted.get_or_create(&l).clone(),
-            conversion_bad_value: self.r_conversion.get_or_create(&r("bad_value")).clone(),
-            conversion_no_fields: self.r_conversion.get_or_create(&r("no_fields")).clone(),
+            matched: get(&self.r_matched, &l),
+            emitted: get(&self.r_emitted, &l),
+            conversion_bad_value: get(&self.r_conversion, &r("bad_value")),
+            conversion_no_fields: get(&self.r_conversion, &r("no_fields")),
             queue: QueueMetrics {
-                pushed: self.q_pushed.get_or_create(&l).clone(),
-                popped: self.q_popped.get_or_create(&l).clone(),
-                dropped_full: self.q_dropped.get_or_create(&r("full")).clone(),
-                dropped_full_udp: self.q_dropped.get_or_create(&r("full_udp")).clone(),
-                dropped_shutdown: self.q_dropped.get_or_create(&r("shutdown")).clone(),
+                pushed: get(&self.q_pushed, &l),
+                popped: get(&self.q_popped, &l),
+                dropped_full: get(&self.q_dropped, &r("full")),
+                dropped_full_udp: get(&self.q_dropped, &r("full_udp")),
+                dropped_shutdown: get(&self.q_dropped, &r("shutdown")),
             },
         }
     }
@@ -259,10 +263,10 @@ impl Telemetry {
             reason: reason.to_owned(),
         };
         SinkMetrics {
-            batches: self.s_batches.get_or_create(&l).clone(),
-            records_sent: self.s_sent.get_or_create(&l).clone(),
-            retries: self.s_retries.get_or_create(&l).clone(),
-            failed_records: self.s_failed.get_or_create(&r("gave_up")).clone(),
+            batches: get(&self.s_batches, &l),
+            records_sent: get(&self.s_sent, &l),
+            retries: get(&self.s_retries, &l),
+            failed_records: get(&self.s_failed, &r("gave_up")),
         }
     }
 
@@ -312,9 +316,4 @@ pub async fn serve_admin(
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
-}
-
-/// The admin address the service bound (for the readiness line).
-pub fn describe(addr: SocketAddr) -> String {
-    format!("http://{addr}")
 }
