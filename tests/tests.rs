@@ -1,0 +1,578 @@
+//! Integration tests: the real `sluice` binary on ephemeral ports, real
+//! sockets, real files. Every test ends with SIGTERM and checks the exit
+//! code, what was delivered and the final counters.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+
+/// A running sluice; killed on drop if the test did not stop it.
+struct Sluice {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    ready: serde_json::Value,
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Config with UDP + TCP listeners on port 0, admin on port 0, metrics and
+/// events to files in the temp dir, plus `routes` (TOML).
+fn config(extra_listener: &str, routes: &str) -> String {
+    format!(
+        r#"
+shutdown_timeout_secs = 10
+[admin]
+listen = "127.0.0.1:0"
+[[listeners]]
+name = "udp"
+protocol = "udp"
+listen = "127.0.0.1:0"
+[[listeners]]
+name = "tcp"
+protocol = "tcp"
+listen = "127.0.0.1:0"
+{extra_listener}
+[[sinks]]
+name = "metrics"
+type = "file"
+path = "metrics.lp"
+[[sinks]]
+name = "events"
+type = "file"
+path = "events.ndjson"
+{routes}
+"#
+    )
+}
+
+const EVENTS_ROUTE: &str = r#"
+[[routes]]
+name = "events"
+sink = "events"
+document = {}
+"#;
+
+impl Sluice {
+    fn start(config: &str) -> Sluice {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sluice.toml"), config).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["run", "-c", "sluice.toml"])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("readiness line {line:?}: {e}"));
+        assert_eq!(ready["ready"], true);
+        Sluice {
+            child: Some(child),
+            dir,
+            ready,
+        }
+    }
+
+    fn addr(&self, name: &str) -> SocketAddr {
+        self.ready["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == name)
+            .unwrap()["address"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    /// Lines of `file` once it has at least `n` (waits up to 10 s).
+    fn wait_lines(&self, file: &str, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = read_lines(&self.path(file));
+            if lines.len() >= n || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The value of one Prometheus sample, e.g.
+    /// `sluice_listener_frames_total{listener="tcp"}`; 0 if absent.
+    fn metric(&self, sample: &str) -> u64 {
+        let admin = self.ready["admin"].as_str().unwrap();
+        let mut s = TcpStream::connect(admin).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body.lines()
+            .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// SIGTERM, then wait for the exit.
+    fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sluice did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn messages(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["message"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+fn tcp_send(addr: SocketAddr, bytes: &[u8]) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(bytes).unwrap();
+}
+
+#[test]
+fn udp_and_tcp_in_both_framings_reach_the_file_sink() {
+    let mut s = Sluice::start(&config("", EVENTS_ROUTE));
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(
+        b"<14>1 2026-11-23T10:00:00Z h app - - - via udp",
+        s.addr("udp"),
+    )
+    .unwrap();
+    s.wait_lines("events.ndjson", 1);
+    tcp_send(
+        s.addr("tcp"),
+        b"<14>1 - h app - - - lf one\n<14>1 - h app - - - lf two\r\n",
+    );
+    s.wait_lines("events.ndjson", 3);
+    let a = "<14>1 - h app - - - octet one";
+    let b = "<14>1 - h app - - - octet two";
+    tcp_send(
+        s.addr("tcp"),
+        format!("{} {a}{} {b}", a.len(), b.len()).as_bytes(),
+    );
+    s.wait_lines("events.ndjson", 5);
+    // One connection mixing both framings, frame by frame.
+    let c = "<14>1 - h app - - - mixed octet";
+    tcp_send(
+        s.addr("tcp"),
+        format!(
+            "<14>1 - h app - - - mixed lf\n{} {c}<14>1 - h app - - - mixed lf again\n",
+            c.len()
+        )
+        .as_bytes(),
+    );
+    let lines = s.wait_lines("events.ndjson", 8);
+    let mut got = messages(&lines);
+    got[1..].sort();
+    assert_eq!(
+        got,
+        [
+            "via udp",
+            "lf one",
+            "lf two",
+            "mixed lf",
+            "mixed lf again",
+            "mixed octet",
+            "octet one",
+            "octet two"
+        ]
+    );
+    assert_eq!(
+        s.metric("sluice_listener_frames_total{listener=\"udp\"}"),
+        1
+    );
+    assert_eq!(
+        s.metric("sluice_listener_frames_total{listener=\"tcp\"}"),
+        7
+    );
+    assert!(s.stop().success());
+}
+
+#[test]
+fn oversized_frame_and_garbage_count_are_counted_and_the_connection_goes_on() {
+    let extra = r#"
+[[listeners]]
+name = "small"
+protocol = "tcp"
+listen = "127.0.0.1:0"
+max_frame_bytes = 64
+"#;
+    let mut s = Sluice::start(&config(extra, EVENTS_ROUTE));
+    let mut conn = TcpStream::connect(s.addr("small")).unwrap();
+    let big = format!("<14>{}\n", "x".repeat(200));
+    let big_counted = format!("100 <14>{}", "y".repeat(96));
+    conn.write_all(big.as_bytes()).unwrap();
+    conn.write_all(b"<14>after oversized lf\n").unwrap();
+    conn.write_all(big_counted.as_bytes()).unwrap();
+    conn.write_all(b"<14>after oversized count\n").unwrap();
+    // A count too long to be one, and a count not followed by a syslog frame.
+    conn.write_all(b"99999999999999 <14>garbage count\n")
+        .unwrap();
+    conn.write_all(b"12 not syslog after count\n").unwrap();
+    conn.write_all(b"<14>after garbage\n").unwrap();
+    conn.flush().unwrap();
+    let lines = s.wait_lines("events.ndjson", 5);
+    assert_eq!(
+        messages(&lines),
+        [
+            "after oversized lf",
+            "after oversized count",
+            "99999999999999 <14>garbage count",
+            "12 not syslog after count",
+            "after garbage"
+        ]
+    );
+    let small = |what: &str| format!("{what}{{listener=\"small\",reason=");
+    assert_eq!(
+        s.metric(&(small("sluice_listener_skipped_frames_total") + "\"oversized\"}")),
+        2
+    );
+    assert_eq!(
+        s.metric(&(small("sluice_listener_framing_fallbacks_total") + "\"bad_octet_count\"}")),
+        1
+    );
+    assert_eq!(
+        s.metric(
+            &(small("sluice_listener_framing_fallbacks_total") + "\"count_not_followed_by_pri\"}")
+        ),
+        1
+    );
+    assert_eq!(
+        s.metric("sluice_listener_invalid_frames_total{listener=\"small\"}"),
+        2
+    );
+    assert_eq!(
+        s.metric("sluice_listener_connections_open{listener=\"small\"}"),
+        1
+    );
+    drop(conn);
+    assert!(s.stop().success());
+}
+
+#[test]
+fn an_undecodable_frame_arrives_as_invalid_with_its_raw_text() {
+    let mut s = Sluice::start(&config("", EVENTS_ROUTE));
+    tcp_send(s.addr("tcp"), b"this is not syslog at all\n");
+    let lines = s.wait_lines("events.ndjson", 1);
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["protocol"], "unknown");
+    assert_eq!(v["message"], "this is not syslog at all");
+    assert_eq!(
+        s.metric("sluice_listener_invalid_frames_total{listener=\"tcp\"}"),
+        1
+    );
+    assert!(s.stop().success());
+}
+
+#[test]
+fn named_captures_become_typed_fields() {
+    let routes = r#"
+[[routes]]
+name = "gc"
+sink = "metrics"
+appname = "jvm"
+pattern = 'pool=(?P<pool>\S+) used=(?P<used>\S+) ratio=(?P<ratio>\S+) full=(?P<full>\S+) note=(?P<note>.*)'
+[routes.metric]
+measurement = "jvm_gc"
+tags = ["pool"]
+fields = { used = "int", ratio = "float", full = "bool", note = "string", unsigned = { from = "used", type = "uint" } }
+[default_route]
+sink = "events"
+document = {}
+"#;
+    let mut s = Sluice::start(&config("", routes));
+    tcp_send(
+        s.addr("tcp"),
+        b"<14>1 2026-11-23T10:00:00Z web01 jvm 1 - - pool=old used=1234 ratio=0.25 full=true note=said \"hi\"\n\
+          <14>1 2026-11-23T10:00:01Z web01 jvm 1 - - pool=young used=lots ratio=1 full=no note=x\n\
+          <14>1 - web01 other 1 - - unrelated\n",
+    );
+    let points = s.wait_lines("metrics.lp", 2);
+    assert_eq!(
+        points,
+        [
+            "jvm_gc,app=jvm,host=web01,pool=old full=true,note=\"said \\\"hi\\\"\",ratio=0.25,unsigned=1234u,used=1234i 1795428000000000000",
+            "jvm_gc,app=jvm,host=web01,pool=young full=false,note=\"x\",ratio=1 1795428001000000000",
+        ]
+    );
+    let events = s.wait_lines("events.ndjson", 1);
+    assert_eq!(messages(&events), ["unrelated"]);
+    // "lots" is no int and no uint: two fields dropped, counted.
+    assert_eq!(
+        s.metric("sluice_route_conversion_errors_total{route=\"gc\",reason=\"bad_value\"}"),
+        2
+    );
+    assert!(s.stop().success());
+}
+
+const BLOCKING_EVENTS_ROUTE: &str = r#"
+[[routes]]
+name = "events"
+sink = "events"
+document = {}
+queue = { max_events = 1000, when_full = "block" }
+"#;
+
+#[test]
+fn sigterm_with_data_in_flight_loses_nothing() {
+    let mut s = Sluice::start(&config("", BLOCKING_EVENTS_ROUTE));
+    let n = 20_000;
+    let mut payload = Vec::new();
+    for i in 0..n {
+        payload.extend_from_slice(format!("<14>1 - h app - - - message {i}\n").as_bytes());
+    }
+    let mut conn = TcpStream::connect(s.addr("tcp")).unwrap();
+    conn.write_all(&payload).unwrap();
+    // SIGTERM while the frames are still being read and written, connection open.
+    let status = s.stop();
+    assert!(status.success(), "exit status {status:?}");
+    let lines = read_lines(&s.path("events.ndjson"));
+    assert_eq!(
+        lines.len(),
+        n,
+        "every frame written before SIGTERM is delivered"
+    );
+    let got = messages(&lines);
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m, &format!("message {i}"));
+    }
+}
+
+#[test]
+fn drop_newest_counts_every_drop() {
+    let routes = r#"
+[[routes]]
+name = "events"
+sink = "events"
+document = {}
+queue = { max_events = 10, when_full = "drop_newest" }
+"#;
+    let mut s = Sluice::start(&config("", routes));
+    let n = 5_000;
+    let mut payload = Vec::new();
+    for i in 0..n {
+        payload.extend_from_slice(format!("<14>1 - h app - - - message {i}\n").as_bytes());
+    }
+    tcp_send(s.addr("tcp"), &payload);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.metric("sluice_listener_frames_total{listener=\"tcp\"}") < n as u64 {
+        assert!(Instant::now() < deadline, "frames not all read");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let dropped = s.metric("sluice_queue_dropped_records_total{route=\"events\",reason=\"full\"}");
+    assert!(s.stop().success());
+    let delivered = read_lines(&s.path("events.ndjson")).len() as u64;
+    assert_eq!(
+        delivered + dropped,
+        n as u64,
+        "delivered {delivered} + dropped {dropped}"
+    );
+}
+
+#[test]
+fn a_bad_config_exits_2_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        config(
+            "",
+            "[[routes]]\nname = \"r\"\nsink = \"events\"\npattern = \"(unclosed\"\ndocument = {}\n",
+        ),
+    )
+    .unwrap();
+    let line = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("pattern"))
+        .unwrap()
+        + 1;
+    for cmd in ["run", "check"] {
+        let out = Command::new(BIN)
+            .args([cmd, "-c", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "bad.toml:{line}:1: routes[0].pattern: invalid regex"
+            )),
+            "{cmd}: {err}"
+        );
+    }
+    let out = Command::new(BIN).args(["run", "--bogus"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn logger_from_util_linux_reaches_it() {
+    if Command::new("logger").arg("--version").output().is_err() {
+        panic!("logger (util-linux) is required: .ci/run installs bsdutils");
+    }
+    let mut s = Sluice::start(&config("", EVENTS_ROUTE));
+    let udp = s.addr("udp").port().to_string();
+    let tcp = s.addr("tcp").port().to_string();
+    let runs: [(&[&str], &str); 4] = [
+        (&["-P", &udp, "-d"], "logger udp rfc5424"),
+        (&["-P", &tcp, "-T"], "logger tcp"),
+        (&["-P", &tcp, "-T", "--octet-count"], "logger tcp octet"),
+        (&["-P", &udp, "-d", "--rfc3164"], "logger udp rfc3164"),
+    ];
+    for (i, (args, msg)) in runs.iter().enumerate() {
+        let status = Command::new("logger")
+            .args(["-n", "127.0.0.1", "-t", "tester"])
+            .args(*args)
+            .arg(msg)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        s.wait_lines("events.ndjson", i + 1);
+    }
+    let lines = s.wait_lines("events.ndjson", 4);
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let protocols: Vec<&str> = events
+        .iter()
+        .map(|e| e["protocol"].as_str().unwrap())
+        .collect();
+    assert_eq!(protocols, ["rfc5424", "rfc5424", "rfc5424", "rfc3164"]);
+    for (e, (_, msg)) in events.iter().zip(runs.iter()) {
+        assert_eq!(e["message"], *msg);
+        assert_eq!(e["appname"], "tester");
+        assert_eq!(e["valid"], true);
+    }
+    assert!(s.stop().success());
+}
+
+#[test]
+fn every_config_in_config_dir_passes_check() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = Command::new(BIN)
+                .args(["check", "-c", path.to_str().unwrap()])
+                .env("INFLUX_PASSWORD", "test")
+                .env("ES_API_KEY", "test")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 2,
+        "config/ holds the default and the InfluxDB + Elasticsearch example"
+    );
+}
+
+#[test]
+fn the_embedded_default_is_config_sluice_toml() {
+    // Outside the repository (no config/sluice.toml), check resolves the embedded default.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("check")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("<embedded default>: ok"), "{text}");
+    assert!(text.contains("listener udp: udp 127.0.0.1:5514"), "{text}");
+    assert!(text.contains("listener tcp: tcp 127.0.0.1:5514"), "{text}");
+    let embedded =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sluice.toml"))
+            .unwrap();
+    assert_eq!(embedded, sluice::config::EMBEDDED_DEFAULT);
+}
+
+#[test]
+fn parse_prints_canonical_json_and_route_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["parse", "-c"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sluice.toml"))
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"<14>1 2026-11-23T10:00:00.123+09:00 web01 billing 4711 GC [mdc@18060 user=\"kim\"] heap_used=1234 heap_max=4096\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["timestamp"], "2026-11-23T10:00:00.123+09:00");
+    assert_eq!(v["structured_data"]["mdc@18060"]["user"], "kim");
+    assert_eq!(v["routes"][0]["route"], "status_metrics");
+    assert_eq!(
+        v["routes"][0]["line"],
+        "status,app=billing,host=web01 heap_used=1234,heap_max=4096 1795395600123000000"
+    );
+    assert_eq!(
+        v["routes"][1]["document"]["message"],
+        "heap_used=1234 heap_max=4096"
+    );
+}
