@@ -1116,14 +1116,14 @@ impl Validator<'_, '_> {
             let mask = match s {
                 SeverityValue::Code(c) => {
                     let c = u8::try_from(c).ok().filter(|c| *c <= 7).ok_or_else(bad)?;
-                    (1u16 << (c + 1)) as u8 as u16 - 1
+                    (1u16 << (c + 1)) - 1
                 }
                 SeverityValue::Name(n) => match n.split_once("..") {
                     Some((a, b)) => {
                         let a = severity_code(a).ok_or_else(bad)?;
                         let b = severity_code(b).ok_or_else(bad)?;
                         let (lo, hi) = (a.min(b), a.max(b));
-                        (((1u16 << (hi + 1)) - 1) & !((1u16 << lo) - 1)) as u16
+                        ((1u16 << (hi + 1)) - 1) & !((1u16 << lo) - 1)
                     }
                     None => {
                         let c = severity_code(&n).ok_or_else(bad)?;

@@ -505,7 +505,10 @@ fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &DecodeOptions
 }
 
 /// `TAG[PID]:` or `TAG:`; TAG is up to 48 of `[A-Za-z0-9_./-]`.
-fn tag_and_pid(i: &[u8]) -> Option<(&[u8], Option<&[u8]>, &[u8])> {
+/// (TAG, PID, rest of the frame)
+type TagPid<'a> = (&'a [u8], Option<&'a [u8]>, &'a [u8]);
+
+fn tag_and_pid(i: &[u8]) -> Option<TagPid<'_>> {
     let n = i
         .iter()
         .take(49)

@@ -115,9 +115,7 @@ impl SyslogFramer {
             self.stats.bad_octet_counts += 1;
             return Some(line);
         }
-        let Some(&after) = buf.get(digits + 1) else {
-            return None;
-        };
+        let &after = buf.get(digits + 1)?;
         if after != b'<' && self.framing == Framing::Auto {
             self.stats.octet_fallbacks += 1;
             return Some(line);
