@@ -1352,6 +1352,21 @@ path = "x"
     }
 
     #[test]
+    fn numeric_severity_up_to_debug() {
+        let c = Config::from_toml(
+            &format!("{BASE}\n[[routes]]\nname = \"r\"\nsink = \"f\"\nseverity = 7\ndocument = {{}}\n[[routes]]\nname = \"s\"\nsink = \"f\"\nseverity = 0\ndocument = {{}}\n[default_route]\nsink = \"f\"\ndocument = {{}}\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.routes[0].conditions.severities, Some(0xff));
+        assert_eq!(c.routes[1].conditions.severities, Some(0b1));
+        let e = err(&format!(
+            "{BASE}\n[[routes]]\nname = \"r\"\nsink = \"f\"\nseverity = 8\ndocument = {{}}\n"
+        ));
+        assert!(e.contains("routes[0].severity"), "{e}");
+    }
+
+    #[test]
     fn type_error_names_the_key() {
         let e = err(
             "[[listeners]]\nname = \"u\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:0\"\nmax_frame_bytes = \"big\"\n",
