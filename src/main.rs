@@ -129,8 +129,9 @@ fn run(config: Config) -> ExitCode {
                 println!("{}", ready.to_json_line());
                 tracing::info!(config = %origin, "ready: {}", ready.to_json_line());
                 if origin.starts_with('<') {
-                    tracing::info!("no config file given and no {DEFAULT_CONFIG_PATH}: running the embedded default; {summary}");
+                    tracing::info!("no config file given and no {DEFAULT_CONFIG_PATH}: running the embedded default");
                 }
+                tracing::info!("{summary}");
             })
             .await?;
             Ok(report.lost_records)

@@ -172,6 +172,13 @@ fn messages(lines: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// `n` LF-framed RFC 5424 frames with messages "message 0", "message 1", …
+fn numbered_frames(n: usize) -> Vec<u8> {
+    (0..n)
+        .flat_map(|i| format!("<14>1 - h app - - - message {i}\n").into_bytes())
+        .collect()
+}
+
 fn tcp_send(addr: SocketAddr, bytes: &[u8]) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(bytes).unwrap();
@@ -366,10 +373,7 @@ queue = { max_events = 1000, when_full = "block" }
 fn sigterm_with_data_in_flight_loses_nothing() {
     let mut s = Sluice::start(&config("", BLOCKING_EVENTS_ROUTE));
     let n = 20_000;
-    let mut payload = Vec::new();
-    for i in 0..n {
-        payload.extend_from_slice(format!("<14>1 - h app - - - message {i}\n").as_bytes());
-    }
+    let payload = numbered_frames(n);
     let mut conn = TcpStream::connect(s.addr("tcp")).unwrap();
     conn.write_all(&payload).unwrap();
     // SIGTERM while the frames are still being read and written, connection open.
@@ -398,10 +402,7 @@ queue = { max_events = 10, when_full = "drop_newest" }
 "#;
     let mut s = Sluice::start(&config("", routes));
     let n = 5_000;
-    let mut payload = Vec::new();
-    for i in 0..n {
-        payload.extend_from_slice(format!("<14>1 - h app - - - message {i}\n").as_bytes());
-    }
+    let payload = numbered_frames(n);
     tcp_send(s.addr("tcp"), &payload);
     let deadline = Instant::now() + Duration::from_secs(10);
     while s.metric("sluice_listener_frames_total{listener=\"tcp\"}") < n as u64 {
