@@ -305,6 +305,72 @@ max_frame_bytes = 64
 }
 
 #[test]
+fn connections_over_the_limit_are_refused_and_idle_ones_closed() {
+    let extra = r#"
+[[listeners]]
+name = "limited"
+protocol = "tcp"
+listen = "127.0.0.1:0"
+max_connections = 2
+idle_timeout_secs = 1
+"#;
+    let mut s = Sluice::start(&config(extra, EVENTS_ROUTE));
+    let addr = s.addr("limited");
+    let mut first = TcpStream::connect(addr).unwrap();
+    let mut second = TcpStream::connect(addr).unwrap();
+    first
+        .write_all(b"<14>1 - h app - - - from first\n")
+        .unwrap();
+    second
+        .write_all(b"<14>1 - h app - - - from second\n")
+        .unwrap();
+    s.wait_lines("events.ndjson", 2);
+    // A third connection is accepted by the kernel, then closed by sluice at once.
+    let mut third = TcpStream::connect(addr).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        third.read(&mut buf).unwrap_or(0),
+        0,
+        "refused connection is closed"
+    );
+    assert_eq!(
+        s.metric("sluice_listener_connections_rejected_total{listener=\"limited\",reason=\"max_connections\"}"),
+        1
+    );
+    // The established senders are unaffected; after a second of silence
+    // both are closed as idle, which frees their slots.
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(
+        first.read(&mut buf).unwrap_or(0),
+        0,
+        "idle connection is closed"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.metric("sluice_listener_connections_open{listener=\"limited\"}") != 0 {
+        assert!(Instant::now() < deadline, "idle connections not closed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        s.metric("sluice_listener_connections_closed_abnormally_total{listener=\"limited\",reason=\"idle_timeout\"}"),
+        2
+    );
+    tcp_send(addr, b"<14>1 - h app - - - after the idle ones left\n");
+    let lines = s.wait_lines("events.ndjson", 3);
+    let mut got = messages(&lines);
+    got.sort();
+    assert_eq!(
+        got,
+        ["after the idle ones left", "from first", "from second"]
+    );
+    assert!(s.stop().success());
+}
+
+#[test]
 fn an_undecodable_frame_arrives_as_invalid_with_its_raw_text() {
     let mut s = Sluice::start(&config("", EVENTS_ROUTE));
     tcp_send(s.addr("tcp"), b"this is not syslog at all\n");
