@@ -12,7 +12,7 @@ use crate::decode::{DecodeOptions, decode};
 use crate::event::{Event, write_json_str};
 use crate::framing::{FrameItem, Framing, SyslogFramer};
 use crate::pipeline::now_nanos;
-use crate::route::{ConversionError, capture_names, encode};
+use crate::route::{ConversionError, encode};
 use crate::router::{Miss, Router, RouterError};
 
 /// How stdin is cut into messages.
@@ -76,16 +76,11 @@ pub fn report(event: &Event, config: Option<(&Config, &Router)>) -> String {
             write_json_str(&mut out, &route.name);
             if let Some(m) = matches.iter().find(|m| m.route == i) {
                 out.push_str(",\"matched\":true");
-                let names = route
-                    .pattern
-                    .as_deref()
-                    .and_then(|p| regex::Regex::new(p).ok())
-                    .map(|re| capture_names(&re))
-                    .unwrap_or_default();
+                let names = router.capture_names(i);
                 out.push_str(",\"captures\":{");
                 if let Some(c) = &m.captures {
                     let mut first = true;
-                    for (idx, name) in &names {
+                    for (idx, name) in names {
                         if let Some(v) = c.get(*idx) {
                             if !first {
                                 out.push(',');
@@ -102,7 +97,7 @@ pub fn report(event: &Event, config: Option<(&Config, &Router)>) -> String {
                 let record = encode(
                     &route.output,
                     &route.name,
-                    &names,
+                    names,
                     event,
                     m.captures.as_ref(),
                     &mut errors,

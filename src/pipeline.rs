@@ -9,7 +9,7 @@ use bytes::Bytes;
 use crate::config::{OutputConfig, RouteConfig};
 use crate::decode::{DecodeOptions, decode};
 use crate::queue::RouteQueue;
-use crate::route::{ConversionError, capture_names, encode};
+use crate::route::{ConversionError, encode};
 use crate::router::{Router, RouterError};
 use crate::telemetry::{ListenerMetrics, RouteMetrics, Telemetry};
 
@@ -32,17 +32,13 @@ impl Pipeline {
         let router = Router::new(configs)?;
         let routes = configs
             .iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(i, r)| {
                 let metrics = telemetry.route(&r.name);
                 RouteRuntime {
                     name: r.name.clone(),
                     output: r.output.clone(),
-                    capture_names: r
-                        .pattern
-                        .as_deref()
-                        .and_then(|p| regex::Regex::new(p).ok())
-                        .map(|re| capture_names(&re))
-                        .unwrap_or_default(),
+                    capture_names: router.capture_names(i).to_vec(),
                     queue: Arc::new(RouteQueue::new(&r.queue, metrics.queue.clone())),
                     metrics,
                 }

@@ -29,6 +29,8 @@ struct CompiledRoute {
     conditions: Conditions,
     /// Index in the `RegexSet`, and the route's own regex for captures.
     pattern: Option<(usize, Regex)>,
+    /// Named groups of the pattern as (group index, name).
+    capture_names: Vec<(usize, String)>,
     is_final: bool,
 }
 
@@ -127,10 +129,15 @@ impl Router {
                 }
                 None => None,
             };
+            let capture_names = pattern
+                .as_ref()
+                .map(|(_, re)| crate::route::capture_names(re))
+                .unwrap_or_default();
             compiled.push(CompiledRoute {
                 name: r.name.clone(),
                 conditions: r.conditions.clone(),
                 pattern,
+                capture_names,
                 is_final: r.is_final,
             });
         }
@@ -140,6 +147,13 @@ impl Router {
             set,
             default_route,
         })
+    }
+
+    /// The named groups of a route's pattern, as (group index, name).
+    pub fn capture_names(&self, route: usize) -> &[(usize, String)] {
+        self.routes
+            .get(route)
+            .map_or(&[], |r| r.capture_names.as_slice())
     }
 
     pub fn route_name(&self, route: usize) -> &str {
