@@ -1137,14 +1137,16 @@ impl Validator<'_, '_> {
         conditions.appnames = r.appname.map(OneOrMany::into_vec);
         conditions.msgids = r.msgid.map(OneOrMany::into_vec);
 
-        if let Some(p) = &r.pattern {
-            if let Err(e) = regex::Regex::new(p) {
-                return Err(self.err(&at(base, "pattern"), format!("invalid regex: {e}")));
-            }
-        }
+        let pattern = match &r.pattern {
+            Some(p) => Some(
+                regex::Regex::new(p)
+                    .map_err(|e| self.err(&at(base, "pattern"), format!("invalid regex: {e}")))?,
+            ),
+            None => None,
+        };
         let output = match (r.metric, r.document) {
             (Some(m), None) => {
-                OutputConfig::Metric(self.metric(&at(base, "metric"), m, r.pattern.as_deref())?)
+                OutputConfig::Metric(self.metric(&at(base, "metric"), m, pattern.as_ref())?)
             }
             (None, Some(_)) => OutputConfig::Document,
             (Some(_), Some(_)) => {
@@ -1192,17 +1194,16 @@ impl Validator<'_, '_> {
         &self,
         base: &[Seg],
         m: RawMetric,
-        pattern: Option<&str>,
+        pattern: Option<&regex::Regex>,
     ) -> Result<MetricConfig, ConfigError> {
         if m.measurement.is_empty() {
             return Err(self.err(&at(base, "measurement"), "must not be empty"));
         }
-        let captures: Vec<String> = pattern
-            .and_then(|p| regex::Regex::new(p).ok())
-            .map(|re| re.capture_names().flatten().map(str::to_owned).collect())
+        let captures: Vec<&str> = pattern
+            .map(|re| re.capture_names().flatten().collect())
             .unwrap_or_default();
         let need_capture = |path: Vec<Seg>, name: &str| -> Result<(), ConfigError> {
-            if captures.iter().any(|c| c == name) {
+            if captures.contains(&name) {
                 Ok(())
             } else {
                 Err(self.err(

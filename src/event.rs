@@ -51,9 +51,6 @@ impl Span {
             end: clamp(end),
         }
     }
-    pub fn is_empty(self) -> bool {
-        self.end <= self.start
-    }
 }
 
 /// A piece of text: either a span of the event's text or owned.
@@ -185,17 +182,6 @@ impl Event {
     }
     pub fn message(&self) -> &str {
         self.resolve(&self.message)
-    }
-
-    /// The value of structured-data parameter `name` of element `id` (the
-    /// first one, if the sender repeated it).
-    pub fn sd_param(&self, id: &str, name: &str) -> Option<&str> {
-        self.structured_data
-            .iter()
-            .filter(|e| self.resolve(&e.id) == id)
-            .flat_map(|e| e.params.iter())
-            .find(|p| self.resolve(&p.name) == name)
-            .map(|p| self.resolve(&p.value))
     }
 
     /// Append the canonical JSON object of design.md (no trailing newline).

@@ -73,15 +73,6 @@ impl RouteQueue {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records waiting.
-    pub fn len(&self) -> usize {
-        self.lock().records.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Push without waiting (UDP, and the fast path of every push).
     pub fn try_push(&self, record: Record, may_wait: bool) -> Result<Pushed, Record> {
         let mut inner = self.lock();

@@ -22,13 +22,6 @@ pub struct Record {
     pub time_nanos: i64,
 }
 
-impl Record {
-    /// Bytes this record holds (for queue byte accounting).
-    pub fn size_bytes(&self) -> usize {
-        self.payload.len() + std::mem::size_of::<Record>()
-    }
-}
-
 /// Why an output could not be (fully) produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConversionError {
