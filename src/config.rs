@@ -7,12 +7,15 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono_tz::Tz;
 use serde::Deserialize;
 
+use crate::decode::{DecodeOptions, Sender};
 use crate::framing::Framing;
+use crate::multiline::{self, MultilineConfig};
 
 /// The embedded default (`config/sluice.toml`, compiled in).
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config/sluice.toml");
@@ -72,6 +75,14 @@ struct RawListener {
     max_frame_bytes: Option<usize>,
     framing: Option<Framing>,
     timezone: Option<String>,
+    sender: Option<Sender>,
+    app_name: Option<String>,
+    strip_facility_prefix: Option<bool>,
+    newline_escape: Option<String>,
+    multiline: Option<bool>,
+    multiline_window_ms: Option<u64>,
+    multiline_max_lines: Option<usize>,
+    multiline_max_bytes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,7 +255,10 @@ pub struct ListenerConfig {
     pub idle_timeout: Duration,
     pub max_frame_bytes: usize,
     pub framing: Framing,
-    pub timezone: Tz,
+    /// How frames are decoded: timezone, sender shape, log4j options.
+    pub decode: DecodeOptions,
+    /// Join multi-frame messages (log4j 1.2 stack traces); `None` = off.
+    pub multiline: Option<MultilineConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -826,12 +840,75 @@ impl Validator<'_, '_> {
             if idle == 0 {
                 return Err(self.err(&at(&base, "idle_timeout_secs"), "must be at least 1"));
             }
-            listeners.push(ListenerConfig {
-                listen: self.addr(&at(&base, "listen"), &l.listen)?,
+            let sender = l.sender.unwrap_or_default();
+            if l.newline_escape.as_deref() == Some("") {
+                return Err(self.err(&at(&base, "newline_escape"), "must not be empty"));
+            }
+            if l.app_name.as_deref() == Some("") {
+                return Err(self.err(&at(&base, "app_name"), "must not be empty"));
+            }
+            let decode = DecodeOptions {
                 timezone: match &l.timezone {
                     Some(tz) => self.timezone(&at(&base, "timezone"), tz)?,
                     None => timezone,
                 },
+                sender,
+                strip_facility_prefix: l.strip_facility_prefix.unwrap_or(false),
+                newline_escape: l.newline_escape.map(String::into_boxed_str),
+                app_name: l.app_name.map(|a| Arc::from(a.as_str())),
+            };
+            let multiline_keys = [
+                ("multiline_window_ms", l.multiline_window_ms.is_some()),
+                ("multiline_max_lines", l.multiline_max_lines.is_some()),
+                ("multiline_max_bytes", l.multiline_max_bytes.is_some()),
+            ];
+            let multiline = if l.multiline.unwrap_or(sender == Sender::Log4j) {
+                let window = l
+                    .multiline_window_ms
+                    .map_or(multiline::DEFAULT_WINDOW, Duration::from_millis);
+                if window.is_zero() || window > Duration::from_secs(10) {
+                    return Err(self.err(
+                        &at(&base, "multiline_window_ms"),
+                        "must be between 1 and 10000",
+                    ));
+                }
+                let max_lines = l
+                    .multiline_max_lines
+                    .unwrap_or(multiline::DEFAULT_MAX_LINES);
+                if max_lines == 0 || max_lines > 100_000 {
+                    return Err(self.err(
+                        &at(&base, "multiline_max_lines"),
+                        "must be between 1 and 100000",
+                    ));
+                }
+                let max_bytes = l
+                    .multiline_max_bytes
+                    .unwrap_or(multiline::DEFAULT_MAX_BYTES);
+                if max_bytes == 0 || max_bytes > MAX_FRAME_BYTES_LIMIT {
+                    return Err(self.err(
+                        &at(&base, "multiline_max_bytes"),
+                        format!("must be between 1 and {MAX_FRAME_BYTES_LIMIT}"),
+                    ));
+                }
+                Some(MultilineConfig {
+                    window,
+                    max_lines,
+                    max_bytes,
+                    max_pending: multiline::DEFAULT_MAX_PENDING,
+                })
+            } else {
+                if let Some((k, _)) = multiline_keys.iter().find(|(_, set)| *set) {
+                    return Err(self.err(
+                        &at(&base, k),
+                        "multi-line joining is off for this listener: set multiline = true (it is on by default only for sender = \"log4j\")",
+                    ));
+                }
+                None
+            };
+            listeners.push(ListenerConfig {
+                listen: self.addr(&at(&base, "listen"), &l.listen)?,
+                decode,
+                multiline,
                 name: l.name,
                 protocol: l.protocol,
                 max_connections,

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::decode::{DecodeOptions, decode};
 use crate::event::{Event, write_json_str};
 use crate::framing::{FrameItem, Framing, SyslogFramer};
-use crate::pipeline::now_nanos;
+use crate::multiline::{Joiner, MultilineConfig};
 use crate::route::{ConversionError, encode};
 use crate::router::{Miss, Router, RouterError};
 
@@ -141,12 +141,24 @@ pub fn report(event: &Event, config: Option<(&Config, &Router)>) -> String {
     out
 }
 
+/// How `sluice parse` reads its input.
+#[derive(Debug, Clone)]
+pub struct ParseOptions {
+    pub framing: ParseFraming,
+    pub decode: DecodeOptions,
+    /// Join multi-frame messages as a listener would (frames count as
+    /// arriving together, within the window).
+    pub multiline: Option<MultilineConfig>,
+    /// Receive time for year inference, nanoseconds since the epoch.
+    pub received_nanos: i64,
+}
+
 /// Run `sluice parse` over `input`, writing to `out`.
 pub fn run(
     input: &mut dyn Read,
     out: &mut dyn Write,
     config: Option<&Config>,
-    framing: ParseFraming,
+    options: &ParseOptions,
 ) -> Result<(), ParseError> {
     let mut data = Vec::new();
     input.read_to_end(&mut data).map_err(ParseError::Io)?;
@@ -154,26 +166,47 @@ pub fn run(
         Some(c) => Some(Router::new(&c.routes)?),
         None => None,
     };
-    let opts = DecodeOptions {
-        timezone: config.map_or(chrono_tz::Tz::UTC, |c| c.timezone),
-    };
+    let opts = &options.decode;
     let max = config
         .and_then(|c| c.listeners.iter().map(|l| l.max_frame_bytes).max())
         .unwrap_or(crate::config::DEFAULT_MAX_FRAME_BYTES);
     let mut out = BufWriter::new(out);
-    let received = now_nanos();
-    for item in frames(&data, framing, max) {
-        let line = match item {
+    let received = options.received_nanos;
+    let mut joiner = options.multiline.clone().map(Joiner::new);
+    let mut events = Vec::new();
+    let now = tokio::time::Instant::now();
+    let emit = |events: &mut Vec<Event>, out: &mut BufWriter<&mut dyn Write>| {
+        for event in events.drain(..) {
+            writeln!(out, "{}", report(&event, config.zip(router.as_ref())))
+                .map_err(ParseError::Io)?;
+        }
+        Ok::<(), ParseError>(())
+    };
+    for item in frames(&data, options.framing, max) {
+        match item {
             FrameItem::Frame(f) => {
-                let event = decode(f, None, received, &opts);
-                report(&event, config.zip(router.as_ref()))
+                let event = decode(f, None, received, opts);
+                match &mut joiner {
+                    Some(j) => j.push(event, now, &mut events),
+                    None => events.push(event),
+                }
+                emit(&mut events, &mut out)?;
             }
             FrameItem::Oversized => {
-                format!("{{\"skipped\":\"oversized\",\"max_frame_bytes\":{max}}}")
+                writeln!(
+                    out,
+                    "{{\"skipped\":\"oversized\",\"max_frame_bytes\":{max}}}"
+                )
+                .map_err(ParseError::Io)?;
             }
-            FrameItem::Truncated => "{\"skipped\":\"truncated\"}".to_owned(),
-        };
-        writeln!(out, "{line}").map_err(ParseError::Io)?;
+            FrameItem::Truncated => {
+                writeln!(out, "{{\"skipped\":\"truncated\"}}").map_err(ParseError::Io)?;
+            }
+        }
+    }
+    if let Some(j) = &mut joiner {
+        j.close(&mut events);
+        emit(&mut events, &mut out)?;
     }
     out.flush().map_err(ParseError::Io)
 }

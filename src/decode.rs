@@ -26,16 +26,43 @@ use nom::sequence::{delimited, preceded};
 
 use crate::event::{Event, Protocol, SdElement, SdParam, Span, Text, Timestamp, days_from_civil};
 
+/// Who sends to a listener, which decides how a BSD frame's first word is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sender {
+    /// Anything: `TAG:` / `TAG[PID]:` after the header is the app name; a
+    /// log4j 1.2 `facility:` prefix (the PRI's own facility name) is
+    /// recognised and never taken for a TAG.
+    #[default]
+    Generic,
+    /// log4j 1.2 / log4j2 SyslogAppenders: BSD frames carry no TAG, so the
+    /// first word of the text is always message.
+    Log4j,
+}
+
 /// What the decoder needs besides the frame.
 #[derive(Debug, Clone)]
 pub struct DecodeOptions {
     /// Zone for timestamps written without an offset.
     pub timezone: Tz,
+    pub sender: Sender,
+    /// Remove log4j 1.2's `facilityPrinting` prefix (`local7:`) from the message.
+    pub strip_facility_prefix: bool,
+    /// log4j2 `newLineEscape`: this sequence in MSG is turned back into `\n`.
+    pub newline_escape: Option<Box<str>>,
+    /// App name for frames that name none (log4j BSD frames never do).
+    pub app_name: Option<Arc<str>>,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { timezone: Tz::UTC }
+        DecodeOptions {
+            timezone: Tz::UTC,
+            sender: Sender::Generic,
+            strip_facility_prefix: false,
+            newline_escape: None,
+            app_name: None,
+        }
     }
 }
 
@@ -57,7 +84,29 @@ pub fn decode(
     if !rfc5424(all, rest, &mut event, opts) {
         rfc3164(all, rest, &mut event, opts);
     }
+    if event.appname.is_none() {
+        if let Some(app) = &opts.app_name {
+            event.appname = Some(Text::Owned(app.clone()));
+        }
+    }
+    if let Some(escape) = opts.newline_escape.as_deref() {
+        unescape_newlines(&mut event, escape);
+    }
     event
+}
+
+/// log4j2's `newLineEscape` replaced each `\r?\n` of the message with
+/// `escape`; put the newlines back.
+fn unescape_newlines(event: &mut Event, escape: &str) {
+    if escape.is_empty() {
+        return;
+    }
+    let message = event.message();
+    if memchr::memmem::find(message.as_bytes(), escape.as_bytes()).is_none() {
+        return;
+    }
+    let restored = message.replace(escape, "\n");
+    event.message = Text::Owned(Arc::from(restored));
 }
 
 fn span_of(all: &[u8], piece: &[u8]) -> Span {
@@ -420,64 +469,197 @@ fn month(i: &[u8]) -> IResult<&[u8], u32> {
     }
 }
 
-/// `Mmm dd hh:mm:ss` with the day space-padded (`Jan  5`) or not.
-fn bsd_timestamp(i: &[u8]) -> IResult<&[u8], (u32, u32, u32, u32, u32)> {
-    let (i, m) = month(i)?;
+/// A BSD timestamp: `Mmm dd [yyyy ]hh:mm:ss[.fff]`, the day space-padded
+/// (`Jan  5`) or not; the year and fraction are what Cisco and others add.
+struct BsdTime {
+    month: u32,
+    day: u32,
+    year: Option<i64>,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    nanos: u32,
+    frac_digits: u8,
+}
+
+fn bsd_timestamp(i: &[u8]) -> IResult<&[u8], BsdTime> {
+    let (i, month) = month(i)?;
     let (i, _) = char(' ')(i)?;
     let (i, _) = opt(char(' '))(i)?;
     let (i, d) = take_while_m_n(1, 2, is_digit)(i)?;
     let (i, _) = char(' ')(i)?;
-    let (i, hh) = num::<2>(i)?;
+    let (i, year) = opt(|i| {
+        let (i, y) = num::<4>(i)?;
+        let (i, _) = char(' ')(i)?;
+        Ok((i, y))
+    })(i)?;
+    let (i, hour) = num::<2>(i)?;
     let (i, _) = char(':')(i)?;
-    let (i, mm) = num::<2>(i)?;
+    let (i, minute) = num::<2>(i)?;
     let (i, _) = char(':')(i)?;
-    let (i, ss) = num::<2>(i)?;
-    Ok((i, (m, digits_value(d), hh, mm, ss)))
+    let (i, second) = num::<2>(i)?;
+    let (i, frac) = opt(fraction)(i)?;
+    let (nanos, frac_digits) = frac.unwrap_or((0, 0));
+    Ok((
+        i,
+        BsdTime {
+            month,
+            day: digits_value(d),
+            year: year.map(i64::from),
+            hour,
+            minute,
+            second,
+            nanos,
+            frac_digits,
+        },
+    ))
 }
 
-/// The year that puts `month/day time` (read in `tz`) closest to `received_nanos`.
-fn nearest_year(
-    (month, day, hour, minute, second): (u32, u32, u32, u32, u32),
-    received_nanos: i64,
-    opts: &DecodeOptions,
-) -> Option<Timestamp> {
-    let received_secs = received_nanos.div_euclid(1_000_000_000);
-    let received_year = chrono::DateTime::from_timestamp(received_secs, 0)
-        .map(|utc| {
-            use chrono::Datelike;
-            utc.with_timezone(&opts.timezone).year()
-        })
-        .unwrap_or(1970);
-    (received_year - 1..=received_year + 1)
-        .filter_map(|year| {
-            let t = CivilTime {
-                year: i64::from(year),
-                month,
-                day,
-                hour,
-                minute,
-                second,
-                nanos: 0,
-                frac_digits: 0,
-            };
+impl BsdTime {
+    fn civil(&self, year: i64) -> CivilTime {
+        CivilTime {
+            year,
+            month: self.month,
+            day: self.day,
+            hour: self.hour,
+            minute: self.minute,
+            second: self.second,
+            nanos: self.nanos,
+            frac_digits: self.frac_digits,
+        }
+    }
+
+    /// Resolve in `offset` (if the sender named a zone) or the configured
+    /// zone; without a year, the year that puts it closest to `received_nanos`.
+    fn resolve(
+        &self,
+        offset: Option<i32>,
+        received_nanos: i64,
+        opts: &DecodeOptions,
+    ) -> Option<Timestamp> {
+        let at = |year: i64| {
+            let t = self.civil(year);
             if t.valid() {
-                t.in_zone(&opts.timezone)
+                resolve(&t, offset, opts)
             } else {
                 None
             }
-        })
-        .min_by_key(|ts| (ts.unix_nanos.div_euclid(1_000_000_000) - received_secs).abs())
+        };
+        if let Some(year) = self.year {
+            return at(year);
+        }
+        let received_secs = received_nanos.div_euclid(1_000_000_000);
+        let received_year = chrono::DateTime::from_timestamp(received_secs, 0)
+            .map(|utc| {
+                use chrono::Datelike;
+                utc.with_timezone(&opts.timezone).year()
+            })
+            .unwrap_or(1970);
+        (i64::from(received_year) - 1..=i64::from(received_year) + 1)
+            .filter_map(at)
+            .min_by_key(|ts| (ts.unix_nanos.div_euclid(1_000_000_000) - received_secs).abs())
+    }
+}
+
+/// Zone names Cisco devices print after the time (`clock timezone`); a word
+/// outside this list is a hostname or TAG, not a zone.
+const ZONE_ABBREVIATIONS: [&[u8]; 24] = [
+    b"UTC", b"GMT", b"CET", b"CEST", b"EET", b"EEST", b"WET", b"WEST", b"EST", b"EDT", b"CST",
+    b"CDT", b"MST", b"MDT", b"PST", b"PDT", b"BST", b"IST", b"JST", b"KST", b"HKT", b"SGT",
+    b"AEST", b"AEDT",
+];
+
+/// A zone abbreviation after a BSD time (`UTC`, `CET`; Cisco's
+/// `show-timezone`). Only UTC/GMT name an offset; other abbreviations are
+/// ambiguous and fall back to the configured zone.
+fn zone_abbreviation(i: &[u8]) -> IResult<&[u8], Option<i32>> {
+    let (i, _) = char(' ')(i)?;
+    let (i, name) = take_while_m_n(1, 5, |b: u8| b.is_ascii_uppercase())(i)?;
+    if i.first() != Some(&b':') || !ZONE_ABBREVIATIONS.contains(&name) {
+        return Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Tag,
+        )));
+    }
+    Ok((i, matches!(name, b"UTC" | b"GMT").then_some(0)))
+}
+
+/// Cisco IOS: `SEQ: ` before the header (`service sequence-numbers`), and
+/// optionally `HOST: ` after it (`logging origin-id hostname`).
+/// (sequence number, hostname, rest of the frame)
+type CiscoPrefix<'a> = (&'a [u8], Option<&'a [u8]>, &'a [u8]);
+
+fn cisco_prefix(i: &[u8]) -> Option<CiscoPrefix<'_>> {
+    let digits = i.iter().take(10).take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let rest = i[digits..].strip_prefix(b": ")?;
+    let seq = &i[..digits];
+    let starts_time = |r: &[u8]| {
+        let r = r
+            .strip_prefix(b"*")
+            .or_else(|| r.strip_prefix(b"."))
+            .unwrap_or(r);
+        bsd_timestamp(r).is_ok()
+    };
+    if starts_time(rest) {
+        return Some((seq, None, rest));
+    }
+    let host_len = rest
+        .iter()
+        .take(256)
+        .take_while(|b| !matches!(b, b' ' | b':'))
+        .count();
+    let after_host = rest[host_len..].strip_prefix(b": ")?;
+    if host_len > 0 && starts_time(after_host) {
+        return Some((seq, Some(&rest[..host_len]), after_host));
+    }
+    None
 }
 
 /// RFC 3164 as senders write it: `TIMESTAMP HOSTNAME TAG[PID]: MSG`, any part
-/// of which may be missing.
+/// of which may be missing, plus Cisco's sequence numbers and clock-sync
+/// markers (kept as RFC 5424 `meta sequenceId` and `timeQuality isSynced`).
 fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &DecodeOptions) {
     event.protocol = Protocol::Rfc3164;
     event.valid = true;
+    let span = |piece: &[u8]| Text::Span(span_of(all, piece));
     let mut i = after_pri;
+
+    let mut cisco = false;
+    if let Some((seq, host, rest)) = cisco_prefix(i) {
+        cisco = true;
+        event.structured_data.push(SdElement {
+            id: Text::Static("meta"),
+            params: vec![SdParam {
+                name: Text::Static("sequenceId"),
+                value: span(seq),
+            }],
+        });
+        event.hostname = host.map(span);
+        i = rest;
+    }
+    if let Some(rest) = i.strip_prefix(b"*").or_else(|| i.strip_prefix(b".")) {
+        if bsd_timestamp(rest).is_ok() {
+            event.structured_data.push(SdElement {
+                id: Text::Static("timeQuality"),
+                params: vec![SdParam {
+                    name: Text::Static("isSynced"),
+                    value: Text::Static("0"),
+                }],
+            });
+            i = rest;
+        }
+    }
+
     let mut have_timestamp = false;
-    if let Ok((rest, parts)) = bsd_timestamp(i) {
-        event.timestamp = nearest_year(parts, event.received_nanos, opts);
+    if let Ok((rest, t)) = bsd_timestamp(i) {
+        let (rest, offset) = match zone_abbreviation(rest) {
+            Ok((rest, offset)) => (rest, offset),
+            Err(_) => (rest, None),
+        };
+        event.timestamp = t.resolve(offset, event.received_nanos, opts);
         have_timestamp = true;
         i = rest;
     } else if let Ok((rest, (t, offset))) = rfc3339(i) {
@@ -486,22 +668,56 @@ fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &DecodeOptions
         i = rest;
     }
     if have_timestamp {
-        i = skip_spaces(i);
-        // HOSTNAME, unless the next word is already the TAG.
-        if let Ok((rest, word)) = take_till1::<_, _, nom::error::Error<&[u8]>>(|b| b == b' ')(i) {
-            let looks_like_tag = word.ends_with(b":") || word.contains(&b'[');
-            if !looks_like_tag && !rest.is_empty() {
-                event.hostname = Some(Text::Span(span_of(all, word)));
-                i = skip_spaces(rest);
+        if let Some(rest) = i.strip_prefix(b": ") {
+            // `TIME: MSG`, the Cisco shape: no hostname after the time.
+            cisco = true;
+            i = rest;
+        } else {
+            i = i.strip_prefix(b" ").unwrap_or(i);
+        }
+    }
+    if have_timestamp && !cisco {
+        // HOSTNAME, unless the next word is already the TAG. Exactly one
+        // space is consumed after it: log4j stack-trace lines start with
+        // four spaces that belong to the message.
+        let word_len = i.iter().take_while(|b| **b != b' ').count();
+        let (word, rest) = i.split_at(word_len);
+        let looks_like_tag =
+            opts.sender == Sender::Generic && (word.ends_with(b":") || word.contains(&b'['));
+        if word_len > 0 && !looks_like_tag && !rest.is_empty() {
+            event.hostname = Some(span(word));
+            i = &rest[1..];
+        }
+    }
+    if let Some(rest) = log4j_facility_prefix(i, event.facility) {
+        if opts.strip_facility_prefix {
+            i = rest;
+        }
+    } else if opts.sender == Sender::Generic && !cisco {
+        if let Some((app, pid, rest)) = tag_and_pid(i) {
+            // Without a header, only the unmistakable `TAG[PID]:` is a TAG:
+            // log4j 1.2 (`header=false`) sends `<PRI>text`, and text such as
+            // `Status: ok` is message.
+            if have_timestamp || pid.is_some() {
+                event.appname = Some(span(app));
+                event.procid = pid.map(span);
+                i = rest.strip_prefix(b" ").unwrap_or(rest);
             }
         }
     }
-    if let Some((app, pid, rest)) = tag_and_pid(i) {
-        event.appname = Some(Text::Span(span_of(all, app)));
-        event.procid = pid.map(|p| Text::Span(span_of(all, p)));
-        i = rest.strip_prefix(b" ").unwrap_or(rest);
+    event.message = span(trim_end(i));
+}
+
+/// log4j 1.2 `facilityPrinting=true`: the PRI's own facility name and a
+/// colon (`local7:`) before the text. Returns the text after it.
+fn log4j_facility_prefix(i: &[u8], facility: Option<u8>) -> Option<&[u8]> {
+    let code = facility?;
+    if (12..=15).contains(&code) {
+        // log4j has no names for these facilities.
+        return None;
     }
-    event.message = Text::Span(span_of(all, trim_end(i)));
+    let name = crate::config::facility_name(code).as_bytes();
+    i.strip_prefix(name)?.strip_prefix(b":")
 }
 
 /// `TAG[PID]:` or `TAG:`; TAG is up to 48 of `[A-Za-z0-9_./-]`.
@@ -625,6 +841,7 @@ mod tests {
     fn zone_less_timestamps_use_configured_zone() {
         let opts = DecodeOptions {
             timezone: "Asia/Tokyo".parse().unwrap(),
+            ..DecodeOptions::default()
         };
         let e = decode(
             Bytes::from_static(b"<13>Nov 23 10:00:00 h app: m"),
@@ -663,5 +880,210 @@ mod tests {
         );
         assert!(e.lossy_utf8);
         assert_eq!(e.message(), "caf\u{fffd} ok");
+    }
+
+    fn dec_with(s: &[u8], opts: &DecodeOptions) -> Event {
+        decode(Bytes::copy_from_slice(s), None, RECEIVED_2026_11_24, opts)
+    }
+
+    fn log4j() -> DecodeOptions {
+        DecodeOptions {
+            sender: Sender::Log4j,
+            ..DecodeOptions::default()
+        }
+    }
+
+    #[test]
+    fn rfc5424_version_and_hostname_forms() {
+        for host in ["web01.example.com", "192.0.2.7", "2001:db8::7"] {
+            let e = dec(&format!("<14>1 2026-11-23T10:00:00Z {host} app - - - hi"));
+            assert_eq!(e.hostname(), Some(host));
+        }
+        // VERSION must not start with 0: such a frame is read as RFC 3164.
+        assert_eq!(dec("<14>01 - - - - - - m").protocol, Protocol::Rfc3164);
+        assert_eq!(dec("<14>2 - h a p m - x").protocol, Protocol::Rfc5424);
+    }
+
+    #[test]
+    fn rfc5424_several_sd_elements_and_duplicate_params() {
+        let e = dec(r#"<14>1 - h a - - [a@1 k="1" k="2"][b x="\]"] msg"#);
+        assert_eq!(e.structured_data.len(), 2);
+        let a = &e.structured_data[0];
+        assert_eq!(e.resolve(&a.id), "a@1");
+        let values: Vec<&str> = a.params.iter().map(|p| e.resolve(&p.value)).collect();
+        assert_eq!(values, ["1", "2"]);
+        assert_eq!(e.resolve(&e.structured_data[1].params[0].value), "]");
+        assert_eq!(e.message(), "msg");
+        assert_eq!(
+            json(&e)["structured_data"]["a@1"]["k"],
+            serde_json::json!(["1", "2"])
+        );
+    }
+
+    #[test]
+    fn rfc5424_timestamp_forms() {
+        let cases = [
+            ("2026-11-23T10:00:00Z", "2026-11-23T10:00:00Z"),
+            ("2026-11-23T10:00:00.1+01:00", "2026-11-23T10:00:00.1+01:00"),
+            (
+                "2026-11-23T10:00:00.123456-05:30",
+                "2026-11-23T10:00:00.123456-05:30",
+            ),
+            ("2026-11-23T10:00:00.012Z", "2026-11-23T10:00:00.012Z"),
+        ];
+        for (written, printed) in cases {
+            let e = dec(&format!("<14>1 {written} h a - - - m"));
+            assert_eq!(json(&e)["timestamp"], printed, "{written}");
+        }
+        // An impossible date is not a timestamp: the frame is not RFC 5424.
+        assert_eq!(
+            dec("<14>1 2026-02-30T10:00:00Z h a - - - m").protocol,
+            Protocol::Rfc3164
+        );
+    }
+
+    #[test]
+    fn rfc3164_year_fraction_and_iso_timestamps() {
+        let e = dec("<13>Nov 23 2025 10:00:00 h app: m");
+        assert_eq!(json(&e)["timestamp"], "2025-11-23T10:00:00Z");
+        let e = dec("<13>Nov 23 10:00:00.250 h app: m");
+        assert_eq!(json(&e)["timestamp"], "2026-11-23T10:00:00.250Z");
+        let e = dec("<13>2026-11-23T10:00:00+02:00 h app[7]: m");
+        assert_eq!(json(&e)["timestamp"], "2026-11-23T10:00:00+02:00");
+        assert_eq!(e.hostname(), Some("h"));
+        assert_eq!(e.procid(), Some("7"));
+    }
+
+    #[test]
+    fn rfc3164_missing_hostname_and_tag_forms() {
+        let e = dec("<13>Nov 23 10:00:00 sshd[42]: Accepted");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.procid()),
+            (None, Some("sshd"), Some("42"))
+        );
+        let e = dec("<13>Nov 23 10:00:00 h cron: job");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("h"), Some("cron"), "job")
+        );
+        let e = dec("<13>Nov 23 10:00:00 h just words");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("h"), None, "just words")
+        );
+        // No header: only the unmistakable TAG[PID]: form is a TAG.
+        let e = dec("<13>Status: ok");
+        assert_eq!((e.appname(), e.message()), (None, "Status: ok"));
+        let e = dec("<13>app[9]: started");
+        assert_eq!(
+            (e.appname(), e.procid(), e.message()),
+            (Some("app"), Some("9"), "started")
+        );
+    }
+
+    #[test]
+    fn cisco_sequence_numbers_and_clock_markers() {
+        let e = dec("<189>15: *Mar  1 00:12:49.135: %SYS-5-CONFIG_I: Configured from console");
+        let j = json(&e);
+        assert_eq!(j["structured_data"]["meta"]["sequenceId"], "15");
+        assert_eq!(j["structured_data"]["timeQuality"]["isSynced"], "0");
+        // 1 March is closer to 24 Nov 2026 in 2027 (97 days) than in 2026.
+        assert_eq!(j["timestamp"], "2027-03-01T00:12:49.135Z");
+        assert_eq!(j["hostname"], serde_json::Value::Null);
+        assert_eq!(j["appname"], serde_json::Value::Null);
+        assert_eq!(j["message"], "%SYS-5-CONFIG_I: Configured from console");
+
+        let e = dec("<190>2041: core1: .Nov 23 2026 11:34:50.123 UTC: %LINK-3-UPDOWN: down");
+        let j = json(&e);
+        assert_eq!(j["hostname"], "core1");
+        assert_eq!(j["structured_data"]["meta"]["sequenceId"], "2041");
+        assert_eq!(j["structured_data"]["timeQuality"]["isSynced"], "0");
+        assert_eq!(j["timestamp"], "2026-11-23T11:34:50.123Z");
+        assert_eq!(j["message"], "%LINK-3-UPDOWN: down");
+
+        // Synchronised clock, no sequence number: no structured data added.
+        let e = dec("<189>Mar  1 00:12:49.135 CET: %SYS-5-RESTART: up");
+        assert!(e.structured_data.is_empty());
+        assert_eq!(e.message(), "%SYS-5-RESTART: up");
+    }
+
+    #[test]
+    fn log4j_frames_never_carry_a_tag() {
+        let e = dec_with(b"<166>Nov 24 11:34:34 vm Status: ok", &log4j());
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("vm"), None, "Status: ok")
+        );
+        // The generic reading takes the same word for a TAG.
+        let e = dec("<166>Nov 24 11:34:34 vm Status: ok");
+        assert_eq!(e.appname(), Some("Status"));
+        // Stack-trace lines keep their four leading spaces.
+        let e = dec_with(
+            b"<187>Nov 24 11:34:31 vm     at L1.main(L1.java:32)",
+            &log4j(),
+        );
+        assert_eq!(e.message(), "    at L1.main(L1.java:32)");
+        let e = dec("<187>    at L1.main(L1.java:32)");
+        assert_eq!(e.message(), "    at L1.main(L1.java:32)");
+    }
+
+    #[test]
+    fn log4j_app_name_comes_from_config() {
+        let opts = DecodeOptions {
+            app_name: Some(Arc::from("orders")),
+            ..log4j()
+        };
+        let e = dec_with(b"<14>Hello", &opts);
+        assert_eq!(e.appname(), Some("orders"));
+        // A frame that names its app keeps it.
+        let e = dec_with(b"<14>1 - h billing - - - m", &opts);
+        assert_eq!(e.appname(), Some("billing"));
+    }
+
+    #[test]
+    fn log4j_facility_printing_is_recognised_and_stripped_when_configured() {
+        let frame = b"<188>Nov 24 11:34:33 vm local7:WARN  [main] Svc - disk 91%";
+        let e = dec_with(frame, &DecodeOptions::default());
+        assert_eq!(
+            e.appname(),
+            None,
+            "the PRI's own facility name is not a TAG"
+        );
+        assert_eq!(e.message(), "local7:WARN  [main] Svc - disk 91%");
+        let strip = DecodeOptions {
+            strip_facility_prefix: true,
+            ..DecodeOptions::default()
+        };
+        let e = dec_with(frame, &strip);
+        assert_eq!(e.message(), "WARN  [main] Svc - disk 91%");
+        // Another facility's name is a TAG like any other.
+        let e = dec_with(b"<188>Nov 24 11:34:33 vm local3:x", &strip);
+        assert_eq!((e.appname(), e.message()), (Some("local3"), "x"));
+        // Without a header (log4j header=false) too.
+        let e = dec_with(b"<188>local7:WARN x", &strip);
+        assert_eq!(e.message(), "WARN x");
+    }
+
+    #[test]
+    fn newline_escape_is_turned_back_into_newlines() {
+        let opts = DecodeOptions {
+            newline_escape: Some("\\n".into()),
+            ..DecodeOptions::default()
+        };
+        let e = dec_with(b"<163>1 2026-11-24T11:34:37.138Z vm orders 1 - - failed\\njava.lang.X: boom\\n\tat A.b(A.java:1)", &opts);
+        assert_eq!(e.message(), "failed\njava.lang.X: boom\n\tat A.b(A.java:1)");
+        // Without the option the sequence stays as sent.
+        let e = dec(r"<14>1 - h a - - - a\nb");
+        assert_eq!(e.message(), r"a\nb");
+    }
+
+    #[test]
+    fn missing_pri_keeps_everything() {
+        for frame in ["Nov 24 11:34:31 vm hello", "<>x", "<192>x", "<14"] {
+            let e = dec(frame);
+            assert!(!e.valid, "{frame}");
+            assert_eq!(e.message(), frame);
+            assert_eq!(e.facility, None);
+        }
     }
 }

@@ -58,6 +58,8 @@ impl Span {
 pub enum Text {
     Span(Span),
     Owned(Arc<str>),
+    /// Text the decoder supplies itself (e.g. RFC 5424 SD-IDs it adds).
+    Static(&'static str),
 }
 
 /// An instant with the UTC offset it was written (or resolved) in.
@@ -142,6 +144,11 @@ impl Event {
         }
     }
 
+    /// PRIVAL (facility × 8 + severity), when the frame had one.
+    pub fn pri(&self) -> Option<u8> {
+        Some((self.facility? << 3) | self.severity?)
+    }
+
     /// The frame's UTF-8 text.
     pub fn text(&self) -> &str {
         &self.text
@@ -161,6 +168,7 @@ impl Event {
                 .get(s.start as usize..s.end as usize)
                 .unwrap_or(""),
             Text::Owned(s) => s,
+            Text::Static(s) => s,
         }
     }
 

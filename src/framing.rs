@@ -51,6 +51,9 @@ pub struct FramerStats {
     /// A digit run too long to be a count, followed by a space: read as a
     /// newline frame.
     pub bad_octet_counts: u64,
+    /// RFC 5424 frames cut where the next `<PRI>1 ` header starts, in a
+    /// stream without delimiters (log4j2 TCP `newLine=false`).
+    pub undelimited_splits: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +66,9 @@ enum State {
     Counted { header: usize, len: usize },
     /// Skipping an oversized newline frame up to its LF.
     DiscardLine,
+    /// Skipping an oversized frame of an undelimited stream up to the next
+    /// `<PRI>1 ` header.
+    DiscardToHeader,
     /// Skipping the rest of an oversized counted frame.
     DiscardCounted { remaining: usize },
 }
@@ -74,6 +80,9 @@ pub struct SyslogFramer {
     framing: Framing,
     state: State,
     stats: FramerStats,
+    /// This stream was seen to run RFC 5424 frames together without
+    /// delimiters: from then on an LF inside such a frame is content.
+    undelimited: bool,
 }
 
 impl SyslogFramer {
@@ -83,9 +92,114 @@ impl SyslogFramer {
             framing,
             state: State::Start,
             stats: FramerStats::default(),
+            undelimited: false,
         }
     }
 
+    /// True when the stream runs frames together without delimiters and
+    /// `buf` holds the start of one: it ends only when the next begins, so
+    /// the caller may [`flush_undelimited`](Self::flush_undelimited) it once
+    /// the sender pauses.
+    pub fn holds_undelimited_frame(&self, buf: &[u8]) -> bool {
+        self.undelimited && matches!(self.state, State::Line { .. }) && !buf.is_empty()
+    }
+
+    /// Take the frame in progress of an undelimited stream as complete.
+    pub fn flush_undelimited(&mut self, buf: &mut BytesMut) -> Option<FrameItem> {
+        if !self.holds_undelimited_frame(buf) {
+            return None;
+        }
+        self.state = State::Start;
+        let mut frame = buf.split();
+        while matches!(frame.last(), Some(b'\n' | b'\r')) {
+            frame.truncate(frame.len() - 1);
+        }
+        Some(FrameItem::Frame(frame.freeze()))
+    }
+
+    /// Where the frame being read ends, looking for LF and, in an RFC 5424
+    /// frame, for the next `<PRI>1 ` header. `Err(resume)` = none before
+    /// `limit`; `resume` is where to search again when more bytes arrive.
+    fn find_end(&mut self, buf: &[u8], from: usize, limit: usize) -> Result<End, usize> {
+        if rfc5424_header(buf) != Some(true) {
+            return match memchr::memchr(b'\n', &buf[from..limit]) {
+                Some(p) => Ok(End::Lf(from + p)),
+                None => Err(limit),
+            };
+        }
+        let mut pos = from.max(1);
+        while pos < limit {
+            let hit = if self.undelimited {
+                memchr::memchr(b'<', &buf[pos..limit])
+            } else {
+                memchr::memchr2(b'\n', b'<', &buf[pos..limit])
+            };
+            let Some(k) = hit else { break };
+            let at = pos + k;
+            if buf[at] == b'\n' {
+                return Ok(End::Lf(at));
+            }
+            match rfc5424_header(&buf[at..]) {
+                Some(true) => return Ok(End::Header(at)),
+                // Too few bytes to tell: wait for more, unless no more can
+                // belong to this frame.
+                None if buf.len() <= self.max_frame_bytes => return Err(at),
+                _ => pos = at + 1,
+            }
+        }
+        Err(limit)
+    }
+}
+
+enum End {
+    /// The frame ends at this LF.
+    Lf(usize),
+    /// The next frame's `<PRI>1 ` header starts here.
+    Header(usize),
+}
+
+/// Does `b` start with an RFC 5424 header, `<PRI>1 ` followed by a
+/// timestamp's year and dash or by `- `? `None`: too few bytes to tell.
+fn rfc5424_header(b: &[u8]) -> Option<bool> {
+    let mut i = 0;
+    let mut next = || {
+        let byte = b.get(i).copied();
+        i += 1;
+        byte
+    };
+    if next()? != b'<' {
+        return Some(false);
+    }
+    let mut pri = 0u32;
+    let mut digits = 0;
+    let mut c = next()?;
+    while c.is_ascii_digit() {
+        digits += 1;
+        pri = pri * 10 + u32::from(c - b'0');
+        if digits > 3 {
+            return Some(false);
+        }
+        c = next()?;
+    }
+    if digits == 0 || pri > 191 || c != b'>' || next()? != b'1' || next()? != b' ' {
+        return Some(false);
+    }
+    let c = next()?;
+    if c == b'-' {
+        return Some(next()? == b' ');
+    }
+    if !c.is_ascii_digit() {
+        return Some(false);
+    }
+    for _ in 0..3 {
+        if !next()?.is_ascii_digit() {
+            return Some(false);
+        }
+    }
+    Some(next()? == b'-')
+}
+
+impl SyslogFramer {
     /// Counters since the last call, then reset.
     pub fn take_stats(&mut self) -> FramerStats {
         std::mem::take(&mut self.stats)
@@ -154,9 +268,8 @@ impl Decoder for SyslogFramer {
                 }
                 State::Line { scanned } => {
                     let limit = buf.len().min(self.max_frame_bytes + 1);
-                    match memchr::memchr(b'\n', &buf[scanned..limit]) {
-                        Some(pos) => {
-                            let end = scanned + pos;
+                    match self.find_end(buf, scanned, limit) {
+                        Ok(End::Lf(end)) => {
                             let mut frame = buf.split_to(end + 1);
                             frame.truncate(end);
                             if frame.last() == Some(&b'\r') {
@@ -165,15 +278,29 @@ impl Decoder for SyslogFramer {
                             self.state = State::Start;
                             return Ok(Some(FrameItem::Frame(frame.freeze())));
                         }
-                        None if buf.len() > self.max_frame_bytes => {
-                            // No LF in the first max+1 bytes: skip them and
-                            // the rest of the line; what follows it is kept.
+                        Ok(End::Header(at)) => {
+                            let mut frame = buf.split_to(at);
+                            while matches!(frame.last(), Some(b'\n' | b'\r')) {
+                                frame.truncate(frame.len() - 1);
+                            }
+                            self.undelimited = true;
+                            self.stats.undelimited_splits += 1;
+                            self.state = State::Start;
+                            return Ok(Some(FrameItem::Frame(frame.freeze())));
+                        }
+                        Err(_) if buf.len() > self.max_frame_bytes => {
+                            // No end in the first max+1 bytes: skip them and
+                            // the rest of the frame; what follows it is kept.
+                            self.state = if self.undelimited && rfc5424_header(buf) == Some(true) {
+                                State::DiscardToHeader
+                            } else {
+                                State::DiscardLine
+                            };
                             buf.advance(limit);
-                            self.state = State::DiscardLine;
                             return Ok(Some(FrameItem::Oversized));
                         }
-                        None => {
-                            self.state = State::Line { scanned: limit };
+                        Err(resume) => {
+                            self.state = State::Line { scanned: resume };
                             return Ok(None);
                         }
                     }
@@ -203,6 +330,29 @@ impl Decoder for SyslogFramer {
                         return Ok(None);
                     }
                 },
+                State::DiscardToHeader => {
+                    let mut pos = 0;
+                    loop {
+                        let Some(k) = memchr::memchr(b'<', &buf[pos..]) else {
+                            buf.clear();
+                            return Ok(None);
+                        };
+                        let at = pos + k;
+                        match rfc5424_header(&buf[at..]) {
+                            Some(true) => {
+                                buf.advance(at);
+                                self.state = State::Start;
+                                break;
+                            }
+                            None => {
+                                // Maybe a header: keep it for the next read.
+                                buf.advance(at);
+                                return Ok(None);
+                            }
+                            Some(false) => pos = at + 1,
+                        }
+                    }
+                }
                 State::DiscardCounted { remaining } => {
                     let n = remaining.min(buf.len());
                     buf.advance(n);
@@ -460,5 +610,111 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// What log4j2 sent over TCP with `newLine=false` (captured; see
+    /// tests/corpus/log4j-captured.jsonl), shortened.
+    const UNDELIMITED: &[u8] = b"<166>1 2026-11-24T11:34:37.803Z vm orders 16777 - - Hello from log4j2<164>1 2026-11-24T11:34:37.804Z vm orders 16777 - - status heap_used=1234<166>1 2026-11-24T11:34:37.804Z vm orders 16777 - [mdc@32473 user=\"a\"] Order created id=1001<166>1 2026-11-24T11:34:37.805Z vm orders 16777 - - two lines\nsecond line<163>1 - vm orders 16777 - - nil time";
+
+    #[test]
+    fn undelimited_rfc5424_stream_is_split_at_each_header() {
+        let mut fr = SyslogFramer::new(4096, Framing::Auto);
+        let out = frames(&mut fr, UNDELIMITED);
+        assert_eq!(
+            out,
+            vec![
+                f("<166>1 2026-11-24T11:34:37.803Z vm orders 16777 - - Hello from log4j2"),
+                f("<164>1 2026-11-24T11:34:37.804Z vm orders 16777 - - status heap_used=1234"),
+                f(
+                    "<166>1 2026-11-24T11:34:37.804Z vm orders 16777 - [mdc@32473 user=\"a\"] Order created id=1001"
+                ),
+                // Once the stream is known to be undelimited, LF is content.
+                f("<166>1 2026-11-24T11:34:37.805Z vm orders 16777 - - two lines\nsecond line"),
+                f("<163>1 - vm orders 16777 - - nil time"),
+            ]
+        );
+        assert_eq!(fr.take_stats().undelimited_splits, 4);
+    }
+
+    #[test]
+    fn undelimited_split_does_not_depend_on_read_sizes() {
+        let whole = frames(&mut SyslogFramer::new(4096, Framing::Auto), UNDELIMITED);
+        for size in 1..40 {
+            let mut fr = SyslogFramer::new(4096, Framing::Auto);
+            assert_eq!(
+                frames_chunked(&mut fr, UNDELIMITED, &[size]),
+                whole,
+                "chunk {size}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_rfc5424_frames_are_split_at_headers() {
+        let mut fr = SyslogFramer::new(4096, Framing::Auto);
+        // A BSD frame quoting a 5424 header, and a 5424 frame quoting
+        // something that is not a header, stay whole.
+        let out = frames(
+            &mut fr,
+            b"<13>Nov 24 11:00:00 h app: got <14>1 2026-11-24T00:00:00Z x\n<14>1 - h a - - - a <14>1 x <b>\n",
+        );
+        assert_eq!(
+            out,
+            vec![
+                f("<13>Nov 24 11:00:00 h app: got <14>1 2026-11-24T00:00:00Z x"),
+                f("<14>1 - h a - - - a <14>1 x <b>"),
+            ]
+        );
+        assert_eq!(fr.take_stats().undelimited_splits, 0);
+        // And a newline-delimited 5424 stream keeps newline framing.
+        let mut fr = SyslogFramer::new(4096, Framing::Auto);
+        let out = frames(&mut fr, b"<14>1 - h a - - - one\n<14>1 - h a - - - two\n");
+        assert_eq!(
+            out,
+            vec![f("<14>1 - h a - - - one"), f("<14>1 - h a - - - two")]
+        );
+    }
+
+    #[test]
+    fn undelimited_last_frame_is_flushed_on_request() {
+        let mut fr = SyslogFramer::new(4096, Framing::Auto);
+        let mut buf = BytesMut::from(&b"<14>1 - h a - - - one<14>1 - h a - - - two"[..]);
+        assert_eq!(
+            fr.decode(&mut buf).unwrap(),
+            Some(f("<14>1 - h a - - - one"))
+        );
+        assert_eq!(fr.decode(&mut buf).unwrap(), None);
+        assert!(fr.holds_undelimited_frame(&buf));
+        assert_eq!(
+            fr.flush_undelimited(&mut buf),
+            Some(f("<14>1 - h a - - - two"))
+        );
+        assert!(!fr.holds_undelimited_frame(&buf));
+        // A newline-delimited stream never holds a frame back.
+        let mut fr = SyslogFramer::new(4096, Framing::Auto);
+        let mut buf = BytesMut::from(&b"<14>1 - h a - - - one\n<14>1 - h a"[..]);
+        assert_eq!(
+            fr.decode(&mut buf).unwrap(),
+            Some(f("<14>1 - h a - - - one"))
+        );
+        assert_eq!(fr.decode(&mut buf).unwrap(), None);
+        assert!(!fr.holds_undelimited_frame(&buf));
+    }
+
+    #[test]
+    fn undelimited_frames_stay_bounded() {
+        let mut fr = SyslogFramer::new(64, Framing::Auto);
+        let mut input = b"<14>1 - h a - - - short<14>1 - h a - - - ".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 200));
+        input.extend_from_slice(b"<14>1 - h a - - - after");
+        let out = frames(&mut fr, &input);
+        assert_eq!(
+            out,
+            vec![
+                f("<14>1 - h a - - - short"),
+                FrameItem::Oversized,
+                f("<14>1 - h a - - - after")
+            ]
+        );
     }
 }

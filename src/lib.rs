@@ -10,7 +10,10 @@
 //!   (bounded connections, idle timeout, graceful drain).
 //! - [`framing`] — the RFC 6587 framer: octet counting or LF, per frame,
 //!   bounded by `max_frame_bytes`.
-//! - [`decode`] — frame → [`event::Event`]: RFC 5424 / RFC 3164, lenient.
+//! - [`decode`] — frame → [`event::Event`]: RFC 5424 / RFC 3164 and the
+//!   log4j variants, lenient.
+//! - [`multiline`] — joins what log4j split over several frames (stack
+//!   traces, long messages) back into one event.
 //! - [`router`] — event → matching routes (one `RegexSet` pass).
 //! - [`route`] — route output: a line-protocol point or a JSON document.
 //! - [`queue`] — one bounded queue per route, `block` or `drop_newest`.
@@ -31,6 +34,7 @@ pub mod decode;
 pub mod event;
 pub mod framing;
 pub mod listener;
+pub mod multiline;
 pub mod pipeline;
 pub mod queue;
 pub mod route;

@@ -16,16 +16,19 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{ListenerConfig, ListenerProtocol};
-use crate::decode::DecodeOptions;
 use crate::framing::{FrameItem, SyslogFramer};
-use crate::pipeline::{Pipeline, now_nanos};
+use crate::pipeline::{Pipeline, Reader, now_nanos};
 use crate::telemetry::ListenerMetrics;
 
+/// How long a stream without delimiters may pause before its last message
+/// is taken as complete.
+pub const UNDELIMITED_PAUSE: Duration = Duration::from_millis(100);
 /// How long a closing connection waits for more bytes already sent.
 pub const DRAIN_IDLE: Duration = Duration::from_millis(200);
 /// Read size for TCP.
@@ -115,9 +118,7 @@ async fn serve_udp(
     metrics: ListenerMetrics,
     shutdown: CancellationToken,
 ) {
-    let opts = DecodeOptions {
-        timezone: config.timezone,
-    };
+    let mut reader = Reader::new(&pipeline, &config, &metrics, false);
     // One byte more than a frame may hold, so an oversized datagram shows.
     let mut buf = vec![0u8; (config.max_frame_bytes + 1).min(MAX_DATAGRAM)];
     let datagram = |n: usize, buf: &[u8]| -> Option<Bytes> {
@@ -129,17 +130,20 @@ async fn serve_udp(
         Some(Bytes::copy_from_slice(&buf[..n]))
     };
     loop {
+        let deadline = reader.deadline();
         let received = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            _ = sleep_until_some(deadline), if deadline.is_some() => {
+                reader.expire().await;
+                continue;
+            }
             r = socket.recv_from(&mut buf) => r,
         };
         match received {
             Ok((n, peer)) => {
                 if let Some(frame) = datagram(n, &buf) {
-                    pipeline
-                        .ingest(frame, Some(peer), now_nanos(), &opts, &metrics, false)
-                        .await;
+                    reader.frame(frame, Some(peer), now_nanos()).await;
                 }
             }
             Err(e) => {
@@ -151,10 +155,15 @@ async fn serve_udp(
     // Take what the kernel already holds before closing.
     while let Ok((n, peer)) = socket.try_recv_from(&mut buf) {
         if let Some(frame) = datagram(n, &buf) {
-            pipeline
-                .ingest(frame, Some(peer), now_nanos(), &opts, &metrics, false)
-                .await;
+            reader.frame(frame, Some(peer), now_nanos()).await;
         }
+    }
+    reader.close().await;
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    if let Some(d) = deadline {
+        tokio::time::sleep_until(d).await;
     }
 }
 
@@ -213,26 +222,39 @@ async fn connection(
     metrics: &ListenerMetrics,
     shutdown: &CancellationToken,
 ) {
-    let opts = DecodeOptions {
-        timezone: config.timezone,
-    };
+    let mut reader = Reader::new(pipeline, config, metrics, true);
     let _ = stream.set_nodelay(true);
     let mut framer = SyslogFramer::new(config.max_frame_bytes, config.framing);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut draining = shutdown.is_cancelled();
     loop {
         buf.reserve(READ_CHUNK);
-        let read = if draining {
-            tokio::time::timeout(DRAIN_IDLE, stream.read_buf(&mut buf)).await
+        let deadline = reader.deadline();
+        // A stream without delimiters (log4j2 newLine=false) holds its last
+        // message until the next one starts: emit it once the sender pauses.
+        let undelimited = framer.holds_undelimited_frame(&buf);
+        let wait = if draining {
+            DRAIN_IDLE
         } else {
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => {
-                    draining = true;
-                    continue;
-                }
-                r = tokio::time::timeout(config.idle_timeout, stream.read_buf(&mut buf)) => r,
+            config.idle_timeout
+        };
+        let read = tokio::select! {
+            biased;
+            _ = shutdown.cancelled(), if !draining => {
+                draining = true;
+                continue;
             }
+            _ = sleep_until_some(deadline), if deadline.is_some() => {
+                reader.expire().await;
+                continue;
+            }
+            _ = tokio::time::sleep(UNDELIMITED_PAUSE), if undelimited => {
+                if let Some(FrameItem::Frame(frame)) = framer.flush_undelimited(&mut buf) {
+                    reader.frame(frame, Some(peer), now_nanos()).await;
+                }
+                continue;
+            }
+            r = tokio::time::timeout(wait, stream.read_buf(&mut buf)) => r,
         };
         let eof = match read {
             Err(_elapsed) => {
@@ -264,11 +286,7 @@ async fn connection(
             // would only end this connection.
             let Ok(Some(item)) = item else { break };
             match item {
-                FrameItem::Frame(frame) => {
-                    pipeline
-                        .ingest(frame, Some(peer), received, &opts, metrics, true)
-                        .await
-                }
+                FrameItem::Frame(frame) => reader.frame(frame, Some(peer), received).await,
                 FrameItem::Oversized => {
                     metrics.oversized_frames.inc();
                     tracing::debug!(listener = %config.name, %peer, max = config.max_frame_bytes, "oversized frame skipped");
@@ -281,8 +299,10 @@ async fn connection(
         let stats = framer.take_stats();
         metrics.octet_count_fallbacks.inc_by(stats.octet_fallbacks);
         metrics.bad_octet_counts.inc_by(stats.bad_octet_counts);
+        metrics.undelimited_splits.inc_by(stats.undelimited_splits);
         if eof {
             break;
         }
     }
+    reader.close().await;
 }

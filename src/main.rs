@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sluice::config::{Config, OutputConfig, SinkKind};
-use sluice::debugger::ParseFraming;
+use sluice::debugger::{ParseFraming, ParseOptions};
+use sluice::decode::{DecodeOptions, Sender};
+use sluice::pipeline::now_nanos;
 use tokio_util::sync::CancellationToken;
 
 /// Where `run`, `check` and `parse` look when no `-c` is given.
@@ -43,7 +45,25 @@ enum Command {
         config: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "auto")]
         framing: ParseFraming,
+        /// Decode as this listener of the config does (timezone, sender, log4j options, multi-line joining).
+        #[arg(long, requires = "config")]
+        listener: Option<String>,
+        /// Zone for timestamps without an offset (default: the listener's, else the config's, else UTC).
+        #[arg(long)]
+        timezone: Option<chrono_tz::Tz>,
+        /// Who sent the frames: generic, or log4j (BSD frames carry no TAG).
+        #[arg(long, value_enum)]
+        sender: Option<SenderArg>,
+        /// Receive time (RFC 3339) for year inference, instead of now.
+        #[arg(long)]
+        received: Option<chrono::DateTime<chrono::FixedOffset>>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SenderArg {
+    Generic,
+    Log4j,
 }
 
 fn main() -> ExitCode {
@@ -68,7 +88,14 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => with_config(config.as_deref(), run),
         Command::Check { config } => with_config(config.as_deref(), check),
-        Command::Parse { config, framing } => {
+        Command::Parse {
+            config,
+            framing,
+            listener,
+            timezone,
+            sender,
+            received,
+        } => {
             let config = match config.as_deref().map(|p| Config::load(Some(p))).transpose() {
                 Ok(c) => c,
                 Err(e) => {
@@ -76,12 +103,45 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let mut options = ParseOptions {
+                framing,
+                decode: DecodeOptions {
+                    timezone: config.as_ref().map_or(chrono_tz::Tz::UTC, |c| c.timezone),
+                    ..DecodeOptions::default()
+                },
+                multiline: None,
+                received_nanos: received
+                    .and_then(|r| r.timestamp_nanos_opt())
+                    .unwrap_or_else(now_nanos),
+            };
+            if let (Some(name), Some(c)) = (&listener, &config) {
+                let Some(l) = c.listeners.iter().find(|l| &l.name == name) else {
+                    let names: Vec<&str> = c.listeners.iter().map(|l| l.name.as_str()).collect();
+                    eprintln!(
+                        "error: no listener {name:?} in {} (listeners: {})",
+                        c.origin,
+                        names.join(", ")
+                    );
+                    return ExitCode::from(2);
+                };
+                options.decode = l.decode.clone();
+                options.multiline = l.multiline.clone();
+            }
+            if let Some(tz) = timezone {
+                options.decode.timezone = tz;
+            }
+            if let Some(sender) = sender {
+                options.decode.sender = match sender {
+                    SenderArg::Generic => Sender::Generic,
+                    SenderArg::Log4j => Sender::Log4j,
+                };
+            }
             report(
                 sluice::debugger::run(
                     &mut std::io::stdin(),
                     &mut std::io::stdout(),
                     config.as_ref(),
-                    framing,
+                    &options,
                 )
                 .map_err(anyhow::Error::from),
             )
@@ -221,8 +281,29 @@ fn check(config: Config) -> ExitCode {
             l.max_connections,
             l.idle_timeout.as_secs(),
             l.framing,
-            l.timezone
+            l.decode.timezone
         );
+        let d = &l.decode;
+        let mut extras = vec![format!("sender {:?}", d.sender).to_lowercase()];
+        if let Some(app) = &d.app_name {
+            extras.push(format!("app_name {app:?}"));
+        }
+        if d.strip_facility_prefix {
+            extras.push("strip_facility_prefix".to_owned());
+        }
+        if let Some(e) = &d.newline_escape {
+            extras.push(format!("newline_escape {e:?}"));
+        }
+        match &l.multiline {
+            Some(m) => extras.push(format!(
+                "multiline (window_ms {}, max_lines {}, max_bytes {})",
+                m.window.as_millis(),
+                m.max_lines,
+                m.max_bytes
+            )),
+            None => extras.push("multiline off".to_owned()),
+        }
+        println!("  decode: {}", extras.join(", "));
     }
     for s in &config.sinks {
         let target = match &s.kind {

@@ -1,13 +1,17 @@
-//! One frame through the stages: decode → route → encode → push into each
-//! matching route's queue. Shared by every listener.
+//! One frame through the stages: decode → (multi-line join) → route →
+//! encode → push into each matching route's queue. Shared by every listener.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::config::{OutputConfig, RouteConfig};
+use tokio::time::Instant;
+
+use crate::config::{ListenerConfig, OutputConfig, RouteConfig};
 use crate::decode::{DecodeOptions, decode};
+use crate::event::Event;
+use crate::multiline::Joiner;
 use crate::queue::RouteQueue;
 use crate::route::{ConversionError, encode};
 use crate::router::{Router, RouterError};
@@ -51,17 +55,15 @@ impl Pipeline {
         &self.routes
     }
 
-    /// Take one frame through every stage. `may_wait`: the reader can stop
-    /// reading (TCP) when a `block` queue is full; UDP passes false.
-    pub async fn ingest(
+    /// Decode one frame and count what its decoding showed.
+    pub fn decode(
         &self,
         frame: Bytes,
         peer: Option<SocketAddr>,
         received_nanos: i64,
         opts: &DecodeOptions,
         listener: &ListenerMetrics,
-        may_wait: bool,
-    ) {
+    ) -> Event {
         listener.frames.inc();
         let event = decode(frame, peer, received_nanos, opts);
         if !event.valid {
@@ -70,8 +72,15 @@ impl Pipeline {
         if event.lossy_utf8 {
             listener.lossy_utf8_frames.inc();
         }
+        event
+    }
+
+    /// Route one event, encode it for every matching route and push the
+    /// records. `may_wait`: the reader can stop reading (TCP) when a `block`
+    /// queue is full; UDP passes false.
+    pub async fn dispatch(&self, event: &Event, may_wait: bool) {
         let mut matches = Vec::with_capacity(2);
-        self.router.route(&event, &mut matches);
+        self.router.route(event, &mut matches);
         let mut errors: Vec<ConversionError> = Vec::new();
         for m in &matches {
             let Some(route) = self.routes.get(m.route) else {
@@ -82,7 +91,7 @@ impl Pipeline {
                 &route.output,
                 &route.name,
                 &route.capture_names,
-                &event,
+                event,
                 m.captures.as_ref(),
                 &mut errors,
             );
@@ -98,6 +107,87 @@ impl Pipeline {
                 route.metrics.emitted.inc();
                 route.queue.push(record, may_wait).await;
             }
+        }
+    }
+}
+
+/// One reader's path into the pipeline (a UDP socket, a TCP connection):
+/// decode, join multi-frame messages when configured, dispatch.
+pub struct Reader<'a> {
+    pipeline: &'a Pipeline,
+    opts: &'a DecodeOptions,
+    metrics: &'a ListenerMetrics,
+    joiner: Option<Joiner>,
+    ready: Vec<Event>,
+    may_wait: bool,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(
+        pipeline: &'a Pipeline,
+        config: &'a ListenerConfig,
+        metrics: &'a ListenerMetrics,
+        may_wait: bool,
+    ) -> Self {
+        Reader {
+            pipeline,
+            opts: &config.decode,
+            metrics,
+            joiner: config.multiline.clone().map(Joiner::new),
+            ready: Vec::new(),
+            may_wait,
+        }
+    }
+
+    /// Take one frame.
+    pub async fn frame(&mut self, frame: Bytes, peer: Option<SocketAddr>, received_nanos: i64) {
+        let event = self
+            .pipeline
+            .decode(frame, peer, received_nanos, self.opts, self.metrics);
+        match &mut self.joiner {
+            None => self.pipeline.dispatch(&event, self.may_wait).await,
+            Some(joiner) => {
+                joiner.push(event, Instant::now(), &mut self.ready);
+                self.dispatch_ready().await;
+            }
+        }
+    }
+
+    /// When [`Reader::expire`] has work, if ever.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.joiner.as_ref().and_then(Joiner::next_deadline)
+    }
+
+    /// Emit joined events whose window has passed.
+    pub async fn expire(&mut self) {
+        if let Some(joiner) = &mut self.joiner {
+            joiner.expire(Instant::now(), &mut self.ready);
+            self.dispatch_ready().await;
+        }
+    }
+
+    /// Emit everything pending: the reader is closing.
+    pub async fn close(&mut self) {
+        if let Some(joiner) = &mut self.joiner {
+            joiner.close(&mut self.ready);
+            self.dispatch_ready().await;
+        }
+    }
+
+    async fn dispatch_ready(&mut self) {
+        if let Some(joiner) = &mut self.joiner {
+            let stats = joiner.take_stats();
+            self.metrics
+                .multiline_joined_frames
+                .inc_by(stats.joined_frames);
+            for (counter, n) in self.metrics.multiline_flushes.iter().zip(stats.flushes) {
+                if n > 0 {
+                    counter.inc_by(n);
+                }
+            }
+        }
+        for event in std::mem::take(&mut self.ready) {
+            self.pipeline.dispatch(&event, self.may_wait).await;
         }
     }
 }

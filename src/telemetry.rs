@@ -14,6 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
+use crate::multiline::Flush;
 use crate::queue::QueueMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -67,6 +68,12 @@ pub struct ListenerMetrics {
     pub connections_open: Gauge,
     pub idle_timeouts: Counter,
     pub read_errors: Counter,
+    /// Frames split at a `<PRI>1 ` boundary (log4j2 TCP `newLine=false`).
+    pub undelimited_splits: Counter,
+    /// Frames appended to an earlier event by the multi-line joiner.
+    pub multiline_joined_frames: Counter,
+    /// Events the joiner emitted, indexed like [`crate::multiline::Flush::ALL`].
+    pub multiline_flushes: [Counter; 6],
 }
 
 /// Counters of one route (its queue's included).
@@ -112,6 +119,9 @@ pub struct Telemetry {
     l_rejected: Family<ListenerReason, Counter>,
     l_open: Family<ListenerLabel, Gauge>,
     l_closed: Family<ListenerReason, Counter>,
+    l_undelimited: Family<ListenerLabel, Counter>,
+    l_joined: Family<ListenerLabel, Counter>,
+    l_join_flushes: Family<ListenerReason, Counter>,
     r_matched: Family<RouteLabel, Counter>,
     r_emitted: Family<RouteLabel, Counter>,
     r_conversion: Family<RouteReason, Counter>,
@@ -175,6 +185,18 @@ impl Telemetry {
                 "sluice_listener_connections_closed_abnormally",
                 "TCP connections closed by sluice, by reason: idle_timeout, read_error"
             ),
+            l_undelimited: family!(
+                "sluice_listener_undelimited_splits",
+                "Frames cut at a `<PRI>1 ` boundary in a stream without delimiters (log4j2 newLine=false)"
+            ),
+            l_joined: family!(
+                "sluice_listener_multiline_joined_frames",
+                "Frames appended to an earlier event (stack-trace lines, split-message parts)"
+            ),
+            l_join_flushes: family!(
+                "sluice_listener_multiline_events",
+                "Events emitted by the multi-line joiner, by reason: window, next_event, line_limit, byte_limit, capacity, close"
+            ),
             r_matched: family!("sluice_router_matched_events", "Events a route matched"),
             r_emitted: family!("sluice_route_emitted_records", "Records a route produced"),
             r_conversion: family!(
@@ -226,6 +248,9 @@ impl Telemetry {
             connections_open: get(&self.l_open, &l),
             idle_timeouts: get(&self.l_closed, &r("idle_timeout")),
             read_errors: get(&self.l_closed, &r("read_error")),
+            undelimited_splits: get(&self.l_undelimited, &l),
+            multiline_joined_frames: get(&self.l_joined, &l),
+            multiline_flushes: Flush::ALL.map(|f| get(&self.l_join_flushes, &r(f.as_str()))),
         }
     }
 
