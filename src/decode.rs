@@ -193,8 +193,12 @@ struct CivilTime {
 }
 
 impl CivilTime {
+    /// A real date and time, within the years an `i64` of nanoseconds
+    /// holds (1678..=2261); anything else is not taken for a timestamp, so
+    /// its text stays in the message.
     fn valid(&self) -> bool {
-        NaiveDate::from_ymd_opt(self.year as i32, self.month, self.day).is_some()
+        (1678..=2261).contains(&self.year)
+            && NaiveDate::from_ymd_opt(self.year as i32, self.month, self.day).is_some()
             && self.hour < 24
             && self.minute < 60
             && self.second <= 60
