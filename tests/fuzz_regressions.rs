@@ -74,7 +74,12 @@ fn replay(data: &[u8]) -> usize {
     for e in &events {
         json_of(e);
     }
-    json_of(&decode(Bytes::copy_from_slice(input), None, RECEIVED, &opts));
+    json_of(&decode(
+        Bytes::copy_from_slice(input),
+        None,
+        RECEIVED,
+        &opts,
+    ));
     n
 }
 
@@ -102,5 +107,10 @@ fn a_year_past_2261_stays_in_the_message() {
     );
     let j = json_of(&e);
     assert_eq!(j["timestamp"], serde_json::Value::Null);
-    assert!(j["message"].as_str().unwrap().contains("2826-11-24T11:34:56.648Z"));
+    assert!(
+        j["message"]
+            .as_str()
+            .unwrap()
+            .contains("2826-11-24T11:34:56.648Z")
+    );
 }
