@@ -1090,4 +1090,218 @@ mod tests {
             assert_eq!(e.facility, None);
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn header_token() -> impl Strategy<Value = Option<String>> {
+            // PRINTUSASCII without space; "-" alone is NILVALUE.
+            proptest::option::of("[!-~]{1,32}".prop_filter("not NILVALUE", |s| s != "-"))
+        }
+
+        fn sd_name() -> impl Strategy<Value = String> {
+            "[!#-<>-\\\\^-~]{1,32}"
+        }
+
+        #[derive(Debug, Clone)]
+        struct Generated {
+            pri: u8,
+            timestamp: Option<(chrono::DateTime<chrono::FixedOffset>, u8)>,
+            hostname: Option<String>,
+            appname: Option<String>,
+            procid: Option<String>,
+            msgid: Option<String>,
+            sd: Vec<(String, Vec<(String, String)>)>,
+            bom: bool,
+            message: String,
+        }
+
+        fn timestamp() -> impl Strategy<Value = (chrono::DateTime<chrono::FixedOffset>, u8)> {
+            (
+                0i64..7_000_000_000,
+                0u32..1_000_000,
+                0u8..=6,
+                -(14 * 60)..=(14 * 60i32),
+            )
+                .prop_map(|(secs, micros, digits, offset_min)| {
+                    let keep = 10u32.pow(6 - u32::from(digits));
+                    let nanos = (micros / keep) * keep * 1000;
+                    let offset = chrono::FixedOffset::east_opt(offset_min * 60).unwrap();
+                    let t = chrono::DateTime::from_timestamp(secs, nanos)
+                        .unwrap()
+                        .with_timezone(&offset);
+                    (t, digits)
+                })
+        }
+
+        fn generated() -> impl Strategy<Value = Generated> {
+            (
+                0u8..=191,
+                proptest::option::of(timestamp()),
+                (
+                    header_token(),
+                    header_token(),
+                    header_token(),
+                    header_token(),
+                ),
+                proptest::collection::vec(
+                    (
+                        sd_name(),
+                        proptest::collection::vec((sd_name(), "\\PC{0,12}"), 0..4),
+                    ),
+                    0..3,
+                ),
+                any::<bool>(),
+                // MSG: anything printable (newlines inside), not ending in a
+                // line end, not starting with a BOM.
+                "(\\PC|\n){0,40}".prop_filter("no leading BOM, no trailing line end", |m| {
+                    !m.starts_with('\u{feff}') && !m.ends_with(['\n', '\r'])
+                }),
+            )
+                .prop_map(
+                    |(pri, timestamp, (hostname, appname, procid, msgid), sd, bom, message)| {
+                        Generated {
+                            pri,
+                            timestamp,
+                            hostname,
+                            appname,
+                            procid,
+                            msgid,
+                            sd,
+                            bom,
+                            message,
+                        }
+                    },
+                )
+        }
+
+        fn render(g: &Generated) -> String {
+            let nil = |f: &Option<String>| f.clone().unwrap_or_else(|| "-".into());
+            let ts = match &g.timestamp {
+                None => "-".to_owned(),
+                Some((t, digits)) => {
+                    let mut s = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+                    if *digits > 0 {
+                        let frac = format!("{:09}", t.timestamp_subsec_nanos());
+                        s.push('.');
+                        s.push_str(&frac[..usize::from(*digits)]);
+                    }
+                    let off = t.offset().local_minus_utc();
+                    if off == 0 {
+                        s.push('Z');
+                    } else {
+                        let sign = if off < 0 { '-' } else { '+' };
+                        s.push_str(&format!(
+                            "{sign}{:02}:{:02}",
+                            off.abs() / 3600,
+                            off.abs() % 3600 / 60
+                        ));
+                    }
+                    s
+                }
+            };
+            let mut sd = String::new();
+            for (id, params) in &g.sd {
+                sd.push('[');
+                sd.push_str(id);
+                for (k, v) in params {
+                    let escaped = v
+                        .replace('\\', "\\\\")
+                        .replace('"', "\\\"")
+                        .replace(']', "\\]");
+                    sd.push_str(&format!(" {k}=\"{escaped}\""));
+                }
+                sd.push(']');
+            }
+            if sd.is_empty() {
+                sd.push('-');
+            }
+            let mut frame = format!(
+                "<{}>1 {ts} {} {} {} {} {sd}",
+                g.pri,
+                nil(&g.hostname),
+                nil(&g.appname),
+                nil(&g.procid),
+                nil(&g.msgid)
+            );
+            if g.bom || !g.message.is_empty() {
+                frame.push(' ');
+                if g.bom {
+                    frame.push('\u{feff}');
+                }
+                frame.push_str(&g.message);
+            }
+            frame
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn rfc5424_round_trips_field_by_field(g in generated()) {
+                let frame = render(&g);
+                let e = dec(&frame);
+                prop_assert!(e.valid);
+                prop_assert_eq!(e.protocol, Protocol::Rfc5424);
+                prop_assert_eq!(e.pri(), Some(g.pri));
+                match (&g.timestamp, e.timestamp) {
+                    (None, None) => {}
+                    (Some((t, digits)), Some(got)) => {
+                        prop_assert_eq!(got.unix_nanos, t.timestamp_nanos_opt().unwrap());
+                        prop_assert_eq!(got.offset_secs, t.offset().local_minus_utc());
+                        prop_assert_eq!(got.frac_digits, *digits);
+                    }
+                    (want, got) => prop_assert!(false, "timestamp {want:?} decoded as {got:?}"),
+                }
+                prop_assert_eq!(e.hostname(), g.hostname.as_deref());
+                prop_assert_eq!(e.appname(), g.appname.as_deref());
+                prop_assert_eq!(e.procid(), g.procid.as_deref());
+                prop_assert_eq!(e.msgid(), g.msgid.as_deref());
+                prop_assert_eq!(e.structured_data.len(), g.sd.len());
+                for (got, (id, params)) in e.structured_data.iter().zip(&g.sd) {
+                    prop_assert_eq!(e.resolve(&got.id), id.as_str());
+                    let got_params: Vec<(&str, &str)> = got
+                        .params
+                        .iter()
+                        .map(|p| (e.resolve(&p.name), e.resolve(&p.value)))
+                        .collect();
+                    let want: Vec<(&str, &str)> =
+                        params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    prop_assert_eq!(got_params, want);
+                }
+                prop_assert_eq!(e.message(), g.message.as_str());
+            }
+
+            #[test]
+            fn arbitrary_bytes_decode_without_panic(
+                bytes in proptest::collection::vec(any::<u8>(), 0..300),
+                log4j in any::<bool>(),
+                strip in any::<bool>(),
+            ) {
+                let opts = DecodeOptions {
+                    sender: if log4j { Sender::Log4j } else { Sender::Generic },
+                    strip_facility_prefix: strip,
+                    newline_escape: Some("\\n".into()),
+                    ..DecodeOptions::default()
+                };
+                let e = dec_with(&bytes, &opts);
+                let j = json(&e);
+                prop_assert!(j.is_object());
+                // The text is never lost: invalid frames keep all of it.
+                if !e.valid {
+                    let text = String::from_utf8_lossy(&bytes);
+                    prop_assert_eq!(e.message(), text.as_ref());
+                }
+            }
+
+            #[test]
+            fn syslog_shaped_bytes_decode_without_panic(
+                s in "<[0-9]{1,3}>(1 )?[A-Za-z0-9 :.*\\[\\]=\"\\\\@-]{0,80}",
+            ) {
+                let e = dec(&s);
+                prop_assert!(json(&e).is_object());
+            }
+        }
+    }
 }
