@@ -1280,6 +1280,17 @@ impl Validator<'_, '_> {
             .map(|re| re.capture_names().flatten().collect())
             .unwrap_or_default();
         let need_capture = |path: Vec<Seg>, name: &str| -> Result<(), ConfigError> {
+            if let Some((id, param)) = name.split_once('.') {
+                // A structured-data parameter, `SD-ID.PARAM`.
+                return if id.is_empty() || param.is_empty() {
+                    Err(self.err(
+                        &path,
+                        format!("{name:?}: a structured-data reference is SD-ID.PARAM, e.g. \"mdc@18060.requestId\""),
+                    ))
+                } else {
+                    Ok(())
+                };
+            }
             if captures.contains(&name) {
                 Ok(())
             } else {
@@ -1463,5 +1474,84 @@ path = "x"
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("t.toml:2:6:"), "{e}");
+    }
+
+    const DEFAULT_ROUTE: &str = "\n[default_route]\nsink = \"f\"\ndocument = {}\n";
+
+    fn listener(extra: &str) -> String {
+        format!(
+            "[[listeners]]\nname = \"j\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:0\"\n{extra}\n[[sinks]]\nname = \"f\"\ntype = \"file\"\npath = \"x\"\n{DEFAULT_ROUTE}"
+        )
+    }
+
+    #[test]
+    fn log4j_listener_options() {
+        let c = Config::from_toml(
+            &listener("sender = \"log4j\"\napp_name = \"orders\"\nstrip_facility_prefix = true\nnewline_escape = \"\\\\n\"\nmultiline_window_ms = 20"),
+            "t",
+        )
+        .unwrap();
+        let l = &c.listeners[0];
+        assert_eq!(l.decode.sender, Sender::Log4j);
+        assert_eq!(l.decode.app_name.as_deref(), Some("orders"));
+        assert!(l.decode.strip_facility_prefix);
+        assert_eq!(l.decode.newline_escape.as_deref(), Some("\\n"));
+        let m = l
+            .multiline
+            .as_ref()
+            .expect("log4j listeners join multi-line messages by default");
+        assert_eq!(m.window, Duration::from_millis(20));
+        assert_eq!(m.max_lines, multiline::DEFAULT_MAX_LINES);
+        // Generic listeners do not, unless asked.
+        let c = Config::from_toml(&listener(""), "t").unwrap();
+        assert_eq!(c.listeners[0].multiline, None);
+        let c = Config::from_toml(&listener("multiline = true"), "t").unwrap();
+        assert!(c.listeners[0].multiline.is_some());
+        let c = Config::from_toml(&listener("sender = \"log4j\"\nmultiline = false"), "t").unwrap();
+        assert_eq!(c.listeners[0].multiline, None);
+    }
+
+    #[test]
+    fn bad_listener_options_name_the_key() {
+        let e = err(&listener("multiline_max_lines = 5"));
+        assert!(e.starts_with("t.toml:5:"), "{e}");
+        assert!(
+            e.contains("listeners[0].multiline_max_lines: multi-line joining is off"),
+            "{e}"
+        );
+        let e = err(&listener("multiline = true\nmultiline_window_ms = 0"));
+        assert!(
+            e.contains("listeners[0].multiline_window_ms: must be between 1 and 10000"),
+            "{e}"
+        );
+        let e = err(&listener("newline_escape = \"\""));
+        assert!(
+            e.contains("listeners[0].newline_escape: must not be empty"),
+            "{e}"
+        );
+        let e = err(&listener("sender = \"log4k\""));
+        assert!(e.contains("sender"), "{e}");
+    }
+
+    #[test]
+    fn structured_data_references_in_metrics() {
+        let route = |from: &str| {
+            format!(
+                "{BASE}\n[[routes]]\nname = \"r\"\nsink = \"f\"\n[routes.metric]\nmeasurement = \"m\"\ntags = [\"mdc@18060.user\"]\nfields = {{ ms = {{ from = \"{from}\", type = \"int\" }} }}\n{DEFAULT_ROUTE}"
+            )
+        };
+        let c = Config::from_toml(&route("mdc@18060.ms"), "t").unwrap();
+        let OutputConfig::Metric(m) = &c.routes[0].output else {
+            panic!("metric route expected")
+        };
+        assert_eq!(m.tags, ["mdc@18060.user"]);
+        assert_eq!(m.fields[0].from, "mdc@18060.ms");
+        let e = err(&route(".ms"));
+        assert!(
+            e.contains(
+                "routes[0].metric.fields.ms: \".ms\": a structured-data reference is SD-ID.PARAM"
+            ),
+            "{e}"
+        );
     }
 }

@@ -149,6 +149,16 @@ impl Event {
         Some((self.facility? << 3) | self.severity?)
     }
 
+    /// The first value of parameter `param` in structured-data element `id`.
+    pub fn sd_param(&self, id: &str, param: &str) -> Option<&str> {
+        self.structured_data
+            .iter()
+            .filter(|e| self.resolve(&e.id) == id)
+            .flat_map(|e| &e.params)
+            .find(|p| self.resolve(&p.name) == param)
+            .map(|p| self.resolve(&p.value))
+    }
+
     /// The frame's UTF-8 text.
     pub fn text(&self) -> &str {
         &self.text

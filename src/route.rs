@@ -195,7 +195,11 @@ fn encode_point(
     time: i64,
     errors: &mut Vec<ConversionError>,
 ) -> Option<String> {
-    let capture = |name: &str| captures.and_then(|c| c.name(name)).map(|m| m.as_str());
+    // A named capture of the pattern, or `SD-ID.PARAM` of the structured data.
+    let capture = |name: &str| match name.split_once('.') {
+        Some((id, param)) => event.sd_param(id, param),
+        None => captures.and_then(|c| c.name(name)).map(|m| m.as_str()),
+    };
     let mut line = String::with_capacity(128);
     push_escaped(&mut line, &m.measurement, Element::Measurement);
 
@@ -212,7 +216,9 @@ fn encode_point(
     }
     for t in &m.tags {
         if let Some(v) = capture(t) {
-            tags.push((t.as_str(), v));
+            // An SD reference is tagged with its parameter name.
+            let key = t.split_once('.').map_or(t.as_str(), |(_, param)| param);
+            tags.push((key, v));
         }
     }
     // Sorted by key (InfluxDB's recommendation); empty values are omitted.
@@ -393,6 +399,29 @@ mod tests {
         assert_eq!(
             r.payload,
             "my\\ meas\\,x,app=app,host=web\\\\,pool=old\\ gen used=12i,ratio=0.5,ok=true,p\\=s=\"old gen\" 1767225600000000000"
+        );
+    }
+
+    #[test]
+    fn mdc_structured_data_feeds_tags_and_fields() {
+        let e = ev(
+            r#"<166>1 2026-11-24T11:34:54.606Z vm orders 1 - [mdc@18060 requestId="r-42" user="alice \"a\"" ms="17"] Order created"#,
+        );
+        let out = metric(
+            vec![FieldConfig {
+                name: "latency".into(),
+                from: "mdc@18060.ms".into(),
+                kind: FieldType::Int,
+            }],
+            vec!["mdc@18060.user", "mdc@18060.absent", "other@1.user"],
+            false,
+        );
+        let mut errors = Vec::new();
+        let r = encode(&out, "r", &[], &e, None, &mut errors).unwrap();
+        assert!(errors.is_empty());
+        assert_eq!(
+            r.payload,
+            "my\\ meas\\,x,app=orders,host=vm,user=alice\\ \"a\" latency=17i 1795520094606000000"
         );
     }
 
