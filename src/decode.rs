@@ -24,7 +24,10 @@ use nom::character::complete::char;
 use nom::combinator::{map_res, opt, verify};
 use nom::sequence::{delimited, preceded};
 
-use crate::event::{Event, Protocol, SdElement, SdParam, Span, Text, Timestamp, days_from_civil};
+use crate::event::{
+    Event, Protocol, SdElement, SdParam, Span, Text, Timestamp, civil_from_days, days_from_civil,
+    text_of,
+};
 
 /// Who sends to a listener, which decides how a BSD frame's first word is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -73,16 +76,19 @@ pub fn decode(
     received_nanos: i64,
     opts: &DecodeOptions,
 ) -> Event {
-    let mut event = Event::undecoded(raw, peer, received_nanos);
-    let text = event.text_handle();
+    let (text, lossy_raw) = text_of(raw);
+    let mut event = Event::without_text(text.len(), lossy_raw, peer, received_nanos);
     let all = text.as_bytes();
-    let Ok((rest, prival)) = pri(all) else {
+    if let Ok((rest, prival)) = pri(all) {
+        event.facility = Some(prival >> 3);
+        event.severity = Some(prival & 7);
+        if !rfc5424(all, rest, &mut event, opts) {
+            rfc3164(all, rest, &mut event, opts);
+        }
+    }
+    event.set_text(text);
+    if event.facility.is_none() {
         return event;
-    };
-    event.facility = Some(prival >> 3);
-    event.severity = Some(prival & 7);
-    if !rfc5424(all, rest, &mut event, opts) {
-        rfc3164(all, rest, &mut event, opts);
     }
     if event.appname.is_none() {
         if let Some(app) = &opts.app_name {
@@ -181,6 +187,15 @@ fn utc_offset(i: &[u8]) -> IResult<&[u8], i32> {
     ))(i)
 }
 
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
 struct CivilTime {
     year: i64,
     month: u32,
@@ -198,7 +213,9 @@ impl CivilTime {
     /// its text stays in the message.
     fn valid(&self) -> bool {
         (1678..=2261).contains(&self.year)
-            && NaiveDate::from_ymd_opt(self.year as i32, self.month, self.day).is_some()
+            && (1..=12).contains(&self.month)
+            && self.day >= 1
+            && self.day <= days_in_month(self.year, self.month)
             && self.hour < 24
             && self.minute < 60
             && self.second <= 60
@@ -348,7 +365,7 @@ fn structured_data<'a>(all: &[u8], i: &'a [u8]) -> IResult<&'a [u8], Vec<SdEleme
             return Ok((rest, Vec::new()));
         }
     }
-    let mut elements = Vec::new();
+    let mut elements = Vec::with_capacity(2);
     let mut i = i;
     while i.first() == Some(&b'[') {
         let (rest, element) = sd_element(all, i)?;
@@ -370,7 +387,7 @@ fn sd_name(i: &[u8]) -> IResult<&[u8], &[u8]> {
 
 fn sd_element<'a>(all: &[u8], i: &'a [u8]) -> IResult<&'a [u8], SdElement> {
     let (mut i, id) = preceded(char('['), sd_name)(i)?;
-    let mut params = Vec::new();
+    let mut params = Vec::with_capacity(4);
     loop {
         let rest = skip_spaces(i);
         if let Some(rest) = rest.strip_prefix(b"]") {
@@ -553,15 +570,37 @@ impl BsdTime {
             return at(year);
         }
         let received_secs = received_nanos.div_euclid(1_000_000_000);
-        let received_year = chrono::DateTime::from_timestamp(received_secs, 0)
-            .map(|utc| {
+        let received_year = if opts.timezone == Tz::UTC {
+            civil_from_days(received_secs.div_euclid(86_400)).0
+        } else {
+            chrono::DateTime::from_timestamp(received_secs, 0).map_or(1970, |utc| {
                 use chrono::Datelike;
-                utc.with_timezone(&opts.timezone).year()
+                i64::from(utc.with_timezone(&opts.timezone).year())
             })
-            .unwrap_or(1970);
-        (i64::from(received_year) - 1..=i64::from(received_year) + 1)
+        };
+        let distance =
+            |ts: &Timestamp| (ts.unix_nanos.div_euclid(1_000_000_000) - received_secs).abs();
+        // Usually the receive year; the year before or after only when the
+        // time is more than half a year away from the receive time.
+        const HALF_YEAR: i64 = 183 * 86_400;
+        if let Some(this_year) = at(received_year) {
+            let away = this_year.unix_nanos.div_euclid(1_000_000_000) - received_secs;
+            let other = if away > HALF_YEAR {
+                at(received_year - 1)
+            } else if away < -HALF_YEAR {
+                at(received_year + 1)
+            } else {
+                None
+            };
+            return Some(match other {
+                Some(o) if distance(&o) < distance(&this_year) => o,
+                _ => this_year,
+            });
+        }
+        // 29 February outside a leap year: the nearest year that has one.
+        (received_year - 4..=received_year + 4)
             .filter_map(at)
-            .min_by_key(|ts| (ts.unix_nanos.div_euclid(1_000_000_000) - received_secs).abs())
+            .min_by_key(distance)
     }
 }
 
@@ -839,6 +878,30 @@ mod tests {
             &DecodeOptions::default(),
         );
         assert_eq!(json(&e)["timestamp"], "2026-12-31T23:59:00Z");
+    }
+
+    #[test]
+    fn rfc3164_year_inference_near_half_a_year_and_on_29_february() {
+        // Received 2026-11-24T06:00Z: 26 May 2026 is 181 days back, 26 May
+        // 2027 183 ahead; 24 May 2026 is 183 days back, 24 May 2027 181
+        // ahead. Each goes to the closer year.
+        assert_eq!(
+            json(&dec("<13>May 26 12:00:00 h a: m"))["timestamp"],
+            "2026-05-26T12:00:00Z"
+        );
+        assert_eq!(
+            json(&dec("<13>May 24 12:00:00 h a: m"))["timestamp"],
+            "2027-05-24T12:00:00Z"
+        );
+        assert_eq!(
+            json(&dec("<13>Jun  1 00:00:00 h a: m"))["timestamp"],
+            "2026-06-01T00:00:00Z"
+        );
+        // 29 February: the nearest leap year, not a lost timestamp.
+        assert_eq!(
+            json(&dec("<13>Feb 29 12:00:00 h a: m"))["timestamp"],
+            "2028-02-29T12:00:00Z"
+        );
     }
 
     #[test]

@@ -33,6 +33,18 @@ impl Protocol {
     }
 }
 
+/// A frame's bytes as UTF-8 text without copying when they are valid UTF-8;
+/// otherwise a lossy copy, and the original bytes.
+pub(crate) fn text_of(raw: Bytes) -> (ByteString, Option<Bytes>) {
+    if std::str::from_utf8(&raw).is_ok() {
+        // SAFETY: `raw` was just checked to be valid UTF-8.
+        (unsafe { ByteString::from_bytes_unchecked(raw) }, None)
+    } else {
+        let text = ByteString::from(String::from_utf8_lossy(&raw).into_owned());
+        (text, Some(raw))
+    }
+}
+
 /// A byte range of the event's text. Always on `char` boundaries because the
 /// decoder only cuts at ASCII delimiters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -89,10 +101,11 @@ pub struct SdElement {
 /// A decoded message.
 #[derive(Debug, Clone)]
 pub struct Event {
-    /// The frame as received (possibly invalid UTF-8).
-    pub raw: Bytes,
-    /// The frame as UTF-8; equal to `raw` unless `lossy_utf8`.
+    /// The frame as UTF-8 (invalid sequences replaced when `lossy_utf8`).
     text: ByteString,
+    /// The frame as received, kept only when it was not valid UTF-8
+    /// (otherwise it is `text`).
+    lossy_raw: Option<Box<Bytes>>,
     pub protocol: Protocol,
     pub facility: Option<u8>,
     pub severity: Option<u8>,
@@ -116,17 +129,25 @@ impl Event {
     /// An event with only its text set: `protocol = unknown`, `valid = false`,
     /// message = the whole text. The decoder fills in the rest.
     pub fn undecoded(raw: Bytes, peer: Option<SocketAddr>, received_nanos: i64) -> Self {
-        let (text, lossy_utf8) = match ByteString::try_from(raw.clone()) {
-            Ok(s) => (s, false),
-            Err(_) => (
-                ByteString::from(String::from_utf8_lossy(&raw).into_owned()),
-                true,
-            ),
-        };
-        let message = Text::Span(Span::new(0, text.len()));
+        let (text, lossy_raw) = text_of(raw);
+        let mut event = Event::without_text(text.len(), lossy_raw, peer, received_nanos);
+        event.text = text;
+        event
+    }
+
+    /// An undecoded event whose text (of `len` bytes) is installed later
+    /// with [`Event::set_text`], so a parser can borrow the text while it
+    /// fills in the event.
+    pub(crate) fn without_text(
+        len: usize,
+        lossy_raw: Option<Bytes>,
+        peer: Option<SocketAddr>,
+        received_nanos: i64,
+    ) -> Self {
         Event {
-            raw,
-            text,
+            text: ByteString::new(),
+            lossy_utf8: lossy_raw.is_some(),
+            lossy_raw: lossy_raw.map(Box::new),
             protocol: Protocol::Unknown,
             facility: None,
             severity: None,
@@ -136,11 +157,22 @@ impl Event {
             procid: None,
             msgid: None,
             structured_data: Vec::new(),
-            message,
+            message: Text::Span(Span::new(0, len)),
             valid: false,
-            lossy_utf8,
             peer,
             received_nanos,
+        }
+    }
+
+    pub(crate) fn set_text(&mut self, text: ByteString) {
+        self.text = text;
+    }
+
+    /// The frame as received.
+    pub fn raw(&self) -> &[u8] {
+        match &self.lossy_raw {
+            Some(raw) => raw,
+            None => self.text.as_bytes(),
         }
     }
 
@@ -162,12 +194,6 @@ impl Event {
     /// The frame's UTF-8 text.
     pub fn text(&self) -> &str {
         &self.text
-    }
-
-    /// A reference-counted handle on the text, so a parser can borrow it
-    /// while it fills in the event.
-    pub fn text_handle(&self) -> ByteString {
-        self.text.clone()
     }
 
     /// Resolve a [`Text`] of this event to a string slice.
