@@ -30,7 +30,11 @@ fuzz_target!(|data: &[u8]| {
         } else {
             chrono_tz::Tz::UTC
         },
-        sender: if knobs & 64 != 0 { Sender::Log4j } else { Sender::Generic },
+        sender: if knobs & 64 != 0 {
+            Sender::Log4j
+        } else {
+            Sender::Generic
+        },
         strip_facility_prefix: knobs & 128 != 0,
         newline_escape: (knobs & 16 != 0).then(|| "\\n".into()),
         app_name: None,
@@ -52,7 +56,11 @@ fuzz_target!(|data: &[u8]| {
             assert!(f.len() <= max_frame, "frame over the bound");
             frames += 1;
             check(f.clone(), &opts);
-            joiner.push(decode(f, None, 1_795_500_000_000_000_000, &opts), now, events);
+            joiner.push(
+                decode(f, None, 1_795_500_000_000_000_000, &opts),
+                now,
+                events,
+            );
         }
     };
     for piece in input.chunks(chunk) {
@@ -70,7 +78,10 @@ fuzz_target!(|data: &[u8]| {
         take(item, &mut events);
     }
     joiner.close(&mut events);
-    assert!(events.len() <= frames, "the joiner made events out of nothing");
+    assert!(
+        events.len() <= frames,
+        "the joiner made events out of nothing"
+    );
     for e in &events {
         json(e);
     }
