@@ -33,6 +33,8 @@ pub mod debugger;
 pub mod decode;
 pub mod event;
 pub mod framing;
+#[doc(hidden)]
+pub mod fuzz_harness;
 pub mod listener;
 pub mod multiline;
 pub mod pipeline;
