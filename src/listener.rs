@@ -131,14 +131,16 @@ async fn serve_udp(
     };
     loop {
         let deadline = reader.deadline();
+        // Datagrams already received come before the joiner's timer: one may
+        // continue an event whose window passed while this task waited.
         let received = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            r = socket.recv_from(&mut buf) => r,
             _ = sleep_until_some(deadline), if deadline.is_some() => {
                 reader.expire().await;
                 continue;
             }
-            r = socket.recv_from(&mut buf) => r,
         };
         match received {
             Ok((n, peer)) => {
@@ -244,6 +246,8 @@ async fn connection(
                 draining = true;
                 continue;
             }
+            // Bytes already sent come before the timers (see serve_udp).
+            r = tokio::time::timeout(wait, stream.read_buf(&mut buf)) => r,
             _ = sleep_until_some(deadline), if deadline.is_some() => {
                 reader.expire().await;
                 continue;
@@ -254,7 +258,6 @@ async fn connection(
                 }
                 continue;
             }
-            r = tokio::time::timeout(wait, stream.read_buf(&mut buf)) => r,
         };
         let eof = match read {
             Err(_elapsed) => {

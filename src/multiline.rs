@@ -197,6 +197,9 @@ pub struct Joiner {
     config: MultilineConfig,
     /// Pending events, oldest first. Small: bounded by `max_pending`.
     pending: Vec<Pending>,
+    /// No pending event is due before this (a lower bound: extending an
+    /// event's window does not move it). `None` when nothing is pending.
+    earliest: Option<Instant>,
     seq: u64,
     stats: JoinStats,
 }
@@ -206,6 +209,7 @@ impl Joiner {
         Joiner {
             config,
             pending: Vec::new(),
+            earliest: None,
             seq: 0,
             stats: JoinStats::default(),
         }
@@ -216,9 +220,9 @@ impl Joiner {
         std::mem::take(&mut self.stats)
     }
 
-    /// When the earliest pending event is due.
+    /// When the earliest pending event may be due (never later than it is).
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.pending.iter().map(|p| p.deadline).min()
+        self.earliest
     }
 
     pub fn is_empty(&self) -> bool {
@@ -299,18 +303,24 @@ impl Joiner {
         if self.pending.len() >= self.config.max_pending.max(1) {
             self.emit(0, Flush::Capacity, out);
         }
+        let deadline = now + self.config.window;
+        self.earliest = Some(self.earliest.map_or(deadline, |e| e.min(deadline)));
         self.pending.push(Pending {
             key,
             event,
             joined: None,
             lines: 1,
-            deadline: now + self.config.window,
+            deadline,
             last_seq: self.seq,
         });
     }
 
-    /// Emit every event whose window has passed.
+    /// Emit every event whose window has passed. Cheap when none is due,
+    /// so a reader may call it after every frame.
     pub fn expire(&mut self, now: Instant, out: &mut Vec<Event>) {
+        if self.earliest.is_none_or(|e| e > now) {
+            return;
+        }
         let mut i = 0;
         while i < self.pending.len() {
             if self.pending[i].deadline <= now {
@@ -319,6 +329,7 @@ impl Joiner {
                 i += 1;
             }
         }
+        self.earliest = self.pending.iter().map(|p| p.deadline).min();
     }
 
     /// Emit everything (the listener or connection is closing).
@@ -326,6 +337,7 @@ impl Joiner {
         while !self.pending.is_empty() {
             self.emit(0, Flush::Close, out);
         }
+        self.earliest = None;
     }
 }
 
@@ -438,6 +450,23 @@ mod tests {
         j.close(&mut out);
         assert_eq!(out.len(), 2);
         assert_eq!(out[1].message(), "    at late");
+    }
+
+    #[test]
+    fn a_continuation_extends_the_window() {
+        let mut j = joiner();
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut out = Vec::new();
+        j.push(ev(1, "<187>error"), t0, &mut out);
+        j.push(ev(1, "<187>    at one"), t0 + ms(40), &mut out);
+        j.expire(t0 + ms(60), &mut out);
+        assert!(out.is_empty(), "the window runs from the last frame");
+        assert_eq!(j.next_deadline(), Some(t0 + ms(90)));
+        j.expire(t0 + ms(90), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].message(), "error\n    at one");
+        assert_eq!(j.next_deadline(), None);
     }
 
     #[test]

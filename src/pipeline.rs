@@ -147,7 +147,12 @@ impl<'a> Reader<'a> {
         match &mut self.joiner {
             None => self.pipeline.dispatch(&event, self.may_wait).await,
             Some(joiner) => {
-                joiner.push(event, Instant::now(), &mut self.ready);
+                let now = Instant::now();
+                joiner.push(event, now, &mut self.ready);
+                // Readers take frames before timers (a frame already in hand
+                // may continue an event whose window just passed), so
+                // windows are also checked here.
+                joiner.expire(now, &mut self.ready);
                 self.dispatch_ready().await;
             }
         }
