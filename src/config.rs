@@ -1280,15 +1280,14 @@ impl Validator<'_, '_> {
             .map(|re| re.capture_names().flatten().collect())
             .unwrap_or_default();
         let need_capture = |path: Vec<Seg>, name: &str| -> Result<(), ConfigError> {
-            if let Some((id, param)) = name.split_once('.') {
-                // A structured-data parameter, `SD-ID.PARAM`.
-                return if id.is_empty() || param.is_empty() {
-                    Err(self.err(
+            if let Some(reference) = name.strip_prefix("sd.") {
+                // A structured-data parameter, `sd.SD-ID.PARAM`.
+                return match reference.split_once('.') {
+                    Some((id, param)) if !id.is_empty() && !param.is_empty() => Ok(()),
+                    _ => Err(self.err(
                         &path,
-                        format!("{name:?}: a structured-data reference is SD-ID.PARAM, e.g. \"mdc@18060.requestId\""),
-                    ))
-                } else {
-                    Ok(())
+                        format!("{name:?}: a structured-data reference is sd.SD-ID.PARAM, e.g. \"sd.mdc@18060.requestId\""),
+                    )),
                 };
             }
             if captures.contains(&name) {
@@ -1537,21 +1536,22 @@ path = "x"
     fn structured_data_references_in_metrics() {
         let route = |from: &str| {
             format!(
-                "{BASE}\n[[routes]]\nname = \"r\"\nsink = \"f\"\n[routes.metric]\nmeasurement = \"m\"\ntags = [\"mdc@18060.user\"]\nfields = {{ ms = {{ from = \"{from}\", type = \"int\" }} }}\n{DEFAULT_ROUTE}"
+                "{BASE}\n[[routes]]\nname = \"r\"\nsink = \"f\"\n[routes.metric]\nmeasurement = \"m\"\ntags = [\"sd.mdc@18060.user\"]\nfields = {{ ms = {{ from = \"{from}\", type = \"int\" }} }}\n{DEFAULT_ROUTE}"
             )
         };
-        let c = Config::from_toml(&route("mdc@18060.ms"), "t").unwrap();
+        let c = Config::from_toml(&route("sd.mdc@18060.ms"), "t").unwrap();
         let OutputConfig::Metric(m) = &c.routes[0].output else {
             panic!("metric route expected")
         };
-        assert_eq!(m.tags, ["mdc@18060.user"]);
-        assert_eq!(m.fields[0].from, "mdc@18060.ms");
-        let e = err(&route(".ms"));
+        assert_eq!(m.tags, ["sd.mdc@18060.user"]);
+        assert_eq!(m.fields[0].from, "sd.mdc@18060.ms");
+        let e = err(&route("sd.mdc@18060"));
         assert!(
-            e.contains(
-                "routes[0].metric.fields.ms: \".ms\": a structured-data reference is SD-ID.PARAM"
-            ),
+            e.contains("routes[0].metric.fields.ms: \"sd.mdc@18060\": a structured-data reference is sd.SD-ID.PARAM"),
             "{e}"
         );
+        // Anything else with a dot is not a capture name.
+        let e = err(&route("mdc@18060.ms"));
+        assert!(e.contains("no named capture \"mdc@18060.ms\""), "{e}");
     }
 }

@@ -195,9 +195,12 @@ fn encode_point(
     time: i64,
     errors: &mut Vec<ConversionError>,
 ) -> Option<String> {
-    // A named capture of the pattern, or `SD-ID.PARAM` of the structured data.
-    let capture = |name: &str| match name.split_once('.') {
-        Some((id, param)) => event.sd_param(id, param),
+    // A named capture of the pattern, or `sd.SD-ID.PARAM` of the structured data.
+    let capture = |name: &str| match name.strip_prefix("sd.") {
+        Some(reference) => {
+            let (id, param) = reference.split_once('.')?;
+            event.sd_param(id, param)
+        }
         None => captures.and_then(|c| c.name(name)).map(|m| m.as_str()),
     };
     let mut line = String::with_capacity(128);
@@ -217,7 +220,10 @@ fn encode_point(
     for t in &m.tags {
         if let Some(v) = capture(t) {
             // An SD reference is tagged with its parameter name.
-            let key = t.split_once('.').map_or(t.as_str(), |(_, param)| param);
+            let key = t
+                .strip_prefix("sd.")
+                .and_then(|r| r.split_once('.'))
+                .map_or(t.as_str(), |(_, param)| param);
             tags.push((key, v));
         }
     }
@@ -410,10 +416,14 @@ mod tests {
         let out = metric(
             vec![FieldConfig {
                 name: "latency".into(),
-                from: "mdc@18060.ms".into(),
+                from: "sd.mdc@18060.ms".into(),
                 kind: FieldType::Int,
             }],
-            vec!["mdc@18060.user", "mdc@18060.absent", "other@1.user"],
+            vec![
+                "sd.mdc@18060.user",
+                "sd.mdc@18060.absent",
+                "sd.other@1.user",
+            ],
             false,
         );
         let mut errors = Vec::new();
