@@ -378,7 +378,7 @@ pub enum FieldType {
 }
 
 impl FieldType {
-    fn parse(s: &str) -> Option<Self> {
+    pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "int" => FieldType::Int,
             "uint" => FieldType::Uint,

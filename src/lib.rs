@@ -14,7 +14,8 @@
 //!   log4j variants, lenient.
 //! - [`multiline`] — joins what log4j split over several frames (stack
 //!   traces, long messages) back into one event.
-//! - [`router`] — event → matching routes (one `RegexSet` pass).
+//! - [`router`] — event → matching routes (one `RegexSet` pass); route
+//!   patterns may use grok ([`grok`]).
 //! - [`route`] — route output: a line-protocol point or a JSON document.
 //! - [`queue`] — one bounded queue per route, `block` or `drop_newest`.
 //! - [`sinks`] — batch writers: file, stdout.
@@ -35,6 +36,7 @@ pub mod event;
 pub mod framing;
 #[doc(hidden)]
 pub mod fuzz_harness;
+pub mod grok;
 pub mod listener;
 pub mod multiline;
 pub mod pipeline;
