@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::decode::{DecodeOptions, Sender};
 use crate::framing::Framing;
+use crate::grok::Library;
 use crate::multiline::{self, MultilineConfig};
 
 /// The embedded default (`config/sluice.toml`, compiled in).
@@ -54,6 +55,18 @@ struct RawConfig {
     #[serde(default)]
     routes: Vec<RawRoute>,
     default_route: Option<RawDefaultRoute>,
+    grok: Option<RawGrok>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrok {
+    /// Files of `NAME pattern` lines, relative to the config file.
+    #[serde(default)]
+    pattern_files: Vec<PathBuf>,
+    /// Inline definitions; they win over files and built-ins.
+    #[serde(default)]
+    patterns: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -335,7 +348,12 @@ pub struct RouteConfig {
     /// True for `[default_route]`: receives only events no route matched.
     pub is_default: bool,
     pub conditions: Conditions,
+    /// The pattern in `regex` syntax (grok expanded).
     pub pattern: Option<String>,
+    /// The pattern as written in the config.
+    pub pattern_source: Option<String>,
+    /// Capture types declared in grok (`%{NUMBER:used:int}`).
+    pub capture_types: Vec<(String, FieldType)>,
     pub output: OutputConfig,
     pub queue: QueueConfig,
 }
@@ -375,6 +393,10 @@ pub enum FieldType {
     Float,
     Bool,
     String,
+    /// `1.5s`, `200ms`, `1h30m`, `90` (seconds) → integer nanoseconds.
+    Duration,
+    /// `1.5KB`, `2MiB`, `512` → integer bytes (kB = 1000, KiB = 1024).
+    Bytes,
 }
 
 impl FieldType {
@@ -385,6 +407,8 @@ impl FieldType {
             "float" => FieldType::Float,
             "bool" => FieldType::Bool,
             "string" => FieldType::String,
+            "duration" => FieldType::Duration,
+            "bytes" => FieldType::Bytes,
             _ => return None,
         })
     }
@@ -395,6 +419,8 @@ impl FieldType {
             FieldType::Float => "float",
             FieldType::Bool => "bool",
             FieldType::String => "string",
+            FieldType::Duration => "duration",
+            FieldType::Bytes => "bytes",
         }
     }
 }
@@ -938,6 +964,7 @@ impl Validator<'_, '_> {
             sinks.push(sink);
         }
 
+        let grok = self.grok(raw.grok)?;
         let mut routes = Vec::new();
         let mut route_names = HashSet::new();
         for (i, r) in raw.routes.into_iter().enumerate() {
@@ -948,7 +975,7 @@ impl Validator<'_, '_> {
                     format!("duplicate route name {:?}", r.name),
                 ));
             }
-            routes.push(self.route(&base, r, &sinks)?);
+            routes.push(self.route(&base, r, &sinks, &grok)?);
         }
         let catch_all = routes
             .iter()
@@ -976,6 +1003,7 @@ impl Validator<'_, '_> {
                     queue: d.queue,
                 },
                 &sinks,
+                &grok,
             )?);
             if let Some(last) = routes.last_mut() {
                 last.is_default = true;
@@ -1149,11 +1177,66 @@ impl Validator<'_, '_> {
         })
     }
 
+    /// The grok library: built-ins, then pattern files, then inline patterns.
+    fn grok(&self, raw: Option<RawGrok>) -> Result<Library, ConfigError> {
+        let mut lib = Library::default();
+        let Some(raw) = raw else {
+            return Ok(lib);
+        };
+        let base = [key("grok")];
+        let dir = Path::new(self.locator.origin)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut custom = HashSet::new();
+        for (i, file) in raw.pattern_files.iter().enumerate() {
+            let mut path = at(&base, "pattern_files");
+            path.push(Seg::Index(i));
+            let full = dir.join(file);
+            let text = std::fs::read_to_string(&full)
+                .map_err(|e| self.err(&path, format!("cannot read {}: {e}", full.display())))?;
+            let mut file_lib = Library::default();
+            file_lib.define_file(&text).map_err(|(line, msg)| {
+                self.err(&path, format!("{}:{line}: {msg}", full.display()))
+            })?;
+            for line in text.lines() {
+                let line = line.trim_start();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                if let Some((name, pattern)) = line.split_once(char::is_whitespace) {
+                    lib.define(name, pattern.trim());
+                    custom.insert(name.to_owned());
+                }
+            }
+        }
+        for (name, pattern) in &raw.patterns {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(self.err(
+                    &at(&base, "patterns"),
+                    format!("{name:?} is not a pattern name ([A-Za-z0-9_])"),
+                ));
+            }
+            lib.define(name, pattern);
+            custom.insert(name.clone());
+        }
+        lib.check(&custom).map_err(|(name, e)| {
+            let path = if raw.patterns.contains_key(&name) {
+                at(&at(&base, "patterns"), &name)
+            } else {
+                at(&base, "pattern_files")
+            };
+            self.err(&path, format!("pattern {name}: {e}"))
+        })?;
+        Ok(lib)
+    }
+
     fn route(
         &self,
         base: &[Seg],
         r: RawRoute,
         sinks: &[SinkConfig],
+        grok: &Library,
     ) -> Result<RouteConfig, ConfigError> {
         let sink = sinks.iter().position(|s| s.name == r.sink).ok_or_else(|| {
             let known: Vec<&str> = sinks.iter().map(|s| s.name.as_str()).collect();
@@ -1214,17 +1297,29 @@ impl Validator<'_, '_> {
         conditions.appnames = r.appname.map(OneOrMany::into_vec);
         conditions.msgids = r.msgid.map(OneOrMany::into_vec);
 
-        let pattern = match &r.pattern {
-            Some(p) => Some(
-                regex::Regex::new(p)
-                    .map_err(|e| self.err(&at(base, "pattern"), format!("invalid regex: {e}")))?,
-            ),
-            None => None,
+        let (pattern, capture_types) = match &r.pattern {
+            Some(p) => {
+                let path = at(base, "pattern");
+                let expanded = grok.expand(p).map_err(|e| self.err(&path, e.to_string()))?;
+                let re = regex::Regex::new(&expanded.regex).map_err(|e| {
+                    let how = if expanded.regex == *p {
+                        "invalid regex"
+                    } else {
+                        "invalid regex after grok expansion"
+                    };
+                    self.err(&path, format!("{how}: {e}"))
+                })?;
+                (Some((re, expanded.regex)), expanded.types)
+            }
+            None => (None, Vec::new()),
         };
         let output = match (r.metric, r.document) {
-            (Some(m), None) => {
-                OutputConfig::Metric(self.metric(&at(base, "metric"), m, pattern.as_ref())?)
-            }
+            (Some(m), None) => OutputConfig::Metric(self.metric(
+                &at(base, "metric"),
+                m,
+                pattern.as_ref().map(|(re, _)| re),
+                &capture_types,
+            )?),
             (None, Some(_)) => OutputConfig::Document,
             (Some(_), Some(_)) => {
                 return Err(self.err(base, "a route has either [metric] or [document], not both"));
@@ -1261,7 +1356,9 @@ impl Validator<'_, '_> {
             is_final: r.is_final,
             is_default: false,
             conditions,
-            pattern: r.pattern,
+            pattern: pattern.map(|(_, expanded)| expanded),
+            pattern_source: r.pattern,
+            capture_types,
             output,
             queue,
         })
@@ -1272,6 +1369,7 @@ impl Validator<'_, '_> {
         base: &[Seg],
         m: RawMetric,
         pattern: Option<&regex::Regex>,
+        capture_types: &[(String, FieldType)],
     ) -> Result<MetricConfig, ConfigError> {
         if m.measurement.is_empty() {
             return Err(self.err(&at(base, "measurement"), "must not be empty"));
@@ -1344,7 +1442,7 @@ impl Validator<'_, '_> {
             let kind = FieldType::parse(&kind).ok_or_else(|| {
                 self.err(
                     &path,
-                    format!("unknown field type {kind:?} (int, uint, float, bool, string)"),
+                    format!("unknown field type {kind:?} (int, uint, float, bool, string, duration, bytes)"),
                 )
             })?;
             need_capture(path, &from)?;
@@ -1354,8 +1452,26 @@ impl Validator<'_, '_> {
                 kind,
             });
         }
+        // A capture typed in grok (`%{NUMBER:used:int}`) is a field of that
+        // type, unless it is a tag or a declared field already reads it.
+        for (capture, kind) in capture_types {
+            let taken = m.tags.contains(capture)
+                || fields
+                    .iter()
+                    .any(|f| &f.from == capture || &f.name == capture);
+            if !taken {
+                fields.push(FieldConfig {
+                    name: capture.clone(),
+                    from: capture.clone(),
+                    kind: *kind,
+                });
+            }
+        }
         if fields.is_empty() && !m.key_values {
-            return Err(self.err(base, "a metric needs fields (or key_values = true)"));
+            return Err(self.err(
+                base,
+                "a metric needs fields: typed grok captures (%{NUMBER:x:int}), [fields], or key_values = true",
+            ));
         }
         Ok(MetricConfig {
             measurement: m.measurement,
@@ -1553,5 +1669,82 @@ path = "x"
         // Anything else with a dot is not a capture name.
         let e = err(&route("mdc@18060.ms"));
         assert!(e.contains("no named capture \"mdc@18060.ms\""), "{e}");
+    }
+
+    #[test]
+    fn grok_patterns_in_routes() {
+        let text = format!(
+            "{BASE}\n[grok.patterns]\nGCPOOL = '[A-Za-z ]+'\n[[routes]]\nname = \"gc\"\nsink = \"f\"\npattern = 'pool=%{{GCPOOL:pool}} used=%{{NUMBER:used:int}} pause=%{{NOTSPACE:pause:duration}}'\n[routes.metric]\nmeasurement = \"jvm\"\ntags = [\"pool\"]\n{DEFAULT_ROUTE}"
+        );
+        let c = Config::from_toml(&text, "t").unwrap();
+        let r = &c.routes[0];
+        assert_eq!(
+            r.pattern_source.as_deref(),
+            Some("pool=%{GCPOOL:pool} used=%{NUMBER:used:int} pause=%{NOTSPACE:pause:duration}")
+        );
+        assert!(r.pattern.as_deref().unwrap().contains("(?P<used>"));
+        let OutputConfig::Metric(m) = &r.output else {
+            panic!("metric route expected")
+        };
+        let fields: Vec<(&str, FieldType)> =
+            m.fields.iter().map(|f| (f.name.as_str(), f.kind)).collect();
+        assert_eq!(
+            fields,
+            [("used", FieldType::Int), ("pause", FieldType::Duration)]
+        );
+    }
+
+    #[test]
+    fn grok_errors_name_route_and_pattern() {
+        let route = |pattern: &str, extra: &str| {
+            format!(
+                "{BASE}\n{extra}\n[[routes]]\nname = \"r\"\nsink = \"f\"\npattern = '{pattern}'\ndocument = {{}}\n{DEFAULT_ROUTE}"
+            )
+        };
+        let e = err(&route("%{NOPE:x}", ""));
+        assert!(
+            e.contains("routes[0].pattern: unknown grok pattern %{NOPE}"),
+            "{e}"
+        );
+        let e = err(&route("%{INT:x:furlongs}", ""));
+        assert!(
+            e.contains("routes[0].pattern: unknown capture type \"furlongs\""),
+            "{e}"
+        );
+        let e = err(&route("%{A}", "[grok.patterns]\nA = '%{B}'\nB = '%{A}'"));
+        assert!(e.contains("grok.patterns.A: pattern A: grok patterns refer to each other in a cycle: A -> B -> A"), "{e}");
+        let e = err(&route("%{A}", "[grok.patterns]\nA = '(unclosed'"));
+        assert!(
+            e.contains("routes[0].pattern: invalid regex after grok expansion"),
+            "{e}"
+        );
+        let e = err(&route("x", "[grok]\npattern_files = [\"missing.grok\"]"));
+        assert!(e.contains("grok.pattern_files[0]: cannot read"), "{e}");
+    }
+
+    #[test]
+    fn grok_pattern_files_are_read_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("jvm.grok"),
+            "# JVM\nGCPOOL [A-Za-z ]+\nGCLINE pool=%{GCPOOL:pool} used=%{NUMBER:used:int}\n",
+        )
+        .unwrap();
+        let text = format!(
+            "{BASE}\n[grok]\npattern_files = [\"jvm.grok\"]\n[[routes]]\nname = \"gc\"\nsink = \"f\"\npattern = '%{{GCLINE}}'\n[routes.metric]\nmeasurement = \"jvm\"\ntags = [\"pool\"]\n{DEFAULT_ROUTE}"
+        );
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, &text).unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        let OutputConfig::Metric(m) = &c.routes[0].output else {
+            panic!("metric route expected")
+        };
+        assert_eq!(m.fields[0].name, "used");
+        std::fs::write(dir.path().join("jvm.grok"), "GCLINE %{MISSING}\n").unwrap();
+        let e = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            e.contains("grok.pattern_files: pattern GCLINE: unknown grok pattern %{MISSING}"),
+            "{e}"
+        );
     }
 }

@@ -124,34 +124,6 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
-/// How a grok capture is read: a field type, or a human unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaptureType {
-    Field(FieldType),
-    /// `1.5s`, `200ms`, `2m`, `1h30m` → integer nanoseconds.
-    Duration,
-    /// `1.5KB`, `2MiB`, `512` → integer bytes (KB = 1000, KiB = 1024).
-    Bytes,
-}
-
-impl CaptureType {
-    pub fn parse(s: &str) -> Option<CaptureType> {
-        match s {
-            "duration" => Some(CaptureType::Duration),
-            "bytes" => Some(CaptureType::Bytes),
-            other => FieldType::parse(other).map(CaptureType::Field),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            CaptureType::Field(f) => f.as_str(),
-            CaptureType::Duration => "duration",
-            CaptureType::Bytes => "bytes",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GrokError {
     #[error("unknown grok pattern %{{{name}}}{}", used_by(.within))]
@@ -202,7 +174,7 @@ pub struct Expanded {
     /// The pattern in `regex` syntax.
     pub regex: String,
     /// Declared capture types, by capture name.
-    pub types: Vec<(String, CaptureType)>,
+    pub types: Vec<(String, FieldType)>,
 }
 
 impl Library {
@@ -253,7 +225,7 @@ impl Library {
         pattern: &str,
         within: Option<&str>,
         out: &mut String,
-        types: &mut Vec<(String, CaptureType)>,
+        types: &mut Vec<(String, FieldType)>,
         stack: &mut Vec<String>,
     ) -> Result<(), GrokError> {
         let mut rest = pattern;
@@ -291,7 +263,7 @@ impl Library {
                 return Err(GrokError::Cycle(cycle));
             }
             if let (Some(c), Some(k)) = (capture, kind) {
-                let t = CaptureType::parse(k).ok_or_else(|| GrokError::BadType {
+                let t = FieldType::parse(k).ok_or_else(|| GrokError::BadType {
                     spec: spec.to_owned(),
                     kind: k.to_owned(),
                 })?;
@@ -608,9 +580,9 @@ mod tests {
         assert_eq!(
             e.types,
             [
-                ("used".to_owned(), CaptureType::Field(FieldType::Int)),
-                ("took".to_owned(), CaptureType::Duration),
-                ("size".to_owned(), CaptureType::Bytes),
+                ("used".to_owned(), FieldType::Int),
+                ("took".to_owned(), FieldType::Duration),
+                ("size".to_owned(), FieldType::Bytes),
             ]
         );
         let re = Regex::new(&e.regex).unwrap();

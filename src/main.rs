@@ -346,7 +346,7 @@ fn check(config: Config) -> ExitCode {
                 conds.push(format!("{name} in {v:?}"));
             }
         }
-        if let Some(p) = &r.pattern {
+        if let Some(p) = &r.pattern_source {
             conds.push(format!("pattern {p:?}"));
         }
         if conds.is_empty() {

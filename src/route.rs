@@ -167,6 +167,20 @@ fn push_field_value(out: &mut String, raw: &str, kind: FieldType) -> bool {
             push_string_field(out, raw);
             true
         }
+        FieldType::Duration | FieldType::Bytes => {
+            let parsed = if kind == FieldType::Duration {
+                crate::grok::parse_duration(raw_t)
+            } else {
+                crate::grok::parse_bytes(raw_t)
+            };
+            match parsed {
+                Some(v) => {
+                    let _ = write!(out, "{v}i");
+                    true
+                }
+                None => false,
+            }
+        }
     }
 }
 
