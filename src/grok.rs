@@ -18,33 +18,36 @@ use std::collections::{HashMap, HashSet};
 use crate::config::FieldType;
 
 /// The built-in library, written for the `regex` crate (no look-around, no
-/// back-references). Names follow the Logstash/Telegraf conventions.
+/// back-references). Names follow the Logstash/Telegraf conventions. Word,
+/// space and boundary classes are ASCII, as in the Java and Ruby engines
+/// grok patterns come from; that also keeps hundreds of them small enough to
+/// run together.
 pub const BUILTIN: &[(&str, &str)] = &[
     // Numbers.
     ("INT", r"[+-]?[0-9]+"),
-    ("POSINT", r"\b[1-9][0-9]*\b"),
-    ("NONNEGINT", r"\b[0-9]+\b"),
+    ("POSINT", r"(?-u:\b)[1-9][0-9]*(?-u:\b)"),
+    ("NONNEGINT", r"(?-u:\b)[0-9]+(?-u:\b)"),
     ("BASE10NUM", r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"),
     ("NUMBER", r"%{BASE10NUM}(?:[eE][+-]?[0-9]+)?"),
     ("BASE16NUM", r"[+-]?(?:0x)?[0-9A-Fa-f]+"),
     // Words and text.
-    ("WORD", r"\b\w+\b"),
-    ("NOTSPACE", r"\S+"),
-    ("SPACE", r"\s*"),
+    ("WORD", r"(?-u:\b\w+\b)"),
+    ("NOTSPACE", r"[^\t\n\x0B\x0C\r ]+"),
+    ("SPACE", r"[\t\n\x0B\x0C\r ]*"),
     ("DATA", r".*?"),
     ("GREEDYDATA", r".*"),
     ("QUOTEDSTRING", r#""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"#),
     ("QS", r"%{QUOTEDSTRING}"),
     (
         "UUID",
-        r"\b[A-Fa-f0-9]{8}-(?:[A-Fa-f0-9]{4}-){3}[A-Fa-f0-9]{12}\b",
+        r"(?-u:\b)[A-Fa-f0-9]{8}-(?:[A-Fa-f0-9]{4}-){3}[A-Fa-f0-9]{12}(?-u:\b)",
     ),
     ("USERNAME", r"[a-zA-Z0-9._-]+"),
     ("USER", r"%{USERNAME}"),
     // Networks.
     (
         "IPV4",
-        r"\b(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\b",
+        r"(?-u:\b)(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(?-u:\b)",
     ),
     (
         "IPV6",
@@ -66,12 +69,12 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("IP", r"%{IPV6}|%{IPV4}"),
     (
         "HOSTNAME",
-        r"\b[0-9A-Za-z][0-9A-Za-z-]{0,62}(?:\.[0-9A-Za-z][0-9A-Za-z-]{0,62})*\.?",
+        r"(?-u:\b)[0-9A-Za-z][0-9A-Za-z-]{0,62}(?:\.[0-9A-Za-z][0-9A-Za-z-]{0,62})*\.?",
     ),
     ("IPORHOST", r"%{IP}|%{HOSTNAME}"),
     ("HOSTPORT", r"%{IPORHOST}:%{POSINT}"),
     // Paths and URIs.
-    ("UNIXPATH", r"(?:/[\w%!$@:.,+~-]*)+"),
+    ("UNIXPATH", r"(?:/[0-9A-Za-z_%!$@:.,+~-]*)+"),
     ("WINPATH", r"(?:[A-Za-z]+:|\\)(?:\\[^\\?*]*)+"),
     ("PATH", r"%{UNIXPATH}|%{WINPATH}"),
     ("URIPROTO", r"[A-Za-z][A-Za-z0-9+.-]*"),
@@ -86,7 +89,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     // Dates and times.
     (
         "MONTH",
-        r"\b(?:[Jj]an(?:uary)?|[Ff]eb(?:ruary)?|[Mm]ar(?:ch)?|[Aa]pr(?:il)?|[Mm]ay|[Jj]une?|[Jj]uly?|[Aa]ug(?:ust)?|[Ss]ep(?:tember)?|[Oo]ct(?:ober)?|[Nn]ov(?:ember)?|[Dd]ec(?:ember)?)\b",
+        r"(?-u:\b)(?:[Jj]an(?:uary)?|[Ff]eb(?:ruary)?|[Mm]ar(?:ch)?|[Aa]pr(?:il)?|[Mm]ay|[Jj]une?|[Jj]uly?|[Aa]ug(?:ust)?|[Ss]ep(?:tember)?|[Oo]ct(?:ober)?|[Nn]ov(?:ember)?|[Dd]ec(?:ember)?)(?-u:\b)",
     ),
     ("MONTHNUM", r"0?[1-9]|1[0-2]"),
     ("MONTHDAY", r"0[1-9]|[12][0-9]|3[01]|[1-9]"),
@@ -104,7 +107,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     // Logs.
     (
         "LOGLEVEL",
-        r"\b(?:[Tt]race|TRACE|[Dd]ebug|DEBUG|[Ii]nfo|INFO|[Nn]otice|NOTICE|[Ww]arn(?:ing)?|WARN(?:ING)?|[Ee]rr(?:or)?|ERR(?:OR)?|[Cc]rit(?:ical)?|CRIT(?:ICAL)?|[Ff]atal|FATAL|[Ss]evere|SEVERE|[Ee]merg(?:ency)?|EMERG(?:ENCY)?|[Aa]lert|ALERT)\b",
+        r"(?-u:\b)(?:[Tt]race|TRACE|[Dd]ebug|DEBUG|[Ii]nfo|INFO|[Nn]otice|NOTICE|[Ww]arn(?:ing)?|WARN(?:ING)?|[Ee]rr(?:or)?|ERR(?:OR)?|[Cc]rit(?:ical)?|CRIT(?:ICAL)?|[Ff]atal|FATAL|[Ss]evere|SEVERE|[Ee]merg(?:ency)?|EMERG(?:ENCY)?|[Aa]lert|ALERT)(?-u:\b)",
     ),
     (
         "JAVACLASS",

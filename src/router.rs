@@ -2,14 +2,21 @@
 //!
 //! Routes are ordered. A route matches when all its header conditions hold
 //! (facility, severity, hostname, appname, msgid — checked first, they are
-//! cheap) and its `pattern`, if any, matches the message. The patterns of
-//! all routes are compiled into one `RegexSet`, so an event costs one pass
-//! over its message however many patterns there are; captures are extracted
-//! only for the routes that matched. An event goes to every matching route
-//! up to the first matching `final` route; an event no route matched goes to
-//! the default route, never nowhere.
+//! cheap) and its `pattern`, if any, matches the message. An event goes to
+//! every matching route up to the first matching `final` route; an event no
+//! route matched goes to the default route, never nowhere.
+//!
+//! The cost of a message must not grow with the number of routes. Most
+//! patterns (grok ones especially) contain a literal every match must
+//! contain (`svc0042 request `, `GC pause `): those literals of all routes
+//! go into one Aho-Corasick automaton, and one scan of the message names the
+//! few routes that can match at all. Only their regexes run, and captures
+//! are taken only where a route matched. Patterns without such a literal run
+//! together as one `RegexSet` pass.
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{Captures, Regex, RegexSet};
+use regex_syntax::hir::{Hir, HirKind};
 
 use crate::config::{Conditions, RouteConfig};
 use crate::event::Event;
@@ -22,13 +29,25 @@ pub enum RouterError {
     Pattern { route: String, source: regex::Error },
     #[error("the combined route patterns do not compile: {0}")]
     Set(regex::Error),
+    #[error("the route literal prefilter does not build: {0}")]
+    Prefilter(aho_corasick::BuildError),
+}
+
+/// How a route's pattern is found in a message.
+enum Gate {
+    /// No pattern: the conditions decide.
+    None,
+    /// The message must contain this route's literal (prefilter pattern id).
+    Literal,
+    /// No required literal: slot in the `RegexSet` of such patterns.
+    Set(usize),
 }
 
 struct CompiledRoute {
     name: String,
     conditions: Conditions,
-    /// Index in the `RegexSet`, and the route's own regex for captures.
-    pattern: Option<(usize, Regex)>,
+    gate: Gate,
+    regex: Option<Regex>,
     /// Named groups of the pattern as (group index, name).
     capture_names: Vec<(usize, String)>,
     is_final: bool,
@@ -70,9 +89,20 @@ pub struct RouteMatch<'e> {
     pub captures: Option<Captures<'e>>,
 }
 
+/// Candidate routes one message can hold before the router falls back to
+/// trying every route (still correct, only slower).
+const MAX_CANDIDATES: usize = 32;
+
 pub struct Router {
     routes: Vec<CompiledRoute>,
+    /// Required literals of the literal-gated routes.
+    literals: Option<AhoCorasick>,
+    /// Prefilter pattern id → route index.
+    literal_route: Vec<usize>,
+    /// Patterns without a required literal.
     set: RegexSet,
+    /// Routes that are checked for every message (no literal gate), in order.
+    ungated: Vec<usize>,
     default_route: Option<usize>,
 }
 
@@ -109,42 +139,94 @@ fn condition_miss(c: &Conditions, event: &Event) -> Option<Miss> {
     None
 }
 
+/// The longest literal (at least 3 bytes) every match of `hir` contains.
+fn required_literal(hir: &Hir) -> Option<Vec<u8>> {
+    match hir.kind() {
+        HirKind::Literal(l) => Some(l.0.to_vec()),
+        HirKind::Capture(c) => required_literal(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => required_literal(&r.sub),
+        HirKind::Concat(items) => items
+            .iter()
+            .filter_map(required_literal)
+            .max_by_key(Vec::len),
+        _ => None,
+    }
+    .filter(|l| l.len() >= 3)
+}
+
 impl Router {
     pub fn new(routes: &[RouteConfig]) -> Result<Router, RouterError> {
-        let mut patterns = Vec::new();
+        let mut set_patterns = Vec::new();
+        let mut literals = Vec::new();
+        let mut literal_route = Vec::new();
+        let mut ungated = Vec::new();
         let mut compiled = Vec::new();
         let mut default_route = None;
         for (i, r) in routes.iter().enumerate() {
             if r.is_default {
                 default_route = Some(i);
             }
-            let pattern = match &r.pattern {
+            let (gate, regex) = match &r.pattern {
                 Some(p) => {
                     let re = Regex::new(p).map_err(|source| RouterError::Pattern {
                         route: r.name.clone(),
                         source,
                     })?;
-                    patterns.push(p.clone());
-                    Some((patterns.len() - 1, re))
+                    let literal = regex_syntax::Parser::new()
+                        .parse(p)
+                        .ok()
+                        .and_then(|hir| required_literal(&hir));
+                    let gate = match literal {
+                        Some(l) => {
+                            literals.push(l);
+                            literal_route.push(i);
+                            Gate::Literal
+                        }
+                        None => {
+                            set_patterns.push(p.clone());
+                            Gate::Set(set_patterns.len() - 1)
+                        }
+                    };
+                    (gate, Some(re))
                 }
-                None => None,
+                None => (Gate::None, None),
             };
-            let capture_names = pattern
+            if !matches!(gate, Gate::Literal) && !r.is_default {
+                ungated.push(i);
+            }
+            let capture_names = regex
                 .as_ref()
-                .map(|(_, re)| crate::route::capture_names(re))
+                .map(crate::route::capture_names)
                 .unwrap_or_default();
             compiled.push(CompiledRoute {
                 name: r.name.clone(),
                 conditions: r.conditions.clone(),
-                pattern,
+                gate,
+                regex,
                 capture_names,
                 is_final: r.is_final,
             });
         }
-        let set = RegexSet::new(&patterns).map_err(RouterError::Set)?;
+        let set = regex::RegexSetBuilder::new(&set_patterns)
+            .size_limit(64 << 20)
+            .build()
+            .map_err(RouterError::Set)?;
+        let literals = if literals.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .build(&literals)
+                    .map_err(RouterError::Prefilter)?,
+            )
+        };
         Ok(Router {
             routes: compiled,
+            literals,
+            literal_route,
             set,
+            ungated,
             default_route,
         })
     }
@@ -160,13 +242,109 @@ impl Router {
         self.routes.get(route).map_or("", |r| r.name.as_str())
     }
 
-    /// Append the routes `event` goes to, in route order.
-    pub fn route<'e>(&self, event: &'e Event, out: &mut Vec<RouteMatch<'e>>) {
-        self.evaluate(event, out, |_, _| {});
+    /// The routes whose literal occurs in `message`, sorted; `None` when
+    /// there are more than [`MAX_CANDIDATES`].
+    fn candidates(&self, message: &str, out: &mut [usize; MAX_CANDIDATES]) -> Option<usize> {
+        let Some(ac) = &self.literals else {
+            return Some(0);
+        };
+        let mut n = 0;
+        for m in ac.find_overlapping_iter(message) {
+            let route = self.literal_route[m.pattern().as_usize()];
+            match out[..n].binary_search(&route) {
+                Ok(_) => {}
+                Err(_) if n == MAX_CANDIDATES => return None,
+                Err(at) => {
+                    out.copy_within(at..n, at + 1);
+                    out[at] = route;
+                    n += 1;
+                }
+            }
+        }
+        Some(n)
     }
 
-    /// Like [`Router::route`], also telling `miss` why each other route did
-    /// not take the event.
+    /// Append the routes `event` goes to, in route order. Only routes whose
+    /// literal the message contains, and routes without one, are looked at.
+    pub fn route<'e>(&self, event: &'e Event, out: &mut Vec<RouteMatch<'e>>) {
+        let message = event.message();
+        let mut buf = [0usize; MAX_CANDIDATES];
+        let Some(n) = self.candidates(message, &mut buf) else {
+            return self.evaluate(event, out, |_, _| {});
+        };
+        let start = out.len();
+        let mut set_matches: Option<regex::SetMatches> = None;
+        // Merge the candidates with the ungated routes, in route order.
+        let (mut a, mut b) = (buf[..n].iter().peekable(), self.ungated.iter().peekable());
+        loop {
+            let i = match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) if x < y => {
+                    a.next();
+                    x
+                }
+                (_, Some(&&y)) => {
+                    b.next();
+                    y
+                }
+                (Some(&&x), None) => {
+                    a.next();
+                    x
+                }
+                (None, None) => break,
+            };
+            let Some(r) = self.routes.get(i) else {
+                continue;
+            };
+            if condition_miss(&r.conditions, event).is_some() {
+                continue;
+            }
+            let Some(captures) = self.pattern_match(r, message, &mut set_matches) else {
+                continue;
+            };
+            out.push(RouteMatch { route: i, captures });
+            if r.is_final {
+                break;
+            }
+        }
+        if let Some(d) = self.default_route {
+            if out.len() == start {
+                out.push(RouteMatch {
+                    route: d,
+                    captures: None,
+                });
+            }
+        }
+    }
+
+    /// Does `r`'s pattern match? `Some(captures)` if so (captures only when
+    /// the pattern has groups).
+    fn pattern_match<'e>(
+        &self,
+        r: &CompiledRoute,
+        message: &'e str,
+        set_matches: &mut Option<regex::SetMatches>,
+    ) -> Option<Option<Captures<'e>>> {
+        let Some(re) = &r.regex else {
+            return Some(None);
+        };
+        if let Gate::Set(slot) = r.gate {
+            let set = set_matches.get_or_insert_with(|| self.set.matches(message));
+            if !set.matched(slot) {
+                return None;
+            }
+        }
+        if re.captures_len() > 1 {
+            re.captures(message).map(Some)
+        } else if matches!(r.gate, Gate::Set(_)) || re.is_match(message) {
+            Some(None)
+        } else {
+            None
+        }
+    }
+
+    /// Every route, in order, telling `miss` why each route that did not
+    /// take the event missed it (for `sluice parse -c`). Same result as
+    /// [`Router::route`].
     pub fn evaluate<'e>(
         &self,
         event: &'e Event,
@@ -189,20 +367,9 @@ impl Router {
                 miss(i, m);
                 continue;
             }
-            let captures = match &r.pattern {
-                Some((slot, re)) => {
-                    let set = set_matches.get_or_insert_with(|| self.set.matches(message));
-                    if !set.matched(*slot) {
-                        miss(i, Miss::Pattern);
-                        continue;
-                    }
-                    if re.captures_len() > 1 {
-                        re.captures(message)
-                    } else {
-                        None
-                    }
-                }
-                None => None,
+            let Some(captures) = self.pattern_match(r, message, &mut set_matches) else {
+                miss(i, Miss::Pattern);
+                continue;
             };
             out.push(RouteMatch { route: i, captures });
             if r.is_final {
@@ -309,5 +476,98 @@ document = {}
         router.evaluate(&e, &mut out, |r, m| misses.push((r, m)));
         assert_eq!(&out[0].captures.as_ref().unwrap()["used"], "42");
         assert_eq!(misses[0], (1, Miss::Severity));
+    }
+
+    fn literal_of(pattern: &str) -> Option<String> {
+        let hir = regex_syntax::Parser::new().parse(pattern).unwrap();
+        required_literal(&hir).map(|l| String::from_utf8(l).unwrap())
+    }
+
+    #[test]
+    fn required_literals() {
+        assert_eq!(
+            literal_of(r"svc0042 request (?P<verb>\w+) took"),
+            Some("svc0042 request ".into())
+        );
+        assert_eq!(
+            literal_of(r"(?P<pool>[a-z]+) GC pause=(?P<ms>\d+)ms"),
+            Some(" GC pause=".into())
+        );
+        assert_eq!(literal_of(r"(?:heap_used=)+\d"), Some("heap_used=".into()));
+        // Nothing every match must contain: no gate.
+        assert_eq!(literal_of(r"foo|bar"), None);
+        assert_eq!(literal_of(r"(?:abc)?\d+"), None);
+        assert_eq!(literal_of(r"(?i)error"), None);
+        assert_eq!(literal_of(r"ab\d"), None, "too short to be worth it");
+    }
+
+    /// The fast path (only routes whose literal occurs) and the full walk
+    /// the debugger uses must agree, route for route and capture for capture.
+    #[test]
+    fn fast_path_agrees_with_the_full_walk() {
+        let mut text = String::from(
+            "[[listeners]]\nname = \"u\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:0\"\n[[sinks]]\nname = \"f\"\ntype = \"stdout\"\n",
+        );
+        let patterns = [
+            r"svc1 request (?P<verb>\w+)",
+            r"svc2 request (?P<verb>\w+)",
+            r"(?:GET|POST) (?P<path>/\S*)",
+            r"code=(?P<code>\d+)",
+            r"request",
+            r"(?i)timeout",
+        ];
+        for (i, p) in patterns.iter().enumerate() {
+            let extra = match i % 3 {
+                0 => "severity = \"warning\"\n",
+                1 => "appname = \"api\"\n",
+                _ => "",
+            };
+            text.push_str(&format!("[[routes]]\nname = \"p{i}\"\nsink = \"f\"\npattern = '{p}'\n{extra}document = {{}}\n"));
+        }
+        text.push_str(
+            "[[routes]]\nname = \"errors\"\nsink = \"f\"\nseverity = \"err\"\ndocument = {}\n",
+        );
+        text.push_str("[[routes]]\nname = \"final\"\nsink = \"f\"\npattern = 'STOP here'\nfinal = true\ndocument = {}\n");
+        text.push_str(
+            "[[routes]]\nname = \"after\"\nsink = \"f\"\npattern = 'request'\ndocument = {}\n",
+        );
+        text.push_str("[default_route]\nsink = \"f\"\ndocument = {}\n");
+        let config = Config::from_toml(&text, "t").unwrap();
+        let router = Router::new(&config.routes).unwrap();
+        let messages = [
+            "svc1 request GET /a code=200",
+            "svc2 request POST /b code=500 TIMEOUT",
+            "STOP here svc1 request GET",
+            "svc1 request svc2 request svc1 request",
+            "nothing at all",
+            "timeout code=1",
+            "",
+        ];
+        let mut checked = 0;
+        for m in messages {
+            for (pri, app) in [(11, "api"), (14, "api"), (12, "web"), (15, "web")] {
+                let frame = format!("<{pri}>1 - h {app} - - - {m}");
+                let e = decode(Bytes::from(frame), None, 0, &DecodeOptions::default());
+                let (mut fast, mut full) = (Vec::new(), Vec::new());
+                router.route(&e, &mut fast);
+                router.evaluate(&e, &mut full, |_, _| {});
+                let view = |v: &[RouteMatch<'_>]| -> Vec<(usize, Option<Vec<Option<String>>>)> {
+                    v.iter()
+                        .map(|r| {
+                            let caps = r.captures.as_ref().map(|c| {
+                                c.iter().map(|g| g.map(|g| g.as_str().to_owned())).collect()
+                            });
+                            (r.route, caps)
+                        })
+                        .collect()
+                };
+                assert_eq!(view(&fast), view(&full), "{}", e.text());
+                checked += fast.len();
+            }
+        }
+        assert!(
+            checked > 40,
+            "the sample should match many routes: {checked}"
+        );
     }
 }
