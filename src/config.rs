@@ -180,7 +180,9 @@ struct RawDefaultRoute {
 struct RawMetric {
     measurement: String,
     #[serde(default)]
-    tags: Vec<String>,
+    tags: Vec<toml::Value>,
+    #[serde(default)]
+    on_conversion_error: OnConversionError,
     #[serde(default)]
     fields: toml::Table,
     #[serde(default = "default_true")]
@@ -429,21 +431,85 @@ impl FieldType {
 pub struct FieldConfig {
     /// Field key in the point.
     pub name: String,
-    /// Capture group it comes from.
-    pub from: String,
+    pub source: Source,
     pub kind: FieldType,
+}
+
+/// Where a tag, field or measurement part takes its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A named capture of the route's pattern.
+    Capture(String),
+    /// A parameter of a structured-data element (`sd.mdc@18060.user`).
+    Sd { id: String, param: String },
+    /// A syslog header field.
+    Header(HeaderField),
+    /// A value written in the config.
+    Static(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderField {
+    Host,
+    App,
+    Procid,
+    Msgid,
+    /// The facility's name (`local7`).
+    Facility,
+    /// The severity's name (`err`).
+    Severity,
+}
+
+impl HeaderField {
+    fn parse(s: &str) -> Option<HeaderField> {
+        Some(match s {
+            "host" | "hostname" => HeaderField::Host,
+            "app" | "appname" => HeaderField::App,
+            "procid" => HeaderField::Procid,
+            "msgid" => HeaderField::Msgid,
+            "facility" => HeaderField::Facility,
+            "severity" => HeaderField::Severity,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TagConfig {
+    pub name: String,
+    pub source: Source,
+}
+
+/// A piece of a (templated) measurement name: `jvm_{pool}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MeasurementPart {
+    Text(String),
+    Value(Source),
+}
+
+/// What a capture that does not parse as its type costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnConversionError {
+    /// The field is left out (the point keeps its other fields).
+    #[default]
+    DropField,
+    /// The whole point is not written.
+    DropPoint,
 }
 
 #[derive(Debug, Clone)]
 pub struct MetricConfig {
+    /// The measurement as written (`jvm_{pool}`).
     pub measurement: String,
-    /// Capture groups that become tags (tag key = capture name).
-    pub tags: Vec<String>,
+    pub measurement_parts: Vec<MeasurementPart>,
+    pub tags: Vec<TagConfig>,
     pub fields: Vec<FieldConfig>,
     pub host_tag: bool,
     pub app_tag: bool,
     /// Also take every `key=number` pair of the message as a field.
     pub key_values: bool,
+    pub on_conversion_error: OnConversionError,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -1371,66 +1437,156 @@ impl Validator<'_, '_> {
         pattern: Option<&regex::Regex>,
         capture_types: &[(String, FieldType)],
     ) -> Result<MetricConfig, ConfigError> {
-        if m.measurement.is_empty() {
-            return Err(self.err(&at(base, "measurement"), "must not be empty"));
-        }
         let captures: Vec<&str> = pattern
             .map(|re| re.capture_names().flatten().collect())
             .unwrap_or_default();
-        let need_capture = |path: Vec<Seg>, name: &str| -> Result<(), ConfigError> {
+        // A source named in the config: `sd.ID.PARAM`, a capture of the
+        // pattern, or a header field (a capture of the same name wins).
+        let source = |path: &[Seg], name: &str| -> Result<Source, ConfigError> {
             if let Some(reference) = name.strip_prefix("sd.") {
-                // A structured-data parameter, `sd.SD-ID.PARAM`.
                 return match reference.split_once('.') {
-                    Some((id, param)) if !id.is_empty() && !param.is_empty() => Ok(()),
+                    Some((id, param)) if !id.is_empty() && !param.is_empty() => Ok(Source::Sd {
+                        id: id.to_owned(),
+                        param: param.to_owned(),
+                    }),
                     _ => Err(self.err(
-                        &path,
+                        path,
                         format!("{name:?}: a structured-data reference is sd.SD-ID.PARAM, e.g. \"sd.mdc@18060.requestId\""),
                     )),
                 };
             }
             if captures.contains(&name) {
-                Ok(())
-            } else {
-                Err(self.err(
-                    &path,
-                    format!(
-                        "the route's pattern has no named capture {name:?} (captures: {})",
-                        if captures.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            captures.join(", ")
-                        }
-                    ),
-                ))
+                return Ok(Source::Capture(name.to_owned()));
             }
+            if let Some(h) = HeaderField::parse(name) {
+                return Ok(Source::Header(h));
+            }
+            Err(self.err(
+                path,
+                format!(
+                    "the route's pattern has no named capture {name:?} (captures: {}), and it is no header field (host, app, procid, msgid, facility, severity) or sd.SD-ID.PARAM",
+                    if captures.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        captures.join(", ")
+                    }
+                ),
+            ))
         };
-        for t in &m.tags {
-            need_capture(at(base, "tags"), t)?;
+        // The natural key of a source: the capture, header or SD parameter name.
+        let key_of = |name: &str| -> String {
+            name.strip_prefix("sd.")
+                .and_then(|r| r.split_once('.'))
+                .map_or(name, |(_, param)| param)
+                .to_owned()
+        };
+
+        let measurement_path = at(base, "measurement");
+        if m.measurement.is_empty() {
+            return Err(self.err(&measurement_path, "must not be empty"));
         }
+        let mut measurement_parts = Vec::new();
+        let mut rest = m.measurement.as_str();
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                return Err(self.err(&measurement_path, "unclosed { in the measurement template"));
+            };
+            if open > 0 {
+                measurement_parts.push(MeasurementPart::Text(rest[..open].to_owned()));
+            }
+            let name = &rest[open + 1..open + close];
+            measurement_parts.push(MeasurementPart::Value(source(&measurement_path, name)?));
+            rest = &rest[open + close + 1..];
+        }
+        if !rest.is_empty() {
+            measurement_parts.push(MeasurementPart::Text(rest.to_owned()));
+        }
+
+        let mut tags = Vec::new();
+        for (i, t) in m.tags.iter().enumerate() {
+            let mut path = at(base, "tags");
+            path.push(Seg::Index(i));
+            let tag = match t {
+                toml::Value::String(name) => TagConfig {
+                    name: key_of(name),
+                    source: source(&path, name)?,
+                },
+                toml::Value::Table(t) => {
+                    let name = t.get("name").and_then(|v| v.as_str()).ok_or_else(|| {
+                        self.err(&path, "a tag table needs name = \"...\" and from = \"...\" or value = \"...\"")
+                    })?;
+                    let src = match (t.get("from"), t.get("value")) {
+                        (Some(toml::Value::String(f)), None) => source(&path, f)?,
+                        (None, Some(toml::Value::String(v))) => Source::Static(v.clone()),
+                        _ => {
+                            return Err(self.err(
+                                &path,
+                                "a tag table needs exactly one of from = \"source\" or value = \"text\"",
+                            ));
+                        }
+                    };
+                    if let Some(k) = t
+                        .keys()
+                        .find(|k| !matches!(k.as_str(), "name" | "from" | "value"))
+                    {
+                        return Err(self.err(
+                            &path,
+                            format!("unknown key {k:?} (expected name, from, value)"),
+                        ));
+                    }
+                    TagConfig {
+                        name: name.to_owned(),
+                        source: src,
+                    }
+                }
+                _ => {
+                    return Err(self.err(
+                        &path,
+                        "expected a source name or { name = \"tag\", from = \"source\" } or { name = \"tag\", value = \"text\" }",
+                    ));
+                }
+            };
+            if tag.name.is_empty() {
+                return Err(self.err(&path, "a tag name must not be empty"));
+            }
+            tags.push(tag);
+        }
+
         let mut fields = Vec::new();
         for (name, spec) in &m.fields {
             let path = at(&at(base, "fields"), name);
-            let (from, kind) = match spec {
-                toml::Value::String(t) => (name.clone(), t.clone()),
+            let (src, kind) = match spec {
+                toml::Value::String(t) => (source(&path, name)?, t.clone()),
                 toml::Value::Table(t) => {
-                    for k in t.keys() {
-                        if k != "from" && k != "type" {
-                            return Err(
-                                self.err(&path, format!("unknown key {k:?} (expected from, type)"))
-                            );
-                        }
+                    if let Some(k) = t
+                        .keys()
+                        .find(|k| !matches!(k.as_str(), "from" | "type" | "value"))
+                    {
+                        return Err(self.err(
+                            &path,
+                            format!("unknown key {k:?} (expected from, value, type)"),
+                        ));
                     }
-                    let from = t
-                        .get("from")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or(name)
-                        .to_owned();
                     let kind = t
                         .get("type")
                         .and_then(|v| v.as_str())
                         .unwrap_or("float")
                         .to_owned();
-                    (from, kind)
+                    let src = match (t.get("from"), t.get("value")) {
+                        (Some(toml::Value::String(f)), None) => source(&path, f)?,
+                        (None, Some(v)) => Source::Static(match v {
+                            toml::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        }),
+                        (None, None) => source(&path, name)?,
+                        _ => {
+                            return Err(self.err(
+                                &path,
+                                "a field has from = \"source\" or value = ..., not both",
+                            ));
+                        }
+                    };
+                    (src, kind)
                 }
                 _ => {
                     return Err(self.err(
@@ -1445,24 +1601,24 @@ impl Validator<'_, '_> {
                     format!("unknown field type {kind:?} (int, uint, float, bool, string, duration, bytes)"),
                 )
             })?;
-            need_capture(path, &from)?;
             fields.push(FieldConfig {
                 name: name.clone(),
-                from,
+                source: src,
                 kind,
             });
         }
         // A capture typed in grok (`%{NUMBER:used:int}`) is a field of that
         // type, unless it is a tag or a declared field already reads it.
         for (capture, kind) in capture_types {
-            let taken = m.tags.contains(capture)
+            let as_source = Source::Capture(capture.clone());
+            let taken = tags.iter().any(|t| t.source == as_source)
                 || fields
                     .iter()
-                    .any(|f| &f.from == capture || &f.name == capture);
+                    .any(|f| f.source == as_source || &f.name == capture);
             if !taken {
                 fields.push(FieldConfig {
                     name: capture.clone(),
-                    from: capture.clone(),
+                    source: as_source,
                     kind: *kind,
                 });
             }
@@ -1475,11 +1631,13 @@ impl Validator<'_, '_> {
         }
         Ok(MetricConfig {
             measurement: m.measurement,
-            tags: m.tags,
+            measurement_parts,
+            tags,
             fields,
             host_tag: m.host_tag,
             app_tag: m.app_tag,
             key_values: m.key_values,
+            on_conversion_error: m.on_conversion_error,
         })
     }
 }
@@ -1659,8 +1817,21 @@ path = "x"
         let OutputConfig::Metric(m) = &c.routes[0].output else {
             panic!("metric route expected")
         };
-        assert_eq!(m.tags, ["sd.mdc@18060.user"]);
-        assert_eq!(m.fields[0].from, "sd.mdc@18060.ms");
+        assert_eq!(m.tags[0].name, "user");
+        assert_eq!(
+            m.tags[0].source,
+            Source::Sd {
+                id: "mdc@18060".into(),
+                param: "user".into()
+            }
+        );
+        assert_eq!(
+            m.fields[0].source,
+            Source::Sd {
+                id: "mdc@18060".into(),
+                param: "ms".into()
+            }
+        );
         let e = err(&route("sd.mdc@18060"));
         assert!(
             e.contains("routes[0].metric.fields.ms: \"sd.mdc@18060\": a structured-data reference is sd.SD-ID.PARAM"),
@@ -1669,6 +1840,7 @@ path = "x"
         // Anything else with a dot is not a capture name.
         let e = err(&route("mdc@18060.ms"));
         assert!(e.contains("no named capture \"mdc@18060.ms\""), "{e}");
+        assert!(e.contains("no header field"), "{e}");
     }
 
     #[test]

@@ -99,6 +99,10 @@ impl Pipeline {
                 let counter = match e {
                     ConversionError::BadValue { .. } => &route.metrics.conversion_bad_value,
                     ConversionError::NoFields => &route.metrics.conversion_no_fields,
+                    ConversionError::NoMeasurement { .. } => {
+                        &route.metrics.conversion_no_measurement
+                    }
+                    ConversionError::DroppedPoint => &route.metrics.conversion_dropped_point,
                 };
                 counter.inc();
                 tracing::debug!(route = %route.name, error = %e, "conversion error");

@@ -10,7 +10,10 @@ use std::fmt::Write as _;
 
 use regex::Captures;
 
-use crate::config::{FieldType, MetricConfig, OutputConfig};
+use crate::config::{
+    FieldType, HeaderField, MeasurementPart, MetricConfig, OnConversionError, OutputConfig, Source,
+    facility_name, severity_name,
+};
 use crate::event::{Event, Timestamp, write_json_str, write_rfc3339};
 
 /// One encoded output: a line-protocol line (no trailing newline) or a JSON
@@ -33,6 +36,12 @@ pub enum ConversionError {
     },
     /// No field was left: the point was not emitted.
     NoFields,
+    /// A value of a templated measurement (`jvm_{pool}`) was missing or
+    /// empty: the point was not emitted.
+    NoMeasurement { source: String },
+    /// `on_conversion_error = "drop_point"` and a field was bad: the point
+    /// was not emitted.
+    DroppedPoint,
 }
 
 impl ConversionError {
@@ -40,6 +49,8 @@ impl ConversionError {
         match self {
             ConversionError::BadValue { .. } => "bad_value",
             ConversionError::NoFields => "no_fields",
+            ConversionError::NoMeasurement { .. } => "no_measurement",
+            ConversionError::DroppedPoint => "dropped_point",
         }
     }
 }
@@ -56,6 +67,14 @@ impl std::fmt::Display for ConversionError {
                 )
             }
             ConversionError::NoFields => write!(f, "no field left: point not emitted"),
+            ConversionError::NoMeasurement { source } => write!(
+                f,
+                "measurement value {source} missing or empty: point not emitted"
+            ),
+            ConversionError::DroppedPoint => write!(
+                f,
+                "a field was bad and on_conversion_error = \"drop_point\": point not emitted"
+            ),
         }
     }
 }
@@ -202,6 +221,36 @@ fn key_values(message: &str) -> impl Iterator<Item = (&str, &str)> {
     })
 }
 
+/// The value of `source` for this event, if it has one.
+fn value_of<'a>(
+    source: &'a Source,
+    event: &'a Event,
+    captures: Option<&Captures<'a>>,
+) -> Option<&'a str> {
+    match source {
+        Source::Capture(name) => captures.and_then(|c| c.name(name)).map(|m| m.as_str()),
+        Source::Sd { id, param } => event.sd_param(id, param),
+        Source::Header(h) => match h {
+            HeaderField::Host => event.hostname(),
+            HeaderField::App => event.appname(),
+            HeaderField::Procid => event.procid(),
+            HeaderField::Msgid => event.msgid(),
+            HeaderField::Facility => event.facility.map(facility_name),
+            HeaderField::Severity => event.severity.map(severity_name),
+        },
+        Source::Static(v) => Some(v),
+    }
+}
+
+fn source_name(source: &Source) -> String {
+    match source {
+        Source::Capture(c) => format!("capture {c:?}"),
+        Source::Sd { id, param } => format!("sd.{id}.{param}"),
+        Source::Header(h) => format!("header {h:?}").to_lowercase(),
+        Source::Static(v) => format!("{v:?}"),
+    }
+}
+
 fn encode_point(
     m: &MetricConfig,
     event: &Event,
@@ -209,16 +258,21 @@ fn encode_point(
     time: i64,
     errors: &mut Vec<ConversionError>,
 ) -> Option<String> {
-    // A named capture of the pattern, or `sd.SD-ID.PARAM` of the structured data.
-    let capture = |name: &str| match name.strip_prefix("sd.") {
-        Some(reference) => {
-            let (id, param) = reference.split_once('.')?;
-            event.sd_param(id, param)
-        }
-        None => captures.and_then(|c| c.name(name)).map(|m| m.as_str()),
-    };
     let mut line = String::with_capacity(128);
-    push_escaped(&mut line, &m.measurement, Element::Measurement);
+    for part in &m.measurement_parts {
+        match part {
+            MeasurementPart::Text(t) => push_escaped(&mut line, t, Element::Measurement),
+            MeasurementPart::Value(source) => match value_of(source, event, captures) {
+                Some(v) if !v.is_empty() => push_escaped(&mut line, v, Element::Measurement),
+                _ => {
+                    errors.push(ConversionError::NoMeasurement {
+                        source: source_name(source),
+                    });
+                    return None;
+                }
+            },
+        }
+    }
 
     let mut tags: Vec<(&str, &str)> = Vec::with_capacity(m.tags.len() + 2);
     if m.host_tag {
@@ -232,13 +286,10 @@ fn encode_point(
         }
     }
     for t in &m.tags {
-        if let Some(v) = capture(t) {
-            // An SD reference is tagged with its parameter name.
-            let key = t
-                .strip_prefix("sd.")
-                .and_then(|r| r.split_once('.'))
-                .map_or(t.as_str(), |(_, param)| param);
-            tags.push((key, v));
+        if let Some(v) = value_of(&t.source, event, captures) {
+            // A configured tag of the same key replaces host/app.
+            tags.retain(|(k, _)| *k != t.name);
+            tags.push((t.name.as_str(), v));
         }
     }
     // Sorted by key (InfluxDB's recommendation); empty values are omitted.
@@ -254,6 +305,7 @@ fn encode_point(
     }
 
     let mut n_fields = 0;
+    let mut bad = false;
     let mut push_field = |line: &mut String, name: &str, raw: &str, kind: FieldType| {
         let mark = line.len();
         line.push(if n_fields == 0 { ' ' } else { ',' });
@@ -263,6 +315,7 @@ fn encode_point(
             n_fields += 1;
         } else {
             line.truncate(mark);
+            bad = true;
             errors.push(ConversionError::BadValue {
                 field: name.to_owned(),
                 kind,
@@ -271,8 +324,10 @@ fn encode_point(
         }
     };
     for f in &m.fields {
-        if let Some(raw) = capture(&f.from) {
-            push_field(&mut line, &f.name, raw, f.kind);
+        // An absent or empty value is no field, and no error.
+        match value_of(&f.source, event, captures) {
+            Some(raw) if !raw.is_empty() => push_field(&mut line, &f.name, raw, f.kind),
+            _ => {}
         }
     }
     if m.key_values {
@@ -284,6 +339,10 @@ fn encode_point(
             // and `latency=1` then `latency=1.5` must not conflict.
             push_field(&mut line, k, v, FieldType::Float);
         }
+    }
+    if bad && m.on_conversion_error == OnConversionError::DropPoint {
+        errors.push(ConversionError::DroppedPoint);
+        return None;
     }
     if n_fields == 0 {
         errors.push(ConversionError::NoFields);
@@ -353,7 +412,6 @@ pub fn capture_names(re: &regex::Regex) -> Vec<(usize, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::FieldConfig;
     use crate::decode::{DecodeOptions, decode};
     use bytes::Bytes;
     use regex::Regex;
@@ -367,123 +425,150 @@ mod tests {
         )
     }
 
-    fn metric(fields: Vec<FieldConfig>, tags: Vec<&str>, key_values: bool) -> OutputConfig {
-        OutputConfig::Metric(MetricConfig {
-            measurement: "my meas,x".into(),
-            tags: tags.into_iter().map(String::from).collect(),
-            fields,
-            host_tag: true,
-            app_tag: true,
-            key_values,
-        })
+    /// One route from TOML (`pattern` and a `[routes.metric]` body), through
+    /// config validation and grok expansion, as the service builds it.
+    fn route(pattern: &str, metric: &str) -> (OutputConfig, Option<Regex>) {
+        let text = format!(
+            "[[listeners]]\nname = \"u\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:0\"\n[[sinks]]\nname = \"f\"\ntype = \"stdout\"\n[[routes]]\nname = \"r\"\nsink = \"f\"\n{}[routes.metric]\n{metric}\n[default_route]\nsink = \"f\"\ndocument = {{}}\n",
+            if pattern.is_empty() {
+                String::new()
+            } else {
+                format!("pattern = '{pattern}'\n")
+            }
+        );
+        let c = crate::config::Config::from_toml(&text, "t").unwrap_or_else(|e| panic!("{e}"));
+        let r = &c.routes[0];
+        (
+            r.output.clone(),
+            r.pattern.as_deref().map(|p| Regex::new(p).unwrap()),
+        )
+    }
+
+    /// The line a route writes for `frame`, and its conversion errors.
+    fn point(pattern: &str, metric: &str, frame: &str) -> (Option<String>, Vec<ConversionError>) {
+        let (output, re) = route(pattern, metric);
+        let e = ev(frame);
+        let caps = re.as_ref().and_then(|re| re.captures(e.message()));
+        if re.is_some() {
+            assert!(caps.is_some(), "pattern does not match {frame:?}");
+        }
+        let mut errors = Vec::new();
+        let r = encode(&output, "r", &[], &e, caps.as_ref(), &mut errors);
+        (r.map(|r| r.payload), errors)
     }
 
     #[test]
     fn typed_fields_sorted_tags_and_escaping() {
-        let e =
-            ev("<14>1 2026-01-01T00:00:00Z web\\ app - - - pool=old gen used=12 ratio=0.5 ok=true");
-        let re = Regex::new(
+        let (line, errors) = point(
             r"pool=(?P<pool>old gen) used=(?P<used>\d+) ratio=(?P<ratio>\S+) ok=(?P<ok>\S+)",
-        )
-        .unwrap();
-        let caps = re.captures(e.message()).unwrap();
-        let out = metric(
-            vec![
-                FieldConfig {
-                    name: "used".into(),
-                    from: "used".into(),
-                    kind: FieldType::Int,
-                },
-                FieldConfig {
-                    name: "ratio".into(),
-                    from: "ratio".into(),
-                    kind: FieldType::Float,
-                },
-                FieldConfig {
-                    name: "ok".into(),
-                    from: "ok".into(),
-                    kind: FieldType::Bool,
-                },
-                FieldConfig {
-                    name: "p=s".into(),
-                    from: "pool".into(),
-                    kind: FieldType::String,
-                },
-            ],
-            vec!["pool"],
-            false,
+            "measurement = \"my meas,x\"\ntags = [\"pool\"]\nfields = { used = \"int\", ratio = \"float\", ok = \"bool\", \"p=s\" = { from = \"pool\", type = \"string\" } }",
+            "<14>1 2026-01-01T00:00:00Z web\\ app - - - pool=old gen used=12 ratio=0.5 ok=true",
         );
-        let mut errors = Vec::new();
-        let r = encode(&out, "r", &[], &e, Some(&caps), &mut errors).unwrap();
-        assert!(errors.is_empty());
+        assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(
-            r.payload,
-            "my\\ meas\\,x,app=app,host=web\\\\,pool=old\\ gen used=12i,ratio=0.5,ok=true,p\\=s=\"old gen\" 1767225600000000000"
+            line.unwrap(),
+            "my\\ meas\\,x,app=app,host=web\\\\,pool=old\\ gen ok=true,p\\=s=\"old gen\",ratio=0.5,used=12i 1767225600000000000"
         );
     }
 
     #[test]
     fn mdc_structured_data_feeds_tags_and_fields() {
-        let e = ev(
+        let (line, errors) = point(
+            "",
+            "measurement = \"orders\"\ntags = [\"sd.mdc@18060.user\", \"sd.mdc@18060.absent\", \"sd.other@1.user\"]\nfields = { latency = { from = \"sd.mdc@18060.ms\", type = \"int\" } }",
             r#"<166>1 2026-11-24T11:34:54.606Z vm orders 1 - [mdc@18060 requestId="r-42" user="alice \"a\"" ms="17"] Order created"#,
         );
-        let out = metric(
-            vec![FieldConfig {
-                name: "latency".into(),
-                from: "sd.mdc@18060.ms".into(),
-                kind: FieldType::Int,
-            }],
-            vec![
-                "sd.mdc@18060.user",
-                "sd.mdc@18060.absent",
-                "sd.other@1.user",
-            ],
-            false,
-        );
-        let mut errors = Vec::new();
-        let r = encode(&out, "r", &[], &e, None, &mut errors).unwrap();
-        assert!(errors.is_empty());
+        assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(
-            r.payload,
-            "my\\ meas\\,x,app=orders,host=vm,user=alice\\ \"a\" latency=17i 1795520094606000000"
+            line.unwrap(),
+            "orders,app=orders,host=vm,user=alice\\ \"a\" latency=17i 1795520094606000000"
+        );
+    }
+
+    #[test]
+    fn header_fields_static_values_renames_and_templated_measurement() {
+        let (line, errors) = point(
+            r"pool=(?P<pool>\w+) used=(?P<used>\d+)",
+            "measurement = \"jvm_{pool}\"\nhost_tag = false\ntags = [\"severity\", { name = \"service\", from = \"app\" }, { name = \"env\", value = \"prod\" }, \"facility\", { name = \"p\", from = \"procid\" }]\nfields = { used = \"int\", one = { value = 1, type = \"int\" } }",
+            "<190>1 2026-01-01T00:00:00Z web billing 4711 - - pool=eden used=12",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            line.unwrap(),
+            "jvm_eden,app=billing,env=prod,facility=local7,p=4711,service=billing,severity=info one=1i,used=12i 1767225600000000000"
+        );
+    }
+
+    #[test]
+    fn grok_typed_captures_become_fields_with_human_units() {
+        let (line, errors) = point(
+            "%{WORD:pool} GC pause=%{NOTSPACE:pause:duration} freed=%{NOTSPACE:freed:bytes} heap=%{NUMBER:heap:float}",
+            "measurement = \"gc\"\ntags = [\"pool\"]\napp_tag = false\nhost_tag = false",
+            "<14>1 2026-01-01T00:00:00Z h jvm - - - old GC pause=1.5ms freed=2MiB heap=0.75",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            line.unwrap(),
+            "gc,pool=old pause=1500000i,freed=2097152i,heap=0.75 1767225600000000000"
         );
     }
 
     #[test]
     fn bad_value_drops_field_and_no_fields_drops_point() {
-        let e = ev("<14>1 - h a - - - used=abc");
-        let re = Regex::new(r"used=(?P<used>\S+)").unwrap();
-        let caps = re.captures(e.message()).unwrap();
-        let out = metric(
-            vec![FieldConfig {
-                name: "used".into(),
-                from: "used".into(),
-                kind: FieldType::Int,
-            }],
-            vec![],
-            false,
-        );
-        let mut errors = Vec::new();
-        assert!(encode(&out, "r", &[], &e, Some(&caps), &mut errors).is_none());
+        let metric = "measurement = \"m\"\nfields = { used = \"int\" }";
+        let (line, errors) = point(r"used=(?P<used>\S+)", metric, "<14>1 - h a - - - used=abc");
+        assert_eq!(line, None);
         assert_eq!(errors.len(), 2);
         assert_eq!(errors[0].reason(), "bad_value");
         assert_eq!(errors[1], ConversionError::NoFields);
+        // Another field survives a bad one by default...
+        let metric = "measurement = \"m\"\nfields = { used = \"int\", max = \"int\" }";
+        let (line, errors) = point(
+            r"used=(?P<used>\S+) max=(?P<max>\S+)",
+            metric,
+            "<14>1 - h a - - - used=abc max=5",
+        );
+        assert_eq!(line.unwrap(), "m,app=a,host=h max=5i 7");
+        assert_eq!(errors.len(), 1);
+        // ...unless the route says the point goes with it.
+        let metric = format!("{metric}\non_conversion_error = \"drop_point\"");
+        let (line, errors) = point(
+            r"used=(?P<used>\S+) max=(?P<max>\S+)",
+            &metric,
+            "<14>1 - h a - - - used=abc max=5",
+        );
+        assert_eq!(line, None);
+        assert_eq!(
+            errors.iter().map(|e| e.reason()).collect::<Vec<_>>(),
+            ["bad_value", "dropped_point"]
+        );
+        // An empty capture is no field and no error.
+        let metric = "measurement = \"m\"\nfields = { used = \"int\", max = \"int\" }";
+        let (line, errors) = point(
+            r"used=(?P<used>\d*) max=(?P<max>\S+)",
+            metric,
+            "<14>1 - h a - - - used= max=5",
+        );
+        assert_eq!(line.unwrap(), "m,app=a,host=h max=5i 7");
+        assert!(errors.is_empty());
+        // A templated measurement without its value is no point.
+        let (line, errors) = point(
+            r"(?:pool=(?P<pool>\w+) )?used=(?P<used>\d+)",
+            "measurement = \"jvm_{pool}\"\nfields = { used = \"int\" }",
+            "<14>1 - h a - - - used=5",
+        );
+        assert_eq!(line, None);
+        assert_eq!(errors[0].reason(), "no_measurement");
     }
 
     #[test]
     fn key_values_are_floats_and_time_falls_back_to_receive_time() {
-        let e = ev("<14>status route=/x code=200 latency_ms=1.5 bogus=abc");
-        let mut errors = Vec::new();
-        let r = encode(
-            &metric(vec![], vec![], true),
-            "r",
-            &[],
-            &e,
-            None,
-            &mut errors,
-        )
-        .unwrap();
-        assert_eq!(r.payload, "my\\ meas\\,x code=200,latency_ms=1.5 7");
+        let (line, _) = point(
+            "",
+            "measurement = \"my meas,x\"\nkey_values = true\nhost_tag = false\napp_tag = false",
+            "<14>status route=/x code=200 latency_ms=1.5 bogus=abc",
+        );
+        assert_eq!(line.unwrap(), "my\\ meas\\,x code=200,latency_ms=1.5 7");
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub struct RouteMetrics {
     pub emitted: Counter,
     pub conversion_bad_value: Counter,
     pub conversion_no_fields: Counter,
+    pub conversion_no_measurement: Counter,
+    pub conversion_dropped_point: Counter,
     pub queue: QueueMetrics,
 }
 
@@ -267,6 +269,8 @@ impl Telemetry {
             emitted: get(&self.r_emitted, &l),
             conversion_bad_value: get(&self.r_conversion, &r("bad_value")),
             conversion_no_fields: get(&self.r_conversion, &r("no_fields")),
+            conversion_no_measurement: get(&self.r_conversion, &r("no_measurement")),
+            conversion_dropped_point: get(&self.r_conversion, &r("dropped_point")),
             queue: QueueMetrics {
                 pushed: get(&self.q_pushed, &l),
                 popped: get(&self.q_popped, &l),
