@@ -758,3 +758,104 @@ fn log4j2_tcp_without_delimiters_is_split_at_each_header() {
     drop(conn);
     assert!(s.stop().success());
 }
+
+/// The grok example config turns an Apache combined log line, a JVM GC
+/// status line and a log4j2 MDC message into the points it promises, and
+/// every message also into a document (fan-out).
+#[test]
+fn grok_routes_example_produces_the_expected_points() {
+    let lines = [
+        r#"<13>Nov 24 11:34:53 web02 10.0.0.9 - kim [24/Nov/2026:11:34:53 +0100] "GET /index.html HTTP/1.1" 200 5120 "-" "curl/8.0""#,
+        "<134>1 2026-11-24T11:34:54.606Z app-7 billing 77 - - GC pool=old gen used=1234 max=4096 pause=12.5ms",
+        r#"<166>1 2026-11-24T11:34:54.606Z vm orders 17078 - [mdc@18060 requestId="r-42" user="alice" tenant="acme"] Order created id=1001 total=129.95"#,
+        // Matches the pattern, but "soon" is no duration.
+        "<134>1 2026-11-24T11:34:54.606Z app-7 billing 77 - - GC pool=old gen used=1 max=4096 pause=soon",
+    ];
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/grok-routes.toml");
+    let mut child = Command::new(BIN)
+        .args(["parse", "-c", config.to_str().unwrap(), "--framing", "lf"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.join("\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let reports: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 4);
+    // Per message: (route, line) of every metric route that matched.
+    let points = |r: &serde_json::Value| -> Vec<(String, String)> {
+        r["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["matched"] == true && x.get("line").is_some())
+            .map(|x| {
+                (
+                    x["route"].as_str().unwrap().to_owned(),
+                    x["line"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        points(&reports[0]),
+        [pair(
+            "access_log",
+            "http_requests,host=web02,status=200,verb=GET bytes=5120i 1795520093000000000"
+        )]
+    );
+    assert_eq!(
+        points(&reports[1]),
+        [pair(
+            "jvm_gc",
+            "jvm_billing,app=billing,host=app-7,pool=old\\ gen used=1234i,max=4096i,pause=12500000i 1795520094606000000"
+        )]
+    );
+    assert_eq!(
+        points(&reports[2]),
+        [pair(
+            "orders",
+            "orders,app=orders,env=prod,host=vm,tenant=acme,user=alice order_id=\"1001\",total=129.95 1795520094606000000"
+        )]
+    );
+    // A bad value under drop_point: no point, and the debugger says why.
+    assert!(points(&reports[3]).is_empty());
+    let gc = &reports[3]["routes"][1];
+    assert_eq!(gc["route"], "jvm_gc");
+    assert_eq!(gc["matched"], true);
+    let reasons: Vec<String> = gc["conversion_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("\"pause\"")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("drop_point")),
+        "{reasons:?}"
+    );
+    // Every message is also a document.
+    for r in &reports {
+        let docs = r["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["route"] == "all_events" && x["matched"] == true)
+            .count();
+        assert_eq!(docs, 1);
+    }
+}
