@@ -1366,14 +1366,16 @@ impl Validator<'_, '_> {
         let (pattern, capture_types) = match &r.pattern {
             Some(p) => {
                 let path = at(base, "pattern");
-                let expanded = grok.expand(p).map_err(|e| self.err(&path, e.to_string()))?;
+                let expanded = grok
+                    .expand(p)
+                    .map_err(|e| self.err(&path, format!("route {:?}: {e}", r.name)))?;
                 let re = regex::Regex::new(&expanded.regex).map_err(|e| {
                     let how = if expanded.regex == *p {
                         "invalid regex"
                     } else {
                         "invalid regex after grok expansion"
                     };
-                    self.err(&path, format!("{how}: {e}"))
+                    self.err(&path, format!("route {:?}: {how}: {e}", r.name))
                 })?;
                 (Some((re, expanded.regex)), expanded.types)
             }
@@ -1684,7 +1686,7 @@ path = "x"
             "{BASE}\n[[routes]]\nname = \"r\"\nsink = \"f\"\npattern = \"(unclosed\"\ndocument = {{}}\n"
         ));
         assert!(
-            e.starts_with("t.toml:15:1: routes[0].pattern: invalid regex"),
+            e.starts_with("t.toml:15:1: routes[0].pattern: route \"r\": invalid regex"),
             "{e}"
         );
     }
@@ -1875,19 +1877,19 @@ path = "x"
         };
         let e = err(&route("%{NOPE:x}", ""));
         assert!(
-            e.contains("routes[0].pattern: unknown grok pattern %{NOPE}"),
+            e.contains("routes[0].pattern: route \"r\": unknown grok pattern %{NOPE}"),
             "{e}"
         );
         let e = err(&route("%{INT:x:furlongs}", ""));
         assert!(
-            e.contains("routes[0].pattern: unknown capture type \"furlongs\""),
+            e.contains("routes[0].pattern: route \"r\": unknown capture type \"furlongs\""),
             "{e}"
         );
         let e = err(&route("%{A}", "[grok.patterns]\nA = '%{B}'\nB = '%{A}'"));
         assert!(e.contains("grok.patterns.A: pattern A: grok patterns refer to each other in a cycle: A -> B -> A"), "{e}");
         let e = err(&route("%{A}", "[grok.patterns]\nA = '(unclosed'"));
         assert!(
-            e.contains("routes[0].pattern: invalid regex after grok expansion"),
+            e.contains("routes[0].pattern: route \"r\": invalid regex after grok expansion"),
             "{e}"
         );
         let e = err(&route("x", "[grok]\npattern_files = [\"missing.grok\"]"));

@@ -510,7 +510,7 @@ fn a_bad_config_exits_2_naming_file_line_and_key() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains(&format!(
-                "bad.toml:{line}:1: routes[0].pattern: invalid regex"
+                "bad.toml:{line}:1: routes[0].pattern: route \"r\": invalid regex"
             )),
             "{cmd}: {err}"
         );
