@@ -261,6 +261,12 @@ fn describe_outputs(config: &Config) -> String {
 }
 
 fn check(config: Config) -> ExitCode {
+    // Build the router as `run` would: the patterns together can fail where
+    // each alone compiled (e.g. a pattern set over the size limit).
+    if let Err(e) = sluice::router::Router::new(&config.routes) {
+        eprintln!("error: {}: {e}", config.origin);
+        return ExitCode::from(2);
+    }
     println!("{}: ok", config.origin);
     println!("timezone: {}", config.timezone);
     println!(
