@@ -261,24 +261,35 @@ fn describe_outputs(config: &Config) -> String {
 }
 
 fn check(config: Config) -> ExitCode {
+    // Written at once, and a closed stdout (`sluice check | head`) is not an
+    // error worth a panic.
+    let mut out = String::new();
+    macro_rules! outln {
+        ($out:expr, $($arg:tt)*) => {{
+            use std::fmt::Write as _;
+            let _ = writeln!($out, $($arg)*);
+        }};
+    }
     // Build the router as `run` would: the patterns together can fail where
     // each alone compiled (e.g. a pattern set over the size limit).
     if let Err(e) = sluice::router::Router::new(&config.routes) {
         eprintln!("error: {}: {e}", config.origin);
         return ExitCode::from(2);
     }
-    println!("{}: ok", config.origin);
-    println!("timezone: {}", config.timezone);
-    println!(
+    outln!(out, "{}: ok", config.origin);
+    outln!(out, "timezone: {}", config.timezone);
+    outln!(
+        out,
         "shutdown_timeout_secs: {}",
         config.shutdown_timeout.as_secs()
     );
     match config.admin {
-        Some(a) => println!("admin: http://{a} (/metrics, /health)"),
-        None => println!("admin: disabled"),
+        Some(a) => outln!(out, "admin: http://{a} (/metrics, /health)"),
+        None => outln!(out, "admin: disabled"),
     }
     for l in &config.listeners {
-        println!(
+        outln!(
+            out,
             "listener {}: {} {} (max_frame_bytes {}, max_connections {}, idle_timeout_secs {}, framing {:?}, timezone {})",
             l.name,
             sluice::listener::protocol_name(l.protocol),
@@ -309,7 +320,7 @@ fn check(config: Config) -> ExitCode {
             )),
             None => extras.push("multiline off".to_owned()),
         }
-        println!("  decode: {}", extras.join(", "));
+        outln!(out, "  decode: {}", extras.join(", "));
     }
     for s in &config.sinks {
         let target = match &s.kind {
@@ -318,7 +329,8 @@ fn check(config: Config) -> ExitCode {
             SinkKind::Influxdb(i) => i.urls.join(", "),
             SinkKind::Elasticsearch(e) => e.urls.join(", "),
         };
-        println!(
+        outln!(
+            out,
             "sink {}: {} {} (batch_max_events {}, linger_ms {})",
             s.name,
             s.kind.type_name(),
@@ -358,7 +370,8 @@ fn check(config: Config) -> ExitCode {
         if conds.is_empty() {
             conds.push("every event".to_owned());
         }
-        println!(
+        outln!(
+            out,
             "route {}{}: {} → {output} → sink {sink} (queue max_events {}, when_full {})",
             r.name,
             if r.is_final { " (final)" } else { "" },
@@ -367,5 +380,9 @@ fn check(config: Config) -> ExitCode {
             r.queue.when_full.as_str()
         );
     }
-    ExitCode::SUCCESS
+    {
+        use std::io::Write as _;
+        let _ = std::io::stdout().write_all(out.as_bytes());
+        ExitCode::SUCCESS
+    }
 }
