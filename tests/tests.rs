@@ -609,26 +609,37 @@ fn the_embedded_default_is_config_sluice_toml() {
     assert_eq!(embedded, sluice::config::EMBEDDED_DEFAULT);
 }
 
-#[test]
-fn parse_prints_canonical_json_and_route_results() {
+/// `sluice parse ARGS` with `input` on stdin (run in a temp dir): one JSON
+/// object per output line.
+fn sluice_parse(args: &[&str], input: &[u8]) -> Vec<serde_json::Value> {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
-        .args(["parse", "-c"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sluice.toml"))
+        .arg("parse")
+        .args(args)
         .current_dir(dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"<14>1 2026-11-23T10:00:00.123+09:00 web01 billing 4711 GC [mdc@18060 user=\"kim\"] heap_used=1234 heap_max=4096\n")
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "sluice parse {args:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn parse_prints_canonical_json_and_route_results() {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sluice.toml");
+    let reports = sluice_parse(
+        &["-c", config.to_str().unwrap()],
+        b"<14>1 2026-11-23T10:00:00.123+09:00 web01 billing 4711 GC [mdc@18060 user=\"kim\"] heap_used=1234 heap_max=4096\n",
+    );
+    assert_eq!(reports.len(), 1);
+    let v = &reports[0];
     assert_eq!(v["timestamp"], "2026-11-23T10:00:00.123+09:00");
     assert_eq!(v["structured_data"]["mdc@18060"]["user"], "kim");
     assert_eq!(v["routes"][0]["route"], "status_metrics");
@@ -772,25 +783,10 @@ fn grok_routes_example_produces_the_expected_points() {
         "<134>1 2026-11-24T11:34:54.606Z app-7 billing 77 - - GC pool=old gen used=1 max=4096 pause=soon",
     ];
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/grok-routes.toml");
-    let mut child = Command::new(BIN)
-        .args(["parse", "-c", config.to_str().unwrap(), "--framing", "lf"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lines.join("\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let reports: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let reports = sluice_parse(
+        &["-c", config.to_str().unwrap(), "--framing", "lf"],
+        lines.join("\n").as_bytes(),
+    );
     assert_eq!(reports.len(), 4);
     // Per message: (route, line) of every metric route that matched.
     let points = |r: &serde_json::Value| -> Vec<(String, String)> {
