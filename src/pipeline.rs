@@ -195,8 +195,10 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        for event in std::mem::take(&mut self.ready) {
-            self.pipeline.dispatch(&event, self.may_wait).await;
+        // Drained, not taken: the buffer is kept for the next frame.
+        let (pipeline, may_wait) = (self.pipeline, self.may_wait);
+        for event in self.ready.drain(..) {
+            pipeline.dispatch(&event, may_wait).await;
         }
     }
 }
