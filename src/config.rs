@@ -129,6 +129,8 @@ enum RawSink {
         gzip: Option<bool>,
         timeout_secs: Option<u64>,
         max_retries: Option<u32>,
+        max_retry_secs: Option<u64>,
+        dead_letter_path: Option<PathBuf>,
     },
     Elasticsearch {
         name: String,
@@ -325,6 +327,10 @@ pub struct InfluxConfig {
     pub gzip: bool,
     pub timeout: Duration,
     pub max_retries: u32,
+    /// Give up on a batch after retrying this long.
+    pub max_retry_time: Duration,
+    /// Where rejected lines go, one JSON object per line with the reason.
+    pub dead_letter: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -1166,9 +1172,14 @@ impl Validator<'_, '_> {
                 gzip,
                 timeout_secs,
                 max_retries,
+                max_retry_secs,
+                dead_letter_path,
             } => {
                 self.urls(base, &urls)?;
                 let api = api.unwrap_or(InfluxApi::V1);
+                let dead_letter = Some(dead_letter_path.unwrap_or_else(|| {
+                    PathBuf::from(format!("sluice-data/dead-letter/{name}.ndjson"))
+                }));
                 match api {
                     InfluxApi::V1 if database.is_none() => {
                         return Err(
@@ -1199,7 +1210,9 @@ impl Validator<'_, '_> {
                         batch_max_bytes: batch_max_bytes.unwrap_or(1024 * 1024),
                         gzip: gzip.unwrap_or(true),
                         timeout: Duration::from_secs(timeout_secs.unwrap_or(10)),
-                        max_retries: max_retries.unwrap_or(10),
+                        max_retries: max_retries.unwrap_or(1_000),
+                        max_retry_time: Duration::from_secs(max_retry_secs.unwrap_or(600)),
+                        dead_letter,
                     }),
                 }
             }

@@ -63,6 +63,20 @@ impl Ready {
     }
 }
 
+/// How a sink's worker retries: HTTP sinks retry for a long time (the queue
+/// absorbs new data meanwhile), local ones briefly.
+fn retry_policy(kind: &crate::config::SinkKind) -> RetryPolicy {
+    match kind {
+        crate::config::SinkKind::Influxdb(c) => RetryPolicy {
+            max_attempts: c.max_retries.max(1),
+            max_elapsed: c.max_retry_time,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        },
+        _ => RetryPolicy::default(),
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Default)]
 pub struct RunReport {
@@ -114,7 +128,7 @@ pub async fn run(
             rt.queue.clone(),
             sink,
             sink_config.clone(),
-            RetryPolicy::default(),
+            retry_policy(&sink_config.kind),
             telemetry.sink(&sink_config.name, &route.name),
         ));
     }

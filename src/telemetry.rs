@@ -95,6 +95,8 @@ pub struct SinkMetrics {
     pub records_sent: Counter,
     pub retries: Counter,
     pub failed_records: Counter,
+    /// Records the destination rejected for good (dead-lettered).
+    pub rejected_records: Counter,
 }
 
 /// Resolve one labelled metric. The family's read guard must be dropped
@@ -222,7 +224,7 @@ impl Telemetry {
             s_retries: family!("sluice_sink_retries", "Batch writes retried"),
             s_failed: family!(
                 "sluice_sink_failed_records",
-                "Records a sink gave up on, by reason: permanent, retries_exhausted"
+                "Records a sink did not deliver, by reason: gave_up (permanent error or retries exhausted), rejected (refused by the destination, dead-lettered)"
             ),
             registry,
         }
@@ -296,6 +298,7 @@ impl Telemetry {
             records_sent: get(&self.s_sent, &l),
             retries: get(&self.s_retries, &l),
             failed_records: get(&self.s_failed, &r("gave_up")),
+            rejected_records: get(&self.s_failed, &r("rejected")),
         }
     }
 

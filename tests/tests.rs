@@ -855,3 +855,301 @@ fn grok_routes_example_produces_the_expected_points() {
         assert_eq!(docs, 1);
     }
 }
+
+// ------------------------------------------------------------ InfluxDB
+
+/// A real `influxd` (Debian package `influxdb`) with its own temp dirs,
+/// listening on a free port on loopback.
+struct Influxd {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    addr: SocketAddr,
+}
+
+impl Drop for Influxd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Influxd {
+    fn start() -> Influxd {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Influxd {
+            child: None,
+            dir,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        };
+        d.launch();
+        d
+    }
+
+    /// Start influxd on `self.addr` (port 0 the first time) and wait until
+    /// it answers /ping.
+    fn launch(&mut self) {
+        let root = self.dir.path();
+        let conf = root.join("influxd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "reporting-disabled = true\nbind-address = \"127.0.0.1:0\"\n[meta]\n  dir = \"{r}/meta\"\n[data]\n  dir = \"{r}/data\"\n  wal-dir = \"{r}/wal\"\n  query-log-enabled = false\n[monitor]\n  store-enabled = false\n[http]\n  bind-address = \"{a}\"\n  log-enabled = false\n[ifql]\n  enabled = false\n",
+                r = root.display(),
+                a = self.addr
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(root.join("influxd.log")).unwrap();
+        let child = Command::new("influxd")
+            .args(["-config", conf.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start influxd ({e}): install the Debian package influxdb (.ci/run does)"
+                )
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            assert!(Instant::now() < deadline, "influxd did not come up");
+            if self.addr.port() == 0 {
+                let log = std::fs::read_to_string(root.join("influxd.log")).unwrap_or_default();
+                if let Some(a) = log
+                    .lines()
+                    .find(|l| l.contains("Listening on HTTP"))
+                    .and_then(|l| l.split("addr=").nth(1))
+                    .and_then(|a| a.split_whitespace().next())
+                {
+                    self.addr = a.parse().unwrap();
+                }
+            } else if http(self.addr, "GET", "/ping", b"").0 == 204 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Run an InfluxQL statement; the JSON answer.
+    fn query(&self, db: &str, q: &str) -> serde_json::Value {
+        let (status, body) = http(
+            self.addr,
+            "GET",
+            &format!("/query?db={}&q={}", url_encode(db), url_encode(q)),
+            b"",
+        );
+        assert_eq!(status, 200, "{q}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// `SELECT * FROM measurement` as rows of (column → value), waiting up to
+    /// 10 s for at least `n` rows.
+    fn rows(
+        &self,
+        db: &str,
+        measurement: &str,
+        n: usize,
+    ) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.query(db, &format!("SELECT * FROM \"{measurement}\""));
+            let series = &v["results"][0]["series"][0];
+            let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+                match series["values"].as_array() {
+                    Some(values) => {
+                        let cols: Vec<&str> = series["columns"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|c| c.as_str().unwrap())
+                            .collect();
+                        values
+                            .iter()
+                            .map(|row| {
+                                cols.iter()
+                                    .zip(row.as_array().unwrap())
+                                    .filter(|(_, v)| !v.is_null())
+                                    .map(|(c, v)| ((*c).to_owned(), v.clone()))
+                                    .collect()
+                            })
+                            .collect()
+                    }
+                    None => Vec::new(),
+                };
+            if rows.len() >= n || Instant::now() > deadline {
+                return rows;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A minimal HTTP/1.1 request; (status, body). Status 0 if unreachable.
+fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return (0, String::new());
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    if s.write_all(head.as_bytes()).is_err() || s.write_all(body).is_err() {
+        return (0, String::new());
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    // Chunked answers: good enough to take the JSON out of.
+    if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = body
+            .lines()
+            .filter(|l| !l.chars().all(|c| c.is_ascii_hexdigit()) || l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
+    (status, body.trim().to_owned())
+}
+
+fn influx_config(influx: &Influxd, db: &str, routes: &str) -> String {
+    config(
+        "",
+        &format!(
+            r#"
+[[sinks]]
+name = "influx"
+type = "influxdb"
+urls = ["{}"]
+database = "{db}"
+linger_ms = 50
+batch_max_events = 100
+{routes}
+[default_route]
+sink = "events"
+document = {{}}
+"#,
+            influx.url()
+        ),
+    )
+}
+
+/// Points sent over UDP and TCP through a metric route are read back from a
+/// real InfluxDB exactly: measurement, tags (with spaces and `=`), field
+/// types and values (a string with quotes, commas and a newline), times.
+#[test]
+fn influxdb_stores_exactly_what_the_route_wrote() {
+    let influx = Influxd::start();
+    influx.query("", "CREATE DATABASE sluice_test");
+    let routes = r#"
+[[routes]]
+name = "jobs"
+sink = "influx"
+final = true
+pattern = '(?s)job pool=(?P<pool>[^;]+); used=(?P<used>-?\d+) ratio=(?P<ratio>\S+) ok=(?P<ok>\S+) note=(?P<note>.*)$'
+[routes.metric]
+measurement = "job runs"
+tags = ["pool"]
+fields = { used = "int", ratio = "float", ok = "bool", note = "string" }
+"#;
+    let mut s = Sluice::start(&influx_config(&influx, "sluice_test", routes));
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(
+        b"<14>1 2026-11-24T10:00:00.123456Z web01 batch - - - job pool=old gen=x; used=42 ratio=0.5 ok=true note=plain",
+        s.addr("udp"),
+    )
+    .unwrap();
+    let tcp_frame = "<14>1 2026-11-24T10:00:01Z web02 batch - - - job pool=eden; used=-7 ratio=1e3 ok=false note=say \"hi\", then\nnext line \\ done";
+    tcp_send(
+        s.addr("tcp"),
+        format!("{} {tcp_frame}", tcp_frame.len()).as_bytes(),
+    );
+    let rows = influx.rows("sluice_test", "job runs", 2);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let row = |i: usize| serde_json::Value::Object(rows[i].clone());
+    assert_eq!(
+        row(0),
+        serde_json::json!({
+            "time": "2026-11-24T10:00:00.123456Z", "app": "batch", "host": "web01",
+            "pool": "old gen=x", "used": 42, "ratio": 0.5, "ok": true, "note": "plain"
+        })
+    );
+    assert_eq!(
+        row(1),
+        serde_json::json!({
+            "time": "2026-11-24T10:00:01Z", "app": "batch", "host": "web02",
+            // JSON prints the float 1e3 as 1000; SHOW FIELD KEYS below proves it a float.
+            "pool": "eden", "used": -7, "ratio": 1000, "ok": false,
+            "note": "say \"hi\", then\nnext line \\ done"
+        })
+    );
+    // Field types as InfluxDB recorded them.
+    let keys = influx.query("sluice_test", "SHOW FIELD KEYS FROM \"job runs\"");
+    let types: std::collections::BTreeMap<String, String> =
+        keys["results"][0]["series"][0]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v[0].as_str().unwrap().to_owned(),
+                    v[1].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+    assert_eq!(
+        types,
+        [
+            ("note", "string"),
+            ("ok", "boolean"),
+            ("ratio", "float"),
+            ("used", "integer")
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into()
+    );
+    assert_eq!(
+        s.metric("sluice_sink_records_sent_total{sink=\"influx\",route=\"jobs\"}"),
+        2
+    );
+    assert!(s.stop().success());
+}

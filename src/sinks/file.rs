@@ -35,7 +35,7 @@ impl FileSink {
             f.write_all(&buf)
         })
         .await
-        .map_err(|e| SinkError::Retryable(format!("file writer task failed: {e}")))?
-        .map_err(|e| SinkError::Retryable(format!("write failed: {e}")))
+        .map_err(|e| SinkError::retry(format!("file writer task failed: {e}")))?
+        .map_err(|e| SinkError::retry(format!("write failed: {e}")))
     }
 }

@@ -8,6 +8,7 @@
 //! HTTP sinks (InfluxDB, Elasticsearch) fit the same worker.
 
 mod file;
+mod influxdb;
 mod stdout;
 
 use std::sync::Arc;
@@ -19,17 +20,31 @@ use crate::route::Record;
 use crate::telemetry::SinkMetrics;
 
 pub use file::FileSink;
+pub use influxdb::InfluxSink;
 pub use stdout::StdoutSink;
 
 /// Why a batch was not written.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    /// Worth trying again (I/O error, server busy).
-    #[error("{0} (will retry)")]
-    Retryable(String),
+    /// Worth trying again (I/O error, server busy), not before
+    /// `retry_after` when the server said so.
+    #[error("{message} (will retry)")]
+    Retryable {
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// Trying again cannot help.
     #[error("{0}")]
     Permanent(String),
+}
+
+impl SinkError {
+    pub fn retry(message: impl Into<String>) -> SinkError {
+        SinkError::Retryable {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
 }
 
 /// A sink could not be set up at start-up.
@@ -41,6 +56,8 @@ pub enum SinkOpenError {
         path: String,
         source: std::io::Error,
     },
+    #[error("sink {sink:?}: {message}")]
+    Setup { sink: String, message: String },
     #[error("sink {sink:?}: type {kind} is not available in this build yet")]
     Unsupported { sink: String, kind: &'static str },
 }
@@ -48,6 +65,7 @@ pub enum SinkOpenError {
 pub enum Sink {
     File(FileSink),
     Stdout(StdoutSink),
+    Influxdb(Box<InfluxSink>),
 }
 
 impl Sink {
@@ -63,6 +81,12 @@ impl Sink {
                     })
             }
             SinkKind::Stdout => Ok(Sink::Stdout(StdoutSink::new())),
+            SinkKind::Influxdb(c) => InfluxSink::open(&config.name, c)
+                .map(|s| Sink::Influxdb(Box::new(s)))
+                .map_err(|message| SinkOpenError::Setup {
+                    sink: config.name.clone(),
+                    message,
+                }),
             other => Err(SinkOpenError::Unsupported {
                 sink: config.name.clone(),
                 kind: other.type_name(),
@@ -70,10 +94,13 @@ impl Sink {
         }
     }
 
-    pub async fn write(&self, batch: &[Record]) -> Result<(), SinkError> {
+    /// Write a batch. `Ok(n)`: written, except `n` records the destination
+    /// rejected for good (dead-lettered by the sink).
+    pub async fn write(&self, batch: &[Record]) -> Result<u64, SinkError> {
         match self {
-            Sink::File(s) => s.write(batch).await,
-            Sink::Stdout(s) => s.write(batch).await,
+            Sink::File(s) => s.write(batch).await.map(|()| 0),
+            Sink::Stdout(s) => s.write(batch).await.map(|()| 0),
+            Sink::Influxdb(s) => s.write(batch).await,
         }
     }
 }
@@ -89,10 +116,12 @@ pub(crate) fn lines(batch: &[Record]) -> Vec<u8> {
     buf
 }
 
-/// How a worker retries a batch.
+/// How a worker retries a batch: until `max_attempts` or `max_elapsed`,
+/// whichever comes first.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     pub max_attempts: u32,
+    pub max_elapsed: Duration,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
 }
@@ -101,6 +130,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 8,
+            max_elapsed: Duration::from_secs(60),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
         }
@@ -150,17 +180,24 @@ pub async fn run_worker(
         .await
     {
         let mut attempt = 0;
+        let started = tokio::time::Instant::now();
         loop {
             match sink.write(&batch).await {
-                Ok(()) => {
+                Ok(rejected) => {
                     metrics.batches.inc();
-                    metrics.records_sent.inc_by(batch.len() as u64);
+                    metrics
+                        .records_sent
+                        .inc_by((batch.len() as u64).saturating_sub(rejected));
+                    metrics.rejected_records.inc_by(rejected);
                     break;
                 }
-                Err(SinkError::Retryable(e)) if attempt + 1 < retry.max_attempts => {
+                Err(SinkError::Retryable {
+                    message,
+                    retry_after,
+                }) if attempt + 1 < retry.max_attempts && started.elapsed() < retry.max_elapsed => {
                     metrics.retries.inc();
-                    let wait = retry.backoff(attempt);
-                    tracing::warn!(route = %route, sink = %config.name, attempt, error = %e, ?wait, "batch write failed, retrying");
+                    let wait = retry.backoff(attempt).max(retry_after.unwrap_or_default());
+                    tracing::warn!(route = %route, sink = %config.name, attempt, error = %message, ?wait, "batch write failed, retrying");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }

@@ -28,9 +28,9 @@ impl StdoutSink {
         let mut out = self.out.lock().await;
         out.write_all(&buf)
             .await
-            .map_err(|e| SinkError::Retryable(format!("stdout: {e}")))?;
+            .map_err(|e| SinkError::retry(format!("stdout: {e}")))?;
         out.flush()
             .await
-            .map_err(|e| SinkError::Retryable(format!("stdout: {e}")))
+            .map_err(|e| SinkError::retry(format!("stdout: {e}")))
     }
 }

@@ -1,0 +1,393 @@
+//! InfluxDB sink: line protocol over HTTP, 1.x `/write` or 2.x
+//! `/api/v2/write`.
+//!
+//! A batch is one request (gzip by default). What the answer means decides
+//! what happens to the batch:
+//!
+//! - 2xx: written.
+//! - 400 (1.x): a partial write — the lines InfluxDB could parse are already
+//!   stored and must not be sent again; the lines it names as unparseable
+//!   are written to the dead-letter file with its reason and counted.
+//!   400 (2.x) rejects the whole batch: it is bisected until the bad lines
+//!   are found (and dead-lettered) and the rest delivered. 422 (2.x) is a
+//!   partial write like 1.x's 400.
+//! - 413: the batch is split in halves and each is sent.
+//! - 401, 403, 404: configuration (credentials, database): no retry, a clear
+//!   error, counted.
+//! - 429, 5xx, transport errors: retry later (honouring `Retry-After`) on the
+//!   next URL of the sink; the worker bounds the attempts and the time.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::config::{InfluxApi, InfluxConfig};
+use crate::route::Record;
+
+use super::SinkError;
+
+/// Longest InfluxDB error text kept in a dead-letter entry.
+const MAX_REASON: usize = 1024;
+
+pub struct InfluxSink {
+    name: String,
+    config: InfluxConfig,
+    client: reqwest::Client,
+    /// Index into `config.urls` of the URL in use.
+    current: AtomicUsize,
+    dead_letter: Option<Mutex<std::fs::File>>,
+    dead_letter_path: Option<PathBuf>,
+}
+
+/// What one request's answer means.
+enum Outcome {
+    Written,
+    /// These lines were rejected (with InfluxDB's reason); the others were
+    /// written.
+    Partial(Vec<(String, String)>),
+    /// The whole request was rejected as malformed (2.x 400): bisect.
+    Rejected(String),
+    TooLarge,
+}
+
+impl InfluxSink {
+    pub fn open(name: &str, config: &InfluxConfig) -> Result<InfluxSink, String> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let (dead_letter, dead_letter_path) = match &config.dead_letter {
+            Some(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                }
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("cannot open dead-letter file {}: {e}", path.display()))?;
+                (Some(Mutex::new(file)), Some(path.clone()))
+            }
+            None => (None, None),
+        };
+        Ok(InfluxSink {
+            name: name.to_owned(),
+            config: config.clone(),
+            client,
+            current: AtomicUsize::new(0),
+            dead_letter,
+            dead_letter_path,
+        })
+    }
+
+    fn url(&self) -> (usize, String) {
+        let i = self.current.load(Ordering::Relaxed) % self.config.urls.len().max(1);
+        let base = self
+            .config
+            .urls
+            .get(i)
+            .map_or("", String::as_str)
+            .trim_end_matches('/');
+        let c = &self.config;
+        let url = match c.api {
+            InfluxApi::V1 => {
+                let mut u = format!(
+                    "{base}/write?precision=ns&db={}",
+                    encode(c.database.as_deref().unwrap_or(""))
+                );
+                if let Some(rp) = &c.retention_policy {
+                    u.push_str("&rp=");
+                    u.push_str(&encode(rp));
+                }
+                u
+            }
+            InfluxApi::V2 => format!(
+                "{base}/api/v2/write?precision=ns&org={}&bucket={}",
+                encode(c.org.as_deref().unwrap_or("")),
+                encode(c.bucket.as_deref().unwrap_or(""))
+            ),
+        };
+        (i, url)
+    }
+
+    /// Move on to the next URL after a failure at URL `i`.
+    fn fail_over(&self, i: usize) {
+        if self.config.urls.len() > 1 {
+            let _ = self.current.compare_exchange(
+                i,
+                (i + 1) % self.config.urls.len(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Write `batch`. `Ok(rejected)`: written, except the returned number of
+    /// lines InfluxDB rejected (they are in the dead-letter file).
+    pub async fn write(&self, batch: &[Record]) -> Result<u64, SinkError> {
+        let lines: Vec<&str> = batch.iter().map(|r| r.payload.as_str()).collect();
+        self.write_lines(&lines).await
+    }
+
+    async fn write_lines(&self, lines: &[&str]) -> Result<u64, SinkError> {
+        // Halves are written one after the other (413, 2.x bisection).
+        let mut work: Vec<&[&str]> = vec![lines];
+        let mut rejected = 0u64;
+        while let Some(part) = work.pop() {
+            if part.is_empty() {
+                continue;
+            }
+            match self.request(part).await? {
+                Outcome::Written => {}
+                Outcome::Partial(bad) => {
+                    rejected += self.dead_letter(part, &bad)?;
+                }
+                Outcome::Rejected(reason) if part.len() == 1 => {
+                    let bad = vec![(part[0].to_owned(), reason)];
+                    rejected += self.dead_letter(part, &bad)?;
+                }
+                Outcome::Rejected(_) | Outcome::TooLarge if part.len() > 1 => {
+                    let (a, b) = part.split_at(part.len() / 2);
+                    // Popped last-in first: `a` is written first.
+                    work.push(b);
+                    work.push(a);
+                }
+                Outcome::TooLarge | Outcome::Rejected(_) => {
+                    let bad = vec![(
+                        part.first().map_or(String::new(), |l| (*l).to_owned()),
+                        "a single line is larger than the server accepts (413)".to_owned(),
+                    )];
+                    rejected += self.dead_letter(part, &bad)?;
+                }
+            }
+        }
+        Ok(rejected)
+    }
+
+    async fn request(&self, lines: &[&str]) -> Result<Outcome, SinkError> {
+        let mut body = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+        for l in lines {
+            body.extend_from_slice(l.as_bytes());
+            body.push(b'\n');
+        }
+        let (i, url) = self.url();
+        let mut req = self
+            .client
+            .post(&url)
+            .header("Content-Type", "text/plain; charset=utf-8");
+        if self.config.gzip {
+            let mut enc = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4),
+                flate2::Compression::fast(),
+            );
+            enc.write_all(&body)
+                .map_err(|e| SinkError::Permanent(format!("gzip: {e}")))?;
+            body = enc
+                .finish()
+                .map_err(|e| SinkError::Permanent(format!("gzip: {e}")))?;
+            req = req.header("Content-Encoding", "gzip");
+        }
+        let c = &self.config;
+        if let Some(token) = &c.token {
+            req = req.header("Authorization", format!("Token {token}"));
+        } else if let Some(user) = &c.username {
+            req = req.basic_auth(user, c.password.as_deref());
+        }
+        let response = match req.body(body).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail_over(i);
+                return Err(SinkError::retry(format!("{}: {e}", self.redact(&url))));
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = response.text().await.unwrap_or_default();
+        let reason = error_text(&text);
+        let at = self.redact(&url);
+        match status {
+            200..=299 => Ok(Outcome::Written),
+            400 if c.api == InfluxApi::V1 => Ok(Outcome::Partial(unparsed_lines(&reason, lines))),
+            422 => Ok(Outcome::Partial(unparsed_lines(&reason, lines))),
+            400 => Ok(Outcome::Rejected(reason)),
+            413 => Ok(Outcome::TooLarge),
+            401 | 403 => Err(SinkError::Permanent(format!(
+                "{at}: {status} not allowed: check the sink's credentials ({reason})"
+            ))),
+            404 => Err(SinkError::Permanent(format!(
+                "{at}: 404 not found: does the database / bucket exist? ({reason})"
+            ))),
+            429 | 500..=599 => {
+                self.fail_over(i);
+                Err(SinkError::Retryable {
+                    message: format!("{at}: {status} {reason}"),
+                    retry_after,
+                })
+            }
+            _ => Err(SinkError::Permanent(format!(
+                "{at}: unexpected {status} {reason}"
+            ))),
+        }
+    }
+
+    /// The URL without credentials, for logs.
+    fn redact(&self, url: &str) -> String {
+        match url.split_once('?') {
+            Some((base, _)) => base.to_owned(),
+            None => url.to_owned(),
+        }
+    }
+
+    /// Write the rejected lines with their reasons; returns how many lines
+    /// InfluxDB rejected.
+    fn dead_letter(&self, part: &[&str], bad: &[(String, String)]) -> Result<u64, SinkError> {
+        let n = bad.len().max(1) as u64;
+        let entries: Vec<(String, String)> = if bad.is_empty() {
+            // Rejected without naming lines (e.g. a field type conflict):
+            // the reason is kept; which line it was, InfluxDB did not say.
+            vec![(
+                String::new(),
+                format!("{} lines sent; InfluxDB named none", part.len()),
+            )]
+        } else {
+            bad.to_vec()
+        };
+        tracing::warn!(sink = %self.name, rejected = n, reason = %entries[0].1, "InfluxDB rejected lines");
+        if let Some(file) = &self.dead_letter {
+            let mut text = String::new();
+            for (line, reason) in &entries {
+                let reason: String = reason.chars().take(MAX_REASON).collect();
+                let entry = serde_json::json!({
+                    "sink": self.name,
+                    "at": chrono::Utc::now().to_rfc3339(),
+                    "reason": reason,
+                    "line": line,
+                });
+                text.push_str(&entry.to_string());
+                text.push('\n');
+            }
+            let mut f = file
+                .lock()
+                .map_err(|_| SinkError::Permanent("dead-letter file lock poisoned".into()))?;
+            f.write_all(text.as_bytes()).map_err(|e| {
+                SinkError::retry(format!(
+                    "cannot write dead-letter file {}: {e}",
+                    self.dead_letter_path
+                        .as_ref()
+                        .map_or(String::new(), |p| p.display().to_string())
+                ))
+            })?;
+        }
+        Ok(n)
+    }
+}
+
+/// The error text of an InfluxDB answer: `{"error":"..."}` or the raw body.
+fn error_text(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("error")
+                .or_else(|| v.get("message"))
+                .and_then(|e| e.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| body.trim().to_owned())
+}
+
+/// The lines a partial-write error names (`unable to parse '<line>': why`),
+/// matched back to the lines sent; each with its reason.
+fn unparsed_lines(reason: &str, sent: &[&str]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for line in sent {
+        let quoted = format!("unable to parse '{line}'");
+        if let Some(at) = reason.find(&quoted) {
+            let why = reason[at + quoted.len()..]
+                .trim_start_matches(':')
+                .split(['\n'])
+                .next()
+                .unwrap_or("")
+                .trim();
+            let why = why.split(" dropped=").next().unwrap_or(why);
+            out.push(((*line).to_owned(), format!("unable to parse: {why}")));
+        }
+    }
+    if out.is_empty() {
+        // Partial write without named lines (type conflict, retention).
+        let dropped = reason
+            .rsplit("dropped=")
+            .next()
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        for _ in 0..dropped.min(sent.len()) {
+            out.push((String::new(), reason.to_owned()));
+        }
+    }
+    out
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_write_errors_name_their_lines() {
+        let sent = ["m,t=a x=1 1", "m,t=b x=oops 2", "m x= 3"];
+        let reason = "partial write: unable to parse 'm,t=b x=oops 2': invalid boolean\nunable to parse 'm x= 3': missing field value dropped=0";
+        let bad = unparsed_lines(reason, &sent);
+        assert_eq!(
+            bad,
+            [
+                (
+                    "m,t=b x=oops 2".to_owned(),
+                    "unable to parse: invalid boolean".to_owned()
+                ),
+                (
+                    "m x= 3".to_owned(),
+                    "unable to parse: missing field value".to_owned()
+                ),
+            ]
+        );
+        let conflict = "partial write: field type conflict: input field \"x\" on measurement \"m\" is type integer, already exists as type float dropped=1";
+        let bad = unparsed_lines(conflict, &sent);
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].1.contains("field type conflict"));
+    }
+
+    #[test]
+    fn error_text_reads_json_or_raw() {
+        assert_eq!(
+            error_text(r#"{"error":"database not found: \"x\""}"#),
+            "database not found: \"x\""
+        );
+        assert_eq!(error_text(r#"{"code":"invalid","message":"bad"}"#), "bad");
+        assert_eq!(error_text(" plain \n"), "plain");
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(encode("my db&x=1"), "my%20db%26x%3D1");
+        assert_eq!(encode("telemetry"), "telemetry");
+    }
+}
