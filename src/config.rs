@@ -444,8 +444,9 @@ pub struct FieldConfig {
 /// Where a tag, field or measurement part takes its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// A named capture of the route's pattern.
-    Capture(String),
+    /// A named capture of the route's pattern, with its group index (the
+    /// router compiles the same pattern, so the index holds there).
+    Capture { name: String, index: usize },
     /// A parameter of a structured-data element (`sd.mdc@18060.user`).
     Sd { id: String, param: String },
     /// A syslog header field.
@@ -486,6 +487,15 @@ pub struct TagConfig {
     pub source: Source,
 }
 
+/// The source for capture `name` of `pattern`, with its group index.
+fn self_capture(pattern: Option<&regex::Regex>, name: &str) -> Option<Source> {
+    let index = pattern?.capture_names().position(|n| n == Some(name))?;
+    Some(Source::Capture {
+        name: name.to_owned(),
+        index,
+    })
+}
+
 /// A piece of a (templated) measurement name: `jvm_{pool}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MeasurementPart {
@@ -509,10 +519,10 @@ pub struct MetricConfig {
     /// The measurement as written (`jvm_{pool}`).
     pub measurement: String,
     pub measurement_parts: Vec<MeasurementPart>,
+    /// Every tag the point may carry, `host`/`app` included when enabled,
+    /// sorted by key (InfluxDB's order) once, here.
     pub tags: Vec<TagConfig>,
     pub fields: Vec<FieldConfig>,
-    pub host_tag: bool,
-    pub app_tag: bool,
     /// Also take every `key=number` pair of the message as a field.
     pub key_values: bool,
     pub on_conversion_error: OnConversionError,
@@ -1455,6 +1465,7 @@ impl Validator<'_, '_> {
         let captures: Vec<&str> = pattern
             .map(|re| re.capture_names().flatten().collect())
             .unwrap_or_default();
+        let capture = |name: &str| self_capture(pattern, name);
         // A source named in the config: `sd.ID.PARAM`, a capture of the
         // pattern, or a header field (a capture of the same name wins).
         let source = |path: &[Seg], name: &str| -> Result<Source, ConfigError> {
@@ -1470,8 +1481,8 @@ impl Validator<'_, '_> {
                     )),
                 };
             }
-            if captures.contains(&name) {
-                return Ok(Source::Capture(name.to_owned()));
+            if let Some(c) = capture(name) {
+                return Ok(c);
             }
             if let Some(h) = HeaderField::parse(name) {
                 return Ok(Source::Header(h));
@@ -1625,7 +1636,9 @@ impl Validator<'_, '_> {
         // A capture typed in grok (`%{NUMBER:used:int}`) is a field of that
         // type, unless it is a tag or a declared field already reads it.
         for (capture, kind) in capture_types {
-            let as_source = Source::Capture(capture.clone());
+            let Some(as_source) = self_capture(pattern, capture) else {
+                continue;
+            };
             let taken = tags.iter().any(|t| t.source == as_source)
                 || fields
                     .iter()
@@ -1644,13 +1657,25 @@ impl Validator<'_, '_> {
                 "a metric needs fields: typed grok captures (%{NUMBER:x:int}), [fields], or key_values = true",
             ));
         }
+        // host and app tags unless turned off; a configured tag of the same
+        // key replaces them. Sorted by key as InfluxDB wants (bytes order).
+        for (on, key, field) in [
+            (m.host_tag, "host", HeaderField::Host),
+            (m.app_tag, "app", HeaderField::App),
+        ] {
+            if on && !tags.iter().any(|t| t.name == key) {
+                tags.push(TagConfig {
+                    name: key.to_owned(),
+                    source: Source::Header(field),
+                });
+            }
+        }
+        tags.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         Ok(MetricConfig {
             measurement: m.measurement,
             measurement_parts,
             tags,
             fields,
-            host_tag: m.host_tag,
-            app_tag: m.app_tag,
             key_values: m.key_values,
             on_conversion_error: m.on_conversion_error,
         })
@@ -1832,9 +1857,11 @@ path = "x"
         let OutputConfig::Metric(m) = &c.routes[0].output else {
             panic!("metric route expected")
         };
-        assert_eq!(m.tags[0].name, "user");
+        // host and app are added, and the tags sorted by key.
+        let names: Vec<&str> = m.tags.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["app", "host", "user"]);
         assert_eq!(
-            m.tags[0].source,
+            m.tags[2].source,
             Source::Sd {
                 id: "mdc@18060".into(),
                 param: "user".into()

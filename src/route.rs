@@ -113,36 +113,67 @@ enum Element {
     Key,
 }
 
+/// Bytes that need escaping (or replacing) in a measurement name.
+static SPECIAL_MEASUREMENT: [bool; 256] = special_table(false);
+/// ... in a tag key, tag value or field key.
+static SPECIAL_KEY: [bool; 256] = special_table(true);
+
+const fn special_table(equals: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    t[b',' as usize] = true;
+    t[b' ' as usize] = true;
+    t[b'\n' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[b'=' as usize] = equals;
+    t
+}
+
 /// Append `s` escaped for `element`. Line protocol cannot carry CR/LF in
 /// names: they become (escaped) spaces. A trailing backslash is dropped: it would escape the comma, space or `=`
 /// that follows, and InfluxDB 1.x rejects a doubled one too ("invalid tag
 /// format", checked against influxd 1.6).
 fn push_escaped(out: &mut String, s: &str, element: Element) {
-    for c in s.trim_end_matches('\\').chars() {
-        match c {
-            ',' | ' ' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '=' if matches!(element, Element::Key) => out.push_str("\\="),
-            '\n' | '\r' => out.push_str("\\ "),
-            _ => out.push(c),
+    // Trailing backslashes dropped (bytes: `\\` is ASCII).
+    let keep = s.bytes().rposition(|b| b != b'\\').map_or(0, |p| p + 1);
+    let s = &s[..keep];
+    let table = match element {
+        Element::Measurement => &SPECIAL_MEASUREMENT,
+        Element::Key => &SPECIAL_KEY,
+    };
+    let special = |b: u8| table[usize::from(b)];
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    // Copy runs of ordinary bytes whole; specials are ASCII, so the cuts
+    // fall on char boundaries.
+    for (i, &b) in bytes.iter().enumerate() {
+        if !special(b) {
+            continue;
         }
+        out.push_str(&s[start..i]);
+        match b {
+            b'\n' | b'\r' => out.push_str("\\ "),
+            _ => {
+                out.push('\\');
+                out.push(b as char);
+            }
+        }
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
 }
 
 /// Append a string field value, quoted: `"` and `\` escaped.
 fn push_string_field(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            _ => out.push(c),
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if b == b'"' || b == b'\\' {
+            out.push_str(&s[start..i]);
+            out.push('\\');
+            start = i;
         }
     }
+    out.push_str(&s[start..]);
     out.push('"');
 }
 
@@ -151,6 +182,12 @@ fn push_field_value(out: &mut String, raw: &str, kind: FieldType) -> bool {
     let raw_t = raw.trim();
     match kind {
         FieldType::Int => match raw_t.parse::<i64>() {
+            // Already in the form InfluxDB prints: copy it.
+            Ok(_) if canonical_int(raw_t) => {
+                out.push_str(raw_t);
+                out.push('i');
+                true
+            }
             Ok(v) => {
                 let _ = write!(out, "{v}i");
                 true
@@ -164,6 +201,11 @@ fn push_field_value(out: &mut String, raw: &str, kind: FieldType) -> bool {
             }
             Err(_) => false,
         },
+        // Plain decimals (no exponent, so always finite) are copied as sent.
+        FieldType::Float if plain_decimal(raw_t) => {
+            out.push_str(raw_t);
+            true
+        }
         FieldType::Float => match raw_t.parse::<f64>() {
             Ok(v) if v.is_finite() => {
                 let _ = write!(out, "{v}");
@@ -172,10 +214,13 @@ fn push_field_value(out: &mut String, raw: &str, kind: FieldType) -> bool {
             _ => false,
         },
         FieldType::Bool => {
-            let v = match raw_t.to_ascii_lowercase().as_str() {
-                "true" | "t" | "yes" | "y" | "on" | "1" => true,
-                "false" | "f" | "no" | "n" | "off" | "0" => false,
-                _ => return false,
+            let is = |words: &[&str]| words.iter().any(|w| raw_t.eq_ignore_ascii_case(w));
+            let v = if is(&["true", "t", "yes", "y", "on", "1"]) {
+                true
+            } else if is(&["false", "f", "no", "n", "off", "0"]) {
+                false
+            } else {
+                return false;
             };
             out.push_str(if v { "true" } else { "false" });
             true
@@ -199,6 +244,46 @@ fn push_field_value(out: &mut String, raw: &str, kind: FieldType) -> bool {
             }
         }
     }
+}
+
+/// Append an integer in decimal (no formatter machinery: this is per point).
+fn push_i64(out: &mut String, v: i64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push('-');
+    }
+    for &b in &buf[i..] {
+        out.push(b as char);
+    }
+}
+
+/// `-?[1-9][0-9]*` or `0`: an integer as InfluxDB writes it.
+fn canonical_int(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s).as_bytes();
+    !digits.is_empty()
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits[0] != b'0' || digits.len() == 1)
+}
+
+/// `-?[0-9]+(\.[0-9]+)?`, short enough to be a finite f64.
+fn plain_decimal(s: &str) -> bool {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = body.split_once('.').unwrap_or((body, "1"));
+    body.len() < 300
+        && !int.is_empty()
+        && !frac.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `key=number` pairs of a status line, in order.
@@ -226,7 +311,7 @@ fn value_of<'a>(
     captures: Option<&Captures<'a>>,
 ) -> Option<&'a str> {
     match source {
-        Source::Capture(name) => captures.and_then(|c| c.name(name)).map(|m| m.as_str()),
+        Source::Capture { index, .. } => captures.and_then(|c| c.get(*index)).map(|m| m.as_str()),
         Source::Sd { id, param } => event.sd_param(id, param),
         Source::Header(h) => match h {
             HeaderField::Host => event.hostname(),
@@ -242,7 +327,7 @@ fn value_of<'a>(
 
 fn source_name(source: &Source) -> String {
     match source {
-        Source::Capture(c) => format!("capture {c:?}"),
+        Source::Capture { name, .. } => format!("capture {name:?}"),
         Source::Sd { id, param } => format!("sd.{id}.{param}"),
         Source::Header(h) => format!("header {h:?}").to_lowercase(),
         Source::Static(v) => format!("{v:?}"),
@@ -256,7 +341,7 @@ fn encode_point(
     time: i64,
     errors: &mut Vec<ConversionError>,
 ) -> Option<String> {
-    let mut line = String::with_capacity(128);
+    let mut line = String::with_capacity(256);
     for part in &m.measurement_parts {
         match part {
             MeasurementPart::Text(t) => push_escaped(&mut line, t, Element::Measurement),
@@ -272,33 +357,17 @@ fn encode_point(
         }
     }
 
-    let mut tags: Vec<(&str, &str)> = Vec::with_capacity(m.tags.len() + 2);
-    if m.host_tag {
-        if let Some(h) = event.hostname() {
-            tags.push(("host", h));
-        }
-    }
-    if m.app_tag {
-        if let Some(a) = event.appname() {
-            tags.push(("app", a));
-        }
-    }
+    // Tags come sorted from the config; an empty value (or one that is only
+    // trailing backslashes) is no tag.
     for t in &m.tags {
-        if let Some(v) = value_of(&t.source, event, captures) {
-            // A configured tag of the same key replaces host/app.
-            tags.retain(|(k, _)| *k != t.name);
-            tags.push((t.name.as_str(), v));
-        }
-    }
-    // Sorted by key (InfluxDB's recommendation); empty values are omitted.
-    tags.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    for (k, v) in tags {
-        // An empty value (or one that is only trailing backslashes) is no tag.
-        if v.trim_end_matches('\\').is_empty() || k.trim_end_matches('\\').is_empty() {
+        let Some(v) = value_of(&t.source, event, captures) else {
+            continue;
+        };
+        if v.trim_end_matches('\\').is_empty() || t.name.trim_end_matches('\\').is_empty() {
             continue;
         }
         line.push(',');
-        push_escaped(&mut line, k, Element::Key);
+        push_escaped(&mut line, &t.name, Element::Key);
         line.push('=');
         push_escaped(&mut line, v, Element::Key);
     }
@@ -347,7 +416,8 @@ fn encode_point(
         errors.push(ConversionError::NoFields);
         return None;
     }
-    let _ = write!(line, " {time}");
+    line.push(' ');
+    push_i64(&mut line, time);
     Some(line)
 }
 
