@@ -357,6 +357,14 @@ fn encode_point(
         }
     }
 
+    if line.starts_with('#') {
+        // Line protocol reads a line starting with '#' as a comment: InfluxDB
+        // would answer 204 and store nothing.
+        errors.push(ConversionError::NoMeasurement {
+            source: "a measurement starting with '#' (read as a comment)".to_owned(),
+        });
+        return None;
+    }
     // Tags come sorted from the config; an empty value (or one that is only
     // trailing backslashes) is no tag.
     for t in &m.tags {
@@ -621,6 +629,14 @@ mod tests {
         );
         assert_eq!(line.unwrap(), "m,app=a,host=h max=5i 7");
         assert!(errors.is_empty());
+        // A measurement starting with '#' would be read as a comment.
+        let (line, errors) = point(
+            r"m=(?P<m>\S+) used=(?P<used>\d+)",
+            "measurement = \"{m}\"\nfields = { used = \"int\" }",
+            "<14>1 - h a - - - m=#x used=5",
+        );
+        assert_eq!(line, None);
+        assert_eq!(errors[0].reason(), "no_measurement");
         // A templated measurement without its value is no point.
         let (line, errors) = point(
             r"(?:pool=(?P<pool>\w+) )?used=(?P<used>\d+)",

@@ -1094,7 +1094,7 @@ fields = { used = "int", ratio = "float", ok = "bool", note = "string" }
     let mut s = Sluice::start(&influx_config(&influx, "sluice_test", routes));
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.send_to(
-        b"<14>1 2026-11-24T10:00:00.123456Z web01 batch - - - job pool=old gen=x; used=42 ratio=0.5 ok=true note=plain",
+        b"<14>1 2026-11-24T10:00:00.123456Z web01 batch - - - job pool=old gen=x\\y, z; used=42 ratio=0.5 ok=true note=plain",
         s.addr("udp"),
     )
     .unwrap();
@@ -1110,7 +1110,7 @@ fields = { used = "int", ratio = "float", ok = "bool", note = "string" }
         row(0),
         serde_json::json!({
             "time": "2026-11-24T10:00:00.123456Z", "app": "batch", "host": "web01",
-            "pool": "old gen=x", "used": 42, "ratio": 0.5, "ok": true, "note": "plain"
+            "pool": "old gen=x\\y, z", "used": 42, "ratio": 0.5, "ok": true, "note": "plain"
         })
     );
     assert_eq!(
