@@ -131,6 +131,9 @@ enum RawSink {
         max_retries: Option<u32>,
         max_retry_secs: Option<u64>,
         dead_letter_path: Option<PathBuf>,
+        create_database: Option<bool>,
+        retention_duration: Option<String>,
+        unsigned: Option<UnsignedAs>,
     },
     Elasticsearch {
         name: String,
@@ -331,6 +334,25 @@ pub struct InfluxConfig {
     pub max_retry_time: Duration,
     /// Where rejected lines go, one JSON object per line with the reason.
     pub dead_letter: Option<PathBuf>,
+    /// 1.x: create the database (and the retention policy) at start-up.
+    pub create_database: bool,
+    /// With `create_database`: the retention policy's duration (`52w`,
+    /// `INF`); it is created as `retention_policy` if missing.
+    pub retention_duration: Option<String>,
+    /// How `uint` fields are written: 1.x rejects `u` unless built for it.
+    pub unsigned: UnsignedAs,
+}
+
+/// How an InfluxDB sink writes unsigned integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnsignedAs {
+    /// `u` suffix (2.x, or 1.x built with uint support).
+    Unsigned,
+    /// `i` suffix; values over i64::MAX are a conversion error.
+    Integer,
+    /// A float.
+    Float,
 }
 
 #[derive(Debug, Clone)]
@@ -526,6 +548,8 @@ pub struct MetricConfig {
     /// Also take every `key=number` pair of the message as a field.
     pub key_values: bool,
     pub on_conversion_error: OnConversionError,
+    /// How `uint` fields are written (from the route's sink).
+    pub unsigned: UnsignedAs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -1184,7 +1208,39 @@ impl Validator<'_, '_> {
                 max_retries,
                 max_retry_secs,
                 dead_letter_path,
+                create_database,
+                retention_duration,
+                unsigned,
             } => {
+                let create_database = create_database.unwrap_or(false);
+                if create_database && api == Some(InfluxApi::V2) {
+                    return Err(self.err(
+                        &at(base, "create_database"),
+                        "only for api = \"v1\" (2.x buckets are created with the influx CLI or API)",
+                    ));
+                }
+                if retention_duration.is_some() && (retention_policy.is_none() || !create_database)
+                {
+                    return Err(self.err(
+                        &at(base, "retention_duration"),
+                        "needs retention_policy and create_database = true",
+                    ));
+                }
+                if let Some(d) = &retention_duration {
+                    let ok = d.eq_ignore_ascii_case("INF")
+                        || (!d.is_empty()
+                            && d.chars()
+                                .all(|c| c.is_ascii_digit() || "nsuµmhdw".contains(c))
+                            && d.starts_with(|c: char| c.is_ascii_digit()));
+                    if !ok {
+                        return Err(self.err(
+                            &at(base, "retention_duration"),
+                            format!(
+                                "{d:?} is not an InfluxQL duration (e.g. \"52w\", \"30d\", \"INF\")"
+                            ),
+                        ));
+                    }
+                }
                 self.urls(base, &urls)?;
                 let api = api.unwrap_or(InfluxApi::V1);
                 let dead_letter = Some(dead_letter_path.unwrap_or_else(|| {
@@ -1223,6 +1279,12 @@ impl Validator<'_, '_> {
                         max_retries: max_retries.unwrap_or(1_000),
                         max_retry_time: Duration::from_secs(max_retry_secs.unwrap_or(600)),
                         dead_letter,
+                        create_database,
+                        retention_duration,
+                        unsigned: unsigned.unwrap_or(match api {
+                            InfluxApi::V1 => UnsignedAs::Integer,
+                            InfluxApi::V2 => UnsignedAs::Unsigned,
+                        }),
                     }),
                 }
             }
@@ -1422,6 +1484,12 @@ impl Validator<'_, '_> {
                 ));
             }
         };
+        let mut output = output;
+        if let (OutputConfig::Metric(m), Some(SinkKind::Influxdb(i))) =
+            (&mut output, sinks.get(sink).map(|s| &s.kind))
+        {
+            m.unsigned = i.unsigned;
+        }
         let queue = match r.queue {
             Some(q) => {
                 let max_events = q.max_events.unwrap_or(DEFAULT_QUEUE_MAX_EVENTS);
@@ -1678,6 +1746,7 @@ impl Validator<'_, '_> {
             fields,
             key_values: m.key_values,
             on_conversion_error: m.on_conversion_error,
+            unsigned: UnsignedAs::Unsigned,
         })
     }
 }

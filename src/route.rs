@@ -12,7 +12,7 @@ use regex::Captures;
 
 use crate::config::{
     FieldType, HeaderField, MeasurementPart, MetricConfig, OnConversionError, OutputConfig, Source,
-    facility_name, severity_name,
+    UnsignedAs, facility_name, severity_name,
 };
 use crate::event::{Event, Timestamp, write_json_str, write_rfc3339};
 
@@ -178,7 +178,7 @@ fn push_string_field(out: &mut String, s: &str) {
 }
 
 /// Append a typed field value; false if `raw` does not parse as `kind`.
-fn push_field_value(out: &mut String, raw: &str, kind: FieldType) -> bool {
+fn push_field_value(out: &mut String, raw: &str, kind: FieldType, unsigned: UnsignedAs) -> bool {
     let raw_t = raw.trim();
     match kind {
         FieldType::Int => match raw_t.parse::<i64>() {
@@ -194,12 +194,23 @@ fn push_field_value(out: &mut String, raw: &str, kind: FieldType) -> bool {
             }
             Err(_) => false,
         },
-        FieldType::Uint => match raw_t.parse::<u64>() {
-            Ok(v) => {
+        FieldType::Uint => match (raw_t.parse::<u64>(), unsigned) {
+            (Ok(v), UnsignedAs::Unsigned) => {
                 let _ = write!(out, "{v}u");
                 true
             }
-            Err(_) => false,
+            (Ok(v), UnsignedAs::Integer) => match i64::try_from(v) {
+                Ok(v) => {
+                    let _ = write!(out, "{v}i");
+                    true
+                }
+                Err(_) => false,
+            },
+            (Ok(v), UnsignedAs::Float) => {
+                let _ = write!(out, "{}", v as f64);
+                true
+            }
+            (Err(_), _) => false,
         },
         // Plain decimals (no exponent, so always finite) are copied as sent.
         FieldType::Float if plain_decimal(raw_t) => {
@@ -387,7 +398,7 @@ fn encode_point(
         line.push(if n_fields == 0 { ' ' } else { ',' });
         push_escaped(line, name, Element::Key);
         line.push('=');
-        if push_field_value(line, raw, kind) {
+        if push_field_value(line, raw, kind, m.unsigned) {
             n_fields += 1;
         } else {
             line.truncate(mark);

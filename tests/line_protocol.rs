@@ -11,7 +11,7 @@ use influxdb_line_protocol::{FieldValue, parse_lines};
 use proptest::prelude::*;
 use sluice::config::{
     FieldConfig, FieldType, MeasurementPart, MetricConfig, OnConversionError, OutputConfig, Source,
-    TagConfig,
+    TagConfig, UnsignedAs,
 };
 use sluice::decode::{DecodeOptions, decode};
 use sluice::route::encode;
@@ -89,6 +89,7 @@ proptest! {
                 .collect(),
             key_values: false,
             on_conversion_error: OnConversionError::DropField,
+            unsigned: UnsignedAs::Unsigned,
         };
         let event = decode(Bytes::from_static(b"<14>x"), None, time, &DecodeOptions::default());
         let mut errors = Vec::new();

@@ -1219,3 +1219,164 @@ key_values = true
     drop(conn);
     assert!(s.stop().success());
 }
+
+/// `create_database` makes the database and the retention policy on the
+/// real server before the first write; points land in that policy, and a
+/// `uint` field is written as an integer (1.x has no `u`).
+#[test]
+fn influxdb_database_and_retention_policy_are_created() {
+    let influx = Influxd::start();
+    let config = config(
+        "",
+        &format!(
+            r#"
+[[sinks]]
+name = "influx"
+type = "influxdb"
+urls = ["{}"]
+database = "made by sluice"
+retention_policy = "one_year"
+retention_duration = "52w"
+create_database = true
+linger_ms = 50
+[[routes]]
+name = "jobs"
+sink = "influx"
+final = true
+pattern = 'done count=(?P<count>\d+)'
+[routes.metric]
+measurement = "jobs"
+fields = {{ count = "uint" }}
+[default_route]
+sink = "events"
+document = {{}}
+"#,
+            influx.url()
+        ),
+    );
+    let mut s = Sluice::start(&config);
+    tcp_send(
+        s.addr("tcp"),
+        b"<14>1 2026-11-24T10:00:00Z h app - - - done count=18446744073709551\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rows = loop {
+        let v = influx.query(
+            "made by sluice",
+            "SELECT * FROM \"made by sluice\".\"one_year\".\"jobs\"",
+        );
+        if v["results"][0]["series"][0]["values"].is_array() || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        rows["results"][0]["series"][0]["values"][0],
+        serde_json::json!(["2026-11-24T10:00:00Z", "app", 18446744073709551u64, "h"])
+    );
+    let dbs = influx.query("", "SHOW DATABASES");
+    assert!(
+        dbs["results"][0]["series"][0]["values"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(["made by sluice"])),
+        "{dbs}"
+    );
+    let rps = influx.query(
+        "made by sluice",
+        "SHOW RETENTION POLICIES ON \"made by sluice\"",
+    );
+    let one_year = rps["results"][0]["series"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r[0] == "one_year")
+        .cloned()
+        .unwrap_or_else(|| panic!("{rps}"));
+    assert_eq!(one_year[1], "8736h0m0s");
+    let keys = influx.query(
+        "made by sluice",
+        "SHOW FIELD KEYS ON \"made by sluice\" FROM \"one_year\".\"jobs\"",
+    );
+    assert_eq!(
+        keys["results"][0]["series"][0]["values"][0],
+        serde_json::json!(["count", "integer"])
+    );
+    assert!(s.stop().success());
+}
+
+/// A partial write: InfluxDB 1.x stores the lines it accepts and rejects a
+/// line whose field type conflicts. The accepted line is not sent again;
+/// the rejected one is counted and dead-lettered with InfluxDB's reason.
+#[test]
+fn influxdb_partial_write_dead_letters_only_the_rejected_line() {
+    let influx = Influxd::start();
+    influx.query("", "CREATE DATABASE partial");
+    // m_bad.used already exists as a float, in the same shard (field types
+    // are per shard in 1.x: same week as the points below).
+    let (status, body) = http(
+        influx.addr,
+        "POST",
+        "/write?db=partial",
+        b"m_bad used=1.5 1795514000000000000\n",
+    );
+    assert_eq!(status, 204, "{body}");
+    let routes = r#"
+[[routes]]
+name = "usage"
+sink = "influx"
+final = true
+pattern = 'kind=(?P<kind>\w+) used=(?P<used>\d+)'
+[routes.metric]
+measurement = "m_{kind}"
+fields = { used = "int" }
+"#;
+    let mut s = Sluice::start(&influx_config(&influx, "partial", routes));
+    // One connection, one batch: a good line and a conflicting one.
+    tcp_send(
+        s.addr("tcp"),
+        b"<14>1 2026-11-24T10:00:00Z h app - - - kind=good used=7\n<14>1 2026-11-24T10:00:01Z h app - - - kind=bad used=8\n",
+    );
+    assert_eq!(influx.rows("partial", "m_good", 1).len(), 1);
+    let sample = |name: &str| format!("sluice_sink_{name}{{sink=\"influx\",route=\"usage\"");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.metric(&format!(
+        "{},reason=\"rejected\"}}",
+        sample("failed_records_total")
+    )) == 0
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        s.metric(&format!(
+            "{},reason=\"rejected\"}}",
+            sample("failed_records_total")
+        )),
+        1
+    );
+    assert_eq!(s.metric(&format!("{}}}", sample("records_sent_total"))), 1);
+    assert_eq!(
+        s.metric(&format!("{}}}", sample("retries_total"))),
+        0,
+        "nothing is resent"
+    );
+    // m_bad still holds only the point written before.
+    assert_eq!(influx.rows("partial", "m_bad", 1).len(), 1);
+    let dead = read_lines(&s.path("sluice-data/dead-letter/influx.ndjson"));
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let entry: serde_json::Value = serde_json::from_str(&dead[0]).unwrap();
+    assert_eq!(entry["sink"], "influx");
+    assert_eq!(
+        entry["line"],
+        "m_bad,app=app,host=h used=8i 1795514401000000000"
+    );
+    assert!(
+        entry["reason"]
+            .as_str()
+            .unwrap()
+            .contains("field type conflict"),
+        "{entry}"
+    );
+    assert!(s.stop().success());
+}

@@ -20,7 +20,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::config::{InfluxApi, InfluxConfig};
@@ -30,6 +30,9 @@ use super::SinkError;
 
 /// Longest InfluxDB error text kept in a dead-letter entry.
 const MAX_REASON: usize = 1024;
+/// After 401/403/404 the queue is held (not dropped): the next try waits
+/// at least this long, so a fixed credential or database lets data flow.
+const CONFIG_ERROR_WAIT: Duration = Duration::from_secs(10);
 
 pub struct InfluxSink {
     name: String,
@@ -39,6 +42,8 @@ pub struct InfluxSink {
     current: AtomicUsize,
     dead_letter: Option<Mutex<std::fs::File>>,
     dead_letter_path: Option<PathBuf>,
+    /// The database (and retention policy) exist, as far as we know.
+    prepared: AtomicBool,
 }
 
 /// What one request's answer means.
@@ -81,7 +86,78 @@ impl InfluxSink {
             current: AtomicUsize::new(0),
             dead_letter,
             dead_letter_path,
+            prepared: AtomicBool::new(!config.create_database),
         })
+    }
+
+    /// 1.x with `create_database`: `CREATE DATABASE` (and `CREATE RETENTION
+    /// POLICY`) before the first write, and again after a 404.
+    async fn prepare(&self) -> Result<(), SinkError> {
+        if self.prepared.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let c = &self.config;
+        let db = quote_ident(c.database.as_deref().unwrap_or(""));
+        let mut statements = vec![format!("CREATE DATABASE {db}")];
+        if let (Some(rp), Some(duration)) = (&c.retention_policy, &c.retention_duration) {
+            statements.push(format!(
+                "CREATE RETENTION POLICY {} ON {db} DURATION {duration} REPLICATION 1",
+                quote_ident(rp)
+            ));
+        }
+        let (i, _) = self.url();
+        let base = c
+            .urls
+            .get(i)
+            .map_or("", String::as_str)
+            .trim_end_matches('/');
+        for q in statements {
+            let mut req = self
+                .client
+                .post(format!("{base}/query"))
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(format!("q={}", encode(&q)));
+            if let Some(user) = &c.username {
+                req = req.basic_auth(user, c.password.as_deref());
+            }
+            let response = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.fail_over(i);
+                    return Err(SinkError::retry(format!("{base}/query ({q}): {e}")));
+                }
+            };
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap_or_default();
+            let error = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    v["results"][0]["error"]
+                        .as_str()
+                        .or_else(|| v["error"].as_str())
+                        .map(str::to_owned)
+                });
+            match (status, error) {
+                (200, None) => tracing::info!(sink = %self.name, statement = %q, "InfluxDB: done"),
+                (200, Some(e)) if e.contains("already exists") => {
+                    tracing::warn!(sink = %self.name, statement = %q, error = %e, "InfluxDB: kept the existing one");
+                }
+                (status, e) => {
+                    let e = e.unwrap_or(body);
+                    let message = format!("{base}/query ({q}): {status} {e}");
+                    return Err(if status == 401 || status == 403 {
+                        SinkError::Retryable {
+                            message,
+                            retry_after: Some(CONFIG_ERROR_WAIT),
+                        }
+                    } else {
+                        SinkError::retry(message)
+                    });
+                }
+            }
+        }
+        self.prepared.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     fn url(&self) -> (usize, String) {
@@ -134,6 +210,7 @@ impl InfluxSink {
     }
 
     async fn write_lines(&self, lines: &[&str]) -> Result<u64, SinkError> {
+        self.prepare().await?;
         // Halves are written one after the other (413, 2.x bisection).
         let mut work: Vec<&[&str]> = vec![lines];
         let mut rejected = 0u64;
@@ -220,12 +297,30 @@ impl InfluxSink {
             422 => Ok(Outcome::Partial(unparsed_lines(&reason, lines))),
             400 => Ok(Outcome::Rejected(reason)),
             413 => Ok(Outcome::TooLarge),
-            401 | 403 => Err(SinkError::Permanent(format!(
-                "{at}: {status} not allowed: check the sink's credentials ({reason})"
-            ))),
-            404 => Err(SinkError::Permanent(format!(
-                "{at}: 404 not found: does the database / bucket exist? ({reason})"
-            ))),
+            // Configuration errors hold the queue rather than drop it: the
+            // batch is retried slowly (and counted as lost only when the
+            // retry time runs out), so fixing the server lets it through.
+            401 | 403 => Err(SinkError::Retryable {
+                message: format!(
+                    "{at}: {status} not allowed: check the sink's credentials ({reason})"
+                ),
+                retry_after: Some(CONFIG_ERROR_WAIT),
+            }),
+            404 => {
+                if c.create_database {
+                    self.prepared.store(false, Ordering::Relaxed);
+                }
+                Err(SinkError::Retryable {
+                    message: format!(
+                        "{at}: 404 not found: does the database / bucket exist? ({reason})"
+                    ),
+                    retry_after: Some(if c.create_database {
+                        Duration::ZERO
+                    } else {
+                        CONFIG_ERROR_WAIT
+                    }),
+                })
+            }
             429 | 500..=599 => {
                 self.fail_over(i);
                 Err(SinkError::Retryable {
@@ -322,17 +417,45 @@ fn unparsed_lines(reason: &str, sent: &[&str]) -> Vec<(String, String)> {
         }
     }
     if out.is_empty() {
-        // Partial write without named lines (type conflict, retention).
+        // A field type conflict names the measurement: the lines of that
+        // measurement are the rejected ones (1.x rejects them all).
         let dropped = reason
             .rsplit("dropped=")
             .next()
             .and_then(|n| n.trim().parse::<usize>().ok())
             .unwrap_or(0);
-        for _ in 0..dropped.min(sent.len()) {
+        let measurement = reason
+            .split("on measurement \"")
+            .nth(1)
+            .and_then(|r| r.split('"').next());
+        if let Some(m) = measurement {
+            let prefix: String = m
+                .chars()
+                .flat_map(|c| match c {
+                    ',' | ' ' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            for line in sent {
+                let is_it = line
+                    .strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| rest.starts_with([',', ' ']));
+                if is_it && out.len() < dropped {
+                    out.push(((*line).to_owned(), reason.to_owned()));
+                }
+            }
+        }
+        // Rejected lines InfluxDB did not point to: kept as a count.
+        while out.len() < dropped.min(sent.len()) {
             out.push((String::new(), reason.to_owned()));
         }
     }
     out
+}
+
+/// An InfluxQL identifier, double-quoted.
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 fn encode(s: &str) -> String {
@@ -369,10 +492,10 @@ mod tests {
                 ),
             ]
         );
-        let conflict = "partial write: field type conflict: input field \"x\" on measurement \"m\" is type integer, already exists as type float dropped=1";
+        let sent = ["m_good,t=a x=1i 1", "m_bad,t=b x=2i 2", "m_bad2 x=3i 3"];
+        let conflict = "partial write: field type conflict: input field \"x\" on measurement \"m_bad\" is type integer, already exists as type float dropped=1";
         let bad = unparsed_lines(conflict, &sent);
-        assert_eq!(bad.len(), 1);
-        assert!(bad[0].1.contains("field type conflict"));
+        assert_eq!(bad, [("m_bad,t=b x=2i 2".to_owned(), conflict.to_owned())]);
     }
 
     #[test]
