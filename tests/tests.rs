@@ -864,6 +864,8 @@ struct Influxd {
     child: Option<Child>,
     dir: tempfile::TempDir,
     addr: SocketAddr,
+    /// Extra lines for the [http] section.
+    http_extra: String,
 }
 
 impl Drop for Influxd {
@@ -877,11 +879,16 @@ impl Drop for Influxd {
 
 impl Influxd {
     fn start() -> Influxd {
+        Influxd::start_with("")
+    }
+
+    fn start_with(http_extra: &str) -> Influxd {
         let dir = tempfile::tempdir().unwrap();
         let mut d = Influxd {
             child: None,
             dir,
             addr: "127.0.0.1:0".parse().unwrap(),
+            http_extra: http_extra.to_owned(),
         };
         d.launch();
         d
@@ -895,9 +902,10 @@ impl Influxd {
         std::fs::write(
             &conf,
             format!(
-                "reporting-disabled = true\nbind-address = \"127.0.0.1:0\"\n[meta]\n  dir = \"{r}/meta\"\n[data]\n  dir = \"{r}/data\"\n  wal-dir = \"{r}/wal\"\n  query-log-enabled = false\n[monitor]\n  store-enabled = false\n[http]\n  bind-address = \"{a}\"\n  log-enabled = false\n[ifql]\n  enabled = false\n",
+                "reporting-disabled = true\nbind-address = \"127.0.0.1:0\"\n[meta]\n  dir = \"{r}/meta\"\n[data]\n  dir = \"{r}/data\"\n  wal-dir = \"{r}/wal\"\n  query-log-enabled = false\n[monitor]\n  store-enabled = false\n[http]\n  bind-address = \"{a}\"\n  log-enabled = false\n{h}\n[ifql]\n  enabled = false\n",
                 r = root.display(),
-                a = self.addr
+                a = self.addr,
+                h = self.http_extra
             ),
         )
         .unwrap();
@@ -1378,5 +1386,56 @@ fields = { used = "int" }
             .contains("field type conflict"),
         "{entry}"
     );
+    assert!(s.stop().success());
+}
+
+/// A batch over the server's max-body-size (413) is split and delivered;
+/// a dead first URL fails over to the second.
+#[test]
+fn influxdb_413_splits_the_batch_and_a_dead_url_fails_over() {
+    let influx = Influxd::start_with("  max-body-size = 3000");
+    influx.query("", "CREATE DATABASE split");
+    // A port nothing listens on: bound, then released.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config = config(
+        "",
+        &format!(
+            r#"
+[[sinks]]
+name = "influx"
+type = "influxdb"
+urls = ["http://{dead}", "{}"]
+database = "split"
+gzip = false
+linger_ms = 200
+batch_max_events = 1000
+[[routes]]
+name = "seq"
+sink = "influx"
+final = true
+pattern = 'seq='
+[routes.metric]
+measurement = "seq"
+key_values = true
+[default_route]
+sink = "events"
+document = {{}}
+"#,
+            influx.url()
+        ),
+    );
+    let mut s = Sluice::start(&config);
+    // 200 lines of ~70 bytes: ~14 KB in one batch, over 3000 bytes.
+    let frames: String = (0..200)
+        .map(|i| format!("<14>1 2026-11-24T10:00:00.{i:06}Z h app - - - seq={i}\n"))
+        .collect();
+    tcp_send(s.addr("tcp"), frames.as_bytes());
+    let rows = influx.rows("split", "seq", 200);
+    assert_eq!(rows.len(), 200);
+    assert_eq!(
+        s.metric("sluice_sink_records_sent_total{sink=\"influx\",route=\"seq\"}"),
+        200
+    );
+    assert!(s.metric("sluice_sink_retries_total{sink=\"influx\",route=\"seq\"}") >= 1, "the dead URL was tried first");
     assert!(s.stop().success());
 }

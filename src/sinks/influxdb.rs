@@ -206,7 +206,20 @@ impl InfluxSink {
     /// lines InfluxDB rejected (they are in the dead-letter file).
     pub async fn write(&self, batch: &[Record]) -> Result<u64, SinkError> {
         let lines: Vec<&str> = batch.iter().map(|r| r.payload.as_str()).collect();
-        self.write_lines(&lines).await
+        // Requests bounded by batch_max_bytes (uncompressed), in order.
+        let mut rejected = 0;
+        let mut start = 0;
+        let mut bytes = 0;
+        for (i, l) in lines.iter().enumerate() {
+            if i > start && bytes + l.len() + 1 > self.config.batch_max_bytes {
+                rejected += self.write_lines(&lines[start..i]).await?;
+                start = i;
+                bytes = 0;
+            }
+            bytes += l.len() + 1;
+        }
+        rejected += self.write_lines(&lines[start..]).await?;
+        Ok(rejected)
     }
 
     async fn write_lines(&self, lines: &[&str]) -> Result<u64, SinkError> {
