@@ -134,6 +134,7 @@ enum RawSink {
         create_database: Option<bool>,
         retention_duration: Option<String>,
         unsigned: Option<UnsignedAs>,
+        precision: Option<Precision>,
     },
     Elasticsearch {
         name: String,
@@ -341,6 +342,45 @@ pub struct InfluxConfig {
     pub retention_duration: Option<String>,
     /// How `uint` fields are written: 1.x rejects `u` unless built for it.
     pub unsigned: UnsignedAs,
+    /// Timestamp precision of the points written.
+    pub precision: Precision,
+}
+
+/// Timestamp precision of line protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum Precision {
+    #[default]
+    #[serde(rename = "ns")]
+    Nanoseconds,
+    #[serde(rename = "us")]
+    Microseconds,
+    #[serde(rename = "ms")]
+    Milliseconds,
+    #[serde(rename = "s")]
+    Seconds,
+}
+
+impl Precision {
+    /// Nanoseconds per unit.
+    pub fn nanos(self) -> i64 {
+        match self {
+            Precision::Nanoseconds => 1,
+            Precision::Microseconds => 1_000,
+            Precision::Milliseconds => 1_000_000,
+            Precision::Seconds => 1_000_000_000,
+        }
+    }
+
+    /// The `precision=` value of the write APIs (1.x wants `u` for µs).
+    pub fn query_value(self, v1: bool) -> &'static str {
+        match self {
+            Precision::Nanoseconds => "ns",
+            Precision::Microseconds if v1 => "u",
+            Precision::Microseconds => "us",
+            Precision::Milliseconds => "ms",
+            Precision::Seconds => "s",
+        }
+    }
 }
 
 /// How an InfluxDB sink writes unsigned integers.
@@ -550,6 +590,8 @@ pub struct MetricConfig {
     pub on_conversion_error: OnConversionError,
     /// How `uint` fields are written (from the route's sink).
     pub unsigned: UnsignedAs,
+    /// Timestamp precision (from the route's sink).
+    pub precision: Precision,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -1211,6 +1253,7 @@ impl Validator<'_, '_> {
                 create_database,
                 retention_duration,
                 unsigned,
+                precision,
             } => {
                 let create_database = create_database.unwrap_or(false);
                 if create_database && api == Some(InfluxApi::V2) {
@@ -1285,6 +1328,7 @@ impl Validator<'_, '_> {
                             InfluxApi::V1 => UnsignedAs::Integer,
                             InfluxApi::V2 => UnsignedAs::Unsigned,
                         }),
+                        precision: precision.unwrap_or_default(),
                     }),
                 }
             }
@@ -1489,6 +1533,7 @@ impl Validator<'_, '_> {
             (&mut output, sinks.get(sink).map(|s| &s.kind))
         {
             m.unsigned = i.unsigned;
+            m.precision = i.precision;
         }
         let queue = match r.queue {
             Some(q) => {
@@ -1747,6 +1792,7 @@ impl Validator<'_, '_> {
             key_values: m.key_values,
             on_conversion_error: m.on_conversion_error,
             unsigned: UnsignedAs::Unsigned,
+            precision: Precision::Nanoseconds,
         })
     }
 }

@@ -436,7 +436,7 @@ fn encode_point(
         return None;
     }
     line.push(' ');
-    push_i64(&mut line, time);
+    push_i64(&mut line, time.div_euclid(m.precision.nanos()));
     Some(line)
 }
 

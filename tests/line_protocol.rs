@@ -10,8 +10,8 @@ use bytes::Bytes;
 use influxdb_line_protocol::{FieldValue, parse_lines};
 use proptest::prelude::*;
 use sluice::config::{
-    FieldConfig, FieldType, MeasurementPart, MetricConfig, OnConversionError, OutputConfig, Source,
-    TagConfig, UnsignedAs,
+    FieldConfig, FieldType, MeasurementPart, MetricConfig, OnConversionError, OutputConfig,
+    Precision, Source, TagConfig, UnsignedAs,
 };
 use sluice::decode::{DecodeOptions, decode};
 use sluice::route::encode;
@@ -90,6 +90,7 @@ proptest! {
             key_values: false,
             on_conversion_error: OnConversionError::DropField,
             unsigned: UnsignedAs::Unsigned,
+            precision: Precision::Nanoseconds,
         };
         let event = decode(Bytes::from_static(b"<14>x"), None, time, &DecodeOptions::default());
         let mut errors = Vec::new();

@@ -1229,8 +1229,9 @@ key_values = true
 }
 
 /// `create_database` makes the database and the retention policy on the
-/// real server before the first write; points land in that policy, and a
-/// `uint` field is written as an integer (1.x has no `u`).
+/// real server before the first write; points land in that policy, a
+/// `uint` field is written as an integer (1.x has no `u`), and timestamps
+/// go in the configured precision.
 #[test]
 fn influxdb_database_and_retention_policy_are_created() {
     let influx = Influxd::start();
@@ -1246,6 +1247,7 @@ database = "made by sluice"
 retention_policy = "one_year"
 retention_duration = "52w"
 create_database = true
+precision = "ms"
 linger_ms = 50
 [[routes]]
 name = "jobs"
@@ -1265,7 +1267,7 @@ document = {{}}
     let mut s = Sluice::start(&config);
     tcp_send(
         s.addr("tcp"),
-        b"<14>1 2026-11-24T10:00:00Z h app - - - done count=18446744073709551\n",
+        b"<14>1 2026-11-24T10:00:00.123456Z h app - - - done count=18446744073709551\n",
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     let rows = loop {
@@ -1280,7 +1282,8 @@ document = {{}}
     };
     assert_eq!(
         rows["results"][0]["series"][0]["values"][0],
-        serde_json::json!(["2026-11-24T10:00:00Z", "app", 18446744073709551u64, "h"])
+        // Written in milliseconds (precision = "ms"): the microseconds go.
+        serde_json::json!(["2026-11-24T10:00:00.123Z", "app", 18446744073709551u64, "h"])
     );
     let dbs = influx.query("", "SHOW DATABASES");
     assert!(
@@ -1396,7 +1399,10 @@ fn influxdb_413_splits_the_batch_and_a_dead_url_fails_over() {
     let influx = Influxd::start_with("  max-body-size = 3000");
     influx.query("", "CREATE DATABASE split");
     // A port nothing listens on: bound, then released.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let config = config(
         "",
         &format!(
@@ -1436,6 +1442,9 @@ document = {{}}
         s.metric("sluice_sink_records_sent_total{sink=\"influx\",route=\"seq\"}"),
         200
     );
-    assert!(s.metric("sluice_sink_retries_total{sink=\"influx\",route=\"seq\"}") >= 1, "the dead URL was tried first");
+    assert!(
+        s.metric("sluice_sink_retries_total{sink=\"influx\",route=\"seq\"}") >= 1,
+        "the dead URL was tried first"
+    );
     assert!(s.stop().success());
 }

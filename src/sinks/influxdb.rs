@@ -172,7 +172,8 @@ impl InfluxSink {
         let url = match c.api {
             InfluxApi::V1 => {
                 let mut u = format!(
-                    "{base}/write?precision=ns&db={}",
+                    "{base}/write?precision={}&db={}",
+                    c.precision.query_value(true),
                     encode(c.database.as_deref().unwrap_or(""))
                 );
                 if let Some(rp) = &c.retention_policy {
@@ -182,7 +183,8 @@ impl InfluxSink {
                 u
             }
             InfluxApi::V2 => format!(
-                "{base}/api/v2/write?precision=ns&org={}&bucket={}",
+                "{base}/api/v2/write?precision={}&org={}&bucket={}",
+                c.precision.query_value(false),
                 encode(c.org.as_deref().unwrap_or("")),
                 encode(c.bucket.as_deref().unwrap_or(""))
             ),
