@@ -528,4 +528,175 @@ mod tests {
         assert_eq!(encode("my db&x=1"), "my%20db%26x%3D1");
         assert_eq!(encode("telemetry"), "telemetry");
     }
+
+    use crate::config::{Precision, UnsignedAs};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A stand-in HTTP server: each request (head, body) goes to `answer`,
+    /// which returns (status, extra headers, body). Records what it saw.
+    async fn serve(
+        answer: impl Fn(&str, &str) -> (u16, &'static str, String) + Send + Sync + 'static,
+    ) -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let answer = Arc::new(answer);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                let (log, answer) = (log.clone(), answer.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let (head, body) = loop {
+                        let n = s.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).into_owned();
+                        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse().unwrap())
+                                })
+                                .unwrap_or(0);
+                            if body.len() >= len {
+                                break (head.to_owned(), body.to_owned());
+                            }
+                        }
+                    };
+                    log.lock().unwrap().push((head.clone(), body.clone()));
+                    let (status, headers, text) = answer(&head, &body);
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                        text.len()
+                    );
+                    let _ = s.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        (format!("http://{addr}"), seen)
+    }
+
+    fn sink(url: &str, api: InfluxApi) -> InfluxSink {
+        InfluxSink::open(
+            "t",
+            &InfluxConfig {
+                urls: vec![url.to_owned()],
+                api,
+                database: Some("db".into()),
+                retention_policy: None,
+                org: Some("o".into()),
+                bucket: Some("b".into()),
+                token: Some("secret".into()),
+                username: None,
+                password: None,
+                batch_max_bytes: 1 << 20,
+                gzip: false,
+                timeout: Duration::from_secs(5),
+                max_retries: 3,
+                max_retry_time: Duration::from_secs(60),
+                dead_letter: None,
+                create_database: false,
+                retention_duration: None,
+                unsigned: UnsignedAs::Unsigned,
+                precision: Precision::Nanoseconds,
+            },
+        )
+        .unwrap()
+    }
+
+    fn records(lines: &[&str]) -> Vec<Record> {
+        lines
+            .iter()
+            .map(|l| Record {
+                payload: (*l).to_owned(),
+                time_nanos: 0,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_passed_on_with_the_retryable_error() {
+        let (url, _) = serve(|_, _| (503, "Retry-After: 7\r\n", "busy".into())).await;
+        match sink(&url, InfluxApi::V2)
+            .write(&records(&["m x=1 1"]))
+            .await
+        {
+            Err(SinkError::Retryable {
+                retry_after,
+                message,
+            }) => {
+                assert_eq!(retry_after, Some(Duration::from_secs(7)));
+                assert!(message.contains("503"), "{message}");
+            }
+            other => panic!("expected a retryable error, got {other:?}"),
+        }
+    }
+
+    /// 2.x rejects a whole batch with 400 when one line is bad: the batch is
+    /// bisected, the good lines delivered, the bad one dead-lettered.
+    #[tokio::test]
+    async fn v2_rejected_batch_is_bisected_down_to_the_bad_line() {
+        let (url, seen) = serve(|head, body| {
+            let path = head.split_whitespace().nth(1).unwrap_or("");
+            assert!(
+                path.starts_with("/api/v2/write?precision=ns&org=o&bucket=b"),
+                "{path}"
+            );
+            if body.contains("bad") {
+                (
+                    400,
+                    "",
+                    r#"{"code":"invalid","message":"unable to parse 'bad': missing fields"}"#
+                        .into(),
+                )
+            } else {
+                (204, "", String::new())
+            }
+        })
+        .await;
+        let lines = ["m x=1 1", "m x=2 2", "bad", "m x=4 4", "m x=5 5"];
+        let rejected = sink(&url, InfluxApi::V2)
+            .write(&records(&lines))
+            .await
+            .unwrap();
+        assert_eq!(rejected, 1);
+        let delivered: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, body)| !body.contains("bad"))
+            .flat_map(|(_, body)| body.lines().map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(delivered, ["m x=1 1", "m x=2 2", "m x=4 4", "m x=5 5"]);
+    }
+
+    #[tokio::test]
+    async fn v2_sends_the_token_and_a_401_holds_the_queue() {
+        let (url, seen) = serve(|_, _| (401, "", r#"{"message":"unauthorized"}"#.into())).await;
+        match sink(&url, InfluxApi::V2)
+            .write(&records(&["m x=1 1"]))
+            .await
+        {
+            Err(SinkError::Retryable {
+                retry_after,
+                message,
+            }) => {
+                assert_eq!(retry_after, Some(CONFIG_ERROR_WAIT), "held, not dropped");
+                assert!(message.contains("credentials"), "{message}");
+            }
+            other => panic!("expected the queue to be held, got {other:?}"),
+        }
+        let head = seen.lock().unwrap()[0].0.to_ascii_lowercase();
+        assert!(head.contains("authorization: token secret"), "{head}");
+    }
 }
