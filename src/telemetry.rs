@@ -97,6 +97,31 @@ pub struct SinkMetrics {
     pub failed_records: Counter,
     /// Records the destination rejected for good (dead-lettered).
     pub rejected_records: Counter,
+    /// 1 while the last write worked, 0 while it is failing.
+    pub up: Gauge,
+    pub health: SinkHealth,
+}
+
+/// One sink worker's state as `/health` shows it.
+#[derive(Clone, Default)]
+pub struct SinkHealth(Arc<std::sync::Mutex<Option<String>>>);
+
+impl SinkHealth {
+    pub fn ok(&self) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = None;
+        }
+    }
+
+    pub fn failing(&self, error: &str) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = Some(error.chars().take(512).collect());
+        }
+    }
+
+    fn error(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|s| s.clone())
+    }
 }
 
 /// Resolve one labelled metric. The family's read guard must be dropped
@@ -136,6 +161,9 @@ pub struct Telemetry {
     s_sent: Family<SinkRoute, Counter>,
     s_retries: Family<SinkRoute, Counter>,
     s_failed: Family<SinkRouteReason, Counter>,
+    s_up: Family<SinkRoute, Gauge>,
+    /// (sink, route) → state, for /health.
+    sink_health: std::sync::Mutex<Vec<(String, String, SinkHealth)>>,
 }
 
 impl Default for Telemetry {
@@ -226,6 +254,11 @@ impl Telemetry {
                 "sluice_sink_failed_records",
                 "Records a sink did not deliver, by reason: gave_up (permanent error or retries exhausted), rejected (refused by the destination, dead-lettered)"
             ),
+            s_up: family!(
+                "sluice_sink_up",
+                "1 while a sink's last write for a route worked, 0 while it is failing"
+            ),
+            sink_health: std::sync::Mutex::new(Vec::new()),
             registry,
         }
     }
@@ -299,7 +332,44 @@ impl Telemetry {
             retries: get(&self.s_retries, &l),
             failed_records: get(&self.s_failed, &r("gave_up")),
             rejected_records: get(&self.s_failed, &r("rejected")),
+            up: {
+                let g: Gauge = get(&self.s_up, &l);
+                g.set(1);
+                g
+            },
+            health: {
+                let h = SinkHealth::default();
+                if let Ok(mut all) = self.sink_health.lock() {
+                    all.push((sink.to_owned(), route.to_owned(), h.clone()));
+                }
+                h
+            },
         }
+    }
+
+    /// `/health`: always 200 while the process serves (a restart cannot
+    /// fix a database); sinks that are failing make it "degraded" and are
+    /// listed with their last error.
+    pub fn health_json(&self) -> String {
+        let mut sinks = Vec::new();
+        let mut degraded = false;
+        if let Ok(all) = self.sink_health.lock() {
+            for (sink, route, h) in all.iter() {
+                let error = h.error();
+                degraded |= error.is_some();
+                sinks.push(serde_json::json!({
+                    "sink": sink,
+                    "route": route,
+                    "state": if error.is_some() { "failing" } else { "ok" },
+                    "error": error,
+                }));
+            }
+        }
+        serde_json::json!({
+            "status": if degraded { "degraded" } else { "ok" },
+            "sinks": sinks,
+        })
+        .to_string()
     }
 
     /// The Prometheus text exposition.
@@ -335,12 +405,15 @@ pub async fn serve_admin(
             }
         }
     };
-    let health = || async {
-        (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            "{\"status\":\"ok\"}\n",
-        )
+    let health = move || {
+        let telemetry = telemetry.clone();
+        async move {
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                telemetry.health_json() + "\n",
+            )
+        }
     };
     let app = axum::Router::new()
         .route("/metrics", get(metrics))

@@ -134,6 +134,14 @@ impl Sluice {
             .unwrap_or(0)
     }
 
+    /// `GET /health` as JSON.
+    fn health(&self) -> serde_json::Value {
+        let admin: SocketAddr = self.ready["admin"].as_str().unwrap().parse().unwrap();
+        let (status, body) = http(admin, "GET", "/health", b"");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
     /// SIGTERM, then wait for the exit.
     fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
@@ -1202,6 +1210,28 @@ key_values = true
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(s.metric("sluice_sink_retries_total{sink=\"influx\",route=\"status\"}") > 0);
+    // The outage shows: /health is degraded, naming the sink and its error.
+    let health = s.health();
+    assert_eq!(health["status"], "degraded", "{health}");
+    let influx_state = &health["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["sink"] == "influx")
+        .cloned()
+        .unwrap();
+    assert_eq!(influx_state["state"], "failing");
+    assert!(
+        influx_state["error"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1"),
+        "{health}"
+    );
+    assert_eq!(
+        s.metric("sluice_sink_up{sink=\"influx\",route=\"status\"}"),
+        0
+    );
     influx.launch();
     send(150..200);
 

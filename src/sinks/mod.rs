@@ -184,6 +184,8 @@ pub async fn run_worker(
         loop {
             match sink.write(&batch).await {
                 Ok(rejected) => {
+                    metrics.up.set(1);
+                    metrics.health.ok();
                     metrics.batches.inc();
                     metrics
                         .records_sent
@@ -196,12 +198,16 @@ pub async fn run_worker(
                     retry_after,
                 }) if attempt + 1 < retry.max_attempts && started.elapsed() < retry.max_elapsed => {
                     metrics.retries.inc();
+                    metrics.up.set(0);
+                    metrics.health.failing(&message);
                     let wait = retry.backoff(attempt).max(retry_after.unwrap_or_default());
                     tracing::warn!(route = %route, sink = %config.name, attempt, error = %message, ?wait, "batch write failed, retrying");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
                 Err(e) => {
+                    metrics.up.set(0);
+                    metrics.health.failing(&e.to_string());
                     metrics.failed_records.inc_by(batch.len() as u64);
                     tracing::error!(route = %route, sink = %config.name, records = batch.len(), error = %e, "batch lost: sink gave up");
                     break;
