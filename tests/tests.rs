@@ -1478,3 +1478,122 @@ document = {{}}
     );
     assert!(s.stop().success());
 }
+
+/// With authentication on, the sink's credentials (basic auth) work; wrong
+/// ones get 401, which holds the queue and shows on /health, and the
+/// points go through once the user exists.
+#[test]
+fn influxdb_basic_auth_and_a_401_that_holds_the_queue() {
+    let influx = Influxd::start_with("  auth-enabled = true");
+    // The first user may be created without credentials.
+    let (status, body) = http(
+        influx.addr,
+        "POST",
+        &format!(
+            "/query?q={}",
+            url_encode("CREATE USER admin WITH PASSWORD 'adm1n' WITH ALL PRIVILEGES")
+        ),
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    let admin = |q: &str| {
+        let (status, body) = http(
+            influx.addr,
+            "POST",
+            &format!("/query?u=admin&p=adm1n&q={}", url_encode(q)),
+            b"",
+        );
+        assert_eq!(status, 200, "{q}: {body}");
+        body
+    };
+    admin("CREATE DATABASE secured");
+    let config = config(
+        "",
+        &format!(
+            r#"
+[[sinks]]
+name = "influx"
+type = "influxdb"
+urls = ["{}"]
+database = "secured"
+username = "writer"
+password = "${{SLUICE_TEST_INFLUX_PASSWORD}}"
+linger_ms = 50
+[[routes]]
+name = "status"
+sink = "influx"
+final = true
+pattern = 'status seq='
+[routes.metric]
+measurement = "status"
+key_values = true
+[default_route]
+sink = "events"
+document = {{}}
+"#,
+            influx.url()
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sluice.toml"), &config).unwrap();
+    // Started by hand: the password comes from the environment.
+    let mut child = Command::new(BIN)
+        .args(["run", "-c", "sluice.toml"])
+        .current_dir(dir.path())
+        .env("SLUICE_TEST_INFLUX_PASSWORD", "wr1ter")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut s = Sluice {
+        child: Some(child),
+        dir,
+        ready: serde_json::from_str(&line).unwrap(),
+    };
+    tcp_send(
+        s.addr("tcp"),
+        b"<14>1 2026-11-24T10:00:00Z h app - - - status seq=1\n",
+    );
+    // No user "writer" yet: 401, held and visible.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.health()["status"] != "degraded" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let health = s.health();
+    assert_eq!(health["status"], "degraded", "{health}");
+    let error = health["sinks"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("401") && error.contains("credentials"),
+        "{health}"
+    );
+    assert_eq!(
+        s.metric(
+            "sluice_sink_failed_records_total{sink=\"influx\",route=\"status\",reason=\"gave_up\"}"
+        ),
+        0
+    );
+    // The operator creates the user; the held point goes through.
+    admin("CREATE USER writer WITH PASSWORD 'wr1ter'");
+    admin("GRANT WRITE ON secured TO writer");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rows = loop {
+        let body = admin("SELECT * FROM secured.autogen.status");
+        if body.contains("\"values\"") || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        rows.contains("[\"2026-11-24T10:00:00Z\",\"app\",\"h\",1]"),
+        "{rows}"
+    );
+    assert_eq!(s.health()["status"], "ok");
+    assert!(s.stop().success());
+}

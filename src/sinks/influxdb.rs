@@ -699,4 +699,23 @@ mod tests {
         let head = seen.lock().unwrap()[0].0.to_ascii_lowercase();
         assert!(head.contains("authorization: token secret"), "{head}");
     }
+
+    /// 2.x 422: a partial write. The accepted points are not resent.
+    #[tokio::test]
+    async fn v2_partial_write_is_not_resent() {
+        let (url, seen) = serve(|_, _| {
+            (
+                422,
+                "",
+                r#"{"code":"unprocessable entity","message":"failure writing points to database: partial write: points beyond retention policy dropped=1"}"#.into(),
+            )
+        })
+        .await;
+        let rejected = sink(&url, InfluxApi::V2)
+            .write(&records(&["m x=1 1", "m x=2 2"]))
+            .await
+            .unwrap();
+        assert_eq!(rejected, 1);
+        assert_eq!(seen.lock().unwrap().len(), 1, "one request, no resend");
+    }
 }
