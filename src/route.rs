@@ -436,7 +436,15 @@ fn encode_point(
         return None;
     }
     line.push(' ');
-    push_i64(&mut line, time.div_euclid(m.precision.nanos()));
+    let per_unit = m.precision.nanos();
+    push_i64(
+        &mut line,
+        if per_unit == 1 {
+            time
+        } else {
+            time.div_euclid(per_unit)
+        },
+    );
     Some(line)
 }
 
