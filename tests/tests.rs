@@ -65,11 +65,17 @@ document = {}
 
 impl Sluice {
     fn start(config: &str) -> Sluice {
+        Sluice::start_with_env(config, &[])
+    }
+
+    /// Start with extra environment variables (e.g. secrets for `${NAME}`).
+    fn start_with_env(config: &str, env: &[(&str, &str)]) -> Sluice {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("sluice.toml"), config).unwrap();
         let mut child = Command::new(BIN)
             .args(["run", "-c", "sluice.toml"])
             .current_dir(dir.path())
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -1067,6 +1073,18 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String
     (status, body.trim().to_owned())
 }
 
+/// Status lines (`status seq=N`) as points in measurement "status".
+const STATUS_ROUTE: &str = r#"
+[[routes]]
+name = "status"
+sink = "influx"
+final = true
+pattern = 'status seq='
+[routes.metric]
+measurement = "status"
+key_values = true
+"#;
+
 fn influx_config(influx: &Influxd, db: &str, routes: &str) -> String {
     config(
         "",
@@ -1177,17 +1195,7 @@ fields = { used = "int", ratio = "float", ok = "bool", note = "string" }
 fn influxdb_outage_of_30_seconds_loses_nothing() {
     let mut influx = Influxd::start();
     influx.query("", "CREATE DATABASE outage");
-    let routes = r#"
-[[routes]]
-name = "status"
-sink = "influx"
-final = true
-pattern = 'status seq='
-[routes.metric]
-measurement = "status"
-key_values = true
-"#;
-    let mut s = Sluice::start(&influx_config(&influx, "outage", routes));
+    let mut s = Sluice::start(&influx_config(&influx, "outage", STATUS_ROUTE));
     let mut conn = TcpStream::connect(s.addr("tcp")).unwrap();
     let mut send = |range: std::ops::Range<usize>| {
         for i in range {
@@ -1519,14 +1527,7 @@ database = "secured"
 username = "writer"
 password = "${{SLUICE_TEST_INFLUX_PASSWORD}}"
 linger_ms = 50
-[[routes]]
-name = "status"
-sink = "influx"
-final = true
-pattern = 'status seq='
-[routes.metric]
-measurement = "status"
-key_values = true
+{STATUS_ROUTE}
 [default_route]
 sink = "events"
 document = {{}}
@@ -1534,26 +1535,8 @@ document = {{}}
             influx.url()
         ),
     );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("sluice.toml"), &config).unwrap();
-    // Started by hand: the password comes from the environment.
-    let mut child = Command::new(BIN)
-        .args(["run", "-c", "sluice.toml"])
-        .current_dir(dir.path())
-        .env("SLUICE_TEST_INFLUX_PASSWORD", "wr1ter")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let mut s = Sluice {
-        child: Some(child),
-        dir,
-        ready: serde_json::from_str(&line).unwrap(),
-    };
+    // The password comes from the environment.
+    let mut s = Sluice::start_with_env(&config, &[("SLUICE_TEST_INFLUX_PASSWORD", "wr1ter")]);
     tcp_send(
         s.addr("tcp"),
         b"<14>1 2026-11-24T10:00:00Z h app - - - status seq=1\n",
