@@ -201,7 +201,9 @@ struct RawMetric {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RawDocument {}
+struct RawDocument {
+    format: Option<DocumentFormat>,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -453,7 +455,22 @@ impl Conditions {
 #[derive(Debug, Clone)]
 pub enum OutputConfig {
     Metric(MetricConfig),
-    Document,
+    Document(DocumentFormat),
+}
+
+/// The shape of a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentFormat {
+    /// The canonical event JSON plus received_at, peer, route, captures
+    /// (the default for file and stdout sinks).
+    Canonical,
+    /// Elastic Common Schema: `@timestamp`, `message`, `log.syslog.*`,
+    /// `host.hostname`, `process.*` (the default for Elasticsearch sinks).
+    Ecs,
+    /// What Flume's ElasticSearchSink with the logstash serializer wrote:
+    /// `@message`, `@timestamp`, `@source_host`, `@fields` (Flume's headers).
+    Flume,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1517,7 +1534,12 @@ impl Validator<'_, '_> {
                 pattern.as_ref().map(|(re, _)| re),
                 &capture_types,
             )?),
-            (None, Some(_)) => OutputConfig::Document,
+            (None, Some(d)) => {
+                OutputConfig::Document(d.format.unwrap_or(match sinks.get(sink).map(|s| &s.kind) {
+                    Some(SinkKind::Elasticsearch(_)) => DocumentFormat::Ecs,
+                    _ => DocumentFormat::Canonical,
+                }))
+            }
             (Some(_), Some(_)) => {
                 return Err(self.err(base, "a route has either [metric] or [document], not both"));
             }
@@ -2075,5 +2097,32 @@ path = "x"
             e.contains("grok.pattern_files: pattern GCLINE: unknown grok pattern %{MISSING}"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn document_format_defaults_follow_the_sink() {
+        let text = format!(
+            "{BASE}\n[[sinks]]\nname = \"es\"\ntype = \"elasticsearch\"\nurls = [\"http://es:9200\"]\nindex = \"syslog-%Y.%m.%d\"\n[[routes]]\nname = \"to_es\"\nsink = \"es\"\ndocument = {{}}\n[[routes]]\nname = \"to_file\"\nsink = \"f\"\ndocument = {{}}\n[[routes]]\nname = \"legacy\"\nsink = \"es\"\ndocument = {{ format = \"flume\" }}\n{DEFAULT_ROUTE}"
+        );
+        let c = Config::from_toml(&text, "t").unwrap();
+        let formats: Vec<Option<DocumentFormat>> = c
+            .routes
+            .iter()
+            .map(|r| match r.output {
+                OutputConfig::Document(f) => Some(f),
+                OutputConfig::Metric(_) => None,
+            })
+            .collect();
+        assert_eq!(
+            formats,
+            [
+                Some(DocumentFormat::Ecs),
+                Some(DocumentFormat::Canonical),
+                Some(DocumentFormat::Flume),
+                Some(DocumentFormat::Canonical)
+            ]
+        );
+        let e = err(&text.replace("format = \"flume\"", "format = \"xml\""));
+        assert!(e.contains("format"), "{e}");
     }
 }

@@ -120,7 +120,7 @@ pub fn report(event: &Event, config: Option<(&Config, &Router)>) -> String {
                         out.push_str(",\"line\":");
                         write_json_str(&mut out, &r.payload);
                     }
-                    (crate::config::OutputConfig::Document, Some(r)) => {
+                    (crate::config::OutputConfig::Document(_), Some(r)) => {
                         out.push_str(",\"document\":");
                         out.push_str(&r.payload);
                     }

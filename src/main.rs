@@ -248,7 +248,7 @@ fn describe_outputs(config: &Config) -> String {
         if let Some(s) = config.sinks.get(r.sink) {
             let what = match r.output {
                 OutputConfig::Metric(_) => "metrics",
-                OutputConfig::Document => "documents",
+                OutputConfig::Document(_) => "documents",
             };
             let to = match &s.kind {
                 SinkKind::File { path } => path.display().to_string(),
@@ -343,7 +343,7 @@ fn check(config: Config) -> ExitCode {
         let sink = config.sinks.get(r.sink).map_or("?", |s| s.name.as_str());
         let output = match &r.output {
             OutputConfig::Metric(m) => format!("metric {}", m.measurement),
-            OutputConfig::Document => "document".to_owned(),
+            OutputConfig::Document(f) => format!("document ({f:?})").to_lowercase(),
         };
         let mut conds = Vec::new();
         if r.is_default {

@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use regex::Captures;
 
 use crate::config::{
-    FieldType, HeaderField, MeasurementPart, MetricConfig, OnConversionError, OutputConfig, Source,
-    UnsignedAs, facility_name, severity_name,
+    DocumentFormat, FieldType, HeaderField, MeasurementPart, MetricConfig, OnConversionError,
+    OutputConfig, Source, UnsignedAs, facility_name, severity_name,
 };
 use crate::event::{Event, Timestamp, write_json_str, write_rfc3339};
 
@@ -94,7 +94,13 @@ pub fn encode(
         .map_or(event.received_nanos, |t| t.unix_nanos);
     let payload = match output {
         OutputConfig::Metric(m) => encode_point(m, event, captures, time, errors)?,
-        OutputConfig::Document => encode_document(route_name, capture_names, event, captures),
+        OutputConfig::Document(DocumentFormat::Canonical) => {
+            encode_document(route_name, capture_names, event, captures)
+        }
+        OutputConfig::Document(DocumentFormat::Ecs) => {
+            encode_ecs(route_name, capture_names, event, captures)
+        }
+        OutputConfig::Document(DocumentFormat::Flume) => encode_flume(event),
     };
     Some(Record {
         payload,
@@ -477,7 +483,31 @@ fn encode_document(
     }
     doc.push_str(",\"route\":");
     write_json_str(&mut doc, route_name);
-    doc.push_str(",\"captures\":{");
+    doc.push_str(",\"captures\":");
+    push_captures(&mut doc, capture_names, captures);
+    doc.push('}');
+    doc
+}
+
+/// UTC RFC 3339 of an instant, with `digits` fractional digits.
+fn push_utc(out: &mut String, unix_nanos: i64, digits: u8) {
+    write_rfc3339(
+        out,
+        &Timestamp {
+            unix_nanos,
+            offset_secs: 0,
+            frac_digits: digits,
+        },
+    );
+}
+
+/// `"name":{"k":"v",...}` of a route's captures; nothing when there are none.
+fn push_captures(
+    out: &mut String,
+    capture_names: &[(usize, String)],
+    captures: Option<&Captures<'_>>,
+) {
+    out.push('{');
     if let Some(c) = captures {
         let mut first = true;
         for (index, name) in capture_names {
@@ -485,13 +515,169 @@ fn encode_document(
                 continue;
             };
             if !first {
-                doc.push(',');
+                out.push(',');
             }
             first = false;
-            write_json_str(&mut doc, name);
-            doc.push(':');
-            write_json_str(&mut doc, value.as_str());
+            write_json_str(out, name);
+            out.push(':');
+            write_json_str(out, value.as_str());
         }
+    }
+    out.push('}');
+}
+
+/// Elastic Common Schema (8.x field names): `@timestamp` (the event's time,
+/// else the receive time, in UTC), `message`, `log.syslog.*` (facility and
+/// severity code and name, hostname, appname, procid, msgid,
+/// structured_data), `host.hostname`, `process.name` / `process.pid`,
+/// `source.address`, `event.created`, and Sluice's own `sluice.route`,
+/// `sluice.valid`, `sluice.captures`.
+fn encode_ecs(
+    route_name: &str,
+    capture_names: &[(usize, String)],
+    event: &Event,
+    captures: Option<&Captures<'_>>,
+) -> String {
+    let mut doc = String::with_capacity(event.text().len() * 2 + 384);
+    doc.push_str("{\"@timestamp\":\"");
+    match event.timestamp {
+        Some(t) => push_utc(&mut doc, t.unix_nanos, t.frac_digits.max(3)),
+        None => push_utc(&mut doc, event.received_nanos, 6),
+    }
+    doc.push_str("\",\"message\":");
+    write_json_str(&mut doc, event.message());
+    doc.push_str(",\"log\":{\"syslog\":{");
+    let mut first = true;
+    let mut sep = |doc: &mut String| {
+        if !first {
+            doc.push(',');
+        }
+        first = false;
+    };
+    if let Some(f) = event.facility {
+        sep(&mut doc);
+        let _ = write!(doc, "\"facility\":{{\"code\":{f},\"name\":");
+        write_json_str(&mut doc, facility_name(f));
+        doc.push('}');
+    }
+    if let Some(sv) = event.severity {
+        sep(&mut doc);
+        let _ = write!(doc, "\"severity\":{{\"code\":{sv},\"name\":");
+        write_json_str(&mut doc, severity_name(sv));
+        doc.push('}');
+    }
+    for (key, value) in [
+        ("hostname", event.hostname()),
+        ("appname", event.appname()),
+        ("procid", event.procid()),
+        ("msgid", event.msgid()),
+    ] {
+        if let Some(v) = value {
+            sep(&mut doc);
+            write_json_str(&mut doc, key);
+            doc.push(':');
+            write_json_str(&mut doc, v);
+        }
+    }
+    if !event.structured_data.is_empty() {
+        sep(&mut doc);
+        doc.push_str("\"structured_data\":");
+        event.write_structured_data_json(&mut doc);
+    }
+    doc.push_str("}}");
+    if let Some(h) = event.hostname() {
+        doc.push_str(",\"host\":{\"hostname\":");
+        write_json_str(&mut doc, h);
+        doc.push('}');
+    }
+    let pid = event.procid().and_then(|p| p.parse::<u32>().ok());
+    if event.appname().is_some() || pid.is_some() {
+        doc.push_str(",\"process\":{");
+        if let Some(a) = event.appname() {
+            doc.push_str("\"name\":");
+            write_json_str(&mut doc, a);
+        }
+        if let Some(p) = pid {
+            if event.appname().is_some() {
+                doc.push(',');
+            }
+            let _ = write!(doc, "\"pid\":{p}");
+        }
+        doc.push('}');
+    }
+    if let Some(peer) = event.peer {
+        let _ = write!(
+            doc,
+            ",\"source\":{{\"address\":\"{}\",\"port\":{}}}",
+            peer.ip(),
+            peer.port()
+        );
+    }
+    doc.push_str(",\"event\":{\"created\":\"");
+    push_utc(&mut doc, event.received_nanos, 6);
+    doc.push_str("\"},\"sluice\":{\"route\":");
+    write_json_str(&mut doc, route_name);
+    let _ = write!(
+        doc,
+        ",\"protocol\":\"{}\",\"valid\":{},\"captures\":",
+        event.protocol.as_str(),
+        event.valid
+    );
+    push_captures(&mut doc, capture_names, captures);
+    doc.push_str("}}");
+    doc
+}
+
+/// The document Flume's ElasticSearchSink wrote with its logstash
+/// serializer (ElasticSearchLogStashEventSerializer): `@message` (the body),
+/// `@timestamp` (from the `timestamp` header — here the event's time, else
+/// the receive time), `@source_host` (the `host` header) and `@fields`:
+/// every Flume syslog header as a string — `Facility`, `Severity`, `host`,
+/// `timestamp` (epoch ms), and `flume.syslog.status = "Invalid"` for a frame
+/// that could not be parsed.
+fn encode_flume(event: &Event) -> String {
+    let mut doc = String::with_capacity(event.text().len() + 256);
+    doc.push_str("{\"@message\":");
+    write_json_str(&mut doc, event.message());
+    let time = event
+        .timestamp
+        .map_or(event.received_nanos, |t| t.unix_nanos);
+    doc.push_str(",\"@timestamp\":\"");
+    push_utc(&mut doc, time, 3);
+    doc.push('"');
+    if let Some(h) = event.hostname() {
+        doc.push_str(",\"@source_host\":");
+        write_json_str(&mut doc, h);
+    }
+    doc.push_str(",\"@fields\":{");
+    let mut first = true;
+    let mut field = |doc: &mut String, key: &str, value: &str| {
+        if !first {
+            doc.push(',');
+        }
+        first = false;
+        write_json_str(doc, key);
+        doc.push(':');
+        write_json_str(doc, value);
+    };
+    if let Some(f) = event.facility {
+        field(&mut doc, "Facility", &f.to_string());
+    }
+    if let Some(sv) = event.severity {
+        field(&mut doc, "Severity", &sv.to_string());
+    }
+    if let Some(h) = event.hostname() {
+        field(&mut doc, "host", h);
+    }
+    if let Some(t) = event.timestamp {
+        field(
+            &mut doc,
+            "timestamp",
+            &t.unix_nanos.div_euclid(1_000_000).to_string(),
+        );
+    }
+    if !event.valid {
+        field(&mut doc, "flume.syslog.status", "Invalid");
     }
     doc.push_str("}}");
     doc
@@ -682,7 +868,7 @@ mod tests {
         let re = Regex::new(r"used=(?P<used>\d+)").unwrap();
         let caps = re.captures(e.message()).unwrap();
         let r = encode(
-            &OutputConfig::Document,
+            &OutputConfig::Document(DocumentFormat::Canonical),
             "docs",
             &capture_names(&re),
             &e,
@@ -695,5 +881,82 @@ mod tests {
         assert_eq!(v["route"], "docs");
         assert_eq!(v["captures"]["used"], "12");
         assert_eq!(v["valid"], true);
+    }
+
+    fn document(format: DocumentFormat, frame: &str, pattern: Option<&str>) -> serde_json::Value {
+        let e = decode(
+            Bytes::copy_from_slice(frame.as_bytes()),
+            Some("10.0.0.5:50122".parse().unwrap()),
+            1_795_520_100_000_000_000,
+            &DecodeOptions::default(),
+        );
+        let re = pattern.map(|p| Regex::new(p).unwrap());
+        let caps = re.as_ref().and_then(|re| re.captures(e.message()));
+        let names = re.as_ref().map(capture_names).unwrap_or_default();
+        let r = encode(
+            &OutputConfig::Document(format),
+            "docs",
+            &names,
+            &e,
+            caps.as_ref(),
+            &mut Vec::new(),
+        )
+        .unwrap();
+        serde_json::from_str(&r.payload).unwrap()
+    }
+
+    #[test]
+    fn ecs_documents() {
+        let v = document(
+            DocumentFormat::Ecs,
+            r#"<134>1 2026-11-23T10:00:00.123+09:00 web01 billing 4711 GC [mdc@18060 user="kim"] heap_used=1234"#,
+            Some(r"heap_used=(?P<used>\d+)"),
+        );
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "@timestamp": "2026-11-23T01:00:00.123Z",
+                "message": "heap_used=1234",
+                "log": {"syslog": {
+                    "facility": {"code": 16, "name": "local0"},
+                    "severity": {"code": 6, "name": "info"},
+                    "hostname": "web01", "appname": "billing", "procid": "4711", "msgid": "GC",
+                    "structured_data": {"mdc@18060": {"user": "kim"}}
+                }},
+                "host": {"hostname": "web01"},
+                "process": {"name": "billing", "pid": 4711},
+                "source": {"address": "10.0.0.5", "port": 50122},
+                "event": {"created": "2026-11-24T11:35:00.000000Z"},
+                "sluice": {"route": "docs", "protocol": "rfc5424", "valid": true, "captures": {"used": "1234"}}
+            })
+        );
+        // No header, no time: the receive time; no host/process objects.
+        let v = document(DocumentFormat::Ecs, "<14>hello", None);
+        assert_eq!(v["@timestamp"], "2026-11-24T11:35:00.000000Z");
+        assert!(v.get("host").is_none() && v.get("process").is_none());
+    }
+
+    #[test]
+    fn flume_documents_keep_the_logstash_shape() {
+        let v = document(
+            DocumentFormat::Flume,
+            "<134>Nov 23 10:00:00 web01 app: heap_used=1234",
+            None,
+        );
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "@message": "heap_used=1234",
+                "@timestamp": "2026-11-23T10:00:00.000Z",
+                "@source_host": "web01",
+                "@fields": {"Facility": "16", "Severity": "6", "host": "web01", "timestamp": "1795428000000"}
+            })
+        );
+        let v = document(DocumentFormat::Flume, "garbage", None);
+        assert_eq!(
+            v["@fields"],
+            serde_json::json!({"flume.syslog.status": "Invalid"})
+        );
+        assert_eq!(v["@message"], "garbage");
     }
 }
