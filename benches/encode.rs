@@ -77,5 +77,34 @@ document = {}
     group.finish();
 }
 
-criterion_group!(benches, bench_encode);
+/// An Elasticsearch document: a typical event encoded as ECS, given its id
+/// and framed as a `_bulk` action + source pair.
+fn bench_document(c: &mut Criterion) {
+    use sluice::config::DocumentFormat;
+    use sluice::sinks::elasticsearch::{Item, bulk_body, document_id, index_name};
+    let event = decode(
+        Bytes::from_static(b"<134>1 2026-11-24T11:34:54.606Z web01.example.com orders 17078 Audit [mdc@18060 requestId=\"r-42\" user=\"alice\"] Order created id=1001 customer=9912 total=129.95 currency=EUR"),
+        Some("10.0.0.5:50122".parse().unwrap()),
+        1_795_520_100_000_000_000,
+        &DecodeOptions::default(),
+    );
+    let output = sluice::config::OutputConfig::Document(DocumentFormat::Ecs);
+    let mut errors = Vec::new();
+    let mut group = c.benchmark_group("document");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("ecs_bulk_item", |b| {
+        b.iter(|| {
+            let record = encode(&output, "events", &[], &event, None, &mut errors).unwrap();
+            let item = Item {
+                index: index_name("syslog-%Y.%m.%d", record.time_nanos),
+                id: Some(document_id(&record.payload)),
+                source: &record.payload,
+            };
+            std::hint::black_box(bulk_body(std::slice::from_ref(&item), &[0]))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_encode, bench_document);
 criterion_main!(benches);

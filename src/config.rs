@@ -150,6 +150,9 @@ enum RawSink {
         gzip: Option<bool>,
         timeout_secs: Option<u64>,
         max_retries: Option<u32>,
+        max_retry_secs: Option<u64>,
+        dead_letter_path: Option<PathBuf>,
+        document_ids: Option<bool>,
     },
 }
 
@@ -409,6 +412,12 @@ pub struct ElasticsearchConfig {
     pub gzip: bool,
     pub timeout: Duration,
     pub max_retries: u32,
+    /// Give up on items after retrying this long (then they are dead-lettered).
+    pub max_retry_time: Duration,
+    pub dead_letter: Option<PathBuf>,
+    /// Deterministic `_id`s with the `create` action, so retries never
+    /// duplicate; false: Elasticsearch generates ids (`index` action).
+    pub document_ids: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -1363,11 +1372,30 @@ impl Validator<'_, '_> {
                 gzip,
                 timeout_secs,
                 max_retries,
+                max_retry_secs,
+                dead_letter_path,
+                document_ids,
             } => {
                 self.urls(base, &urls)?;
                 if index.is_empty() {
                     return Err(self.err(&at(base, "index"), "must not be empty"));
                 }
+                if let Some(bad) = index
+                    .split('%')
+                    .skip(1)
+                    .find(|p| !p.starts_with(['Y', 'm', 'd', 'H', '%']))
+                {
+                    return Err(self.err(
+                        &at(base, "index"),
+                        format!(
+                            "unknown %{} in the index pattern (%Y, %m, %d, %H)",
+                            bad.chars().next().unwrap_or(' ')
+                        ),
+                    ));
+                }
+                let dead_letter = Some(dead_letter_path.unwrap_or_else(|| {
+                    PathBuf::from(format!("sluice-data/dead-letter/{name}.ndjson"))
+                }));
                 SinkConfig {
                     name,
                     batch_max_events: self.batch(base, batch_max_events, 5_000)?,
@@ -1383,6 +1411,9 @@ impl Validator<'_, '_> {
                         gzip: gzip.unwrap_or(true),
                         timeout: Duration::from_secs(timeout_secs.unwrap_or(30)),
                         max_retries: max_retries.unwrap_or(10),
+                        max_retry_time: Duration::from_secs(max_retry_secs.unwrap_or(600)),
+                        dead_letter,
+                        document_ids: document_ids.unwrap_or(true),
                     }),
                 }
             }

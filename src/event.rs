@@ -381,6 +381,25 @@ pub fn write_json_str(out: &mut String, s: &str) {
 }
 
 /// Append `ts` as RFC 3339 with its own offset (`Z` for UTC).
+/// `v` in decimal, zero-padded to at least `width` digits.
+pub fn push_padded(out: &mut String, v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    let mut n = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let start = i.min(buf.len().saturating_sub(width));
+    for &b in &buf[start..] {
+        out.push(char::from(b));
+    }
+}
+
 pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
     let local = ts
         .unix_nanos
@@ -390,27 +409,35 @@ pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
     let days = local.div_euclid(86_400);
     let secs_of_day = local.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        y,
-        m,
-        d,
-        secs_of_day / 3600,
-        secs_of_day / 60 % 60,
-        secs_of_day % 60
-    );
+    // By hand: this runs for every document.
+    if y < 0 {
+        out.push('-');
+    }
+    push_padded(out, y.unsigned_abs(), 4);
+    out.push('-');
+    push_padded(out, u64::from(m), 2);
+    out.push('-');
+    push_padded(out, u64::from(d), 2);
+    out.push('T');
+    push_padded(out, (secs_of_day / 3600) as u64, 2);
+    out.push(':');
+    push_padded(out, (secs_of_day / 60 % 60) as u64, 2);
+    out.push(':');
+    push_padded(out, (secs_of_day % 60) as u64, 2);
     if ts.frac_digits > 0 {
         let digits = u32::from(ts.frac_digits.min(9));
         let frac = nanos / 10_i64.pow(9 - digits);
-        let _ = write!(out, ".{:0width$}", frac, width = digits as usize);
+        out.push('.');
+        push_padded(out, frac as u64, digits as usize);
     }
     if ts.offset_secs == 0 {
         out.push('Z');
     } else {
-        let sign = if ts.offset_secs < 0 { '-' } else { '+' };
+        out.push(if ts.offset_secs < 0 { '-' } else { '+' });
         let abs = ts.offset_secs.unsigned_abs();
-        let _ = write!(out, "{sign}{:02}:{:02}", abs / 3600, abs / 60 % 60);
+        push_padded(out, u64::from(abs / 3600), 2);
+        out.push(':');
+        push_padded(out, u64::from(abs / 60 % 60), 2);
     }
 }
 

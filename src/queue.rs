@@ -197,6 +197,7 @@ mod tests {
         Record {
             payload: i.to_string(),
             time_nanos: i,
+            key: None,
         }
     }
 

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+mod es_server;
+use es_server::EsServer;
+
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
 /// A running sluice; killed on drop if the test did not stop it.
@@ -1578,5 +1581,200 @@ document = {{}}
         "{rows}"
     );
     assert_eq!(s.health()["status"], "ok");
+    assert!(s.stop().success());
+}
+
+// ------------------------------------------------------------ Elasticsearch
+
+fn es_config(nodes: &[String], extra_sink: &str, routes: &str) -> String {
+    let urls: Vec<String> = nodes.iter().map(|u| format!("\"{u}\"")).collect();
+    config(
+        "",
+        &format!(
+            r#"
+[[sinks]]
+name = "es"
+type = "elasticsearch"
+urls = [{}]
+index = "syslog-%Y.%m.%d"
+linger_ms = 50
+timeout_secs = 5
+{extra_sink}
+{routes}
+[default_route]
+sink = "events"
+document = {{}}
+"#,
+            urls.join(", ")
+        ),
+    )
+}
+
+/// Documents arrive in the index of their day (UTC), in the ECS shape by
+/// default and in Flume's shape where a route asks for it.
+#[test]
+fn elasticsearch_documents_arrive_with_index_names_and_shapes() {
+    let es = EsServer::start();
+    let routes = r#"
+[[routes]]
+name = "ecs"
+sink = "es"
+appname = "billing"
+document = {}
+[[routes]]
+name = "legacy"
+sink = "es"
+appname = "orders"
+document = { format = "flume" }
+"#;
+    let mut s = Sluice::start(&es_config(&[es.url()], "", routes));
+    tcp_send(
+        s.addr("tcp"),
+        b"<134>1 2026-11-23T23:30:00.123+01:00 web01 billing 4711 GC - heap_used=1234\n<166>1 2026-11-24T10:00:00Z web02 orders - - - Order created id=1001\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while es.total() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // 23:30+01:00 is 22:30 UTC on the 23rd.
+    let ecs = es.docs("syslog-2026.11.23");
+    assert_eq!(ecs.len(), 1, "{ecs:?}");
+    let doc = ecs.values().next().unwrap();
+    assert_eq!(doc["@timestamp"], "2026-11-23T22:30:00.123Z");
+    assert_eq!(doc["log"]["syslog"]["facility"]["name"], "local0");
+    assert_eq!(doc["host"]["hostname"], "web01");
+    assert_eq!(doc["process"]["pid"], 4711);
+    assert_eq!(doc["message"], "heap_used=1234");
+    let flume = es.docs("syslog-2026.11.24");
+    let doc = flume.values().next().unwrap();
+    assert_eq!(doc["@message"], "Order created id=1001");
+    assert_eq!(doc["@source_host"], "web02");
+    assert_eq!(doc["@fields"]["Facility"], "20");
+    assert!(s.stop().success());
+}
+
+/// With 20% of items answered 429, every document is stored exactly once;
+/// documents with a mapping error (400) are dead-lettered with the reason.
+#[test]
+fn elasticsearch_429_items_are_retried_and_400_items_dead_lettered() {
+    let es = EsServer::start();
+    es.knobs(|k| {
+        k.reject_429_percent = 20;
+        k.mapping_error_marker = Some("BROKEN".into());
+    });
+    let routes = "[[routes]]\nname = \"all\"\nsink = \"es\"\nfinal = true\ndocument = {}\n";
+    let mut s = Sluice::start(&es_config(&[es.url()], "", routes));
+    let mut frames = String::new();
+    for i in 0..500 {
+        let text = if i % 100 == 7 { "BROKEN" } else { "ok" };
+        frames.push_str(&format!(
+            "<14>1 2026-11-24T10:00:00.{i:06}Z h app - - - n={i} {text}\n"
+        ));
+    }
+    tcp_send(s.addr("tcp"), frames.as_bytes());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while es.total() < 495 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let docs = es.docs("syslog-2026.11.24");
+    let mut ns: Vec<u64> = docs
+        .values()
+        .map(|d| {
+            d["message"]
+                .as_str()
+                .unwrap()
+                .split(['=', ' '])
+                .nth(1)
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    ns.sort_unstable();
+    let want: Vec<u64> = (0..500).filter(|i| i % 100 != 7).collect();
+    assert_eq!(ns, want, "every good document exactly once");
+    // About a fifth of the items really were answered 429 and sent again.
+    let answered_429 = es.state.lock().unwrap().answered_429;
+    assert!((50..=150).contains(&answered_429), "{answered_429}");
+    let sample = |r: &str| {
+        format!("sluice_sink_failed_records_total{{sink=\"es\",route=\"all\",reason=\"{r}\"}}")
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.metric(&sample("rejected")) < 5 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(s.metric(&sample("rejected")), 5);
+    assert_eq!(s.metric(&sample("gave_up")), 0);
+    let dead = read_lines(&s.path("sluice-data/dead-letter/es.ndjson"));
+    assert_eq!(dead.len(), 5);
+    for line in &dead {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(
+            v["reason"]
+                .as_str()
+                .unwrap()
+                .contains("mapper_parsing_exception"),
+            "{v}"
+        );
+        assert!(
+            v["document"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("BROKEN")
+        );
+        assert_eq!(v["index"], "syslog-2026.11.24");
+    }
+    assert!(s.stop().success());
+}
+
+/// A dead node is skipped and its traffic goes to the others; a restart of
+/// the server mid-stream loses nothing.
+#[test]
+fn elasticsearch_dead_node_is_skipped_and_a_restart_loses_nothing() {
+    let mut es = EsServer::start();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let routes = "[[routes]]\nname = \"all\"\nsink = \"es\"\nfinal = true\ndocument = {}\n";
+    let mut s = Sluice::start(&es_config(
+        &[format!("http://{dead}"), es.url()],
+        "",
+        routes,
+    ));
+    let mut conn = TcpStream::connect(s.addr("tcp")).unwrap();
+    let mut send = |range: std::ops::Range<usize>| {
+        for i in range {
+            conn.write_all(
+                format!("<14>1 2026-11-24T10:00:00.{i:06}Z h app - - - n={i}\n").as_bytes(),
+            )
+            .unwrap();
+        }
+    };
+    send(0..100);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while es.total() < 100 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        es.total(),
+        100,
+        "the live node took the dead node's traffic"
+    );
+    es.stop();
+    send(100..200);
+    std::thread::sleep(Duration::from_secs(2));
+    es.launch();
+    send(200..300);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while es.total() < 300 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        es.total(),
+        300,
+        "nothing lost across the restart, nothing twice"
+    );
+    drop(conn);
     assert!(s.stop().success());
 }

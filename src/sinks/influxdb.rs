@@ -620,6 +620,7 @@ mod tests {
             .map(|l| Record {
                 payload: (*l).to_owned(),
                 time_nanos: 0,
+                key: None,
             })
             .collect()
     }

@@ -7,6 +7,7 @@
 //! the records as failed. Every sink is async and batch-oriented, so the
 //! HTTP sinks (InfluxDB, Elasticsearch) fit the same worker.
 
+pub mod elasticsearch;
 mod file;
 mod influxdb;
 mod stdout;
@@ -19,6 +20,7 @@ use crate::queue::RouteQueue;
 use crate::route::Record;
 use crate::telemetry::SinkMetrics;
 
+pub use elasticsearch::ElasticsearchSink;
 pub use file::FileSink;
 pub use influxdb::InfluxSink;
 pub use stdout::StdoutSink;
@@ -58,14 +60,13 @@ pub enum SinkOpenError {
     },
     #[error("sink {sink:?}: {message}")]
     Setup { sink: String, message: String },
-    #[error("sink {sink:?}: type {kind} is not available in this build yet")]
-    Unsupported { sink: String, kind: &'static str },
 }
 
 pub enum Sink {
     File(FileSink),
     Stdout(StdoutSink),
     Influxdb(Box<InfluxSink>),
+    Elasticsearch(Box<ElasticsearchSink>),
 }
 
 impl Sink {
@@ -87,10 +88,12 @@ impl Sink {
                     sink: config.name.clone(),
                     message,
                 }),
-            other => Err(SinkOpenError::Unsupported {
-                sink: config.name.clone(),
-                kind: other.type_name(),
-            }),
+            SinkKind::Elasticsearch(c) => ElasticsearchSink::open(&config.name, c)
+                .map(|s| Sink::Elasticsearch(Box::new(s)))
+                .map_err(|message| SinkOpenError::Setup {
+                    sink: config.name.clone(),
+                    message,
+                }),
         }
     }
 
@@ -101,6 +104,7 @@ impl Sink {
             Sink::File(s) => s.write(batch).await.map(|()| 0),
             Sink::Stdout(s) => s.write(batch).await.map(|()| 0),
             Sink::Influxdb(s) => s.write(batch).await,
+            Sink::Elasticsearch(s) => s.write(batch).await,
         }
     }
 }

@@ -1,0 +1,564 @@
+//! Elasticsearch sink: documents through the `_bulk` API.
+//!
+//! Each document gets a deterministic `_id` (a 128-bit hash of the document,
+//! which carries the frame's text, peer and receive time) and goes with the
+//! `create` action, so a batch sent twice stores each document once: a 409
+//! on a retry means "already stored". A 200 answer is read item by item:
+//! items answered 429 or 5xx are sent again (only they, with backoff and
+//! jitter); other item errors (400 mapping errors, ...) are permanent and go
+//! to the dead-letter file with Elasticsearch's reason. Whole-request
+//! failures (transport, 429, 5xx) move to the next node, which is then
+//! skipped for a cool-down. Items still failing when the retry time runs out
+//! are dead-lettered too: nothing is dropped without a trace.
+
+use std::io::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::ElasticsearchConfig;
+use crate::event::civil_from_days;
+use crate::route::Record;
+
+use super::{RetryPolicy, SinkError};
+
+/// How long a node that failed is skipped.
+const NODE_COOL_DOWN: Duration = Duration::from_secs(30);
+
+pub struct ElasticsearchSink {
+    name: String,
+    config: ElasticsearchConfig,
+    client: reqwest::Client,
+    /// Per node: skipped until this instant after a failure.
+    nodes: Mutex<(usize, Vec<Option<Instant>>)>,
+    dead_letter: Option<Mutex<std::fs::File>>,
+    retry: RetryPolicy,
+}
+
+/// One document of a batch, ready to send.
+pub struct Item<'a> {
+    pub index: String,
+    pub id: Option<String>,
+    pub source: &'a str,
+}
+
+/// What became of the items of one request.
+struct Answer {
+    /// Items to send again (429, 5xx), with the last reason.
+    retry: Vec<(usize, String)>,
+    /// Items Elasticsearch refused for good, with its reason.
+    rejected: Vec<(usize, String)>,
+}
+
+impl ElasticsearchSink {
+    pub fn open(name: &str, config: &ElasticsearchConfig) -> Result<ElasticsearchSink, String> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let dead_letter = match &config.dead_letter {
+            Some(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                }
+                Some(Mutex::new(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .map_err(|e| {
+                            format!("cannot open dead-letter file {}: {e}", path.display())
+                        })?,
+                ))
+            }
+            None => None,
+        };
+        Ok(ElasticsearchSink {
+            name: name.to_owned(),
+            config: config.clone(),
+            client,
+            nodes: Mutex::new((0, vec![None; config.urls.len()])),
+            dead_letter,
+            retry: RetryPolicy {
+                max_attempts: config.max_retries.max(1),
+                max_elapsed: config.max_retry_time,
+                initial_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(5),
+            },
+        })
+    }
+
+    /// The next node to use (round-robin, skipping nodes in cool-down unless
+    /// all are).
+    fn node(&self) -> (usize, String) {
+        let now = Instant::now();
+        let n = self.config.urls.len().max(1);
+        let Ok(mut nodes) = self.nodes.lock() else {
+            return (0, self.config.urls.first().cloned().unwrap_or_default());
+        };
+        let start = nodes.0;
+        let mut pick = start % n;
+        for k in 0..n {
+            let i = (start + k) % n;
+            if nodes
+                .1
+                .get(i)
+                .copied()
+                .flatten()
+                .is_none_or(|until| until <= now)
+            {
+                pick = i;
+                break;
+            }
+        }
+        nodes.0 = pick + 1;
+        (
+            pick,
+            self.config.urls.get(pick).cloned().unwrap_or_default(),
+        )
+    }
+
+    fn node_failed(&self, i: usize) {
+        if let Ok(mut nodes) = self.nodes.lock() {
+            if let Some(slot) = nodes.1.get_mut(i) {
+                *slot = Some(Instant::now() + NODE_COOL_DOWN);
+            }
+        }
+    }
+
+    /// Write a batch. `Ok(n)`: every document stored except `n`, which are
+    /// in the dead-letter file.
+    pub async fn write(&self, batch: &[Record]) -> Result<u64, SinkError> {
+        let items: Vec<Item<'_>> = batch
+            .iter()
+            .map(|r| Item {
+                index: index_name(&self.config.index, r.time_nanos),
+                id: self.config.document_ids.then(|| match r.key {
+                    Some(key) => hex(&key),
+                    None => document_id(&r.payload),
+                }),
+                source: &r.payload,
+            })
+            .collect();
+        let mut pending: Vec<usize> = (0..items.len()).collect();
+        let mut rejected: Vec<(usize, String)> = Vec::new();
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        let mut progressed = false;
+        while !pending.is_empty() {
+            let mut retry: Vec<(usize, String)> = Vec::new();
+            let mut whole_failure: Option<(String, Option<Duration>)> = None;
+            for chunk in chunks(&items, &pending, self.config.batch_max_bytes) {
+                match self.request(&items, &chunk, attempt > 0).await {
+                    Ok(answer) => {
+                        progressed = true;
+                        retry.extend(answer.retry);
+                        rejected.extend(answer.rejected);
+                    }
+                    Err((reason, after)) => {
+                        retry.extend(chunk.iter().map(|&i| (i, reason.clone())));
+                        whole_failure = Some((reason, after));
+                    }
+                }
+            }
+            pending = retry.iter().map(|(i, _)| *i).collect();
+            if pending.is_empty() {
+                break;
+            }
+            attempt += 1;
+            let out_of_time =
+                attempt >= self.retry.max_attempts || started.elapsed() >= self.retry.max_elapsed;
+            if out_of_time {
+                if !progressed {
+                    // Nothing of this batch reached Elasticsearch: the
+                    // worker may retry it whole (or give up and count it).
+                    let (reason, _) = whole_failure.unwrap_or_default();
+                    return Err(SinkError::Permanent(format!(
+                        "{} attempts failed: {reason}",
+                        attempt
+                    )));
+                }
+                rejected.extend(
+                    retry
+                        .into_iter()
+                        .map(|(i, why)| (i, format!("gave up after {attempt} attempts: {why}"))),
+                );
+                break;
+            }
+            let wait = self
+                .retry
+                .backoff(attempt - 1)
+                .max(whole_failure.and_then(|(_, a)| a).unwrap_or_default());
+            tracing::warn!(sink = %self.name, items = pending.len(), attempt, ?wait, "Elasticsearch: retrying items");
+            tokio::time::sleep(wait).await;
+        }
+        self.dead_letter(&items, &rejected)?;
+        Ok(rejected.len() as u64)
+    }
+
+    /// One `_bulk` request for `chunk`. `Err` = the whole request failed
+    /// (reason, Retry-After).
+    async fn request(
+        &self,
+        items: &[Item<'_>],
+        chunk: &[usize],
+        is_retry: bool,
+    ) -> Result<Answer, (String, Option<Duration>)> {
+        let body = bulk_body(items, chunk);
+        let (node, base) = self.node();
+        let mut url = format!("{}/_bulk", base.trim_end_matches('/'));
+        if let Some(p) = &self.config.pipeline {
+            url.push_str("?pipeline=");
+            url.push_str(p);
+        }
+        let mut req = self
+            .client
+            .post(&url)
+            .header("Content-Type", "application/x-ndjson");
+        let body = if self.config.gzip {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            if enc.write_all(&body).is_err() {
+                return Err(("gzip failed".to_owned(), None));
+            }
+            req = req.header("Content-Encoding", "gzip");
+            enc.finish().map_err(|e| (format!("gzip: {e}"), None))?
+        } else {
+            body
+        };
+        let c = &self.config;
+        if let Some(key) = &c.api_key {
+            req = req.header("Authorization", format!("ApiKey {key}"));
+        } else if let Some(user) = &c.username {
+            req = req.basic_auth(user, c.password.as_deref());
+        }
+        let response = match req.body(body).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.node_failed(node);
+                return Err((format!("{base}: {e}"), None));
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .map(Duration::from_secs);
+        let text = response.text().await.unwrap_or_default();
+        if status == 429 || status >= 500 {
+            self.node_failed(node);
+            return Err((format!("{base}: {status} {}", short(&text)), retry_after));
+        }
+        if !(200..300).contains(&status) {
+            // The request itself was refused (auth, malformed): every item
+            // is held for retry; the reason shows in logs and /health.
+            return Err((
+                format!("{base}: {status} {}", short(&text)),
+                Some(Duration::from_secs(10)),
+            ));
+        }
+        Ok(read_items(&text, chunk, is_retry))
+    }
+
+    fn dead_letter(
+        &self,
+        items: &[Item<'_>],
+        rejected: &[(usize, String)],
+    ) -> Result<(), SinkError> {
+        if rejected.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(sink = %self.name, rejected = rejected.len(), reason = %rejected[0].1, "Elasticsearch refused documents");
+        let Some(file) = &self.dead_letter else {
+            return Ok(());
+        };
+        let mut text = String::new();
+        for (i, reason) in rejected {
+            let Some(item) = items.get(*i) else { continue };
+            let source: serde_json::Value =
+                serde_json::from_str(item.source).unwrap_or(serde_json::Value::Null);
+            let entry = serde_json::json!({
+                "sink": self.name,
+                "at": chrono::Utc::now().to_rfc3339(),
+                "index": item.index,
+                "id": item.id,
+                "reason": reason,
+                "document": source,
+            });
+            text.push_str(&entry.to_string());
+            text.push('\n');
+        }
+        let mut f = file
+            .lock()
+            .map_err(|_| SinkError::Permanent("dead-letter file lock poisoned".into()))?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| SinkError::retry(format!("cannot write the dead-letter file: {e}")))
+    }
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(300).collect()
+}
+
+/// Read a 200 `_bulk` answer item by item.
+fn read_items(text: &str, chunk: &[usize], is_retry: bool) -> Answer {
+    let mut answer = Answer {
+        retry: Vec::new(),
+        rejected: Vec::new(),
+    };
+    let v: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            answer.retry = chunk
+                .iter()
+                .map(|&i| (i, format!("unreadable _bulk answer: {e}")))
+                .collect();
+            return answer;
+        }
+    };
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    for (k, &i) in chunk.iter().enumerate() {
+        let Some(item) = items.get(k) else {
+            answer
+                .retry
+                .push((i, "missing from the _bulk answer".to_owned()));
+            continue;
+        };
+        let result = item
+            .as_object()
+            .and_then(|o| o.values().next())
+            .cloned()
+            .unwrap_or_default();
+        let status = result["status"].as_u64().unwrap_or(0);
+        let reason = || {
+            let e = &result["error"];
+            format!(
+                "{status} {}: {}",
+                e["type"].as_str().unwrap_or("error"),
+                e["reason"].as_str().unwrap_or("")
+            )
+        };
+        match status {
+            200..=299 => {}
+            // create of an id that exists: stored by an earlier attempt.
+            409 if is_retry => {}
+            429 | 500..=599 => answer.retry.push((i, reason())),
+            _ => answer.rejected.push((i, reason())),
+        }
+    }
+    answer
+}
+
+/// The NDJSON body for `chunk`: an action line (written by serde_json) and
+/// the document per item, every line ending in `\n`. Always `create`: with
+/// an `_id` a resend cannot duplicate, without one Elasticsearch generates
+/// it, and data streams accept nothing else.
+pub fn bulk_body(items: &[Item<'_>], chunk: &[usize]) -> Vec<u8> {
+    let size: usize = chunk
+        .iter()
+        .filter_map(|&i| items.get(i))
+        .map(|it| it.source.len() + it.index.len() + 80)
+        .sum();
+    let mut body = Vec::with_capacity(size);
+    for &i in chunk {
+        let Some(item) = items.get(i) else { continue };
+        let _ = serde_json::to_writer(
+            &mut body,
+            &Action {
+                create: Meta {
+                    index: &item.index,
+                    id: item.id.as_deref(),
+                },
+            },
+        );
+        body.push(b'\n');
+        // The document is one line of JSON already (the encoder escapes
+        // newlines inside strings).
+        body.extend_from_slice(item.source.as_bytes());
+        body.push(b'\n');
+    }
+    body
+}
+
+/// The action line, written by serde_json.
+#[derive(serde::Serialize)]
+struct Action<'a> {
+    create: Meta<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct Meta<'a> {
+    #[serde(rename = "_index")]
+    index: &'a str,
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+}
+
+/// Split `pending` into requests of at most `max_bytes` (a document larger
+/// than the bound goes alone).
+pub fn chunks(items: &[Item<'_>], pending: &[usize], max_bytes: usize) -> Vec<Vec<usize>> {
+    let mut out = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes = 0;
+    for &i in pending {
+        let Some(item) = items.get(i) else { continue };
+        let size = item.source.len() + item.index.len() + 80;
+        if !current.is_empty() && bytes + size > max_bytes {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += size;
+        current.push(i);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// `v` (not negative) in decimal, zero-padded to `width` digits.
+fn push_digits(out: &mut String, v: i64, width: u32) {
+    let v = v.max(0);
+    let digits = v.checked_ilog10().unwrap_or(0) + 1;
+    for _ in digits..width {
+        out.push('0');
+    }
+    let _ = std::fmt::Write::write_fmt(out, format_args!("{v}"));
+}
+
+/// The index for a document at `time_nanos`: `%Y`, `%m`, `%d`, `%H` of the
+/// time in UTC (`syslog-%Y.%m.%d`), `%%` a percent sign.
+pub fn index_name(pattern: &str, time_nanos: i64) -> String {
+    if !pattern.contains('%') {
+        return pattern.to_owned();
+    }
+    let secs = time_nanos.div_euclid(1_000_000_000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let h = secs.rem_euclid(86_400) / 3600;
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('Y') => push_digits(&mut out, y, 4),
+            Some('m') => push_digits(&mut out, i64::from(m), 2),
+            Some('d') => push_digits(&mut out, i64::from(d), 2),
+            Some('H') => push_digits(&mut out, h, 2),
+            Some(other) => {
+                out.push('%');
+                if other != '%' {
+                    out.push(other);
+                }
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+/// A stable 128-bit id of a document's text (SHA-256, first 16 bytes), for
+/// records that carry no key of their own.
+pub fn document_id(source: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(source.as_bytes())[..16])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_names_from_the_event_time_in_utc() {
+        // 2026-11-24T23:30:00Z
+        let t = 1_795_563_000_000_000_000;
+        assert_eq!(index_name("syslog-%Y.%m.%d", t), "syslog-2026.11.24");
+        assert_eq!(index_name("logs-%Y%m%d%H", t), "logs-2026112423");
+        assert_eq!(index_name("fixed", t), "fixed");
+        assert_eq!(index_name("a%%b", t), "a%b");
+    }
+
+    #[test]
+    fn ids_are_stable_and_distinct() {
+        assert_eq!(document_id("{\"a\":1}"), document_id("{\"a\":1}"));
+        assert_ne!(document_id("{\"a\":1}"), document_id("{\"a\":2}"));
+        assert_eq!(document_id("x").len(), 32);
+    }
+
+    #[test]
+    fn bulk_bodies_pair_actions_and_sources_and_end_in_a_newline() {
+        let items = [
+            Item {
+                index: "i".into(),
+                id: Some("1".into()),
+                source: "{\"m\":\"a\\nb\"}",
+            },
+            Item {
+                index: "i".into(),
+                id: None,
+                source: "{}",
+            },
+        ];
+        let body = bulk_body(&items, &[0, 1]);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "{\"create\":{\"_index\":\"i\",\"_id\":\"1\"}}\n{\"m\":\"a\\nb\"}\n{\"create\":{\"_index\":\"i\"}}\n{}\n"
+        );
+    }
+
+    #[test]
+    fn items_are_sorted_into_done_retry_and_rejected() {
+        let text = r#"{"took":3,"errors":true,"items":[
+            {"create":{"_index":"i","_id":"a","status":201,"result":"created"}},
+            {"create":{"_index":"i","_id":"b","status":429,"error":{"type":"es_rejected_execution_exception","reason":"queue full"}}},
+            {"create":{"_index":"i","_id":"c","status":400,"error":{"type":"mapper_parsing_exception","reason":"failed to parse field [x]"}}},
+            {"create":{"_index":"i","_id":"d","status":409,"error":{"type":"version_conflict_engine_exception","reason":"exists"}}},
+            {"create":{"_index":"i","_id":"e","status":503,"error":{"type":"unavailable_shards_exception","reason":"no shard"}}}
+        ]}"#;
+        let a = read_items(text, &[10, 11, 12, 13, 14], true);
+        assert_eq!(
+            a.retry.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            [11, 14]
+        );
+        assert_eq!(a.rejected.len(), 1);
+        assert_eq!(a.rejected[0].0, 12);
+        assert!(a.rejected[0].1.contains("mapper_parsing_exception"));
+        // A 409 on a first attempt is a real conflict, not a retry's echo.
+        let a = read_items(text, &[10, 11, 12, 13, 14], false);
+        assert_eq!(
+            a.rejected.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            [12, 13]
+        );
+    }
+
+    #[test]
+    fn chunks_respect_the_byte_bound() {
+        let items: Vec<Item<'_>> = (0..10)
+            .map(|_| Item {
+                index: "i".into(),
+                id: None,
+                source: "0123456789",
+            })
+            .collect();
+        let pending: Vec<usize> = (0..10).collect();
+        let c = chunks(&items, &pending, 200);
+        assert!(c.iter().all(|c| c.len() * 91 <= 200 || c.len() == 1));
+        assert_eq!(c.iter().map(Vec::len).sum::<usize>(), 10);
+    }
+}

@@ -1,0 +1,309 @@
+//! An in-repo stand-in for Elasticsearch's `_bulk` API, for the sink's
+//! tests (Elasticsearch cannot be installed here). It enforces what the
+//! Elasticsearch reference documents for `POST /_bulk` (docs/bulk API,
+//! 8.x: "Bulk API"):
+//!
+//! - the body is NDJSON: action line, then source line for `index`/`create`;
+//!   "the final line of data must end with a newline character `\n`" —
+//!   otherwise 400 `illegal_argument_exception` "The bulk request must be
+//!   terminated by a newline [\n]";
+//! - `Content-Type` must be `application/x-ndjson` (or `application/json`,
+//!   which Elasticsearch also accepts); anything else is 406 ("Content-Type
+//!   header [...] is not supported");
+//! - `Content-Encoding: gzip` bodies are accepted (http.compression);
+//! - the answer is 200 with `errors` and one `items` entry per action, in
+//!   order, each with `status`, and `error.type` / `error.reason` on failure;
+//! - `create` of an `_id` that exists is a per-item 409
+//!   `version_conflict_engine_exception`; `index` overwrites (200);
+//! - overload is a per-item 429 `es_rejected_execution_exception` (or a
+//!   whole-request 429/503), a mapping problem a per-item 400
+//!   `mapper_parsing_exception`.
+//!
+//! Failures are injected through [`Knobs`]; documents are kept in memory
+//! across a restart of the server (same port), as a cluster keeps them.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+
+/// Failures to inject.
+#[derive(Default, Clone)]
+pub struct Knobs {
+    /// Percent of documents answered 429 the first time they are seen.
+    pub reject_429_percent: u64,
+    /// Documents whose source contains this text get a 400 mapping error.
+    pub mapping_error_marker: Option<String>,
+    /// The next N requests are answered 503 as a whole.
+    pub fail_requests: usize,
+    /// Every answer waits this long.
+    pub delay: Duration,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub knobs: Knobs,
+    /// (index, id) → source.
+    pub docs: HashMap<(String, String), serde_json::Value>,
+    /// Ids already answered 429 once.
+    rejected_once: std::collections::HashSet<String>,
+    pub requests: usize,
+    /// Items answered 429.
+    pub answered_429: usize,
+    generated: u64,
+}
+
+pub struct EsServer {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<State>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl EsServer {
+    pub fn start() -> EsServer {
+        let mut s = EsServer {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            state: Arc::new(Mutex::new(State::default())),
+            runtime: None,
+        };
+        s.launch();
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Listen (again) on `self.addr`; documents survive a restart.
+    pub fn launch(&mut self) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let state = self.state.clone();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(self.addr))
+            .unwrap();
+        self.addr = listener.local_addr().unwrap();
+        let app = axum::Router::new()
+            .route("/_bulk", post(bulk))
+            .route("/{index}/_bulk", post(bulk))
+            .with_state(state);
+        runtime.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        self.runtime = Some(runtime);
+    }
+
+    /// Stop answering (connections are refused until [`EsServer::launch`]).
+    pub fn stop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+
+    pub fn knobs(&self, f: impl FnOnce(&mut Knobs)) {
+        f(&mut self.state.lock().unwrap().knobs);
+    }
+
+    /// Stored documents of `index`, by id.
+    pub fn docs(&self, index: &str) -> HashMap<String, serde_json::Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .docs
+            .iter()
+            .filter(|((i, _), _)| i == index)
+            .map(|((_, id), v)| (id.clone(), v.clone()))
+            .collect()
+    }
+
+    pub fn total(&self) -> usize {
+        self.state.lock().unwrap().docs.len()
+    }
+}
+
+impl Drop for EsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn error(status: StatusCode, kind: &str, reason: &str) -> (StatusCode, String) {
+    (
+        status,
+        serde_json::json!({"error": {"type": kind, "reason": reason}, "status": status.as_u16()})
+            .to_string(),
+    )
+}
+
+async fn bulk(
+    axum::extract::State(state): axum::extract::State<Arc<Mutex<State>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let delay = state.lock().unwrap().knobs.delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let mut st = state.lock().unwrap();
+    st.requests += 1;
+    if st.knobs.fail_requests > 0 {
+        st.knobs.fail_requests -= 1;
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "injected 503",
+        );
+    }
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/x-ndjson")
+        && !content_type.starts_with("application/json")
+    {
+        return error(
+            StatusCode::NOT_ACCEPTABLE,
+            "media_type_header_exception",
+            &format!("Content-Type header [{content_type}] is not supported"),
+        );
+    }
+    let gzip = headers
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let text = if gzip {
+        let mut out = String::new();
+        if flate2::read::GzDecoder::new(&body[..])
+            .read_to_string(&mut out)
+            .is_err()
+        {
+            return error(StatusCode::BAD_REQUEST, "parse_exception", "bad gzip body");
+        }
+        out
+    } else {
+        match String::from_utf8(body.to_vec()) {
+            Ok(s) => s,
+            Err(_) => return error(StatusCode::BAD_REQUEST, "parse_exception", "not UTF-8"),
+        }
+    };
+    if !text.ends_with('\n') {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "illegal_argument_exception",
+            "The bulk request must be terminated by a newline [\\n]",
+        );
+    }
+    let lines: Vec<&str> = text.split_terminator('\n').collect();
+    let mut items = Vec::new();
+    let mut errors = false;
+    let mut k = 0;
+    while k < lines.len() {
+        let Ok(action) = serde_json::from_str::<serde_json::Value>(lines[k]) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "x_content_parse_exception",
+                "Malformed action/metadata line",
+            );
+        };
+        let Some((op, meta)) = action.as_object().and_then(|o| o.iter().next()) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "illegal_argument_exception",
+                "Malformed action/metadata line",
+            );
+        };
+        let (op, meta) = (op.clone(), meta.clone());
+        if op != "create" && op != "index" {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "illegal_argument_exception",
+                &format!("unsupported action [{op}]"),
+            );
+        }
+        let Some(source_line) = lines.get(k + 1) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "illegal_argument_exception",
+                "action without a source line",
+            );
+        };
+        k += 2;
+        let index = meta["_index"].as_str().unwrap_or("").to_owned();
+        let Ok(source) = serde_json::from_str::<serde_json::Value>(source_line) else {
+            errors = true;
+            items.push(
+                serde_json::json!({op.clone(): {"_index": index, "status": 400,
+                "error": {"type": "document_parsing_exception", "reason": "failed to parse"}}}),
+            );
+            continue;
+        };
+        let id = match meta["_id"].as_str() {
+            Some(id) => id.to_owned(),
+            None => {
+                st.generated += 1;
+                format!("generated-{}", st.generated)
+            }
+        };
+        let item = |status: u16, kind: Option<(&str, &str)>| {
+            let mut r = serde_json::json!({"_index": index, "_id": id, "status": status});
+            if let Some((t, why)) = kind {
+                r["error"] = serde_json::json!({"type": t, "reason": why});
+            }
+            serde_json::json!({ op.clone(): r })
+        };
+        let marker = st.knobs.mapping_error_marker.clone();
+        if marker.is_some_and(|m| source_line.contains(&m)) {
+            errors = true;
+            items.push(item(
+                400,
+                Some((
+                    "mapper_parsing_exception",
+                    "failed to parse field [message] of type [long]",
+                )),
+            ));
+            continue;
+        }
+        let percent = st.knobs.reject_429_percent;
+        let hash = id
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        if percent > 0 && hash % 100 < percent && st.rejected_once.insert(id.clone()) {
+            errors = true;
+            st.answered_429 += 1;
+            items.push(item(
+                429,
+                Some((
+                    "es_rejected_execution_exception",
+                    "rejected execution of coordinating operation",
+                )),
+            ));
+            continue;
+        }
+        let key = (index.clone(), id.clone());
+        if op == "create" && st.docs.contains_key(&key) {
+            errors = true;
+            items.push(item(
+                409,
+                Some((
+                    "version_conflict_engine_exception",
+                    "document already exists",
+                )),
+            ));
+            continue;
+        }
+        let existed = st.docs.insert(key, source).is_some();
+        items.push(item(if existed { 200 } else { 201 }, None));
+    }
+    (
+        StatusCode::OK,
+        serde_json::json!({"took": 1, "errors": errors, "items": items}).to_string(),
+    )
+}
