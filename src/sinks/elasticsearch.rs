@@ -463,11 +463,10 @@ pub fn index_name(pattern: &str, time_nanos: i64) -> String {
     out
 }
 
-/// A stable 128-bit id of a document's text (SHA-256, first 16 bytes), for
-/// records that carry no key of their own.
+/// A stable 128-bit id of a document's text (XXH3-128), for records that
+/// carry no key of their own.
 pub fn document_id(source: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex(&Sha256::digest(source.as_bytes())[..16])
+    hex(&xxhash_rust::xxh3::xxh3_128(source.as_bytes()).to_le_bytes())
 }
 
 fn hex(bytes: &[u8]) -> String {
