@@ -1778,3 +1778,35 @@ fn elasticsearch_dead_node_is_skipped_and_a_restart_loses_nothing() {
     drop(conn);
     assert!(s.stop().success());
 }
+
+/// Whole requests answered 503, and answers slower than the sink's timeout,
+/// are retried until the documents are stored, each once.
+#[test]
+fn elasticsearch_whole_request_failures_and_slow_answers_are_retried() {
+    let es = EsServer::start();
+    es.knobs(|k| {
+        k.fail_requests = 3;
+        k.delay = Duration::from_millis(1500);
+    });
+    let routes = "[[routes]]\nname = \"all\"\nsink = \"es\"\nfinal = true\ndocument = {}\n";
+    // timeout_secs = 1 < the 1.5 s delay: the first answers time out.
+    let config = es_config(&[es.url()], "", routes).replace("timeout_secs = 5", "timeout_secs = 1");
+    let mut s = Sluice::start(&config);
+    let frames: String = (0..20)
+        .map(|i| format!("<14>1 2026-11-24T10:00:00.{i:06}Z h app - - - n={i}\n"))
+        .collect();
+    tcp_send(s.addr("tcp"), frames.as_bytes());
+    std::thread::sleep(Duration::from_secs(3));
+    es.knobs(|k| k.delay = Duration::ZERO);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while es.total() < 20 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(es.total(), 20);
+    assert!(es.state.lock().unwrap().requests >= 4, "3 failures, then success");
+    assert_eq!(
+        s.metric("sluice_sink_failed_records_total{sink=\"es\",route=\"all\",reason=\"rejected\"}"),
+        0
+    );
+    assert!(s.stop().success());
+}
