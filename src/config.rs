@@ -135,6 +135,7 @@ enum RawSink {
         retention_duration: Option<String>,
         unsigned: Option<UnsignedAs>,
         precision: Option<Precision>,
+        ca_file: Option<PathBuf>,
     },
     Elasticsearch {
         name: String,
@@ -153,6 +154,7 @@ enum RawSink {
         max_retry_secs: Option<u64>,
         dead_letter_path: Option<PathBuf>,
         document_ids: Option<bool>,
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -349,6 +351,9 @@ pub struct InfluxConfig {
     pub unsigned: UnsignedAs,
     /// Timestamp precision of the points written.
     pub precision: Precision,
+    /// PEM file of the CA(s) that sign the server's HTTPS certificate, in
+    /// addition to the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Timestamp precision of line protocol.
@@ -415,9 +420,12 @@ pub struct ElasticsearchConfig {
     /// Give up on items after retrying this long (then they are dead-lettered).
     pub max_retry_time: Duration,
     pub dead_letter: Option<PathBuf>,
-    /// Deterministic `_id`s with the `create` action, so retries never
-    /// duplicate; false: Elasticsearch generates ids (`index` action).
+    /// Deterministic `_id`s, so retries never duplicate; false:
+    /// Elasticsearch generates ids.
     pub document_ids: bool,
+    /// PEM file of the CA(s) that sign the nodes' HTTPS certificates, in
+    /// addition to the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -1280,6 +1288,7 @@ impl Validator<'_, '_> {
                 retention_duration,
                 unsigned,
                 precision,
+                ca_file,
             } => {
                 let create_database = create_database.unwrap_or(false);
                 if create_database && api == Some(InfluxApi::V2) {
@@ -1355,6 +1364,7 @@ impl Validator<'_, '_> {
                             InfluxApi::V2 => UnsignedAs::Unsigned,
                         }),
                         precision: precision.unwrap_or_default(),
+                        ca_file,
                     }),
                 }
             }
@@ -1375,6 +1385,7 @@ impl Validator<'_, '_> {
                 max_retry_secs,
                 dead_letter_path,
                 document_ids,
+                ca_file,
             } => {
                 self.urls(base, &urls)?;
                 if index.is_empty() {
@@ -1410,10 +1421,11 @@ impl Validator<'_, '_> {
                         batch_max_bytes: batch_max_bytes.unwrap_or(5 * 1024 * 1024),
                         gzip: gzip.unwrap_or(true),
                         timeout: Duration::from_secs(timeout_secs.unwrap_or(30)),
-                        max_retries: max_retries.unwrap_or(10),
+                        max_retries: max_retries.unwrap_or(1_000),
                         max_retry_time: Duration::from_secs(max_retry_secs.unwrap_or(600)),
                         dead_letter,
                         document_ids: document_ids.unwrap_or(true),
+                        ca_file,
                     }),
                 }
             }

@@ -50,6 +50,9 @@ pub struct RouteQueue {
     not_empty: Notify,
     not_full: Notify,
     metrics: QueueMetrics,
+    /// Records the sink worker took and has not finished with: lost too if
+    /// the shutdown deadline passes.
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl RouteQueue {
@@ -64,7 +67,18 @@ impl RouteQueue {
             not_empty: Notify::new(),
             not_full: Notify::new(),
             metrics,
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// The worker is writing `n` records it popped.
+    pub fn begin_batch(&self, n: usize) {
+        self.in_flight.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The worker is done with its batch (written, rejected or given up).
+    pub fn end_batch(&self) {
+        self.in_flight.store(0, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -176,9 +190,11 @@ impl RouteQueue {
     }
 
     /// Drop everything left (shutdown deadline passed); returns how many.
+    /// Drop what is queued and what the worker still holds (the shutdown
+    /// deadline passed); returns how many records that was, all counted.
     pub fn abandon(&self) -> usize {
         let mut inner = self.lock();
-        let n = inner.records.len();
+        let n = inner.records.len() + self.in_flight.swap(0, std::sync::atomic::Ordering::SeqCst);
         inner.records.clear();
         inner.closed = true;
         drop(inner);
@@ -272,5 +288,28 @@ mod tests {
         assert_eq!(q2.abandon(), 1);
         assert_eq!(m2.dropped_shutdown.get(), 1);
         assert_eq!(m.dropped_shutdown.get(), 1);
+    }
+
+    /// At the shutdown deadline, the batch a worker still holds is lost too,
+    /// and counted with what is queued.
+    #[tokio::test]
+    async fn abandon_counts_the_batch_in_flight() {
+        let (q, m) = queue(10, WhenFull::DropNewest);
+        for i in 0..3 {
+            q.push(rec(i), false).await;
+        }
+        let mut batch = Vec::new();
+        assert!(q.pop_batch(&mut batch, 2, std::time::Duration::ZERO).await);
+        q.begin_batch(batch.len());
+        assert_eq!(q.abandon(), 3);
+        assert_eq!(m.dropped_shutdown.get(), 3);
+        // A batch the worker finished is not counted again.
+        let (q, _) = queue(10, WhenFull::DropNewest);
+        q.push(rec(1), false).await;
+        let mut batch = Vec::new();
+        assert!(q.pop_batch(&mut batch, 1, std::time::Duration::ZERO).await);
+        q.begin_batch(1);
+        q.end_batch();
+        assert_eq!(q.abandon(), 0);
     }
 }

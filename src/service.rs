@@ -73,6 +73,12 @@ fn retry_policy(kind: &crate::config::SinkKind) -> RetryPolicy {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
         },
+        crate::config::SinkKind::Elasticsearch(c) => RetryPolicy {
+            max_attempts: c.max_retries.max(1),
+            max_elapsed: c.max_retry_time,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        },
         _ => RetryPolicy::default(),
     }
 }

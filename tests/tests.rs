@@ -1803,10 +1803,140 @@ fn elasticsearch_whole_request_failures_and_slow_answers_are_retried() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(es.total(), 20);
-    assert!(es.state.lock().unwrap().requests >= 4, "3 failures, then success");
+    assert!(
+        es.state.lock().unwrap().requests >= 4,
+        "3 failures, then success"
+    );
     assert_eq!(
         s.metric("sluice_sink_failed_records_total{sink=\"es\",route=\"all\",reason=\"rejected\"}"),
         0
     );
+    assert!(s.stop().success());
+}
+
+/// The Elasticsearch sink speaks HTTPS to a node whose certificate is
+/// signed by a private CA given in `ca_file`; without it, it refuses the
+/// node (and holds the documents).
+#[test]
+fn elasticsearch_over_https_with_a_custom_ca() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // A private CA and a certificate for localhost signed by it.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stored = Arc::new(AtomicUsize::new(0));
+    let counter = stored.clone();
+    // A minimal HTTPS _bulk node: every create is answered 201.
+    runtime.spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let (acceptor, counter) = (acceptor.clone(), counter.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let (head, mut body) = loop {
+                    let Ok(n) = tls.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break (String::from_utf8_lossy(&buf[..p]).to_lowercase(), buf[p + 4..].to_vec());
+                    }
+                };
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                    .unwrap_or(0);
+                while body.len() < len {
+                    let Ok(n) = tls.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        break;
+                    }
+                    body.extend_from_slice(&chunk[..n]);
+                }
+                let mut text = String::new();
+                if head.contains("content-encoding: gzip") {
+                    let _ = flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut text);
+                } else {
+                    text = String::from_utf8_lossy(&body).into_owned();
+                }
+                let n = text.lines().count() / 2;
+                counter.fetch_add(n, Ordering::SeqCst);
+                let items: Vec<String> = (0..n).map(|_| r#"{"create":{"status":201}}"#.to_owned()).collect();
+                let answer = format!(r#"{{"took":1,"errors":false,"items":[{}]}}"#, items.join(","));
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+
+    let routes = "[[routes]]\nname = \"all\"\nsink = \"es\"\nfinal = true\ndocument = {}\n";
+    let url = format!("https://localhost:{port}");
+    // Without the CA: the certificate is not trusted, nothing is stored.
+    let config_without = es_config(std::slice::from_ref(&url), "", routes)
+        .replace("shutdown_timeout_secs = 10", "shutdown_timeout_secs = 1");
+    let mut s = Sluice::start(&config_without);
+    tcp_send(
+        s.addr("tcp"),
+        b"<14>1 2026-11-24T10:00:00Z h app - - - untrusted\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.health()["status"] != "degraded" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(s.health()["status"], "degraded");
+    assert_eq!(stored.load(Ordering::SeqCst), 0);
+    // The document the sink still held at the shutdown deadline is
+    // reported lost: exit code 1.
+    assert_eq!(s.stop().code(), Some(1));
+    // With it: stored.
+    let extra = format!("ca_file = \"{}\"", ca_file.display());
+    let mut s = Sluice::start(&es_config(&[url], &extra, routes));
+    tcp_send(s.addr("tcp"), b"<14>1 2026-11-24T10:00:00Z h app - - - trusted\n<14>1 2026-11-24T10:00:01Z h app - - - again\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stored.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(stored.load(Ordering::SeqCst), 2);
     assert!(s.stop().success());
 }

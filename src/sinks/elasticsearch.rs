@@ -53,11 +53,7 @@ struct Answer {
 
 impl ElasticsearchSink {
     pub fn open(name: &str, config: &ElasticsearchConfig) -> Result<ElasticsearchSink, String> {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = super::http_client(config.timeout, config.ca_file.as_deref())?;
         let dead_letter = match &config.dead_letter {
             Some(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -168,19 +164,20 @@ impl ElasticsearchSink {
             if pending.is_empty() {
                 break;
             }
+            if !progressed {
+                // Nothing of this batch reached Elasticsearch: the worker
+                // retries it whole, with its backoff, and shows the failure
+                // on /health.
+                let (message, retry_after) = whole_failure.unwrap_or_default();
+                return Err(SinkError::Retryable {
+                    message,
+                    retry_after,
+                });
+            }
             attempt += 1;
             let out_of_time =
                 attempt >= self.retry.max_attempts || started.elapsed() >= self.retry.max_elapsed;
             if out_of_time {
-                if !progressed {
-                    // Nothing of this batch reached Elasticsearch: the
-                    // worker may retry it whole (or give up and count it).
-                    let (reason, _) = whole_failure.unwrap_or_default();
-                    return Err(SinkError::Permanent(format!(
-                        "{} attempts failed: {reason}",
-                        attempt
-                    )));
-                }
                 rejected.extend(
                     retry
                         .into_iter()

@@ -59,11 +59,7 @@ enum Outcome {
 
 impl InfluxSink {
     pub fn open(name: &str, config: &InfluxConfig) -> Result<InfluxSink, String> {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = super::http_client(config.timeout, config.ca_file.as_deref())?;
         let (dead_letter, dead_letter_path) = match &config.dead_letter {
             Some(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -609,6 +605,7 @@ mod tests {
                 retention_duration: None,
                 unsigned: UnsignedAs::Unsigned,
                 precision: Precision::Nanoseconds,
+                ca_file: None,
             },
         )
         .unwrap()

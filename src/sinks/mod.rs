@@ -109,6 +109,31 @@ impl Sink {
     }
 }
 
+/// An HTTP client for a sink: timeouts, and the extra CA from `ca_file`.
+pub(crate) fn http_client(
+    timeout: Duration,
+    ca_file: Option<&std::path::Path>,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("ca_file {}: cannot read: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("ca_file {}: not PEM certificates: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("ca_file {}: no certificate in it", path.display()));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
 /// Join records into newline-terminated lines.
 pub(crate) fn lines(batch: &[Record]) -> Vec<u8> {
     let size: usize = batch.iter().map(|r| r.payload.len() + 1).sum();
@@ -183,6 +208,7 @@ pub async fn run_worker(
         .pop_batch(&mut batch, config.batch_max_events, config.linger)
         .await
     {
+        queue.begin_batch(batch.len());
         let mut attempt = 0;
         let started = tokio::time::Instant::now();
         loop {
@@ -218,6 +244,7 @@ pub async fn run_worker(
                 }
             }
         }
+        queue.end_batch();
         batch.clear();
     }
 }
