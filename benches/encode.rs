@@ -88,7 +88,7 @@ fn bench_document(c: &mut Criterion) {
         1_795_520_100_000_000_000,
         &DecodeOptions::default(),
     );
-    let output = sluice::config::OutputConfig::Document(DocumentFormat::Ecs);
+    let output = sluice::config::OutputConfig::Document(DocumentFormat::Ecs { original: false });
     let mut errors = Vec::new();
     let mut group = c.benchmark_group("document");
     group.throughput(Throughput::Elements(1));

@@ -207,7 +207,17 @@ struct RawMetric {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawDocument {
-    format: Option<DocumentFormat>,
+    format: Option<RawDocumentFormat>,
+    /// ECS: also keep the frame as received in `event.original`.
+    event_original: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawDocumentFormat {
+    Canonical,
+    Ecs,
+    Flume,
 }
 
 #[derive(Debug, Deserialize)]
@@ -476,15 +486,15 @@ pub enum OutputConfig {
 }
 
 /// The shape of a document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DocumentFormat {
     /// The canonical event JSON plus received_at, peer, route, captures
     /// (the default for file and stdout sinks).
     Canonical,
     /// Elastic Common Schema: `@timestamp`, `message`, `log.syslog.*`,
-    /// `host.hostname`, `process.*` (the default for Elasticsearch sinks).
-    Ecs,
+    /// `host.hostname`, `process.*` (the default for Elasticsearch sinks);
+    /// `original`: the frame as received in `event.original`.
+    Ecs { original: bool },
     /// What Flume's ElasticSearchSink with the logstash serializer wrote:
     /// `@message`, `@timestamp`, `@source_host`, `@fields` (Flume's headers).
     Flume,
@@ -1577,12 +1587,30 @@ impl Validator<'_, '_> {
                 pattern.as_ref().map(|(re, _)| re),
                 &capture_types,
             )?),
-            (None, Some(d)) => {
-                OutputConfig::Document(d.format.unwrap_or(match sinks.get(sink).map(|s| &s.kind) {
-                    Some(SinkKind::Elasticsearch(_)) => DocumentFormat::Ecs,
-                    _ => DocumentFormat::Canonical,
-                }))
-            }
+            (None, Some(d)) => OutputConfig::Document({
+                let es = matches!(
+                    sinks.get(sink).map(|s| &s.kind),
+                    Some(SinkKind::Elasticsearch(_))
+                );
+                let format = d.format.unwrap_or(if es {
+                    RawDocumentFormat::Ecs
+                } else {
+                    RawDocumentFormat::Canonical
+                });
+                if d.event_original.is_some() && format != RawDocumentFormat::Ecs {
+                    return Err(self.err(
+                        &at(&at(base, "document"), "event_original"),
+                        "only for format = \"ecs\"",
+                    ));
+                }
+                match format {
+                    RawDocumentFormat::Canonical => DocumentFormat::Canonical,
+                    RawDocumentFormat::Ecs => DocumentFormat::Ecs {
+                        original: d.event_original.unwrap_or(false),
+                    },
+                    RawDocumentFormat::Flume => DocumentFormat::Flume,
+                }
+            }),
             (Some(_), Some(_)) => {
                 return Err(self.err(base, "a route has either [metric] or [document], not both"));
             }
@@ -2159,7 +2187,7 @@ path = "x"
         assert_eq!(
             formats,
             [
-                Some(DocumentFormat::Ecs),
+                Some(DocumentFormat::Ecs { original: false }),
                 Some(DocumentFormat::Canonical),
                 Some(DocumentFormat::Flume),
                 Some(DocumentFormat::Canonical)

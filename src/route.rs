@@ -127,8 +127,8 @@ pub fn encode(
         OutputConfig::Document(DocumentFormat::Canonical) => {
             encode_document(route_name, capture_names, event, captures)
         }
-        OutputConfig::Document(DocumentFormat::Ecs) => {
-            encode_ecs(route_name, capture_names, event, captures)
+        OutputConfig::Document(DocumentFormat::Ecs { original }) => {
+            encode_ecs(route_name, capture_names, event, captures, *original)
         }
         OutputConfig::Document(DocumentFormat::Flume) => encode_flume(event),
     };
@@ -562,13 +562,15 @@ fn push_captures(
 /// else the receive time, in UTC), `message`, `log.syslog.*` (facility and
 /// severity code and name, hostname, appname, procid, msgid,
 /// structured_data), `host.hostname`, `process.name` / `process.pid`,
-/// `source.address`, `event.created`, and Sluice's own `sluice.route`,
+/// `source.address`, `event.created` (and `event.original` when asked),
+/// and Sluice's own `sluice.route`,
 /// `sluice.valid`, `sluice.captures`.
 fn encode_ecs(
     route_name: &str,
     capture_names: &[(usize, String)],
     event: &Event,
     captures: Option<&Captures<'_>>,
+    original: bool,
 ) -> String {
     let mut doc = String::with_capacity(event.text().len() * 2 + 384);
     doc.push_str("{\"@timestamp\":\"");
@@ -652,7 +654,13 @@ fn encode_ecs(
     }
     doc.push_str(",\"event\":{\"created\":\"");
     push_utc(&mut doc, event.received_nanos, 6);
-    doc.push_str("\"},\"sluice\":{\"route\":");
+    doc.push('"');
+    if original {
+        // The frame as text (invalid UTF-8 replaced).
+        doc.push_str(",\"original\":");
+        write_json_str(&mut doc, event.text());
+    }
+    doc.push_str("},\"sluice\":{\"route\":");
     write_json_str(&mut doc, route_name);
     let _ = write!(
         doc,
@@ -945,7 +953,7 @@ mod tests {
     #[test]
     fn ecs_documents() {
         let v = document(
-            DocumentFormat::Ecs,
+            DocumentFormat::Ecs { original: false },
             r#"<134>1 2026-11-23T10:00:00.123+09:00 web01 billing 4711 GC [mdc@18060 user="kim"] heap_used=1234"#,
             Some(r"heap_used=(?P<used>\d+)"),
         );
@@ -968,9 +976,12 @@ mod tests {
             })
         );
         // No header, no time: the receive time; no host/process objects.
-        let v = document(DocumentFormat::Ecs, "<14>hello", None);
+        let v = document(DocumentFormat::Ecs { original: false }, "<14>hello", None);
         assert_eq!(v["@timestamp"], "2026-11-24T11:35:00.000000Z");
         assert!(v.get("host").is_none() && v.get("process").is_none());
+        assert!(v["event"].get("original").is_none());
+        let v = document(DocumentFormat::Ecs { original: true }, "<14>hello", None);
+        assert_eq!(v["event"]["original"], "<14>hello");
     }
 
     #[test]

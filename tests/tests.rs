@@ -1940,3 +1940,43 @@ fn elasticsearch_over_https_with_a_custom_ca() {
     assert_eq!(stored.load(Ordering::SeqCst), 2);
     assert!(s.stop().success());
 }
+
+/// A node that stores a batch and then drops the connection before
+/// answering: the resend finds the documents (409 on create) and counts
+/// them as stored, none twice. The API key is sent.
+#[test]
+fn elasticsearch_dropped_connection_after_processing_is_not_a_duplicate() {
+    let es = EsServer::start();
+    es.knobs(|k| k.drop_after_processing = 1);
+    let routes = "[[routes]]\nname = \"all\"\nsink = \"es\"\nfinal = true\ndocument = {}\n";
+    let mut s = Sluice::start(&es_config(
+        &[es.url()],
+        "api_key = \"a2V5OnNlY3JldA==\"",
+        routes,
+    ));
+    let frames: String = (0..10)
+        .map(|i| format!("<14>1 2026-11-24T10:00:00.{i:06}Z h app - - - n={i}\n"))
+        .collect();
+    tcp_send(s.addr("tcp"), frames.as_bytes());
+    let sent = "sluice_sink_records_sent_total{sink=\"es\",route=\"all\"}";
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while s.metric(sent) < 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(s.metric(sent), 10);
+    assert_eq!(es.total(), 10);
+    assert!(
+        es.state.lock().unwrap().requests >= 2,
+        "the batch was sent again"
+    );
+    assert_eq!(
+        s.metric("sluice_sink_failed_records_total{sink=\"es\",route=\"all\",reason=\"rejected\"}"),
+        0,
+        "the 409s of the resend are not failures"
+    );
+    assert_eq!(
+        es.state.lock().unwrap().authorization.as_deref(),
+        Some("ApiKey a2V5OnNlY3JldA==")
+    );
+    assert!(s.stop().success());
+}

@@ -3,7 +3,7 @@
 //! Each document gets a deterministic `_id` (a 128-bit hash of the document,
 //! which carries the frame's text, peer and receive time) and goes with the
 //! `create` action, so a batch sent twice stores each document once: a 409
-//! on a retry means "already stored". A 200 answer is read item by item:
+//! means "already stored". A 200 answer is read item by item:
 //! items answered 429 or 5xx are sent again (only they, with backoff and
 //! jitter); other item errors (400 mapping errors, ...) are permanent and go
 //! to the dead-letter file with Elasticsearch's reason. Whole-request
@@ -148,7 +148,7 @@ impl ElasticsearchSink {
             let mut retry: Vec<(usize, String)> = Vec::new();
             let mut whole_failure: Option<(String, Option<Duration>)> = None;
             for chunk in chunks(&items, &pending, self.config.batch_max_bytes) {
-                match self.request(&items, &chunk, attempt > 0).await {
+                match self.request(&items, &chunk).await {
                     Ok(answer) => {
                         progressed = true;
                         retry.extend(answer.retry);
@@ -202,7 +202,6 @@ impl ElasticsearchSink {
         &self,
         items: &[Item<'_>],
         chunk: &[usize],
-        is_retry: bool,
     ) -> Result<Answer, (String, Option<Duration>)> {
         let body = bulk_body(items, chunk);
         let (node, base) = self.node();
@@ -258,7 +257,7 @@ impl ElasticsearchSink {
                 Some(Duration::from_secs(10)),
             ));
         }
-        Ok(read_items(&text, chunk, is_retry))
+        Ok(read_items(&text, chunk))
     }
 
     fn dead_letter(
@@ -302,7 +301,7 @@ fn short(s: &str) -> String {
 }
 
 /// Read a 200 `_bulk` answer item by item.
-fn read_items(text: &str, chunk: &[usize], is_retry: bool) -> Answer {
+fn read_items(text: &str, chunk: &[usize]) -> Answer {
     let mut answer = Answer {
         retry: Vec::new(),
         rejected: Vec::new(),
@@ -341,8 +340,11 @@ fn read_items(text: &str, chunk: &[usize], is_retry: bool) -> Answer {
         };
         match status {
             200..=299 => {}
-            // create of an id that exists: stored by an earlier attempt.
-            409 if is_retry => {}
+            // create of an id that exists: ids are derived from the
+            // document's frame, peer and receive time, so the document was
+            // stored by an earlier attempt — perhaps one whose answer was
+            // lost, or a batch the worker resent.
+            409 => {}
             429 | 500..=599 => answer.retry.push((i, reason())),
             _ => answer.rejected.push((i, reason())),
         }
@@ -527,20 +529,15 @@ mod tests {
             {"create":{"_index":"i","_id":"d","status":409,"error":{"type":"version_conflict_engine_exception","reason":"exists"}}},
             {"create":{"_index":"i","_id":"e","status":503,"error":{"type":"unavailable_shards_exception","reason":"no shard"}}}
         ]}"#;
-        let a = read_items(text, &[10, 11, 12, 13, 14], true);
+        let a = read_items(text, &[10, 11, 12, 13, 14]);
         assert_eq!(
             a.retry.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
             [11, 14]
         );
+        // 409: already stored (the id is the document's own), not an error.
         assert_eq!(a.rejected.len(), 1);
         assert_eq!(a.rejected[0].0, 12);
         assert!(a.rejected[0].1.contains("mapper_parsing_exception"));
-        // A 409 on a first attempt is a real conflict, not a retry's echo.
-        let a = read_items(text, &[10, 11, 12, 13, 14], false);
-        assert_eq!(
-            a.rejected.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
-            [12, 13]
-        );
     }
 
     #[test]

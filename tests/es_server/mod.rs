@@ -43,6 +43,9 @@ pub struct Knobs {
     pub fail_requests: usize,
     /// Every answer waits this long.
     pub delay: Duration,
+    /// The next N requests are processed (documents stored) but the
+    /// connection is dropped before the answer, as when a node dies.
+    pub drop_after_processing: usize,
 }
 
 #[derive(Default)]
@@ -53,6 +56,8 @@ pub struct State {
     /// Ids already answered 429 once.
     rejected_once: std::collections::HashSet<String>,
     pub requests: usize,
+    /// The Authorization header of the last request.
+    pub authorization: Option<String>,
     /// Items answered 429.
     pub answered_429: usize,
     generated: u64,
@@ -154,6 +159,10 @@ async fn bulk(
     }
     let mut st = state.lock().unwrap();
     st.requests += 1;
+    st.authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     if st.knobs.fail_requests > 0 {
         st.knobs.fail_requests -= 1;
         return error(
@@ -301,6 +310,13 @@ async fn bulk(
         }
         let existed = st.docs.insert(key, source).is_some();
         items.push(item(if existed { 200 } else { 201 }, None));
+    }
+    if st.knobs.drop_after_processing > 0 {
+        st.knobs.drop_after_processing -= 1;
+        drop(st);
+        // Ending the handler's task without an answer makes hyper close the
+        // connection: the client sees it reset after the work was done.
+        panic!("injected: connection dropped after processing");
     }
     (
         StatusCode::OK,
