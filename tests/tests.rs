@@ -1980,3 +1980,45 @@ fn elasticsearch_dropped_connection_after_processing_is_not_a_duplicate() {
     );
     assert!(s.stop().success());
 }
+
+/// The stand-in enforces the `_bulk` rules the sink must follow, so a sink
+/// that broke them would fail the tests above.
+#[test]
+fn es_test_server_enforces_the_bulk_protocol() {
+    let es = EsServer::start();
+    let post = |content_type: &str, body: &str| -> (u16, serde_json::Value) {
+        let mut s = TcpStream::connect(es.addr).unwrap();
+        write!(
+            s,
+            "POST /_bulk HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let json = raw.split_once("\r\n\r\n").unwrap().1;
+        (status, serde_json::from_str(json).unwrap_or_default())
+    };
+    let good = "{\"create\":{\"_index\":\"i\",\"_id\":\"1\"}}\n{\"a\":1}\n";
+    let (status, v) = post("text/plain", good);
+    assert_eq!(status, 406, "{v}");
+    let (status, v) = post("application/x-ndjson", good.trim_end());
+    assert_eq!(status, 400);
+    assert_eq!(
+        v["error"]["reason"],
+        "The bulk request must be terminated by a newline [\\n]"
+    );
+    let (status, v) = post("application/x-ndjson", good);
+    assert_eq!(status, 200);
+    assert_eq!(v["items"][0]["create"]["status"], 201);
+    // The same create again: a per-item 409, the request still 200.
+    let (status, v) = post("application/x-ndjson", good);
+    assert_eq!(status, 200);
+    assert_eq!(v["errors"], true);
+    assert_eq!(v["items"][0]["create"]["status"], 409);
+    assert_eq!(
+        v["items"][0]["create"]["error"]["type"],
+        "version_conflict_engine_exception"
+    );
+}
