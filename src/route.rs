@@ -297,23 +297,10 @@ fn push_field_value(out: &mut String, raw: &str, kind: FieldType, unsigned: Unsi
 
 /// Append an integer in decimal (no formatter machinery: this is per point).
 fn push_i64(out: &mut String, v: i64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut n = v.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
     if v < 0 {
         out.push('-');
     }
-    for &b in &buf[i..] {
-        out.push(b as char);
-    }
+    push_padded(out, v.unsigned_abs(), 1);
 }
 
 /// `-?[1-9][0-9]*` or `0`: an integer as InfluxDB writes it.
