@@ -173,6 +173,14 @@ impl Sluice {
     }
 }
 
+/// Poll `pending` every 50 ms while it holds, for at most `secs` seconds.
+fn wait_while(secs: u64, mut pending: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while pending() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn read_lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .map(|s| s.lines().map(str::to_owned).collect())
@@ -1632,10 +1640,7 @@ document = { format = "flume" }
         s.addr("tcp"),
         b"<134>1 2026-11-23T23:30:00.123+01:00 web01 billing 4711 GC - heap_used=1234\n<166>1 2026-11-24T10:00:00Z web02 orders - - - Order created id=1001\n",
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while es.total() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_while(10, || es.total() < 2);
     // 23:30+01:00 is 22:30 UTC on the 23rd.
     let ecs = es.docs("syslog-2026.11.23");
     assert_eq!(ecs.len(), 1, "{ecs:?}");
@@ -1672,10 +1677,7 @@ fn elasticsearch_429_items_are_retried_and_400_items_dead_lettered() {
         ));
     }
     tcp_send(s.addr("tcp"), frames.as_bytes());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while es.total() < 495 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_while(20, || es.total() < 495);
     let docs = es.docs("syslog-2026.11.24");
     let mut ns: Vec<u64> = docs
         .values()
@@ -1699,10 +1701,7 @@ fn elasticsearch_429_items_are_retried_and_400_items_dead_lettered() {
     let sample = |r: &str| {
         format!("sluice_sink_failed_records_total{{sink=\"es\",route=\"all\",reason=\"{r}\"}}")
     };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while s.metric(&sample("rejected")) < 5 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_while(5, || s.metric(&sample("rejected")) < 5);
     assert_eq!(s.metric(&sample("rejected")), 5);
     assert_eq!(s.metric(&sample("gave_up")), 0);
     let dead = read_lines(&s.path("sluice-data/dead-letter/es.ndjson"));
@@ -1752,10 +1751,7 @@ fn elasticsearch_dead_node_is_skipped_and_a_restart_loses_nothing() {
         }
     };
     send(0..100);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while es.total() < 100 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_while(10, || es.total() < 100);
     assert_eq!(
         es.total(),
         100,
@@ -1766,10 +1762,7 @@ fn elasticsearch_dead_node_is_skipped_and_a_restart_loses_nothing() {
     std::thread::sleep(Duration::from_secs(2));
     es.launch();
     send(200..300);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while es.total() < 300 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_while(30, || es.total() < 300);
     assert_eq!(
         es.total(),
         300,
@@ -1798,10 +1791,7 @@ fn elasticsearch_whole_request_failures_and_slow_answers_are_retried() {
     tcp_send(s.addr("tcp"), frames.as_bytes());
     std::thread::sleep(Duration::from_secs(3));
     es.knobs(|k| k.delay = Duration::ZERO);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while es.total() < 20 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_while(30, || es.total() < 20);
     assert_eq!(es.total(), 20);
     assert!(
         es.state.lock().unwrap().requests >= 4,
@@ -1920,10 +1910,7 @@ fn elasticsearch_over_https_with_a_custom_ca() {
         s.addr("tcp"),
         b"<14>1 2026-11-24T10:00:00Z h app - - - untrusted\n",
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while s.health()["status"] != "degraded" && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_while(10, || s.health()["status"] != "degraded");
     assert_eq!(s.health()["status"], "degraded");
     assert_eq!(stored.load(Ordering::SeqCst), 0);
     // The document the sink still held at the shutdown deadline is
@@ -1933,10 +1920,7 @@ fn elasticsearch_over_https_with_a_custom_ca() {
     let extra = format!("ca_file = \"{}\"", ca_file.display());
     let mut s = Sluice::start(&es_config(&[url], &extra, routes));
     tcp_send(s.addr("tcp"), b"<14>1 2026-11-24T10:00:00Z h app - - - trusted\n<14>1 2026-11-24T10:00:01Z h app - - - again\n");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while stored.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_while(10, || stored.load(Ordering::SeqCst) < 2);
     assert_eq!(stored.load(Ordering::SeqCst), 2);
     assert!(s.stop().success());
 }
@@ -1959,10 +1943,7 @@ fn elasticsearch_dropped_connection_after_processing_is_not_a_duplicate() {
         .collect();
     tcp_send(s.addr("tcp"), frames.as_bytes());
     let sent = "sluice_sink_records_sent_total{sink=\"es\",route=\"all\"}";
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while s.metric(sent) < 10 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_while(15, || s.metric(sent) < 10);
     assert_eq!(s.metric(sent), 10);
     assert_eq!(es.total(), 10);
     assert!(
