@@ -11,7 +11,6 @@
 //! skipped for a cool-down. Items still failing when the retry time runs out
 //! are dead-lettered too: nothing is dropped without a trace.
 
-use std::io::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use crate::config::ElasticsearchConfig;
 use crate::event::civil_from_days;
 use crate::route::Record;
 
-use super::{RetryPolicy, SinkError};
+use super::{DeadLetter, RetryPolicy, SinkError, gzip, retry_after};
 
 /// How long a node that failed is skipped.
 const NODE_COOL_DOWN: Duration = Duration::from_secs(30);
@@ -32,7 +31,7 @@ pub struct ElasticsearchSink {
     client: reqwest::Client,
     /// Per node: skipped until this instant after a failure.
     nodes: Mutex<(usize, Vec<Option<Instant>>)>,
-    dead_letter: Option<Mutex<std::fs::File>>,
+    dead_letter: Option<DeadLetter>,
     retry: RetryPolicy,
 }
 
@@ -54,24 +53,7 @@ struct Answer {
 impl ElasticsearchSink {
     pub fn open(name: &str, config: &ElasticsearchConfig) -> Result<ElasticsearchSink, String> {
         let client = super::http_client(config.timeout, config.ca_file.as_deref())?;
-        let dead_letter = match &config.dead_letter {
-            Some(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                }
-                Some(Mutex::new(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(path)
-                        .map_err(|e| {
-                            format!("cannot open dead-letter file {}: {e}", path.display())
-                        })?,
-                ))
-            }
-            None => None,
-        };
+        let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
         Ok(ElasticsearchSink {
             name: name.to_owned(),
             config: config.clone(),
@@ -215,12 +197,8 @@ impl ElasticsearchSink {
             .post(&url)
             .header("Content-Type", "application/x-ndjson");
         let body = if self.config.gzip {
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            if enc.write_all(&body).is_err() {
-                return Err(("gzip failed".to_owned(), None));
-            }
             req = req.header("Content-Encoding", "gzip");
-            enc.finish().map_err(|e| (format!("gzip: {e}"), None))?
+            gzip(&body).map_err(|e| (format!("gzip: {e}"), None))?
         } else {
             body
         };
@@ -238,12 +216,7 @@ impl ElasticsearchSink {
             }
         };
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("Retry-After")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok())
-            .map(Duration::from_secs);
+        let retry_after = retry_after(&response);
         let text = response.text().await.unwrap_or_default();
         if status == 429 || status >= 500 {
             self.node_failed(node);
@@ -272,27 +245,24 @@ impl ElasticsearchSink {
         let Some(file) = &self.dead_letter else {
             return Ok(());
         };
-        let mut text = String::new();
-        for (i, reason) in rejected {
-            let Some(item) = items.get(*i) else { continue };
-            let source: serde_json::Value =
-                serde_json::from_str(item.source).unwrap_or(serde_json::Value::Null);
-            let entry = serde_json::json!({
-                "sink": self.name,
-                "at": chrono::Utc::now().to_rfc3339(),
-                "index": item.index,
-                "id": item.id,
-                "reason": reason,
-                "document": source,
-            });
-            text.push_str(&entry.to_string());
-            text.push('\n');
-        }
-        let mut f = file
-            .lock()
-            .map_err(|_| SinkError::Permanent("dead-letter file lock poisoned".into()))?;
-        f.write_all(text.as_bytes())
-            .map_err(|e| SinkError::retry(format!("cannot write the dead-letter file: {e}")))
+        let at = chrono::Utc::now().to_rfc3339();
+        let entries: Vec<serde_json::Value> = rejected
+            .iter()
+            .filter_map(|(i, reason)| {
+                let item = items.get(*i)?;
+                let source: serde_json::Value =
+                    serde_json::from_str(item.source).unwrap_or(serde_json::Value::Null);
+                Some(serde_json::json!({
+                    "sink": self.name,
+                    "at": at,
+                    "index": item.index,
+                    "id": item.id,
+                    "reason": reason,
+                    "document": source,
+                }))
+            })
+            .collect();
+        file.write(&entries)
     }
 }
 

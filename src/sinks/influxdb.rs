@@ -17,16 +17,13 @@
 //! - 429, 5xx, transport errors: retry later (honouring `Retry-After`) on the
 //!   next URL of the sink; the worker bounds the attempts and the time.
 
-use std::io::Write as _;
-use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::config::{InfluxApi, InfluxConfig};
 use crate::route::Record;
 
-use super::SinkError;
+use super::{DeadLetter, SinkError, gzip, retry_after};
 
 /// Longest InfluxDB error text kept in a dead-letter entry.
 const MAX_REASON: usize = 1024;
@@ -40,8 +37,7 @@ pub struct InfluxSink {
     client: reqwest::Client,
     /// Index into `config.urls` of the URL in use.
     current: AtomicUsize,
-    dead_letter: Option<Mutex<std::fs::File>>,
-    dead_letter_path: Option<PathBuf>,
+    dead_letter: Option<DeadLetter>,
     /// The database (and retention policy) exist, as far as we know.
     prepared: AtomicBool,
 }
@@ -60,28 +56,13 @@ enum Outcome {
 impl InfluxSink {
     pub fn open(name: &str, config: &InfluxConfig) -> Result<InfluxSink, String> {
         let client = super::http_client(config.timeout, config.ca_file.as_deref())?;
-        let (dead_letter, dead_letter_path) = match &config.dead_letter {
-            Some(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                }
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| format!("cannot open dead-letter file {}: {e}", path.display()))?;
-                (Some(Mutex::new(file)), Some(path.clone()))
-            }
-            None => (None, None),
-        };
+        let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
         Ok(InfluxSink {
             name: name.to_owned(),
             config: config.clone(),
             client,
             current: AtomicUsize::new(0),
             dead_letter,
-            dead_letter_path,
             prepared: AtomicBool::new(!config.create_database),
         })
     }
@@ -268,15 +249,7 @@ impl InfluxSink {
             .post(&url)
             .header("Content-Type", "text/plain; charset=utf-8");
         if self.config.gzip {
-            let mut enc = flate2::write::GzEncoder::new(
-                Vec::with_capacity(body.len() / 4),
-                flate2::Compression::fast(),
-            );
-            enc.write_all(&body)
-                .map_err(|e| SinkError::Permanent(format!("gzip: {e}")))?;
-            body = enc
-                .finish()
-                .map_err(|e| SinkError::Permanent(format!("gzip: {e}")))?;
+            body = gzip(&body).map_err(|e| SinkError::Permanent(format!("gzip: {e}")))?;
             req = req.header("Content-Encoding", "gzip");
         }
         let c = &self.config;
@@ -293,12 +266,7 @@ impl InfluxSink {
             }
         };
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("Retry-After")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = retry_after(&response);
         let text = response.text().await.unwrap_or_default();
         let reason = error_text(&text);
         let at = self.redact(&url);
@@ -369,29 +337,15 @@ impl InfluxSink {
         };
         tracing::warn!(sink = %self.name, rejected = n, reason = %entries[0].1, "InfluxDB rejected lines");
         if let Some(file) = &self.dead_letter {
-            let mut text = String::new();
-            for (line, reason) in &entries {
-                let reason: String = reason.chars().take(MAX_REASON).collect();
-                let entry = serde_json::json!({
-                    "sink": self.name,
-                    "at": chrono::Utc::now().to_rfc3339(),
-                    "reason": reason,
-                    "line": line,
-                });
-                text.push_str(&entry.to_string());
-                text.push('\n');
-            }
-            let mut f = file
-                .lock()
-                .map_err(|_| SinkError::Permanent("dead-letter file lock poisoned".into()))?;
-            f.write_all(text.as_bytes()).map_err(|e| {
-                SinkError::retry(format!(
-                    "cannot write dead-letter file {}: {e}",
-                    self.dead_letter_path
-                        .as_ref()
-                        .map_or(String::new(), |p| p.display().to_string())
-                ))
-            })?;
+            let at = chrono::Utc::now().to_rfc3339();
+            let lines: Vec<serde_json::Value> = entries
+                .iter()
+                .map(|(line, reason)| {
+                    let reason: String = reason.chars().take(MAX_REASON).collect();
+                    serde_json::json!({"sink": self.name, "at": at, "reason": reason, "line": line})
+                })
+                .collect();
+            file.write(&lines)?;
         }
         Ok(n)
     }
@@ -526,7 +480,7 @@ mod tests {
     }
 
     use crate::config::{Precision, UnsignedAs};
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A stand-in HTTP server: each request (head, body) goes to `answer`,

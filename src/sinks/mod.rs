@@ -134,6 +134,74 @@ pub(crate) fn http_client(
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
+/// A dead-letter file: what a destination refused, one JSON object per
+/// line, appended.
+pub(crate) struct DeadLetter {
+    path: std::path::PathBuf,
+    file: std::sync::Mutex<std::fs::File>,
+}
+
+impl DeadLetter {
+    /// Open (creating its directory) when a path is configured.
+    pub(crate) fn open(path: Option<&std::path::Path>) -> Result<Option<DeadLetter>, String> {
+        let Some(path) = path else { return Ok(None) };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open dead-letter file {}: {e}", path.display()))?;
+        Ok(Some(DeadLetter {
+            path: path.to_owned(),
+            file: std::sync::Mutex::new(file),
+        }))
+    }
+
+    /// Append entries in one write.
+    pub(crate) fn write(&self, entries: &[serde_json::Value]) -> Result<(), SinkError> {
+        use std::io::Write as _;
+        let mut text = String::new();
+        for e in entries {
+            text.push_str(&e.to_string());
+            text.push('\n');
+        }
+        let mut f = self
+            .file
+            .lock()
+            .map_err(|_| SinkError::Permanent("dead-letter file lock poisoned".into()))?;
+        f.write_all(text.as_bytes()).map_err(|e| {
+            SinkError::retry(format!(
+                "cannot write dead-letter file {}: {e}",
+                self.path.display()
+            ))
+        })
+    }
+}
+
+/// Gzip a request body.
+pub(crate) fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(body)?;
+    enc.finish()
+}
+
+/// `Retry-After: <seconds>` of an answer.
+pub(crate) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get("Retry-After")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .map(Duration::from_secs)
+}
+
 /// Join records into newline-terminated lines.
 pub(crate) fn lines(batch: &[Record]) -> Vec<u8> {
     let size: usize = batch.iter().map(|r| r.payload.len() + 1).sum();
