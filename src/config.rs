@@ -1460,23 +1460,13 @@ impl Validator<'_, '_> {
             let full = dir.join(file);
             let text = std::fs::read_to_string(&full)
                 .map_err(|e| self.err(&path, format!("cannot read {}: {e}", full.display())))?;
-            let mut file_lib = Library::default();
-            file_lib.define_file(&text).map_err(|(line, msg)| {
+            let names = lib.define_file(&text).map_err(|(line, msg)| {
                 self.err(&path, format!("{}:{line}: {msg}", full.display()))
             })?;
-            for line in text.lines() {
-                let line = line.trim_start();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                if let Some((name, pattern)) = line.split_once(char::is_whitespace) {
-                    lib.define(name, pattern.trim());
-                    custom.insert(name.to_owned());
-                }
-            }
+            custom.extend(names);
         }
         for (name, pattern) in &raw.patterns {
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            if !crate::grok::valid_name(name) {
                 return Err(self.err(
                     &at(&base, "patterns"),
                     format!("{name:?} is not a pattern name ([A-Za-z0-9_])"),

@@ -192,8 +192,9 @@ impl Library {
 
     /// Read a pattern file: `NAME pattern` per line; blank lines and lines
     /// starting with `#` are skipped. Errors name the line.
-    pub fn define_file(&mut self, text: &str) -> Result<usize, (usize, String)> {
-        let mut n = 0;
+    /// Returns the names defined, in order.
+    pub fn define_file(&mut self, text: &str) -> Result<Vec<String>, (usize, String)> {
+        let mut names = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim_start();
             if line.is_empty() || line.starts_with('#') {
@@ -209,9 +210,9 @@ impl Library {
                 ));
             }
             self.define(name, pattern.trim());
-            n += 1;
+            names.push(name.to_owned());
         }
-        Ok(n)
+        Ok(names)
     }
 
     /// Expand `pattern` into `regex` syntax. Plain regex passes through.
@@ -308,7 +309,8 @@ impl Library {
     }
 }
 
-fn valid_name(s: &str) -> bool {
+/// A pattern name: `[A-Za-z0-9_]+`.
+pub fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
@@ -639,7 +641,7 @@ mod tests {
         let mut lib = Library::default();
         assert_eq!(
             lib.define_file("# comment\n\nGCPOOL [A-Za-z ]+\nGCLINE pool=%{GCPOOL:pool}\n"),
-            Ok(2)
+            Ok(vec!["GCPOOL".to_owned(), "GCLINE".to_owned()])
         );
         assert!(lib.expand("%{GCLINE}").is_ok());
         assert_eq!(
