@@ -2003,3 +2003,5 @@ fn es_test_server_enforces_the_bulk_protocol() {
         "version_conflict_engine_exception"
     );
 }
+
+mod log4j_e2e;
