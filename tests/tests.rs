@@ -129,18 +129,18 @@ impl Sluice {
     /// The value of one Prometheus sample, e.g.
     /// `sluice_listener_frames_total{listener="tcp"}`; 0 if absent.
     fn metric(&self, sample: &str) -> u64 {
-        let admin = self.ready["admin"].as_str().unwrap();
-        let mut s = TcpStream::connect(admin).unwrap();
-        write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        body.lines()
+        self.scrape()
+            .lines()
             .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
             .unwrap_or(0)
+    }
+
+    /// `GET /metrics`: the Prometheus text.
+    fn scrape(&self) -> String {
+        let admin: SocketAddr = self.ready["admin"].as_str().unwrap().parse().unwrap();
+        let (status, body) = http(admin, "GET", "/metrics", b"");
+        assert_eq!(status, 200, "{body}");
+        body
     }
 
     /// `GET /health` as JSON.
@@ -586,32 +586,54 @@ fn logger_from_util_linux_reaches_it() {
     assert!(s.stop().success());
 }
 
-#[test]
-fn every_config_in_config_dir_passes_check() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
+/// Every `*.toml` under `dir`, recursively.
+fn toml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            let out = Command::new(BIN)
-                .args(["check", "-c", path.to_str().unwrap()])
-                .env("INFLUX_PASSWORD", "test")
-                .env("ES_API_KEY", "test")
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}: {}",
-                path.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            checked += 1;
+        if path.is_dir() {
+            toml_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
         }
     }
-    assert!(
-        checked >= 2,
-        "config/ holds the default and the InfluxDB + Elasticsearch example"
-    );
+}
+
+#[test]
+fn every_config_in_config_and_examples_passes_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    toml_files(&root.join("config"), &mut files);
+    toml_files(&root.join("examples"), &mut files);
+    for path in &files {
+        let out = Command::new(BIN)
+            .args(["check", "-c", path.to_str().unwrap()])
+            .env("INFLUX_PASSWORD", "test")
+            .env("ES_API_KEY", "test")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let names: Vec<_> = files
+        .iter()
+        .map(|p| p.strip_prefix(root).unwrap().to_str().unwrap().to_owned())
+        .collect();
+    for expected in [
+        "config/sluice.toml",
+        "config/container.toml",
+        "config/influxdb-elasticsearch.toml",
+        "config/grok-routes.toml",
+        "examples/compose/sluice.toml",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
+    }
 }
 
 #[test]
@@ -2004,4 +2026,5 @@ fn es_test_server_enforces_the_bulk_protocol() {
     );
 }
 
+mod example_files;
 mod log4j_e2e;

@@ -1,0 +1,251 @@
+//! The files people copy: `examples/compose/` (the docker-compose pipeline's
+//! sluice config, Grafana provisioning and dashboards) and the Dockerfile.
+//! The dashboards are checked against what the example config really
+//! produces: the config runs (listen addresses and sink URLs pointed at a
+//! real influxd and the `_bulk` stand-in), status lines go in, and every
+//! dashboard query must find data.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+
+use super::{EsServer, Influxd, Sluice, wait_while};
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn dashboard(path: &str) -> serde_json::Value {
+    serde_json::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The data source uids provisioned in examples/compose/grafana, by uid → type.
+fn provisioned_datasources() -> BTreeMap<String, String> {
+    let text = read("examples/compose/grafana/provisioning/datasources/sluice.yml");
+    let mut out = BTreeMap::new();
+    let mut uid = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(u) = line.strip_prefix("uid: ") {
+            uid = Some(u.to_owned());
+        } else if let Some(t) = line.strip_prefix("type: ") {
+            out.insert(uid.take().expect("uid before type"), t.to_owned());
+        }
+    }
+    out
+}
+
+/// Every (data source uid, query text) in a dashboard, after checking the
+/// structure Grafana needs to import it: uid, title, schemaVersion, panels
+/// with unique ids, a grid position and targets with unique refIds, each
+/// naming a provisioned data source of the right type.
+fn dashboard_queries(path: &str) -> Vec<(String, String)> {
+    let d = dashboard(path);
+    let sources = provisioned_datasources();
+    assert!(
+        d["uid"].as_str().is_some_and(|u| !u.is_empty()),
+        "{path}: uid"
+    );
+    assert!(
+        d["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "{path}: title"
+    );
+    assert!(
+        d["schemaVersion"].as_u64().is_some(),
+        "{path}: schemaVersion"
+    );
+    let panels = d["panels"].as_array().expect("panels");
+    assert!(!panels.is_empty(), "{path}: no panels");
+    let mut ids = BTreeSet::new();
+    let mut out = Vec::new();
+    let check_source = |what: &str, ds: &serde_json::Value| -> String {
+        let uid = ds["uid"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: datasource uid"));
+        let kind = sources
+            .get(uid)
+            .unwrap_or_else(|| panic!("{what}: data source {uid} is not provisioned"));
+        assert_eq!(ds["type"].as_str(), Some(kind.as_str()), "{what}");
+        uid.to_owned()
+    };
+    for p in panels {
+        let title = p["title"].as_str().expect("panel title");
+        let what = format!("{path}: panel {title:?}");
+        assert!(
+            ids.insert(p["id"].as_u64().expect("panel id")),
+            "{what}: id"
+        );
+        for k in ["h", "w", "x", "y"] {
+            assert!(p["gridPos"][k].as_u64().is_some(), "{what}: gridPos.{k}");
+        }
+        assert!(p["type"].as_str().is_some(), "{what}: type");
+        check_source(&what, &p["datasource"]);
+        let mut refs = BTreeSet::new();
+        for t in p["targets"].as_array().expect("targets") {
+            assert!(
+                refs.insert(t["refId"].as_str().expect("refId")),
+                "{what}: refId"
+            );
+            let uid = check_source(&what, &t["datasource"]);
+            let q = t["query"].as_str().or(t["expr"].as_str()).expect("query");
+            out.push((uid, q.to_owned()));
+        }
+    }
+    for v in d["templating"]["list"].as_array().expect("templating.list") {
+        let uid = check_source(&format!("{path}: variable"), &v["datasource"]);
+        out.push((uid, v["query"].as_str().expect("variable query").to_owned()));
+    }
+    out
+}
+
+/// The compose example's sluice config, runnable here: listeners on
+/// loopback port 0, the sinks at the given URLs.
+fn compose_config(influx: &str, es: &str) -> String {
+    let text = read("examples/compose/sluice.toml");
+    assert!(text.contains("http://influxdb:8086") && text.contains("http://elasticsearch:9200"));
+    text.lines()
+        .map(|l| {
+            if l.starts_with("listen = \"0.0.0.0:") {
+                "listen = \"127.0.0.1:0\"".to_owned()
+            } else {
+                l.replace("http://influxdb:8086", influx)
+                    .replace("http://elasticsearch:9200", es)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Grafana's macros as Grafana expands them for "last hour, all apps".
+fn expand_influxql(q: &str) -> String {
+    q.replace("$timeFilter", "time > now() - 1h")
+        .replace("$__interval", "10s")
+        .replace("/^$app$/", "/^.*$/")
+}
+
+/// Does an InfluxQL answer hold at least one series with a non-null,
+/// non-zero value (for SHOW TAG VALUES: any value)?
+fn has_data(answer: &serde_json::Value) -> bool {
+    answer["results"][0]["series"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["values"].as_array().into_iter().flatten())
+        .any(|row| {
+            row.as_array().unwrap().iter().skip(1).any(|v| match v {
+                serde_json::Value::Number(n) => n.as_f64() != Some(0.0),
+                serde_json::Value::String(_) => true,
+                _ => false,
+            })
+        })
+}
+
+/// Metric names (`sluice_…`) and the labels each query groups by.
+fn promql_names_and_labels(expr: &str) -> (Vec<String>, Vec<String>) {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("sluice_") {
+        let end = rest[at..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(rest.len(), |e| at + e);
+        names.push(rest[at..end].to_owned());
+        rest = &rest[end..];
+    }
+    let mut labels = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find(" by (") {
+        let end = at + rest[at..].find(')').expect("by (...)");
+        labels.extend(rest[at + 5..end].split(',').map(|l| l.trim().to_owned()));
+        rest = &rest[end..];
+    }
+    (names, labels)
+}
+
+/// The compose example end to end against a real influxd: its status lines
+/// become points, and every InfluxQL query of the service-status dashboard
+/// (panels and the `app` variable) returns data from them; every metric and
+/// label the telemetry dashboard queries is in sluice's own `/metrics`.
+#[test]
+fn compose_example_feeds_every_dashboard_query() {
+    let influx = Influxd::start();
+    let es = EsServer::start();
+    let mut s = Sluice::start(&compose_config(&influx.url(), &es.url()));
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut frames = Vec::new();
+    for (i, (route, code)) in [
+        ("/api/v1/orders", 200),
+        ("/api/v1/orders", 503),
+        ("/login", 302),
+    ]
+    .iter()
+    .enumerate()
+    {
+        frames.push(format!(
+            "<134>1 - web0{i} orders 17 - - status route={route} code={code} latency_ms=1.{i} bytes=2{i}0"
+        ));
+    }
+    frames
+        .push("<132>1 - web01 orders 17 - - status heap_used=1234 heap_max=4096 threads=17".into());
+    for f in &frames {
+        udp.send_to(f.as_bytes(), s.addr("syslog_udp")).unwrap();
+    }
+    // log4j 1.2 without header over its own listener, and a TCP sender.
+    udp.send_to(
+        b"<132>local0:WARN  [main] com.example.Svc - status heap_used=2000 heap_max=4096 threads=20",
+        s.addr("log4j_udp"),
+    )
+    .unwrap();
+    std::io::Write::write_all(
+        &mut TcpStream::connect(s.addr("syslog_tcp")).unwrap(),
+        b"<134>1 - web02 billing 9 - - status route=/pay code=200 latency_ms=3.5 bytes=99\n",
+    )
+    .unwrap();
+
+    let count = |m: &str| {
+        influx.query("syslog", &format!("SELECT count(*) FROM \"{m}\""))["results"][0]["series"][0]
+            ["values"][0][1]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    wait_while(20, || count("http_requests") < 4 || count("jvm_status") < 2);
+    assert_eq!(count("http_requests"), 4);
+    assert_eq!(count("jvm_status"), 2);
+
+    let queries = dashboard_queries("examples/compose/grafana/dashboards/service-status.json");
+    assert!(queries.len() >= 7, "{queries:?}");
+    for (uid, q) in &queries {
+        assert_eq!(uid, "sluice-influxdb", "{q}");
+        let answer = influx.query("syslog", &expand_influxql(q));
+        assert!(answer["results"][0]["error"].is_null(), "{q}: {answer}");
+        assert!(has_data(&answer), "no data for {q}: {answer}");
+    }
+
+    let scrape = s.scrape();
+    let queries = dashboard_queries("examples/compose/grafana/dashboards/sluice-telemetry.json");
+    assert!(queries.len() >= 10, "{queries:?}");
+    for (uid, q) in &queries {
+        assert_eq!(uid, "sluice-prometheus", "{q}");
+        let (names, labels) = promql_names_and_labels(q);
+        assert!(!names.is_empty(), "{q}");
+        for name in &names {
+            let samples: Vec<&str> = scrape
+                .lines()
+                .filter(|l| l.starts_with(&format!("{name}{{")))
+                .collect();
+            assert!(!samples.is_empty(), "{q}: no {name} in /metrics");
+            for label in &labels {
+                assert!(
+                    samples.iter().all(|l| l.contains(&format!("{label}=\""))),
+                    "{q}: {name} has no label {label}"
+                );
+            }
+        }
+    }
+    // The events went to Elasticsearch (Kibana's side of the example).
+    wait_while(10, || es.total() < 6);
+    assert_eq!(es.total(), 6);
+    assert!(s.stop().success());
+}
