@@ -17,6 +17,7 @@ use crate::decode::{DecodeOptions, Sender};
 use crate::framing::Framing;
 use crate::grok::Library;
 use crate::multiline::{self, MultilineConfig};
+use crate::tls::ListenerTls;
 
 /// The embedded default (`config/sluice.toml`, compiled in).
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config/sluice.toml");
@@ -96,6 +97,17 @@ struct RawListener {
     multiline_window_ms: Option<u64>,
     multiline_max_lines: Option<usize>,
     multiline_max_bytes: Option<usize>,
+    tls: Option<RawTls>,
+}
+
+/// `[listeners.tls]` of a `protocol = "tls"` listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    client_ca_file: Option<PathBuf>,
+    handshake_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,6 +294,8 @@ pub struct Config {
 pub enum ListenerProtocol {
     Udp,
     Tcp,
+    /// TCP with TLS (RFC 5425); needs `[listeners.tls]`.
+    Tls,
 }
 
 #[derive(Debug, Clone)]
@@ -297,6 +311,8 @@ pub struct ListenerConfig {
     pub decode: DecodeOptions,
     /// Join multi-frame messages (log4j 1.2 stack traces); `None` = off.
     pub multiline: Option<MultilineConfig>,
+    /// Certificates and handshake settings of a `tls` listener.
+    pub tls: Option<ListenerTls>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -1123,10 +1139,27 @@ impl Validator<'_, '_> {
                 }
                 None
             };
+            let tls = match (l.protocol, l.tls) {
+                (ListenerProtocol::Tls, Some(t)) => Some(self.listener_tls(&at(&base, "tls"), t)?),
+                (ListenerProtocol::Tls, None) => {
+                    return Err(self.err(
+                        &at(&base, "protocol"),
+                        "a tls listener needs [listeners.tls] with cert_file and key_file",
+                    ));
+                }
+                (_, Some(_)) => {
+                    return Err(self.err(
+                        &at(&base, "tls"),
+                        "only a listener with protocol = \"tls\" takes [listeners.tls]",
+                    ));
+                }
+                (_, None) => None,
+            };
             listeners.push(ListenerConfig {
                 listen: self.addr(&at(&base, "listen"), &l.listen)?,
                 decode,
                 multiline,
+                tls,
                 name: l.name,
                 protocol: l.protocol,
                 max_connections,
@@ -1442,6 +1475,57 @@ impl Validator<'_, '_> {
         })
     }
 
+    /// Files named in the config are relative to the config file's directory.
+    fn config_dir(&self) -> PathBuf {
+        Path::new(self.locator.origin)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
+    /// Load a TLS listener's certificate, key and client CA now, so a bad
+    /// file is a config error (and `sluice check` finds it).
+    fn listener_tls(&self, base: &[Seg], t: RawTls) -> Result<ListenerTls, ConfigError> {
+        let dir = self.config_dir();
+        let timeout = match t.handshake_timeout_secs {
+            None => crate::tls::DEFAULT_HANDSHAKE_TIMEOUT,
+            Some(s @ 1..=300) => Duration::from_secs(s),
+            Some(_) => {
+                return Err(self.err(
+                    &at(base, "handshake_timeout_secs"),
+                    "must be between 1 and 300",
+                ));
+            }
+        };
+        let (cert, key) = (dir.join(&t.cert_file), dir.join(&t.key_file));
+        let ca = t.client_ca_file.as_ref().map(|c| dir.join(c));
+        let server = crate::tls::server_config(&cert, &key, ca.as_deref()).map_err(|e| {
+            let field = match &e {
+                crate::tls::TlsError::Read { path, .. }
+                | crate::tls::TlsError::NoCertificate { path }
+                    if Some(path) == ca.as_ref() =>
+                {
+                    "client_ca_file"
+                }
+                crate::tls::TlsError::ClientCa { .. }
+                | crate::tls::TlsError::ClientVerifier { .. } => "client_ca_file",
+                crate::tls::TlsError::Read { path, .. } | crate::tls::TlsError::NoKey { path }
+                    if *path == key =>
+                {
+                    "key_file"
+                }
+                _ => "cert_file",
+            };
+            self.err(&at(base, field), e.to_string())
+        })?;
+        Ok(ListenerTls {
+            server,
+            handshake_timeout: timeout,
+            client_auth: ca.is_some(),
+            cert_file: cert,
+        })
+    }
+
     /// The grok library: built-ins, then pattern files, then inline patterns.
     fn grok(&self, raw: Option<RawGrok>) -> Result<Library, ConfigError> {
         let mut lib = Library::default();
@@ -1449,10 +1533,7 @@ impl Validator<'_, '_> {
             return Ok(lib);
         };
         let base = [key("grok")];
-        let dir = Path::new(self.locator.origin)
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        let dir = self.config_dir();
         let mut custom = HashSet::new();
         for (i, file) in raw.pattern_files.iter().enumerate() {
             let mut path = at(&base, "pattern_files");

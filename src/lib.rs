@@ -46,3 +46,4 @@ pub mod router;
 pub mod service;
 pub mod sinks;
 pub mod telemetry;
+pub mod tls;

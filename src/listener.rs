@@ -1,5 +1,10 @@
-//! Sockets → frames: UDP (a datagram is a frame) and TCP (RFC 6587 framing,
-//! see [`crate::framing`]).
+//! Sockets → frames: UDP (a datagram is a frame), TCP (RFC 6587 framing,
+//! see [`crate::framing`]) and TLS (RFC 5425: TCP's framing inside rustls).
+//!
+//! A TLS connection holds its connection permit from accept on; its
+//! handshake is bounded by `handshake_timeout_secs`, and one that fails
+//! (timeout, plain text on the TLS port, missing or bad client certificate)
+//! closes that connection only and is counted by reason.
 //!
 //! TCP connections are bounded by a semaphore (`max_connections`; a
 //! connection over the limit is closed at once and counted) and by an idle
@@ -13,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -25,6 +30,7 @@ use crate::config::{ListenerConfig, ListenerProtocol};
 use crate::framing::{FrameItem, SyslogFramer};
 use crate::pipeline::{Pipeline, Reader, now_nanos};
 use crate::telemetry::ListenerMetrics;
+use crate::tls::{HandshakeFailure, ListenerTls, TLS_HANDSHAKE_RECORD};
 
 /// How long a stream without delimiters may pause before its last message
 /// is taken as complete.
@@ -47,6 +53,7 @@ pub struct BindError {
 
 enum Socket {
     Udp(UdpSocket),
+    /// TCP, and TLS when the config carries a TLS setting.
     Tcp(TcpListener),
 }
 
@@ -69,7 +76,7 @@ impl BoundListener {
             ListenerProtocol::Udp => {
                 Socket::Udp(UdpSocket::bind(config.listen).await.map_err(err)?)
             }
-            ListenerProtocol::Tcp => {
+            ListenerProtocol::Tcp | ListenerProtocol::Tls => {
                 Socket::Tcp(TcpListener::bind(config.listen).await.map_err(err)?)
             }
         };
@@ -108,6 +115,7 @@ pub fn protocol_name(p: ListenerProtocol) -> &'static str {
     match p {
         ListenerProtocol::Udp => "udp",
         ListenerProtocol::Tcp => "tcp",
+        ListenerProtocol::Tls => "tls",
     }
 }
 
@@ -209,15 +217,57 @@ async fn serve_tcp(
             shutdown.clone(),
         );
         tracker.spawn(async move {
-            connection(stream, peer, &config, &pipeline, &metrics, &shutdown).await;
+            let _ = stream.set_nodelay(true);
+            match &config.tls {
+                None => connection(stream, peer, &config, &pipeline, &metrics, &shutdown).await,
+                Some(tls) => match handshake(stream, tls, &shutdown).await {
+                    Ok(stream) => {
+                        connection(stream, peer, &config, &pipeline, &metrics, &shutdown).await
+                    }
+                    Err(failure) => {
+                        metrics.tls_handshakes_failed[failure.index()].inc();
+                        tracing::debug!(listener = %config.name, %peer, reason = failure.as_str(), "TLS handshake failed: closing");
+                    }
+                },
+            }
             metrics.connections_open.dec();
             drop(permit);
         });
     }
 }
 
-async fn connection(
-    mut stream: TcpStream,
+/// The server side of a TLS handshake, bounded by the listener's timeout
+/// and by shutdown. Plain text on the TLS port is recognised by its first
+/// byte (not a TLS handshake record) and refused without a TLS alert.
+async fn handshake(
+    stream: TcpStream,
+    tls: &ListenerTls,
+    shutdown: &CancellationToken,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, HandshakeFailure> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+    let attempt = async {
+        let mut first = [0u8; 1];
+        match stream.peek(&mut first).await {
+            Ok(0) => return Err(HandshakeFailure::Closed),
+            Ok(_) if first[0] != TLS_HANDSHAKE_RECORD => return Err(HandshakeFailure::NotTls),
+            Ok(_) => {}
+            Err(e) => return Err(HandshakeFailure::classify(&e)),
+        }
+        acceptor
+            .accept(stream)
+            .await
+            .map_err(|e| HandshakeFailure::classify(&e))
+    };
+    tokio::select! {
+        r = tokio::time::timeout(tls.handshake_timeout, attempt) => {
+            r.unwrap_or(Err(HandshakeFailure::Timeout))
+        }
+        _ = shutdown.cancelled() => Err(HandshakeFailure::Closed),
+    }
+}
+
+async fn connection<S: AsyncRead + Unpin>(
+    mut stream: S,
     peer: SocketAddr,
     config: &ListenerConfig,
     pipeline: &Pipeline,
@@ -225,7 +275,6 @@ async fn connection(
     shutdown: &CancellationToken,
 ) {
     let mut reader = Reader::new(pipeline, config, metrics, true);
-    let _ = stream.set_nodelay(true);
     let mut framer = SyslogFramer::new(config.max_frame_bytes, config.framing);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut draining = shutdown.is_cancelled();

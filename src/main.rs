@@ -321,6 +321,19 @@ fn check(config: Config) -> ExitCode {
             None => extras.push("multiline off".to_owned()),
         }
         outln!(out, "  decode: {}", extras.join(", "));
+        if let Some(t) = &l.tls {
+            outln!(
+                out,
+                "  tls: certificate {}, client certificates {}, handshake_timeout_secs {}",
+                t.cert_file.display(),
+                if t.client_auth {
+                    "required"
+                } else {
+                    "not asked for"
+                },
+                t.handshake_timeout.as_secs()
+            );
+        }
     }
     for s in &config.sinks {
         let target = match &s.kind {

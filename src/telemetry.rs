@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::multiline::Flush;
 use crate::queue::QueueMetrics;
+use crate::tls::HandshakeFailure;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ListenerLabel {
@@ -74,6 +75,8 @@ pub struct ListenerMetrics {
     pub multiline_joined_frames: Counter,
     /// Events the joiner emitted, indexed like [`crate::multiline::Flush::ALL`].
     pub multiline_flushes: [Counter; 6],
+    /// TLS handshakes that failed, indexed like [`HandshakeFailure::ALL`].
+    pub tls_handshakes_failed: [Counter; 6],
 }
 
 /// Counters of one route (its queue's included).
@@ -151,6 +154,7 @@ pub struct Telemetry {
     l_undelimited: Family<ListenerLabel, Counter>,
     l_joined: Family<ListenerLabel, Counter>,
     l_join_flushes: Family<ListenerReason, Counter>,
+    l_tls_failed: Family<ListenerReason, Counter>,
     r_matched: Family<RouteLabel, Counter>,
     r_emitted: Family<RouteLabel, Counter>,
     r_conversion: Family<RouteReason, Counter>,
@@ -229,6 +233,10 @@ impl Telemetry {
                 "sluice_listener_multiline_events",
                 "Events emitted by the multi-line joiner, by reason: window, next_event, line_limit, byte_limit, capacity, close"
             ),
+            l_tls_failed: family!(
+                "sluice_listener_tls_handshakes_failed",
+                "TLS connections closed before the handshake completed, by reason: timeout, not_tls, no_client_certificate, bad_client_certificate, closed, error"
+            ),
             r_matched: family!("sluice_router_matched_events", "Events a route matched"),
             r_emitted: family!("sluice_route_emitted_records", "Records a route produced"),
             r_conversion: family!(
@@ -288,6 +296,8 @@ impl Telemetry {
             undelimited_splits: get(&self.l_undelimited, &l),
             multiline_joined_frames: get(&self.l_joined, &l),
             multiline_flushes: Flush::ALL.map(|f| get(&self.l_join_flushes, &r(f.as_str()))),
+            tls_handshakes_failed: HandshakeFailure::ALL
+                .map(|f| get(&self.l_tls_failed, &r(f.as_str()))),
         }
     }
 

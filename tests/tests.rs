@@ -2028,3 +2028,4 @@ fn es_test_server_enforces_the_bulk_protocol() {
 
 mod example_files;
 mod log4j_e2e;
+mod tls_listener;

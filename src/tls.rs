@@ -1,0 +1,276 @@
+//! TLS for syslog listeners (RFC 5425): the server's rustls configuration
+//! built from PEM files, and the reasons a handshake fails, as counted in
+//! `sluice_listener_tls_handshakes_failed_total{reason}`.
+//!
+//! The files are read when the configuration is loaded, so `sluice check`
+//! reports an unreadable certificate or a key that does not match it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+
+/// Handshake timeout when the listener sets none.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A TLS listener's settings, with the server configuration already built.
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    pub server: Arc<rustls::ServerConfig>,
+    pub handshake_timeout: Duration,
+    /// Clients must present a certificate signed by `client_ca_file`.
+    pub client_auth: bool,
+    pub cert_file: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("{path}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it")]
+    NoCertificate { path: PathBuf },
+    #[error(
+        "{path}: no PEM private key (-----BEGIN PRIVATE KEY-----, RSA PRIVATE KEY or EC PRIVATE KEY) in it"
+    )]
+    NoKey { path: PathBuf },
+    #[error("{path}: client CA certificate rejected: {source}")]
+    ClientCa {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+    #[error("{path}: no usable client CA certificate: {message}")]
+    ClientVerifier { path: PathBuf, message: String },
+    #[error("certificate {cert} with key {key}: {source}")]
+    Server {
+        cert: PathBuf,
+        key: PathBuf,
+        source: rustls::Error,
+    },
+}
+
+fn pem_error(path: &Path, e: rustls::pki_types::pem::Error) -> TlsError {
+    match e {
+        rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoCertificate {
+            path: path.to_owned(),
+        },
+        other => TlsError::Read {
+            path: path.to_owned(),
+            message: other.to_string(),
+        },
+    }
+}
+
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem_error(path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(path, e))?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: path.to_owned(),
+        });
+    }
+    Ok(certs)
+}
+
+/// Build the server configuration: certificate chain and key from PEM
+/// files, and with `client_ca_file`, client certificates required and
+/// verified against it.
+pub fn server_config(
+    cert_file: &Path,
+    key_file: &Path,
+    client_ca_file: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = certificates(cert_file)?;
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoKey {
+            path: key_file.to_owned(),
+        },
+        other => TlsError::Read {
+            path: key_file.to_owned(),
+            message: other.to_string(),
+        },
+    })?;
+    let server_err = |source| TlsError::Server {
+        cert: cert_file.to_owned(),
+        key: key_file.to_owned(),
+        source,
+    };
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(server_err)?;
+    let builder = match client_ca_file {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for cert in certificates(ca)? {
+                roots.add(cert).map_err(|source| TlsError::ClientCa {
+                    path: ca.to_owned(),
+                    source,
+                })?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| TlsError::ClientVerifier {
+                    path: ca.to_owned(),
+                    message: e.to_string(),
+                })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder.with_single_cert(chain, key).map_err(server_err)?;
+    Ok(Arc::new(config))
+}
+
+/// Why a TLS handshake did not complete; the connection is closed and
+/// counted under this reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    /// No handshake within the listener's `handshake_timeout_secs`.
+    Timeout,
+    /// The first byte was not a TLS handshake record: plain syslog (or
+    /// anything else) sent to the TLS port.
+    NotTls,
+    /// mTLS: the client presented no certificate.
+    NoClientCertificate,
+    /// The client's certificate did not verify against the client CA.
+    BadClientCertificate,
+    /// The peer closed the connection during the handshake.
+    Closed,
+    /// Any other TLS or socket error.
+    Error,
+}
+
+impl HandshakeFailure {
+    pub const ALL: [HandshakeFailure; 6] = [
+        HandshakeFailure::Timeout,
+        HandshakeFailure::NotTls,
+        HandshakeFailure::NoClientCertificate,
+        HandshakeFailure::BadClientCertificate,
+        HandshakeFailure::Closed,
+        HandshakeFailure::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::NotTls => "not_tls",
+            HandshakeFailure::NoClientCertificate => "no_client_certificate",
+            HandshakeFailure::BadClientCertificate => "bad_client_certificate",
+            HandshakeFailure::Closed => "closed",
+            HandshakeFailure::Error => "error",
+        }
+    }
+
+    /// Index into [`HandshakeFailure::ALL`].
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|f| *f == self).unwrap_or(5)
+    }
+
+    /// Classify the error a server handshake returned.
+    pub fn classify(e: &io::Error) -> HandshakeFailure {
+        if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            return match tls {
+                rustls::Error::NoCertificatesPresented => HandshakeFailure::NoClientCertificate,
+                rustls::Error::InvalidCertificate(_) => HandshakeFailure::BadClientCertificate,
+                _ => HandshakeFailure::Error,
+            };
+        }
+        match e.kind() {
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe => HandshakeFailure::Closed,
+            _ => HandshakeFailure::Error,
+        }
+    }
+}
+
+/// The first byte of every TLS connection: a handshake record.
+pub const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_matching_certificate_and_key_make_a_server_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let c = write(dir.path(), "c.pem", &cert.pem());
+        let k = write(dir.path(), "k.pem", &key.serialize_pem());
+        assert!(server_config(&c, &k, None).is_ok());
+        // The certificate as its own client CA: mTLS configured.
+        assert!(server_config(&c, &k, Some(&c)).is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_file_and_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let other = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let c = write(dir.path(), "c.pem", &cert.pem());
+        let k = write(dir.path(), "k.pem", &key.serialize_pem());
+        let wrong_key = write(dir.path(), "other.pem", &other.serialize_pem());
+        let missing = dir.path().join("missing.pem");
+
+        let e = server_config(&missing, &k, None).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("cannot read {}", missing.display())),
+            "{e}"
+        );
+        let e = server_config(&k, &k, None).unwrap_err().to_string();
+        assert!(e.contains("k.pem: no PEM certificate"), "{e}");
+        let e = server_config(&c, &c, None).unwrap_err().to_string();
+        assert!(e.contains("c.pem: no PEM private key"), "{e}");
+        let e = server_config(&c, &wrong_key, None).unwrap_err().to_string();
+        assert!(e.contains("c.pem") && e.contains("other.pem"), "{e}");
+        let e = server_config(&c, &k, Some(&k)).unwrap_err().to_string();
+        assert!(e.contains("k.pem: no PEM certificate"), "{e}");
+    }
+
+    #[test]
+    fn handshake_errors_are_classified() {
+        let wrap = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+        assert_eq!(
+            HandshakeFailure::classify(&wrap(rustls::Error::NoCertificatesPresented)),
+            HandshakeFailure::NoClientCertificate
+        );
+        assert_eq!(
+            HandshakeFailure::classify(&wrap(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer
+            ))),
+            HandshakeFailure::BadClientCertificate
+        );
+        assert_eq!(
+            HandshakeFailure::classify(&io::Error::from(io::ErrorKind::UnexpectedEof)),
+            HandshakeFailure::Closed
+        );
+        assert_eq!(
+            HandshakeFailure::classify(&wrap(rustls::Error::DecryptError)),
+            HandshakeFailure::Error
+        );
+        for (i, f) in HandshakeFailure::ALL.iter().enumerate() {
+            assert_eq!(f.index(), i);
+        }
+    }
+}
