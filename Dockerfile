@@ -22,7 +22,8 @@ RUN sluice --version && sluice check -c /etc/sluice/sluice.toml
 USER sluice
 WORKDIR /var/lib/sluice
 VOLUME ["/var/lib/sluice"]
-# 5514: syslog UDP and TCP; 6514: syslog over TLS (reserved for the TLS listener); 9901: admin (/metrics, /health).
+# 5514: syslog UDP and TCP; 6514: syslog over TLS (the TLS listener, commented in
+# config/container.toml: mount certificates and enable it); 9901: admin (/metrics, /health).
 EXPOSE 5514/udp 5514/tcp 6514 9901
 HEALTHCHECK --interval=15s --timeout=3s CMD curl -fsS http://127.0.0.1:9901/health || exit 1
 ENTRYPOINT ["sluice"]

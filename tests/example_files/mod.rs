@@ -249,3 +249,196 @@ fn compose_example_feeds_every_dashboard_query() {
     assert_eq!(es.total(), 6);
     assert!(s.stop().success());
 }
+
+/// Dockerfile instructions as (INSTRUCTION, arguments), continuation lines
+/// joined and comments dropped.
+fn dockerfile() -> Vec<(String, String)> {
+    let text = read("Dockerfile");
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(part) => current.push_str(part),
+            None => {
+                current.push_str(line);
+                let joined = std::mem::take(&mut current);
+                let (i, args) = joined.trim().split_once(' ').expect("instruction");
+                out.push((i.to_ascii_uppercase(), args.trim().to_owned()));
+            }
+        }
+    }
+    out
+}
+
+fn instruction<'a>(d: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    d.iter()
+        .filter(|(i, _)| i == name)
+        .map(|(_, a)| a.as_str())
+        .collect()
+}
+
+/// The Dockerfile checked against the code and the config it ships, since
+/// no Docker engine runs here: every path it copies exists; the config it
+/// installs is the one CMD runs; EXPOSE lists exactly the container
+/// config's listener and admin ports (plus 6514, the TLS port of the
+/// commented TLS listener); the file sinks write under the VOLUME; it builds
+/// with --locked, smoke-tests --version and runs as a non-root user; and its
+/// HEALTHCHECK command, run here against the container config, succeeds.
+#[test]
+fn dockerfile_matches_the_code_and_the_container_config() {
+    let d = dockerfile();
+    let run = instruction(&d, "RUN").join("\n");
+    assert!(run.contains("cargo build --release --locked"), "{run}");
+    assert!(run.contains("sluice --version"), "{run}");
+    let user = instruction(&d, "USER");
+    assert!(
+        user.len() == 1 && user[0] != "root" && user[0] != "0",
+        "{user:?}"
+    );
+
+    let mut installed = BTreeMap::new();
+    for args in instruction(&d, "COPY") {
+        let parts: Vec<&str> = args.split_whitespace().collect();
+        if parts[0].starts_with("--from=") {
+            continue;
+        }
+        let (dest, sources) = parts.split_last().unwrap();
+        for src in sources {
+            assert!(repo(src).exists(), "COPY {src}: not in the repository");
+            installed.insert(dest.to_string(), src.to_string());
+        }
+    }
+    let cmd: Vec<String> = serde_json::from_str(instruction(&d, "CMD")[0]).expect("CMD as JSON");
+    let config_path = &cmd[cmd.iter().position(|a| a == "-c").expect("CMD -c") + 1];
+    let source = installed
+        .get(config_path.as_str())
+        .unwrap_or_else(|| panic!("CMD runs {config_path}, which no COPY installs"));
+    assert_eq!(source, "config/container.toml");
+    let entry: Vec<String> = serde_json::from_str(instruction(&d, "ENTRYPOINT")[0]).unwrap();
+    assert_eq!(entry, ["sluice"]);
+
+    let config: toml::Table = read(source).parse().unwrap();
+    let mut ports = BTreeSet::new();
+    for l in config["listeners"].as_array().unwrap() {
+        let port = l["listen"].as_str().unwrap().rsplit(':').next().unwrap();
+        let proto = match l["protocol"].as_str().unwrap() {
+            "udp" => "udp",
+            _ => "tcp",
+        };
+        ports.insert(format!("{port}/{proto}"));
+    }
+    let admin = config["admin"]["listen"].as_str().unwrap();
+    let admin_port = admin.rsplit(':').next().unwrap();
+    ports.insert(format!("{admin_port}/tcp"));
+    ports.insert("6514/tcp".to_owned());
+    let exposed: BTreeSet<String> = instruction(&d, "EXPOSE")
+        .iter()
+        .flat_map(|a| a.split_whitespace())
+        .map(|p| {
+            if p.contains('/') {
+                p.to_owned()
+            } else {
+                format!("{p}/tcp")
+            }
+        })
+        .collect();
+    assert_eq!(exposed, ports);
+    assert!(
+        read(source).contains("# [[listeners]]\n# name = \"tls\"")
+            && read(source).contains("# listen = \"0.0.0.0:6514\""),
+        "6514 is exposed for the TLS listener the container config shows"
+    );
+
+    let volume: Vec<String> = serde_json::from_str(instruction(&d, "VOLUME")[0]).unwrap();
+    for s in config["sinks"].as_array().unwrap() {
+        if let Some(path) = s.get("path").and_then(|p| p.as_str()) {
+            assert!(
+                volume.iter().any(|v| path.starts_with(&format!("{v}/"))),
+                "sink path {path} is outside the volume {volume:?}"
+            );
+        }
+    }
+
+    // The HEALTHCHECK, run against sluice on the container config (loopback,
+    // port 0, files in a temp dir).
+    let health = instruction(&d, "HEALTHCHECK")[0];
+    let command = health.split_once("CMD ").expect("HEALTHCHECK CMD").1;
+    assert!(
+        command.contains(&format!("127.0.0.1:{admin_port}/health")),
+        "{command}"
+    );
+    let text = read(source)
+        .replace("0.0.0.0:5514", "127.0.0.1:0")
+        .replace(admin, "127.0.0.1:0")
+        .replace("/var/lib/sluice/", "");
+    let mut s = Sluice::start(&text);
+    let admin_now = s.ready["admin"].as_str().unwrap().to_owned();
+    let status = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &command.replace(&format!("127.0.0.1:{admin_port}"), &admin_now),
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "HEALTHCHECK {command}");
+    assert!(s.stop().success());
+}
+
+/// The container config's commented TLS listener, uncommented and given
+/// generated certificate files, is a valid listener on 6514.
+#[test]
+fn container_config_tls_listener_works_when_uncommented() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["sluice".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(dir.path().join("server.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+    std::fs::write(dir.path().join("clients-ca.pem"), ca.pem()).unwrap();
+
+    let mut text = String::new();
+    let mut in_block = false;
+    let mut uncommented = 0;
+    for line in read("config/container.toml").lines() {
+        if line == "# [[listeners]]" {
+            in_block = true;
+        }
+        if in_block && line.starts_with("# ") {
+            let l = line[2..].split("   #").next().unwrap();
+            text.push_str(&l.replace("/etc/sluice/tls", dir.path().to_str().unwrap()));
+            uncommented += 1;
+        } else {
+            in_block = false;
+            text.push_str(line);
+        }
+        text.push('\n');
+    }
+    assert!(uncommented >= 8, "the TLS block: {uncommented} lines");
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(&config, text).unwrap();
+    let out = std::process::Command::new(super::BIN)
+        .args(["check", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("listener tls: tls 0.0.0.0:6514"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("client certificates required"), "{stdout}");
+}
