@@ -442,3 +442,93 @@ fn container_config_tls_listener_works_when_uncommented() {
     );
     assert!(stdout.contains("client certificates required"), "{stdout}");
 }
+
+/// Keys of a TOML value, recursively; the keys under `fields` and
+/// `patterns` are the user's names, not config keys.
+fn config_keys(value: &toml::Value, out: &mut BTreeSet<String>) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                out.insert(k.clone());
+                if k != "fields" && k != "patterns" {
+                    config_keys(v, out);
+                }
+            }
+        }
+        toml::Value::Array(a) => a.iter().for_each(|v| config_keys(v, out)),
+        _ => {}
+    }
+}
+
+/// Every key any shipped config uses is documented in the README (as a
+/// word inside a `code` span), so the reference cannot fall behind the
+/// examples.
+#[test]
+fn readme_documents_every_key_the_shipped_configs_use() {
+    let readme = read("README.md");
+    let documented: BTreeSet<&str> = readme
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .flat_map(|span| span.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+        .collect();
+    let mut files = Vec::new();
+    super::toml_files(&repo("config"), &mut files);
+    super::toml_files(&repo("examples"), &mut files);
+    let mut missing = BTreeMap::new();
+    for f in &files {
+        let value: toml::Value = std::fs::read_to_string(f).unwrap().parse().unwrap();
+        let mut keys = BTreeSet::new();
+        config_keys(&value, &mut keys);
+        for k in keys {
+            if !documented.contains(k.as_str()) {
+                missing.insert(k, f.display().to_string());
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undocumented keys: {missing:?}");
+}
+
+/// The sluice config in the Flume migration note (its TOML blocks
+/// together) passes `sluice check`, and its documents have Flume's shape.
+#[test]
+fn flume_migration_note_config_is_valid() {
+    let note = read("examples/flume-migration.md");
+    let blocks: Vec<&str> = note
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert_eq!(blocks.len(), 2, "the note's two TOML blocks");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("from-flume.toml");
+    std::fs::write(&path, blocks.concat()).unwrap();
+    let out = std::process::Command::new(super::BIN)
+        .args(["check", "-c", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports = super::sluice_parse(
+        &["-c", path.to_str().unwrap()],
+        b"<134>1 2026-11-28T10:00:00Z web01 orders 17 - - GET /x code=200 latency_ms=1.5\n",
+    );
+    let routes = reports[0]["routes"].as_array().unwrap();
+    let events = routes.iter().find(|r| r["route"] == "events").unwrap();
+    assert_eq!(
+        events["document"]["@message"],
+        "GET /x code=200 latency_ms=1.5"
+    );
+    assert_eq!(events["document"]["@fields"]["Severity"], "6");
+    let status = routes.iter().find(|r| r["route"] == "status").unwrap();
+    assert!(
+        status["line"]
+            .as_str()
+            .unwrap()
+            .starts_with("http_requests,app=orders,code=200,host=web01 latency_ms=1.5 "),
+        "{status}"
+    );
+}
