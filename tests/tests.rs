@@ -2026,6 +2026,7 @@ fn es_test_server_enforces_the_bulk_protocol() {
     );
 }
 
+mod blaster_e2e;
 mod example_files;
 mod log4j_e2e;
 mod tls_listener;

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark: syslog-blaster -> sluice -> syslog-blaster.
+
+Starts the blaster's sink endpoints (InfluxDB /write, Elasticsearch _bulk),
+then sluice with benches/e2e/sluice.toml pointed at them, then sends. Per
+scenario it prints end-to-end throughput, sluice's CPU seconds per million
+messages (utime + stime from /proc), its peak RSS (VmHWM), loss, and
+latency percentiles from the intended send time.
+
+    cargo build --release --bins
+    python3 benches/e2e/run.py                 # every scenario
+    python3 benches/e2e/run.py tcp-full        # one
+    python3 benches/e2e/run.py --json          # one JSON object per scenario
+
+Every scenario is bounded in count and time and stops by itself.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SLUICE = os.path.join(ROOT, "target", "release", "sluice")
+BLASTER = os.path.join(ROOT, "target", "release", "syslog-blaster")
+CONFIG = os.path.join(ROOT, "benches", "e2e", "sluice.toml")
+TICK = os.sysconf("SC_CLK_TCK")
+
+# name -> (listener, blaster arguments)
+SCENARIOS = {
+    # The reference scenario: one TCP connection, LF framing, 1 M RFC 5424
+    # messages of 256 bytes, every 4th a status line, as fast as possible.
+    "tcp-full": ("tcp", ["--count", "1000000", "--format", "rfc5424", "--size", "256",
+                         "--status-every", "4", "--expect", "both"]),
+    # Latency at a steady, light rate.
+    "tcp-20k": ("tcp", ["--rate", "20000", "--duration", "10", "--format", "rfc5424",
+                        "--size", "256", "--status-every", "4", "--expect", "both"]),
+    # UDP at 150 k msg/s for 10 s.
+    "udp-150k": ("udp", ["--rate", "150000", "--duration", "10", "--format", "rfc5424",
+                         "--size", "256", "--status-every", "4", "--expect", "documents"]),
+}
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run(name):
+    listener, args = SCENARIOS[name]
+    blaster = subprocess.Popen(
+        [BLASTER, "--sink", "127.0.0.1:0", "--target", "-", "--json", "--quiet",
+         "--drain-secs", "10"] + args,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    sink = json.loads(blaster.stdout.readline())["sink"]
+    env = dict(os.environ, BLASTER_SINK=f"http://{sink}", RUST_LOG="warn")
+    sluice = subprocess.Popen([SLUICE, "run", "-c", CONFIG], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        ready = json.loads(sluice.stdout.readline())
+        addr = next(l["address"] for l in ready["listeners"] if l["name"] == listener)
+        cpu0 = cpu_seconds(sluice.pid)
+        blaster.stdin.write(f"{listener}://{addr}\n")
+        blaster.stdin.flush()
+        out, _ = blaster.communicate(timeout=600)
+        cpu = cpu_seconds(sluice.pid) - cpu0
+        rss = peak_rss_mib(sluice.pid)
+    finally:
+        sluice.send_signal(signal.SIGTERM)
+        try:
+            sluice.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            sluice.kill()
+        if blaster.poll() is None:
+            blaster.kill()
+    report = json.loads(out.strip().splitlines()[-1])
+    docs = report.get("documents") or {}
+    points = report.get("points") or {}
+    delivered = docs.get("delivered", 0)
+    return {
+        "scenario": name,
+        "sent": report["sent"],
+        "send_rate": round(report["send_rate"]),
+        "delivered_documents": delivered,
+        "delivered_points": points.get("delivered", 0),
+        "expected_points": points.get("expected", 0),
+        "e2e_msgs_per_s": round(report["delivered_rate"] or 0),
+        "sluice_cpu_s": round(cpu, 2),
+        "sluice_cpu_s_per_million": round(cpu / max(report["sent"], 1) * 1e6, 2),
+        "msgs_per_cpu_s": round(report["sent"] / cpu) if cpu > 0 else None,
+        "peak_rss_mib": round(rss, 1),
+        "loss_ratio": report["loss_ratio"],
+        "doc_latency_ms": docs.get("latency"),
+        "point_latency_ms": points.get("latency"),
+        "blaster_exit": blaster.returncode,
+    }
+
+
+def main():
+    as_json = "--json" in sys.argv
+    names = [a for a in sys.argv[1:] if not a.startswith("--")] or list(SCENARIOS)
+    for n in names:
+        if n not in SCENARIOS:
+            sys.exit(f"unknown scenario {n!r}: {', '.join(SCENARIOS)}")
+    for p in (SLUICE, BLASTER):
+        if not os.path.exists(p):
+            sys.exit(f"{p} missing: run `cargo build --release --bins` first")
+    print(f"# {os.cpu_count()} CPUs; {open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()}",
+          file=sys.stderr)
+    for n in names:
+        r = run(n)
+        if as_json:
+            print(json.dumps(r))
+            continue
+        lat = r["doc_latency_ms"] or {}
+        print(f"{n}: sent {r['sent']} ({r['send_rate']}/s); delivered {r['delivered_documents']} documents, "
+              f"{r['delivered_points']}/{r['expected_points']} points; "
+              f"{r['e2e_msgs_per_s']} msgs/s end to end; sluice {r['sluice_cpu_s']} CPU s "
+              f"= {r['sluice_cpu_s_per_million']} CPU s per million = {r['msgs_per_cpu_s']} msgs per CPU s; "
+              f"peak RSS {r['peak_rss_mib']} MiB; loss {r['loss_ratio']}; document latency "
+              f"p50 {lat.get('p50_ms')} ms p90 {lat.get('p90_ms')} p99 {lat.get('p99_ms')} "
+              f"p99.9 {lat.get('p999_ms')} max {lat.get('max_ms')} ms")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,759 @@
+//! `syslog-blaster`: sends syslog at a schedule and measures what arrives.
+//!
+//! Senders run open loop: message `seq` is due at `start + seq / rate`, and
+//! that intended time (not the moment the write happened) travels in the
+//! message as `sent=NANOS`. A receiver that stalls therefore shows up as
+//! latency at the sink, not as a slower send — the measurement is safe from
+//! coordinated omission. Without `--rate` messages go as fast as the
+//! socket takes them and carry the time they were rendered.
+//!
+//! With `--sink ADDR` the blaster also runs the InfluxDB and Elasticsearch
+//! endpoints sluice delivers to ([`receiver`]), and reports delivered, lost
+//! and duplicated messages by sequence number and end-to-end latency.
+
+pub mod message;
+pub mod receiver;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+pub use message::{Format, Framing, Shape};
+use receiver::{Deliveries, Tracker};
+
+/// Largest write on a stream: messages due together go out in one write.
+const WRITE_BATCH: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlasterError {
+    #[error("target {0:?}: expected udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT")]
+    Target(String),
+    #[error("target {target}: {source}")]
+    Connect {
+        target: String,
+        source: std::io::Error,
+    },
+    #[error("--tls-ca {path}: {message}")]
+    TlsCa { path: PathBuf, message: String },
+    #[error("sink endpoints on {addr}: {source}")]
+    Sink {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("latency histogram: {0}")]
+    Histogram(#[from] hdrhistogram::CreationError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Where to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Udp(String),
+    Tcp(String),
+    Tls(String),
+}
+
+impl Target {
+    pub fn parse(s: &str) -> Result<Target, BlasterError> {
+        let s = s.trim();
+        let (scheme, rest) = s
+            .split_once("://")
+            .ok_or_else(|| BlasterError::Target(s.to_owned()))?;
+        if rest.is_empty() || !rest.contains(':') {
+            return Err(BlasterError::Target(s.to_owned()));
+        }
+        match scheme {
+            "udp" => Ok(Target::Udp(rest.to_owned())),
+            "tcp" => Ok(Target::Tcp(rest.to_owned())),
+            "tls" => Ok(Target::Tls(rest.to_owned())),
+            _ => Err(BlasterError::Target(s.to_owned())),
+        }
+    }
+
+    fn addr(&self) -> &str {
+        match self {
+            Target::Udp(a) | Target::Tcp(a) | Target::Tls(a) => a,
+        }
+    }
+
+    pub fn is_udp(&self) -> bool {
+        matches!(self, Target::Udp(_))
+    }
+}
+
+/// Which deliveries count for loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expect {
+    /// Every message arrives as a document (`_bulk`).
+    Documents,
+    /// Every status line arrives as a point (`/write`).
+    Points,
+    /// Both.
+    Both,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub target: Target,
+    pub connections: usize,
+    /// Messages per second over all connections; `None`: as fast as possible.
+    pub rate: Option<f64>,
+    pub count: Option<u64>,
+    pub duration: Option<Duration>,
+    pub shape: Shape,
+    pub framing: Framing,
+    pub tls_ca: Option<PathBuf>,
+    /// Endpoints for sluice's sinks, already bound.
+    pub expect: Expect,
+    /// How long to wait for deliveries after the last send.
+    pub drain: Duration,
+    /// Print a progress line to stderr each second.
+    pub progress: bool,
+}
+
+/// Counters the senders share.
+#[derive(Default)]
+struct Sent {
+    messages: AtomicU64,
+    frames: AtomicU64,
+    bytes: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    fn of(t: &Tracker) -> Latency {
+        let h = &t.latency_us;
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        Latency {
+            count: h.len(),
+            p50_ms: ms(0.5),
+            p90_ms: ms(0.9),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+            max_ms: h.max() as f64 / 1000.0,
+        }
+    }
+}
+
+/// One kind of delivery, measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Delivered {
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub unmatched: u64,
+    pub latency: Latency,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub target: String,
+    pub format: Format,
+    pub framing: Framing,
+    pub connections: usize,
+    pub rate: Option<f64>,
+    pub sent: u64,
+    pub frames: u64,
+    pub bytes: u64,
+    pub send_errors: u64,
+    pub send_seconds: f64,
+    pub send_rate: f64,
+    /// Present with `--sink`.
+    pub documents: Option<Delivered>,
+    pub points: Option<Delivered>,
+    /// Delivered / (seconds from the first send to the last delivery).
+    pub delivered_rate: Option<f64>,
+    /// Lost / expected over what `expect` counts.
+    pub loss_ratio: Option<f64>,
+}
+
+/// Plan of one connection: it sends seqs `index, index + n, index + 2n, …`.
+#[derive(Clone, Copy)]
+struct Plan {
+    index: u64,
+    connections: u64,
+    /// Global end (exclusive) of the sequence, if counted.
+    end: Option<u64>,
+    /// Rate over all connections.
+    rate: Option<f64>,
+    deadline: Option<Instant>,
+    start: Instant,
+    start_wall_nanos: i64,
+}
+
+impl Plan {
+    /// Intended time of `seq` (monotonic and wall clock), with a rate.
+    fn due(&self, seq: u64, rate: f64) -> (Instant, i64) {
+        let offset = Duration::from_secs_f64(seq as f64 / rate);
+        (
+            self.start + offset,
+            self.start_wall_nanos + offset.as_nanos() as i64,
+        )
+    }
+}
+
+fn wall_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Per-connection progress: how many messages it sent (seqs are
+/// `index + k * connections`, `k < sent`).
+type ConnSent = Arc<Vec<AtomicU64>>;
+
+/// Render what is due into `buf` (up to [`WRITE_BATCH`]); returns the next
+/// seq to send, or `None` when the plan is done, plus how long to wait
+/// before anything is due.
+fn fill(
+    plan: &Plan,
+    next: &mut u64,
+    renderer: &mut message::Renderer,
+    buf: &mut Vec<u8>,
+    ends: &mut Vec<usize>,
+    messages: &mut u64,
+    frames: &mut u64,
+) -> Result<(), Option<Instant>> {
+    let now = Instant::now();
+    let batch_wall = wall_nanos();
+    loop {
+        let seq = plan.index + *next * plan.connections;
+        if plan.end.is_some_and(|e| seq >= e) {
+            return if buf.is_empty() { Err(None) } else { Ok(()) };
+        }
+        let sent_nanos = match plan.rate {
+            Some(rate) => {
+                let (due, wall) = plan.due(seq, rate);
+                if plan.deadline.is_some_and(|d| due >= d) {
+                    return if buf.is_empty() { Err(None) } else { Ok(()) };
+                }
+                if due > now {
+                    return if buf.is_empty() {
+                        Err(Some(due))
+                    } else {
+                        Ok(())
+                    };
+                }
+                wall
+            }
+            None => {
+                if plan.deadline.is_some_and(|d| now > d) {
+                    return if buf.is_empty() { Err(None) } else { Ok(()) };
+                }
+                batch_wall
+            }
+        };
+        *frames += renderer.render(seq, sent_nanos, buf, ends) as u64;
+        *messages += 1;
+        *next += 1;
+        if buf.len() >= WRITE_BATCH {
+            return Ok(());
+        }
+    }
+}
+
+async fn send_stream<W: AsyncWrite + Unpin>(
+    mut w: W,
+    plan: Plan,
+    mut renderer: message::Renderer,
+    sent: Arc<Sent>,
+    conn_sent: ConnSent,
+) {
+    let mut buf = Vec::with_capacity(WRITE_BATCH + 8192);
+    let mut ends = Vec::new();
+    let mut next = 0u64;
+    loop {
+        buf.clear();
+        let (mut m, mut f) = (0, 0);
+        match fill(
+            &plan,
+            &mut next,
+            &mut renderer,
+            &mut buf,
+            &mut ends,
+            &mut m,
+            &mut f,
+        ) {
+            Err(None) => break,
+            Err(Some(due)) => {
+                tokio::time::sleep_until(due.into()).await;
+                continue;
+            }
+            Ok(()) => {}
+        }
+        if let Err(e) = w.write_all(&buf).await {
+            sent.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "write failed: connection ends");
+            break;
+        }
+        sent.messages.fetch_add(m, Ordering::Relaxed);
+        sent.frames.fetch_add(f, Ordering::Relaxed);
+        sent.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        if let Some(c) = conn_sent.get(plan.index as usize) {
+            c.store(next, Ordering::Relaxed);
+        }
+    }
+    let _ = w.flush().await;
+    let _ = w.shutdown().await;
+}
+
+async fn send_udp(
+    socket: tokio::net::UdpSocket,
+    plan: Plan,
+    mut renderer: message::Renderer,
+    sent: Arc<Sent>,
+    conn_sent: ConnSent,
+) {
+    let mut buf = Vec::with_capacity(WRITE_BATCH + 8192);
+    let mut ends = Vec::new();
+    let mut next = 0u64;
+    loop {
+        buf.clear();
+        ends.clear();
+        let (mut m, mut f) = (0, 0);
+        match fill(
+            &plan,
+            &mut next,
+            &mut renderer,
+            &mut buf,
+            &mut ends,
+            &mut m,
+            &mut f,
+        ) {
+            Err(None) => break,
+            Err(Some(due)) => {
+                tokio::time::sleep_until(due.into()).await;
+                continue;
+            }
+            Ok(()) => {}
+        }
+        let mut start = 0;
+        for &end in &ends {
+            if socket.send(&buf[start..end]).await.is_err() {
+                sent.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            start = end;
+        }
+        sent.messages.fetch_add(m, Ordering::Relaxed);
+        sent.frames.fetch_add(f, Ordering::Relaxed);
+        sent.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        if let Some(c) = conn_sent.get(plan.index as usize) {
+            c.store(next, Ordering::Relaxed);
+        }
+    }
+}
+
+fn tls_connector(ca: Option<&PathBuf>) -> Result<tokio_rustls::TlsConnector, BlasterError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let path = ca.ok_or_else(|| BlasterError::Usage("tls:// needs --tls-ca FILE".into()))?;
+    let err = |message: String| BlasterError::TlsCa {
+        path: path.clone(),
+        message,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    for c in certs {
+        roots.add(c).map_err(|e| err(e.to_string()))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| err(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// Send per `options`; with `deliveries`, wait for and measure what
+/// arrives. Returns the report.
+pub async fn run(
+    options: Options,
+    deliveries: Option<Arc<Deliveries>>,
+) -> Result<Report, BlasterError> {
+    if options.connections == 0 {
+        return Err(BlasterError::Usage(
+            "--connections must be at least 1".into(),
+        ));
+    }
+    if options.count.is_none() && options.duration.is_none() {
+        return Err(BlasterError::Usage("give --count or --duration".into()));
+    }
+    if options.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        return Err(BlasterError::Usage("--rate must be positive".into()));
+    }
+    let framing = if options.target.is_udp() {
+        Framing::Datagram
+    } else {
+        options.framing
+    };
+    let connector = match &options.target {
+        Target::Tls(_) => Some(tls_connector(options.tls_ca.as_ref())?),
+        _ => None,
+    };
+    let addr = options.target.addr().to_owned();
+    let connect_err = |source| BlasterError::Connect {
+        target: addr.clone(),
+        source,
+    };
+    // Connect everything first, so the schedule starts with all senders.
+    enum Conn {
+        Udp(tokio::net::UdpSocket),
+        Tcp(tokio::net::TcpStream),
+        Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+    }
+    let mut conns = Vec::with_capacity(options.connections);
+    for _ in 0..options.connections {
+        let conn = match &options.target {
+            Target::Udp(a) => {
+                let bind = if a.starts_with('[') {
+                    "[::]:0"
+                } else {
+                    "0.0.0.0:0"
+                };
+                let s = tokio::net::UdpSocket::bind(bind)
+                    .await
+                    .map_err(connect_err)?;
+                s.connect(a).await.map_err(connect_err)?;
+                Conn::Udp(s)
+            }
+            Target::Tcp(a) => {
+                let s = tokio::net::TcpStream::connect(a)
+                    .await
+                    .map_err(connect_err)?;
+                let _ = s.set_nodelay(true);
+                Conn::Tcp(s)
+            }
+            Target::Tls(a) => {
+                let s = tokio::net::TcpStream::connect(a)
+                    .await
+                    .map_err(connect_err)?;
+                let _ = s.set_nodelay(true);
+                let host = a.rsplit_once(':').map_or(a.as_str(), |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .map_err(|e| BlasterError::Target(format!("{a}: {e}")))?;
+                let Some(connector) = &connector else {
+                    return Err(BlasterError::Usage("tls:// needs --tls-ca FILE".into()));
+                };
+                let t = connector.connect(name, s).await.map_err(connect_err)?;
+                Conn::Tls(Box::new(t))
+            }
+        };
+        conns.push(conn);
+    }
+
+    let sent = Arc::new(Sent::default());
+    let conn_sent: ConnSent = Arc::new(
+        (0..options.connections)
+            .map(|_| AtomicU64::new(0))
+            .collect(),
+    );
+    let start = Instant::now();
+    let plan = Plan {
+        index: 0,
+        connections: options.connections as u64,
+        end: options.count,
+        rate: options.rate,
+        deadline: options.duration.map(|d| start + d),
+        start,
+        start_wall_nanos: wall_nanos(),
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    if options.progress {
+        tokio::spawn(progress(sent.clone(), deliveries.clone(), done.clone()));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, conn) in conns.into_iter().enumerate() {
+        let plan = Plan {
+            index: i as u64,
+            ..plan
+        };
+        let renderer = message::Renderer::new(options.shape.clone(), framing, i as u64 + 1);
+        let (sent, conn_sent) = (sent.clone(), conn_sent.clone());
+        match conn {
+            Conn::Udp(s) => tasks.spawn(send_udp(s, plan, renderer, sent, conn_sent)),
+            Conn::Tcp(s) => tasks.spawn(send_stream(s, plan, renderer, sent, conn_sent)),
+            Conn::Tls(s) => tasks.spawn(send_stream(*s, plan, renderer, sent, conn_sent)),
+        };
+    }
+    while tasks.join_next().await.is_some() {}
+    let send_seconds = start.elapsed().as_secs_f64();
+    let total = sent.messages.load(Ordering::Relaxed);
+
+    // What should arrive: every message as a document, every status line
+    // as a point.
+    let shape = &options.shape;
+    let mut expected_points = 0;
+    for (i, c) in conn_sent.iter().enumerate() {
+        for k in 0..c.load(Ordering::Relaxed) {
+            let seq = i as u64 + k * options.connections as u64;
+            if shape.kind(seq) == message::Kind::Status {
+                expected_points += 1;
+            }
+        }
+    }
+    let mut report = Report {
+        target: format!(
+            "{}://{}",
+            match options.target {
+                Target::Udp(_) => "udp",
+                Target::Tcp(_) => "tcp",
+                Target::Tls(_) => "tls",
+            },
+            addr
+        ),
+        format: shape.format,
+        framing,
+        connections: options.connections,
+        rate: options.rate,
+        sent: total,
+        frames: sent.frames.load(Ordering::Relaxed),
+        bytes: sent.bytes.load(Ordering::Relaxed),
+        send_errors: sent.errors.load(Ordering::Relaxed),
+        send_seconds,
+        send_rate: total as f64 / send_seconds.max(1e-9),
+        documents: None,
+        points: None,
+        delivered_rate: None,
+        loss_ratio: None,
+    };
+    if let Some(d) = deliveries {
+        let (want_docs, want_points) = match options.expect {
+            Expect::Documents => (total, 0),
+            Expect::Points => (0, expected_points),
+            Expect::Both => (total, expected_points),
+        };
+        // Wait for deliveries: until all expected arrived, or nothing new
+        // arrived for `drain`.
+        let mut last = d.counts();
+        let mut last_change = Instant::now();
+        let mut last_delivery = Instant::now();
+        loop {
+            let now = d.counts();
+            if now != last {
+                last = now;
+                last_change = Instant::now();
+                last_delivery = last_change;
+            }
+            if (now.0 >= want_docs && now.1 >= want_points) || last_change.elapsed() > options.drain
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let delivered_seconds = last_delivery.duration_since(start).as_secs_f64();
+        let summarize = |t: &Tracker, expected: u64, kind_of: &dyn Fn(u64) -> bool| {
+            let mut delivered = 0;
+            for (i, c) in conn_sent.iter().enumerate() {
+                for k in 0..c.load(Ordering::Relaxed) {
+                    let seq = i as u64 + k * options.connections as u64;
+                    if kind_of(seq) && t.contains(seq) {
+                        delivered += 1;
+                    }
+                }
+            }
+            Delivered {
+                expected,
+                delivered,
+                lost: expected.saturating_sub(delivered),
+                duplicates: t.duplicates,
+                unmatched: t.unmatched,
+                latency: Latency::of(t),
+            }
+        };
+        let docs = d
+            .documents
+            .lock()
+            .map(|t| summarize(&t, total, &|_| true))
+            .ok();
+        let points = d
+            .points
+            .lock()
+            .map(|t| {
+                summarize(&t, expected_points, &|s| {
+                    shape.kind(s) == message::Kind::Status
+                })
+            })
+            .ok();
+        let (lost, expected, delivered) = match options.expect {
+            Expect::Documents => docs
+                .as_ref()
+                .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered)),
+            Expect::Points => points
+                .as_ref()
+                .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered)),
+            Expect::Both => {
+                let a = docs
+                    .as_ref()
+                    .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered));
+                let b = points
+                    .as_ref()
+                    .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered));
+                (a.0 + b.0, a.1 + b.1, a.2)
+            }
+        };
+        report.loss_ratio = Some(if expected == 0 {
+            0.0
+        } else {
+            lost as f64 / expected as f64
+        });
+        report.delivered_rate = Some(delivered as f64 / delivered_seconds.max(1e-9));
+        report.documents = docs;
+        report.points = points;
+    }
+    done.store(true, Ordering::Relaxed);
+    Ok(report)
+}
+
+async fn progress(sent: Arc<Sent>, deliveries: Option<Arc<Deliveries>>, done: Arc<AtomicBool>) {
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let (mut last_sent, mut last_delivered) = (0u64, 0u64);
+    while !done.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let s = sent.messages.load(Ordering::Relaxed);
+        let delivered = deliveries.as_ref().map(|d| d.counts());
+        let mut line = format!(
+            "t={:>4.0}s sent={s} ({}/s)",
+            start.elapsed().as_secs_f64(),
+            s - last_sent
+        );
+        if let Some((docs, points)) = delivered {
+            let seen = docs.max(points);
+            line.push_str(&format!(
+                " delivered docs={docs} points={points} ({}/s) in_flight={}",
+                seen.saturating_sub(last_delivered),
+                s.saturating_sub(docs)
+            ));
+            last_delivered = seen;
+        }
+        eprintln!("{line}");
+        last_sent = s;
+    }
+}
+
+impl Report {
+    /// The human table.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let mut row = |k: &str, v: String| out.push_str(&format!("{k:<22} {v}\n"));
+        row("target", self.target.clone());
+        row(
+            "format / framing",
+            format!("{:?} / {:?}", self.format, self.framing).to_lowercase(),
+        );
+        row("connections", self.connections.to_string());
+        row(
+            "rate",
+            self.rate.map_or("as fast as possible".to_owned(), |r| {
+                format!("{r:.0} msg/s")
+            }),
+        );
+        row(
+            "sent",
+            format!(
+                "{} messages, {} frames, {:.1} MB in {:.2} s = {:.0} msg/s{}",
+                self.sent,
+                self.frames,
+                self.bytes as f64 / 1e6,
+                self.send_seconds,
+                self.send_rate,
+                if self.send_errors > 0 {
+                    format!(", {} send errors", self.send_errors)
+                } else {
+                    String::new()
+                }
+            ),
+        );
+        for (name, d) in [("documents", &self.documents), ("points", &self.points)] {
+            if let Some(d) = d {
+                row(
+                    name,
+                    format!(
+                        "{} of {} delivered, {} lost, {} duplicates, {} unmatched",
+                        d.delivered, d.expected, d.lost, d.duplicates, d.unmatched
+                    ),
+                );
+                let l = &d.latency;
+                if l.count > 0 {
+                    row(
+                        &format!("{name} latency"),
+                        format!(
+                            "p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+                            l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(r) = self.delivered_rate {
+            row("delivered rate", format!("{r:.0} msg/s end to end"));
+        }
+        if let Some(l) = self.loss_ratio {
+            row("loss", format!("{:.4} %", l * 100.0));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse() {
+        assert_eq!(
+            Target::parse("udp://127.0.0.1:5514").unwrap(),
+            Target::Udp("127.0.0.1:5514".into())
+        );
+        assert_eq!(
+            Target::parse("tls://[::1]:6514").unwrap(),
+            Target::Tls("[::1]:6514".into())
+        );
+        for bad in ["127.0.0.1:5514", "http://x:1", "tcp://", "tcp://host"] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rate_plan_spaces_messages_evenly() {
+        let start = Instant::now();
+        let plan = Plan {
+            index: 0,
+            connections: 1,
+            end: Some(10),
+            rate: Some(1000.0),
+            deadline: None,
+            start,
+            start_wall_nanos: 1_000_000_000,
+        };
+        let (due, wall) = plan.due(5, 1000.0);
+        assert_eq!(due - start, Duration::from_millis(5));
+        assert_eq!(wall, 1_005_000_000);
+    }
+}
