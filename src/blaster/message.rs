@@ -5,8 +5,6 @@
 //!
 //! Rendering appends to a reusable buffer: no allocation per message.
 
-use std::io::Write as _;
-
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
 /// Wire shape of the generated messages.
@@ -136,6 +134,7 @@ pub struct Renderer {
     frame: Vec<u8>,
     /// The header, cached per second of the send time.
     stamp_second: i64,
+    iso_stamp: String,
     bsd_stamp: String,
 }
 
@@ -147,6 +146,7 @@ impl Renderer {
             rng: Rng::new(seed),
             frame: Vec::with_capacity(4096),
             stamp_second: i64::MIN,
+            iso_stamp: String::new(),
             bsd_stamp: String::new(),
         }
     }
@@ -197,17 +197,18 @@ impl Renderer {
                 ends.push(out.len());
             }
             Framing::Octet => {
-                let _ = write!(out, "{} ", self.frame.len());
+                push_u64(out, self.frame.len() as u64);
+                out.push(b' ');
                 out.extend_from_slice(&self.frame);
             }
             Framing::Lf => {
-                for &b in &self.frame {
-                    if b == b'\n' {
-                        out.extend_from_slice(b"\\n");
-                    } else {
-                        out.push(b);
-                    }
+                let mut rest = &self.frame[..];
+                while let Some(at) = memchr::memchr(b'\n', rest) {
+                    out.extend_from_slice(&rest[..at]);
+                    out.extend_from_slice(b"\\n");
+                    rest = &rest[at + 1..];
                 }
+                out.extend_from_slice(rest);
                 out.push(b'\n');
             }
         }
@@ -215,49 +216,73 @@ impl Renderer {
         1
     }
 
+    /// Refresh the cached per-second part of the timestamps.
+    fn stamp(&mut self, sent_nanos: i64) {
+        let second = sent_nanos.div_euclid(1_000_000_000);
+        if second == self.stamp_second {
+            return;
+        }
+        let t = DateTime::<Utc>::from_timestamp_nanos(sent_nanos);
+        self.iso_stamp = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
+        self.bsd_stamp = format!(
+            "{} {:>2} {:02}:{:02}:{:02}",
+            MONTHS[t.month0() as usize],
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
+        self.stamp_second = second;
+    }
+
     fn header(&mut self, seq: u64, sent_nanos: i64, severity: u8) {
-        let pri = 16 * 8 + severity; // local0
+        let pri = 16 * 8 + severity as u64; // local0
         let host = seq % self.shape.hosts.max(1);
         let app = seq % self.shape.apps.max(1);
+        self.stamp(sent_nanos);
         let f = &mut self.frame;
+        f.push(b'<');
+        push_u64(f, pri);
+        f.push(b'>');
         match self.shape.format {
             Format::Rfc5424 | Format::Log4j2 => {
-                let t = DateTime::<Utc>::from_timestamp_nanos(sent_nanos);
-                let _ = write!(
-                    f,
-                    "<{pri}>1 {:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z host{host:02} app{app} {} - ",
-                    t.year(),
-                    t.month(),
-                    t.day(),
-                    t.hour(),
-                    t.minute(),
-                    t.second(),
-                    t.nanosecond() / 1_000,
-                    1000 + app
-                );
+                f.extend_from_slice(b"1 ");
+                f.extend_from_slice(self.iso_stamp.as_bytes());
+                let micros = sent_nanos.rem_euclid(1_000_000_000) as u64 / 1_000;
+                push_padded(f, micros, 6);
+                f.extend_from_slice(b"Z host");
+                push_padded(f, host, 2);
+                f.extend_from_slice(b" app");
+                push_u64(f, app);
+                f.push(b' ');
+                push_u64(f, 1000 + app);
                 if self.shape.format == Format::Log4j2 {
-                    let _ = write!(f, "[mdc@18060 requestId=\"r-{seq}\"] ");
+                    f.extend_from_slice(b" - [mdc@18060 requestId=\"r-");
+                    push_u64(f, seq);
+                    f.extend_from_slice(b"\"] ");
                 } else {
-                    f.extend_from_slice(b"- ");
+                    f.extend_from_slice(b" - - ");
                 }
             }
             Format::Rfc3164 | Format::Log4j1 => {
-                let second = sent_nanos.div_euclid(1_000_000_000);
-                if second != self.stamp_second {
-                    let t = DateTime::<Utc>::from_timestamp_nanos(sent_nanos);
-                    self.bsd_stamp = format!(
-                        "{} {:>2} {:02}:{:02}:{:02}",
-                        MONTHS[t.month0() as usize],
-                        t.day(),
-                        t.hour(),
-                        t.minute(),
-                        t.second()
-                    );
-                    self.stamp_second = second;
-                }
-                let _ = write!(f, "<{pri}>{} host{host:02} ", self.bsd_stamp);
+                f.extend_from_slice(self.bsd_stamp.as_bytes());
+                f.extend_from_slice(b" host");
+                push_padded(f, host, 2);
+                f.push(b' ');
                 if self.shape.format == Format::Rfc3164 {
-                    let _ = write!(f, "app{app}[{}]: ", 1000 + app);
+                    f.extend_from_slice(b"app");
+                    push_u64(f, app);
+                    f.push(b'[');
+                    push_u64(f, 1000 + app);
+                    f.extend_from_slice(b"]: ");
                 }
             }
         }
@@ -274,27 +299,32 @@ impl Renderer {
             Kind::Status => {
                 let route = ROUTES[(seq / 4 % ROUTES.len() as u64) as usize];
                 let code = if seq % 50 == 0 { 503 } else { 200 };
-                let _ = write!(
-                    f,
-                    "status route={route} code={code} latency_ms={}.{} bytes={} seq={seq} sent={sent_nanos}",
-                    seq % 97,
-                    seq % 10,
-                    200 + seq % 800
-                );
+                f.extend_from_slice(b"status route=");
+                f.extend_from_slice(route.as_bytes());
+                f.extend_from_slice(b" code=");
+                push_u64(f, code);
+                f.extend_from_slice(b" latency_ms=");
+                push_u64(f, seq % 97);
+                f.push(b'.');
+                push_u64(f, seq % 10);
+                f.extend_from_slice(b" bytes=");
+                push_u64(f, 200 + seq % 800);
             }
             Kind::Event | Kind::Stack => {
-                let level = if kind == Kind::Stack {
-                    "ERROR"
+                f.extend_from_slice(if kind == Kind::Stack {
+                    b"ERROR [worker-"
                 } else {
-                    "INFO "
-                };
-                let _ = write!(
-                    f,
-                    "{level} [worker-{}] com.example.Orders - order processed id={seq} seq={seq} sent={sent_nanos}",
-                    seq % 8
-                );
+                    b"INFO  [worker-"
+                });
+                push_u64(f, seq % 8);
+                f.extend_from_slice(b"] com.example.Orders - order processed id=");
+                push_u64(f, seq);
             }
         }
+        f.extend_from_slice(b" seq=");
+        push_u64(f, seq);
+        f.extend_from_slice(b" sent=");
+        push_u64(f, sent_nanos.max(0) as u64);
         // Pad to the target size with a filler word.
         if f.len() + 1 < target {
             f.push(b' ');
@@ -307,6 +337,38 @@ impl Renderer {
             }
         }
     }
+}
+
+/// Append `n` in decimal.
+fn push_u64(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Append `n` in decimal, zero-padded to `width` digits.
+fn push_padded(out: &mut Vec<u8>, n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    while n > 0 || digits.len() - i < width {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Find `key` (e.g. `b"seq="`) followed by digits in `text`; the number.
@@ -383,6 +445,24 @@ mod tests {
         assert!(
             s.starts_with("<134>Nov 28 10:00:00 host06 app2[1002]: INFO "),
             "{s}"
+        );
+    }
+
+    #[test]
+    fn integers_are_written_plain_and_padded() {
+        let mut out = Vec::new();
+        push_u64(&mut out, 0);
+        out.push(b' ');
+        push_u64(&mut out, u64::MAX);
+        out.push(b' ');
+        push_padded(&mut out, 42, 6);
+        out.push(b' ');
+        push_padded(&mut out, 1234567, 2);
+        out.push(b' ');
+        push_padded(&mut out, 0, 2);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "0 18446744073709551615 000042 1234567 00"
         );
     }
 

@@ -286,7 +286,11 @@ fn read_items(text: &str, chunk: &[usize]) -> Answer {
             return answer;
         }
     };
-    let items = v["items"].as_array().cloned().unwrap_or_default();
+    let items = v
+        .get("items")
+        .and_then(serde_json::Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let none = serde_json::Value::Null;
     for (k, &i) in chunk.iter().enumerate() {
         let Some(item) = items.get(k) else {
             answer
@@ -297,8 +301,7 @@ fn read_items(text: &str, chunk: &[usize]) -> Answer {
         let result = item
             .as_object()
             .and_then(|o| o.values().next())
-            .cloned()
-            .unwrap_or_default();
+            .unwrap_or(&none);
         let status = result["status"].as_u64().unwrap_or(0);
         let reason = || {
             let e = &result["error"];
