@@ -98,6 +98,8 @@ struct RawListener {
     multiline_max_lines: Option<usize>,
     multiline_max_bytes: Option<usize>,
     tls: Option<RawTls>,
+    receive_buffer_bytes: Option<usize>,
+    allow: Option<Vec<String>>,
 }
 
 /// `[listeners.tls]` of a `protocol = "tls"` listener.
@@ -313,6 +315,26 @@ pub struct ListenerConfig {
     pub multiline: Option<MultilineConfig>,
     /// Certificates and handshake settings of a `tls` listener.
     pub tls: Option<ListenerTls>,
+    /// UDP: `SO_RCVBUF` to ask for; `None` keeps the system default.
+    pub receive_buffer_bytes: Option<usize>,
+    /// Source networks allowed to send; `None`: everyone.
+    pub allow: Option<Arc<AllowList>>,
+}
+
+/// Source networks a listener accepts (`allow = ["10.0.0.0/8", "::1"]`).
+#[derive(Debug, Clone)]
+pub struct AllowList(Vec<ipnet::IpNet>);
+
+impl AllowList {
+    /// Is `ip` inside one of the networks? IPv4-mapped IPv6 addresses
+    /// (`::ffff:10.1.2.3`) are matched as IPv4.
+    pub fn allows(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.0.iter().any(|net| net.contains(&ip))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -1160,11 +1182,56 @@ impl Validator<'_, '_> {
                 }
                 (_, None) => None,
             };
+            let receive_buffer_bytes = match (l.protocol, l.receive_buffer_bytes) {
+                (ListenerProtocol::Udp, Some(b)) if !(1024..=1 << 30).contains(&b) => {
+                    return Err(self.err(
+                        &at(&base, "receive_buffer_bytes"),
+                        "must be between 1024 and 1073741824",
+                    ));
+                }
+                (ListenerProtocol::Udp, b) => b,
+                (_, Some(_)) => {
+                    return Err(self.err(
+                        &at(&base, "receive_buffer_bytes"),
+                        "only UDP listeners take receive_buffer_bytes",
+                    ));
+                }
+                (_, None) => None,
+            };
+            let allow = match l.allow {
+                None => None,
+                Some(list) => {
+                    let mut nets = Vec::with_capacity(list.len());
+                    for (k, text) in list.iter().enumerate() {
+                        let mut path = at(&base, "allow");
+                        path.push(Seg::Index(k));
+                        let net = text
+                            .parse::<ipnet::IpNet>()
+                            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                            .map_err(|_| {
+                                self.err(
+                                    &path,
+                                    format!("{text:?} is not a network (\"10.0.0.0/8\", \"2001:db8::/32\") or an address"),
+                                )
+                            })?;
+                        nets.push(net);
+                    }
+                    if nets.is_empty() {
+                        return Err(self.err(
+                            &at(&base, "allow"),
+                            "an empty allow list would refuse every sender: remove the key to allow all",
+                        ));
+                    }
+                    Some(Arc::new(AllowList(nets)))
+                }
+            };
             listeners.push(ListenerConfig {
                 listen: self.addr(&at(&base, "listen"), &l.listen)?,
                 decode,
                 multiline,
                 tls,
+                receive_buffer_bytes,
+                allow,
                 name: l.name,
                 protocol: l.protocol,
                 max_connections,

@@ -48,3 +48,4 @@ pub mod service;
 pub mod sinks;
 pub mod telemetry;
 pub mod tls;
+pub mod udp_receive;

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -31,6 +31,7 @@ use crate::framing::{FrameItem, SyslogFramer};
 use crate::pipeline::{Pipeline, Reader, now_nanos};
 use crate::telemetry::ListenerMetrics;
 use crate::tls::{HandshakeFailure, ListenerTls, TLS_HANDSHAKE_RECORD};
+use crate::udp_receive::{self, BatchReceiver};
 
 /// How long a stream without delimiters may pause before its last message
 /// is taken as complete.
@@ -74,7 +75,16 @@ impl BoundListener {
         };
         let socket = match config.protocol {
             ListenerProtocol::Udp => {
-                Socket::Udp(UdpSocket::bind(config.listen).await.map_err(err)?)
+                let socket = UdpSocket::bind(config.listen).await.map_err(err)?;
+                let granted =
+                    udp_receive::configure(&socket, config.receive_buffer_bytes).map_err(err)?;
+                if let Some(asked) = config.receive_buffer_bytes {
+                    // Linux doubles the request and caps it at net.core.rmem_max.
+                    if granted < asked {
+                        tracing::warn!(listener = %config.name, asked, granted, "receive_buffer_bytes capped by the kernel: raise net.core.rmem_max");
+                    }
+                }
+                Socket::Udp(socket)
             }
             ListenerProtocol::Tcp | ListenerProtocol::Tls => {
                 Socket::Tcp(TcpListener::bind(config.listen).await.map_err(err)?)
@@ -128,15 +138,7 @@ async fn serve_udp(
 ) {
     let mut reader = Reader::new(&pipeline, &config, &metrics, false);
     // One byte more than a frame may hold, so an oversized datagram shows.
-    let mut buf = vec![0u8; (config.max_frame_bytes + 1).min(MAX_DATAGRAM)];
-    let datagram = |n: usize, buf: &[u8]| -> Option<Bytes> {
-        metrics.bytes.inc_by(n as u64);
-        if n > config.max_frame_bytes {
-            metrics.oversized_frames.inc();
-            return None;
-        }
-        Some(Bytes::copy_from_slice(&buf[..n]))
-    };
+    let mut batch = BatchReceiver::new((config.max_frame_bytes + 1).min(MAX_DATAGRAM));
     loop {
         let deadline = reader.deadline();
         // Datagrams already received come before the joiner's timer: one may
@@ -144,17 +146,16 @@ async fn serve_udp(
         let received = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            r = socket.recv_from(&mut buf) => r,
+            r = socket.async_io(Interest::READABLE, || batch.receive(&socket)) => r,
             _ = sleep_until_some(deadline), if deadline.is_some() => {
                 reader.expire().await;
                 continue;
             }
         };
         match received {
-            Ok((n, peer)) => {
-                if let Some(frame) = datagram(n, &buf) {
-                    reader.frame(frame, Some(peer), now_nanos()).await;
-                }
+            Ok((n, dropped)) => {
+                metrics.kernel_drops.inc_by(dropped);
+                udp_batch(&batch, n, &config, &metrics, &mut reader).await;
             }
             Err(e) => {
                 metrics.read_errors.inc();
@@ -163,12 +164,40 @@ async fn serve_udp(
         }
     }
     // Take what the kernel already holds before closing.
-    while let Ok((n, peer)) = socket.try_recv_from(&mut buf) {
-        if let Some(frame) = datagram(n, &buf) {
-            reader.frame(frame, Some(peer), now_nanos()).await;
-        }
+    while let Ok((n, dropped)) = batch.receive(&socket) {
+        metrics.kernel_drops.inc_by(dropped);
+        udp_batch(&batch, n, &config, &metrics, &mut reader).await;
     }
     reader.close().await;
+}
+
+/// Hand the `n` datagrams of a batch to the reader; oversized ones are
+/// skipped and counted.
+async fn udp_batch(
+    batch: &BatchReceiver,
+    n: usize,
+    config: &ListenerConfig,
+    metrics: &ListenerMetrics,
+    reader: &mut Reader<'_>,
+) {
+    let received = now_nanos();
+    for i in 0..n {
+        let (bytes, peer, truncated) = batch.datagram(i);
+        if let (Some(allow), Some(p)) = (&config.allow, peer) {
+            if !allow.allows(p.ip()) {
+                metrics.denied_frames.inc();
+                continue;
+            }
+        }
+        metrics.bytes.inc_by(bytes.len() as u64);
+        if truncated || bytes.len() > config.max_frame_bytes {
+            metrics.oversized_frames.inc();
+            continue;
+        }
+        reader
+            .frame(Bytes::copy_from_slice(bytes), peer, received)
+            .await;
+    }
 }
 
 async fn sleep_until_some(deadline: Option<Instant>) {
@@ -202,6 +231,14 @@ async fn serve_tcp(
                 continue;
             }
         };
+        if let Some(allow) = &config.allow {
+            if !allow.allows(peer.ip()) {
+                metrics.connections_denied.inc();
+                tracing::debug!(listener = %config.name, %peer, "connection refused: source not in allow");
+                drop(stream);
+                continue;
+            }
+        }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             metrics.connections_rejected.inc();
             tracing::warn!(listener = %config.name, %peer, max = config.max_connections, "connection refused: max_connections reached");

@@ -75,6 +75,12 @@ pub struct ListenerMetrics {
     pub multiline_joined_frames: Counter,
     /// Events the joiner emitted, indexed like [`crate::multiline::Flush::ALL`].
     pub multiline_flushes: [Counter; 6],
+    /// UDP datagrams the kernel dropped for a full receive buffer.
+    pub kernel_drops: Counter,
+    /// TCP/TLS connections closed at accept: source not in `allow`.
+    pub connections_denied: Counter,
+    /// UDP datagrams dropped: source not in `allow`.
+    pub denied_frames: Counter,
     /// TLS handshakes that failed, indexed like [`HandshakeFailure::ALL`].
     pub tls_handshakes_failed: [Counter; 6],
 }
@@ -155,6 +161,8 @@ pub struct Telemetry {
     l_joined: Family<ListenerLabel, Counter>,
     l_join_flushes: Family<ListenerReason, Counter>,
     l_tls_failed: Family<ListenerReason, Counter>,
+    l_kernel_drops: Family<ListenerLabel, Counter>,
+    l_denied: Family<ListenerLabel, Counter>,
     r_matched: Family<RouteLabel, Counter>,
     r_emitted: Family<RouteLabel, Counter>,
     r_conversion: Family<RouteReason, Counter>,
@@ -211,7 +219,7 @@ impl Telemetry {
             ),
             l_rejected: family!(
                 "sluice_listener_connections_rejected",
-                "TCP connections refused, by reason"
+                "TCP connections refused, by reason: max_connections, not_allowed"
             ),
             l_open: family!(
                 "sluice_listener_connections_open",
@@ -236,6 +244,14 @@ impl Telemetry {
             l_tls_failed: family!(
                 "sluice_listener_tls_handshakes_failed",
                 "TLS connections closed before the handshake completed, by reason: timeout, not_tls, no_client_certificate, bad_client_certificate, closed, error"
+            ),
+            l_kernel_drops: family!(
+                "sluice_listener_kernel_drops",
+                "UDP datagrams the kernel dropped because the socket's receive buffer was full (SO_RXQ_OVFL; reported with the next datagram received)"
+            ),
+            l_denied: family!(
+                "sluice_listener_denied_frames",
+                "UDP datagrams dropped because their source is not in the listener's allow list"
             ),
             r_matched: family!("sluice_router_matched_events", "Events a route matched"),
             r_emitted: family!("sluice_route_emitted_records", "Records a route produced"),
@@ -296,6 +312,9 @@ impl Telemetry {
             undelimited_splits: get(&self.l_undelimited, &l),
             multiline_joined_frames: get(&self.l_joined, &l),
             multiline_flushes: Flush::ALL.map(|f| get(&self.l_join_flushes, &r(f.as_str()))),
+            kernel_drops: get(&self.l_kernel_drops, &l),
+            connections_denied: get(&self.l_rejected, &r("not_allowed")),
+            denied_frames: get(&self.l_denied, &l),
             tls_handshakes_failed: HandshakeFailure::ALL
                 .map(|f| get(&self.l_tls_failed, &r(f.as_str()))),
         }

@@ -2030,3 +2030,168 @@ mod blaster_e2e;
 mod example_files;
 mod log4j_e2e;
 mod tls_listener;
+
+/// A UDP listener with a tiny receive buffer is overrun by a burst: the
+/// datagrams the kernel dropped show in sluice's own counter
+/// (SO_RXQ_OVFL), and every datagram sent is either an event or counted.
+#[test]
+fn udp_kernel_receive_buffer_drops_are_counted() {
+    let extra = r#"
+[[listeners]]
+name = "small"
+protocol = "udp"
+listen = "127.0.0.1:0"
+receive_buffer_bytes = 4096
+"#;
+    let mut s = Sluice::start(&config(extra, EVENTS_ROUTE));
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = s.addr("small");
+    let padding = "x".repeat(900);
+    for i in 0..2000 {
+        udp.send_to(
+            format!("<14>1 - h app - - - burst {i} {padding}").as_bytes(),
+            to,
+        )
+        .unwrap();
+    }
+    // The kernel's count travels with the next datagram received.
+    std::thread::sleep(Duration::from_millis(300));
+    udp.send_to(b"<14>1 - h app - - - last", to).unwrap();
+    let frames = || s.metric("sluice_listener_frames_total{listener=\"small\"}");
+    let drops = || s.metric("sluice_listener_kernel_drops_total{listener=\"small\"}");
+    wait_while(10, || frames() + drops() < 2001);
+    let (f, d) = (frames(), drops());
+    assert_eq!(f + d, 2001, "frames {f} + kernel drops {d}");
+    assert!(d > 0, "the burst did not overrun the buffer");
+    let lines = s.wait_lines("events.ndjson", f as usize);
+    assert_eq!(lines.len() as u64, f);
+    assert!(s.stop().success());
+}
+
+/// A known sequence of good, oversized, garbage and denied inputs on TCP
+/// and UDP, and the exact counters it leaves in /metrics.
+#[test]
+fn metrics_count_good_oversized_garbage_and_denied_inputs_exactly() {
+    let extra = r#"
+[[listeners]]
+name = "t"
+protocol = "tcp"
+listen = "127.0.0.1:0"
+max_frame_bytes = 100
+[[listeners]]
+name = "u"
+protocol = "udp"
+listen = "127.0.0.1:0"
+max_frame_bytes = 100
+[[listeners]]
+name = "t_closed"
+protocol = "tcp"
+listen = "127.0.0.1:0"
+allow = ["192.0.2.0/24", "2001:db8::/32"]
+[[listeners]]
+name = "u_closed"
+protocol = "udp"
+listen = "127.0.0.1:0"
+allow = ["192.0.2.7"]
+"#;
+    let mut s = Sluice::start(&config(extra, EVENTS_ROUTE));
+    let good = "<14>1 - h app - - - good\n";
+    let oversized = format!("<14>1 - h app - - - {}\n", "x".repeat(200));
+    let garbage = "\u{1}\u{2} not syslog at all\n";
+    let mut t = TcpStream::connect(s.addr("t")).unwrap();
+    for frame in [good, good, &oversized, garbage, good] {
+        t.write_all(frame.as_bytes()).unwrap();
+    }
+    t.flush().unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for d in [good, &oversized, garbage, good] {
+        udp.send_to(d.trim_end().as_bytes(), s.addr("u")).unwrap();
+    }
+    for d in [good, good, good] {
+        udp.send_to(d.as_bytes(), s.addr("u_closed")).unwrap();
+    }
+    // Denied at accept: the connection is closed before a byte is read.
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(s.addr("t_closed")).unwrap();
+        let _ = c.write_all(good.as_bytes());
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(c.read(&mut [0u8; 8]).unwrap_or(0), 0, "closed");
+    }
+    // TCP: 3 good + garbage; UDP: 2 good + garbage.
+    let lines = s.wait_lines("events.ndjson", 7);
+    wait_while(5, || {
+        s.metric("sluice_listener_denied_frames_total{listener=\"u_closed\"}") < 3
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(read_lines(&s.path("events.ndjson")).len(), 7, "{lines:?}");
+
+    let m = |name: &str, labels: &str| s.metric(&format!("{name}{{{labels}}}"));
+    for l in ["t", "u"] {
+        let listener = format!("listener=\"{l}\"");
+        assert_eq!(
+            m("sluice_listener_frames_total", &listener),
+            if l == "t" { 4 } else { 3 },
+            "{l}"
+        );
+        assert_eq!(
+            m("sluice_listener_invalid_frames_total", &listener),
+            1,
+            "{l}"
+        );
+        assert_eq!(
+            m(
+                "sluice_listener_skipped_frames_total",
+                &format!("{listener},reason=\"oversized\"")
+            ),
+            1,
+            "{l}"
+        );
+    }
+    assert_eq!(
+        m(
+            "sluice_listener_connections_accepted_total",
+            "listener=\"t\""
+        ),
+        1
+    );
+    assert_eq!(
+        m(
+            "sluice_listener_connections_rejected_total",
+            "listener=\"t_closed\",reason=\"not_allowed\""
+        ),
+        2
+    );
+    assert_eq!(
+        m(
+            "sluice_listener_connections_accepted_total",
+            "listener=\"t_closed\""
+        ),
+        0
+    );
+    assert_eq!(
+        m("sluice_listener_frames_total", "listener=\"t_closed\""),
+        0
+    );
+    assert_eq!(
+        m(
+            "sluice_listener_denied_frames_total",
+            "listener=\"u_closed\""
+        ),
+        3
+    );
+    assert_eq!(
+        m("sluice_listener_frames_total", "listener=\"u_closed\""),
+        0
+    );
+    assert_eq!(
+        m("sluice_router_matched_events_total", "route=\"events\""),
+        7
+    );
+    assert_eq!(
+        m("sluice_queue_pushed_records_total", "route=\"events\""),
+        7
+    );
+    drop(t);
+    assert!(s.stop().success());
+    assert_eq!(read_lines(&s.path("events.ndjson")).len(), 7);
+}

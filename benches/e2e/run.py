@@ -56,6 +56,25 @@ def peak_rss_mib(pid):
     return 0.0
 
 
+def udp_rcvbuf_errors():
+    """The kernel's count of UDP datagrams dropped for a full socket buffer."""
+    with open("/proc/net/snmp") as f:
+        rows = [l.split() for l in f if l.startswith("Udp:")]
+    return int(dict(zip(rows[0][1:], rows[1][1:]))["RcvbufErrors"])
+
+
+def sluice_drops(admin):
+    """sluice_queue_dropped_records_total summed by reason."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://{admin}/metrics", timeout=5).read().decode()
+    drops = {}
+    for line in text.splitlines():
+        if line.startswith("sluice_queue_dropped_records_total{"):
+            reason = line.split('reason="')[1].split('"')[0]
+            drops[reason] = drops.get(reason, 0) + int(float(line.rsplit(" ", 1)[1]))
+    return {k: v for k, v in drops.items() if v}
+
+
 def run(name):
     listener, args = SCENARIOS[name]
     blaster = subprocess.Popen(
@@ -70,11 +89,14 @@ def run(name):
         ready = json.loads(sluice.stdout.readline())
         addr = next(l["address"] for l in ready["listeners"] if l["name"] == listener)
         cpu0 = cpu_seconds(sluice.pid)
+        kernel0 = udp_rcvbuf_errors()
         blaster.stdin.write(f"{listener}://{addr}\n")
         blaster.stdin.flush()
         out, _ = blaster.communicate(timeout=600)
         cpu = cpu_seconds(sluice.pid) - cpu0
         rss = peak_rss_mib(sluice.pid)
+        kernel_drops = udp_rcvbuf_errors() - kernel0
+        drops = sluice_drops(ready["admin"])
     finally:
         sluice.send_signal(signal.SIGTERM)
         try:
@@ -102,6 +124,8 @@ def run(name):
         "loss_ratio": report["loss_ratio"],
         "doc_latency_ms": docs.get("latency"),
         "point_latency_ms": points.get("latency"),
+        "sluice_queue_drops": drops,
+        "kernel_udp_rcvbuf_errors": kernel_drops,
         "blaster_exit": blaster.returncode,
     }
 
@@ -127,7 +151,8 @@ def main():
               f"{r['delivered_points']}/{r['expected_points']} points; "
               f"{r['e2e_msgs_per_s']} msgs/s end to end; sluice {r['sluice_cpu_s']} CPU s "
               f"= {r['sluice_cpu_s_per_million']} CPU s per million = {r['msgs_per_cpu_s']} msgs per CPU s; "
-              f"peak RSS {r['peak_rss_mib']} MiB; loss {r['loss_ratio']}; document latency "
+              f"peak RSS {r['peak_rss_mib']} MiB; loss {r['loss_ratio']} (sluice queue drops "
+              f"{r['sluice_queue_drops']}, kernel UDP RcvbufErrors {r['kernel_udp_rcvbuf_errors']}); document latency "
               f"p50 {lat.get('p50_ms')} ms p90 {lat.get('p90_ms')} p99 {lat.get('p99_ms')} "
               f"p99.9 {lat.get('p999_ms')} max {lat.get('max_ms')} ms")
         sys.stdout.flush()

@@ -1,0 +1,301 @@
+//! Batched UDP receive for the UDP listener: up to [`BATCH`] datagrams per
+//! `recvmmsg(2)` call, and the kernel's count of datagrams it dropped for
+//! this socket (full receive buffer), read from the `SO_RXQ_OVFL` control
+//! message that comes with each datagram.
+//!
+//! The kernel's counter is cumulative per socket; [`BatchReceiver`] turns it
+//! into increments. Drops that happen after the last datagram received are
+//! reported with the next one.
+//!
+//! On platforms other than Linux this falls back to one `recv_from` per
+//! datagram without a drop counter.
+
+use std::io;
+use std::net::SocketAddr;
+
+/// Datagrams per receive call.
+pub const BATCH: usize = 32;
+
+/// Set the socket's receive buffer (`SO_RCVBUF`; the kernel doubles it and
+/// caps it at `net.core.rmem_max`) and enable `SO_RXQ_OVFL`. Returns the
+/// buffer size the kernel granted.
+pub fn configure(
+    socket: &tokio::net::UdpSocket,
+    receive_buffer: Option<usize>,
+) -> io::Result<usize> {
+    let s = socket2::SockRef::from(socket);
+    if let Some(bytes) = receive_buffer {
+        s.set_recv_buffer_size(bytes)?;
+    }
+    #[cfg(target_os = "linux")]
+    enable_overflow_counter(socket)?;
+    s.recv_buffer_size()
+}
+
+#[cfg(target_os = "linux")]
+fn enable_overflow_counter(socket: &tokio::net::UdpSocket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid fd, a pointer to a live c_int and its size.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RXQ_OVFL,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Buffers for one batch, reused for every call.
+pub struct BatchReceiver {
+    slot: usize,
+    buffers: Vec<u8>,
+    lengths: [usize; BATCH],
+    truncated: [bool; BATCH],
+    peers: [Option<SocketAddr>; BATCH],
+    #[cfg(target_os = "linux")]
+    addrs: Vec<libc::sockaddr_storage>,
+    #[cfg(target_os = "linux")]
+    controls: Vec<u64>,
+    /// The kernel's cumulative drop count last seen.
+    kernel_drops_seen: u32,
+}
+
+/// Room for one `SO_RXQ_OVFL` control message (a u32), in u64 words so the
+/// buffer is aligned for `cmsghdr`.
+#[cfg(target_os = "linux")]
+const CONTROL_WORDS: usize = 8;
+
+impl BatchReceiver {
+    /// Datagrams up to `slot` bytes are received whole; longer ones are
+    /// flagged truncated.
+    pub fn new(slot: usize) -> BatchReceiver {
+        BatchReceiver {
+            slot,
+            buffers: vec![0; slot * BATCH],
+            lengths: [0; BATCH],
+            truncated: [false; BATCH],
+            peers: [None; BATCH],
+            #[cfg(target_os = "linux")]
+            // SAFETY: sockaddr_storage is plain data; all zeroes is valid.
+            addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
+            #[cfg(target_os = "linux")]
+            controls: vec![0; CONTROL_WORDS * BATCH],
+            kernel_drops_seen: 0,
+        }
+    }
+
+    /// The `i`th datagram of the last batch: bytes, peer, and whether it was
+    /// longer than the slot (then the bytes are cut).
+    pub fn datagram(&self, i: usize) -> (&[u8], Option<SocketAddr>, bool) {
+        let start = i * self.slot;
+        (
+            &self.buffers[start..start + self.lengths[i].min(self.slot)],
+            self.peers[i],
+            self.truncated[i],
+        )
+    }
+
+    /// Receive what is queued, without blocking: the number of datagrams
+    /// (at least 1) and how many the kernel dropped since the last call;
+    /// `WouldBlock` when none is queued.
+    #[cfg(target_os = "linux")]
+    pub fn receive(&mut self, socket: &tokio::net::UdpSocket) -> io::Result<(usize, u64)> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: all-zero iovec and mmsghdr are valid values; every pointer
+        // set below points into a buffer owned by `self` that outlives the
+        // call, with the length given beside it.
+        let mut iovecs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        let base = self.buffers.as_mut_ptr();
+        let controls = self.controls.as_mut_ptr();
+        for i in 0..BATCH {
+            iovecs[i] = libc::iovec {
+                // SAFETY: i * slot + slot <= buffers.len().
+                iov_base: unsafe { base.add(i * self.slot) }.cast(),
+                iov_len: self.slot,
+            };
+            let h = &mut headers[i].msg_hdr;
+            h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_iov = &mut iovecs[i];
+            h.msg_iovlen = 1;
+            // SAFETY: i * CONTROL_WORDS + CONTROL_WORDS <= controls.len().
+            h.msg_control = unsafe { controls.add(i * CONTROL_WORDS) }.cast();
+            h.msg_controllen = CONTROL_WORDS * 8;
+        }
+        // SAFETY: `headers` holds BATCH initialised mmsghdr values whose
+        // pointers are valid (see above); MSG_DONTWAIT never blocks.
+        let n = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                headers.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        let mut latest = None;
+        for (i, h) in headers.iter().enumerate().take(n) {
+            self.lengths[i] = h.msg_len as usize;
+            self.truncated[i] = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            self.peers[i] = socket_addr(&self.addrs[i], h.msg_hdr.msg_namelen);
+            if let Some(count) = overflow_count(&h.msg_hdr) {
+                latest = Some(count);
+            }
+        }
+        let mut dropped = 0;
+        if let Some(count) = latest {
+            dropped = count.wrapping_sub(self.kernel_drops_seen) as u64;
+            self.kernel_drops_seen = count;
+        }
+        Ok((n, dropped))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn receive(&mut self, socket: &tokio::net::UdpSocket) -> io::Result<(usize, u64)> {
+        let slot = self.slot;
+        let (n, peer) = socket.try_recv_from(&mut self.buffers[..slot])?;
+        self.lengths[0] = n;
+        self.truncated[0] = false;
+        self.peers[0] = Some(peer);
+        Ok((1, 0))
+    }
+}
+
+/// The `SO_RXQ_OVFL` counter in a received message's control data.
+#[cfg(target_os = "linux")]
+fn overflow_count(h: &libc::msghdr) -> Option<u32> {
+    // SAFETY: `h` was filled by recvmmsg; CMSG_FIRSTHDR/CMSG_NXTHDR stay
+    // within msg_control..msg_control + msg_controllen.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_RXQ_OVFL {
+                return Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>()));
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    None
+}
+
+#[cfg(target_os = "linux")]
+fn socket_addr(a: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    match a.ss_family as libc::c_int {
+        libc::AF_INET if len as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says this storage holds a sockaddr_in.
+            let v4 = unsafe { &*(a as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr)),
+                u16::from_be(v4.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len as usize >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: the family says this storage holds a sockaddr_in6.
+            let v6 = unsafe { &*(a as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(v6.sin6_addr.s6_addr),
+                u16::from_be(v6.sin6_port),
+                v6.sin6_flowinfo,
+                v6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch holds several datagrams with their peers; one longer than
+    /// the slot is flagged.
+    #[tokio::test]
+    async fn receives_a_batch_with_peers_and_truncation() {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        configure(&socket, None).unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = socket.local_addr().unwrap();
+        sender.send_to(b"one", to).unwrap();
+        sender.send_to(b"two", to).unwrap();
+        sender.send_to(&[b'x'; 100], to).unwrap();
+        let mut r = BatchReceiver::new(64);
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            socket.readable().await.unwrap();
+            match r.receive(&socket) {
+                Ok((n, dropped)) => {
+                    assert_eq!(dropped, 0);
+                    for i in 0..n {
+                        let (bytes, peer, cut) = r.datagram(i);
+                        got.push((bytes.to_vec(), peer, cut));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let me = sender.local_addr().unwrap();
+        assert_eq!(got[0], (b"one".to_vec(), Some(me), false));
+        assert_eq!(got[1], (b"two".to_vec(), Some(me), false));
+        assert_eq!(got[2].0.len(), 64);
+        assert!(got[2].2, "truncated");
+    }
+
+    /// Overrun a small receive buffer: every datagram sent is either
+    /// received or counted as a kernel drop.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn kernel_drops_are_counted() {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let granted = configure(&socket, Some(4096)).unwrap();
+        assert!(granted < 64 * 1024, "granted {granted}");
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = socket.local_addr().unwrap();
+        for _ in 0..500 {
+            sender.send_to(&[b'x'; 1000], to).unwrap();
+        }
+        // The last one, after the buffer drained, carries the final count.
+        let mut r = BatchReceiver::new(2048);
+        let (mut received, mut dropped) = (0, 0);
+        let mut sent_last = false;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            match r.receive(&socket) {
+                Ok((n, d)) => {
+                    received += n as u64;
+                    dropped += d;
+                    if sent_last && received + dropped == 501 {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !sent_last {
+                        sender.send_to(b"last", to).unwrap();
+                        sent_last = true;
+                    }
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_millis(100),
+                        socket.readable(),
+                    )
+                    .await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(dropped > 0, "the buffer held everything: {received}");
+        assert_eq!(received + dropped, 501);
+    }
+}
