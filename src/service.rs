@@ -101,7 +101,7 @@ pub async fn run(
 
     let mut sinks = Vec::with_capacity(config.sinks.len());
     for s in &config.sinks {
-        sinks.push(Arc::new(Sink::open(s)?));
+        sinks.push(Arc::new(Sink::open(s, telemetry.sink_requests(&s.name))?));
     }
     let pipeline = Arc::new(Pipeline::new(&config.routes, &telemetry)?);
 

@@ -11,6 +11,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +39,16 @@ struct RouteLabel {
 struct RouteReason {
     route: String,
     reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: String,
+}
+
+/// Request latency buckets: 1 ms doubling to about 33 s.
+fn request_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -174,6 +185,7 @@ pub struct Telemetry {
     s_retries: Family<SinkRoute, Counter>,
     s_failed: Family<SinkRouteReason, Counter>,
     s_up: Family<SinkRoute, Gauge>,
+    s_request: Family<SinkLabel, Histogram, fn() -> Histogram>,
     /// (sink, route) → state, for /health.
     sink_health: std::sync::Mutex<Vec<(String, String, SinkHealth)>>,
 }
@@ -282,6 +294,16 @@ impl Telemetry {
                 "sluice_sink_up",
                 "1 while a sink's last write for a route worked, 0 while it is failing"
             ),
+            s_request: {
+                let f: Family<SinkLabel, Histogram, fn() -> Histogram> =
+                    Family::new_with_constructor(request_histogram);
+                registry.register(
+                    "sluice_sink_request_duration_seconds",
+                    "HTTP requests of a sink (InfluxDB /write, Elasticsearch _bulk), from send to the answer's headers, any outcome",
+                    f.clone(),
+                );
+                f
+            },
             sink_health: std::sync::Mutex::new(Vec::new()),
             registry,
         }
@@ -343,6 +365,15 @@ impl Telemetry {
                 dropped_shutdown: get(&self.q_dropped, &r("shutdown")),
             },
         }
+    }
+
+    /// The request latency histogram of sink `sink`.
+    pub fn sink_requests(&self, sink: &str) -> Histogram {
+        self.s_request
+            .get_or_create(&SinkLabel {
+                sink: sink.to_owned(),
+            })
+            .clone()
     }
 
     pub fn sink(&self, sink: &str, route: &str) -> SinkMetrics {

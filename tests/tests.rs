@@ -1677,6 +1677,14 @@ document = { format = "flume" }
     assert_eq!(doc["@message"], "Order created id=1001");
     assert_eq!(doc["@source_host"], "web02");
     assert_eq!(doc["@fields"]["Facility"], "20");
+    // Every _bulk request the node answered is one observation of the
+    // sink's request latency histogram.
+    let requests = es.state.lock().unwrap().requests as u64;
+    assert!(requests >= 1);
+    assert_eq!(
+        s.metric("sluice_sink_request_duration_seconds_count{sink=\"es\"}"),
+        requests
+    );
     assert!(s.stop().success());
 }
 

@@ -27,6 +27,8 @@ const NODE_COOL_DOWN: Duration = Duration::from_secs(30);
 
 pub struct ElasticsearchSink {
     name: String,
+    /// Request latency (`sluice_sink_request_duration_seconds`).
+    requests: prometheus_client::metrics::histogram::Histogram,
     config: ElasticsearchConfig,
     client: reqwest::Client,
     /// Per node: skipped until this instant after a failure.
@@ -51,10 +53,15 @@ struct Answer {
 }
 
 impl ElasticsearchSink {
-    pub fn open(name: &str, config: &ElasticsearchConfig) -> Result<ElasticsearchSink, String> {
+    pub fn open(
+        name: &str,
+        config: &ElasticsearchConfig,
+        requests: prometheus_client::metrics::histogram::Histogram,
+    ) -> Result<ElasticsearchSink, String> {
         let client = super::http_client(config.timeout, config.ca_file.as_deref())?;
         let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
         Ok(ElasticsearchSink {
+            requests,
             name: name.to_owned(),
             config: config.clone(),
             client,
@@ -208,7 +215,10 @@ impl ElasticsearchSink {
         } else if let Some(user) = &c.username {
             req = req.basic_auth(user, c.password.as_deref());
         }
-        let response = match req.body(body).send().await {
+        let started = Instant::now();
+        let sent = req.body(body).send().await;
+        self.requests.observe(started.elapsed().as_secs_f64());
+        let response = match sent {
             Ok(r) => r,
             Err(e) => {
                 self.node_failed(node);

@@ -18,7 +18,7 @@
 //!   next URL of the sink; the worker bounds the attempts and the time.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::{InfluxApi, InfluxConfig};
 use crate::route::Record;
@@ -33,6 +33,8 @@ const CONFIG_ERROR_WAIT: Duration = Duration::from_secs(10);
 
 pub struct InfluxSink {
     name: String,
+    /// Request latency (`sluice_sink_request_duration_seconds`).
+    requests: prometheus_client::metrics::histogram::Histogram,
     config: InfluxConfig,
     client: reqwest::Client,
     /// Index into `config.urls` of the URL in use.
@@ -54,10 +56,15 @@ enum Outcome {
 }
 
 impl InfluxSink {
-    pub fn open(name: &str, config: &InfluxConfig) -> Result<InfluxSink, String> {
+    pub fn open(
+        name: &str,
+        config: &InfluxConfig,
+        requests: prometheus_client::metrics::histogram::Histogram,
+    ) -> Result<InfluxSink, String> {
         let client = super::http_client(config.timeout, config.ca_file.as_deref())?;
         let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
         Ok(InfluxSink {
+            requests,
             name: name.to_owned(),
             config: config.clone(),
             client,
@@ -258,7 +265,10 @@ impl InfluxSink {
         } else if let Some(user) = &c.username {
             req = req.basic_auth(user, c.password.as_deref());
         }
-        let response = match req.body(body).send().await {
+        let started = Instant::now();
+        let sent = req.body(body).send().await;
+        self.requests.observe(started.elapsed().as_secs_f64());
+        let response = match sent {
             Ok(r) => r,
             Err(e) => {
                 self.fail_over(i);
@@ -561,6 +571,7 @@ mod tests {
                 precision: Precision::Nanoseconds,
                 ca_file: None,
             },
+            prometheus_client::metrics::histogram::Histogram::new([0.1]),
         )
         .unwrap()
     }

@@ -70,7 +70,11 @@ pub enum Sink {
 }
 
 impl Sink {
-    pub fn open(config: &SinkConfig) -> Result<Sink, SinkOpenError> {
+    /// Open the sink; HTTP sinks time each request into `requests`.
+    pub fn open(
+        config: &SinkConfig,
+        requests: prometheus_client::metrics::histogram::Histogram,
+    ) -> Result<Sink, SinkOpenError> {
         match &config.kind {
             SinkKind::File { path } => {
                 FileSink::open(path)
@@ -82,13 +86,13 @@ impl Sink {
                     })
             }
             SinkKind::Stdout => Ok(Sink::Stdout(StdoutSink::new())),
-            SinkKind::Influxdb(c) => InfluxSink::open(&config.name, c)
+            SinkKind::Influxdb(c) => InfluxSink::open(&config.name, c, requests)
                 .map(|s| Sink::Influxdb(Box::new(s)))
                 .map_err(|message| SinkOpenError::Setup {
                     sink: config.name.clone(),
                     message,
                 }),
-            SinkKind::Elasticsearch(c) => ElasticsearchSink::open(&config.name, c)
+            SinkKind::Elasticsearch(c) => ElasticsearchSink::open(&config.name, c, requests)
                 .map(|s| Sink::Elasticsearch(Box::new(s)))
                 .map_err(|message| SinkOpenError::Setup {
                     sink: config.name.clone(),
