@@ -97,7 +97,9 @@ pub async fn run(
     shutdown: CancellationToken,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<RunReport, ServiceError> {
-    let telemetry = Arc::new(Telemetry::new());
+    let mut telemetry = Telemetry::new();
+    telemetry.set_unhealthy_after(config.unhealthy_after);
+    let telemetry = Arc::new(telemetry);
 
     let mut sinks = Vec::with_capacity(config.sinks.len());
     for s in &config.sinks {
@@ -156,7 +158,14 @@ pub async fn run(
     let readers = TaskTracker::new();
     for b in bound {
         let metrics = telemetry.listener(&b.config.name);
-        readers.spawn(b.serve(pipeline.clone(), metrics, shutdown.clone(), readers.clone()));
+        let up = telemetry.listener_bound(&b.config.name);
+        let serve = b.serve(pipeline.clone(), metrics, shutdown.clone(), readers.clone());
+        readers.spawn(async move {
+            serve.await;
+            // Listeners serve until shutdown; one that ends earlier shows
+            // on /health.
+            up.store(false, std::sync::atomic::Ordering::Relaxed);
+        });
     }
     let admin_stop = CancellationToken::new();
     let admin_task = admin.map(|(l, _)| {

@@ -122,9 +122,10 @@ pub struct SinkMetrics {
     pub health: SinkHealth,
 }
 
-/// One sink worker's state as `/health` shows it.
+/// One sink worker's state as `/health` shows it: its last error and
+/// since when it has been failing without a success in between.
 #[derive(Clone, Default)]
-pub struct SinkHealth(Arc<std::sync::Mutex<Option<String>>>);
+pub struct SinkHealth(Arc<std::sync::Mutex<Option<(String, std::time::Instant)>>>);
 
 impl SinkHealth {
     pub fn ok(&self) {
@@ -135,13 +136,26 @@ impl SinkHealth {
 
     pub fn failing(&self, error: &str) {
         if let Ok(mut s) = self.0.lock() {
-            *s = Some(error.chars().take(512).collect());
+            let since = s.as_ref().map_or_else(std::time::Instant::now, |(_, t)| *t);
+            *s = Some((error.chars().take(512).collect(), since));
         }
     }
 
-    fn error(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|s| s.clone())
+    /// The last error and how long the sink has been failing.
+    fn state(&self) -> Option<(String, std::time::Duration)> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().map(|(e, t)| (e.clone(), t.elapsed())))
     }
+}
+
+/// A bound listener as `/health` shows it; `up` turns false if its task
+/// ends before shutdown.
+#[derive(Clone)]
+pub struct ListenerHealth {
+    pub name: String,
+    pub up: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Resolve one labelled metric. The family's read guard must be dropped
@@ -188,6 +202,9 @@ pub struct Telemetry {
     s_request: Family<SinkLabel, Histogram, fn() -> Histogram>,
     /// (sink, route) → state, for /health.
     sink_health: std::sync::Mutex<Vec<(String, String, SinkHealth)>>,
+    listener_health: std::sync::Mutex<Vec<ListenerHealth>>,
+    /// A sink failing longer than this makes /health answer 503.
+    unhealthy_after: std::time::Duration,
 }
 
 impl Default for Telemetry {
@@ -305,6 +322,10 @@ impl Telemetry {
                 f
             },
             sink_health: std::sync::Mutex::new(Vec::new()),
+            listener_health: std::sync::Mutex::new(Vec::new()),
+            unhealthy_after: std::time::Duration::from_secs(
+                crate::config::DEFAULT_UNHEALTHY_AFTER_SECS,
+            ),
             registry,
         }
     }
@@ -407,29 +428,79 @@ impl Telemetry {
         }
     }
 
-    /// `/health`: always 200 while the process serves (a restart cannot
-    /// fix a database); sinks that are failing make it "degraded" and are
-    /// listed with their last error.
-    pub fn health_json(&self) -> String {
+    /// Set how long a sink may fail before `/health` answers 503.
+    pub fn set_unhealthy_after(&mut self, d: std::time::Duration) {
+        self.unhealthy_after = d;
+    }
+
+    /// Register a bound listener for `/health`; the flag stays true while
+    /// its task serves.
+    pub fn listener_bound(&self, name: &str) -> Arc<std::sync::atomic::AtomicBool> {
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        if let Ok(mut all) = self.listener_health.lock() {
+            all.push(ListenerHealth {
+                name: name.to_owned(),
+                up: up.clone(),
+            });
+        }
+        up
+    }
+
+    /// `/health`: 200 `"ok"` when every listener is serving and no sink is
+    /// failing; 200 `"degraded"` while a sink has been failing for less
+    /// than `unhealthy_after` (it retries, its queue holds the data); 503
+    /// `"failing"` with the reasons when a listener stopped or a sink has
+    /// been failing for longer.
+    pub fn health(&self) -> (u16, String) {
         let mut sinks = Vec::new();
+        let mut reasons = Vec::new();
         let mut degraded = false;
         if let Ok(all) = self.sink_health.lock() {
             for (sink, route, h) in all.iter() {
-                let error = h.error();
-                degraded |= error.is_some();
+                let state = h.state();
+                let failing_secs = state.as_ref().map(|(_, d)| d.as_secs());
+                if let Some((error, for_how_long)) = &state {
+                    degraded = true;
+                    if *for_how_long > self.unhealthy_after {
+                        reasons.push(format!(
+                            "sink {sink} (route {route}) failing for {} s: {error}",
+                            for_how_long.as_secs()
+                        ));
+                    }
+                }
                 sinks.push(serde_json::json!({
                     "sink": sink,
                     "route": route,
-                    "state": if error.is_some() { "failing" } else { "ok" },
-                    "error": error,
+                    "state": if state.is_some() { "failing" } else { "ok" },
+                    "failing_secs": failing_secs,
+                    "error": state.map(|(e, _)| e),
                 }));
             }
         }
-        serde_json::json!({
-            "status": if degraded { "degraded" } else { "ok" },
+        let mut listeners = Vec::new();
+        if let Ok(all) = self.listener_health.lock() {
+            for l in all.iter() {
+                let up = l.up.load(std::sync::atomic::Ordering::Relaxed);
+                if !up {
+                    reasons.push(format!("listener {} is not serving", l.name));
+                }
+                listeners.push(serde_json::json!({ "listener": l.name, "up": up }));
+            }
+        }
+        let (code, status) = if !reasons.is_empty() {
+            (503, "failing")
+        } else if degraded {
+            (200, "degraded")
+        } else {
+            (200, "ok")
+        };
+        let body = serde_json::json!({
+            "status": status,
+            "reasons": reasons,
+            "listeners": listeners,
             "sinks": sinks,
-        })
-        .to_string()
+        });
+        (code, body.to_string())
     }
 
     /// The Prometheus text exposition.
@@ -468,10 +539,11 @@ pub async fn serve_admin(
     let health = move || {
         let telemetry = telemetry.clone();
         async move {
+            let (code, body) = telemetry.health();
             (
-                StatusCode::OK,
+                StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
                 [(header::CONTENT_TYPE, "application/json")],
-                telemetry.health_json() + "\n",
+                body + "\n",
             )
         }
     };

@@ -143,12 +143,18 @@ impl Sluice {
         body
     }
 
-    /// `GET /health` as JSON.
+    /// `GET /health` as JSON, asserting 200.
     fn health(&self) -> serde_json::Value {
+        let (status, body) = self.health_status();
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// `GET /health`: status code and JSON.
+    fn health_status(&self) -> (u16, serde_json::Value) {
         let admin: SocketAddr = self.ready["admin"].as_str().unwrap().parse().unwrap();
         let (status, body) = http(admin, "GET", "/health", b"");
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
+        (status, serde_json::from_str(&body).unwrap())
     }
 
     /// SIGTERM, then wait for the exit.
@@ -2203,3 +2209,53 @@ allow = ["192.0.2.7"]
     assert!(s.stop().success());
     assert_eq!(read_lines(&s.path("events.ndjson")).len(), 7);
 }
+
+/// /health: 200 "ok"; 200 "degraded" while a sink fails for less than
+/// `unhealthy_after_secs`; 503 "failing" naming the sink after that; back
+/// to 200 "ok" when the sink recovers, with nothing lost.
+#[test]
+fn health_turns_503_when_a_sink_fails_beyond_its_deadline() {
+    let es = EsServer::start();
+    let text = es_config(&[es.url()], "", EVENTS_TO_ES).replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"",
+        "[admin]\nlisten = \"127.0.0.1:0\"\nunhealthy_after_secs = 1",
+    );
+    let mut s = Sluice::start(&text);
+    let (code, h) = s.health_status();
+    assert_eq!((code, h["status"].as_str()), (200, Some("ok")), "{h}");
+    assert!(
+        h["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["up"] == true)
+    );
+    es.knobs(|k| k.fail_requests = 1_000_000);
+    tcp_send(s.addr("tcp"), &numbered_frames(10));
+    wait_while(10, || s.health()["status"] != "degraded");
+    assert_eq!(s.health()["status"], "degraded");
+    wait_while(10, || s.health_status().0 != 503);
+    let (code, h) = s.health_status();
+    assert_eq!(code, 503, "{h}");
+    assert_eq!(h["status"], "failing");
+    let reason = h["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.starts_with("sink es (route to_es) failing for "),
+        "{reason}"
+    );
+    es.knobs(|k| k.fail_requests = 0);
+    wait_while(30, || {
+        s.health_status().0 != 200 || s.health()["status"] != "ok"
+    });
+    assert_eq!(s.health()["status"], "ok");
+    wait_while(10, || es.total() < 10);
+    assert_eq!(es.total(), 10);
+    assert!(s.stop().success());
+}
+
+const EVENTS_TO_ES: &str = r#"
+[[routes]]
+name = "to_es"
+sink = "es"
+document = {}
+"#;
