@@ -29,7 +29,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{ListenerConfig, ListenerProtocol};
 use crate::framing::{FrameItem, SyslogFramer};
 use crate::pipeline::{Pipeline, Reader, now_nanos};
-use crate::telemetry::ListenerMetrics;
+use crate::telemetry::{ListenerMetrics, LogLimiter};
 use crate::tls::{HandshakeFailure, ListenerTls, TLS_HANDSHAKE_RECORD};
 use crate::udp_receive::{self, BatchReceiver};
 
@@ -159,7 +159,10 @@ async fn serve_udp(
             }
             Err(e) => {
                 metrics.read_errors.inc();
-                tracing::warn!(listener = %config.name, error = %e, "udp receive failed");
+                static LOG: LogLimiter = LogLimiter::new(10_000);
+                if let Some(suppressed) = LOG.allow() {
+                    tracing::warn!(listener = %config.name, error = %e, suppressed, "udp receive failed");
+                }
             }
         }
     }
@@ -226,7 +229,10 @@ async fn serve_tcp(
             Ok(a) => a,
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.
-                tracing::warn!(listener = %config.name, error = %e, "accept failed");
+                static LOG: LogLimiter = LogLimiter::new(10_000);
+                if let Some(suppressed) = LOG.allow() {
+                    tracing::warn!(listener = %config.name, error = %e, suppressed, "accept failed");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -241,7 +247,10 @@ async fn serve_tcp(
         }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             metrics.connections_rejected.inc();
-            tracing::warn!(listener = %config.name, %peer, max = config.max_connections, "connection refused: max_connections reached");
+            static LOG: LogLimiter = LogLimiter::new(10_000);
+            if let Some(suppressed) = LOG.allow() {
+                tracing::warn!(listener = %config.name, %peer, max = config.max_connections, suppressed, "connection refused: max_connections reached");
+            }
             drop(stream);
             continue;
         };

@@ -2259,3 +2259,79 @@ name = "to_es"
 sink = "es"
 document = {}
 "#;
+
+/// A flood of 200 connections beyond max_connections is refused and
+/// counted while two established senders keep streaming; the refusal is
+/// logged once (rate-limited), as JSON with --log-format json.
+#[test]
+fn a_connection_flood_is_refused_counted_and_logged_once() {
+    let extra = r#"
+[[listeners]]
+name = "limited"
+protocol = "tcp"
+listen = "127.0.0.1:0"
+max_connections = 2
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sluice.toml"), config(extra, EVENTS_ROUTE)).unwrap();
+    let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--log-format", "json", "run", "-c", "sluice.toml"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let s = Sluice {
+        child: Some(child),
+        dir,
+        ready,
+    };
+    let addr = s.addr("limited");
+    let mut a = TcpStream::connect(addr).unwrap();
+    let mut b = TcpStream::connect(addr).unwrap();
+    wait_while(5, || {
+        s.metric("sluice_listener_connections_open{listener=\"limited\"}") < 2
+    });
+    for i in 0..200 {
+        a.write_all(format!("<14>1 - h app - - - a {i}\n").as_bytes())
+            .unwrap();
+        b.write_all(format!("<14>1 - h app - - - b {i}\n").as_bytes())
+            .unwrap();
+        let mut flood = TcpStream::connect(addr).unwrap();
+        flood
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(flood.read(&mut [0u8; 1]).unwrap_or(0), 0, "refused");
+    }
+    let lines = s.wait_lines("events.ndjson", 400);
+    assert_eq!(lines.len(), 400);
+    assert_eq!(
+        s.metric("sluice_listener_connections_rejected_total{listener=\"limited\",reason=\"max_connections\"}"),
+        200
+    );
+    let mut s = s;
+    drop((a, b));
+    assert!(s.stop().success());
+    let log = std::fs::read_to_string(s.path("stderr.log")).unwrap();
+    let entries: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["level"].is_string() && e["timestamp"].is_string())
+    );
+    let refusals: Vec<_> = entries
+        .iter()
+        .filter(|e| e["message"] == "connection refused: max_connections reached")
+        .collect();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0]["listener"], "limited");
+}

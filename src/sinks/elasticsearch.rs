@@ -29,6 +29,8 @@ pub struct ElasticsearchSink {
     name: String,
     /// Request latency (`sluice_sink_request_duration_seconds`).
     requests: prometheus_client::metrics::histogram::Histogram,
+    /// Rejections are logged at most every 10 s (counted always).
+    reject_log: crate::telemetry::LogLimiter,
     config: ElasticsearchConfig,
     client: reqwest::Client,
     /// Per node: skipped until this instant after a failure.
@@ -62,6 +64,7 @@ impl ElasticsearchSink {
         let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
         Ok(ElasticsearchSink {
             requests,
+            reject_log: crate::telemetry::LogLimiter::new(10_000),
             name: name.to_owned(),
             config: config.clone(),
             client,
@@ -251,7 +254,11 @@ impl ElasticsearchSink {
         if rejected.is_empty() {
             return Ok(());
         }
-        tracing::warn!(sink = %self.name, rejected = rejected.len(), reason = %rejected[0].1, "Elasticsearch refused documents");
+        if let Some(suppressed) = self.reject_log.allow() {
+            // Elasticsearch's reason may preview a field's value: DEBUG only.
+            tracing::warn!(sink = %self.name, rejected = rejected.len(), suppressed, dead_letter = ?self.config.dead_letter, "Elasticsearch refused documents (reasons and documents in the dead-letter file)");
+        }
+        tracing::debug!(sink = %self.name, reason = %rejected[0].1, "Elasticsearch refused a document");
         let Some(file) = &self.dead_letter else {
             return Ok(());
         };

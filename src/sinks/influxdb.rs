@@ -35,6 +35,8 @@ pub struct InfluxSink {
     name: String,
     /// Request latency (`sluice_sink_request_duration_seconds`).
     requests: prometheus_client::metrics::histogram::Histogram,
+    /// Rejections are logged at most every 10 s (counted always).
+    reject_log: crate::telemetry::LogLimiter,
     config: InfluxConfig,
     client: reqwest::Client,
     /// Index into `config.urls` of the URL in use.
@@ -65,6 +67,7 @@ impl InfluxSink {
         let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
         Ok(InfluxSink {
             requests,
+            reject_log: crate::telemetry::LogLimiter::new(10_000),
             name: name.to_owned(),
             config: config.clone(),
             client,
@@ -345,7 +348,11 @@ impl InfluxSink {
         } else {
             bad.to_vec()
         };
-        tracing::warn!(sink = %self.name, rejected = n, reason = %entries[0].1, "InfluxDB rejected lines");
+        if let Some(suppressed) = self.reject_log.allow() {
+            // InfluxDB's reason quotes the line: data, so DEBUG only.
+            tracing::warn!(sink = %self.name, rejected = n, suppressed, dead_letter = ?self.config.dead_letter, "InfluxDB rejected lines (reasons and lines in the dead-letter file)");
+        }
+        tracing::debug!(sink = %self.name, reason = %entries[0].1, "InfluxDB rejected a line");
         if let Some(file) = &self.dead_letter {
             let at = chrono::Utc::now().to_rfc3339();
             let lines: Vec<serde_json::Value> = entries

@@ -276,6 +276,8 @@ pub async fn run_worker(
     metrics: SinkMetrics,
 ) {
     let mut batch = Vec::with_capacity(config.batch_max_events.min(65_536));
+    // One retry warning per 10 s per worker; /metrics counts every retry.
+    let retry_log = crate::telemetry::LogLimiter::new(10_000);
     while queue
         .pop_batch(&mut batch, config.batch_max_events, config.linger)
         .await
@@ -303,7 +305,9 @@ pub async fn run_worker(
                     metrics.up.set(0);
                     metrics.health.failing(&message);
                     let wait = retry.backoff(attempt).max(retry_after.unwrap_or_default());
-                    tracing::warn!(route = %route, sink = %config.name, attempt, error = %message, ?wait, "batch write failed, retrying");
+                    if let Some(suppressed) = retry_log.allow() {
+                        tracing::warn!(route = %route, sink = %config.name, attempt, error = %message, ?wait, suppressed, "batch write failed, retrying");
+                    }
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
