@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{ListenerConfig, ListenerProtocol};
 use crate::framing::{FrameItem, SyslogFramer};
-use crate::pipeline::{Pipeline, Reader, now_nanos};
+use crate::pipeline::{PipelineHandle, Reader, now_nanos};
 use crate::telemetry::{ListenerMetrics, LogLimiter};
 use crate::tls::{HandshakeFailure, ListenerTls, TLS_HANDSHAKE_RECORD};
 use crate::udp_receive::{self, BatchReceiver};
@@ -105,7 +105,7 @@ impl BoundListener {
     /// Serve until `shutdown`; connection tasks go on `tracker`.
     pub async fn serve(
         self,
-        pipeline: Arc<Pipeline>,
+        pipeline: Arc<PipelineHandle>,
         metrics: ListenerMetrics,
         shutdown: CancellationToken,
         tracker: TaskTracker,
@@ -132,7 +132,7 @@ pub fn protocol_name(p: ListenerProtocol) -> &'static str {
 async fn serve_udp(
     socket: UdpSocket,
     config: ListenerConfig,
-    pipeline: Arc<Pipeline>,
+    pipeline: Arc<PipelineHandle>,
     metrics: ListenerMetrics,
     shutdown: CancellationToken,
 ) {
@@ -212,7 +212,7 @@ async fn sleep_until_some(deadline: Option<Instant>) {
 async fn serve_tcp(
     listener: TcpListener,
     config: ListenerConfig,
-    pipeline: Arc<Pipeline>,
+    pipeline: Arc<PipelineHandle>,
     metrics: ListenerMetrics,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -316,7 +316,7 @@ async fn connection<S: AsyncRead + Unpin>(
     mut stream: S,
     peer: SocketAddr,
     config: &ListenerConfig,
-    pipeline: &Pipeline,
+    pipeline: &PipelineHandle,
     metrics: &ListenerMetrics,
     shutdown: &CancellationToken,
 ) {

@@ -195,9 +195,11 @@ fn run(config: Config) -> ExitCode {
         runtime.block_on(async {
             let shutdown = CancellationToken::new();
             spawn_signal_handler(shutdown.clone())?;
+            let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+            spawn_reload_on_sighup(reload_tx.clone())?;
             let origin = config.origin.clone();
             let summary = describe_outputs(&config);
-            let report = sluice::service::run(config, shutdown, |ready| {
+            let report = sluice::service::run(config, shutdown, reload_rx, Some(reload_tx), |ready| {
                 println!("{}", ready.to_json_line());
                 tracing::info!(config = %origin, "ready: {}", ready.to_json_line());
                 if origin.starts_with('<') {
@@ -222,6 +224,26 @@ fn run(config: Config) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// SIGHUP: re-read the config file (the service logs the outcome).
+fn spawn_reload_on_sighup(
+    reload: tokio::sync::mpsc::Sender<sluice::service::ReloadRequest>,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            if reload
+                .send(sluice::service::ReloadRequest { reply: None })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    Ok(())
 }
 
 /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.

@@ -115,10 +115,30 @@ impl Pipeline {
     }
 }
 
+/// The pipeline in force, swapped whole by a reload. Readers take the
+/// current one per frame (an `Arc`, so a retired pipeline is known to be
+/// unused once only its owner holds it).
+pub struct PipelineHandle(arc_swap::ArcSwap<Pipeline>);
+
+impl PipelineHandle {
+    pub fn new(pipeline: Arc<Pipeline>) -> PipelineHandle {
+        PipelineHandle(arc_swap::ArcSwap::new(pipeline))
+    }
+
+    pub fn current(&self) -> Arc<Pipeline> {
+        self.0.load_full()
+    }
+
+    /// Put `new` in force; the previous pipeline is returned.
+    pub fn replace(&self, new: Arc<Pipeline>) -> Arc<Pipeline> {
+        self.0.swap(new)
+    }
+}
+
 /// One reader's path into the pipeline (a UDP socket, a TCP connection):
 /// decode, join multi-frame messages when configured, dispatch.
 pub struct Reader<'a> {
-    pipeline: &'a Pipeline,
+    pipeline: &'a PipelineHandle,
     opts: &'a DecodeOptions,
     metrics: &'a ListenerMetrics,
     joiner: Option<Joiner>,
@@ -128,7 +148,7 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub fn new(
-        pipeline: &'a Pipeline,
+        pipeline: &'a PipelineHandle,
         config: &'a ListenerConfig,
         metrics: &'a ListenerMetrics,
         may_wait: bool,
@@ -145,11 +165,10 @@ impl<'a> Reader<'a> {
 
     /// Take one frame.
     pub async fn frame(&mut self, frame: Bytes, peer: Option<SocketAddr>, received_nanos: i64) {
-        let event = self
-            .pipeline
-            .decode(frame, peer, received_nanos, self.opts, self.metrics);
+        let pipeline = self.pipeline.current();
+        let event = pipeline.decode(frame, peer, received_nanos, self.opts, self.metrics);
         match &mut self.joiner {
-            None => self.pipeline.dispatch(&event, self.may_wait).await,
+            None => pipeline.dispatch(&event, self.may_wait).await,
             Some(joiner) => {
                 let now = Instant::now();
                 joiner.push(event, now, &mut self.ready);
@@ -195,8 +214,11 @@ impl<'a> Reader<'a> {
                 }
             }
         }
+        if self.ready.is_empty() {
+            return;
+        }
         // Drained, not taken: the buffer is kept for the next frame.
-        let (pipeline, may_wait) = (self.pipeline, self.may_wait);
+        let (pipeline, may_wait) = (self.pipeline.current(), self.may_wait);
         for event in self.ready.drain(..) {
             pipeline.dispatch(&event, may_wait).await;
         }

@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::listener::{BindError, BoundListener, protocol_name};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, PipelineHandle};
 use crate::router::RouterError;
 use crate::sinks::{RetryPolicy, Sink, SinkOpenError, run_worker};
 use crate::telemetry::{Telemetry, serve_admin};
@@ -90,22 +90,121 @@ pub struct RunReport {
     pub lost_records: usize,
 }
 
-/// Run until `shutdown` is cancelled. `on_ready` is called once everything is
+/// A request to re-read the configuration (SIGHUP, `POST /reload`); the
+/// answer says what changed or why the new config was refused.
+pub struct ReloadRequest {
+    pub reply: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
+}
+
+/// One configuration's routes and sinks: the pipeline, its queues and the
+/// sink workers draining them.
+struct Generation {
+    pipeline: Arc<Pipeline>,
+    workers: TaskTracker,
+}
+
+impl Generation {
+    /// Open the sinks, build the pipeline and start a worker per route.
+    fn start(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Generation, ServiceError> {
+        let mut sinks = Vec::with_capacity(config.sinks.len());
+        for s in &config.sinks {
+            sinks.push(Arc::new(Sink::open(s, telemetry.sink_requests(&s.name))?));
+        }
+        let pipeline = Arc::new(Pipeline::new(&config.routes, telemetry)?);
+        let workers = TaskTracker::new();
+        for (route, rt) in config.routes.iter().zip(pipeline.routes()) {
+            let (Some(sink_config), Some(sink)) =
+                (config.sinks.get(route.sink), sinks.get(route.sink))
+            else {
+                continue;
+            };
+            workers.spawn(run_worker(
+                route.name.clone(),
+                rt.queue.clone(),
+                sink.clone(),
+                sink_config.clone(),
+                retry_policy(&sink_config.kind),
+                telemetry.sink(&sink_config.name, &route.name),
+            ));
+        }
+        workers.close();
+        Ok(Generation { pipeline, workers })
+    }
+
+    /// Close the queues once no reader holds the pipeline any more; the
+    /// workers then drain what is queued and stop.
+    async fn retire(&self) {
+        while Arc::strong_count(&self.pipeline) > 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for rt in self.pipeline.routes() {
+            rt.queue.close();
+        }
+    }
+
+    /// At the shutdown deadline: drop what is left, counted.
+    fn abandon(&self) -> usize {
+        let mut lost = 0;
+        for rt in self.pipeline.routes() {
+            let n = rt.queue.abandon();
+            if n > 0 {
+                tracing::error!(route = %rt.name, lost = n, "shutdown deadline reached: records still queued are lost");
+            }
+            lost += n;
+        }
+        lost
+    }
+}
+
+/// A listener being served, with the token that stops it alone.
+struct Serving {
+    config: crate::config::ListenerConfig,
+    local_addr: SocketAddr,
+    stop: CancellationToken,
+}
+
+/// Start serving `b` on `readers`, stopped by a child of `shutdown`.
+fn serve_listener(
+    b: BoundListener,
+    handle: &Arc<PipelineHandle>,
+    telemetry: &Arc<Telemetry>,
+    shutdown: &CancellationToken,
+    readers: &TaskTracker,
+) -> Serving {
+    let stop = shutdown.child_token();
+    let metrics = telemetry.listener(&b.config.name);
+    let up = telemetry.listener_bound(&b.config.name);
+    let serving = Serving {
+        config: b.config.clone(),
+        local_addr: b.local_addr,
+        stop: stop.clone(),
+    };
+    let serve = b.serve(handle.clone(), metrics, stop, readers.clone());
+    readers.spawn(async move {
+        serve.await;
+        // Listeners serve until stopped; one that ends earlier shows on
+        // /health (and one that was stopped is no longer listed there).
+        up.store(false, std::sync::atomic::Ordering::Relaxed);
+    });
+    serving
+}
+
+/// Run until `shutdown` is cancelled, reloading the config from its file on
+/// each request from `reloads`. `on_ready` is called once everything is
 /// bound and serving.
 pub async fn run(
     config: Config,
     shutdown: CancellationToken,
+    mut reloads: tokio::sync::mpsc::Receiver<ReloadRequest>,
+    reload_sender: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<RunReport, ServiceError> {
     let mut telemetry = Telemetry::new();
     telemetry.set_unhealthy_after(config.unhealthy_after);
     let telemetry = Arc::new(telemetry);
 
-    let mut sinks = Vec::with_capacity(config.sinks.len());
-    for s in &config.sinks {
-        sinks.push(Arc::new(Sink::open(s, telemetry.sink_requests(&s.name))?));
-    }
-    let pipeline = Arc::new(Pipeline::new(&config.routes, &telemetry)?);
+    let mut current = Generation::start(&config, &telemetry)?;
+    let handle = Arc::new(PipelineHandle::new(current.pipeline.clone()));
 
     let mut bound = Vec::with_capacity(config.listeners.len());
     for l in &config.listeners {
@@ -124,23 +223,6 @@ pub async fn run(
         None => None,
     };
 
-    // Sink workers, one per route.
-    let workers = TaskTracker::new();
-    for (route, rt) in config.routes.iter().zip(pipeline.routes()) {
-        let Some(sink_config) = config.sinks.get(route.sink) else {
-            continue;
-        };
-        let sink = sinks[route.sink].clone();
-        workers.spawn(run_worker(
-            route.name.clone(),
-            rt.queue.clone(),
-            sink,
-            sink_config.clone(),
-            retry_policy(&sink_config.kind),
-            telemetry.sink(&sink_config.name, &route.name),
-        ));
-    }
-
     let ready = Ready {
         listeners: bound
             .iter()
@@ -156,30 +238,67 @@ pub async fn run(
     };
 
     let readers = TaskTracker::new();
-    for b in bound {
-        let metrics = telemetry.listener(&b.config.name);
-        let up = telemetry.listener_bound(&b.config.name);
-        let serve = b.serve(pipeline.clone(), metrics, shutdown.clone(), readers.clone());
-        readers.spawn(async move {
-            serve.await;
-            // Listeners serve until shutdown; one that ends earlier shows
-            // on /health.
-            up.store(false, std::sync::atomic::Ordering::Relaxed);
-        });
-    }
+    let mut serving: Vec<Serving> = bound
+        .into_iter()
+        .map(|b| serve_listener(b, &handle, &telemetry, &shutdown, &readers))
+        .collect();
     let admin_stop = CancellationToken::new();
     let admin_task = admin.map(|(l, _)| {
         let telemetry = telemetry.clone();
         let stop = admin_stop.clone();
+        let reload = reload_sender.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_admin(l, telemetry, stop).await {
+            if let Err(e) = serve_admin(l, telemetry, reload, stop).await {
                 tracing::error!(error = %e, "admin listener failed");
             }
         })
     });
+    drop(reload_sender);
 
     on_ready(&ready);
-    shutdown.cancelled().await;
+    let mut config = config;
+    let retiring = TaskTracker::new();
+    let mut retired: Vec<Arc<Generation>> = Vec::new();
+    loop {
+        let request = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = reloads.recv() => r,
+        };
+        let Some(request) = request else {
+            shutdown.cancelled().await;
+            break;
+        };
+        let outcome = reload(
+            &config,
+            &handle,
+            &telemetry,
+            &shutdown,
+            &readers,
+            &mut serving,
+        )
+        .await;
+        let answer = match outcome {
+            Ok((new_config, generation, summary)) => {
+                let old = std::mem::replace(&mut current, generation);
+                config = new_config;
+                let old = Arc::new(old);
+                retired.push(old.clone());
+                retiring.spawn(async move {
+                    old.retire().await;
+                    old.workers.wait().await;
+                });
+                tracing::info!(config = %config.origin, "reloaded: {summary}");
+                Ok(summary)
+            }
+            Err(e) => {
+                tracing::error!(config = %config.origin, error = %e, "reload refused: the running config stays");
+                Err(e)
+            }
+        };
+        if let Some(reply) = request.reply {
+            let _ = reply.send(answer);
+        }
+    }
 
     let deadline = Instant::now() + config.shutdown_timeout;
     tracing::info!(timeout = ?config.shutdown_timeout, "shutting down: finishing frames in hand, draining queues");
@@ -190,24 +309,23 @@ pub async fn run(
     {
         tracing::warn!("listeners did not finish before the shutdown deadline");
     }
-    for rt in pipeline.routes() {
+    drop(handle);
+    for rt in current.pipeline.routes() {
         rt.queue.close();
     }
-    workers.close();
+    retiring.close();
     let mut report = RunReport::default();
-    if tokio::time::timeout_at(deadline, workers.wait())
-        .await
-        .is_err()
-    {
-        for rt in pipeline.routes() {
-            let lost = rt.queue.abandon();
-            if lost > 0 {
-                tracing::error!(route = %rt.name, lost, "shutdown deadline reached: records still queued are lost");
-            }
-            report.lost_records += lost;
+    let all_done = async {
+        current.workers.wait().await;
+        retiring.wait().await;
+    };
+    if tokio::time::timeout_at(deadline, all_done).await.is_err() {
+        report.lost_records += current.abandon();
+        for g in &retired {
+            report.lost_records += g.abandon();
         }
         // Give workers a moment to notice their queues are gone.
-        let _ = tokio::time::timeout(Duration::from_millis(500), workers.wait()).await;
+        let _ = tokio::time::timeout(Duration::from_millis(500), current.workers.wait()).await;
     }
     admin_stop.cancel();
     if let Some(t) = admin_task {
@@ -215,4 +333,98 @@ pub async fn run(
     }
     tracing::info!(lost = report.lost_records, "stopped");
     Ok(report)
+}
+
+/// Re-read the config file; on success the new generation is in force
+/// (listeners added, removed or rebound where their address changed) and
+/// returned with a summary; on failure nothing changed.
+async fn reload(
+    running: &Config,
+    handle: &Arc<PipelineHandle>,
+    telemetry: &Arc<Telemetry>,
+    shutdown: &CancellationToken,
+    readers: &TaskTracker,
+    serving: &mut Vec<Serving>,
+) -> Result<(Config, Generation, String), String> {
+    if running.origin.starts_with('<') {
+        return Err("the embedded default has no file to re-read; start with -c FILE".into());
+    }
+    let new =
+        Config::load(Some(std::path::Path::new(&running.origin))).map_err(|e| e.to_string())?;
+    crate::router::Router::new(&new.routes).map_err(|e| e.to_string())?;
+    let mut notes = Vec::new();
+
+    // Listeners: bind what is new or moved before anything changes, so a
+    // failed bind refuses the whole reload.
+    let same_socket = |a: &crate::config::ListenerConfig, b: &crate::config::ListenerConfig| {
+        a.protocol == b.protocol && a.listen == b.listen
+    };
+    let mut to_bind = Vec::new();
+    for l in &new.listeners {
+        match serving.iter().find(|s| s.config.name == l.name) {
+            Some(s) if same_socket(&s.config, l) => {
+                if format!("{:?}", s.config) != format!("{:?}", l) {
+                    notes.push(format!(
+                        "listener {}: settings other than its address apply after a restart",
+                        l.name
+                    ));
+                }
+            }
+            _ => to_bind.push(l.clone()),
+        }
+    }
+    let mut bound = Vec::new();
+    for l in &to_bind {
+        // A moved listener's old socket may hold the address only when the
+        // protocol changed; the address itself changed otherwise.
+        bound.push(BoundListener::bind(l).await.map_err(|e| e.to_string())?);
+    }
+    let generation = Generation::start(&new, telemetry).map_err(|e| e.to_string())?;
+
+    // In force from here on.
+    let old = handle.replace(generation.pipeline.clone());
+    drop(old);
+    let keep: Vec<String> = new
+        .listeners
+        .iter()
+        .filter(|l| !to_bind.iter().any(|b| b.name == l.name))
+        .map(|l| l.name.clone())
+        .collect();
+    serving.retain(|s| {
+        let stays = keep.contains(&s.config.name);
+        if !stays {
+            s.stop.cancel();
+            telemetry.forget_listener(&s.config.name);
+            notes.push(format!(
+                "listener {} stopped ({})",
+                s.config.name, s.local_addr
+            ));
+        }
+        stays
+    });
+    for b in bound {
+        notes.push(format!(
+            "listener {} listening on {} {}",
+            b.config.name,
+            protocol_name(b.config.protocol),
+            b.local_addr
+        ));
+        serving.push(serve_listener(b, handle, telemetry, shutdown, readers));
+    }
+    if running.admin != new.admin {
+        notes.push("admin: a new address applies after a restart".into());
+    }
+    let routes: Vec<&str> = new.routes.iter().map(|r| r.name.as_str()).collect();
+    telemetry.keep_sinks(
+        &new.routes
+            .iter()
+            .filter_map(|r| {
+                new.sinks
+                    .get(r.sink)
+                    .map(|s| (s.name.clone(), r.name.clone()))
+            })
+            .collect::<Vec<_>>(),
+    );
+    notes.insert(0, format!("routes: {}", routes.join(", ")));
+    Ok((new, generation, notes.join("; ")))
 }

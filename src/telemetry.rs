@@ -421,6 +421,8 @@ impl Telemetry {
             health: {
                 let h = SinkHealth::default();
                 if let Ok(mut all) = self.sink_health.lock() {
+                    // A reload replaces the worker of a (sink, route).
+                    all.retain(|(s, r, _)| !(s == sink && r == route));
                     all.push((sink.to_owned(), route.to_owned(), h.clone()));
                 }
                 h
@@ -431,6 +433,20 @@ impl Telemetry {
     /// Set how long a sink may fail before `/health` answers 503.
     pub fn set_unhealthy_after(&mut self, d: std::time::Duration) {
         self.unhealthy_after = d;
+    }
+
+    /// After a reload: `/health` lists only these (sink, route) pairs.
+    pub fn keep_sinks(&self, pairs: &[(String, String)]) {
+        if let Ok(mut all) = self.sink_health.lock() {
+            all.retain(|(s, r, _)| pairs.iter().any(|(ps, pr)| ps == s && pr == r));
+        }
+    }
+
+    /// A listener stopped on purpose (removed or moved by a reload).
+    pub fn forget_listener(&self, name: &str) {
+        if let Ok(mut all) = self.listener_health.lock() {
+            all.retain(|l| l.name != name);
+        }
     }
 
     /// Register a bound listener for `/health`; the flag stays true while
@@ -512,14 +528,16 @@ impl Telemetry {
     }
 }
 
-/// Serve `/metrics` and `/health` on an already-bound listener until `shutdown`.
+/// Serve `/metrics`, `/health` and (with `reload`) `POST /reload` on an
+/// already-bound listener until `shutdown`.
 pub async fn serve_admin(
     listener: tokio::net::TcpListener,
     telemetry: Arc<Telemetry>,
+    reload: Option<tokio::sync::mpsc::Sender<crate::service::ReloadRequest>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     use axum::http::{StatusCode, header};
-    use axum::routing::get;
+    use axum::routing::{get, post};
 
     let metrics = {
         let telemetry = telemetry.clone();
@@ -547,9 +565,53 @@ pub async fn serve_admin(
             )
         }
     };
+    let reload = move || {
+        let reload = reload.clone();
+        async move {
+            let json = |code: StatusCode, v: serde_json::Value| {
+                (
+                    code,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    v.to_string() + "\n",
+                )
+            };
+            let Some(reload) = reload else {
+                return json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    serde_json::json!({"reloaded": false, "error": "reload is not available"}),
+                );
+            };
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if reload
+                .send(crate::service::ReloadRequest { reply: Some(tx) })
+                .await
+                .is_err()
+            {
+                return json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    serde_json::json!({"reloaded": false, "error": "shutting down"}),
+                );
+            }
+            match rx.await {
+                Ok(Ok(summary)) => json(
+                    StatusCode::OK,
+                    serde_json::json!({"reloaded": true, "summary": summary}),
+                ),
+                Ok(Err(error)) => json(
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({"reloaded": false, "error": error}),
+                ),
+                Err(_) => json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    serde_json::json!({"reloaded": false, "error": "shutting down"}),
+                ),
+            }
+        }
+    };
     let app = axum::Router::new()
         .route("/metrics", get(metrics))
-        .route("/health", get(health));
+        .route("/health", get(health))
+        .route("/reload", post(reload));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
