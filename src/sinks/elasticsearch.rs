@@ -31,6 +31,8 @@ pub struct ElasticsearchSink {
     requests: prometheus_client::metrics::histogram::Histogram,
     /// Rejections are logged at most every 10 s (counted always).
     reject_log: crate::telemetry::LogLimiter,
+    /// Item retries likewise.
+    retry_log: crate::telemetry::LogLimiter,
     config: ElasticsearchConfig,
     client: reqwest::Client,
     /// Per node: skipped until this instant after a failure.
@@ -65,6 +67,7 @@ impl ElasticsearchSink {
         Ok(ElasticsearchSink {
             requests,
             reject_log: crate::telemetry::LogLimiter::new(10_000),
+            retry_log: crate::telemetry::LogLimiter::new(10_000),
             name: name.to_owned(),
             config: config.clone(),
             client,
@@ -181,7 +184,9 @@ impl ElasticsearchSink {
                 .retry
                 .backoff(attempt - 1)
                 .max(whole_failure.and_then(|(_, a)| a).unwrap_or_default());
-            tracing::warn!(sink = %self.name, items = pending.len(), attempt, ?wait, "Elasticsearch: retrying items");
+            if let Some(suppressed) = self.retry_log.allow() {
+                tracing::warn!(sink = %self.name, items = pending.len(), attempt, ?wait, suppressed, "Elasticsearch: retrying items");
+            }
             tokio::time::sleep(wait).await;
         }
         self.dead_letter(&items, &rejected)?;
