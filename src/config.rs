@@ -239,7 +239,9 @@ enum RawDocumentFormat {
 #[serde(deny_unknown_fields)]
 struct RawQueue {
     max_events: Option<usize>,
+    max_bytes: Option<usize>,
     when_full: Option<WhenFull>,
+    block_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -687,6 +689,8 @@ pub enum WhenFull {
     Block,
     /// Drop the new record and count it.
     DropNewest,
+    /// Drop the oldest queued records to make room, and count them.
+    DropOldest,
 }
 
 impl WhenFull {
@@ -694,6 +698,7 @@ impl WhenFull {
         match self {
             WhenFull::Block => "block",
             WhenFull::DropNewest => "drop_newest",
+            WhenFull::DropOldest => "drop_oldest",
         }
     }
 }
@@ -701,7 +706,12 @@ impl WhenFull {
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
     pub max_events: usize,
+    /// Payload bytes plus a fixed overhead per record.
+    pub max_bytes: usize,
     pub when_full: WhenFull,
+    /// `block`: the longest a reader waits for room; then the record is
+    /// dropped and counted. `None`: as long as it takes.
+    pub block_timeout: Option<Duration>,
 }
 
 // ----------------------------------------------------------------- defaults
@@ -711,6 +721,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_QUEUE_MAX_EVENTS: usize = 10_000;
+pub const DEFAULT_QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
 pub const DEFAULT_UNHEALTHY_AFTER_SECS: u64 = 120;
 /// HTTP sinks send what is queued as soon as their worker is free: under
@@ -1795,14 +1806,42 @@ impl Validator<'_, '_> {
                         "must be between 1 and 10000000",
                     ));
                 }
+                let max_bytes = q.max_bytes.unwrap_or(DEFAULT_QUEUE_MAX_BYTES);
+                if !(1024..=1 << 40).contains(&max_bytes) {
+                    return Err(self.err(
+                        &at(&at(base, "queue"), "max_bytes"),
+                        "must be between 1024 and 1099511627776",
+                    ));
+                }
+                let when_full = q.when_full.unwrap_or(WhenFull::DropNewest);
+                let block_timeout = match (q.block_timeout_ms, when_full) {
+                    (None, _) => None,
+                    (Some(0), _) => {
+                        return Err(self.err(
+                            &at(&at(base, "queue"), "block_timeout_ms"),
+                            "must be at least 1 (leave it out to wait as long as it takes)",
+                        ));
+                    }
+                    (Some(ms), WhenFull::Block) => Some(Duration::from_millis(ms)),
+                    (Some(_), _) => {
+                        return Err(self.err(
+                            &at(&at(base, "queue"), "block_timeout_ms"),
+                            "only when_full = \"block\" waits",
+                        ));
+                    }
+                };
                 QueueConfig {
                     max_events,
-                    when_full: q.when_full.unwrap_or(WhenFull::DropNewest),
+                    max_bytes,
+                    when_full,
+                    block_timeout,
                 }
             }
             None => QueueConfig {
                 max_events: DEFAULT_QUEUE_MAX_EVENTS,
+                max_bytes: DEFAULT_QUEUE_MAX_BYTES,
                 when_full: WhenFull::DropNewest,
+                block_timeout: None,
             },
         };
         Ok(RouteConfig {

@@ -1,12 +1,17 @@
 //! One bounded queue per route, between the readers that fill it and the sink
 //! worker that drains it in batches.
 //!
-//! When the queue is full the route's policy decides: `block` makes a TCP
-//! reader wait for room (it stops reading its socket, so the sender's TCP
-//! window closes: real backpressure), `drop_newest` drops the new record.
-//! A UDP reader can never wait — the datagrams would only pile up and be
-//! lost, uncounted, in the kernel's receive buffer — so under `block` it drops
-//! and counts (`reason="full_udp"`). Every drop is counted by reason.
+//! The queue is bounded in records (`max_events`) and in bytes
+//! (`max_bytes`: payload bytes plus [`RECORD_OVERHEAD`] each). When it is
+//! full the route's policy decides: `block` makes a TCP reader wait for room
+//! (it stops reading its socket, so the sender's TCP window closes: real
+//! backpressure), for at most `block_timeout_ms` if set, after which the new
+//! record is dropped (`reason="block_timeout"`); `drop_newest` drops the new
+//! record (`reason="full"`); `drop_oldest` makes room by dropping the oldest
+//! queued ones (`reason="full_oldest"`). A UDP reader can never wait — the
+//! datagrams would only pile up and be lost, uncounted, in the kernel's
+//! receive buffer — so under `block` it drops and counts
+//! (`reason="full_udp"`). Every drop is counted by reason.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -24,8 +29,17 @@ pub struct QueueMetrics {
     pub pushed: Counter,
     pub popped: Counter,
     pub dropped_full: Counter,
+    pub dropped_oldest: Counter,
     pub dropped_full_udp: Counter,
+    pub dropped_block_timeout: Counter,
     pub dropped_shutdown: Counter,
+}
+
+/// Bytes a queued record costs beyond its payload (the record, the deque slot).
+pub const RECORD_OVERHEAD: usize = 64;
+
+fn cost(r: &Record) -> usize {
+    r.payload.len() + RECORD_OVERHEAD
 }
 
 /// What happened to a pushed record.
@@ -40,12 +54,30 @@ pub enum Pushed {
 
 struct Inner {
     records: VecDeque<Record>,
+    /// Sum of [`cost`] over `records`.
+    bytes: usize,
     closed: bool,
+}
+
+impl Inner {
+    /// Is there room for a record of `size` bytes? An empty queue takes
+    /// any one record, so a record over `max_bytes` is not refused forever.
+    fn has_room(&self, size: usize, capacity: usize, max_bytes: usize) -> bool {
+        self.records.is_empty() || (self.records.len() < capacity && self.bytes + size <= max_bytes)
+    }
+
+    fn pop_front(&mut self) -> Option<Record> {
+        let r = self.records.pop_front()?;
+        self.bytes = self.bytes.saturating_sub(cost(&r));
+        Some(r)
+    }
 }
 
 pub struct RouteQueue {
     inner: Mutex<Inner>,
     capacity: usize,
+    max_bytes: usize,
+    block_timeout: Option<Duration>,
     when_full: WhenFull,
     not_empty: Notify,
     not_full: Notify,
@@ -60,9 +92,12 @@ impl RouteQueue {
         RouteQueue {
             inner: Mutex::new(Inner {
                 records: VecDeque::with_capacity(config.max_events.min(4096)),
+                bytes: 0,
                 closed: false,
             }),
             capacity: config.max_events,
+            max_bytes: config.max_bytes,
+            block_timeout: config.block_timeout,
             when_full: config.when_full,
             not_empty: Notify::new(),
             not_full: Notify::new(),
@@ -89,39 +124,55 @@ impl RouteQueue {
 
     /// Push without waiting (UDP, and the fast path of every push).
     pub fn try_push(&self, record: Record, may_wait: bool) -> Result<Pushed, Record> {
+        let size = cost(&record);
         let mut inner = self.lock();
         if inner.closed {
             drop(inner);
             self.metrics.dropped_shutdown.inc();
             return Ok(Pushed::Closed);
         }
-        if inner.records.len() < self.capacity {
-            inner.records.push_back(record);
-            drop(inner);
-            self.metrics.pushed.inc();
-            self.not_empty.notify_one();
-            return Ok(Pushed::Queued);
+        if !inner.has_room(size, self.capacity, self.max_bytes) {
+            match self.when_full {
+                WhenFull::Block if may_wait => return Err(record),
+                WhenFull::Block => {
+                    drop(inner);
+                    self.metrics.dropped_full_udp.inc();
+                    return Ok(Pushed::Dropped);
+                }
+                WhenFull::DropNewest => {
+                    drop(inner);
+                    self.metrics.dropped_full.inc();
+                    return Ok(Pushed::Dropped);
+                }
+                WhenFull::DropOldest => {
+                    let mut evicted = 0;
+                    while !inner.has_room(size, self.capacity, self.max_bytes) {
+                        if inner.pop_front().is_none() {
+                            break;
+                        }
+                        evicted += 1;
+                    }
+                    self.metrics.dropped_oldest.inc_by(evicted);
+                }
+            }
         }
+        inner.bytes += size;
+        inner.records.push_back(record);
         drop(inner);
-        match self.when_full {
-            WhenFull::Block if may_wait => Err(record),
-            WhenFull::Block => {
-                self.metrics.dropped_full_udp.inc();
-                Ok(Pushed::Dropped)
-            }
-            WhenFull::DropNewest => {
-                self.metrics.dropped_full.inc();
-                Ok(Pushed::Dropped)
-            }
-        }
+        self.metrics.pushed.inc();
+        self.not_empty.notify_one();
+        Ok(Pushed::Queued)
     }
 
-    /// Push; under `block` (and `may_wait`) wait for room.
+    /// Push; under `block` (and `may_wait`) wait for room, for at most
+    /// `block_timeout` when one is set (then the record is dropped and
+    /// counted as `block_timeout`).
     pub async fn push(&self, record: Record, may_wait: bool) -> Pushed {
         let mut record = match self.try_push(record, may_wait) {
             Ok(p) => return p,
             Err(r) => r,
         };
+        let deadline = self.block_timeout.map(|t| tokio::time::Instant::now() + t);
         loop {
             let notified = self.not_full.notified();
             tokio::pin!(notified);
@@ -131,7 +182,21 @@ impl RouteQueue {
                 Ok(p) => return p,
                 Err(r) => r,
             };
-            notified.await;
+            match deadline {
+                None => notified.await,
+                Some(d) => {
+                    if tokio::time::timeout_at(d, notified).await.is_err() {
+                        // One last chance: room may have come with the deadline.
+                        return match self.try_push(record, may_wait) {
+                            Ok(p) => p,
+                            Err(_) => {
+                                self.metrics.dropped_block_timeout.inc();
+                                Pushed::Dropped
+                            }
+                        };
+                    }
+                }
+            }
         }
     }
 
@@ -156,7 +221,11 @@ impl RouteQueue {
                 }
                 let mut inner = self.lock();
                 let n = inner.records.len().min(max);
-                out.extend(inner.records.drain(..n));
+                for _ in 0..n {
+                    if let Some(r) = inner.pop_front() {
+                        out.push(r);
+                    }
+                }
                 drop(inner);
                 self.metrics.popped.inc_by(n as u64);
                 self.not_full.notify_waiters();
@@ -196,6 +265,7 @@ impl RouteQueue {
         let mut inner = self.lock();
         let n = inner.records.len() + self.in_flight.swap(0, std::sync::atomic::Ordering::SeqCst);
         inner.records.clear();
+        inner.bytes = 0;
         inner.closed = true;
         drop(inner);
         self.metrics.dropped_shutdown.inc_by(n as u64);
@@ -218,17 +288,80 @@ mod tests {
     }
 
     fn queue(max: usize, when_full: WhenFull) -> (Arc<RouteQueue>, QueueMetrics) {
+        queue_with(QueueConfig {
+            max_events: max,
+            max_bytes: usize::MAX,
+            when_full,
+            block_timeout: None,
+        })
+    }
+
+    fn queue_with(config: QueueConfig) -> (Arc<RouteQueue>, QueueMetrics) {
         let m = QueueMetrics::default();
-        (
-            Arc::new(RouteQueue::new(
-                &QueueConfig {
-                    max_events: max,
-                    when_full,
-                },
-                m.clone(),
-            )),
-            m,
-        )
+        (Arc::new(RouteQueue::new(&config, m.clone())), m)
+    }
+
+    #[tokio::test]
+    async fn drop_oldest_keeps_the_newest_and_counts_the_evicted() {
+        let (q, m) = queue(3, WhenFull::DropOldest);
+        for i in 0..10 {
+            assert_eq!(q.push(rec(i), true).await, Pushed::Queued);
+        }
+        assert_eq!((m.pushed.get(), m.dropped_oldest.get()), (10, 7));
+        let mut out = Vec::new();
+        assert!(q.pop_batch(&mut out, 10, Duration::ZERO).await);
+        assert_eq!(out, vec![rec(7), rec(8), rec(9)]);
+    }
+
+    #[tokio::test]
+    async fn the_byte_bound_holds_and_one_record_always_fits() {
+        // Each record of "N" costs 1 + 64 bytes: 200 bytes hold 3.
+        let (q, m) = queue_with(QueueConfig {
+            max_events: 100,
+            max_bytes: 200,
+            when_full: WhenFull::DropNewest,
+            block_timeout: None,
+        });
+        for i in 0..5 {
+            q.push(rec(i), true).await;
+        }
+        assert_eq!((m.pushed.get(), m.dropped_full.get()), (3, 2));
+        let mut out = Vec::new();
+        assert!(q.pop_batch(&mut out, 10, Duration::ZERO).await);
+        assert_eq!(out.len(), 3);
+        // A record larger than the whole bound still goes into an empty queue.
+        let big = Record {
+            payload: "x".repeat(1000),
+            time_nanos: 0,
+            key: None,
+        };
+        assert_eq!(q.push(big.clone(), true).await, Pushed::Queued);
+        assert_eq!(q.push(big, true).await, Pushed::Dropped);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn block_gives_up_after_its_timeout_and_counts() {
+        let (q, m) = queue_with(QueueConfig {
+            max_events: 1,
+            max_bytes: usize::MAX,
+            when_full: WhenFull::Block,
+            block_timeout: Some(Duration::from_millis(500)),
+        });
+        assert_eq!(q.push(rec(1), true).await, Pushed::Queued);
+        let started = tokio::time::Instant::now();
+        assert_eq!(q.push(rec(2), true).await, Pushed::Dropped);
+        assert_eq!(started.elapsed(), Duration::from_millis(500));
+        assert_eq!(m.dropped_block_timeout.get(), 1);
+        // With room made before the deadline, the record waits and goes in.
+        let q2 = q.clone();
+        let popper = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let mut out = Vec::new();
+            q2.pop_batch(&mut out, 1, Duration::ZERO).await;
+            out
+        });
+        assert_eq!(q.push(rec(3), true).await, Pushed::Queued);
+        assert_eq!(popper.await.unwrap(), vec![rec(1)]);
     }
 
     #[tokio::test]

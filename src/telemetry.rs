@@ -298,7 +298,7 @@ impl Telemetry {
             ),
             q_dropped: family!(
                 "sluice_queue_dropped_records",
-                "Records dropped by a route's queue, by reason: full, full_udp, shutdown"
+                "Records dropped by a route's queue, by reason: full (drop_newest), full_oldest (drop_oldest), full_udp (block on UDP), block_timeout, shutdown"
             ),
             s_batches: family!("sluice_sink_batches", "Batches written by a sink"),
             s_sent: family!("sluice_sink_records_sent", "Records a sink wrote"),
@@ -382,6 +382,8 @@ impl Telemetry {
                 pushed: get(&self.q_pushed, &l),
                 popped: get(&self.q_popped, &l),
                 dropped_full: get(&self.q_dropped, &r("full")),
+                dropped_oldest: get(&self.q_dropped, &r("full_oldest")),
+                dropped_block_timeout: get(&self.q_dropped, &r("block_timeout")),
                 dropped_full_udp: get(&self.q_dropped, &r("full_udp")),
                 dropped_shutdown: get(&self.q_dropped, &r("shutdown")),
             },

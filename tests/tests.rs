@@ -2544,3 +2544,45 @@ fn reload_rebinds_only_listeners_whose_address_changed() {
     drop(conn);
     assert!(s.stop().success());
 }
+
+/// `block` with `block_timeout_ms` against a stalled sink: the TCP reader
+/// waits for room at most that long per record, then drops and counts it;
+/// when the sink recovers, what was queued arrives. Sent = delivered +
+/// counted drops, exactly.
+#[test]
+fn block_with_a_timeout_drops_and_counts_when_the_sink_stays_stalled() {
+    let es = EsServer::start();
+    es.knobs(|k| k.fail_requests = 1_000_000);
+    let routes = r#"
+[[routes]]
+name = "to_es"
+sink = "es"
+document = {}
+[routes.queue]
+max_events = 10
+when_full = "block"
+block_timeout_ms = 20
+"#;
+    let mut s = Sluice::start(&es_config(&[es.url()], "", routes));
+    tcp_send(s.addr("tcp"), &numbered_frames(100));
+    let dropped =
+        || s.metric("sluice_queue_dropped_records_total{route=\"to_es\",reason=\"block_timeout\"}");
+    wait_while(20, || {
+        s.metric("sluice_listener_frames_total{listener=\"tcp\"}") < 100
+    });
+    assert_eq!(
+        s.metric("sluice_listener_frames_total{listener=\"tcp\"}"),
+        100
+    );
+    let d = dropped();
+    assert!(d > 0 && d < 100, "dropped {d}");
+    es.knobs(|k| k.fail_requests = 0);
+    wait_while(30, || (es.total() as u64) < 100 - d);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(es.total() as u64 + d, 100, "delivered + dropped");
+    assert_eq!(
+        s.metric("sluice_queue_pushed_records_total{route=\"to_es\"}") + d,
+        100
+    );
+    assert!(s.stop().success());
+}
