@@ -46,6 +46,7 @@ pub mod route;
 pub mod router;
 pub mod service;
 pub mod sinks;
+pub mod spill;
 pub mod telemetry;
 pub mod tls;
 pub mod udp_receive;

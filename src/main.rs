@@ -68,6 +68,19 @@ enum Command {
         #[arg(long)]
         received: Option<chrono::DateTime<chrono::FixedOffset>>,
     },
+    /// Spill logs on disk.
+    Spill {
+        #[command(subcommand)]
+        command: SpillCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SpillCommand {
+    /// Read every route's spill log under DATA_DIR without changing it:
+    /// pending records and corruption, one JSON object per route. Exits 1
+    /// when a log is corrupt.
+    Verify { data_dir: PathBuf },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -100,6 +113,27 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => with_config(config.as_deref(), run),
         Command::Check { config } => with_config(config.as_deref(), check),
+        Command::Spill {
+            command: SpillCommand::Verify { data_dir },
+        } => match sluice::spill::verify(&data_dir) {
+            Ok(reports) => {
+                let mut out = String::new();
+                for r in &reports {
+                    out.push_str(&serde_json::to_string(r).unwrap_or_default());
+                    out.push('\n');
+                }
+                print!("{out}");
+                if reports.iter().any(|r| !r.corrupt.is_empty()) {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Parse {
             config,
             framing,
