@@ -48,6 +48,7 @@ pub enum ConfigError {
 struct RawConfig {
     timezone: Option<String>,
     shutdown_timeout_secs: Option<u64>,
+    data_dir: Option<PathBuf>,
     admin: Option<RawAdmin>,
     #[serde(default)]
     listeners: Vec<RawListener>,
@@ -242,6 +243,19 @@ struct RawQueue {
     max_bytes: Option<usize>,
     when_full: Option<WhenFull>,
     block_timeout_ms: Option<u64>,
+    durable: Option<bool>,
+    spill_max_bytes: Option<u64>,
+    spill_segment_bytes: Option<u64>,
+    fsync: Option<RawFsync>,
+    fsync_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawFsync {
+    Never,
+    Interval,
+    Always,
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +301,8 @@ pub struct Config {
     pub origin: String,
     pub timezone: Tz,
     pub shutdown_timeout: Duration,
+    /// Spill logs live in `<data_dir>/spill/<route>/`.
+    pub data_dir: PathBuf,
     pub admin: Option<SocketAddr>,
     /// A sink failing for longer than this makes `/health` answer 503.
     pub unhealthy_after: Duration,
@@ -691,6 +707,9 @@ pub enum WhenFull {
     DropNewest,
     /// Drop the oldest queued records to make room, and count them.
     DropOldest,
+    /// Overflow to the route's spill log on disk; when that is full too,
+    /// drop the new record and count it (`spill_full`).
+    Spill,
 }
 
 impl WhenFull {
@@ -699,12 +718,15 @@ impl WhenFull {
             WhenFull::Block => "block",
             WhenFull::DropNewest => "drop_newest",
             WhenFull::DropOldest => "drop_oldest",
+            WhenFull::Spill => "spill",
         }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
+    /// Disk spill (`when_full = "spill"` or `durable = true`).
+    pub spill: Option<SpillConfig>,
     pub max_events: usize,
     /// Payload bytes plus a fixed overhead per record.
     pub max_bytes: usize,
@@ -712,6 +734,17 @@ pub struct QueueConfig {
     /// `block`: the longest a reader waits for room; then the record is
     /// dropped and counted. `None`: as long as it takes.
     pub block_timeout: Option<Duration>,
+}
+
+/// A route's spill log settings; the directory is `<data_dir>/spill/<route>`.
+#[derive(Debug, Clone)]
+pub struct SpillConfig {
+    /// Every record goes through the log (survives a crash), not only the
+    /// overflow.
+    pub durable: bool,
+    pub max_bytes: u64,
+    pub segment_bytes: u64,
+    pub fsync: crate::spill::Fsync,
 }
 
 // ----------------------------------------------------------------- defaults
@@ -722,6 +755,9 @@ pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_QUEUE_MAX_EVENTS: usize = 10_000;
 pub const DEFAULT_QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
+pub const DEFAULT_DATA_DIR: &str = "sluice-data";
+pub const DEFAULT_SPILL_MAX_BYTES: u64 = 1 << 30;
+pub const DEFAULT_SPILL_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
 pub const DEFAULT_UNHEALTHY_AFTER_SECS: u64 = 120;
 /// HTTP sinks send what is queued as soon as their worker is free: under
@@ -1344,6 +1380,10 @@ impl Validator<'_, '_> {
                 raw.shutdown_timeout_secs
                     .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             ),
+            data_dir: raw
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             admin,
             unhealthy_after,
             listeners,
@@ -1830,7 +1870,59 @@ impl Validator<'_, '_> {
                         ));
                     }
                 };
+                let qbase = at(base, "queue");
+                let durable = q.durable.unwrap_or(false);
+                let spill_keys = [
+                    ("spill_max_bytes", q.spill_max_bytes.is_some()),
+                    ("spill_segment_bytes", q.spill_segment_bytes.is_some()),
+                    ("fsync", q.fsync.is_some()),
+                    ("fsync_interval_ms", q.fsync_interval_ms.is_some()),
+                ];
+                let spill = if durable || when_full == WhenFull::Spill {
+                    let max = q.spill_max_bytes.unwrap_or(DEFAULT_SPILL_MAX_BYTES);
+                    let segment = q.spill_segment_bytes.unwrap_or(DEFAULT_SPILL_SEGMENT_BYTES);
+                    if !(4096..=1 << 30).contains(&segment) {
+                        return Err(self.err(
+                            &at(&qbase, "spill_segment_bytes"),
+                            "must be between 4096 and 1073741824",
+                        ));
+                    }
+                    if max < segment {
+                        return Err(self.err(
+                            &at(&qbase, "spill_max_bytes"),
+                            format!("must be at least spill_segment_bytes ({segment})"),
+                        ));
+                    }
+                    let fsync = match (q.fsync.unwrap_or(RawFsync::Interval), q.fsync_interval_ms) {
+                        (RawFsync::Never, None) => crate::spill::Fsync::Never,
+                        (RawFsync::Always, None) => crate::spill::Fsync::EveryBatch,
+                        (RawFsync::Interval, ms) => {
+                            crate::spill::Fsync::IntervalMs(ms.unwrap_or(1000).max(1))
+                        }
+                        (_, Some(_)) => {
+                            return Err(self.err(
+                                &at(&qbase, "fsync_interval_ms"),
+                                "only fsync = \"interval\" takes an interval",
+                            ));
+                        }
+                    };
+                    Some(SpillConfig {
+                        durable,
+                        max_bytes: max,
+                        segment_bytes: segment,
+                        fsync,
+                    })
+                } else {
+                    if let Some((k, _)) = spill_keys.iter().find(|(_, set)| *set) {
+                        return Err(self.err(
+                            &at(&qbase, k),
+                            "only a spilling queue (when_full = \"spill\" or durable = true) has a spill log",
+                        ));
+                    }
+                    None
+                };
                 QueueConfig {
+                    spill,
                     max_events,
                     max_bytes,
                     when_full,
@@ -1838,6 +1930,7 @@ impl Validator<'_, '_> {
                 }
             }
             None => QueueConfig {
+                spill: None,
                 max_events: DEFAULT_QUEUE_MAX_EVENTS,
                 max_bytes: DEFAULT_QUEUE_MAX_BYTES,
                 when_full: WhenFull::DropNewest,

@@ -12,7 +12,7 @@ use crate::config::{ListenerConfig, OutputConfig, RouteConfig};
 use crate::decode::{DecodeOptions, decode};
 use crate::event::Event;
 use crate::multiline::Joiner;
-use crate::queue::RouteQueue;
+use crate::queue::{RouteQueue, SpillShared};
 use crate::route::{ConversionError, encode};
 use crate::router::{Router, RouterError};
 use crate::telemetry::{ListenerMetrics, RouteMetrics, Telemetry};
@@ -31,23 +31,81 @@ pub struct Pipeline {
     routes: Vec<RouteRuntime>,
 }
 
-impl Pipeline {
-    pub fn new(configs: &[RouteConfig], telemetry: &Telemetry) -> Result<Pipeline, RouterError> {
-        let router = Router::new(configs)?;
-        let routes = configs
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let metrics = telemetry.route(&r.name);
-                RouteRuntime {
-                    name: r.name.clone(),
-                    output: r.output.clone(),
-                    capture_names: router.capture_names(i).to_vec(),
-                    queue: Arc::new(RouteQueue::new(&r.queue, metrics.queue.clone())),
-                    metrics,
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Router(#[from] RouterError),
+    #[error("route {route:?}: {source}")]
+    Spill {
+        route: String,
+        source: crate::spill::SpillError,
+    },
+}
+
+/// The spill logs of every route that has one, opened once per process
+/// and shared by the pipelines a reload creates (one log per directory).
+pub struct SpillRegistry {
+    dir: std::path::PathBuf,
+    logs: std::sync::Mutex<std::collections::HashMap<String, Arc<SpillShared>>>,
+}
+
+impl SpillRegistry {
+    /// Logs under `<data_dir>/spill/<route>/`.
+    pub fn new(data_dir: &std::path::Path) -> SpillRegistry {
+        SpillRegistry {
+            dir: data_dir.join("spill"),
+            logs: Default::default(),
+        }
+    }
+
+    fn get(
+        &self,
+        route: &RouteConfig,
+        metrics: &crate::queue::QueueMetrics,
+    ) -> Result<Option<Arc<SpillShared>>, PipelineError> {
+        let Some(config) = &route.queue.spill else {
+            return Ok(None);
+        };
+        let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(log) = logs.get(&route.name) {
+            return Ok(Some(log.clone()));
+        }
+        let log = Arc::new(
+            SpillShared::open(&self.dir.join(&route.name), config, metrics).map_err(|source| {
+                PipelineError::Spill {
+                    route: route.name.clone(),
+                    source,
                 }
-            })
-            .collect();
+            })?,
+        );
+        logs.insert(route.name.clone(), log.clone());
+        Ok(Some(log))
+    }
+}
+
+impl Pipeline {
+    pub fn new(
+        configs: &[RouteConfig],
+        telemetry: &Telemetry,
+        spills: &SpillRegistry,
+    ) -> Result<Pipeline, PipelineError> {
+        let router = Router::new(configs)?;
+        let mut routes = Vec::with_capacity(configs.len());
+        for (i, r) in configs.iter().enumerate() {
+            let metrics = telemetry.route(&r.name);
+            let spill = spills.get(r, &metrics.queue)?;
+            routes.push(RouteRuntime {
+                name: r.name.clone(),
+                output: r.output.clone(),
+                capture_names: router.capture_names(i).to_vec(),
+                queue: Arc::new(RouteQueue::with_spill(
+                    &r.queue,
+                    metrics.queue.clone(),
+                    spill,
+                )),
+                metrics,
+            });
+        }
         Ok(Pipeline { router, routes })
     }
 

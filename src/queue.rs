@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 
 use crate::config::{QueueConfig, WhenFull};
 use crate::route::Record;
+use crate::spill::{SpillError, SpillLog, SpillOptions};
 
 /// Counters of one queue, resolved once at start-up.
 #[derive(Clone, Default)]
@@ -33,6 +34,61 @@ pub struct QueueMetrics {
     pub dropped_full_udp: Counter,
     pub dropped_block_timeout: Counter,
     pub dropped_shutdown: Counter,
+    /// Records written to the spill log.
+    pub spilled: Counter,
+    /// Spill log full too (`reason="spill_full"`) or failing (`spill_error`).
+    pub dropped_spill_full: Counter,
+    pub dropped_spill_error: Counter,
+    /// Records in the spill log not yet acknowledged by the sink.
+    pub spill_pending: prometheus_client::metrics::gauge::Gauge,
+    /// Bad records found in the spill log when it was opened.
+    pub spill_corrupt: Counter,
+}
+
+/// A route's spill log, shared by the generations of a route across
+/// reloads (one log per directory).
+pub struct SpillShared {
+    state: Mutex<SpillState>,
+    durable: bool,
+}
+
+struct SpillState {
+    log: SpillLog,
+    scratch: Vec<u8>,
+}
+
+impl SpillShared {
+    /// Open the log in `dir`; what it recovered is counted in `metrics`.
+    pub fn open(
+        dir: &std::path::Path,
+        config: &crate::config::SpillConfig,
+        metrics: &QueueMetrics,
+    ) -> Result<SpillShared, SpillError> {
+        let (log, recovery) = SpillLog::open(
+            dir,
+            SpillOptions {
+                segment_bytes: config.segment_bytes,
+                max_bytes: config.max_bytes,
+                fsync: config.fsync,
+            },
+        )?;
+        metrics.spill_corrupt.inc_by(recovery.corrupt_records);
+        metrics.spill_pending.set(recovery.pending_records as i64);
+        if recovery.pending_records > 0 || recovery.corrupt_records > 0 {
+            tracing::info!(dir = %dir.display(), pending = recovery.pending_records, corrupt = recovery.corrupt_records, truncated_bytes = recovery.truncated_bytes, "spill log opened: pending records are delivered before new ones");
+        }
+        Ok(SpillShared {
+            state: Mutex::new(SpillState {
+                log,
+                scratch: Vec::new(),
+            }),
+            durable: config.durable,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SpillState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Bytes a queued record costs beyond its payload (the record, the deque slot).
@@ -85,9 +141,24 @@ pub struct RouteQueue {
     /// Records the sink worker took and has not finished with: lost too if
     /// the shutdown deadline passes.
     in_flight: std::sync::atomic::AtomicUsize,
+    /// The disk log behind this queue, if it spills.
+    spill: Option<std::sync::Arc<SpillShared>>,
+    /// The batch in flight came from the spill log (ack it when done).
+    batch_from_spill: std::sync::atomic::AtomicBool,
 }
 
 impl RouteQueue {
+    /// A queue backed by `spill` (the route's log) when its config spills.
+    pub fn with_spill(
+        config: &QueueConfig,
+        metrics: QueueMetrics,
+        spill: Option<std::sync::Arc<SpillShared>>,
+    ) -> Self {
+        let mut q = RouteQueue::new(config, metrics);
+        q.spill = spill;
+        q
+    }
+
     pub fn new(config: &QueueConfig, metrics: QueueMetrics) -> Self {
         RouteQueue {
             inner: Mutex::new(Inner {
@@ -103,6 +174,8 @@ impl RouteQueue {
             not_full: Notify::new(),
             metrics,
             in_flight: std::sync::atomic::AtomicUsize::new(0),
+            spill: None,
+            batch_from_spill: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -111,9 +184,57 @@ impl RouteQueue {
         self.in_flight.store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// The worker is done with its batch (written, rejected or given up).
+    /// The worker is done with its batch (written, rejected or given up):
+    /// a batch from the spill log is acknowledged there.
     pub fn end_batch(&self) {
         self.in_flight.store(0, std::sync::atomic::Ordering::SeqCst);
+        if self
+            .batch_from_spill
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            if let Some(sp) = &self.spill {
+                let mut st = sp.lock();
+                if let Err(e) = st.log.ack() {
+                    // Not acknowledged: replayed after a restart (at least once).
+                    tracing::warn!(error = %e, "spill log: ack failed");
+                }
+                self.metrics.spill_pending.set(st.log.pending() as i64);
+            }
+        }
+    }
+
+    /// Append to the spill log (spill first when durable, or while older
+    /// records wait there, so order is kept).
+    fn spill_push(&self, sp: &SpillShared, record: Record) -> Pushed {
+        let mut st = sp.lock();
+        let SpillState { log, scratch } = &mut *st;
+        let result = log
+            .append(std::slice::from_ref(&record), scratch)
+            .and_then(|()| log.maybe_sync());
+        let pending = log.pending();
+        drop(st);
+        match result {
+            Ok(()) => {
+                self.metrics.spilled.inc();
+                self.metrics.pushed.inc();
+                self.metrics.spill_pending.set(pending as i64);
+                self.not_empty.notify_one();
+                Pushed::Queued
+            }
+            Err(SpillError::Full { .. }) => {
+                self.metrics.dropped_spill_full.inc();
+                Pushed::Dropped
+            }
+            Err(e) => {
+                self.metrics.dropped_spill_error.inc();
+                static LOG: crate::telemetry::LogLimiter =
+                    crate::telemetry::LogLimiter::new(10_000);
+                if let Some(suppressed) = LOG.allow() {
+                    tracing::error!(error = %e, suppressed, "spill log write failed: record dropped");
+                }
+                Pushed::Dropped
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -131,6 +252,15 @@ impl RouteQueue {
             self.metrics.dropped_shutdown.inc();
             return Ok(Pushed::Closed);
         }
+        if let Some(sp) = &self.spill {
+            let to_disk = sp.durable
+                || !inner.has_room(size, self.capacity, self.max_bytes)
+                || sp.lock().log.pending() > 0;
+            if to_disk {
+                drop(inner);
+                return Ok(self.spill_push(sp, record));
+            }
+        }
         if !inner.has_room(size, self.capacity, self.max_bytes) {
             match self.when_full {
                 WhenFull::Block if may_wait => return Err(record),
@@ -139,7 +269,8 @@ impl RouteQueue {
                     self.metrics.dropped_full_udp.inc();
                     return Ok(Pushed::Dropped);
                 }
-                WhenFull::DropNewest => {
+                // Without a spill log (not reached when there is one).
+                WhenFull::DropNewest | WhenFull::Spill => {
                     drop(inner);
                     self.metrics.dropped_full.inc();
                     return Ok(Pushed::Dropped);
@@ -212,6 +343,27 @@ impl RouteQueue {
                 let inner = self.lock();
                 (inner.records.len(), inner.closed)
             };
+            // Memory first: what is there is older than what was spilled.
+            if len == 0 {
+                if let Some(sp) = &self.spill {
+                    let mut st = sp.lock();
+                    let _ = st.log.maybe_sync();
+                    if st.log.unread() > 0 {
+                        let before = out.len();
+                        if let Err(e) = st.log.read_batch(max, out) {
+                            tracing::error!(error = %e, "spill log read failed");
+                        }
+                        let n = out.len() - before;
+                        if n > 0 {
+                            drop(st);
+                            self.batch_from_spill
+                                .store(true, std::sync::atomic::Ordering::SeqCst);
+                            self.metrics.popped.inc_by(n as u64);
+                            return true;
+                        }
+                    }
+                }
+            }
             if len == 0 && closed {
                 return false;
             }
@@ -263,7 +415,22 @@ impl RouteQueue {
     /// deadline passed); returns how many records that was, all counted.
     pub fn abandon(&self) -> usize {
         let mut inner = self.lock();
-        let n = inner.records.len() + self.in_flight.swap(0, std::sync::atomic::Ordering::SeqCst);
+        let in_flight = self.in_flight.swap(0, std::sync::atomic::Ordering::SeqCst);
+        // A batch from the spill log is not lost: unacknowledged, it stays
+        // on disk for the next start, with everything else spilled.
+        let from_spill = self
+            .batch_from_spill
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        if let Some(sp) = &self.spill {
+            let st = sp.lock();
+            if st.log.pending() > 0 {
+                tracing::info!(
+                    pending = st.log.pending(),
+                    "spill log: records left on disk for the next start"
+                );
+            }
+        }
+        let n = inner.records.len() + if from_spill { 0 } else { in_flight };
         inner.records.clear();
         inner.bytes = 0;
         inner.closed = true;
@@ -289,6 +456,7 @@ mod tests {
 
     fn queue(max: usize, when_full: WhenFull) -> (Arc<RouteQueue>, QueueMetrics) {
         queue_with(QueueConfig {
+            spill: None,
             max_events: max,
             max_bytes: usize::MAX,
             when_full,
@@ -299,6 +467,93 @@ mod tests {
     fn queue_with(config: QueueConfig) -> (Arc<RouteQueue>, QueueMetrics) {
         let m = QueueMetrics::default();
         (Arc::new(RouteQueue::new(&config, m.clone())), m)
+    }
+
+    fn spilling(
+        dir: &std::path::Path,
+        max: usize,
+        durable: bool,
+    ) -> (Arc<RouteQueue>, QueueMetrics) {
+        let config = QueueConfig {
+            spill: Some(crate::config::SpillConfig {
+                durable,
+                max_bytes: 1 << 20,
+                segment_bytes: 4096,
+                fsync: crate::spill::Fsync::Never,
+            }),
+            max_events: max,
+            max_bytes: usize::MAX,
+            when_full: WhenFull::Spill,
+            block_timeout: None,
+        };
+        let m = QueueMetrics::default();
+        let sp = SpillShared::open(dir, config.spill.as_ref().unwrap(), &m).unwrap();
+        (
+            Arc::new(RouteQueue::with_spill(
+                &config,
+                m.clone(),
+                Some(Arc::new(sp)),
+            )),
+            m,
+        )
+    }
+
+    /// Overflow goes to disk; while records wait there, new ones follow
+    /// them (order kept); acknowledged batches leave the log.
+    #[tokio::test]
+    async fn spill_overflows_to_disk_in_order_and_acks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (q, m) = spilling(dir.path(), 3, false);
+        for i in 0..20 {
+            assert_eq!(q.push(rec(i), true).await, Pushed::Queued);
+        }
+        assert_eq!((m.pushed.get(), m.spilled.get()), (20, 17));
+        let mut got = Vec::new();
+        let mut batch = Vec::new();
+        for _ in 0..20 {
+            if !q.pop_batch(&mut batch, 4, Duration::ZERO).await || batch.is_empty() {
+                break;
+            }
+            q.begin_batch(batch.len());
+            got.append(&mut batch);
+            q.end_batch();
+            if got.len() == 20 {
+                break;
+            }
+        }
+        assert_eq!(got, (0..20).map(rec).collect::<Vec<_>>());
+        assert_eq!(m.spill_pending.get(), 0);
+        // Drained: new records use memory again.
+        q.push(rec(20), true).await;
+        assert_eq!(m.spilled.get(), 17);
+    }
+
+    /// Durable: every record goes through the log; what is not acknowledged
+    /// is there after a restart (a new queue on the same directory), and
+    /// abandoning at shutdown does not count it as lost.
+    #[tokio::test]
+    async fn durable_records_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (q, m) = spilling(dir.path(), 100, true);
+            for i in 0..10 {
+                q.push(rec(i), true).await;
+            }
+            assert_eq!(m.spilled.get(), 10);
+            let mut batch = Vec::new();
+            assert!(q.pop_batch(&mut batch, 4, Duration::ZERO).await);
+            q.begin_batch(batch.len());
+            q.end_batch();
+            assert!(q.pop_batch(&mut batch, 4, Duration::ZERO).await);
+            q.begin_batch(4);
+            // The deadline passes with 4 in flight and 2 unread: none lost.
+            assert_eq!(q.abandon(), 0);
+        }
+        let (q, m) = spilling(dir.path(), 100, true);
+        assert_eq!(m.spill_pending.get(), 6);
+        let mut batch = Vec::new();
+        assert!(q.pop_batch(&mut batch, 10, Duration::ZERO).await);
+        assert_eq!(batch, (4..10).map(rec).collect::<Vec<_>>());
     }
 
     #[tokio::test]
@@ -317,6 +572,7 @@ mod tests {
     async fn the_byte_bound_holds_and_one_record_always_fits() {
         // Each record of "N" costs 1 + 64 bytes: 200 bytes hold 3.
         let (q, m) = queue_with(QueueConfig {
+            spill: None,
             max_events: 100,
             max_bytes: 200,
             when_full: WhenFull::DropNewest,
@@ -342,6 +598,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn block_gives_up_after_its_timeout_and_counts() {
         let (q, m) = queue_with(QueueConfig {
+            spill: None,
             max_events: 1,
             max_bytes: usize::MAX,
             when_full: WhenFull::Block,

@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::listener::{BindError, BoundListener, protocol_name};
-use crate::pipeline::{Pipeline, PipelineHandle};
+use crate::pipeline::{Pipeline, PipelineHandle, SpillRegistry};
 use crate::router::RouterError;
 use crate::sinks::{RetryPolicy, Sink, SinkOpenError, run_worker};
 use crate::telemetry::{Telemetry, serve_admin};
@@ -29,6 +29,8 @@ pub enum ServiceError {
     Sink(#[from] SinkOpenError),
     #[error(transparent)]
     Router(#[from] RouterError),
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
     #[error("admin listener: cannot bind {addr}: {source}")]
     Admin {
         addr: SocketAddr,
@@ -105,12 +107,16 @@ struct Generation {
 
 impl Generation {
     /// Open the sinks, build the pipeline and start a worker per route.
-    fn start(config: &Config, telemetry: &Arc<Telemetry>) -> Result<Generation, ServiceError> {
+    fn start(
+        config: &Config,
+        telemetry: &Arc<Telemetry>,
+        spills: &SpillRegistry,
+    ) -> Result<Generation, ServiceError> {
         let mut sinks = Vec::with_capacity(config.sinks.len());
         for s in &config.sinks {
             sinks.push(Arc::new(Sink::open(s, telemetry.sink_requests(&s.name))?));
         }
-        let pipeline = Arc::new(Pipeline::new(&config.routes, telemetry)?);
+        let pipeline = Arc::new(Pipeline::new(&config.routes, telemetry, spills)?);
         let workers = TaskTracker::new();
         for (route, rt) in config.routes.iter().zip(pipeline.routes()) {
             let (Some(sink_config), Some(sink)) =
@@ -203,7 +209,8 @@ pub async fn run(
     telemetry.set_unhealthy_after(config.unhealthy_after);
     let telemetry = Arc::new(telemetry);
 
-    let mut current = Generation::start(&config, &telemetry)?;
+    let spills = SpillRegistry::new(&config.data_dir);
+    let mut current = Generation::start(&config, &telemetry, &spills)?;
     let handle = Arc::new(PipelineHandle::new(current.pipeline.clone()));
 
     let mut bound = Vec::with_capacity(config.listeners.len());
@@ -272,6 +279,7 @@ pub async fn run(
             &config,
             &handle,
             &telemetry,
+            &spills,
             &shutdown,
             &readers,
             &mut serving,
@@ -342,6 +350,7 @@ async fn reload(
     running: &Config,
     handle: &Arc<PipelineHandle>,
     telemetry: &Arc<Telemetry>,
+    spills: &SpillRegistry,
     shutdown: &CancellationToken,
     readers: &TaskTracker,
     serving: &mut Vec<Serving>,
@@ -379,7 +388,7 @@ async fn reload(
         // protocol changed; the address itself changed otherwise.
         bound.push(BoundListener::bind(l).await.map_err(|e| e.to_string())?);
     }
-    let generation = Generation::start(&new, telemetry).map_err(|e| e.to_string())?;
+    let generation = Generation::start(&new, telemetry, spills).map_err(|e| e.to_string())?;
 
     // In force from here on.
     let old = handle.replace(generation.pipeline.clone());

@@ -13,7 +13,7 @@
 //!   earlier segment ends that segment's readable part. Both are counted in
 //!   [`Recovery`] and never stop the open.
 //!
-//! This module is the log itself: not yet wired into [`crate::queue`].
+//! [`crate::queue`] uses it for `when_full = "spill"` and `durable = true`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
@@ -287,6 +287,11 @@ impl SpillLog {
     /// Records written and not acknowledged.
     pub fn pending(&self) -> u64 {
         self.pending
+    }
+
+    /// Records written and not yet read.
+    pub fn unread(&self) -> u64 {
+        self.pending.saturating_sub(self.unacked_read)
     }
 
     /// Bytes of all segments.

@@ -194,6 +194,9 @@ pub struct Telemetry {
     q_pushed: Family<RouteLabel, Counter>,
     q_popped: Family<RouteLabel, Counter>,
     q_dropped: Family<RouteReason, Counter>,
+    q_spilled: Family<RouteLabel, Counter>,
+    q_spill_pending: Family<RouteLabel, Gauge>,
+    q_spill_corrupt: Family<RouteLabel, Counter>,
     s_batches: Family<SinkRoute, Counter>,
     s_sent: Family<SinkRoute, Counter>,
     s_retries: Family<SinkRoute, Counter>,
@@ -298,7 +301,19 @@ impl Telemetry {
             ),
             q_dropped: family!(
                 "sluice_queue_dropped_records",
-                "Records dropped by a route's queue, by reason: full (drop_newest), full_oldest (drop_oldest), full_udp (block on UDP), block_timeout, shutdown"
+                "Records dropped by a route's queue, by reason: full (drop_newest), full_oldest (drop_oldest), full_udp (block on UDP), block_timeout, spill_full, spill_error, shutdown"
+            ),
+            q_spilled: family!(
+                "sluice_queue_spilled_records",
+                "Records a route's queue wrote to its spill log on disk"
+            ),
+            q_spill_pending: family!(
+                "sluice_queue_spill_pending_records",
+                "Records in a route's spill log not yet acknowledged by its sink"
+            ),
+            q_spill_corrupt: family!(
+                "sluice_queue_spill_corrupt_records",
+                "Bad records found in a route's spill log when it was opened (torn tails are truncated)"
             ),
             s_batches: family!("sluice_sink_batches", "Batches written by a sink"),
             s_sent: family!("sluice_sink_records_sent", "Records a sink wrote"),
@@ -386,6 +401,11 @@ impl Telemetry {
                 dropped_block_timeout: get(&self.q_dropped, &r("block_timeout")),
                 dropped_full_udp: get(&self.q_dropped, &r("full_udp")),
                 dropped_shutdown: get(&self.q_dropped, &r("shutdown")),
+                spilled: get(&self.q_spilled, &l),
+                dropped_spill_full: get(&self.q_dropped, &r("spill_full")),
+                dropped_spill_error: get(&self.q_dropped, &r("spill_error")),
+                spill_pending: get(&self.q_spill_pending, &l),
+                spill_corrupt: get(&self.q_spill_corrupt, &l),
             },
         }
     }

@@ -157,6 +157,43 @@ impl Sluice {
         (status, serde_json::from_str(&body).unwrap())
     }
 
+    /// SIGKILL (`kill -9`), and reap it.
+    fn kill9(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Start sluice again in the same directory with the same config file
+    /// (after a stop or a kill).
+    fn relaunch(&mut self) {
+        let mut child = Command::new(BIN)
+            .args(["run", "-c", "sluice.toml"])
+            .current_dir(self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        self.ready =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("readiness line {line:?}: {e}"));
+        self.child = Some(child);
+    }
+
+    /// Peak resident memory (VmHWM) in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().unwrap().id();
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
     /// SIGTERM, then wait for the exit.
     fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
@@ -2658,4 +2695,286 @@ fn spill_verify_reports_pending_records_and_corruption() {
         len + 6,
         "verify changes nothing"
     );
+}
+
+/// Messages of the documents the `_bulk` stand-in stored, by number
+/// ("message N"), sorted.
+fn stored_numbers(es: &EsServer) -> Vec<usize> {
+    let state = es.state.lock().unwrap();
+    let mut n: Vec<usize> = state
+        .docs
+        .values()
+        .filter_map(|d| {
+            d["message"]
+                .as_str()?
+                .strip_prefix("message ")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    n.sort();
+    n
+}
+
+/// A durable route, `kill -9` in the middle of a load, garbage appended to
+/// the log's tail, restart: every record the log held before the kill is
+/// delivered (in order, as a prefix of what was sent), the torn tail is
+/// truncated and counted, and the restarted sluice carries on.
+#[test]
+fn durable_route_survives_kill_9_and_a_torn_tail() {
+    let es = EsServer::start();
+    es.knobs(|k| k.fail_requests = 1_000_000);
+    let routes = r#"
+[[routes]]
+name = "durable"
+sink = "es"
+document = {}
+[routes.queue]
+durable = true
+fsync = "interval"
+fsync_interval_ms = 10
+spill_segment_bytes = 65536
+"#;
+    let mut s = Sluice::start(&es_config(&[es.url()], "", routes));
+    let addr = s.addr("tcp");
+    let sender = std::thread::spawn(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        for i in 0..20_000 {
+            if c.write_all(format!("<14>1 - h app - - - message {i}\n").as_bytes())
+                .is_err()
+            {
+                return i;
+            }
+            if i % 100 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        20_000
+    });
+    let spilled = || s.metric("sluice_queue_spilled_records_total{route=\"durable\"}");
+    wait_while(20, || spilled() < 3000);
+    let written = spilled() as usize;
+    assert!(written >= 3000);
+    s.kill9();
+    let sent = sender.join().unwrap();
+    assert!(sent > written, "the kill came in the middle of the load");
+    // A crash mid-write: a torn record at the end of the last segment.
+    let log_dir = s.path("sluice-data/spill/durable");
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() > 1, "{segments:?}");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(segments.last().unwrap())
+        .unwrap()
+        .write_all(&[200, 1, 0, 0, 7, 7, 7, 7, 1, 2, 3])
+        .unwrap();
+    es.knobs(|k| k.fail_requests = 0);
+    s.relaunch();
+    wait_while(30, || stored_numbers(&es).len() < written);
+    std::thread::sleep(Duration::from_millis(300));
+    let got = stored_numbers(&es);
+    eprintln!(
+        "kill -9 with {written} records in the log ({sent} sent); {} delivered after the restart",
+        got.len()
+    );
+    assert!(
+        got.len() >= written,
+        "{} delivered, {written} were in the log",
+        got.len()
+    );
+    assert!(
+        got.iter().enumerate().all(|(i, &n)| i == n),
+        "delivered messages are a prefix of the stream"
+    );
+    assert_eq!(
+        s.metric("sluice_queue_spill_corrupt_records_total{route=\"durable\"}"),
+        1
+    );
+    wait_while(10, || {
+        s.metric("sluice_queue_spill_pending_records{route=\"durable\"}") > 0
+    });
+    assert_eq!(
+        s.metric("sluice_queue_spill_pending_records{route=\"durable\"}"),
+        0
+    );
+    // The restarted sluice takes new data on the same log.
+    tcp_send(s.addr("tcp"), b"<14>1 - h app - - - message 999999\n");
+    wait_while(10, || !stored_numbers(&es).contains(&999_999));
+    assert!(stored_numbers(&es).contains(&999_999));
+    assert!(s.stop().success());
+}
+
+/// Ten minutes of a 250 msg/s service's logging (150,000 messages of about
+/// 600 bytes, 90 MB) into a route whose sink is down: the queue holds 2 MiB
+/// in memory and spills the rest, so sluice's peak RSS stays near its
+/// fixed size; when the sink comes back every message arrives.
+#[test]
+fn a_long_outage_spills_to_disk_and_memory_stays_bounded() {
+    let es = EsServer::start();
+    es.knobs(|k| k.fail_requests = 1_000_000);
+    let routes = r#"
+[[routes]]
+name = "spilling"
+sink = "es"
+document = {}
+[routes.queue]
+max_events = 100000
+max_bytes = 2097152
+when_full = "spill"
+fsync = "never"
+"#;
+    let mut s = Sluice::start(&es_config(&[es.url()], "", routes));
+    let baseline = s.peak_rss_kib();
+    let padding = "p".repeat(560);
+    let mut frames = Vec::with_capacity(100 << 20);
+    for i in 0..150_000 {
+        frames.extend_from_slice(format!("<14>1 - h app - - - message {i} {padding}\n").as_bytes());
+    }
+    tcp_send(s.addr("tcp"), &frames);
+    drop(frames);
+    wait_while(60, || {
+        s.metric("sluice_queue_pushed_records_total{route=\"spilling\"}") < 150_000
+    });
+    assert_eq!(
+        s.metric("sluice_queue_pushed_records_total{route=\"spilling\"}"),
+        150_000
+    );
+    let spilled = s.metric("sluice_queue_spilled_records_total{route=\"spilling\"}");
+    assert!(spilled > 140_000, "spilled {spilled}");
+    let peak = s.peak_rss_kib();
+    eprintln!("spilled {spilled} of 150000; peak RSS {peak} KiB, idle {baseline} KiB");
+    // Queue bytes (2 MiB) plus a fixed overhead of 48 MiB over the idle size.
+    assert!(
+        peak < baseline + 2048 + 48 * 1024,
+        "peak RSS {peak} KiB, idle {baseline} KiB"
+    );
+    es.knobs(|k| k.fail_requests = 0);
+    wait_while(120, || es.total() < 150_000);
+    assert_eq!(es.total(), 150_000);
+    assert!(s.stop().success());
+}
+
+/// Messages stored by the `_bulk` stand-in, in the order they were stored.
+fn stored_in_order(es: &EsServer) -> Vec<String> {
+    let state = es.state.lock().unwrap();
+    state
+        .arrival
+        .iter()
+        .filter_map(|k| state.docs.get(k)?["message"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `block` against a stalled sink: once the queue and the socket buffers
+/// are full the sender's writes stop completing (TCP backpressure); when the
+/// sink resumes, everything arrives, in the order it was sent.
+#[test]
+fn block_stops_the_tcp_sender_and_everything_arrives_in_order() {
+    let es = EsServer::start();
+    es.knobs(|k| k.fail_requests = 1_000_000);
+    let routes = r#"
+[[routes]]
+name = "blocking"
+sink = "es"
+document = {}
+[routes.queue]
+max_events = 100
+when_full = "block"
+"#;
+    let mut s = Sluice::start(&es_config(&[es.url()], "", routes));
+    // 20,000 frames of ~600 bytes: more than the socket buffers hold.
+    let n = 20_000;
+    let pad = "p".repeat(570);
+    let payload: Vec<u8> = (0..n)
+        .flat_map(|i| format!("<14>1 - h app - - - message {i} {pad}\n").into_bytes())
+        .collect();
+    let mut conn = TcpStream::connect(s.addr("tcp")).unwrap();
+    conn.set_nonblocking(true).unwrap();
+    // Write until the kernel refuses more: sluice has stopped reading.
+    let mut written = 0;
+    let stalled_at = loop {
+        match conn.write(&payload[written..]) {
+            Ok(k) => written += k,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(300));
+                match conn.write(&payload[written..]) {
+                    Ok(k) => written += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break written,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            Err(e) => panic!("{e}"),
+        }
+        assert!(written < payload.len(), "the sender was never held back");
+    };
+    assert!(stalled_at < payload.len());
+    let frames = s.metric("sluice_listener_frames_total{listener=\"tcp\"}");
+    assert!(frames < n as u64, "sluice read {frames} of {n}");
+    // The sink resumes: the sender finishes, everything arrives in order.
+    es.knobs(|k| k.fail_requests = 0);
+    conn.set_nonblocking(false).unwrap();
+    conn.write_all(&payload[written..]).unwrap();
+    wait_while(60, || es.total() < n);
+    let got = stored_in_order(&es);
+    let want: Vec<String> = (0..n).map(|i| format!("message {i} {pad}")).collect();
+    assert!(
+        got == want,
+        "{} stored; first out of order at {:?}",
+        got.len(),
+        got.iter().zip(&want).position(|(g, w)| g != w)
+    );
+    assert_eq!(
+        s.metric("sluice_queue_dropped_records_total{route=\"blocking\",reason=\"full\"}"),
+        0
+    );
+    drop(conn);
+    assert!(s.stop().success());
+}
+
+/// Two routes from one listener, one into a stalled sink with a small
+/// drop_newest queue: the other route (blocking, so it loses nothing of a
+/// burst) delivers everything while the first is stalled, and the stalled
+/// route's drops are counted exactly.
+#[test]
+fn a_stalled_route_does_not_hold_back_the_others() {
+    let es = EsServer::start();
+    es.knobs(|k| k.fail_requests = 1_000_000);
+    let routes = r#"
+[[routes]]
+name = "to_file"
+sink = "events"
+document = {}
+[routes.queue]
+when_full = "block"
+[[routes]]
+name = "to_stalled_es"
+sink = "es"
+document = {}
+[routes.queue]
+max_events = 100
+when_full = "drop_newest"
+"#;
+    let mut s = Sluice::start(&es_config(&[es.url()], "", routes));
+    let n = 20_000;
+    tcp_send(s.addr("tcp"), &numbered_frames(n));
+    wait_while(30, || read_lines(&s.path("events.ndjson")).len() < n);
+    let lines = read_lines(&s.path("events.ndjson"));
+    assert_eq!(lines.len(), n, "the healthy route delivered everything");
+    assert_eq!(es.total(), 0, "the other sink is still stalled");
+    let dropped =
+        s.metric("sluice_queue_dropped_records_total{route=\"to_stalled_es\",reason=\"full\"}");
+    assert!(dropped > 0);
+    es.knobs(|k| k.fail_requests = 0);
+    wait_while(30, || (es.total() as u64) + dropped < n as u64);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        es.total() as u64 + dropped,
+        n as u64,
+        "delivered + dropped = sent"
+    );
+    assert!(s.stop().success());
 }

@@ -53,6 +53,8 @@ pub struct State {
     pub knobs: Knobs,
     /// (index, id) → source.
     pub docs: HashMap<(String, String), serde_json::Value>,
+    /// (index, id) of each newly stored document, in the order stored.
+    pub arrival: Vec<(String, String)>,
     /// Ids already answered 429 once.
     rejected_once: std::collections::HashSet<String>,
     pub requests: usize,
@@ -308,7 +310,10 @@ async fn bulk(
             ));
             continue;
         }
-        let existed = st.docs.insert(key, source).is_some();
+        let existed = st.docs.insert(key.clone(), source).is_some();
+        if !existed {
+            st.arrival.push(key);
+        }
         items.push(item(if existed { 200 } else { 201 }, None));
     }
     if st.knobs.drop_after_processing > 0 {

@@ -353,6 +353,13 @@ fn dockerfile_matches_the_code_and_the_container_config() {
     );
 
     let volume: Vec<String> = serde_json::from_str(instruction(&d, "VOLUME")[0]).unwrap();
+    let data_dir = config["data_dir"].as_str().unwrap();
+    assert!(
+        volume
+            .iter()
+            .any(|v| data_dir == v || data_dir.starts_with(&format!("{v}/"))),
+        "data_dir {data_dir} is outside the volume {volume:?}"
+    );
     for s in config["sinks"].as_array().unwrap() {
         if let Some(path) = s.get("path").and_then(|p| p.as_str()) {
             assert!(
@@ -373,7 +380,8 @@ fn dockerfile_matches_the_code_and_the_container_config() {
     let text = read(source)
         .replace("0.0.0.0:5514", "127.0.0.1:0")
         .replace(admin, "127.0.0.1:0")
-        .replace("/var/lib/sluice/", "");
+        .replace("/var/lib/sluice/", "")
+        .replace("data_dir = \"/var/lib/sluice\"", "data_dir = \"data\"");
     let mut s = Sluice::start(&text);
     let admin_now = s.ready["admin"].as_str().unwrap().to_owned();
     let status = std::process::Command::new("sh")
