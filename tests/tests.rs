@@ -2604,14 +2604,16 @@ block_timeout_ms = 20
     tcp_send(s.addr("tcp"), &numbered_frames(100));
     let dropped =
         || s.metric("sluice_queue_dropped_records_total{route=\"to_es\",reason=\"block_timeout\"}");
-    wait_while(20, || {
-        s.metric("sluice_listener_frames_total{listener=\"tcp\"}") < 100
-    });
+    // Every frame read and its push settled (queued, or dropped after the
+    // wait): the last frame is counted as read before its push returns.
+    let pushed = || s.metric("sluice_queue_pushed_records_total{route=\"to_es\"}");
+    wait_while(20, || pushed() + dropped() < 100);
     assert_eq!(
         s.metric("sluice_listener_frames_total{listener=\"tcp\"}"),
         100
     );
     let d = dropped();
+    assert_eq!(pushed() + d, 100);
     assert!(d > 0 && d < 100, "dropped {d}");
     es.knobs(|k| k.fail_requests = 0);
     wait_while(30, || (es.total() as u64) < 100 - d);
@@ -2965,8 +2967,14 @@ when_full = "drop_newest"
     let lines = read_lines(&s.path("events.ndjson"));
     assert_eq!(lines.len(), n, "the healthy route delivered everything");
     assert_eq!(es.total(), 0, "the other sink is still stalled");
-    let dropped =
-        s.metric("sluice_queue_dropped_records_total{route=\"to_stalled_es\",reason=\"full\"}");
+    // The stalled route's push of the last message settles after the file
+    // route's: wait until every message is queued or dropped there.
+    let es_dropped =
+        || s.metric("sluice_queue_dropped_records_total{route=\"to_stalled_es\",reason=\"full\"}");
+    let es_pushed = || s.metric("sluice_queue_pushed_records_total{route=\"to_stalled_es\"}");
+    wait_while(10, || es_pushed() + es_dropped() < n as u64);
+    let dropped = es_dropped();
+    assert_eq!(es_pushed() + dropped, n as u64);
     assert!(dropped > 0);
     es.knobs(|k| k.fail_requests = 0);
     wait_while(30, || (es.total() as u64) + dropped < n as u64);
