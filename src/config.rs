@@ -255,6 +255,7 @@ struct RawQueue {
 enum RawFsync {
     Never,
     Interval,
+    Batch,
     Always,
 }
 
@@ -1896,6 +1897,7 @@ impl Validator<'_, '_> {
                     let fsync = match (q.fsync.unwrap_or(RawFsync::Interval), q.fsync_interval_ms) {
                         (RawFsync::Never, None) => crate::spill::Fsync::Never,
                         (RawFsync::Always, None) => crate::spill::Fsync::EveryBatch,
+                        (RawFsync::Batch, None) => crate::spill::Fsync::OnFlush,
                         (RawFsync::Interval, ms) => {
                             crate::spill::Fsync::IntervalMs(ms.unwrap_or(1000).max(1))
                         }

@@ -156,6 +156,7 @@ async fn serve_udp(
             Ok((n, dropped)) => {
                 metrics.kernel_drops.inc_by(dropped);
                 udp_batch(&batch, n, &config, &metrics, &mut reader).await;
+                reader.end_of_batch();
             }
             Err(e) => {
                 metrics.read_errors.inc();
@@ -394,6 +395,7 @@ async fn connection<S: AsyncRead + Unpin>(
                 }
             }
         }
+        reader.end_of_batch();
         let stats = framer.take_stats();
         metrics.octet_count_fallbacks.inc_by(stats.octet_fallbacks);
         metrics.bad_octet_counts.inc_by(stats.bad_octet_counts);

@@ -113,6 +113,14 @@ impl Pipeline {
         &self.routes
     }
 
+    /// A reader finished a batch of frames (a TCP read, a UDP receive):
+    /// spill logs with `fsync = "batch"` sync what it wrote.
+    pub fn flush_spills(&self) {
+        for r in &self.routes {
+            r.queue.flush_spill();
+        }
+    }
+
     /// Decode one frame and count what its decoding showed.
     pub fn decode(
         &self,
@@ -237,6 +245,11 @@ impl<'a> Reader<'a> {
                 self.dispatch_ready().await;
             }
         }
+    }
+
+    /// The frames of one read are in: spill logs that sync per batch do so.
+    pub fn end_of_batch(&self) {
+        self.pipeline.current().flush_spills();
     }
 
     /// When [`Reader::expire`] has work, if ever.

@@ -203,6 +203,16 @@ impl RouteQueue {
         }
     }
 
+    /// A reader finished a batch of frames: under `fsync = "batch"`, force
+    /// what it spilled to disk.
+    pub fn flush_spill(&self) {
+        if let Some(sp) = &self.spill {
+            if let Err(e) = sp.lock().log.flush() {
+                tracing::warn!(error = %e, "spill log: fsync failed");
+            }
+        }
+    }
+
     /// Append to the spill log (spill first when durable, or while older
     /// records wait there, so order is kept).
     fn spill_push(&self, sp: &SpillShared, record: Record) -> Pushed {

@@ -48,8 +48,11 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> SpillError + '_ {
 pub enum Fsync {
     /// Never by sluice (the kernel writes back; a power loss loses data).
     Never,
-    /// After every [`SpillLog::sync`] call (the caller calls it per batch).
+    /// After every [`SpillLog::append`] call.
     EveryBatch,
+    /// When the caller says a batch is complete ([`SpillLog::flush`]): the
+    /// route queue does so after each batch of frames a reader took in.
+    OnFlush,
     /// At most once per this many milliseconds, on [`SpillLog::maybe_sync`].
     IntervalMs(u64),
 }
@@ -101,6 +104,7 @@ pub struct SpillLog {
     unacked_read: u64,
     last_sync: std::time::Instant,
     dirty: bool,
+    syncs: u64,
 }
 
 fn segment_name(seq: u64) -> String {
@@ -280,6 +284,7 @@ impl SpillLog {
             unacked_read: 0,
             last_sync: std::time::Instant::now(),
             dirty: false,
+            syncs: 0,
         };
         Ok((log, recovery))
     }
@@ -362,8 +367,22 @@ impl SpillLog {
                 .map_err(io_err(&self.dir.join(segment_name(*seq))))?;
         }
         self.dirty = false;
+        self.syncs += 1;
         self.last_sync = std::time::Instant::now();
         Ok(())
+    }
+
+    /// Under [`Fsync::OnFlush`]: a batch is complete; sync what it wrote.
+    pub fn flush(&mut self) -> Result<(), SpillError> {
+        if self.options.fsync == Fsync::OnFlush && self.dirty {
+            return self.sync();
+        }
+        Ok(())
+    }
+
+    /// How many times appended records were forced to disk.
+    pub fn syncs(&self) -> u64 {
+        self.syncs
     }
 
     /// Under [`Fsync::IntervalMs`], sync when the interval has passed.
@@ -657,6 +676,25 @@ mod tests {
         assert_eq!(recovery.corrupt_records, 1);
         let got = read_all(&mut log);
         assert!(got.len() < 5 && got == (0..got.len() as u64).map(rec).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn on_flush_syncs_once_per_batch_and_only_when_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut scratch = Vec::new();
+        let mut o = options(1 << 20);
+        o.fsync = Fsync::OnFlush;
+        let (mut log, _) = SpillLog::open(dir.path(), o).unwrap();
+        for i in 0..5 {
+            log.append(&[rec(i)], &mut scratch).unwrap();
+        }
+        assert_eq!(log.syncs(), 0);
+        log.flush().unwrap();
+        log.flush().unwrap();
+        assert_eq!(log.syncs(), 1, "one batch, one fsync; nothing new, none");
+        log.append(&[rec(5)], &mut scratch).unwrap();
+        log.flush().unwrap();
+        assert_eq!(log.syncs(), 2);
     }
 
     #[test]

@@ -2718,7 +2718,8 @@ fn stored_numbers(es: &EsServer) -> Vec<usize> {
     n
 }
 
-/// A durable route, `kill -9` in the middle of a load, garbage appended to
+/// A durable route (fsync after each batch of frames read), `kill -9` in
+/// the middle of a load, garbage appended to
 /// the log's tail, restart: every record the log held before the kill is
 /// delivered (in order, as a prefix of what was sent), the torn tail is
 /// truncated and counted, and the restarted sluice carries on.
@@ -2733,8 +2734,7 @@ sink = "es"
 document = {}
 [routes.queue]
 durable = true
-fsync = "interval"
-fsync_interval_ms = 10
+fsync = "batch"
 spill_segment_bytes = 65536
 "#;
     let mut s = Sluice::start(&es_config(&[es.url()], "", routes));
