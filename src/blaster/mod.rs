@@ -271,94 +271,90 @@ fn fill(
     }
 }
 
-async fn send_stream<W: AsyncWrite + Unpin>(
-    mut w: W,
+/// One connection's sending state: the plan, where it stands, the
+/// renderer and the reused buffers.
+struct Sender {
     plan: Plan,
-    mut renderer: message::Renderer,
+    next: u64,
+    renderer: message::Renderer,
+    buf: Vec<u8>,
+    ends: Vec<usize>,
     sent: Arc<Sent>,
     conn_sent: ConnSent,
-) {
-    let mut buf = Vec::with_capacity(WRITE_BATCH + 8192);
-    let mut ends = Vec::new();
-    let mut next = 0u64;
-    loop {
-        buf.clear();
-        let (mut m, mut f) = (0, 0);
-        match fill(
-            &plan,
-            &mut next,
-            &mut renderer,
-            &mut buf,
-            &mut ends,
-            &mut m,
-            &mut f,
-        ) {
-            Err(None) => break,
-            Err(Some(due)) => {
-                tokio::time::sleep_until(due.into()).await;
-                continue;
-            }
-            Ok(()) => {}
+}
+
+impl Sender {
+    fn new(plan: Plan, renderer: message::Renderer, sent: Arc<Sent>, conn_sent: ConnSent) -> Self {
+        Sender {
+            plan,
+            next: 0,
+            renderer,
+            buf: Vec::with_capacity(WRITE_BATCH + 8192),
+            ends: Vec::new(),
+            sent,
+            conn_sent,
         }
-        if let Err(e) = w.write_all(&buf).await {
-            sent.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Render the next due messages into `buf` (waiting until one is due):
+    /// `Some((messages, frames))`, or `None` when the plan is done.
+    async fn next_batch(&mut self) -> Option<(u64, u64)> {
+        loop {
+            self.buf.clear();
+            self.ends.clear();
+            let (mut m, mut f) = (0, 0);
+            match fill(
+                &self.plan,
+                &mut self.next,
+                &mut self.renderer,
+                &mut self.buf,
+                &mut self.ends,
+                &mut m,
+                &mut f,
+            ) {
+                Err(None) => return None,
+                Err(Some(due)) => tokio::time::sleep_until(due.into()).await,
+                Ok(()) => return Some((m, f)),
+            }
+        }
+    }
+
+    /// Count a batch that went out.
+    fn sent(&self, messages: u64, frames: u64) {
+        self.sent.messages.fetch_add(messages, Ordering::Relaxed);
+        self.sent.frames.fetch_add(frames, Ordering::Relaxed);
+        self.sent
+            .bytes
+            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+        if let Some(c) = self.conn_sent.get(self.plan.index as usize) {
+            c.store(self.next, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn send_stream<W: AsyncWrite + Unpin>(mut w: W, mut s: Sender) {
+    while let Some((m, f)) = s.next_batch().await {
+        if let Err(e) = w.write_all(&s.buf).await {
+            s.sent.errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "write failed: connection ends");
             break;
         }
-        sent.messages.fetch_add(m, Ordering::Relaxed);
-        sent.frames.fetch_add(f, Ordering::Relaxed);
-        sent.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-        if let Some(c) = conn_sent.get(plan.index as usize) {
-            c.store(next, Ordering::Relaxed);
-        }
+        s.sent(m, f);
     }
     let _ = w.flush().await;
     let _ = w.shutdown().await;
 }
 
-async fn send_udp(
-    socket: tokio::net::UdpSocket,
-    plan: Plan,
-    mut renderer: message::Renderer,
-    sent: Arc<Sent>,
-    conn_sent: ConnSent,
-) {
-    let mut buf = Vec::with_capacity(WRITE_BATCH + 8192);
-    let mut ends = Vec::new();
-    let mut next = 0u64;
-    loop {
-        buf.clear();
-        ends.clear();
-        let (mut m, mut f) = (0, 0);
-        match fill(
-            &plan,
-            &mut next,
-            &mut renderer,
-            &mut buf,
-            &mut ends,
-            &mut m,
-            &mut f,
-        ) {
-            Err(None) => break,
-            Err(Some(due)) => {
-                tokio::time::sleep_until(due.into()).await;
-                continue;
-            }
-            Ok(()) => {}
-        }
+async fn send_udp(socket: tokio::net::UdpSocket, mut s: Sender) {
+    while let Some((m, f)) = s.next_batch().await {
         let mut start = 0;
-        for &end in &ends {
-            if socket.send(&buf[start..end]).await.is_err() {
-                sent.errors.fetch_add(1, Ordering::Relaxed);
+        for &end in &s.ends {
+            if socket.send(&s.buf[start..end]).await.is_err() {
+                s.sent.errors.fetch_add(1, Ordering::Relaxed);
             }
             start = end;
         }
-        sent.messages.fetch_add(m, Ordering::Relaxed);
-        sent.frames.fetch_add(f, Ordering::Relaxed);
-        sent.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-        if let Some(c) = conn_sent.get(plan.index as usize) {
-            c.store(next, Ordering::Relaxed);
-        }
+        s.sent(m, f);
     }
 }
 
@@ -493,11 +489,11 @@ pub async fn run(
             ..plan
         };
         let renderer = message::Renderer::new(options.shape.clone(), framing, i as u64 + 1);
-        let (sent, conn_sent) = (sent.clone(), conn_sent.clone());
+        let sender = Sender::new(plan, renderer, sent.clone(), conn_sent.clone());
         match conn {
-            Conn::Udp(s) => tasks.spawn(send_udp(s, plan, renderer, sent, conn_sent)),
-            Conn::Tcp(s) => tasks.spawn(send_stream(s, plan, renderer, sent, conn_sent)),
-            Conn::Tls(s) => tasks.spawn(send_stream(*s, plan, renderer, sent, conn_sent)),
+            Conn::Udp(s) => tasks.spawn(send_udp(s, sender)),
+            Conn::Tcp(s) => tasks.spawn(send_stream(s, sender)),
+            Conn::Tls(s) => tasks.spawn(send_stream(*s, sender)),
         };
     }
     while tasks.join_next().await.is_some() {}
