@@ -190,6 +190,23 @@ fn scan(path: &Path, from: u64) -> Result<(u64, u64, bool), SpillError> {
     }
 }
 
+/// Records of a segment after the ack position: `records` (from the full
+/// check) unless the ack stands inside this segment, which is read again
+/// from there.
+fn pending_in(
+    path: &Path,
+    seq: u64,
+    ack: Position,
+    len: u64,
+    records: u64,
+) -> Result<u64, SpillError> {
+    if seq == ack.segment && ack.offset > 0 {
+        Ok(scan(path, ack.offset.min(len))?.1)
+    } else {
+        Ok(records)
+    }
+}
+
 fn read_ack(dir: &Path) -> Result<Position, SpillError> {
     let path = dir.join("ack");
     match fs::read_to_string(&path) {
@@ -238,7 +255,7 @@ impl SpillLog {
                 let _ = fs::remove_file(&path);
                 continue;
             }
-            let (len, _, bad) = scan(&path, 0)?;
+            let (len, records, bad) = scan(&path, 0)?;
             let size = fs::metadata(&path).map_err(io_err(&path))?.len();
             if bad {
                 recovery.corrupt_records += 1;
@@ -255,13 +272,7 @@ impl SpillLog {
                     tracing::warn!(path = %path.display(), readable = len, "spill log: corrupt record; the rest of this segment is skipped");
                 }
             }
-            let from = if seq == ack.segment {
-                ack.offset.min(len)
-            } else {
-                0
-            };
-            let (_, pending, _) = scan(&path, from)?;
-            recovery.pending_records += pending;
+            recovery.pending_records += pending_in(&path, seq, ack, len, records)?;
             segments.push(Segment { seq, path, len });
         }
         let read = if segments.first().is_some_and(|s| s.seq == ack.segment) {
@@ -529,17 +540,12 @@ pub fn verify(data_dir: &Path) -> Result<Vec<VerifyReport>, SpillError> {
                 continue;
             }
             report.segments += 1;
-            let (len, _, bad) = scan(&path, 0)?;
+            let (len, records, bad) = scan(&path, 0)?;
             report.bytes += len;
             if bad {
                 report.corrupt.push((path.display().to_string(), len));
             }
-            let from = if seq == ack.segment {
-                ack.offset.min(len)
-            } else {
-                0
-            };
-            report.pending_records += scan(&path, from)?.1;
+            report.pending_records += pending_in(&path, seq, ack, len, records)?;
         }
         reports.push(report);
     }
