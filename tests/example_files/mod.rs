@@ -401,18 +401,11 @@ fn dockerfile_matches_the_code_and_the_container_config() {
 #[test]
 fn container_config_tls_listener_works_when_uncommented() {
     let dir = tempfile::tempdir().unwrap();
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["sluice".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
+    let ca = super::tls_listener::ca("clients CA");
+    let (cert, key) = super::tls_listener::leaf(&["sluice"], &ca);
     std::fs::write(dir.path().join("server.pem"), cert.pem()).unwrap();
     std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
-    std::fs::write(dir.path().join("clients-ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.path().join("clients-ca.pem"), ca.0.pem()).unwrap();
 
     let mut text = String::new();
     let mut in_block = false;

@@ -17,7 +17,8 @@ struct Pki {
     rogue_client: (rcgen::Certificate, rcgen::KeyPair),
 }
 
-fn ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+/// A CA certificate and its key.
+pub(super) fn ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -27,7 +28,8 @@ fn ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
     (params.self_signed(&key).unwrap(), key)
 }
 
-fn leaf(
+/// A certificate for `names` signed by `issuer`, and its key.
+pub(super) fn leaf(
     names: &[&str],
     issuer: &(rcgen::Certificate, rcgen::KeyPair),
 ) -> (rcgen::Certificate, rcgen::KeyPair) {
