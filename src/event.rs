@@ -351,30 +351,69 @@ fn write_opt_json_str(out: &mut String, v: Option<&str>) {
     }
 }
 
+/// Bytes a JSON string literal escapes: `"`, `\\`, controls and DEL.
+static JSON_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[0x7f] = true;
+    t
+};
+
+/// Whether any of the 8 bytes of `w` is one [`JSON_ESCAPE`] names (a
+/// branch-free word test: messages are mostly clean text, so 8 bytes are
+/// passed over at once).
+#[inline]
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    (below_space
+        | has_zero(w ^ (ONES * u64::from(b'"')))
+        | has_zero(w ^ (ONES * u64::from(b'\\')))
+        | has_zero(w ^ (ONES * 0x7f)))
+        != 0
+}
+
 /// Append `s` as a JSON string literal.
 pub fn write_json_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
     let bytes = s.as_bytes();
+    // bytes[start..i] are clean and not yet copied.
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: Option<&str> = match b {
-            b'"' => Some("\\\""),
-            b'\\' => Some("\\\\"),
-            b'\n' => Some("\\n"),
-            b'\r' => Some("\\r"),
-            b'\t' => Some("\\t"),
-            0x00..=0x1f | 0x7f => None,
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        match escape {
-            Some(e) => out.push_str(e),
-            None => {
-                let _ = write!(out, "\\u{b:04x}");
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            if !word_needs_escape(u64::from_le_bytes(w)) {
+                i += 8;
+                continue;
             }
         }
-        start = i + 1;
+        if JSON_ESCAPE[usize::from(b)] {
+            // An ASCII byte: `i` is a char boundary.
+            out.push_str(&s[start..i]);
+            match b {
+                b'"' => out.push_str("\\\""),
+                b'\\' => out.push_str("\\\\"),
+                b'\n' => out.push_str("\\n"),
+                b'\r' => out.push_str("\\r"),
+                b'\t' => out.push_str("\\t"),
+                _ => {
+                    let _ = write!(out, "\\u{b:04x}");
+                }
+            }
+            start = i + 1;
+        }
+        i += 1;
     }
     out.push_str(&s[start..]);
     out.push('"');
@@ -395,9 +434,8 @@ pub fn push_padded(out: &mut String, v: u64, width: usize) {
         }
     }
     let start = i.min(buf.len().saturating_sub(width));
-    for &b in &buf[start..] {
-        out.push(char::from(b));
-    }
+    // ASCII digits only.
+    out.push_str(std::str::from_utf8(&buf[start..]).unwrap_or_default());
 }
 
 pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
@@ -503,5 +541,35 @@ mod tests {
         assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
         let parsed: String = serde_json::from_str(&s).unwrap();
         assert_eq!(parsed, "a\"b\\c\nd\u{1}é");
+    }
+
+    /// The word-at-a-time scan finds every byte that needs escaping at any
+    /// offset in a word, and passes every other byte (UTF-8 included).
+    #[test]
+    fn json_escaping_every_byte_at_every_offset() {
+        let specials: Vec<char> = (0u8..0x20)
+            .chain([b'"', b'\\', 0x7f])
+            .map(char::from)
+            .collect();
+        let clean = [
+            'a', ' ', '~', '!', '#', '[', ']', 'é', '€', '\u{80}', '\u{ff}',
+        ];
+        for len in 0..20 {
+            for at in 0..len.max(1) {
+                for &c in specials.iter().chain(&clean) {
+                    let text: String = (0..len).map(|i| if i == at { c } else { 'x' }).collect();
+                    let mut s = String::new();
+                    write_json_str(&mut s, &text);
+                    let back: String = serde_json::from_str(&s)
+                        .unwrap_or_else(|e| panic!("{s:?} for {text:?}: {e}"));
+                    assert_eq!(back, text);
+                    let raw = s.bytes().filter(|&b| b < 0x20 || b == 0x7f).count();
+                    assert_eq!(raw, 0, "{s:?}");
+                    if specials.contains(&c) && len > 0 {
+                        assert!(s.len() > text.len() + 2, "{c:?} not escaped in {s:?}");
+                    }
+                }
+            }
+        }
     }
 }

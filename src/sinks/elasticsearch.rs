@@ -292,14 +292,45 @@ fn short(s: &str) -> String {
     s.chars().take(300).collect()
 }
 
+/// The parts of a `_bulk` answer the sink reads: each item's status and,
+/// for a failure, the error's type and reason. Everything else (`took`,
+/// `_index`, `_shards`, ...) is skipped without being built.
+#[derive(serde::Deserialize)]
+struct BulkAnswer {
+    #[serde(default)]
+    items: Vec<BulkItem>,
+}
+
+/// One item: an object with one key, the action (`create` here; the others
+/// are accepted so an answer is read whatever it names).
+#[derive(serde::Deserialize)]
+struct BulkItem {
+    #[serde(alias = "index", alias = "update", alias = "delete")]
+    create: Option<ItemResult>,
+}
+
+#[derive(serde::Deserialize)]
+struct ItemResult {
+    #[serde(default)]
+    status: u16,
+    error: Option<ItemError>,
+}
+
+#[derive(serde::Deserialize)]
+struct ItemError {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    reason: Option<String>,
+}
+
 /// Read a 200 `_bulk` answer item by item.
 fn read_items(text: &str, chunk: &[usize]) -> Answer {
     let mut answer = Answer {
         retry: Vec::new(),
         rejected: Vec::new(),
     };
-    let v: serde_json::Value = match serde_json::from_str(text) {
-        Ok(v) => v,
+    let items = match serde_json::from_str::<BulkAnswer>(text) {
+        Ok(a) => a.items,
         Err(e) => {
             answer.retry = chunk
                 .iter()
@@ -308,11 +339,6 @@ fn read_items(text: &str, chunk: &[usize]) -> Answer {
             return answer;
         }
     };
-    let items = v
-        .get("items")
-        .and_then(serde_json::Value::as_array)
-        .map_or(&[][..], Vec::as_slice);
-    let none = serde_json::Value::Null;
     for (k, &i) in chunk.iter().enumerate() {
         let Some(item) = items.get(k) else {
             answer
@@ -320,17 +346,13 @@ fn read_items(text: &str, chunk: &[usize]) -> Answer {
                 .push((i, "missing from the _bulk answer".to_owned()));
             continue;
         };
-        let result = item
-            .as_object()
-            .and_then(|o| o.values().next())
-            .unwrap_or(&none);
-        let status = result["status"].as_u64().unwrap_or(0);
+        let status = item.create.as_ref().map_or(0, |r| r.status);
         let reason = || {
-            let e = &result["error"];
+            let e = item.create.as_ref().and_then(|r| r.error.as_ref());
             format!(
                 "{status} {}: {}",
-                e["type"].as_str().unwrap_or("error"),
-                e["reason"].as_str().unwrap_or("")
+                e.and_then(|e| e.kind.as_deref()).unwrap_or("error"),
+                e.and_then(|e| e.reason.as_deref()).unwrap_or("")
             )
         };
         match status {
