@@ -81,7 +81,7 @@ document = {}
 /// and framed as a `_bulk` action + source pair.
 fn bench_document(c: &mut Criterion) {
     use sluice::config::DocumentFormat;
-    use sluice::sinks::elasticsearch::{Item, bulk_body, document_id, index_name};
+    use sluice::sinks::elasticsearch::{Item, bulk_body, document_hash, index_name};
     let event = decode(
         Bytes::from_static(b"<134>1 2026-11-24T11:34:54.606Z web01.example.com orders 17078 Audit [mdc@18060 requestId=\"r-42\" user=\"alice\"] Order created id=1001 customer=9912 total=129.95 currency=EUR"),
         Some("10.0.0.5:50122".parse().unwrap()),
@@ -96,8 +96,8 @@ fn bench_document(c: &mut Criterion) {
         b.iter(|| {
             let record = encode(&output, "events", &[], &event, None, &mut errors).unwrap();
             let item = Item {
-                index: index_name("syslog-%Y.%m.%d", record.time_nanos),
-                id: Some(document_id(&record.payload)),
+                index: index_name("syslog-%Y.%m.%d", record.time_nanos).into(),
+                id: Some(document_hash(&record.payload)),
                 source: &record.payload,
             };
             std::hint::black_box(bulk_body(std::slice::from_ref(&item), &[0]))

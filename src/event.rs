@@ -419,7 +419,6 @@ pub fn write_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Append `ts` as RFC 3339 with its own offset (`Z` for UTC).
 /// `v` in decimal, zero-padded to at least `width` digits.
 pub fn push_padded(out: &mut String, v: u64, width: usize) {
     let mut buf = [b'0'; 20];
@@ -438,6 +437,7 @@ pub fn push_padded(out: &mut String, v: u64, width: usize) {
     out.push_str(std::str::from_utf8(&buf[start..]).unwrap_or_default());
 }
 
+/// Append `ts` as RFC 3339 with its own offset (`Z` for UTC).
 pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
     let local = ts
         .unix_nanos
@@ -447,36 +447,60 @@ pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
     let days = local.div_euclid(86_400);
     let secs_of_day = local.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    // By hand: this runs for every document.
+    // By hand, into a stack buffer copied once: this runs twice for every
+    // document. Fixed positions: `YYYY-MM-DDTHH:MM:SS`, then the fraction
+    // and the offset.
+    let mut b = [0u8; 40];
+    let mut at = 0;
     if y < 0 {
-        out.push('-');
+        b[0] = b'-';
+        at = 1;
     }
-    push_padded(out, y.unsigned_abs(), 4);
-    out.push('-');
-    push_padded(out, u64::from(m), 2);
-    out.push('-');
-    push_padded(out, u64::from(d), 2);
-    out.push('T');
-    push_padded(out, (secs_of_day / 3600) as u64, 2);
-    out.push(':');
-    push_padded(out, (secs_of_day / 60 % 60) as u64, 2);
-    out.push(':');
-    push_padded(out, (secs_of_day % 60) as u64, 2);
+    let y = y.unsigned_abs().min(9999) as u32;
+    b[at] = b'0' + (y / 1000) as u8;
+    b[at + 1] = b'0' + (y / 100 % 10) as u8;
+    two(&mut b, at + 2, y % 100);
+    b[at + 4] = b'-';
+    two(&mut b, at + 5, m);
+    b[at + 7] = b'-';
+    two(&mut b, at + 8, d);
+    b[at + 10] = b'T';
+    two(&mut b, at + 11, (secs_of_day / 3600) as u32);
+    b[at + 13] = b':';
+    two(&mut b, at + 14, (secs_of_day / 60 % 60) as u32);
+    b[at + 16] = b':';
+    two(&mut b, at + 17, (secs_of_day % 60) as u32);
+    at += 19;
     if ts.frac_digits > 0 {
-        let digits = u32::from(ts.frac_digits.min(9));
-        let frac = nanos / 10_i64.pow(9 - digits);
-        out.push('.');
-        push_padded(out, frac as u64, digits as usize);
+        let digits = usize::from(ts.frac_digits.min(9));
+        let mut frac = nanos / 10_i64.pow(9 - digits as u32);
+        b[at] = b'.';
+        for k in (1..=digits).rev() {
+            b[at + k] = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
+        at += 1 + digits;
     }
     if ts.offset_secs == 0 {
-        out.push('Z');
+        b[at] = b'Z';
+        at += 1;
     } else {
-        out.push(if ts.offset_secs < 0 { '-' } else { '+' });
+        b[at] = if ts.offset_secs < 0 { b'-' } else { b'+' };
         let abs = ts.offset_secs.unsigned_abs();
-        push_padded(out, u64::from(abs / 3600), 2);
-        out.push(':');
-        push_padded(out, u64::from(abs / 60 % 60), 2);
+        two(&mut b, at + 1, abs / 3600 % 100);
+        b[at + 3] = b':';
+        two(&mut b, at + 4, abs / 60 % 60);
+        at += 6;
     }
+    // Only ASCII was written.
+    out.push_str(std::str::from_utf8(&b[..at]).unwrap_or_default());
+}
+
+/// `v` (below 100) as two digits at `b[at..at + 2]`.
+#[inline]
+fn two(b: &mut [u8; 40], at: usize, v: u32) {
+    b[at] = b'0' + (v / 10 % 10) as u8;
+    b[at + 1] = b'0' + (v % 10) as u8;
 }
 
 /// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -532,6 +556,32 @@ mod tests {
             },
         );
         assert_eq!(s, "2026-11-23T10:00:00.123+09:00");
+    }
+
+    #[test]
+    fn rfc3339_at_the_ends_of_the_range() {
+        let text = |unix_nanos, offset_secs| {
+            let mut s = String::new();
+            write_rfc3339(
+                &mut s,
+                &Timestamp {
+                    unix_nanos,
+                    offset_secs,
+                    frac_digits: 9,
+                },
+            );
+            s
+        };
+        assert_eq!(text(i64::MAX, 0), "2262-04-11T23:47:16.854775807Z");
+        assert_eq!(
+            text(i64::MAX, 23 * 3600 + 59 * 60),
+            "2262-04-12T23:46:16.854775807+23:59"
+        );
+        assert_eq!(text(i64::MIN, 0), "1677-09-21T00:12:43.145224192Z");
+        assert_eq!(
+            text(i64::MIN, -(23 * 3600 + 59 * 60)),
+            "1677-09-20T00:13:43.145224192-23:59"
+        );
     }
 
     #[test]

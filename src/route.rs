@@ -520,6 +520,24 @@ fn push_utc(out: &mut String, unix_nanos: i64, digits: u8) {
     );
 }
 
+/// An IP address as text: IPv4 by hand (every document from a network
+/// peer carries one), IPv6 through its `Display`.
+fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_padded(out, u64::from(octet), 1);
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 /// `"name":{"k":"v",...}` of a route's captures; nothing when there are none.
 fn push_captures(
     out: &mut String,
@@ -575,32 +593,33 @@ fn encode_ecs(
         }
         first = false;
     };
+    // Keys and the facility and severity names are plain ASCII without
+    // anything to escape: pushed as they are.
     if let Some(f) = event.facility {
         sep(&mut doc);
         doc.push_str("\"facility\":{\"code\":");
         push_padded(&mut doc, u64::from(f), 1);
-        doc.push_str(",\"name\":");
-        write_json_str(&mut doc, facility_name(f));
-        doc.push('}');
+        doc.push_str(",\"name\":\"");
+        doc.push_str(facility_name(f));
+        doc.push_str("\"}");
     }
     if let Some(sv) = event.severity {
         sep(&mut doc);
         doc.push_str("\"severity\":{\"code\":");
         push_padded(&mut doc, u64::from(sv), 1);
-        doc.push_str(",\"name\":");
-        write_json_str(&mut doc, severity_name(sv));
-        doc.push('}');
+        doc.push_str(",\"name\":\"");
+        doc.push_str(severity_name(sv));
+        doc.push_str("\"}");
     }
     for (key, value) in [
-        ("hostname", event.hostname()),
-        ("appname", event.appname()),
-        ("procid", event.procid()),
-        ("msgid", event.msgid()),
+        ("\"hostname\":", event.hostname()),
+        ("\"appname\":", event.appname()),
+        ("\"procid\":", event.procid()),
+        ("\"msgid\":", event.msgid()),
     ] {
         if let Some(v) = value {
             sep(&mut doc);
-            write_json_str(&mut doc, key);
-            doc.push(':');
+            doc.push_str(key);
             write_json_str(&mut doc, v);
         }
     }
@@ -632,12 +651,11 @@ fn encode_ecs(
         doc.push('}');
     }
     if let Some(peer) = event.peer {
-        let _ = write!(
-            doc,
-            ",\"source\":{{\"address\":\"{}\",\"port\":{}}}",
-            peer.ip(),
-            peer.port()
-        );
+        doc.push_str(",\"source\":{\"address\":\"");
+        push_ip(&mut doc, peer.ip());
+        doc.push_str("\",\"port\":");
+        push_padded(&mut doc, u64::from(peer.port()), 1);
+        doc.push('}');
     }
     doc.push_str(",\"event\":{\"created\":\"");
     push_utc(&mut doc, event.received_nanos, 6);
@@ -649,12 +667,13 @@ fn encode_ecs(
     }
     doc.push_str("},\"sluice\":{\"route\":");
     write_json_str(&mut doc, route_name);
-    let _ = write!(
-        doc,
-        ",\"protocol\":\"{}\",\"valid\":{},\"captures\":",
-        event.protocol.as_str(),
-        event.valid
-    );
+    doc.push_str(",\"protocol\":\"");
+    doc.push_str(event.protocol.as_str());
+    doc.push_str(if event.valid {
+        "\",\"valid\":true,\"captures\":"
+    } else {
+        "\",\"valid\":false,\"captures\":"
+    });
     push_captures(&mut doc, capture_names, captures);
     doc.push_str("}}");
     doc
@@ -935,6 +954,25 @@ mod tests {
         )
         .unwrap();
         serde_json::from_str(&r.payload).unwrap()
+    }
+
+    #[test]
+    fn ip_text_matches_display() {
+        for ip in [
+            "0.0.0.0",
+            "10.0.0.5",
+            "127.0.0.1",
+            "255.255.255.255",
+            "192.168.100.9",
+            "::1",
+            "2001:db8::17",
+            "::ffff:10.0.0.1",
+        ] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            let mut s = String::new();
+            push_ip(&mut s, ip);
+            assert_eq!(s, ip.to_string());
+        }
     }
 
     #[test]

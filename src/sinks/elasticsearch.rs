@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::ElasticsearchConfig;
-use crate::event::civil_from_days;
+use crate::event::{civil_from_days, write_json_str};
 use crate::route::Record;
 
 use super::{DeadLetter, RetryPolicy, SinkError, gzip, retry_after};
@@ -43,8 +43,10 @@ pub struct ElasticsearchSink {
 
 /// One document of a batch, ready to send.
 pub struct Item<'a> {
-    pub index: String,
-    pub id: Option<String>,
+    /// Shared by the items of a batch that fall in the same hour.
+    pub index: std::sync::Arc<str>,
+    /// The `_id`'s 16 bytes (written as 32 hex digits).
+    pub id: Option<[u8; 16]>,
     pub source: &'a str,
 }
 
@@ -123,15 +125,30 @@ impl ElasticsearchSink {
     /// Write a batch. `Ok(n)`: every document stored except `n`, which are
     /// in the dead-letter file.
     pub async fn write(&self, batch: &[Record]) -> Result<u64, SinkError> {
+        // Index names change at most hourly (`%H` is the finest field):
+        // one name per hour of the batch, shared.
+        let mut last: Option<(i64, std::sync::Arc<str>)> = None;
         let items: Vec<Item<'_>> = batch
             .iter()
-            .map(|r| Item {
-                index: index_name(&self.config.index, r.time_nanos),
-                id: self.config.document_ids.then(|| match r.key {
-                    Some(key) => hex(&key),
-                    None => document_id(&r.payload),
-                }),
-                source: &r.payload,
+            .map(|r| {
+                let hour = r.time_nanos.div_euclid(3_600_000_000_000);
+                let index = match &last {
+                    Some((h, name)) if *h == hour => name.clone(),
+                    _ => {
+                        let name: std::sync::Arc<str> =
+                            index_name(&self.config.index, r.time_nanos).into();
+                        last = Some((hour, name.clone()));
+                        name
+                    }
+                };
+                Item {
+                    index,
+                    id: self
+                        .config
+                        .document_ids
+                        .then(|| r.key.unwrap_or_else(|| document_hash(&r.payload))),
+                    source: &r.payload,
+                }
             })
             .collect();
         let mut pending: Vec<usize> = (0..items.len()).collect();
@@ -277,8 +294,8 @@ impl ElasticsearchSink {
                 Some(serde_json::json!({
                     "sink": self.name,
                     "at": at,
-                    "index": item.index,
-                    "id": item.id,
+                    "index": &*item.index,
+                    "id": item.id.map(|id| hex(&id)),
                     "reason": reason,
                     "document": source,
                 }))
@@ -369,49 +386,33 @@ fn read_items(text: &str, chunk: &[usize]) -> Answer {
     answer
 }
 
-/// The NDJSON body for `chunk`: an action line (written by serde_json) and
-/// the document per item, every line ending in `\n`. Always `create`: with
-/// an `_id` a resend cannot duplicate, without one Elasticsearch generates
-/// it, and data streams accept nothing else.
+/// The NDJSON body for `chunk`: an action line and the document per item,
+/// every line ending in `\n`. Always `create`: with an `_id` a resend
+/// cannot duplicate, without one Elasticsearch generates it, and data
+/// streams accept nothing else.
 pub fn bulk_body(items: &[Item<'_>], chunk: &[usize]) -> Vec<u8> {
     let size: usize = chunk
         .iter()
         .filter_map(|&i| items.get(i))
         .map(|it| it.source.len() + it.index.len() + 80)
         .sum();
-    let mut body = Vec::with_capacity(size);
+    let mut body = String::with_capacity(size);
     for &i in chunk {
         let Some(item) = items.get(i) else { continue };
-        let _ = serde_json::to_writer(
-            &mut body,
-            &Action {
-                create: Meta {
-                    index: &item.index,
-                    id: item.id.as_deref(),
-                },
-            },
-        );
-        body.push(b'\n');
+        body.push_str("{\"create\":{\"_index\":");
+        write_json_str(&mut body, &item.index);
+        if let Some(id) = &item.id {
+            body.push_str(",\"_id\":\"");
+            push_hex(&mut body, id);
+            body.push('"');
+        }
+        body.push_str("}}\n");
         // The document is one line of JSON already (the encoder escapes
         // newlines inside strings).
-        body.extend_from_slice(item.source.as_bytes());
-        body.push(b'\n');
+        body.push_str(item.source);
+        body.push('\n');
     }
-    body
-}
-
-/// The action line, written by serde_json.
-#[derive(serde::Serialize)]
-struct Action<'a> {
-    create: Meta<'a>,
-}
-
-#[derive(serde::Serialize)]
-struct Meta<'a> {
-    #[serde(rename = "_index")]
-    index: &'a str,
-    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
-    id: Option<&'a str>,
+    body.into_bytes()
 }
 
 /// Split `pending` into requests of at most `max_bytes` (a document larger
@@ -482,17 +483,32 @@ pub fn index_name(pattern: &str, time_nanos: i64) -> String {
 /// A stable 128-bit id of a document's text (XXH3-128), for records that
 /// carry no key of their own.
 pub fn document_id(source: &str) -> String {
-    hex(&xxhash_rust::xxh3::xxh3_128(source.as_bytes()).to_le_bytes())
+    hex(&document_hash(source))
+}
+
+/// [`document_id`]'s 16 bytes.
+pub fn document_hash(source: &str) -> [u8; 16] {
+    xxhash_rust::xxh3::xxh3_128(source.as_bytes()).to_le_bytes()
 }
 
 fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
+    push_hex(&mut out, bytes);
     out
+}
+
+/// Append `bytes` as lowercase hex digits.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for chunk in bytes.chunks(16) {
+        let mut buf = [0u8; 32];
+        for (b, pair) in chunk.iter().zip(buf.chunks_exact_mut(2)) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 15)];
+        }
+        // ASCII digits only.
+        out.push_str(std::str::from_utf8(&buf[..chunk.len() * 2]).unwrap_or_default());
+    }
 }
 
 #[cfg(test)]
@@ -520,8 +536,10 @@ mod tests {
     fn bulk_bodies_pair_actions_and_sources_and_end_in_a_newline() {
         let items = [
             Item {
-                index: "i".into(),
-                id: Some("1".into()),
+                index: "i\"x".into(),
+                id: Some([
+                    0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0, 0, 0, 0, 0, 0, 0xfe, 0x10,
+                ]),
                 source: "{\"m\":\"a\\nb\"}",
             },
             Item {
@@ -533,7 +551,7 @@ mod tests {
         let body = bulk_body(&items, &[0, 1]);
         assert_eq!(
             String::from_utf8(body).unwrap(),
-            "{\"create\":{\"_index\":\"i\",\"_id\":\"1\"}}\n{\"m\":\"a\\nb\"}\n{\"create\":{\"_index\":\"i\"}}\n{}\n"
+            "{\"create\":{\"_index\":\"i\\\"x\",\"_id\":\"0123456789abcdef000000000000fe10\"}}\n{\"m\":\"a\\nb\"}\n{\"create\":{\"_index\":\"i\"}}\n{}\n"
         );
     }
 
