@@ -91,5 +91,50 @@ fn bench_route(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_route);
+/// The end-to-end benchmark's router (benches/e2e/sluice.toml: nine grok
+/// metric routes and a document route) over the blaster's traffic: a status
+/// line, which one metric route takes with six captures, and an event line,
+/// which no grok route takes (the blaster sends one status line in four).
+fn bench_e2e_router(c: &mut Criterion) {
+    let text = include_str!("e2e/sluice.toml").replace("${BLASTER_SINK}", "http://127.0.0.1:9");
+    let config =
+        Config::from_toml(&text, "benches/e2e/sluice.toml").unwrap_or_else(|e| panic!("{e}"));
+    let router = Router::new(&config.routes).unwrap();
+    let cases = [
+        (
+            "status_line",
+            "<134>1 2026-11-28T21:50:18.173902Z host00 app0 1000 - - status route=/api/v1/orders code=503 latency_ms=0.0 bytes=200 seq=0 sent=1795902618173902091 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            &["http_status", "events"][..],
+        ),
+        (
+            "event_line",
+            "<134>1 2026-11-28T21:50:18.173902Z host01 app1 1001 - - INFO  [worker-1] com.example.Orders - order processed id=1 seq=1 sent=1795902618173902091 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            &["events"][..],
+        ),
+    ];
+    let mut group = c.benchmark_group("route_e2e_config");
+    group.throughput(Throughput::Elements(1));
+    for (name, line, want) in cases {
+        let event = decode(
+            Bytes::from_static(line.as_bytes()),
+            None,
+            0,
+            &DecodeOptions::default(),
+        );
+        let mut out = Vec::with_capacity(4);
+        router.route(&event, &mut out);
+        let names: Vec<&str> = out.iter().map(|m| router.route_name(m.route)).collect();
+        assert_eq!(names, want);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                router.route(&event, &mut out);
+                std::hint::black_box(&out);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_route, bench_e2e_router);
 criterion_main!(benches);

@@ -48,9 +48,53 @@ struct CompiledRoute {
     conditions: Conditions,
     gate: Gate,
     regex: Option<Regex>,
+    /// For a pattern that begins with a literal: the literal's finder and
+    /// the pattern anchored at its start (see [`AnchoredAtLiteral`]).
+    anchored: Option<AnchoredAtLiteral>,
     /// Named groups of the pattern as (group index, name).
     capture_names: Vec<(usize, String)>,
     is_final: bool,
+}
+
+/// A pattern `L…` that begins with the literal `L` can only match where `L`
+/// occurs. Its captures are taken by trying `^(?:L…)` at each occurrence of
+/// `L`, leftmost first: the same match the unanchored regex finds (the
+/// leftmost start, and at a start the same preference order), in one
+/// anchored pass instead of a forward scan, a reverse scan and a capture
+/// pass. Nothing precedes `L` in the pattern, so no assertion can look
+/// before the occurrence.
+struct AnchoredAtLiteral {
+    literal: memchr::memmem::Finder<'static>,
+    regex: Regex,
+}
+
+impl AnchoredAtLiteral {
+    fn new(hir: &Hir, pattern: &str) -> Option<AnchoredAtLiteral> {
+        let literal = prefix_literal(hir)?;
+        let regex = Regex::new(&format!("^(?:{pattern})")).ok()?;
+        Some(AnchoredAtLiteral {
+            literal: memchr::memmem::Finder::new(&literal).into_owned(),
+            regex,
+        })
+    }
+
+    fn captures<'e>(&self, message: &'e str) -> Option<Captures<'e>> {
+        self.literal
+            .find_iter(message.as_bytes())
+            .filter_map(|at| message.get(at..))
+            .find_map(|rest| self.regex.captures(rest))
+    }
+}
+
+/// The literal a pattern begins with, if it begins with one.
+fn prefix_literal(hir: &Hir) -> Option<Vec<u8>> {
+    match hir.kind() {
+        HirKind::Literal(l) => Some(l.0.to_vec()),
+        HirKind::Capture(c) => prefix_literal(&c.sub),
+        HirKind::Concat(items) => items.first().and_then(prefix_literal),
+        _ => None,
+    }
+    .filter(|l| !l.is_empty())
 }
 
 /// Why a route did not match (for `sluice parse -c`).
@@ -166,16 +210,19 @@ impl Router {
             if r.is_default {
                 default_route = Some(i);
             }
+            let mut anchored = None;
             let (gate, regex) = match &r.pattern {
                 Some(p) => {
                     let re = Regex::new(p).map_err(|source| RouterError::Pattern {
                         route: r.name.clone(),
                         source,
                     })?;
-                    let literal = regex_syntax::Parser::new()
-                        .parse(p)
-                        .ok()
-                        .and_then(|hir| required_literal(&hir));
+                    let hir = regex_syntax::Parser::new().parse(p).ok();
+                    let literal = hir.as_ref().and_then(required_literal);
+                    anchored = hir
+                        .as_ref()
+                        .filter(|_| re.captures_len() > 1)
+                        .and_then(|hir| AnchoredAtLiteral::new(hir, p));
                     let gate = match literal {
                         Some(l) => {
                             literals.push(l);
@@ -203,6 +250,7 @@ impl Router {
                 conditions: r.conditions.clone(),
                 gate,
                 regex,
+                anchored,
                 capture_names,
                 is_final: r.is_final,
             });
@@ -333,7 +381,9 @@ impl Router {
                 return None;
             }
         }
-        if re.captures_len() > 1 {
+        if let Some(a) = &r.anchored {
+            a.captures(message).map(Some)
+        } else if re.captures_len() > 1 {
             re.captures(message).map(Some)
         } else if matches!(r.gate, Gate::Set(_)) || re.is_match(message) {
             Some(None)
@@ -481,6 +531,65 @@ document = {}
     fn literal_of(pattern: &str) -> Option<String> {
         let hir = regex_syntax::Parser::new().parse(pattern).unwrap();
         required_literal(&hir).map(|l| String::from_utf8(l).unwrap())
+    }
+
+    /// Captures anchored at each occurrence of the leading literal are the
+    /// unanchored regex's captures, including when an earlier occurrence
+    /// does not lead to a match.
+    #[test]
+    fn anchored_at_literal_captures_like_the_plain_regex() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                r"status route=(?P<r>\S+) code=(?P<c>\d+)",
+                &[
+                    "status route=/a code=200",
+                    "xx status route=/a code=200 tail",
+                    "status route=x status route=/a code=200",
+                    "status route= code=1 status route=/b code=2",
+                    "status route=/a code=x",
+                    "no literal here",
+                    "status route=/é code=7 ü",
+                    "",
+                ],
+            ),
+            (
+                r"ab(?P<w>ab)*(?P<n>\d*)c",
+                &["ababab1c", "xab", "aab9c", "abab9", "zzabc", "abxabab3c"],
+            ),
+            (
+                r"GC (?P<pool>\w+)\b(?P<rest>.*)$",
+                &["GC old used=1", "GC GC x", "xGC y", "GC "],
+            ),
+        ];
+        for (pattern, messages) in cases {
+            let hir = regex_syntax::Parser::new().parse(pattern).unwrap();
+            let anchored = AnchoredAtLiteral::new(&hir, pattern).unwrap();
+            let plain = Regex::new(pattern).unwrap();
+            for m in *messages {
+                let texts = |c: Option<Captures<'_>>| {
+                    c.map(|c| {
+                        c.iter()
+                            .map(|g| g.map(|g| g.as_str().to_owned()))
+                            .collect::<Vec<_>>()
+                    })
+                };
+                assert_eq!(
+                    texts(anchored.captures(m)),
+                    texts(plain.captures(m)),
+                    "{pattern} on {m:?}"
+                );
+            }
+        }
+        // Only patterns that begin with a literal qualify.
+        for pattern in [
+            r"(?i)status (\d)",
+            r"\s*status (\d)",
+            r"a|b(\d)",
+            r"(?:ab)?c(\d)",
+        ] {
+            let hir = regex_syntax::Parser::new().parse(pattern).unwrap();
+            assert!(AnchoredAtLiteral::new(&hir, pattern).is_none(), "{pattern}");
+        }
     }
 
     #[test]
