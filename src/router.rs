@@ -127,6 +127,70 @@ impl Miss {
     }
 }
 
+/// One scan of a message for the routes' required literals.
+enum LiteralScan {
+    /// Up to 64 literals: SIMD (Teddy) search for the next position where
+    /// any literal starts, and there every literal compared. The packed
+    /// searcher reports one literal per position (leftmost-first), so the
+    /// literals that start at the same position, or overlap it, are found by
+    /// the comparison and by resuming one byte further.
+    Packed {
+        searcher: aho_corasick::packed::Searcher,
+        literals: Vec<Vec<u8>>,
+    },
+    /// More literals (or no SIMD): an overlapping Aho-Corasick scan.
+    Automaton(AhoCorasick),
+}
+
+impl LiteralScan {
+    fn new(literals: &[Vec<u8>]) -> Result<LiteralScan, RouterError> {
+        if let Some(searcher) = aho_corasick::packed::Searcher::new(literals.iter()) {
+            return Ok(LiteralScan::Packed {
+                searcher,
+                literals: literals.to_vec(),
+            });
+        }
+        AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(literals)
+            .map(LiteralScan::Automaton)
+            .map_err(RouterError::Prefilter)
+    }
+
+    /// Call `found(k)` for every literal `k` that occurs in `haystack`
+    /// (once per occurrence); stop early when `found` returns false.
+    fn each(&self, haystack: &[u8], mut found: impl FnMut(usize) -> bool) {
+        match self {
+            LiteralScan::Packed { searcher, literals } => {
+                let mut at = 0;
+                while at < haystack.len() {
+                    let span = aho_corasick::Span {
+                        start: at,
+                        end: haystack.len(),
+                    };
+                    let Some(m) = searcher.find_in(haystack, span) else {
+                        return;
+                    };
+                    let rest = haystack.get(m.start()..).unwrap_or_default();
+                    for (k, l) in literals.iter().enumerate() {
+                        if rest.starts_with(l) && !found(k) {
+                            return;
+                        }
+                    }
+                    at = m.start() + 1;
+                }
+            }
+            LiteralScan::Automaton(ac) => {
+                for m in ac.find_overlapping_iter(haystack) {
+                    if !found(m.pattern().as_usize()) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A route an event matched, with the pattern's captures.
 pub struct RouteMatch<'e> {
     pub route: usize,
@@ -140,7 +204,7 @@ const MAX_CANDIDATES: usize = 32;
 pub struct Router {
     routes: Vec<CompiledRoute>,
     /// Required literals of the literal-gated routes.
-    literals: Option<AhoCorasick>,
+    literals: Option<LiteralScan>,
     /// Prefilter pattern id → route index.
     literal_route: Vec<usize>,
     /// Patterns without a required literal.
@@ -262,12 +326,7 @@ impl Router {
         let literals = if literals.is_empty() {
             None
         } else {
-            Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::Standard)
-                    .build(&literals)
-                    .map_err(RouterError::Prefilter)?,
-            )
+            Some(LiteralScan::new(&literals)?)
         };
         Ok(Router {
             routes: compiled,
@@ -293,23 +352,30 @@ impl Router {
     /// The routes whose literal occurs in `message`, sorted; `None` when
     /// there are more than [`MAX_CANDIDATES`].
     fn candidates(&self, message: &str, out: &mut [usize; MAX_CANDIDATES]) -> Option<usize> {
-        let Some(ac) = &self.literals else {
+        let Some(scan) = &self.literals else {
             return Some(0);
         };
         let mut n = 0;
-        for m in ac.find_overlapping_iter(message) {
-            let route = self.literal_route[m.pattern().as_usize()];
+        let mut overflow = false;
+        scan.each(message.as_bytes(), |k| {
+            let Some(&route) = self.literal_route.get(k) else {
+                return true;
+            };
             match out[..n].binary_search(&route) {
-                Ok(_) => {}
-                Err(_) if n == MAX_CANDIDATES => return None,
+                Ok(_) => true,
+                Err(_) if n == MAX_CANDIDATES => {
+                    overflow = true;
+                    false
+                }
                 Err(at) => {
                     out.copy_within(at..n, at + 1);
                     out[at] = route;
                     n += 1;
+                    true
                 }
             }
-        }
-        Some(n)
+        });
+        (!overflow).then_some(n)
     }
 
     /// Append the routes `event` goes to, in route order. Only routes whose
@@ -610,6 +676,61 @@ document = {}
         assert_eq!(literal_of(r"ab\d"), None, "too short to be worth it");
     }
 
+    /// The SIMD scan reports every occurrence of every literal, exactly as
+    /// the overlapping automaton does: literals that start at the same
+    /// position, that overlap, that repeat.
+    #[test]
+    fn literal_scans_agree() {
+        let literals: Vec<Vec<u8>> = ["abc", "ab", "bca", "cab", "a=b", "aaa", "b"]
+            .iter()
+            .map(|l| l.as_bytes().to_vec())
+            .collect();
+        let packed = LiteralScan::new(&literals).unwrap();
+        assert!(matches!(packed, LiteralScan::Packed { .. }));
+        let automaton = LiteralScan::Automaton(
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(&literals)
+                .unwrap(),
+        );
+        // Every string over a small alphabet up to length 7, and longer
+        // ones past the SIMD block size.
+        let alphabet = [b'a', b'b', b'c', b'='];
+        let mut haystacks: Vec<Vec<u8>> = vec![Vec::new()];
+        for len in 1..=7u32 {
+            for mut n in 0..4usize.pow(len) {
+                let mut h = Vec::new();
+                for _ in 0..len {
+                    h.push(alphabet[n % 4]);
+                    n /= 4;
+                }
+                haystacks.push(h);
+            }
+        }
+        for i in 0..200usize {
+            let h: Vec<u8> = (0..40 + i % 90)
+                .map(|j| alphabet[(j * 7 + i * 13 + j * j * i) % 4])
+                .collect();
+            haystacks.push(h);
+        }
+        for h in &haystacks {
+            let count = |scan: &LiteralScan| {
+                let mut n = vec![0; literals.len()];
+                scan.each(h, |k| {
+                    n[k] += 1;
+                    true
+                });
+                n
+            };
+            assert_eq!(
+                count(&packed),
+                count(&automaton),
+                "{}",
+                String::from_utf8_lossy(h)
+            );
+        }
+    }
+
     /// The fast path (only routes whose literal occurs) and the full walk
     /// the debugger uses must agree, route for route and capture for capture.
     #[test]
@@ -624,6 +745,8 @@ document = {}
             r"code=(?P<code>\d+)",
             r"request",
             r"(?i)timeout",
+            r"pool=(?P<pool>\w+)",
+            r"pool=old gen (?P<used>\w+)",
         ];
         for (i, p) in patterns.iter().enumerate() {
             let extra = match i % 3 {
@@ -650,6 +773,8 @@ document = {}
             "svc1 request svc2 request svc1 request",
             "nothing at all",
             "timeout code=1",
+            "GC pool=old gen used=1 request",
+            "pool=new pool=old gen x",
             "",
         ];
         let mut checked = 0;
