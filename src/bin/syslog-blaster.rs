@@ -11,6 +11,11 @@ use std::time::Duration;
 use clap::Parser;
 use sluice::blaster::{self, Expect, Format, Framing, Options, Shape, Target, receiver};
 
+/// The same allocator as `sluice`: the sink endpoints allocate per request
+/// and per delivered message.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "syslog-blaster",
