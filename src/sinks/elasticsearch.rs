@@ -252,20 +252,22 @@ impl ElasticsearchSink {
         };
         let status = response.status().as_u16();
         let retry_after = retry_after(&response);
-        let text = response.text().await.unwrap_or_default();
+        // Bytes, not text: the answer is parsed as it is (JSON is UTF-8);
+        // only an error's excerpt is decoded.
+        let answer = response.bytes().await.unwrap_or_default();
         if status == 429 || status >= 500 {
             self.node_failed(node);
-            return Err((format!("{base}: {status} {}", short(&text)), retry_after));
+            return Err((format!("{base}: {status} {}", short(&answer)), retry_after));
         }
         if !(200..300).contains(&status) {
             // The request itself was refused (auth, malformed): every item
             // is held for retry; the reason shows in logs and /health.
             return Err((
-                format!("{base}: {status} {}", short(&text)),
+                format!("{base}: {status} {}", short(&answer)),
                 Some(Duration::from_secs(10)),
             ));
         }
-        Ok(read_items(&text, chunk))
+        Ok(read_items(&answer, chunk))
     }
 
     fn dead_letter(
@@ -305,8 +307,9 @@ impl ElasticsearchSink {
     }
 }
 
-fn short(s: &str) -> String {
-    s.chars().take(300).collect()
+/// The first 300 characters of an answer, for a log line.
+fn short(answer: &[u8]) -> String {
+    String::from_utf8_lossy(answer).chars().take(300).collect()
 }
 
 /// The parts of a `_bulk` answer the sink reads: each item's status and,
@@ -341,12 +344,12 @@ struct ItemError {
 }
 
 /// Read a 200 `_bulk` answer item by item.
-fn read_items(text: &str, chunk: &[usize]) -> Answer {
+fn read_items(body: &[u8], chunk: &[usize]) -> Answer {
     let mut answer = Answer {
         retry: Vec::new(),
         rejected: Vec::new(),
     };
-    let items = match serde_json::from_str::<BulkAnswer>(text) {
+    let items = match serde_json::from_slice::<BulkAnswer>(body) {
         Ok(a) => a.items,
         Err(e) => {
             answer.retry = chunk
@@ -564,7 +567,7 @@ mod tests {
             {"create":{"_index":"i","_id":"d","status":409,"error":{"type":"version_conflict_engine_exception","reason":"exists"}}},
             {"create":{"_index":"i","_id":"e","status":503,"error":{"type":"unavailable_shards_exception","reason":"no shard"}}}
         ]}"#;
-        let a = read_items(text, &[10, 11, 12, 13, 14]);
+        let a = read_items(text.as_bytes(), &[10, 11, 12, 13, 14]);
         assert_eq!(
             a.retry.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
             [11, 14]
