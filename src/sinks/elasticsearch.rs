@@ -343,12 +343,28 @@ struct ItemError {
     reason: Option<String>,
 }
 
+/// Whether a `_bulk` answer says at its top that no item failed:
+/// Elasticsearch writes `"errors":false` (before `"items"`) only when every
+/// action succeeded, and then the items need not be read — parsing them was
+/// a tenth of sluice's CPU at full speed. Anything else is read item by item.
+fn all_succeeded(body: &[u8]) -> bool {
+    let head = body.get(..body.len().min(256)).unwrap_or_default();
+    head.starts_with(b"{")
+        && memchr::memmem::find(head, b"\"items\"").is_some_and(|items| {
+            memchr::memmem::find(head.get(..items).unwrap_or_default(), b"\"errors\":false")
+                .is_some()
+        })
+}
+
 /// Read a 200 `_bulk` answer item by item.
 fn read_items(body: &[u8], chunk: &[usize]) -> Answer {
     let mut answer = Answer {
         retry: Vec::new(),
         rejected: Vec::new(),
     };
+    if all_succeeded(body) {
+        return answer;
+    }
     let items = match serde_json::from_slice::<BulkAnswer>(body) {
         Ok(a) => a.items,
         Err(e) => {
@@ -556,6 +572,29 @@ mod tests {
             String::from_utf8(body).unwrap(),
             "{\"create\":{\"_index\":\"i\\\"x\",\"_id\":\"0123456789abcdef000000000000fe10\"}}\n{\"m\":\"a\\nb\"}\n{\"create\":{\"_index\":\"i\"}}\n{}\n"
         );
+    }
+
+    #[test]
+    fn an_answer_without_errors_is_not_read_item_by_item() {
+        assert!(all_succeeded(
+            br#"{"took":3,"errors":false,"items":[{"create":{"status":201}}]}"#
+        ));
+        assert!(all_succeeded(br#"{"errors":false,"items":[],"took":1}"#));
+        for text in [
+            r#"{"took":3,"errors":true,"items":[{"create":{"status":429}}]}"#,
+            r#"{"took":3,"items":[{"create":{"status":429,"errors":false}}],"errors":false}"#,
+            r#"{"error":{"type":"x","reason":"errors\":false \"items\""},"status":400}"#,
+            r#"[{"errors":false,"items":[]}]"#,
+            "",
+        ] {
+            assert!(!all_succeeded(text.as_bytes()), "{text}");
+        }
+        // errors:true is read item by item: a 429 item is retried.
+        let a = read_items(
+            br#"{"took":3,"errors":true,"items":[{"create":{"status":201}},{"create":{"status":429}}]}"#,
+            &[0, 1],
+        );
+        assert_eq!(a.retry.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1]);
     }
 
     #[test]
