@@ -419,22 +419,49 @@ pub fn write_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// "00", "01", ... "99": digits are appended two at a time as `&str`
+/// slices (no validation, no per-digit capacity check).
+const DIGIT_PAIR_BYTES: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+static DIGIT_PAIRS: &str = match std::str::from_utf8(&DIGIT_PAIR_BYTES) {
+    Ok(s) => s,
+    Err(_) => "",
+};
+
+/// `v % 100` as two digits.
+#[inline]
+fn digit_pair(v: u64) -> &'static str {
+    let i = (v % 100) as usize * 2;
+    DIGIT_PAIRS.get(i..i + 2).unwrap_or("00")
+}
+
+/// The last `digits` decimal digits of `v`, zero-padded (`digits` ≤ 20).
+#[inline]
+fn push_digits(out: &mut String, v: u64, digits: u32) {
+    let mut d = digits.min(20);
+    if d % 2 == 1 {
+        d -= 1;
+        let p = 10u64.pow(d);
+        out.push(char::from(b'0' + (v / p % 10) as u8));
+    }
+    while d >= 2 {
+        d -= 2;
+        out.push_str(digit_pair(v / 10u64.pow(d)));
+    }
+}
+
 /// `v` in decimal, zero-padded to at least `width` digits.
 pub fn push_padded(out: &mut String, v: u64, width: usize) {
-    let mut buf = [b'0'; 20];
-    let mut i = buf.len();
-    let mut n = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let start = i.min(buf.len().saturating_sub(width));
-    // ASCII digits only.
-    out.push_str(std::str::from_utf8(&buf[start..]).unwrap_or_default());
+    let len = v.checked_ilog10().map_or(1, |l| l + 1);
+    push_digits(out, v, len.max(u32::try_from(width).unwrap_or(20)));
 }
 
 /// Append `ts` as RFC 3339 with its own offset (`Z` for UTC).
@@ -445,62 +472,38 @@ pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
         .saturating_add(i64::from(ts.offset_secs));
     let nanos = ts.unix_nanos.rem_euclid(1_000_000_000);
     let days = local.div_euclid(86_400);
-    let secs_of_day = local.rem_euclid(86_400);
+    let secs_of_day = local.rem_euclid(86_400) as u64;
     let (y, m, d) = civil_from_days(days);
-    // By hand, into a stack buffer copied once: this runs twice for every
-    // document. Fixed positions: `YYYY-MM-DDTHH:MM:SS`, then the fraction
-    // and the offset.
-    let mut b = [0u8; 40];
-    let mut at = 0;
+    // By hand, two digits at a time: this runs twice for every document.
+    out.reserve(36);
     if y < 0 {
-        b[0] = b'-';
-        at = 1;
+        out.push('-');
     }
-    let y = y.unsigned_abs().min(9999) as u32;
-    b[at] = b'0' + (y / 1000) as u8;
-    b[at + 1] = b'0' + (y / 100 % 10) as u8;
-    two(&mut b, at + 2, y % 100);
-    b[at + 4] = b'-';
-    two(&mut b, at + 5, m);
-    b[at + 7] = b'-';
-    two(&mut b, at + 8, d);
-    b[at + 10] = b'T';
-    two(&mut b, at + 11, (secs_of_day / 3600) as u32);
-    b[at + 13] = b':';
-    two(&mut b, at + 14, (secs_of_day / 60 % 60) as u32);
-    b[at + 16] = b':';
-    two(&mut b, at + 17, (secs_of_day % 60) as u32);
-    at += 19;
+    push_digits(out, y.unsigned_abs(), 4);
+    out.push('-');
+    out.push_str(digit_pair(u64::from(m)));
+    out.push('-');
+    out.push_str(digit_pair(u64::from(d)));
+    out.push('T');
+    out.push_str(digit_pair(secs_of_day / 3600));
+    out.push(':');
+    out.push_str(digit_pair(secs_of_day / 60 % 60));
+    out.push(':');
+    out.push_str(digit_pair(secs_of_day % 60));
     if ts.frac_digits > 0 {
-        let digits = usize::from(ts.frac_digits.min(9));
-        let mut frac = nanos / 10_i64.pow(9 - digits as u32);
-        b[at] = b'.';
-        for k in (1..=digits).rev() {
-            b[at + k] = b'0' + (frac % 10) as u8;
-            frac /= 10;
-        }
-        at += 1 + digits;
+        let digits = u32::from(ts.frac_digits.min(9));
+        out.push('.');
+        push_digits(out, (nanos / 10_i64.pow(9 - digits)) as u64, digits);
     }
     if ts.offset_secs == 0 {
-        b[at] = b'Z';
-        at += 1;
+        out.push('Z');
     } else {
-        b[at] = if ts.offset_secs < 0 { b'-' } else { b'+' };
-        let abs = ts.offset_secs.unsigned_abs();
-        two(&mut b, at + 1, abs / 3600 % 100);
-        b[at + 3] = b':';
-        two(&mut b, at + 4, abs / 60 % 60);
-        at += 6;
+        out.push(if ts.offset_secs < 0 { '-' } else { '+' });
+        let abs = u64::from(ts.offset_secs.unsigned_abs());
+        out.push_str(digit_pair(abs / 3600));
+        out.push(':');
+        out.push_str(digit_pair(abs / 60 % 60));
     }
-    // Only ASCII was written.
-    out.push_str(std::str::from_utf8(&b[..at]).unwrap_or_default());
-}
-
-/// `v` (below 100) as two digits at `b[at..at + 2]`.
-#[inline]
-fn two(b: &mut [u8; 40], at: usize, v: u32) {
-    b[at] = b'0' + (v / 10 % 10) as u8;
-    b[at + 1] = b'0' + (v % 10) as u8;
 }
 
 /// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -556,6 +559,23 @@ mod tests {
             },
         );
         assert_eq!(s, "2026-11-23T10:00:00.123+09:00");
+    }
+
+    #[test]
+    fn padded_numbers_match_format() {
+        let mut values: Vec<u64> = (0..=1000).collect();
+        for p in 1..20 {
+            let t = 10u64.pow(p);
+            values.extend([t - 1, t, t + 1, t.saturating_mul(7) - 3]);
+        }
+        values.push(u64::MAX);
+        for v in values {
+            for width in 0..=20 {
+                let mut s = String::new();
+                push_padded(&mut s, v, width);
+                assert_eq!(s, format!("{v:0width$}"));
+            }
+        }
     }
 
     #[test]
