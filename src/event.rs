@@ -444,17 +444,26 @@ fn digit_pair(v: u64) -> &'static str {
 }
 
 /// The last `digits` decimal digits of `v`, zero-padded (`digits` ≤ 20).
+/// Pairs are split off the low end with constant divisors (multiplies, not
+/// divisions) and written from the high end.
 #[inline]
 fn push_digits(out: &mut String, v: u64, digits: u32) {
-    let mut d = digits.min(20);
-    if d % 2 == 1 {
-        d -= 1;
-        let p = 10u64.pow(d);
-        out.push(char::from(b'0' + (v / p % 10) as u8));
+    let digits = digits.min(20) as usize;
+    let mut pairs = [0u8; 10];
+    let count = digits.div_ceil(2);
+    let mut n = v;
+    for p in pairs.iter_mut().take(count) {
+        *p = (n % 100) as u8;
+        n /= 100;
     }
-    while d >= 2 {
-        d -= 2;
-        out.push_str(digit_pair(v / 10u64.pow(d)));
+    let mut i = count;
+    if digits % 2 == 1 {
+        i -= 1;
+        out.push(char::from(b'0' + pairs[i] % 10));
+    }
+    while i > 0 {
+        i -= 1;
+        out.push_str(digit_pair(u64::from(pairs[i])));
     }
 }
 

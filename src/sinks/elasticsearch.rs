@@ -516,17 +516,29 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// "00", "01", ... "ff".
+const HEX_PAIR_BYTES: [u8; 512] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [0u8; 512];
+    let mut i = 0;
+    while i < 256 {
+        t[2 * i] = DIGITS[i >> 4];
+        t[2 * i + 1] = DIGITS[i & 15];
+        i += 1;
+    }
+    t
+};
+static HEX_PAIRS: &str = match std::str::from_utf8(&HEX_PAIR_BYTES) {
+    Ok(s) => s,
+    Err(_) => "",
+};
+
 /// Append `bytes` as lowercase hex digits.
 fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for chunk in bytes.chunks(16) {
-        let mut buf = [0u8; 32];
-        for (b, pair) in chunk.iter().zip(buf.chunks_exact_mut(2)) {
-            pair[0] = DIGITS[usize::from(b >> 4)];
-            pair[1] = DIGITS[usize::from(b & 15)];
-        }
-        // ASCII digits only.
-        out.push_str(std::str::from_utf8(&buf[..chunk.len() * 2]).unwrap_or_default());
+    out.reserve(bytes.len() * 2);
+    for &b in bytes {
+        let i = usize::from(b) * 2;
+        out.push_str(HEX_PAIRS.get(i..i + 2).unwrap_or("00"));
     }
 }
 
@@ -542,6 +554,13 @@ mod tests {
         assert_eq!(index_name("logs-%Y%m%d%H", t), "logs-2026112423");
         assert_eq!(index_name("fixed", t), "fixed");
         assert_eq!(index_name("a%%b", t), "a%b");
+    }
+
+    #[test]
+    fn hex_of_every_byte() {
+        let all: Vec<u8> = (0..=255).collect();
+        let want: String = all.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&all), want);
     }
 
     #[test]
