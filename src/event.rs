@@ -480,29 +480,48 @@ pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
         .div_euclid(1_000_000_000)
         .saturating_add(i64::from(ts.offset_secs));
     let nanos = ts.unix_nanos.rem_euclid(1_000_000_000);
-    let days = local.div_euclid(86_400);
-    let secs_of_day = local.rem_euclid(86_400) as u64;
-    let (y, m, d) = civil_from_days(days);
-    // By hand, two digits at a time: this runs twice for every document.
-    out.reserve(36);
-    if y < 0 {
-        out.push('-');
+    // This runs twice for every document, and a stream's timestamps share
+    // their second: the `YYYY-MM-DDTHH:MM:SS` of the last second is kept
+    // per thread.
+    thread_local! {
+        static SECOND: std::cell::RefCell<(i64, String)> =
+            const { std::cell::RefCell::new((i64::MIN, String::new())) };
     }
-    push_digits(out, y.unsigned_abs(), 4);
-    out.push('-');
-    out.push_str(digit_pair(u64::from(m)));
-    out.push('-');
-    out.push_str(digit_pair(u64::from(d)));
-    out.push('T');
-    out.push_str(digit_pair(secs_of_day / 3600));
-    out.push(':');
-    out.push_str(digit_pair(secs_of_day / 60 % 60));
-    out.push(':');
-    out.push_str(digit_pair(secs_of_day % 60));
+    SECOND.with_borrow_mut(|(second, text)| {
+        if *second != local {
+            text.clear();
+            let days = local.div_euclid(86_400);
+            let secs_of_day = local.rem_euclid(86_400) as u64;
+            let (y, m, d) = civil_from_days(days);
+            if y < 0 {
+                text.push('-');
+            }
+            push_digits(text, y.unsigned_abs(), 4);
+            text.push('-');
+            text.push_str(digit_pair(u64::from(m)));
+            text.push('-');
+            text.push_str(digit_pair(u64::from(d)));
+            text.push('T');
+            text.push_str(digit_pair(secs_of_day / 3600));
+            text.push(':');
+            text.push_str(digit_pair(secs_of_day / 60 % 60));
+            text.push(':');
+            text.push_str(digit_pair(secs_of_day % 60));
+            *second = local;
+        }
+        out.push_str(text);
+    });
     if ts.frac_digits > 0 {
         let digits = u32::from(ts.frac_digits.min(9));
         out.push('.');
-        push_digits(out, (nanos / 10_i64.pow(9 - digits)) as u64, digits);
+        // Constant divisors for the usual precisions.
+        let frac = match digits {
+            3 => nanos / 1_000_000,
+            6 => nanos / 1_000,
+            9 => nanos,
+            d => nanos / 10_i64.pow(9 - d),
+        };
+        push_digits(out, frac as u64, digits);
     }
     if ts.offset_secs == 0 {
         out.push('Z');
@@ -585,6 +604,40 @@ mod tests {
                 assert_eq!(s, format!("{v:0width$}"));
             }
         }
+    }
+
+    /// Against chrono, over 1900..2100 in uneven steps, going back and
+    /// forth between seconds (the per-thread cache of the last second).
+    #[test]
+    fn rfc3339_matches_chrono() {
+        let start = -2_208_988_800i64; // 1900-01-01
+        let mut secs = start;
+        let mut n = 0;
+        while secs < 4_102_444_800 {
+            for (s, frac_digits) in [(secs, 6u8), (secs + 1, 3), (secs, 9), (secs - 86_400, 1)] {
+                let nanos = (s.rem_euclid(1000) * 999_983) % 1_000_000_000;
+                let mut ours = String::new();
+                write_rfc3339(
+                    &mut ours,
+                    &Timestamp {
+                        unix_nanos: s * 1_000_000_000 + nanos,
+                        offset_secs: 0,
+                        frac_digits,
+                    },
+                );
+                let dt = chrono::DateTime::from_timestamp(s, nanos as u32).unwrap();
+                let fraction = format!("{:09}", nanos);
+                let want = format!(
+                    "{}.{}Z",
+                    dt.format("%Y-%m-%dT%H:%M:%S"),
+                    &fraction[..usize::from(frac_digits)]
+                );
+                assert_eq!(ours, want);
+                n += 1;
+            }
+            secs += 7_919_993;
+        }
+        assert!(n > 3000);
     }
 
     #[test]
