@@ -101,6 +101,7 @@ struct RawListener {
     multiline_max_bytes: Option<usize>,
     tls: Option<RawTls>,
     receive_buffer_bytes: Option<usize>,
+    sockets: Option<usize>,
     allow: Option<Vec<String>>,
 }
 
@@ -339,6 +340,9 @@ pub struct ListenerConfig {
     pub tls: Option<ListenerTls>,
     /// UDP: `SO_RCVBUF` to ask for; `None` keeps the system default.
     pub receive_buffer_bytes: Option<usize>,
+    /// UDP: sockets bound to the address with `SO_REUSEPORT`, each read by
+    /// its own task (the kernel spreads senders over them by address).
+    pub sockets: usize,
     /// Source networks allowed to send; `None`: everyone.
     pub allow: Option<Arc<AllowList>>,
 }
@@ -757,6 +761,8 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_QUEUE_MAX_EVENTS: usize = 10_000;
 pub const DEFAULT_QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_DATA_DIR: &str = "sluice-data";
+/// Upper bound of a UDP listener's `sockets`.
+pub const MAX_UDP_SOCKETS: usize = 64;
 pub const DEFAULT_SPILL_MAX_BYTES: u64 = 1 << 30;
 pub const DEFAULT_SPILL_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
@@ -1260,6 +1266,22 @@ impl Validator<'_, '_> {
                 }
                 (_, None) => None,
             };
+            let sockets = match (l.protocol, l.sockets) {
+                (ListenerProtocol::Udp, Some(n)) if !(1..=MAX_UDP_SOCKETS).contains(&n) => {
+                    return Err(self.err(
+                        &at(&base, "sockets"),
+                        format!("must be between 1 and {MAX_UDP_SOCKETS}"),
+                    ));
+                }
+                (ListenerProtocol::Udp, n) => n.unwrap_or(1),
+                (_, Some(_)) => {
+                    return Err(self.err(
+                        &at(&base, "sockets"),
+                        "only UDP listeners take sockets (a TCP listener's connections are spread already)",
+                    ));
+                }
+                (_, None) => 1,
+            };
             let allow = match l.allow {
                 None => None,
                 Some(list) => {
@@ -1293,6 +1315,7 @@ impl Validator<'_, '_> {
                 multiline,
                 tls,
                 receive_buffer_bytes,
+                sockets,
                 allow,
                 name: l.name,
                 protocol: l.protocol,
@@ -2208,6 +2231,34 @@ name = "f"
 type = "file"
 path = "x"
 "#;
+
+    #[test]
+    fn udp_sockets_are_bounded_and_udp_only() {
+        let udp = |n: &str| {
+            format!(
+                "[[listeners]]\nname = \"v\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:0\"\nsockets = {n}\n"
+            )
+        };
+        let route = "[[routes]]\nname = \"r\"\nsink = \"f\"\ndocument = {}\n";
+        let ok = Config::from_toml(&format!("{}{BASE}{route}", udp("4")), "t.toml").unwrap();
+        assert_eq!(ok.listeners[0].sockets, 4);
+        assert_eq!(ok.listeners[1].sockets, 1, "default");
+        for n in ["0", "65"] {
+            let e = err(&format!("{}{BASE}", udp(n)));
+            assert!(e.starts_with("t.toml:5:"), "{e}");
+            assert!(
+                e.contains("listeners[0].sockets") && e.contains("between 1 and 64"),
+                "{e}"
+            );
+        }
+        let e = err(&format!(
+            "[[listeners]]\nname = \"t\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:0\"\nsockets = 2\n{BASE}"
+        ));
+        assert!(
+            e.contains("listeners[0].sockets") && e.contains("only UDP listeners"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn unknown_key_names_line() {

@@ -53,7 +53,8 @@ pub struct BindError {
 }
 
 enum Socket {
-    Udp(UdpSocket),
+    /// One or more (`sockets`, bound with `SO_REUSEPORT`).
+    Udp(Vec<UdpSocket>),
     /// TCP, and TLS when the config carries a TLS setting.
     Tcp(TcpListener),
 }
@@ -75,23 +76,36 @@ impl BoundListener {
         };
         let socket = match config.protocol {
             ListenerProtocol::Udp => {
-                let socket = UdpSocket::bind(config.listen).await.map_err(err)?;
-                let granted =
-                    udp_receive::configure(&socket, config.receive_buffer_bytes).map_err(err)?;
-                if let Some(asked) = config.receive_buffer_bytes {
-                    // Linux doubles the request and caps it at net.core.rmem_max.
-                    if granted < asked {
-                        tracing::warn!(listener = %config.name, asked, granted, "receive_buffer_bytes capped by the kernel: raise net.core.rmem_max");
+                let mut sockets = Vec::with_capacity(config.sockets);
+                // The first socket takes the configured address (port 0: a
+                // free one); the others join it on the port it got.
+                let mut addr = config.listen;
+                for _ in 0..config.sockets.max(1) {
+                    let socket = if config.sockets > 1 {
+                        udp_receive::bind_reuse_port(addr)
+                    } else {
+                        UdpSocket::bind(addr).await
                     }
+                    .map_err(err)?;
+                    addr = socket.local_addr().map_err(err)?;
+                    let granted = udp_receive::configure(&socket, config.receive_buffer_bytes)
+                        .map_err(err)?;
+                    if let Some(asked) = config.receive_buffer_bytes {
+                        // Linux doubles the request and caps it at net.core.rmem_max.
+                        if granted < asked && sockets.is_empty() {
+                            tracing::warn!(listener = %config.name, asked, granted, "receive_buffer_bytes capped by the kernel: raise net.core.rmem_max");
+                        }
+                    }
+                    sockets.push(socket);
                 }
-                Socket::Udp(socket)
+                Socket::Udp(sockets)
             }
             ListenerProtocol::Tcp | ListenerProtocol::Tls => {
                 Socket::Tcp(TcpListener::bind(config.listen).await.map_err(err)?)
             }
         };
         let local_addr = match &socket {
-            Socket::Udp(s) => s.local_addr(),
+            Socket::Udp(s) => s.first().map_or(Ok(config.listen), UdpSocket::local_addr),
             Socket::Tcp(s) => s.local_addr(),
         }
         .map_err(err)?;
@@ -111,8 +125,21 @@ impl BoundListener {
         tracker: TaskTracker,
     ) {
         match self.socket {
-            Socket::Udp(socket) => {
-                serve_udp(socket, self.config, pipeline, metrics, shutdown).await
+            Socket::Udp(sockets) => {
+                // Each socket its own task and reader: the kernel keeps a
+                // sender on one socket, so multi-datagram messages still
+                // meet in one joiner.
+                let mut tasks = tokio::task::JoinSet::new();
+                for socket in sockets {
+                    tasks.spawn(serve_udp(
+                        socket,
+                        self.config.clone(),
+                        pipeline.clone(),
+                        metrics.clone(),
+                        shutdown.clone(),
+                    ));
+                }
+                while tasks.join_next().await.is_some() {}
             }
             Socket::Tcp(listener) => {
                 serve_tcp(listener, self.config, pipeline, metrics, shutdown, tracker).await

@@ -19,6 +19,22 @@ pub const BATCH: usize = 32;
 /// Set the socket's receive buffer (`SO_RCVBUF`; the kernel doubles it and
 /// caps it at `net.core.rmem_max`) and enable `SO_RXQ_OVFL`. Returns the
 /// buffer size the kernel granted.
+/// A UDP socket bound to `addr` with `SO_REUSEPORT`, so that several
+/// sockets share the address and the kernel spreads datagrams over them by
+/// sender (a sender's datagrams stay on one socket).
+pub fn bind_reuse_port(addr: std::net::SocketAddr) -> io::Result<tokio::net::UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    tokio::net::UdpSocket::from_std(socket.into())
+}
+
 pub fn configure(
     socket: &tokio::net::UdpSocket,
     receive_buffer: Option<usize>,

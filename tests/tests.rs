@@ -2112,6 +2112,78 @@ receive_buffer_bytes = 4096
     assert!(s.stop().success());
 }
 
+/// `sockets = 4`: four UDP sockets share the port (SO_REUSEPORT), each
+/// read by its own task. Every datagram of 16 senders arrives, and each
+/// sender's datagrams keep their order (the kernel keeps a sender on one
+/// socket).
+#[test]
+fn udp_listener_with_several_reuseport_sockets_loses_nothing() {
+    let extra = r#"
+[[listeners]]
+name = "spread"
+protocol = "udp"
+listen = "127.0.0.1:0"
+sockets = 4
+receive_buffer_bytes = 1048576
+"#;
+    let mut s = Sluice::start(&config(extra, EVENTS_ROUTE));
+    let to = s.addr("spread");
+    // The four sockets, as the kernel lists them (local port in hex).
+    let port = format!(":{:04X} ", to.port());
+    let udp_table = std::fs::read_to_string("/proc/net/udp").unwrap();
+    let bound = udp_table
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|a| format!("{a} ").ends_with(&port))
+        })
+        .count();
+    assert_eq!(bound, 4, "{udp_table}");
+    let senders: Vec<UdpSocket> = (0..16)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    for i in 0..250 {
+        for (k, udp) in senders.iter().enumerate() {
+            udp.send_to(
+                format!("<14>1 - h app - - - sender={k} n={i}").as_bytes(),
+                to,
+            )
+            .unwrap();
+        }
+        if i % 25 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let lines = s.wait_lines("events.ndjson", 4000);
+    assert_eq!(lines.len(), 4000);
+    assert_eq!(
+        s.metric("sluice_listener_frames_total{listener=\"spread\"}"),
+        4000
+    );
+    let mut next = [0u32; 16];
+    for line in &lines {
+        let doc: serde_json::Value = serde_json::from_str(line).unwrap();
+        let message = doc["message"].as_str().unwrap();
+        let mut parts = message.split(' ');
+        let k: usize = parts
+            .next()
+            .unwrap()
+            .trim_start_matches("sender=")
+            .parse()
+            .unwrap();
+        let n: u32 = parts
+            .next()
+            .unwrap()
+            .trim_start_matches("n=")
+            .parse()
+            .unwrap();
+        assert_eq!(n, next[k], "sender {k} out of order");
+        next[k] += 1;
+    }
+    assert!(s.stop().success());
+}
+
 /// A known sequence of good, oversized, garbage and denied inputs on TCP
 /// and UDP, and the exact counters it leaves in /metrics.
 #[test]
