@@ -78,11 +78,25 @@ impl AnchoredAtLiteral {
         })
     }
 
-    fn captures<'e>(&self, message: &'e str) -> Option<Captures<'e>> {
-        self.literal
-            .find_iter(message.as_bytes())
-            .filter_map(|at| message.get(at..))
-            .find_map(|rest| self.regex.captures(rest))
+    /// The captures `plain` (the same pattern, unanchored) would give.
+    fn captures<'e>(&self, plain: &Regex, message: &'e str) -> Option<Captures<'e>> {
+        // Every occurrence counts, overlapping ones too (`abab` in
+        // `ababab1` occurs at 0 and at 2, and only the second leads to a
+        // match). A message with many occurrences none of which leads to a
+        // match could make anchored attempts cost quadratic time, so after
+        // a few the unanchored regex (linear) takes over from the next one:
+        // no match starts before it.
+        const ANCHORED_ATTEMPTS: usize = 4;
+        let bytes = message.as_bytes();
+        let mut from = 0;
+        for _ in 0..ANCHORED_ATTEMPTS {
+            let at = from + self.literal.find(bytes.get(from..)?)?;
+            if let Some(c) = message.get(at..).and_then(|rest| self.regex.captures(rest)) {
+                return Some(c);
+            }
+            from = at + 1;
+        }
+        plain.captures_at(message, from)
     }
 }
 
@@ -448,7 +462,7 @@ impl Router {
             }
         }
         if let Some(a) = &r.anchored {
-            a.captures(message).map(Some)
+            a.captures(re, message).map(Some)
         } else if re.captures_len() > 1 {
             re.captures(message).map(Some)
         } else if matches!(r.gate, Gate::Set(_)) || re.is_match(message) {
@@ -623,6 +637,19 @@ document = {}
                 &["ababab1c", "xab", "aab9c", "abab9", "zzabc", "abxabab3c"],
             ),
             (
+                r"abab(?P<n>\d)",
+                &[
+                    "ababab1",
+                    "abab1",
+                    "abababab2x",
+                    "aba",
+                    "ababa",
+                    // More occurrences than anchored attempts.
+                    "abababababababababababab7",
+                    "abab abab abab abab abab abab abab9",
+                ],
+            ),
+            (
                 r"GC (?P<pool>\w+)\b(?P<rest>.*)$",
                 &["GC old used=1", "GC GC x", "xGC y", "GC "],
             ),
@@ -640,7 +667,7 @@ document = {}
                     })
                 };
                 assert_eq!(
-                    texts(anchored.captures(m)),
+                    texts(anchored.captures(&plain, m)),
                     texts(plain.captures(m)),
                     "{pattern} on {m:?}"
                 );
