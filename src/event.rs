@@ -365,20 +365,28 @@ static JSON_ESCAPE: [bool; 256] = {
     t
 };
 
-/// Whether any of the 8 bytes of `w` is one [`JSON_ESCAPE`] names (a
-/// branch-free word test: messages are mostly clean text, so 8 bytes are
-/// passed over at once).
-#[inline]
-fn word_needs_escape(w: u64) -> bool {
+/// A mask with the high bit set in each byte of `w` that
+/// [`JSON_ESCAPE`] names (a branch-free word test: messages are mostly
+/// clean text, so many bytes are passed over at once). Bytes above a
+/// flagged one may be flagged too (borrows); only zero/non-zero is used.
+#[inline(always)]
+fn escape_mask(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
     let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-    (below_space
+    below_space
         | has_zero(w ^ (ONES * u64::from(b'"')))
         | has_zero(w ^ (ONES * u64::from(b'\\')))
-        | has_zero(w ^ (ONES * 0x7f)))
-        != 0
+        | has_zero(w ^ (ONES * 0x7f))
+}
+
+/// The 8 bytes at `chunk[at..at + 8]` as a little-endian word.
+#[inline(always)]
+fn word_at(chunk: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&chunk[at..at + 8]);
+    u64::from_le_bytes(w)
 }
 
 /// Append `s` as a JSON string literal.
@@ -390,10 +398,19 @@ pub fn write_json_str(out: &mut String, s: &str) {
     let mut start = 0;
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
+        // 32 clean bytes at a time (four words tested together), then 8.
+        if let Some(chunk) = bytes.get(i..i + 32) {
+            let any = escape_mask(word_at(chunk, 0))
+                | escape_mask(word_at(chunk, 8))
+                | escape_mask(word_at(chunk, 16))
+                | escape_mask(word_at(chunk, 24));
+            if any == 0 {
+                i += 32;
+                continue;
+            }
+        }
         if let Some(chunk) = bytes.get(i..i + 8) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(chunk);
-            if !word_needs_escape(u64::from_le_bytes(w)) {
+            if escape_mask(word_at(chunk, 0)) == 0 {
                 i += 8;
                 continue;
             }
@@ -686,7 +703,7 @@ mod tests {
         let clean = [
             'a', ' ', '~', '!', '#', '[', ']', 'é', '€', '\u{80}', '\u{ff}',
         ];
-        for len in 0..20 {
+        for len in (0..20).chain([31, 32, 33, 40, 47, 63, 64, 65, 79]) {
             for at in 0..len.max(1) {
                 for &c in specials.iter().chain(&clean) {
                     let text: String = (0..len).map(|i| if i == at { c } else { 'x' }).collect();

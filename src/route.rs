@@ -651,11 +651,24 @@ fn encode_ecs(
         doc.push('}');
     }
     if let Some(peer) = event.peer {
-        doc.push_str(",\"source\":{\"address\":\"");
-        push_ip(&mut doc, peer.ip());
-        doc.push_str("\",\"port\":");
-        push_padded(&mut doc, u64::from(peer.port()), 1);
-        doc.push('}');
+        // A connection's documents share their peer: its text is kept per
+        // thread for the last peer seen.
+        thread_local! {
+            static SOURCE: std::cell::RefCell<(Option<std::net::SocketAddr>, String)> =
+                const { std::cell::RefCell::new((None, String::new())) };
+        }
+        SOURCE.with_borrow_mut(|(last, text)| {
+            if *last != Some(peer) {
+                text.clear();
+                text.push_str(",\"source\":{\"address\":\"");
+                push_ip(text, peer.ip());
+                text.push_str("\",\"port\":");
+                push_padded(text, u64::from(peer.port()), 1);
+                text.push('}');
+                *last = Some(peer);
+            }
+            doc.push_str(text);
+        });
     }
     doc.push_str(",\"event\":{\"created\":\"");
     push_utc(&mut doc, event.received_nanos, 6);
@@ -1060,6 +1073,32 @@ mod tests {
         assert!(v["event"].get("original").is_none());
         let v = document(DocumentFormat::Ecs { original: true }, "<14>hello", None);
         assert_eq!(v["event"]["original"], "<14>hello");
+    }
+
+    /// The peer's text is kept for the last peer: documents from
+    /// alternating peers each carry their own.
+    #[test]
+    fn ecs_source_follows_each_documents_peer() {
+        let output = OutputConfig::Document(DocumentFormat::Ecs { original: false });
+        for peer in [
+            "10.0.0.5:50122",
+            "10.0.0.5:50123",
+            "[2001:db8::7]:514",
+            "10.0.0.5:50122",
+            "192.168.1.1:9",
+        ] {
+            let peer: std::net::SocketAddr = peer.parse().unwrap();
+            let e = decode(
+                Bytes::from_static(b"<14>hello"),
+                Some(peer),
+                0,
+                &DecodeOptions::default(),
+            );
+            let r = encode(&output, "docs", &[], &e, None, &mut Vec::new()).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&r.payload).unwrap();
+            assert_eq!(v["source"]["address"], peer.ip().to_string());
+            assert_eq!(v["source"]["port"], peer.port());
+        }
     }
 
     #[test]
