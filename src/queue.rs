@@ -383,12 +383,22 @@ impl RouteQueue {
                 }
                 let mut inner = self.lock();
                 let n = inner.records.len().min(max);
-                for _ in 0..n {
-                    if let Some(r) = inner.pop_front() {
-                        out.push(r);
+                if n == inner.records.len() {
+                    // All of it (the usual case when the sink keeps up):
+                    // the deque is taken whole, so readers pushing wait for
+                    // a pointer swap, not for n moves.
+                    let all = std::mem::take(&mut inner.records);
+                    inner.bytes = 0;
+                    drop(inner);
+                    out.extend(all);
+                } else {
+                    for _ in 0..n {
+                        if let Some(r) = inner.pop_front() {
+                            out.push(r);
+                        }
                     }
+                    drop(inner);
                 }
-                drop(inner);
                 self.metrics.popped.inc_by(n as u64);
                 self.not_full.notify_waiters();
                 return true;
@@ -593,6 +603,20 @@ mod tests {
         }
         assert_eq!((m.pushed.get(), m.dropped_full.get()), (3, 2));
         let mut out = Vec::new();
+        assert!(q.pop_batch(&mut out, 10, Duration::ZERO).await);
+        assert_eq!(out.len(), 3);
+        // Taking part of the queue, or all of it, frees exactly its bytes.
+        for i in 0..3 {
+            q.push(rec(i), true).await;
+        }
+        out.clear();
+        assert!(q.pop_batch(&mut out, 2, Duration::ZERO).await);
+        assert_eq!(out.len(), 2);
+        for i in 0..3 {
+            q.push(rec(i), true).await;
+        }
+        assert_eq!((m.pushed.get(), m.dropped_full.get()), (8, 3));
+        out.clear();
         assert!(q.pop_batch(&mut out, 10, Duration::ZERO).await);
         assert_eq!(out.len(), 3);
         // A record larger than the whole bound still goes into an empty queue.
