@@ -577,7 +577,10 @@ fn encode_ecs(
     captures: Option<&Captures<'_>>,
     original: bool,
 ) -> String {
-    let mut doc = String::with_capacity(event.text().len() * 2 + 384);
+    // The frame's text plus the fixed keys, two timestamps and repeated
+    // header fields (about 400 bytes): a record in a queue holds what it
+    // needs, not twice its frame; only heavy escaping grows it.
+    let mut doc = String::with_capacity(event.text().len() + 448);
     doc.push_str("{\"@timestamp\":\"");
     match event.timestamp {
         Some(t) => push_utc(&mut doc, t.unix_nanos, t.frac_digits.max(3)),
