@@ -372,8 +372,8 @@ fn push_padded(out: &mut Vec<u8>, n: u64, width: usize) {
 }
 
 /// Find `key` (e.g. `b"seq="`) followed by digits in `text`; the number.
-pub fn number_after(text: &[u8], key: &[u8]) -> Option<u64> {
-    let at = memchr::memmem::find(text, key)? + key.len();
+pub fn number_after(text: &[u8], key: &memchr::memmem::Finder<'_>) -> Option<u64> {
+    let at = key.find(text)? + key.needle().len();
     let digits = text[at..].iter().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 || digits > 19 {
         return None;
@@ -468,9 +468,13 @@ mod tests {
 
     #[test]
     fn numbers_are_found_after_their_key() {
-        assert_eq!(number_after(b"x seq=42 sent=7", b"seq="), Some(42));
-        assert_eq!(number_after(b"x,seq=42i,sent=7i", b"sent="), Some(7));
-        assert_eq!(number_after(b"seq=", b"seq="), None);
-        assert_eq!(number_after(b"nothing", b"seq="), None);
+        let (seq, sent) = (
+            memchr::memmem::Finder::new(b"seq="),
+            memchr::memmem::Finder::new(b"sent="),
+        );
+        assert_eq!(number_after(b"x seq=42 sent=7", &seq), Some(42));
+        assert_eq!(number_after(b"x,seq=42i,sent=7i", &sent), Some(7));
+        assert_eq!(number_after(b"seq=", &seq), None);
+        assert_eq!(number_after(b"nothing", &seq), None);
     }
 }

@@ -50,7 +50,7 @@ impl Tracker {
 
     /// Record one delivery found in `text`, received at `now_nanos`.
     fn record(&mut self, text: &[u8], now_nanos: i64) {
-        let (Some(seq), Some(sent)) = (number_after(text, b"seq="), number_after(text, b"sent="))
+        let (Some(seq), Some(sent)) = (number_after(text, &SEQ_KEY), number_after(text, &SENT_KEY))
         else {
             self.unmatched += 1;
             return;
@@ -138,13 +138,13 @@ fn now_nanos() -> i64 {
 }
 
 /// The body, gunzipped when the request says so.
-fn body(headers: &HeaderMap, body: &Bytes) -> Result<Vec<u8>, String> {
+fn body<'a>(headers: &HeaderMap, body: &'a Bytes) -> Result<std::borrow::Cow<'a, [u8]>, String> {
     let gzip = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
     if !gzip {
-        return Ok(body.to_vec());
+        return Ok(std::borrow::Cow::Borrowed(&body[..]));
     }
     let mut out = Vec::with_capacity(body.len() * 4);
     flate2::read::GzDecoder::new(&body[..])
@@ -154,7 +154,22 @@ fn body(headers: &HeaderMap, body: &Bytes) -> Result<Vec<u8>, String> {
     if out.len() > MAX_BODY {
         return Err(format!("gzip body over {MAX_BODY} bytes"));
     }
-    Ok(out)
+    Ok(std::borrow::Cow::Owned(out))
+}
+
+/// The lines of a body (`\n`-separated; the last may lack its newline),
+/// found with memchr rather than byte by byte.
+fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let line = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or_default();
+        Some(line)
+    })
 }
 
 async fn ping() -> Response {
@@ -188,7 +203,7 @@ async fn influx_write(State(d): State<Shared>, headers: HeaderMap, raw: Bytes) -
     };
     let now = now_nanos();
     if let Ok(mut t) = d.points.lock() {
-        for line in text.split(|&b| b == b'\n') {
+        for line in lines(&text) {
             if !line.is_empty() && line[0] != b'#' {
                 t.record(line, now);
             }
@@ -208,11 +223,23 @@ async fn es_info() -> Response {
 
 /// The value of `"key":"…"` in a `_bulk` action line (no escapes expected
 /// in index names and sluice's hex ids).
-fn action_value<'a>(line: &'a [u8], key: &[u8]) -> &'a [u8] {
-    let Some(at) = memchr::memmem::find(line, key) else {
+/// The `_bulk` action keys whose values the answer echoes, and the keys of
+/// the sequence number and send time in a delivered message; searchers
+/// built once.
+static INDEX_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(br#""_index":""#));
+static ID_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(br#""_id":""#));
+static SEQ_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"seq="));
+static SENT_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"sent="));
+
+fn action_value<'a>(line: &'a [u8], key: &memchr::memmem::Finder<'_>) -> &'a [u8] {
+    let Some(at) = key.find(line) else {
         return b"";
     };
-    let rest = &line[at + key.len()..];
+    let rest = &line[at + key.needle().len()..];
     let end = memchr::memchr(b'"', rest).unwrap_or(rest.len());
     &rest[..end]
 }
@@ -254,7 +281,7 @@ async fn bulk(State(d): State<Shared>, headers: HeaderMap, raw: Bytes) -> Respon
     let now = now_nanos();
     let mut answer = Vec::with_capacity(text.len() / 4 + 64);
     answer.extend_from_slice(br#"{"took":1,"errors":false,"items":["#);
-    let mut lines = text.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+    let mut lines = lines(&text).filter(|l| !l.is_empty());
     let mut first = true;
     if let Ok(mut t) = d.documents.lock() {
         while let Some(action) = lines.next() {
@@ -272,9 +299,9 @@ async fn bulk(State(d): State<Shared>, headers: HeaderMap, raw: Bytes) -> Respon
             answer.extend_from_slice(b"{\"");
             answer.extend_from_slice(op);
             answer.extend_from_slice(br#"":{"_index":""#);
-            answer.extend_from_slice(action_value(action, br#""_index":""#));
+            answer.extend_from_slice(action_value(action, &INDEX_KEY));
             answer.extend_from_slice(br#"","_id":""#);
-            answer.extend_from_slice(action_value(action, br#""_id":""#));
+            answer.extend_from_slice(action_value(action, &ID_KEY));
             answer.extend_from_slice(br#"","_version":1,"result":"created","status":201}}"#);
         }
     }
@@ -289,6 +316,16 @@ async fn bulk(State(d): State<Shared>, headers: HeaderMap, raw: Bytes) -> Respon
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn lines_split_at_newlines() {
+        let all = |t: &'static [u8]| lines(t).collect::<Vec<_>>();
+        assert_eq!(all(b"a\nbb\n\nc"), [&b"a"[..], b"bb", b"", b"c"]);
+        assert_eq!(all(b"a\n"), [&b"a"[..]]);
+        assert!(all(b"").is_empty());
+        assert_eq!(all(b"\n\n"), [&b""[..], b""]);
+    }
+
     use super::*;
 
     #[test]
@@ -307,8 +344,8 @@ mod tests {
     #[test]
     fn bulk_action_values_are_read() {
         let line = br#"{"create":{"_index":"syslog-2026.11.28","_id":"abc123"}}"#;
-        assert_eq!(action_value(line, br#""_index":""#), b"syslog-2026.11.28");
-        assert_eq!(action_value(line, br#""_id":""#), b"abc123");
-        assert_eq!(action_value(b"{}", br#""_id":""#), b"");
+        assert_eq!(action_value(line, &INDEX_KEY), b"syslog-2026.11.28");
+        assert_eq!(action_value(line, &ID_KEY), b"abc123");
+        assert_eq!(action_value(b"{}", &ID_KEY), b"");
     }
 }
