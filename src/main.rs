@@ -25,8 +25,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Return freed memory to the OS after 200 ms instead of mimalloc's
-/// 1000 ms: at full speed peak RSS stays near 64 MiB instead of 85, at the
-/// same throughput (0 ms costs a third of it in page faults). The
+/// 1000 ms: in the end-to-end benchmark at full speed, peak RSS 52-59 MiB
+/// instead of 67-73, at the same throughput within the VM's noise (0 ms
+/// costs about 30% of it in page faults). The
 /// `MIMALLOC_PURGE_DELAY` environment variable, when set, still decides.
 fn tune_allocator() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
