@@ -88,12 +88,14 @@ impl BoundListener {
                     }
                     .map_err(err)?;
                     addr = socket.local_addr().map_err(err)?;
-                    let granted = udp_receive::configure(&socket, config.receive_buffer_bytes)
+                    let buffer = udp_receive::configure(&socket, config.receive_buffer_bytes)
                         .map_err(err)?;
-                    if let Some(asked) = config.receive_buffer_bytes {
-                        // Linux doubles the request and caps it at net.core.rmem_max.
-                        if granted < asked && sockets.is_empty() {
-                            tracing::warn!(listener = %config.name, asked, granted, "receive_buffer_bytes capped by the kernel: raise net.core.rmem_max");
+                    if let (true, Some(asked)) = (sockets.is_empty(), config.receive_buffer_bytes) {
+                        if buffer.forced {
+                            tracing::info!(listener = %config.name, asked, granted = buffer.granted, "receive_buffer_bytes is over net.core.rmem_max: set with SO_RCVBUFFORCE");
+                        } else if buffer.granted < asked {
+                            // Linux doubles the request and caps it at net.core.rmem_max.
+                            tracing::warn!(listener = %config.name, asked, granted = buffer.granted, "receive_buffer_bytes capped by the kernel: raise net.core.rmem_max (or run with CAP_NET_ADMIN)");
                         }
                     }
                     sockets.push(socket);
@@ -129,6 +131,13 @@ impl BoundListener {
                 // Each socket its own task and reader: the kernel keeps a
                 // sender on one socket, so multi-datagram messages still
                 // meet in one joiner.
+                if let Some(first) = sockets.first() {
+                    if let Ok(n) = socket2::SockRef::from(first).recv_buffer_size() {
+                        metrics
+                            .receive_buffer_bytes
+                            .set(i64::try_from(n).unwrap_or(i64::MAX));
+                    }
+                }
                 let mut tasks = tokio::task::JoinSet::new();
                 for socket in sockets {
                     tasks.spawn(serve_udp(

@@ -78,6 +78,8 @@ pub struct ListenerMetrics {
     pub connections_accepted: Counter,
     pub connections_rejected: Counter,
     pub connections_open: Gauge,
+    /// UDP: the receive buffer the kernel granted (`SO_RCVBUF` read back).
+    pub receive_buffer_bytes: Gauge,
     pub idle_timeouts: Counter,
     pub read_errors: Counter,
     /// Frames split at a `<PRI>1 ` boundary (log4j2 TCP `newLine=false`).
@@ -181,6 +183,7 @@ pub struct Telemetry {
     l_accepted: Family<ListenerLabel, Counter>,
     l_rejected: Family<ListenerReason, Counter>,
     l_open: Family<ListenerLabel, Gauge>,
+    l_receive_buffer: Family<ListenerLabel, Gauge>,
     l_closed: Family<ListenerReason, Counter>,
     l_undelimited: Family<ListenerLabel, Counter>,
     l_joined: Family<ListenerLabel, Counter>,
@@ -256,6 +259,10 @@ impl Telemetry {
             l_open: family!(
                 "sluice_listener_connections_open",
                 "TCP connections open now"
+            ),
+            l_receive_buffer: family!(
+                "sluice_listener_receive_buffer_bytes",
+                "UDP: the socket receive buffer the kernel granted (SO_RCVBUF as read back)"
             ),
             l_closed: family!(
                 "sluice_listener_connections_closed_abnormally",
@@ -365,6 +372,7 @@ impl Telemetry {
             connections_accepted: get(&self.l_accepted, &l),
             connections_rejected: get(&self.l_rejected, &r("max_connections")),
             connections_open: get(&self.l_open, &l),
+            receive_buffer_bytes: get(&self.l_receive_buffer, &l),
             idle_timeouts: get(&self.l_closed, &r("idle_timeout")),
             read_errors: get(&self.l_closed, &r("read_error")),
             undelimited_splits: get(&self.l_undelimited, &l),

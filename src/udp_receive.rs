@@ -16,9 +16,6 @@ use std::net::SocketAddr;
 /// Datagrams per receive call.
 pub const BATCH: usize = 32;
 
-/// Set the socket's receive buffer (`SO_RCVBUF`; the kernel doubles it and
-/// caps it at `net.core.rmem_max`) and enable `SO_RXQ_OVFL`. Returns the
-/// buffer size the kernel granted.
 /// A UDP socket bound to `addr` with `SO_REUSEPORT`, so that several
 /// sockets share the address and the kernel spreads datagrams over them by
 /// sender (a sender's datagrams stay on one socket).
@@ -35,30 +32,61 @@ pub fn bind_reuse_port(addr: std::net::SocketAddr) -> io::Result<tokio::net::Udp
     tokio::net::UdpSocket::from_std(socket.into())
 }
 
+/// What [`configure`] got from the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiveBuffer {
+    /// The size read back (Linux doubles a request for its bookkeeping).
+    pub granted: usize,
+    /// The request was over `net.core.rmem_max` and was set anyway with
+    /// `SO_RCVBUFFORCE` (the process has `CAP_NET_ADMIN`).
+    pub forced: bool,
+}
+
+/// Set the socket's receive buffer and enable `SO_RXQ_OVFL`.
+///
+/// `SO_RCVBUF` is capped at `net.core.rmem_max`; when that cap cuts the
+/// request and the process may (`CAP_NET_ADMIN`, e.g. root), the request
+/// is set with `SO_RCVBUFFORCE` instead, as rsyslog does. Otherwise the
+/// capped size stands and the caller reports it.
 pub fn configure(
     socket: &tokio::net::UdpSocket,
     receive_buffer: Option<usize>,
-) -> io::Result<usize> {
+) -> io::Result<ReceiveBuffer> {
     let s = socket2::SockRef::from(socket);
+    let mut forced = false;
     if let Some(bytes) = receive_buffer {
         s.set_recv_buffer_size(bytes)?;
+        #[cfg(target_os = "linux")]
+        if s.recv_buffer_size()? < bytes {
+            // EPERM without CAP_NET_ADMIN: the capped size stands.
+            forced = set_int_option(socket, libc::SO_RCVBUFFORCE, bytes).is_ok();
+        }
     }
     #[cfg(target_os = "linux")]
-    enable_overflow_counter(socket)?;
-    s.recv_buffer_size()
+    set_int_option(socket, libc::SO_RXQ_OVFL, 1)?;
+    Ok(ReceiveBuffer {
+        granted: s.recv_buffer_size()?,
+        forced,
+    })
 }
 
+/// `setsockopt(SOL_SOCKET, option, value)` for an int option.
 #[cfg(target_os = "linux")]
-fn enable_overflow_counter(socket: &tokio::net::UdpSocket) -> io::Result<()> {
+fn set_int_option(
+    socket: &tokio::net::UdpSocket,
+    option: libc::c_int,
+    value: usize,
+) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
+    let value = libc::c_int::try_from(value)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "socket option out of range"))?;
     // SAFETY: a valid fd, a pointer to a live c_int and its size.
     let r = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             libc::SOL_SOCKET,
-            libc::SO_RXQ_OVFL,
-            (&on as *const libc::c_int).cast(),
+            option,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -270,13 +298,42 @@ mod tests {
         assert!(got[2].2, "truncated");
     }
 
+    /// A request over `net.core.rmem_max` is forced through when the process
+    /// may (`CAP_NET_ADMIN`: CI runs as root), and capped otherwise.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_buffer_over_rmem_max_is_forced_when_permitted() {
+        let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let asked = rmem_max * 4;
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let got = configure(&socket, Some(asked)).unwrap();
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            assert!(got.forced, "{got:?}");
+            // The kernel doubles what it is given.
+            assert_eq!(got.granted, asked * 2, "{got:?}");
+        } else {
+            assert!(!got.forced, "{got:?}");
+            assert_eq!(got.granted, rmem_max * 2, "{got:?}");
+        }
+        // Within the cap nothing is forced.
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let got = configure(&socket, Some(4096)).unwrap();
+        assert!(!got.forced, "{got:?}");
+    }
+
     /// Overrun a small receive buffer: every datagram sent is either
     /// received or counted as a kernel drop.
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn kernel_drops_are_counted() {
         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let granted = configure(&socket, Some(4096)).unwrap();
+        let granted = configure(&socket, Some(4096)).unwrap().granted;
         assert!(granted < 64 * 1024, "granted {granted}");
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = socket.local_addr().unwrap();

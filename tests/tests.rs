@@ -2140,6 +2140,20 @@ receive_buffer_bytes = 1048576
         })
         .count();
     assert_eq!(bound, 4, "{udp_table}");
+    // The buffer the kernel granted: the request doubled, unless
+    // net.core.rmem_max caps it and sluice may not force it (not root).
+    let rmem_max: u64 = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let expected = if root { 1048576 } else { rmem_max.min(1048576) } * 2;
+    assert_eq!(
+        s.metric("sluice_listener_receive_buffer_bytes{listener=\"spread\"}"),
+        expected
+    );
     let senders: Vec<UdpSocket> = (0..16)
         .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
         .collect();
