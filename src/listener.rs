@@ -192,7 +192,7 @@ async fn serve_udp(
             Ok((n, dropped)) => {
                 metrics.kernel_drops.inc_by(dropped);
                 udp_batch(&batch, n, &config, &metrics, &mut reader).await;
-                reader.end_of_batch();
+                reader.end_of_batch().await;
             }
             Err(e) => {
                 metrics.read_errors.inc();
@@ -387,6 +387,7 @@ async fn connection<S: AsyncRead + Unpin>(
             _ = tokio::time::sleep(UNDELIMITED_PAUSE), if undelimited => {
                 if let Some(FrameItem::Frame(frame)) = framer.flush_undelimited(&mut buf) {
                     reader.frame(frame, Some(peer), now_nanos()).await;
+                    reader.end_of_batch().await;
                 }
                 continue;
             }
@@ -431,7 +432,7 @@ async fn connection<S: AsyncRead + Unpin>(
                 }
             }
         }
-        reader.end_of_batch();
+        reader.end_of_batch().await;
         let stats = framer.take_stats();
         metrics.octet_count_fallbacks.inc_by(stats.octet_fallbacks);
         metrics.bad_octet_counts.inc_by(stats.bad_octet_counts);

@@ -13,6 +13,7 @@ use crate::decode::{DecodeOptions, decode};
 use crate::event::Event;
 use crate::multiline::Joiner;
 use crate::queue::{RouteQueue, SpillShared};
+use crate::route::Record;
 use crate::route::{ConversionError, encode};
 use crate::router::{Router, RouterError};
 use crate::telemetry::{ListenerMetrics, RouteMetrics, Telemetry};
@@ -121,47 +122,32 @@ impl Pipeline {
         }
     }
 
-    /// Decode one frame and count what its decoding showed.
-    pub fn decode(
-        &self,
-        frame: Bytes,
-        peer: Option<SocketAddr>,
-        received_nanos: i64,
-        opts: &DecodeOptions,
-        listener: &ListenerMetrics,
-    ) -> Event {
-        listener.frames.inc();
-        let event = decode(frame, peer, received_nanos, opts);
-        if !event.valid {
-            listener.invalid_frames.inc();
-        }
-        if event.lossy_utf8 {
-            listener.lossy_utf8_frames.inc();
-        }
-        event
-    }
-
-    /// Route one event, encode it for every matching route and push the
-    /// records. `may_wait`: the reader can stop reading (TCP) when a `block`
-    /// queue is full; UDP passes false.
-    pub async fn dispatch(&self, event: &Event, may_wait: bool) {
-        let mut matches = Vec::with_capacity(2);
+    /// Route one event and encode it for every matching route, into
+    /// `batch` (pushed by [`Pipeline::push_batch`]).
+    fn dispatch(&self, event: &Event, batch: &mut Batch) {
+        // The scratch vector's allocation is reused: an empty vector of one
+        // lifetime is collected in place into one of another.
+        let mut matches: Vec<crate::router::RouteMatch<'_>> = std::mem::take(&mut batch.matches)
+            .into_iter()
+            .filter_map(|_| None)
+            .collect();
         self.router.route(event, &mut matches);
-        let mut errors: Vec<ConversionError> = Vec::new();
         for m in &matches {
-            let Some(route) = self.routes.get(m.route) else {
+            let (Some(route), Some(staged)) =
+                (self.routes.get(m.route), batch.routes.get_mut(m.route))
+            else {
                 continue;
             };
-            route.metrics.matched.inc();
+            staged.matched += 1;
             let record = encode(
                 &route.output,
                 &route.name,
                 &route.capture_names,
                 event,
                 m.captures.as_ref(),
-                &mut errors,
+                &mut batch.errors,
             );
-            for e in errors.drain(..) {
+            for e in batch.errors.drain(..) {
                 let counter = match e {
                     ConversionError::BadValue { .. } => &route.metrics.conversion_bad_value,
                     ConversionError::NoFields => &route.metrics.conversion_no_fields,
@@ -174,12 +160,51 @@ impl Pipeline {
                 tracing::debug!(route = %route.name, error = %e, "conversion error");
             }
             if let Some(record) = record {
-                route.metrics.emitted.inc();
-                route.queue.push(record, may_wait).await;
+                staged.records.push(record);
+                batch.records += 1;
             }
         }
+        batch.matches = matches.into_iter().filter_map(|_| None).collect();
+    }
+
+    /// Count what `batch` matched and push its records into their queues,
+    /// one lock and one wake-up per route. `may_wait`: the reader can stop
+    /// reading (TCP) when a `block` queue is full; UDP passes false.
+    async fn push_batch(&self, batch: &mut Batch, may_wait: bool) {
+        for (route, staged) in self.routes.iter().zip(&mut batch.routes) {
+            if staged.matched > 0 {
+                route.metrics.matched.inc_by(staged.matched);
+                staged.matched = 0;
+            }
+            if !staged.records.is_empty() {
+                route.metrics.emitted.inc_by(staged.records.len() as u64);
+                route.queue.push_all(&mut staged.records, may_wait).await;
+            }
+        }
+        batch.records = 0;
     }
 }
+
+/// What a reader routed and encoded since its last push: records per route
+/// (in order) and match counts, plus scratch reused for every event.
+struct Batch {
+    /// Indexed like the routes of the pipeline the records were routed by.
+    routes: Vec<StagedRoute>,
+    /// Records in `routes`.
+    records: usize,
+    matches: Vec<crate::router::RouteMatch<'static>>,
+    errors: Vec<ConversionError>,
+}
+
+#[derive(Default)]
+struct StagedRoute {
+    records: Vec<Record>,
+    matched: u64,
+}
+
+/// Records a reader stages before it pushes them even mid-read: bounds the
+/// memory a read of many small frames holds outside the queues.
+const MAX_STAGED: usize = 1024;
 
 /// The pipeline in force, swapped whole by a reload. Readers take the
 /// current one per frame (an `Arc`, so a retired pipeline is known to be
@@ -202,7 +227,10 @@ impl PipelineHandle {
 }
 
 /// One reader's path into the pipeline (a UDP socket, a TCP connection):
-/// decode, join multi-frame messages when configured, dispatch.
+/// decode, join multi-frame messages when configured, route and encode.
+/// The records of one read are staged and pushed together at
+/// [`Reader::end_of_batch`] (or after [`MAX_STAGED`]), one lock and one
+/// wake-up per route rather than per record; counters go the same way.
 pub struct Reader<'a> {
     pipeline: &'a PipelineHandle,
     opts: &'a DecodeOptions,
@@ -210,6 +238,19 @@ pub struct Reader<'a> {
     joiner: Option<Joiner>,
     ready: Vec<Event>,
     may_wait: bool,
+    /// The pipeline in force when this batch began; released at the push,
+    /// so a reload is not held up by an idle reader.
+    current: Option<Arc<Pipeline>>,
+    batch: Batch,
+    counts: FrameCounts,
+}
+
+/// Listener counters of the frames staged.
+#[derive(Default)]
+struct FrameCounts {
+    frames: u64,
+    invalid: u64,
+    lossy_utf8: u64,
 }
 
 impl<'a> Reader<'a> {
@@ -226,15 +267,47 @@ impl<'a> Reader<'a> {
             joiner: config.multiline.clone().map(Joiner::new),
             ready: Vec::new(),
             may_wait,
+            current: None,
+            batch: Batch {
+                routes: Vec::new(),
+                records: 0,
+                matches: Vec::new(),
+                errors: Vec::new(),
+            },
+            counts: FrameCounts::default(),
+        }
+    }
+
+    /// The pipeline this batch is routed by (taken at its first frame).
+    fn pipeline(&mut self) -> Arc<Pipeline> {
+        match &self.current {
+            Some(p) => p.clone(),
+            None => {
+                let p = self.pipeline.current();
+                self.batch
+                    .routes
+                    .resize_with(p.routes.len(), StagedRoute::default);
+                self.current = Some(p.clone());
+                p
+            }
         }
     }
 
     /// Take one frame.
     pub async fn frame(&mut self, frame: Bytes, peer: Option<SocketAddr>, received_nanos: i64) {
-        let pipeline = self.pipeline.current();
-        let event = pipeline.decode(frame, peer, received_nanos, self.opts, self.metrics);
+        let event = decode(frame, peer, received_nanos, self.opts);
+        self.counts.frames += 1;
+        self.counts.invalid += u64::from(!event.valid);
+        self.counts.lossy_utf8 += u64::from(event.lossy_utf8);
         match &mut self.joiner {
-            None => pipeline.dispatch(&event, self.may_wait).await,
+            None => {
+                if self.current.is_none() {
+                    self.pipeline();
+                }
+                if let Some(p) = &self.current {
+                    p.dispatch(&event, &mut self.batch);
+                }
+            }
             Some(joiner) => {
                 let now = Instant::now();
                 joiner.push(event, now, &mut self.ready);
@@ -242,14 +315,39 @@ impl<'a> Reader<'a> {
                 // may continue an event whose window just passed), so
                 // windows are also checked here.
                 joiner.expire(now, &mut self.ready);
-                self.dispatch_ready().await;
+                self.dispatch_ready();
             }
+        }
+        if self.batch.records >= MAX_STAGED {
+            self.push().await;
         }
     }
 
-    /// The frames of one read are in: spill logs that sync per batch do so.
-    pub fn end_of_batch(&self) {
-        self.pipeline.current().flush_spills();
+    /// The frames of one read are in: push what they produced, and spill
+    /// logs that sync per batch do so.
+    pub async fn end_of_batch(&mut self) {
+        let pipeline = self.current.clone();
+        self.push().await;
+        if let Some(p) = pipeline {
+            p.flush_spills();
+        }
+    }
+
+    /// Count the staged frames and push the staged records.
+    async fn push(&mut self) {
+        let counts = std::mem::take(&mut self.counts);
+        if counts.frames > 0 {
+            self.metrics.frames.inc_by(counts.frames);
+        }
+        if counts.invalid > 0 {
+            self.metrics.invalid_frames.inc_by(counts.invalid);
+        }
+        if counts.lossy_utf8 > 0 {
+            self.metrics.lossy_utf8_frames.inc_by(counts.lossy_utf8);
+        }
+        if let Some(p) = self.current.take() {
+            p.push_batch(&mut self.batch, self.may_wait).await;
+        }
     }
 
     /// When [`Reader::expire`] has work, if ever.
@@ -261,7 +359,8 @@ impl<'a> Reader<'a> {
     pub async fn expire(&mut self) {
         if let Some(joiner) = &mut self.joiner {
             joiner.expire(Instant::now(), &mut self.ready);
-            self.dispatch_ready().await;
+            self.dispatch_ready();
+            self.end_of_batch().await;
         }
     }
 
@@ -269,11 +368,12 @@ impl<'a> Reader<'a> {
     pub async fn close(&mut self) {
         if let Some(joiner) = &mut self.joiner {
             joiner.close(&mut self.ready);
-            self.dispatch_ready().await;
+            self.dispatch_ready();
         }
+        self.end_of_batch().await;
     }
 
-    async fn dispatch_ready(&mut self) {
+    fn dispatch_ready(&mut self) {
         if let Some(joiner) = &mut self.joiner {
             let stats = joiner.take_stats();
             self.metrics
@@ -288,10 +388,10 @@ impl<'a> Reader<'a> {
         if self.ready.is_empty() {
             return;
         }
+        let pipeline = self.pipeline();
         // Drained, not taken: the buffer is kept for the next frame.
-        let (pipeline, may_wait) = (self.pipeline.current(), self.may_wait);
         for event in self.ready.drain(..) {
-            pipeline.dispatch(&event, may_wait).await;
+            pipeline.dispatch(&event, &mut self.batch);
         }
     }
 }

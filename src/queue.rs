@@ -255,33 +255,89 @@ impl RouteQueue {
 
     /// Push without waiting (UDP, and the fast path of every push).
     pub fn try_push(&self, record: Record, may_wait: bool) -> Result<Pushed, Record> {
-        let size = cost(&record);
         let mut inner = self.lock();
-        if inner.closed {
-            drop(inner);
-            self.metrics.dropped_shutdown.inc();
-            return Ok(Pushed::Closed);
-        }
-        if let Some(sp) = &self.spill {
+        if let (Some(sp), false) = (&self.spill, inner.closed) {
             let to_disk = sp.durable
-                || !inner.has_room(size, self.capacity, self.max_bytes)
+                || !inner.has_room(cost(&record), self.capacity, self.max_bytes)
                 || sp.lock().log.pending() > 0;
             if to_disk {
                 drop(inner);
                 return Ok(self.spill_push(sp, record));
             }
         }
+        let pushed = self.push_locked(&mut inner, record, may_wait);
+        drop(inner);
+        if let Ok(Pushed::Queued) = pushed {
+            self.metrics.pushed.inc();
+            self.not_empty.notify_one();
+        }
+        pushed
+    }
+
+    /// Push every record of `records` (a reader's batch for this route), in
+    /// order, under one lock and with one wake-up of the sink; `records` is
+    /// left empty. Each record is treated as [`RouteQueue::push`] treats it:
+    /// under `block` (and `may_wait`) the rest waits for room.
+    pub async fn push_all(&self, records: &mut Vec<Record>, may_wait: bool) {
+        if self.spill.is_some() {
+            // Spilling routes take the disk path record by record.
+            for record in records.drain(..) {
+                self.push(record, may_wait).await;
+            }
+            return;
+        }
+        let mut rest = records.drain(..);
+        let blocked = {
+            let mut inner = self.lock();
+            let mut queued = 0u64;
+            let mut blocked = None;
+            for record in rest.by_ref() {
+                match self.push_locked(&mut inner, record, may_wait) {
+                    Ok(Pushed::Queued) => queued += 1,
+                    Ok(_) => {}
+                    Err(record) => {
+                        blocked = Some(record);
+                        break;
+                    }
+                }
+            }
+            drop(inner);
+            if queued > 0 {
+                self.metrics.pushed.inc_by(queued);
+                self.not_empty.notify_one();
+            }
+            blocked
+        };
+        // A full `block` queue: the rest goes one by one, waiting for room.
+        if let Some(record) = blocked {
+            self.push(record, may_wait).await;
+            for record in rest {
+                self.push(record, may_wait).await;
+            }
+        }
+    }
+
+    /// [`RouteQueue::try_push`] without a spill log, under the caller's
+    /// lock; counts drops, not pushes (the caller does).
+    fn push_locked(
+        &self,
+        inner: &mut Inner,
+        record: Record,
+        may_wait: bool,
+    ) -> Result<Pushed, Record> {
+        let size = cost(&record);
+        if inner.closed {
+            self.metrics.dropped_shutdown.inc();
+            return Ok(Pushed::Closed);
+        }
         if !inner.has_room(size, self.capacity, self.max_bytes) {
             match self.when_full {
                 WhenFull::Block if may_wait => return Err(record),
                 WhenFull::Block => {
-                    drop(inner);
                     self.metrics.dropped_full_udp.inc();
                     return Ok(Pushed::Dropped);
                 }
-                // Without a spill log (not reached when there is one).
                 WhenFull::DropNewest | WhenFull::Spill => {
-                    drop(inner);
                     self.metrics.dropped_full.inc();
                     return Ok(Pushed::Dropped);
                 }
@@ -299,9 +355,6 @@ impl RouteQueue {
         }
         inner.bytes += size;
         inner.records.push_back(record);
-        drop(inner);
-        self.metrics.pushed.inc();
-        self.not_empty.notify_one();
         Ok(Pushed::Queued)
     }
 
@@ -688,6 +741,55 @@ mod tests {
         producer.await.unwrap();
         assert_eq!(got, (0..100).map(rec).collect::<Vec<_>>());
         assert_eq!(m.dropped_full.get() + m.dropped_full_udp.get(), 0);
+    }
+
+    /// A reader's batch pushed at once: in order, a full `block` queue
+    /// makes the rest wait for room (nothing lost), and each full policy
+    /// counts per record as a single push does.
+    #[tokio::test]
+    async fn push_all_keeps_order_and_treats_each_record_like_push() {
+        let (q, m) = queue(4, WhenFull::Block);
+        let producer = {
+            let q = q.clone();
+            tokio::spawn(async move {
+                for chunk in (0..100).collect::<Vec<_>>().chunks(7) {
+                    let mut batch: Vec<Record> = chunk.iter().map(|&i| rec(i)).collect();
+                    q.push_all(&mut batch, true).await;
+                    assert!(batch.is_empty());
+                }
+                q.close();
+            })
+        };
+        let mut got = Vec::new();
+        let mut batch = Vec::new();
+        while q.pop_batch(&mut batch, 3, Duration::ZERO).await {
+            got.append(&mut batch);
+        }
+        producer.await.unwrap();
+        assert_eq!(got, (0..100).map(rec).collect::<Vec<_>>());
+        assert_eq!((m.pushed.get(), m.popped.get()), (100, 100));
+        assert_eq!(m.dropped_full.get() + m.dropped_full_udp.get(), 0);
+
+        // UDP (may not wait): what does not fit is dropped and counted.
+        let (q, m) = queue(3, WhenFull::Block);
+        q.push_all(&mut (0..5).map(rec).collect(), false).await;
+        assert_eq!((m.pushed.get(), m.dropped_full_udp.get()), (3, 2));
+        let (q, m) = queue(3, WhenFull::DropNewest);
+        q.push_all(&mut (0..5).map(rec).collect(), true).await;
+        assert_eq!((m.pushed.get(), m.dropped_full.get()), (3, 2));
+        let mut out = Vec::new();
+        assert!(q.pop_batch(&mut out, 10, Duration::ZERO).await);
+        assert_eq!(out, vec![rec(0), rec(1), rec(2)]);
+        let (q, m) = queue(3, WhenFull::DropOldest);
+        q.push_all(&mut (0..5).map(rec).collect(), true).await;
+        assert_eq!((m.pushed.get(), m.dropped_oldest.get()), (5, 2));
+        out.clear();
+        assert!(q.pop_batch(&mut out, 10, Duration::ZERO).await);
+        assert_eq!(out, vec![rec(2), rec(3), rec(4)]);
+        // Closed: counted as lost at shutdown.
+        q.close();
+        q.push_all(&mut (0..2).map(rec).collect(), true).await;
+        assert_eq!(m.dropped_shutdown.get(), 2);
     }
 
     #[tokio::test]
