@@ -91,6 +91,18 @@ fn bench_route(c: &mut Criterion) {
     group.finish();
 }
 
+/// The blaster's traffic (`--size 256`): a status line and an event line.
+const E2E_LINES: [(&str, &str); 2] = [
+    (
+        "status_line",
+        "<134>1 2026-11-28T21:50:18.173902Z host00 app0 1000 - - status route=/api/v1/orders code=503 latency_ms=0.0 bytes=200 seq=0 sent=1795902618173902091 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    ),
+    (
+        "event_line",
+        "<134>1 2026-11-28T21:50:18.173902Z host01 app1 1001 - - INFO  [worker-1] com.example.Orders - order processed id=1 seq=1 sent=1795902618173902091 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    ),
+];
+
 /// The end-to-end benchmark's router (benches/e2e/sluice.toml: nine grok
 /// metric routes and a document route) over the blaster's traffic: a status
 /// line, which one metric route takes with six captures, and an event line,
@@ -102,15 +114,11 @@ fn bench_e2e_router(c: &mut Criterion) {
     let router = Router::new(&config.routes).unwrap();
     let cases = [
         (
-            "status_line",
-            "<134>1 2026-11-28T21:50:18.173902Z host00 app0 1000 - - status route=/api/v1/orders code=503 latency_ms=0.0 bytes=200 seq=0 sent=1795902618173902091 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            E2E_LINES[0].0,
+            E2E_LINES[0].1,
             &["http_status", "events"][..],
         ),
-        (
-            "event_line",
-            "<134>1 2026-11-28T21:50:18.173902Z host01 app1 1001 - - INFO  [worker-1] com.example.Orders - order processed id=1 seq=1 sent=1795902618173902091 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            &["events"][..],
-        ),
+        (E2E_LINES[1].0, E2E_LINES[1].1, &["events"][..]),
     ];
     let mut group = c.benchmark_group("route_e2e_config");
     group.throughput(Throughput::Elements(1));
@@ -136,5 +144,48 @@ fn bench_e2e_router(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_route, bench_e2e_router);
+/// A reader's whole work per frame of the e2e benchmark: decode, route and
+/// encode for every matching route (document key included), as
+/// `Pipeline::dispatch` does before records are queued.
+fn bench_e2e_reader(c: &mut Criterion) {
+    let text = include_str!("e2e/sluice.toml").replace("${BLASTER_SINK}", "http://127.0.0.1:9");
+    let config =
+        Config::from_toml(&text, "benches/e2e/sluice.toml").unwrap_or_else(|e| panic!("{e}"));
+    let router = Router::new(&config.routes).unwrap();
+    let peer = Some("127.0.0.1:50122".parse().unwrap());
+    let mut group = c.benchmark_group("reader_e2e_config");
+    group.throughput(Throughput::Elements(1));
+    for (name, line) in E2E_LINES {
+        let frame = Bytes::from_static(line.as_bytes());
+        let mut errors = Vec::new();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut out = Vec::with_capacity(4);
+                let event = decode(
+                    frame.clone(),
+                    peer,
+                    1_795_902_618_200_000_000,
+                    &DecodeOptions::default(),
+                );
+                router.route(&event, &mut out);
+                let mut records = Vec::with_capacity(2);
+                for m in &out {
+                    let route = &config.routes[m.route];
+                    records.push(sluice::route::encode(
+                        &route.output,
+                        &route.name,
+                        router.capture_names(m.route),
+                        &event,
+                        m.captures.as_ref(),
+                        &mut errors,
+                    ));
+                }
+                std::hint::black_box(records)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_route, bench_e2e_router, bench_e2e_reader);
 criterion_main!(benches);
