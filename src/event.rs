@@ -462,25 +462,36 @@ fn digit_pair(v: u64) -> &'static str {
 
 /// The last `digits` decimal digits of `v`, zero-padded (`digits` ≤ 20).
 /// Pairs are split off the low end with constant divisors (multiplies, not
-/// divisions) and written from the high end.
+/// divisions) into a stack buffer, which is appended in one copy.
 #[inline]
 fn push_digits(out: &mut String, v: u64, digits: u32) {
     let digits = digits.min(20) as usize;
-    let mut pairs = [0u8; 10];
-    let count = digits.div_ceil(2);
+    let mut buf = [b'0'; 20];
     let mut n = v;
-    for p in pairs.iter_mut().take(count) {
-        *p = (n % 100) as u8;
+    let mut i = buf.len();
+    let start = buf.len() - digits;
+    while i >= start + 2 {
+        let p = (n % 100) as usize * 2;
         n /= 100;
+        buf[i - 2] = DIGIT_PAIR_BYTES[p];
+        buf[i - 1] = DIGIT_PAIR_BYTES[p + 1];
+        i -= 2;
     }
-    let mut i = count;
-    if digits % 2 == 1 {
-        i -= 1;
-        out.push(char::from(b'0' + pairs[i] % 10));
+    if i > start {
+        buf[i - 1] = b'0' + (n % 10) as u8;
     }
-    while i > 0 {
-        i -= 1;
-        out.push_str(digit_pair(u64::from(pairs[i])));
+    push_ascii(out, &buf[start..]);
+}
+
+/// Append `bytes` (digits made in a buffer, say) in one copy when they are
+/// all ASCII; anything else is not appended. Validating with `from_utf8` or
+/// pushing char by char cost more than making the digits (callgrind: 67
+/// and 95 instructions a call against about 10 for this check).
+#[inline]
+pub fn push_ascii(out: &mut String, bytes: &[u8]) {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8, so `out` stays valid UTF-8.
+        unsafe { out.as_mut_vec() }.extend_from_slice(bytes);
     }
 }
 
@@ -604,6 +615,16 @@ mod tests {
             },
         );
         assert_eq!(s, "2026-11-23T10:00:00.123+09:00");
+    }
+
+    #[test]
+    fn push_ascii_appends_ascii_only() {
+        let mut out = String::from("é");
+        push_ascii(&mut out, b"0123abc");
+        assert_eq!(out, "é0123abc");
+        push_ascii(&mut out, b"12\xff");
+        push_ascii(&mut out, "ü".as_bytes());
+        assert_eq!(out, "é0123abc");
     }
 
     #[test]

@@ -11,7 +11,7 @@ proptest! {
 
     #[test]
     fn bulk_bodies_are_ndjson_paired_and_bounded(
-        docs in proptest::collection::vec(("\\PC{0,200}", any::<bool>()), 1..60),
+        docs in proptest::collection::vec(("\\PC{0,200}", any::<bool>(), any::<bool>()), 1..60),
         // Any text: the action line must escape it.
         index in "\\PC{1,20}",
         max_bytes in 200usize..4000,
@@ -19,13 +19,16 @@ proptest! {
         // Documents as the encoders write them: one line of JSON.
         let sources: Vec<String> = docs
             .iter()
-            .map(|(text, _)| serde_json::json!({"message": text, "n": text.len()}).to_string())
+            .map(|(text, _, _)| serde_json::json!({"message": text, "n": text.len()}).to_string())
             .collect();
+        // Two indexes (two hours of a batch), each shared by its items as
+        // the sink shares them.
+        let indexes: [std::sync::Arc<str>; 2] = [index.as_str().into(), format!("{index}-2").into()];
         let items: Vec<Item<'_>> = sources
             .iter()
             .zip(&docs)
-            .map(|(s, (_, with_id))| Item {
-                index: index.as_str().into(),
+            .map(|(s, (_, with_id, second))| Item {
+                index: indexes[usize::from(*second)].clone(),
                 id: with_id.then(|| document_hash(s)),
                 source: s,
             })
@@ -42,8 +45,8 @@ proptest! {
             for (k, pair) in lines.chunks(2).enumerate() {
                 let action: serde_json::Value = serde_json::from_str(pair[0]).unwrap();
                 let meta = &action["create"];
-                prop_assert_eq!(meta["_index"].as_str(), Some(index.as_str()));
                 let item = &items[chunk[k]];
+                prop_assert_eq!(meta["_index"].as_str(), Some(&*item.index));
                 let id = item.id.map(|_| document_id(item.source));
                 prop_assert_eq!(meta["_id"].as_str(), id.as_deref());
                 let source: serde_json::Value = serde_json::from_str(pair[1]).unwrap();

@@ -416,10 +416,19 @@ pub fn bulk_body(items: &[Item<'_>], chunk: &[usize]) -> Vec<u8> {
         .map(|it| it.source.len() + it.index.len() + 80)
         .sum();
     let mut body = String::with_capacity(size);
+    // The action's start, written once per index (a batch's items share
+    // their hour's index).
+    let mut action = String::new();
+    let mut action_index: Option<&std::sync::Arc<str>> = None;
     for &i in chunk {
         let Some(item) = items.get(i) else { continue };
-        body.push_str("{\"create\":{\"_index\":");
-        write_json_str(&mut body, &item.index);
+        if action_index.is_none_or(|a| !std::sync::Arc::ptr_eq(a, &item.index)) {
+            action.clear();
+            action.push_str("{\"create\":{\"_index\":");
+            write_json_str(&mut action, &item.index);
+            action_index = Some(&item.index);
+        }
+        body.push_str(&action);
         if let Some(id) = &item.id {
             body.push_str(",\"_id\":\"");
             push_hex(&mut body, id);
@@ -528,17 +537,17 @@ const HEX_PAIR_BYTES: [u8; 512] = {
     }
     t
 };
-static HEX_PAIRS: &str = match std::str::from_utf8(&HEX_PAIR_BYTES) {
-    Ok(s) => s,
-    Err(_) => "",
-};
 
 /// Append `bytes` as lowercase hex digits.
 fn push_hex(out: &mut String, bytes: &[u8]) {
-    out.reserve(bytes.len() * 2);
-    for &b in bytes {
-        let i = usize::from(b) * 2;
-        out.push_str(HEX_PAIRS.get(i..i + 2).unwrap_or("00"));
+    // An id's 16 bytes are made in one buffer and appended in one copy.
+    let mut buf = [0u8; 64];
+    for chunk in bytes.chunks(buf.len() / 2) {
+        for (pair, &b) in buf.chunks_exact_mut(2).zip(chunk) {
+            let i = usize::from(b) * 2;
+            pair.copy_from_slice(&HEX_PAIR_BYTES[i..i + 2]);
+        }
+        crate::event::push_ascii(out, &buf[..chunk.len() * 2]);
     }
 }
 
