@@ -462,25 +462,28 @@ fn digit_pair(v: u64) -> &'static str {
 
 /// The last `digits` decimal digits of `v`, zero-padded (`digits` ≤ 20).
 /// Pairs are split off the low end with constant divisors (multiplies, not
-/// divisions) into a stack buffer, which is appended in one copy.
+/// divisions) into the front of a stack buffer, which is appended whole (a
+/// fixed-size copy, inlined, where a variable one calls `memcpy`) and cut
+/// back to the digits.
 #[inline]
 fn push_digits(out: &mut String, v: u64, digits: u32) {
     let digits = digits.min(20) as usize;
     let mut buf = [b'0'; 20];
     let mut n = v;
-    let mut i = buf.len();
-    let start = buf.len() - digits;
-    while i >= start + 2 {
+    let mut i = digits;
+    while i >= 2 {
         let p = (n % 100) as usize * 2;
         n /= 100;
         buf[i - 2] = DIGIT_PAIR_BYTES[p];
         buf[i - 1] = DIGIT_PAIR_BYTES[p + 1];
         i -= 2;
     }
-    if i > start {
-        buf[i - 1] = b'0' + (n % 10) as u8;
+    if i == 1 {
+        buf[0] = b'0' + (n % 10) as u8;
     }
-    push_ascii(out, &buf[start..]);
+    let len = out.len();
+    push_ascii(out, &buf);
+    out.truncate(len + digits);
 }
 
 /// Append `bytes` (digits made in a buffer, say) in one copy when they are
