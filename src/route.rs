@@ -588,71 +588,7 @@ fn encode_ecs(
     }
     doc.push_str("\",\"message\":");
     write_json_str(&mut doc, event.message());
-    doc.push_str(",\"log\":{\"syslog\":{");
-    let mut first = true;
-    let mut sep = |doc: &mut String| {
-        if !first {
-            doc.push(',');
-        }
-        first = false;
-    };
-    // Keys and the facility and severity names are plain ASCII without
-    // anything to escape: pushed as they are.
-    if let Some(f) = event.facility {
-        sep(&mut doc);
-        doc.push_str("\"facility\":{\"code\":");
-        push_padded(&mut doc, u64::from(f), 1);
-        doc.push_str(",\"name\":\"");
-        doc.push_str(facility_name(f));
-        doc.push_str("\"}");
-    }
-    if let Some(sv) = event.severity {
-        sep(&mut doc);
-        doc.push_str("\"severity\":{\"code\":");
-        push_padded(&mut doc, u64::from(sv), 1);
-        doc.push_str(",\"name\":\"");
-        doc.push_str(severity_name(sv));
-        doc.push_str("\"}");
-    }
-    for (key, value) in [
-        ("\"hostname\":", event.hostname()),
-        ("\"appname\":", event.appname()),
-        ("\"procid\":", event.procid()),
-        ("\"msgid\":", event.msgid()),
-    ] {
-        if let Some(v) = value {
-            sep(&mut doc);
-            doc.push_str(key);
-            write_json_str(&mut doc, v);
-        }
-    }
-    if !event.structured_data.is_empty() {
-        sep(&mut doc);
-        doc.push_str("\"structured_data\":");
-        event.write_structured_data_json(&mut doc);
-    }
-    doc.push_str("}}");
-    if let Some(h) = event.hostname() {
-        doc.push_str(",\"host\":{\"hostname\":");
-        write_json_str(&mut doc, h);
-        doc.push('}');
-    }
-    let pid = event.procid().and_then(|p| p.parse::<u32>().ok());
-    if event.appname().is_some() || pid.is_some() {
-        doc.push_str(",\"process\":{");
-        if let Some(a) = event.appname() {
-            doc.push_str("\"name\":");
-            write_json_str(&mut doc, a);
-        }
-        if let Some(p) = pid {
-            if event.appname().is_some() {
-                doc.push(',');
-            }
-            doc.push_str("\"pid\":");
-            push_padded(&mut doc, u64::from(p), 1);
-        }
-        doc.push('}');
-    }
+    push_ecs_header(&mut doc, event);
     if let Some(peer) = event.peer {
         // A connection's documents share their peer: its text is kept per
         // thread for the last peer seen.
@@ -693,6 +629,143 @@ fn encode_ecs(
     push_captures(&mut doc, capture_names, captures);
     doc.push_str("}}");
     doc
+}
+
+/// The ECS fields taken from the syslog header: `log.syslog` (facility,
+/// severity, hostname, appname, procid, msgid, structured data), `host`
+/// and `process`, each with its leading comma.
+fn write_ecs_header(doc: &mut String, event: &Event) {
+    doc.push_str(",\"log\":{\"syslog\":{");
+    let mut first = true;
+    let mut sep = |doc: &mut String| {
+        if !first {
+            doc.push(',');
+        }
+        first = false;
+    };
+    // Keys and the facility and severity names are plain ASCII without
+    // anything to escape: pushed as they are.
+    if let Some(f) = event.facility {
+        sep(doc);
+        doc.push_str("\"facility\":{\"code\":");
+        push_padded(doc, u64::from(f), 1);
+        doc.push_str(",\"name\":\"");
+        doc.push_str(facility_name(f));
+        doc.push_str("\"}");
+    }
+    if let Some(sv) = event.severity {
+        sep(doc);
+        doc.push_str("\"severity\":{\"code\":");
+        push_padded(doc, u64::from(sv), 1);
+        doc.push_str(",\"name\":\"");
+        doc.push_str(severity_name(sv));
+        doc.push_str("\"}");
+    }
+    for (key, value) in [
+        ("\"hostname\":", event.hostname()),
+        ("\"appname\":", event.appname()),
+        ("\"procid\":", event.procid()),
+        ("\"msgid\":", event.msgid()),
+    ] {
+        if let Some(v) = value {
+            sep(doc);
+            doc.push_str(key);
+            write_json_str(doc, v);
+        }
+    }
+    if !event.structured_data.is_empty() {
+        sep(doc);
+        doc.push_str("\"structured_data\":");
+        event.write_structured_data_json(doc);
+    }
+    doc.push_str("}}");
+    if let Some(h) = event.hostname() {
+        doc.push_str(",\"host\":{\"hostname\":");
+        write_json_str(doc, h);
+        doc.push('}');
+    }
+    let pid = event.procid().and_then(|p| p.parse::<u32>().ok());
+    if event.appname().is_some() || pid.is_some() {
+        doc.push_str(",\"process\":{");
+        if let Some(a) = event.appname() {
+            doc.push_str("\"name\":");
+            write_json_str(doc, a);
+        }
+        if let Some(p) = pid {
+            if event.appname().is_some() {
+                doc.push(',');
+            }
+            doc.push_str("\"pid\":");
+            push_padded(doc, u64::from(p), 1);
+        }
+        doc.push('}');
+    }
+}
+
+/// Header combinations a thread keeps written ([`HeaderCache`]).
+const HEADER_SLOTS: usize = 16;
+/// Longest header key kept; longer ones are written each time, so the
+/// cache holds at most a few tens of KiB per thread.
+const MAX_HEADER_KEY: usize = 512;
+
+/// [`write_ecs_header`] for the header combinations seen last. A stream's
+/// headers repeat (a few hosts and apps, one facility): the block, about a
+/// third of a document's encoding, is copied instead of escaped and
+/// formatted again. Direct-mapped by a hash of the header fields; a slot
+/// is used only when its fields are equal, so a collision costs a rewrite,
+/// never a wrong document.
+struct HeaderCache {
+    key: Vec<u8>,
+    slots: Vec<(Vec<u8>, String)>,
+}
+
+fn push_ecs_header(doc: &mut String, event: &Event) {
+    if !event.structured_data.is_empty() {
+        return write_ecs_header(doc, event);
+    }
+    thread_local! {
+        static HEADERS: std::cell::RefCell<HeaderCache> = const {
+            std::cell::RefCell::new(HeaderCache { key: Vec::new(), slots: Vec::new() })
+        };
+    }
+    HEADERS.with_borrow_mut(|cache| {
+        let key = &mut cache.key;
+        key.clear();
+        key.push(event.facility.unwrap_or(u8::MAX));
+        key.push(event.severity.unwrap_or(u8::MAX));
+        for field in [
+            event.hostname(),
+            event.appname(),
+            event.procid(),
+            event.msgid(),
+        ] {
+            match field {
+                None => key.push(0),
+                Some(text) => {
+                    key.push(1);
+                    key.extend_from_slice(&(text.len() as u64).to_le_bytes());
+                    key.extend_from_slice(text.as_bytes());
+                }
+            }
+        }
+        if key.len() > MAX_HEADER_KEY {
+            return write_ecs_header(doc, event);
+        }
+        if cache.slots.is_empty() {
+            cache.slots = vec![(Vec::new(), String::new()); HEADER_SLOTS];
+        }
+        let at = xxhash_rust::xxh3::xxh3_64(key) as usize % HEADER_SLOTS;
+        let Some((slot_key, text)) = cache.slots.get_mut(at) else {
+            return write_ecs_header(doc, event);
+        };
+        if slot_key != key {
+            slot_key.clear();
+            slot_key.extend_from_slice(key);
+            text.clear();
+            write_ecs_header(text, event);
+        }
+        doc.push_str(text);
+    });
 }
 
 /// The document Flume's ElasticSearchSink wrote with its logstash
@@ -1080,6 +1153,45 @@ mod tests {
 
     /// The peer's text is kept for the last peer: documents from
     /// alternating peers each carry their own.
+    /// The cached header block is byte for byte what writing it gives, over
+    /// more combinations than the cache has slots (so slots are shared and
+    /// replaced), absent fields, fields that only differ in where one ends
+    /// and the next begins, and structured data (not cached).
+    #[test]
+    fn cached_ecs_headers_equal_written_ones() {
+        let mut frames = Vec::new();
+        for i in 0..40 {
+            frames.push(format!(
+                "<{}>1 - host{} app{} {} msg{} - m",
+                8 + i % 3,
+                i % 10,
+                i % 4,
+                1000 + i % 5,
+                i % 2
+            ));
+        }
+        frames.extend([
+            "<14>1 - ab c - - - m".to_owned(),
+            "<14>1 - a bc - - - m".to_owned(),
+            "<14>1 - - - - - - m".to_owned(),
+            "<14>1 - h\\\"q app - - - m".to_owned(),
+            "<14>1 - h app 12 ID [x@1 k=\"v\"] m".to_owned(),
+            "<14>Nov 24 11:34:54 web01 sshd[42]: m".to_owned(),
+            "garbage".to_owned(),
+        ]);
+        for round in 0..3 {
+            // Each round another order (47 frames: 1, 3 and 5 are coprime).
+            for n in 0..frames.len() {
+                let f = &frames[(n * (round * 2 + 1)) % frames.len()];
+                let e = ev(f);
+                let (mut cached, mut written) = (String::new(), String::new());
+                push_ecs_header(&mut cached, &e);
+                write_ecs_header(&mut written, &e);
+                assert_eq!(cached, written, "{f}");
+            }
+        }
+    }
+
     #[test]
     fn ecs_source_follows_each_documents_peer() {
         let output = OutputConfig::Document(DocumentFormat::Ecs { original: false });
