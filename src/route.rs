@@ -702,69 +702,108 @@ fn write_ecs_header(doc: &mut String, event: &Event) {
     }
 }
 
-/// Header combinations a thread keeps written ([`HeaderCache`]).
-const HEADER_SLOTS: usize = 16;
-/// Longest header key kept; longer ones are written each time, so the
-/// cache holds at most a few tens of KiB per thread.
-const MAX_HEADER_KEY: usize = 512;
+/// Sets of the header cache ([`HeaderCache`]), two ways each.
+const HEADER_SETS: usize = 64;
+/// Longest header (the four text fields together) kept; longer ones are
+/// written each time, so the cache holds at most a few hundred KiB per
+/// thread (a few KiB for usual headers).
+const MAX_HEADER_TEXT: usize = 512;
 
 /// [`write_ecs_header`] for the header combinations seen last. A stream's
 /// headers repeat (a few hosts and apps, one facility): the block, about a
 /// third of a document's encoding, is copied instead of escaped and
-/// formatted again. Direct-mapped by a hash of the header fields; a slot
-/// is used only when its fields are equal, so a collision costs a rewrite,
-/// never a wrong document.
+/// formatted again. Two-way set-associative by a hash of the header
+/// fields; a slot is used only when its fields are equal, so a collision
+/// costs a rewrite, never a wrong document.
+#[derive(Default)]
 struct HeaderCache {
-    key: Vec<u8>,
-    slots: Vec<(Vec<u8>, String)>,
+    slots: Vec<HeaderSlot>,
+    /// Per set: the way used last (the other one is replaced on a miss).
+    recent: Vec<u8>,
+}
+
+#[derive(Default, Clone)]
+struct HeaderSlot {
+    facility: Option<u8>,
+    severity: Option<u8>,
+    fields: [Option<String>; 4],
+    /// The block written for these fields; empty while the slot is unused.
+    text: String,
+}
+
+impl HeaderSlot {
+    fn holds(&self, event: &Event, fields: &[Option<&str>; 4]) -> bool {
+        !self.text.is_empty()
+            && self.facility == event.facility
+            && self.severity == event.severity
+            && self
+                .fields
+                .iter()
+                .zip(fields)
+                .all(|(a, b)| a.as_deref() == *b)
+    }
 }
 
 fn push_ecs_header(doc: &mut String, event: &Event) {
-    if !event.structured_data.is_empty() {
+    let fields = [
+        event.hostname(),
+        event.appname(),
+        event.procid(),
+        event.msgid(),
+    ];
+    let text_len: usize = fields.iter().map(|f| f.map_or(0, str::len)).sum();
+    if !event.structured_data.is_empty() || text_len > MAX_HEADER_TEXT {
         return write_ecs_header(doc, event);
     }
     thread_local! {
-        static HEADERS: std::cell::RefCell<HeaderCache> = const {
-            std::cell::RefCell::new(HeaderCache { key: Vec::new(), slots: Vec::new() })
+        static HEADERS: std::cell::RefCell<HeaderCache> =
+            std::cell::RefCell::new(HeaderCache::default());
+    }
+    // Each field hashed where it lies (no key is assembled: loads of bytes
+    // just stored one at a time stall).
+    let mut h = u64::from(event.facility.unwrap_or(u8::MAX)) << 8
+        | u64::from(event.severity.unwrap_or(u8::MAX));
+    for f in fields {
+        h = match f {
+            Some(text) => xxhash_rust::xxh3::xxh3_64_with_seed(text.as_bytes(), h),
+            None => h.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,
         };
     }
+    let set = (h % HEADER_SETS as u64) as usize;
     HEADERS.with_borrow_mut(|cache| {
-        let key = &mut cache.key;
-        key.clear();
-        key.push(event.facility.unwrap_or(u8::MAX));
-        key.push(event.severity.unwrap_or(u8::MAX));
-        for field in [
-            event.hostname(),
-            event.appname(),
-            event.procid(),
-            event.msgid(),
-        ] {
-            match field {
-                None => key.push(0),
-                Some(text) => {
-                    key.push(1);
-                    key.extend_from_slice(&(text.len() as u64).to_le_bytes());
-                    key.extend_from_slice(text.as_bytes());
-                }
-            }
-        }
-        if key.len() > MAX_HEADER_KEY {
-            return write_ecs_header(doc, event);
-        }
         if cache.slots.is_empty() {
-            cache.slots = vec![(Vec::new(), String::new()); HEADER_SLOTS];
+            cache.slots = vec![HeaderSlot::default(); HEADER_SETS * 2];
+            cache.recent = vec![0; HEADER_SETS];
         }
-        let at = xxhash_rust::xxh3::xxh3_64(key) as usize % HEADER_SLOTS;
-        let Some((slot_key, text)) = cache.slots.get_mut(at) else {
+        let (Some(ways), Some(recent)) = (
+            cache.slots.get_mut(set * 2..set * 2 + 2),
+            cache.recent.get_mut(set),
+        ) else {
             return write_ecs_header(doc, event);
         };
-        if slot_key != key {
-            slot_key.clear();
-            slot_key.extend_from_slice(key);
-            text.clear();
-            write_ecs_header(text, event);
-        }
-        doc.push_str(text);
+        let way = match ways.iter().position(|w| w.holds(event, &fields)) {
+            Some(way) => way,
+            None => {
+                let way = usize::from(*recent == 0);
+                let slot = &mut ways[way];
+                slot.facility = event.facility;
+                slot.severity = event.severity;
+                for (kept, f) in slot.fields.iter_mut().zip(fields) {
+                    match (kept.as_mut(), f) {
+                        (Some(k), Some(f)) => {
+                            k.clear();
+                            k.push_str(f);
+                        }
+                        (_, f) => *kept = f.map(str::to_owned),
+                    }
+                }
+                slot.text.clear();
+                write_ecs_header(&mut slot.text, event);
+                way
+            }
+        };
+        *recent = way as u8;
+        doc.push_str(&ways[way].text);
     });
 }
 
@@ -1154,17 +1193,17 @@ mod tests {
     /// The peer's text is kept for the last peer: documents from
     /// alternating peers each carry their own.
     /// The cached header block is byte for byte what writing it gives, over
-    /// more combinations than the cache has slots (so slots are shared and
-    /// replaced), absent fields, fields that only differ in where one ends
-    /// and the next begins, and structured data (not cached).
+    /// more combinations than the cache has slots (so sets fill and ways
+    /// are replaced), absent fields, fields that only differ in where one
+    /// ends and the next begins, and structured data (not cached).
     #[test]
     fn cached_ecs_headers_equal_written_ones() {
         let mut frames = Vec::new();
-        for i in 0..40 {
+        for i in 0..200 {
             frames.push(format!(
                 "<{}>1 - host{} app{} {} msg{} - m",
                 8 + i % 3,
-                i % 10,
+                i % 50,
                 i % 4,
                 1000 + i % 5,
                 i % 2
@@ -1180,9 +1219,9 @@ mod tests {
             "garbage".to_owned(),
         ]);
         for round in 0..3 {
-            // Each round another order (47 frames: 1, 3 and 5 are coprime).
+            // Each round another order (207 frames: 1, 2 and 5 are coprime).
             for n in 0..frames.len() {
-                let f = &frames[(n * (round * 2 + 1)) % frames.len()];
+                let f = &frames[(n * [1, 2, 5][round]) % frames.len()];
                 let e = ev(f);
                 let (mut cached, mut written) = (String::new(), String::new());
                 push_ecs_header(&mut cached, &e);

@@ -540,14 +540,20 @@ const HEX_PAIR_BYTES: [u8; 512] = {
 
 /// Append `bytes` as lowercase hex digits.
 fn push_hex(out: &mut String, bytes: &[u8]) {
-    // An id's 16 bytes are made in one buffer and appended in one copy.
-    let mut buf = [0u8; 64];
-    for chunk in bytes.chunks(buf.len() / 2) {
-        for (pair, &b) in buf.chunks_exact_mut(2).zip(chunk) {
-            let i = usize::from(b) * 2;
-            pair.copy_from_slice(&HEX_PAIR_BYTES[i..i + 2]);
-        }
-        crate::event::push_ascii(out, &buf[..chunk.len() * 2]);
+    // Written in place (see `push_digits`: digits made in a stack buffer
+    // stall the copy that follows).
+    // SAFETY: every byte added is an ASCII hex digit (zeros first, then
+    // pairs from HEX_PAIR_BYTES): `out` stays valid UTF-8.
+    let out = unsafe { out.as_mut_vec() };
+    let start = out.len();
+    out.resize(start + bytes.len() * 2, b'0');
+    let Some(hex) = out.get_mut(start..) else {
+        return;
+    };
+    for (pair, &b) in hex.chunks_exact_mut(2).zip(bytes) {
+        let i = usize::from(b) * 2;
+        pair[0] = HEX_PAIR_BYTES[i];
+        pair[1] = HEX_PAIR_BYTES[i + 1];
     }
 }
 
