@@ -267,12 +267,17 @@ fn rfc3339(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
             nom::error::ErrorKind::Eof,
         )));
     };
-    let shape_ok = dt.iter().enumerate().all(|(k, &b)| match k {
-        4 | 7 => b == b'-',
-        10 => b == b'T' || b == b't',
-        13 | 16 => b == b':',
-        _ => b.is_ascii_digit(),
-    });
+    // Without branches per byte (a `match` on the place compiled to a jump
+    // table that mispredicted).
+    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    let shape_ok = DIGITS
+        .iter()
+        .fold(true, |ok, &k| ok & (dt[k].wrapping_sub(b'0') < 10))
+        & (dt[4] == b'-')
+        & (dt[7] == b'-')
+        & (dt[10] | 0x20 == b't')
+        & (dt[13] == b':')
+        & (dt[16] == b':');
     if !shape_ok {
         return Err(nom::Err::Error(nom::error::Error::new(
             i,

@@ -36,7 +36,9 @@ impl Protocol {
 /// A frame's bytes as UTF-8 text without copying when they are valid UTF-8;
 /// otherwise a lossy copy, and the original bytes.
 pub(crate) fn text_of(raw: Bytes) -> (ByteString, Option<Bytes>) {
-    if std::str::from_utf8(&raw).is_ok() {
+    // SIMD validation: every frame passes here (std's check was 1.7 % of
+    // the reader's samples).
+    if simdutf8::basic::from_utf8(&raw).is_ok() {
         // SAFETY: `raw` was just checked to be valid UTF-8.
         (unsafe { ByteString::from_bytes_unchecked(raw) }, None)
     } else {
