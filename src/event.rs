@@ -543,14 +543,12 @@ pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
     if ts.frac_digits > 0 {
         let digits = u32::from(ts.frac_digits.min(9));
         out.push('.');
-        // Constant divisors for the usual precisions.
-        let frac = match digits {
-            3 => nanos / 1_000_000,
-            6 => nanos / 1_000,
-            9 => nanos,
-            d => nanos / 10_i64.pow(9 - d),
-        };
-        push_digits(out, frac as u64, digits);
+        // All nine digits, then cut to the precision: the leading `digits`
+        // of the nine are `nanos / 10^(9 - digits)` without a division (a
+        // match of constant divisors was compiled into a table and one
+        // hardware `div`).
+        push_digits(out, nanos as u64, 9);
+        out.truncate(out.len() - (9 - digits as usize));
     }
     if ts.offset_secs == 0 {
         out.push('Z');
@@ -643,7 +641,17 @@ mod tests {
         let mut secs = start;
         let mut n = 0;
         while secs < 4_102_444_800 {
-            for (s, frac_digits) in [(secs, 6u8), (secs + 1, 3), (secs, 9), (secs - 86_400, 1)] {
+            for (s, frac_digits) in [
+                (secs, 6u8),
+                (secs + 1, 3),
+                (secs, 9),
+                (secs - 86_400, 1),
+                (secs, 2),
+                (secs, 4),
+                (secs, 5),
+                (secs, 7),
+                (secs, 8),
+            ] {
                 let nanos = (s.rem_euclid(1000) * 999_983) % 1_000_000_000;
                 let mut ours = String::new();
                 write_rfc3339(
