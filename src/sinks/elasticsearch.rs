@@ -39,6 +39,11 @@ pub struct ElasticsearchSink {
     nodes: Mutex<(usize, Vec<Option<Instant>>)>,
     dead_letter: Option<DeadLetter>,
     retry: RetryPolicy,
+    /// The last request's body buffer, taken back once the request is done
+    /// and written into by the next: a fresh multi-MiB body per request
+    /// page-faulted in, and freed on another thread it stayed resident
+    /// until the allocator purged it.
+    spare_body: Mutex<Vec<u8>>,
 }
 
 /// One document of a batch, ready to send.
@@ -81,6 +86,7 @@ impl ElasticsearchSink {
                 initial_backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(5),
             },
+            spare_body: Mutex::new(Vec::new()),
         })
     }
 
@@ -217,7 +223,8 @@ impl ElasticsearchSink {
         items: &[Item<'_>],
         chunk: &[usize],
     ) -> Result<Answer, (String, Option<Duration>)> {
-        let body = bulk_body(items, chunk);
+        let spare = std::mem::take(&mut *self.spare_body.lock().unwrap_or_else(|p| p.into_inner()));
+        let body = bulk_body_into(items, chunk, spare);
         let (node, base) = self.node();
         let mut url = format!("{}/_bulk", base.trim_end_matches('/'));
         if let Some(p) = &self.config.pipeline {
@@ -228,12 +235,16 @@ impl ElasticsearchSink {
             .client
             .post(&url)
             .header("Content-Type", "application/x-ndjson");
-        let body = if self.config.gzip {
+        let body = bytes::Bytes::from(if self.config.gzip {
             req = req.header("Content-Encoding", "gzip");
-            gzip(&body).map_err(|e| (format!("gzip: {e}"), None))?
+            let zipped = gzip(&body).map_err(|e| (format!("gzip: {e}"), None));
+            self.keep_body(body);
+            zipped?
         } else {
             body
-        };
+        });
+        // A handle on the body: unique again once the request is done.
+        let kept = body.clone();
         let c = &self.config;
         if let Some(key) = &c.api_key {
             req = req.header("Authorization", format!("ApiKey {key}"));
@@ -255,6 +266,9 @@ impl ElasticsearchSink {
         // Bytes, not text: the answer is parsed as it is (JSON is UTF-8);
         // only an error's excerpt is decoded.
         let answer = response.bytes().await.unwrap_or_default();
+        if let Ok(body) = kept.try_into_mut() {
+            self.keep_body(body.into());
+        }
         if status == 429 || status >= 500 {
             self.node_failed(node);
             return Err((format!("{base}: {status} {}", short(&answer)), retry_after));
@@ -268,6 +282,12 @@ impl ElasticsearchSink {
             ));
         }
         Ok(read_items(&answer, chunk))
+    }
+
+    /// Keep `body`'s buffer for the next request (emptied).
+    fn keep_body(&self, mut body: Vec<u8>) {
+        body.clear();
+        *self.spare_body.lock().unwrap_or_else(|p| p.into_inner()) = body;
     }
 
     fn dead_letter(
@@ -410,12 +430,21 @@ fn read_items(body: &[u8], chunk: &[usize]) -> Answer {
 /// cannot duplicate, without one Elasticsearch generates it, and data
 /// streams accept nothing else.
 pub fn bulk_body(items: &[Item<'_>], chunk: &[usize]) -> Vec<u8> {
+    bulk_body_into(items, chunk, Vec::new())
+}
+
+/// [`bulk_body`] written into `buffer` (emptied first; its allocation is
+/// reused when large enough).
+pub fn bulk_body_into(items: &[Item<'_>], chunk: &[usize], mut buffer: Vec<u8>) -> Vec<u8> {
     let size: usize = chunk
         .iter()
         .filter_map(|&i| items.get(i))
         .map(|it| it.source.len() + it.index.len() + 80)
         .sum();
-    let mut body = String::with_capacity(size);
+    buffer.clear();
+    buffer.reserve(size);
+    // An empty Vec<u8> is valid UTF-8.
+    let mut body = String::from_utf8(buffer).unwrap_or_default();
     // The action's start, written once per index (a batch's items share
     // their hour's index).
     let mut action = String::new();
@@ -603,9 +632,33 @@ mod tests {
         ];
         let body = bulk_body(&items, &[0, 1]);
         assert_eq!(
-            String::from_utf8(body).unwrap(),
+            String::from_utf8(body.clone()).unwrap(),
             "{\"create\":{\"_index\":\"i\\\"x\",\"_id\":\"0123456789abcdef000000000000fe10\"}}\n{\"m\":\"a\\nb\"}\n{\"create\":{\"_index\":\"i\"}}\n{}\n"
         );
+        // Into a buffer left from an earlier request: emptied, and its
+        // allocation kept.
+        let mut old = Vec::with_capacity(1 << 16);
+        old.extend_from_slice(b"the last request's body");
+        let at = old.as_ptr();
+        let reused = bulk_body_into(&items, &[0, 1], old);
+        assert_eq!(reused, body);
+        assert_eq!(reused.as_ptr(), at);
+    }
+
+    /// What the sink relies on to take a request's body back: a `Bytes` made
+    /// from a Vec, cloned for the request and dropped by it, is unique again
+    /// and gives back the same allocation.
+    #[test]
+    fn a_sent_body_gives_its_buffer_back() {
+        let mut v = Vec::with_capacity(4096);
+        v.extend_from_slice(b"{\"create\":{}}\n{}\n");
+        let at = v.as_ptr();
+        let body = bytes::Bytes::from(v);
+        let kept = body.clone();
+        drop(body);
+        let back: Vec<u8> = kept.try_into_mut().map(Into::into).unwrap();
+        assert_eq!(back.as_ptr(), at);
+        assert!(back.capacity() >= 4096);
     }
 
     #[test]
