@@ -710,9 +710,9 @@ const HEADER_SETS: usize = 64;
 const MAX_HEADER_TEXT: usize = 512;
 
 /// [`write_ecs_header`] for the header combinations seen last. A stream's
-/// headers repeat (a few hosts and apps, one facility): the block, about a
-/// third of a document's encoding, is copied instead of escaped and
-/// formatted again. Two-way set-associative by a hash of the header
+/// headers repeat (a few hosts and apps, one facility): the block is
+/// copied instead of escaped and formatted again (15 % of the reader's
+/// instructions per frame of the e2e benchmark, by callgrind). Two-way set-associative by a hash of the header
 /// fields; a slot is used only when its fields are equal, so a collision
 /// costs a rewrite, never a wrong document.
 #[derive(Default)]
