@@ -13,8 +13,7 @@ use crate::decode::{DecodeOptions, decode};
 use crate::event::Event;
 use crate::multiline::Joiner;
 use crate::queue::{RouteQueue, SpillShared};
-use crate::route::Record;
-use crate::route::{ConversionError, encode};
+use crate::route::{ConversionError, Record, encode};
 use crate::router::{Router, RouterError};
 use crate::telemetry::{ListenerMetrics, RouteMetrics, Telemetry};
 
@@ -210,7 +209,7 @@ fn recycle<'b>(matches: Vec<crate::router::RouteMatch<'_>>) -> Vec<crate::router
 const MAX_STAGED: usize = 1024;
 
 /// The pipeline in force, swapped whole by a reload. Readers take the
-/// current one per frame (an `Arc`, so a retired pipeline is known to be
+/// current one per batch of frames (an `Arc`, so a retired pipeline is known to be
 /// unused once only its owner holds it).
 pub struct PipelineHandle(arc_swap::ArcSwap<Pipeline>);
 
@@ -281,21 +280,6 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The pipeline this batch is routed by (taken at its first frame).
-    fn pipeline(&mut self) -> Arc<Pipeline> {
-        match &self.current {
-            Some(p) => p.clone(),
-            None => {
-                let p = self.pipeline.current();
-                self.batch
-                    .routes
-                    .resize_with(p.routes.len(), StagedRoute::default);
-                self.current = Some(p.clone());
-                p
-            }
-        }
-    }
-
     /// Take one frame.
     pub async fn frame(&mut self, frame: Bytes, peer: Option<SocketAddr>, received_nanos: i64) {
         let event = decode(frame, peer, received_nanos, self.opts);
@@ -303,14 +287,8 @@ impl<'a> Reader<'a> {
         self.counts.invalid += u64::from(!event.valid);
         self.counts.lossy_utf8 += u64::from(event.lossy_utf8);
         match &mut self.joiner {
-            None => {
-                if self.current.is_none() {
-                    self.pipeline();
-                }
-                if let Some(p) = &self.current {
-                    p.dispatch(&event, &mut self.batch);
-                }
-            }
+            None => begin(&mut self.current, self.pipeline, &mut self.batch)
+                .dispatch(&event, &mut self.batch),
             Some(joiner) => {
                 let now = Instant::now();
                 joiner.push(event, now, &mut self.ready);
@@ -391,12 +369,28 @@ impl<'a> Reader<'a> {
         if self.ready.is_empty() {
             return;
         }
-        let pipeline = self.pipeline();
+        let pipeline = begin(&mut self.current, self.pipeline, &mut self.batch);
         // Drained, not taken: the buffer is kept for the next frame.
         for event in self.ready.drain(..) {
             pipeline.dispatch(&event, &mut self.batch);
         }
     }
+}
+
+/// The pipeline a reader's batch is routed by: the one in force, taken at
+/// the batch's first frame (with a staging slot per route).
+fn begin<'p>(
+    current: &'p mut Option<Arc<Pipeline>>,
+    handle: &PipelineHandle,
+    batch: &mut Batch,
+) -> &'p Arc<Pipeline> {
+    current.get_or_insert_with(|| {
+        let p = handle.current();
+        batch
+            .routes
+            .resize_with(p.routes.len(), StagedRoute::default);
+        p
+    })
 }
 
 /// Now, in nanoseconds since the Unix epoch.
