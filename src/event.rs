@@ -125,6 +125,11 @@ pub struct Event {
     pub peer: Option<SocketAddr>,
     /// Receive time, nanoseconds since the Unix epoch.
     pub received_nanos: i64,
+    /// This frame's number among the frames the process received, set by
+    /// the reader (0 until then): two frames alike in every byte, peer and
+    /// receive time (one read of a sender that logged a line twice) are
+    /// still two frames, and their documents two `_id`s.
+    pub frame_number: u64,
 }
 
 impl Event {
@@ -163,6 +168,7 @@ impl Event {
             valid: false,
             peer,
             received_nanos,
+            frame_number: 0,
         }
     }
 

@@ -245,6 +245,32 @@ pub struct Reader<'a> {
     current: Option<Arc<Pipeline>>,
     batch: Batch,
     counts: FrameCounts,
+    numbers: FrameNumbers,
+}
+
+/// Frame numbers unique in the process: each reader takes a block of
+/// [`FrameNumbers::BLOCK`] from one shared counter and numbers its frames
+/// from it, so readers on different threads do not share a counter's
+/// cache line per frame.
+#[derive(Default)]
+struct FrameNumbers {
+    next: u64,
+    end: u64,
+}
+
+impl FrameNumbers {
+    const BLOCK: u64 = 4096;
+
+    fn next(&mut self) -> u64 {
+        static TAKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        if self.next == self.end {
+            self.next = TAKEN.fetch_add(Self::BLOCK, std::sync::atomic::Ordering::Relaxed);
+            self.end = self.next + Self::BLOCK;
+        }
+        let n = self.next;
+        self.next += 1;
+        n
+    }
 }
 
 /// Listener counters of the frames staged.
@@ -277,12 +303,14 @@ impl<'a> Reader<'a> {
                 errors: Vec::new(),
             },
             counts: FrameCounts::default(),
+            numbers: FrameNumbers::default(),
         }
     }
 
     /// Take one frame.
     pub async fn frame(&mut self, frame: Bytes, peer: Option<SocketAddr>, received_nanos: i64) {
-        let event = decode(frame, peer, received_nanos, self.opts);
+        let mut event = decode(frame, peer, received_nanos, self.opts);
+        event.frame_number = self.numbers.next();
         self.counts.frames += 1;
         self.counts.invalid += u64::from(!event.valid);
         self.counts.lossy_utf8 += u64::from(event.lossy_utf8);
@@ -419,5 +447,17 @@ mod tests {
         let r: Vec<RouteMatch<'static>> = recycle(v);
         assert!(r.is_empty());
         assert_eq!((r.as_ptr() as usize, r.capacity()), (ptr, cap));
+    }
+
+    /// Readers number frames from blocks of one counter: no number is
+    /// given twice, within a reader or across readers.
+    #[test]
+    fn frame_numbers_are_unique_across_readers() {
+        let mut readers: Vec<FrameNumbers> = (0..3).map(|_| FrameNumbers::default()).collect();
+        let mut seen = std::collections::HashSet::new();
+        for round in 0..3 * FrameNumbers::BLOCK as usize {
+            let n = readers[round % 3].next();
+            assert!(seen.insert(n), "{n} given twice");
+        }
     }
 }

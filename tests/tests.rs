@@ -2028,6 +2028,29 @@ fn elasticsearch_dropped_connection_after_processing_is_not_a_duplicate() {
     assert!(s.stop().success());
 }
 
+/// A service that logs the same line several times within its timestamp's
+/// precision sends byte-identical frames, which one TCP read (and one UDP
+/// receive) takes together: each is its own document, none is taken for a
+/// resend of another and dropped as "already stored" (409).
+#[test]
+fn identical_frames_received_together_are_each_stored() {
+    let es = EsServer::start();
+    let routes = "[[routes]]\nname = \"all\"\nsink = \"es\"\nfinal = true\ndocument = {}\n";
+    let mut s = Sluice::start(&es_config(&[es.url()], "", routes));
+    let line = "<14>Nov 24 10:00:00 h app: heartbeat ok\n";
+    tcp_send(s.addr("tcp"), line.repeat(5).as_bytes());
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..3 {
+        udp.send_to(line.trim_end().as_bytes(), s.addr("udp"))
+            .unwrap();
+    }
+    let sent = "sluice_sink_records_sent_total{sink=\"es\",route=\"all\"}";
+    wait_while(15, || s.metric(sent) < 8);
+    assert_eq!(s.metric(sent), 8);
+    assert_eq!(es.total(), 8, "identical frames were stored once");
+    assert!(s.stop().success());
+}
+
 /// The stand-in enforces the `_bulk` rules the sink must follow, so a sink
 /// that broke them would fail the tests above.
 #[test]

@@ -1,7 +1,9 @@
 //! Elasticsearch sink: documents through the `_bulk` API.
 //!
-//! Each document gets a deterministic `_id` (a 128-bit hash of the document,
-//! which carries the frame's text, peer and receive time) and goes with the
+//! Each document gets a deterministic `_id` (a 128-bit hash of its route and
+//! of the frame's number in the process, which is unique per frame even
+//! when two frames are alike byte for byte; the record keeps it, so every
+//! resend carries the same `_id`) and goes with the
 //! `create` action, so a batch sent twice stores each document once: a 409
 //! means "already stored". A 200 answer is read item by item:
 //! items answered 429 or 5xx are sent again (only they, with backoff and
@@ -413,8 +415,8 @@ fn read_items(body: &[u8], chunk: &[usize]) -> Answer {
         };
         match status {
             200..=299 => {}
-            // create of an id that exists: ids are derived from the
-            // document's frame, peer and receive time, so the document was
+            // create of an id that exists: an id is its record's own (route
+            // and frame number, unique per frame), so the document was
             // stored by an earlier attempt — perhaps one whose answer was
             // lost, or a batch the worker resent.
             409 => {}
