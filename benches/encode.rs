@@ -43,7 +43,7 @@ document = {}
         0,
         &DecodeOptions::default(),
     );
-    let captures = re.captures(event.message()).unwrap();
+    let captures = sluice::router::Captures::from(re.captures(event.message()).unwrap());
     let mut errors = Vec::new();
     let record = encode(
         &route.output,

@@ -88,7 +88,7 @@ pub fn report(event: &Event, config: Option<(&Config, &Router)>) -> String {
                             first = false;
                             write_json_str(&mut out, name);
                             out.push(':');
-                            write_json_str(&mut out, v.as_str());
+                            write_json_str(&mut out, v);
                         }
                     }
                 }

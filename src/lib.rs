@@ -44,6 +44,7 @@ pub mod pipeline;
 pub mod queue;
 pub mod route;
 pub mod router;
+pub mod sequence_pattern;
 pub mod service;
 pub mod sinks;
 pub mod spill;

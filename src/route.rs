@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use regex::Captures;
+use crate::router::Captures;
 
 use crate::config::{
     DocumentFormat, FieldType, HeaderField, MeasurementPart, MetricConfig, OnConversionError,
@@ -348,7 +348,7 @@ fn value_of<'a>(
     captures: Option<&Captures<'a>>,
 ) -> Option<&'a str> {
     match source {
-        Source::Capture { index, .. } => captures.and_then(|c| c.get(*index)).map(|m| m.as_str()),
+        Source::Capture { index, .. } => captures.and_then(|c| c.get(*index)),
         Source::Sd { id, param } => event.sd_param(id, param),
         Source::Header(h) => match h {
             HeaderField::Host => event.hostname(),
@@ -558,7 +558,7 @@ fn push_captures(
             first = false;
             write_json_str(out, name);
             out.push(':');
-            write_json_str(out, value.as_str());
+            write_json_str(out, value);
         }
     }
     out.push('}');
@@ -910,7 +910,10 @@ mod tests {
     fn point(pattern: &str, metric: &str, frame: &str) -> (Option<String>, Vec<ConversionError>) {
         let (output, re) = route(pattern, metric);
         let e = ev(frame);
-        let caps = re.as_ref().and_then(|re| re.captures(e.message()));
+        let caps = re
+            .as_ref()
+            .and_then(|re| re.captures(e.message()))
+            .map(Captures::from);
         if re.is_some() {
             assert!(caps.is_some(), "pattern does not match {frame:?}");
         }
@@ -1046,7 +1049,7 @@ mod tests {
     fn document_has_canonical_fields_and_captures() {
         let e = ev("<14>1 - h a - - - used=12");
         let re = Regex::new(r"used=(?P<used>\d+)").unwrap();
-        let caps = re.captures(e.message()).unwrap();
+        let caps = Captures::from(re.captures(e.message()).unwrap());
         let r = encode(
             &OutputConfig::Document(DocumentFormat::Canonical),
             "docs",
@@ -1071,7 +1074,10 @@ mod tests {
             &DecodeOptions::default(),
         );
         let re = pattern.map(|p| Regex::new(p).unwrap());
-        let caps = re.as_ref().and_then(|re| re.captures(e.message()));
+        let caps = re
+            .as_ref()
+            .and_then(|re| re.captures(e.message()))
+            .map(Captures::from);
         let names = re.as_ref().map(capture_names).unwrap_or_default();
         let r = encode(
             &OutputConfig::Document(format),
