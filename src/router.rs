@@ -281,17 +281,19 @@ fn condition_miss(c: &Conditions, event: &Event) -> Option<Miss> {
             return Some(Miss::Severity);
         }
     }
-    let one_of = |wanted: &Option<Vec<String>>, got: Option<&str>| match wanted {
-        Some(list) => got.is_some_and(|g| list.iter().any(|w| w == g)),
+    // The event's field is only looked up when the route names values:
+    // most routes have no such condition, and every event meets them.
+    let one_of = |wanted: &Option<Vec<String>>, got: fn(&Event) -> Option<&str>| match wanted {
+        Some(list) => got(event).is_some_and(|g| list.iter().any(|w| w == g)),
         None => true,
     };
-    if !one_of(&c.hostnames, event.hostname()) {
+    if !one_of(&c.hostnames, Event::hostname) {
         return Some(Miss::Hostname);
     }
-    if !one_of(&c.appnames, event.appname()) {
+    if !one_of(&c.appnames, Event::appname) {
         return Some(Miss::Appname);
     }
-    if !one_of(&c.msgids, event.msgid()) {
+    if !one_of(&c.msgids, Event::msgid) {
         return Some(Miss::Msgid);
     }
     None
