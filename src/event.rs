@@ -514,57 +514,79 @@ pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
         .unix_nanos
         .div_euclid(1_000_000_000)
         .saturating_add(i64::from(ts.offset_secs));
-    let nanos = ts.unix_nanos.rem_euclid(1_000_000_000);
+    let nanos = ts.unix_nanos.rem_euclid(1_000_000_000) as u64;
     // This runs twice for every document, and a stream's timestamps share
     // their second: the `YYYY-MM-DDTHH:MM:SS` of the last second is kept
-    // per thread.
+    // per thread. The text is put together in a stack buffer and appended
+    // once (one capacity check, one copy).
     thread_local! {
-        static SECOND: std::cell::RefCell<(i64, String)> =
-            const { std::cell::RefCell::new((i64::MIN, String::new())) };
+        static SECOND: std::cell::Cell<(i64, [u8; 19])> =
+            const { std::cell::Cell::new((i64::MIN, [0; 19])) };
     }
-    SECOND.with_borrow_mut(|(second, text)| {
-        if *second != local {
-            text.clear();
-            let days = local.div_euclid(86_400);
-            let secs_of_day = local.rem_euclid(86_400) as u64;
-            let (y, m, d) = civil_from_days(days);
-            if y < 0 {
-                text.push('-');
-            }
-            push_digits(text, y.unsigned_abs(), 4);
-            text.push('-');
-            text.push_str(digit_pair(u64::from(m)));
-            text.push('-');
-            text.push_str(digit_pair(u64::from(d)));
-            text.push('T');
-            text.push_str(digit_pair(secs_of_day / 3600));
-            text.push(':');
-            text.push_str(digit_pair(secs_of_day / 60 % 60));
-            text.push(':');
-            text.push_str(digit_pair(secs_of_day % 60));
-            *second = local;
-        }
-        out.push_str(text);
-    });
+    let (second, cached) = SECOND.get();
+    let prefix = if second == local {
+        cached
+    } else {
+        let prefix = date_time_text(local);
+        SECOND.set((local, prefix));
+        prefix
+    };
+    // 19 + `.` + 9 digits + `+hh:mm`.
+    let mut buf = [0u8; 35];
+    buf[..19].copy_from_slice(&prefix);
+    let mut len = 19;
     if ts.frac_digits > 0 {
-        let digits = u32::from(ts.frac_digits.min(9));
-        out.push('.');
         // All nine digits, then cut to the precision: the leading `digits`
-        // of the nine are `nanos / 10^(9 - digits)` without a division (a
-        // match of constant divisors was compiled into a table and one
-        // hardware `div`).
-        push_digits(out, nanos as u64, 9);
-        out.truncate(out.len() - (9 - digits as usize));
+        // of the nine are `nanos / 10^(9 - digits)` without a division.
+        buf[19] = b'.';
+        buf[20] = b'0' + (nanos / 100_000_000) as u8;
+        let mut rest = nanos % 100_000_000;
+        for i in (0..4).rev() {
+            let p = (rest % 100) as usize * 2;
+            rest /= 100;
+            buf[21 + 2 * i] = DIGIT_PAIR_BYTES[p];
+            buf[22 + 2 * i] = DIGIT_PAIR_BYTES[p + 1];
+        }
+        len = 20 + usize::from(ts.frac_digits.min(9));
     }
     if ts.offset_secs == 0 {
-        out.push('Z');
+        buf[len] = b'Z';
+        len += 1;
     } else {
-        out.push(if ts.offset_secs < 0 { '-' } else { '+' });
         let abs = u64::from(ts.offset_secs.unsigned_abs());
-        out.push_str(digit_pair(abs / 3600));
-        out.push(':');
-        out.push_str(digit_pair(abs / 60 % 60));
+        buf[len] = if ts.offset_secs < 0 { b'-' } else { b'+' };
+        buf[len + 1..len + 3].copy_from_slice(digit_pair(abs / 3600 % 100).as_bytes());
+        buf[len + 3] = b':';
+        buf[len + 4..len + 6].copy_from_slice(digit_pair(abs / 60 % 60).as_bytes());
+        len += 6;
     }
+    // SAFETY: every byte written to `buf[..len]` is ASCII, so `out` stays
+    // valid UTF-8.
+    unsafe { out.as_mut_vec() }.extend_from_slice(&buf[..len]);
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of `secs` since the epoch. Timestamps are i64
+/// nanoseconds (years 1677 to 2262) plus an offset under a day, so the year
+/// always has four digits.
+fn date_time_text(secs: i64) -> [u8; 19] {
+    let days = secs.div_euclid(86_400);
+    let secs_of_day = secs.rem_euclid(86_400) as u64;
+    let (y, m, d) = civil_from_days(days);
+    let y = y.clamp(0, 9999) as u64;
+    let mut t = *b"0000-00-00T00:00:00";
+    let pairs = [
+        (0, y / 100),
+        (2, y % 100),
+        (5, u64::from(m)),
+        (8, u64::from(d)),
+        (11, secs_of_day / 3600),
+        (14, secs_of_day / 60 % 60),
+        (17, secs_of_day % 60),
+    ];
+    for (at, v) in pairs {
+        t[at..at + 2].copy_from_slice(digit_pair(v).as_bytes());
+    }
+    t
 }
 
 /// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's algorithm).
