@@ -607,8 +607,21 @@ impl FieldType {
 pub struct FieldConfig {
     /// Field key in the point.
     pub name: String,
+    /// `name` as line protocol writes it (escaped once, here).
+    pub key: String,
     pub source: Source,
     pub kind: FieldType,
+}
+
+impl FieldConfig {
+    pub fn new(name: String, source: Source, kind: FieldType) -> FieldConfig {
+        FieldConfig {
+            key: crate::route::line_protocol_key(&name),
+            name,
+            source,
+            kind,
+        }
+    }
 }
 
 /// Where a tag, field or measurement part takes its value.
@@ -654,7 +667,20 @@ impl HeaderField {
 #[derive(Debug, Clone)]
 pub struct TagConfig {
     pub name: String,
+    /// `name` as line protocol writes it (escaped once, here); empty when
+    /// nothing is left of it (only backslashes): no tag.
+    pub key: String,
     pub source: Source,
+}
+
+impl TagConfig {
+    pub fn new(name: String, source: Source) -> TagConfig {
+        TagConfig {
+            key: crate::route::line_protocol_key(&name),
+            name,
+            source,
+        }
+    }
 }
 
 /// The source for capture `name` of `pattern`, with its group index.
@@ -669,6 +695,8 @@ fn self_capture(pattern: Option<&regex::Regex>, name: &str) -> Option<Source> {
 /// A piece of a (templated) measurement name: `jvm_{pool}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MeasurementPart {
+    /// Text as line protocol writes it in a measurement (escaped once:
+    /// [`crate::route::line_protocol_measurement`]).
     Text(String),
     Value(Source),
 }
@@ -2039,14 +2067,18 @@ impl Validator<'_, '_> {
                 return Err(self.err(&measurement_path, "unclosed { in the measurement template"));
             };
             if open > 0 {
-                measurement_parts.push(MeasurementPart::Text(rest[..open].to_owned()));
+                measurement_parts.push(MeasurementPart::Text(
+                    crate::route::line_protocol_measurement(&rest[..open]),
+                ));
             }
             let name = &rest[open + 1..open + close];
             measurement_parts.push(MeasurementPart::Value(source(&measurement_path, name)?));
             rest = &rest[open + close + 1..];
         }
         if !rest.is_empty() {
-            measurement_parts.push(MeasurementPart::Text(rest.to_owned()));
+            measurement_parts.push(MeasurementPart::Text(
+                crate::route::line_protocol_measurement(rest),
+            ));
         }
 
         let mut tags = Vec::new();
@@ -2054,10 +2086,7 @@ impl Validator<'_, '_> {
             let mut path = at(base, "tags");
             path.push(Seg::Index(i));
             let tag = match t {
-                toml::Value::String(name) => TagConfig {
-                    name: key_of(name),
-                    source: source(&path, name)?,
-                },
+                toml::Value::String(name) => TagConfig::new(key_of(name), source(&path, name)?),
                 toml::Value::Table(t) => {
                     let name = t.get("name").and_then(|v| v.as_str()).ok_or_else(|| {
                         self.err(&path, "a tag table needs name = \"...\" and from = \"...\" or value = \"...\"")
@@ -2081,10 +2110,7 @@ impl Validator<'_, '_> {
                             format!("unknown key {k:?} (expected name, from, value)"),
                         ));
                     }
-                    TagConfig {
-                        name: name.to_owned(),
-                        source: src,
-                    }
+                    TagConfig::new(name.to_owned(), src)
                 }
                 _ => {
                     return Err(self.err(
@@ -2148,11 +2174,7 @@ impl Validator<'_, '_> {
                     format!("unknown field type {kind:?} (int, uint, float, bool, string, duration, bytes)"),
                 )
             })?;
-            fields.push(FieldConfig {
-                name: name.clone(),
-                source: src,
-                kind,
-            });
+            fields.push(FieldConfig::new(name.clone(), src, kind));
         }
         // A capture typed in grok (`%{NUMBER:used:int}`) is a field of that
         // type, unless it is a tag or a declared field already reads it.
@@ -2165,11 +2187,7 @@ impl Validator<'_, '_> {
                     .iter()
                     .any(|f| f.source == as_source || &f.name == capture);
             if !taken {
-                fields.push(FieldConfig {
-                    name: capture.clone(),
-                    source: as_source,
-                    kind: *kind,
-                });
+                fields.push(FieldConfig::new(capture.clone(), as_source, *kind));
             }
         }
         if fields.is_empty() && !m.key_values {
@@ -2185,10 +2203,7 @@ impl Validator<'_, '_> {
             (m.app_tag, "app", HeaderField::App),
         ] {
             if on && !tags.iter().any(|t| t.name == key) {
-                tags.push(TagConfig {
-                    name: key.to_owned(),
-                    source: Source::Header(field),
-                });
+                tags.push(TagConfig::new(key.to_owned(), Source::Header(field)));
             }
         }
         tags.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));

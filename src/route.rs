@@ -201,6 +201,20 @@ fn push_escaped(out: &mut String, s: &str, element: Element) {
     out.push_str(&s[start..]);
 }
 
+/// A tag or field key as line protocol writes it.
+pub fn line_protocol_key(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    push_escaped(&mut out, name, Element::Key);
+    out
+}
+
+/// Measurement text as line protocol writes it.
+pub fn line_protocol_measurement(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    push_escaped(&mut out, text, Element::Measurement);
+    out
+}
+
 /// Append a string field value, quoted: `"` and `\` escaped.
 fn push_string_field(out: &mut String, s: &str) {
     out.push('"');
@@ -381,7 +395,7 @@ fn encode_point(
     let mut line = String::with_capacity(256);
     for part in &m.measurement_parts {
         match part {
-            MeasurementPart::Text(t) => push_escaped(&mut line, t, Element::Measurement),
+            MeasurementPart::Text(t) => line.push_str(t),
             MeasurementPart::Value(source) => match value_of(source, event, captures) {
                 Some(v) if !v.is_empty() => push_escaped(&mut line, v, Element::Measurement),
                 _ => {
@@ -408,21 +422,25 @@ fn encode_point(
         let Some(v) = value_of(&t.source, event, captures) else {
             continue;
         };
-        if v.trim_end_matches('\\').is_empty() || t.name.trim_end_matches('\\').is_empty() {
+        if v.trim_end_matches('\\').is_empty() || t.key.is_empty() {
             continue;
         }
         line.push(',');
-        push_escaped(&mut line, &t.name, Element::Key);
+        line.push_str(&t.key);
         line.push('=');
         push_escaped(&mut line, v, Element::Key);
     }
 
     let mut n_fields = 0;
     let mut bad = false;
-    let mut push_field = |line: &mut String, name: &str, raw: &str, kind: FieldType| {
+    // `key`: the name escaped already (a configured field), or None.
+    let mut push_field = |line: &mut String, name: &str, key: Option<&str>, raw: &str, kind| {
         let mark = line.len();
         line.push(if n_fields == 0 { ' ' } else { ',' });
-        push_escaped(line, name, Element::Key);
+        match key {
+            Some(key) => line.push_str(key),
+            None => push_escaped(line, name, Element::Key),
+        }
         line.push('=');
         if push_field_value(line, raw, kind, m.unsigned) {
             n_fields += 1;
@@ -439,7 +457,9 @@ fn encode_point(
     for f in &m.fields {
         // An absent or empty value is no field, and no error.
         match value_of(&f.source, event, captures) {
-            Some(raw) if !raw.is_empty() => push_field(&mut line, &f.name, raw, f.kind),
+            Some(raw) if !raw.is_empty() => {
+                push_field(&mut line, &f.name, Some(&f.key), raw, f.kind)
+            }
             _ => {}
         }
     }
@@ -450,7 +470,7 @@ fn encode_point(
             }
             // Always float: a field's type is fixed per series in InfluxDB,
             // and `latency=1` then `latency=1.5` must not conflict.
-            push_field(&mut line, k, v, FieldType::Float);
+            push_field(&mut line, k, None, v, FieldType::Float);
         }
     }
     if bad && m.on_conversion_error == OnConversionError::DropPoint {

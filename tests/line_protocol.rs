@@ -66,11 +66,13 @@ proptest! {
 
         let config = MetricConfig {
             measurement: measurement.clone(),
-            measurement_parts: vec![MeasurementPart::Text(measurement.clone())],
+            measurement_parts: vec![MeasurementPart::Text(
+                sluice::route::line_protocol_measurement(&measurement),
+            )],
             tags: {
                 let mut t: Vec<TagConfig> = tags
                     .iter()
-                    .map(|(k, v)| TagConfig { name: k.clone(), source: Source::Static(v.clone()) })
+                    .map(|(k, v)| TagConfig::new(k.clone(), Source::Static(v.clone())))
                     .collect();
                 t.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
                 t
@@ -84,7 +86,7 @@ proptest! {
                         Value::Bool(b) => (FieldType::Bool, b.to_string()),
                         Value::Str(s) => (FieldType::String, s.clone()),
                     };
-                    FieldConfig { name: k.clone(), source: Source::Static(raw), kind }
+                    FieldConfig::new(k.clone(), Source::Static(raw), kind)
                 })
                 .collect(),
             key_values: false,
