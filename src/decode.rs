@@ -256,8 +256,8 @@ impl CivilTime {
     }
 }
 
-/// RFC 3339 `FULL-DATE "T" FULL-TIME`; the offset may be missing (then the
-/// configured zone applies). A space instead of `T` is accepted.
+/// RFC 3339 `FULL-DATE "T" FULL-TIME` (`T` or `t`); the offset may be
+/// missing (then the configured zone applies).
 fn rfc3339(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
     // `YYYY-MM-DDTHH:MM:SS` has fixed places: read by hand (nom's combinator
     // per field cost ten times more, and this runs for every RFC 5424 frame).
@@ -267,26 +267,26 @@ fn rfc3339(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
             nom::error::ErrorKind::Eof,
         )));
     };
-    // Without branches per byte (a `match` on the place compiled to a jump
-    // table that mispredicted).
-    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
-    let shape_ok = DIGITS
-        .iter()
-        .fold(true, |ok, &k| ok & (dt[k].wrapping_sub(b'0') < 10))
-        & (dt[4] == b'-')
-        & (dt[7] == b'-')
-        & (dt[10] | 0x20 == b't')
-        & (dt[13] == b':')
-        & (dt[16] == b':');
-    if !shape_ok {
-        return Err(nom::Err::Error(nom::error::Error::new(
-            i,
-            nom::error::ErrorKind::Digit,
-        )));
+    // A stream's timestamps share their second: the last
+    // `YYYY-MM-DDTHH:MM:SS` read (a valid one) and its fields are kept per
+    // thread, and the same text is not read again.
+    thread_local! {
+        static LAST: std::cell::Cell<Option<([u8; 19], [u32; 6])>> =
+            const { std::cell::Cell::new(None) };
     }
-    let field = |at: usize, len: usize| digits_value(&dt[at..at + len]);
-    let (year, month, day) = (field(0, 4), field(5, 2), field(8, 2));
-    let (hour, minute, second) = (field(11, 2), field(14, 2), field(17, 2));
+    let [year, month, day, hour, minute, second] = match LAST.get() {
+        Some((text, fields)) if text == *dt => fields,
+        _ => {
+            let Some(fields) = date_time_fields(dt) else {
+                return Err(nom::Err::Error(nom::error::Error::new(
+                    i,
+                    nom::error::ErrorKind::Verify,
+                )));
+            };
+            LAST.set(Some((*dt, fields)));
+            fields
+        }
+    };
     // `.` and 1 to 32 digits (9 kept); a `.` without a digit is not taken.
     let digits = match i.split_first() {
         Some((b'.', rest)) => rest
@@ -315,13 +315,49 @@ fn rfc3339(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
         nanos,
         frac_digits,
     };
-    if !t.valid() {
-        return Err(nom::Err::Error(nom::error::Error::new(
-            i,
-            nom::error::ErrorKind::Verify,
-        )));
-    }
     Ok((i, (t, offset)))
+}
+
+/// Year, month, day, hour, minute and second of `YYYY-MM-DDTHH:MM:SS` (`T`
+/// or `t`), if it has that shape and is a real date and time
+/// ([`CivilTime::valid`]).
+fn date_time_fields(dt: &[u8; 19]) -> Option<[u32; 6]> {
+    // Without branches per byte (a `match` on the place compiled to a jump
+    // table that mispredicted).
+    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    let shape_ok = DIGITS
+        .iter()
+        .fold(true, |ok, &k| ok & (dt[k].wrapping_sub(b'0') < 10))
+        & (dt[4] == b'-')
+        & (dt[7] == b'-')
+        & (dt[10] | 0x20 == b't')
+        & (dt[13] == b':')
+        & (dt[16] == b':');
+    if !shape_ok {
+        return None;
+    }
+    let field = |at: usize, len: usize| digits_value(&dt[at..at + len]);
+    let fields = [
+        field(0, 4),
+        field(5, 2),
+        field(8, 2),
+        field(11, 2),
+        field(14, 2),
+        field(17, 2),
+    ];
+    let [year, month, day, hour, minute, second] = fields;
+    CivilTime {
+        year: i64::from(year),
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        nanos: 0,
+        frac_digits: 0,
+    }
+    .valid()
+    .then_some(fields)
 }
 
 fn resolve(t: &CivilTime, offset: Option<i32>, opts: &DecodeOptions) -> Option<Timestamp> {
@@ -1462,7 +1498,11 @@ mod tests {
                 let ok = |r: IResult<&[u8], (CivilTime, Option<i32>)>| {
                     r.ok().map(|(rest, (t, o))| (rest.to_vec(), format!("{t:?}"), o))
                 };
-                prop_assert_eq!(ok(rfc3339(bytes)), ok(rfc3339_nom(bytes)), "{:?}", text);
+                let want = ok(rfc3339_nom(bytes));
+                prop_assert_eq!(ok(rfc3339(bytes)), want.clone(), "{:?}", text);
+                // Again: the per-thread cache of the last date-time holds
+                // this one now (when it was valid).
+                prop_assert_eq!(ok(rfc3339(bytes)), want, "again: {:?}", text);
             }
 
             #[test]
