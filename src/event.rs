@@ -517,8 +517,7 @@ pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
     let nanos = ts.unix_nanos.rem_euclid(1_000_000_000) as u64;
     // This runs twice for every document, and a stream's timestamps share
     // their second: the `YYYY-MM-DDTHH:MM:SS` of the last second is kept
-    // per thread. The text is put together in a stack buffer and appended
-    // once (one capacity check, one copy).
+    // per thread.
     thread_local! {
         static SECOND: std::cell::Cell<(i64, [u8; 19])> =
             const { std::cell::Cell::new((i64::MIN, [0; 19])) };
@@ -531,8 +530,18 @@ pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
         SECOND.set((local, prefix));
         prefix
     };
-    // 19 + `.` + 9 digits + `+hh:mm`.
-    let mut buf = [0u8; 35];
+    // Written in place: `out` grows by 35 zeros (19 + `.` + 9 digits +
+    // `+hh:mm`, a fixed-size store), whose bytes are set and the rest cut.
+    // Not through a stack buffer: copying bytes just stored one or two at a
+    // time stalls on store forwarding (the copy was 3 % of the e2e profile).
+    // SAFETY: the bytes added are ASCII zeros, then ASCII text, and the cut
+    // falls after ASCII: `out` stays valid UTF-8.
+    let bytes = unsafe { out.as_mut_vec() };
+    let start = bytes.len();
+    bytes.extend_from_slice(&[b'0'; 35]);
+    let Some(buf) = bytes.get_mut(start..) else {
+        return;
+    };
     buf[..19].copy_from_slice(&prefix);
     let mut len = 19;
     if ts.frac_digits > 0 {
@@ -560,9 +569,7 @@ pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
         buf[len + 4..len + 6].copy_from_slice(digit_pair(abs / 60 % 60).as_bytes());
         len += 6;
     }
-    // SAFETY: every byte written to `buf[..len]` is ASCII, so `out` stays
-    // valid UTF-8.
-    unsafe { out.as_mut_vec() }.extend_from_slice(&buf[..len]);
+    bytes.truncate(start + len);
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of `secs` since the epoch. Timestamps are i64

@@ -23,8 +23,9 @@ use regex_syntax::hir::{Hir, HirKind};
 use crate::grok::Library;
 
 /// Groups (the whole match included) a sequence pattern may have: its
-/// spans are kept inline, so a match allocates nothing.
-pub const MAX_GROUPS: usize = 16;
+/// spans are kept inline, so a match allocates nothing, and small, as
+/// every route match (captures or not) is moved by value.
+pub const MAX_GROUPS: usize = 8;
 
 /// After this many occurrences of the leading literal that led to no
 /// match, the caller's regex searches the rest: attempts are linear each,
@@ -461,6 +462,8 @@ mod tests {
             "a=(?P<x>[0-9]{2}) b",
             // Case-insensitive literals.
             "(?i)status=%{INT:a}",
+            // More groups than are kept inline.
+            "a=%{INT:a} b=%{INT:b} c=%{INT:c} d=%{INT:d} e=%{INT:e} f=%{INT:f} g=%{INT:g} h=%{INT:h}",
         ] {
             let (_, seq) = compile(grok);
             assert!(seq.is_none(), "{grok}");
