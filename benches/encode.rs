@@ -46,6 +46,7 @@ document = {}
     let captures = sluice::router::Captures::from(re.captures(event.message()).unwrap());
     let mut errors = Vec::new();
     let record = encode(
+        String::new(),
         &route.output,
         &route.name,
         &[],
@@ -64,6 +65,7 @@ document = {}
     group.bench_function("point_5_tags_4_fields", |b| {
         b.iter(|| {
             let r = encode(
+                String::new(),
                 &route.output,
                 &route.name,
                 &[],
@@ -94,7 +96,16 @@ fn bench_document(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("ecs_bulk_item", |b| {
         b.iter(|| {
-            let record = encode(&output, "events", &[], &event, None, &mut errors).unwrap();
+            let record = encode(
+                String::new(),
+                &output,
+                "events",
+                &[],
+                &event,
+                None,
+                &mut errors,
+            )
+            .unwrap();
             let item = Item {
                 index: index_name("syslog-%Y.%m.%d", record.time_nanos).into(),
                 id: Some(document_hash(&record.payload)),

@@ -172,6 +172,7 @@ fn bench_e2e_reader(c: &mut Criterion) {
                 for m in &out {
                     let route = &config.routes[m.route];
                     records.push(sluice::route::encode(
+                        String::new(),
                         &route.output,
                         &route.name,
                         router.capture_names(m.route),

@@ -95,6 +95,7 @@ pub fn report(event: &Event, config: Option<(&Config, &Router)>) -> String {
                 out.push('}');
                 let mut errors: Vec<ConversionError> = Vec::new();
                 let record = encode(
+                    String::new(),
                     &route.output,
                     &route.name,
                     names,

@@ -133,7 +133,18 @@ impl Pipeline {
                 continue;
             };
             staged.matched += 1;
+            let buf = match staged.spare.pop() {
+                Some(buf) => buf,
+                // Once per batch: the worker's emptied buffers, if any.
+                None if !staged.refilled => {
+                    staged.refilled = true;
+                    route.queue.take_spare(&mut staged.spare, SPARE_TAKEN);
+                    staged.spare.pop().unwrap_or_default()
+                }
+                None => String::new(),
+            };
             let record = encode(
+                buf,
                 &route.output,
                 &route.name,
                 &route.capture_names,
@@ -170,6 +181,7 @@ impl Pipeline {
                 route.metrics.matched.inc_by(staged.matched);
                 staged.matched = 0;
             }
+            staged.refilled = false;
             if !staged.records.is_empty() {
                 route.metrics.emitted.inc_by(staged.records.len() as u64);
                 route.queue.push_all(&mut staged.records, may_wait).await;
@@ -194,7 +206,14 @@ struct Batch {
 struct StagedRoute {
     records: Vec<Record>,
     matched: u64,
+    /// Emptied buffers from the route's queue, encoded into before any new
+    /// allocation; taken at most once per batch.
+    spare: Vec<String>,
+    refilled: bool,
 }
+
+/// Spare buffers a reader takes from a route's queue at once.
+const SPARE_TAKEN: usize = MAX_STAGED;
 
 /// An empty vector of route matches borrowing from one event, with its
 /// allocation, for the next event: collected in place (same layout), so no

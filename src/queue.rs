@@ -145,7 +145,18 @@ pub struct RouteQueue {
     spill: Option<std::sync::Arc<SpillShared>>,
     /// The batch in flight came from the spill log (ack it when done).
     batch_from_spill: std::sync::atomic::AtomicBool,
+    /// Emptied payload buffers of written records, for readers to encode
+    /// into: a buffer made on a reader's thread and freed on the worker's
+    /// cost the allocator a cross-thread free and its reader a fresh
+    /// allocation per record. At most [`MAX_SPARE`] of at most
+    /// [`MAX_SPARE_CAPACITY`] bytes each.
+    spare: Mutex<Vec<String>>,
 }
+
+/// Spare buffers a queue keeps (see `RouteQueue::spare`).
+pub const MAX_SPARE: usize = 1024;
+/// Larger buffers (a rare long message) are freed, not kept.
+pub const MAX_SPARE_CAPACITY: usize = 2048;
 
 impl RouteQueue {
     /// A queue backed by `spill` (the route's log) when its config spills.
@@ -176,7 +187,36 @@ impl RouteQueue {
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             spill: None,
             batch_from_spill: std::sync::atomic::AtomicBool::new(false),
+            spare: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The worker is done with `batch`: the buffers of its records are
+    /// emptied and kept for readers (up to [`MAX_SPARE`], none over
+    /// [`MAX_SPARE_CAPACITY`]); the rest is freed. `batch` is left empty.
+    pub fn recycle(&self, batch: &mut Vec<Record>) {
+        {
+            let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+            let room = MAX_SPARE.saturating_sub(spare.len());
+            let reusable = batch
+                .iter_mut()
+                .filter(|r| r.payload.capacity() <= MAX_SPARE_CAPACITY)
+                .take(room);
+            for r in reusable {
+                let mut buf = std::mem::take(&mut r.payload);
+                buf.clear();
+                spare.push(buf);
+            }
+        }
+        // Freed outside the lock.
+        batch.clear();
+    }
+
+    /// Move up to `n` spare buffers into `out`.
+    pub fn take_spare(&self, out: &mut Vec<String>, n: usize) {
+        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        let from = spare.len().saturating_sub(n);
+        out.extend(spare.drain(from..));
     }
 
     /// The worker is writing `n` records it popped.
@@ -525,6 +565,46 @@ mod tests {
             time_nanos: i,
             key: None,
         }
+    }
+
+    /// A written batch's buffers come back emptied, with their
+    /// allocations, for readers to encode into; oversized buffers and those
+    /// beyond the pool's bound are freed, and the batch is left empty.
+    #[test]
+    fn written_buffers_are_kept_emptied_and_bounded() {
+        let (q, _) = queue(10, WhenFull::DropNewest);
+        let mut batch: Vec<Record> = (0..3).map(rec).collect();
+        batch[1].payload.reserve(MAX_SPARE_CAPACITY + 1);
+        let kept: Vec<(usize, usize)> = [&batch[0], &batch[2]]
+            .iter()
+            .map(|r| (r.payload.as_ptr() as usize, r.payload.capacity()))
+            .collect();
+        q.recycle(&mut batch);
+        assert!(batch.is_empty());
+        let mut out = Vec::new();
+        q.take_spare(&mut out, 10);
+        assert!(out.iter().all(String::is_empty));
+        let mut got: Vec<(usize, usize)> = out
+            .iter()
+            .map(|b| (b.as_ptr() as usize, b.capacity()))
+            .collect();
+        got.sort_unstable();
+        let mut want = kept;
+        want.sort_unstable();
+        assert_eq!(got, want, "the oversized buffer is not kept");
+        // Bounded: a pool at MAX_SPARE takes no more.
+        let mut many: Vec<Record> = (0..MAX_SPARE as i64 + 5).map(rec).collect();
+        q.recycle(&mut many);
+        let mut more: Vec<Record> = (0..5).map(rec).collect();
+        q.recycle(&mut more);
+        let mut all = Vec::new();
+        q.take_spare(&mut all, usize::MAX);
+        assert_eq!(all.len(), MAX_SPARE);
+        // take_spare takes at most n.
+        q.recycle(&mut (0..4).map(rec).collect());
+        let mut two = Vec::new();
+        q.take_spare(&mut two, 2);
+        assert_eq!(two.len(), 2);
     }
 
     fn queue(max: usize, when_full: WhenFull) -> (Arc<RouteQueue>, QueueMetrics) {

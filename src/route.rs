@@ -110,9 +110,11 @@ impl std::fmt::Display for ConversionError {
     }
 }
 
-/// Encode `event` for a route. Conversion errors are appended to `errors`;
-/// `None` means nothing is emitted.
+/// Encode `event` for a route, into `buf` (an empty buffer to reuse, or
+/// `String::new()`). Conversion errors are appended to `errors`; `None`
+/// means nothing is emitted.
 pub fn encode(
+    buf: String,
     output: &OutputConfig,
     route_name: &str,
     capture_names: &[(usize, String)],
@@ -124,14 +126,14 @@ pub fn encode(
         .timestamp
         .map_or(event.received_nanos, |t| t.unix_nanos);
     let payload = match output {
-        OutputConfig::Metric(m) => encode_point(m, event, captures, time, errors)?,
+        OutputConfig::Metric(m) => encode_point(buf, m, event, captures, time, errors)?,
         OutputConfig::Document(DocumentFormat::Canonical) => {
-            encode_document(route_name, capture_names, event, captures)
+            encode_document(buf, route_name, capture_names, event, captures)
         }
         OutputConfig::Document(DocumentFormat::Ecs { original }) => {
-            encode_ecs(route_name, capture_names, event, captures, *original)
+            encode_ecs(buf, route_name, capture_names, event, captures, *original)
         }
-        OutputConfig::Document(DocumentFormat::Flume) => encode_flume(event),
+        OutputConfig::Document(DocumentFormat::Flume) => encode_flume(buf, event),
     };
     let key = matches!(output, OutputConfig::Document(_)).then(|| document_key(route_name, event));
     Some(Record {
@@ -386,13 +388,15 @@ fn source_name(source: &Source) -> String {
 }
 
 fn encode_point(
+    buf: String,
     m: &MetricConfig,
     event: &Event,
     captures: Option<&Captures<'_>>,
     time: i64,
     errors: &mut Vec<ConversionError>,
 ) -> Option<String> {
-    let mut line = String::with_capacity(256);
+    let mut line = buf;
+    line.reserve(256);
     for part in &m.measurement_parts {
         match part {
             MeasurementPart::Text(t) => line.push_str(t),
@@ -497,12 +501,14 @@ fn encode_point(
 // ---------------------------------------------------------------- documents
 
 fn encode_document(
+    buf: String,
     route_name: &str,
     capture_names: &[(usize, String)],
     event: &Event,
     captures: Option<&Captures<'_>>,
 ) -> String {
-    let mut doc = String::with_capacity(event.text().len() * 2 + 256);
+    let mut doc = buf;
+    doc.reserve(event.text().len() * 2 + 256);
     doc.push('{');
     event.write_canonical_fields(&mut doc);
     doc.push_str(",\"received_at\":\"");
@@ -592,6 +598,7 @@ fn push_captures(
 /// and Sluice's own `sluice.route`,
 /// `sluice.valid`, `sluice.captures`.
 fn encode_ecs(
+    buf: String,
     route_name: &str,
     capture_names: &[(usize, String)],
     event: &Event,
@@ -601,7 +608,8 @@ fn encode_ecs(
     // The frame's text plus the fixed keys, two timestamps and repeated
     // header fields (about 400 bytes): a record in a queue holds what it
     // needs, not twice its frame; only heavy escaping grows it.
-    let mut doc = String::with_capacity(event.text().len() + 448);
+    let mut doc = buf;
+    doc.reserve(event.text().len() + 448);
     doc.push_str("{\"@timestamp\":\"");
     match event.timestamp {
         Some(t) => push_utc(&mut doc, t.unix_nanos, t.frac_digits.max(3)),
@@ -835,8 +843,9 @@ fn push_ecs_header(doc: &mut String, event: &Event) {
 /// every Flume syslog header as a string — `Facility`, `Severity`, `host`,
 /// `timestamp` (epoch ms), and `flume.syslog.status = "Invalid"` for a frame
 /// that could not be parsed.
-fn encode_flume(event: &Event) -> String {
-    let mut doc = String::with_capacity(event.text().len() + 256);
+fn encode_flume(buf: String, event: &Event) -> String {
+    let mut doc = buf;
+    doc.reserve(event.text().len() + 256);
     doc.push_str("{\"@message\":");
     write_json_str(&mut doc, event.message());
     let time = event
@@ -938,7 +947,15 @@ mod tests {
             assert!(caps.is_some(), "pattern does not match {frame:?}");
         }
         let mut errors = Vec::new();
-        let r = encode(&output, "r", &[], &e, caps.as_ref(), &mut errors);
+        let r = encode(
+            String::new(),
+            &output,
+            "r",
+            &[],
+            &e,
+            caps.as_ref(),
+            &mut errors,
+        );
         (r.map(|r| r.payload), errors)
     }
 
@@ -1071,6 +1088,7 @@ mod tests {
         let re = Regex::new(r"used=(?P<used>\d+)").unwrap();
         let caps = Captures::from(re.captures(e.message()).unwrap());
         let r = encode(
+            String::new(),
             &OutputConfig::Document(DocumentFormat::Canonical),
             "docs",
             &capture_names(&re),
@@ -1100,6 +1118,7 @@ mod tests {
             .map(Captures::from);
         let names = re.as_ref().map(capture_names).unwrap_or_default();
         let r = encode(
+            String::new(),
             &OutputConfig::Document(format),
             "docs",
             &names,
@@ -1252,7 +1271,16 @@ mod tests {
                 0,
                 &DecodeOptions::default(),
             );
-            let r = encode(&output, "docs", &[], &e, None, &mut Vec::new()).unwrap();
+            let r = encode(
+                String::new(),
+                &output,
+                "docs",
+                &[],
+                &e,
+                None,
+                &mut Vec::new(),
+            )
+            .unwrap();
             let v: serde_json::Value = serde_json::from_str(&r.payload).unwrap();
             assert_eq!(v["source"]["address"], peer.ip().to_string());
             assert_eq!(v["source"]["port"], peer.port());

@@ -96,7 +96,7 @@ proptest! {
         };
         let event = decode(Bytes::from_static(b"<14>x"), None, time, &DecodeOptions::default());
         let mut errors = Vec::new();
-        let record = encode(&OutputConfig::Metric(config), "r", &[], &event, None, &mut errors);
+        let record = encode(String::new(), &OutputConfig::Metric(config), "r", &[], &event, None, &mut errors);
         let Some(record) = record else {
             // Only a point left without fields (all strings empty) may vanish.
             prop_assert!(fields.values().all(|v| matches!(v, Value::Str(s) if s.is_empty())), "{errors:?}");

@@ -321,6 +321,6 @@ pub async fn run_worker(
             }
         }
         queue.end_batch();
-        batch.clear();
+        queue.recycle(&mut batch);
     }
 }
