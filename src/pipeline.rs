@@ -186,6 +186,11 @@ impl Pipeline {
                 route.metrics.emitted.inc_by(staged.records.len() as u64);
                 route.queue.push_all(&mut staged.records, may_wait).await;
             }
+            // Unused buffers go back: an idle reader (of thousands of
+            // connections) holds none.
+            if !staged.spare.is_empty() {
+                route.queue.give_back(&mut staged.spare);
+            }
         }
         batch.records = 0;
     }
@@ -207,7 +212,8 @@ struct StagedRoute {
     records: Vec<Record>,
     matched: u64,
     /// Emptied buffers from the route's queue, encoded into before any new
-    /// allocation; taken at most once per batch.
+    /// allocation; taken at most once per batch, and what is left given
+    /// back at the push.
     spare: Vec<String>,
     refilled: bool,
 }

@@ -212,6 +212,19 @@ impl RouteQueue {
         batch.clear();
     }
 
+    /// A reader's batch is pushed: the spare buffers it did not use come
+    /// back (up to [`MAX_SPARE`]; the rest is freed), so no reader holds
+    /// buffers between batches.
+    pub fn give_back(&self, spare: &mut Vec<String>) {
+        {
+            let mut pool = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+            let n = spare.len().min(MAX_SPARE.saturating_sub(pool.len()));
+            pool.extend(spare.drain(..n));
+        }
+        // Freed outside the lock.
+        spare.clear();
+    }
+
     /// Move up to `n` spare buffers into `out`.
     pub fn take_spare(&self, out: &mut Vec<String>, n: usize) {
         let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
@@ -605,6 +618,17 @@ mod tests {
         let mut two = Vec::new();
         q.take_spare(&mut two, 2);
         assert_eq!(two.len(), 2);
+        // What a reader did not use comes back, within the bound.
+        q.give_back(&mut two);
+        assert!(two.is_empty());
+        let mut back = Vec::new();
+        q.take_spare(&mut back, usize::MAX);
+        assert_eq!(back.len(), 4);
+        let mut over: Vec<String> = (0..MAX_SPARE + 3).map(|_| String::new()).collect();
+        q.give_back(&mut over);
+        assert!(over.is_empty());
+        q.take_spare(&mut back, usize::MAX);
+        assert_eq!(back.len(), 4 + MAX_SPARE);
     }
 
     fn queue(max: usize, when_full: WhenFull) -> (Arc<RouteQueue>, QueueMetrics) {
