@@ -336,14 +336,14 @@ impl Router {
                     })?;
                     let hir = regex_syntax::Parser::new().parse(p).ok();
                     let literal = hir.as_ref().and_then(required_literal);
-                    anchored = hir
-                        .as_ref()
-                        .filter(|_| re.captures_len() > 1)
-                        .and_then(|hir| AnchoredAtLiteral::new(hir, p));
-                    sequence = hir
-                        .as_ref()
-                        .filter(|_| re.captures_len() > 1)
-                        .and_then(|hir| SequencePattern::new(hir, re.captures_len()));
+                    // Captures by the sequence form if the pattern has one,
+                    // else anchored at its leading literal if it has one.
+                    let with_groups = hir.as_ref().filter(|_| re.captures_len() > 1);
+                    sequence =
+                        with_groups.and_then(|hir| SequencePattern::new(hir, re.captures_len()));
+                    if sequence.is_none() {
+                        anchored = with_groups.and_then(|hir| AnchoredAtLiteral::new(hir, p));
+                    }
                     let gate = match literal {
                         Some(l) => {
                             literals.push(l);
