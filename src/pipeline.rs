@@ -135,10 +135,11 @@ impl Pipeline {
             staged.matched += 1;
             let buf = match staged.spare.pop() {
                 Some(buf) => buf,
-                // Once per batch: the worker's emptied buffers, if any.
-                None if !staged.refilled => {
-                    staged.refilled = true;
+                // A few of the worker's emptied buffers at a time, until
+                // its pool runs dry for this batch.
+                None if !staged.pool_dry => {
                     route.queue.take_spare(&mut staged.spare, SPARE_TAKEN);
+                    staged.pool_dry = staged.spare.is_empty();
                     staged.spare.pop().unwrap_or_default()
                 }
                 None => String::new(),
@@ -181,7 +182,7 @@ impl Pipeline {
                 route.metrics.matched.inc_by(staged.matched);
                 staged.matched = 0;
             }
-            staged.refilled = false;
+            staged.pool_dry = false;
             if !staged.records.is_empty() {
                 route.metrics.emitted.inc_by(staged.records.len() as u64);
                 route.queue.push_all(&mut staged.records, may_wait).await;
@@ -212,14 +213,17 @@ struct StagedRoute {
     records: Vec<Record>,
     matched: u64,
     /// Emptied buffers from the route's queue, encoded into before any new
-    /// allocation; taken at most once per batch, and what is left given
-    /// back at the push.
+    /// allocation; what is left is given back at the push.
     spare: Vec<String>,
-    refilled: bool,
+    /// The queue had no spare buffer this batch: do not ask again (a lock
+    /// per record) until the next.
+    pool_dry: bool,
 }
 
-/// Spare buffers a reader takes from a route's queue at once.
-const SPARE_TAKEN: usize = MAX_STAGED;
+/// Spare buffers a reader takes from a route's queue at once: a few, so a
+/// batch of one frame (light traffic) does not move a thousand buffers out
+/// and back.
+const SPARE_TAKEN: usize = 32;
 
 /// An empty vector of route matches borrowing from one event, with its
 /// allocation, for the next event: collected in place (same layout), so no
