@@ -299,10 +299,23 @@ fn condition_miss(c: &Conditions, event: &Event) -> Option<Miss> {
     None
 }
 
+/// `literal` without its leading spaces, if at least 3 bytes remain. The
+/// prefilter finds candidates by a literal's first bytes, and a space
+/// begins many words of every message: ` depth=` would make every space
+/// before a `de` a candidate to compare all literals at, `depth=` only
+/// the `dep`s.
+fn without_leading_spaces(literal: &[u8]) -> &[u8] {
+    let start = literal.iter().take_while(|&&b| b == b' ').count();
+    match literal.get(start..) {
+        Some(rest) if rest.len() >= 3 => rest,
+        _ => literal,
+    }
+}
+
 /// The longest literal (at least 3 bytes) every match of `hir` contains.
 fn required_literal(hir: &Hir) -> Option<Vec<u8>> {
     match hir.kind() {
-        HirKind::Literal(l) => Some(l.0.to_vec()),
+        HirKind::Literal(l) => Some(without_leading_spaces(&l.0).to_vec()),
         HirKind::Capture(c) => required_literal(&c.sub),
         HirKind::Repetition(r) if r.min >= 1 => required_literal(&r.sub),
         HirKind::Concat(items) => items
@@ -824,7 +837,17 @@ document = {}
         );
         assert_eq!(
             literal_of(r"(?P<pool>[a-z]+) GC pause=(?P<ms>\d+)ms"),
-            Some(" GC pause=".into())
+            Some("GC pause=".into()),
+            "leading spaces are left off"
+        );
+        assert_eq!(
+            literal_of(r"queue (?P<q>\w+) depth=(?P<d>\d+)"),
+            Some("depth=".into())
+        );
+        assert_eq!(
+            literal_of(r"\d+   ab\d"),
+            Some("   ab".into()),
+            "kept when fewer than 3 bytes would remain"
         );
         assert_eq!(literal_of(r"(?:heap_used=)+\d"), Some("heap_used=".into()));
         // Nothing every match must contain: no gate.
