@@ -267,7 +267,7 @@ impl ElasticsearchSink {
         let retry_after = retry_after(&response);
         // Bytes, not text: the answer is parsed as it is (JSON is UTF-8);
         // only an error's excerpt is decoded.
-        let answer = response.bytes().await.unwrap_or_default();
+        let answer = answer_body(response, (200..300).contains(&status)).await;
         if let Ok(body) = kept.try_into_mut() {
             self.keep_body(body.into());
         }
@@ -370,13 +370,38 @@ struct ItemError {
 /// action succeeded, and then the items need not be read — parsing them was
 /// a tenth of sluice's CPU at full speed. Anything else is read item by item.
 fn all_succeeded(body: &[u8]) -> bool {
-    let head = body.get(..body.len().min(256)).unwrap_or_default();
+    let head = body.get(..body.len().min(ANSWER_HEAD)).unwrap_or_default();
     head.starts_with(b"{")
         && memchr::memmem::find(head, b"\"items\"").is_some_and(|items| {
             memchr::memmem::find(head.get(..items).unwrap_or_default(), b"\"errors\":false")
                 .is_some()
         })
 }
+
+/// The body of a `_bulk` answer. Of a success whose head says that no item
+/// failed ([`all_succeeded`]) only the head is kept: the items (a line per
+/// document, megabytes for a full batch) are read off the connection and
+/// dropped, not gathered into one buffer that nobody reads. A body cut
+/// short by an error is what arrived before it.
+async fn answer_body(mut response: reqwest::Response, success: bool) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut head_read = false;
+    let mut keep = true;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        if !keep {
+            continue;
+        }
+        body.extend_from_slice(&chunk);
+        if success && !head_read && body.len() >= ANSWER_HEAD {
+            head_read = true;
+            keep = !all_succeeded(&body);
+        }
+    }
+    body
+}
+
+/// How much of an answer [`all_succeeded`] looks at.
+const ANSWER_HEAD: usize = 256;
 
 /// Read a 200 `_bulk` answer item by item.
 fn read_items(body: &[u8], chunk: &[usize]) -> Answer {
@@ -591,6 +616,59 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A body that yields its chunks one by one, as a socket delivers them.
+    struct Chunked(std::collections::VecDeque<bytes::Bytes>);
+
+    impl http_body::Body for Chunked {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(self.0.pop_front().map(|c| Ok(http_body::Frame::data(c))))
+        }
+    }
+
+    fn answer(chunks: &[String]) -> reqwest::Response {
+        let body = Chunked(
+            chunks
+                .iter()
+                .map(|c| bytes::Bytes::from(c.clone()))
+                .collect(),
+        );
+        reqwest::Response::from(http::Response::new(reqwest::Body::wrap(body)))
+    }
+
+    /// The items of an answer whose head says none failed are not kept;
+    /// any other answer is kept whole, to be read item by item or quoted.
+    #[tokio::test]
+    async fn answer_body_keeps_only_the_head_of_an_all_succeeded_answer() {
+        let items = |errors: bool| -> Vec<String> {
+            let mut c = vec![format!(r#"{{"took":3,"errors":{errors},"items":["#)];
+            c.extend((0..500).map(|i| {
+                format!(r#"{{"create":{{"_index":"logs","_id":"{i:0200}","status":201}}}},"#)
+            }));
+            c.push(r#"{"create":{"status":201}}]}"#.to_owned());
+            c
+        };
+        let whole = |c: &[String]| c.concat().into_bytes();
+        let ok = items(false);
+        let head = answer_body(answer(&ok), true).await;
+        assert!(
+            head.len() >= ANSWER_HEAD && head.len() < 1024,
+            "{}",
+            head.len()
+        );
+        assert!(whole(&ok).starts_with(&head));
+        assert!(read_items(&head, &[7]).retry.is_empty());
+        // Not a success: kept whole (its text is quoted in the error).
+        assert_eq!(answer_body(answer(&ok), false).await, whole(&ok));
+        let failed = items(true);
+        assert_eq!(answer_body(answer(&failed), true).await, whole(&failed));
+    }
 
     #[test]
     fn index_names_from_the_event_time_in_utc() {
