@@ -148,15 +148,40 @@ pub struct RouteQueue {
     /// Emptied payload buffers of written records, for readers to encode
     /// into: a buffer made on a reader's thread and freed on the worker's
     /// cost the allocator a cross-thread free and its reader a fresh
-    /// allocation per record. At most [`MAX_SPARE`] of at most
-    /// [`MAX_SPARE_CAPACITY`] bytes each.
-    spare: Mutex<Vec<String>>,
+    /// allocation per record. At most [`MAX_SPARE`] buffers and
+    /// [`MAX_SPARE_BYTES`], none over [`MAX_SPARE_CAPACITY`] bytes.
+    spare: Mutex<SparePool>,
 }
 
-/// Spare buffers a queue keeps (see `RouteQueue::spare`).
-pub const MAX_SPARE: usize = 1024;
+/// Spare buffers a queue keeps (see `RouteQueue::spare`): more than a
+/// sink's default batch (5,000), which comes back at once when written.
+pub const MAX_SPARE: usize = 8192;
+/// The most bytes of spare buffers a queue keeps.
+pub const MAX_SPARE_BYTES: usize = 8 * 1024 * 1024;
 /// Larger buffers (a rare long message) are freed, not kept.
 pub const MAX_SPARE_CAPACITY: usize = 2048;
+
+/// A queue's spare buffers and the sum of their capacities.
+#[derive(Default)]
+struct SparePool {
+    buffers: Vec<String>,
+    bytes: usize,
+}
+
+impl SparePool {
+    /// Whether a buffer of `capacity` bytes fits within the bounds.
+    fn has_room(&self, capacity: usize) -> bool {
+        capacity <= MAX_SPARE_CAPACITY
+            && self.buffers.len() < MAX_SPARE
+            && self.bytes + capacity <= MAX_SPARE_BYTES
+    }
+
+    fn keep(&mut self, mut buffer: String) {
+        buffer.clear();
+        self.bytes += buffer.capacity();
+        self.buffers.push(buffer);
+    }
+}
 
 impl RouteQueue {
     /// A queue backed by `spill` (the route's log) when its config spills.
@@ -187,25 +212,20 @@ impl RouteQueue {
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             spill: None,
             batch_from_spill: std::sync::atomic::AtomicBool::new(false),
-            spare: Mutex::new(Vec::new()),
+            spare: Mutex::new(SparePool::default()),
         }
     }
 
     /// The worker is done with `batch`: the buffers of its records are
-    /// emptied and kept for readers (up to [`MAX_SPARE`], none over
-    /// [`MAX_SPARE_CAPACITY`]); the rest is freed. `batch` is left empty.
+    /// emptied and kept for readers (within the pool's bounds); the rest
+    /// is freed. `batch` is left empty.
     pub fn recycle(&self, batch: &mut Vec<Record>) {
         {
             let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
-            let room = MAX_SPARE.saturating_sub(spare.len());
-            let reusable = batch
-                .iter_mut()
-                .filter(|r| r.payload.capacity() <= MAX_SPARE_CAPACITY)
-                .take(room);
-            for r in reusable {
-                let mut buf = std::mem::take(&mut r.payload);
-                buf.clear();
-                spare.push(buf);
+            for r in batch.iter_mut() {
+                if spare.has_room(r.payload.capacity()) {
+                    spare.keep(std::mem::take(&mut r.payload));
+                }
             }
         }
         // Freed outside the lock.
@@ -213,13 +233,16 @@ impl RouteQueue {
     }
 
     /// A reader's batch is pushed: the spare buffers it did not use come
-    /// back (up to [`MAX_SPARE`]; the rest is freed), so no reader holds
-    /// buffers between batches.
+    /// back (within the pool's bounds; the rest is freed), so no reader
+    /// holds buffers between batches.
     pub fn give_back(&self, spare: &mut Vec<String>) {
         {
             let mut pool = self.spare.lock().unwrap_or_else(|p| p.into_inner());
-            let n = spare.len().min(MAX_SPARE.saturating_sub(pool.len()));
-            pool.extend(spare.drain(..n));
+            for buffer in spare.iter_mut() {
+                if pool.has_room(buffer.capacity()) {
+                    pool.keep(std::mem::take(buffer));
+                }
+            }
         }
         // Freed outside the lock.
         spare.clear();
@@ -228,8 +251,16 @@ impl RouteQueue {
     /// Move up to `n` spare buffers into `out`.
     pub fn take_spare(&self, out: &mut Vec<String>, n: usize) {
         let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
-        let from = spare.len().saturating_sub(n);
-        out.extend(spare.drain(from..));
+        let from = spare.buffers.len().saturating_sub(n);
+        let taken: usize = spare
+            .buffers
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .map(String::capacity)
+            .sum();
+        spare.bytes = spare.bytes.saturating_sub(taken);
+        out.extend(spare.buffers.drain(from..));
     }
 
     /// The worker is writing `n` records it popped.
@@ -629,6 +660,23 @@ mod tests {
         assert!(over.is_empty());
         q.take_spare(&mut back, usize::MAX);
         assert_eq!(back.len(), 4 + MAX_SPARE);
+        // Bounded in bytes too: buffers of the largest kept capacity fill
+        // the pool's bytes before its count.
+        let large = |_| Record {
+            payload: String::with_capacity(MAX_SPARE_CAPACITY),
+            time_nanos: 0,
+            key: None,
+        };
+        let fit = MAX_SPARE_BYTES / MAX_SPARE_CAPACITY;
+        assert!(fit < MAX_SPARE);
+        q.recycle(&mut (0..fit + 10).map(large).collect());
+        let mut big = Vec::new();
+        q.take_spare(&mut big, usize::MAX);
+        assert_eq!(big.len(), fit);
+        // Taking them frees their bytes in the pool for others.
+        q.recycle(&mut (0..fit).map(large).collect());
+        q.take_spare(&mut big, usize::MAX);
+        assert_eq!(big.len(), 2 * fit);
     }
 
     fn queue(max: usize, when_full: WhenFull) -> (Arc<RouteQueue>, QueueMetrics) {
