@@ -113,6 +113,10 @@ struct Inner {
     /// Sum of [`cost`] over `records`.
     bytes: usize,
     closed: bool,
+    /// The deque a worker emptied, to take `records`' place the next time
+    /// it is taken whole: a fresh one would grow by doubling, moving every
+    /// record again (and faulting new pages) as a full queue refills.
+    emptied: VecDeque<Record>,
 }
 
 impl Inner {
@@ -201,6 +205,7 @@ impl RouteQueue {
                 records: VecDeque::with_capacity(config.max_events.min(4096)),
                 bytes: 0,
                 closed: false,
+                emptied: VecDeque::new(),
             }),
             capacity: config.max_events,
             max_bytes: config.max_bytes,
@@ -524,10 +529,12 @@ impl RouteQueue {
                     // All of it (the usual case when the sink keeps up):
                     // the deque is taken whole, so readers pushing wait for
                     // a pointer swap, not for n moves.
-                    let all = std::mem::take(&mut inner.records);
+                    let fresh = std::mem::take(&mut inner.emptied);
+                    let mut all = std::mem::replace(&mut inner.records, fresh);
                     inner.bytes = 0;
                     drop(inner);
-                    out.extend(all);
+                    out.extend(all.drain(..));
+                    self.lock().emptied = all;
                 } else {
                     for _ in 0..n {
                         if let Some(r) = inner.pop_front() {
@@ -677,6 +684,27 @@ mod tests {
         q.recycle(&mut (0..fit).map(large).collect());
         q.take_spare(&mut big, usize::MAX);
         assert_eq!(big.len(), 2 * fit);
+    }
+
+    /// A batch taken whole leaves the queue a deque already grown to hold
+    /// it: refilling does not reallocate (nor move records again).
+    #[tokio::test]
+    async fn a_queue_taken_whole_refills_without_growing() {
+        let n = 6000;
+        let (q, _) = queue(n, WhenFull::DropNewest);
+        let mut batch = Vec::new();
+        for round in 0..3 {
+            q.push_all(&mut (0..n as i64).map(rec).collect(), false)
+                .await;
+            assert!(q.pop_batch(&mut batch, n, Duration::ZERO).await);
+            assert_eq!(batch.len(), n);
+            batch.clear();
+            if round > 0 {
+                // The deque records are pushed into now is one of the
+                // two that have held n records.
+                assert!(q.lock().records.capacity() >= n, "round {round}");
+            }
+        }
     }
 
     fn queue(max: usize, when_full: WhenFull) -> (Arc<RouteQueue>, QueueMetrics) {
