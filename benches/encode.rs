@@ -106,8 +106,9 @@ fn bench_document(c: &mut Criterion) {
                 &mut errors,
             )
             .unwrap();
+            let index = index_name("syslog-%Y.%m.%d", record.time_nanos);
             let item = Item {
-                index: index_name("syslog-%Y.%m.%d", record.time_nanos).into(),
+                index: &index,
                 id: Some(document_hash(&record.payload)),
                 source: &record.payload,
             };

@@ -23,12 +23,12 @@ proptest! {
             .collect();
         // Two indexes (two hours of a batch), each shared by its items as
         // the sink shares them.
-        let indexes: [std::sync::Arc<str>; 2] = [index.as_str().into(), format!("{index}-2").into()];
+        let indexes: [String; 2] = [index.clone(), format!("{index}-2")];
         let items: Vec<Item<'_>> = sources
             .iter()
             .zip(&docs)
             .map(|(s, (_, with_id, second))| Item {
-                index: indexes[usize::from(*second)].clone(),
+                index: indexes[usize::from(*second)].as_str(),
                 id: with_id.then(|| document_hash(s)),
                 source: s,
             })
@@ -46,7 +46,7 @@ proptest! {
                 let action: serde_json::Value = serde_json::from_str(pair[0]).unwrap();
                 let meta = &action["create"];
                 let item = &items[chunk[k]];
-                prop_assert_eq!(meta["_index"].as_str(), Some(&*item.index));
+                prop_assert_eq!(meta["_index"].as_str(), Some(item.index));
                 let id = item.id.map(|_| document_id(item.source));
                 prop_assert_eq!(meta["_id"].as_str(), id.as_deref());
                 let source: serde_json::Value = serde_json::from_str(pair[1]).unwrap();

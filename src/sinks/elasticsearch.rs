@@ -50,11 +50,50 @@ pub struct ElasticsearchSink {
 
 /// One document of a batch, ready to send.
 pub struct Item<'a> {
-    /// Shared by the items of a batch that fall in the same hour.
-    pub index: std::sync::Arc<str>,
+    /// The index name; items of a batch that fall in the same hour borrow
+    /// the same one.
+    pub index: &'a str,
     /// The `_id`'s 16 bytes (written as 32 hex digits).
     pub id: Option<[u8; 16]>,
     pub source: &'a str,
+}
+
+/// The index name of each run of `batch`'s records that fall in the same
+/// hour, with the hour. Index names change at most hourly (`%H` is the
+/// finest field), so a run's items borrow one name (not an `Arc` each: two
+/// atomic operations per document).
+fn hour_names(pattern: &str, batch: &[Record]) -> Vec<(i64, String)> {
+    let mut names: Vec<(i64, String)> = Vec::new();
+    for r in batch {
+        let hour = hour_of(r);
+        if names.last().is_none_or(|(h, _)| *h != hour) {
+            names.push((hour, index_name(pattern, r.time_nanos)));
+        }
+    }
+    names
+}
+
+fn hour_of(r: &Record) -> i64 {
+    r.time_nanos.div_euclid(3_600_000_000_000)
+}
+
+/// `batch` as `_bulk` items, each with its run's name from `names`
+/// ([`hour_names`] of the same batch) and, with `ids`, its `_id`.
+fn batch_items<'a>(batch: &'a [Record], names: &'a [(i64, String)], ids: bool) -> Vec<Item<'a>> {
+    let mut run = 0;
+    batch
+        .iter()
+        .map(|r| {
+            if names.get(run).is_some_and(|(h, _)| *h != hour_of(r)) {
+                run += 1;
+            }
+            Item {
+                index: names.get(run).map_or("", |(_, name)| name.as_str()),
+                id: ids.then(|| r.key.unwrap_or_else(|| document_hash(&r.payload))),
+                source: &r.payload,
+            }
+        })
+        .collect()
 }
 
 /// What became of the items of one request.
@@ -133,32 +172,8 @@ impl ElasticsearchSink {
     /// Write a batch. `Ok(n)`: every document stored except `n`, which are
     /// in the dead-letter file.
     pub async fn write(&self, batch: &[Record]) -> Result<u64, SinkError> {
-        // Index names change at most hourly (`%H` is the finest field):
-        // one name per hour of the batch, shared.
-        let mut last: Option<(i64, std::sync::Arc<str>)> = None;
-        let items: Vec<Item<'_>> = batch
-            .iter()
-            .map(|r| {
-                let hour = r.time_nanos.div_euclid(3_600_000_000_000);
-                let index = match &last {
-                    Some((h, name)) if *h == hour => name.clone(),
-                    _ => {
-                        let name: std::sync::Arc<str> =
-                            index_name(&self.config.index, r.time_nanos).into();
-                        last = Some((hour, name.clone()));
-                        name
-                    }
-                };
-                Item {
-                    index,
-                    id: self
-                        .config
-                        .document_ids
-                        .then(|| r.key.unwrap_or_else(|| document_hash(&r.payload))),
-                    source: &r.payload,
-                }
-            })
-            .collect();
+        let names = hour_names(&self.config.index, batch);
+        let items = batch_items(batch, &names, self.config.document_ids);
         let mut pending: Vec<usize> = (0..items.len()).collect();
         let mut rejected: Vec<(usize, String)> = Vec::new();
         let started = Instant::now();
@@ -318,7 +333,7 @@ impl ElasticsearchSink {
                 Some(serde_json::json!({
                     "sink": self.name,
                     "at": at,
-                    "index": &*item.index,
+                    "index": item.index,
                     "id": item.id.map(|id| hex(&id)),
                     "reason": reason,
                     "document": source,
@@ -475,14 +490,14 @@ pub fn bulk_body_into(items: &[Item<'_>], chunk: &[usize], mut buffer: Vec<u8>) 
     // The action's start, written once per index (a batch's items share
     // their hour's index).
     let mut action = String::new();
-    let mut action_index: Option<&std::sync::Arc<str>> = None;
+    let mut action_index: Option<&str> = None;
     for &i in chunk {
         let Some(item) = items.get(i) else { continue };
-        if action_index.is_none_or(|a| !std::sync::Arc::ptr_eq(a, &item.index)) {
+        if action_index.is_none_or(|a| !std::ptr::eq(a, item.index)) {
             action.clear();
             action.push_str("{\"create\":{\"_index\":");
-            write_json_str(&mut action, &item.index);
-            action_index = Some(&item.index);
+            write_json_str(&mut action, item.index);
+            action_index = Some(item.index);
         }
         body.push_str(&action);
         if let Some(id) = &item.id {
@@ -670,6 +685,44 @@ mod tests {
         assert_eq!(answer_body(answer(&failed), true).await, whole(&failed));
     }
 
+    /// Each item gets the index of its own hour, also when a batch goes
+    /// back to an hour it left; a run of one hour shares one name.
+    #[test]
+    fn batch_items_take_their_hours_index() {
+        let hour = 3_600_000_000_000;
+        // 2026-11-24T23:00:00Z
+        let t = 1_795_561_200_000_000_000;
+        let batch: Vec<Record> = [t, t + 5, t + hour, t + hour + 1, t + 9]
+            .into_iter()
+            .map(|time_nanos| Record {
+                payload: "{}".to_owned(),
+                time_nanos,
+                key: Some([7; 16]),
+            })
+            .collect();
+        let names = hour_names("logs-%Y%m%d%H", &batch);
+        assert_eq!(names.len(), 3, "three runs: 23h, 00h, 23h");
+        let items = batch_items(&batch, &names, true);
+        let indexes: Vec<&str> = items.iter().map(|i| i.index).collect();
+        assert_eq!(
+            indexes,
+            [
+                "logs-2026112423",
+                "logs-2026112423",
+                "logs-2026112500",
+                "logs-2026112500",
+                "logs-2026112423"
+            ]
+        );
+        assert!(std::ptr::eq(items[0].index, items[1].index));
+        assert!(items.iter().all(|i| i.id == Some([7; 16])));
+        assert!(
+            batch_items(&batch, &names, false)
+                .iter()
+                .all(|i| i.id.is_none())
+        );
+    }
+
     #[test]
     fn index_names_from_the_event_time_in_utc() {
         // 2026-11-24T23:30:00Z
@@ -698,14 +751,14 @@ mod tests {
     fn bulk_bodies_pair_actions_and_sources_and_end_in_a_newline() {
         let items = [
             Item {
-                index: "i\"x".into(),
+                index: "i\"x",
                 id: Some([
                     0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0, 0, 0, 0, 0, 0, 0xfe, 0x10,
                 ]),
                 source: "{\"m\":\"a\\nb\"}",
             },
             Item {
-                index: "i".into(),
+                index: "i",
                 id: None,
                 source: "{}",
             },
@@ -788,7 +841,7 @@ mod tests {
     fn chunks_respect_the_byte_bound() {
         let items: Vec<Item<'_>> = (0..10)
             .map(|_| Item {
-                index: "i".into(),
+                index: "i",
                 id: None,
                 source: "0123456789",
             })
