@@ -11,11 +11,19 @@ latency percentiles from the intended send time.
     python3 benches/e2e/run.py                 # every scenario
     python3 benches/e2e/run.py tcp-full        # one
     python3 benches/e2e/run.py --json          # one JSON object per scenario
+    python3 benches/e2e/run.py --repeat 5 tcp-full   # five runs, then the
+                                               # median and range of each figure
+
+On a shared VM the figures move with the neighbours' load: repeat, and
+quote the median with the range. Each run also prints the share of the
+machine's CPU time the hypervisor gave to others meanwhile (steal).
 
 Every scenario is bounded in count and time and stops by itself.
 """
+import argparse
 import json
 import os
+import statistics
 import signal
 import subprocess
 import sys
@@ -40,6 +48,14 @@ SCENARIOS = {
     "udp-150k": ("udp", ["--rate", "150000", "--duration", "10", "--format", "rfc5424",
                          "--size", "256", "--status-every", "4", "--expect", "documents"]),
 }
+
+
+def cpu_ticks():
+    """(steal, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is in user)
+    return values[7], sum(values[:8])
 
 
 def cpu_seconds(pid):
@@ -89,11 +105,13 @@ def run(name):
         ready = json.loads(sluice.stdout.readline())
         addr = next(l["address"] for l in ready["listeners"] if l["name"] == listener)
         cpu0 = cpu_seconds(sluice.pid)
+        steal0, total0 = cpu_ticks()
         kernel0 = udp_rcvbuf_errors()
         blaster.stdin.write(f"{listener}://{addr}\n")
         blaster.stdin.flush()
         out, _ = blaster.communicate(timeout=600)
         cpu = cpu_seconds(sluice.pid) - cpu0
+        steal1, total1 = cpu_ticks()
         rss = peak_rss_mib(sluice.pid)
         kernel_drops = udp_rcvbuf_errors() - kernel0
         drops = sluice_drops(ready["admin"])
@@ -126,36 +144,71 @@ def run(name):
         "point_latency_ms": points.get("latency"),
         "sluice_queue_drops": drops,
         "kernel_udp_rcvbuf_errors": kernel_drops,
+        "machine_steal_ratio": round((steal1 - steal0) / max(total1 - total0, 1), 3),
         "blaster_exit": blaster.returncode,
     }
 
 
+def line(n, r):
+    lat = r["doc_latency_ms"] or {}
+    return (f"{n}: sent {r['sent']} ({r['send_rate']}/s); delivered {r['delivered_documents']} documents, "
+            f"{r['delivered_points']}/{r['expected_points']} points; "
+            f"{r['e2e_msgs_per_s']} msgs/s end to end; sluice {r['sluice_cpu_s']} CPU s "
+            f"= {r['sluice_cpu_s_per_million']} CPU s per million = {r['msgs_per_cpu_s']} msgs per CPU s; "
+            f"peak RSS {r['peak_rss_mib']} MiB; loss {r['loss_ratio']} (sluice queue drops "
+            f"{r['sluice_queue_drops']}, kernel UDP RcvbufErrors {r['kernel_udp_rcvbuf_errors']}); document latency "
+            f"p50 {lat.get('p50_ms')} ms p90 {lat.get('p90_ms')} p99 {lat.get('p99_ms')} "
+            f"p99.9 {lat.get('p999_ms')} max {lat.get('max_ms')} ms; machine steal {r['machine_steal_ratio']:.1%}")
+
+
+def summary(n, runs):
+    """Median (min-max) of each figure over the runs of one scenario."""
+    def spread(values, fmt="{:.0f}"):
+        values = [v for v in values if v is not None]
+        if not values:
+            return "n/a"
+        return (f"{fmt.format(statistics.median(values))} "
+                f"({fmt.format(min(values))}-{fmt.format(max(values))})")
+    lat = lambda key: [(r["doc_latency_ms"] or {}).get(key) for r in runs]
+    return (f"{n}, {len(runs)} runs, median (min-max): "
+            f"{spread([r['e2e_msgs_per_s'] for r in runs])} msgs/s end to end; "
+            f"{spread([r['msgs_per_cpu_s'] for r in runs])} msgs per CPU s; "
+            f"peak RSS {spread([r['peak_rss_mib'] for r in runs], '{:.1f}')} MiB; "
+            f"loss {spread([r['loss_ratio'] for r in runs], '{:g}')}; "
+            f"document latency p50 {spread(lat('p50_ms'), '{:.2f}')} ms, "
+            f"p99 {spread(lat('p99_ms'), '{:.2f}')} ms; "
+            f"machine steal {spread([r['machine_steal_ratio'] * 100 for r in runs], '{:.1f}')} %")
+
+
 def main():
-    as_json = "--json" in sys.argv
-    names = [a for a in sys.argv[1:] if not a.startswith("--")] or list(SCENARIOS)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                        help=f"one of {', '.join(SCENARIOS)} (default: all)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per run")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="run each scenario N times, then print the median and range")
+    args = parser.parse_args()
+    names = args.scenarios or list(SCENARIOS)
     for n in names:
         if n not in SCENARIOS:
-            sys.exit(f"unknown scenario {n!r}: {', '.join(SCENARIOS)}")
+            parser.error(f"unknown scenario {n!r}: one of {', '.join(SCENARIOS)}")
+    if args.repeat < 1:
+        sys.exit("--repeat must be at least 1")
     for p in (SLUICE, BLASTER):
         if not os.path.exists(p):
             sys.exit(f"{p} missing: run `cargo build --release --bins` first")
     print(f"# {os.cpu_count()} CPUs; {open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()}",
           file=sys.stderr)
     for n in names:
-        r = run(n)
-        if as_json:
-            print(json.dumps(r))
-            continue
-        lat = r["doc_latency_ms"] or {}
-        print(f"{n}: sent {r['sent']} ({r['send_rate']}/s); delivered {r['delivered_documents']} documents, "
-              f"{r['delivered_points']}/{r['expected_points']} points; "
-              f"{r['e2e_msgs_per_s']} msgs/s end to end; sluice {r['sluice_cpu_s']} CPU s "
-              f"= {r['sluice_cpu_s_per_million']} CPU s per million = {r['msgs_per_cpu_s']} msgs per CPU s; "
-              f"peak RSS {r['peak_rss_mib']} MiB; loss {r['loss_ratio']} (sluice queue drops "
-              f"{r['sluice_queue_drops']}, kernel UDP RcvbufErrors {r['kernel_udp_rcvbuf_errors']}); document latency "
-              f"p50 {lat.get('p50_ms')} ms p90 {lat.get('p90_ms')} p99 {lat.get('p99_ms')} "
-              f"p99.9 {lat.get('p999_ms')} max {lat.get('max_ms')} ms")
-        sys.stdout.flush()
+        runs = []
+        for _ in range(args.repeat):
+            r = run(n)
+            runs.append(r)
+            print(json.dumps(r) if args.json else line(n, r))
+            sys.stdout.flush()
+        if args.repeat > 1 and not args.json:
+            print(summary(n, runs))
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":
