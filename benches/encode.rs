@@ -2,7 +2,8 @@
 //! three captures) and 4 typed fields, from a decoded event and its pattern
 //! captures, as a metric route makes it.
 //!
-//! Run: `cargo bench --bench encode`.
+//! Also a document's two RFC 3339 timestamps. Run: `cargo bench --bench
+//! encode`.
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -118,5 +119,39 @@ fn bench_document(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_encode, bench_document);
+/// A document's two timestamps (`@timestamp` and `event.created`, in the
+/// same second) written into a reused buffer after some text, as `encode`
+/// writes them.
+fn bench_timestamps(c: &mut Criterion) {
+    use sluice::event::{Timestamp, write_rfc3339};
+    let base = 1_795_902_618_173_902_000i64;
+    let mut out = String::with_capacity(1024);
+    let mut i = 0i64;
+    let mut group = c.benchmark_group("timestamps");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("document_pair", |b| {
+        b.iter(|| {
+            i = (i + 1) % 1000;
+            out.clear();
+            out.push_str("{\"@timestamp\":\"");
+            let event_time = Timestamp {
+                unix_nanos: base + i * 1000,
+                offset_secs: 0,
+                frac_digits: 6,
+            };
+            write_rfc3339(&mut out, &event_time);
+            out.push_str("\",\"message\":\"x\",\"event\":{\"created\":\"");
+            let received = Timestamp {
+                unix_nanos: base + 26_000_000 + i,
+                offset_secs: 0,
+                frac_digits: 6,
+            };
+            write_rfc3339(&mut out, &received);
+            std::hint::black_box(&out);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_encode, bench_document, bench_timestamps);
 criterion_main!(benches);
