@@ -24,15 +24,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// upgrade that renumbers the options fails there.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Return freed memory to the OS after 200 ms instead of mimalloc's
-/// 1000 ms: in the end-to-end benchmark at full speed, peak RSS 52-59 MiB
-/// instead of 67-73, at the same throughput within the VM's noise (0 ms
-/// costs about 30% of it in page faults). The
-/// `MIMALLOC_PURGE_DELAY` environment variable, when set, still decides.
+/// Return freed memory to the OS after 100 ms instead of mimalloc's
+/// 1000 ms. In the end-to-end benchmark at full speed, 1000 ms gave peak
+/// RSS 67-73 MiB and 200 ms 52-59; once faster (LTO), 200 ms reached
+/// 54-63.5 MiB and 100 ms 51-56 (three runs each), with CPU per message
+/// the same within the VM's noise. 0 ms costs about 30% of the throughput
+/// in page faults. The `MIMALLOC_PURGE_DELAY` environment variable, when
+/// set, still decides.
 fn tune_allocator() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: mi_option_set stores an integer option; any value is valid.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 200) }
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 100) }
     }
 }
 
