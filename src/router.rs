@@ -312,7 +312,8 @@ fn without_leading_spaces(literal: &[u8]) -> &[u8] {
     }
 }
 
-/// The longest literal (at least 3 bytes) every match of `hir` contains.
+/// The longest literal (at least 3 bytes) every match of `hir` contains,
+/// each piece [`without_leading_spaces`].
 fn required_literal(hir: &Hir) -> Option<Vec<u8>> {
     match hir.kind() {
         HirKind::Literal(l) => Some(without_leading_spaces(&l.0).to_vec()),

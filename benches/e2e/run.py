@@ -193,7 +193,7 @@ def main():
         if n not in SCENARIOS:
             parser.error(f"unknown scenario {n!r}: one of {', '.join(SCENARIOS)}")
     if args.repeat < 1:
-        sys.exit("--repeat must be at least 1")
+        parser.error("--repeat must be at least 1")
     for p in (SLUICE, BLASTER):
         if not os.path.exists(p):
             sys.exit(f"{p} missing: run `cargo build --release --bins` first")
