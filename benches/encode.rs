@@ -120,7 +120,7 @@ fn bench_document(c: &mut Criterion) {
 }
 
 /// A document's two timestamps (`@timestamp` and `event.created`, in the
-/// same second) written into a reused buffer after some text, as `encode`
+/// same second, then 3 s apart) written into a reused buffer after some text, as `encode`
 /// writes them.
 fn bench_timestamps(c: &mut Criterion) {
     use sluice::event::{Timestamp, write_rfc3339};
@@ -143,6 +143,29 @@ fn bench_timestamps(c: &mut Criterion) {
             out.push_str("\",\"message\":\"x\",\"event\":{\"created\":\"");
             let received = Timestamp {
                 unix_nanos: base + 26_000_000 + i,
+                offset_secs: 0,
+                frac_digits: 6,
+            };
+            write_rfc3339(&mut out, &received);
+            std::hint::black_box(&out);
+        })
+    });
+    // The sender's clock 3 s behind the receiver's (or a backlog of 3 s):
+    // the two timestamps fall in different seconds.
+    group.bench_function("document_pair_skewed", |b| {
+        b.iter(|| {
+            i = (i + 1) % 1000;
+            out.clear();
+            out.push_str("{\"@timestamp\":\"");
+            let event_time = Timestamp {
+                unix_nanos: base + i * 1000,
+                offset_secs: 0,
+                frac_digits: 6,
+            };
+            write_rfc3339(&mut out, &event_time);
+            out.push_str("\",\"message\":\"x\",\"event\":{\"created\":\"");
+            let received = Timestamp {
+                unix_nanos: base + 3_000_000_000 + i,
                 offset_secs: 0,
                 frac_digits: 6,
             };

@@ -508,6 +508,14 @@ pub fn push_padded(out: &mut String, v: u64, width: usize) {
     push_digits(out, v, len.max(u32::try_from(width).unwrap_or(20)));
 }
 
+/// [`write_rfc3339`]'s per-thread cache: the date-and-time text of the
+/// last two seconds written.
+struct SecondCache {
+    entries: [(i64, [u8; 19]); 2],
+    /// The entry to replace on a miss (the one used less recently).
+    victim: u8,
+}
+
 /// Append `ts` as RFC 3339 with its own offset (`Z` for UTC).
 pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
     let local = ts
@@ -516,11 +524,16 @@ pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
         .saturating_add(i64::from(ts.offset_secs));
     let nanos = ts.unix_nanos.rem_euclid(1_000_000_000) as u64;
     // This runs twice for every document, and a stream's timestamps share
-    // their second: the `YYYY-MM-DDTHH:MM:SS` of the last second is kept
-    // per thread.
+    // their second: the `YYYY-MM-DDTHH:MM:SS` of the last two seconds are
+    // kept per thread (two: `@timestamp` is the sender's clock and
+    // `event.created` ours, which a skew or a backlog puts in different
+    // seconds; one entry would miss on every call then).
     thread_local! {
-        static SECOND: std::cell::RefCell<(i64, [u8; 19])> =
-            const { std::cell::RefCell::new((i64::MIN, [0; 19])) };
+        static SECONDS: std::cell::RefCell<SecondCache> =
+            const { std::cell::RefCell::new(SecondCache {
+                entries: [(i64::MIN, [0; 19]), (i64::MIN, [0; 19])],
+                victim: 0,
+            }) };
     }
     // Written in place: `out` grows by 35 zeros (19 + `.` + 9 digits +
     // `+hh:mm`, a fixed-size store), whose bytes are set and the rest cut.
@@ -540,18 +553,23 @@ pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
     // them: such a load waits until the stores before it reach the cache
     // (on a buffer just taken from the pool, those miss), which was two
     // thirds of this function's samples.
-    let hit = SECOND.with_borrow(|(second, prefix)| {
-        let hit = *second == local;
-        if hit {
-            buf[..19].copy_from_slice(prefix);
-        }
-        hit
+    SECONDS.with_borrow_mut(|cache| {
+        let hit = cache
+            .entries
+            .iter()
+            .position(|(second, _)| *second == local);
+        let way = match hit {
+            Some(way) => way,
+            None => {
+                let way = usize::from(cache.victim & 1);
+                cache.entries[way] = (local, date_time_text(local));
+                way
+            }
+        };
+        // The entry not used now is replaced next.
+        cache.victim = (way ^ 1) as u8;
+        buf[..19].copy_from_slice(&cache.entries[way].1);
     });
-    if !hit {
-        let prefix = date_time_text(local);
-        buf[..19].copy_from_slice(&prefix);
-        SECOND.set((local, prefix));
-    }
     let mut len = 19;
     if ts.frac_digits > 0 {
         // All nine digits, then cut to the precision: the leading `digits`
