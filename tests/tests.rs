@@ -1728,6 +1728,11 @@ document = { format = "flume" }
         s.metric("sluice_sink_request_duration_seconds_count{sink=\"es\"}"),
         requests
     );
+    // The answer is asked to keep only what the sink reads.
+    assert_eq!(
+        es.state.lock().unwrap().filter_path.as_deref(),
+        Some("errors,error,status,items.*.status,items.*.error")
+    );
     assert!(s.stop().success());
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -244,7 +244,158 @@ fn action_value<'a>(line: &'a [u8], key: &memchr::memmem::Finder<'_>) -> &'a [u8
     &rest[..end]
 }
 
-async fn bulk(State(d): State<Shared>, headers: HeaderMap, raw: Bytes) -> Response {
+/// Elasticsearch's response filtering (`?filter_path=`) for the fields of
+/// a `_bulk` answer: comma-separated dotted paths, `*` within a name,
+/// `**` for any depth, `-` to exclude.
+struct ResponseFilter {
+    include: Vec<Vec<String>>,
+    exclude: Vec<Vec<String>>,
+}
+
+impl ResponseFilter {
+    fn from_query(query: Option<&str>) -> Option<ResponseFilter> {
+        let value = form_urlencoded::parse(query?.as_bytes())
+            .find(|(k, _)| k == "filter_path")?
+            .1;
+        let split = |p: &str| p.split('.').map(str::to_owned).collect::<Vec<_>>();
+        let (mut include, mut exclude) = (Vec::new(), Vec::new());
+        for p in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match p.strip_prefix('-') {
+                Some(x) => exclude.push(split(x)),
+                None => include.push(split(p)),
+            }
+        }
+        Some(ResponseFilter { include, exclude })
+    }
+
+    /// Whether the answer keeps the scalar field at `path`.
+    fn keeps(&self, path: &[&str]) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|p| selects(p, path)))
+            && !self.exclude.iter().any(|p| selects(p, path))
+    }
+}
+
+/// Whether `pattern` selects the field at `path` or an ancestor of it.
+fn selects(pattern: &[String], path: &[&str]) -> bool {
+    let Some(first) = pattern.first() else {
+        return true;
+    };
+    if first == "**" {
+        return selects(&pattern[1..], path)
+            || path
+                .split_first()
+                .is_some_and(|(_, rest)| selects(pattern, rest));
+    }
+    path.split_first()
+        .is_some_and(|(name, rest)| name_matches(first, name) && selects(&pattern[1..], rest))
+}
+
+/// A name against a filter segment (`*` any run of characters).
+fn name_matches(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => name.strip_prefix(head).is_some_and(|after| {
+            (0..=after.len())
+                .filter(|&i| after.is_char_boundary(i))
+                .any(|i| name_matches(rest, &after[i..]))
+        }),
+    }
+}
+
+/// Which fields of a `_bulk` answer to write, under an optional filter.
+struct AnswerShape {
+    took: bool,
+    errors: bool,
+    /// Per action (`create`, `index`): `_index`, `_id`, `_version`,
+    /// `result`, `status`.
+    item: [[bool; 5]; 2],
+}
+
+const ITEM_FIELDS: [&str; 5] = ["_index", "_id", "_version", "result", "status"];
+
+impl AnswerShape {
+    fn new(filter: Option<&ResponseFilter>) -> AnswerShape {
+        let keeps = |path: &[&str]| filter.is_none_or(|f| f.keeps(path));
+        let item = |op: &str| ITEM_FIELDS.map(|field| keeps(&["items", op, field]));
+        AnswerShape {
+            took: keeps(&["took"]),
+            errors: keeps(&["errors"]),
+            item: [item("create"), item("index")],
+        }
+    }
+
+    /// The answer for a request of `actions` (`true`: `index`, else
+    /// `create`), each with its index and id; every item succeeded.
+    fn write(&self, answer: &mut Vec<u8>, actions: &[(bool, &[u8], &[u8])]) {
+        answer.push(b'{');
+        let mut first_key = true;
+        let mut key = |answer: &mut Vec<u8>, k: &[u8]| {
+            if !first_key {
+                answer.push(b',');
+            }
+            first_key = false;
+            answer.extend_from_slice(k);
+        };
+        if self.took {
+            key(answer, br#""took":1"#);
+        }
+        if self.errors {
+            key(answer, br#""errors":false"#);
+        }
+        let shown = |index: bool| self.item[usize::from(index)].iter().any(|&k| k);
+        if actions.iter().any(|&(index, _, _)| shown(index)) {
+            key(answer, br#""items":["#);
+            let mut first_item = true;
+            for &(index, name, id) in actions {
+                let fields = self.item[usize::from(index)];
+                if !fields.iter().any(|&k| k) {
+                    continue;
+                }
+                if !first_item {
+                    answer.push(b',');
+                }
+                first_item = false;
+                answer.extend_from_slice(if index {
+                    br#"{"index":{"#
+                } else {
+                    br#"{"create":{"#
+                });
+                let values: [&[u8]; 5] = [name, id, b"1", b"created", b"201"];
+                let mut first_field = true;
+                for ((field, value), keep) in ITEM_FIELDS.iter().zip(values).zip(fields) {
+                    if !keep {
+                        continue;
+                    }
+                    if !first_field {
+                        answer.push(b',');
+                    }
+                    first_field = false;
+                    answer.push(b'"');
+                    answer.extend_from_slice(field.as_bytes());
+                    answer.extend_from_slice(b"\":");
+                    let quoted = matches!(*field, "_index" | "_id" | "result");
+                    if quoted {
+                        answer.push(b'"');
+                    }
+                    answer.extend_from_slice(value);
+                    if quoted {
+                        answer.push(b'"');
+                    }
+                }
+                answer.extend_from_slice(b"}}");
+            }
+            answer.push(b']');
+        }
+        answer.push(b'}');
+    }
+}
+
+async fn bulk(
+    State(d): State<Shared>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
     d.requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let bad = |d: &Deliveries, reason: String| {
@@ -279,33 +430,22 @@ async fn bulk(State(d): State<Shared>, headers: HeaderMap, raw: Bytes) -> Respon
         );
     }
     let now = now_nanos();
-    let mut answer = Vec::with_capacity(text.len() / 4 + 64);
-    answer.extend_from_slice(br#"{"took":1,"errors":false,"items":["#);
+    let shape = AnswerShape::new(ResponseFilter::from_query(query.as_deref()).as_ref());
+    let mut actions: Vec<(bool, &[u8], &[u8])> = Vec::new();
     let mut lines = lines(&text).filter(|l| !l.is_empty());
-    let mut first = true;
     if let Ok(mut t) = d.documents.lock() {
         while let Some(action) = lines.next() {
             let Some(source) = lines.next() else { break };
             t.record(source, now);
-            if !first {
-                answer.push(b',');
-            }
-            first = false;
-            let op: &[u8] = if action.starts_with(br#"{"index""#) {
-                b"index"
-            } else {
-                b"create"
-            };
-            answer.extend_from_slice(b"{\"");
-            answer.extend_from_slice(op);
-            answer.extend_from_slice(br#"":{"_index":""#);
-            answer.extend_from_slice(action_value(action, &INDEX_KEY));
-            answer.extend_from_slice(br#"","_id":""#);
-            answer.extend_from_slice(action_value(action, &ID_KEY));
-            answer.extend_from_slice(br#"","_version":1,"result":"created","status":201}}"#);
+            actions.push((
+                action.starts_with(br#"{"index""#),
+                action_value(action, &INDEX_KEY),
+                action_value(action, &ID_KEY),
+            ));
         }
     }
-    answer.extend_from_slice(b"]}");
+    let mut answer = Vec::with_capacity(actions.len() * 96 + 64);
+    shape.write(&mut answer, &actions);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
@@ -327,6 +467,51 @@ mod tests {
     }
 
     use super::*;
+
+    /// The `_bulk` answer under `filter_path`, as Elasticsearch filters it.
+    #[test]
+    fn bulk_answer_honours_filter_path() {
+        let actions: [(bool, &[u8], &[u8]); 2] = [(false, b"logs", b"a"), (true, b"logs", b"b")];
+        let answer = |query: Option<&str>| {
+            let filter = ResponseFilter::from_query(query);
+            let mut out = Vec::new();
+            AnswerShape::new(filter.as_ref()).write(&mut out, &actions);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            answer(None),
+            r#"{"took":1,"errors":false,"items":[{"create":{"_index":"logs","_id":"a","_version":1,"result":"created","status":201}},{"index":{"_index":"logs","_id":"b","_version":1,"result":"created","status":201}}]}"#
+        );
+        assert_eq!(answer(Some("pipeline=x")), answer(None));
+        // What sluice asks for.
+        assert_eq!(
+            answer(Some(
+                "filter_path=errors,error,status,items.*.status,items.*.error"
+            )),
+            r#"{"errors":false,"items":[{"create":{"status":201}},{"index":{"status":201}}]}"#
+        );
+        // Percent-encoded, wildcards within a name, `**`, exclusions.
+        assert_eq!(
+            answer(Some("a=1&filter_path=took%2Citems.create._i*")),
+            r#"{"took":1,"items":[{"create":{"_index":"logs","_id":"a"}}]}"#
+        );
+        assert_eq!(
+            answer(Some("filter_path=**.result")),
+            r#"{"items":[{"create":{"result":"created"}},{"index":{"result":"created"}}]}"#
+        );
+        assert_eq!(
+            answer(Some("filter_path=-items,-took")),
+            r#"{"errors":false}"#
+        );
+        assert_eq!(
+            answer(Some(
+                "filter_path=items,-items.*._version,-items.*.result,-items.index"
+            )),
+            r#"{"items":[{"create":{"_index":"logs","_id":"a","status":201}}]}"#
+        );
+        // Only failures asked for, and none: no items at all.
+        assert_eq!(answer(Some("filter_path=items.*.error")), "{}");
+    }
 
     #[test]
     fn tracker_counts_distinct_duplicates_and_unmatched() {

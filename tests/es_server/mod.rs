@@ -19,6 +19,12 @@
 //!   whole-request 429/503), a mapping problem a per-item 400
 //!   `mapper_parsing_exception`.
 //!
+//! - `?filter_path=` (the common option "Response filtering") applies to
+//!   every answer: comma-separated dotted paths, `*` within a name,
+//!   `**` for any depth, a leading `-` to exclude; objects and array
+//!   entries left empty are dropped (so `items.*.error` keeps only the
+//!   failed items). [`filter_path`] is written apart from the blaster's.
+//!
 //! Failures are injected through [`Knobs`]; documents are kept in memory
 //! across a restart of the server (same port), as a cluster keeps them.
 
@@ -60,6 +66,8 @@ pub struct State {
     pub requests: usize,
     /// The Authorization header of the last request.
     pub authorization: Option<String>,
+    /// The `filter_path` of the last request.
+    pub filter_path: Option<String>,
     /// Items answered 429.
     pub answered_429: usize,
     generated: u64,
@@ -142,6 +150,99 @@ impl Drop for EsServer {
     }
 }
 
+/// Elasticsearch's response filtering of `value` by a `filter_path`
+/// value; `None` when nothing is left.
+pub fn filter_path(value: &serde_json::Value, filter: &str) -> Option<serde_json::Value> {
+    let split = |p: &str| p.split('.').map(str::to_owned).collect::<Vec<_>>();
+    let (mut include, mut exclude) = (Vec::new(), Vec::new());
+    for p in filter.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match p.strip_prefix('-') {
+            Some(x) => exclude.push(split(x)),
+            None => include.push(split(p)),
+        }
+    }
+    if include.is_empty() {
+        include.push(vec!["**".to_owned()]);
+    }
+    walk(value, &mut Vec::new(), &include, &exclude, false)
+}
+
+/// `name` against one path segment of a filter (`*` any run of chars).
+fn glob(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            let Some(after) = name.strip_prefix(head) else {
+                return false;
+            };
+            (0..=after.len())
+                .filter(|&i| after.is_char_boundary(i))
+                .any(|i| glob(rest, &after[i..]))
+        }
+    }
+}
+
+/// How `pattern` relates to the field at `path`: (it selects the field or
+/// an ancestor of it, it could select something below the field).
+fn relation(pattern: &[String], path: &[String]) -> (bool, bool) {
+    let Some(first) = pattern.first() else {
+        return (true, false);
+    };
+    if first == "**" {
+        // `**` stands for no segment, or for one more.
+        let (none, none_below) = relation(&pattern[1..], path);
+        let (more, more_below) = match path.split_first() {
+            Some((_, rest)) => relation(pattern, rest),
+            None => (false, true),
+        };
+        return (none || more, none_below || more_below);
+    }
+    match path.split_first() {
+        None => (false, true),
+        Some((name, rest)) if glob(first, name) => relation(&pattern[1..], rest),
+        Some(_) => (false, false),
+    }
+}
+
+/// `value` (at `path`) filtered; `selected` when an include pattern selects
+/// it or an ancestor.
+fn walk(
+    value: &serde_json::Value,
+    path: &mut Vec<String>,
+    include: &[Vec<String>],
+    exclude: &[Vec<String>],
+    selected: bool,
+) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (key, child) in map {
+                path.push(key.clone());
+                let excluded = exclude.iter().any(|x| relation(x, path).0);
+                let chosen = selected || include.iter().any(|p| relation(p, path).0);
+                let below = include.iter().any(|p| relation(p, path).1);
+                if !excluded && (chosen || below) {
+                    if let Some(v) = walk(child, path, include, exclude, chosen) {
+                        out.insert(key.clone(), v);
+                    }
+                }
+                path.pop();
+            }
+            (!out.is_empty() || path.is_empty()).then_some(Value::Object(out))
+        }
+        // Entries share their array's path.
+        Value::Array(entries) => {
+            let kept: Vec<Value> = entries
+                .iter()
+                .filter_map(|e| walk(e, path, include, exclude, selected))
+                .collect();
+            (!kept.is_empty()).then_some(Value::Array(kept))
+        }
+        other => selected.then(|| other.clone()),
+    }
+}
+
 fn error(status: StatusCode, kind: &str, reason: &str) -> (StatusCode, String) {
     (
         status,
@@ -152,6 +253,29 @@ fn error(status: StatusCode, kind: &str, reason: &str) -> (StatusCode, String) {
 
 async fn bulk(
     axum::extract::State(state): axum::extract::State<Arc<Mutex<State>>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let filter = query.as_deref().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "filter_path")
+            .map(|(_, v)| v.into_owned())
+    });
+    state.lock().unwrap().filter_path = filter.clone();
+    let (status, answer) = bulk_answer(state, headers, body).await;
+    let Some(filter) = filter else {
+        return (status, answer);
+    };
+    let filtered = serde_json::from_str::<serde_json::Value>(&answer)
+        .ok()
+        .and_then(|v| filter_path(&v, &filter))
+        .unwrap_or_else(|| serde_json::json!({}));
+    (status, filtered.to_string())
+}
+
+async fn bulk_answer(
+    state: Arc<Mutex<State>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
@@ -327,4 +451,49 @@ async fn bulk(
         StatusCode::OK,
         serde_json::json!({"took": 1, "errors": errors, "items": items}).to_string(),
     )
+}
+
+/// `filter_path` as the Elasticsearch reference's "Response filtering"
+/// describes it, on a `_bulk` answer with one failed item.
+#[test]
+fn filter_path_as_elasticsearch_documents_it() {
+    let answer = serde_json::json!({"took": 3, "errors": true, "items": [
+        {"create": {"_index": "logs", "_id": "a", "status": 201}},
+        {"create": {"_index": "logs", "_id": "b", "status": 429,
+            "error": {"type": "es_rejected_execution_exception", "reason": "busy"}}},
+        {"index": {"_index": "other", "_id": "c", "status": 200}},
+    ]});
+    let f = |filter: &str| filter_path(&answer, filter).map(|v| v.to_string());
+    // Only the failed operations (the reference's own example).
+    assert_eq!(
+        f("items.*.error").unwrap(),
+        r#"{"items":[{"create":{"error":{"reason":"busy","type":"es_rejected_execution_exception"}}}]}"#
+    );
+    // One entry per item, in order, when every item keeps a field.
+    assert_eq!(
+        f("errors,items.*.status,items.*.error.type").unwrap(),
+        r#"{"errors":true,"items":[{"create":{"status":201}},{"create":{"error":{"type":"es_rejected_execution_exception"},"status":429}},{"index":{"status":200}}]}"#
+    );
+    assert_eq!(
+        f("items.index._id").unwrap(),
+        r#"{"items":[{"index":{"_id":"c"}}]}"#
+    );
+    assert_eq!(
+        f("items.*._i*").unwrap(),
+        r#"{"items":[{"create":{"_id":"a","_index":"logs"}},{"create":{"_id":"b","_index":"logs"}},{"index":{"_id":"c","_index":"other"}}]}"#
+    );
+    assert_eq!(
+        f("**.reason").unwrap(),
+        r#"{"items":[{"create":{"error":{"reason":"busy"}}}]}"#
+    );
+    assert_eq!(f("took").unwrap(), r#"{"took":3}"#);
+    // A whole subtree, and exclusions.
+    assert_eq!(
+        f("items,-items.*._index,-items.*._id,-items.*.error,-took").unwrap(),
+        r#"{"items":[{"create":{"status":201}},{"create":{"status":429}},{"index":{"status":200}}]}"#
+    );
+    assert_eq!(f("-items,-took").unwrap(), r#"{"errors":true}"#);
+    // Nothing selected: an empty object.
+    assert_eq!(f("nothing.here").unwrap(), "{}");
+    assert_eq!(f("errors.deeper").unwrap(), "{}");
 }
