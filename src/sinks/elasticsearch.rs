@@ -487,16 +487,14 @@ pub fn bulk_body(items: &[Item<'_>], chunk: &[usize]) -> Vec<u8> {
 
 /// [`bulk_body`] written into `buffer` (emptied first; its allocation is
 /// reused when large enough).
-pub fn bulk_body_into(items: &[Item<'_>], chunk: &[usize], mut buffer: Vec<u8>) -> Vec<u8> {
+pub fn bulk_body_into(items: &[Item<'_>], chunk: &[usize], buffer: Vec<u8>) -> Vec<u8> {
     let size: usize = chunk
         .iter()
         .filter_map(|&i| items.get(i))
         .map(|it| it.source.len() + it.index.len() + 80)
         .sum();
-    buffer.clear();
-    buffer.reserve(size);
     // An empty Vec<u8> is valid UTF-8.
-    let mut body = String::from_utf8(buffer).unwrap_or_default();
+    let mut body = String::from_utf8(super::body_buffer(buffer, size)).unwrap_or_default();
     // The action's start, written once per index (a batch's items share
     // their hour's index).
     let mut action = String::new();
@@ -528,7 +526,8 @@ pub fn bulk_body_into(items: &[Item<'_>], chunk: &[usize], mut buffer: Vec<u8>) 
 /// than the bound goes alone).
 pub fn chunks(items: &[Item<'_>], pending: &[usize], max_bytes: usize) -> Vec<Vec<usize>> {
     let mut out = Vec::new();
-    let mut current = Vec::new();
+    // Usually one request takes all: sized for it, not grown by doubling.
+    let mut current = Vec::with_capacity(pending.len());
     let mut bytes = 0;
     for &i in pending {
         let Some(item) = items.get(i) else { continue };

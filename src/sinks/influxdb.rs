@@ -44,6 +44,10 @@ pub struct InfluxSink {
     dead_letter: Option<DeadLetter>,
     /// The database (and retention policy) exist, as far as we know.
     prepared: AtomicBool,
+    /// The last request's body buffer, emptied, for the next request (a
+    /// new one per request was a large allocation whose pages faulted in
+    /// each time).
+    spare_body: std::sync::Mutex<Vec<u8>>,
 }
 
 /// What one request's answer means.
@@ -74,6 +78,7 @@ impl InfluxSink {
             current: AtomicUsize::new(0),
             dead_letter,
             prepared: AtomicBool::new(!config.create_database),
+            spare_body: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -248,7 +253,8 @@ impl InfluxSink {
     }
 
     async fn request(&self, lines: &[&str]) -> Result<Outcome, SinkError> {
-        let mut body = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+        let spare = std::mem::take(&mut *self.spare_body.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut body = super::body_buffer(spare, lines.iter().map(|l| l.len() + 1).sum());
         for l in lines {
             body.extend_from_slice(l.as_bytes());
             body.push(b'\n');
@@ -259,9 +265,14 @@ impl InfluxSink {
             .post(&url)
             .header("Content-Type", "text/plain; charset=utf-8");
         if self.config.gzip {
-            body = gzip(&body).map_err(|e| SinkError::Permanent(format!("gzip: {e}")))?;
+            let zipped = gzip(&body);
+            self.keep_body(std::mem::take(&mut body));
+            body = zipped.map_err(|e| SinkError::Permanent(format!("gzip: {e}")))?;
             req = req.header("Content-Encoding", "gzip");
         }
+        let body = bytes::Bytes::from(body);
+        // A handle on the body: unique again once the request is done.
+        let kept = body.clone();
         let c = &self.config;
         if let Some(token) = &c.token {
             req = req.header("Authorization", format!("Token {token}"));
@@ -281,6 +292,9 @@ impl InfluxSink {
         let status = response.status().as_u16();
         let retry_after = retry_after(&response);
         let text = response.text().await.unwrap_or_default();
+        if let Ok(body) = kept.try_into_mut() {
+            self.keep_body(body.into());
+        }
         let reason = error_text(&text);
         let at = self.redact(&url);
         match status {
@@ -324,6 +338,12 @@ impl InfluxSink {
                 "{at}: unexpected {status} {reason}"
             ))),
         }
+    }
+
+    /// Keep `body`'s buffer for the next request (emptied).
+    fn keep_body(&self, mut body: Vec<u8>) {
+        body.clear();
+        *self.spare_body.lock().unwrap_or_else(|p| p.into_inner()) = body;
     }
 
     /// The URL without credentials, for logs.

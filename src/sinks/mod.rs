@@ -25,6 +25,20 @@ pub use file::FileSink;
 pub use influxdb::InfluxSink;
 pub use stdout::StdoutSink;
 
+/// An emptied request-body buffer of at least `size` bytes: `spare`'s
+/// allocation when it is large enough, else a new one with an eighth
+/// more, so that the next, slightly larger, batch fits too. Not `reserve`
+/// on the emptied buffer: the allocator's realloc would copy its old,
+/// stale bytes into the new block.
+pub fn body_buffer(mut spare: Vec<u8>, size: usize) -> Vec<u8> {
+    spare.clear();
+    if spare.capacity() >= size {
+        return spare;
+    }
+    drop(spare);
+    Vec::with_capacity(size.saturating_add(size / 8))
+}
+
 /// Why a batch was not written.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -322,5 +336,21 @@ pub async fn run_worker(
         }
         queue.end_batch();
         queue.recycle(&mut batch);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn body_buffer_reuses_a_large_enough_spare_and_replaces_a_small_one() {
+        let mut spare = Vec::with_capacity(1000);
+        spare.extend_from_slice(b"old");
+        let at = spare.as_ptr();
+        let reused = super::body_buffer(spare, 1000);
+        assert!(reused.is_empty());
+        assert_eq!(reused.as_ptr(), at, "a large enough spare is reused");
+        let grown = super::body_buffer(reused, 8000);
+        assert!(grown.is_empty());
+        assert!(grown.capacity() >= 9000, "{}", grown.capacity());
     }
 }
