@@ -120,60 +120,40 @@ fn bench_document(c: &mut Criterion) {
 }
 
 /// A document's two timestamps (`@timestamp` and `event.created`, in the
-/// same second, then 3 s apart) written into a reused buffer after some text, as `encode`
-/// writes them.
+/// same second, then 3 s apart) written into a reused buffer after some
+/// text, as `encode` writes them.
 fn bench_timestamps(c: &mut Criterion) {
+    let mut group = c.benchmark_group("timestamps");
+    group.throughput(Throughput::Elements(1));
+    // Received 26 ms after the event's time.
+    group.bench_function("document_pair", |b| document_pair(b, 26_000_000));
+    // The sender's clock 3 s behind the receiver's (or a backlog of 3 s):
+    // the two timestamps fall in different seconds.
+    group.bench_function("document_pair_skewed", |b| document_pair(b, 3_000_000_000));
+    group.finish();
+}
+
+/// The two timestamps of a document received `delay_nanos` after its
+/// event's time.
+fn document_pair(b: &mut criterion::Bencher<'_>, delay_nanos: i64) {
     use sluice::event::{Timestamp, write_rfc3339};
     let base = 1_795_902_618_173_902_000i64;
     let mut out = String::with_capacity(1024);
     let mut i = 0i64;
-    let mut group = c.benchmark_group("timestamps");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("document_pair", |b| {
-        b.iter(|| {
-            i = (i + 1) % 1000;
-            out.clear();
-            out.push_str("{\"@timestamp\":\"");
-            let event_time = Timestamp {
-                unix_nanos: base + i * 1000,
-                offset_secs: 0,
-                frac_digits: 6,
-            };
-            write_rfc3339(&mut out, &event_time);
-            out.push_str("\",\"message\":\"x\",\"event\":{\"created\":\"");
-            let received = Timestamp {
-                unix_nanos: base + 26_000_000 + i,
-                offset_secs: 0,
-                frac_digits: 6,
-            };
-            write_rfc3339(&mut out, &received);
-            std::hint::black_box(&out);
-        })
-    });
-    // The sender's clock 3 s behind the receiver's (or a backlog of 3 s):
-    // the two timestamps fall in different seconds.
-    group.bench_function("document_pair_skewed", |b| {
-        b.iter(|| {
-            i = (i + 1) % 1000;
-            out.clear();
-            out.push_str("{\"@timestamp\":\"");
-            let event_time = Timestamp {
-                unix_nanos: base + i * 1000,
-                offset_secs: 0,
-                frac_digits: 6,
-            };
-            write_rfc3339(&mut out, &event_time);
-            out.push_str("\",\"message\":\"x\",\"event\":{\"created\":\"");
-            let received = Timestamp {
-                unix_nanos: base + 3_000_000_000 + i,
-                offset_secs: 0,
-                frac_digits: 6,
-            };
-            write_rfc3339(&mut out, &received);
-            std::hint::black_box(&out);
-        })
-    });
-    group.finish();
+    let at = |unix_nanos| Timestamp {
+        unix_nanos,
+        offset_secs: 0,
+        frac_digits: 6,
+    };
+    b.iter(|| {
+        i = (i + 1) % 1000;
+        out.clear();
+        out.push_str("{\"@timestamp\":\"");
+        write_rfc3339(&mut out, &at(base + i * 1000));
+        out.push_str("\",\"message\":\"x\",\"event\":{\"created\":\"");
+        write_rfc3339(&mut out, &at(base + delay_nanos + i));
+        std::hint::black_box(&out);
+    })
 }
 
 criterion_group!(benches, bench_encode, bench_document, bench_timestamps);
