@@ -243,14 +243,7 @@ impl ElasticsearchSink {
         let spare = std::mem::take(&mut *self.spare_body.lock().unwrap_or_else(|p| p.into_inner()));
         let body = bulk_body_into(items, chunk, spare);
         let (node, base) = self.node();
-        let mut url = format!(
-            "{}/_bulk?filter_path={BULK_FILTER_PATH}",
-            base.trim_end_matches('/')
-        );
-        if let Some(p) = &self.config.pipeline {
-            url.push_str("&pipeline=");
-            url.push_str(p);
-        }
+        let url = bulk_url(&base, self.config.pipeline.as_deref());
         let mut req = self
             .client
             .post(&url)
@@ -424,6 +417,20 @@ async fn answer_body(mut response: reqwest::Response, success: bool) -> Vec<u8> 
 /// `_version`, `_shards`, `_seq_no`... are not read: Elasticsearch
 /// answered about 200 bytes per document of which 25 are kept.
 const BULK_FILTER_PATH: &str = "errors,error,status,items.*.status,items.*.error";
+
+/// The `_bulk` URL of the node at `base`, with the answer's filter and
+/// the ingest pipeline (percent-encoded: a name may hold `&`, `#`, ` `).
+fn bulk_url(base: &str, pipeline: Option<&str>) -> String {
+    let mut url = format!(
+        "{}/_bulk?filter_path={BULK_FILTER_PATH}",
+        base.trim_end_matches('/')
+    );
+    if let Some(p) = pipeline {
+        url.push_str("&pipeline=");
+        url.extend(form_urlencoded::byte_serialize(p.as_bytes()));
+    }
+    url
+}
 
 /// How much of an answer [`all_succeeded`] looks at.
 const ANSWER_HEAD: usize = 256;
@@ -668,6 +675,25 @@ mod tests {
 
     /// The items of an answer whose head says none failed are not kept;
     /// any other answer is kept whole, to be read item by item or quoted.
+    #[test]
+    fn bulk_url_asks_for_the_filter_and_encodes_the_pipeline() {
+        assert_eq!(
+            bulk_url("http://es:9200/", None),
+            "http://es:9200/_bulk?filter_path=errors,error,status,items.*.status,items.*.error"
+        );
+        let url = bulk_url("http://es:9200", Some("logs & more#1"));
+        assert!(url.ends_with("&pipeline=logs+%26+more%231"), "{url}");
+        let parsed = reqwest::Url::parse(&url).unwrap();
+        let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+        assert_eq!(
+            pairs,
+            [
+                ("filter_path".to_owned(), BULK_FILTER_PATH.to_owned()),
+                ("pipeline".to_owned(), "logs & more#1".to_owned())
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn answer_body_keeps_only_the_head_of_an_all_succeeded_answer() {
         let items = |errors: bool| -> Vec<String> {
