@@ -41,11 +41,7 @@ pub struct ElasticsearchSink {
     nodes: Mutex<(usize, Vec<Option<Instant>>)>,
     dead_letter: Option<DeadLetter>,
     retry: RetryPolicy,
-    /// The last request's body buffer, taken back once the request is done
-    /// and written into by the next: a fresh multi-MiB body per request
-    /// page-faulted in, and freed on another thread it stayed resident
-    /// until the allocator purged it.
-    spare_body: Mutex<Vec<u8>>,
+    spare_body: super::SpareBody,
 }
 
 /// One document of a batch, ready to send.
@@ -127,7 +123,7 @@ impl ElasticsearchSink {
                 initial_backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(5),
             },
-            spare_body: Mutex::new(Vec::new()),
+            spare_body: super::SpareBody::default(),
         })
     }
 
@@ -240,8 +236,7 @@ impl ElasticsearchSink {
         items: &[Item<'_>],
         chunk: &[usize],
     ) -> Result<Answer, (String, Option<Duration>)> {
-        let spare = std::mem::take(&mut *self.spare_body.lock().unwrap_or_else(|p| p.into_inner()));
-        let body = bulk_body_into(items, chunk, spare);
+        let body = bulk_body_into(items, chunk, self.spare_body.take());
         let (node, base) = self.node();
         let url = bulk_url(&base, self.config.pipeline.as_deref());
         let mut req = self
@@ -251,7 +246,7 @@ impl ElasticsearchSink {
         let body = bytes::Bytes::from(if self.config.gzip {
             req = req.header("Content-Encoding", "gzip");
             let zipped = gzip(&body).map_err(|e| (format!("gzip: {e}"), None));
-            self.keep_body(body);
+            self.spare_body.keep(body);
             zipped?
         } else {
             body
@@ -280,7 +275,7 @@ impl ElasticsearchSink {
         // only an error's excerpt is decoded.
         let answer = answer_body(response, (200..300).contains(&status)).await;
         if let Ok(body) = kept.try_into_mut() {
-            self.keep_body(body.into());
+            self.spare_body.keep(body.into());
         }
         if status == 429 || status >= 500 {
             self.node_failed(node);
@@ -295,12 +290,6 @@ impl ElasticsearchSink {
             ));
         }
         Ok(read_items(&answer, chunk))
-    }
-
-    /// Keep `body`'s buffer for the next request (emptied).
-    fn keep_body(&self, mut body: Vec<u8>) {
-        body.clear();
-        *self.spare_body.lock().unwrap_or_else(|p| p.into_inner()) = body;
     }
 
     fn dead_letter(

@@ -44,10 +44,7 @@ pub struct InfluxSink {
     dead_letter: Option<DeadLetter>,
     /// The database (and retention policy) exist, as far as we know.
     prepared: AtomicBool,
-    /// The last request's body buffer, emptied, for the next request (a
-    /// new one per request was a large allocation whose pages faulted in
-    /// each time).
-    spare_body: std::sync::Mutex<Vec<u8>>,
+    spare_body: super::SpareBody,
 }
 
 /// What one request's answer means.
@@ -78,7 +75,7 @@ impl InfluxSink {
             current: AtomicUsize::new(0),
             dead_letter,
             prepared: AtomicBool::new(!config.create_database),
-            spare_body: std::sync::Mutex::new(Vec::new()),
+            spare_body: super::SpareBody::default(),
         })
     }
 
@@ -253,8 +250,8 @@ impl InfluxSink {
     }
 
     async fn request(&self, lines: &[&str]) -> Result<Outcome, SinkError> {
-        let spare = std::mem::take(&mut *self.spare_body.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut body = super::body_buffer(spare, lines.iter().map(|l| l.len() + 1).sum());
+        let size = lines.iter().map(|l| l.len() + 1).sum();
+        let mut body = super::body_buffer(self.spare_body.take(), size);
         for l in lines {
             body.extend_from_slice(l.as_bytes());
             body.push(b'\n');
@@ -266,7 +263,7 @@ impl InfluxSink {
             .header("Content-Type", "text/plain; charset=utf-8");
         if self.config.gzip {
             let zipped = gzip(&body);
-            self.keep_body(std::mem::take(&mut body));
+            self.spare_body.keep(std::mem::take(&mut body));
             body = zipped.map_err(|e| SinkError::Permanent(format!("gzip: {e}")))?;
             req = req.header("Content-Encoding", "gzip");
         }
@@ -293,7 +290,7 @@ impl InfluxSink {
         let retry_after = retry_after(&response);
         let text = response.text().await.unwrap_or_default();
         if let Ok(body) = kept.try_into_mut() {
-            self.keep_body(body.into());
+            self.spare_body.keep(body.into());
         }
         let reason = error_text(&text);
         let at = self.redact(&url);
@@ -338,12 +335,6 @@ impl InfluxSink {
                 "{at}: unexpected {status} {reason}"
             ))),
         }
-    }
-
-    /// Keep `body`'s buffer for the next request (emptied).
-    fn keep_body(&self, mut body: Vec<u8>) {
-        body.clear();
-        *self.spare_body.lock().unwrap_or_else(|p| p.into_inner()) = body;
     }
 
     /// The URL without credentials, for logs.

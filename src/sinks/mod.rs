@@ -25,6 +25,26 @@ pub use file::FileSink;
 pub use influxdb::InfluxSink;
 pub use stdout::StdoutSink;
 
+/// An HTTP sink's last request-body buffer, taken back once the request
+/// is done and written into by the next: a fresh multi-MiB body per
+/// request page-faulted in, and freed on another thread it stayed
+/// resident until the allocator purged it.
+#[derive(Default)]
+pub struct SpareBody(std::sync::Mutex<Vec<u8>>);
+
+impl SpareBody {
+    /// The kept buffer (empty; a new one when none is kept).
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Keep `body`'s allocation for the next request (emptied).
+    pub fn keep(&self, mut body: Vec<u8>) {
+        body.clear();
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = body;
+    }
+}
+
 /// An emptied request-body buffer of at least `size` bytes: `spare`'s
 /// allocation when it is large enough, else a new one with an eighth
 /// more, so that the next, slightly larger, batch fits too. Not `reserve`
