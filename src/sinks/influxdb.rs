@@ -661,6 +661,35 @@ mod tests {
         assert_eq!(delivered, ["m x=1 1", "m x=2 2", "m x=4 4", "m x=5 5"]);
     }
 
+    /// 1.x 400 that names no line (issue 20, item 8): not a partial
+    /// write. Bisected like 2.x's 400: the good lines are written, the bad
+    /// one rejected; nothing of a refused request counts as written.
+    #[tokio::test]
+    async fn v1_400_naming_no_line_is_bisected() {
+        let (url, seen) = serve(|_, body| {
+            if body.contains("bad") {
+                (400, "", r#"{"error":"gzip: invalid header"}"#.into())
+            } else {
+                (204, "", String::new())
+            }
+        })
+        .await;
+        let lines = ["m x=1 1", "bad x=2 2", "m x=3 3", "m x=4 4"];
+        let rejected = sink(&url, InfluxApi::V1)
+            .write(&records(&lines))
+            .await
+            .unwrap();
+        assert_eq!(rejected, 1, "only the bad line is rejected");
+        let delivered: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, body)| !body.contains("bad"))
+            .flat_map(|(_, body)| body.lines().map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(delivered, ["m x=1 1", "m x=3 3", "m x=4 4"]);
+    }
+
     #[tokio::test]
     async fn v2_sends_the_token_and_a_401_holds_the_queue() {
         let (url, seen) = serve(|_, _| (401, "", r#"{"message":"unauthorized"}"#.into())).await;

@@ -52,6 +52,15 @@ pub struct Knobs {
     /// The next N requests are processed (documents stored) but the
     /// connection is dropped before the answer, as when a node dies.
     pub drop_after_processing: usize,
+    /// While set, every item is answered 429 (nothing stored): an
+    /// overloaded cluster that still answers.
+    pub items_429: bool,
+    /// While set, every request is answered 200 with a body that is not a
+    /// `_bulk` answer (nothing stored): a proxy's page in front of the
+    /// cluster.
+    pub not_bulk_200: bool,
+    /// `Retry-After` (seconds) on the injected 503s of `fail_requests`.
+    pub retry_after_secs: Option<u64>,
 }
 
 #[derive(Default)]
@@ -256,22 +265,42 @@ async fn bulk(
     axum::extract::RawQuery(query): axum::extract::RawQuery,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, String) {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let filter = query.as_deref().and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "filter_path")
             .map(|(_, v)| v.into_owned())
     });
     state.lock().unwrap().filter_path = filter.clone();
-    let (status, answer) = bulk_answer(state, headers, body).await;
-    let Some(filter) = filter else {
-        return (status, answer);
+    let (retry_after, not_bulk) = {
+        let st = state.lock().unwrap();
+        (st.knobs.retry_after_secs, st.knobs.not_bulk_200)
     };
-    let filtered = serde_json::from_str::<serde_json::Value>(&answer)
-        .ok()
-        .and_then(|v| filter_path(&v, &filter))
-        .unwrap_or_else(|| serde_json::json!({}));
-    (status, filtered.to_string())
+    if not_bulk {
+        let mut st = state.lock().unwrap();
+        st.requests += 1;
+        return (
+            StatusCode::OK,
+            "<html><body><h1>Welcome to nginx!</h1></body></html>",
+        )
+            .into_response();
+    }
+    let (status, answer) = bulk_answer(state, headers, body).await;
+    let answer = match filter {
+        None => answer,
+        Some(filter) => serde_json::from_str::<serde_json::Value>(&answer)
+            .ok()
+            .and_then(|v| filter_path(&v, &filter))
+            .unwrap_or_else(|| serde_json::json!({}))
+            .to_string(),
+    };
+    match retry_after {
+        Some(secs) if status == StatusCode::SERVICE_UNAVAILABLE => {
+            (status, [("Retry-After", secs.to_string())], answer).into_response()
+        }
+        _ => (status, answer).into_response(),
+    }
 }
 
 async fn bulk_answer(
@@ -402,6 +431,18 @@ async fn bulk_answer(
                 Some((
                     "mapper_parsing_exception",
                     "failed to parse field [message] of type [long]",
+                )),
+            ));
+            continue;
+        }
+        if st.knobs.items_429 {
+            errors = true;
+            st.answered_429 += 1;
+            items.push(item(
+                429,
+                Some((
+                    "es_rejected_execution_exception",
+                    "rejected execution of coordinating operation",
                 )),
             ));
             continue;
