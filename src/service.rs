@@ -74,12 +74,14 @@ fn retry_policy(kind: &crate::config::SinkKind) -> RetryPolicy {
             max_elapsed: c.max_retry_time,
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
+            max_wait: c.max_backoff,
         },
         crate::config::SinkKind::Elasticsearch(c) => RetryPolicy {
             max_attempts: c.max_retries.max(1),
             max_elapsed: c.max_retry_time,
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
+            max_wait: c.max_backoff,
         },
         _ => RetryPolicy::default(),
     }

@@ -124,6 +124,18 @@ pub struct SinkMetrics {
     pub health: SinkHealth,
 }
 
+impl SinkMetrics {
+    /// A write (or the part of it that failed) is to be tried again:
+    /// counted in `sluice_sink_retries_total`, and shown by
+    /// `sluice_sink_up` 0 and on `/health` until a write works. Item
+    /// retries inside a sink report here as well as whole-request ones.
+    pub fn retrying(&self, error: &str) {
+        self.retries.inc();
+        self.up.set(0);
+        self.health.failing(error);
+    }
+}
+
 /// One sink worker's state as `/health` shows it: its last error and
 /// since when it has been failing without a success in between.
 #[derive(Clone, Default)]

@@ -1257,10 +1257,11 @@ fields = { used = "int", ratio = "float", ok = "bool", note = "string" }
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .into()
     );
-    assert_eq!(
-        s.metric("sluice_sink_records_sent_total{sink=\"influx\",route=\"jobs\"}"),
-        2
-    );
+    // influxd stores the points before it answers: the sink counts them
+    // once the answer is in.
+    let sent = "sluice_sink_records_sent_total{sink=\"influx\",route=\"jobs\"}";
+    wait_while(10, || s.metric(sent) < 2);
+    assert_eq!(s.metric(sent), 2);
     assert!(s.stop().success());
 }
 

@@ -11,7 +11,10 @@
 //! to the dead-letter file with Elasticsearch's reason. Whole-request
 //! failures (transport, 429, 5xx) move to the next node, which is then
 //! skipped for a cool-down. Items still failing when the retry time runs out
-//! are dead-lettered too: nothing is dropped without a trace.
+//! are dead-lettered too: nothing is dropped without a trace. Each round of
+//! item retries is reported like a failed request (retry counter,
+//! `sluice_sink_up`, `/health`), and a 2xx that is not a `_bulk` answer for
+//! the request is a failed request: nothing in it says an item was stored.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -122,6 +125,7 @@ impl ElasticsearchSink {
                 max_elapsed: config.max_retry_time,
                 initial_backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(5),
+                max_wait: config.max_backoff,
             },
             spare_body: super::SpareBody::default(),
         })
@@ -166,8 +170,15 @@ impl ElasticsearchSink {
     }
 
     /// Write a batch. `Ok(n)`: every document stored except `n`, which are
-    /// in the dead-letter file.
-    pub async fn write(&self, batch: &[Record]) -> Result<u64, SinkError> {
+    /// in the dead-letter file. Items sent again (answered 429 or 5xx, or
+    /// in a request that failed after others got through) are retried
+    /// here, each round reported to `metrics` (`sluice_sink_retries_total`,
+    /// `sluice_sink_up` 0, `/health`) as the worker reports a whole batch.
+    pub async fn write(
+        &self,
+        batch: &[Record],
+        metrics: &crate::telemetry::SinkMetrics,
+    ) -> Result<u64, SinkError> {
         let names = hour_names(&self.config.index, batch);
         let items = batch_items(batch, &names, self.config.document_ids);
         let mut pending: Vec<usize> = (0..items.len()).collect();
@@ -216,10 +227,20 @@ impl ElasticsearchSink {
                 );
                 break;
             }
-            let wait = self
-                .retry
-                .backoff(attempt - 1)
-                .max(whole_failure.and_then(|(_, a)| a).unwrap_or_default());
+            let why = match &whole_failure {
+                Some((message, _)) => message.clone(),
+                None => format!(
+                    "{} items to retry: {}",
+                    retry.len(),
+                    retry.first().map_or("", |(_, why)| why.as_str())
+                ),
+            };
+            metrics.retrying(&why);
+            let wait = self.retry.wait(
+                attempt - 1,
+                whole_failure.and_then(|(_, a)| a),
+                started.elapsed(),
+            );
             if let Some(suppressed) = self.retry_log.allow() {
                 tracing::warn!(sink = %self.name, items = pending.len(), attempt, ?wait, suppressed, "Elasticsearch: retrying items");
             }
@@ -273,7 +294,8 @@ impl ElasticsearchSink {
         let retry_after = retry_after(&response);
         // Bytes, not text: the answer is parsed as it is (JSON is UTF-8);
         // only an error's excerpt is decoded.
-        let answer = answer_body(response, (200..300).contains(&status)).await;
+        let success = (200..300).contains(&status);
+        let answer = answer_body(response, success, answer_cap(success, chunk.len())).await;
         if let Ok(body) = kept.try_into_mut() {
             self.spare_body.keep(body.into());
         }
@@ -281,7 +303,7 @@ impl ElasticsearchSink {
             self.node_failed(node);
             return Err((format!("{base}: {status} {}", short(&answer)), retry_after));
         }
-        if !(200..300).contains(&status) {
+        if !success {
             // The request itself was refused (auth, malformed): every item
             // is held for retry; the reason shows in logs and /health.
             return Err((
@@ -289,7 +311,15 @@ impl ElasticsearchSink {
                 Some(Duration::from_secs(10)),
             ));
         }
-        Ok(read_items(&answer, chunk))
+        // A 2xx that is not a _bulk answer (a proxy's page, a cut answer)
+        // says nothing of the items: the request failed, and is retried.
+        read_items(&answer.bytes, chunk).map_err(|e| {
+            self.node_failed(node);
+            (
+                format!("{base}: {status} but {e}: {}", short(&answer)),
+                retry_after,
+            )
+        })
     }
 
     fn dead_letter(
@@ -329,9 +359,28 @@ impl ElasticsearchSink {
     }
 }
 
-/// The first 300 characters of an answer, for a log line.
-fn short(answer: &[u8]) -> String {
-    String::from_utf8_lossy(answer).chars().take(300).collect()
+/// The first 300 characters of an answer, for a log line (noting that
+/// it was cut at its cap).
+fn short(answer: &super::CappedBody) -> String {
+    let mut text: String = String::from_utf8_lossy(&answer.bytes)
+        .chars()
+        .take(300)
+        .collect();
+    if answer.truncated {
+        text.push_str(" [answer cut at its cap]");
+    }
+    text
+}
+
+/// How much of an answer is kept: of a failure, what an error quotes; of
+/// a 2xx, room for every item of the request with its error (the filtered
+/// answer is about 25 bytes per item, a few hundred with an error).
+fn answer_cap(success: bool, items: usize) -> usize {
+    if success {
+        super::MAX_ERROR_BODY_BYTES.saturating_add(items.saturating_mul(4096))
+    } else {
+        super::MAX_ERROR_BODY_BYTES
+    }
 }
 
 /// The parts of a `_bulk` answer the sink reads: each item's status and,
@@ -339,7 +388,6 @@ fn short(answer: &[u8]) -> String {
 /// `_index`, `_shards`, ...) is skipped without being built.
 #[derive(serde::Deserialize)]
 struct BulkAnswer {
-    #[serde(default)]
     items: Vec<BulkItem>,
 }
 
@@ -378,23 +426,37 @@ fn all_succeeded(body: &[u8]) -> bool {
         })
 }
 
-/// The body of a `_bulk` answer. Of a success whose head says that no item
-/// failed ([`all_succeeded`]) only the head is kept: the items (a line per
-/// document, megabytes for a full batch) are read off the connection and
-/// dropped, not gathered into one buffer that nobody reads. A body cut
-/// short by an error is what arrived before it.
-async fn answer_body(mut response: reqwest::Response, success: bool) -> Vec<u8> {
-    let mut body = Vec::new();
+/// The body of a `_bulk` answer, at most `cap` bytes of it read (beyond,
+/// it is discarded with the connection, and marked as cut). Of a success
+/// whose head says that no item failed ([`all_succeeded`]) only the head
+/// is kept: the items (a line per document, megabytes for a full batch)
+/// are read off the connection and dropped, not gathered into one buffer
+/// that nobody reads. A body cut short by an error is what arrived before
+/// it.
+async fn answer_body(
+    mut response: reqwest::Response,
+    success: bool,
+    cap: usize,
+) -> super::CappedBody {
+    if !success {
+        return super::read_capped(response, cap).await;
+    }
+    let mut body = super::CappedBody::new(cap);
+    let mut read = 0usize;
     let mut head_read = false;
     let mut keep = true;
     while let Ok(Some(chunk)) = response.chunk().await {
-        if !keep {
-            continue;
-        }
-        body.extend_from_slice(&chunk);
-        if success && !head_read && body.len() >= ANSWER_HEAD {
-            head_read = true;
-            keep = !all_succeeded(&body);
+        read = read.saturating_add(chunk.len());
+        if keep {
+            if !body.push(&chunk) {
+                break;
+            }
+            if !head_read && body.bytes.len() >= ANSWER_HEAD {
+                head_read = true;
+                keep = !all_succeeded(&body.bytes);
+            }
+        } else if read > cap {
+            break;
         }
     }
     body
@@ -424,32 +486,27 @@ fn bulk_url(base: &str, pipeline: Option<&str>) -> String {
 /// How much of an answer [`all_succeeded`] looks at.
 const ANSWER_HEAD: usize = 256;
 
-/// Read a 200 `_bulk` answer item by item.
-fn read_items(body: &[u8], chunk: &[usize]) -> Answer {
+/// Read a 2xx `_bulk` answer item by item; `Err` when it is not a
+/// `_bulk` answer for `chunk` (not JSON, no `items`, not one per item).
+fn read_items(body: &[u8], chunk: &[usize]) -> Result<Answer, String> {
     let mut answer = Answer {
         retry: Vec::new(),
         rejected: Vec::new(),
     };
     if all_succeeded(body) {
-        return answer;
+        return Ok(answer);
     }
-    let items = match serde_json::from_slice::<BulkAnswer>(body) {
-        Ok(a) => a.items,
-        Err(e) => {
-            answer.retry = chunk
-                .iter()
-                .map(|&i| (i, format!("unreadable _bulk answer: {e}")))
-                .collect();
-            return answer;
-        }
-    };
-    for (k, &i) in chunk.iter().enumerate() {
-        let Some(item) = items.get(k) else {
-            answer
-                .retry
-                .push((i, "missing from the _bulk answer".to_owned()));
-            continue;
-        };
+    let items = serde_json::from_slice::<BulkAnswer>(body)
+        .map_err(|e| format!("not a _bulk answer ({e})"))?
+        .items;
+    if items.len() != chunk.len() {
+        return Err(format!(
+            "not a _bulk answer for this request ({} items answered, {} sent)",
+            items.len(),
+            chunk.len()
+        ));
+    }
+    for (&i, item) in chunk.iter().zip(&items) {
         let status = item.create.as_ref().map_or(0, |r| r.status);
         let reason = || {
             let e = item.create.as_ref().and_then(|r| r.error.as_ref());
@@ -470,7 +527,7 @@ fn read_items(body: &[u8], chunk: &[usize]) -> Answer {
             _ => answer.rejected.push((i, reason())),
         }
     }
-    answer
+    Ok(answer)
 }
 
 /// The NDJSON body for `chunk`: an action line and the document per item,
@@ -695,18 +752,27 @@ mod tests {
         };
         let whole = |c: &[String]| c.concat().into_bytes();
         let ok = items(false);
-        let head = answer_body(answer(&ok), true).await;
+        let cap = 1 << 20;
+        let head = answer_body(answer(&ok), true, cap).await.bytes;
         assert!(
             head.len() >= ANSWER_HEAD && head.len() < 1024,
             "{}",
             head.len()
         );
         assert!(whole(&ok).starts_with(&head));
-        assert!(read_items(&head, &[7]).retry.is_empty());
+        assert!(read_items(&head, &[7]).unwrap().retry.is_empty());
         // Not a success: kept whole (its text is quoted in the error).
-        assert_eq!(answer_body(answer(&ok), false).await, whole(&ok));
+        assert_eq!(answer_body(answer(&ok), false, cap).await.bytes, whole(&ok));
         let failed = items(true);
-        assert_eq!(answer_body(answer(&failed), true).await, whole(&failed));
+        assert_eq!(
+            answer_body(answer(&failed), true, cap).await.bytes,
+            whole(&failed)
+        );
+        // Over the cap: cut there, and marked.
+        let cut = answer_body(answer(&failed), true, 1000).await;
+        assert_eq!(cut.bytes, whole(&failed)[..1000]);
+        assert!(cut.truncated);
+        assert!(short(&cut).ends_with("[answer cut at its cap]"));
     }
 
     /// Each item gets the index of its own hour, also when a batch goes
@@ -837,8 +903,31 @@ mod tests {
         let a = read_items(
             br#"{"took":3,"errors":true,"items":[{"create":{"status":201}},{"create":{"status":429}}]}"#,
             &[0, 1],
-        );
+        )
+        .unwrap();
         assert_eq!(a.retry.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1]);
+    }
+
+    /// Issue 20, item 9: a 2xx that is not a `_bulk` answer for the request
+    /// is an error (the request is retried), never items "done".
+    #[test]
+    fn a_2xx_that_is_not_a_bulk_answer_is_an_error() {
+        for body in [
+            "<html><body><h1>Welcome to nginx!</h1></body></html>",
+            "",
+            r#"{"acknowledged":true}"#,
+            r#"{"took":1,"errors":true,"items":[{"create":{"status":201}}]}"#,
+            r#"{"took":1,"errors":true,"items":[{"create":{"status":201}},{"create":{"status":429}},{"create":{"status":201}}]}"#,
+            r#"{"took":1,"errors":true,"items":[{"create":{"status":201}},{"cre"#,
+        ] {
+            let e = read_items(body.as_bytes(), &[4, 5]).err();
+            assert!(
+                e.as_deref()
+                    .is_some_and(|e| e.starts_with("not a _bulk answer")),
+                "{body}: {e:?}"
+            );
+        }
+        assert!(read_items(br#"{"errors":false,"items":[{"create":{"status":201}},{"create":{"status":201}}]}"#, &[4, 5]).is_ok());
     }
 
     #[test]
@@ -850,7 +939,7 @@ mod tests {
             {"create":{"_index":"i","_id":"d","status":409,"error":{"type":"version_conflict_engine_exception","reason":"exists"}}},
             {"create":{"_index":"i","_id":"e","status":503,"error":{"type":"unavailable_shards_exception","reason":"no shard"}}}
         ]}"#;
-        let a = read_items(text.as_bytes(), &[10, 11, 12, 13, 14]);
+        let a = read_items(text.as_bytes(), &[10, 11, 12, 13, 14]).unwrap();
         assert_eq!(
             a.retry.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
             [11, 14]

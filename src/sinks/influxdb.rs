@@ -5,12 +5,15 @@
 //! what happens to the batch:
 //!
 //! - 2xx: written.
-//! - 400 (1.x): a partial write — the lines InfluxDB could parse are already
-//!   stored and must not be sent again; the lines it names as unparseable
-//!   are written to the dead-letter file with its reason and counted.
-//!   400 (2.x) rejects the whole batch: it is bisected until the bad lines
-//!   are found (and dead-lettered) and the rest delivered. 422 (2.x) is a
-//!   partial write like 1.x's 400.
+//! - 400 (1.x) naming the rejected lines (`unable to parse '<line>'`) or
+//!   their number (`partial write: ... dropped=N`): a partial write — the
+//!   lines InfluxDB could parse are already stored and must not be sent
+//!   again; the rejected lines are written to the dead-letter file with its
+//!   reason and counted. 422 (2.x) likewise.
+//!   A 400 that names no line (1.x `{"error":"gzip: invalid header"}`, any
+//!   2.x 400) rejected the whole request: it is bisected until the bad
+//!   lines are found (and dead-lettered with the reason) and the rest
+//!   delivered; nothing of it is counted as written before it is.
 //! - 413: the batch is split in halves and each is sent.
 //! - 401, 403, 404: configuration (credentials, database): no retry, a clear
 //!   error, counted.
@@ -117,7 +120,9 @@ impl InfluxSink {
                 }
             };
             let status = response.status().as_u16();
-            let body = response.text().await.unwrap_or_default();
+            let body = super::read_capped(response, super::MAX_ERROR_BODY_BYTES)
+                .await
+                .text();
             let error = serde_json::from_str::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| {
@@ -225,11 +230,11 @@ impl InfluxSink {
             match self.request(part).await? {
                 Outcome::Written => {}
                 Outcome::Partial(bad) => {
-                    rejected += self.dead_letter(part, &bad)?;
+                    rejected += self.dead_letter(&bad)?;
                 }
                 Outcome::Rejected(reason) if part.len() == 1 => {
                     let bad = vec![(part[0].to_owned(), reason)];
-                    rejected += self.dead_letter(part, &bad)?;
+                    rejected += self.dead_letter(&bad)?;
                 }
                 Outcome::Rejected(_) | Outcome::TooLarge if part.len() > 1 => {
                     let (a, b) = part.split_at(part.len() / 2);
@@ -242,7 +247,7 @@ impl InfluxSink {
                         part.first().map_or(String::new(), |l| (*l).to_owned()),
                         "a single line is larger than the server accepts (413)".to_owned(),
                     )];
-                    rejected += self.dead_letter(part, &bad)?;
+                    rejected += self.dead_letter(&bad)?;
                 }
             }
         }
@@ -288,7 +293,10 @@ impl InfluxSink {
         };
         let status = response.status().as_u16();
         let retry_after = retry_after(&response);
-        let text = response.text().await.unwrap_or_default();
+        // A 1.x partial write quotes each line it rejects: room for all of
+        // them, and bounded.
+        let cap = super::MAX_ERROR_BODY_BYTES.saturating_add(size.saturating_mul(2));
+        let text = super::read_capped(response, cap).await.text();
         if let Ok(body) = kept.try_into_mut() {
             self.spare_body.keep(body.into());
         }
@@ -296,8 +304,19 @@ impl InfluxSink {
         let at = self.redact(&url);
         match status {
             200..=299 => Ok(Outcome::Written),
-            400 if c.api == InfluxApi::V1 => Ok(Outcome::Partial(unparsed_lines(&reason, lines))),
-            422 => Ok(Outcome::Partial(unparsed_lines(&reason, lines))),
+            // A partial write only when the answer says which lines (or
+            // how many) were rejected; any other 1.x 400 ("gzip: invalid
+            // header", a proxy's refusal) refused the whole request, and
+            // is bisected like 2.x's (writes are idempotent: a line sent
+            // again overwrites itself).
+            400 | 422 if c.api == InfluxApi::V1 || status == 422 => {
+                let bad = unparsed_lines(&reason, lines);
+                if bad.is_empty() {
+                    Ok(Outcome::Rejected(reason))
+                } else {
+                    Ok(Outcome::Partial(bad))
+                }
+            }
             400 => Ok(Outcome::Rejected(reason)),
             413 => Ok(Outcome::TooLarge),
             // Configuration errors hold the queue rather than drop it: the
@@ -346,24 +365,19 @@ impl InfluxSink {
     }
 
     /// Write the rejected lines with their reasons; returns how many lines
-    /// InfluxDB rejected.
-    fn dead_letter(&self, part: &[&str], bad: &[(String, String)]) -> Result<u64, SinkError> {
-        let n = bad.len().max(1) as u64;
-        let entries: Vec<(String, String)> = if bad.is_empty() {
-            // Rejected without naming lines (e.g. a field type conflict):
-            // the reason is kept; which line it was, InfluxDB did not say.
-            vec![(
-                String::new(),
-                format!("{} lines sent; InfluxDB named none", part.len()),
-            )]
-        } else {
-            bad.to_vec()
+    /// InfluxDB rejected (one entry each; an entry's line is empty when
+    /// InfluxDB gave only their number).
+    fn dead_letter(&self, bad: &[(String, String)]) -> Result<u64, SinkError> {
+        let n = bad.len() as u64;
+        let Some((_, first_reason)) = bad.first() else {
+            return Ok(0);
         };
+        let entries = bad;
         if let Some(suppressed) = self.reject_log.allow() {
             // InfluxDB's reason quotes the line: data, so DEBUG only.
             tracing::warn!(sink = %self.name, rejected = n, suppressed, dead_letter = ?self.config.dead_letter, "InfluxDB rejected lines (reasons and lines in the dead-letter file)");
         }
-        tracing::debug!(sink = %self.name, reason = %entries[0].1, "InfluxDB rejected a line");
+        tracing::debug!(sink = %self.name, reason = %first_reason, "InfluxDB rejected a line");
         if let Some(file) = &self.dead_letter {
             let at = chrono::Utc::now().to_rfc3339();
             let lines: Vec<serde_json::Value> = entries
@@ -582,6 +596,7 @@ mod tests {
                 timeout: Duration::from_secs(5),
                 max_retries: 3,
                 max_retry_time: Duration::from_secs(60),
+                max_backoff: Duration::from_secs(30),
                 dead_letter: None,
                 create_database: false,
                 retention_duration: None,

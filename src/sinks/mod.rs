@@ -136,13 +136,15 @@ impl Sink {
     }
 
     /// Write a batch. `Ok(n)`: written, except `n` records the destination
-    /// rejected for good (dead-lettered by the sink).
-    pub async fn write(&self, batch: &[Record]) -> Result<u64, SinkError> {
+    /// rejected for good (dead-lettered by the sink). A sink that retries
+    /// part of a batch itself (Elasticsearch items) reports each retry to
+    /// `metrics`, as the worker does for a whole batch.
+    pub async fn write(&self, batch: &[Record], metrics: &SinkMetrics) -> Result<u64, SinkError> {
         match self {
             Sink::File(s) => s.write(batch).await.map(|()| 0),
             Sink::Stdout(s) => s.write(batch).await.map(|()| 0),
             Sink::Influxdb(s) => s.write(batch).await,
-            Sink::Elasticsearch(s) => s.write(batch).await,
+            Sink::Elasticsearch(s) => s.write(batch, metrics).await,
         }
     }
 }
@@ -230,6 +232,66 @@ pub(crate) fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
     enc.finish()
 }
 
+/// At most this much of an answer that is only quoted in an error (a
+/// non-2xx body) is kept.
+pub(crate) const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// An answer's body, kept up to a cap: what came beyond it is not kept,
+/// and [`CappedBody::excerpt`] says so.
+#[derive(Debug, Default)]
+pub(crate) struct CappedBody {
+    pub bytes: Vec<u8>,
+    cap: usize,
+    /// More arrived than the cap (it was discarded).
+    pub truncated: bool,
+}
+
+impl CappedBody {
+    pub(crate) fn new(cap: usize) -> CappedBody {
+        CappedBody {
+            bytes: Vec::new(),
+            cap,
+            truncated: false,
+        }
+    }
+
+    /// Keep what of `chunk` fits; false once the cap is reached and
+    /// something was left out.
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> bool {
+        let room = self.cap.saturating_sub(self.bytes.len());
+        let take = chunk.len().min(room);
+        self.bytes
+            .extend_from_slice(chunk.get(..take).unwrap_or_default());
+        if take < chunk.len() {
+            self.truncated = true;
+        }
+        !self.truncated
+    }
+
+    /// The body as text (lossy), noting a truncation.
+    pub(crate) fn text(&self) -> String {
+        let mut text = String::from_utf8_lossy(&self.bytes).into_owned();
+        if self.truncated {
+            text.push_str(&format!(" [answer cut at {} bytes]", self.cap));
+        }
+        text
+    }
+}
+
+/// Read `response`'s body, keeping at most `cap` bytes. Reading stops at
+/// the cap (the rest is discarded with the connection), so a server that
+/// answers without end costs `cap` bytes, not memory without bound; a
+/// body cut short by an error is what arrived before it.
+pub(crate) async fn read_capped(mut response: reqwest::Response, cap: usize) -> CappedBody {
+    let mut body = CappedBody::new(cap);
+    while let Ok(Some(chunk)) = response.chunk().await {
+        if !body.push(&chunk) {
+            break;
+        }
+    }
+    body
+}
+
 /// `Retry-After: <seconds>` of an answer.
 pub(crate) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     response
@@ -258,7 +320,12 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     pub max_elapsed: Duration,
     pub initial_backoff: Duration,
+    /// Where the exponential backoff stops growing.
     pub max_backoff: Duration,
+    /// The longest wait between two tries, whatever asked for more: the
+    /// sink's `max_backoff_secs`. A server's `Retry-After` is honoured up
+    /// to it.
+    pub max_wait: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -268,11 +335,24 @@ impl Default for RetryPolicy {
             max_elapsed: Duration::from_secs(60),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
+            max_wait: Duration::from_secs(crate::config::DEFAULT_MAX_BACKOFF_SECS),
         }
     }
 }
 
 impl RetryPolicy {
+    /// How long to wait before try `attempt + 1`, `elapsed` into the
+    /// retries: the backoff, or longer when the server asked
+    /// (`retry_after`), but never more than `max_wait` nor past the end of
+    /// the retry time (`max_elapsed`: the last try is made when it ends,
+    /// not after a wait beyond it).
+    pub fn wait(&self, attempt: u32, retry_after: Option<Duration>, elapsed: Duration) -> Duration {
+        self.backoff(attempt)
+            .max(retry_after.unwrap_or_default())
+            .min(self.max_wait)
+            .min(self.max_elapsed.saturating_sub(elapsed))
+    }
+
     /// Full jitter: a random wait in [0, min(max, initial·2^attempt)].
     pub fn backoff(&self, attempt: u32) -> Duration {
         let cap = self
@@ -320,7 +400,7 @@ pub async fn run_worker(
         let mut attempt = 0;
         let started = tokio::time::Instant::now();
         loop {
-            match sink.write(&batch).await {
+            match sink.write(&batch, &metrics).await {
                 Ok(rejected) => {
                     metrics.up.set(1);
                     metrics.health.ok();
@@ -335,10 +415,8 @@ pub async fn run_worker(
                     message,
                     retry_after,
                 }) if attempt + 1 < retry.max_attempts && started.elapsed() < retry.max_elapsed => {
-                    metrics.retries.inc();
-                    metrics.up.set(0);
-                    metrics.health.failing(&message);
-                    let wait = retry.backoff(attempt).max(retry_after.unwrap_or_default());
+                    metrics.retrying(&message);
+                    let wait = retry.wait(attempt, retry_after, started.elapsed());
                     if let Some(suppressed) = retry_log.allow() {
                         tracing::warn!(route = %route, sink = %config.name, attempt, error = %message, ?wait, suppressed, "batch write failed, retrying");
                     }
@@ -361,6 +439,108 @@ pub async fn run_worker(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use super::RetryPolicy;
+
+    /// Issue 20, item 10: canned `Retry-After` values against
+    /// `max_backoff_secs` (`max_wait`) and the retry time.
+    #[test]
+    fn waits_honour_retry_after_up_to_max_wait_and_the_retry_time() {
+        let secs = Duration::from_secs;
+        let policy = RetryPolicy {
+            max_attempts: 1000,
+            max_elapsed: secs(600),
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: secs(5),
+            max_wait: secs(30),
+        };
+        let early = secs(1);
+        // Honoured when within the cap (never shorter than asked).
+        assert_eq!(policy.wait(0, Some(secs(7)), early), secs(7));
+        // Capped: an hour, a hundred seconds, u64::MAX seconds.
+        for asked in [3600, 100, 31, u64::MAX] {
+            assert_eq!(
+                policy.wait(0, Some(secs(asked)), early),
+                secs(30),
+                "{asked}"
+            );
+        }
+        // Without Retry-After: the backoff, at most max_backoff.
+        for attempt in [0, 3, 20, u32::MAX] {
+            let w = policy.wait(attempt, None, early);
+            assert!(w <= secs(5), "{attempt}: {w:?}");
+        }
+        // The retry time left caps it too: 100 s asked with 30 s of
+        // max_retry_secs, 10 s in, waits 20 s; at the end, not at all.
+        let short = RetryPolicy {
+            max_elapsed: secs(30),
+            max_wait: secs(60),
+            ..policy
+        };
+        assert_eq!(short.wait(0, Some(secs(100)), secs(10)), secs(20));
+        assert_eq!(short.wait(0, Some(secs(100)), secs(30)), Duration::ZERO);
+        assert_eq!(short.wait(0, Some(secs(100)), secs(45)), Duration::ZERO);
+        // A max_wait below max_backoff caps the backoff as well.
+        let tight = RetryPolicy {
+            max_wait: Duration::from_millis(50),
+            ..policy
+        };
+        for attempt in 0..20 {
+            assert!(tight.wait(attempt, None, early) <= Duration::from_millis(50));
+        }
+    }
+
+    /// The bounded read of an answer keeps the cap's worth, says it cut,
+    /// and stops reading: a body twice the cap in many chunks.
+    #[tokio::test]
+    async fn answer_bodies_are_read_up_to_the_cap() {
+        let chunks: Vec<Vec<u8>> = (0..64).map(|i| vec![b'a' + (i % 26) as u8; 1024]).collect();
+        let whole: Vec<u8> = chunks.concat();
+        let read = |cap: usize| {
+            let body = Chunked(
+                chunks
+                    .iter()
+                    .map(|c| bytes::Bytes::from(c.clone()))
+                    .collect(),
+            );
+            let response = reqwest::Response::from(http::Response::new(reqwest::Body::wrap(body)));
+            super::read_capped(response, cap)
+        };
+        let cut = read(32 * 1024 + 100).await;
+        assert_eq!(cut.bytes.len(), 32 * 1024 + 100);
+        assert_eq!(cut.bytes[..], whole[..32 * 1024 + 100]);
+        assert!(cut.truncated);
+        let text = cut.text();
+        assert!(
+            text.ends_with(" [answer cut at 32868 bytes]"),
+            "{}",
+            &text[text.len() - 40..]
+        );
+        // Exactly the cap, and under it: whole, not marked.
+        for cap in [whole.len(), whole.len() + 1] {
+            let all = read(cap).await;
+            assert_eq!(all.bytes, whole);
+            assert!(!all.truncated);
+            assert!(!all.text().contains("answer cut"));
+        }
+    }
+
+    /// A body that yields its chunks one by one, as a socket delivers them.
+    struct Chunked(std::collections::VecDeque<bytes::Bytes>);
+
+    impl http_body::Body for Chunked {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(self.0.pop_front().map(|c| Ok(http_body::Frame::data(c))))
+        }
+    }
+
     #[test]
     fn body_buffer_reuses_a_large_enough_spare_and_replaces_a_small_one() {
         let mut spare = Vec::with_capacity(1000);

@@ -343,7 +343,7 @@ fn es_fault_is_seen_and_nothing_lost(
         let (status, error) = es_health(s);
         status == "degraded" && error.is_some_and(|e| e.contains(reason))
     };
-    wait_while(15, || !seen(s) || s.metric(ES_RETRIES) < 2);
+    wait_while(15, || !seen(s) || s.metric(ES_RETRIES) < 4);
     let (status, error) = es_health(s);
     let (up, retries) = (sink_up(s), s.metric(ES_RETRIES));
     println!(
@@ -357,7 +357,7 @@ fn es_fault_is_seen_and_nothing_lost(
     );
     assert_eq!(up, 0, "sluice_sink_up while the fault lasts");
     assert!(
-        retries >= 2,
+        retries >= 4,
         "retries counted while the fault lasts: {retries}"
     );
     assert_eq!(es.total(), 0, "nothing stored while the fault lasts");
