@@ -336,7 +336,10 @@ impl Telemetry {
             ),
             s_batches: family!("sluice_sink_batches", "Batches written by a sink"),
             s_sent: family!("sluice_sink_records_sent", "Records a sink wrote"),
-            s_retries: family!("sluice_sink_retries", "Batch writes retried"),
+            s_retries: family!(
+                "sluice_sink_retries",
+                "Batch writes retried: a whole batch, or a round of the items of one a sink sends again (Elasticsearch 429/5xx items)"
+            ),
             s_failed: family!(
                 "sluice_sink_failed_records",
                 "Records a sink did not deliver, by reason: gave_up (permanent error or retries exhausted), rejected (refused by the destination, dead-lettered)"

@@ -4,7 +4,10 @@
 //! A sink takes a batch and answers done, "retry this batch" or "this batch
 //! cannot be written" ([`SinkError`]); the worker retries with exponential
 //! backoff and full jitter up to a bounded number of attempts, then counts
-//! the records as failed. Every sink is async and batch-oriented, so the
+//! the records as failed. No wait is longer than the sink's
+//! `max_backoff_secs`, whatever a server's `Retry-After` asks, nor reaches
+//! past its retry time ([`RetryPolicy::wait`]); answers are read up to a
+//! cap (`read_capped`). Every sink is async and batch-oriented, so the
 //! HTTP sinks (InfluxDB, Elasticsearch) fit the same worker.
 
 pub mod elasticsearch;
@@ -237,7 +240,7 @@ pub(crate) fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
 pub(crate) const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
 /// An answer's body, kept up to a cap: what came beyond it is not kept,
-/// and [`CappedBody::excerpt`] says so.
+/// and [`CappedBody::text`] says so.
 #[derive(Debug, Default)]
 pub(crate) struct CappedBody {
     pub bytes: Vec<u8>,

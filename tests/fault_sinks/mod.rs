@@ -450,6 +450,16 @@ fn elasticsearch_retry_after_is_capped_by_max_backoff_secs() {
     assert_eq!(requests, 2, "the 503, then the write");
     assert_eq!(retries, 1);
     wait_while(5, || s.metric(ES_SENT) < 1);
-    assert_eq!(s.metric(ES_SENT), 1);
+    let (sent, rejected, gave_up) = (
+        s.metric(ES_SENT),
+        s.metric(ES_REJECTED),
+        s.metric(ES_GAVE_UP),
+    );
+    println!("records_sent {sent}, rejected {rejected}, gave_up {gave_up}");
+    assert_eq!(
+        (sent, rejected, gave_up),
+        (1, 0, 0),
+        "sent = stored + counted drops"
+    );
     assert!(s.stop().success());
 }
