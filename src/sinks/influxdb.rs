@@ -116,7 +116,10 @@ impl InfluxSink {
                 Ok(r) => r,
                 Err(e) => {
                     self.fail_over(i);
-                    return Err(SinkError::retry(format!("{base}/query ({q}): {e}")));
+                    return Err(SinkError::retry(format!(
+                        "{base}/query ({q}): {}",
+                        super::transport_error(e)
+                    )));
                 }
             };
             let status = response.status().as_u16();
@@ -288,7 +291,11 @@ impl InfluxSink {
             Ok(r) => r,
             Err(e) => {
                 self.fail_over(i);
-                return Err(SinkError::retry(format!("{}: {e}", self.redact(&url))));
+                return Err(SinkError::retry(format!(
+                    "{}: {}",
+                    self.redact(&url),
+                    super::transport_error(e)
+                )));
             }
         };
         let status = response.status().as_u16();

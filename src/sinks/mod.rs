@@ -295,6 +295,28 @@ pub(crate) async fn read_capped(mut response: reqwest::Response, cap: usize) -> 
     body
 }
 
+/// A request that got no answer, with its causes ("operation timed out",
+/// "Connection refused"): reqwest's own text says only "error sending
+/// request", which told `/health` nothing. Without the URL (with its
+/// query): the caller names the node.
+pub(crate) fn transport_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    // Bounded: a cause chain is a few errors deep; the text is cut anyway
+    // where it is shown (/health keeps 512 characters).
+    for _ in 0..8 {
+        let Some(cause) = source else { break };
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// `Retry-After: <seconds>` of an answer.
 pub(crate) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     response
@@ -527,6 +549,27 @@ mod tests {
             assert!(!all.truncated);
             assert!(!all.text().contains("answer cut"));
         }
+    }
+
+    /// A transport error names its cause and leaves out the URL's query.
+    #[tokio::test]
+    async fn transport_errors_say_why_without_the_query() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .post(format!("http://127.0.0.1:{port}/write?db=secret_db"))
+            .send()
+            .await
+            .unwrap_err();
+        let text = super::transport_error(e);
+        assert!(text.contains("refused"), "{text}");
+        assert!(!text.contains("secret_db"), "{text}");
     }
 
     /// A body that yields its chunks one by one, as a socket delivers them.

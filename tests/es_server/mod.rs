@@ -61,6 +61,9 @@ pub struct Knobs {
     pub not_bulk_200: bool,
     /// `Retry-After` (seconds) on the injected 503s of `fail_requests`.
     pub retry_after_secs: Option<u64>,
+    /// While set, requests get no answer (a hung node); once cleared,
+    /// those still waiting are answered 503, nothing of them stored.
+    pub hang: bool,
 }
 
 #[derive(Default)]
@@ -277,6 +280,13 @@ async fn bulk(
         let st = state.lock().unwrap();
         (st.knobs.retry_after_secs, st.knobs.not_bulk_200)
     };
+    if state.lock().unwrap().knobs.hang {
+        state.lock().unwrap().requests += 1;
+        while state.lock().unwrap().knobs.hang {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "hung").into_response();
+    }
     if not_bulk {
         let mut st = state.lock().unwrap();
         st.requests += 1;

@@ -417,6 +417,20 @@ fn elasticsearch_200_that_is_not_a_bulk_answer_is_a_failure() {
     assert!(s.stop().success());
 }
 
+/// A node that accepts requests and never answers: each request times
+/// out (`timeout_secs = 1`), is retried and shown; once the node answers
+/// again everything is stored once.
+#[test]
+fn elasticsearch_node_that_hangs_is_a_failure_shown_and_retried() {
+    let es = EsServer::start();
+    es.knobs(|k| k.hang = true);
+    let config =
+        es_config(&[es.url()], "", ALL_TO_ES).replace("timeout_secs = 5", "timeout_secs = 1");
+    let mut s = Sluice::start(&config);
+    es_fault_is_seen_and_nothing_lost(&es, &mut s, || es.knobs(|k| k.hang = false), "timed out");
+    assert!(s.stop().success());
+}
+
 /// Issue 20 item 10: a 503 with `Retry-After: 3600` once; with
 /// `max_backoff_secs = 1` the record is stored within seconds, not an
 /// hour.
