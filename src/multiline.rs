@@ -180,6 +180,9 @@ impl Pending {
     fn into_event(self) -> Event {
         let mut event = self.event;
         if let Some(joined) = self.joined {
+            if let Text::Span(span) = event.message {
+                event.frame_message = Some(span);
+            }
             event.message = Text::Owned(Arc::from(joined));
         }
         event
