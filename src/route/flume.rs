@@ -508,6 +508,54 @@ mod tests {
         }
     }
 
+    /// A message the joiner or `newline_escape` replaced replaces its part
+    /// of the body; the header part Flume kept stays.
+    #[test]
+    fn a_replaced_message_replaces_its_part_of_the_body() {
+        use crate::decode::{DecodeOptions, decode};
+        use crate::multiline::{Joiner, MultilineConfig};
+        let ev = |f: &str| {
+            decode(
+                bytes::Bytes::copy_from_slice(f.as_bytes()),
+                Some("127.0.0.1:9".parse().unwrap()),
+                0,
+                &DecodeOptions::default(),
+            )
+        };
+        let mut j = Joiner::new(MultilineConfig::default());
+        let now = tokio::time::Instant::now();
+        let mut out = Vec::new();
+        for f in [
+            "<187>Dec  6 10:00:00 vm app[7]: Order failed",
+            "<187>Dec  6 10:00:00 vm app[7]:     at L1.main(L1.java:32)",
+        ] {
+            j.push(ev(f), now, &mut out);
+        }
+        j.close(&mut out);
+        assert_eq!(out.len(), 1);
+        let mut doc = String::new();
+        encode(&mut doc, &out[0], FlumeKeepFields::default(), &[], None);
+        let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(
+            v["@message"],
+            "app[7]: Order failed\n    at L1.main(L1.java:32)"
+        );
+        let opts = DecodeOptions {
+            newline_escape: Some("\\n".into()),
+            ..DecodeOptions::default()
+        };
+        let e = decode(
+            bytes::Bytes::from_static(b"<14>1 - vm app - - - one\\ntwo"),
+            None,
+            0,
+            &opts,
+        );
+        let mut doc = String::new();
+        encode(&mut doc, &e, FlumeKeepFields::default(), &[], None);
+        let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(v["@message"], "app - - - one\ntwo");
+    }
+
     /// Orders printed by OpenJDK 17 for `new HashMap<>(m)` of a `HashMap`
     /// `m` filled in this order (the source's map, then the serializer's
     /// copy).
