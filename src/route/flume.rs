@@ -294,6 +294,22 @@ fn copy_capacity(n: usize) -> usize {
     wanted.max(1).next_power_of_two()
 }
 
+/// Put `headers` in the order Flume's serializer iterated them: the first
+/// `from_source` went into SyslogUtils' `HashMap` (16 buckets),
+/// `EventBuilder` copied it, the interceptors put the rest into the copy
+/// (doubling it past 3/4 full), and the serializer copied that.
+fn flume_header_order(headers: &mut [(String, String)], from_source: usize) {
+    let (source, _) = headers.split_at_mut(from_source);
+    java_order(source, 16);
+    let mut capacity = copy_capacity(from_source);
+    while headers.len() * 4 > capacity * 3 {
+        capacity *= 2;
+    }
+    java_order(headers, capacity);
+    let copied = copy_capacity(headers.len());
+    java_order(headers, copied);
+}
+
 /// Append the `flume` document of `event` to `doc`.
 pub(super) fn encode(
     doc: &mut String,
@@ -374,6 +390,7 @@ pub(super) fn encode(
     if head.pri.is_none() {
         headers.push(("flume.syslog.status".into(), "Invalid".into()));
     }
+    let from_source = headers.len();
     // The regex_extractor interceptor: a capture replaces a header.
     if let Some(c) = captures {
         for (index, name) in capture_names {
@@ -393,15 +410,7 @@ pub(super) fn encode(
             event.received_nanos.div_euclid(1_000_000).to_string(),
         ));
     }
-    // The source's HashMap (16 buckets, doubled past 3/4 full), then the
-    // serializer's copy of it.
-    let mut capacity = 16;
-    while headers.len() * 4 > capacity * 3 {
-        capacity *= 2;
-    }
-    java_order(&mut headers, capacity);
-    let copied = copy_capacity(headers.len());
-    java_order(&mut headers, copied);
+    flume_header_order(&mut headers, from_source);
 
     let get = |key: &str| {
         headers
@@ -556,16 +565,18 @@ mod tests {
         assert_eq!(v["@message"], "app - - - one\ntwo");
     }
 
-    /// Orders printed by OpenJDK 17 for `new HashMap<>(m)` of a `HashMap`
-    /// `m` filled in this order (the source's map, then the serializer's
-    /// copy).
+    /// Orders printed by OpenJDK 17 for Flume's chain: a `HashMap` of the
+    /// source's headers, `new HashMap<>(it)` (EventBuilder), the
+    /// interceptors' headers put into that, `new HashMap<>(it)` again (the
+    /// serializer).
     #[test]
     fn java_hash_map_order_is_reproduced() {
         assert_eq!(java_hash("Facility"), 565_760_707);
-        for (inserted, java) in [
+        let cases: [(&[&str], &[&str], &[&str]); 7] = [
             (
-                &["Facility", "Severity", "priority", "timestamp", "host"][..],
-                &["host", "Severity", "Facility", "priority", "timestamp"][..],
+                &["Facility", "Severity", "priority", "timestamp", "host"],
+                &[],
+                &["host", "Severity", "Facility", "priority", "timestamp"],
             ),
             (
                 &[
@@ -576,6 +587,7 @@ mod tests {
                     "timestamp",
                     "host",
                 ],
+                &[],
                 &[
                     "host",
                     "Severity",
@@ -586,39 +598,79 @@ mod tests {
                 ],
             ),
             (
-                &["Facility", "Severity", "flume.syslog.status", "timestamp"],
+                &["Facility", "Severity", "flume.syslog.status"],
+                &["timestamp"],
                 &["Severity", "Facility", "flume.syslog.status", "timestamp"],
             ),
             (
+                &["Facility", "Severity", "priority", "version", "host"],
+                &["timestamp"],
+                &[
+                    "host",
+                    "Severity",
+                    "Facility",
+                    "priority",
+                    "version",
+                    "timestamp",
+                ],
+            ),
+            (
+                &["Facility", "Severity"],
+                &["timestamp"],
+                &["Severity", "Facility", "timestamp"],
+            ),
+            (
                 &[
                     "Facility",
                     "Severity",
                     "priority",
+                    "version",
                     "timestamp",
                     "host",
-                    "code",
-                    "latency_ms",
                 ],
+                &["code", "latency_ms"],
                 &[
                     "code",
                     "host",
                     "Severity",
                     "Facility",
                     "priority",
+                    "version",
                     "timestamp",
                     "latency_ms",
                 ],
             ),
-        ] {
-            let mut keys: Vec<(String, String)> = inserted
+            (
+                &["Facility", "Severity", "priority", "timestamp", "host"],
+                &["a", "b", "c", "d", "e", "f", "g", "h", "user", "session"],
+                &[
+                    "a",
+                    "b",
+                    "c",
+                    "d",
+                    "e",
+                    "f",
+                    "session",
+                    "g",
+                    "h",
+                    "Severity",
+                    "priority",
+                    "host",
+                    "Facility",
+                    "user",
+                    "timestamp",
+                ],
+            ),
+        ];
+        for (source, added, java) in cases {
+            let mut headers: Vec<(String, String)> = source
                 .iter()
+                .chain(added)
                 .map(|k| ((*k).to_owned(), String::new()))
                 .collect();
-            java_order(&mut keys, 16);
-            let copied = copy_capacity(keys.len());
-            java_order(&mut keys, copied);
-            let got: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
-            assert_eq!(got, java, "{inserted:?}");
+            flume_header_order(&mut headers, source.len());
+            let got: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(got, java, "{source:?} + {added:?}");
         }
     }
 }
