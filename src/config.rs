@@ -229,6 +229,16 @@ struct RawDocument {
     format: Option<RawDocumentFormat>,
     /// ECS: also keep the frame as received in `event.original`.
     event_original: Option<bool>,
+    /// Flume: the syslog sources' `keepFields`, as Flume spelled it.
+    keep_fields: Option<RawKeepFields>,
+}
+
+/// `keep_fields = true | false | "all" | "none" | "priority version timestamp hostname"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawKeepFields {
+    Bool(bool),
+    Text(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -567,9 +577,53 @@ pub enum DocumentFormat {
     /// `host.hostname`, `process.*` (the default for Elasticsearch sinks);
     /// `original`: the frame as received in `event.original`.
     Ecs { original: bool },
-    /// What Flume's ElasticSearchSink with the logstash serializer wrote:
-    /// `@message`, `@timestamp`, `@source_host`, `@fields` (Flume's headers).
-    Flume,
+    /// What Flume 1.9's syslog sources and its ElasticSearchSink with the
+    /// logstash serializer wrote: `@message` (the body: everything after the
+    /// hostname), `@timestamp`, `@source_host`, `@fields` (Flume's headers
+    /// and the route's captures); `keep`: the sources' `keepFields`.
+    Flume { keep: FlumeKeepFields },
+}
+
+/// Flume's `keepFields`: which header parts the syslog sources put back in
+/// front of the body (`all`: the whole frame is the body). Default: none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlumeKeepFields {
+    pub all: bool,
+    pub priority: bool,
+    pub version: bool,
+    pub timestamp: bool,
+    pub hostname: bool,
+}
+
+impl FlumeKeepFields {
+    /// Flume's spellings: `true`/`all`, `false`/`none`, or any of
+    /// `priority version timestamp hostname` separated by spaces. A word
+    /// Flume would have ignored is refused here.
+    fn parse(text: &str) -> Result<FlumeKeepFields, String> {
+        let text = text.trim().to_ascii_lowercase();
+        let mut keep = FlumeKeepFields::default();
+        match text.as_str() {
+            "true" | "all" => keep.all = true,
+            "false" | "none" | "" => {}
+            words => {
+                for word in words.split_whitespace() {
+                    match word {
+                        "priority" => keep.priority = true,
+                        "version" => keep.version = true,
+                        "timestamp" => keep.timestamp = true,
+                        "hostname" => keep.hostname = true,
+                        other => {
+                            let shown: String = other.chars().take(40).collect();
+                            return Err(format!(
+                                "unknown field {shown:?}: expected true, false, \"all\", \"none\" or words of \"priority version timestamp hostname\""
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(keep)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1892,12 +1946,31 @@ impl Validator<'_, '_> {
                         "only for format = \"ecs\"",
                     ));
                 }
+                if d.keep_fields.is_some() && format != RawDocumentFormat::Flume {
+                    return Err(self.err(
+                        &at(&at(base, "document"), "keep_fields"),
+                        "only for format = \"flume\"",
+                    ));
+                }
                 match format {
                     RawDocumentFormat::Canonical => DocumentFormat::Canonical,
                     RawDocumentFormat::Ecs => DocumentFormat::Ecs {
                         original: d.event_original.unwrap_or(false),
                     },
-                    RawDocumentFormat::Flume => DocumentFormat::Flume,
+                    RawDocumentFormat::Flume => DocumentFormat::Flume {
+                        keep: match &d.keep_fields {
+                            None | Some(RawKeepFields::Bool(false)) => FlumeKeepFields::default(),
+                            Some(RawKeepFields::Bool(true)) => FlumeKeepFields {
+                                all: true,
+                                ..FlumeKeepFields::default()
+                            },
+                            Some(RawKeepFields::Text(t)) => {
+                                FlumeKeepFields::parse(t).map_err(|e| {
+                                    self.err(&at(&at(base, "document"), "keep_fields"), e)
+                                })?
+                            }
+                        },
+                    },
                 }
             }),
             (Some(_), Some(_)) => {
@@ -2598,11 +2671,50 @@ path = "x"
             [
                 Some(DocumentFormat::Ecs { original: false }),
                 Some(DocumentFormat::Canonical),
-                Some(DocumentFormat::Flume),
+                Some(DocumentFormat::Flume {
+                    keep: FlumeKeepFields::default()
+                }),
                 Some(DocumentFormat::Canonical)
             ]
         );
         let e = err(&text.replace("format = \"flume\"", "format = \"xml\""));
         assert!(e.contains("format"), "{e}");
+    }
+
+    #[test]
+    fn flume_keep_fields_take_flumes_spellings() {
+        let doc = |keep: &str| {
+            format!(
+                "{BASE}\n[[routes]]\nname = \"legacy\"\nsink = \"f\"\ndocument = {{ format = \"flume\", keep_fields = {keep} }}\n{DEFAULT_ROUTE}"
+            )
+        };
+        let keep = |v: &str| match Config::from_toml(&doc(v), "t").unwrap().routes[0].output {
+            OutputConfig::Document(DocumentFormat::Flume { keep }) => keep,
+            ref other => panic!("{other:?}"),
+        };
+        let none = FlumeKeepFields::default();
+        let all = FlumeKeepFields { all: true, ..none };
+        assert_eq!(keep("false"), none);
+        assert_eq!(keep("\"none\""), none);
+        assert_eq!(keep("true"), all);
+        assert_eq!(keep("\"All\""), all);
+        assert_eq!(
+            keep("\"timestamp hostname\""),
+            FlumeKeepFields {
+                timestamp: true,
+                hostname: true,
+                ..none
+            }
+        );
+        let e = err(&doc("\"timestamp hostnme\""));
+        assert!(
+            e.contains("t.toml:") && e.contains("document.keep_fields") && e.contains("hostnme"),
+            "{e}"
+        );
+        let e = err(&doc("true").replace("\"flume\"", "\"ecs\""));
+        assert!(
+            e.contains("keep_fields: only for format = \"flume\""),
+            "{e}"
+        );
     }
 }

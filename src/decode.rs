@@ -112,6 +112,9 @@ fn unescape_newlines(event: &mut Event, escape: &str) {
         return;
     }
     let restored = message.replace(escape, "\n");
+    if let Text::Span(span) = event.message {
+        event.frame_message = Some(span);
+    }
     event.message = Text::Owned(Arc::from(restored));
 }
 

@@ -118,6 +118,10 @@ pub struct Event {
     pub msgid: Option<Text>,
     pub structured_data: Vec<SdElement>,
     pub message: Text,
+    /// Where `message` lay in the frame when it was replaced by text the
+    /// frame does not hold (joined continuation lines, restored newlines):
+    /// the Flume document's body starts before it.
+    pub frame_message: Option<Span>,
     /// False when the frame could not be decoded; `message` is then the raw text.
     pub valid: bool,
     /// True when the frame was not valid UTF-8 and was converted lossily.
@@ -165,6 +169,7 @@ impl Event {
             msgid: None,
             structured_data: Vec::new(),
             message: Text::Span(Span::new(0, len)),
+            frame_message: None,
             valid: false,
             peer,
             received_nanos,

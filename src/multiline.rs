@@ -6,8 +6,9 @@
 //! a message longer than about 1 KiB is cut into parts that end and start
 //! with `...`. A log4j2 message with real newlines sent over TCP with
 //! `newLine=true` arrives as several lines, the later ones without a PRI.
-//! The joiner keeps the latest event per (peer, PRI) for a short window and
-//! appends to it:
+//! The joiner keeps the latest event of each peer for a short window and
+//! appends to it what continues it (a continuation with a PRI must carry the
+//! same PRI):
 //!
 //! - a stack-trace line: `    at `, `    ... N more`, `    Suppressed: `,
 //!   any line starting with four spaces or a tab, `Caused by: `, and an
@@ -19,8 +20,10 @@
 //!   to the newest pending event of the same peer.
 //!
 //! A pending event is emitted when the window passes without a continuation,
-//! at once when the next non-continuation event of the same (peer, PRI)
-//! arrives, when its line or byte limit would be exceeded, when more than
+//! at once when the next event of the same peer arrives that does not
+//! continue it (whatever its PRI: one peer's events leave in the order they
+//! arrived; RFC 3164 times are whole seconds, so nothing downstream could
+//! restore it), when its line or byte limit would be exceeded, when more than
 //! `max_pending` senders are pending (oldest first), and on shutdown. Every
 //! reason is counted. Joining never drops a frame: a continuation that does
 //! not fit becomes an event of its own.
@@ -37,7 +40,7 @@ use crate::event::{Event, Text};
 pub const DEFAULT_WINDOW: Duration = Duration::from_millis(50);
 pub const DEFAULT_MAX_LINES: usize = 1_000;
 pub const DEFAULT_MAX_BYTES: usize = 256 * 1024;
-/// Senders (peer, PRI) with an event pending at once, per listener/connection.
+/// Senders (peers) with an event pending at once, per listener/connection.
 pub const DEFAULT_MAX_PENDING: usize = 4_096;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +180,9 @@ impl Pending {
     fn into_event(self) -> Event {
         let mut event = self.event;
         if let Some(joined) = self.joined {
+            if let Text::Span(span) = event.message {
+                event.frame_message = Some(span);
+            }
             event.message = Text::Owned(Arc::from(joined));
         }
         event
@@ -296,8 +302,10 @@ impl Joiner {
                 }
             }
         }
-        // Not joined: it starts a pending event of its own.
-        if let Some(index) = self.pending.iter().position(|p| p.key == key) {
+        // Not joined: it starts a pending event of its own, after whatever
+        // its peer has pending (of any PRI): a peer's events leave in
+        // arrival order. There is at most one, as this keeps it so.
+        if let Some(index) = self.pending.iter().position(|p| p.key.0 == key.0) {
             self.emit(index, Flush::NextEvent, out);
         }
         if self.pending.len() >= self.config.max_pending.max(1) {
@@ -418,22 +426,26 @@ mod tests {
     }
 
     #[test]
-    fn senders_are_kept_apart_by_peer_and_pri() {
+    fn senders_are_kept_apart_by_peer_and_a_peers_order_is_kept() {
         let mut j = joiner();
         let now = Instant::now();
         let mut out = Vec::new();
         j.push(ev(1, "<187>error one"), now, &mut out);
         j.push(ev(2, "<187>error two"), now, &mut out);
+        // Peer 1's error leaves before its info: a trace line after the
+        // info cannot join the error any more (that would reorder them).
         j.push(ev(1, "<190>info one"), now, &mut out);
         j.push(ev(2, "<187>    at two"), now, &mut out);
         j.push(ev(1, "<187>    at one"), now, &mut out);
         j.close(&mut out);
-        let mut messages: Vec<&str> = out.iter().map(|e| e.message()).collect();
-        messages.sort();
-        assert_eq!(
-            messages,
-            ["error one\n    at one", "error two\n    at two", "info one"]
-        );
+        let of_peer = |port: u16| -> Vec<&str> {
+            out.iter()
+                .filter(|e| e.peer.map(|p| p.port()) == Some(port))
+                .map(|e| e.message())
+                .collect()
+        };
+        assert_eq!(of_peer(1), ["error one", "info one", "    at one"]);
+        assert_eq!(of_peer(2), ["error two\n    at two"]);
     }
 
     #[test]
@@ -543,6 +555,40 @@ mod tests {
             "Order failed\njava.lang.IllegalStateException: boom\n\tat Log4j2Demo.main(Log4j2Demo.java:21)"
         );
         assert_eq!(out[0].appname(), Some("orders"));
+    }
+
+    /// Issue #26 item 4: INFO one, WARN two, INFO three, ERROR four, INFO
+    /// five from one peer, 5 ms apart (a paused clock), came out one, three,
+    /// two, four, five: a held event of one PRI outlived later events of
+    /// another. One peer's events leave in arrival order.
+    #[tokio::test(start_paused = true)]
+    async fn one_peers_events_leave_in_arrival_order_whatever_their_pri() {
+        let mut j = joiner();
+        let mut out = Vec::new();
+        for (pri, text) in [
+            (14, "INFO one"),
+            (12, "WARN two"),
+            (14, "INFO three"),
+            (11, "ERROR four"),
+            (14, "INFO five"),
+        ] {
+            j.push(ev(1, &format!("<{pri}>{text}")), Instant::now(), &mut out);
+            j.expire(Instant::now(), &mut out);
+            tokio::time::advance(Duration::from_millis(5)).await;
+        }
+        tokio::time::advance(DEFAULT_WINDOW).await;
+        j.expire(Instant::now(), &mut out);
+        let messages: Vec<&str> = out.iter().map(|e| e.message()).collect();
+        assert_eq!(
+            messages,
+            [
+                "INFO one",
+                "WARN two",
+                "INFO three",
+                "ERROR four",
+                "INFO five"
+            ]
+        );
     }
 
     #[test]

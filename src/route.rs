@@ -8,6 +8,8 @@
 
 use std::fmt::Write as _;
 
+mod flume;
+
 use crate::router::Captures;
 
 use crate::config::{
@@ -133,7 +135,11 @@ pub fn encode(
         OutputConfig::Document(DocumentFormat::Ecs { original }) => {
             encode_ecs(buf, route_name, capture_names, event, captures, *original)
         }
-        OutputConfig::Document(DocumentFormat::Flume) => encode_flume(buf, event),
+        OutputConfig::Document(DocumentFormat::Flume { keep }) => {
+            let mut doc = buf;
+            flume::encode(&mut doc, event, *keep, capture_names, captures);
+            doc
+        }
     };
     let key = matches!(output, OutputConfig::Document(_)).then(|| document_key(route_name, event));
     Some(Record {
@@ -866,62 +872,6 @@ fn push_ecs_header(doc: &mut String, event: &Event) {
     });
 }
 
-/// The document Flume's ElasticSearchSink wrote with its logstash
-/// serializer (ElasticSearchLogStashEventSerializer): `@message` (the body),
-/// `@timestamp` (from the `timestamp` header — here the event's time, else
-/// the receive time), `@source_host` (the `host` header) and `@fields`:
-/// every Flume syslog header as a string — `Facility`, `Severity`, `host`,
-/// `timestamp` (epoch ms), and `flume.syslog.status = "Invalid"` for a frame
-/// that could not be parsed.
-fn encode_flume(buf: String, event: &Event) -> String {
-    let mut doc = buf;
-    doc.reserve(event.text().len() + 256);
-    doc.push_str("{\"@message\":");
-    write_json_str(&mut doc, event.message());
-    let time = event
-        .timestamp
-        .map_or(event.received_nanos, |t| t.unix_nanos);
-    doc.push_str(",\"@timestamp\":\"");
-    push_utc(&mut doc, time, 3);
-    doc.push('"');
-    if let Some(h) = event.hostname() {
-        doc.push_str(",\"@source_host\":");
-        write_json_str(&mut doc, h);
-    }
-    doc.push_str(",\"@fields\":{");
-    let mut first = true;
-    let mut field = |doc: &mut String, key: &str, value: &str| {
-        if !first {
-            doc.push(',');
-        }
-        first = false;
-        write_json_str(doc, key);
-        doc.push(':');
-        write_json_str(doc, value);
-    };
-    if let Some(f) = event.facility {
-        field(&mut doc, "Facility", &f.to_string());
-    }
-    if let Some(sv) = event.severity {
-        field(&mut doc, "Severity", &sv.to_string());
-    }
-    if let Some(h) = event.hostname() {
-        field(&mut doc, "host", h);
-    }
-    if let Some(t) = event.timestamp {
-        field(
-            &mut doc,
-            "timestamp",
-            &t.unix_nanos.div_euclid(1_000_000).to_string(),
-        );
-    }
-    if !event.valid {
-        field(&mut doc, "flume.syslog.status", "Invalid");
-    }
-    doc.push_str("}}");
-    doc
-}
-
 /// The named groups of a pattern, as (group index, name).
 pub fn capture_names(re: &regex::Regex) -> Vec<(usize, String)> {
     re.capture_names()
@@ -1371,25 +1321,37 @@ mod tests {
 
     #[test]
     fn flume_documents_keep_the_logstash_shape() {
+        let flume = DocumentFormat::Flume {
+            keep: crate::config::FlumeKeepFields::default(),
+        };
+        // The body is everything after the hostname, the TAG included
+        // (Flume's SyslogUtils), and a capture is a field (regex_extractor).
         let v = document(
-            DocumentFormat::Flume,
+            flume,
             "<134>Nov 23 10:00:00 web01 app: heap_used=1234",
-            None,
+            Some(r"heap_used=(?P<heap_used>\d+)"),
         );
         assert_eq!(
             v,
             serde_json::json!({
-                "@message": "heap_used=1234",
+                "@message": "app: heap_used=1234",
                 "@timestamp": "2026-11-23T10:00:00.000Z",
                 "@source_host": "web01",
-                "@fields": {"Facility": "16", "Severity": "6", "host": "web01", "timestamp": "1795428000000"}
+                "@fields": {"Facility": "16", "Severity": "6", "priority": "134",
+                            "host": "web01", "timestamp": "1795428000000", "heap_used": "1234"}
             })
         );
-        let v = document(DocumentFormat::Flume, "garbage", None);
+        // Flume's bad event: facility and severity 0, the frame as body;
+        // no time in it, so the receive time (the timestamp interceptor).
+        let v = document(flume, "garbage", None);
         assert_eq!(
-            v["@fields"],
-            serde_json::json!({"flume.syslog.status": "Invalid"})
+            v,
+            serde_json::json!({
+                "@message": "garbage",
+                "@timestamp": "2026-11-24T11:35:00.000Z",
+                "@fields": {"Facility": "0", "Severity": "0",
+                            "flume.syslog.status": "Invalid", "timestamp": "1795520100000"}
+            })
         );
-        assert_eq!(v["@message"], "garbage");
     }
 }

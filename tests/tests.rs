@@ -2102,6 +2102,7 @@ fn es_test_server_enforces_the_bulk_protocol() {
 mod blaster_e2e;
 mod example_files;
 mod fault_sinks;
+mod flume_shape;
 mod log4j_e2e;
 mod tls_listener;
 

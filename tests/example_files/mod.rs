@@ -519,11 +519,13 @@ fn flume_migration_note_config_is_valid() {
     );
     let routes = reports[0]["routes"].as_array().unwrap();
     let events = routes.iter().find(|r| r["route"] == "events").unwrap();
+    // Flume's body: everything after the hostname (issue #26).
     assert_eq!(
         events["document"]["@message"],
-        "GET /x code=200 latency_ms=1.5"
+        "orders 17 - - GET /x code=200 latency_ms=1.5"
     );
     assert_eq!(events["document"]["@fields"]["Severity"], "6");
+    assert_eq!(events["document"]["@fields"]["code"], "200");
     let status = routes.iter().find(|r| r["route"] == "status").unwrap();
     assert!(
         status["line"]
