@@ -436,6 +436,9 @@ async fn connection<S: AsyncRead + Unpin>(
         let stats = framer.take_stats();
         metrics.octet_count_fallbacks.inc_by(stats.octet_fallbacks);
         metrics.bad_octet_counts.inc_by(stats.bad_octet_counts);
+        metrics
+            .count_over_max_fallbacks
+            .inc_by(stats.count_over_max);
         metrics.undelimited_splits.inc_by(stats.undelimited_splits);
         if eof {
             break;

@@ -75,6 +75,8 @@ pub struct ListenerMetrics {
     pub truncated_frames: Counter,
     pub octet_count_fallbacks: Counter,
     pub bad_octet_counts: Counter,
+    /// Octet counts above `max_frame_bytes`: that frame read as LF.
+    pub count_over_max_fallbacks: Counter,
     pub connections_accepted: Counter,
     pub connections_rejected: Counter,
     pub connections_open: Gauge,
@@ -246,7 +248,7 @@ impl Telemetry {
             ),
             l_fallbacks: family!(
                 "sluice_listener_framing_fallbacks",
-                "Frames read as newline-delimited although they started like an octet count"
+                "Frames read as newline-delimited although they started like an octet count, by reason: count_not_followed_by_pri, bad_octet_count, count_over_max"
             ),
             l_accepted: family!(
                 "sluice_listener_connections_accepted",
@@ -270,7 +272,7 @@ impl Telemetry {
             ),
             l_undelimited: family!(
                 "sluice_listener_undelimited_splits",
-                "Frames cut at a `<PRI>1 ` boundary in a stream without delimiters (log4j2 newLine=false)"
+                "Frames cut at a `<PRI>1 ` boundary in a stream without delimiters (listeners with framing = log4j2_undelimited)"
             ),
             l_joined: family!(
                 "sluice_listener_multiline_joined_frames",
@@ -369,6 +371,7 @@ impl Telemetry {
             truncated_frames: get(&self.l_skipped, &r("truncated")),
             octet_count_fallbacks: get(&self.l_fallbacks, &r("count_not_followed_by_pri")),
             bad_octet_counts: get(&self.l_fallbacks, &r("bad_octet_count")),
+            count_over_max_fallbacks: get(&self.l_fallbacks, &r("count_over_max")),
             connections_accepted: get(&self.l_accepted, &l),
             connections_rejected: get(&self.l_rejected, &r("max_connections")),
             connections_open: get(&self.l_open, &l),
