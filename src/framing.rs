@@ -146,6 +146,13 @@ impl SyslogFramer {
         self.undelimited && matches!(self.state, State::Line { .. }) && !buf.is_empty()
     }
 
+    /// True while a frame is in progress: bytes of it are in `buf`, or the
+    /// framer is still skipping one. The listener's `frame_timeout_secs`
+    /// runs while this holds.
+    pub fn mid_frame(&self, buf: &[u8]) -> bool {
+        !buf.is_empty() || self.state != State::Start
+    }
+
     /// Take the frame in progress of an undelimited stream as complete.
     pub fn flush_undelimited(&mut self, buf: &mut BytesMut) -> Option<FrameItem> {
         if !self.holds_undelimited_frame(buf) {

@@ -384,14 +384,17 @@ fn check(config: Config) -> ExitCode {
     for l in &config.listeners {
         outln!(
             out,
-            "listener {}: {} {} (max_frame_bytes {}, max_connections {}, idle_timeout_secs {}, framing {:?}, timezone {})",
+            "listener {}: {} {} (max_frame_bytes {}, max_connections {}, max_connections_per_peer {}, idle_timeout_secs {}, frame_timeout_secs {}, framing {}, timezone {})",
             l.name,
             sluice::listener::protocol_name(l.protocol),
             l.listen,
             l.max_frame_bytes,
             l.max_connections,
+            l.max_connections_per_peer
+                .map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
             l.idle_timeout.as_secs(),
-            l.framing,
+            l.frame_timeout.as_secs(),
+            l.framing.as_str(),
             l.decode.timezone
         );
         let d = &l.decode;

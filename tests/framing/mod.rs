@@ -2,7 +2,7 @@
 //! trusts in a byte stream (embedded headers, octet counts) and how long a
 //! connection may hold a frame open.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -207,6 +207,140 @@ fn issue20_huge_octet_count_falls_back_to_lf_and_what_follows_is_delivered() {
     assert!(s.stop().success());
 }
 
+/// Issue #20 item 11: a connection that trickles one byte at a time is
+/// closed once its frame has been open `frame_timeout_secs`, counted, and
+/// what it sent is kept as a frame; a sender beside it keeps delivering.
+#[test]
+fn issue20_trickling_connection_is_closed_at_frame_timeout() {
+    let extra = r#"
+[[listeners]]
+name = "guarded"
+protocol = "tcp"
+listen = "127.0.0.1:0"
+frame_timeout_secs = 1
+idle_timeout_secs = 60
+"#;
+    let mut s = Sluice::start(&config(extra, EVENTS_ROUTE));
+    let addr = s.addr("guarded");
+    let mut good = TcpStream::connect(addr).unwrap();
+    let mut slow = TcpStream::connect(addr).unwrap();
+    let trickle = b"<14>1 - h app - - - trickle that never ends";
+    let (mut trickled, mut good_sent) = (0, 0);
+    let closed = "sluice_listener_connections_closed_abnormally_total{listener=\"guarded\",reason=\"frame_timeout\"}";
+    // 4 s in 100 ms ticks: a good frame every tick, a slow byte every third.
+    for tick in 0..40 {
+        good.write_all(format!("<14>1 - h app - - - good {tick}\n").as_bytes())
+            .unwrap();
+        good_sent += 1;
+        if tick % 3 == 0 && slow.write_all(&trickle[trickled..=trickled]).is_ok() {
+            trickled += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("trickle: {trickled} bytes written in 4 s, {good_sent} good frames");
+    assert_eq!(
+        s.metric(closed),
+        1,
+        "the trickling connection was closed for frame_timeout"
+    );
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut byte = [0u8; 1];
+    match slow.read(&mut byte) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("trickling connection still open: {other:?}"),
+    }
+    // The good connection is still served after the slow one was closed.
+    good.write_all(b"<14>1 - h app - - - good last\n").unwrap();
+    good_sent += 1;
+    let sent = good_sent + 1;
+    wait_for(10, "every good frame and the trickled one", || {
+        read_lines(&s.path("events.ndjson")).len() as u64 + counted_drops(&s, "guarded") >= sent
+    });
+    let lines = read_lines(&s.path("events.ndjson"));
+    let drops = counted_drops(&s, "guarded");
+    eprintln!(
+        "trickle: sent {sent} frames (1 unfinished), delivered {}, counted drops {drops}, frame_timeout closes {}",
+        lines.len(),
+        s.metric(closed)
+    );
+    assert_eq!(
+        sent,
+        lines.len() as u64 + drops,
+        "sent = delivered + counted drops"
+    );
+    let got = messages(&lines);
+    for i in 0..40 {
+        assert!(got.contains(&format!("good {i}")), "good {i} missing");
+    }
+    assert!(got.contains(&"good last".to_owned()));
+    assert_eq!(
+        s.metric("sluice_listener_connections_open{listener=\"guarded\"}"),
+        1
+    );
+    drop(good);
+    assert!(s.stop().success());
+}
+
+/// Issue #20 item 11: `max_connections_per_peer` refuses a peer's extra
+/// connection (closed at once, counted) while other slots stay free.
+#[test]
+fn issue20_connections_over_the_per_peer_limit_are_refused_and_counted() {
+    let extra = r#"
+[[listeners]]
+name = "per_peer"
+protocol = "tcp"
+listen = "127.0.0.1:0"
+max_connections = 16
+max_connections_per_peer = 2
+"#;
+    let mut s = Sluice::start(&config(extra, EVENTS_ROUTE));
+    let addr = s.addr("per_peer");
+    let mut first = TcpStream::connect(addr).unwrap();
+    let mut second = TcpStream::connect(addr).unwrap();
+    first.write_all(b"<14>1 - h app - - - first\n").unwrap();
+    second.write_all(b"<14>1 - h app - - - second\n").unwrap();
+    wait_for(10, "2 events", || {
+        read_lines(&s.path("events.ndjson")).len() >= 2
+    });
+    let mut third = TcpStream::connect(addr).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(third.read(&mut byte), Ok(0)),
+        "the peer's third connection is closed (EOF, not a read timeout)"
+    );
+    let refused = "sluice_listener_connections_rejected_total{listener=\"per_peer\",reason=\"max_connections_per_peer\"}";
+    assert_eq!(s.metric(refused), 1);
+    // A freed slot can be taken again.
+    drop(first);
+    wait_for(10, "the first connection to close", || {
+        s.metric("sluice_listener_connections_open{listener=\"per_peer\"}") == 1
+    });
+    let mut fourth = TcpStream::connect(addr).unwrap();
+    fourth.write_all(b"<14>1 - h app - - - fourth\n").unwrap();
+    wait_for(10, "3 events", || {
+        read_lines(&s.path("events.ndjson")).len() >= 3
+    });
+    let lines = read_lines(&s.path("events.ndjson"));
+    eprintln!(
+        "per peer: 4 connections, {} refused, {} events",
+        s.metric(refused),
+        lines.len()
+    );
+    let got = messages(&lines);
+    // The first two connections race each other; the fourth comes last.
+    let mut first_two = got[..2].to_vec();
+    first_two.sort();
+    assert_eq!(first_two, ["first", "second"]);
+    assert_eq!(got[2..], ["fourth"]);
+    assert_eq!(s.metric(refused), 1);
+    drop((second, third, fourth));
+    assert!(s.stop().success());
+}
+
 /// `sluice parse --framing` offers the same choice as a listener: the
 /// forged line is one message under `lf`, `auto` and `octet`, and only the
 /// opt-in cuts it.
@@ -227,4 +361,105 @@ fn issue20_parse_splits_at_headers_only_when_asked() {
     }
     let out = super::sluice_parse(&["--framing", "log4j2_undelimited"], input.as_bytes());
     assert_eq!(out.len(), 2, "{out:?}");
+}
+
+/// TLS listeners share the connection loop: a client trickling plaintext
+/// a byte at a time inside TLS is closed at `frame_timeout_secs` and
+/// counted, while a TLS client beside it keeps delivering.
+#[test]
+fn issue20_trickling_tls_connection_is_closed_at_frame_timeout() {
+    use super::tls_listener::{ca, leaf};
+    let dir = tempfile::tempdir().unwrap();
+    let authority = ca("framing test CA");
+    let server = leaf(&["localhost"], &authority);
+    let path = |f: &str| dir.path().join(f).display().to_string();
+    std::fs::write(path("server.pem"), server.0.pem()).unwrap();
+    std::fs::write(path("server.key"), server.1.serialize_pem()).unwrap();
+    let extra = format!(
+        r#"
+[[listeners]]
+name = "tls"
+protocol = "tls"
+listen = "127.0.0.1:0"
+frame_timeout_secs = 1
+idle_timeout_secs = 60
+[listeners.tls]
+cert_file = "{}"
+key_file = "{}"
+"#,
+        path("server.pem"),
+        path("server.key")
+    );
+    let mut s = Sluice::start(&config(&extra, EVENTS_ROUTE));
+    let addr = s.addr("tls");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(authority.0.der().clone()).unwrap();
+    let client = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    let connect = || {
+        let conn = rustls::ClientConnection::new(
+            client.clone(),
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+        )
+        .unwrap();
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        rustls::StreamOwned::new(conn, tcp)
+    };
+    let (mut good, mut slow) = (connect(), connect());
+    let trickle = b"<14>1 - h app - - - trickle that never ends";
+    let (mut trickled, mut good_sent) = (0u64, 0u64);
+    // 3 s in 100 ms ticks: a good frame every tick, a slow byte every third.
+    for tick in 0..30 {
+        good.write_all(format!("<14>1 - h app - - - good {tick}\n").as_bytes())
+            .unwrap();
+        good.flush().unwrap();
+        good_sent += 1;
+        let t = trickled as usize;
+        if tick % 3 == 0 && slow.write_all(&trickle[t..=t]).is_ok() && slow.flush().is_ok() {
+            trickled += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let closed = "sluice_listener_connections_closed_abnormally_total{listener=\"tls\",reason=\"frame_timeout\"}";
+    assert_eq!(
+        s.metric(closed),
+        1,
+        "the trickling TLS connection was closed for frame_timeout"
+    );
+    let mut byte = [0u8; 1];
+    let r = slow.read(&mut byte);
+    assert!(
+        matches!(&r, Ok(0))
+            || matches!(&r, Err(e) if e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::TimedOut),
+        "trickling TLS connection still open: {r:?}"
+    );
+    let sent = good_sent + 1;
+    wait_for(10, "every good TLS frame and the trickled one", || {
+        read_lines(&s.path("events.ndjson")).len() as u64 + counted_drops(&s, "tls") >= sent
+    });
+    let lines = read_lines(&s.path("events.ndjson"));
+    let drops = counted_drops(&s, "tls");
+    eprintln!(
+        "tls trickle: {trickled} bytes trickled; sent {sent} frames (1 unfinished), delivered {}, counted drops {drops}",
+        lines.len()
+    );
+    assert_eq!(
+        sent,
+        lines.len() as u64 + drops,
+        "sent = delivered + counted drops"
+    );
+    let got = messages(&lines);
+    for i in 0..30 {
+        assert!(got.contains(&format!("good {i}")), "good {i} missing");
+    }
+    drop(good);
+    assert!(s.stop().success());
 }
