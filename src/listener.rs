@@ -9,7 +9,8 @@
 //! TCP connections are bounded by a semaphore (`max_connections`; a
 //! connection over the limit is closed at once and counted), optionally per
 //! source address (`max_connections_per_peer`, likewise), by an idle
-//! timeout, and by a frame timeout: a frame must be complete
+//! timeout that runs from the last frame (bytes that carry none, such as
+//! blank lines, do not reset it), and by a frame timeout: a frame must be complete
 //! `frame_timeout_secs` after its first byte, so a sender trickling a byte
 //! at a time (slowloris) cannot hold a slot; such a connection is closed
 //! and counted, and what it sent is kept as at end of stream. On shutdown a listener stops accepting, and each connection reads
@@ -436,6 +437,10 @@ async fn connection<S: AsyncRead + Unpin>(
     // time this connection spent waiting on the pipeline, which is not the
     // sender's doing); `None` between frames.
     let mut frame_started: Option<Instant> = None;
+    // When the last frame ended (or the connection opened): the idle
+    // timeout runs from here, so bytes that carry no frame (blank lines)
+    // do not keep a connection open.
+    let mut last_frame = Instant::now();
     loop {
         buf.reserve(READ_CHUNK);
         let deadline = reader.deadline();
@@ -443,10 +448,10 @@ async fn connection<S: AsyncRead + Unpin>(
         // message until the next one starts: emit it once the sender pauses.
         let undelimited = framer.holds_undelimited_frame(&buf);
         let frame_deadline = frame_started.map(|t| t + config.frame_timeout);
-        let wait = if draining {
-            DRAIN_IDLE
+        let idle_deadline = if draining {
+            Instant::now() + DRAIN_IDLE
         } else {
-            config.idle_timeout
+            last_frame + config.idle_timeout
         };
         let read = tokio::select! {
             biased;
@@ -455,7 +460,7 @@ async fn connection<S: AsyncRead + Unpin>(
                 continue;
             }
             // Bytes already sent come before the timers (see serve_udp).
-            r = tokio::time::timeout(wait, stream.read_buf(&mut buf)) => match r {
+            r = tokio::time::timeout_at(idle_deadline, stream.read_buf(&mut buf)) => match r {
                 Err(_elapsed) => Read::Idle,
                 Ok(Ok(0)) => Read::Eof,
                 Ok(Ok(n)) => Read::Bytes(n),
@@ -467,12 +472,14 @@ async fn connection<S: AsyncRead + Unpin>(
                 if let Some(t) = &mut frame_started {
                     *t += waited.elapsed();
                 }
+                last_frame += waited.elapsed();
                 continue;
             }
             _ = tokio::time::sleep(UNDELIMITED_PAUSE), if undelimited => {
                 if let Some(FrameItem::Frame(frame)) = framer.flush_undelimited(&mut buf) {
                     reader.frame(frame, Some(peer), now_nanos()).await;
                     reader.end_of_batch().await;
+                    last_frame = Instant::now();
                 }
                 if !framer.mid_frame(&buf) {
                     frame_started = None;
@@ -540,6 +547,9 @@ async fn connection<S: AsyncRead + Unpin>(
             Some(t) if !completed => Some(t),
             _ => Some(Instant::now()),
         };
+        if completed {
+            last_frame = Instant::now();
+        }
         let stats = framer.take_stats();
         metrics.octet_count_fallbacks.inc_by(stats.octet_fallbacks);
         metrics.bad_octet_counts.inc_by(stats.bad_octet_counts);

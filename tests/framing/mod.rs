@@ -463,3 +463,42 @@ key_file = "{}"
     drop(good);
     assert!(s.stop().success());
 }
+
+/// Bytes that carry no frame (blank lines between frames) do not keep a
+/// connection alive: `idle_timeout_secs` runs from the last frame, so a
+/// slowloris sending "\n" every 200 ms is closed as idle and counted.
+#[test]
+fn issue20_blank_lines_do_not_keep_a_connection_open() {
+    let extra = r#"
+[[listeners]]
+name = "idle"
+protocol = "tcp"
+listen = "127.0.0.1:0"
+idle_timeout_secs = 1
+"#;
+    let mut s = Sluice::start(&config(extra, EVENTS_ROUTE));
+    let mut conn = TcpStream::connect(s.addr("idle")).unwrap();
+    conn.write_all(b"<14>1 - h app - - - the only frame\n")
+        .unwrap();
+    let idle = "sluice_listener_connections_closed_abnormally_total{listener=\"idle\",reason=\"idle_timeout\"}";
+    // 3 s of a blank line every 200 ms: three times the idle timeout.
+    let mut blanks = 0;
+    for _ in 0..15 {
+        if conn.write_all(b"\n").is_ok() {
+            blanks += 1;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "blank lines: {blanks} written in 3 s, idle closes {}",
+        s.metric(idle)
+    );
+    assert_eq!(
+        s.metric(idle),
+        1,
+        "the connection sending only blank lines was closed as idle"
+    );
+    let lines = s.wait_lines("events.ndjson", 1);
+    assert_eq!(messages(&lines), ["the only frame"]);
+    assert!(s.stop().success());
+}
