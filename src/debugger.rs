@@ -33,6 +33,18 @@ pub enum ParseFraming {
     Log4j2Undelimited,
 }
 
+impl From<Framing> for ParseFraming {
+    /// As a TCP or TLS listener with this `framing` cuts its streams.
+    fn from(framing: Framing) -> ParseFraming {
+        match framing {
+            Framing::Auto => ParseFraming::Auto,
+            Framing::Lf => ParseFraming::Lf,
+            Framing::Octet => ParseFraming::Octet,
+            Framing::Log4j2Undelimited => ParseFraming::Log4j2Undelimited,
+        }
+    }
+}
+
 /// Cut `input` into frames.
 pub fn frames(input: &[u8], framing: ParseFraming, max_frame_bytes: usize) -> Vec<FrameItem> {
     let framing = match framing {

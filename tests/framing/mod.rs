@@ -361,6 +361,27 @@ fn issue20_parse_splits_at_headers_only_when_asked() {
     }
     let out = super::sluice_parse(&["--framing", "log4j2_undelimited"], input.as_bytes());
     assert_eq!(out.len(), 2, "{out:?}");
+    // With --listener and no --framing, as that listener cuts its streams.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sluice.toml");
+    let extra = r#"
+[[listeners]]
+name = "log4j2"
+protocol = "tcp"
+listen = "127.0.0.1:0"
+framing = "log4j2_undelimited"
+"#;
+    std::fs::write(&cfg, config(extra, EVENTS_ROUTE)).unwrap();
+    let cfg = cfg.to_str().unwrap();
+    for (listener, events) in [("tcp", 1), ("log4j2", 2)] {
+        let out = super::sluice_parse(&["-c", cfg, "--listener", listener], input.as_bytes());
+        assert_eq!(out.len(), events, "--listener {listener}: {out:?}");
+    }
+    let out = super::sluice_parse(
+        &["-c", cfg, "--listener", "log4j2", "--framing", "lf"],
+        input.as_bytes(),
+    );
+    assert_eq!(out.len(), 1, "--framing wins over the listener's: {out:?}");
 }
 
 /// TLS listeners share the connection loop: a client trickling plaintext
