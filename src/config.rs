@@ -88,6 +88,8 @@ struct RawListener {
     listen: String,
     max_connections: Option<usize>,
     idle_timeout_secs: Option<u64>,
+    frame_timeout_secs: Option<u64>,
+    max_connections_per_peer: Option<usize>,
     max_frame_bytes: Option<usize>,
     framing: Option<Framing>,
     timezone: Option<String>,
@@ -342,6 +344,12 @@ pub struct ListenerConfig {
     pub listen: SocketAddr,
     pub max_connections: usize,
     pub idle_timeout: Duration,
+    /// TCP/TLS: a frame must be complete this long after its first byte,
+    /// or the connection is closed (slowloris).
+    pub frame_timeout: Duration,
+    /// TCP/TLS: connections one source address may hold; `None` = only
+    /// `max_connections` bounds them.
+    pub max_connections_per_peer: Option<usize>,
     pub max_frame_bytes: usize,
     pub framing: Framing,
     /// How frames are decoded: timezone, sender shape, log4j options.
@@ -847,6 +855,7 @@ pub struct SpillConfig {
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+pub const DEFAULT_FRAME_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_QUEUE_MAX_EVENTS: usize = 10_000;
 pub const DEFAULT_QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
@@ -1262,6 +1271,29 @@ impl Validator<'_, '_> {
             if idle == 0 {
                 return Err(self.err(&at(&base, "idle_timeout_secs"), "must be at least 1"));
             }
+            for (set, key) in [
+                (l.frame_timeout_secs.is_some(), "frame_timeout_secs"),
+                (
+                    l.max_connections_per_peer.is_some(),
+                    "max_connections_per_peer",
+                ),
+            ] {
+                if set && l.protocol == ListenerProtocol::Udp {
+                    return Err(self.err(&at(&base, key), "only TCP and TLS listeners take it"));
+                }
+            }
+            let frame_timeout = l.frame_timeout_secs.unwrap_or(DEFAULT_FRAME_TIMEOUT_SECS);
+            if frame_timeout == 0 {
+                return Err(self.err(&at(&base, "frame_timeout_secs"), "must be at least 1"));
+            }
+            if let Some(per_peer) = l.max_connections_per_peer {
+                if per_peer == 0 || per_peer > max_connections {
+                    return Err(self.err(
+                        &at(&base, "max_connections_per_peer"),
+                        format!("must be between 1 and max_connections ({max_connections})"),
+                    ));
+                }
+            }
             let sender = l.sender.unwrap_or_default();
             if l.newline_escape.as_deref() == Some("") {
                 return Err(self.err(&at(&base, "newline_escape"), "must not be empty"));
@@ -1414,6 +1446,8 @@ impl Validator<'_, '_> {
                 protocol: l.protocol,
                 max_connections,
                 idle_timeout: Duration::from_secs(idle),
+                frame_timeout: Duration::from_secs(frame_timeout),
+                max_connections_per_peer: l.max_connections_per_peer,
                 max_frame_bytes,
                 framing: l.framing.unwrap_or_default(),
             });
@@ -2395,6 +2429,52 @@ path = "x"
         ));
         assert!(
             e.contains("listeners[0].sockets") && e.contains("only UDP listeners"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn frame_timeout_and_per_peer_limit_are_bounded_and_tcp_only() {
+        let tcp = |extra: &str| {
+            format!(
+                "[[listeners]]\nname = \"t\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:0\"\nmax_connections = 8\n{extra}\n"
+            )
+        };
+        let route = "[[routes]]\nname = \"r\"\nsink = \"f\"\ndocument = {}\n";
+        let ok = Config::from_toml(&format!("{}{BASE}{route}", tcp("")), "t.toml").unwrap();
+        assert_eq!(ok.listeners[0].frame_timeout, Duration::from_secs(30));
+        assert_eq!(ok.listeners[0].max_connections_per_peer, None);
+        let ok = Config::from_toml(
+            &format!(
+                "{}{BASE}{route}",
+                tcp("frame_timeout_secs = 2\nmax_connections_per_peer = 8")
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(ok.listeners[0].frame_timeout, Duration::from_secs(2));
+        assert_eq!(ok.listeners[0].max_connections_per_peer, Some(8));
+        let e = err(&format!("{}{BASE}", tcp("frame_timeout_secs = 0")));
+        assert!(
+            e.starts_with("t.toml:6:") && e.contains("listeners[0].frame_timeout_secs"),
+            "{e}"
+        );
+        for n in ["0", "9"] {
+            let e = err(&format!(
+                "{}{BASE}",
+                tcp(&format!("max_connections_per_peer = {n}"))
+            ));
+            assert!(
+                e.contains("listeners[0].max_connections_per_peer")
+                    && e.contains("between 1 and max_connections (8)"),
+                "{e}"
+            );
+        }
+        let e = err(&format!(
+            "[[listeners]]\nname = \"v\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:0\"\nframe_timeout_secs = 5\n{BASE}"
+        ));
+        assert!(
+            e.contains("listeners[0].frame_timeout_secs") && e.contains("only TCP and TLS"),
             "{e}"
         );
     }

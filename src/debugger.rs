@@ -26,6 +26,23 @@ pub enum ParseFraming {
     Octet,
     /// Per message, as a TCP listener does: octet counting or LF.
     Auto,
+    /// As `auto`, and an RFC 5424 message also ends where the next
+    /// `<PRI>1 ` header starts until a delimited one is seen (log4j2 TCP
+    /// `newLine=false`; a listener's `framing = "log4j2_undelimited"`).
+    #[value(name = "log4j2_undelimited")]
+    Log4j2Undelimited,
+}
+
+impl From<Framing> for ParseFraming {
+    /// As a TCP or TLS listener with this `framing` cuts its streams.
+    fn from(framing: Framing) -> ParseFraming {
+        match framing {
+            Framing::Auto => ParseFraming::Auto,
+            Framing::Lf => ParseFraming::Lf,
+            Framing::Octet => ParseFraming::Octet,
+            Framing::Log4j2Undelimited => ParseFraming::Log4j2Undelimited,
+        }
+    }
 }
 
 /// Cut `input` into frames.
@@ -45,6 +62,7 @@ pub fn frames(input: &[u8], framing: ParseFraming, max_frame_bytes: usize) -> Ve
         ParseFraming::Lf => Framing::Lf,
         ParseFraming::Octet => Framing::Octet,
         ParseFraming::Auto => Framing::Auto,
+        ParseFraming::Log4j2Undelimited => Framing::Log4j2Undelimited,
     };
     let mut framer = SyslogFramer::new(max_frame_bytes, framing);
     let mut buf = BytesMut::from(input);

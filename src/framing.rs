@@ -6,9 +6,22 @@
 //! (a message that merely starts with a digit is not mis-split) and the
 //! fallback is counted. Newline frames end at LF; a CR before it is trimmed.
 //!
-//! Every frame is bounded by `max_frame_bytes`. An oversized frame is skipped
-//! — counted octets are skipped exactly, a newline frame up to its LF — and
-//! reported as an item, so the connection stays usable; bytes already
+//! Text inside a frame is never taken for a frame boundary: a message that
+//! quotes `<PRI>1 2025-…` stays one message under `auto`, `lf` and `octet`.
+//! Only [`Framing::Log4j2Undelimited`] (log4j2 TCP `newLine=false`, which
+//! runs frames together with no delimiter at all) cuts an RFC 5424 frame
+//! where the next `<PRI>1 ` header starts, and only until the connection
+//! delivers a delimited frame (LF or octet-counted): from then on that
+//! connection is known to delimit its frames and a header is text again.
+//!
+//! A count above `max_frame_bytes` is a framing error of that frame, not a
+//! length to skip (a stray `999999999 ` would otherwise swallow the next
+//! gigabyte): as rsyslog does, that frame is read as a newline frame, count
+//! included, and the fallback is counted; what follows it is read as usual.
+//!
+//! Every frame is bounded by `max_frame_bytes`. An oversized newline frame
+//! is skipped up to its LF and reported as an item, so the connection stays
+//! usable; bytes already
 //! searched are never searched again. Following the tokio-util `Decoder`
 //! contract, `Ok(None)` means "need more bytes" and bad frames are items,
 //! because an `Err` would end the stream.
@@ -31,6 +44,24 @@ pub enum Framing {
     /// Octet counting where a count is present, trusting a count even when
     /// the message after it does not start with `<`; LF otherwise.
     Octet,
+    /// As `Auto`, and an RFC 5424 frame also ends where the next `<PRI>1 `
+    /// header starts, for log4j2's TCP `newLine=false` (frames back to back,
+    /// no delimiter). Trusts the sender's text: a message quoting a header
+    /// is cut there, so it is an opt-in of listeners that serve log4j2, and
+    /// it stops on a connection once that delivers a delimited frame.
+    Log4j2Undelimited,
+}
+
+impl Framing {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Framing::Auto => "auto",
+            Framing::Lf => "lf",
+            Framing::Octet => "octet",
+            Framing::Log4j2Undelimited => "log4j2_undelimited",
+        }
+    }
 }
 
 /// What the framer produced.
@@ -51,6 +82,8 @@ pub struct FramerStats {
     /// A digit run too long to be a count, followed by a space: read as a
     /// newline frame.
     pub bad_octet_counts: u64,
+    /// A count above `max_frame_bytes`: that frame read as a newline frame.
+    pub count_over_max: u64,
     /// RFC 5424 frames cut where the next `<PRI>1 ` header starts, in a
     /// stream without delimiters (log4j2 TCP `newLine=false`).
     pub undelimited_splits: u64,
@@ -62,15 +95,14 @@ enum State {
     Start,
     /// Inside a newline frame; bytes before `scanned` hold no LF.
     Line { scanned: usize },
-    /// Inside an octet-counted frame whose `LEN SP` (header bytes) were seen.
+    /// Inside an octet-counted frame whose `LEN SP` (header bytes) were
+    /// seen; `len` is at most `max_frame_bytes`.
     Counted { header: usize, len: usize },
     /// Skipping an oversized newline frame up to its LF.
     DiscardLine,
     /// Skipping an oversized frame of an undelimited stream up to the next
     /// `<PRI>1 ` header.
     DiscardToHeader,
-    /// Skipping the rest of an oversized counted frame.
-    DiscardCounted { remaining: usize },
 }
 
 /// The RFC 6587 framer. See the module docs.
@@ -83,6 +115,9 @@ pub struct SyslogFramer {
     /// This stream was seen to run RFC 5424 frames together without
     /// delimiters: from then on an LF inside such a frame is content.
     undelimited: bool,
+    /// This stream delivered a frame ended by LF or by its octet count: it
+    /// delimits its frames, so a header inside one is text.
+    delimited: bool,
 }
 
 impl SyslogFramer {
@@ -93,7 +128,14 @@ impl SyslogFramer {
             state: State::Start,
             stats: FramerStats::default(),
             undelimited: false,
+            delimited: false,
         }
+    }
+
+    /// Whether a frame may end where the next `<PRI>1 ` header starts: only
+    /// on an opted-in listener, and only until a delimited frame was seen.
+    fn splits_at_headers(&self) -> bool {
+        self.framing == Framing::Log4j2Undelimited && !self.delimited
     }
 
     /// True when the stream runs frames together without delimiters and
@@ -102,6 +144,13 @@ impl SyslogFramer {
     /// the sender pauses.
     pub fn holds_undelimited_frame(&self, buf: &[u8]) -> bool {
         self.undelimited && matches!(self.state, State::Line { .. }) && !buf.is_empty()
+    }
+
+    /// True while a frame is in progress: bytes of it are in `buf`, or the
+    /// framer is still skipping one. The listener's `frame_timeout_secs`
+    /// runs while this holds.
+    pub fn mid_frame(&self, buf: &[u8]) -> bool {
+        !buf.is_empty() || self.state != State::Start
     }
 
     /// Take the frame in progress of an undelimited stream as complete.
@@ -121,7 +170,7 @@ impl SyslogFramer {
     /// frame, for the next `<PRI>1 ` header. `Err(resume)` = none before
     /// `limit`; `resume` is where to search again when more bytes arrive.
     fn find_end(&mut self, buf: &[u8], from: usize, limit: usize) -> Result<End, usize> {
-        if rfc5424_header(buf) != Some(true) {
+        if !self.splits_at_headers() || rfc5424_header(buf) != Some(true) {
             return match memchr::memchr(b'\n', &buf[from..limit]) {
                 Some(p) => Ok(End::Lf(from + p)),
                 None => Err(limit),
@@ -230,13 +279,17 @@ impl SyslogFramer {
             return Some(line);
         }
         let &after = buf.get(digits + 1)?;
-        if after != b'<' && self.framing == Framing::Auto {
+        if after != b'<' && self.framing != Framing::Octet {
             self.stats.octet_fallbacks += 1;
             return Some(line);
         }
         let len = buf[..digits]
             .iter()
             .fold(0usize, |acc, b| acc * 10 + usize::from(b - b'0'));
+        if len > self.max_frame_bytes {
+            self.stats.count_over_max += 1;
+            return Some(line);
+        }
         Some(State::Counted {
             header: digits + 1,
             len,
@@ -275,6 +328,7 @@ impl Decoder for SyslogFramer {
                             if frame.last() == Some(&b'\r') {
                                 frame.truncate(end - 1);
                             }
+                            self.delimited = true;
                             self.state = State::Start;
                             return Ok(Some(FrameItem::Frame(frame.freeze())));
                         }
@@ -306,17 +360,13 @@ impl Decoder for SyslogFramer {
                     }
                 }
                 State::Counted { header, len } => {
-                    if len > self.max_frame_bytes {
-                        buf.advance(header);
-                        self.state = State::DiscardCounted { remaining: len };
-                        return Ok(Some(FrameItem::Oversized));
-                    }
                     if buf.len() < header + len {
                         buf.reserve(header + len - buf.len());
                         return Ok(None);
                     }
                     buf.advance(header);
                     let frame = buf.split_to(len).freeze();
+                    self.delimited = true;
                     self.state = State::Start;
                     return Ok(Some(FrameItem::Frame(frame)));
                 }
@@ -351,18 +401,6 @@ impl Decoder for SyslogFramer {
                             }
                             Some(false) => pos = at + 1,
                         }
-                    }
-                }
-                State::DiscardCounted { remaining } => {
-                    let n = remaining.min(buf.len());
-                    buf.advance(n);
-                    if n == remaining {
-                        self.state = State::Start;
-                    } else {
-                        self.state = State::DiscardCounted {
-                            remaining: remaining - n,
-                        };
-                        return Ok(None);
                     }
                 }
             }
@@ -510,12 +548,15 @@ mod tests {
                 vec![f(&exact), FrameItem::Oversized, f("<13>after")]
             );
         }
+        // A count over the maximum is read as a newline frame: one that is
+        // itself over the maximum is skipped up to its LF.
         let mut fr = SyslogFramer::new(max, Framing::Auto);
-        let input = format!("{} {exact}{} {over}9 <13>after", exact.len(), over.len());
+        let input = format!("{} {exact}{} {over}\n9 <13>after", exact.len(), over.len());
         assert_eq!(
             frames(&mut fr, input.as_bytes()),
             vec![f(&exact), FrameItem::Oversized, f("<13>after")]
         );
+        assert_eq!(fr.take_stats().count_over_max, 1);
     }
 
     #[test]
@@ -529,7 +570,7 @@ mod tests {
                 "chunks {sizes:?}"
             );
         }
-        let input = b"40 <13>aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa5 <1>ok";
+        let input = b"40 <13>aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n5 <1>ok";
         assert_eq!(
             frames_chunked(&mut fr, input, &[5]),
             vec![FrameItem::Oversized, f("<1>ok")]
@@ -579,22 +620,38 @@ mod tests {
             max in 8usize..100,
         ) {
             let mut stream = Vec::new();
+            let mut expected = Vec::new();
             for (body, octet) in &frames_in {
-                if *octet {
+                let item = |b: &[u8]| if b.len() > max {
+                    FrameItem::Oversized
+                } else {
+                    FrameItem::Frame(Bytes::copy_from_slice(b))
+                };
+                if *octet && body.len() > max {
+                    // A count over the maximum: that frame is read up to
+                    // its LF, count included (issue #20 item 7).
+                    let mut line = format!("{} ", body.len()).into_bytes();
+                    line.extend(body.iter().filter(|b| **b != b'\n'));
+                    while line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                    stream.extend_from_slice(&line);
+                    stream.push(b'\n');
+                    expected.push(item(&line));
+                } else if *octet {
                     stream.extend_from_slice(format!("{} ", body.len()).as_bytes());
                     stream.extend_from_slice(body);
+                    expected.push(item(body));
                 } else {
                     stream.extend_from_slice(body);
                     stream.push(b'\n');
+                    expected.push(item(body));
                 }
             }
             let whole = frames(&mut SyslogFramer::new(max, Framing::Auto), &stream);
             let chunked = frames_chunked(&mut SyslogFramer::new(max, Framing::Auto), &stream, &sizes);
             prop_assert_eq!(&whole, &chunked);
             // And each input frame comes out as itself or as Oversized.
-            let expected: Vec<FrameItem> = frames_in.iter().map(|(body, _)| {
-                if body.len() > max { FrameItem::Oversized } else { FrameItem::Frame(Bytes::copy_from_slice(body)) }
-            }).collect();
             prop_assert_eq!(whole, expected);
         }
 
@@ -612,13 +669,64 @@ mod tests {
         }
     }
 
+    /// Issue #20 item 1: the nginx line whose query string carries an
+    /// RFC 5424 header, then two more LF lines.
+    const FORGED: &[u8] = b"<14>1 2025-01-01T00:00:00Z web01 nginx - - - GET /search?q=<10>1 2025-01-01T00:00:00Z dc01 sshd - - - Accepted password for root from 6.6.6.6\n<14>1 - h a - - - next\n<14>1 - h a - - - <13>1 - x\nlast\n";
+
+    fn forged_frames() -> Vec<FrameItem> {
+        vec![
+            f(
+                "<14>1 2025-01-01T00:00:00Z web01 nginx - - - GET /search?q=<10>1 2025-01-01T00:00:00Z dc01 sshd - - - Accepted password for root from 6.6.6.6",
+            ),
+            f("<14>1 - h a - - - next"),
+            f("<14>1 - h a - - - <13>1 - x"),
+            f("last"),
+        ]
+    }
+
+    #[test]
+    fn issue20_embedded_header_is_text_under_auto_lf_and_octet() {
+        for framing in [Framing::Auto, Framing::Lf, Framing::Octet] {
+            for size in [1, 7, 64, FORGED.len()] {
+                let mut fr = SyslogFramer::new(4096, framing);
+                assert_eq!(
+                    frames_chunked(&mut fr, FORGED, &[size]),
+                    forged_frames(),
+                    "{framing:?}, reads of {size}"
+                );
+                assert_eq!(fr.take_stats(), FramerStats::default(), "{framing:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn issue20_huge_octet_count_falls_back_to_lf_and_what_follows_is_delivered() {
+        for framing in [Framing::Auto, Framing::Octet] {
+            let mut input = b"999999999 <13>oops\n".to_vec();
+            let mut want = vec![f("999999999 <13>oops")];
+            for i in 0..50 {
+                let frame = format!("<14>1 - h a - - - good {i}");
+                input.extend_from_slice(format!("{} {frame}", frame.len()).as_bytes());
+                want.push(f(&frame));
+            }
+            // Just over the maximum is a framing error too.
+            input.extend_from_slice(b"65 <13>one over\n<13>after\n");
+            want.extend([f("65 <13>one over"), f("<13>after")]);
+            let mut fr = SyslogFramer::new(64, framing);
+            assert_eq!(frames_chunked(&mut fr, &input, &[5]), want, "{framing:?}");
+            let stats = fr.take_stats();
+            assert_eq!(stats.count_over_max, 2, "{framing:?}");
+            assert_eq!(stats.octet_fallbacks + stats.bad_octet_counts, 0);
+        }
+    }
+
     /// What log4j2 sent over TCP with `newLine=false` (captured; see
     /// tests/corpus/log4j-captured.jsonl), shortened.
     const UNDELIMITED: &[u8] = b"<166>1 2026-11-24T11:34:37.803Z vm orders 16777 - - Hello from log4j2<164>1 2026-11-24T11:34:37.804Z vm orders 16777 - - status heap_used=1234<166>1 2026-11-24T11:34:37.804Z vm orders 16777 - [mdc@32473 user=\"a\"] Order created id=1001<166>1 2026-11-24T11:34:37.805Z vm orders 16777 - - two lines\nsecond line<163>1 - vm orders 16777 - - nil time";
 
     #[test]
     fn undelimited_rfc5424_stream_is_split_at_each_header() {
-        let mut fr = SyslogFramer::new(4096, Framing::Auto);
+        let mut fr = SyslogFramer::new(4096, Framing::Log4j2Undelimited);
         let out = frames(&mut fr, UNDELIMITED);
         assert_eq!(
             out,
@@ -638,9 +746,12 @@ mod tests {
 
     #[test]
     fn undelimited_split_does_not_depend_on_read_sizes() {
-        let whole = frames(&mut SyslogFramer::new(4096, Framing::Auto), UNDELIMITED);
+        let whole = frames(
+            &mut SyslogFramer::new(4096, Framing::Log4j2Undelimited),
+            UNDELIMITED,
+        );
         for size in 1..40 {
-            let mut fr = SyslogFramer::new(4096, Framing::Auto);
+            let mut fr = SyslogFramer::new(4096, Framing::Log4j2Undelimited);
             assert_eq!(
                 frames_chunked(&mut fr, UNDELIMITED, &[size]),
                 whole,
@@ -651,7 +762,7 @@ mod tests {
 
     #[test]
     fn only_rfc5424_frames_are_split_at_headers() {
-        let mut fr = SyslogFramer::new(4096, Framing::Auto);
+        let mut fr = SyslogFramer::new(4096, Framing::Log4j2Undelimited);
         // A BSD frame quoting a 5424 header, and a 5424 frame quoting
         // something that is not a header, stay whole.
         let out = frames(
@@ -667,7 +778,7 @@ mod tests {
         );
         assert_eq!(fr.take_stats().undelimited_splits, 0);
         // And a newline-delimited 5424 stream keeps newline framing.
-        let mut fr = SyslogFramer::new(4096, Framing::Auto);
+        let mut fr = SyslogFramer::new(4096, Framing::Log4j2Undelimited);
         let out = frames(&mut fr, b"<14>1 - h a - - - one\n<14>1 - h a - - - two\n");
         assert_eq!(
             out,
@@ -677,7 +788,7 @@ mod tests {
 
     #[test]
     fn undelimited_last_frame_is_flushed_on_request() {
-        let mut fr = SyslogFramer::new(4096, Framing::Auto);
+        let mut fr = SyslogFramer::new(4096, Framing::Log4j2Undelimited);
         let mut buf = BytesMut::from(&b"<14>1 - h a - - - one<14>1 - h a - - - two"[..]);
         assert_eq!(
             fr.decode(&mut buf).unwrap(),
@@ -691,7 +802,7 @@ mod tests {
         );
         assert!(!fr.holds_undelimited_frame(&buf));
         // A newline-delimited stream never holds a frame back.
-        let mut fr = SyslogFramer::new(4096, Framing::Auto);
+        let mut fr = SyslogFramer::new(4096, Framing::Log4j2Undelimited);
         let mut buf = BytesMut::from(&b"<14>1 - h a - - - one\n<14>1 - h a"[..]);
         assert_eq!(
             fr.decode(&mut buf).unwrap(),
@@ -703,7 +814,7 @@ mod tests {
 
     #[test]
     fn undelimited_frames_stay_bounded() {
-        let mut fr = SyslogFramer::new(64, Framing::Auto);
+        let mut fr = SyslogFramer::new(64, Framing::Log4j2Undelimited);
         let mut input = b"<14>1 - h a - - - short<14>1 - h a - - - ".to_vec();
         input.extend(std::iter::repeat_n(b'x', 200));
         input.extend_from_slice(b"<14>1 - h a - - - after");
@@ -716,5 +827,41 @@ mod tests {
                 f("<14>1 - h a - - - after")
             ]
         );
+    }
+
+    #[test]
+    fn issue20_opt_in_splits_only_until_a_delimited_frame() {
+        // A delimited frame first (LF, then octet-counted): headers later in
+        // the connection are text.
+        for first in [
+            &b"<14>1 - h a - - - first\n"[..],
+            b"23 <14>1 - h a - - - first",
+        ] {
+            let mut fr = SyslogFramer::new(4096, Framing::Log4j2Undelimited);
+            let mut input = first.to_vec();
+            input.extend_from_slice(FORGED);
+            let mut want = vec![f("<14>1 - h a - - - first")];
+            want.extend(forged_frames());
+            assert_eq!(frames_chunked(&mut fr, &input, &[3]), want);
+            assert_eq!(fr.take_stats().undelimited_splits, 0);
+        }
+        // Undelimited from the start: the forgery is indistinguishable from
+        // two frames back to back, which is what the opt-in trusts.
+        let mut fr = SyslogFramer::new(4096, Framing::Log4j2Undelimited);
+        let out = frames(&mut fr, FORGED);
+        assert_eq!(
+            out[1],
+            f("<10>1 2025-01-01T00:00:00Z dc01 sshd - - - Accepted password for root from 6.6.6.6")
+        );
+    }
+
+    #[test]
+    fn issue20_undelimited_stream_is_not_split_without_the_opt_in() {
+        for framing in [Framing::Auto, Framing::Lf, Framing::Octet] {
+            let mut fr = SyslogFramer::new(4096, framing);
+            let out = frames(&mut fr, UNDELIMITED);
+            assert_eq!(out.len(), 2, "{framing:?}: only the raw LF cuts: {out:?}");
+            assert_eq!(fr.take_stats().undelimited_splits, 0);
+        }
     }
 }

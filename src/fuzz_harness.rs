@@ -27,7 +27,8 @@ pub fn frame_decode_join(data: &[u8]) -> usize {
     let framing = match knobs & 3 {
         0 => Framing::Auto,
         1 => Framing::Lf,
-        _ => Framing::Octet,
+        2 => Framing::Octet,
+        _ => Framing::Log4j2Undelimited,
     };
     let chunk = 1 + usize::from(knobs >> 2 & 7) * 7;
     let opts = DecodeOptions {

@@ -7,14 +7,20 @@
 //! closes that connection only and is counted by reason.
 //!
 //! TCP connections are bounded by a semaphore (`max_connections`; a
-//! connection over the limit is closed at once and counted) and by an idle
-//! timeout. On shutdown a listener stops accepting, and each connection reads
+//! connection over the limit is closed at once and counted), optionally per
+//! source address (`max_connections_per_peer`, likewise), by an idle
+//! timeout that runs from the last frame (bytes that carry none, such as
+//! blank lines, do not reset it), and by a frame timeout: a frame must be complete
+//! `frame_timeout_secs` after its first byte, so a sender trickling a byte
+//! at a time (slowloris) cannot hold a slot; such a connection is closed
+//! and counted, and what it sent is kept as at end of stream. On shutdown a listener stops accepting, and each connection reads
 //! what is already in hand (until the peer closes or no byte arrives for
 //! [`DRAIN_IDLE`]) before it closes, so frames the sender already wrote are
 //! not lost.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -255,6 +261,7 @@ async fn serve_tcp(
     tracker: TaskTracker,
 ) {
     let permits = Arc::new(Semaphore::new(config.max_connections));
+    let peers = config.max_connections_per_peer.map(PeerSlots::new);
     let config = Arc::new(config);
     loop {
         let accepted = tokio::select! {
@@ -291,6 +298,21 @@ async fn serve_tcp(
             drop(stream);
             continue;
         };
+        let peer_slot = match &peers {
+            None => None,
+            Some(peers) => match peers.take(peer.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    metrics.connections_rejected_per_peer.inc();
+                    static LOG: LogLimiter = LogLimiter::new(10_000);
+                    if let Some(suppressed) = LOG.allow() {
+                        tracing::warn!(listener = %config.name, %peer, max = peers.max, suppressed, "connection refused: max_connections_per_peer reached");
+                    }
+                    drop(stream);
+                    continue;
+                }
+            },
+        };
         metrics.connections_accepted.inc();
         metrics.connections_open.inc();
         let (config, pipeline, metrics, shutdown) = (
@@ -314,8 +336,58 @@ async fn serve_tcp(
                 },
             }
             metrics.connections_open.dec();
+            drop(peer_slot);
             drop(permit);
         });
+    }
+}
+
+/// Connections held per source address, for `max_connections_per_peer`.
+/// Taken after the listener's permit, so it holds at most
+/// `max_connections` addresses.
+struct PeerSlots {
+    max: usize,
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PeerSlots {
+    fn new(max: usize) -> PeerSlots {
+        PeerSlots {
+            max,
+            held: Arc::default(),
+        }
+    }
+
+    /// A slot for `ip`, or `None` when it holds `max` already.
+    fn take(&self, ip: IpAddr) -> Option<PeerSlot> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let n = held.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            ip,
+            held: self.held.clone(),
+        })
+    }
+}
+
+/// One connection's slot of its peer; given back on drop.
+struct PeerSlot {
+    ip: IpAddr,
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = held.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                held.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -361,16 +433,25 @@ async fn connection<S: AsyncRead + Unpin>(
     let mut framer = SyslogFramer::new(config.max_frame_bytes, config.framing);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut draining = shutdown.is_cancelled();
+    // When the first byte of the frame in progress arrived (moved on by
+    // time this connection spent waiting on the pipeline, which is not the
+    // sender's doing); `None` between frames.
+    let mut frame_started: Option<Instant> = None;
+    // When the last frame ended (or the connection opened): the idle
+    // timeout runs from here, so bytes that carry no frame (blank lines)
+    // do not keep a connection open.
+    let mut last_frame = Instant::now();
     loop {
         buf.reserve(READ_CHUNK);
         let deadline = reader.deadline();
         // A stream without delimiters (log4j2 newLine=false) holds its last
         // message until the next one starts: emit it once the sender pauses.
         let undelimited = framer.holds_undelimited_frame(&buf);
-        let wait = if draining {
-            DRAIN_IDLE
+        let frame_deadline = frame_started.map(|t| t + config.frame_timeout);
+        let idle_deadline = if draining {
+            Instant::now() + DRAIN_IDLE
         } else {
-            config.idle_timeout
+            last_frame + config.idle_timeout
         };
         let read = tokio::select! {
             biased;
@@ -379,39 +460,64 @@ async fn connection<S: AsyncRead + Unpin>(
                 continue;
             }
             // Bytes already sent come before the timers (see serve_udp).
-            r = tokio::time::timeout(wait, stream.read_buf(&mut buf)) => r,
+            r = tokio::time::timeout_at(idle_deadline, stream.read_buf(&mut buf)) => match r {
+                Err(_elapsed) => Read::Idle,
+                Ok(Ok(0)) => Read::Eof,
+                Ok(Ok(n)) => Read::Bytes(n),
+                Ok(Err(e)) => Read::Failed(e),
+            },
             _ = sleep_until_some(deadline), if deadline.is_some() => {
+                let waited = Instant::now();
                 reader.expire().await;
+                if let Some(t) = &mut frame_started {
+                    *t += waited.elapsed();
+                }
+                last_frame += waited.elapsed();
                 continue;
             }
             _ = tokio::time::sleep(UNDELIMITED_PAUSE), if undelimited => {
                 if let Some(FrameItem::Frame(frame)) = framer.flush_undelimited(&mut buf) {
                     reader.frame(frame, Some(peer), now_nanos()).await;
                     reader.end_of_batch().await;
+                    last_frame = Instant::now();
+                }
+                if !framer.mid_frame(&buf) {
+                    frame_started = None;
                 }
                 continue;
             }
+            _ = sleep_until_some(frame_deadline), if frame_deadline.is_some() => Read::FrameTimeout,
         };
         let eof = match read {
-            Err(_elapsed) => {
+            Read::Idle => {
                 if !draining {
                     metrics.idle_timeouts.inc();
                     tracing::debug!(listener = %config.name, %peer, "idle timeout: closing");
                 }
                 true
             }
-            Ok(Ok(0)) => true,
-            Ok(Ok(n)) => {
+            Read::FrameTimeout => {
+                // What the frame holds so far is taken as at end of stream.
+                metrics.frame_timeouts.inc();
+                static LOG: LogLimiter = LogLimiter::new(10_000);
+                if let Some(suppressed) = LOG.allow() {
+                    tracing::warn!(listener = %config.name, %peer, frame_timeout_secs = config.frame_timeout.as_secs(), suppressed, "frame not complete within frame_timeout_secs: closing");
+                }
+                true
+            }
+            Read::Eof => true,
+            Read::Bytes(n) => {
                 metrics.bytes.inc_by(n as u64);
                 false
             }
-            Ok(Err(e)) => {
+            Read::Failed(e) => {
                 metrics.read_errors.inc();
                 tracing::debug!(listener = %config.name, %peer, error = %e, "read failed: closing");
                 true
             }
         };
         let received = now_nanos();
+        let mut completed = false;
         loop {
             let item = if eof {
                 framer.decode_eof(&mut buf)
@@ -421,6 +527,7 @@ async fn connection<S: AsyncRead + Unpin>(
             // The framer never fails on input; an Err is not expected, but it
             // would only end this connection.
             let Ok(Some(item)) = item else { break };
+            completed = true;
             match item {
                 FrameItem::Frame(frame) => reader.frame(frame, Some(peer), received).await,
                 FrameItem::Oversized => {
@@ -433,13 +540,37 @@ async fn connection<S: AsyncRead + Unpin>(
             }
         }
         reader.end_of_batch().await;
+        // A frame that ended in this read: the one left in progress (if
+        // any) began in it too.
+        frame_started = match frame_started {
+            _ if !framer.mid_frame(&buf) => None,
+            Some(t) if !completed => Some(t),
+            _ => Some(Instant::now()),
+        };
+        if completed {
+            last_frame = Instant::now();
+        }
         let stats = framer.take_stats();
         metrics.octet_count_fallbacks.inc_by(stats.octet_fallbacks);
         metrics.bad_octet_counts.inc_by(stats.bad_octet_counts);
+        metrics
+            .count_over_max_fallbacks
+            .inc_by(stats.count_over_max);
         metrics.undelimited_splits.inc_by(stats.undelimited_splits);
         if eof {
             break;
         }
     }
     reader.close().await;
+}
+
+/// What a connection's wait for bytes ended with.
+enum Read {
+    Bytes(usize),
+    Eof,
+    /// No byte for `idle_timeout_secs`.
+    Idle,
+    /// The frame in progress was not complete within `frame_timeout_secs`.
+    FrameTimeout,
+    Failed(std::io::Error),
 }

@@ -78,8 +78,9 @@ enum Command {
     Parse {
         #[arg(short, long)]
         config: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "auto")]
-        framing: ParseFraming,
+        /// How stdin is cut (default: the --listener's framing when it is a TCP or TLS listener, else auto).
+        #[arg(long, value_enum)]
+        framing: Option<ParseFraming>,
         /// Decode as this listener of the config does (timezone, sender, log4j options, multi-line joining).
         #[arg(long, requires = "config")]
         listener: Option<String>,
@@ -176,7 +177,7 @@ fn main() -> ExitCode {
                 }
             };
             let mut options = ParseOptions {
-                framing,
+                framing: framing.unwrap_or(ParseFraming::Auto),
                 decode: DecodeOptions {
                     timezone: config.as_ref().map_or(chrono_tz::Tz::UTC, |c| c.timezone),
                     ..DecodeOptions::default()
@@ -198,6 +199,9 @@ fn main() -> ExitCode {
                 };
                 options.decode = l.decode.clone();
                 options.multiline = l.multiline.clone();
+                if framing.is_none() && l.protocol != sluice::config::ListenerProtocol::Udp {
+                    options.framing = l.framing.into();
+                }
             }
             if let Some(tz) = timezone {
                 options.decode.timezone = tz;
@@ -384,14 +388,17 @@ fn check(config: Config) -> ExitCode {
     for l in &config.listeners {
         outln!(
             out,
-            "listener {}: {} {} (max_frame_bytes {}, max_connections {}, idle_timeout_secs {}, framing {:?}, timezone {})",
+            "listener {}: {} {} (max_frame_bytes {}, max_connections {}, max_connections_per_peer {}, idle_timeout_secs {}, frame_timeout_secs {}, framing {}, timezone {})",
             l.name,
             sluice::listener::protocol_name(l.protocol),
             l.listen,
             l.max_frame_bytes,
             l.max_connections,
+            l.max_connections_per_peer
+                .map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
             l.idle_timeout.as_secs(),
-            l.framing,
+            l.frame_timeout.as_secs(),
+            l.framing.as_str(),
             l.decode.timezone
         );
         let d = &l.decode;

@@ -75,12 +75,20 @@ pub struct ListenerMetrics {
     pub truncated_frames: Counter,
     pub octet_count_fallbacks: Counter,
     pub bad_octet_counts: Counter,
+    /// Octet counts above `max_frame_bytes`: that frame read as LF.
+    pub count_over_max_fallbacks: Counter,
     pub connections_accepted: Counter,
     pub connections_rejected: Counter,
+    /// Connections closed at accept: the peer already held
+    /// `max_connections_per_peer`.
+    pub connections_rejected_per_peer: Counter,
     pub connections_open: Gauge,
     /// UDP: the receive buffer the kernel granted (`SO_RCVBUF` read back).
     pub receive_buffer_bytes: Gauge,
     pub idle_timeouts: Counter,
+    /// Connections closed because a frame stayed incomplete for
+    /// `frame_timeout_secs`.
+    pub frame_timeouts: Counter,
     pub read_errors: Counter,
     /// Frames split at a `<PRI>1 ` boundary (log4j2 TCP `newLine=false`).
     pub undelimited_splits: Counter,
@@ -258,7 +266,7 @@ impl Telemetry {
             ),
             l_fallbacks: family!(
                 "sluice_listener_framing_fallbacks",
-                "Frames read as newline-delimited although they started like an octet count"
+                "Frames read as newline-delimited although they started like an octet count, by reason: count_not_followed_by_pri, bad_octet_count, count_over_max"
             ),
             l_accepted: family!(
                 "sluice_listener_connections_accepted",
@@ -266,7 +274,7 @@ impl Telemetry {
             ),
             l_rejected: family!(
                 "sluice_listener_connections_rejected",
-                "TCP connections refused, by reason: max_connections, not_allowed"
+                "TCP connections refused, by reason: max_connections, max_connections_per_peer, not_allowed"
             ),
             l_open: family!(
                 "sluice_listener_connections_open",
@@ -278,11 +286,11 @@ impl Telemetry {
             ),
             l_closed: family!(
                 "sluice_listener_connections_closed_abnormally",
-                "TCP connections closed by sluice, by reason: idle_timeout, read_error"
+                "TCP connections closed by sluice, by reason: idle_timeout, frame_timeout, read_error"
             ),
             l_undelimited: family!(
                 "sluice_listener_undelimited_splits",
-                "Frames cut at a `<PRI>1 ` boundary in a stream without delimiters (log4j2 newLine=false)"
+                "Frames cut at a `<PRI>1 ` boundary in a stream without delimiters (listeners with framing = log4j2_undelimited)"
             ),
             l_joined: family!(
                 "sluice_listener_multiline_joined_frames",
@@ -384,6 +392,9 @@ impl Telemetry {
             truncated_frames: get(&self.l_skipped, &r("truncated")),
             octet_count_fallbacks: get(&self.l_fallbacks, &r("count_not_followed_by_pri")),
             bad_octet_counts: get(&self.l_fallbacks, &r("bad_octet_count")),
+            count_over_max_fallbacks: get(&self.l_fallbacks, &r("count_over_max")),
+            connections_rejected_per_peer: get(&self.l_rejected, &r("max_connections_per_peer")),
+            frame_timeouts: get(&self.l_closed, &r("frame_timeout")),
             connections_accepted: get(&self.l_accepted, &l),
             connections_rejected: get(&self.l_rejected, &r("max_connections")),
             connections_open: get(&self.l_open, &l),

@@ -26,6 +26,8 @@ struct Case {
     /// `None` for a TCP stream that the framer cuts.
     frames: Option<Vec<Vec<u8>>>,
     stream: Option<Vec<u8>>,
+    /// How `stream` is cut, as a listener's `framing` (default `auto`).
+    framing: String,
     expected: Vec<Value>,
     /// Why syslog_loose reads this case differently, when it does.
     loose_differs: Option<String>,
@@ -65,6 +67,10 @@ fn cases() -> Vec<Case> {
                 received: DateTime::parse_from_rfc3339(v["received"].as_str().unwrap()).unwrap(),
                 frames,
                 stream: v.get("stream_hex").map(|h| hex(h.as_str().unwrap())),
+                framing: v
+                    .get("framing")
+                    .map_or("auto", |f| f.as_str().unwrap())
+                    .to_owned(),
                 expected: v["expected"].as_array().unwrap().clone(),
                 loose_differs: v
                     .get("syslog_loose")
@@ -96,7 +102,12 @@ fn frames_of(case: &Case) -> Vec<Bytes> {
     if let Some(frames) = &case.frames {
         return frames.iter().map(|f| Bytes::copy_from_slice(f)).collect();
     }
-    let mut framer = SyslogFramer::new(65_536, Framing::Auto);
+    let framing = match case.framing.as_str() {
+        "auto" => Framing::Auto,
+        "log4j2_undelimited" => Framing::Log4j2Undelimited,
+        other => panic!("{}: framing {other:?} not used by the corpus", case.name),
+    };
+    let mut framer = SyslogFramer::new(65_536, framing);
     let mut buf = BytesMut::from(&case.stream.as_ref().unwrap()[..]);
     let mut out = Vec::new();
     while let Some(item) = framer.decode_eof(&mut buf).unwrap() {
@@ -221,7 +232,7 @@ fn sluice_parse_prints_the_corpus_json() {
             }
             None => {
                 let got = sluice_parse(
-                    &[&base[..], &["--framing", "auto"]].concat(),
+                    &[&base[..], &["--framing", &case.framing]].concat(),
                     case.stream.as_ref().unwrap(),
                 );
                 assert_eq!(got, case.expected, "stream: {:?}", case.name);

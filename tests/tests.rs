@@ -323,7 +323,9 @@ max_frame_bytes = 64
     let mut s = Sluice::start(&config(extra, EVENTS_ROUTE));
     let mut conn = TcpStream::connect(s.addr("small")).unwrap();
     let big = format!("<14>{}\n", "x".repeat(200));
-    let big_counted = format!("100 <14>{}", "y".repeat(96));
+    // A count over the maximum frames by LF (issue #20 item 7): this line is
+    // itself too long, so it is skipped up to its LF.
+    let big_counted = format!("100 <14>{}\n", "y".repeat(96));
     conn.write_all(big.as_bytes()).unwrap();
     conn.write_all(b"<14>after oversized lf\n").unwrap();
     conn.write_all(big_counted.as_bytes()).unwrap();
@@ -352,6 +354,10 @@ max_frame_bytes = 64
     );
     assert_eq!(
         s.metric(&(small("sluice_listener_framing_fallbacks_total") + "\"bad_octet_count\"}")),
+        1
+    );
+    assert_eq!(
+        s.metric(&(small("sluice_listener_framing_fallbacks_total") + "\"count_over_max\"}")),
         1
     );
     assert_eq!(
@@ -831,10 +837,18 @@ java.lang.IllegalStateException: boom\n    at Log4j1Demo.fail(Log4j1Demo.java:31
 
 #[test]
 fn log4j2_tcp_without_delimiters_is_split_at_each_header() {
-    let mut s = Sluice::start(&config("", EVENTS_ROUTE));
+    // Splitting at headers is the listener's opt-in (issue #20 item 1).
+    let extra = r#"
+[[listeners]]
+name = "log4j2"
+protocol = "tcp"
+listen = "127.0.0.1:0"
+framing = "log4j2_undelimited"
+"#;
+    let mut s = Sluice::start(&config(extra, EVENTS_ROUTE));
     let stream = captured("log4j2 RFC5424 tcp newLine=false").remove(0);
     // The connection stays open: the last message has no end but the pause.
-    let mut conn = TcpStream::connect(s.addr("tcp")).unwrap();
+    let mut conn = TcpStream::connect(s.addr("log4j2")).unwrap();
     conn.write_all(&stream).unwrap();
     let lines = s.wait_lines("events.ndjson", 5);
     assert_eq!(
@@ -853,7 +867,7 @@ fn log4j2_tcp_without_delimiters_is_split_at_each_header() {
         "alice \"the admin\" [ops]\\x"
     );
     assert_eq!(
-        s.metric("sluice_listener_undelimited_splits_total{listener=\"tcp\"}"),
+        s.metric("sluice_listener_undelimited_splits_total{listener=\"log4j2\"}"),
         4
     );
     drop(conn);
@@ -2103,6 +2117,7 @@ mod blaster_e2e;
 mod example_files;
 mod fault_sinks;
 mod flume_shape;
+mod framing;
 mod log4j_e2e;
 mod tls_listener;
 

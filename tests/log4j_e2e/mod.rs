@@ -349,13 +349,20 @@ newline_escape = "\\n"
 }
 
 /// log4j2 RFC 5424 over TCP with `newLine="false"`: log4j2 has no octet
-/// counting, so frames arrive back to back with no delimiter; sluice
-/// splits them at each header and the stack trace's raw newlines stay in
-/// its message.
+/// counting, so frames arrive back to back with no delimiter; a listener
+/// with `framing = "log4j2_undelimited"` splits them at each header and the
+/// stack trace's raw newlines stay in its message.
 #[test]
 fn log4j2_rfc5424_tcp_without_delimiters_with_stack_trace() {
-    let mut s = Sluice::start(&config("", ROUTES));
-    let xml = log4j2_xml(s.addr("tcp").port(), "TCP", "RFC5424", false)
+    let listener = r#"
+[[listeners]]
+name = "log4j2"
+protocol = "tcp"
+listen = "127.0.0.1:0"
+framing = "log4j2_undelimited"
+"#;
+    let mut s = Sluice::start(&config(listener, ROUTES));
+    let xml = log4j2_xml(s.addr("log4j2").port(), "TCP", "RFC5424", false)
         .replace(r#"newLineEscape="\n""#, "");
     run_demo(
         "Log4j2Demo",
