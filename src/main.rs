@@ -233,11 +233,16 @@ fn report(r: anyhow::Result<()>) -> ExitCode {
 
 /// Load the config (`-c`, else config/sluice.toml, else embedded); a bad one exits 2.
 fn with_config(path: Option<&Path>, f: fn(Config) -> ExitCode) -> ExitCode {
-    let path = path.map(Path::to_path_buf).or_else(|| {
-        let p = PathBuf::from(DEFAULT_CONFIG_PATH);
-        p.exists().then_some(p)
-    });
-    match Config::load(path.as_deref()) {
+    let loaded = match path {
+        Some(p) => Config::load(Some(p)),
+        // The default config, like the embedded one, writes below the
+        // working directory (./sluice-data/), not below config/.
+        None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+            Config::load_relative_to(Path::new(DEFAULT_CONFIG_PATH), Path::new(""))
+        }
+        None => Config::load(None),
+    };
+    match loaded {
         Ok(c) => f(c),
         Err(e) => {
             eprintln!("error: {e}");
