@@ -2101,6 +2101,7 @@ fn es_test_server_enforces_the_bulk_protocol() {
 mod blaster_e2e;
 mod example_files;
 mod log4j_e2e;
+mod migrator;
 mod tls_listener;
 
 /// A UDP listener with a tiny receive buffer is overrun by a burst: the

@@ -266,7 +266,7 @@ impl ElasticsearchSink {
             Ok(r) => r,
             Err(e) => {
                 self.node_failed(node);
-                return Err((format!("{base}: {e}"), None));
+                return Err((format!("{base}: {}", super::error_chain(&e)), None));
             }
         };
         let status = response.status().as_u16();

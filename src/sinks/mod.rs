@@ -135,6 +135,15 @@ impl Sink {
         }
     }
 
+    /// Start-up checks before the first batch: InfluxDB's database (and
+    /// retention policy) exist or are created.
+    pub async fn prepare(&self) -> Result<(), SinkError> {
+        match self {
+            Sink::Influxdb(s) => s.prepare().await,
+            _ => Ok(()),
+        }
+    }
+
     /// Write a batch. `Ok(n)`: written, except `n` records the destination
     /// rejected for good (dead-lettered by the sink).
     pub async fn write(&self, batch: &[Record]) -> Result<u64, SinkError> {
@@ -145,6 +154,22 @@ impl Sink {
             Sink::Elasticsearch(s) => s.write(batch).await,
         }
     }
+}
+
+/// An error with its causes, each once: reqwest's `error sending request
+/// for url (…)` alone does not say "Connection refused".
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// An HTTP client for a sink: timeouts, and the extra CA from `ca_file`.
@@ -312,10 +337,53 @@ pub async fn run_worker(
     let mut batch = Vec::with_capacity(config.batch_max_events.min(65_536));
     // One retry warning per 10 s per worker; /metrics counts every retry.
     let retry_log = crate::telemetry::LogLimiter::new(10_000);
-    while queue
-        .pop_batch(&mut batch, config.batch_max_events, config.linger)
-        .await
-    {
+    // Start-up checks (the InfluxDB database): tried now, not at the first
+    // write, so /health says why while they fail. Retried while idle; a
+    // batch that arrives meanwhile goes to the write path, which retries
+    // them itself.
+    let mut have_batch = false;
+    let mut attempt = 0;
+    loop {
+        let wait = match sink.prepare().await {
+            Ok(()) => break,
+            Err(e) => {
+                let (message, retry_after) = match e {
+                    SinkError::Retryable {
+                        message,
+                        retry_after,
+                    } => (message, retry_after),
+                    SinkError::Permanent(message) => (message, None),
+                };
+                metrics.up.set(0);
+                metrics.health.failing(&message);
+                if let Some(suppressed) = retry_log.allow() {
+                    tracing::warn!(route = %route, sink = %config.name, error = %message, suppressed, "sink not ready at start-up, retrying");
+                }
+                let wait = retry.backoff(attempt).max(retry_after.unwrap_or_default());
+                attempt = attempt.saturating_add(1);
+                wait.max(Duration::from_millis(100))
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            more = queue.pop_batch(&mut batch, config.batch_max_events, config.linger) => {
+                if !more {
+                    return;
+                }
+                have_batch = true;
+                break;
+            }
+        }
+    }
+    loop {
+        if !have_batch
+            && !queue
+                .pop_batch(&mut batch, config.batch_max_events, config.linger)
+                .await
+        {
+            break;
+        }
+        have_batch = false;
         queue.begin_batch(batch.len());
         let mut attempt = 0;
         let started = tokio::time::Instant::now();
