@@ -165,3 +165,196 @@ fn influxdb_database_is_created_at_start_up_with_its_policy_as_default() {
     assert_eq!(s.health()["status"], "ok");
     assert!(s.stop().success());
 }
+
+/// Every config the project ships: each must have the listeners the
+/// example log4j files send to.
+const SHIPPED_CONFIGS: [&str; 5] = [
+    "config/sluice.toml",
+    "config/container.toml",
+    "config/grok-routes.toml",
+    "config/influxdb-elasticsearch.toml",
+    "examples/compose/sluice.toml",
+];
+
+/// `config` runnable here: listeners and admin on loopback port 0, sinks
+/// at a closed port, files below the temp dir, grok files from the repo,
+/// and one more non-final route first that writes every event to
+/// `captured.ndjson`. Returns the text and (protocol, port) → listener name.
+fn runnable(config: &str) -> (String, Vec<(String, u16, String)>) {
+    let text = std::fs::read_to_string(repo(config)).unwrap();
+    let table: toml::Table = text.parse().unwrap();
+    let listeners = table["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let port = l["listen"].as_str().unwrap().rsplit(':').next().unwrap();
+            (
+                l["protocol"].as_str().unwrap().to_owned(),
+                port.parse().unwrap(),
+                l["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut out = String::new();
+    let mut capture_added = false;
+    for line in text.lines() {
+        let line = if line.starts_with("listen = ") {
+            "listen = \"127.0.0.1:0\"".to_owned()
+        } else if line.starts_with("urls = ") {
+            "urls = [\"http://127.0.0.1:9\"]".to_owned()
+        } else if line.starts_with("pattern_files = ") {
+            format!(
+                "pattern_files = [\"{}\"]",
+                repo("config/patterns/jvm.grok").display()
+            )
+        } else {
+            line.replace("\"/var/lib/sluice/", "\"")
+                .replace("\"/var/lib/sluice\"", "\"data\"")
+        };
+        if line.starts_with("[[routes]]") && !capture_added {
+            out.push_str("[[sinks]]\nname = \"example_capture\"\ntype = \"file\"\npath = \"captured.ndjson\"\n\n[[routes]]\nname = \"example_capture\"\nsink = \"example_capture\"\ndocument = {}\n\n");
+            capture_added = true;
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    assert!(capture_added, "{config}: no [[routes]]");
+    (out, listeners)
+}
+
+fn start_shipped(config: &str) -> (Sluice, Vec<(String, u16, String)>) {
+    let (text, listeners) = runnable(config);
+    let s = Sluice::start_with_env(
+        &text,
+        &[("INFLUX_PASSWORD", "unused"), ("ES_API_KEY", "unused")],
+    );
+    (s, listeners)
+}
+
+/// The events captured, once `n` are there (and a moment for a wrongly
+/// split one to show up as one too many).
+fn captured(s: &Sluice, n: usize, what: &str) -> Vec<serde_json::Value> {
+    wait_for(15, &format!("{n} events from {what}"), || {
+        (super::read_lines(&s.path("captured.ndjson")).len() >= n).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    super::read_lines(&s.path("captured.ndjson"))
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The listener of `listeners` on `port` with `protocol`, as shipped.
+fn listener_for(
+    config: &str,
+    listeners: &[(String, u16, String)],
+    protocol: &str,
+    port: u16,
+) -> String {
+    listeners
+        .iter()
+        .find(|(p, l, _)| p == protocol && *l == port)
+        .map(|(_, _, name)| name.clone())
+        .unwrap_or_else(|| {
+            panic!("{config}: no {protocol} listener on port {port} for the example: {listeners:?}")
+        })
+}
+
+/// Issue #26 item 3: `examples/log4j.properties` as shipped (only the port
+/// changed to the ephemeral one the listener got) against every shipped
+/// config: it targets a log4j listener there, and one `log.error(msg, e)`
+/// is one event with its stack trace, not one event per line.
+#[test]
+fn example_log4j_properties_reaches_a_log4j_listener_in_every_shipped_config() {
+    let example = std::fs::read_to_string(repo("examples/log4j.properties")).unwrap();
+    let host = example
+        .lines()
+        .find_map(|l| l.strip_prefix("log4j.appender.SYSLOG.syslogHost="))
+        .unwrap();
+    let port: u16 = host.rsplit(':').next().unwrap().parse().unwrap();
+    for config in SHIPPED_CONFIGS {
+        let (s, listeners) = start_shipped(config);
+        let name = listener_for(config, &listeners, "udp", port);
+        let bound = s.addr(&name).port();
+        let text = example.replace(
+            &format!("syslogHost={host}"),
+            &format!("syslogHost=127.0.0.1:{bound}"),
+        );
+        super::log4j_e2e::run_demo(
+            "Log4j1Demo",
+            super::log4j_e2e::LOG4J1_JAR,
+            "log4j.configuration",
+            "log4j.properties",
+            &text,
+        );
+        let events = captured(&s, 6, &format!("log4j 1.2 into {config}"));
+        eprintln!(
+            "{config}: listener {name}: {} events from 6 logged messages",
+            events.len()
+        );
+        assert_eq!(events.len(), 6, "{config}: {events:#?}");
+        let error = super::log4j_e2e::by_message(
+            &events,
+            "ERROR [main] com.example.Svc - Order failed id=1001",
+        );
+        let trace = error["message"].as_str().unwrap();
+        assert!(
+            trace.contains("\njava.lang.IllegalStateException: boom\n")
+                && trace.contains("\nCaused by: java.io.IOException: disk gone"),
+            "{config}: {trace}"
+        );
+    }
+}
+
+/// Issue #26 item 3: `examples/log4j2.xml` as shipped (only the port
+/// changed) against every shipped config: the stack trace arrives with
+/// real newlines (the listener undoes `newLineEscape`), the MDC as
+/// structured data.
+#[test]
+fn example_log4j2_xml_reaches_a_matching_listener_in_every_shipped_config() {
+    let example = std::fs::read_to_string(repo("examples/log4j2.xml")).unwrap();
+    let start = example.find("<Syslog ").unwrap();
+    let element = &example[start..start + example[start..].find("/>").unwrap()];
+    let attr = |name: &str| {
+        let at = element.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        element[at..at + element[at..].find('"').unwrap()].to_owned()
+    };
+    let port: u16 = attr("port").parse().unwrap();
+    let protocol = attr("protocol").to_ascii_lowercase();
+    for config in SHIPPED_CONFIGS {
+        let (s, listeners) = start_shipped(config);
+        let name = listener_for(config, &listeners, &protocol, port);
+        let bound = s.addr(&name).port();
+        let text = example.replacen(
+            &format!(" port=\"{port}\""),
+            &format!(" port=\"{bound}\""),
+            1,
+        );
+        super::log4j_e2e::run_demo(
+            "Log4j2Demo",
+            super::log4j_e2e::LOG4J2_JARS,
+            "log4j2.configurationFile",
+            "log4j2.xml",
+            &text,
+        );
+        let events = captured(&s, 5, &format!("log4j2 into {config}"));
+        eprintln!(
+            "{config}: listener {name}: {} events from 5 logged messages",
+            events.len()
+        );
+        assert_eq!(events.len(), 5, "{config}: {events:#?}");
+        let error = super::log4j_e2e::by_message(&events, "Order failed id=1002");
+        let trace = error["message"].as_str().unwrap();
+        assert!(
+            trace.contains("\njava.lang.IllegalStateException: boom\n")
+                && trace.contains("\nCaused by: java.io.IOException: disk gone"),
+            "{config}: newlines restored: {trace}"
+        );
+        let mdc = super::log4j_e2e::by_message(&events, "Order created id=1001");
+        assert_eq!(
+            mdc["structured_data"]["mdc@18060"]["requestId"], "r-42",
+            "{config}: {mdc}"
+        );
+    }
+}
