@@ -166,6 +166,144 @@ fn influxdb_database_is_created_at_start_up_with_its_policy_as_default() {
     assert!(s.stop().success());
 }
 
+/// Issue #26 item 10: `--help` says TLS is a way in, and `-c` says what it
+/// is, on every subcommand that takes it.
+#[test]
+fn help_mentions_tls_and_explains_dash_c() {
+    let help = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let top = help(&["--help"]);
+    eprintln!("{top}");
+    assert!(top.contains("TLS"), "--help: {top}");
+    for sub in ["run", "check", "parse", "health"] {
+        let text = help(&[sub, "--help"]);
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("-c, --config"))
+            .unwrap_or_else(|| panic!("{sub} --help has no -c: {text}"));
+        // Short help: on the same line; long help: on the next.
+        let rest = lines[at]["-c, --config".len()..].trim();
+        let same_line = match rest.strip_prefix('<') {
+            Some(r) => r.split_once('>').map_or("", |(_, h)| h.trim()),
+            None => rest,
+        };
+        let described = if same_line.is_empty() {
+            lines
+                .get(at + 1)
+                .copied()
+                .filter(|l| !l.starts_with('-'))
+                .unwrap_or("")
+        } else {
+            same_line
+        };
+        assert!(
+            described.contains("config"),
+            "{sub}: -c without help text: {:?}",
+            &lines[at..(at + 2).min(lines.len())]
+        );
+    }
+}
+
+/// Issue #26 item 10: `check` prints Display forms (no `Some("…")`,
+/// `Auto`, `ecs { original: false }`) and no TCP-only settings for a UDP
+/// listener.
+#[test]
+fn check_prints_config_words_and_only_what_a_listener_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[listeners]]
+name = "u"
+protocol = "udp"
+listen = "127.0.0.1:0"
+[[listeners]]
+name = "t"
+protocol = "tcp"
+listen = "127.0.0.1:0"
+[[sinks]]
+name = "es"
+type = "elasticsearch"
+urls = ["http://127.0.0.1:9"]
+index = "syslog-%Y.%m.%d"
+[[routes]]
+name = "sshd"
+sink = "es"
+appname = ["sshd"]
+document = {}
+[default_route]
+sink = "es"
+document = { format = "flume" }
+"#,
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "-c", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    eprintln!("{text}");
+    assert!(out.status.success(), "{text}");
+    for debug in ["Some(", "Auto", "{ original", "Ecs", "Flume", "[\""] {
+        assert!(!text.contains(debug), "{debug:?} in check output:\n{text}");
+    }
+    let udp = text.lines().find(|l| l.starts_with("listener u:")).unwrap();
+    for tcp_only in ["max_connections", "idle_timeout_secs", "framing"] {
+        assert!(!udp.contains(tcp_only), "{tcp_only} for UDP: {udp}");
+    }
+    let tcp = text.lines().find(|l| l.starts_with("listener t:")).unwrap();
+    assert!(tcp.contains("framing auto"), "{tcp}");
+    assert!(text.contains("appname in [sshd]"), "{text}");
+    assert!(text.contains("→ document ecs →"), "{text}");
+    assert!(text.contains("→ document flume →"), "{text}");
+}
+
+/// Issue #26 item 8: `sluice health -c FILE` asks the admin address of
+/// that config: exit 0 while the service answers, 1 once it is gone.
+#[test]
+fn health_subcommand_reads_the_admin_address_from_the_config() {
+    let mut s = Sluice::start(&config("", super::EVENTS_ROUTE));
+    // The config as run, with the admin port it got (it asked for port 0).
+    let admin = s.ready["admin"].as_str().unwrap().to_owned();
+    let text = std::fs::read_to_string(s.path("sluice.toml"))
+        .unwrap()
+        .replacen(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"{admin}\""),
+            1,
+        );
+    let conf = s.path("as-run.toml");
+    std::fs::write(&conf, text).unwrap();
+    let health = || {
+        Command::new(BIN)
+            .args(["health", "-c", conf.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let up = health();
+    let body = String::from_utf8_lossy(&up.stdout).into_owned();
+    eprintln!("health while up: {:?} {body}", up.status);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(body.contains("\"status\":\"ok\""), "{body}");
+    assert!(s.stop().success());
+    let down = health();
+    eprintln!(
+        "health once stopped: {:?} {}",
+        down.status,
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert_eq!(down.status.code(), Some(1));
+}
+
 /// Every config the project ships: each must have the listeners the
 /// example log4j files send to.
 const SHIPPED_CONFIGS: [&str; 5] = [
@@ -355,6 +493,36 @@ fn example_log4j2_xml_reaches_a_matching_listener_in_every_shipped_config() {
         assert_eq!(
             mdc["structured_data"]["mdc@18060"]["requestId"], "r-42",
             "{config}: {mdc}"
+        );
+    }
+}
+
+/// Issue #26 item 8: the Docker build context leaves out build output,
+/// data and history, and keeps what the Dockerfile copies.
+#[test]
+fn dockerignore_keeps_target_and_data_out_of_the_build_context() {
+    let text = std::fs::read_to_string(repo(".dockerignore")).expect(".dockerignore");
+    let rules: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    for out in ["target/", "sluice-data/", ".git/"] {
+        assert!(rules.contains(&out), "{out} not ignored: {rules:?}");
+    }
+    for kept in [
+        "src",
+        "config",
+        "Cargo.toml",
+        "Cargo.lock",
+        "benches",
+        "tests",
+    ] {
+        assert!(
+            !rules
+                .iter()
+                .any(|r| r.trim_end_matches('/') == kept || *r == "*"),
+            "{kept} is needed by the Dockerfile: {rules:?}"
         );
     }
 }
