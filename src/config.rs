@@ -2039,10 +2039,19 @@ impl Validator<'_, '_> {
             (Some(_), Some(_)) => {
                 return Err(self.err(base, "a route has either [metric] or [document], not both"));
             }
+            // Elasticsearch takes documents only: ECS unless said otherwise.
+            (None, None)
+                if matches!(
+                    sinks.get(sink).map(|s| &s.kind),
+                    Some(SinkKind::Elasticsearch(_))
+                ) =>
+            {
+                OutputConfig::Document(DocumentFormat::Ecs { original: false })
+            }
             (None, None) => {
                 return Err(self.err(
                     base,
-                    "a route needs an output: a [routes.metric] or [routes.document] table",
+                    "a route to a file or stdout sink needs an output: a [routes.metric] or [routes.document] table",
                 ));
             }
         };
@@ -2826,5 +2835,33 @@ path = "x"
         const { assert!(DEFAULT_UDP_RECEIVE_BUFFER_BYTES >= 4 * 1024 * 1024) };
         let c = Config::load(None).unwrap();
         assert_eq!(c.listeners[1].receive_buffer_bytes, None, "tcp");
+    }
+
+    /// Issue #26 item 11: ECS is the real default for Elasticsearch sinks:
+    /// a route (or the default route) to one needs no [routes.document].
+    #[test]
+    fn a_route_to_elasticsearch_writes_ecs_documents_without_a_document_table() {
+        let text = format!(
+            "{BASE}\n[[sinks]]\nname = \"es\"\ntype = \"elasticsearch\"\nurls = [\"http://es:9200\"]\nindex = \"syslog-%Y.%m.%d\"\n[[routes]]\nname = \"r\"\nsink = \"es\"\n[default_route]\nsink = \"es\"\n"
+        );
+        let c = Config::from_toml(&text, "t").unwrap_or_else(|e| panic!("{e}"));
+        for r in &c.routes {
+            assert!(
+                matches!(
+                    r.output,
+                    OutputConfig::Document(DocumentFormat::Ecs { original: false })
+                ),
+                "{}",
+                r.name
+            );
+        }
+        // A file sink takes metrics or documents: it still has to be said.
+        let e = err(&format!(
+            "{BASE}\n[[routes]]\nname = \"r\"\nsink = \"f\"\n{DEFAULT_ROUTE}"
+        ));
+        assert!(
+            e.contains("routes[0]") && e.contains("[routes.document]"),
+            "{e}"
+        );
     }
 }
