@@ -480,7 +480,7 @@ impl InfluxSink {
         };
         if let Some(suppressed) = self.reject_log.allow() {
             // InfluxDB's reason quotes the line: data, so DEBUG only.
-            tracing::warn!(sink = %self.name, rejected = n, suppressed, dead_letter = ?self.config.dead_letter, "InfluxDB rejected lines (reasons and lines in the dead-letter file)");
+            tracing::warn!(sink = %self.name, rejected = n, suppressed, dead_letter = %self.config.dead_letter.as_deref().map_or_else(|| "none".into(), std::path::Path::to_string_lossy), "InfluxDB rejected lines (reasons and lines in the dead-letter file)");
         }
         tracing::debug!(sink = %self.name, reason = %entries[0].1, "InfluxDB rejected a line");
         if let Some(file) = &self.dead_letter {
