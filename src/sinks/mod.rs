@@ -429,6 +429,32 @@ pub async fn run_worker(
 
 #[cfg(test)]
 mod tests {
+    /// Issue #26 item 10: a refused connection names its cause; reqwest's
+    /// own text stops at "error sending request for url (…)".
+    #[tokio::test]
+    async fn a_refused_connection_names_its_cause() {
+        // A port nothing listens on: bound, then closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = super::http_client(std::time::Duration::from_secs(5), None).unwrap();
+        let e = client
+            .post(format!("http://127.0.0.1:{port}/_bulk"))
+            .send()
+            .await
+            .unwrap_err();
+        let plain = e.to_string();
+        let chained = super::error_chain(&e);
+        eprintln!("plain: {plain}\nchained: {chained}");
+        assert!(!plain.to_lowercase().contains("refused"), "{plain}");
+        assert!(
+            chained.starts_with(&plain) && chained.to_lowercase().contains("connection refused"),
+            "{chained}"
+        );
+    }
+
     #[test]
     fn body_buffer_reuses_a_large_enough_spare_and_replaces_a_small_one() {
         let mut spare = Vec::with_capacity(1000);
