@@ -319,6 +319,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Spill logs live in `<data_dir>/spill/<route>/`.
     pub data_dir: PathBuf,
+    /// Relative paths in the config (sink files, dead letters, CA, grok and
+    /// TLS files, `data_dir`) are relative to this: the config file's
+    /// folder, or the working directory ("") for the default config.
+    pub base_dir: PathBuf,
     pub admin: Option<SocketAddr>,
     /// A sink failing for longer than this makes `/health` answer 503.
     pub unhealthy_after: Duration,
@@ -860,6 +864,13 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_QUEUE_MAX_EVENTS: usize = 10_000;
 pub const DEFAULT_QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_DATA_DIR: &str = "sluice-data";
+/// What a UDP listener asks the kernel for as its receive buffer unless
+/// `receive_buffer_bytes` says otherwise: 8 MiB holds about 2 s of a
+/// 2,000 msg/s burst of 2 KiB datagrams while the reader is descheduled
+/// (the kernel's usual 208 KiB lost 981 of 10,000 at 2,000 msg/s on a busy
+/// host). The kernel may grant less (net.core.rmem_max): logged at start
+/// and shown in `sluice_listener_receive_buffer_bytes`.
+pub const DEFAULT_UDP_RECEIVE_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 /// Upper bound of a UDP listener's `sockets`.
 pub const MAX_UDP_SOCKETS: usize = 64;
 pub const DEFAULT_SPILL_MAX_BYTES: u64 = 1 << 30;
@@ -891,17 +902,40 @@ impl Config {
                 })?;
                 Config::from_toml(&text, &origin)
             }
-            None => Config::from_toml(EMBEDDED_DEFAULT, "<embedded default>"),
+            None => Config::from_toml_in(EMBEDDED_DEFAULT, "<embedded default>", Path::new("")),
         }
     }
 
-    /// Parse and validate TOML text; `origin` names it in errors.
+    /// Load `path` with its relative paths resolved against `base`, not
+    /// its folder: `sluice run` without -c reads `config/sluice.toml` this
+    /// way (base "", the working directory), so it writes `./sluice-data/`
+    /// just as the embedded default does.
+    pub fn load_relative_to(path: &Path, base: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: origin.clone(),
+            source,
+        })?;
+        Config::from_toml_in(&text, &origin, base)
+    }
+
+    /// Parse and validate TOML text; `origin` names it in errors and its
+    /// folder is where relative paths start.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let base = Path::new(origin)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        Config::from_toml_in(text, origin, &base)
+    }
+
+    /// [`Config::from_toml`] with relative paths resolved against `base`.
+    pub fn from_toml_in(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
         let text = substitute_env(text, origin)?;
-        let locator = Locator::new(&text, origin);
+        let locator = Locator::new(&text, origin, base);
         let raw: RawConfig = toml::from_str(&text).map_err(|e| {
             let offset = e.span().map(|s| s.start).unwrap_or(0);
-            locator.error_at(offset, &locator.path_at(offset), e.message().trim())
+            locator.parse_error(offset, e.message().trim())
         })?;
         Validator { locator: &locator }.config(raw)
     }
@@ -952,10 +986,12 @@ fn substitute_env(text: &str, origin: &str) -> Result<String, ConfigError> {
 struct Locator<'a> {
     text: &'a str,
     origin: &'a str,
+    /// Where relative paths start.
+    base: PathBuf,
     doc: Option<toml_edit::ImDocument<&'a str>>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum Seg {
     Key(String),
     Index(usize),
@@ -978,10 +1014,11 @@ fn path_string(path: &[Seg]) -> String {
 }
 
 impl<'a> Locator<'a> {
-    fn new(text: &'a str, origin: &'a str) -> Self {
+    fn new(text: &'a str, origin: &'a str, base: &Path) -> Self {
         Locator {
             text,
             origin,
+            base: base.to_path_buf(),
             doc: toml_edit::ImDocument::parse(text).ok(),
         }
     }
@@ -1059,6 +1096,52 @@ impl<'a> Locator<'a> {
         best
     }
 
+    /// A parse error at `offset`. A table deserialized as a tagged enum
+    /// (`[[sinks]]`) reports unknown and missing fields at the start of its
+    /// array: the field is looked up in the array's tables, so the error
+    /// names `sinks[1].retention_duraton` at its own line.
+    fn parse_error(&self, offset: usize, message: &str) -> ConfigError {
+        let field = |prefix: &str| {
+            message
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.split('`').next())
+                .filter(|f| !f.is_empty())
+        };
+        if let Some(doc) = self.doc.as_ref() {
+            let mut tables = Vec::new();
+            collect_tables(doc.as_table(), &mut Vec::new(), &mut tables);
+            // The tables of the array (or the table) the error points at.
+            let at: Vec<&(Vec<Seg>, &toml_edit::Table)> = tables
+                .iter()
+                .skip_while(|(_, t)| t.span().map(|s| s.start) != Some(offset))
+                .collect();
+            let parent = |p: &[Seg]| p.split_last().map(|(_, rest)| rest.to_vec());
+            let first_parent = at.first().and_then(|(p, _)| parent(p));
+            let same_array = |path: &[Seg]| first_parent.is_some() && parent(path) == first_parent;
+            if let Some(name) = field("unknown field `") {
+                for (path, t) in at.iter().filter(|(p, _)| same_array(p)) {
+                    if let Some(k) = t.key(name) {
+                        let mut path = path.clone();
+                        path.push(key(name));
+                        let start = k.span().map_or(offset, |s| s.start);
+                        return self.error_at(start, &path_string(&path), message);
+                    }
+                }
+            }
+            if let Some(name) = field("missing field `") {
+                for (path, t) in at.iter().filter(|(p, _)| same_array(p)) {
+                    if !t.contains_key(name) {
+                        let start = t.span().map_or(offset, |s| s.start);
+                        let mut path = path.clone();
+                        path.push(key(name));
+                        return self.error_at(start, &path_string(&path), message);
+                    }
+                }
+            }
+        }
+        self.error_at(offset, &self.path_at(offset), message)
+    }
+
     /// The dotted path of the deepest key whose span holds `offset`.
     fn path_at(&self, offset: usize) -> String {
         let Some(doc) = self.doc.as_ref() else {
@@ -1067,6 +1150,40 @@ impl<'a> Locator<'a> {
         let mut path = Vec::new();
         walk_table(doc.as_table(), offset, &mut path);
         path_string(&path)
+    }
+}
+
+/// Every table under `table` with its path, in document order of their
+/// headers (implicit tables without a header are skipped).
+fn collect_tables<'t>(
+    table: &'t toml_edit::Table,
+    path: &mut Vec<Seg>,
+    out: &mut Vec<(Vec<Seg>, &'t toml_edit::Table)>,
+) {
+    for (k, item) in table.iter() {
+        match item {
+            toml_edit::Item::Table(t) => {
+                path.push(key(k));
+                if t.span().is_some() {
+                    out.push((path.clone(), t));
+                }
+                collect_tables(t, path, out);
+                path.pop();
+            }
+            toml_edit::Item::ArrayOfTables(a) => {
+                for (i, t) in a.iter().enumerate() {
+                    path.push(key(k));
+                    path.push(Seg::Index(i));
+                    out.push((path.clone(), t));
+                    collect_tables(t, path, out);
+                    path.truncate(path.len() - 2);
+                }
+            }
+            _ => {}
+        }
+    }
+    if path.is_empty() {
+        out.sort_by_key(|(_, t)| t.span().map_or(usize::MAX, |s| s.start));
     }
 }
 
@@ -1382,7 +1499,7 @@ impl Validator<'_, '_> {
                         "must be between 1024 and 1073741824",
                     ));
                 }
-                (ListenerProtocol::Udp, b) => b,
+                (ListenerProtocol::Udp, b) => Some(b.unwrap_or(DEFAULT_UDP_RECEIVE_BUFFER_BYTES)),
                 (_, Some(_)) => {
                     return Err(self.err(
                         &at(&base, "receive_buffer_bytes"),
@@ -1434,8 +1551,30 @@ impl Validator<'_, '_> {
                     Some(Arc::new(AllowList(nets)))
                 }
             };
+            let listen = self.addr(&at(&base, "listen"), &l.listen)?;
+            // Two sockets cannot bind one address and transport (TLS is
+            // TCP); `run` would fail, so `check` refuses it too.
+            let transport = |p: ListenerProtocol| p == ListenerProtocol::Udp;
+            if let Some(other) = listeners.iter().find(|o: &&ListenerConfig| {
+                listen.port() != 0
+                    && o.listen.port() == listen.port()
+                    && transport(o.protocol) == transport(l.protocol)
+                    && (o.listen.ip() == listen.ip()
+                        || o.listen.ip().is_unspecified()
+                        || listen.ip().is_unspecified())
+            }) {
+                return Err(self.err(
+                    &at(&base, "listen"),
+                    format!(
+                        "listener {:?} already listens on {} ({}): one address and protocol per listener",
+                        other.name,
+                        other.listen,
+                        if transport(l.protocol) { "udp" } else { "tcp" }
+                    ),
+                ));
+            }
             listeners.push(ListenerConfig {
-                listen: self.addr(&at(&base, "listen"), &l.listen)?,
+                listen,
                 decode,
                 multiline,
                 tls,
@@ -1531,10 +1670,12 @@ impl Validator<'_, '_> {
                 raw.shutdown_timeout_secs
                     .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             ),
-            data_dir: raw
-                .data_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir: self.resolve(
+                raw.data_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            ),
+            base_dir: self.locator.base.clone(),
             admin,
             unhealthy_after,
             listeners,
@@ -1583,7 +1724,9 @@ impl Validator<'_, '_> {
                 linger_ms,
             } => SinkConfig {
                 name,
-                kind: SinkKind::File { path },
+                kind: SinkKind::File {
+                    path: self.resolve(path),
+                },
                 batch_max_events: self.batch(base, batch_max_events, 10_000)?,
                 linger: Duration::from_millis(linger_ms.unwrap_or(0)),
             },
@@ -1654,9 +1797,9 @@ impl Validator<'_, '_> {
                 }
                 self.urls(base, &urls)?;
                 let api = api.unwrap_or(InfluxApi::V1);
-                let dead_letter = Some(dead_letter_path.unwrap_or_else(|| {
+                let dead_letter = Some(self.resolve(dead_letter_path.unwrap_or_else(|| {
                     PathBuf::from(format!("sluice-data/dead-letter/{name}.ndjson"))
-                }));
+                })));
                 match api {
                     InfluxApi::V1 if database.is_none() => {
                         return Err(
@@ -1698,7 +1841,7 @@ impl Validator<'_, '_> {
                             InfluxApi::V2 => UnsignedAs::Unsigned,
                         }),
                         precision: precision.unwrap_or_default(),
-                        ca_file,
+                        ca_file: ca_file.map(|f| self.resolve(f)),
                     }),
                 }
             }
@@ -1739,9 +1882,23 @@ impl Validator<'_, '_> {
                         ),
                     ));
                 }
-                let dead_letter = Some(dead_letter_path.unwrap_or_else(|| {
+                // Elasticsearch refuses index names with capitals; the
+                // date placeholders (%Y, %H) are not part of the name.
+                if index
+                    .split('%')
+                    .enumerate()
+                    .any(|(i, p)| p.chars().skip(usize::from(i > 0)).any(|c| c.is_uppercase()))
+                {
+                    return Err(self.err(
+                        &at(base, "index"),
+                        format!(
+                            "{index:?}: Elasticsearch index names must be lowercase (only the %Y, %m, %d, %H placeholders may be capitals)"
+                        ),
+                    ));
+                }
+                let dead_letter = Some(self.resolve(dead_letter_path.unwrap_or_else(|| {
                     PathBuf::from(format!("sluice-data/dead-letter/{name}.ndjson"))
-                }));
+                })));
                 SinkConfig {
                     name,
                     batch_max_events: self.batch(base, batch_max_events, 5_000)?,
@@ -1761,7 +1918,7 @@ impl Validator<'_, '_> {
                         max_backoff: self.max_backoff(base, max_backoff_secs)?,
                         dead_letter,
                         document_ids: document_ids.unwrap_or(true),
-                        ca_file,
+                        ca_file: ca_file.map(|f| self.resolve(f)),
                     }),
                 }
             }
@@ -1781,12 +1938,19 @@ impl Validator<'_, '_> {
         }
     }
 
-    /// Files named in the config are relative to the config file's directory.
+    /// Files named in the config are relative to the config file's
+    /// directory (the working directory for the default config).
     fn config_dir(&self) -> PathBuf {
-        Path::new(self.locator.origin)
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default()
+        self.locator.base.clone()
+    }
+
+    /// A path from the config: relative to [`Self::config_dir`].
+    fn resolve(&self, path: PathBuf) -> PathBuf {
+        if path.is_absolute() || self.locator.base.as_os_str().is_empty() {
+            path
+        } else {
+            self.locator.base.join(path)
+        }
     }
 
     /// Load a TLS listener's certificate, key and client CA now, so a bad
@@ -2010,10 +2174,19 @@ impl Validator<'_, '_> {
             (Some(_), Some(_)) => {
                 return Err(self.err(base, "a route has either [metric] or [document], not both"));
             }
+            // Elasticsearch takes documents only: ECS unless said otherwise.
+            (None, None)
+                if matches!(
+                    sinks.get(sink).map(|s| &s.kind),
+                    Some(SinkKind::Elasticsearch(_))
+                ) =>
+            {
+                OutputConfig::Document(DocumentFormat::Ecs { original: false })
+            }
             (None, None) => {
                 return Err(self.err(
                     base,
-                    "a route needs an output: a [routes.metric] or [routes.document] table",
+                    "a route to a file or stdout sink needs an output: a [routes.metric] or [routes.document] table",
                 ));
             }
         };
@@ -2362,7 +2535,7 @@ mod tests {
     #[test]
     fn embedded_default_is_valid() {
         let c = Config::load(None).unwrap();
-        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.listeners.len(), 3);
         assert_eq!(c.admin, Some("127.0.0.1:9901".parse().unwrap()));
     }
 
@@ -2794,6 +2967,143 @@ path = "x"
         let e = err(&doc("true").replace("\"flume\"", "\"ecs\""));
         assert!(
             e.contains("keep_fields: only for format = \"flume\""),
+            "{e}"
+        );
+    }
+
+    /// Issue #26 item 7: an error inside `[[sinks]]` names the sink's key
+    /// and its own line, not the table header and "(top level)".
+    #[test]
+    fn errors_inside_sinks_and_listeners_name_their_key_and_line() {
+        let e = err(&format!(
+            "{BASE}\n[[sinks]]\nname = \"ie\"\ntype = \"influxdb\"\nurls = [\"http://i:8086\"]\ndatabase = \"d\"\nretention_duraton = \"1w\"\n{DEFAULT_ROUTE}"
+        ));
+        assert!(
+            e.starts_with("t.toml:17:1: sinks[1].retention_duraton: unknown field"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{BASE}\n[[listeners]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:0\"\n{DEFAULT_ROUTE}"
+        ));
+        assert!(
+            e.starts_with("t.toml:12:1: listeners[1].name: missing field"),
+            "{e}"
+        );
+    }
+
+    /// Issue #26 item 9: `check` refuses what `run` cannot do: two
+    /// listeners on one address and protocol.
+    #[test]
+    fn two_listeners_on_one_address_and_protocol_are_refused() {
+        let two = |a: &str, pa: &str, b: &str, pb: &str| {
+            format!(
+                "[[listeners]]\nname = \"a\"\nprotocol = \"{pa}\"\nlisten = \"{a}\"\n[[listeners]]\nname = \"b\"\nprotocol = \"{pb}\"\nlisten = \"{b}\"\n[[sinks]]\nname = \"f\"\ntype = \"file\"\npath = \"x\"\n{DEFAULT_ROUTE}"
+            )
+        };
+        let e = err(&two("127.0.0.1:5514", "tcp", "127.0.0.1:5514", "tcp"));
+        assert!(
+            e.starts_with("t.toml:8:1: listeners[1].listen: ")
+                && e.contains("listener \"a\" already listens on 127.0.0.1:5514 (tcp)"),
+            "{e}"
+        );
+        let e = err(&two("0.0.0.0:5514", "udp", "127.0.0.1:5514", "udp"));
+        assert!(e.contains("listeners[1].listen"), "{e}");
+        // UDP and TCP on one port, and ephemeral ports, are fine.
+        Config::from_toml(&two("127.0.0.1:5514", "udp", "127.0.0.1:5514", "tcp"), "t").unwrap();
+        Config::from_toml(&two("127.0.0.1:0", "tcp", "127.0.0.1:0", "tcp"), "t").unwrap();
+        Config::from_toml(&two("127.0.0.1:5514", "tcp", "127.0.0.2:5514", "tcp"), "t").unwrap();
+    }
+
+    /// Issue #26 item 9: Elasticsearch refuses index names with capitals.
+    #[test]
+    fn an_index_pattern_with_capitals_is_refused() {
+        let es = |index: &str| {
+            format!(
+                "{BASE}\n[[sinks]]\nname = \"es\"\ntype = \"elasticsearch\"\nurls = [\"http://es:9200\"]\nindex = \"{index}\"\n{DEFAULT_ROUTE}"
+            )
+        };
+        let e = err(&es("Syslog-%Y.%m.%d"));
+        assert!(
+            e.starts_with("t.toml:16:1: sinks[1].index: ") && e.contains("lowercase"),
+            "{e}"
+        );
+        Config::from_toml(&es("syslog-%Y.%m.%d-%H"), "t").unwrap();
+    }
+
+    /// Issue #26 item 11: sink paths are relative to the config's folder,
+    /// like grok and TLS files; the default config found without -c (and
+    /// the embedded one) resolve against the working directory.
+    #[test]
+    fn sink_paths_are_relative_to_the_config_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("etc");
+        std::fs::create_dir(&sub).unwrap();
+        let text = format!(
+            "{BASE}\n[[sinks]]\nname = \"i\"\ntype = \"influxdb\"\nurls = [\"http://i:8086\"]\ndatabase = \"d\"\n[[sinks]]\nname = \"abs\"\ntype = \"file\"\npath = \"/var/log/abs.ndjson\"\n{DEFAULT_ROUTE}"
+        );
+        let path = sub.join("sluice.toml");
+        std::fs::write(&path, &text).unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        let file_path = |c: &Config, i: usize| match &c.sinks[i].kind {
+            SinkKind::File { path } => path.clone(),
+            _ => panic!("file sink expected"),
+        };
+        assert_eq!(file_path(&c, 0), sub.join("x"));
+        assert_eq!(file_path(&c, 2), Path::new("/var/log/abs.ndjson"));
+        let SinkKind::Influxdb(i) = &c.sinks[1].kind else {
+            panic!("influxdb sink expected")
+        };
+        assert_eq!(
+            i.dead_letter.as_deref(),
+            Some(sub.join("sluice-data/dead-letter/i.ndjson").as_path())
+        );
+        assert_eq!(c.data_dir, sub.join("sluice-data"));
+        // The default config found without -c resolves like the embedded one.
+        let c = Config::load_relative_to(&path, Path::new("")).unwrap();
+        assert_eq!(file_path(&c, 0), Path::new("x"));
+        let c = Config::load(None).unwrap();
+        assert_eq!(file_path(&c, 0), Path::new("sluice-data/metrics.lp"));
+        assert_eq!(c.data_dir, Path::new("sluice-data"));
+    }
+
+    /// Issue #26 item 6: UDP listeners ask for a receive buffer that holds
+    /// a burst unless told otherwise; TCP listeners take none.
+    #[test]
+    fn udp_listeners_ask_for_several_mib_by_default() {
+        let c = Config::from_toml(&format!("{BASE}{DEFAULT_ROUTE}"), "t").unwrap();
+        assert_eq!(
+            c.listeners[0].receive_buffer_bytes,
+            Some(DEFAULT_UDP_RECEIVE_BUFFER_BYTES)
+        );
+        const { assert!(DEFAULT_UDP_RECEIVE_BUFFER_BYTES >= 4 * 1024 * 1024) };
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.listeners[1].receive_buffer_bytes, None, "tcp");
+    }
+
+    /// Issue #26 item 11: ECS is the real default for Elasticsearch sinks:
+    /// a route (or the default route) to one needs no [routes.document].
+    #[test]
+    fn a_route_to_elasticsearch_writes_ecs_documents_without_a_document_table() {
+        let text = format!(
+            "{BASE}\n[[sinks]]\nname = \"es\"\ntype = \"elasticsearch\"\nurls = [\"http://es:9200\"]\nindex = \"syslog-%Y.%m.%d\"\n[[routes]]\nname = \"r\"\nsink = \"es\"\n[default_route]\nsink = \"es\"\n"
+        );
+        let c = Config::from_toml(&text, "t").unwrap_or_else(|e| panic!("{e}"));
+        for r in &c.routes {
+            assert!(
+                matches!(
+                    r.output,
+                    OutputConfig::Document(DocumentFormat::Ecs { original: false })
+                ),
+                "{}",
+                r.name
+            );
+        }
+        // A file sink takes metrics or documents: it still has to be said.
+        let e = err(&format!(
+            "{BASE}\n[[routes]]\nname = \"r\"\nsink = \"f\"\n{DEFAULT_ROUTE}"
+        ));
+        assert!(
+            e.contains("routes[0]") && e.contains("[routes.document]"),
             "{e}"
         );
     }

@@ -238,6 +238,10 @@ async fn udp_batch(
         metrics.bytes.inc_by(bytes.len() as u64);
         if truncated || bytes.len() > config.max_frame_bytes {
             metrics.oversized_frames.inc();
+            static LOG: LogLimiter = LogLimiter::new(10_000);
+            if let Some(suppressed) = LOG.allow() {
+                tracing::info!(listener = %config.name, peer = %peer.map_or_else(String::new, |p| p.to_string()), max_frame_bytes = config.max_frame_bytes, suppressed, "oversized datagram dropped (counted in sluice_listener_oversized_frames_total)");
+            }
             continue;
         }
         reader
@@ -532,7 +536,10 @@ async fn connection<S: AsyncRead + Unpin>(
                 FrameItem::Frame(frame) => reader.frame(frame, Some(peer), received).await,
                 FrameItem::Oversized => {
                     metrics.oversized_frames.inc();
-                    tracing::debug!(listener = %config.name, %peer, max = config.max_frame_bytes, "oversized frame skipped");
+                    static LOG: LogLimiter = LogLimiter::new(10_000);
+                    if let Some(suppressed) = LOG.allow() {
+                        tracing::info!(listener = %config.name, %peer, max_frame_bytes = config.max_frame_bytes, suppressed, "oversized frame skipped (counted in sluice_listener_oversized_frames_total)");
+                    }
                 }
                 FrameItem::Truncated => {
                     metrics.truncated_frames.inc();

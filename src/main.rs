@@ -45,7 +45,8 @@ const DEFAULT_CONFIG_PATH: &str = "config/sluice.toml";
 #[command(
     name = "sluice",
     version,
-    about = "Syslog receiver: UDP/TCP syslog in, InfluxDB points and Elasticsearch documents out"
+    about = "Syslog receiver: syslog over UDP, TCP and TLS in (RFC 3164, RFC 5424, log4j), InfluxDB points and Elasticsearch documents out",
+    long_about = "Syslog receiver: syslog over UDP, TCP and TLS (RFC 5425; listeners with protocol = \"tls\" and a [listeners.tls] table) in, decoded (RFC 3164, RFC 5424, log4j 1.2 and log4j2), routed by pattern into InfluxDB points, Elasticsearch documents or files.\n\nWithout -c, run, check and health use config/sluice.toml when present, else the embedded default (127.0.0.1:5514 UDP and TCP, files in ./sluice-data/)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -66,17 +67,28 @@ enum LogFormat {
 enum Command {
     /// Run the service. Without -c: config/sluice.toml when present, else the embedded default.
     Run {
-        #[arg(short, long)]
+        /// The config file (TOML); relative paths in it are relative to its folder.
+        #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
     /// Validate a config and print what it resolved to.
     Check {
-        #[arg(short, long)]
+        /// The config file (TOML); without it, config/sluice.toml or the embedded default.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Ask a running sluice's GET /health at the config's admin address:
+    /// exit 0 when it answers 200 (ok or degraded), 1 otherwise (for a
+    /// container HEALTHCHECK).
+    Health {
+        /// The config file the service runs with (its [admin] listen is asked).
+        #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
     /// Decode stdin and print one canonical JSON object per message; with -c, also what each route makes of it.
     Parse {
-        #[arg(short, long)]
+        /// A config file: also show what its routes make of each message.
+        #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// How stdin is cut (default: the --listener's framing when it is a TCP or TLS listener, else auto).
         #[arg(long, value_enum)]
@@ -140,6 +152,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => with_config(config.as_deref(), run),
         Command::Check { config } => with_config(config.as_deref(), check),
+        Command::Health { config } => with_config(config.as_deref(), health),
         Command::Spill {
             command: SpillCommand::Verify { data_dir },
         } => match sluice::spill::verify(&data_dir) {
@@ -229,7 +242,7 @@ fn report(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(1)
         }
     }
@@ -237,17 +250,38 @@ fn report(r: anyhow::Result<()>) -> ExitCode {
 
 /// Load the config (`-c`, else config/sluice.toml, else embedded); a bad one exits 2.
 fn with_config(path: Option<&Path>, f: fn(Config) -> ExitCode) -> ExitCode {
-    let path = path.map(Path::to_path_buf).or_else(|| {
-        let p = PathBuf::from(DEFAULT_CONFIG_PATH);
-        p.exists().then_some(p)
-    });
-    match Config::load(path.as_deref()) {
+    let loaded = match path {
+        Some(p) => Config::load(Some(p)),
+        // The default config, like the embedded one, writes below the
+        // working directory (./sluice-data/), not below config/.
+        None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+            Config::load_relative_to(Path::new(DEFAULT_CONFIG_PATH), Path::new(""))
+        }
+        None => Config::load(None),
+    };
+    match loaded {
         Ok(c) => f(c),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes, each printed once (an `io::Error` cause is
+/// often already in its wrapper's text).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let more = cause.to_string();
+        if text.is_empty() {
+            text = more;
+        } else if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+    }
+    text
 }
 
 fn run(config: Config) -> ExitCode {
@@ -284,7 +318,7 @@ fn run(config: Config) -> ExitCode {
             ExitCode::from(1)
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(1)
         }
     }
@@ -386,23 +420,43 @@ fn check(config: Config) -> ExitCode {
         None => outln!(out, "admin: disabled"),
     }
     for l in &config.listeners {
+        // Only the settings this protocol uses.
+        let settings = match l.protocol {
+            sluice::config::ListenerProtocol::Udp => format!(
+                "max_frame_bytes {}, receive_buffer_bytes {}, sockets {}, timezone {}",
+                l.max_frame_bytes,
+                l.receive_buffer_bytes
+                    .map_or_else(|| "kernel default".to_owned(), |b| b.to_string()),
+                l.sockets,
+                l.decode.timezone
+            ),
+            _ => format!(
+                "max_frame_bytes {}, max_connections {}, max_connections_per_peer {}, idle_timeout_secs {}, frame_timeout_secs {}, framing {}, timezone {}",
+                l.max_frame_bytes,
+                l.max_connections,
+                l.max_connections_per_peer
+                    .map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
+                l.idle_timeout.as_secs(),
+                l.frame_timeout.as_secs(),
+                l.framing.as_str(),
+                l.decode.timezone
+            ),
+        };
         outln!(
             out,
-            "listener {}: {} {} (max_frame_bytes {}, max_connections {}, max_connections_per_peer {}, idle_timeout_secs {}, frame_timeout_secs {}, framing {}, timezone {})",
+            "listener {}: {} {} ({settings})",
             l.name,
             sluice::listener::protocol_name(l.protocol),
             l.listen,
-            l.max_frame_bytes,
-            l.max_connections,
-            l.max_connections_per_peer
-                .map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
-            l.idle_timeout.as_secs(),
-            l.frame_timeout.as_secs(),
-            l.framing.as_str(),
-            l.decode.timezone
         );
         let d = &l.decode;
-        let mut extras = vec![format!("sender {:?}", d.sender).to_lowercase()];
+        let mut extras = vec![format!(
+            "sender {}",
+            match d.sender {
+                Sender::Generic => "generic",
+                Sender::Log4j => "log4j",
+            }
+        )];
         if let Some(app) = &d.app_name {
             extras.push(format!("app_name {app:?}"));
         }
@@ -457,7 +511,7 @@ fn check(config: Config) -> ExitCode {
         let sink = config.sinks.get(r.sink).map_or("?", |s| s.name.as_str());
         let output = match &r.output {
             OutputConfig::Metric(m) => format!("metric {}", m.measurement),
-            OutputConfig::Document(f) => format!("document ({f:?})").to_lowercase(),
+            OutputConfig::Document(f) => format!("document {}", document_name(*f)),
         };
         let mut conds = Vec::new();
         if r.is_default {
@@ -475,7 +529,7 @@ fn check(config: Config) -> ExitCode {
             ("msgid", &r.conditions.msgids),
         ] {
             if let Some(v) = v {
-                conds.push(format!("{name} in {v:?}"));
+                conds.push(format!("{name} in [{}]", v.join(", ")));
             }
         }
         if let Some(p) = &r.pattern_source {
@@ -498,6 +552,67 @@ fn check(config: Config) -> ExitCode {
         use std::io::Write as _;
         let _ = std::io::stdout().write_all(out.as_bytes());
         ExitCode::SUCCESS
+    }
+}
+
+/// A document format as the config spells it.
+fn document_name(f: sluice::config::DocumentFormat) -> &'static str {
+    match f {
+        sluice::config::DocumentFormat::Canonical => "canonical",
+        sluice::config::DocumentFormat::Ecs { original: false } => "ecs",
+        sluice::config::DocumentFormat::Ecs { original: true } => "ecs with event.original",
+        sluice::config::DocumentFormat::Flume { .. } => "flume",
+    }
+}
+
+/// `sluice health`: GET /health at the config's admin address; exit 0 on
+/// 200 (ok or degraded), 1 on anything else or no answer within 5 s.
+fn health(config: Config) -> ExitCode {
+    use std::io::{Read as _, Write as _};
+    let Some(mut addr) = config.admin else {
+        eprintln!(
+            "error: {}: the admin listener is disabled ([admin] enabled = false): nothing to ask",
+            config.origin
+        );
+        return ExitCode::from(2);
+    };
+    // A wildcard listen address is asked on loopback.
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let timeout = std::time::Duration::from_secs(5);
+    let answer = (|| -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        s.set_write_timeout(Some(timeout))?;
+        write!(
+            s,
+            "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut raw = Vec::new();
+        // Bounded: /health is a small JSON object.
+        s.take(1 << 20).read_to_end(&mut raw)?;
+        Ok(String::from_utf8_lossy(&raw).into_owned())
+    })();
+    match answer {
+        Ok(text) => {
+            let status = text.split_whitespace().nth(1).unwrap_or("?");
+            let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).trim();
+            println!("{body}");
+            if status == "200" {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("error: http://{addr}/health answered {status}");
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: http://{addr}/health: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -360,8 +360,8 @@ async fn reload(
     if running.origin.starts_with('<') {
         return Err("the embedded default has no file to re-read; start with -c FILE".into());
     }
-    let new =
-        Config::load(Some(std::path::Path::new(&running.origin))).map_err(|e| e.to_string())?;
+    let new = Config::load_relative_to(std::path::Path::new(&running.origin), &running.base_dir)
+        .map_err(|e| e.to_string())?;
     crate::router::Router::new(&new.routes).map_err(|e| e.to_string())?;
     let mut notes = Vec::new();
 

@@ -2119,6 +2119,7 @@ mod fault_sinks;
 mod flume_shape;
 mod framing;
 mod log4j_e2e;
+mod migrator;
 mod tls_listener;
 
 /// A UDP listener with a tiny receive buffer is overrun by a burst: the

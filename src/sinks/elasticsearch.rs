@@ -332,7 +332,7 @@ impl ElasticsearchSink {
         }
         if let Some(suppressed) = self.reject_log.allow() {
             // Elasticsearch's reason may preview a field's value: DEBUG only.
-            tracing::warn!(sink = %self.name, rejected = rejected.len(), suppressed, dead_letter = ?self.config.dead_letter, "Elasticsearch refused documents (reasons and documents in the dead-letter file)");
+            tracing::warn!(sink = %self.name, rejected = rejected.len(), suppressed, dead_letter = %self.config.dead_letter.as_deref().map_or_else(|| "none".into(), std::path::Path::to_string_lossy), "Elasticsearch refused documents (reasons and documents in the dead-letter file)");
         }
         tracing::debug!(sink = %self.name, reason = %rejected[0].1, "Elasticsearch refused a document");
         let Some(file) = &self.dead_letter else {

@@ -50,6 +50,15 @@ pub struct InfluxSink {
     spare_body: super::SpareBody,
 }
 
+/// What an InfluxQL statement's answer means.
+enum Answer {
+    Done,
+    /// It exists already (the error text).
+    Exists(String),
+    /// 401/403: the user may not (status, error text).
+    Refused(u16, String),
+}
+
 /// What one request's answer means.
 enum Outcome {
     Written,
@@ -82,79 +91,185 @@ impl InfluxSink {
         })
     }
 
-    /// 1.x with `create_database`: `CREATE DATABASE` (and `CREATE RETENTION
-    /// POLICY`) before the first write, and again after a 404.
-    async fn prepare(&self) -> Result<(), SinkError> {
+    /// 1.x with `create_database`: make sure the database (and retention
+    /// policy) exist. Run at start-up by the worker and again before a
+    /// write after a 404.
+    ///
+    /// - `SHOW DATABASES` first: a database that is there is not created.
+    /// - Not there: `CREATE DATABASE db [WITH DURATION d REPLICATION 1 NAME
+    ///   rp]` — a policy created with the database is its default, so
+    ///   `SELECT * FROM m` finds the points.
+    /// - There, with a policy configured: `CREATE RETENTION POLICY` (not
+    ///   the default: the database's owner decides that).
+    /// - Refused (401/403: a user without admin rights): an empty write
+    ///   probes whether the database takes our writes (204) — then the
+    ///   sink proceeds; a 404 or 403 there is the error `/health` shows.
+    pub async fn prepare(&self) -> Result<(), SinkError> {
         if self.prepared.load(Ordering::Relaxed) {
             return Ok(());
         }
         let c = &self.config;
-        let db = quote_ident(c.database.as_deref().unwrap_or(""));
-        let mut statements = vec![format!("CREATE DATABASE {db}")];
-        if let (Some(rp), Some(duration)) = (&c.retention_policy, &c.retention_duration) {
-            statements.push(format!(
-                "CREATE RETENTION POLICY {} ON {db} DURATION {duration} REPLICATION 1",
-                quote_ident(rp)
-            ));
-        }
-        let (i, _) = self.url();
-        let base = c
-            .urls
-            .get(i)
-            .map_or("", String::as_str)
-            .trim_end_matches('/');
-        for q in statements {
-            let mut req = self
-                .client
-                .post(format!("{base}/query"))
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(format!("q={}", encode(&q)));
-            if let Some(user) = &c.username {
-                req = req.basic_auth(user, c.password.as_deref());
-            }
-            let response = match req.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    self.fail_over(i);
-                    return Err(SinkError::retry(format!(
-                        "{base}/query ({q}): {}",
-                        super::transport_error(e)
-                    )));
+        let name = c.database.as_deref().unwrap_or("");
+        let db = quote_ident(name);
+        let policy = match (&c.retention_policy, &c.retention_duration) {
+            (Some(rp), Some(duration)) => Some((quote_ident(rp), duration)),
+            _ => None,
+        };
+        let exists = self.database_listed(name).await?;
+        let statement = match (exists, &policy) {
+            (false, Some((rp, duration))) => Some(format!(
+                "CREATE DATABASE {db} WITH DURATION {duration} REPLICATION 1 NAME {rp}"
+            )),
+            (false, None) => Some(format!("CREATE DATABASE {db}")),
+            (true, Some((rp, duration))) => Some(format!(
+                "CREATE RETENTION POLICY {rp} ON {db} DURATION {duration} REPLICATION 1"
+            )),
+            (true, None) => None,
+        };
+        if let Some(q) = statement {
+            match self.query(&q).await? {
+                Answer::Done => {
+                    tracing::info!(sink = %self.name, statement = %q, "InfluxDB: done");
                 }
-            };
-            let status = response.status().as_u16();
-            let body = super::read_capped(response, super::MAX_ERROR_BODY_BYTES)
-                .await
-                .text();
-            let error = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| {
-                    v["results"][0]["error"]
-                        .as_str()
-                        .or_else(|| v["error"].as_str())
-                        .map(str::to_owned)
-                });
-            match (status, error) {
-                (200, None) => tracing::info!(sink = %self.name, statement = %q, "InfluxDB: done"),
-                (200, Some(e)) if e.contains("already exists") => {
+                Answer::Exists(e) => {
                     tracing::warn!(sink = %self.name, statement = %q, error = %e, "InfluxDB: kept the existing one");
                 }
-                (status, e) => {
-                    let e = e.unwrap_or(body);
-                    let message = format!("{base}/query ({q}): {status} {e}");
-                    return Err(if status == 401 || status == 403 {
-                        SinkError::Retryable {
-                            message,
+                Answer::Refused(status, e) => {
+                    // Not allowed to create: fine if what we need is there.
+                    self.probe_write()
+                        .await
+                        .map_err(|probe| SinkError::Retryable {
+                            message: format!("database {name:?}: {status} on {q} ({e}); {probe}"),
                             retry_after: Some(CONFIG_ERROR_WAIT),
-                        }
-                    } else {
-                        SinkError::retry(message)
-                    });
+                        })?;
+                    tracing::info!(sink = %self.name, statement = %q, status, "InfluxDB: not allowed to run it, but the database takes our writes: proceeding");
                 }
             }
         }
         self.prepared.store(true, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The base URL in use and its index.
+    fn base(&self) -> (usize, String) {
+        let (i, _) = self.url();
+        let base = self
+            .config
+            .urls
+            .get(i)
+            .map_or("", String::as_str)
+            .trim_end_matches('/')
+            .to_owned();
+        (i, base)
+    }
+
+    /// Whether `SHOW DATABASES` lists `name` (a user without admin rights
+    /// sees only the databases it may read: false may mean "not shown").
+    async fn database_listed(&self, name: &str) -> Result<bool, SinkError> {
+        let (i, base) = self.base();
+        let mut req = self
+            .client
+            .get(format!("{base}/query"))
+            .query(&[("q", "SHOW DATABASES")]);
+        if let Some(user) = &self.config.username {
+            req = req.basic_auth(user, self.config.password.as_deref());
+        }
+        let response = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail_over(i);
+                return Err(SinkError::retry(format!(
+                    "{base}/query (SHOW DATABASES): {}",
+                    super::transport_error(e)
+                )));
+            }
+        };
+        // A listing of many databases: 1 MiB holds tens of thousands of names.
+        let body = super::read_capped(response, 1 << 20).await.text();
+        let listed = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v["results"][0]["series"][0]["values"]
+                    .as_array()
+                    .map(|rows| rows.iter().any(|r| r[0].as_str() == Some(name)))
+            })
+            .unwrap_or(false);
+        Ok(listed)
+    }
+
+    /// Run one InfluxQL statement (POST /query).
+    async fn query(&self, q: &str) -> Result<Answer, SinkError> {
+        let (i, base) = self.base();
+        let mut req = self
+            .client
+            .post(format!("{base}/query"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!("q={}", encode(q)));
+        if let Some(user) = &self.config.username {
+            req = req.basic_auth(user, self.config.password.as_deref());
+        }
+        let response = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail_over(i);
+                return Err(SinkError::retry(format!(
+                    "{base}/query ({q}): {}",
+                    super::transport_error(e)
+                )));
+            }
+        };
+        let status = response.status().as_u16();
+        let body = super::read_capped(response, super::MAX_ERROR_BODY_BYTES)
+            .await
+            .text();
+        let error = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v["results"][0]["error"]
+                    .as_str()
+                    .or_else(|| v["error"].as_str())
+                    .map(str::to_owned)
+            });
+        match (status, error) {
+            (200, None) => Ok(Answer::Done),
+            (200, Some(e)) if e.contains("already exists") => Ok(Answer::Exists(e)),
+            (401 | 403, e) => Ok(Answer::Refused(status, e.unwrap_or(body))),
+            (status, e) => Err(SinkError::retry(format!(
+                "{base}/query ({q}): {status} {}",
+                e.unwrap_or(body)
+            ))),
+        }
+    }
+
+    /// An empty write to the database (and policy): 204 when it exists and
+    /// we may write; otherwise why not.
+    async fn probe_write(&self) -> Result<(), String> {
+        let (i, url) = self.url();
+        let mut req = self.client.post(&url).body("");
+        if let Some(user) = &self.config.username {
+            req = req.basic_auth(user, self.config.password.as_deref());
+        }
+        let response = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail_over(i);
+                return Err(format!("write probe: {}", super::transport_error(e)));
+            }
+        };
+        let status = response.status().as_u16();
+        let reason = error_text(&super::read_capped(response, super::MAX_ERROR_BODY_BYTES)
+            .await
+            .text());
+        match status {
+            200..=299 => Ok(()),
+            404 => Err(format!(
+                "it does not exist ({reason}): an admin must create it, or give the sink's user admin rights"
+            )),
+            401 | 403 => Err(format!(
+                "the sink's user may not write to it ({status} {reason}): GRANT WRITE"
+            )),
+            _ => Err(format!("write probe: {status} {reason}")),
+        }
     }
 
     fn url(&self) -> (usize, String) {
@@ -382,7 +497,7 @@ impl InfluxSink {
         let entries = bad;
         if let Some(suppressed) = self.reject_log.allow() {
             // InfluxDB's reason quotes the line: data, so DEBUG only.
-            tracing::warn!(sink = %self.name, rejected = n, suppressed, dead_letter = ?self.config.dead_letter, "InfluxDB rejected lines (reasons and lines in the dead-letter file)");
+            tracing::warn!(sink = %self.name, rejected = n, suppressed, dead_letter = %self.config.dead_letter.as_deref().map_or_else(|| "none".into(), std::path::Path::to_string_lossy), "InfluxDB rejected lines (reasons and lines in the dead-letter file)");
         }
         tracing::debug!(sink = %self.name, reason = %first_reason, "InfluxDB rejected a line");
         if let Some(file) = &self.dead_letter {

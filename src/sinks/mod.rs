@@ -138,6 +138,15 @@ impl Sink {
         }
     }
 
+    /// Start-up checks before the first batch: InfluxDB's database (and
+    /// retention policy) exist or are created.
+    pub async fn prepare(&self) -> Result<(), SinkError> {
+        match self {
+            Sink::Influxdb(s) => s.prepare().await,
+            _ => Ok(()),
+        }
+    }
+
     /// Write a batch. `Ok(n)`: written, except `n` records the destination
     /// rejected for good (dead-lettered by the sink). A sink that retries
     /// part of a batch itself (Elasticsearch items) reports each retry to
@@ -417,10 +426,53 @@ pub async fn run_worker(
     let mut batch = Vec::with_capacity(config.batch_max_events.min(65_536));
     // One retry warning per 10 s per worker; /metrics counts every retry.
     let retry_log = crate::telemetry::LogLimiter::new(10_000);
-    while queue
-        .pop_batch(&mut batch, config.batch_max_events, config.linger)
-        .await
-    {
+    // Start-up checks (the InfluxDB database): tried now, not at the first
+    // write, so /health says why while they fail. Retried while idle; a
+    // batch that arrives meanwhile goes to the write path, which retries
+    // them itself.
+    let mut have_batch = false;
+    let mut attempt = 0;
+    loop {
+        let wait = match sink.prepare().await {
+            Ok(()) => break,
+            Err(e) => {
+                let (message, retry_after) = match e {
+                    SinkError::Retryable {
+                        message,
+                        retry_after,
+                    } => (message, retry_after),
+                    SinkError::Permanent(message) => (message, None),
+                };
+                metrics.up.set(0);
+                metrics.health.failing(&message);
+                if let Some(suppressed) = retry_log.allow() {
+                    tracing::warn!(route = %route, sink = %config.name, error = %message, suppressed, "sink not ready at start-up, retrying");
+                }
+                let wait = retry.backoff(attempt).max(retry_after.unwrap_or_default());
+                attempt = attempt.saturating_add(1);
+                wait.max(Duration::from_millis(100))
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            more = queue.pop_batch(&mut batch, config.batch_max_events, config.linger) => {
+                if !more {
+                    return;
+                }
+                have_batch = true;
+                break;
+            }
+        }
+    }
+    loop {
+        if !have_batch
+            && !queue
+                .pop_batch(&mut batch, config.batch_max_events, config.linger)
+                .await
+        {
+            break;
+        }
+        have_batch = false;
         queue.begin_batch(batch.len());
         let mut attempt = 0;
         let started = tokio::time::Instant::now();

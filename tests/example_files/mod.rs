@@ -369,30 +369,43 @@ fn dockerfile_matches_the_code_and_the_container_config() {
         }
     }
 
-    // The HEALTHCHECK, run against sluice on the container config (loopback,
-    // port 0, files in a temp dir).
+    // The HEALTHCHECK is `sluice health -c <the config CMD runs>`, run here
+    // against sluice on the container config (loopback, port 0, files in a
+    // temp dir), with the admin address it got.
     let health = instruction(&d, "HEALTHCHECK")[0];
-    let command = health.split_once("CMD ").expect("HEALTHCHECK CMD").1;
-    assert!(
-        command.contains(&format!("127.0.0.1:{admin_port}/health")),
-        "{command}"
-    );
+    let command: Vec<String> =
+        serde_json::from_str(health.split_once("CMD ").expect("HEALTHCHECK CMD").1)
+            .expect("HEALTHCHECK CMD as JSON");
+    assert_eq!(command, ["sluice", "health", "-c", config_path.as_str()]);
     let text = read(source)
         .replace("0.0.0.0:5514", "127.0.0.1:0")
+        .replace("0.0.0.0:5515", "127.0.0.1:0")
         .replace(admin, "127.0.0.1:0")
         .replace("/var/lib/sluice/", "")
         .replace("data_dir = \"/var/lib/sluice\"", "data_dir = \"data\"");
     let mut s = Sluice::start(&text);
     let admin_now = s.ready["admin"].as_str().unwrap().to_owned();
-    let status = std::process::Command::new("sh")
-        .args([
-            "-c",
-            &command.replace(&format!("127.0.0.1:{admin_port}"), &admin_now),
-        ])
+    // [admin] comes first in the container config.
+    let as_run = s.path("as-run.toml");
+    std::fs::write(
+        &as_run,
+        text.replacen(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"{admin_now}\""),
+            1,
+        ),
+    )
+    .unwrap();
+    let status = std::process::Command::new(super::BIN)
+        .args(&command[1..command.len() - 1])
+        .arg(&as_run)
         .stdout(std::process::Stdio::null())
         .status()
         .unwrap();
-    assert!(status.success(), "HEALTHCHECK {command}");
+    assert!(
+        status.success(),
+        "HEALTHCHECK {command:?} against {admin_now}"
+    );
     assert!(s.stop().success());
 }
 

@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 
 use super::{Sluice, config, read_lines, wait_while};
 
-const LOG4J1_JAR: &str = "/usr/share/java/log4j-1.2.jar";
-const LOG4J2_JARS: &str = "/usr/share/java/log4j-api.jar:/usr/share/java/log4j-core.jar";
+pub(crate) const LOG4J1_JAR: &str = "/usr/share/java/log4j-1.2.jar";
+pub(crate) const LOG4J2_JARS: &str = "/usr/share/java/log4j-api.jar:/usr/share/java/log4j-core.jar";
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -98,7 +98,13 @@ fn log4j2_xml(port: u16, protocol: &str, format: &str, new_line: bool) -> String
 }
 
 /// Run a demo class with its configuration file written to a temp dir.
-fn run_demo(class: &str, classpath: &str, config_property: &str, file: &str, text: &str) {
+pub(crate) fn run_demo(
+    class: &str,
+    classpath: &str,
+    config_property: &str,
+    file: &str,
+    text: &str,
+) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(file);
     std::fs::write(&path, text).unwrap();
@@ -158,7 +164,10 @@ fn events(s: &Sluice, n: usize) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn by_message<'a>(events: &'a [serde_json::Value], prefix: &str) -> &'a serde_json::Value {
+pub(crate) fn by_message<'a>(
+    events: &'a [serde_json::Value],
+    prefix: &str,
+) -> &'a serde_json::Value {
     let found: Vec<_> = events
         .iter()
         .filter(|e| e["message"].as_str().unwrap().starts_with(prefix))
