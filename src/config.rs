@@ -3,6 +3,9 @@
 //!
 //! `${NAME}` anywhere in the file is replaced by the environment variable
 //! `NAME` before parsing (for secrets); an unset variable is an error.
+//! `${NAME:-default}` uses `default` when `NAME` is unset or empty;
+//! `${NAME:?message}` makes an unset or empty `NAME` an error that says
+//! `message`.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -78,6 +81,9 @@ struct RawAdmin {
     enabled: bool,
     listen: Option<String>,
     unhealthy_after_secs: Option<u64>,
+    token: Option<String>,
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,12 +330,33 @@ pub struct Config {
     /// folder, or the working directory ("") for the default config.
     pub base_dir: PathBuf,
     pub admin: Option<SocketAddr>,
+    /// Who may call the admin port's mutating endpoints.
+    pub admin_access: AdminAccess,
     /// A sink failing for longer than this makes `/health` answer 503.
     pub unhealthy_after: Duration,
     pub listeners: Vec<ListenerConfig>,
     pub sinks: Vec<SinkConfig>,
     /// Ordered routes; the default route, if any, is last with `is_default`.
     pub routes: Vec<RouteConfig>,
+}
+
+/// Who may call `POST /reload` (see `telemetry::admit`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AdminAccess {
+    /// `[admin] token`: `Authorization: Bearer <token>` is required.
+    pub token: Option<String>,
+    /// `[admin] allowed_hosts`: names (`host` or `host:port`) accepted in
+    /// `Host` and `Origin` besides the admin address and `localhost`.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl std::fmt::Debug for AdminAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminAccess")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("allowed_hosts", &self.allowed_hosts)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -941,41 +968,170 @@ impl Config {
     }
 }
 
-/// Replace `${NAME}` with the environment variable's value.
+impl Config {
+    /// For `sluice check`: can `data_dir` and every dead-letter file be
+    /// written (created where missing)? The error names the path and the
+    /// key. Probes with a file it creates and removes at once.
+    pub fn check_writable(&self) -> Result<(), ConfigError> {
+        let text = if self.origin.starts_with('<') {
+            EMBEDDED_DEFAULT.to_owned()
+        } else {
+            std::fs::read_to_string(&self.origin)
+                .ok()
+                .and_then(|t| substitute_env(&t, &self.origin).ok())
+                .unwrap_or_default()
+        };
+        let locator = Locator::new(&text, &self.origin);
+        let fail = |at: &[Seg], path: &Path, why: String| {
+            locator.error(at, &format!("{} cannot be written: {why}", path.display()))
+        };
+        probe_dir(&self.data_dir).map_err(|why| fail(&[key("data_dir")], &self.data_dir, why))?;
+        for (i, s) in self.sinks.iter().enumerate() {
+            let dead_letter = match &s.kind {
+                SinkKind::Influxdb(c) => c.dead_letter.as_ref(),
+                SinkKind::Elasticsearch(c) => c.dead_letter.as_ref(),
+                _ => None,
+            };
+            if let Some(p) = dead_letter {
+                probe_file(p).map_err(|why| {
+                    fail(
+                        &[key("sinks"), Seg::Index(i), key("dead_letter_path")],
+                        p,
+                        why,
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Can a file be created in `dir` (or, where it does not exist yet, in
+/// its nearest existing ancestor, which `run` would create it under)?
+fn probe_dir(dir: &Path) -> Result<(), String> {
+    let mut d = dir;
+    // Bounded by the path's depth.
+    for _ in 0..=dir.components().count() {
+        match std::fs::metadata(d) {
+            Ok(m) if m.is_dir() => {
+                let probe = d.join(format!(".sluice-check-{}", std::process::id()));
+                return match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&probe)
+                {
+                    Ok(_) => {
+                        let _ = std::fs::remove_file(&probe);
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("cannot create a file in {}: {e}", d.display())),
+                };
+            }
+            Ok(_) => return Err(format!("{} is not a directory", d.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                d = match d.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+            }
+            Err(e) => return Err(format!("{}: {e}", d.display())),
+        }
+    }
+    Err(format!("no existing directory above {}", dir.display()))
+}
+
+/// Can `file` be appended to (or created)?
+fn probe_file(file: &Path) -> Result<(), String> {
+    match std::fs::metadata(file) {
+        Ok(m) if m.is_dir() => Err(format!("{} is a directory", file.display())),
+        Ok(_) => std::fs::OpenOptions::new()
+            .append(true)
+            .open(file)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => probe_dir(p),
+            _ => probe_dir(Path::new(".")),
+        },
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Replace `${NAME}` with the environment variable's value;
+/// `${NAME:-default}` with `default` when it is unset or empty;
+/// `${NAME:?message}` fails with `message` when it is unset or empty.
 fn substitute_env(text: &str, origin: &str) -> Result<String, ConfigError> {
+    substitute_with(text, origin, |name| std::env::var(name).ok())
+}
+
+/// [`substitute_env`] over any source of variables.
+fn substitute_with(
+    text: &str,
+    origin: &str,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
     if !text.contains("${") {
         return Ok(text.to_owned());
     }
     let mut out = String::with_capacity(text.len());
     for (n, line) in text.split_inclusive('\n').enumerate() {
+        // A comment line is left as it is: it may show `${NAME}` forms.
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+            continue;
+        }
         let mut rest = line;
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after.find('}').filter(|&e| {
-                e > 0
-                    && after[..e]
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            });
-            match end {
-                Some(end) => {
-                    let name = &after[..end];
-                    let value = std::env::var(name).map_err(|_| ConfigError::Invalid {
-                        file: origin.to_owned(),
-                        line: n + 1,
-                        column: line.len() - rest.len() + start + 1,
-                        key: format!("${{{name}}}"),
-                        message: format!("environment variable {name} is not set"),
-                    })?;
-                    out.push_str(&value);
-                    rest = &after[end + 1..];
+            let name_len = after
+                .bytes()
+                .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                .count();
+            let name = &after[..name_len];
+            let tail = &after[name_len..];
+            // `}` ends a plain reference; `:-` and `:?` take the text up
+            // to the next `}` on the line.
+            let form = if tail.starts_with('}') {
+                Some((None, 1))
+            } else if let Some(op @ (":-" | ":?")) = tail.get(..2) {
+                tail[2..]
+                    .find('}')
+                    .map(|end| (Some((op, &tail[2..2 + end])), 2 + end + 1))
+            } else {
+                None
+            };
+            let (Some((form, used)), false) = (form, name.is_empty()) else {
+                out.push_str("${");
+                rest = after;
+                continue;
+            };
+            let error = |message: String| ConfigError::Invalid {
+                file: origin.to_owned(),
+                line: n + 1,
+                column: line.len() - rest.len() + start + 1,
+                key: format!("${{{name}}}"),
+                message,
+            };
+            let value = var(name);
+            let value = match (form, value) {
+                (None, Some(v)) => v,
+                (None, None) => {
+                    return Err(error(format!("environment variable {name} is not set")));
                 }
-                None => {
-                    out.push_str("${");
-                    rest = after;
+                (Some((_, _)), Some(v)) if !v.is_empty() => v,
+                (Some((":-", default)), _) => default.to_owned(),
+                (Some((_, message)), _) => {
+                    let message = if message.is_empty() {
+                        format!("environment variable {name} is not set or empty")
+                    } else {
+                        format!("environment variable {name} is not set or empty: {message}")
+                    };
+                    return Err(error(message));
                 }
-            }
+            };
+            out.push_str(&value);
+            rest = &after[name_len + used..];
         }
         out.push_str(rest);
     }
@@ -1242,6 +1398,12 @@ struct Validator<'a, 'b> {
     locator: &'b Locator<'a>,
 }
 
+/// An empty secret (e.g. `"${ES_API_KEY:-}"` with the variable unset) is
+/// no secret: the sink sends no credentials.
+fn nonempty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.is_empty())
+}
+
 fn key(k: &str) -> Seg {
     Seg::Key(k.to_owned())
 }
@@ -1354,6 +1516,21 @@ impl Validator<'_, '_> {
                 ));
             }
             Some(s) => Duration::from_secs(s),
+        };
+        let admin_access = match &raw.admin {
+            Some(a) => {
+                if a.token.as_deref() == Some("") {
+                    return Err(self.err(
+                        &[key("admin"), key("token")],
+                        "must not be empty (leave it out for no token)",
+                    ));
+                }
+                AdminAccess {
+                    token: a.token.clone(),
+                    allowed_hosts: a.allowed_hosts.clone(),
+                }
+            }
+            None => AdminAccess::default(),
         };
         let admin = match raw.admin {
             Some(RawAdmin { enabled: false, .. }) => None,
@@ -1677,6 +1854,7 @@ impl Validator<'_, '_> {
             ),
             base_dir: self.locator.base.clone(),
             admin,
+            admin_access,
             unhealthy_after,
             listeners,
             sinks,
@@ -1766,6 +1944,8 @@ impl Validator<'_, '_> {
                 precision,
                 ca_file,
             } => {
+                let (token, username, password) =
+                    (nonempty(token), nonempty(username), nonempty(password));
                 let create_database = create_database.unwrap_or(false);
                 if create_database && api == Some(InfluxApi::V2) {
                     return Err(self.err(
@@ -1865,6 +2045,8 @@ impl Validator<'_, '_> {
                 document_ids,
                 ca_file,
             } => {
+                let (username, password, api_key) =
+                    (nonempty(username), nonempty(password), nonempty(api_key));
                 self.urls(base, &urls)?;
                 if index.is_empty() {
                     return Err(self.err(&at(base, "index"), "must not be empty"));
@@ -2730,6 +2912,84 @@ path = "x"
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("t.toml:2:6:"), "{e}");
+    }
+
+    #[test]
+    fn env_defaults_and_required_variables() {
+        let vars = |name: &str| match name {
+            "SET" => Some("value".to_owned()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        };
+        let sub = |text: &str| substitute_with(text, "t.toml", vars);
+        assert_eq!(sub("a = \"${SET:-x}\"\n").unwrap(), "a = \"value\"\n");
+        assert_eq!(sub("a = \"${UNSET:-x y}\"\n").unwrap(), "a = \"x y\"\n");
+        assert_eq!(sub("a = \"${EMPTY:-dflt}\"\n").unwrap(), "a = \"dflt\"\n");
+        assert_eq!(sub("a = \"${UNSET:-}\"\n").unwrap(), "a = \"\"\n");
+        assert_eq!(sub("a = \"${EMPTY}\"\n").unwrap(), "a = \"\"\n");
+        assert_eq!(sub("a = \"${SET:?need it}\"\n").unwrap(), "a = \"value\"\n");
+        assert_eq!(
+            sub("a = \"${SET}-${UNSET:-d}-${SET:?m}\"\n").unwrap(),
+            "a = \"value-d-value\"\n"
+        );
+        // Not a reference: left as it is.
+        assert_eq!(
+            sub("a = \"${}\" b = \"${X:+y}\"\n").unwrap(),
+            "a = \"${}\" b = \"${X:+y}\"\n"
+        );
+
+        let e = sub("a = 1\nb = \"${UNSET:?export the InfluxDB password}\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "t.toml:2:6: ${UNSET}: environment variable UNSET is not set or empty: export the InfluxDB password"
+        );
+        let e = sub("\n\nb = \"x ${EMPTY:?}\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:3:8: ${EMPTY}: "), "{e}");
+        assert!(e.contains("EMPTY is not set or empty"), "{e}");
+        // Comment lines are not substituted.
+        assert_eq!(sub("  # ${UNSET:?m}\n").unwrap(), "  # ${UNSET:?m}\n");
+        // An unterminated default is not a reference (and so not an error).
+        assert_eq!(sub("a = \"${UNSET:-x\"\n").unwrap(), "a = \"${UNSET:-x\"\n");
+    }
+
+    #[test]
+    fn empty_secrets_mean_no_credentials() {
+        let c = Config::from_toml(
+            &format!("{}\n[[sinks]]\nname = \"es\"\ntype = \"elasticsearch\"\nurls = [\"http://127.0.0.1:9\"]\nindex = \"x\"\napi_key = \"\"\nusername = \"\"\n", listener("")),
+            "t",
+        )
+        .unwrap();
+        let SinkKind::Elasticsearch(es) = &c.sinks[1].kind else {
+            panic!("not elasticsearch")
+        };
+        assert_eq!((&es.api_key, &es.username), (&None, &None));
+    }
+
+    #[test]
+    fn admin_token_and_allowed_hosts() {
+        let c = Config::from_toml(
+            &format!(
+                "[admin]\ntoken = \"abc\"\nallowed_hosts = [\"sluice.internal\"]\n{}",
+                listener("")
+            ),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.admin_access.token.as_deref(), Some("abc"));
+        assert_eq!(c.admin_access.allowed_hosts, ["sluice.internal"]);
+        assert!(!format!("{c:?}").contains("abc"), "the token is not logged");
+        let e = Config::from_toml(
+            &format!("[admin]\ntoken = \"\"\n{}", listener("")),
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("t.toml:2:") && e.contains("admin.token"),
+            "{e}"
+        );
     }
 
     const DEFAULT_ROUTE: &str = "\n[default_route]\nsink = \"f\"\ndocument = {}\n";

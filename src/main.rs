@@ -142,8 +142,10 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only for a terminal: in a file or a journal they are noise.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => logs.init(),
@@ -293,7 +295,9 @@ fn run(config: Config) -> ExitCode {
         runtime.block_on(async {
             let shutdown = CancellationToken::new();
             spawn_signal_handler(shutdown.clone())?;
-            let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+            // Room for a burst of reload requests to wait together and be
+            // served by one reload (the service coalesces what is waiting).
+            let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(256);
             spawn_reload_on_sighup(reload_tx.clone())?;
             let origin = config.origin.clone();
             let summary = describe_outputs(&config);
@@ -313,7 +317,7 @@ fn run(config: Config) -> ExitCode {
         Ok(0) => ExitCode::SUCCESS,
         Ok(lost) => {
             eprintln!(
-                "error: {lost} records were still queued at the shutdown deadline and are lost"
+                "error: {lost} records were lost at shutdown (still queued at its deadline, or arriving after the queues closed)"
             );
             ExitCode::from(1)
         }
@@ -406,6 +410,11 @@ fn check(config: Config) -> ExitCode {
     // each alone compiled (e.g. a pattern set over the size limit).
     if let Err(e) = sluice::router::Router::new(&config.routes) {
         eprintln!("error: {}: {e}", config.origin);
+        return ExitCode::from(2);
+    }
+    // What `run` will write to: data_dir and the dead-letter files.
+    if let Err(e) = config.check_writable() {
+        eprintln!("error: {e}");
         return ExitCode::from(2);
     }
     outln!(out, "{}: ok", config.origin);

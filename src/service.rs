@@ -90,12 +90,19 @@ fn retry_policy(kind: &crate::config::SinkKind) -> RetryPolicy {
 /// How a run ended.
 #[derive(Debug, Clone, Default)]
 pub struct RunReport {
-    /// Records still queued at the shutdown deadline, dropped.
+    /// Records lost to the shutdown: still queued at its deadline, or
+    /// pushed into a queue after it closed (both counted in /metrics as
+    /// `sluice_queue_dropped_records_total{reason="shutdown"}`).
     pub lost_records: usize,
 }
 
 /// A request to re-read the configuration (SIGHUP, `POST /reload`); the
 /// answer says what changed or why the new config was refused.
+///
+/// Requests that wait while a reload runs are served together by the next
+/// one (which re-reads the file after they arrived): a burst of requests
+/// costs at most two reloads, and each answer is the outcome of a reload
+/// that began after its request.
 pub struct ReloadRequest {
     pub reply: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
 }
@@ -227,6 +234,12 @@ pub async fn run(
             let local = l
                 .local_addr()
                 .map_err(|source| ServiceError::Admin { addr, source })?;
+            if !local.ip().is_loopback() && config.admin_access.token.is_none() {
+                tracing::warn!(
+                    admin = %local,
+                    "admin listens beyond loopback without a token: anyone who can reach it can POST /reload; set [admin] token (e.g. token = \"${{SLUICE_ADMIN_TOKEN}}\") or listen on 127.0.0.1"
+                );
+            }
             Some((l, local))
         }
         None => None,
@@ -256,8 +269,9 @@ pub async fn run(
         let telemetry = telemetry.clone();
         let stop = admin_stop.clone();
         let reload = reload_sender.clone();
+        let access = config.admin_access.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_admin(l, telemetry, reload, stop).await {
+            if let Err(e) = serve_admin(l, telemetry, reload, access, stop).await {
                 tracing::error!(error = %e, "admin listener failed");
             }
         })
@@ -267,7 +281,11 @@ pub async fn run(
     on_ready(&ready);
     let mut config = config;
     let retiring = TaskTracker::new();
-    let mut retired: Vec<Arc<Generation>> = Vec::new();
+    // Generations still draining after a reload, for the shutdown deadline.
+    // Weak: the retiring task owns each one and frees it (router, queues,
+    // sinks) once its workers are done; holding them here kept every
+    // generation alive for the life of the process (issue #20).
+    let mut retired: Vec<std::sync::Weak<Generation>> = Vec::new();
     loop {
         let request = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -277,6 +295,14 @@ pub async fn run(
             shutdown.cancelled().await;
             break;
         };
+        // Coalesce: every request already waiting is answered by this one
+        // reload (the channel is bounded, so this is too).
+        let mut replies = vec![request.reply];
+        while let Ok(more) = reloads.try_recv() {
+            replies.push(more.reply);
+        }
+        telemetry.admin.reload_requests.inc_by(replies.len() as u64);
+        telemetry.admin.reloads.inc();
         let outcome = reload(
             &config,
             &handle,
@@ -292,7 +318,8 @@ pub async fn run(
                 let old = std::mem::replace(&mut current, generation);
                 config = new_config;
                 let old = Arc::new(old);
-                retired.push(old.clone());
+                retired.retain(|g| g.strong_count() > 0);
+                retired.push(Arc::downgrade(&old));
                 retiring.spawn(async move {
                     old.retire().await;
                     old.workers.wait().await;
@@ -305,12 +332,27 @@ pub async fn run(
                 Err(e)
             }
         };
-        if let Some(reply) = request.reply {
-            let _ = reply.send(answer);
+        for reply in replies.into_iter().flatten() {
+            let _ = reply.send(answer.clone());
         }
     }
 
     let deadline = Instant::now() + config.shutdown_timeout;
+    let retired: Vec<Arc<Generation>> = retired.iter().filter_map(|g| g.upgrade()).collect();
+    // What the shutdown loses is what it counts under reason "shutdown",
+    // from here on, over every route of every generation still alive.
+    let mut shutdown_drops: Vec<(&str, prometheus_client::metrics::counter::Counter, u64)> =
+        Vec::new();
+    for rt in std::iter::once(&current)
+        .chain(retired.iter().map(|g| &**g))
+        .flat_map(|g| g.pipeline.routes())
+    {
+        if !shutdown_drops.iter().any(|(name, _, _)| *name == rt.name) {
+            let c = rt.metrics.queue.dropped_shutdown.clone();
+            let before = c.get();
+            shutdown_drops.push((&rt.name, c, before));
+        }
+    }
     tracing::info!(timeout = ?config.shutdown_timeout, "shutting down: finishing frames in hand, draining queues");
     readers.close();
     if tokio::time::timeout_at(deadline, readers.wait())
@@ -330,13 +372,20 @@ pub async fn run(
         retiring.wait().await;
     };
     if tokio::time::timeout_at(deadline, all_done).await.is_err() {
-        report.lost_records += current.abandon();
+        current.abandon();
         for g in &retired {
-            report.lost_records += g.abandon();
+            g.abandon();
         }
         // Give workers a moment to notice their queues are gone.
         let _ = tokio::time::timeout(Duration::from_millis(500), current.workers.wait()).await;
     }
+    // Readers that were still waiting to push found the queues closed and
+    // counted what they held; give them a moment to finish doing so.
+    let _ = tokio::time::timeout(Duration::from_millis(500), readers.wait()).await;
+    report.lost_records = shutdown_drops
+        .iter()
+        .map(|(_, c, before)| c.get().saturating_sub(*before) as usize)
+        .sum();
     admin_stop.cancel();
     if let Some(t) = admin_task {
         let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
@@ -360,9 +409,10 @@ async fn reload(
     if running.origin.starts_with('<') {
         return Err("the embedded default has no file to re-read; start with -c FILE".into());
     }
+    // The router is built (and so validated) once, by Generation::start
+    // below, before anything changes.
     let new = Config::load_relative_to(std::path::Path::new(&running.origin), &running.base_dir)
         .map_err(|e| e.to_string())?;
-    crate::router::Router::new(&new.routes).map_err(|e| e.to_string())?;
     let mut notes = Vec::new();
 
     // Listeners: bind what is new or moved before anything changes, so a
@@ -422,8 +472,8 @@ async fn reload(
         ));
         serving.push(serve_listener(b, handle, telemetry, shutdown, readers));
     }
-    if running.admin != new.admin {
-        notes.push("admin: a new address applies after a restart".into());
+    if running.admin != new.admin || running.admin_access != new.admin_access {
+        notes.push("admin: a new address, token or allowed_hosts applies after a restart".into());
     }
     let routes: Vec<&str> = new.routes.iter().map(|r| r.name.as_str()).collect();
     telemetry.keep_sinks(

@@ -42,6 +42,11 @@ struct RouteReason {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SinkLabel {
     sink: String,
 }
@@ -116,6 +121,21 @@ pub struct RouteMetrics {
     pub conversion_no_measurement: Counter,
     pub conversion_dropped_point: Counter,
     pub queue: QueueMetrics,
+}
+
+/// Counters of the admin port and of reloads.
+#[derive(Clone, Default)]
+pub struct AdminMetrics {
+    /// Reload requests received (`POST /reload` accepted, SIGHUP).
+    pub reload_requests: Counter,
+    /// Reloads performed; a burst of requests is served by one or two.
+    pub reloads: Counter,
+    /// Mutating requests refused: `Host` not the admin address.
+    pub refused_host: Counter,
+    /// Mutating requests refused: `Origin` not the admin address.
+    pub refused_origin: Counter,
+    /// Mutating requests refused: missing or wrong bearer token.
+    pub refused_token: Counter,
 }
 
 /// Counters of one route's sink worker.
@@ -226,6 +246,8 @@ pub struct Telemetry {
     s_failed: Family<SinkRouteReason, Counter>,
     s_up: Family<SinkRoute, Gauge>,
     s_request: Family<SinkLabel, Histogram, fn() -> Histogram>,
+    /// The admin port's counters, resolved once.
+    pub admin: AdminMetrics,
     /// (sink, route) → state, for /health.
     sink_health: std::sync::Mutex<Vec<(String, String, SinkHealth)>>,
     listener_health: std::sync::Mutex<Vec<ListenerHealth>>,
@@ -365,6 +387,39 @@ impl Telemetry {
                     f.clone(),
                 );
                 f
+            },
+            admin: {
+                let requests = Counter::default();
+                registry.register(
+                    "sluice_admin_reload_requests",
+                    "Reload requests received (POST /reload let through, SIGHUP)",
+                    requests.clone(),
+                );
+                let reloads = Counter::default();
+                registry.register(
+                    "sluice_admin_reloads",
+                    "Reloads performed; requests waiting while one runs share the next",
+                    reloads.clone(),
+                );
+                let refused: Family<ReasonLabel, Counter> = family!(
+                    "sluice_admin_refused_requests",
+                    "Mutating admin requests refused, by reason: host (Host not the admin address), origin (Origin not the admin address), token (missing or wrong bearer token)"
+                );
+                let r = |reason: &str| {
+                    get(
+                        &refused,
+                        &ReasonLabel {
+                            reason: reason.to_owned(),
+                        },
+                    )
+                };
+                AdminMetrics {
+                    reload_requests: requests,
+                    reloads,
+                    refused_host: r("host"),
+                    refused_origin: r("origin"),
+                    refused_token: r("token"),
+                }
             },
             sink_health: std::sync::Mutex::new(Vec::new()),
             listener_health: std::sync::Mutex::new(Vec::new()),
@@ -584,16 +639,141 @@ impl Telemetry {
     }
 }
 
+/// Why a mutating admin request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `Host` is missing or not the admin address (DNS rebinding).
+    Host,
+    /// `Origin` is present and not the admin address (a web page's POST).
+    Origin,
+    /// `[admin] token` is set and the request lacks `Bearer <token>`.
+    Token,
+}
+
+/// May this request change anything (`POST /reload`)? Its `Host` and, when
+/// present, its `Origin` must name the admin address: its IP and port, a
+/// loopback IP or `localhost` with its port, any IP with its port when it
+/// listens on all addresses, or an entry of `[admin] allowed_hosts`. Then,
+/// with `[admin] token`, `Authorization: Bearer <token>` is required.
+pub fn admit(
+    headers: &axum::http::HeaderMap,
+    access: &crate::config::AdminAccess,
+    local: std::net::SocketAddr,
+) -> Result<(), Refusal> {
+    use axum::http::header;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .ok_or(Refusal::Host)?;
+    if !authority_allowed(host, access, local) {
+        return Err(Refusal::Host);
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let authority = origin.to_str().ok().and_then(|o| {
+            o.strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"))
+        });
+        match authority {
+            Some(a) if !a.contains('/') && authority_allowed(a, access, local) => {}
+            _ => return Err(Refusal::Origin),
+        }
+    }
+    if let Some(token) = &access.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| {
+                let (scheme, value) = h.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| value.trim())
+            })
+            .ok_or(Refusal::Token)?;
+        if !same_secret(given.as_bytes(), token.as_bytes()) {
+            return Err(Refusal::Token);
+        }
+    }
+    Ok(())
+}
+
+/// Compare in time that depends on the lengths only, not on where the
+/// first difference is.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(std::hint::black_box(x));
+    }
+    diff == 0
+}
+
+/// Does `authority` (`host[:port]`, from `Host` or `Origin`) name the admin
+/// address bound at `local`?
+fn authority_allowed(
+    authority: &str,
+    access: &crate::config::AdminAccess,
+    local: std::net::SocketAddr,
+) -> bool {
+    let authority = authority.trim().to_ascii_lowercase();
+    if access
+        .allowed_hosts
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(&authority))
+    {
+        return true;
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((h, "")) => (h, None),
+            Some((h, p)) => match p.strip_prefix(':') {
+                Some(p) => (h, Some(p)),
+                None => return false,
+            },
+            None => return false,
+        },
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority.as_str(), None),
+        },
+    };
+    // No port: the scheme's default, 80 (an https origin on 443 is not us).
+    let port = match port.map(str::parse::<u16>) {
+        None => 80,
+        Some(Ok(p)) => p,
+        Some(Err(_)) => return false,
+    };
+    if port != local.port() {
+        return false;
+    }
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host == "localhost"
+        || access
+            .allowed_hosts
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(host))
+    {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip == local.ip() || ip.is_loopback() || local.ip().is_unspecified(),
+        Err(_) => false,
+    }
+}
+
 /// Serve `/metrics`, `/health` and (with `reload`) `POST /reload` on an
-/// already-bound listener until `shutdown`.
+/// already-bound listener until `shutdown`. `POST /reload` is let through
+/// only by [`admit`]; refusals are counted.
 pub async fn serve_admin(
     listener: tokio::net::TcpListener,
     telemetry: Arc<Telemetry>,
     reload: Option<tokio::sync::mpsc::Sender<crate::service::ReloadRequest>>,
+    access: crate::config::AdminAccess,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     use axum::http::{StatusCode, header};
     use axum::routing::{get, post};
+
+    let local = listener.local_addr()?;
+    let access = Arc::new(access);
+    let admin_metrics = telemetry.admin.clone();
 
     let metrics = {
         let telemetry = telemetry.clone();
@@ -621,8 +801,10 @@ pub async fn serve_admin(
             )
         }
     };
-    let reload = move || {
+    let reload = move |headers: axum::http::HeaderMap| {
         let reload = reload.clone();
+        let access = access.clone();
+        let metrics = admin_metrics.clone();
         async move {
             let json = |code: StatusCode, v: serde_json::Value| {
                 (
@@ -631,6 +813,27 @@ pub async fn serve_admin(
                     v.to_string() + "\n",
                 )
             };
+            if let Err(refusal) = admit(&headers, &access, local) {
+                let (counter, code, error) = match refusal {
+                    Refusal::Host => (
+                        &metrics.refused_host,
+                        StatusCode::FORBIDDEN,
+                        "Host is not the admin address",
+                    ),
+                    Refusal::Origin => (
+                        &metrics.refused_origin,
+                        StatusCode::FORBIDDEN,
+                        "Origin is not the admin address",
+                    ),
+                    Refusal::Token => (
+                        &metrics.refused_token,
+                        StatusCode::UNAUTHORIZED,
+                        "needs Authorization: Bearer <[admin] token>",
+                    ),
+                };
+                counter.inc();
+                return json(code, serde_json::json!({"reloaded": false, "error": error}));
+            }
             let Some(reload) = reload else {
                 return json(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -734,5 +937,126 @@ mod log_limiter_tests {
         std::thread::sleep(std::time::Duration::from_millis(80));
         assert_eq!(l.allow(), Some(2));
         assert_eq!(l.allow(), None);
+    }
+}
+
+#[cfg(test)]
+mod admit_tests {
+    use super::{Refusal, admit};
+    use crate::config::AdminAccess;
+    use axum::http::HeaderMap;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn host_and_origin_must_name_the_admin_address() {
+        let local = "127.0.0.1:9901".parse().unwrap();
+        let open = AdminAccess::default();
+        let check = |pairs: &[(&'static str, &str)]| admit(&headers(pairs), &open, local);
+        for host in [
+            "127.0.0.1:9901",
+            "localhost:9901",
+            "LOCALHOST:9901",
+            "[::1]:9901",
+        ] {
+            assert_eq!(check(&[("host", host)]), Ok(()), "{host}");
+        }
+        for host in [
+            "evil.example:9901",
+            "127.0.0.1:9902",
+            "127.0.0.1",
+            "10.0.0.1:9901",
+            "[::1]x",
+        ] {
+            assert_eq!(check(&[("host", host)]), Err(Refusal::Host), "{host}");
+        }
+        assert_eq!(check(&[]), Err(Refusal::Host));
+        let h = ("host", "127.0.0.1:9901");
+        assert_eq!(check(&[h, ("origin", "http://127.0.0.1:9901")]), Ok(()));
+        assert_eq!(check(&[h, ("origin", "http://localhost:9901")]), Ok(()));
+        for origin in [
+            "null",
+            "http://evil.example",
+            "http://127.0.0.1:9901/x",
+            "file://",
+            "http://127.0.0.1",
+        ] {
+            assert_eq!(
+                check(&[h, ("origin", origin)]),
+                Err(Refusal::Origin),
+                "{origin}"
+            );
+        }
+        // Listening on all addresses: any IP literal with the port, never a name.
+        let any = "0.0.0.0:9901".parse().unwrap();
+        assert_eq!(
+            admit(&headers(&[("host", "10.1.2.3:9901")]), &open, any),
+            Ok(())
+        );
+        assert_eq!(
+            admit(&headers(&[("host", "rebound.example:9901")]), &open, any),
+            Err(Refusal::Host)
+        );
+        let named = AdminAccess {
+            token: None,
+            allowed_hosts: vec!["sluice.internal".into(), "proxy.example:443".into()],
+        };
+        for host in ["sluice.internal:9901", "proxy.example:443"] {
+            assert_eq!(
+                admit(&headers(&[("host", host)]), &named, local),
+                Ok(()),
+                "{host}"
+            );
+        }
+        assert_eq!(
+            admit(&headers(&[("host", "sluice.internal:80")]), &named, local),
+            Err(Refusal::Host)
+        );
+    }
+
+    #[test]
+    fn a_token_needs_the_exact_bearer() {
+        let local = "127.0.0.1:9901".parse().unwrap();
+        let access = AdminAccess {
+            token: Some("s3cret".into()),
+            allowed_hosts: Vec::new(),
+        };
+        let h = ("host", "127.0.0.1:9901");
+        let check = |auth: Option<&str>| {
+            let mut pairs = vec![h];
+            if let Some(a) = auth {
+                pairs.push(("authorization", a));
+            }
+            admit(&headers(&pairs), &access, local)
+        };
+        assert_eq!(check(Some("Bearer s3cret")), Ok(()));
+        assert_eq!(check(Some("bearer s3cret")), Ok(()));
+        for bad in [
+            None,
+            Some("Bearer s3cre"),
+            Some("Bearer s3cret2"),
+            Some("Basic s3cret"),
+            Some("Bearer "),
+        ] {
+            assert_eq!(check(bad), Err(Refusal::Token), "{bad:?}");
+        }
+        // The host is checked first: a foreign page learns nothing about the token.
+        assert_eq!(
+            admit(
+                &headers(&[
+                    ("host", "evil.example:9901"),
+                    ("authorization", "Bearer s3cret")
+                ]),
+                &access,
+                local
+            ),
+            Err(Refusal::Host)
+        );
     }
 }
