@@ -115,9 +115,10 @@ enum Command {
 
 #[derive(Subcommand)]
 enum SpillCommand {
-    /// Read every route's spill log under DATA_DIR without changing it:
-    /// pending records and corruption, one JSON object per route. Exits 1
-    /// when a log is corrupt.
+    /// Read every route's spill log under DATA_DIR (the data dir, or its
+    /// `spill` folder) without changing it: pending (recoverable) and lost
+    /// records and corrupt regions, one JSON object per route. Exits 1
+    /// when a log is corrupt, 2 when DATA_DIR is not a spill folder.
     Verify { data_dir: PathBuf },
 }
 

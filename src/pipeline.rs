@@ -115,9 +115,9 @@ impl Pipeline {
 
     /// A reader finished a batch of frames (a TCP read, a UDP receive):
     /// spill logs with `fsync = "batch"` sync what it wrote.
-    pub fn flush_spills(&self) {
+    pub async fn flush_spills(&self) {
         for r in &self.routes {
-            r.queue.flush_spill();
+            r.queue.flush_spill().await;
         }
     }
 
@@ -367,7 +367,7 @@ impl<'a> Reader<'a> {
         let pipeline = self.current.clone();
         self.push().await;
         if let Some(p) = pipeline {
-            p.flush_spills();
+            p.flush_spills().await;
         }
     }
 

@@ -14,7 +14,8 @@
 //! (`reason="full_udp"`). Every drop is counted by reason.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -41,15 +42,27 @@ pub struct QueueMetrics {
     pub dropped_spill_error: Counter,
     /// Records in the spill log not yet acknowledged by the sink.
     pub spill_pending: prometheus_client::metrics::gauge::Gauge,
-    /// Bad records found in the spill log when it was opened.
+    /// Records lost to corruption in the spill log (see [`crate::spill`]).
     pub spill_corrupt: Counter,
 }
 
 /// A route's spill log, shared by the generations of a route across
 /// reloads (one log per directory).
+///
+/// Every disk operation (append, fsync, read, acknowledge) runs on
+/// tokio's blocking pool ([`tokio::task::spawn_blocking`]), never on an
+/// async worker, and async code never takes `state`'s lock: an fsync that
+/// takes seconds holds up only the reader waiting for it (backpressure),
+/// not the other listeners and routes.
 pub struct SpillShared {
     state: Mutex<SpillState>,
     durable: bool,
+    fsync: crate::spill::Fsync,
+    /// Records in the log not yet acknowledged, plus those being appended:
+    /// while any, new records follow them to disk (order is kept).
+    pending: AtomicU64,
+    /// Appended since the last [`RouteQueue::flush_spill`].
+    dirty: AtomicBool,
 }
 
 struct SpillState {
@@ -72,10 +85,12 @@ impl SpillShared {
                 fsync: config.fsync,
             },
         )?;
-        metrics.spill_corrupt.inc_by(recovery.corrupt_records);
+        // Records lost in corrupt regions before the tail are counted as
+        // the reader passes them (the sequence-number gaps).
+        metrics.spill_corrupt.inc_by(recovery.truncated_records);
         metrics.spill_pending.set(recovery.pending_records as i64);
-        if recovery.pending_records > 0 || recovery.corrupt_records > 0 {
-            tracing::info!(dir = %dir.display(), pending = recovery.pending_records, corrupt = recovery.corrupt_records, truncated_bytes = recovery.truncated_bytes, "spill log opened: pending records are delivered before new ones");
+        if recovery.pending_records > 0 || recovery.corrupt_regions > 0 {
+            tracing::info!(dir = %dir.display(), pending = recovery.pending_records, corrupt_regions = recovery.corrupt_regions, lost = recovery.lost_records + recovery.truncated_records, truncated_bytes = recovery.truncated_bytes, upgraded = recovery.upgraded_records, "spill log opened: pending records are delivered before new ones");
         }
         Ok(SpillShared {
             state: Mutex::new(SpillState {
@@ -83,6 +98,9 @@ impl SpillShared {
                 scratch: Vec::new(),
             }),
             durable: config.durable,
+            fsync: config.fsync,
+            pending: AtomicU64::new(recovery.pending_records),
+            dirty: AtomicBool::new(false),
         })
     }
 
@@ -276,66 +294,156 @@ impl RouteQueue {
     }
 
     /// The worker is done with its batch (written, rejected or given up):
-    /// a batch from the spill log is acknowledged there.
-    pub fn end_batch(&self) {
-        self.in_flight.store(0, std::sync::atomic::Ordering::SeqCst);
-        if self
-            .batch_from_spill
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
-        {
-            if let Some(sp) = &self.spill {
-                let mut st = sp.lock();
-                if let Err(e) = st.log.ack() {
+    /// a batch from the spill log is acknowledged there (on the blocking
+    /// pool: the ack may be fsynced).
+    pub async fn end_batch(&self) {
+        self.in_flight.store(0, Ordering::SeqCst);
+        if !self.batch_from_spill.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let Some(sp) = &self.spill else {
+            return;
+        };
+        let shared = sp.clone();
+        let acked = tokio::task::spawn_blocking(move || {
+            let mut st = shared.lock();
+            let before = st.log.pending();
+            let result = st.log.ack();
+            (
+                before.saturating_sub(st.log.pending()),
+                st.log.pending(),
+                result,
+            )
+        })
+        .await;
+        match acked {
+            Ok((acked, pending, result)) => {
+                if let Err(e) = result {
                     // Not acknowledged: replayed after a restart (at least once).
                     tracing::warn!(error = %e, "spill log: ack failed");
                 }
-                self.metrics.spill_pending.set(st.log.pending() as i64);
+                sp.pending.fetch_sub(acked, Ordering::SeqCst);
+                self.metrics.spill_pending.set(pending as i64);
             }
+            Err(e) => tracing::warn!(error = %e, "spill log: ack task failed"),
         }
     }
 
     /// A reader finished a batch of frames: under `fsync = "batch"`, force
-    /// what it spilled to disk.
-    pub fn flush_spill(&self) {
-        if let Some(sp) = &self.spill {
-            if let Err(e) = sp.lock().log.flush() {
-                tracing::warn!(error = %e, "spill log: fsync failed");
-            }
+    /// what it spilled to disk (on the blocking pool; the reader waits).
+    pub async fn flush_spill(&self) {
+        let Some(sp) = &self.spill else {
+            return;
+        };
+        if sp.fsync != crate::spill::Fsync::OnFlush || !sp.dirty.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let shared = sp.clone();
+        match tokio::task::spawn_blocking(move || shared.lock().log.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "spill log: fsync failed"),
+            Err(e) => tracing::warn!(error = %e, "spill log: fsync task failed"),
         }
     }
 
-    /// Append to the spill log (spill first when durable, or while older
-    /// records wait there, so order is kept).
-    fn spill_push(&self, sp: &SpillShared, record: Record) -> Pushed {
-        let mut st = sp.lock();
-        let SpillState { log, scratch } = &mut *st;
-        let result = log
-            .append(std::slice::from_ref(&record), scratch)
-            .and_then(|()| log.maybe_sync());
-        let pending = log.pending();
-        drop(st);
-        match result {
-            Ok(()) => {
-                self.metrics.spilled.inc();
-                self.metrics.pushed.inc();
-                self.metrics.spill_pending.set(pending as i64);
-                self.not_empty.notify_one();
-                Pushed::Queued
+    /// Push a reader's records on a spilling route, in order: to memory
+    /// while there is room and nothing waits on disk (unless durable),
+    /// then to the log, appended (and synced as `fsync` says) on the
+    /// blocking pool while the reader waits. Returns (queued, closed).
+    async fn push_spilling(&self, sp: &Arc<SpillShared>, records: &mut Vec<Record>) -> (u64, u64) {
+        let mut to_disk = Vec::new();
+        let (mut in_memory, mut closed) = (0u64, 0u64);
+        {
+            let mut inner = self.lock();
+            for record in records.drain(..) {
+                if inner.closed {
+                    self.metrics.dropped_shutdown.inc();
+                    closed += 1;
+                } else if !to_disk.is_empty()
+                    || sp.durable
+                    || sp.pending.load(Ordering::SeqCst) > 0
+                    || !inner.has_room(cost(&record), self.capacity, self.max_bytes)
+                {
+                    to_disk.push(record);
+                } else {
+                    inner.bytes += cost(&record);
+                    inner.records.push_back(record);
+                    in_memory += 1;
+                }
             }
-            Err(SpillError::Full { .. }) => {
-                self.metrics.dropped_spill_full.inc();
-                Pushed::Dropped
+        }
+        if in_memory > 0 {
+            self.metrics.pushed.inc_by(in_memory);
+            self.not_empty.notify_one();
+        }
+        if to_disk.is_empty() {
+            return (in_memory, closed);
+        }
+        (in_memory + self.spill_append(sp, to_disk).await, closed)
+    }
+
+    /// Append `records` to the spill log; what it refused is counted
+    /// (`spill_full`, `spill_error`). Returns how many were written.
+    async fn spill_append(&self, sp: &Arc<SpillShared>, records: Vec<Record>) -> u64 {
+        let n = records.len() as u64;
+        // Seen at once by other readers: their records follow these.
+        sp.pending.fetch_add(n, Ordering::SeqCst);
+        let shared = sp.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut st = shared.lock();
+            let SpillState { log, scratch } = &mut *st;
+            let mut written = 0;
+            let mut error = None;
+            while written < records.len() {
+                match log.append(&records[written..], scratch) {
+                    Ok(k) => written += k,
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
             }
-            Err(e) => {
-                self.metrics.dropped_spill_error.inc();
+            if let Err(e) = log.maybe_sync() {
+                tracing::warn!(error = %e, "spill log: fsync failed");
+            }
+            (written as u64, error, log.pending())
+        })
+        .await;
+        let (written, error, pending) = match result {
+            Ok(r) => r,
+            Err(e) => (
+                0,
+                Some(SpillError::Io {
+                    path: std::path::PathBuf::from("(spill task)"),
+                    source: std::io::Error::other(e.to_string()),
+                }),
+                0,
+            ),
+        };
+        let refused = n - written;
+        sp.pending.fetch_sub(refused, Ordering::SeqCst);
+        if written > 0 {
+            sp.dirty.store(true, Ordering::SeqCst);
+            self.metrics.spilled.inc_by(written);
+            self.metrics.pushed.inc_by(written);
+            self.metrics.spill_pending.set(pending as i64);
+            self.not_empty.notify_one();
+        }
+        match error {
+            None => {}
+            Some(SpillError::Full { .. }) => {
+                self.metrics.dropped_spill_full.inc_by(refused);
+            }
+            Some(e) => {
+                self.metrics.dropped_spill_error.inc_by(refused);
                 static LOG: crate::telemetry::LogLimiter =
                     crate::telemetry::LogLimiter::new(10_000);
                 if let Some(suppressed) = LOG.allow() {
-                    tracing::error!(error = %e, suppressed, "spill log write failed: record dropped");
+                    tracing::error!(error = %e, records = refused, suppressed, "spill log write failed: records dropped");
                 }
-                Pushed::Dropped
             }
         }
+        written
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -345,17 +453,9 @@ impl RouteQueue {
     }
 
     /// Push without waiting (UDP, and the fast path of every push).
+    /// (A spilling route's records go through [`RouteQueue::push`].)
     pub fn try_push(&self, record: Record, may_wait: bool) -> Result<Pushed, Record> {
         let mut inner = self.lock();
-        if let (Some(sp), false) = (&self.spill, inner.closed) {
-            let to_disk = sp.durable
-                || !inner.has_room(cost(&record), self.capacity, self.max_bytes)
-                || sp.lock().log.pending() > 0;
-            if to_disk {
-                drop(inner);
-                return Ok(self.spill_push(sp, record));
-            }
-        }
         let pushed = self.push_locked(&mut inner, record, may_wait);
         drop(inner);
         if let Ok(Pushed::Queued) = pushed {
@@ -370,11 +470,8 @@ impl RouteQueue {
     /// left empty. Each record is treated as [`RouteQueue::push`] treats it:
     /// under `block` (and `may_wait`) the rest waits for room.
     pub async fn push_all(&self, records: &mut Vec<Record>, may_wait: bool) {
-        if self.spill.is_some() {
-            // Spilling routes take the disk path record by record.
-            for record in records.drain(..) {
-                self.push(record, may_wait).await;
-            }
+        if let Some(sp) = &self.spill {
+            self.push_spilling(sp, records).await;
             return;
         }
         let mut rest = records.drain(..);
@@ -453,6 +550,13 @@ impl RouteQueue {
     /// `block_timeout` when one is set (then the record is dropped and
     /// counted as `block_timeout`).
     pub async fn push(&self, record: Record, may_wait: bool) -> Pushed {
+        if let Some(sp) = &self.spill {
+            return match self.push_spilling(sp, &mut vec![record]).await {
+                (1, _) => Pushed::Queued,
+                (_, 1) => Pushed::Closed,
+                _ => Pushed::Dropped,
+            };
+        }
         let mut record = match self.try_push(record, may_wait) {
             Ok(p) => return p,
             Err(r) => r,
@@ -500,20 +604,35 @@ impl RouteQueue {
             // Memory first: what is there is older than what was spilled.
             if len == 0 {
                 if let Some(sp) = &self.spill {
-                    let mut st = sp.lock();
-                    let _ = st.log.maybe_sync();
-                    if st.log.unread() > 0 {
-                        let before = out.len();
-                        if let Err(e) = st.log.read_batch(max, out) {
-                            tracing::error!(error = %e, "spill log read failed");
-                        }
-                        let n = out.len() - before;
-                        if n > 0 {
-                            drop(st);
-                            self.batch_from_spill
-                                .store(true, std::sync::atomic::Ordering::SeqCst);
-                            self.metrics.popped.inc_by(n as u64);
-                            return true;
+                    if sp.pending.load(Ordering::SeqCst) > 0 {
+                        let shared = sp.clone();
+                        let read = tokio::task::spawn_blocking(move || {
+                            let mut st = shared.lock();
+                            let _ = st.log.maybe_sync();
+                            let mut got = Vec::new();
+                            let result = if st.log.unread() > 0 {
+                                st.log.read_batch(max, &mut got).map(|_| ())
+                            } else {
+                                Ok(())
+                            };
+                            (got, st.log.take_lost(), result)
+                        })
+                        .await;
+                        match read {
+                            Ok((mut got, lost, result)) => {
+                                if let Err(e) = result {
+                                    tracing::error!(error = %e, "spill log read failed");
+                                }
+                                self.metrics.spill_corrupt.inc_by(lost);
+                                if !got.is_empty() {
+                                    let n = got.len();
+                                    out.append(&mut got);
+                                    self.batch_from_spill.store(true, Ordering::SeqCst);
+                                    self.metrics.popped.inc_by(n as u64);
+                                    return true;
+                                }
+                            }
+                            Err(e) => tracing::error!(error = %e, "spill log read task failed"),
                         }
                     }
                 }
@@ -588,10 +707,10 @@ impl RouteQueue {
             .batch_from_spill
             .swap(false, std::sync::atomic::Ordering::SeqCst);
         if let Some(sp) = &self.spill {
-            let st = sp.lock();
-            if st.log.pending() > 0 {
+            let pending = sp.pending.load(Ordering::SeqCst);
+            if pending > 0 {
                 tracing::info!(
-                    pending = st.log.pending(),
+                    pending,
                     "spill log: records left on disk for the next start"
                 );
             }
@@ -771,7 +890,7 @@ mod tests {
             }
             q.begin_batch(batch.len());
             got.append(&mut batch);
-            q.end_batch();
+            q.end_batch().await;
             if got.len() == 20 {
                 break;
             }
@@ -798,7 +917,7 @@ mod tests {
             let mut batch = Vec::new();
             assert!(q.pop_batch(&mut batch, 4, Duration::ZERO).await);
             q.begin_batch(batch.len());
-            q.end_batch();
+            q.end_batch().await;
             assert!(q.pop_batch(&mut batch, 4, Duration::ZERO).await);
             q.begin_batch(4);
             // The deadline passes with 4 in flight and 2 unread: none lost.
@@ -1017,7 +1136,7 @@ mod tests {
         let mut batch = Vec::new();
         assert!(q.pop_batch(&mut batch, 1, std::time::Duration::ZERO).await);
         q.begin_batch(1);
-        q.end_batch();
+        q.end_batch().await;
         assert_eq!(q.abandon(), 0);
     }
 }

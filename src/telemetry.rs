@@ -362,7 +362,7 @@ impl Telemetry {
             ),
             q_spill_corrupt: family!(
                 "sluice_queue_spill_corrupt_records",
-                "Bad records found in a route's spill log when it was opened (torn tails are truncated)"
+                "Records lost to corruption in a route's spill log: exact (from the gap in record sequence numbers) for a corrupt region the sink's reader passed; a torn or corrupt tail at the log's end, truncated at start, counts as one (its record count is unknowable)"
             ),
             s_batches: family!("sluice_sink_batches", "Batches written by a sink"),
             s_sent: family!("sluice_sink_records_sent", "Records a sink wrote"),

@@ -509,7 +509,7 @@ pub async fn run_worker(
                 }
             }
         }
-        queue.end_batch();
+        queue.end_batch().await;
         queue.recycle(&mut batch);
     }
 }
