@@ -981,7 +981,7 @@ impl Config {
                 .and_then(|t| substitute_env(&t, &self.origin).ok())
                 .unwrap_or_default()
         };
-        let locator = Locator::new(&text, &self.origin);
+        let locator = Locator::new(&text, &self.origin, &self.base_dir);
         let fail = |at: &[Seg], path: &Path, why: String| {
             locator.error(at, &format!("{} cannot be written: {why}", path.display()))
         };
