@@ -257,9 +257,11 @@ impl InfluxSink {
             }
         };
         let status = response.status().as_u16();
-        let reason = error_text(&super::read_capped(response, super::MAX_ERROR_BODY_BYTES)
-            .await
-            .text());
+        let reason = error_text(
+            &super::read_capped(response, super::MAX_ERROR_BODY_BYTES)
+                .await
+                .text(),
+        );
         match status {
             200..=299 => Ok(()),
             404 => Err(format!(
