@@ -2099,6 +2099,7 @@ fn es_test_server_enforces_the_bulk_protocol() {
 }
 
 mod blaster_e2e;
+mod engines;
 mod example_files;
 mod log4j_e2e;
 mod tls_listener;
