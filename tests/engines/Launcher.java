@@ -100,11 +100,11 @@ public class Launcher {
                 nodes.add(pb.start());
             }
         }
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(300);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(900);
         for (int i = 0; i < n; i++) {
             while (!healthy(http[i], n)) {
                 if (!nodes.get(i).isAlive() || System.nanoTime() > deadline) {
-                    System.err.println("node n" + i + (nodes.get(i).isAlive() ? " not ready in 300 s" : " exited") + "; its output ends:");
+                    System.err.println("node n" + i + (nodes.get(i).isAlive() ? " not ready in 900 s" : " exited") + "; its output ends:");
                     List<String> lines = Files.readAllLines(runDir.resolve("n" + i + "/out.log"));
                     lines.subList(Math.max(0, lines.size() - 30), lines.size()).forEach(System.err::println);
                     System.exit(1);

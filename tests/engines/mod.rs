@@ -74,12 +74,17 @@ impl Kind {
 pub(crate) struct Engine {
     pub(crate) kind: Kind,
     pub(crate) nodes: Vec<SocketAddr>,
+    /// The launcher; `None` for an engine already running (see [`running`]).
+    child: Option<Launched>,
+}
+
+struct Launched {
     child: Mutex<Child>,
     stdin: Mutex<Option<ChildStdin>>,
     stdout: Mutex<BufReader<std::process::ChildStdout>>,
 }
 
-impl Drop for Engine {
+impl Drop for Launched {
     fn drop(&mut self) {
         // Stdin closed: the launcher stops its nodes and exits.
         drop(self.stdin.lock().unwrap().take());
@@ -137,6 +142,10 @@ pub(crate) fn start(kind: Kind, nodes: usize, heap: &str, settings: &[&str]) -> 
     }
     // A port race (the launcher picks free ports, a node binds them a few
     // seconds later) shows as a node that exits: try again, twice.
+    // One start at a time: JVMs starting side by side on a small, busy
+    // machine all take minutes; one after the other each takes one.
+    static STARTING: Mutex<()> = Mutex::new(());
+    let _one = STARTING.lock().unwrap_or_else(|p| p.into_inner());
     let mut last = String::new();
     for _ in 0..3 {
         match launch(kind, nodes, heap, settings) {
@@ -197,10 +206,39 @@ fn launch(kind: Kind, nodes: usize, heap: &str, settings: &[&str]) -> Result<Eng
     Ok(Engine {
         kind,
         nodes,
-        stdin: Mutex::new(child.stdin.take()),
-        stdout: Mutex::new(stdout),
-        child: Mutex::new(child),
+        child: Some(Launched {
+            stdin: Mutex::new(child.stdin.take()),
+            stdout: Mutex::new(stdout),
+            child: Mutex::new(child),
+        }),
     })
+}
+
+/// An engine already running, named by `SLUICE_ENGINE_<NAME>` (its nodes'
+/// `host:port`, comma-separated), e.g. one started by hand with
+/// `Launcher.java` to run the tests again without waiting for a start.
+fn running(kind: Kind, name: &str) -> Option<Engine> {
+    let nodes = std::env::var(format!("SLUICE_ENGINE_{name}")).ok()?;
+    Some(Engine {
+        kind,
+        nodes: nodes
+            .split(',')
+            .map(|n| n.trim().parse().unwrap())
+            .collect(),
+        child: None,
+    })
+}
+
+/// An engine of `kind` shared by the tests that need it, named `name`
+/// (`running` may supply it), started with `settings` on first use.
+pub(crate) fn shared_with(
+    cell: &'static OnceLock<Option<Engine>>,
+    kind: Kind,
+    name: &str,
+    settings: &[&str],
+) -> Option<&'static Engine> {
+    cell.get_or_init(|| running(kind, name).or_else(|| start(kind, 1, "512m", settings)))
+        .as_ref()
 }
 
 /// The engine of `kind` every test shares (one node, default settings).
@@ -211,7 +249,15 @@ pub(crate) fn shared(kind: Kind) -> Option<&'static Engine> {
         Kind::OpenSearch => &OPENSEARCH,
         Kind::Elasticsearch => &ELASTICSEARCH,
     };
-    cell.get_or_init(|| start(kind, 1, "512m", &[])).as_ref()
+    shared_with(
+        cell,
+        kind,
+        match kind {
+            Kind::OpenSearch => "OPENSEARCH",
+            Kind::Elasticsearch => "ELASTICSEARCH",
+        },
+        &[],
+    )
 }
 
 impl Engine {
@@ -223,11 +269,17 @@ impl Engine {
     /// Kill node `i` (kill -9) and wait until the launcher says so.
     #[allow(dead_code)]
     pub(crate) fn stop_node(&self, i: usize) {
-        let mut stdin = self.stdin.lock().unwrap();
+        let launched = self.child.as_ref().expect("an engine this test started");
+        let mut stdin = launched.stdin.lock().unwrap();
         writeln!(stdin.as_mut().unwrap(), "stop {i}").unwrap();
         stdin.as_mut().unwrap().flush().unwrap();
         let mut line = String::new();
-        self.stdout.lock().unwrap().read_line(&mut line).unwrap();
+        launched
+            .stdout
+            .lock()
+            .unwrap()
+            .read_line(&mut line)
+            .unwrap();
         assert_eq!(line.trim(), format!("{{\"stopped\":{i}}}"));
     }
 
@@ -293,6 +345,30 @@ impl Engine {
             .iter()
             .map(|h| h["_source"].clone())
             .collect()
+    }
+}
+
+impl Engine {
+    /// Every document of `index` (`_source`), paged with `search_after`
+    /// on `_doc` order; bounded at 200 pages of 5,000.
+    pub(crate) fn sources_all(&self, index: &str) -> Vec<serde_json::Value> {
+        let _ = self.req("POST", &format!("/{index}/_refresh"), "");
+        let mut out = Vec::new();
+        let mut after = String::new();
+        for _ in 0..200 {
+            let v = self.ok(
+                "POST",
+                &format!("/{index}/_search"),
+                &format!(r#"{{"size":5000,"sort":["_doc"],"query":{{"match_all":{{}}}}{after}}}"#),
+            );
+            let hits = v["hits"]["hits"].as_array().unwrap();
+            let Some(last) = hits.last() else {
+                break;
+            };
+            after = format!(",\"search_after\":{}", last["sort"]);
+            out.extend(hits.iter().map(|h| h["_source"].clone()));
+        }
+        out
     }
 }
 
