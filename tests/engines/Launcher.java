@@ -100,6 +100,10 @@ public class Launcher {
                 nodes.add(pb.start());
             }
         }
+        // Stdin is read from now on: closed while the nodes still start (the
+        // test binary gone), everything stops too.
+        Thread commands = new Thread(Launcher::commands);
+        commands.start();
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(900);
         for (int i = 0; i < n; i++) {
             while (!healthy(http[i], n)) {
@@ -118,14 +122,23 @@ public class Launcher {
         }
         System.out.println(ready.append("]}"));
         System.out.flush();
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
-        for (String line; (line = in.readLine()) != null; ) {
-            if (line.startsWith("stop ")) {
-                int i = Integer.parseInt(line.substring(5).trim());
-                kill(nodes.get(i), true);
-                System.out.println("{\"stopped\":" + i + "}");
-                System.out.flush();
+        commands.join();
+    }
+
+    /** `stop I` lines until stdin closes; then exit (the hook stops the nodes). */
+    static void commands() {
+        try {
+            BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
+            for (String line; (line = in.readLine()) != null; ) {
+                if (line.startsWith("stop ")) {
+                    int i = Integer.parseInt(line.substring(5).trim());
+                    kill(nodes.get(i), true);
+                    System.out.println("{\"stopped\":" + i + "}");
+                    System.out.flush();
+                }
             }
+        } catch (IOException e) {
+            System.err.println("stdin: " + e);
         }
         System.exit(0);
     }

@@ -23,6 +23,20 @@ macro_rules! both {
             }
         }
     };
+    ($name:ident, ignore = $why:literal) => {
+        mod $name {
+            #[test]
+            #[ignore = $why]
+            fn opensearch() {
+                super::$name(super::Kind::OpenSearch)
+            }
+            #[test]
+            #[ignore = $why]
+            fn elasticsearch() {
+                super::$name(super::Kind::Elasticsearch)
+            }
+        }
+    };
 }
 
 /// Sum of every sample of the families that count lost records: queue
@@ -684,3 +698,139 @@ mod a_data_stream_receives_documents_and_rolls_over {
         super::a_data_stream_receives_documents_and_rolls_over(super::Kind::OpenSearch)
     }
 }
+
+/// A durable route, `kill -9` of sluice mid-stream, restart: the spill log
+/// replays what it held; deterministic `_id`s make a replayed document
+/// land once (`_count` = distinct). The frames not yet sent are sent after
+/// the restart: in the end everything is stored, once.
+fn kill_9_with_a_durable_route_stores_everything_once(kind: Kind) {
+    let Some(engine) = super::shared(kind) else {
+        return;
+    };
+    fresh(engine, &["/crash"]);
+    let routes = r#"
+[[routes]]
+name = "durable"
+sink = "es"
+final = true
+document = {}
+[routes.queue]
+durable = true
+fsync = "batch"
+"#;
+    let mut s = Sluice::start(&es_sink(engine, "crash", "", routes));
+    let n = 20_000;
+    let addr = s.addr("tcp");
+    let sender = std::thread::spawn(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        // Bounded: n frames, paced so the kill lands mid-stream.
+        for i in 0..n {
+            let frame = format!("<134>1 2026-11-24T10:00:00.000Z web01 app - - - seq={i} crash\n");
+            if c.write_all(frame.as_bytes()).is_err() {
+                return i;
+            }
+            if i % 100 == 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        n
+    });
+    let spilled = || s.metric("sluice_queue_spilled_records_total{route=\"durable\"}");
+    wait_while(60, || engine.count("crash") < 1_000);
+    let logged = spilled();
+    let at_kill = engine.count("crash");
+    s.kill9();
+    let written = sender.join().unwrap();
+    assert!(
+        at_kill >= 1_000 && at_kill < n as u64,
+        "waited for the kill to come mid-stream: {at_kill} stored"
+    );
+    s.relaunch();
+    // Everything the log held is replayed: a prefix 0..k, each once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = u64::MAX;
+    loop {
+        std::thread::sleep(Duration::from_secs(2));
+        let c = engine.count("crash");
+        if (c == last && c >= logged) || Instant::now() > deadline {
+            break;
+        }
+        last = c;
+    }
+    let (distinct, docs) = seqs(&engine.sources_all("crash"));
+    let k = distinct.len() as u64;
+    eprintln!(
+        "{}: {written} frames written before kill -9, {logged} in the spill log, {at_kill} stored at the kill, {k} distinct stored after the restart ({docs} documents)",
+        kind.name()
+    );
+    assert_eq!(docs as u64, k, "a replayed document landed once");
+    assert!(k >= logged, "everything the log held was delivered");
+    assert_eq!(distinct.iter().copied().max(), Some(k - 1), "a prefix");
+    // The rest, after the restart.
+    send_numbered(s.addr("tcp"), k as usize, n - k as usize, "crash");
+    let (stored, drops) = wait_drained(&s, engine, "crash", n as u64, 120);
+    let (distinct, docs) = seqs(&engine.sources_all("crash"));
+    eprintln!(
+        "{}: sent {n}, stored {stored} ({} distinct), counted drops {drops}",
+        kind.name(),
+        distinct.len()
+    );
+    assert_eq!((stored, docs, distinct.len()), (n as u64, n, n));
+    assert_eq!(n as u64, stored + drops);
+    assert!(s.stop().success());
+}
+both!(
+    kill_9_with_a_durable_route_stores_everything_once,
+    ignore = "unfinished (issue #23): did not finish within 6 min on the loaded machine; not yet seen to pass"
+);
+
+/// A 3-node cluster (an index with a replica per shard) loses a node
+/// (kill -9) mid-stream: the sink fails over to the others and every
+/// document is stored once.
+fn a_cluster_that_loses_a_node_stores_everything_once(kind: Kind) {
+    let Some(engine) = super::start(kind, 3, "256m", &[]) else {
+        return;
+    };
+    engine.ok(
+        "PUT",
+        "/failover",
+        r#"{"settings":{"number_of_shards":3,"number_of_replicas":1}}"#,
+    );
+    let s = Sluice::start(&es_sink(
+        &engine,
+        "failover",
+        "",
+        "[[routes]]\nname = \"all\"\nsink = \"es\"\nfinal = true\ndocument = {}\nqueue = { when_full = \"block\" }\n",
+    ));
+    let n = 20_000;
+    let addr = s.addr("tcp");
+    let sender = std::thread::spawn(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        for i in 0..n {
+            let frame =
+                format!("<134>1 2026-11-24T10:00:00.000Z web01 app - - - seq={i} failover\n");
+            c.write_all(frame.as_bytes()).unwrap();
+            if i % 200 == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    });
+    wait_while(120, || engine.count("failover") < 3_000);
+    engine.stop_node(2);
+    sender.join().unwrap();
+    let mut s = s;
+    let (stored, drops) = wait_drained(&s, &engine, "failover", n as u64, 300);
+    let (distinct, docs) = seqs(&engine.sources_all("failover"));
+    eprintln!(
+        "{}: sent {n}, stored {stored} ({} distinct, {docs} documents), counted drops {drops}, one of 3 nodes killed mid-stream",
+        kind.name(),
+        distinct.len()
+    );
+    assert_eq!((stored, docs, distinct.len()), (n as u64, n, n));
+    assert_eq!(n as u64, stored + drops);
+    assert!(s.stop().success());
+}
+both!(
+    a_cluster_that_loses_a_node_stores_everything_once,
+    ignore = "unfinished (issue #23): the 3-node clusters did not start within 11 min on the loaded machine; not yet seen to pass"
+);
