@@ -166,6 +166,7 @@ enum RawSink {
     Elasticsearch {
         name: String,
         urls: Vec<String>,
+        #[serde(default)]
         index: String,
         username: Option<String>,
         password: Option<String>,
@@ -182,6 +183,10 @@ enum RawSink {
         dead_letter_path: Option<PathBuf>,
         document_ids: Option<bool>,
         ca_file: Option<PathBuf>,
+        manage_template: Option<bool>,
+        template_name: Option<String>,
+        data_stream: Option<String>,
+        ilm_policy: Option<String>,
     },
 }
 
@@ -557,6 +562,17 @@ pub struct ElasticsearchConfig {
     /// PEM file of the CA(s) that sign the nodes' HTTPS certificates, in
     /// addition to the system's.
     pub ca_file: Option<PathBuf>,
+    /// Install a composable index template before the first write
+    /// (`sinks::es_setup`).
+    pub manage_template: bool,
+    /// The template's name (default `sluice-<sink>`).
+    pub template_name: Option<String>,
+    /// Write into this data stream (`index` is then its name).
+    pub data_stream: Option<String>,
+    /// A retention policy the template names (ILM; see es_setup).
+    pub ilm_policy: Option<String>,
+    /// Typed captures of the routes writing to this sink, for the template.
+    pub captures: Vec<(String, FieldType)>,
 }
 
 #[derive(Debug, Clone)]
@@ -1840,6 +1856,16 @@ impl Validator<'_, '_> {
             ));
         }
 
+        // A managed template maps the typed captures of the routes that
+        // write documents to the sink.
+        for r in &routes {
+            if let (OutputConfig::Document(_), Some(sink)) = (&r.output, sinks.get_mut(r.sink)) {
+                if let SinkKind::Elasticsearch(es) = &mut sink.kind {
+                    es.captures.extend(r.capture_types.iter().cloned());
+                }
+            }
+        }
+
         Ok(Config {
             origin: self.locator.origin.to_owned(),
             timezone,
@@ -2044,12 +2070,33 @@ impl Validator<'_, '_> {
                 dead_letter_path,
                 document_ids,
                 ca_file,
+                manage_template,
+                template_name,
+                data_stream,
+                ilm_policy,
             } => {
                 let (username, password, api_key) =
                     (nonempty(username), nonempty(password), nonempty(api_key));
                 self.urls(base, &urls)?;
+                // A data stream is written by its name, through its template.
+                let index = match (&data_stream, index.is_empty()) {
+                    (Some(ds), true) => ds.clone(),
+                    (Some(_), false) => {
+                        return Err(self.err(
+                            &at(base, "data_stream"),
+                            "names the index itself: leave out `index`",
+                        ));
+                    }
+                    (None, _) => index,
+                };
                 if index.is_empty() {
                     return Err(self.err(&at(base, "index"), "must not be empty"));
+                }
+                if data_stream.is_some() && manage_template == Some(false) {
+                    return Err(self.err(
+                        &at(base, "data_stream"),
+                        "needs the template that declares it: leave manage_template out or true",
+                    ));
                 }
                 if let Some(bad) = index
                     .split('%')
@@ -2101,6 +2148,11 @@ impl Validator<'_, '_> {
                         dead_letter,
                         document_ids: document_ids.unwrap_or(true),
                         ca_file: ca_file.map(|f| self.resolve(f)),
+                        manage_template: manage_template.unwrap_or(data_stream.is_some()),
+                        template_name,
+                        data_stream,
+                        ilm_policy,
+                        captures: Vec::new(),
                     }),
                 }
             }

@@ -2116,6 +2116,7 @@ fn es_test_server_enforces_the_bulk_protocol() {
 }
 
 mod blaster_e2e;
+mod engines;
 mod example_files;
 mod fault_admin;
 mod fault_disk;

@@ -45,7 +45,15 @@ pub struct ElasticsearchSink {
     dead_letter: Option<DeadLetter>,
     retry: RetryPolicy,
     spare_body: super::SpareBody,
+    /// Request bound learnt from 413 answers (see `max_request_bytes`).
+    max_request_bytes: std::sync::atomic::AtomicUsize,
+    /// The engine, detected (and the template installed) before the first
+    /// write: `super::es_setup`.
+    setup: tokio::sync::OnceCell<Option<super::es_setup::Engine>>,
 }
+
+/// How a request refused as too large (413) is told apart.
+const TOO_LARGE: &str = "413 request too large";
 
 /// One document of a batch, ready to send.
 pub struct Item<'a> {
@@ -128,6 +136,8 @@ impl ElasticsearchSink {
                 max_wait: config.max_backoff,
             },
             spare_body: super::SpareBody::default(),
+            max_request_bytes: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            setup: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -179,6 +189,15 @@ impl ElasticsearchSink {
         batch: &[Record],
         metrics: &crate::telemetry::SinkMetrics,
     ) -> Result<u64, SinkError> {
+        if self.setup.get().is_none() {
+            let (_, base) = self.node();
+            self.setup
+                .get_or_try_init(|| {
+                    super::es_setup::run(&self.name, &self.config, &self.client, &base)
+                })
+                .await
+                .map_err(|e| SinkError::retry(format!("setup: {e}")))?;
+        }
         let names = hour_names(&self.config.index, batch);
         let items = batch_items(batch, &names, self.config.document_ids);
         let mut pending: Vec<usize> = (0..items.len()).collect();
@@ -189,12 +208,33 @@ impl ElasticsearchSink {
         while !pending.is_empty() {
             let mut retry: Vec<(usize, String)> = Vec::new();
             let mut whole_failure: Option<(String, Option<Duration>)> = None;
-            for chunk in chunks(&items, &pending, self.config.batch_max_bytes) {
+            let max_bytes = self.config.batch_max_bytes.min(self.max_request_bytes());
+            // Last first: popped in order; a chunk the node found too large
+            // comes back as two halves.
+            let mut todo = chunks(&items, &pending, max_bytes);
+            todo.reverse();
+            while let Some(chunk) = todo.pop() {
                 match self.request(&items, &chunk).await {
                     Ok(answer) => {
-                        progressed = true;
+                        // Progress: some item stored or settled. Items all
+                        // answered "retry" (429, 5xx, a write block) are a
+                        // failure the worker shows on /health.
+                        if answer.retry.len() < chunk.len() {
+                            progressed = true;
+                        } else if let Some((_, why)) = answer.retry.first() {
+                            whole_failure = Some((why.clone(), None));
+                        }
                         retry.extend(answer.retry);
                         rejected.extend(answer.rejected);
+                    }
+                    Err((reason, _)) if reason.contains(TOO_LARGE) => {
+                        match self.split_too_large(&items, chunk) {
+                            Ok(halves) => todo.extend(halves),
+                            Err(alone) => {
+                                progressed = true;
+                                rejected.extend(alone.into_iter().map(|i| (i, reason.clone())));
+                            }
+                        }
                     }
                     Err((reason, after)) => {
                         retry.extend(chunk.iter().map(|&i| (i, reason.clone())));
@@ -299,6 +339,10 @@ impl ElasticsearchSink {
         if let Ok(body) = kept.try_into_mut() {
             self.spare_body.keep(body.into());
         }
+        if status == 413 {
+            // http.max_content_length: not the node's fault, no cool-down.
+            return Err((format!("{base}: {TOO_LARGE} {}", short(&answer)), None));
+        }
         if status == 429 || status >= 500 {
             self.node_failed(node);
             return Err((format!("{base}: {status} {}", short(&answer)), retry_after));
@@ -320,6 +364,38 @@ impl ElasticsearchSink {
                 retry_after,
             )
         })
+    }
+
+    /// The request size the nodes take: `batch_max_bytes` until a node
+    /// answers 413, then half of the largest request it refused.
+    fn max_request_bytes(&self) -> usize {
+        self.max_request_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A chunk answered 413: its two halves to send instead, and the bound
+    /// lowered for the next requests. A single document too large for the
+    /// node is refused for good (`Err`: dead-lettered with the node's
+    /// answer).
+    fn split_too_large(
+        &self,
+        items: &[Item<'_>],
+        chunk: Vec<usize>,
+    ) -> Result<[Vec<usize>; 2], Vec<usize>> {
+        let bytes: usize = chunk
+            .iter()
+            .filter_map(|&i| items.get(i))
+            .map(|it| it.source.len() + it.index.len() + 80)
+            .sum();
+        self.max_request_bytes
+            .fetch_min((bytes / 2).max(1), std::sync::atomic::Ordering::Relaxed);
+        if chunk.len() < 2 {
+            return Err(chunk);
+        }
+        let mut first = chunk;
+        let second = first.split_off(first.len() / 2);
+        tracing::debug!(sink = %self.name, bytes, "Elasticsearch: request too large (413), split in two");
+        Ok([second, first])
     }
 
     fn dead_letter(
@@ -524,6 +600,18 @@ fn read_items(body: &[u8], chunk: &[usize]) -> Result<Answer, String> {
             // lost, or a batch the worker resent.
             409 => {}
             429 | 500..=599 => answer.retry.push((i, reason())),
+            // A write block (index.blocks.write, the flood-stage
+            // read_only_allow_delete, a closed index's block): the operator
+            // lifts it; held and retried, shown on /health, not refused.
+            403 if item
+                .create
+                .as_ref()
+                .and_then(|r| r.error.as_ref())
+                .and_then(|e| e.kind.as_deref())
+                == Some("cluster_block_exception") =>
+            {
+                answer.retry.push((i, reason()))
+            }
             _ => answer.rejected.push((i, reason())),
         }
     }

@@ -1,3 +1,10 @@
+//! Kept only for faults a real engine cannot produce on demand: a
+//! connection dropped after the documents were stored, a garbage or cut
+//! answer, whole requests failing N times, answers slower than the sink's
+//! timeout. Everything a real engine does (mappings, 429 rejections, write
+//! blocks, 413, version differences) is tested against real OpenSearch and
+//! Elasticsearch in `tests/engines/` (issue #23).
+//!
 //! An in-repo stand-in for Elasticsearch's `_bulk` API, for the sink's
 //! tests (Elasticsearch cannot be installed here). It enforces what the
 //! Elasticsearch reference documents for `POST /_bulk` (docs/bulk API,
