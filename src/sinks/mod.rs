@@ -326,14 +326,41 @@ pub(crate) fn transport_error(e: reqwest::Error) -> String {
     text
 }
 
-/// `Retry-After: <seconds>` of an answer.
+/// `Retry-After` of an answer (see [`parse_retry_after`]).
 pub(crate) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     response
         .headers()
         .get("Retry-After")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .map(Duration::from_secs)
+        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
+}
+
+/// A `Retry-After` value read at `now` (RFC 9110 10.2.3): delay-seconds
+/// (digits only; more than `u64` holds is a very long wait, not none), or
+/// an HTTP-date (IMF-fixdate, or the obsolete RFC 850 and asctime forms):
+/// the wait until then, none when it is past. Anything else (a sign, a
+/// fraction, garbage) is not read: the normal backoff applies. The caller
+/// caps the wait ([`RetryPolicy::wait`]).
+pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(value.parse().map_or(Duration::MAX, Duration::from_secs));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value)
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"]
+                .iter()
+                .find_map(|f| chrono::NaiveDateTime::parse_from_str(value, f).ok())
+                .map(|d| d.and_utc())
+                .ok_or(())
+        })
+        .ok()?;
+    let then = std::time::SystemTime::from(date);
+    Some(then.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Join records into newline-terminated lines.
@@ -565,6 +592,63 @@ mod tests {
         };
         for attempt in 0..20 {
             assert!(tight.wait(attempt, None, early) <= Duration::from_millis(50));
+        }
+    }
+
+    /// Follow-up item 9: canned `Retry-After` values. An over-long number
+    /// is "very long" (the wait caps it at `max_backoff_secs`), an
+    /// HTTP-date gives the wait until then, garbage and negatives nothing
+    /// (the normal backoff).
+    #[test]
+    fn retry_after_reads_long_numbers_and_http_dates() {
+        use super::parse_retry_after;
+        let secs = Duration::from_secs;
+        // 2026-12-06T20:00:00Z.
+        let now = std::time::UNIX_EPOCH + secs(1_796_587_200);
+        assert_eq!(parse_retry_after("120", now), Some(secs(120)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(secs(0)));
+        for huge in [
+            "99999999999999999999",
+            "18446744073709551616",
+            "123456789012345678901234567890",
+        ] {
+            let wait = parse_retry_after(huge, now).unwrap_or_else(|| panic!("{huge} ignored"));
+            assert!(wait >= secs(u64::MAX), "{huge}: {wait:?}");
+            // Capped like any long wait.
+            let policy = super::RetryPolicy {
+                max_wait: secs(30),
+                ..super::RetryPolicy::default()
+            };
+            assert_eq!(policy.wait(0, Some(wait), secs(1)), secs(30), "{huge}");
+        }
+        // IMF-fixdate, RFC 850 and asctime, 90 s after `now`.
+        for date in [
+            "Sun, 06 Dec 2026 20:01:30 GMT",
+            "Sunday, 06-Dec-26 20:01:30 GMT",
+            "Sun Dec  6 20:01:30 2026",
+        ] {
+            assert_eq!(parse_retry_after(date, now), Some(secs(90)), "{date}");
+        }
+        // An hour ahead: read as an hour (the policy caps it).
+        assert_eq!(
+            parse_retry_after("Sun, 06 Dec 2026 21:00:00 GMT", now),
+            Some(secs(3600))
+        );
+        // A date already past: no wait asked for.
+        assert_eq!(
+            parse_retry_after("Sun, 06 Dec 2026 19:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        for garbage in [
+            "",
+            "-5",
+            "-99999999999999999999",
+            "1.5",
+            "soon",
+            "12abc",
+            "+7",
+        ] {
+            assert_eq!(parse_retry_after(garbage, now), None, "{garbage:?}");
         }
     }
 
