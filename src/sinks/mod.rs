@@ -86,6 +86,25 @@ impl SinkError {
     }
 }
 
+/// What a write did: every record stored except `rejected`, which the
+/// destination refused for good (dead-lettered by the sink).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub rejected: u64,
+    /// Why (the first refusal's reason), when any record was refused.
+    pub reason: Option<String>,
+}
+
+impl From<u64> for Written {
+    /// `rejected` records refused without a reason to show.
+    fn from(rejected: u64) -> Written {
+        Written {
+            rejected,
+            reason: None,
+        }
+    }
+}
+
 /// A sink could not be set up at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkOpenError {
@@ -147,16 +166,31 @@ impl Sink {
         }
     }
 
-    /// Write a batch. `Ok(n)`: written, except `n` records the destination
-    /// rejected for good (dead-lettered by the sink). A sink that retries
-    /// part of a batch itself (Elasticsearch items) reports each retry to
-    /// `metrics`, as the worker does for a whole batch.
-    pub async fn write(&self, batch: &[Record], metrics: &SinkMetrics) -> Result<u64, SinkError> {
+    /// Write a batch. `Ok(w)`: written, except `w.rejected` records the
+    /// destination rejected for good (dead-lettered by the sink). A sink
+    /// that retries part of a batch itself (Elasticsearch items) reports
+    /// each retry to `metrics`, as the worker does for a whole batch.
+    pub async fn write(
+        &self,
+        batch: &[Record],
+        metrics: &SinkMetrics,
+    ) -> Result<Written, SinkError> {
         match self {
-            Sink::File(s) => s.write(batch).await.map(|()| 0),
-            Sink::Stdout(s) => s.write(batch).await.map(|()| 0),
+            Sink::File(s) => s.write(batch).await.map(|()| Written::default()),
+            Sink::Stdout(s) => s.write(batch).await.map(|()| Written::default()),
             Sink::Influxdb(s) => s.write(batch).await,
             Sink::Elasticsearch(s) => s.write(batch, metrics).await,
+        }
+    }
+
+    /// The worker gave up on `batch`: a sink with a dead-letter file
+    /// (InfluxDB, Elasticsearch) writes every record to it with `reason`.
+    /// `Ok(false)`: this sink has none, the records are gone.
+    pub fn give_up(&self, batch: &[Record], reason: &str) -> Result<bool, SinkError> {
+        match self {
+            Sink::File(_) | Sink::Stdout(_) => Ok(false),
+            Sink::Influxdb(s) => s.give_up(batch, reason),
+            Sink::Elasticsearch(s) => s.give_up(batch, reason),
         }
     }
 }
@@ -505,14 +539,22 @@ pub async fn run_worker(
         let started = tokio::time::Instant::now();
         loop {
             match sink.write(&batch, &metrics).await {
-                Ok(rejected) => {
-                    metrics.up.set(1);
-                    metrics.health.ok();
+                Ok(written) => {
                     metrics.batches.inc();
-                    metrics
-                        .records_sent
-                        .inc_by((batch.len() as u64).saturating_sub(rejected));
-                    metrics.rejected_records.inc_by(rejected);
+                    let stored = (batch.len() as u64).saturating_sub(written.rejected);
+                    metrics.records_sent.inc_by(stored);
+                    metrics.rejected_records.inc_by(written.rejected);
+                    if stored == 0 && !batch.is_empty() {
+                        // Answered, but nothing got through: not "up".
+                        metrics.up.set(0);
+                        metrics.health.failing(&format!(
+                            "every record of the last batch was rejected: {}",
+                            written.reason.as_deref().unwrap_or("no reason given")
+                        ));
+                    } else {
+                        metrics.up.set(1);
+                        metrics.health.ok();
+                    }
                     break;
                 }
                 Err(SinkError::Retryable {
@@ -528,10 +570,30 @@ pub async fn run_worker(
                     attempt += 1;
                 }
                 Err(e) => {
+                    let message = match e {
+                        SinkError::Retryable { message, .. } | SinkError::Permanent(message) => {
+                            message
+                        }
+                    };
+                    let reason = format!(
+                        "gave up after {} attempt(s) in {:.1} s: {message}",
+                        attempt + 1,
+                        started.elapsed().as_secs_f64()
+                    );
                     metrics.up.set(0);
-                    metrics.health.failing(&e.to_string());
+                    metrics.health.failing(&reason);
                     metrics.failed_records.inc_by(batch.len() as u64);
-                    tracing::error!(route = %route, sink = %config.name, records = batch.len(), error = %e, "batch lost: sink gave up");
+                    match sink.give_up(&batch, &reason) {
+                        Ok(true) => {
+                            tracing::error!(route = %route, sink = %config.name, records = batch.len(), error = %reason, "sink gave up on a batch: its records are in the dead-letter file");
+                        }
+                        Ok(false) => {
+                            tracing::error!(route = %route, sink = %config.name, records = batch.len(), error = %reason, "sink gave up on a batch: its records are lost (this sink has no dead-letter file)");
+                        }
+                        Err(dead) => {
+                            tracing::error!(route = %route, sink = %config.name, records = batch.len(), error = %reason, dead_letter_error = %dead, "sink gave up on a batch and could not write it to the dead-letter file: its records are lost");
+                        }
+                    }
                     break;
                 }
             }
