@@ -9,7 +9,11 @@
 //!   their number (`partial write: ... dropped=N`): a partial write — the
 //!   lines InfluxDB could parse are already stored and must not be sent
 //!   again; the rejected lines are written to the dead-letter file with its
-//!   reason and counted. 422 (2.x) likewise.
+//!   reason and counted. 422 (2.x) likewise. A field type conflict's
+//!   lines are found by their field's type; when the answer cannot single
+//!   the lines out, every line of the request is dead-lettered as an
+//!   `"ambiguous"` candidate and exactly `dropped=N` counted
+//!   ([`partial_rejects`]).
 //!   A 400 that names no line (1.x `{"error":"gzip: invalid header"}`, any
 //!   2.x 400) rejected the whole request: it is bisected until the bad
 //!   lines are found (and dead-lettered with the reason) and the rest

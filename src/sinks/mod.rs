@@ -4,7 +4,9 @@
 //! A sink takes a batch and answers done, "retry this batch" or "this batch
 //! cannot be written" ([`SinkError`]); the worker retries with exponential
 //! backoff and full jitter up to a bounded number of attempts, then counts
-//! the records as failed. No wait is longer than the sink's
+//! the records as failed (`gave_up`) and hands them to the sink's
+//! dead-letter file ([`Sink::give_up`]). A batch of which nothing was
+//! stored leaves the sink `degraded`, as a failed request does. No wait is longer than the sink's
 //! `max_backoff_secs`, whatever a server's `Retry-After` asks, nor reaches
 //! past its retry time ([`RetryPolicy::wait`]); answers are read up to a
 //! cap (`read_capped`). Every sink is async and batch-oriented, so the
