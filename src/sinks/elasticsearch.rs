@@ -25,7 +25,7 @@ use crate::config::ElasticsearchConfig;
 use crate::event::{civil_from_days, write_json_str};
 use crate::route::Record;
 
-use super::{DeadLetter, RetryPolicy, SinkError, gzip, retry_after};
+use super::{DeadLetter, RetryPolicy, SinkError, Written, gzip, retry_after};
 
 /// How long a node that failed is skipped.
 const NODE_COOL_DOWN: Duration = Duration::from_secs(30);
@@ -179,8 +179,8 @@ impl ElasticsearchSink {
         }
     }
 
-    /// Write a batch. `Ok(n)`: every document stored except `n`, which are
-    /// in the dead-letter file. Items sent again (answered 429 or 5xx, or
+    /// Write a batch. `Ok(w)`: every document stored except `w.rejected`,
+    /// which are in the dead-letter file (`w.reason`: why the first was). Items sent again (answered 429 or 5xx, or
     /// in a request that failed after others got through) are retried
     /// here, each round reported to `metrics` (`sluice_sink_retries_total`,
     /// `sluice_sink_up` 0, `/health`) as the worker reports a whole batch.
@@ -188,7 +188,7 @@ impl ElasticsearchSink {
         &self,
         batch: &[Record],
         metrics: &crate::telemetry::SinkMetrics,
-    ) -> Result<u64, SinkError> {
+    ) -> Result<Written, SinkError> {
         if self.setup.get().is_none() {
             let (_, base) = self.node();
             self.setup
@@ -287,7 +287,24 @@ impl ElasticsearchSink {
             tokio::time::sleep(wait).await;
         }
         self.dead_letter(&items, &rejected)?;
-        Ok(rejected.len() as u64)
+        Ok(Written {
+            rejected: rejected.len() as u64,
+            reason: rejected.first().map(|(_, why)| why.clone()),
+        })
+    }
+
+    /// The worker gave up on `batch` (its retry time or attempts ran
+    /// out): every document goes to the dead-letter file with `reason`.
+    /// `Ok(false)`: the sink has no dead-letter file.
+    pub fn give_up(&self, batch: &[Record], reason: &str) -> Result<bool, SinkError> {
+        let Some(file) = &self.dead_letter else {
+            return Ok(false);
+        };
+        let names = hour_names(&self.config.index, batch);
+        let items = batch_items(batch, &names, self.config.document_ids);
+        let all: Vec<(usize, String)> = (0..items.len()).map(|i| (i, reason.to_owned())).collect();
+        file.write(&self.entries(&items, &all))?;
+        Ok(true)
     }
 
     /// One `_bulk` request for `chunk`. `Err` = the whole request failed
@@ -414,8 +431,13 @@ impl ElasticsearchSink {
         let Some(file) = &self.dead_letter else {
             return Ok(());
         };
+        file.write(&self.entries(items, rejected))
+    }
+
+    /// Dead-letter entries for the `rejected` items, with their reasons.
+    fn entries(&self, items: &[Item<'_>], rejected: &[(usize, String)]) -> Vec<serde_json::Value> {
         let at = chrono::Utc::now().to_rfc3339();
-        let entries: Vec<serde_json::Value> = rejected
+        rejected
             .iter()
             .filter_map(|(i, reason)| {
                 let item = items.get(*i)?;
@@ -430,8 +452,7 @@ impl ElasticsearchSink {
                     "document": source,
                 }))
             })
-            .collect();
-        file.write(&entries)
+            .collect()
     }
 }
 

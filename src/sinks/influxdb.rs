@@ -9,7 +9,11 @@
 //!   their number (`partial write: ... dropped=N`): a partial write — the
 //!   lines InfluxDB could parse are already stored and must not be sent
 //!   again; the rejected lines are written to the dead-letter file with its
-//!   reason and counted. 422 (2.x) likewise.
+//!   reason and counted. 422 (2.x) likewise. A field type conflict's
+//!   lines are found by their field's type; when the answer cannot single
+//!   the lines out, every line of the request is dead-lettered as an
+//!   `"ambiguous"` candidate and exactly `dropped=N` counted
+//!   ([`partial_rejects`]).
 //!   A 400 that names no line (1.x `{"error":"gzip: invalid header"}`, any
 //!   2.x 400) rejected the whole request: it is bisected until the bad
 //!   lines are found (and dead-lettered with the reason) and the rest
@@ -26,7 +30,7 @@ use std::time::{Duration, Instant};
 use crate::config::{InfluxApi, InfluxConfig};
 use crate::route::Record;
 
-use super::{DeadLetter, SinkError, gzip, retry_after};
+use super::{DeadLetter, SinkError, Written, gzip, retry_after};
 
 /// Longest InfluxDB error text kept in a dead-letter entry.
 const MAX_REASON: usize = 1024;
@@ -59,12 +63,31 @@ enum Answer {
     Refused(u16, String),
 }
 
+/// A line to dead-letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DeadLine {
+    line: String,
+    reason: String,
+    /// One of several candidates: InfluxDB rejected some of them without
+    /// saying which (it may have stored this one).
+    ambiguous: bool,
+}
+
+/// What a partial write rejected: the lines to dead-letter and how many
+/// lines InfluxDB says it rejected (fewer than the entries when they are
+/// ambiguous candidates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rejects {
+    entries: Vec<DeadLine>,
+    count: u64,
+}
+
 /// What one request's answer means.
 enum Outcome {
     Written,
-    /// These lines were rejected (with InfluxDB's reason); the others were
+    /// Some lines were rejected (with InfluxDB's reason); the others were
     /// written.
-    Partial(Vec<(String, String)>),
+    Partial(Rejects),
     /// The whole request was rejected as malformed (2.x 400): bisect.
     Rejected(String),
     TooLarge,
@@ -318,60 +341,86 @@ impl InfluxSink {
         }
     }
 
-    /// Write `batch`. `Ok(rejected)`: written, except the returned number of
-    /// lines InfluxDB rejected (they are in the dead-letter file).
-    pub async fn write(&self, batch: &[Record]) -> Result<u64, SinkError> {
+    /// Write `batch`. `Ok(w)`: written, except the `w.rejected` lines
+    /// InfluxDB rejected (they are in the dead-letter file).
+    pub async fn write(&self, batch: &[Record]) -> Result<Written, SinkError> {
         let lines: Vec<&str> = batch.iter().map(|r| r.payload.as_str()).collect();
         // Requests bounded by batch_max_bytes (uncompressed), in order.
-        let mut rejected = 0;
+        let mut written = Written::default();
         let mut start = 0;
         let mut bytes = 0;
         for (i, l) in lines.iter().enumerate() {
             if i > start && bytes + l.len() + 1 > self.config.batch_max_bytes {
-                rejected += self.write_lines(&lines[start..i]).await?;
+                self.write_lines(&lines[start..i], &mut written).await?;
                 start = i;
                 bytes = 0;
             }
             bytes += l.len() + 1;
         }
-        rejected += self.write_lines(&lines[start..]).await?;
-        Ok(rejected)
+        self.write_lines(&lines[start..], &mut written).await?;
+        Ok(written)
     }
 
-    async fn write_lines(&self, lines: &[&str]) -> Result<u64, SinkError> {
+    /// The worker gave up on `batch`: every line to the dead-letter file
+    /// with `reason`. `Ok(false)`: no dead-letter file.
+    pub fn give_up(&self, batch: &[Record], reason: &str) -> Result<bool, SinkError> {
+        let Some(file) = &self.dead_letter else {
+            return Ok(false);
+        };
+        let entries: Vec<DeadLine> = batch
+            .iter()
+            .map(|r| DeadLine {
+                line: r.payload.clone(),
+                reason: reason.to_owned(),
+                ambiguous: false,
+            })
+            .collect();
+        file.write(&self.entries(&entries))?;
+        Ok(true)
+    }
+
+    /// Write `lines`, adding what InfluxDB rejected to `written`.
+    async fn write_lines(&self, lines: &[&str], written: &mut Written) -> Result<(), SinkError> {
         self.prepare().await?;
         // Halves are written one after the other (413, 2.x bisection).
         let mut work: Vec<&[&str]> = vec![lines];
-        let mut rejected = 0u64;
         while let Some(part) = work.pop() {
             if part.is_empty() {
                 continue;
             }
-            match self.request(part).await? {
-                Outcome::Written => {}
-                Outcome::Partial(bad) => {
-                    rejected += self.dead_letter(&bad)?;
-                }
-                Outcome::Rejected(reason) if part.len() == 1 => {
-                    let bad = vec![(part[0].to_owned(), reason)];
-                    rejected += self.dead_letter(&bad)?;
-                }
+            let bad = match self.request(part).await? {
+                Outcome::Written => continue,
+                Outcome::Partial(bad) => bad,
+                Outcome::Rejected(reason) if part.len() == 1 => Rejects {
+                    entries: vec![DeadLine {
+                        line: part[0].to_owned(),
+                        reason,
+                        ambiguous: false,
+                    }],
+                    count: 1,
+                },
                 Outcome::Rejected(_) | Outcome::TooLarge if part.len() > 1 => {
                     let (a, b) = part.split_at(part.len() / 2);
                     // Popped last-in first: `a` is written first.
                     work.push(b);
                     work.push(a);
+                    continue;
                 }
-                Outcome::TooLarge | Outcome::Rejected(_) => {
-                    let bad = vec![(
-                        part.first().map_or(String::new(), |l| (*l).to_owned()),
-                        "a single line is larger than the server accepts (413)".to_owned(),
-                    )];
-                    rejected += self.dead_letter(&bad)?;
-                }
+                Outcome::TooLarge | Outcome::Rejected(_) => Rejects {
+                    entries: vec![DeadLine {
+                        line: part.first().map_or(String::new(), |l| (*l).to_owned()),
+                        reason: "a single line is larger than the server accepts (413)".to_owned(),
+                        ambiguous: false,
+                    }],
+                    count: 1,
+                },
+            };
+            written.rejected += self.dead_letter(&bad)?;
+            if written.reason.is_none() {
+                written.reason = bad.entries.first().map(|e| e.reason.clone());
             }
         }
-        Ok(rejected)
+        Ok(())
     }
 
     async fn request(&self, lines: &[&str]) -> Result<Outcome, SinkError> {
@@ -434,11 +483,9 @@ impl InfluxSink {
             // is bisected like 2.x's (writes are idempotent: a line sent
             // again overwrites itself).
             400 | 422 if c.api == InfluxApi::V1 || status == 422 => {
-                let bad = unparsed_lines(&reason, lines);
-                if bad.is_empty() {
-                    Ok(Outcome::Rejected(reason))
-                } else {
-                    Ok(Outcome::Partial(bad))
+                match partial_rejects(&reason, lines) {
+                    Some(bad) => Ok(Outcome::Partial(bad)),
+                    None => Ok(Outcome::Rejected(reason)),
                 }
             }
             400 => Ok(Outcome::Rejected(reason)),
@@ -489,31 +536,43 @@ impl InfluxSink {
     }
 
     /// Write the rejected lines with their reasons; returns how many lines
-    /// InfluxDB rejected (one entry each; an entry's line is empty when
-    /// InfluxDB gave only their number).
-    fn dead_letter(&self, bad: &[(String, String)]) -> Result<u64, SinkError> {
-        let n = bad.len() as u64;
-        let Some((_, first_reason)) = bad.first() else {
-            return Ok(0);
+    /// InfluxDB rejected (`bad.count`: fewer than the entries when they
+    /// are ambiguous candidates).
+    fn dead_letter(&self, bad: &Rejects) -> Result<u64, SinkError> {
+        let n = bad.count;
+        let Some(DeadLine {
+            reason: first_reason,
+            ..
+        }) = bad.entries.first()
+        else {
+            return Ok(n);
         };
-        let entries = bad;
         if let Some(suppressed) = self.reject_log.allow() {
             // InfluxDB's reason quotes the line: data, so DEBUG only.
             tracing::warn!(sink = %self.name, rejected = n, suppressed, dead_letter = %self.config.dead_letter.as_deref().map_or_else(|| "none".into(), std::path::Path::to_string_lossy), "InfluxDB rejected lines (reasons and lines in the dead-letter file)");
         }
         tracing::debug!(sink = %self.name, reason = %first_reason, "InfluxDB rejected a line");
         if let Some(file) = &self.dead_letter {
-            let at = chrono::Utc::now().to_rfc3339();
-            let lines: Vec<serde_json::Value> = entries
-                .iter()
-                .map(|(line, reason)| {
-                    let reason: String = reason.chars().take(MAX_REASON).collect();
-                    serde_json::json!({"sink": self.name, "at": at, "reason": reason, "line": line})
-                })
-                .collect();
-            file.write(&lines)?;
+            file.write(&self.entries(&bad.entries))?;
         }
         Ok(n)
+    }
+
+    /// Dead-letter entries: `line`, `reason`, and `"ambiguous": true` on
+    /// a candidate.
+    fn entries(&self, lines: &[DeadLine]) -> Vec<serde_json::Value> {
+        let at = chrono::Utc::now().to_rfc3339();
+        lines
+            .iter()
+            .map(|d| {
+                let reason: String = d.reason.chars().take(MAX_REASON).collect();
+                let mut entry = serde_json::json!({"sink": self.name, "at": at, "reason": reason, "line": d.line});
+                if d.ambiguous {
+                    entry["ambiguous"] = serde_json::Value::Bool(true);
+                }
+                entry
+            })
+            .collect()
     }
 }
 
@@ -530,10 +589,23 @@ fn error_text(body: &str) -> String {
         .unwrap_or_else(|| body.trim().to_owned())
 }
 
-/// The lines a partial-write error names (`unable to parse '<line>': why`),
-/// matched back to the lines sent; each with its reason.
-fn unparsed_lines(reason: &str, sent: &[&str]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
+/// What a 1.x 400 / 2.x 422 says was rejected of the `sent` lines, or
+/// `None` when it says nothing of a partial write (the whole request was
+/// refused: bisect).
+///
+/// - `unable to parse '<line>': why` names each rejected line.
+/// - A field type conflict (`input field "f" on measurement "m" is type
+///   integer, already exists as type float dropped=N`) names the field,
+///   the measurement and the type already stored: the lines of `m` whose
+///   `f` has another type are the rejected ones — when exactly `N` lines
+///   are so.
+/// - Otherwise (`dropped=N` alone, or a conflict that does not account
+///   for `N` lines: InfluxDB reports only its first error) which lines
+///   were stored is unknowable: every line sent is dead-lettered as an
+///   ambiguous candidate, and exactly `N` are counted rejected. A line
+///   that may have been stored is never passed off as the rejected one.
+fn partial_rejects(reason: &str, sent: &[&str]) -> Option<Rejects> {
+    let mut named = Vec::new();
     for line in sent {
         let quoted = format!("unable to parse '{line}'");
         if let Some(at) = reason.find(&quoted) {
@@ -544,44 +616,190 @@ fn unparsed_lines(reason: &str, sent: &[&str]) -> Vec<(String, String)> {
                 .unwrap_or("")
                 .trim();
             let why = why.split(" dropped=").next().unwrap_or(why);
-            out.push(((*line).to_owned(), format!("unable to parse: {why}")));
+            named.push(DeadLine {
+                line: (*line).to_owned(),
+                reason: format!("unable to parse: {why}"),
+                ambiguous: false,
+            });
         }
     }
-    if out.is_empty() {
-        // A field type conflict names the measurement: the lines of that
-        // measurement are the rejected ones (1.x rejects them all).
-        let dropped = reason
-            .rsplit("dropped=")
-            .next()
-            .and_then(|n| n.trim().parse::<usize>().ok())
-            .unwrap_or(0);
-        let measurement = reason
-            .split("on measurement \"")
-            .nth(1)
-            .and_then(|r| r.split('"').next());
-        if let Some(m) = measurement {
-            let prefix: String = m
-                .chars()
-                .flat_map(|c| match c {
-                    ',' | ' ' => vec!['\\', c],
-                    c => vec![c],
+    if !named.is_empty() {
+        let count = named.len() as u64;
+        return Some(Rejects {
+            entries: named,
+            count,
+        });
+    }
+    let dropped = reason
+        .rsplit_once("dropped=")
+        .and_then(|(_, n)| n.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)?
+        .min(sent.len());
+    if let Some((field, measurement, existing)) = type_conflict(reason) {
+        let conflicting: Vec<&str> = sent
+            .iter()
+            .copied()
+            .filter(|line| {
+                line_fields(line).is_some_and(|(m, fields)| {
+                    m == measurement
+                        && fields
+                            .iter()
+                            .any(|(k, v)| *k == field && field_type(v) != existing)
                 })
-                .collect();
-            for line in sent {
-                let is_it = line
-                    .strip_prefix(prefix.as_str())
-                    .is_some_and(|rest| rest.starts_with([',', ' ']));
-                if is_it && out.len() < dropped {
-                    out.push(((*line).to_owned(), reason.to_owned()));
+            })
+            .collect();
+        if conflicting.len() == dropped {
+            return Some(Rejects {
+                entries: conflicting
+                    .into_iter()
+                    .map(|line| DeadLine {
+                        line: line.to_owned(),
+                        reason: reason.to_owned(),
+                        ambiguous: false,
+                    })
+                    .collect(),
+                count: dropped as u64,
+            });
+        }
+    }
+    let why = format!(
+        "{reason} (InfluxDB rejected {dropped} of the {} lines of this request without saying which: this line is one of the candidates)",
+        sent.len()
+    );
+    Some(Rejects {
+        entries: sent
+            .iter()
+            .map(|line| DeadLine {
+                line: (*line).to_owned(),
+                reason: why.clone(),
+                ambiguous: true,
+            })
+            .collect(),
+        count: dropped as u64,
+    })
+}
+
+/// A field type conflict's (field, measurement, type already stored):
+/// `input field "f" on measurement "m" is type integer, already exists as
+/// type float`.
+fn type_conflict(reason: &str) -> Option<(String, String, &str)> {
+    let rest = reason.split_once("input field \"")?.1;
+    let (field, rest) = quoted_name(rest)?;
+    let rest = rest.strip_prefix(" on measurement \"")?;
+    let (measurement, rest) = quoted_name(rest)?;
+    let existing = rest
+        .split_once("already exists as type ")?
+        .1
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()?;
+    Some((field, measurement, existing))
+}
+
+/// A name up to its closing `"` (InfluxDB quotes with Go's `%q`: `\"` and
+/// `\\` inside), and what follows the quote.
+fn quoted_name(s: &str) -> Option<(String, &str)> {
+    let mut name = String::new();
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((name, &s[i + 1..])),
+            '\\' => name.push(chars.next()?.1),
+            c => name.push(c),
+        }
+    }
+    None
+}
+
+/// A line protocol line's measurement (unescaped) and its fields (key
+/// unescaped, raw value); `None` when it does not read as one.
+fn line_fields(line: &str) -> Option<(String, Vec<(String, &str)>)> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    // Measurement, then tags, up to an unescaped space.
+    let mut measurement = Vec::new();
+    let mut in_tags = false;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'\\' if b.get(i + 1).is_some() => {
+                if !in_tags {
+                    measurement.extend_from_slice(b.get(i + 1..i + 2)?);
+                }
+                i += 2;
+                continue;
+            }
+            b' ' => break,
+            b',' => in_tags = true,
+            c if !in_tags => measurement.push(c),
+            _ => {}
+        }
+        i += 1;
+    }
+    i += 1;
+    let mut fields = Vec::new();
+    loop {
+        let mut key = Vec::new();
+        loop {
+            match *b.get(i)? {
+                b'\\' => {
+                    key.extend_from_slice(b.get(i + 1..i + 2)?);
+                    i += 2;
+                }
+                b'=' => break,
+                c => {
+                    key.push(c);
+                    i += 1;
                 }
             }
         }
-        // Rejected lines InfluxDB did not point to: kept as a count.
-        while out.len() < dropped.min(sent.len()) {
-            out.push((String::new(), reason.to_owned()));
+        i += 1;
+        let start = i;
+        if b.get(i) == Some(&b'"') {
+            i += 1;
+            loop {
+                match *b.get(i)? {
+                    b'\\' => i += 2,
+                    b'"' => break,
+                    _ => i += 1,
+                }
+            }
+            i += 1;
+        } else {
+            while b.get(i).is_some_and(|c| !matches!(c, b',' | b' ')) {
+                i += 1;
+            }
+        }
+        fields.push((String::from_utf8(key).ok()?, line.get(start..i)?));
+        match b.get(i) {
+            Some(b',') => i += 1,
+            _ => break,
         }
     }
-    out
+    Some((String::from_utf8(measurement).ok()?, fields))
+}
+
+/// A field value's type as InfluxDB names it.
+fn field_type(raw: &str) -> &'static str {
+    let digits = |d: &str| {
+        let d = d.strip_prefix('-').unwrap_or(d);
+        !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit())
+    };
+    if raw.starts_with('"') {
+        "string"
+    } else if matches!(
+        raw,
+        "t" | "T" | "true" | "True" | "TRUE" | "f" | "F" | "false" | "False" | "FALSE"
+    ) {
+        "boolean"
+    } else if raw.strip_suffix('i').is_some_and(digits) {
+        "integer"
+    } else if raw
+        .strip_suffix('u')
+        .is_some_and(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()))
+    {
+        "unsigned"
+    } else {
+        "float"
+    }
 }
 
 /// An InfluxQL identifier, double-quoted.
@@ -605,28 +823,135 @@ fn encode(s: &str) -> String {
 mod tests {
     use super::*;
 
+    fn dead(line: &str, reason: &str, ambiguous: bool) -> DeadLine {
+        DeadLine {
+            line: line.to_owned(),
+            reason: reason.to_owned(),
+            ambiguous,
+        }
+    }
+
     #[test]
     fn partial_write_errors_name_their_lines() {
         let sent = ["m,t=a x=1 1", "m,t=b x=oops 2", "m x= 3"];
         let reason = "partial write: unable to parse 'm,t=b x=oops 2': invalid boolean\nunable to parse 'm x= 3': missing field value dropped=0";
-        let bad = unparsed_lines(reason, &sent);
+        let bad = partial_rejects(reason, &sent).unwrap();
         assert_eq!(
-            bad,
+            bad.entries,
             [
-                (
-                    "m,t=b x=oops 2".to_owned(),
-                    "unable to parse: invalid boolean".to_owned()
-                ),
-                (
-                    "m x= 3".to_owned(),
-                    "unable to parse: missing field value".to_owned()
-                ),
+                dead("m,t=b x=oops 2", "unable to parse: invalid boolean", false),
+                dead("m x= 3", "unable to parse: missing field value", false),
             ]
         );
+        assert_eq!(bad.count, 2);
         let sent = ["m_good,t=a x=1i 1", "m_bad,t=b x=2i 2", "m_bad2 x=3i 3"];
         let conflict = "partial write: field type conflict: input field \"x\" on measurement \"m_bad\" is type integer, already exists as type float dropped=1";
-        let bad = unparsed_lines(conflict, &sent);
-        assert_eq!(bad, [("m_bad,t=b x=2i 2".to_owned(), conflict.to_owned())]);
+        let bad = partial_rejects(conflict, &sent).unwrap();
+        assert_eq!(bad.entries, [dead("m_bad,t=b x=2i 2", conflict, false)]);
+        assert_eq!(bad.count, 1);
+    }
+
+    /// Follow-up item 3: the lines of a field type conflict are those
+    /// whose field has another type than the one stored — not the first
+    /// lines of the measurement.
+    #[test]
+    fn a_field_type_conflict_names_the_lines_by_their_field_type() {
+        let sent: Vec<String> = (0..10)
+            .map(|i| {
+                let v = if i == 5 || i == 7 {
+                    format!("{i}i")
+                } else {
+                    format!("{i}")
+                };
+                format!("m,app=PC,host=h v=1,seq={v} {i}")
+            })
+            .collect();
+        let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
+        let conflict = "partial write: field type conflict: input field \"seq\" on measurement \"m\" is type integer, already exists as type float dropped=2";
+        let bad = partial_rejects(conflict, &sent).unwrap();
+        assert_eq!(
+            bad.entries,
+            [
+                dead("m,app=PC,host=h v=1,seq=5i 5", conflict, false),
+                dead("m,app=PC,host=h v=1,seq=7i 7", conflict, false),
+            ]
+        );
+        assert_eq!(bad.count, 2);
+        // Escaped names, string and boolean values are read as such.
+        let sent = [
+            r#"my\ m,t=a s="a \"b\", c",seq=1.5 1"#,
+            r#"my\ m,t=a s="x",seq="one" 2"#,
+            "my\\ m,t=a seq=true 3",
+            "other seq=\"two\" 4",
+        ];
+        let conflict = r#"partial write: field type conflict: input field "seq" on measurement "my m" is type string, already exists as type float dropped=1"#;
+        // Two lines are not float (a string and a boolean) but one was
+        // dropped: which one cannot be told, so all are candidates.
+        let bad = partial_rejects(conflict, &sent).unwrap();
+        assert_eq!(bad.count, 1);
+        assert_eq!(bad.entries.len(), sent.len());
+        assert!(bad.entries.iter().all(|e| e.ambiguous), "{bad:?}");
+        let conflict = r#"partial write: field type conflict: input field "seq" on measurement "my m" is type boolean, already exists as type float dropped=2"#;
+        let bad = partial_rejects(conflict, &sent).unwrap();
+        assert_eq!(
+            bad.entries,
+            [
+                dead(sent[1], conflict, false),
+                dead(sent[2], conflict, false)
+            ]
+        );
+    }
+
+    /// Follow-up item 3: when every line has the conflicting type (the
+    /// answer cannot single them out), or the count does not add up, or
+    /// nothing is named (3b): every line is an ambiguous candidate, and
+    /// exactly InfluxDB's count is rejected.
+    #[test]
+    fn an_unidentifiable_partial_write_dead_letters_every_candidate_as_ambiguous() {
+        let sent: Vec<String> = (0..10).map(|i| format!("m seq={i}i {i}")).collect();
+        let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
+        for reason in [
+            "partial write: field type conflict: input field \"seq\" on measurement \"m\" is type integer, already exists as type float dropped=2",
+            "partial write: field type conflict dropped=2",
+            "partial write: points beyond retention policy dropped=2",
+        ] {
+            let bad = partial_rejects(reason, &sent).unwrap();
+            assert_eq!(bad.count, 2, "{reason}");
+            assert_eq!(bad.entries.len(), 10, "{reason}");
+            for (e, line) in bad.entries.iter().zip(&sent) {
+                assert_eq!(e.line, *line);
+                assert!(e.ambiguous);
+                assert!(e.reason.starts_with(reason), "{}", e.reason);
+                assert!(
+                    e.reason.contains("rejected 2 of the 10 lines"),
+                    "{}",
+                    e.reason
+                );
+            }
+        }
+        // A count larger than the request: at most every line.
+        let bad = partial_rejects("partial write: dropped=50", &sent).unwrap();
+        assert_eq!(bad.count, 10);
+        // Saying nothing of a partial write: not one (bisected instead).
+        assert_eq!(partial_rejects("gzip: invalid header", &sent), None);
+        assert_eq!(partial_rejects("partial write: dropped=0", &sent), None);
+    }
+
+    #[test]
+    fn field_types_are_read_as_influxdb_names_them() {
+        for (raw, kind) in [
+            ("1i", "integer"),
+            ("-12i", "integer"),
+            ("1", "float"),
+            ("1.0", "float"),
+            ("-1e3", "float"),
+            ("7u", "unsigned"),
+            ("\"x\"", "string"),
+            ("t", "boolean"),
+            ("FALSE", "boolean"),
+        ] {
+            assert_eq!(field_type(raw), kind, "{raw}");
+        }
     }
 
     #[test]
@@ -789,7 +1114,7 @@ mod tests {
             .write(&records(&lines))
             .await
             .unwrap();
-        assert_eq!(rejected, 1);
+        assert_eq!(rejected.rejected, 1);
         let delivered: Vec<String> = seen
             .lock()
             .unwrap()
@@ -818,7 +1143,7 @@ mod tests {
             .write(&records(&lines))
             .await
             .unwrap();
-        assert_eq!(rejected, 1, "only the bad line is rejected");
+        assert_eq!(rejected.rejected, 1, "only the bad line is rejected");
         let delivered: Vec<String> = seen
             .lock()
             .unwrap()
@@ -864,7 +1189,7 @@ mod tests {
             .write(&records(&["m x=1 1", "m x=2 2"]))
             .await
             .unwrap();
-        assert_eq!(rejected, 1);
+        assert_eq!(rejected.rejected, 1);
         assert_eq!(seen.lock().unwrap().len(), 1, "one request, no resend");
     }
 }

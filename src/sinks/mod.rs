@@ -4,7 +4,9 @@
 //! A sink takes a batch and answers done, "retry this batch" or "this batch
 //! cannot be written" ([`SinkError`]); the worker retries with exponential
 //! backoff and full jitter up to a bounded number of attempts, then counts
-//! the records as failed. No wait is longer than the sink's
+//! the records as failed (`gave_up`) and hands them to the sink's
+//! dead-letter file ([`Sink::give_up`]). A batch of which nothing was
+//! stored leaves the sink `degraded`, as a failed request does. No wait is longer than the sink's
 //! `max_backoff_secs`, whatever a server's `Retry-After` asks, nor reaches
 //! past its retry time ([`RetryPolicy::wait`]); answers are read up to a
 //! cap (`read_capped`). Every sink is async and batch-oriented, so the
@@ -87,6 +89,25 @@ impl SinkError {
     }
 }
 
+/// What a write did: every record stored except `rejected`, which the
+/// destination refused for good (dead-lettered by the sink).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub rejected: u64,
+    /// Why (the first refusal's reason), when any record was refused.
+    pub reason: Option<String>,
+}
+
+impl From<u64> for Written {
+    /// `rejected` records refused without a reason to show.
+    fn from(rejected: u64) -> Written {
+        Written {
+            rejected,
+            reason: None,
+        }
+    }
+}
+
 /// A sink could not be set up at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkOpenError {
@@ -148,16 +169,31 @@ impl Sink {
         }
     }
 
-    /// Write a batch. `Ok(n)`: written, except `n` records the destination
-    /// rejected for good (dead-lettered by the sink). A sink that retries
-    /// part of a batch itself (Elasticsearch items) reports each retry to
-    /// `metrics`, as the worker does for a whole batch.
-    pub async fn write(&self, batch: &[Record], metrics: &SinkMetrics) -> Result<u64, SinkError> {
+    /// Write a batch. `Ok(w)`: written, except `w.rejected` records the
+    /// destination rejected for good (dead-lettered by the sink). A sink
+    /// that retries part of a batch itself (Elasticsearch items) reports
+    /// each retry to `metrics`, as the worker does for a whole batch.
+    pub async fn write(
+        &self,
+        batch: &[Record],
+        metrics: &SinkMetrics,
+    ) -> Result<Written, SinkError> {
         match self {
-            Sink::File(s) => s.write(batch).await.map(|()| 0),
-            Sink::Stdout(s) => s.write(batch).await.map(|()| 0),
+            Sink::File(s) => s.write(batch).await.map(|()| Written::default()),
+            Sink::Stdout(s) => s.write(batch).await.map(|()| Written::default()),
             Sink::Influxdb(s) => s.write(batch).await,
             Sink::Elasticsearch(s) => s.write(batch, metrics).await,
+        }
+    }
+
+    /// The worker gave up on `batch`: a sink with a dead-letter file
+    /// (InfluxDB, Elasticsearch) writes every record to it with `reason`.
+    /// `Ok(false)`: this sink has none, the records are gone.
+    pub fn give_up(&self, batch: &[Record], reason: &str) -> Result<bool, SinkError> {
+        match self {
+            Sink::File(_) | Sink::Stdout(_) => Ok(false),
+            Sink::Influxdb(s) => s.give_up(batch, reason),
+            Sink::Elasticsearch(s) => s.give_up(batch, reason),
         }
     }
 }
@@ -327,14 +363,41 @@ pub(crate) fn transport_error(e: reqwest::Error) -> String {
     text
 }
 
-/// `Retry-After: <seconds>` of an answer.
+/// `Retry-After` of an answer (see [`parse_retry_after`]).
 pub(crate) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     response
         .headers()
         .get("Retry-After")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .map(Duration::from_secs)
+        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
+}
+
+/// A `Retry-After` value read at `now` (RFC 9110 10.2.3): delay-seconds
+/// (digits only; more than `u64` holds is a very long wait, not none), or
+/// an HTTP-date (IMF-fixdate, or the obsolete RFC 850 and asctime forms):
+/// the wait until then, none when it is past. Anything else (a sign, a
+/// fraction, garbage) is not read: the normal backoff applies. The caller
+/// caps the wait ([`RetryPolicy::wait`]).
+pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(value.parse().map_or(Duration::MAX, Duration::from_secs));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value)
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"]
+                .iter()
+                .find_map(|f| chrono::NaiveDateTime::parse_from_str(value, f).ok())
+                .map(|d| d.and_utc())
+                .ok_or(())
+        })
+        .ok()?;
+    let then = std::time::SystemTime::from(date);
+    Some(then.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Join records into newline-terminated lines.
@@ -479,14 +542,22 @@ pub async fn run_worker(
         let started = tokio::time::Instant::now();
         loop {
             match sink.write(&batch, &metrics).await {
-                Ok(rejected) => {
-                    metrics.up.set(1);
-                    metrics.health.ok();
+                Ok(written) => {
                     metrics.batches.inc();
-                    metrics
-                        .records_sent
-                        .inc_by((batch.len() as u64).saturating_sub(rejected));
-                    metrics.rejected_records.inc_by(rejected);
+                    let stored = (batch.len() as u64).saturating_sub(written.rejected);
+                    metrics.records_sent.inc_by(stored);
+                    metrics.rejected_records.inc_by(written.rejected);
+                    if stored == 0 && !batch.is_empty() {
+                        // Answered, but nothing got through: not "up".
+                        metrics.up.set(0);
+                        metrics.health.failing(&format!(
+                            "every record of the last batch was rejected: {}",
+                            written.reason.as_deref().unwrap_or("no reason given")
+                        ));
+                    } else {
+                        metrics.up.set(1);
+                        metrics.health.ok();
+                    }
                     break;
                 }
                 Err(SinkError::Retryable {
@@ -502,10 +573,30 @@ pub async fn run_worker(
                     attempt += 1;
                 }
                 Err(e) => {
+                    let message = match e {
+                        SinkError::Retryable { message, .. } | SinkError::Permanent(message) => {
+                            message
+                        }
+                    };
+                    let reason = format!(
+                        "gave up after {} attempt(s) in {:.1} s: {message}",
+                        attempt + 1,
+                        started.elapsed().as_secs_f64()
+                    );
                     metrics.up.set(0);
-                    metrics.health.failing(&e.to_string());
+                    metrics.health.failing(&reason);
                     metrics.failed_records.inc_by(batch.len() as u64);
-                    tracing::error!(route = %route, sink = %config.name, records = batch.len(), error = %e, "batch lost: sink gave up");
+                    match sink.give_up(&batch, &reason) {
+                        Ok(true) => {
+                            tracing::error!(route = %route, sink = %config.name, records = batch.len(), error = %reason, "sink gave up on a batch: its records are in the dead-letter file");
+                        }
+                        Ok(false) => {
+                            tracing::error!(route = %route, sink = %config.name, records = batch.len(), error = %reason, "sink gave up on a batch: its records are lost (this sink has no dead-letter file)");
+                        }
+                        Err(dead) => {
+                            tracing::error!(route = %route, sink = %config.name, records = batch.len(), error = %reason, dead_letter_error = %dead, "sink gave up on a batch and could not write it to the dead-letter file: its records are lost");
+                        }
+                    }
                     break;
                 }
             }
@@ -566,6 +657,63 @@ mod tests {
         };
         for attempt in 0..20 {
             assert!(tight.wait(attempt, None, early) <= Duration::from_millis(50));
+        }
+    }
+
+    /// Follow-up item 9: canned `Retry-After` values. An over-long number
+    /// is "very long" (the wait caps it at `max_backoff_secs`), an
+    /// HTTP-date gives the wait until then, garbage and negatives nothing
+    /// (the normal backoff).
+    #[test]
+    fn retry_after_reads_long_numbers_and_http_dates() {
+        use super::parse_retry_after;
+        let secs = Duration::from_secs;
+        // 2026-12-06T20:00:00Z.
+        let now = std::time::UNIX_EPOCH + secs(1_796_587_200);
+        assert_eq!(parse_retry_after("120", now), Some(secs(120)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(secs(0)));
+        for huge in [
+            "99999999999999999999",
+            "18446744073709551616",
+            "123456789012345678901234567890",
+        ] {
+            let wait = parse_retry_after(huge, now).unwrap_or_else(|| panic!("{huge} ignored"));
+            assert!(wait >= secs(u64::MAX), "{huge}: {wait:?}");
+            // Capped like any long wait.
+            let policy = super::RetryPolicy {
+                max_wait: secs(30),
+                ..super::RetryPolicy::default()
+            };
+            assert_eq!(policy.wait(0, Some(wait), secs(1)), secs(30), "{huge}");
+        }
+        // IMF-fixdate, RFC 850 and asctime, 90 s after `now`.
+        for date in [
+            "Sun, 06 Dec 2026 20:01:30 GMT",
+            "Sunday, 06-Dec-26 20:01:30 GMT",
+            "Sun Dec  6 20:01:30 2026",
+        ] {
+            assert_eq!(parse_retry_after(date, now), Some(secs(90)), "{date}");
+        }
+        // An hour ahead: read as an hour (the policy caps it).
+        assert_eq!(
+            parse_retry_after("Sun, 06 Dec 2026 21:00:00 GMT", now),
+            Some(secs(3600))
+        );
+        // A date already past: no wait asked for.
+        assert_eq!(
+            parse_retry_after("Sun, 06 Dec 2026 19:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        for garbage in [
+            "",
+            "-5",
+            "-99999999999999999999",
+            "1.5",
+            "soon",
+            "12abc",
+            "+7",
+        ] {
+            assert_eq!(parse_retry_after(garbage, now), None, "{garbage:?}");
         }
     }
 

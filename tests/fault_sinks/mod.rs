@@ -18,14 +18,31 @@ use super::{EsServer, Sluice, config, es_config, read_lines, tcp_send, wait_whil
 /// A stand-in for InfluxDB 1.x `/write`: each request's lines (gunzipped)
 /// go to `answer`, which returns the status and the body; the lines of
 /// requests answered 204 are kept as stored.
-struct InfluxStandIn {
-    url: String,
+pub(crate) struct InfluxStandIn {
+    pub(crate) url: String,
     stored: Arc<Mutex<Vec<String>>>,
     requests: Arc<Mutex<usize>>,
 }
 
+/// What the stand-in answers a request's lines: status, body, and the
+/// lines it stores.
+pub(crate) type StandInAnswer = Arc<dyn Fn(&[String]) -> (u16, String, Vec<String>) + Send + Sync>;
+
 impl InfluxStandIn {
     fn start(answer: fn(&[String]) -> (u16, String)) -> InfluxStandIn {
+        InfluxStandIn::start_storing(Arc::new(move |lines: &[String]| {
+            let (status, body) = answer(lines);
+            let stored = if status == 204 {
+                lines.to_vec()
+            } else {
+                Vec::new()
+            };
+            (status, body, stored)
+        }))
+    }
+
+    /// `answer` also says which lines were stored (a partial write).
+    pub(crate) fn start_storing(answer: StandInAnswer) -> InfluxStandIn {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let stored = Arc::new(Mutex::new(Vec::new()));
@@ -34,8 +51,8 @@ impl InfluxStandIn {
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { return };
-                let (st, rq) = (st.clone(), rq.clone());
-                std::thread::spawn(move || serve_one(conn, answer, &st, &rq));
+                let (st, rq, answer) = (st.clone(), rq.clone(), answer.clone());
+                std::thread::spawn(move || serve_one(conn, &answer, &st, &rq));
             }
         });
         InfluxStandIn {
@@ -45,11 +62,11 @@ impl InfluxStandIn {
         }
     }
 
-    fn stored(&self) -> Vec<String> {
+    pub(crate) fn stored(&self) -> Vec<String> {
         self.stored.lock().unwrap().clone()
     }
 
-    fn requests(&self) -> usize {
+    pub(crate) fn requests(&self) -> usize {
         *self.requests.lock().unwrap()
     }
 }
@@ -57,7 +74,7 @@ impl InfluxStandIn {
 /// One request on `conn`: read, answer, close.
 fn serve_one(
     conn: TcpStream,
-    answer: fn(&[String]) -> (u16, String),
+    answer: &StandInAnswer,
     stored: &Mutex<Vec<String>>,
     requests: &Mutex<usize>,
 ) {
@@ -94,10 +111,8 @@ fn serve_one(
     };
     let lines: Vec<String> = text.lines().map(str::to_owned).collect();
     *requests.lock().unwrap() += 1;
-    let (status, answer) = answer(&lines);
-    if status == 204 {
-        stored.lock().unwrap().extend(lines);
-    }
+    let (status, answer, kept) = answer(&lines);
+    stored.lock().unwrap().extend(kept);
     let mut conn = reader.into_inner();
     let _ = conn.write_all(
         format!(
