@@ -43,6 +43,18 @@ pub enum Sender {
     Log4j,
 }
 
+/// Whether a listener takes frames that need a lenient rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecodeMode {
+    /// Read what real senders send (the rules of [`LenientRule`]), and say
+    /// which rule each frame needed.
+    #[default]
+    Lenient,
+    /// Reject (drop and count) a frame that needed any lenient rule.
+    Strict,
+}
+
 /// What the decoder needs besides the frame.
 #[derive(Debug, Clone)]
 pub struct DecodeOptions {
@@ -55,6 +67,9 @@ pub struct DecodeOptions {
     pub newline_escape: Option<Box<str>>,
     /// App name for frames that name none (log4j BSD frames never do).
     pub app_name: Option<Arc<str>>,
+    /// `decode = "strict"`: the listener rejects frames that needed a
+    /// lenient rule (the decoder still reads them, to say which).
+    pub mode: DecodeMode,
 }
 
 impl Default for DecodeOptions {
@@ -65,6 +80,7 @@ impl Default for DecodeOptions {
             strip_facility_prefix: false,
             newline_escape: None,
             app_name: None,
+            mode: DecodeMode::Lenient,
         }
     }
 }

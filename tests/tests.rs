@@ -2100,6 +2100,7 @@ fn es_test_server_enforces_the_bulk_protocol() {
 
 mod blaster_e2e;
 mod example_files;
+mod lenient_decode;
 mod log4j_e2e;
 mod tls_listener;
 
