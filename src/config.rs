@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use crate::decode::{DecodeOptions, Sender};
+use crate::decode::{DecodeMode, DecodeOptions, Sender};
 use crate::framing::Framing;
 use crate::grok::Library;
 use crate::multiline::{self, MultilineConfig};
@@ -103,6 +103,7 @@ struct RawListener {
     app_name: Option<String>,
     strip_facility_prefix: Option<bool>,
     newline_escape: Option<String>,
+    decode: Option<DecodeMode>,
     multiline: Option<bool>,
     multiline_window_ms: Option<u64>,
     multiline_max_lines: Option<usize>,
@@ -1620,6 +1621,7 @@ impl Validator<'_, '_> {
                 strip_facility_prefix: l.strip_facility_prefix.unwrap_or(false),
                 newline_escape: l.newline_escape.map(String::into_boxed_str),
                 app_name: l.app_name.map(|a| Arc::from(a.as_str())),
+                mode: l.decode.unwrap_or_default(),
             };
             let multiline_keys = [
                 ("multiline_window_ms", l.multiline_window_ms.is_some()),

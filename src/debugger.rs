@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
 use crate::config::Config;
-use crate::decode::{DecodeOptions, decode};
+use crate::decode::{DecodeMode, DecodeOptions, decode};
 use crate::event::{Event, write_json_str};
 use crate::framing::{FrameItem, Framing, SyslogFramer};
 use crate::multiline::{Joiner, MultilineConfig};
@@ -205,6 +205,15 @@ pub fn run(
         match item {
             FrameItem::Frame(f) => {
                 let event = decode(f, None, received, opts);
+                if opts.mode == DecodeMode::Strict && !event.lenient.is_empty() {
+                    // What the listener would do: reject it, and say why.
+                    let mut line = String::with_capacity(512);
+                    line.push('{');
+                    event.write_canonical_fields(&mut line);
+                    line.push_str(",\"rejected\":\"strict\"}");
+                    writeln!(out, "{line}").map_err(ParseError::Io)?;
+                    continue;
+                }
                 match &mut joiner {
                     Some(j) => j.push(event, now, &mut events),
                     None => events.push(event),

@@ -25,8 +25,8 @@ use nom::combinator::{map_res, opt, verify};
 use nom::sequence::{delimited, preceded};
 
 use crate::event::{
-    Event, Protocol, SdElement, SdParam, Span, Text, Timestamp, civil_from_days, days_from_civil,
-    text_of,
+    Event, Lenient, LenientRule, Protocol, SdElement, SdParam, Span, Text, Timestamp,
+    civil_from_days, days_from_civil, text_of,
 };
 
 /// Who sends to a listener, which decides how a BSD frame's first word is read.
@@ -43,6 +43,18 @@ pub enum Sender {
     Log4j,
 }
 
+/// Whether a listener takes frames that need a lenient rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecodeMode {
+    /// Read what real senders send (the rules of [`LenientRule`]), and say
+    /// which rule each frame needed.
+    #[default]
+    Lenient,
+    /// Reject (drop and count) a frame that needed any lenient rule.
+    Strict,
+}
+
 /// What the decoder needs besides the frame.
 #[derive(Debug, Clone)]
 pub struct DecodeOptions {
@@ -55,6 +67,9 @@ pub struct DecodeOptions {
     pub newline_escape: Option<Box<str>>,
     /// App name for frames that name none (log4j BSD frames never do).
     pub app_name: Option<Arc<str>>,
+    /// `decode = "strict"`: the listener rejects frames that needed a
+    /// lenient rule (the decoder still reads them, to say which).
+    pub mode: DecodeMode,
 }
 
 impl Default for DecodeOptions {
@@ -65,6 +80,7 @@ impl Default for DecodeOptions {
             strip_facility_prefix: false,
             newline_escape: None,
             app_name: None,
+            mode: DecodeMode::Lenient,
         }
     }
 }
@@ -372,104 +388,202 @@ fn resolve(t: &CivilTime, offset: Option<i32>, opts: &DecodeOptions) -> Option<T
 
 /// The RFC 5424 grammar. Returns false (and leaves the event untouched) when
 /// the header does not fit, so the caller can try RFC 3164.
+///
+/// Lenient where senders break it and Flume reads them anyway (each marked
+/// in `event.lenient`): a timestamp without offset; a header that ends after
+/// the hostname (the rest is the message); a frame that ends after MSGID;
+/// structured data that is nearly right (see [`structured_data`]).
 fn rfc5424(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &DecodeOptions) -> bool {
     let Ok((i, _version)) = version(after_pri) else {
         return false;
     };
+    let mut lenient = Lenient::default();
     let (i, timestamp) = if let Ok((i, _)) = tag::<_, _, nom::error::Error<&[u8]>>("- ")(i) {
         (i, None)
     } else {
         match rfc3339(i) {
-            Ok((i, (t, offset))) => match char::<_, nom::error::Error<&[u8]>>(' ')(i) {
-                Ok((i, _)) => (i, resolve(&t, offset, opts)),
-                Err(_) => return false,
-            },
+            Ok((rest, (t, offset))) => {
+                let i = match char::<_, nom::error::Error<&[u8]>>(' ')(rest) {
+                    Ok((i, _)) => i,
+                    // Nothing after the timestamp: a header cut short.
+                    Err(_) if rest.is_empty() => rest,
+                    Err(_) => return false,
+                };
+                if offset.is_none() {
+                    lenient.insert(LenientRule::TimestampWithoutOffset);
+                }
+                (i, resolve(&t, offset, opts))
+            }
             Err(_) => return false,
         }
     };
-    let Ok((i, hostname)) = header_field(i) else {
-        return false;
-    };
-    let Ok((i, appname)) = header_field(i) else {
-        return false;
-    };
-    let Ok((i, procid)) = header_field(i) else {
-        return false;
-    };
-    // MSGID may be the last thing in the frame (no SD, no MSG): lenient.
-    let (i, msgid) = match header_field(i) {
-        Ok(r) => r,
-        Err(_) => match take_till1::<_, _, nom::error::Error<&[u8]>>(|b| b == b' ')(i) {
-            Ok((i, f)) if i.is_empty() => (i, if f == b"-" { None } else { Some(f) }),
-            _ => return false,
-        },
-    };
     let text = |f: Option<&[u8]>| f.map(|f| Text::Span(span_of(all, f)));
+    let (i, hostname) = match header_field(i) {
+        Ok(r) => r,
+        Err(_) => {
+            // `TIMESTAMP HOSTNAME` and the end of the frame (or not even a
+            // hostname): the header is cut short, nothing is lost.
+            if i.contains(&b' ') {
+                return false;
+            }
+            lenient.insert(LenientRule::HeaderFieldsMissing);
+            event.protocol = Protocol::Rfc5424;
+            event.valid = true;
+            event.timestamp = timestamp;
+            event.hostname = text(Some(i).filter(|h| !h.is_empty() && *h != b"-"));
+            event.message = Text::Span(span_of(all, &i[i.len()..]));
+            event.lenient = lenient;
+            return true;
+        }
+    };
     event.protocol = Protocol::Rfc5424;
     event.valid = true;
     event.timestamp = timestamp;
     event.hostname = text(hostname);
+    // APP-NAME SP PROCID SP MSGID: when these are not all there, the header
+    // ended at the hostname and the rest is message (Flume's reading: it
+    // keeps the timestamp and host and nothing else).
+    let Some((i, appname, procid, msgid)) = app_proc_msgid(i, &mut lenient) else {
+        lenient.insert(LenientRule::HeaderFieldsMissing);
+        event.message = Text::Span(span_of(all, trim_end(i)));
+        event.lenient = lenient;
+        return true;
+    };
     event.appname = text(appname);
     event.procid = text(procid);
     event.msgid = text(msgid);
 
-    let rest = match structured_data(all, i) {
-        Ok((rest, sd)) => {
-            event.structured_data = sd;
-            rest
+    let sd = structured_data(all, i);
+    event.structured_data = sd.elements;
+    lenient.extend(sd.lenient);
+    event.lenient = lenient;
+    let msg = match sd.kept_from {
+        // Structured data that could not all be read stays in the
+        // message, byte for byte.
+        Some(kept) => kept,
+        None => {
+            let rest = sd.rest;
+            let msg = rest.strip_prefix(b" ").unwrap_or(rest);
+            msg.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(msg)
         }
-        // Malformed structured data: keep it as part of the message.
-        Err(_) => i,
     };
-    let msg = rest.strip_prefix(b" ").unwrap_or(rest);
-    let msg = msg.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(msg);
     event.message = Text::Span(span_of(all, trim_end(msg)));
     true
 }
 
-/// `SD = NILVALUE / 1*SD-ELEMENT`.
-fn structured_data<'a>(all: &[u8], i: &'a [u8]) -> IResult<&'a [u8], Vec<SdElement>> {
+/// (rest, APP-NAME, PROCID, MSGID)
+type AppProcMsgid<'a> = (
+    &'a [u8],
+    Option<&'a [u8]>,
+    Option<&'a [u8]>,
+    Option<&'a [u8]>,
+);
+
+/// `APP-NAME SP PROCID SP MSGID`, then SP or the end of the frame (no SD,
+/// no MSG: lenient, [`LenientRule::SdMissing`]).
+fn app_proc_msgid<'a>(i: &'a [u8], lenient: &mut Lenient) -> Option<AppProcMsgid<'a>> {
+    let (i, appname) = header_field(i).ok()?;
+    let (i, procid) = header_field(i).ok()?;
+    let (i, msgid) = match header_field(i) {
+        Ok(r) => r,
+        Err(_) => match take_till1::<_, _, nom::error::Error<&[u8]>>(|b| b == b' ')(i) {
+            Ok((i, f)) if i.is_empty() => {
+                lenient.insert(LenientRule::SdMissing);
+                (i, if f == b"-" { None } else { Some(f) })
+            }
+            _ => return None,
+        },
+    };
+    Some((i, appname, procid, msgid))
+}
+
+/// What [`structured_data`] read.
+struct SdRead<'a> {
+    elements: Vec<SdElement>,
+    /// The frame after the last element read.
+    rest: &'a [u8],
+    /// Where the message starts when structured data could not all be
+    /// read: from the first element that was not well-formed on, the text
+    /// stays in the message as sent.
+    kept_from: Option<&'a [u8]>,
+    lenient: Lenient,
+}
+
+/// `SD = NILVALUE / 1*SD-ELEMENT`, nearly-right elements recovered: every
+/// well-formed element and parameter is kept; spaces around `=` are
+/// skipped; a parameter without a value is left out of its element and the
+/// element's text stays in the message; an element that cannot be read
+/// ends the structured data, and it and what follows stay in the message.
+fn structured_data<'a>(all: &[u8], i: &'a [u8]) -> SdRead<'a> {
+    let mut read = SdRead {
+        elements: Vec::new(),
+        rest: i,
+        kept_from: None,
+        lenient: Lenient::default(),
+    };
     if i.is_empty() {
-        return Ok((i, Vec::new()));
+        return read;
     }
     if let Some(rest) = i.strip_prefix(b"-") {
         if rest.is_empty() || rest[0] == b' ' {
-            return Ok((rest, Vec::new()));
+            read.rest = rest;
+            return read;
         }
     }
-    let mut elements = Vec::with_capacity(2);
+    if i.first() != Some(&b'[') {
+        read.lenient.insert(LenientRule::SdMalformed);
+        read.kept_from = Some(i);
+        return read;
+    }
+    read.elements.reserve(2);
     let mut i = i;
     while i.first() == Some(&b'[') {
-        let (rest, element) = sd_element(all, i)?;
-        elements.push(element);
-        i = rest;
+        // An element's rules count only when the element is read.
+        let mut lenient = Lenient::default();
+        match sd_element(all, i, &mut lenient) {
+            Ok((rest, (element, complete))) => {
+                read.lenient.extend(lenient);
+                if !complete && read.kept_from.is_none() {
+                    read.kept_from = Some(i);
+                }
+                read.elements.push(element);
+                i = rest;
+            }
+            Err(_) => {
+                read.lenient.insert(LenientRule::SdMalformed);
+                if read.kept_from.is_none() {
+                    read.kept_from = Some(i);
+                }
+                break;
+            }
+        }
     }
-    if elements.is_empty() {
-        return Err(nom::Err::Error(nom::error::Error::new(
-            i,
-            nom::error::ErrorKind::Tag,
-        )));
-    }
-    Ok((i, elements))
+    read.rest = i;
+    read
 }
 
 fn sd_name(i: &[u8]) -> IResult<&[u8], &[u8]> {
     take_till1(|b| matches!(b, b' ' | b'=' | b']' | b'"'))(i)
 }
 
-fn sd_element<'a>(all: &[u8], i: &'a [u8]) -> IResult<&'a [u8], SdElement> {
+/// One `[SD-ID PARAM="VALUE" …]`; the bool is false when a parameter had
+/// no value (it is left out, and the caller keeps the element's text).
+fn sd_element<'a>(
+    all: &[u8],
+    i: &'a [u8],
+    lenient: &mut Lenient,
+) -> IResult<&'a [u8], (SdElement, bool)> {
     let (mut i, id) = preceded(char('['), sd_name)(i)?;
     let mut params = Vec::with_capacity(4);
+    let mut complete = true;
     loop {
         let rest = skip_spaces(i);
         if let Some(rest) = rest.strip_prefix(b"]") {
-            return Ok((
-                rest,
-                SdElement {
-                    id: Text::Span(span_of(all, id)),
-                    params,
-                },
-            ));
+            let element = SdElement {
+                id: Text::Span(span_of(all, id)),
+                params,
+            };
+            return Ok((rest, (element, complete)));
         }
         if rest.len() == i.len() {
             // Parameters must be separated by a space.
@@ -478,9 +592,27 @@ fn sd_element<'a>(all: &[u8], i: &'a [u8]) -> IResult<&'a [u8], SdElement> {
                 nom::error::ErrorKind::Space,
             )));
         }
-        let (rest, name) = sd_name(rest)?;
-        let (rest, _) = tag("=\"")(rest)?;
-        let (rest, value) = sd_value(all, rest)?;
+        let (after_name, name) = sd_name(rest)?;
+        // Strictly `="`; spaces around `=` are read past.
+        let before_eq = skip_spaces(after_name);
+        let Some(after_eq) = before_eq.strip_prefix(b"=") else {
+            // `[origin ip]`: a parameter without a value.
+            lenient.insert(LenientRule::SdParamWithoutValue);
+            complete = false;
+            i = after_name;
+            continue;
+        };
+        let Some(quoted) = skip_spaces(after_eq).strip_prefix(b"\"") else {
+            // `[origin ip=]`, `[origin ip= next="x"]`.
+            lenient.insert(LenientRule::SdParamWithoutValue);
+            complete = false;
+            i = after_eq;
+            continue;
+        };
+        if before_eq.len() != after_name.len() || quoted.len() + 1 != after_eq.len() {
+            lenient.insert(LenientRule::SdSpaceAroundEquals);
+        }
+        let (rest, value) = sd_value(all, quoted)?;
         params.push(SdParam {
             name: Text::Span(span_of(all, name)),
             value,
@@ -736,10 +868,13 @@ fn cisco_prefix(i: &[u8]) -> Option<CiscoPrefix<'_>> {
 /// RFC 3164 as senders write it: `TIMESTAMP HOSTNAME TAG[PID]: MSG`, any part
 /// of which may be missing, plus Cisco's sequence numbers and clock-sync
 /// markers (kept as RFC 5424 `meta sequenceId` and `timeQuality isSynced`).
+/// Forms the RFC does not allow are read as rsyslog, Flume and syslog_loose
+/// read them, and marked in `event.lenient`.
 fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &DecodeOptions) {
     event.protocol = Protocol::Rfc3164;
     event.valid = true;
     let span = |piece: &[u8]| Text::Span(span_of(all, piece));
+    let mut lenient = Lenient::default();
     let mut i = after_pri;
 
     let mut cisco = false;
@@ -754,6 +889,15 @@ fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &DecodeOptions
         });
         event.hostname = host.map(span);
         i = rest;
+    } else if i.first() == Some(&b' ') {
+        // `<13> Dec  1 08:00:00 …` (HP ProCurve, rsyslog reads it): spaces
+        // between PRI and a timestamp. Spaces before anything else are
+        // message.
+        let rest = skip_spaces(i);
+        if bsd_timestamp(rest).is_ok() || rfc3339(rest).is_ok() {
+            lenient.insert(LenientRule::SpaceAfterPri);
+            i = rest;
+        }
     }
     if let Some(rest) = i.strip_prefix(b"*").or_else(|| i.strip_prefix(b".")) {
         if bsd_timestamp(rest).is_ok() {
@@ -769,9 +913,13 @@ fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &DecodeOptions
     }
 
     let mut have_timestamp = false;
+    let mut zone_named = false;
     if let Ok((rest, t)) = bsd_timestamp(i) {
         let (rest, offset) = match zone_abbreviation(rest) {
-            Ok((rest, offset)) => (rest, offset),
+            Ok((rest, offset)) => {
+                zone_named = true;
+                (rest, offset)
+            }
             Err(_) => (rest, None),
         };
         event.timestamp = t.resolve(offset, event.received_nanos, opts);
@@ -784,43 +932,64 @@ fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &DecodeOptions
     }
     if have_timestamp {
         if let Some(rest) = i.strip_prefix(b": ") {
-            // `TIME: MSG`, the Cisco shape: no hostname after the time.
-            cisco = true;
+            if cisco || zone_named || rest.first() == Some(&b'%') {
+                // `TIME: MSG`, the Cisco shape: no hostname after the time.
+                cisco = true;
+            } else {
+                // `Mar 7 2008 19:06:53: example tag: …` (rsyslog
+                // rfc3164.sh): a colon after the time, then the header
+                // goes on.
+                lenient.insert(LenientRule::ColonAfterTimestamp);
+            }
             i = rest;
         } else {
             i = i.strip_prefix(b" ").unwrap_or(i);
         }
     }
+    let generic = opts.sender == Sender::Generic;
     if have_timestamp && !cisco {
         // HOSTNAME, unless the next word is already the TAG. Exactly one
         // space is consumed after it: log4j stack-trace lines start with
         // four spaces that belong to the message.
         let word_len = i.iter().take_while(|b| **b != b' ').count();
         let (word, rest) = i.split_at(word_len);
-        let looks_like_tag =
-            opts.sender == Sender::Generic && (word.ends_with(b":") || word.contains(&b'['));
-        if word_len > 0 && !looks_like_tag && !rest.is_empty() {
-            event.hostname = Some(span(word));
-            i = &rest[1..];
+        let looks_like_tag = generic
+            && (word.ends_with(b":")
+                || word.contains(&b'[')
+                // No hostname begins so: Snare's `#001`, a Cisco mnemonic.
+                || matches!(word.first(), Some(b'#' | b'%')));
+        if word_len > 0 && !looks_like_tag {
+            if word == b"-" {
+                // RFC 5424's NILVALUE where the hostname is.
+                lenient.insert(LenientRule::HostnameNil);
+            } else {
+                event.hostname = Some(span(word));
+            }
+            match rest.split_first() {
+                Some((_, rest)) => i = rest,
+                None => {
+                    // `<14>Nov  2 2024 10:11:12 fw01`: the hostname ends
+                    // the frame (rsyslog weird.parse1, syslog_loose).
+                    lenient.insert(LenientRule::HeaderWithoutMessage);
+                    i = rest;
+                }
+            }
         }
     }
     if let Some(rest) = log4j_facility_prefix(i, event.facility) {
         if opts.strip_facility_prefix {
             i = rest;
         }
-    } else if opts.sender == Sender::Generic && !cisco {
-        if let Some((app, pid, rest)) = tag_and_pid(i) {
-            // Without a header, only the unmistakable `TAG[PID]:` is a TAG:
-            // log4j 1.2 (`header=false`) sends `<PRI>text`, and text such as
-            // `Status: ok` is message.
-            if have_timestamp || pid.is_some() {
-                event.appname = Some(span(app));
-                event.procid = pid.map(span);
-                i = rest.strip_prefix(b" ").unwrap_or(rest);
-            }
+    } else if generic && !cisco {
+        if let Some(tag) = tag_and_pid(i, have_timestamp) {
+            event.appname = tag.app.map(span);
+            event.procid = tag.pid.map(span);
+            lenient.extend(tag.lenient);
+            i = tag.rest.strip_prefix(b" ").unwrap_or(tag.rest);
         }
     }
     event.message = span(trim_end(i));
+    event.lenient = lenient;
 }
 
 /// log4j 1.2 `facilityPrinting=true`: the PRI's own facility name and a
@@ -835,28 +1004,118 @@ fn log4j_facility_prefix(i: &[u8], facility: Option<u8>) -> Option<&[u8]> {
     i.strip_prefix(name)?.strip_prefix(b":")
 }
 
-/// `TAG[PID]:` or `TAG:`; TAG is up to 48 of `[A-Za-z0-9_./-]`.
-/// (TAG, PID, rest of the frame)
-type TagPid<'a> = (&'a [u8], Option<&'a [u8]>, &'a [u8]);
+/// A TAG read by [`tag_and_pid`].
+struct Tag<'a> {
+    /// `None` for an empty TAG (`: message`).
+    app: Option<&'a [u8]>,
+    pid: Option<&'a [u8]>,
+    /// The frame after `TAG[PID]:`.
+    rest: &'a [u8],
+    lenient: Lenient,
+}
 
-fn tag_and_pid(i: &[u8]) -> Option<TagPid<'_>> {
+/// Bytes RFC 3164 senders put in a TAG: letters, digits and `_./-`.
+fn is_tag_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-')
+}
+
+/// What real daemons put there besides: PAM's parentheses
+/// (`cron(pam_unix)`), Cisco's `%`, `#`, `@`.
+fn is_lenient_tag_byte(b: u8) -> bool {
+    is_tag_byte(b) || matches!(b, b'(' | b')' | b'%' | b'#' | b'@')
+}
+
+/// A Cisco mnemonic, `%FACILITY-SEVERITY-MNEMONIC` (`%ASA-6-302013`,
+/// `%SYS-5-CONFIG_I`).
+fn is_cisco_mnemonic(app: &[u8]) -> bool {
+    let Some(rest) = app.strip_prefix(b"%") else {
+        return false;
+    };
+    rest.iter()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
+        && rest
+            .windows(3)
+            .any(|w| w[0] == b'-' && (b'0'..=b'7').contains(&w[1]) && w[2] == b'-')
+}
+
+/// `TAG[PID]:` or `TAG:`; TAG is up to 48 bytes. After a timestamp also an
+/// empty TAG (`: message`) and a `#`-led word without colon (Snare's
+/// `#001`, as rsyslog reads it). Without a header only what cannot be
+/// message text is a TAG: `TAG[PID]:`, and `TAG: ` where TAG is a program
+/// name in lower case or a Cisco mnemonic (`kernel: `, not `Status: `, not
+/// `java.lang.IllegalStateException: `).
+fn tag_and_pid(i: &[u8], have_timestamp: bool) -> Option<Tag<'_>> {
+    let mut lenient = Lenient::default();
+    if have_timestamp {
+        if let Some(rest) = i.strip_prefix(b":") {
+            if rest.is_empty() || rest[0] == b' ' {
+                lenient.insert(LenientRule::TagEmpty);
+                return Some(Tag {
+                    app: None,
+                    pid: None,
+                    rest,
+                    lenient,
+                });
+            }
+        }
+    }
     let n = i
         .iter()
         .take(49)
-        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-'))
+        .take_while(|b| is_lenient_tag_byte(**b))
         .count();
     if n == 0 || n > 48 {
         return None;
     }
     let (app, rest) = i.split_at(n);
-    if let Some(rest) = rest.strip_prefix(b":") {
-        return Some((app, None, rest));
+    if app.contains(&b'(') || app.contains(&b')') {
+        lenient.insert(LenientRule::TagWithParens);
+    } else if is_cisco_mnemonic(app) {
+        lenient.insert(LenientRule::TagCiscoMnemonic);
+    } else if !app.iter().all(|b| is_tag_byte(*b)) {
+        lenient.insert(LenientRule::TagPunctuation);
     }
-    let inner = rest.strip_prefix(b"[")?;
-    let close = inner.iter().take(129).position(|b| *b == b']')?;
-    let (pid, rest) = inner.split_at(close);
-    let rest = rest.strip_prefix(b"]:")?;
-    Some((app, if pid.is_empty() { None } else { Some(pid) }, rest))
+    let (pid, rest) = if let Some(rest) = rest.strip_prefix(b":") {
+        (None, rest)
+    } else if let Some(inner) = rest.strip_prefix(b"[") {
+        let close = inner.iter().take(129).position(|b| *b == b']')?;
+        let (pid, rest) = inner.split_at(close);
+        let rest = rest.strip_prefix(b"]:")?;
+        if pid.is_empty() {
+            (None, rest)
+        } else {
+            // Without a header, `TAG[PID]:` has always been a TAG.
+            return Some(Tag {
+                app: Some(app),
+                pid: Some(pid),
+                rest,
+                lenient,
+            });
+        }
+    } else if have_timestamp && app.first() == Some(&b'#') && rest.first() == Some(&b' ') {
+        (None, rest)
+    } else {
+        return None;
+    };
+    if !have_timestamp {
+        let program = app.first().is_some_and(|b| b.is_ascii_lowercase())
+            && app.iter().all(|b| {
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'_' | b'.' | b'/' | b'-')
+            });
+        let followed = rest.first() == Some(&b' ');
+        if !(followed && (program || lenient.contains(LenientRule::TagCiscoMnemonic))) {
+            return None;
+        }
+        lenient.insert(LenientRule::TagWithoutHeader);
+    }
+    Some(Tag {
+        app: Some(app),
+        pid,
+        rest,
+        lenient,
+    })
 }
 
 #[cfg(test)]
@@ -1224,6 +1483,194 @@ mod tests {
             assert_eq!(e.message(), frame);
             assert_eq!(e.facility, None);
         }
+    }
+
+    fn rules(e: &Event) -> Vec<&'static str> {
+        e.lenient.iter().map(LenientRule::as_str).collect()
+    }
+
+    /// Issue #22: RFC 3164 TAG forms real daemons write.
+    #[test]
+    fn issue22_tag_forms_real_daemons_write() {
+        // PAM and older daemons: parentheses before the PID.
+        let e = dec("<86>Nov  4 09:01:02 web01 cron(pam_unix)[2211]: session opened");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.procid(), e.message()),
+            (
+                Some("web01"),
+                Some("cron(pam_unix)"),
+                Some("2211"),
+                "session opened"
+            )
+        );
+        assert_eq!(rules(&e), ["tag_with_parens"]);
+        // Cisco ASA/PIX mnemonic where the TAG is, after a host and without one.
+        let e = dec("<166>Nov  4 09:01:02 fw01 %ASA-6-302013: Built outbound TCP");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("fw01"), Some("%ASA-6-302013"), "Built outbound TCP")
+        );
+        assert_eq!(rules(&e), ["tag_cisco_mnemonic"]);
+        let e = dec("<166>Nov  4 09:01:02 %ASA-6-302013: Built outbound TCP");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (None, Some("%ASA-6-302013"), "Built outbound TCP")
+        );
+        assert_eq!(rules(&e), ["tag_cisco_mnemonic"]);
+        let e = dec("<166>%ASA-6-302013: Built outbound TCP");
+        assert_eq!(
+            (e.appname(), e.message()),
+            (Some("%ASA-6-302013"), "Built outbound TCP")
+        );
+        assert_eq!(rules(&e), ["tag_cisco_mnemonic", "tag_without_header"]);
+        // A TAG that begins with punctuation.
+        let e = dec("<13>Nov  4 09:01:02 host #tag[12]: message");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.procid(), e.message()),
+            (Some("host"), Some("#tag"), Some("12"), "message")
+        );
+        assert_eq!(rules(&e), ["tag_punctuation"]);
+        // Snare's `#001` counter where the hostname would be (rsyslog reallife.parse1).
+        let e = dec("<175>Oct 16 23:47:31 #001 MSWinEventLog 0#011Security");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (None, Some("#001"), "MSWinEventLog 0#011Security")
+        );
+        assert_eq!(rules(&e), ["tag_punctuation"]);
+        // An empty TAG, with and without a hostname.
+        let e = dec("<166>Nov  4 2025 09:01:02 fw01 : %ASA-6-302013: Built");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("fw01"), None, "%ASA-6-302013: Built")
+        );
+        assert_eq!(rules(&e), ["tag_empty"]);
+        let e = dec("<13>Nov  4 09:01:02 : message");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (None, None, "message")
+        );
+        assert_eq!(rules(&e), ["tag_empty"]);
+        // A TAG with no timestamp and no host.
+        let e = dec("<30>kernel: eth0: link up");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (None, Some("kernel"), "eth0: link up")
+        );
+        assert_eq!(rules(&e), ["tag_without_header"]);
+        // What log4j 1.2 (header=false) writes stays message: a capital
+        // first letter, an exception class name.
+        for frame in [
+            "<13>Status: ok",
+            "<11>java.lang.IllegalStateException: boom",
+        ] {
+            let e = dec(frame);
+            assert_eq!((e.appname(), e.message()), (None, &frame[4..]), "{frame}");
+            assert_eq!(rules(&e), Vec::<&str>::new(), "{frame}");
+        }
+        // A frame the RFC allows fires no rule.
+        let e = dec("<13>Nov  4 09:01:02 host su[230]: ok");
+        assert!(e.lenient.is_empty());
+        assert!(json(&e).get("lenient").is_none());
+    }
+
+    /// Issue #22: a space between PRI and timestamp; a header without MSG.
+    #[test]
+    fn issue22_spacing_and_partial_headers() {
+        let e = dec("<13> Dec  1 08:00:00 web02 app: hello");
+        assert_eq!(json(&e)["timestamp"], "2026-12-01T08:00:00Z");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("web02"), Some("app"), "hello")
+        );
+        assert_eq!(rules(&e), ["space_after_pri"]);
+        let e = dec("<13> 2025-12-01T08:00:00Z web02 app: hello");
+        assert_eq!(json(&e)["timestamp"], "2025-12-01T08:00:00Z");
+        assert_eq!((e.hostname(), e.appname()), (Some("web02"), Some("app")));
+        assert_eq!(json(&e)["lenient"], serde_json::json!(["space_after_pri"]));
+        // A colon after the time, then hostname and TAG (rsyslog
+        // rfc3164.sh); Cisco's `TIME: %MNEMONIC` stays as it was.
+        let e = dec("<167>Mar 7 2008 19:06:53: example tag: testmessage");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("example"), Some("tag"), "testmessage")
+        );
+        assert_eq!(rules(&e), ["colon_after_timestamp"]);
+        // Spaces before text that is not a timestamp are message.
+        let e = dec("<13> hello");
+        assert_eq!((e.message(), rules(&e)), (" hello", vec![]));
+        for (frame, ts) in [
+            ("<14>Nov  2 2024 10:11:12 fw01", "2024-11-02T10:11:12Z"),
+            ("<14>Nov  2 10:11:12 fw01", "2026-11-02T10:11:12Z"),
+        ] {
+            let e = dec(frame);
+            assert_eq!(json(&e)["timestamp"], ts, "{frame}");
+            assert_eq!((e.hostname(), e.message()), (Some("fw01"), ""), "{frame}");
+            assert_eq!(rules(&e), ["header_without_message"], "{frame}");
+        }
+    }
+
+    /// Issue #22: RFC 5424 frames that break the grammar but Flume reads.
+    #[test]
+    fn issue22_rfc5424_fields_missing_after_hostname() {
+        let e = dec("<14>1 2025-03-01T08:00:00 db01 backup done");
+        assert_eq!(e.protocol, Protocol::Rfc5424);
+        assert_eq!(json(&e)["timestamp"], "2025-03-01T08:00:00Z");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("db01"), None, "backup done")
+        );
+        assert_eq!(
+            rules(&e),
+            ["header_fields_missing", "timestamp_without_offset"]
+        );
+        let e = dec("<10>1 2012-04-13T11:11:11.999 - some msg");
+        assert_eq!(json(&e)["timestamp"], "2012-04-13T11:11:11.999Z");
+        assert_eq!((e.hostname(), e.message()), (None, "some msg"));
+        let e = dec("<14>1 2025-03-01T08:00:00Z db01");
+        assert_eq!((e.hostname(), e.message()), (Some("db01"), ""));
+        assert_eq!(rules(&e), ["header_fields_missing"]);
+        // Read in the listener's zone.
+        let opts = DecodeOptions {
+            timezone: "Europe/Berlin".parse().unwrap(),
+            ..DecodeOptions::default()
+        };
+        let e = dec_with(b"<14>1 2025-07-01T08:00:00.25 db01 app - - - m", &opts);
+        assert_eq!(json(&e)["timestamp"], "2025-07-01T08:00:00.25+02:00");
+        assert_eq!(rules(&e), ["timestamp_without_offset"]);
+        // The frame ends after MSGID.
+        let e = dec("<14>1 2025-03-01T08:00:00Z h app 1 ID");
+        assert_eq!((e.msgid(), rules(&e)), (Some("ID"), vec!["sd_missing"]));
+    }
+
+    /// Issue #22: structured data that is nearly right.
+    #[test]
+    fn issue22_structured_data_nearly_right() {
+        let e = dec(r#"<14>1 2025-03-01T08:00:00Z h app - - [meta sequenceId= "5"] msg"#);
+        assert_eq!(e.sd_param("meta", "sequenceId"), Some("5"));
+        assert_eq!(e.message(), "msg");
+        assert_eq!(rules(&e), ["sd_space_around_equals"]);
+        // A parameter without a value: the element and its well-formed
+        // parameters are recovered; its text stays in the message.
+        for frame in [
+            r#"<14>1 2025-03-01T08:00:00Z h app - - [a x="1"][origin ip software="s"] msg"#,
+            r#"<14>1 2025-03-01T08:00:00Z h app - - [a x="1"][origin ip= software="s"] msg"#,
+        ] {
+            let e = dec(frame);
+            assert_eq!(e.sd_param("a", "x"), Some("1"), "{frame}");
+            assert_eq!(e.sd_param("origin", "software"), Some("s"), "{frame}");
+            assert_eq!(e.sd_param("origin", "ip"), None, "{frame}");
+            let at = frame.find("[origin").unwrap();
+            assert_eq!(e.message(), &frame[at..], "{frame}");
+            assert_eq!(rules(&e), ["sd_param_without_value"], "{frame}");
+        }
+        // An element that cannot be read: the ones before it are kept.
+        let frame = r#"<14>1 2025-03-01T08:00:00Z h app - - [a x="1"][broken m"#;
+        let e = dec(frame);
+        assert_eq!(e.sd_param("a", "x"), Some("1"));
+        assert_eq!(
+            (e.message(), rules(&e)),
+            ("[broken m", vec!["sd_malformed"])
+        );
     }
 
     mod properties {

@@ -100,6 +100,127 @@ pub struct SdElement {
     pub params: Vec<SdParam>,
 }
 
+/// A way a frame broke its grammar that the decoder read anyway (issue
+/// #22). The names are stable: they are what the canonical JSON's
+/// `lenient` list, the `rule` label of `sluice_decode_lenient_frames_total`
+/// and the README call them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LenientRule {
+    /// RFC 3164: `cron(pam_unix)[2211]:`, parentheses in the TAG.
+    TagWithParens,
+    /// RFC 3164: a Cisco mnemonic where the TAG is (`%ASA-6-302013:`).
+    TagCiscoMnemonic,
+    /// RFC 3164: a TAG with punctuation the RFC does not allow (`#tag:`,
+    /// Snare's `#001`, `foo@bar:`).
+    TagPunctuation,
+    /// RFC 3164: `: message`, a colon where the TAG would be.
+    TagEmpty,
+    /// RFC 3164: `TAG:` with neither timestamp nor hostname before it.
+    TagWithoutHeader,
+    /// A space between PRI and the timestamp.
+    SpaceAfterPri,
+    /// RFC 3164: a colon after the timestamp, then hostname and TAG
+    /// (`Mar  7 19:06:53: host tag: …`; Cisco's `TIME: %MNEMONIC` is not
+    /// this).
+    ColonAfterTimestamp,
+    /// RFC 3164: PRI, timestamp and hostname, and nothing after the hostname.
+    HeaderWithoutMessage,
+    /// RFC 3164: `-` (RFC 5424's NILVALUE) where the hostname is.
+    HostnameNil,
+    /// RFC 5424: the header ends before APP-NAME, PROCID and MSGID; what
+    /// follows the hostname is the message (Flume's reading).
+    HeaderFieldsMissing,
+    /// RFC 5424: a timestamp without `Z` or an offset, read in the
+    /// listener's zone.
+    TimestampWithoutOffset,
+    /// RFC 5424: spaces around a parameter's `=` (`sequenceId= "5"`).
+    SdSpaceAroundEquals,
+    /// RFC 5424: a parameter without a value (`[origin ip]`, `[origin ip=]`):
+    /// the element's well-formed parameters are kept, and its text stays in
+    /// the message.
+    SdParamWithoutValue,
+    /// RFC 5424: STRUCTURED-DATA that is neither `-` nor elements; it stays
+    /// in the message.
+    SdMalformed,
+    /// RFC 5424: the frame ends after MSGID, without STRUCTURED-DATA.
+    SdMissing,
+}
+
+impl LenientRule {
+    /// Every rule, in the order the JSON lists them.
+    pub const ALL: [LenientRule; 15] = [
+        LenientRule::TagWithParens,
+        LenientRule::TagCiscoMnemonic,
+        LenientRule::TagPunctuation,
+        LenientRule::TagEmpty,
+        LenientRule::TagWithoutHeader,
+        LenientRule::SpaceAfterPri,
+        LenientRule::ColonAfterTimestamp,
+        LenientRule::HeaderWithoutMessage,
+        LenientRule::HostnameNil,
+        LenientRule::HeaderFieldsMissing,
+        LenientRule::TimestampWithoutOffset,
+        LenientRule::SdSpaceAroundEquals,
+        LenientRule::SdParamWithoutValue,
+        LenientRule::SdMalformed,
+        LenientRule::SdMissing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LenientRule::TagWithParens => "tag_with_parens",
+            LenientRule::TagCiscoMnemonic => "tag_cisco_mnemonic",
+            LenientRule::TagPunctuation => "tag_punctuation",
+            LenientRule::TagEmpty => "tag_empty",
+            LenientRule::TagWithoutHeader => "tag_without_header",
+            LenientRule::SpaceAfterPri => "space_after_pri",
+            LenientRule::ColonAfterTimestamp => "colon_after_timestamp",
+            LenientRule::HeaderWithoutMessage => "header_without_message",
+            LenientRule::HostnameNil => "hostname_nil",
+            LenientRule::HeaderFieldsMissing => "header_fields_missing",
+            LenientRule::TimestampWithoutOffset => "timestamp_without_offset",
+            LenientRule::SdSpaceAroundEquals => "sd_space_around_equals",
+            LenientRule::SdParamWithoutValue => "sd_param_without_value",
+            LenientRule::SdMalformed => "sd_malformed",
+            LenientRule::SdMissing => "sd_missing",
+        }
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// The lenient rules that fired for one frame (a bit set: no allocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lenient(u16);
+
+impl Lenient {
+    pub fn insert(&mut self, rule: LenientRule) {
+        self.0 |= rule.bit();
+    }
+
+    /// Add every rule of `other`.
+    pub fn extend(&mut self, other: Lenient) {
+        self.0 |= other.0;
+    }
+
+    pub fn contains(self, rule: LenientRule) -> bool {
+        self.0 & rule.bit() != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The rules that fired, in [`LenientRule::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = LenientRule> {
+        LenientRule::ALL
+            .into_iter()
+            .filter(move |r| self.contains(*r))
+    }
+}
+
 /// A decoded message.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -126,6 +247,9 @@ pub struct Event {
     pub valid: bool,
     /// True when the frame was not valid UTF-8 and was converted lossily.
     pub lossy_utf8: bool,
+    /// The lenient rules the decoder needed for this frame (empty for a
+    /// frame that fits its grammar).
+    pub lenient: Lenient,
     pub peer: Option<SocketAddr>,
     /// Receive time, nanoseconds since the Unix epoch.
     pub received_nanos: i64,
@@ -171,6 +295,7 @@ impl Event {
             message: Text::Span(Span::new(0, len)),
             frame_message: None,
             valid: false,
+            lenient: Lenient::default(),
             peer,
             received_nanos,
             frame_number: 0,
@@ -283,6 +408,20 @@ impl Event {
         write_json_str(out, self.message());
         out.push_str(",\"valid\":");
         out.push_str(if self.valid { "true" } else { "false" });
+        // Only when a rule fired: a frame that fits its grammar prints as
+        // it always did.
+        if !self.lenient.is_empty() {
+            out.push_str(",\"lenient\":[");
+            for (i, rule) in self.lenient.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push('"');
+                out.push_str(rule.as_str());
+                out.push('"');
+            }
+            out.push(']');
+        }
     }
 
     /// Structured data as `{"id":{"param":"value"}}`, `null` when absent.

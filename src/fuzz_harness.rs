@@ -45,6 +45,7 @@ pub fn frame_decode_join(data: &[u8]) -> usize {
         strip_facility_prefix: knobs & 128 != 0,
         newline_escape: (knobs & 16 != 0).then(|| "\\n".into()),
         app_name: None,
+        mode: crate::decode::DecodeMode::Lenient,
     };
     let mut framer = SyslogFramer::new(MAX_FRAME, framing);
     let mut joiner = Joiner::new(MultilineConfig {

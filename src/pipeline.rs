@@ -9,8 +9,9 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::config::{ListenerConfig, OutputConfig, RouteConfig};
-use crate::decode::{DecodeOptions, decode};
+use crate::decode::{DecodeMode, DecodeOptions, decode};
 use crate::event::Event;
+use crate::event::LenientRule;
 use crate::multiline::Joiner;
 use crate::queue::{RouteQueue, SpillShared};
 use crate::route::{ConversionError, Record, encode};
@@ -308,6 +309,9 @@ struct FrameCounts {
     frames: u64,
     invalid: u64,
     lossy_utf8: u64,
+    /// Frames per lenient rule, indexed like [`LenientRule::ALL`].
+    lenient: [u64; LenientRule::ALL.len()],
+    strict_rejected: u64,
 }
 
 impl<'a> Reader<'a> {
@@ -343,6 +347,16 @@ impl<'a> Reader<'a> {
         self.counts.frames += 1;
         self.counts.invalid += u64::from(!event.valid);
         self.counts.lossy_utf8 += u64::from(event.lossy_utf8);
+        if !event.lenient.is_empty() {
+            for (k, rule) in LenientRule::ALL.iter().enumerate() {
+                self.counts.lenient[k] += u64::from(event.lenient.contains(*rule));
+            }
+            if self.opts.mode == DecodeMode::Strict {
+                // Rejected, counted: the frame goes no further.
+                self.counts.strict_rejected += 1;
+                return;
+            }
+        }
         match &mut self.joiner {
             None => begin(&mut self.current, self.pipeline, &mut self.batch)
                 .dispatch(&event, &mut self.batch),
@@ -382,6 +396,16 @@ impl<'a> Reader<'a> {
         }
         if counts.lossy_utf8 > 0 {
             self.metrics.lossy_utf8_frames.inc_by(counts.lossy_utf8);
+        }
+        for (counter, n) in self.metrics.lenient_frames.iter().zip(counts.lenient) {
+            if n > 0 {
+                counter.inc_by(n);
+            }
+        }
+        if counts.strict_rejected > 0 {
+            self.metrics
+                .strict_rejected_frames
+                .inc_by(counts.strict_rejected);
         }
         if let Some(p) = self.current.take() {
             p.push_batch(&mut self.batch, self.may_wait).await;

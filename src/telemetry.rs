@@ -15,6 +15,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
+use crate::event::LenientRule;
 use crate::multiline::Flush;
 use crate::queue::QueueMetrics;
 use crate::tls::HandshakeFailure;
@@ -28,6 +29,12 @@ struct ListenerLabel {
 struct ListenerReason {
     listener: String,
     reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerRule {
+    listener: String,
+    rule: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -109,6 +116,11 @@ pub struct ListenerMetrics {
     pub denied_frames: Counter,
     /// TLS handshakes that failed, indexed like [`HandshakeFailure::ALL`].
     pub tls_handshakes_failed: [Counter; 6],
+    /// Frames read with each lenient rule, indexed like [`LenientRule::ALL`].
+    pub lenient_frames: [Counter; LenientRule::ALL.len()],
+    /// Frames a `decode = "strict"` listener rejected (they needed a
+    /// lenient rule).
+    pub strict_rejected_frames: Counter,
 }
 
 /// Counters of one route (its queue's included).
@@ -219,6 +231,7 @@ pub struct Telemetry {
     l_invalid: Family<ListenerLabel, Counter>,
     l_lossy: Family<ListenerLabel, Counter>,
     l_skipped: Family<ListenerReason, Counter>,
+    d_lenient: Family<ListenerRule, Counter>,
     l_fallbacks: Family<ListenerReason, Counter>,
     l_accepted: Family<ListenerLabel, Counter>,
     l_rejected: Family<ListenerReason, Counter>,
@@ -284,7 +297,11 @@ impl Telemetry {
             ),
             l_skipped: family!(
                 "sluice_listener_skipped_frames",
-                "Frames skipped (lost) by reason: oversized, truncated"
+                "Frames skipped (lost) by reason: oversized, truncated, strict (a decode = \"strict\" listener rejected a frame that needed a lenient rule)"
+            ),
+            d_lenient: family!(
+                "sluice_decode_lenient_frames",
+                "Frames the decoder read with a lenient rule (one that breaks the RFC grammar, as real senders do), by rule"
             ),
             l_fallbacks: family!(
                 "sluice_listener_framing_fallbacks",
@@ -464,6 +481,16 @@ impl Telemetry {
             denied_frames: get(&self.l_denied, &l),
             tls_handshakes_failed: HandshakeFailure::ALL
                 .map(|f| get(&self.l_tls_failed, &r(f.as_str()))),
+            lenient_frames: LenientRule::ALL.map(|rule| {
+                get(
+                    &self.d_lenient,
+                    &ListenerRule {
+                        listener: name.to_owned(),
+                        rule: rule.as_str().to_owned(),
+                    },
+                )
+            }),
+            strict_rejected_frames: get(&self.l_skipped, &r("strict")),
         }
     }
 

@@ -95,6 +95,11 @@ fn decode_options(o: &Value) -> DecodeOptions {
             .is_some_and(|b| b.as_bool().unwrap()),
         newline_escape: o.get("newline_escape").map(|e| e.as_str().unwrap().into()),
         app_name: o.get("app_name").map(|a| a.as_str().unwrap().into()),
+        mode: match o.get("decode").and_then(Value::as_str) {
+            Some("strict") => sluice::decode::DecodeMode::Strict,
+            None => sluice::decode::DecodeMode::Lenient,
+            Some(other) => panic!("unknown decode mode {other}"),
+        },
     }
 }
 

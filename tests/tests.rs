@@ -2124,6 +2124,7 @@ mod fault_sinks;
 mod fix_sinks;
 mod flume_shape;
 mod framing;
+mod lenient_decode;
 mod log4j_e2e;
 mod migrator;
 mod tls_listener;

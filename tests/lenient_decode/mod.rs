@@ -1,0 +1,167 @@
+//! Issue #22: leniency is visible, never silent. The lenient rule a frame
+//! needed is in its document and counted in `/metrics` by rule; a
+//! `decode = "strict"` listener rejects such frames and counts each one.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use super::{EVENTS_ROUTE, Sluice, config, read_lines, sluice_parse, wait_while};
+
+/// Frames that need a lenient rule, with the rule.
+const LENIENT: [(&str, &str); 6] = [
+    (
+        "<86>Nov  4 09:01:02 web01 cron(pam_unix)[2211]: session closed",
+        "tag_with_parens",
+    ),
+    (
+        "<166>Nov  4 09:01:02 fw01 %ASA-6-302013: Built outbound",
+        "tag_cisco_mnemonic",
+    ),
+    ("<13> Dec  1 08:00:00 web02 app: hello", "space_after_pri"),
+    (
+        "<14>1 2025-03-01T08:00:00Z db01 backup done",
+        "header_fields_missing",
+    ),
+    (
+        r#"<14>1 2025-03-01T08:00:00Z h app - - [meta sequenceId= "5"] msg"#,
+        "sd_space_around_equals",
+    ),
+    ("<30>kernel: eth0: link up", "tag_without_header"),
+];
+
+/// Frames that fit RFC 5424 / RFC 3164 as written.
+const FITTING: [&str; 2] = [
+    "<14>1 2025-03-01T08:00:00Z h app - - - fits RFC 5424",
+    "<34>Oct 11 22:14:15 mymachine su: fits RFC 3164",
+];
+
+const ROUNDS: usize = 25;
+
+/// Every frame of [`LENIENT`] and [`FITTING`], `ROUNDS` times, LF-framed
+/// on one connection.
+fn send_rounds(s: &Sluice, listener: &str) -> usize {
+    let mut c = TcpStream::connect(s.addr(listener)).unwrap();
+    let mut sent = 0;
+    for _ in 0..ROUNDS {
+        for frame in LENIENT.iter().map(|(f, _)| *f).chain(FITTING) {
+            c.write_all(frame.as_bytes()).unwrap();
+            c.write_all(b"\n").unwrap();
+            sent += 1;
+        }
+    }
+    c.flush().unwrap();
+    sent
+}
+
+#[test]
+fn lenient_frames_are_marked_counted_by_rule_and_rejected_by_a_strict_listener() {
+    let extra = r#"
+[[listeners]]
+name = "strict"
+protocol = "tcp"
+listen = "127.0.0.1:0"
+decode = "strict"
+"#;
+    let mut s = Sluice::start(&config(extra, EVENTS_ROUTE));
+    let m = |sample: String| s.metric(&sample);
+
+    // The default listener ("tcp", lenient) takes everything and marks it.
+    let sent_lenient = send_rounds(&s, "tcp");
+    let lines = s.wait_lines("events.ndjson", sent_lenient);
+    assert_eq!(
+        lines.len(),
+        sent_lenient,
+        "waited for every event of the lenient listener"
+    );
+    let mut marked = 0;
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let message = v["message"].as_str().unwrap();
+        match LENIENT.iter().find(|(f, _)| f.ends_with(message)) {
+            Some((_, rule)) => {
+                assert_eq!(v["lenient"], serde_json::json!([rule]), "{line}");
+                marked += 1;
+            }
+            None => assert!(v.get("lenient").is_none(), "{line}"),
+        }
+    }
+    assert_eq!(marked, ROUNDS * LENIENT.len());
+
+    // The strict listener delivers what fits and rejects the rest, counted.
+    let sent_strict = send_rounds(&s, "strict");
+    let rejected =
+        || s.metric("sluice_listener_skipped_frames_total{listener=\"strict\",reason=\"strict\"}");
+    let want_rejected = (ROUNDS * LENIENT.len()) as u64;
+    wait_while(10, || rejected() < want_rejected);
+    let all = s.wait_lines("events.ndjson", sent_lenient + ROUNDS * FITTING.len());
+    std::thread::sleep(Duration::from_millis(300));
+    let delivered_strict = read_lines(&s.path("events.ndjson")).len() - sent_lenient;
+    let rejected_strict = rejected();
+    eprintln!(
+        "strict listener: sent {sent_strict}, delivered {delivered_strict}, rejected (counted) {rejected_strict}; lenient listener: sent {sent_lenient}, delivered {}",
+        lines.len()
+    );
+    assert_eq!(
+        sent_strict as u64,
+        delivered_strict as u64 + rejected_strict,
+        "sent = delivered + counted drops ({} lines in all)",
+        all.len()
+    );
+    assert_eq!(rejected_strict, want_rejected);
+    for line in &read_lines(&s.path("events.ndjson"))[sent_lenient..] {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v.get("lenient").is_none(), "strict delivered {line}");
+    }
+
+    // Both listeners count every rule that fired; the lenient one rejects
+    // nothing.
+    for (_, rule) in LENIENT {
+        for listener in ["tcp", "strict"] {
+            let n = m(format!(
+                "sluice_decode_lenient_frames_total{{listener=\"{listener}\",rule=\"{rule}\"}}"
+            ));
+            eprintln!("{listener} {rule}: {n}");
+            assert_eq!(n, ROUNDS as u64, "{listener} {rule}");
+        }
+    }
+    assert_eq!(
+        m("sluice_listener_skipped_frames_total{listener=\"tcp\",reason=\"strict\"}".into()),
+        0
+    );
+    assert!(s.stop().success());
+}
+
+#[test]
+fn sluice_parse_shows_the_rule_and_what_a_strict_listener_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(
+        &path,
+        "[[listeners]]\nname = \"s\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:0\"\ndecode = \"strict\"\n\
+         [[sinks]]\nname = \"out\"\ntype = \"stdout\"\n[default_route]\nsink = \"out\"\ndocument = {}\n",
+    )
+    .unwrap();
+    let input = b"<86>Nov  4 09:01:02 web01 cron(pam_unix)[2211]: session closed\n<34>Oct 11 22:14:15 mymachine su: fits\n";
+    let plain = sluice_parse(&["--framing", "lf"], input);
+    assert_eq!(plain[0]["appname"], "cron(pam_unix)");
+    assert_eq!(plain[0]["lenient"], serde_json::json!(["tag_with_parens"]));
+    assert!(plain[0].get("rejected").is_none());
+    assert!(plain[1].get("lenient").is_none());
+    let strict = sluice_parse(
+        &[
+            "-c",
+            path.to_str().unwrap(),
+            "--listener",
+            "s",
+            "--framing",
+            "lf",
+        ],
+        input,
+    );
+    assert_eq!(strict[0]["rejected"], "strict");
+    assert_eq!(strict[0]["lenient"], serde_json::json!(["tag_with_parens"]));
+    assert!(strict[0].get("routes").is_none());
+    assert!(strict[1].get("rejected").is_none());
+    assert_eq!(strict[1]["message"], "fits");
+}
