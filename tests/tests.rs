@@ -2118,6 +2118,7 @@ mod example_files;
 mod fault_admin;
 mod fault_disk;
 mod fault_sinks;
+mod fixlisten;
 mod flume_shape;
 mod framing;
 mod log4j_e2e;
