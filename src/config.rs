@@ -2717,7 +2717,7 @@ mod tests {
     #[test]
     fn embedded_default_is_valid() {
         let c = Config::load(None).unwrap();
-        assert_eq!(c.listeners.len(), 3);
+        assert_eq!(c.listeners.len(), 4);
         assert_eq!(c.admin, Some("127.0.0.1:9901".parse().unwrap()));
     }
 

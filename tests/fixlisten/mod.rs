@@ -59,3 +59,52 @@ framing = "log4j2_undelimited"
     assert_eq!(splits, 0);
     assert!(s.stop().success());
 }
+
+/// The shipped configs: the generic TCP listener on 5514 (the README
+/// tour's `logger -T` port) does not split at headers; log4j2's TCP
+/// appender has its own listener on 5516 that does.
+#[test]
+fn shipped_configs_split_at_headers_only_on_the_log4j2_tcp_listener() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in [
+        "config/sluice.toml",
+        "config/container.toml",
+        "config/grok-routes.toml",
+        "config/influxdb-elasticsearch.toml",
+        "examples/compose/sluice.toml",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let table: toml::Table = text.parse().unwrap();
+        let listeners = table["listeners"].as_array().unwrap();
+        let port = |l: &toml::Value| -> u16 {
+            let listen = l["listen"].as_str().unwrap();
+            listen.rsplit(':').next().unwrap().parse().unwrap()
+        };
+        let framing = |l: &toml::Value| {
+            l.get("framing")
+                .and_then(|f| f.as_str())
+                .unwrap_or("auto")
+                .to_owned()
+        };
+        for l in listeners {
+            let name = l["name"].as_str().unwrap();
+            eprintln!(
+                "{file}: {name} {} :{} framing {}",
+                l["protocol"],
+                port(l),
+                framing(l)
+            );
+            if l["protocol"].as_str() == Some("tcp") && port(l) == 5514 {
+                assert_eq!(framing(l), "auto", "{file}: generic TCP listener {name}");
+            }
+        }
+        let l4j2 = listeners
+            .iter()
+            .find(|l| l["name"].as_str() == Some("log4j2_tcp"))
+            .unwrap_or_else(|| panic!("{file}: no listener named log4j2_tcp"));
+        assert_eq!(l4j2["protocol"].as_str(), Some("tcp"), "{file}");
+        assert_eq!(port(l4j2), 5516, "{file}");
+        assert_eq!(framing(l4j2), "log4j2_undelimited", "{file}");
+        assert_eq!(l4j2["newline_escape"].as_str(), Some("\\n"), "{file}");
+    }
+}
