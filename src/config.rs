@@ -1294,8 +1294,74 @@ impl<'a> Locator<'a> {
                     }
                 }
             }
+            // A wrongly typed value loses its key the same way.
+            let array: Vec<&(Vec<Seg>, &toml_edit::Table)> =
+                at.iter().copied().filter(|(p, _)| same_array(p)).collect();
+            if let Some((path, start)) = self.failing_key(&array, message) {
+                return self.error_at(start.unwrap_or(offset), &path_string(&path), message);
+            }
         }
         self.error_at(offset, &self.path_at(offset), message)
+    }
+
+    /// The key of an array's table that fails with `message`, found by
+    /// parsing again: first the array cut down to one table, then that
+    /// table cut down to its `type` and its first keys, in order, until the
+    /// error comes back (serde stops at the first bad value of a table).
+    /// Only runs for an error already found, so the re-parses cost nothing
+    /// on a good config.
+    fn failing_key(
+        &self,
+        array: &[&(Vec<Seg>, &toml_edit::Table)],
+        message: &str,
+    ) -> Option<(Vec<Seg>, Option<usize>)> {
+        let doc: toml_edit::DocumentMut = self.text.parse().ok()?;
+        let fails_alike = |d: &toml_edit::DocumentMut| {
+            toml::from_str::<RawConfig>(&d.to_string())
+                .err()
+                .is_some_and(|e| e.message().trim() == message)
+        };
+        for (path, table) in array {
+            let Some((Seg::Index(i), parent)) = path.split_last() else {
+                continue;
+            };
+            let mut single = doc.clone();
+            {
+                let tables = item_at_mut(&mut single, parent)?.as_array_of_tables_mut()?;
+                let only = tables.get(*i)?.clone();
+                tables.clear();
+                tables.push(only);
+            }
+            if !fails_alike(&single) {
+                continue;
+            }
+            let keys: Vec<&str> = table
+                .iter()
+                .map(|(k, _)| k)
+                .filter(|k| *k != "type")
+                .collect();
+            for kept in 0..=keys.len() {
+                let mut cut = single.clone();
+                let only = item_at_mut(&mut cut, parent)?
+                    .as_array_of_tables_mut()?
+                    .get_mut(0)?;
+                for k in &keys[kept..] {
+                    only.remove(k);
+                }
+                if fails_alike(&cut) {
+                    let name = match kept.checked_sub(1) {
+                        Some(last) => keys[last],
+                        None if table.contains_key("type") => "type",
+                        None => return None,
+                    };
+                    let mut at = path.clone();
+                    at.push(key(name));
+                    return Some((at, table.key(name).and_then(|k| k.span()).map(|s| s.start)));
+                }
+            }
+            return None;
+        }
+        None
     }
 
     /// The dotted path of the deepest key whose span holds `offset`.
@@ -1341,6 +1407,24 @@ fn collect_tables<'t>(
     if path.is_empty() {
         out.sort_by_key(|(_, t)| t.span().map_or(usize::MAX, |s| s.start));
     }
+}
+
+/// The item at `path` (which starts with a key) in `doc`.
+fn item_at_mut<'d>(
+    doc: &'d mut toml_edit::DocumentMut,
+    path: &[Seg],
+) -> Option<&'d mut toml_edit::Item> {
+    let (Seg::Key(first), rest) = path.split_first()? else {
+        return None;
+    };
+    let mut item = doc.as_table_mut().get_mut(first)?;
+    for seg in rest {
+        item = match seg {
+            Seg::Key(k) => item.get_mut(k.as_str())?,
+            Seg::Index(i) => item.get_mut(*i)?,
+        };
+    }
+    Some(item)
 }
 
 fn contains(span: Option<std::ops::Range<usize>>, offset: usize) -> bool {
@@ -3247,6 +3331,33 @@ path = "x"
         ));
         assert!(
             e.starts_with("t.toml:12:1: listeners[1].name: missing field"),
+            "{e}"
+        );
+    }
+
+    /// A wrongly typed value inside `[[sinks]]` names the sink's key and
+    /// its own line, as an unknown key does, not the `[[sinks]]` header.
+    #[test]
+    fn type_errors_inside_sinks_name_their_key_and_line() {
+        let e = err(&format!(
+            "{BASE}\n[[sinks]]\nname = \"g\"\ntype = \"file\"\npath = \"y\"\nbatch_max_events = \"ten\"\n{DEFAULT_ROUTE}"
+        ));
+        assert!(
+            e.starts_with("t.toml:16:1: sinks[1].batch_max_events: invalid type: string \"ten\""),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{BASE}\nbatch_max_events = \"ten\"\n{DEFAULT_ROUTE}"
+        ));
+        assert!(
+            e.starts_with("t.toml:12:1: sinks[0].batch_max_events: invalid type: string \"ten\""),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{BASE}\n[[sinks]]\nname = \"es\"\ntype = \"elasticsearch\"\nurls = [\"http://es:9200\"]\nindex = \"i\"\nmax_retry_secs = \"ten\"\n{DEFAULT_ROUTE}"
+        ));
+        assert!(
+            e.starts_with("t.toml:17:1: sinks[1].max_retry_secs: invalid type: string \"ten\""),
             "{e}"
         );
     }
