@@ -108,3 +108,98 @@ fn shipped_configs_split_at_headers_only_on_the_log4j2_tcp_listener() {
         assert_eq!(l4j2["newline_escape"].as_str(), Some("\\n"), "{file}");
     }
 }
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+fn per_peer_config() -> String {
+    let extra = r#"
+[[listeners]]
+name = "pp"
+protocol = "tcp"
+listen = "127.0.0.1:0"
+max_connections_per_peer = 4
+"#;
+    config(extra, EVENTS_ROUTE)
+}
+
+/// A sender that opens, writes and closes one connection at a time never
+/// holds more than one: none of its 50 connections is refused.
+#[test]
+fn sequential_connections_of_one_peer_are_never_refused_per_peer() {
+    let mut s = Sluice::start(&per_peer_config());
+    let addr = s.addr("pp");
+    let sent = 50;
+    for i in 0..sent {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(format!("<14>1 - h app - - - seq {i}\n").as_bytes())
+            .unwrap();
+        drop(c);
+    }
+    let accepted = "sluice_listener_connections_accepted_total{listener=\"pp\"}";
+    let refused = "sluice_listener_connections_rejected_total{listener=\"pp\",reason=\"max_connections_per_peer\"}";
+    wait_while(10, || {
+        s.metric(accepted) + s.metric(refused) < sent as u64
+            || read_lines(&s.path("events.ndjson")).len() < (s.metric(accepted) as usize)
+    });
+    let delivered = read_lines(&s.path("events.ndjson")).len();
+    let (accepted, refused) = (s.metric(accepted), s.metric(refused));
+    eprintln!(
+        "sent {sent} on {sent} sequential connections: accepted {accepted}, refused per peer {refused}, delivered {delivered}"
+    );
+    assert_eq!(
+        accepted + refused,
+        sent as u64,
+        "waited 10 s for every connection to be accepted or refused"
+    );
+    assert_eq!(refused, 0, "a peer's closed connections count against it");
+    assert_eq!(delivered, sent);
+    assert!(s.stop().success());
+}
+
+/// Five connections of one peer open at once with a limit of 4: the
+/// fifth is refused and counted, the four deliver.
+#[test]
+fn concurrent_connections_over_the_per_peer_limit_are_refused() {
+    let mut s = Sluice::start(&per_peer_config());
+    let addr = s.addr("pp");
+    let mut open = Vec::new();
+    for i in 0..4 {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(format!("<14>1 - h app - - - held {i}\n").as_bytes())
+            .unwrap();
+        open.push(c);
+    }
+    let lines = s.wait_lines("events.ndjson", 4);
+    assert_eq!(
+        lines.len(),
+        4,
+        "waited 10 s for the 4 held connections' events"
+    );
+    let refused = "sluice_listener_connections_rejected_total{listener=\"pp\",reason=\"max_connections_per_peer\"}";
+    let mut fifth = TcpStream::connect(addr).unwrap();
+    let _ = fifth.write_all(b"<14>1 - h app - - - fifth\n");
+    fifth
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Refused: the server closes it (EOF or reset), not a timeout.
+    let mut byte = [0u8; 1];
+    let closed = match fifth.read(&mut byte) {
+        Ok(n) => n == 0,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    };
+    wait_while(10, || s.metric(refused) < 1);
+    let n = s.metric(refused);
+    std::thread::sleep(Duration::from_millis(300));
+    let delivered = read_lines(&s.path("events.ndjson")).len();
+    eprintln!("4 held + 1 over the limit: refused {n}, delivered {delivered}");
+    assert!(closed, "the fifth connection was closed by sluice");
+    assert_eq!(n, 1, "waited 10 s for the fifth connection to be refused");
+    assert_eq!(delivered, 4, "the refused connection's line is not read");
+    drop(open);
+    assert!(s.stop().success());
+}
