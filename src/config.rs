@@ -969,8 +969,8 @@ impl Config {
 }
 
 impl Config {
-    /// For `sluice check`: can `data_dir` and every dead-letter file be
-    /// written (created where missing)? The error names the path and the
+    /// For `sluice check`: can `data_dir`, every file sink's file and every
+    /// dead-letter file be written (created where missing)? The error names the path and the
     /// key. Probes with a file it creates and removes at once.
     pub fn check_writable(&self) -> Result<(), ConfigError> {
         let text = if self.origin.starts_with('<') {
@@ -987,6 +987,11 @@ impl Config {
         };
         probe_dir(&self.data_dir).map_err(|why| fail(&[key("data_dir")], &self.data_dir, why))?;
         for (i, s) in self.sinks.iter().enumerate() {
+            // `run` creates a file sink's folder and opens it for appending.
+            if let SinkKind::File { path } = &s.kind {
+                probe_file(path)
+                    .map_err(|why| fail(&[key("sinks"), Seg::Index(i), key("path")], path, why))?;
+            }
             let dead_letter = match &s.kind {
                 SinkKind::Influxdb(c) => c.dead_letter.as_ref(),
                 SinkKind::Elasticsearch(c) => c.dead_letter.as_ref(),
@@ -3360,6 +3365,31 @@ path = "x"
             e.starts_with("t.toml:17:1: sinks[1].max_retry_secs: invalid type: string \"ten\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn check_writable_probes_file_sink_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        let load = |sink_path: &str| {
+            let text = format!(
+                "data_dir = \"{}\"\n{BASE}{DEFAULT_ROUTE}",
+                dir.path().display()
+            )
+            .replace("path = \"x\"", &format!("path = \"{sink_path}\""));
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file)).unwrap()
+        };
+        let e = load("/proc/nonexistent/x.ndjson")
+            .check_writable()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.toml:11:1: sinks[0].path: /proc/nonexistent/x.ndjson cannot be written"),
+            "{e}"
+        );
+        let ok = dir.path().join("sub/x.ndjson");
+        assert!(load(&ok.display().to_string()).check_writable().is_ok());
     }
 
     /// Issue #26 item 9: `check` refuses what `run` cannot do: two

@@ -203,3 +203,29 @@ fn concurrent_connections_over_the_per_peer_limit_are_refused() {
     drop(open);
     assert!(s.stop().success());
 }
+
+/// `check` refuses a file sink whose path `run` cannot open, naming the
+/// key and the path.
+#[test]
+fn check_refuses_a_file_sink_path_that_run_cannot_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "[[listeners]]\nname = \"u\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:0\"\n[[sinks]]\nname = \"f\"\ntype = \"file\"\npath = \"/proc/nonexistent/x.ndjson\"\n[default_route]\nsink = \"f\"\ndocument = {}\n",
+    )
+    .unwrap();
+    let out = Command::new(super::BIN)
+        .args(["check", "-c", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!("check: {:?}: {err}", out.status.code());
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("c.toml:8:")
+            && err.contains("sinks[0].path")
+            && err.contains("/proc/nonexistent/x.ndjson"),
+        "{err}"
+    );
+}
