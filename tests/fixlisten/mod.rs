@@ -229,3 +229,51 @@ fn check_refuses_a_file_sink_path_that_run_cannot_open() {
         "{err}"
     );
 }
+
+/// The INFO start-up line names the address each listener got, not the
+/// configured port 0.
+#[test]
+fn start_up_line_names_the_bound_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sluice.toml"), config("", EVENTS_ROUTE)).unwrap();
+    let log = std::fs::File::create(dir.path().join("err.log")).unwrap();
+    let mut child = Command::new(super::BIN)
+        .args(["run", "-c", "sluice.toml"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut text = String::new();
+    while std::time::Instant::now() < deadline && !text.contains("listening on") {
+        std::thread::sleep(Duration::from_millis(50));
+        text = std::fs::read_to_string(dir.path().join("err.log")).unwrap();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let started = text
+        .lines()
+        .find(|l| l.contains("listening on"))
+        .unwrap_or_else(|| panic!("waited 10 s for the start-up line: {text}"));
+    eprintln!("{started}");
+    for l in ready["listeners"].as_array().unwrap() {
+        let want = format!(
+            "listening on {} {}",
+            l["protocol"].as_str().unwrap(),
+            l["address"].as_str().unwrap()
+        );
+        assert!(started.contains(&want), "{want:?} in {started}");
+    }
+    assert!(
+        !started.contains(":0;") && !started.ends_with(":0"),
+        "{started}"
+    );
+}
