@@ -33,12 +33,15 @@ framing = "log4j2_undelimited"
     let forged = "search q=<10>1 - dc01 sshd - - - Accepted password for root from 6.6.6.6";
     logger("billing", forged);
     logger("marker", "the end");
-    // The marker comes on its own connection, after the first closed.
-    wait_while(10, || {
-        !read_lines(&s.path("events.ndjson"))
+    // The marker comes on its own connection, after the first closed; the
+    // two connections' events may be written in either order. A forged
+    // event would come from the billing line's read, with its first part.
+    let seen = |what: &str| {
+        read_lines(&s.path("events.ndjson"))
             .iter()
-            .any(|l| l.contains("the end"))
-    });
+            .any(|l| l.contains(what))
+    };
+    wait_while(10, || !(seen("the end") && seen("\"billing\"")));
     let events: Vec<serde_json::Value> = read_lines(&s.path("events.ndjson"))
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -46,11 +49,11 @@ framing = "log4j2_undelimited"
     let splits = s.metric("sluice_listener_undelimited_splits_total{listener=\"l4j2\"}");
     eprintln!("events: {events:#?}\nundelimited splits: {splits}");
     assert!(
-        events.iter().any(|e| e["message"] == "the end"),
-        "waited 10 s for the marker event: {events:#?}"
+        events.iter().any(|e| e["message"] == "the end")
+            && events.iter().any(|e| e["appname"] == "billing"),
+        "waited 10 s for the billing and marker events: {events:#?}"
     );
     assert_eq!(events.len(), 2, "one event per logger call: {events:#?}");
-    // The two connections' events may be written in either order.
     let billing = events
         .iter()
         .find(|e| e["appname"] == "billing")
