@@ -22,10 +22,10 @@ RUN sluice --version && sluice check -c /etc/sluice/sluice.toml
 USER sluice
 WORKDIR /var/lib/sluice
 VOLUME ["/var/lib/sluice"]
-# 5514: syslog UDP and TCP (log4j2 over TCP); 5515: log4j 1.2 over UDP; 6514:
+# 5514: syslog UDP and TCP; 5515: log4j 1.2 over UDP; 5516: log4j2 over TCP; 6514:
 # syslog over TLS (the TLS listener, commented in config/container.toml: mount
 # certificates and enable it); 9901: admin (/metrics, /health).
-EXPOSE 5514/udp 5514/tcp 5515/udp 6514 9901
+EXPOSE 5514/udp 5514/tcp 5515/udp 5516/tcp 6514 9901
 # `sluice health` asks GET /health at the [admin] listen address of the config
 # it is given (0.0.0.0 is asked on 127.0.0.1): 0 on 200 (ok or degraded).
 HEALTHCHECK --interval=15s --timeout=3s CMD ["sluice", "health", "-c", "/etc/sluice/sluice.toml"]

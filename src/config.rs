@@ -986,8 +986,8 @@ impl Config {
 }
 
 impl Config {
-    /// For `sluice check`: can `data_dir` and every dead-letter file be
-    /// written (created where missing)? The error names the path and the
+    /// For `sluice check`: can `data_dir`, every file sink's file and every
+    /// dead-letter file be written (created where missing)? The error names the path and the
     /// key. Probes with a file it creates and removes at once.
     pub fn check_writable(&self) -> Result<(), ConfigError> {
         let text = if self.origin.starts_with('<') {
@@ -1004,6 +1004,11 @@ impl Config {
         };
         probe_dir(&self.data_dir).map_err(|why| fail(&[key("data_dir")], &self.data_dir, why))?;
         for (i, s) in self.sinks.iter().enumerate() {
+            // `run` creates a file sink's folder and opens it for appending.
+            if let SinkKind::File { path } = &s.kind {
+                probe_file(path)
+                    .map_err(|why| fail(&[key("sinks"), Seg::Index(i), key("path")], path, why))?;
+            }
             let dead_letter = match &s.kind {
                 SinkKind::Influxdb(c) => c.dead_letter.as_ref(),
                 SinkKind::Elasticsearch(c) => c.dead_letter.as_ref(),
@@ -1311,8 +1316,74 @@ impl<'a> Locator<'a> {
                     }
                 }
             }
+            // A wrongly typed value loses its key the same way.
+            let array: Vec<&(Vec<Seg>, &toml_edit::Table)> =
+                at.iter().copied().filter(|(p, _)| same_array(p)).collect();
+            if let Some((path, start)) = self.failing_key(&array, message) {
+                return self.error_at(start.unwrap_or(offset), &path_string(&path), message);
+            }
         }
         self.error_at(offset, &self.path_at(offset), message)
+    }
+
+    /// The key of an array's table that fails with `message`, found by
+    /// parsing again: first the array cut down to one table, then that
+    /// table cut down to its `type` and its first keys, in order, until the
+    /// error comes back (serde stops at the first bad value of a table).
+    /// Only runs for an error already found, so the re-parses cost nothing
+    /// on a good config.
+    fn failing_key(
+        &self,
+        array: &[&(Vec<Seg>, &toml_edit::Table)],
+        message: &str,
+    ) -> Option<(Vec<Seg>, Option<usize>)> {
+        let doc: toml_edit::DocumentMut = self.text.parse().ok()?;
+        let fails_alike = |d: &toml_edit::DocumentMut| {
+            toml::from_str::<RawConfig>(&d.to_string())
+                .err()
+                .is_some_and(|e| e.message().trim() == message)
+        };
+        for (path, table) in array {
+            let Some((Seg::Index(i), parent)) = path.split_last() else {
+                continue;
+            };
+            let mut single = doc.clone();
+            {
+                let tables = item_at_mut(&mut single, parent)?.as_array_of_tables_mut()?;
+                let only = tables.get(*i)?.clone();
+                tables.clear();
+                tables.push(only);
+            }
+            if !fails_alike(&single) {
+                continue;
+            }
+            let keys: Vec<&str> = table
+                .iter()
+                .map(|(k, _)| k)
+                .filter(|k| *k != "type")
+                .collect();
+            for kept in 0..=keys.len() {
+                let mut cut = single.clone();
+                let only = item_at_mut(&mut cut, parent)?
+                    .as_array_of_tables_mut()?
+                    .get_mut(0)?;
+                for k in &keys[kept..] {
+                    only.remove(k);
+                }
+                if fails_alike(&cut) {
+                    let name = match kept.checked_sub(1) {
+                        Some(last) => keys[last],
+                        None if table.contains_key("type") => "type",
+                        None => return None,
+                    };
+                    let mut at = path.clone();
+                    at.push(key(name));
+                    return Some((at, table.key(name).and_then(|k| k.span()).map(|s| s.start)));
+                }
+            }
+            return None;
+        }
+        None
     }
 
     /// The dotted path of the deepest key whose span holds `offset`.
@@ -1358,6 +1429,24 @@ fn collect_tables<'t>(
     if path.is_empty() {
         out.sort_by_key(|(_, t)| t.span().map_or(usize::MAX, |s| s.start));
     }
+}
+
+/// The item at `path` (which starts with a key) in `doc`.
+fn item_at_mut<'d>(
+    doc: &'d mut toml_edit::DocumentMut,
+    path: &[Seg],
+) -> Option<&'d mut toml_edit::Item> {
+    let (Seg::Key(first), rest) = path.split_first()? else {
+        return None;
+    };
+    let mut item = doc.as_table_mut().get_mut(first)?;
+    for seg in rest {
+        item = match seg {
+            Seg::Key(k) => item.get_mut(k.as_str())?,
+            Seg::Index(i) => item.get_mut(*i)?,
+        };
+    }
+    Some(item)
 }
 
 fn contains(span: Option<std::ops::Range<usize>>, offset: usize) -> bool {
@@ -2771,7 +2860,7 @@ mod tests {
     #[test]
     fn embedded_default_is_valid() {
         let c = Config::load(None).unwrap();
-        assert_eq!(c.listeners.len(), 3);
+        assert_eq!(c.listeners.len(), 4);
         assert_eq!(c.admin, Some("127.0.0.1:9901".parse().unwrap()));
     }
 
@@ -3303,6 +3392,58 @@ path = "x"
             e.starts_with("t.toml:12:1: listeners[1].name: missing field"),
             "{e}"
         );
+    }
+
+    /// A wrongly typed value inside `[[sinks]]` names the sink's key and
+    /// its own line, as an unknown key does, not the `[[sinks]]` header.
+    #[test]
+    fn type_errors_inside_sinks_name_their_key_and_line() {
+        let e = err(&format!(
+            "{BASE}\n[[sinks]]\nname = \"g\"\ntype = \"file\"\npath = \"y\"\nbatch_max_events = \"ten\"\n{DEFAULT_ROUTE}"
+        ));
+        assert!(
+            e.starts_with("t.toml:16:1: sinks[1].batch_max_events: invalid type: string \"ten\""),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{BASE}\nbatch_max_events = \"ten\"\n{DEFAULT_ROUTE}"
+        ));
+        assert!(
+            e.starts_with("t.toml:12:1: sinks[0].batch_max_events: invalid type: string \"ten\""),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{BASE}\n[[sinks]]\nname = \"es\"\ntype = \"elasticsearch\"\nurls = [\"http://es:9200\"]\nindex = \"i\"\nmax_retry_secs = \"ten\"\n{DEFAULT_ROUTE}"
+        ));
+        assert!(
+            e.starts_with("t.toml:17:1: sinks[1].max_retry_secs: invalid type: string \"ten\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn check_writable_probes_file_sink_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        let load = |sink_path: &str| {
+            let text = format!(
+                "data_dir = \"{}\"\n{BASE}{DEFAULT_ROUTE}",
+                dir.path().display()
+            )
+            .replace("path = \"x\"", &format!("path = \"{sink_path}\""));
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file)).unwrap()
+        };
+        let e = load("/proc/nonexistent/x.ndjson")
+            .check_writable()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.toml:11:1: sinks[0].path: /proc/nonexistent/x.ndjson cannot be written"),
+            "{e}"
+        );
+        let ok = dir.path().join("sub/x.ndjson");
+        assert!(load(&ok.display().to_string()).check_writable().is_ok());
     }
 
     /// Issue #26 item 9: `check` refuses what `run` cannot do: two

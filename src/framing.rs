@@ -13,6 +13,10 @@
 //! where the next `<PRI>1 ` header starts, and only until the connection
 //! delivers a delimited frame (LF or octet-counted): from then on that
 //! connection is known to delimit its frames and a header is text again.
+//! The first cut of a connection is taken only when no LF ends the frame
+//! before the next header in the bytes already in hand: a `logger -T` line
+//! quoting a header, which arrives whole with its LF, stays one frame and
+//! makes the connection delimited.
 //!
 //! A count above `max_frame_bytes` is a framing error of that frame, not a
 //! length to skip (a stray `999999999 ` would otherwise swallow the next
@@ -48,7 +52,9 @@ pub enum Framing {
     /// header starts, for log4j2's TCP `newLine=false` (frames back to back,
     /// no delimiter). Trusts the sender's text: a message quoting a header
     /// is cut there, so it is an opt-in of listeners that serve log4j2, and
-    /// it stops on a connection once that delivers a delimited frame.
+    /// it stops on a connection once that delivers a delimited frame. The
+    /// first cut needs no LF before the next header in the bytes in hand,
+    /// so a newline-terminated line that quotes a header stays whole.
     Log4j2Undelimited,
 }
 
@@ -189,7 +195,8 @@ impl SyslogFramer {
                 return Ok(End::Lf(at));
             }
             match rfc5424_header(&buf[at..]) {
-                Some(true) => return Ok(End::Header(at)),
+                Some(true) if self.undelimited => return Ok(End::Header(at)),
+                Some(true) => return Ok(first_split(buf, at, limit)),
                 // Too few bytes to tell: wait for more, unless no more can
                 // belong to this frame.
                 None if buf.len() <= self.max_frame_bytes => return Err(at),
@@ -198,6 +205,30 @@ impl SyslogFramer {
         }
         Err(limit)
     }
+}
+
+/// The first header split of a connection, at `at`, is taken only when no
+/// LF in the bytes already in hand (`buf[..limit]`) ends the frame first:
+/// an LF before the next header means the sender delimits its frames, and
+/// the header at `at` is text (the LF wins, and the connection is delimited
+/// from then on). A second header before any LF, or no LF yet, is a stream
+/// without delimiters.
+fn first_split(buf: &[u8], at: usize, limit: usize) -> End {
+    let mut pos = at + 1;
+    while pos < limit {
+        let Some(k) = memchr::memchr2(b'\n', b'<', &buf[pos..limit]) else {
+            break;
+        };
+        let q = pos + k;
+        if buf[q] == b'\n' {
+            return End::Lf(q);
+        }
+        if rfc5424_header(&buf[q..]) == Some(true) {
+            break;
+        }
+        pos = q + 1;
+    }
+    End::Header(at)
 }
 
 enum End {
@@ -845,14 +876,60 @@ mod tests {
             assert_eq!(frames_chunked(&mut fr, &input, &[3]), want);
             assert_eq!(fr.take_stats().undelimited_splits, 0);
         }
-        // Undelimited from the start: the forgery is indistinguishable from
-        // two frames back to back, which is what the opt-in trusts.
+        // Undelimited from the start, its LF not in hand: the forgery is
+        // indistinguishable from two frames back to back, which is what the
+        // opt-in trusts.
         let mut fr = SyslogFramer::new(4096, Framing::Log4j2Undelimited);
-        let out = frames(&mut fr, FORGED);
+        let first_line = &FORGED[..memchr::memchr(b'\n', FORGED).unwrap()];
+        let out = frames(&mut fr, first_line);
         assert_eq!(
             out[1],
             f("<10>1 2025-01-01T00:00:00Z dc01 sshd - - - Accepted password for root from 6.6.6.6")
         );
+    }
+
+    /// The logger repro (fixlisten item 1a): on an opted-in listener, a
+    /// first frame whose LF is already buffered ends at that LF, however
+    /// the bytes were cut into reads once the LF is in hand; the
+    /// connection is then delimited for good.
+    #[test]
+    fn opt_in_first_frame_with_its_lf_buffered_is_one_frame() {
+        let line = b"<13>1 2026-12-06T20:00:00Z host billing - - - search q=<10>1 - dc01 sshd - - - Accepted password for root from 6.6.6.6\n";
+        let mut fr = SyslogFramer::new(4096, Framing::Log4j2Undelimited);
+        let mut input = line.to_vec();
+        input.extend_from_slice(b"<14>1 - h a - - - x<13>1 - y z - - - still text\n");
+        assert_eq!(
+            frames(&mut fr, &input),
+            vec![
+                f(std::str::from_utf8(&line[..line.len() - 1]).unwrap()),
+                f("<14>1 - h a - - - x<13>1 - y z - - - still text"),
+            ]
+        );
+        assert_eq!(fr.take_stats().undelimited_splits, 0);
+        // The whole forged nginx line as one read, then more lines.
+        let mut fr = SyslogFramer::new(4096, Framing::Log4j2Undelimited);
+        assert_eq!(frames(&mut fr, FORGED), forged_frames());
+        assert_eq!(fr.take_stats().undelimited_splits, 0);
+    }
+
+    /// A genuinely undelimited stream (the next header comes before any
+    /// LF) is still split, also when a later frame carries an LF.
+    #[test]
+    fn opt_in_splits_when_a_second_header_comes_before_the_lf() {
+        let mut fr = SyslogFramer::new(4096, Framing::Log4j2Undelimited);
+        let out = frames(
+            &mut fr,
+            b"<14>1 - h a - - - one<14>1 - h a - - - two<14>1 - h a - - - three\nmore",
+        );
+        assert_eq!(
+            out,
+            vec![
+                f("<14>1 - h a - - - one"),
+                f("<14>1 - h a - - - two"),
+                f("<14>1 - h a - - - three\nmore"),
+            ]
+        );
+        assert_eq!(fr.take_stats().undelimited_splits, 2);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //!
 //! TCP connections are bounded by a semaphore (`max_connections`; a
 //! connection over the limit is closed at once and counted), optionally per
-//! source address (`max_connections_per_peer`, likewise), by an idle
+//! source address (`max_connections_per_peer`, likewise; only connections
+//! the peer still holds open count: one whose peer closed it frees its slot
+//! at once, even while its last frames are still being handed on), by an idle
 //! timeout that runs from the last frame (bytes that carry none, such as
 //! blank lines, do not reset it), and by a frame timeout: a frame must be complete
 //! `frame_timeout_secs` after its first byte, so a sender trickling a byte
@@ -304,7 +306,7 @@ async fn serve_tcp(
         };
         let peer_slot = match &peers {
             None => None,
-            Some(peers) => match peers.take(peer.ip()) {
+            Some(peers) => match peers.take(peer.ip(), &stream) {
                 Some(slot) => Some(slot),
                 None => {
                     metrics.connections_rejected_per_peer.inc();
@@ -327,11 +329,30 @@ async fn serve_tcp(
         );
         tracker.spawn(async move {
             let _ = stream.set_nodelay(true);
+            let mut peer_slot = peer_slot;
             match &config.tls {
-                None => connection(stream, peer, &config, &pipeline, &metrics, &shutdown).await,
+                None => {
+                    connection(
+                        stream,
+                        peer,
+                        &config,
+                        (&pipeline, &metrics),
+                        &shutdown,
+                        &mut peer_slot,
+                    )
+                    .await
+                }
                 Some(tls) => match handshake(stream, tls, &shutdown).await {
                     Ok(stream) => {
-                        connection(stream, peer, &config, &pipeline, &metrics, &shutdown).await
+                        connection(
+                            stream,
+                            peer,
+                            &config,
+                            (&pipeline, &metrics),
+                            &shutdown,
+                            &mut peer_slot,
+                        )
+                        .await
                     }
                     Err(failure) => {
                         metrics.tls_handshakes_failed[failure.index()].inc();
@@ -346,32 +367,98 @@ async fn serve_tcp(
     }
 }
 
+type HeldSockets = Arc<Mutex<HashMap<IpAddr, Vec<HeldSocket>>>>;
+
 /// Connections held per source address, for `max_connections_per_peer`.
 /// Taken after the listener's permit, so it holds at most
-/// `max_connections` addresses.
+/// `max_connections` sockets.
+///
+/// A connection's slot is given back when its reader sees the peer close,
+/// but the accept loop can run ahead of the connection tasks (a sender
+/// that connects, writes and closes in a loop has only one connection
+/// open, yet several may wait for their task to read the close). So a
+/// peer at its limit has its held sockets looked at before it is refused:
+/// those the peer already closed (`POLLRDHUP`) do not count.
 struct PeerSlots {
     max: usize,
-    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    next_id: std::sync::atomic::AtomicU64,
+    held: HeldSockets,
+}
+
+/// One connection of a peer: its socket as the kernel knows it (fd and
+/// sockfs inode, so a closed fd reused by another file is never mistaken
+/// for it).
+struct HeldSocket {
+    id: u64,
+    fd: std::os::fd::RawFd,
+    inode: u64,
+}
+
+impl HeldSocket {
+    /// Still the same socket, and its peer has not closed it.
+    fn peer_open(&self) -> bool {
+        socket_inode(self.fd) == Some(self.inode) && !peer_closed(self.fd)
+    }
+}
+
+/// The inode of the file `fd` refers to.
+fn socket_inode(fd: std::os::fd::RawFd) -> Option<u64> {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes a `stat` into the buffer it is given and only
+    // reads `fd`; an fd that is not open is an error (EBADF), not UB.
+    let rc = unsafe { libc::fstat(fd, stat.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: fstat returned 0, so it filled the buffer.
+    let stat = unsafe { stat.assume_init() };
+    Some(stat.st_ino)
+}
+
+/// Has the peer of socket `fd` closed (or reset) its side? Unread data
+/// does not hide it: `POLLRDHUP` is set once the peer's FIN arrived.
+fn peer_closed(fd: std::os::fd::RawFd) -> bool {
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, timeout 0: poll returns at once.
+    let rc = unsafe { libc::poll(&mut poll, 1, 0) };
+    rc > 0 && poll.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
 }
 
 impl PeerSlots {
     fn new(max: usize) -> PeerSlots {
         PeerSlots {
             max,
+            next_id: std::sync::atomic::AtomicU64::new(0),
             held: Arc::default(),
         }
     }
 
-    /// A slot for `ip`, or `None` when it holds `max` already.
-    fn take(&self, ip: IpAddr) -> Option<PeerSlot> {
+    /// A slot for `stream` of `ip`, or `None` when `ip` holds `max` open
+    /// connections already.
+    fn take(&self, ip: IpAddr, stream: &TcpStream) -> Option<PeerSlot> {
+        use std::os::fd::AsRawFd;
+        let fd = stream.as_raw_fd();
+        let inode = socket_inode(fd)?;
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        let n = held.entry(ip).or_insert(0);
-        if *n >= self.max {
+        let sockets = held.entry(ip).or_default();
+        if sockets.len() >= self.max {
+            // Bounded by `max`.
+            sockets.retain(HeldSocket::peer_open);
+        }
+        if sockets.len() >= self.max {
             return None;
         }
-        *n += 1;
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        sockets.push(HeldSocket { id, fd, inode });
         Some(PeerSlot {
             ip,
+            id,
             held: self.held.clone(),
         })
     }
@@ -380,15 +467,16 @@ impl PeerSlots {
 /// One connection's slot of its peer; given back on drop.
 struct PeerSlot {
     ip: IpAddr,
-    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    id: u64,
+    held: HeldSockets,
 }
 
 impl Drop for PeerSlot {
     fn drop(&mut self) {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = held.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
+        if let Some(sockets) = held.get_mut(&self.ip) {
+            sockets.retain(|s| s.id != self.id);
+            if sockets.is_empty() {
                 held.remove(&self.ip);
             }
         }
@@ -425,13 +513,16 @@ async fn handshake(
     }
 }
 
+/// Serve one connection. `peer_slot` (its `max_connections_per_peer`
+/// slot) is given back as soon as the peer closes, before the last frames
+/// are handed on.
 async fn connection<S: AsyncRead + Unpin>(
     mut stream: S,
     peer: SocketAddr,
     config: &ListenerConfig,
-    pipeline: &PipelineHandle,
-    metrics: &ListenerMetrics,
+    (pipeline, metrics): (&PipelineHandle, &ListenerMetrics),
     shutdown: &CancellationToken,
+    peer_slot: &mut Option<PeerSlot>,
 ) {
     let mut reader = Reader::new(pipeline, config, metrics, true);
     let mut framer = SyslogFramer::new(config.max_frame_bytes, config.framing);
@@ -520,6 +611,11 @@ async fn connection<S: AsyncRead + Unpin>(
                 true
             }
         };
+        if eof {
+            // The peer is done (or dropped): its slot is free now, not
+            // after what it sent is handed on.
+            drop(peer_slot.take());
+        }
         let received = now_nanos();
         let mut completed = false;
         loop {

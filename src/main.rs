@@ -308,7 +308,13 @@ fn run(config: Config) -> ExitCode {
                 if origin.starts_with('<') {
                     tracing::info!("no config file given and no {DEFAULT_CONFIG_PATH}: running the embedded default");
                 }
-                tracing::info!("{summary}");
+                // The addresses the listeners got (port 0: a free one).
+                let listening = ready
+                    .listeners
+                    .iter()
+                    .map(|(_, protocol, addr)| format!("listening on {protocol} {addr}"));
+                let parts: Vec<String> = listening.chain(summary.iter().cloned()).collect();
+                tracing::info!("{}", parts.join("; "));
             })
             .await?;
             Ok(report.lost_records)
@@ -377,15 +383,9 @@ fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn describe_outputs(config: &Config) -> String {
+/// What each route writes where, for the start-up line.
+fn describe_outputs(config: &Config) -> Vec<String> {
     let mut parts = Vec::new();
-    for l in &config.listeners {
-        parts.push(format!(
-            "listening on {} {}",
-            sluice::listener::protocol_name(l.protocol),
-            l.listen
-        ));
-    }
     for r in &config.routes {
         if let Some(s) = config.sinks.get(r.sink) {
             let what = match r.output {
@@ -399,7 +399,7 @@ fn describe_outputs(config: &Config) -> String {
             parts.push(format!("route {} writes {what} to {to}", r.name));
         }
     }
-    parts.join("; ")
+    parts
 }
 
 fn check(config: Config) -> ExitCode {

@@ -380,6 +380,7 @@ fn dockerfile_matches_the_code_and_the_container_config() {
     let text = read(source)
         .replace("0.0.0.0:5514", "127.0.0.1:0")
         .replace("0.0.0.0:5515", "127.0.0.1:0")
+        .replace("0.0.0.0:5516", "127.0.0.1:0")
         .replace(admin, "127.0.0.1:0")
         .replace("/var/lib/sluice/", "")
         .replace("data_dir = \"/var/lib/sluice\"", "data_dir = \"data\"");

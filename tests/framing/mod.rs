@@ -343,7 +343,8 @@ max_connections_per_peer = 2
 
 /// `sluice parse --framing` offers the same choice as a listener: the
 /// forged line is one message under `lf`, `auto` and `octet`, and only the
-/// opt-in cuts it.
+/// opt-in cuts it, and only in a stream with no LF in hand before the next
+/// header (a line whose LF is in hand stays whole).
 #[test]
 fn issue20_parse_splits_at_headers_only_when_asked() {
     let input = format!("{FORGED}\n");
@@ -360,6 +361,9 @@ fn issue20_parse_splits_at_headers_only_when_asked() {
         );
     }
     let out = super::sluice_parse(&["--framing", "log4j2_undelimited"], input.as_bytes());
+    assert_eq!(out.len(), 1, "its LF in hand: {out:?}");
+    let undelimited = FORGED.as_bytes();
+    let out = super::sluice_parse(&["--framing", "log4j2_undelimited"], undelimited);
     assert_eq!(out.len(), 2, "{out:?}");
     // With --listener and no --framing, as that listener cuts its streams.
     let dir = tempfile::tempdir().unwrap();
@@ -374,12 +378,12 @@ framing = "log4j2_undelimited"
     std::fs::write(&cfg, config(extra, EVENTS_ROUTE)).unwrap();
     let cfg = cfg.to_str().unwrap();
     for (listener, events) in [("tcp", 1), ("log4j2", 2)] {
-        let out = super::sluice_parse(&["-c", cfg, "--listener", listener], input.as_bytes());
+        let out = super::sluice_parse(&["-c", cfg, "--listener", listener], undelimited);
         assert_eq!(out.len(), events, "--listener {listener}: {out:?}");
     }
     let out = super::sluice_parse(
         &["-c", cfg, "--listener", "log4j2", "--framing", "lf"],
-        input.as_bytes(),
+        undelimited,
     );
     assert_eq!(out.len(), 1, "--framing wins over the listener's: {out:?}");
 }
