@@ -145,3 +145,49 @@ fn admin_partial_header_connection_is_closed_by_the_server() {
     );
     assert!(s.stop().success());
 }
+
+#[test]
+fn listener_accept_failures_are_counted_and_nothing_is_lost() {
+    // Soft = hard = 64 open files: sluice cannot raise it, and 60 held
+    // syslog connections run it out of file descriptors.
+    let mut s = start_limited(&config("", EVENTS_ROUTE), "64:64");
+    let pid = s.child.as_ref().unwrap().id();
+    let open_fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let tcp = s.addr("tcp");
+    let sent = 60;
+    let held: Vec<TcpStream> = (0..sent)
+        .map(|i| {
+            let mut c = TcpStream::connect(tcp).unwrap();
+            c.write_all(format!("<14>1 - h app - - - held {i}\n").as_bytes())
+                .unwrap();
+            c
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open_fds() < 64 {
+        assert!(
+            Instant::now() < deadline,
+            "waited 10 s for sluice to use all 64 file descriptors (has {})",
+            open_fds()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A few 50 ms back-offs with accept failing.
+    std::thread::sleep(Duration::from_millis(300));
+    drop(held);
+    let lines = s.wait_lines("events.ndjson", sent);
+    let errors = s.metric("sluice_listener_accept_errors_total{listener=\"tcp\"}");
+    let accepted = s.metric("sluice_listener_connections_accepted_total{listener=\"tcp\"}");
+    eprintln!(
+        "sent {sent}, delivered {}, accepted {accepted}, accept errors counted {errors}",
+        lines.len()
+    );
+    assert!(errors > 0, "failed accepts are counted");
+    assert_eq!(lines.len(), sent, "every held connection's message arrives");
+    assert_eq!(accepted, sent as u64);
+    assert!(s.stop().success());
+}
