@@ -279,6 +279,7 @@ async fn serve_tcp(
             Ok(a) => a,
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.
+                metrics.accept_errors.inc();
                 static LOG: LogLimiter = LogLimiter::new(10_000);
                 if let Some(suppressed) = LOG.allow() {
                     tracing::warn!(listener = %config.name, error = %e, suppressed, "accept failed");

@@ -287,7 +287,38 @@ fn error_chain(e: &anyhow::Error) -> String {
     text
 }
 
+/// Raise the soft open-files limit to the hard limit: each connection,
+/// spill segment and sink socket takes a file descriptor, and the usual
+/// soft default (1024) runs out long before the hard one.
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the plain struct given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read RLIMIT_NOFILE");
+        return;
+    }
+    let before = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            tracing::warn!(soft = before, hard = lim.rlim_max, error = %std::io::Error::last_os_error(), "cannot raise the open-files limit");
+            return;
+        }
+    }
+    tracing::info!(
+        before,
+        soft = lim.rlim_cur,
+        hard = lim.rlim_max,
+        "open-files limit (RLIMIT_NOFILE)"
+    );
+}
+
 fn run(config: Config) -> ExitCode {
+    raise_nofile_limit();
     let result = (|| -> anyhow::Result<usize> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -90,6 +90,8 @@ pub struct ListenerMetrics {
     /// Octet counts above `max_frame_bytes`: that frame read as LF.
     pub count_over_max_fallbacks: Counter,
     pub connections_accepted: Counter,
+    /// Failed `accept` calls (EMFILE and the like).
+    pub accept_errors: Counter,
     pub connections_rejected: Counter,
     /// Connections closed at accept: the peer already held
     /// `max_connections_per_peer`.
@@ -148,6 +150,8 @@ pub struct AdminMetrics {
     pub refused_origin: Counter,
     /// Mutating requests refused: missing or wrong bearer token.
     pub refused_token: Counter,
+    /// Admin connections closed at accept: [`ADMIN_MAX_CONNECTIONS`] open.
+    pub refused_connections: Counter,
 }
 
 /// Counters of one route's sink worker.
@@ -234,6 +238,7 @@ pub struct Telemetry {
     d_lenient: Family<ListenerRule, Counter>,
     l_fallbacks: Family<ListenerReason, Counter>,
     l_accepted: Family<ListenerLabel, Counter>,
+    l_accept_errors: Family<ListenerLabel, Counter>,
     l_rejected: Family<ListenerReason, Counter>,
     l_open: Family<ListenerLabel, Gauge>,
     l_receive_buffer: Family<ListenerLabel, Gauge>,
@@ -310,6 +315,10 @@ impl Telemetry {
             l_accepted: family!(
                 "sluice_listener_connections_accepted",
                 "TCP connections accepted"
+            ),
+            l_accept_errors: family!(
+                "sluice_listener_accept_errors",
+                "TCP accept calls that failed (out of file descriptors and the like); the listener backs off 50 ms after each"
             ),
             l_rejected: family!(
                 "sluice_listener_connections_rejected",
@@ -420,7 +429,7 @@ impl Telemetry {
                 );
                 let refused: Family<ReasonLabel, Counter> = family!(
                     "sluice_admin_refused_requests",
-                    "Mutating admin requests refused, by reason: host (Host not the admin address), origin (Origin not the admin address), token (missing or wrong bearer token)"
+                    "Mutating admin requests refused, by reason: host (Host not the admin address), origin (Origin not the admin address), token (missing or wrong bearer token); connections: admin connections closed at accept because the connection limit was reached"
                 );
                 let r = |reason: &str| {
                     get(
@@ -436,6 +445,7 @@ impl Telemetry {
                     refused_host: r("host"),
                     refused_origin: r("origin"),
                     refused_token: r("token"),
+                    refused_connections: r("connections"),
                 }
             },
             sink_health: std::sync::Mutex::new(Vec::new()),
@@ -468,6 +478,7 @@ impl Telemetry {
             connections_rejected_per_peer: get(&self.l_rejected, &r("max_connections_per_peer")),
             frame_timeouts: get(&self.l_closed, &r("frame_timeout")),
             connections_accepted: get(&self.l_accepted, &l),
+            accept_errors: get(&self.l_accept_errors, &l),
             connections_rejected: get(&self.l_rejected, &r("max_connections")),
             connections_open: get(&self.l_open, &l),
             receive_buffer_bytes: get(&self.l_receive_buffer, &l),
@@ -801,6 +812,7 @@ pub async fn serve_admin(
     let local = listener.local_addr()?;
     let access = Arc::new(access);
     let admin_metrics = telemetry.admin.clone();
+    let telemetry_admin = telemetry.admin.clone();
 
     let metrics = {
         let telemetry = telemetry.clone();
@@ -898,9 +910,88 @@ pub async fn serve_admin(
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/reload", post(reload));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    serve_bounded(listener, app, &telemetry_admin, shutdown).await;
+    Ok(())
+}
+
+/// Admin connections served at once; one more is closed at accept and
+/// counted (`sluice_admin_refused_requests_total{reason="connections"}`).
+pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+/// An admin connection must have sent a request's headers this soon after
+/// it opened or after its previous response.
+pub const ADMIN_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// An admin connection is closed this long after it opened, whatever it does.
+pub const ADMIN_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The admin port's accept loop: at most [`ADMIN_MAX_CONNECTIONS`]
+/// connections, each with a header and an overall timeout, so clients that
+/// open connections and send nothing cannot keep `/health` from answering
+/// or hold file descriptors for long.
+async fn serve_bounded(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    metrics: &AdminMetrics,
+    shutdown: CancellationToken,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let permits = Arc::new(tokio::sync::Semaphore::new(ADMIN_MAX_CONNECTIONS));
+    let tracker = tokio_util::task::TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                static LOG: LogLimiter = LogLimiter::new(10_000);
+                if let Some(suppressed) = LOG.allow() {
+                    tracing::warn!(error = %e, suppressed, "admin accept failed");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            metrics.refused_connections.inc();
+            static LOG: LogLimiter = LogLimiter::new(10_000);
+            if let Some(suppressed) = LOG.allow() {
+                tracing::warn!(
+                    max = ADMIN_MAX_CONNECTIONS,
+                    suppressed,
+                    "admin connection refused: connection limit reached"
+                );
+            }
+            drop(stream);
+            continue;
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(ADMIN_HEADER_TIMEOUT);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let deadline = tokio::time::sleep(ADMIN_CONNECTION_TIMEOUT);
+            tokio::pin!(deadline);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = &mut deadline => return,
+                _ = shutdown.cancelled() => {}
+            }
+            // Shutting down: let a request in flight finish, briefly.
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn).await;
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
 }
 
 /// Rate limit for a repeated log line: at most one per `interval`; the

@@ -2121,6 +2121,7 @@ mod example_files;
 mod fault_admin;
 mod fault_disk;
 mod fault_sinks;
+mod fix_admin;
 mod fix_sinks;
 mod fixlisten;
 mod flume_shape;
