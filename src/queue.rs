@@ -167,6 +167,8 @@ pub struct RouteQueue {
     spill: Option<std::sync::Arc<SpillShared>>,
     /// The batch in flight came from the spill log (ack it when done).
     batch_from_spill: std::sync::atomic::AtomicBool,
+    /// The token of that batch's read: its ack covers exactly it.
+    spill_read: Mutex<Option<crate::spill::ReadToken>>,
     /// Emptied payload buffers of written records, for readers to encode
     /// into: a buffer made on a reader's thread and freed on the worker's
     /// cost the allocator a cross-thread free and its reader a fresh
@@ -237,6 +239,7 @@ impl RouteQueue {
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             spill: None,
             batch_from_spill: std::sync::atomic::AtomicBool::new(false),
+            spill_read: Mutex::new(None),
             spare: Mutex::new(SparePool::default()),
         }
     }
@@ -304,11 +307,21 @@ impl RouteQueue {
         let Some(sp) = &self.spill else {
             return;
         };
+        let Some(token) = self
+            .spill_read
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return;
+        };
         let shared = sp.clone();
         let acked = tokio::task::spawn_blocking(move || {
             let mut st = shared.lock();
             let before = st.log.pending();
-            let result = st.log.ack();
+            // Only this batch: another generation's worker may still hold
+            // an earlier one read from the same log.
+            let result = st.log.ack_read(token);
             (
                 before.saturating_sub(st.log.pending()),
                 st.log.pending(),
@@ -611,18 +624,23 @@ impl RouteQueue {
                             let _ = st.log.maybe_sync();
                             let mut got = Vec::new();
                             let result = if st.log.unread() > 0 {
-                                st.log.read_batch(max, &mut got).map(|_| ())
+                                st.log.read_batch_tracked(max, &mut got)
                             } else {
-                                Ok(())
+                                Ok(None)
                             };
                             (got, st.log.take_lost(), result)
                         })
                         .await;
                         match read {
                             Ok((mut got, lost, result)) => {
-                                if let Err(e) = result {
-                                    tracing::error!(error = %e, "spill log read failed");
-                                }
+                                let token = match result {
+                                    Ok(token) => token,
+                                    Err(e) => {
+                                        tracing::error!(error = %e, "spill log read failed");
+                                        None
+                                    }
+                                };
+                                *self.spill_read.lock().unwrap_or_else(|p| p.into_inner()) = token;
                                 self.metrics.spill_corrupt.inc_by(lost);
                                 if !got.is_empty() {
                                     let n = got.len();
@@ -703,6 +721,10 @@ impl RouteQueue {
         let in_flight = self.in_flight.swap(0, std::sync::atomic::Ordering::SeqCst);
         // A batch from the spill log is not lost: unacknowledged, it stays
         // on disk for the next start, with everything else spilled.
+        self.spill_read
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let from_spill = self
             .batch_from_spill
             .swap(false, std::sync::atomic::Ordering::SeqCst);

@@ -148,6 +148,21 @@ struct AckState {
     at: Position,
 }
 
+/// One batch handed out by [`SpillLog::read_batch_tracked`]: acknowledge
+/// it with [`SpillLog::ack_read`] once its sink is done with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadToken(u64);
+
+/// A read not yet acknowledged: where it ended, its last sequence number,
+/// how many records it took, and whether its batch completed.
+struct OutstandingRead {
+    token: u64,
+    end: Position,
+    end_seq: Option<u64>,
+    records: u64,
+    done: bool,
+}
+
 pub struct SpillLog {
     dir: PathBuf,
     options: SpillOptions,
@@ -173,6 +188,12 @@ pub struct SpillLog {
     pending: u64,
     /// Records read and not yet acknowledged.
     unacked_read: u64,
+    /// Reads not yet acknowledged, oldest first: several workers (the
+    /// generations of a route across a reload) may read one log, and the
+    /// ack advances only over the completed prefix of these.
+    outstanding: std::collections::VecDeque<OutstandingRead>,
+    /// Token of the next read.
+    next_token: u64,
     last_sync: std::time::Instant,
     dirty: bool,
     syncs: u64,
@@ -692,6 +713,8 @@ impl SpillLog {
             body: Vec::new(),
             pending: recovery.pending_records,
             unacked_read: 0,
+            outstanding: std::collections::VecDeque::new(),
+            next_token: 0,
             last_sync: std::time::Instant::now(),
             dirty: false,
             syncs: 0,
@@ -923,6 +946,50 @@ impl SpillLog {
     /// A corrupt region is skipped; the records it cost are counted (see
     /// [`SpillLog::take_lost`]).
     pub fn read_batch(&mut self, max: usize, out: &mut Vec<Record>) -> Result<usize, SpillError> {
+        let before = out.len();
+        self.read_batch_tracked(max, out)?;
+        Ok(out.len() - before)
+    }
+
+    /// [`SpillLog::read_batch`], returning the token that acknowledges
+    /// exactly this read ([`SpillLog::ack_read`]); `None` when nothing was
+    /// read.
+    pub fn read_batch_tracked(
+        &mut self,
+        max: usize,
+        out: &mut Vec<Record>,
+    ) -> Result<Option<ReadToken>, SpillError> {
+        let start = self.read;
+        let result = self.read_into(max, out);
+        let n = result.as_ref().map_or(0, |n| *n);
+        if self.read == start {
+            result?;
+            return Ok(None);
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        // A read that only skipped a corrupt region or an empty tail has no
+        // batch to wait for: complete at once.
+        self.outstanding.push_back(OutstandingRead {
+            token,
+            end: self.read,
+            end_seq: self.read_seq,
+            records: n as u64,
+            done: n == 0,
+        });
+        if n == 0 {
+            result?;
+            return Ok(None);
+        }
+        // Records read before an error are handed out (and acknowledged
+        // through the token); the error recurs on the next read.
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "spill log read stopped early");
+        }
+        Ok(Some(ReadToken(token)))
+    }
+
+    fn read_into(&mut self, max: usize, out: &mut Vec<Record>) -> Result<usize, SpillError> {
         let mut n = 0;
         while n < max {
             let Some(idx) = self
@@ -996,13 +1063,43 @@ impl SpillLog {
     /// The sink took everything read so far: persist that (in place: no
     /// free space needed) and delete segments wholly acknowledged.
     pub fn ack(&mut self) -> Result<(), SpillError> {
-        if self.read == self.ack.at {
+        for r in &mut self.outstanding {
+            r.done = true;
+        }
+        self.ack_done()
+    }
+
+    /// The sink is done with the batch of `token` (written, rejected or
+    /// given up). The ack advances over the longest prefix of completed
+    /// reads only: a batch another worker still holds (read earlier) keeps
+    /// it, and everything after, unacknowledged (replayed after a restart).
+    pub fn ack_read(&mut self, token: ReadToken) -> Result<(), SpillError> {
+        if let Some(r) = self.outstanding.iter_mut().find(|r| r.token == token.0) {
+            r.done = true;
+        }
+        self.ack_done()
+    }
+
+    /// Persist the ack at the end of the completed prefix of reads.
+    fn ack_done(&mut self) -> Result<(), SpillError> {
+        let mut end = None;
+        let mut records = 0;
+        while self.outstanding.front().is_some_and(|r| r.done) {
+            if let Some(r) = self.outstanding.pop_front() {
+                records += r.records;
+                end = Some((r.end, r.end_seq));
+            }
+        }
+        let Some((at, end_seq)) = end else {
+            return Ok(());
+        };
+        if at == self.ack.at {
             return Ok(());
         }
         let state = AckState {
             generation: self.ack.generation + 1,
-            seq: self.read_seq.or(self.ack.seq),
-            at: self.read,
+            seq: end_seq.or(self.ack.seq),
+            at,
         };
         let path = self.dir.join("ack");
         let slot = (state.generation % 2) * ACK_SLOT as u64;
@@ -1013,8 +1110,8 @@ impl SpillLog {
             self.ack_file.sync_data().map_err(io_err(&path))?;
         }
         self.ack = state;
-        self.pending = self.pending.saturating_sub(self.unacked_read);
-        self.unacked_read = 0;
+        self.pending = self.pending.saturating_sub(records);
+        self.unacked_read = self.unacked_read.saturating_sub(records);
         let writing = self.writer.as_ref().map(|(_, s)| *s);
         let at = self.ack.at;
         // Drained: the last segment goes too once it is large or a write
@@ -1048,6 +1145,7 @@ impl SpillLog {
         self.read_seq = None;
         self.reader = None;
         self.unacked_read = 0;
+        self.outstanding.clear();
     }
 }
 
@@ -1260,6 +1358,47 @@ mod tests {
         let (mut log, recovery) = SpillLog::open(dir.path(), options(200)).unwrap();
         assert_eq!(recovery.pending_records, 50);
         assert_eq!(read_all(&mut log).len(), 50);
+    }
+
+    #[test]
+    fn an_ack_covers_only_completed_reads_in_a_contiguous_prefix() {
+        // Two workers (old and new generation after a reload) read one log:
+        // the later batch completing must not acknowledge the earlier one.
+        let dir = tempfile::tempdir().unwrap();
+        let mut scratch = Vec::new();
+        let (mut log, _) = SpillLog::open(dir.path(), options(200)).unwrap();
+        for i in 0..30 {
+            log.append(&[rec(i)], &mut scratch).unwrap();
+        }
+        let (mut held, mut done, mut third) = (Vec::new(), Vec::new(), Vec::new());
+        let _t1 = log.read_batch_tracked(10, &mut held).unwrap().unwrap();
+        let t2 = log.read_batch_tracked(10, &mut done).unwrap().unwrap();
+        log.ack_read(t2).unwrap();
+        assert_eq!(
+            log.pending(),
+            30,
+            "the held batch keeps everything after it"
+        );
+        drop(log);
+        let (mut log, recovery) = SpillLog::open(dir.path(), options(200)).unwrap();
+        assert_eq!(recovery.pending_records, 30);
+        assert_eq!(read_all(&mut log), (0..30).map(rec).collect::<Vec<_>>());
+        drop(log);
+        // Completed out of order, the prefix advances once the first is done.
+        let (mut log, _) = SpillLog::open(dir.path(), options(200)).unwrap();
+        held.clear();
+        done.clear();
+        let t1b = log.read_batch_tracked(10, &mut held).unwrap().unwrap();
+        let t2b = log.read_batch_tracked(10, &mut done).unwrap().unwrap();
+        let _t3 = log.read_batch_tracked(10, &mut third).unwrap().unwrap();
+        log.ack_read(t2b).unwrap();
+        assert_eq!(log.pending(), 30);
+        log.ack_read(t1b).unwrap();
+        assert_eq!(log.pending(), 10, "reads 1 and 2 acknowledged, read 3 not");
+        drop(log);
+        let (mut log, recovery) = SpillLog::open(dir.path(), options(200)).unwrap();
+        assert_eq!(recovery.pending_records, 10);
+        assert_eq!(read_all(&mut log), (20..30).map(rec).collect::<Vec<_>>());
     }
 
     #[test]

@@ -2122,6 +2122,7 @@ mod fault_admin;
 mod fault_disk;
 mod fault_sinks;
 mod fix_sinks;
+mod fix_spill;
 mod flume_shape;
 mod framing;
 mod log4j_e2e;
