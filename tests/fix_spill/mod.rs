@@ -126,3 +126,138 @@ fn fix_spill_reload_does_not_ack_a_batch_the_old_worker_holds() {
     assert_eq!(got, (0..200).collect::<Vec<_>>(), "every record delivered");
     assert!(s.stop().success());
 }
+
+/// A tmpfs of a given size on a temp dir; unmounted on drop. `None` (after
+/// saying why) when mounting is refused outside CI; under `CI=true` a
+/// refused mount fails the case.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        let why = match out {
+            Ok(o) if o.status.success() => return Some(Tmpfs { dir }),
+            Ok(o) => format!(
+                "{}: {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => e.to_string(),
+        };
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true and mounting a tmpfs was refused: {why}");
+        }
+        eprintln!("SKIPPED: cannot mount a tmpfs ({why}); this case needs root");
+        None
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Fill the filesystem of `dir`, leaving about `leave` bytes free; returns
+/// the filler, whose removal frees the space.
+fn fill(dir: &std::path::Path, leave: u64) -> std::path::PathBuf {
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0x55u8; 4096];
+    let mut len = 0u64;
+    while f.write_all(&chunk).is_ok() {
+        len += 4096;
+    }
+    drop(f);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len.saturating_sub(leave))
+        .unwrap();
+    path
+}
+
+/// Issue #20 follow-up, item 4: the file sink's disk fills in the middle
+/// of a batch. The failed write leaves nothing behind (no torn line), and
+/// the retry once space is back writes each record exactly once.
+#[test]
+fn fix_spill_file_sink_on_a_full_disk_writes_no_torn_line_and_no_duplicate() {
+    let Some(tmpfs) = Tmpfs::mount("1m") else {
+        return;
+    };
+    let out = tmpfs.dir.path().join("out.ndjson");
+    let routes = format!(
+        r#"
+[[sinks]]
+name = "full"
+type = "file"
+path = "{}"
+batch_max_events = 1000
+linger_ms = 200
+[[routes]]
+name = "durable"
+sink = "full"
+document = {{}}
+"#,
+        out.display()
+    );
+    let mut s = Sluice::start(&super::config("", &routes));
+    // The sink opened (created) its file: now leave 8 KiB, less than a batch.
+    let filler = fill(tmpfs.dir.path(), 8192);
+    let n = 300usize;
+    let padding = "p".repeat(200);
+    let bytes: Vec<u8> = (0..n)
+        .flat_map(|i| format!("<14>1 - h app - - - message {i} {padding}\n").into_bytes())
+        .collect();
+    send(s.addr("tcp"), &bytes);
+    let retries = |s: &Sluice| {
+        s.scrape()
+            .lines()
+            .filter(|l| l.starts_with("sluice_sink_retries_total{") && l.contains("\"full\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    wait_while(30, || retries(&s) == 0);
+    assert!(
+        retries(&s) > 0,
+        "waited for a write to fail on the full disk"
+    );
+    std::fs::remove_file(filler).unwrap();
+    let lines = || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    wait_while(60, || lines().len() < n);
+    let retried = retries(&s);
+    let drops = counted(&s);
+    assert!(s.stop().success());
+    let lines = lines();
+    let mut numbers = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(l)
+            .unwrap_or_else(|e| panic!("line {} is torn ({e}): {:.80}", i + 1, l));
+        let m = v["message"].as_str().unwrap_or_default();
+        numbers.push(m.split(' ').nth(1).unwrap().parse::<usize>().unwrap());
+    }
+    eprintln!(
+        "file sink on a full disk: sent {n}, lines {}, failed writes retried {retried}, counted drops {drops}",
+        lines.len()
+    );
+    assert_eq!(lines.len(), n, "every record written exactly once");
+    numbers.sort();
+    assert_eq!(numbers, (0..n).collect::<Vec<_>>(), "each record once");
+    assert_eq!(drops, 0);
+}
