@@ -32,6 +32,11 @@
 //!   is upgraded in place at open: its unacknowledged records are copied
 //!   into format-2 segments, then the old files are removed (a crash in
 //!   between copies them again: at least once).
+//! - A damaged segment header (a flipped magic or version byte) is not
+//!   taken for another format when the log's other segments are format 2
+//!   or format-2 records are found inside: the segment is read by
+//!   scanning and the header counted as a corrupt region. Only a log whose
+//!   headers all say a newer version, with no format-2 record, is refused.
 //!
 //! [`crate::queue`] uses it for `when_full = "spill"` and `durable = true`.
 
@@ -365,6 +370,59 @@ fn segment_version(path: &Path) -> Result<Option<u32>, SpillError> {
     }
 }
 
+/// How a segment is read, from its header and its neighbours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Format 1 (before issue #20): upgraded at open.
+    V1,
+    /// Format 2.
+    V2,
+    /// Format 2 with a damaged header (a flipped magic or version byte):
+    /// read by scanning, the header counted as a corrupt region; never
+    /// taken for another format, never deleted for it.
+    V2BadHeader,
+}
+
+/// Classify the segments of one log. A header that does not say format 2
+/// is damage, not another format, when the log's other segments are
+/// format 2, when a header-less segment comes after a format-2 one, or
+/// when records in format-2 framing are found inside. Only a log whose
+/// every such segment says a newer version (and holds no format-2
+/// record) is refused as newer.
+fn classify(listed: &[(u64, PathBuf)]) -> Result<Vec<Kind>, SpillError> {
+    let raw = listed
+        .iter()
+        .map(|(_, p)| segment_version(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let first_v2 = listed
+        .iter()
+        .zip(&raw)
+        .filter(|(_, v)| **v == Some(FORMAT_VERSION))
+        .map(|((seq, _), _)| *seq)
+        .min();
+    let mut kinds = Vec::with_capacity(listed.len());
+    for ((seq, path), version) in listed.iter().zip(&raw) {
+        let has_v2_records = || scan(path, None).map(|s| !s.seqs.is_empty());
+        let kind = match version {
+            Some(FORMAT_VERSION) => Kind::V2,
+            None if first_v2.is_some_and(|f| f < *seq) || has_v2_records()? => Kind::V2BadHeader,
+            None => Kind::V1,
+            Some(_) if first_v2.is_some() || has_v2_records()? => Kind::V2BadHeader,
+            Some(version) => {
+                return Err(SpillError::NewerFormat {
+                    path: path.clone(),
+                    version: *version,
+                });
+            }
+        };
+        if kind == Kind::V2BadHeader {
+            tracing::warn!(path = %path.display(), "spill log: segment header damaged; records recovered by scanning");
+        }
+        kinds.push(kind);
+    }
+    Ok(kinds)
+}
+
 /// What a full check of one segment found.
 #[derive(Default)]
 struct Scan {
@@ -573,11 +631,16 @@ impl SpillLog {
         let listed = list_segments(dir)?;
         let mut old = Vec::new();
         let mut current = Vec::new();
-        for (seq, path) in listed {
-            match segment_version(&path)? {
-                None => old.push((seq, path)),
-                Some(FORMAT_VERSION) => current.push((seq, path)),
-                Some(version) => return Err(SpillError::NewerFormat { path, version }),
+        let mut bad_headers = 0;
+        let kinds = classify(&listed)?;
+        for ((seq, path), kind) in listed.into_iter().zip(kinds) {
+            match kind {
+                Kind::V1 => old.push((seq, path)),
+                Kind::V2 => current.push((seq, path)),
+                Kind::V2BadHeader => {
+                    bad_headers += 1;
+                    current.push((seq, path));
+                }
             }
         }
         let v1_ack = match found {
@@ -598,7 +661,10 @@ impl SpillLog {
             },
             _ => ack,
         };
-        let mut recovery = Recovery::default();
+        let mut recovery = Recovery {
+            corrupt_regions: bad_headers,
+            ..Recovery::default()
+        };
         let mut segments = Vec::new();
         let mut prev = ack.seq;
         let mut first_seen = None;
@@ -1266,9 +1332,13 @@ fn verify_route(dir: &Path) -> Result<VerifyReport, SpillError> {
     let mut prev = ack.seq;
     let listed = list_segments(dir)?;
     let last = listed.len().saturating_sub(1);
-    for (i, (seq, path)) in listed.iter().enumerate() {
-        match segment_version(path)? {
-            None => {
+    let kinds = classify(&listed)?;
+    for (i, ((seq, path), kind)) in listed.iter().zip(kinds).enumerate() {
+        if kind == Kind::V2BadHeader && *seq >= ack.at.segment {
+            report.corrupt.push((path.display().to_string(), 0));
+        }
+        match kind {
+            Kind::V1 => {
                 report.format = 1;
                 let v1_ack = v1_ack.unwrap_or_default();
                 if *seq < v1_ack.segment {
@@ -1287,7 +1357,7 @@ fn verify_route(dir: &Path) -> Result<VerifyReport, SpillError> {
                     report.corrupt.push((path.display().to_string(), 0));
                 }
             }
-            Some(FORMAT_VERSION) => {
+            Kind::V2 | Kind::V2BadHeader => {
                 if *seq < ack.at.segment {
                     continue;
                 }
@@ -1302,12 +1372,6 @@ fn verify_route(dir: &Path) -> Result<VerifyReport, SpillError> {
                 for at in found.regions {
                     report.corrupt.push((path.display().to_string(), at));
                 }
-            }
-            Some(version) => {
-                return Err(SpillError::NewerFormat {
-                    path: path.clone(),
-                    version,
-                });
             }
         }
     }
@@ -1766,5 +1830,81 @@ mod tests {
         verify(dir.path()).unwrap();
         let (mut log, _) = SpillLog::open(&route, options(1 << 20)).unwrap();
         read_all(&mut log);
+    }
+
+    /// A log of 30 records over several segments; returns its segments.
+    fn log_of_30(dir: &Path) -> Vec<(u64, PathBuf)> {
+        let mut scratch = Vec::new();
+        let (mut log, _) = SpillLog::open(dir, options(200)).unwrap();
+        for i in 0..30 {
+            log.append(&[rec(i)], &mut scratch).unwrap();
+        }
+        log.flush().unwrap();
+        drop(log);
+        list_segments(dir).unwrap()
+    }
+
+    fn poke(path: &Path, at: u64, byte: u8) {
+        let f = OpenOptions::new().write(true).open(path).unwrap();
+        f.write_all_at(&[byte], at).unwrap();
+    }
+
+    #[test]
+    fn a_flipped_version_byte_is_a_damaged_header_not_a_newer_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = log_of_30(dir.path());
+        assert!(segs.len() >= 3, "several segments: {}", segs.len());
+        poke(&segs[0].1, 8, 3);
+        let report = verify_route(dir.path()).unwrap();
+        assert_eq!(report.pending_records, 30);
+        assert!(!report.corrupt.is_empty(), "the damage is reported");
+        let (mut log, recovery) = SpillLog::open(dir.path(), options(200)).unwrap();
+        assert_eq!(recovery.pending_records, 30);
+        assert!(recovery.corrupt_regions >= 1, "the damage is counted");
+        assert_eq!(read_all(&mut log), (0..30).map(rec).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_single_segment_with_a_flipped_version_byte_still_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut scratch = Vec::new();
+        let (mut log, _) = SpillLog::open(dir.path(), options(1 << 20)).unwrap();
+        for i in 0..5 {
+            log.append(&[rec(i)], &mut scratch).unwrap();
+        }
+        log.flush().unwrap();
+        drop(log);
+        let segs = list_segments(dir.path()).unwrap();
+        assert_eq!(segs.len(), 1);
+        poke(&segs[0].1, 8, 3);
+        let (mut log, recovery) = SpillLog::open(dir.path(), options(1 << 20)).unwrap();
+        assert_eq!(recovery.pending_records, 5);
+        assert_eq!(read_all(&mut log), (0..5).map(rec).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_flipped_magic_in_a_middle_segment_is_not_upgraded_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = log_of_30(dir.path());
+        assert!(segs.len() >= 3, "several segments: {}", segs.len());
+        let middle = &segs[segs.len() / 2].1;
+        poke(middle, 0, b'X');
+        let (mut log, recovery) = SpillLog::open(dir.path(), options(200)).unwrap();
+        assert!(middle.exists(), "the damaged segment is kept");
+        assert_eq!(recovery.upgraded_records, 0, "not taken for format 1");
+        assert_eq!(recovery.pending_records, 30);
+        assert_eq!(read_all(&mut log), (0..30).map(rec).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_genuinely_newer_log_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut header = segment_header();
+        header[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        fs::write(dir.path().join(segment_name(1)), header).unwrap();
+        assert!(matches!(
+            SpillLog::open(dir.path(), options(200)),
+            Err(SpillError::NewerFormat { .. })
+        ));
     }
 }
