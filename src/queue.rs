@@ -365,13 +365,15 @@ impl RouteQueue {
     /// blocking pool while the reader waits. Returns (queued, closed).
     async fn push_spilling(&self, sp: &Arc<SpillShared>, records: &mut Vec<Record>) -> (u64, u64) {
         let mut to_disk = Vec::new();
-        let (mut in_memory, mut closed) = (0u64, 0u64);
+        let (mut in_memory, closed) = (0u64, 0u64);
         {
             let mut inner = self.lock();
             for record in records.drain(..) {
                 if inner.closed {
-                    self.metrics.dropped_shutdown.inc();
-                    closed += 1;
+                    // Shutting down: the log is still open, so the record
+                    // waits there for the next start (only a failed append
+                    // loses it, counted by `spill_append`).
+                    to_disk.push(record);
                 } else if !to_disk.is_empty()
                     || sp.durable
                     || sp.pending.load(Ordering::SeqCst) > 0
@@ -1113,6 +1115,28 @@ mod tests {
         q.close();
         q.push_all(&mut (0..2).map(rec).collect(), true).await;
         assert_eq!(m.dropped_shutdown.get(), 2);
+    }
+
+    /// Records that arrive after the queue closed for shutdown go to the
+    /// (still open) spill log for the next start: not lost, not counted.
+    #[tokio::test]
+    async fn a_closed_spilling_queue_appends_late_records_for_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (q, m) = spilling(dir.path(), 10, true);
+        q.push(rec(0), true).await;
+        q.close();
+        q.push_all(&mut (1..4).map(rec).collect(), true).await;
+        assert_eq!(q.push(rec(4), true).await, Pushed::Queued);
+        assert_eq!(m.dropped_shutdown.get(), 0, "nothing lost at shutdown");
+        assert_eq!(m.spilled.get(), 5);
+        drop(q);
+        let (q, _) = spilling(dir.path(), 10, true);
+        let mut out = Vec::new();
+        while out.len() < 5 && q.pop_batch(&mut out, 10, Duration::ZERO).await {
+            q.begin_batch(out.len());
+            q.end_batch().await;
+        }
+        assert_eq!(out, (0..5).map(rec).collect::<Vec<_>>());
     }
 
     #[tokio::test]
