@@ -167,6 +167,8 @@ pub struct RouteQueue {
     spill: Option<std::sync::Arc<SpillShared>>,
     /// The batch in flight came from the spill log (ack it when done).
     batch_from_spill: std::sync::atomic::AtomicBool,
+    /// The token of that batch's read: its ack covers exactly it.
+    spill_read: Mutex<Option<crate::spill::ReadToken>>,
     /// Emptied payload buffers of written records, for readers to encode
     /// into: a buffer made on a reader's thread and freed on the worker's
     /// cost the allocator a cross-thread free and its reader a fresh
@@ -237,6 +239,7 @@ impl RouteQueue {
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             spill: None,
             batch_from_spill: std::sync::atomic::AtomicBool::new(false),
+            spill_read: Mutex::new(None),
             spare: Mutex::new(SparePool::default()),
         }
     }
@@ -304,11 +307,21 @@ impl RouteQueue {
         let Some(sp) = &self.spill else {
             return;
         };
+        let Some(token) = self
+            .spill_read
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return;
+        };
         let shared = sp.clone();
         let acked = tokio::task::spawn_blocking(move || {
             let mut st = shared.lock();
             let before = st.log.pending();
-            let result = st.log.ack();
+            // Only this batch: another generation's worker may still hold
+            // an earlier one read from the same log.
+            let result = st.log.ack_read(token);
             (
                 before.saturating_sub(st.log.pending()),
                 st.log.pending(),
@@ -352,13 +365,15 @@ impl RouteQueue {
     /// blocking pool while the reader waits. Returns (queued, closed).
     async fn push_spilling(&self, sp: &Arc<SpillShared>, records: &mut Vec<Record>) -> (u64, u64) {
         let mut to_disk = Vec::new();
-        let (mut in_memory, mut closed) = (0u64, 0u64);
+        let (mut in_memory, closed) = (0u64, 0u64);
         {
             let mut inner = self.lock();
             for record in records.drain(..) {
                 if inner.closed {
-                    self.metrics.dropped_shutdown.inc();
-                    closed += 1;
+                    // Shutting down: the log is still open, so the record
+                    // waits there for the next start (only a failed append
+                    // loses it, counted by `spill_append`).
+                    to_disk.push(record);
                 } else if !to_disk.is_empty()
                     || sp.durable
                     || sp.pending.load(Ordering::SeqCst) > 0
@@ -611,18 +626,23 @@ impl RouteQueue {
                             let _ = st.log.maybe_sync();
                             let mut got = Vec::new();
                             let result = if st.log.unread() > 0 {
-                                st.log.read_batch(max, &mut got).map(|_| ())
+                                st.log.read_batch_tracked(max, &mut got)
                             } else {
-                                Ok(())
+                                Ok(None)
                             };
                             (got, st.log.take_lost(), result)
                         })
                         .await;
                         match read {
                             Ok((mut got, lost, result)) => {
-                                if let Err(e) = result {
-                                    tracing::error!(error = %e, "spill log read failed");
-                                }
+                                let token = match result {
+                                    Ok(token) => token,
+                                    Err(e) => {
+                                        tracing::error!(error = %e, "spill log read failed");
+                                        None
+                                    }
+                                };
+                                *self.spill_read.lock().unwrap_or_else(|p| p.into_inner()) = token;
                                 self.metrics.spill_corrupt.inc_by(lost);
                                 if !got.is_empty() {
                                     let n = got.len();
@@ -703,6 +723,10 @@ impl RouteQueue {
         let in_flight = self.in_flight.swap(0, std::sync::atomic::Ordering::SeqCst);
         // A batch from the spill log is not lost: unacknowledged, it stays
         // on disk for the next start, with everything else spilled.
+        self.spill_read
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let from_spill = self
             .batch_from_spill
             .swap(false, std::sync::atomic::Ordering::SeqCst);
@@ -1091,6 +1115,28 @@ mod tests {
         q.close();
         q.push_all(&mut (0..2).map(rec).collect(), true).await;
         assert_eq!(m.dropped_shutdown.get(), 2);
+    }
+
+    /// Records that arrive after the queue closed for shutdown go to the
+    /// (still open) spill log for the next start: not lost, not counted.
+    #[tokio::test]
+    async fn a_closed_spilling_queue_appends_late_records_for_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (q, m) = spilling(dir.path(), 10, true);
+        q.push(rec(0), true).await;
+        q.close();
+        q.push_all(&mut (1..4).map(rec).collect(), true).await;
+        assert_eq!(q.push(rec(4), true).await, Pushed::Queued);
+        assert_eq!(m.dropped_shutdown.get(), 0, "nothing lost at shutdown");
+        assert_eq!(m.spilled.get(), 5);
+        drop(q);
+        let (q, _) = spilling(dir.path(), 10, true);
+        let mut out = Vec::new();
+        while out.len() < 5 && q.pop_batch(&mut out, 10, Duration::ZERO).await {
+            q.begin_batch(out.len());
+            q.end_batch().await;
+        }
+        assert_eq!(out, (0..5).map(rec).collect::<Vec<_>>());
     }
 
     #[tokio::test]

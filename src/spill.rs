@@ -32,6 +32,11 @@
 //!   is upgraded in place at open: its unacknowledged records are copied
 //!   into format-2 segments, then the old files are removed (a crash in
 //!   between copies them again: at least once).
+//! - A damaged segment header (a flipped magic or version byte) is not
+//!   taken for another format when the log's other segments are format 2
+//!   or format-2 records are found inside: the segment is read by
+//!   scanning and the header counted as a corrupt region. Only a log whose
+//!   headers all say a newer version, with no format-2 record, is refused.
 //!
 //! [`crate::queue`] uses it for `when_full = "spill"` and `durable = true`.
 
@@ -148,6 +153,21 @@ struct AckState {
     at: Position,
 }
 
+/// One batch handed out by [`SpillLog::read_batch_tracked`]: acknowledge
+/// it with [`SpillLog::ack_read`] once its sink is done with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadToken(u64);
+
+/// A read not yet acknowledged: where it ended, its last sequence number,
+/// how many records it took, and whether its batch completed.
+struct OutstandingRead {
+    token: u64,
+    end: Position,
+    end_seq: Option<u64>,
+    records: u64,
+    done: bool,
+}
+
 pub struct SpillLog {
     dir: PathBuf,
     options: SpillOptions,
@@ -173,6 +193,12 @@ pub struct SpillLog {
     pending: u64,
     /// Records read and not yet acknowledged.
     unacked_read: u64,
+    /// Reads not yet acknowledged, oldest first: several workers (the
+    /// generations of a route across a reload) may read one log, and the
+    /// ack advances only over the completed prefix of these.
+    outstanding: std::collections::VecDeque<OutstandingRead>,
+    /// Token of the next read.
+    next_token: u64,
     last_sync: std::time::Instant,
     dirty: bool,
     syncs: u64,
@@ -342,6 +368,59 @@ fn segment_version(path: &Path) -> Result<Option<u32>, SpillError> {
         }
         Err(e) => Err(io_err(path)(e)),
     }
+}
+
+/// How a segment is read, from its header and its neighbours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Format 1 (before issue #20): upgraded at open.
+    V1,
+    /// Format 2.
+    V2,
+    /// Format 2 with a damaged header (a flipped magic or version byte):
+    /// read by scanning, the header counted as a corrupt region; never
+    /// taken for another format, never deleted for it.
+    V2BadHeader,
+}
+
+/// Classify the segments of one log. A header that does not say format 2
+/// is damage, not another format, when the log's other segments are
+/// format 2, when a header-less segment comes after a format-2 one, or
+/// when records in format-2 framing are found inside. Only a log whose
+/// every such segment says a newer version (and holds no format-2
+/// record) is refused as newer.
+fn classify(listed: &[(u64, PathBuf)]) -> Result<Vec<Kind>, SpillError> {
+    let raw = listed
+        .iter()
+        .map(|(_, p)| segment_version(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let first_v2 = listed
+        .iter()
+        .zip(&raw)
+        .filter(|(_, v)| **v == Some(FORMAT_VERSION))
+        .map(|((seq, _), _)| *seq)
+        .min();
+    let mut kinds = Vec::with_capacity(listed.len());
+    for ((seq, path), version) in listed.iter().zip(&raw) {
+        let has_v2_records = || scan(path, None).map(|s| !s.seqs.is_empty());
+        let kind = match version {
+            Some(FORMAT_VERSION) => Kind::V2,
+            None if first_v2.is_some_and(|f| f < *seq) || has_v2_records()? => Kind::V2BadHeader,
+            None => Kind::V1,
+            Some(_) if first_v2.is_some() || has_v2_records()? => Kind::V2BadHeader,
+            Some(version) => {
+                return Err(SpillError::NewerFormat {
+                    path: path.clone(),
+                    version: *version,
+                });
+            }
+        };
+        if kind == Kind::V2BadHeader {
+            tracing::warn!(path = %path.display(), "spill log: segment header damaged; records recovered by scanning");
+        }
+        kinds.push(kind);
+    }
+    Ok(kinds)
 }
 
 /// What a full check of one segment found.
@@ -552,11 +631,16 @@ impl SpillLog {
         let listed = list_segments(dir)?;
         let mut old = Vec::new();
         let mut current = Vec::new();
-        for (seq, path) in listed {
-            match segment_version(&path)? {
-                None => old.push((seq, path)),
-                Some(FORMAT_VERSION) => current.push((seq, path)),
-                Some(version) => return Err(SpillError::NewerFormat { path, version }),
+        let mut bad_headers = 0;
+        let kinds = classify(&listed)?;
+        for ((seq, path), kind) in listed.into_iter().zip(kinds) {
+            match kind {
+                Kind::V1 => old.push((seq, path)),
+                Kind::V2 => current.push((seq, path)),
+                Kind::V2BadHeader => {
+                    bad_headers += 1;
+                    current.push((seq, path));
+                }
             }
         }
         let v1_ack = match found {
@@ -577,7 +661,10 @@ impl SpillLog {
             },
             _ => ack,
         };
-        let mut recovery = Recovery::default();
+        let mut recovery = Recovery {
+            corrupt_regions: bad_headers,
+            ..Recovery::default()
+        };
         let mut segments = Vec::new();
         let mut prev = ack.seq;
         let mut first_seen = None;
@@ -692,6 +779,8 @@ impl SpillLog {
             body: Vec::new(),
             pending: recovery.pending_records,
             unacked_read: 0,
+            outstanding: std::collections::VecDeque::new(),
+            next_token: 0,
             last_sync: std::time::Instant::now(),
             dirty: false,
             syncs: 0,
@@ -923,6 +1012,50 @@ impl SpillLog {
     /// A corrupt region is skipped; the records it cost are counted (see
     /// [`SpillLog::take_lost`]).
     pub fn read_batch(&mut self, max: usize, out: &mut Vec<Record>) -> Result<usize, SpillError> {
+        let before = out.len();
+        self.read_batch_tracked(max, out)?;
+        Ok(out.len() - before)
+    }
+
+    /// [`SpillLog::read_batch`], returning the token that acknowledges
+    /// exactly this read ([`SpillLog::ack_read`]); `None` when nothing was
+    /// read.
+    pub fn read_batch_tracked(
+        &mut self,
+        max: usize,
+        out: &mut Vec<Record>,
+    ) -> Result<Option<ReadToken>, SpillError> {
+        let start = self.read;
+        let result = self.read_into(max, out);
+        let n = result.as_ref().map_or(0, |n| *n);
+        if self.read == start {
+            result?;
+            return Ok(None);
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        // A read that only skipped a corrupt region or an empty tail has no
+        // batch to wait for: complete at once.
+        self.outstanding.push_back(OutstandingRead {
+            token,
+            end: self.read,
+            end_seq: self.read_seq,
+            records: n as u64,
+            done: n == 0,
+        });
+        if n == 0 {
+            result?;
+            return Ok(None);
+        }
+        // Records read before an error are handed out (and acknowledged
+        // through the token); the error recurs on the next read.
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "spill log read stopped early");
+        }
+        Ok(Some(ReadToken(token)))
+    }
+
+    fn read_into(&mut self, max: usize, out: &mut Vec<Record>) -> Result<usize, SpillError> {
         let mut n = 0;
         while n < max {
             let Some(idx) = self
@@ -996,13 +1129,43 @@ impl SpillLog {
     /// The sink took everything read so far: persist that (in place: no
     /// free space needed) and delete segments wholly acknowledged.
     pub fn ack(&mut self) -> Result<(), SpillError> {
-        if self.read == self.ack.at {
+        for r in &mut self.outstanding {
+            r.done = true;
+        }
+        self.ack_done()
+    }
+
+    /// The sink is done with the batch of `token` (written, rejected or
+    /// given up). The ack advances over the longest prefix of completed
+    /// reads only: a batch another worker still holds (read earlier) keeps
+    /// it, and everything after, unacknowledged (replayed after a restart).
+    pub fn ack_read(&mut self, token: ReadToken) -> Result<(), SpillError> {
+        if let Some(r) = self.outstanding.iter_mut().find(|r| r.token == token.0) {
+            r.done = true;
+        }
+        self.ack_done()
+    }
+
+    /// Persist the ack at the end of the completed prefix of reads.
+    fn ack_done(&mut self) -> Result<(), SpillError> {
+        let mut end = None;
+        let mut records = 0;
+        while self.outstanding.front().is_some_and(|r| r.done) {
+            if let Some(r) = self.outstanding.pop_front() {
+                records += r.records;
+                end = Some((r.end, r.end_seq));
+            }
+        }
+        let Some((at, end_seq)) = end else {
+            return Ok(());
+        };
+        if at == self.ack.at {
             return Ok(());
         }
         let state = AckState {
             generation: self.ack.generation + 1,
-            seq: self.read_seq.or(self.ack.seq),
-            at: self.read,
+            seq: end_seq.or(self.ack.seq),
+            at,
         };
         let path = self.dir.join("ack");
         let slot = (state.generation % 2) * ACK_SLOT as u64;
@@ -1013,8 +1176,8 @@ impl SpillLog {
             self.ack_file.sync_data().map_err(io_err(&path))?;
         }
         self.ack = state;
-        self.pending = self.pending.saturating_sub(self.unacked_read);
-        self.unacked_read = 0;
+        self.pending = self.pending.saturating_sub(records);
+        self.unacked_read = self.unacked_read.saturating_sub(records);
         let writing = self.writer.as_ref().map(|(_, s)| *s);
         let at = self.ack.at;
         // Drained: the last segment goes too once it is large or a write
@@ -1048,6 +1211,7 @@ impl SpillLog {
         self.read_seq = None;
         self.reader = None;
         self.unacked_read = 0;
+        self.outstanding.clear();
     }
 }
 
@@ -1168,9 +1332,13 @@ fn verify_route(dir: &Path) -> Result<VerifyReport, SpillError> {
     let mut prev = ack.seq;
     let listed = list_segments(dir)?;
     let last = listed.len().saturating_sub(1);
-    for (i, (seq, path)) in listed.iter().enumerate() {
-        match segment_version(path)? {
-            None => {
+    let kinds = classify(&listed)?;
+    for (i, ((seq, path), kind)) in listed.iter().zip(kinds).enumerate() {
+        if kind == Kind::V2BadHeader && *seq >= ack.at.segment {
+            report.corrupt.push((path.display().to_string(), 0));
+        }
+        match kind {
+            Kind::V1 => {
                 report.format = 1;
                 let v1_ack = v1_ack.unwrap_or_default();
                 if *seq < v1_ack.segment {
@@ -1189,7 +1357,7 @@ fn verify_route(dir: &Path) -> Result<VerifyReport, SpillError> {
                     report.corrupt.push((path.display().to_string(), 0));
                 }
             }
-            Some(FORMAT_VERSION) => {
+            Kind::V2 | Kind::V2BadHeader => {
                 if *seq < ack.at.segment {
                     continue;
                 }
@@ -1204,12 +1372,6 @@ fn verify_route(dir: &Path) -> Result<VerifyReport, SpillError> {
                 for at in found.regions {
                     report.corrupt.push((path.display().to_string(), at));
                 }
-            }
-            Some(version) => {
-                return Err(SpillError::NewerFormat {
-                    path: path.clone(),
-                    version,
-                });
             }
         }
     }
@@ -1260,6 +1422,47 @@ mod tests {
         let (mut log, recovery) = SpillLog::open(dir.path(), options(200)).unwrap();
         assert_eq!(recovery.pending_records, 50);
         assert_eq!(read_all(&mut log).len(), 50);
+    }
+
+    #[test]
+    fn an_ack_covers_only_completed_reads_in_a_contiguous_prefix() {
+        // Two workers (old and new generation after a reload) read one log:
+        // the later batch completing must not acknowledge the earlier one.
+        let dir = tempfile::tempdir().unwrap();
+        let mut scratch = Vec::new();
+        let (mut log, _) = SpillLog::open(dir.path(), options(200)).unwrap();
+        for i in 0..30 {
+            log.append(&[rec(i)], &mut scratch).unwrap();
+        }
+        let (mut held, mut done, mut third) = (Vec::new(), Vec::new(), Vec::new());
+        let _t1 = log.read_batch_tracked(10, &mut held).unwrap().unwrap();
+        let t2 = log.read_batch_tracked(10, &mut done).unwrap().unwrap();
+        log.ack_read(t2).unwrap();
+        assert_eq!(
+            log.pending(),
+            30,
+            "the held batch keeps everything after it"
+        );
+        drop(log);
+        let (mut log, recovery) = SpillLog::open(dir.path(), options(200)).unwrap();
+        assert_eq!(recovery.pending_records, 30);
+        assert_eq!(read_all(&mut log), (0..30).map(rec).collect::<Vec<_>>());
+        drop(log);
+        // Completed out of order, the prefix advances once the first is done.
+        let (mut log, _) = SpillLog::open(dir.path(), options(200)).unwrap();
+        held.clear();
+        done.clear();
+        let t1b = log.read_batch_tracked(10, &mut held).unwrap().unwrap();
+        let t2b = log.read_batch_tracked(10, &mut done).unwrap().unwrap();
+        let _t3 = log.read_batch_tracked(10, &mut third).unwrap().unwrap();
+        log.ack_read(t2b).unwrap();
+        assert_eq!(log.pending(), 30);
+        log.ack_read(t1b).unwrap();
+        assert_eq!(log.pending(), 10, "reads 1 and 2 acknowledged, read 3 not");
+        drop(log);
+        let (mut log, recovery) = SpillLog::open(dir.path(), options(200)).unwrap();
+        assert_eq!(recovery.pending_records, 10);
+        assert_eq!(read_all(&mut log), (20..30).map(rec).collect::<Vec<_>>());
     }
 
     #[test]
@@ -1627,5 +1830,81 @@ mod tests {
         verify(dir.path()).unwrap();
         let (mut log, _) = SpillLog::open(&route, options(1 << 20)).unwrap();
         read_all(&mut log);
+    }
+
+    /// A log of 30 records over several segments; returns its segments.
+    fn log_of_30(dir: &Path) -> Vec<(u64, PathBuf)> {
+        let mut scratch = Vec::new();
+        let (mut log, _) = SpillLog::open(dir, options(200)).unwrap();
+        for i in 0..30 {
+            log.append(&[rec(i)], &mut scratch).unwrap();
+        }
+        log.flush().unwrap();
+        drop(log);
+        list_segments(dir).unwrap()
+    }
+
+    fn poke(path: &Path, at: u64, byte: u8) {
+        let f = OpenOptions::new().write(true).open(path).unwrap();
+        f.write_all_at(&[byte], at).unwrap();
+    }
+
+    #[test]
+    fn a_flipped_version_byte_is_a_damaged_header_not_a_newer_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = log_of_30(dir.path());
+        assert!(segs.len() >= 3, "several segments: {}", segs.len());
+        poke(&segs[0].1, 8, 3);
+        let report = verify_route(dir.path()).unwrap();
+        assert_eq!(report.pending_records, 30);
+        assert!(!report.corrupt.is_empty(), "the damage is reported");
+        let (mut log, recovery) = SpillLog::open(dir.path(), options(200)).unwrap();
+        assert_eq!(recovery.pending_records, 30);
+        assert!(recovery.corrupt_regions >= 1, "the damage is counted");
+        assert_eq!(read_all(&mut log), (0..30).map(rec).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_single_segment_with_a_flipped_version_byte_still_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut scratch = Vec::new();
+        let (mut log, _) = SpillLog::open(dir.path(), options(1 << 20)).unwrap();
+        for i in 0..5 {
+            log.append(&[rec(i)], &mut scratch).unwrap();
+        }
+        log.flush().unwrap();
+        drop(log);
+        let segs = list_segments(dir.path()).unwrap();
+        assert_eq!(segs.len(), 1);
+        poke(&segs[0].1, 8, 3);
+        let (mut log, recovery) = SpillLog::open(dir.path(), options(1 << 20)).unwrap();
+        assert_eq!(recovery.pending_records, 5);
+        assert_eq!(read_all(&mut log), (0..5).map(rec).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_flipped_magic_in_a_middle_segment_is_not_upgraded_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = log_of_30(dir.path());
+        assert!(segs.len() >= 3, "several segments: {}", segs.len());
+        let middle = &segs[segs.len() / 2].1;
+        poke(middle, 0, b'X');
+        let (mut log, recovery) = SpillLog::open(dir.path(), options(200)).unwrap();
+        assert!(middle.exists(), "the damaged segment is kept");
+        assert_eq!(recovery.upgraded_records, 0, "not taken for format 1");
+        assert_eq!(recovery.pending_records, 30);
+        assert_eq!(read_all(&mut log), (0..30).map(rec).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_genuinely_newer_log_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut header = segment_header();
+        header[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        fs::write(dir.path().join(segment_name(1)), header).unwrap();
+        assert!(matches!(
+            SpillLog::open(dir.path(), options(200)),
+            Err(SpillError::NewerFormat { .. })
+        ));
     }
 }

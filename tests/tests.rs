@@ -2123,6 +2123,7 @@ mod fault_disk;
 mod fault_sinks;
 mod fix_admin;
 mod fix_sinks;
+mod fix_spill;
 mod fixlisten;
 mod flume_shape;
 mod framing;

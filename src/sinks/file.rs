@@ -25,14 +25,22 @@ impl FileSink {
     }
 
     /// Append the batch with one write; the blocking write runs off the
-    /// async workers. Routes sharing the file are serialised by the lock, so
+    /// async workers. A write that fails is cut back to the file's length
+    /// before it, so the retried batch is written once, whole. Routes sharing the file are serialised by the lock, so
     /// batches never interleave.
     pub async fn write(&self, batch: &[Record]) -> Result<(), SinkError> {
         let buf = lines(batch);
         let file = self.file.clone();
         tokio::task::spawn_blocking(move || {
             let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
-            f.write_all(&buf)
+            let before = f.metadata()?.len();
+            let written = f.write_all(&buf);
+            if written.is_err() {
+                // A full disk: cut the torn part off, so the retry writes
+                // the batch once and no half line is left behind.
+                f.set_len(before)?;
+            }
+            written
         })
         .await
         .map_err(|e| SinkError::retry(format!("file writer task failed: {e}")))?
