@@ -590,25 +590,19 @@ fn sd_element<'a>(
             )));
         }
         let (after_name, name) = sd_name(rest)?;
-        // Strictly `="`; spaces around `=` are read past.
-        let before_eq = skip_spaces(after_name);
-        let Some(after_eq) = before_eq.strip_prefix(b"=") else {
-            // `[origin ip]`: a parameter without a value.
-            lenient.insert(LenientRule::SdParamWithoutValue);
-            complete = false;
-            i = after_name;
-            continue;
+        // Strictly `="` (every well-formed parameter: no further checks);
+        // otherwise spaces around `=` are read past.
+        let quoted = match after_name.strip_prefix(b"=\"") {
+            Some(quoted) => quoted,
+            None => match lenient_equals(after_name, lenient) {
+                Ok(quoted) => quoted,
+                Err(next) => {
+                    complete = false;
+                    i = next;
+                    continue;
+                }
+            },
         };
-        let Some(quoted) = skip_spaces(after_eq).strip_prefix(b"\"") else {
-            // `[origin ip=]`, `[origin ip= next="x"]`.
-            lenient.insert(LenientRule::SdParamWithoutValue);
-            complete = false;
-            i = after_eq;
-            continue;
-        };
-        if before_eq.len() != after_name.len() || quoted.len() + 1 != after_eq.len() {
-            lenient.insert(LenientRule::SdSpaceAroundEquals);
-        }
         let (rest, value) = sd_value(all, quoted)?;
         params.push(SdParam {
             name: Text::Span(span_of(all, name)),
@@ -616,6 +610,26 @@ fn sd_element<'a>(
         });
         i = rest;
     }
+}
+
+/// A parameter's `=` and opening quote when they are not exactly `="`:
+/// spaces around `=` are read past (`sequenceId= "5"`), and `Ok` is the
+/// value after the quote. `Err` is where the element goes on when the
+/// parameter has no value (`[origin ip]`, `[origin ip=]`,
+/// `[origin ip= next="x"]`).
+#[cold]
+fn lenient_equals<'a>(after_name: &'a [u8], lenient: &mut Lenient) -> Result<&'a [u8], &'a [u8]> {
+    let Some(after_eq) = skip_spaces(after_name).strip_prefix(b"=") else {
+        lenient.insert(LenientRule::SdParamWithoutValue);
+        return Err(after_name);
+    };
+    let Some(quoted) = skip_spaces(after_eq).strip_prefix(b"\"") else {
+        lenient.insert(LenientRule::SdParamWithoutValue);
+        return Err(after_eq);
+    };
+    // Not `="` (the caller's fast path), so there were spaces around `=`.
+    lenient.insert(LenientRule::SdSpaceAroundEquals);
+    Ok(quoted)
 }
 
 fn skip_spaces(i: &[u8]) -> &[u8] {
