@@ -1026,15 +1026,33 @@ struct Tag<'a> {
 }
 
 /// Bytes RFC 3164 senders put in a TAG: letters, digits and `_./-`.
-fn is_tag_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-')
-}
+const TAG_CLASSIC: u8 = 1;
+/// PAM's parentheses (`cron(pam_unix)`).
+const TAG_PAREN: u8 = 2;
+/// What real daemons put there besides: Cisco's `%`, `#`, `@`.
+const TAG_PUNCT: u8 = 4;
 
-/// What real daemons put there besides: PAM's parentheses
-/// (`cron(pam_unix)`), Cisco's `%`, `#`, `@`.
-fn is_lenient_tag_byte(b: u8) -> bool {
-    is_tag_byte(b) || matches!(b, b'(' | b')' | b'%' | b'#' | b'@')
-}
+/// The class of every byte in a TAG, 0 for a byte that ends it: one table
+/// look-up per byte, so the TAG is scanned once and its lenient rules come
+/// from the classes seen.
+const TAG_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'/' | b'-') {
+            TAG_CLASSIC
+        } else if matches!(c, b'(' | b')') {
+            TAG_PAREN
+        } else if matches!(c, b'%' | b'#' | b'@') {
+            TAG_PUNCT
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
 
 /// A Cisco mnemonic, `%FACILITY-SEVERITY-MNEMONIC` (`%ASA-6-302013`,
 /// `%SYS-5-CONFIG_I`).
@@ -1070,21 +1088,30 @@ fn tag_and_pid(i: &[u8], have_timestamp: bool) -> Option<Tag<'_>> {
             }
         }
     }
-    let n = i
-        .iter()
-        .take(49)
-        .take_while(|b| is_lenient_tag_byte(**b))
-        .count();
+    // One pass: the TAG's length and the union of its bytes' classes.
+    let mut n = 0;
+    let mut seen = 0;
+    for &b in i.iter().take(49) {
+        let class = TAG_BYTES[usize::from(b)];
+        if class == 0 {
+            break;
+        }
+        seen |= class;
+        n += 1;
+    }
     if n == 0 || n > 48 {
         return None;
     }
     let (app, rest) = i.split_at(n);
-    if app.contains(&b'(') || app.contains(&b')') {
+    if seen & TAG_PAREN != 0 {
         lenient.insert(LenientRule::TagWithParens);
-    } else if is_cisco_mnemonic(app) {
-        lenient.insert(LenientRule::TagCiscoMnemonic);
-    } else if !app.iter().all(|b| is_tag_byte(*b)) {
-        lenient.insert(LenientRule::TagPunctuation);
+    } else if seen & TAG_PUNCT != 0 {
+        // A Cisco mnemonic begins with `%`, which is not a classic byte.
+        if is_cisco_mnemonic(app) {
+            lenient.insert(LenientRule::TagCiscoMnemonic);
+        } else {
+            lenient.insert(LenientRule::TagPunctuation);
+        }
     }
     let (pid, rest) = if let Some(rest) = rest.strip_prefix(b":") {
         (None, rest)
