@@ -75,12 +75,19 @@ impl Sluice {
     fn start_with_env(config: &str, env: &[(&str, &str)]) -> Sluice {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("sluice.toml"), config).unwrap();
-        let mut child = Command::new(BIN)
-            .args(["run", "-c", "sluice.toml"])
-            .current_dir(dir.path())
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "-c", "sluice.toml"])
             .envs(env.iter().copied())
+            .stderr(Stdio::null());
+        Sluice::spawn(cmd, dir)
+    }
+
+    /// Run `cmd` (a sluice command line, perhaps under a wrapper) in `dir`,
+    /// its stdout piped, and wait for its readiness line.
+    fn spawn(mut cmd: Command, dir: tempfile::TempDir) -> Sluice {
+        let mut child = cmd
+            .current_dir(dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let mut line = String::new();

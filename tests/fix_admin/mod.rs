@@ -3,9 +3,9 @@
 //! or stop syslog ingestion; partial-header connections are closed by the
 //! server; failed accepts are counted.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::{EVENTS_ROUTE, Sluice, config, messages};
@@ -16,26 +16,11 @@ fn start_limited(config: &str, nofile: &str) -> Sluice {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("sluice.toml"), config).unwrap();
     let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-    let mut child = Command::new("prlimit")
-        .arg(format!("--nofile={nofile}"))
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--nofile={nofile}"))
         .args([super::BIN, "run", "-c", "sluice.toml"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready: serde_json::Value =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("readiness line {line:?}: {e}"));
-    assert_eq!(ready["ready"], true);
-    Sluice {
-        child: Some(child),
-        dir,
-        ready,
-    }
+        .stderr(stderr);
+    Sluice::spawn(cmd, dir)
 }
 
 fn admin_addr(s: &Sluice) -> SocketAddr {
