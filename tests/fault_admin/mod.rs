@@ -4,10 +4,10 @@
 //! tests that its paths are writable, logs to a file carry no colour codes,
 //! and `${VAR:-default}` / `${VAR:?message}` work in shipped configs.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::{BIN, EsServer, Sluice, config, es_config, numbered_frames, tcp_send, wait_while};
@@ -17,26 +17,11 @@ fn start_logged(config: &str, env: &[(&str, &str)]) -> Sluice {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("sluice.toml"), config).unwrap();
     let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["run", "-c", "sluice.toml"])
-        .current_dir(dir.path())
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "-c", "sluice.toml"])
         .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready: serde_json::Value =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("readiness line {line:?}: {e}"));
-    assert_eq!(ready["ready"], true);
-    Sluice {
-        child: Some(child),
-        dir,
-        ready,
-    }
+        .stderr(stderr);
+    Sluice::spawn(cmd, dir)
 }
 
 fn stderr_of(s: &Sluice) -> String {
@@ -281,11 +266,23 @@ fn issue20_admin_beyond_loopback_without_a_token_warns() {
 /// began after it arrived.
 #[test]
 fn issue20_a_burst_of_reloads_is_coalesced() {
-    let mut s = start_logged(&config("", super::EVENTS_ROUTE), &[]);
+    // 50 grok routes make a reload take long enough (tenths of a second)
+    // that the burst arrives while one runs, the case coalescing is for; a
+    // reload of a few milliseconds would let a burst trickle in between.
+    let cfg = config("", &format!("{}\n{}", grok_routes(50), super::EVENTS_ROUTE));
+    let mut s = start_logged(&cfg, &[]);
     let n = 40;
+    // All senders start together: a burst, not 40 requests spread over
+    // the time threads take to start.
+    let start = std::sync::Barrier::new(n as usize);
     let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n)
-            .map(|_| scope.spawn(|| post_reload(&s, &[])))
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    post_reload(&s, &[])
+                })
+            })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
