@@ -351,24 +351,38 @@ impl Engine {
 }
 
 impl Engine {
-    /// Every document of `index` (`_source`), paged with `search_after`
-    /// on `_doc` order; bounded at 200 pages of 5,000.
+    /// Every document of `index` (`_source`), read with a scroll (a
+    /// consistent view over every shard; a `search_after` walk on `_doc`
+    /// order alone skips a document at each page boundary of an index
+    /// with several shards, whose `_doc` values tie); bounded at 200 pages
+    /// of 5,000.
     pub(crate) fn sources_all(&self, index: &str) -> Vec<serde_json::Value> {
         let _ = self.req("POST", &format!("/{index}/_refresh"), "");
+        let mut v = self.ok(
+            "POST",
+            &format!("/{index}/_search?scroll=1m"),
+            r#"{"size":5000,"sort":["_doc"],"query":{"match_all":{}}}"#,
+        );
         let mut out = Vec::new();
-        let mut after = String::new();
         for _ in 0..200 {
-            let v = self.ok(
-                "POST",
-                &format!("/{index}/_search"),
-                &format!(r#"{{"size":5000,"sort":["_doc"],"query":{{"match_all":{{}}}}{after}}}"#),
-            );
             let hits = v["hits"]["hits"].as_array().unwrap();
-            let Some(last) = hits.last() else {
+            if hits.is_empty() {
                 break;
-            };
-            after = format!(",\"search_after\":{}", last["sort"]);
+            }
             out.extend(hits.iter().map(|h| h["_source"].clone()));
+            let id = v["_scroll_id"].as_str().unwrap().to_owned();
+            v = self.ok(
+                "POST",
+                "/_search/scroll",
+                &format!(r#"{{"scroll":"1m","scroll_id":"{id}"}}"#),
+            );
+        }
+        if let Some(id) = v["_scroll_id"].as_str() {
+            let _ = self.req(
+                "DELETE",
+                "/_search/scroll",
+                &format!(r#"{{"scroll_id":"{id}"}}"#),
+            );
         }
         out
     }
