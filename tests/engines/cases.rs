@@ -23,20 +23,6 @@ macro_rules! both {
             }
         }
     };
-    ($name:ident, ignore = $why:literal) => {
-        mod $name {
-            #[test]
-            #[ignore = $why]
-            fn opensearch() {
-                super::$name(super::Kind::OpenSearch)
-            }
-            #[test]
-            #[ignore = $why]
-            fn elasticsearch() {
-                super::$name(super::Kind::Elasticsearch)
-            }
-        }
-    };
 }
 
 /// Sum of every sample of the families that count lost records: queue
