@@ -47,7 +47,6 @@ pub mod router;
 pub mod sequence_pattern;
 pub mod service;
 pub mod sinks;
-pub mod spill;
 pub mod telemetry;
 pub mod tls;
 pub mod udp_receive;
