@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 
 use crate::config::{QueueConfig, WhenFull};
 use crate::route::Record;
+pub mod deliver;
 mod spare;
 pub mod spill;
 
@@ -47,7 +48,7 @@ pub struct QueueMetrics {
     pub dropped_spill_error: Counter,
     /// Records in the spill log not yet acknowledged by the sink.
     pub spill_pending: prometheus_client::metrics::gauge::Gauge,
-    /// Records lost to corruption in the spill log (see [`crate::spill`]).
+    /// Records lost to corruption in the spill log (see [`spill`]).
     pub spill_corrupt: Counter,
 }
 
