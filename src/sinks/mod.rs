@@ -13,7 +13,7 @@
 //! HTTP sinks (InfluxDB, Elasticsearch) fit the same worker.
 
 pub mod elasticsearch;
-pub mod es_setup;
+
 mod file;
 mod http;
 mod influxdb;
