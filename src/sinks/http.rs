@@ -63,6 +63,100 @@ pub(crate) fn http_client(
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
+/// How a sink signs its requests.
+pub(crate) enum Auth<'a> {
+    /// An `Authorization` header with this value (`ApiKey …`, `Token …`).
+    Header(String),
+    /// Basic authentication.
+    Basic {
+        user: &'a str,
+        password: Option<&'a str>,
+    },
+    None,
+}
+
+impl<'a> Auth<'a> {
+    /// An `Authorization` header when the sink has a key or token, else
+    /// basic authentication when it has a user, else none.
+    pub(crate) fn new(
+        header: Option<String>,
+        user: Option<&'a str>,
+        password: Option<&'a str>,
+    ) -> Auth<'a> {
+        match (header, user) {
+            (Some(value), _) => Auth::Header(value),
+            (None, Some(user)) => Auth::Basic { user, password },
+            (None, None) => Auth::None,
+        }
+    }
+}
+
+/// One POST of a sink: its body (gzipped when asked), signed, timed into
+/// the sink's request histogram.
+pub(crate) struct Post<'a> {
+    pub client: &'a reqwest::Client,
+    pub url: &'a str,
+    pub content_type: &'static str,
+    pub gzip: bool,
+    pub auth: Auth<'a>,
+    pub requests: &'a prometheus_client::metrics::histogram::Histogram,
+    /// Where the body's buffer goes back to (see [`Sent::give_back`]).
+    pub spare: &'a SpareBody,
+}
+
+/// Why a [`Post`] got no answer.
+pub(crate) enum PostError {
+    Gzip(std::io::Error),
+    /// No answer (the sink names the node; see [`transport_error`]).
+    Transport(reqwest::Error),
+}
+
+/// An answer, and a handle on the body sent: unique again once the
+/// request is done, when [`give_back`] returns its buffer to the spare.
+pub(crate) struct Sent {
+    pub response: reqwest::Response,
+    pub kept: bytes::Bytes,
+}
+
+/// The answer to a [`Post`] is read: the request's body buffer goes back
+/// to `spare`.
+pub(crate) fn give_back(kept: bytes::Bytes, spare: &SpareBody) {
+    if let Ok(body) = kept.try_into_mut() {
+        spare.keep(body.into());
+    }
+}
+
+impl Post<'_> {
+    /// Send `body`. With gzip, the uncompressed buffer goes back to the
+    /// spare at once.
+    pub(crate) async fn send(self, body: Vec<u8>) -> Result<Sent, PostError> {
+        let mut req = self
+            .client
+            .post(self.url)
+            .header("Content-Type", self.content_type);
+        let body = bytes::Bytes::from(if self.gzip {
+            req = req.header("Content-Encoding", "gzip");
+            let zipped = gzip(&body);
+            self.spare.keep(body);
+            zipped.map_err(PostError::Gzip)?
+        } else {
+            body
+        });
+        // A handle on the body: unique again once the request is done.
+        let kept = body.clone();
+        req = match self.auth {
+            Auth::Header(value) => req.header("Authorization", value),
+            Auth::Basic { user, password } => req.basic_auth(user, password),
+            Auth::None => req,
+        };
+        let started = std::time::Instant::now();
+        let sent = req.body(body).send().await;
+        self.requests.observe(started.elapsed().as_secs_f64());
+        sent.map(|response| Sent { response, kept })
+            .map_err(PostError::Transport)
+    }
+}
+
 /// Gzip a request body.
 pub(crate) fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
     use std::io::Write as _;

@@ -30,7 +30,7 @@ use crate::telemetry::SinkMetrics;
 pub use elasticsearch::ElasticsearchSink;
 pub use file::FileSink;
 pub(crate) use http::{
-    CappedBody, MAX_ERROR_BODY_BYTES, SpareBody, body_buffer, gzip, http_client, read_capped,
+    CappedBody, MAX_ERROR_BODY_BYTES, SpareBody, body_buffer, http_client, read_capped,
     transport_error,
 };
 pub use influxdb::InfluxSink;

@@ -27,7 +27,8 @@ pub mod setup;
 use crate::config::ElasticsearchConfig;
 use crate::route::Record;
 
-use super::{DeadLetter, RetryPolicy, SinkError, Written, gzip, retry_after};
+use super::http::{Auth, Post, PostError, Sent, give_back};
+use super::{DeadLetter, RetryPolicy, SinkError, Written, retry_after};
 use bulk::*;
 pub use bulk::{Item, bulk_body, bulk_body_into, chunks, document_hash, document_id, index_name};
 
@@ -271,32 +272,25 @@ impl ElasticsearchSink {
         let body = bulk_body_into(items, chunk, self.spare_body.take());
         let (node, base) = self.node();
         let url = bulk_url(&base, self.config.pipeline.as_deref());
-        let mut req = self
-            .client
-            .post(&url)
-            .header("Content-Type", "application/x-ndjson");
-        let body = bytes::Bytes::from(if self.config.gzip {
-            req = req.header("Content-Encoding", "gzip");
-            let zipped = gzip(&body).map_err(|e| (format!("gzip: {e}"), None));
-            self.spare_body.keep(body);
-            zipped?
-        } else {
-            body
-        });
-        // A handle on the body: unique again once the request is done.
-        let kept = body.clone();
         let c = &self.config;
-        if let Some(key) = &c.api_key {
-            req = req.header("Authorization", format!("ApiKey {key}"));
-        } else if let Some(user) = &c.username {
-            req = req.basic_auth(user, c.password.as_deref());
-        }
-        let started = Instant::now();
-        let sent = req.body(body).send().await;
-        self.requests.observe(started.elapsed().as_secs_f64());
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) => {
+        let auth = Auth::new(
+            c.api_key.as_ref().map(|v| format!("ApiKey {v}")),
+            c.username.as_deref(),
+            c.password.as_deref(),
+        );
+        let post = Post {
+            client: &self.client,
+            url: &url,
+            content_type: "application/x-ndjson",
+            gzip: c.gzip,
+            auth,
+            requests: &self.requests,
+            spare: &self.spare_body,
+        };
+        let Sent { response, kept } = match post.send(body).await {
+            Ok(sent) => sent,
+            Err(PostError::Gzip(e)) => return Err((format!("gzip: {e}"), None)),
+            Err(PostError::Transport(e)) => {
                 self.node_failed(node);
                 return Err((
                     format!("{base}: {}", crate::sinks::transport_error(e)),
@@ -310,9 +304,7 @@ impl ElasticsearchSink {
         // only an error's excerpt is decoded.
         let success = (200..300).contains(&status);
         let answer = answer_body(response, success, answer_cap(success, chunk.len())).await;
-        if let Ok(body) = kept.try_into_mut() {
-            self.spare_body.keep(body.into());
-        }
+        give_back(kept, &self.spare_body);
         if status == 413 {
             // http.max_content_length: not the node's fault, no cool-down.
             return Err((format!("{base}: {TOO_LARGE} {}", short(&answer)), None));

@@ -25,12 +25,13 @@
 //!   next URL of the sink; the worker bounds the attempts and the time.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::{InfluxApi, InfluxConfig};
 use crate::route::Record;
 
-use super::{DeadLetter, SinkError, Written, gzip, retry_after};
+use super::http::{Auth, Post, PostError, Sent, give_back};
+use super::{DeadLetter, SinkError, Written, retry_after};
 
 mod partial;
 
@@ -435,31 +436,25 @@ impl InfluxSink {
             body.push(b'\n');
         }
         let (i, url) = self.url();
-        let mut req = self
-            .client
-            .post(&url)
-            .header("Content-Type", "text/plain; charset=utf-8");
-        if self.config.gzip {
-            let zipped = gzip(&body);
-            self.spare_body.keep(std::mem::take(&mut body));
-            body = zipped.map_err(|e| SinkError::Permanent(format!("gzip: {e}")))?;
-            req = req.header("Content-Encoding", "gzip");
-        }
-        let body = bytes::Bytes::from(body);
-        // A handle on the body: unique again once the request is done.
-        let kept = body.clone();
         let c = &self.config;
-        if let Some(token) = &c.token {
-            req = req.header("Authorization", format!("Token {token}"));
-        } else if let Some(user) = &c.username {
-            req = req.basic_auth(user, c.password.as_deref());
-        }
-        let started = Instant::now();
-        let sent = req.body(body).send().await;
-        self.requests.observe(started.elapsed().as_secs_f64());
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) => {
+        let auth = Auth::new(
+            c.token.as_ref().map(|v| format!("Token {v}")),
+            c.username.as_deref(),
+            c.password.as_deref(),
+        );
+        let post = Post {
+            client: &self.client,
+            url: &url,
+            content_type: "text/plain; charset=utf-8",
+            gzip: c.gzip,
+            auth,
+            requests: &self.requests,
+            spare: &self.spare_body,
+        };
+        let Sent { response, kept } = match post.send(body).await {
+            Ok(sent) => sent,
+            Err(PostError::Gzip(e)) => return Err(SinkError::Permanent(format!("gzip: {e}"))),
+            Err(PostError::Transport(e)) => {
                 self.fail_over(i);
                 return Err(SinkError::retry(format!(
                     "{}: {}",
@@ -474,9 +469,7 @@ impl InfluxSink {
         // them, and bounded.
         let cap = crate::sinks::MAX_ERROR_BODY_BYTES.saturating_add(size.saturating_mul(2));
         let text = crate::sinks::read_capped(response, cap).await.text();
-        if let Ok(body) = kept.try_into_mut() {
-            self.spare_body.keep(body.into());
-        }
+        give_back(kept, &self.spare_body);
         let reason = error_text(&text);
         let at = self.redact(&url);
         match status {
