@@ -64,47 +64,68 @@ pub(crate) fn http_client(
 }
 
 /// How a sink signs its requests.
-pub(crate) enum Auth<'a> {
+enum Auth {
     /// An `Authorization` header with this value (`ApiKey …`, `Token …`).
     Header(String),
     /// Basic authentication.
     Basic {
-        user: &'a str,
-        password: Option<&'a str>,
+        user: String,
+        password: Option<String>,
     },
     None,
 }
 
-impl<'a> Auth<'a> {
-    /// An `Authorization` header when the sink has a key or token, else
-    /// basic authentication when it has a user, else none.
-    pub(crate) fn new(
-        header: Option<String>,
-        user: Option<&'a str>,
-        password: Option<&'a str>,
-    ) -> Auth<'a> {
-        match (header, user) {
-            (Some(value), _) => Auth::Header(value),
-            (None, Some(user)) => Auth::Basic { user, password },
-            (None, None) => Auth::None,
+/// An HTTP sink's transport: its client, how it signs and compresses a
+/// request, the histogram each request is timed into, and the body buffer
+/// kept between requests.
+pub(crate) struct Transport {
+    pub client: reqwest::Client,
+    /// Request latency (`sluice_sink_request_duration_seconds`).
+    requests: prometheus_client::metrics::histogram::Histogram,
+    /// The last request's body buffer (see [`Transport::give_back`]).
+    pub spare: SpareBody,
+    gzip: bool,
+    auth: Auth,
+}
+
+/// What the transport reads of an HTTP sink's config.
+pub(crate) trait HttpConfig {
+    fn timeout(&self) -> Duration;
+    fn ca_file(&self) -> Option<&std::path::Path>;
+    fn gzip(&self) -> bool;
+    fn username(&self) -> Option<&str>;
+    fn password(&self) -> Option<&str>;
+}
+
+/// Both HTTP sinks' configs name these settings alike.
+macro_rules! http_config {
+    ($($config:ty),*) => {$(
+        impl HttpConfig for $config {
+            fn timeout(&self) -> Duration {
+                self.timeout
+            }
+            fn ca_file(&self) -> Option<&std::path::Path> {
+                self.ca_file.as_deref()
+            }
+            fn gzip(&self) -> bool {
+                self.gzip
+            }
+            fn username(&self) -> Option<&str> {
+                self.username.as_deref()
+            }
+            fn password(&self) -> Option<&str> {
+                self.password.as_deref()
+            }
         }
-    }
+    )*};
 }
 
-/// One POST of a sink: its body (gzipped when asked), signed, timed into
-/// the sink's request histogram.
-pub(crate) struct Post<'a> {
-    pub client: &'a reqwest::Client,
-    pub url: &'a str,
-    pub content_type: &'static str,
-    pub gzip: bool,
-    pub auth: Auth<'a>,
-    pub requests: &'a prometheus_client::metrics::histogram::Histogram,
-    /// Where the body's buffer goes back to (see [`Sent::give_back`]).
-    pub spare: &'a SpareBody,
-}
+http_config!(
+    crate::config::ElasticsearchConfig,
+    crate::config::InfluxConfig
+);
 
-/// Why a [`Post`] got no answer.
+/// Why a [`Transport::post`] got no answer.
 pub(crate) enum PostError {
     Gzip(std::io::Error),
     /// No answer (the sink names the node; see [`transport_error`]).
@@ -112,28 +133,52 @@ pub(crate) enum PostError {
 }
 
 /// An answer, and a handle on the body sent: unique again once the
-/// request is done, when [`give_back`] returns its buffer to the spare.
+/// request is done, when [`Transport::give_back`] returns its buffer.
 pub(crate) struct Sent {
     pub response: reqwest::Response,
     pub kept: bytes::Bytes,
 }
 
-/// The answer to a [`Post`] is read: the request's body buffer goes back
-/// to `spare`.
-pub(crate) fn give_back(kept: bytes::Bytes, spare: &SpareBody) {
-    if let Ok(body) = kept.try_into_mut() {
-        spare.keep(body.into());
+impl Transport {
+    /// Requests signed with an `Authorization: {header}` when the sink has
+    /// a key or token, else with basic authentication when it has a user.
+    /// The transport of a sink's `config` ([`http_client`]: its timeout
+    /// and extra CA), signing with `Authorization: {header}` when the sink
+    /// has a key or token, else with basic authentication when it has a
+    /// user.
+    pub(crate) fn new(
+        config: &impl HttpConfig,
+        requests: prometheus_client::metrics::histogram::Histogram,
+        header: Option<String>,
+    ) -> Result<Transport, String> {
+        let client = http_client(config.timeout(), config.ca_file())?;
+        let auth = match (header, config.username()) {
+            (Some(value), _) => Auth::Header(value),
+            (None, Some(user)) => Auth::Basic {
+                user: user.to_owned(),
+                password: config.password().map(str::to_owned),
+            },
+            (None, None) => Auth::None,
+        };
+        let gzip = config.gzip();
+        Ok(Transport {
+            client,
+            requests,
+            spare: SpareBody::default(),
+            gzip,
+            auth,
+        })
     }
-}
 
-impl Post<'_> {
-    /// Send `body`. With gzip, the uncompressed buffer goes back to the
-    /// spare at once.
-    pub(crate) async fn send(self, body: Vec<u8>) -> Result<Sent, PostError> {
-        let mut req = self
-            .client
-            .post(self.url)
-            .header("Content-Type", self.content_type);
+    /// POST `body` to `url` (gzipped when the sink says so: the
+    /// uncompressed buffer goes back to the spare at once), signed, timed.
+    pub(crate) async fn post(
+        &self,
+        url: &str,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> Result<Sent, PostError> {
+        let mut req = self.client.post(url).header("Content-Type", content_type);
         let body = bytes::Bytes::from(if self.gzip {
             req = req.header("Content-Encoding", "gzip");
             let zipped = gzip(&body);
@@ -144,9 +189,9 @@ impl Post<'_> {
         });
         // A handle on the body: unique again once the request is done.
         let kept = body.clone();
-        req = match self.auth {
+        req = match &self.auth {
             Auth::Header(value) => req.header("Authorization", value),
-            Auth::Basic { user, password } => req.basic_auth(user, password),
+            Auth::Basic { user, password } => req.basic_auth(user, password.as_deref()),
             Auth::None => req,
         };
         let started = std::time::Instant::now();
@@ -154,6 +199,14 @@ impl Post<'_> {
         self.requests.observe(started.elapsed().as_secs_f64());
         sent.map(|response| Sent { response, kept })
             .map_err(PostError::Transport)
+    }
+
+    /// The answer to a [`Transport::post`] is read: the request's body
+    /// buffer goes back to the spare.
+    pub(crate) fn give_back(&self, kept: bytes::Bytes) {
+        if let Ok(body) = kept.try_into_mut() {
+            self.spare.keep(body.into());
+        }
     }
 }
 
@@ -251,23 +304,14 @@ pub(crate) fn transport_error(e: reqwest::Error) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     /// The bounded read of an answer keeps the cap's worth, says it cut,
     /// and stops reading: a body twice the cap in many chunks.
     #[tokio::test]
     async fn answer_bodies_are_read_up_to_the_cap() {
         let chunks: Vec<Vec<u8>> = (0..64).map(|i| vec![b'a' + (i % 26) as u8; 1024]).collect();
         let whole: Vec<u8> = chunks.concat();
-        let read = |cap: usize| {
-            let body = Chunked(
-                chunks
-                    .iter()
-                    .map(|c| bytes::Bytes::from(c.clone()))
-                    .collect(),
-            );
-            let response = reqwest::Response::from(http::Response::new(reqwest::Body::wrap(body)));
-            super::read_capped(response, cap)
-        };
+        let read = |cap: usize| super::read_capped(chunked_answer(&chunks), cap);
         let cut = read(32 * 1024 + 100).await;
         assert_eq!(cut.bytes.len(), 32 * 1024 + 100);
         assert_eq!(cut.bytes[..], whole[..32 * 1024 + 100]);
@@ -306,6 +350,17 @@ mod tests {
         let text = super::transport_error(e);
         assert!(text.contains("refused"), "{text}");
         assert!(!text.contains("secret_db"), "{text}");
+    }
+
+    /// An answer whose body arrives in `chunks`, one by one.
+    pub(crate) fn chunked_answer<T: AsRef<[u8]>>(chunks: &[T]) -> reqwest::Response {
+        let body = Chunked(
+            chunks
+                .iter()
+                .map(|c| bytes::Bytes::copy_from_slice(c.as_ref()))
+                .collect(),
+        );
+        reqwest::Response::from(http::Response::new(reqwest::Body::wrap(body)))
     }
 
     /// A body that yields its chunks one by one, as a socket delivers them.

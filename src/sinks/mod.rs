@@ -30,8 +30,7 @@ use crate::telemetry::SinkMetrics;
 pub use elasticsearch::ElasticsearchSink;
 pub use file::FileSink;
 pub(crate) use http::{
-    CappedBody, MAX_ERROR_BODY_BYTES, SpareBody, body_buffer, http_client, read_capped,
-    transport_error,
+    CappedBody, MAX_ERROR_BODY_BYTES, body_buffer, read_capped, transport_error,
 };
 pub use influxdb::InfluxSink;
 pub use retry::RetryPolicy;

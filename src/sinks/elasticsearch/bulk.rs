@@ -330,6 +330,28 @@ pub fn index_name(pattern: &str, time_nanos: i64) -> String {
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let h = secs.rem_euclid(86_400) / 3600;
     let mut out = String::with_capacity(pattern.len() + 8);
+    expand_pattern(pattern, &mut out, |out, field| match field {
+        Some('Y') => push_digits(out, y, 4),
+        Some('m') => push_digits(out, i64::from(m), 2),
+        Some('d') => push_digits(out, i64::from(d), 2),
+        Some('H') => push_digits(out, h, 2),
+        Some(other) => {
+            out.push('%');
+            out.push(other);
+        }
+        None => out.push('%'),
+    });
+    out
+}
+
+/// Walk an index name `pattern` into `out`: its text as it is, `%%` as a
+/// percent sign, and each other field `%X` (`None`: a `%` that ends the
+/// pattern) as `field` writes it.
+pub(super) fn expand_pattern(
+    pattern: &str,
+    out: &mut String,
+    mut field: impl FnMut(&mut String, Option<char>),
+) {
     let mut chars = pattern.chars();
     while let Some(c) = chars.next() {
         if c != '%' {
@@ -337,20 +359,10 @@ pub fn index_name(pattern: &str, time_nanos: i64) -> String {
             continue;
         }
         match chars.next() {
-            Some('Y') => push_digits(&mut out, y, 4),
-            Some('m') => push_digits(&mut out, i64::from(m), 2),
-            Some('d') => push_digits(&mut out, i64::from(d), 2),
-            Some('H') => push_digits(&mut out, h, 2),
-            Some(other) => {
-                out.push('%');
-                if other != '%' {
-                    out.push(other);
-                }
-            }
-            None => out.push('%'),
+            Some('%') => out.push('%'),
+            other => field(out, other),
         }
     }
-    out
 }
 
 /// A stable 128-bit id of a document's text (XXH3-128), for records that

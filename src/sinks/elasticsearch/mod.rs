@@ -27,7 +27,7 @@ pub mod setup;
 use crate::config::ElasticsearchConfig;
 use crate::route::Record;
 
-use super::http::{Auth, Post, PostError, Sent, give_back};
+use super::http::{PostError, Sent, Transport};
 use super::{DeadLetter, RetryPolicy, SinkError, Written, retry_after};
 use bulk::*;
 pub use bulk::{Item, bulk_body, bulk_body_into, chunks, document_hash, document_id, index_name};
@@ -37,19 +37,17 @@ const NODE_COOL_DOWN: Duration = Duration::from_secs(30);
 
 pub struct ElasticsearchSink {
     name: String,
-    /// Request latency (`sluice_sink_request_duration_seconds`).
-    requests: prometheus_client::metrics::histogram::Histogram,
     /// Rejections are logged at most every 10 s (counted always).
     reject_log: crate::telemetry::LogLimiter,
     /// Item retries likewise.
     retry_log: crate::telemetry::LogLimiter,
     config: ElasticsearchConfig,
-    client: reqwest::Client,
+    /// Client, signing, gzip, request timing, body buffer.
+    http: Transport,
     /// Per node: skipped until this instant after a failure.
     nodes: Mutex<(usize, Vec<Option<Instant>>)>,
     dead_letter: Option<DeadLetter>,
     retry: RetryPolicy,
-    spare_body: crate::sinks::SpareBody,
     /// Request bound learnt from 413 answers (see `max_request_bytes`).
     max_request_bytes: std::sync::atomic::AtomicUsize,
     /// The engine, detected (and the template installed) before the first
@@ -74,15 +72,15 @@ impl ElasticsearchSink {
         config: &ElasticsearchConfig,
         requests: prometheus_client::metrics::histogram::Histogram,
     ) -> Result<ElasticsearchSink, String> {
-        let client = crate::sinks::http_client(config.timeout, config.ca_file.as_deref())?;
+        let header = config.api_key.as_ref().map(|v| format!("ApiKey {v}"));
+        let http = Transport::new(config, requests, header)?;
         let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
         Ok(ElasticsearchSink {
-            requests,
             reject_log: crate::telemetry::LogLimiter::new(10_000),
             retry_log: crate::telemetry::LogLimiter::new(10_000),
             name: name.to_owned(),
             config: config.clone(),
-            client,
+            http,
             nodes: Mutex::new((0, vec![None; config.urls.len()])),
             dead_letter,
             retry: RetryPolicy {
@@ -92,7 +90,6 @@ impl ElasticsearchSink {
                 max_backoff: Duration::from_secs(5),
                 max_wait: config.max_backoff,
             },
-            spare_body: crate::sinks::SpareBody::default(),
             max_request_bytes: std::sync::atomic::AtomicUsize::new(usize::MAX),
             setup: tokio::sync::OnceCell::new(),
         })
@@ -149,7 +146,7 @@ impl ElasticsearchSink {
         if self.setup.get().is_none() {
             let (_, base) = self.node();
             self.setup
-                .get_or_try_init(|| setup::run(&self.name, &self.config, &self.client, &base))
+                .get_or_try_init(|| setup::run(&self.name, &self.config, &self.http.client, &base))
                 .await
                 .map_err(|e| SinkError::retry(format!("setup: {e}")))?;
         }
@@ -269,25 +266,11 @@ impl ElasticsearchSink {
         items: &[Item<'_>],
         chunk: &[usize],
     ) -> Result<Answer, (String, Option<Duration>)> {
-        let body = bulk_body_into(items, chunk, self.spare_body.take());
+        let body = bulk_body_into(items, chunk, self.http.spare.take());
         let (node, base) = self.node();
         let url = bulk_url(&base, self.config.pipeline.as_deref());
-        let c = &self.config;
-        let auth = Auth::new(
-            c.api_key.as_ref().map(|v| format!("ApiKey {v}")),
-            c.username.as_deref(),
-            c.password.as_deref(),
-        );
-        let post = Post {
-            client: &self.client,
-            url: &url,
-            content_type: "application/x-ndjson",
-            gzip: c.gzip,
-            auth,
-            requests: &self.requests,
-            spare: &self.spare_body,
-        };
-        let Sent { response, kept } = match post.send(body).await {
+        let Sent { response, kept } = match self.http.post(&url, "application/x-ndjson", body).await
+        {
             Ok(sent) => sent,
             Err(PostError::Gzip(e)) => return Err((format!("gzip: {e}"), None)),
             Err(PostError::Transport(e)) => {
@@ -304,7 +287,7 @@ impl ElasticsearchSink {
         // only an error's excerpt is decoded.
         let success = (200..300).contains(&status);
         let answer = answer_body(response, success, answer_cap(success, chunk.len())).await;
-        give_back(kept, &self.spare_body);
+        self.http.give_back(kept);
         if status == 413 {
             // http.max_content_length: not the node's fault, no cool-down.
             return Err((format!("{base}: {TOO_LARGE} {}", short(&answer)), None));

@@ -169,21 +169,11 @@ pub fn template_name(sink: &str, config: &ElasticsearchConfig) -> String {
 /// fields (`%Y`, ...) as `*`, or the data stream's name.
 pub fn index_pattern(index: &str) -> String {
     let mut out = String::with_capacity(index.len());
-    let mut chars = index.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
+    super::bulk::expand_pattern(index, &mut out, |out, _| {
+        if !out.ends_with('*') {
+            out.push('*');
         }
-        match chars.next() {
-            Some('%') => out.push('%'),
-            _ => {
-                if !out.ends_with('*') {
-                    out.push('*');
-                }
-            }
-        }
-    }
+    });
     out
 }
 
@@ -302,16 +292,14 @@ pub async fn install(
     if let Some(v) = installed.filter(|&v| v >= TEMPLATE_VERSION) {
         return Ok(Installed::Kept(v));
     }
-    let answer = client
-        .put(&url)
-        .header("Content-Type", "application/json")
-        .body(template.to_string())
-        .send()
-        .await
-        .map_err(|e| SetupError::Unreachable {
-            url: url.clone(),
-            message: e.to_string(),
-        })?;
+    let answer = send(
+        client
+            .put(&url)
+            .header("Content-Type", "application/json")
+            .body(template.to_string()),
+        &url,
+    )
+    .await?;
     let status = answer.status().as_u16();
     let body = read_capped(answer).await;
     if !(200..300).contains(&status) {
@@ -324,19 +312,19 @@ pub async fn install(
     Ok(installed.map_or(Installed::Created, Installed::Updated))
 }
 
+/// Send `req` to `url`; no answer is `Unreachable`.
+async fn send(req: reqwest::RequestBuilder, url: &str) -> Result<reqwest::Response, SetupError> {
+    req.send().await.map_err(|e| SetupError::Unreachable {
+        url: url.to_owned(),
+        message: e.to_string(),
+    })
+}
+
 async fn get(
     client: &reqwest::Client,
     url: &str,
 ) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>), SetupError> {
-    let answer = client
-        .get(url)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .map_err(|e| SetupError::Unreachable {
-            url: url.to_owned(),
-            message: e.to_string(),
-        })?;
+    let answer = send(client.get(url).timeout(Duration::from_secs(10)), url).await?;
     let status = answer.status().as_u16();
     let headers = answer.headers().clone();
     Ok((status, headers, read_capped(answer).await))

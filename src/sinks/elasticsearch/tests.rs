@@ -1,28 +1,8 @@
 use super::*;
 
-/// A body that yields its chunks one by one, as a socket delivers them.
-struct Chunked(std::collections::VecDeque<bytes::Bytes>);
-
-impl http_body::Body for Chunked {
-    type Data = bytes::Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
-        std::task::Poll::Ready(self.0.pop_front().map(|c| Ok(http_body::Frame::data(c))))
-    }
-}
-
+/// An answer whose body arrives in `chunks`, one by one.
 fn answer(chunks: &[String]) -> reqwest::Response {
-    let body = Chunked(
-        chunks
-            .iter()
-            .map(|c| bytes::Bytes::from(c.clone()))
-            .collect(),
-    );
-    reqwest::Response::from(http::Response::new(reqwest::Body::wrap(body)))
+    crate::sinks::http::tests::chunked_answer(chunks)
 }
 
 /// The items of an answer whose head says none failed are not kept;

@@ -30,7 +30,7 @@ use std::time::Duration;
 use crate::config::{InfluxApi, InfluxConfig};
 use crate::route::Record;
 
-use super::http::{Auth, Post, PostError, Sent, give_back};
+use super::http::{PostError, Sent, Transport};
 use super::{DeadLetter, SinkError, Written, retry_after};
 
 mod partial;
@@ -45,18 +45,16 @@ const CONFIG_ERROR_WAIT: Duration = Duration::from_secs(10);
 
 pub struct InfluxSink {
     name: String,
-    /// Request latency (`sluice_sink_request_duration_seconds`).
-    requests: prometheus_client::metrics::histogram::Histogram,
     /// Rejections are logged at most every 10 s (counted always).
     reject_log: crate::telemetry::LogLimiter,
     config: InfluxConfig,
-    client: reqwest::Client,
+    /// Client, signing, gzip, request timing, body buffer.
+    http: Transport,
     /// Index into `config.urls` of the URL in use.
     current: AtomicUsize,
     dead_letter: Option<DeadLetter>,
     /// The database (and retention policy) exist, as far as we know.
     prepared: AtomicBool,
-    spare_body: crate::sinks::SpareBody,
 }
 
 /// What an InfluxQL statement's answer means.
@@ -104,18 +102,18 @@ impl InfluxSink {
         config: &InfluxConfig,
         requests: prometheus_client::metrics::histogram::Histogram,
     ) -> Result<InfluxSink, String> {
-        let client = crate::sinks::http_client(config.timeout, config.ca_file.as_deref())?;
         let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
+        // A 2.x token, else the 1.x user (basic authentication).
+        let token = config.token.as_ref().map(|t| format!("Token {t}"));
+        let http = Transport::new(config, requests, token)?;
         Ok(InfluxSink {
-            requests,
             reject_log: crate::telemetry::LogLimiter::new(10_000),
             name: name.to_owned(),
             config: config.clone(),
-            client,
+            http,
             current: AtomicUsize::new(0),
             dead_letter,
             prepared: AtomicBool::new(!config.create_database),
-            spare_body: crate::sinks::SpareBody::default(),
         })
     }
 
@@ -191,27 +189,41 @@ impl InfluxSink {
         (i, base)
     }
 
-    /// Whether `SHOW DATABASES` lists `name` (a user without admin rights
-    /// sees only the databases it may read: false may mean "not shown").
-    async fn database_listed(&self, name: &str) -> Result<bool, SinkError> {
+    /// Send the `/query` request for statement `q` that `build` makes
+    /// for the URL in use (its base, also given back), with the sink's
+    /// user: no answer moves on to the next URL and is worth retrying.
+    async fn send_query(
+        &self,
+        q: &str,
+        build: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<(reqwest::Response, String), SinkError> {
         let (i, base) = self.base();
-        let mut req = self
-            .client
-            .get(format!("{base}/query"))
-            .query(&[("q", "SHOW DATABASES")]);
+        let mut req = build(&self.http.client, &base);
         if let Some(user) = &self.config.username {
             req = req.basic_auth(user, self.config.password.as_deref());
         }
-        let response = match req.send().await {
-            Ok(r) => r,
+        match req.send().await {
+            Ok(response) => Ok((response, base)),
             Err(e) => {
                 self.fail_over(i);
-                return Err(SinkError::retry(format!(
-                    "{base}/query (SHOW DATABASES): {}",
+                Err(SinkError::retry(format!(
+                    "{base}/query ({q}): {}",
                     crate::sinks::transport_error(e)
-                )));
+                )))
             }
-        };
+        }
+    }
+
+    /// Whether `SHOW DATABASES` lists `name` (a user without admin rights
+    /// sees only the databases it may read: false may mean "not shown").
+    async fn database_listed(&self, name: &str) -> Result<bool, SinkError> {
+        let (response, _) = self
+            .send_query("SHOW DATABASES", |client, base| {
+                client
+                    .get(format!("{base}/query"))
+                    .query(&[("q", "SHOW DATABASES")])
+            })
+            .await?;
         // A listing of many databases: 1 MiB holds tens of thousands of names.
         let body = crate::sinks::read_capped(response, 1 << 20).await.text();
         let listed = serde_json::from_str::<serde_json::Value>(&body)
@@ -227,25 +239,14 @@ impl InfluxSink {
 
     /// Run one InfluxQL statement (POST /query).
     async fn query(&self, q: &str) -> Result<Answer, SinkError> {
-        let (i, base) = self.base();
-        let mut req = self
-            .client
-            .post(format!("{base}/query"))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(format!("q={}", encode(q)));
-        if let Some(user) = &self.config.username {
-            req = req.basic_auth(user, self.config.password.as_deref());
-        }
-        let response = match req.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                self.fail_over(i);
-                return Err(SinkError::retry(format!(
-                    "{base}/query ({q}): {}",
-                    crate::sinks::transport_error(e)
-                )));
-            }
-        };
+        let (response, base) = self
+            .send_query(q, |client, base| {
+                client
+                    .post(format!("{base}/query"))
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(format!("q={}", encode(q)))
+            })
+            .await?;
         let status = response.status().as_u16();
         let body = crate::sinks::read_capped(response, crate::sinks::MAX_ERROR_BODY_BYTES)
             .await
@@ -273,7 +274,7 @@ impl InfluxSink {
     /// we may write; otherwise why not.
     async fn probe_write(&self) -> Result<(), String> {
         let (i, url) = self.url();
-        let mut req = self.client.post(&url).body("");
+        let mut req = self.http.client.post(&url).body("");
         if let Some(user) = &self.config.username {
             req = req.basic_auth(user, self.config.password.as_deref());
         }
@@ -430,28 +431,18 @@ impl InfluxSink {
 
     async fn request(&self, lines: &[&str]) -> Result<Outcome, SinkError> {
         let size = lines.iter().map(|l| l.len() + 1).sum();
-        let mut body = crate::sinks::body_buffer(self.spare_body.take(), size);
+        let mut body = crate::sinks::body_buffer(self.http.spare.take(), size);
         for l in lines {
             body.extend_from_slice(l.as_bytes());
             body.push(b'\n');
         }
         let (i, url) = self.url();
         let c = &self.config;
-        let auth = Auth::new(
-            c.token.as_ref().map(|v| format!("Token {v}")),
-            c.username.as_deref(),
-            c.password.as_deref(),
-        );
-        let post = Post {
-            client: &self.client,
-            url: &url,
-            content_type: "text/plain; charset=utf-8",
-            gzip: c.gzip,
-            auth,
-            requests: &self.requests,
-            spare: &self.spare_body,
-        };
-        let Sent { response, kept } = match post.send(body).await {
+        let Sent { response, kept } = match self
+            .http
+            .post(&url, "text/plain; charset=utf-8", body)
+            .await
+        {
             Ok(sent) => sent,
             Err(PostError::Gzip(e)) => return Err(SinkError::Permanent(format!("gzip: {e}"))),
             Err(PostError::Transport(e)) => {
@@ -469,7 +460,7 @@ impl InfluxSink {
         // them, and bounded.
         let cap = crate::sinks::MAX_ERROR_BODY_BYTES.saturating_add(size.saturating_mul(2));
         let text = crate::sinks::read_capped(response, cap).await.text();
-        give_back(kept, &self.spare_body);
+        self.http.give_back(kept);
         let reason = error_text(&text);
         let at = self.redact(&url);
         match status {

@@ -246,22 +246,37 @@ fn records(lines: &[&str]) -> Vec<Record> {
         .collect()
 }
 
-#[tokio::test]
-async fn retry_after_is_passed_on_with_the_retryable_error() {
-    let (url, _) = serve(|_, _| (503, "Retry-After: 7\r\n", "busy".into())).await;
-    match sink(&url, InfluxApi::V2)
-        .write(&records(&["m x=1 1"]))
-        .await
-    {
+/// The lines of every request the stand-in took without "bad" in it.
+fn delivered_good_lines(seen: &std::sync::Mutex<Vec<(String, String)>>) -> Vec<String> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, body)| !body.contains("bad"))
+        .flat_map(|(_, body)| body.lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect()
+}
+
+/// The `Retry-After` and message of a retryable error; anything else
+/// fails the test, saying what was `expected`.
+fn retryable(written: Result<Written, SinkError>, expected: &str) -> (Option<Duration>, String) {
+    match written {
         Err(SinkError::Retryable {
             retry_after,
             message,
-        }) => {
-            assert_eq!(retry_after, Some(Duration::from_secs(7)));
-            assert!(message.contains("503"), "{message}");
-        }
-        other => panic!("expected a retryable error, got {other:?}"),
+        }) => (retry_after, message),
+        other => panic!("expected {expected}, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn retry_after_is_passed_on_with_the_retryable_error() {
+    let (url, _) = serve(|_, _| (503, "Retry-After: 7\r\n", "busy".into())).await;
+    let written = sink(&url, InfluxApi::V2)
+        .write(&records(&["m x=1 1"]))
+        .await;
+    let (retry_after, message) = retryable(written, "a retryable error");
+    assert_eq!(retry_after, Some(Duration::from_secs(7)));
+    assert!(message.contains("503"), "{message}");
 }
 
 /// 2.x rejects a whole batch with 400 when one line is bad: the batch is
@@ -291,13 +306,7 @@ async fn v2_rejected_batch_is_bisected_down_to_the_bad_line() {
         .await
         .unwrap();
     assert_eq!(rejected.rejected, 1);
-    let delivered: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, body)| !body.contains("bad"))
-        .flat_map(|(_, body)| body.lines().map(str::to_owned).collect::<Vec<_>>())
-        .collect();
+    let delivered = delivered_good_lines(&seen);
     assert_eq!(delivered, ["m x=1 1", "m x=2 2", "m x=4 4", "m x=5 5"]);
 }
 
@@ -320,32 +329,19 @@ async fn v1_400_naming_no_line_is_bisected() {
         .await
         .unwrap();
     assert_eq!(rejected.rejected, 1, "only the bad line is rejected");
-    let delivered: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, body)| !body.contains("bad"))
-        .flat_map(|(_, body)| body.lines().map(str::to_owned).collect::<Vec<_>>())
-        .collect();
+    let delivered = delivered_good_lines(&seen);
     assert_eq!(delivered, ["m x=1 1", "m x=3 3", "m x=4 4"]);
 }
 
 #[tokio::test]
 async fn v2_sends_the_token_and_a_401_holds_the_queue() {
     let (url, seen) = serve(|_, _| (401, "", r#"{"message":"unauthorized"}"#.into())).await;
-    match sink(&url, InfluxApi::V2)
+    let written = sink(&url, InfluxApi::V2)
         .write(&records(&["m x=1 1"]))
-        .await
-    {
-        Err(SinkError::Retryable {
-            retry_after,
-            message,
-        }) => {
-            assert_eq!(retry_after, Some(CONFIG_ERROR_WAIT), "held, not dropped");
-            assert!(message.contains("credentials"), "{message}");
-        }
-        other => panic!("expected the queue to be held, got {other:?}"),
-    }
+        .await;
+    let (retry_after, message) = retryable(written, "the queue to be held");
+    assert_eq!(retry_after, Some(CONFIG_ERROR_WAIT), "held, not dropped");
+    assert!(message.contains("credentials"), "{message}");
     let head = seen.lock().unwrap()[0].0.to_ascii_lowercase();
     assert!(head.contains("authorization: token secret"), "{head}");
 }
