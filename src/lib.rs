@@ -17,8 +17,12 @@
 //! - [`router`] — event → matching routes (one `RegexSet` pass); route
 //!   patterns may use grok ([`grok`]).
 //! - [`route`] — route output: a line-protocol point or a JSON document.
-//! - [`queue`] — one bounded queue per route, `block` or `drop_newest`.
-//! - [`sinks`] — batch writers: file, stdout.
+//! - [`queue`] — one bounded queue per route (`block`, `drop_newest`,
+//!   `drop_oldest`, `spill`), its on-disk spill log ([`queue::spill`]) and
+//!   the delivery worker ([`queue::deliver`]) that drains it into a sink.
+//! - [`sinks`] — batch writers: file, stdout, InfluxDB, Elasticsearch; the
+//!   shared HTTP transport and retry policy. Sinks never import the queue:
+//!   the worker drives them through [`sinks::Deliver`].
 //!
 //! Around them: [`config`] (strict TOML, errors with file:line:key),
 //! [`telemetry`] (Prometheus counters, admin `/metrics` and `/health`),
