@@ -45,12 +45,25 @@ pub mod grok;
 pub mod listener;
 pub mod multiline;
 pub mod pipeline;
-pub mod queue;
+#[warn(unreachable_pub)]
+pub(crate) mod queue;
 pub mod route;
 pub mod router;
 pub mod sequence_pattern;
 pub mod service;
-pub mod sinks;
+#[warn(unreachable_pub)]
+pub(crate) mod sinks;
 pub mod telemetry;
 pub mod tls;
 pub mod udp_receive;
+
+/// What the benches, the integration tests and the binary use of the
+/// crate's internals (rooms are `pub(crate)`); not an API.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::queue::spill::verify::{VerifyReport, verify};
+    pub use crate::queue::spill::{Fsync, SpillLog, SpillOptions};
+    pub use crate::sinks::elasticsearch::bulk::{
+        Item, bulk_body, chunks, document_hash, document_id, index_name,
+    };
+}

@@ -17,7 +17,7 @@ use crate::telemetry::{LogLimiter, SinkMetrics};
 
 /// Drain `queue` into `sink` until the queue is closed and empty; retries
 /// follow the policy of the sink's config ([`RetryPolicy::for_sink`]).
-pub async fn run_worker<S: Deliver>(
+pub(crate) async fn run_worker<S: Deliver>(
     route: String,
     queue: Arc<RouteQueue>,
     sink: Arc<S>,

@@ -23,12 +23,13 @@ use tokio::sync::Notify;
 
 use crate::config::{QueueConfig, WhenFull};
 use crate::route::Record;
-pub mod deliver;
+pub(crate) mod deliver;
 mod spare;
-pub mod spill;
+pub(crate) mod spill;
 
 use spare::SparePool;
-pub use spare::{MAX_SPARE, MAX_SPARE_BYTES, MAX_SPARE_CAPACITY};
+#[cfg(test)]
+use spare::{MAX_SPARE, MAX_SPARE_BYTES, MAX_SPARE_CAPACITY};
 use spill::{SpillError, SpillLog, SpillOptions};
 
 /// Counters of one queue, resolved once at start-up.
@@ -116,7 +117,7 @@ impl SpillShared {
 }
 
 /// Bytes a queued record costs beyond its payload (the record, the deque slot).
-pub const RECORD_OVERHEAD: usize = 64;
+pub(crate) const RECORD_OVERHEAD: usize = 64;
 
 fn cost(r: &Record) -> usize {
     r.payload.len() + RECORD_OVERHEAD

@@ -8,11 +8,11 @@ use super::{Record, RouteQueue};
 /// default queue (10,000 records) and the sink's batch in flight (5,000)
 /// together, so that at steady state no buffer is freed only to be
 /// allocated again (tcp-full had 20 % fewer minor faults than with 8,192).
-pub const MAX_SPARE: usize = 16384;
+pub(super) const MAX_SPARE: usize = 16384;
 /// The most bytes of spare buffers a queue keeps.
-pub const MAX_SPARE_BYTES: usize = 16 * 1024 * 1024;
+pub(super) const MAX_SPARE_BYTES: usize = 16 * 1024 * 1024;
 /// Larger buffers (a rare long message) are freed, not kept.
-pub const MAX_SPARE_CAPACITY: usize = 2048;
+pub(super) const MAX_SPARE_CAPACITY: usize = 2048;
 
 /// A queue's spare buffers and the sum of their capacities.
 #[derive(Default)]

@@ -9,16 +9,16 @@ use std::time::Duration;
 /// request page-faulted in, and freed on another thread it stayed
 /// resident until the allocator purged it.
 #[derive(Default)]
-pub struct SpareBody(std::sync::Mutex<Vec<u8>>);
+pub(super) struct SpareBody(std::sync::Mutex<Vec<u8>>);
 
 impl SpareBody {
     /// The kept buffer (empty; a new one when none is kept).
-    pub fn take(&self) -> Vec<u8> {
+    pub(super) fn take(&self) -> Vec<u8> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Keep `body`'s allocation for the next request (emptied).
-    pub fn keep(&self, mut body: Vec<u8>) {
+    pub(super) fn keep(&self, mut body: Vec<u8>) {
         body.clear();
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = body;
     }
@@ -29,7 +29,7 @@ impl SpareBody {
 /// more, so that the next, slightly larger, batch fits too. Not `reserve`
 /// on the emptied buffer: the allocator's realloc would copy its old,
 /// stale bytes into the new block.
-pub fn body_buffer(mut spare: Vec<u8>, size: usize) -> Vec<u8> {
+pub(crate) fn body_buffer(mut spare: Vec<u8>, size: usize) -> Vec<u8> {
     spare.clear();
     if spare.capacity() >= size {
         return spare;

@@ -12,7 +12,7 @@
 //! cap (`read_capped`). Every sink is async and batch-oriented, so the
 //! HTTP sinks (InfluxDB, Elasticsearch) fit the same worker.
 
-pub mod elasticsearch;
+pub(crate) mod elasticsearch;
 
 mod file;
 mod http;
@@ -27,19 +27,19 @@ use crate::config::{SinkConfig, SinkKind};
 use crate::route::Record;
 use crate::telemetry::SinkMetrics;
 
-pub use elasticsearch::ElasticsearchSink;
-pub use file::FileSink;
+pub(crate) use elasticsearch::ElasticsearchSink;
+pub(crate) use file::FileSink;
 pub(crate) use http::{
     CappedBody, MAX_ERROR_BODY_BYTES, body_buffer, read_capped, transport_error,
 };
-pub use influxdb::InfluxSink;
-pub use retry::RetryPolicy;
+pub(crate) use influxdb::InfluxSink;
+pub(crate) use retry::RetryPolicy;
 pub(crate) use retry::retry_after;
-pub use stdout::StdoutSink;
+pub(crate) use stdout::StdoutSink;
 
 /// Why a batch was not written.
 #[derive(Debug, thiserror::Error)]
-pub enum SinkError {
+pub(crate) enum SinkError {
     /// Worth trying again (I/O error, server busy), not before
     /// `retry_after` when the server said so.
     #[error("{message} (will retry)")]
@@ -53,7 +53,7 @@ pub enum SinkError {
 }
 
 impl SinkError {
-    pub fn retry(message: impl Into<String>) -> SinkError {
+    pub(crate) fn retry(message: impl Into<String>) -> SinkError {
         SinkError::Retryable {
             message: message.into(),
             retry_after: None,
@@ -64,7 +64,7 @@ impl SinkError {
 /// What a write did: every record stored except `rejected`, which the
 /// destination refused for good (dead-lettered by the sink).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Written {
+pub(crate) struct Written {
     pub rejected: u64,
     /// Why (the first refusal's reason), when any record was refused.
     pub reason: Option<String>,
@@ -93,7 +93,7 @@ pub enum SinkOpenError {
     Setup { sink: String, message: String },
 }
 
-pub enum Sink {
+pub(crate) enum Sink {
     File(FileSink),
     Stdout(StdoutSink),
     Influxdb(Box<InfluxSink>),
@@ -102,7 +102,7 @@ pub enum Sink {
 
 impl Sink {
     /// Open the sink; HTTP sinks time each request into `requests`.
-    pub fn open(
+    pub(crate) fn open(
         config: &SinkConfig,
         requests: prometheus_client::metrics::histogram::Histogram,
     ) -> Result<Sink, SinkOpenError> {
@@ -134,7 +134,7 @@ impl Sink {
 
     /// Start-up checks before the first batch: InfluxDB's database (and
     /// retention policy) exist or are created.
-    pub async fn prepare(&self) -> Result<(), SinkError> {
+    pub(crate) async fn prepare(&self) -> Result<(), SinkError> {
         match self {
             Sink::Influxdb(s) => s.prepare().await,
             _ => Ok(()),
@@ -145,7 +145,7 @@ impl Sink {
     /// destination rejected for good (dead-lettered by the sink). A sink
     /// that retries part of a batch itself (Elasticsearch items) reports
     /// each retry to `metrics`, as the worker does for a whole batch.
-    pub async fn write(
+    pub(crate) async fn write(
         &self,
         batch: &[Record],
         metrics: &SinkMetrics,
@@ -161,7 +161,7 @@ impl Sink {
     /// The worker gave up on `batch`: a sink with a dead-letter file
     /// (InfluxDB, Elasticsearch) writes every record to it with `reason`.
     /// `Ok(false)`: this sink has none, the records are gone.
-    pub fn give_up(&self, batch: &[Record], reason: &str) -> Result<bool, SinkError> {
+    pub(crate) fn give_up(&self, batch: &[Record], reason: &str) -> Result<bool, SinkError> {
         match self {
             Sink::File(_) | Sink::Stdout(_) => Ok(false),
             Sink::Influxdb(s) => s.give_up(batch, reason),
@@ -173,7 +173,7 @@ impl Sink {
 /// A sink as the delivery worker (`crate::queue::deliver`) drives it:
 /// start-up checks, a batch written, a batch given up on. Defined here so
 /// that the queue room depends on the sinks and never the other way round.
-pub trait Deliver: Send + Sync {
+pub(crate) trait Deliver: Send + Sync {
     /// Start-up checks before the first batch.
     fn prepare(&self) -> impl Future<Output = Result<(), SinkError>> + Send;
     /// Write a batch (see [`Sink::write`]).

@@ -44,7 +44,7 @@ pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Opti
 /// How a worker retries a batch: until `max_attempts` or `max_elapsed`,
 /// whichever comes first.
 #[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     pub max_attempts: u32,
     pub max_elapsed: Duration,
     pub initial_backoff: Duration,
@@ -71,7 +71,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The policy of a sink's config: HTTP sinks retry for a long time
     /// (the queue absorbs new data meanwhile), local ones briefly.
-    pub fn for_sink(kind: &crate::config::SinkKind) -> RetryPolicy {
+    pub(crate) fn for_sink(kind: &crate::config::SinkKind) -> RetryPolicy {
         match kind {
             crate::config::SinkKind::Influxdb(c) => RetryPolicy {
                 max_attempts: c.max_retries.max(1),
@@ -96,7 +96,12 @@ impl RetryPolicy {
     /// (`retry_after`), but never more than `max_wait` nor past the end of
     /// the retry time (`max_elapsed`: the last try is made when it ends,
     /// not after a wait beyond it).
-    pub fn wait(&self, attempt: u32, retry_after: Option<Duration>, elapsed: Duration) -> Duration {
+    pub(crate) fn wait(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        elapsed: Duration,
+    ) -> Duration {
         self.backoff(attempt)
             .max(retry_after.unwrap_or_default())
             .min(self.max_wait)
@@ -104,7 +109,7 @@ impl RetryPolicy {
     }
 
     /// Full jitter: a random wait in [0, min(max, initial·2^attempt)].
-    pub fn backoff(&self, attempt: u32) -> Duration {
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         let cap = self
             .initial_backoff
             .saturating_mul(1u32 << attempt.min(16))

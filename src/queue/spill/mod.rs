@@ -47,7 +47,7 @@ mod segment;
 #[cfg(test)]
 mod tests;
 mod v1;
-mod verify;
+pub(crate) mod verify;
 
 use std::fs::File;
 use std::io::{self, BufReader};
@@ -57,9 +57,9 @@ use crate::route::Record;
 
 /// A segment file's first bytes: magic, then the format version (u32 LE)
 /// and 4 reserved bytes.
-pub const SEGMENT_MAGIC: &[u8; 8] = b"SLUICESP";
+pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"SLUICESP";
 /// The on-disk format this build writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 /// Bytes of a segment's header.
 const SEGMENT_HEADER: u64 = 16;
 /// A record's first bytes.
@@ -67,7 +67,7 @@ const RECORD_MAGIC: [u8; 4] = [0xF5, 0x1C, 0xE0, 0x02];
 /// Bytes before a record's body: magic, length, sequence number, checksum.
 const HEADER: usize = 20;
 /// Largest body accepted (a frame is at most 16 MiB; documents add a little).
-pub const MAX_BODY: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024 * 1024;
 /// A drained log deletes its last segment once it holds this much.
 const ROLL_BYTES: u64 = 1024 * 1024;
 /// Bytes of one ack slot, and the ack file (two slots).
@@ -140,7 +140,7 @@ pub struct Recovery {
 
 /// Where in the log: segment sequence number and byte offset in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Position {
+pub(crate) struct Position {
     pub segment: u64,
     pub offset: u64,
 }
@@ -220,4 +220,3 @@ pub struct SpillLog {
 use ack::*;
 use recover::*;
 use segment::*;
-pub use verify::{VerifyReport, spill_folder, verify};

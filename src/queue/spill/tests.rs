@@ -2,7 +2,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 
-use super::verify::verify_route;
+use super::verify::{verify, verify_route};
 use super::*;
 
 fn rec(i: u64) -> Record {

@@ -36,7 +36,7 @@ pub(super) fn is_route_log(dir: &Path) -> bool {
 /// The spill folder `dir` names: `dir/spill` for a data dir, or `dir`
 /// itself when it holds route logs and nothing else; anything else is
 /// refused (a dead-letter folder must never pass for routes).
-pub fn spill_folder(dir: &Path) -> Result<PathBuf, SpillError> {
+pub(crate) fn spill_folder(dir: &Path) -> Result<PathBuf, SpillError> {
     let refuse = |why: String| SpillError::NotSpillFolder {
         path: dir.to_owned(),
         why,

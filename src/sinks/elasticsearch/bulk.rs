@@ -252,7 +252,7 @@ pub fn bulk_body(items: &[Item<'_>], chunk: &[usize]) -> Vec<u8> {
 
 /// [`bulk_body`] written into `buffer` (emptied first; its allocation is
 /// reused when large enough).
-pub fn bulk_body_into(items: &[Item<'_>], chunk: &[usize], buffer: Vec<u8>) -> Vec<u8> {
+pub(crate) fn bulk_body_into(items: &[Item<'_>], chunk: &[usize], buffer: Vec<u8>) -> Vec<u8> {
     let size: usize = chunk
         .iter()
         .filter_map(|&i| items.get(i))

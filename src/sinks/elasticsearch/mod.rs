@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-mod bulk;
-pub mod setup;
+pub(crate) mod bulk;
+pub(crate) mod setup;
 
 use crate::config::ElasticsearchConfig;
 use crate::route::Record;
@@ -30,12 +30,12 @@ use crate::route::Record;
 use super::http::{PostError, Sent, Transport};
 use super::{DeadLetter, RetryPolicy, SinkError, Written, retry_after};
 use bulk::*;
-pub use bulk::{Item, bulk_body, bulk_body_into, chunks, document_hash, document_id, index_name};
+pub(crate) use bulk::{Item, bulk_body_into, chunks};
 
 /// How long a node that failed is skipped.
 const NODE_COOL_DOWN: Duration = Duration::from_secs(30);
 
-pub struct ElasticsearchSink {
+pub(crate) struct ElasticsearchSink {
     name: String,
     /// Rejections are logged at most every 10 s (counted always).
     reject_log: crate::telemetry::LogLimiter,
@@ -67,7 +67,7 @@ struct Answer {
 }
 
 impl ElasticsearchSink {
-    pub fn open(
+    pub(crate) fn open(
         name: &str,
         config: &ElasticsearchConfig,
         requests: prometheus_client::metrics::histogram::Histogram,
@@ -138,7 +138,7 @@ impl ElasticsearchSink {
     /// in a request that failed after others got through) are retried
     /// here, each round reported to `metrics` (`sluice_sink_retries_total`,
     /// `sluice_sink_up` 0, `/health`) as the worker reports a whole batch.
-    pub async fn write(
+    pub(crate) async fn write(
         &self,
         batch: &[Record],
         metrics: &crate::telemetry::SinkMetrics,
@@ -248,7 +248,7 @@ impl ElasticsearchSink {
     /// The worker gave up on `batch` (its retry time or attempts ran
     /// out): every document goes to the dead-letter file with `reason`.
     /// `Ok(false)`: the sink has no dead-letter file.
-    pub fn give_up(&self, batch: &[Record], reason: &str) -> Result<bool, SinkError> {
+    pub(crate) fn give_up(&self, batch: &[Record], reason: &str) -> Result<bool, SinkError> {
         let Some(file) = &self.dead_letter else {
             return Ok(false);
         };

@@ -17,14 +17,14 @@ use crate::config::{ElasticsearchConfig, FieldType};
 
 /// The version of the template this sluice writes; raise it when the
 /// mappings change.
-pub const TEMPLATE_VERSION: u64 = 1;
+pub(crate) const TEMPLATE_VERSION: u64 = 1;
 
 /// Bound on a setup answer kept (a template is a few KiB).
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
 
 /// The engine a sink writes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Engine {
+pub(crate) struct Engine {
     pub product: Product,
     /// `major.minor.patch` as the node says it.
     pub version: String,
@@ -32,13 +32,13 @@ pub struct Engine {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Product {
+pub(crate) enum Product {
     Elasticsearch,
     OpenSearch,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SetupError {
+pub(crate) enum SetupError {
     /// The node did not answer (or not sensibly): try again later.
     #[error("{url}: {message}")]
     Unreachable { url: String, message: String },
@@ -55,7 +55,7 @@ pub enum SetupError {
 /// `"distribution":"opensearch"`); else `GET /_nodes/_local` (an
 /// Elasticsearch without its root endpoint answers `GET /` with 405), whose
 /// `X-elastic-product` header names Elasticsearch.
-pub async fn detect(client: &reqwest::Client, base: &str) -> Result<Engine, SetupError> {
+pub(crate) async fn detect(client: &reqwest::Client, base: &str) -> Result<Engine, SetupError> {
     let base = base.trim_end_matches('/');
     let (status, headers, body) = get(client, &format!("{base}/")).await?;
     if status == 200 {
@@ -120,7 +120,7 @@ fn engine(product: Product, version: String) -> Option<Engine> {
 /// `manage_template`, install the template. Without a template to install,
 /// an engine that cannot be detected (a proxy, a stand-in) is logged and
 /// written to all the same (`None`).
-pub async fn run(
+pub(crate) async fn run(
     sink: &str,
     config: &ElasticsearchConfig,
     client: &reqwest::Client,
@@ -158,7 +158,7 @@ pub async fn run(
 }
 
 /// The template's name: `template_name`, else `sluice-<sink>`.
-pub fn template_name(sink: &str, config: &ElasticsearchConfig) -> String {
+pub(crate) fn template_name(sink: &str, config: &ElasticsearchConfig) -> String {
     config
         .template_name
         .clone()
@@ -167,7 +167,7 @@ pub fn template_name(sink: &str, config: &ElasticsearchConfig) -> String {
 
 /// The index pattern a template covers: the index name with its date
 /// fields (`%Y`, ...) as `*`, or the data stream's name.
-pub fn index_pattern(index: &str) -> String {
+pub(crate) fn index_pattern(index: &str) -> String {
     let mut out = String::with_capacity(index.len());
     super::bulk::expand_pattern(index, &mut out, |out, _| {
         if !out.ends_with('*') {
@@ -192,7 +192,11 @@ fn capture_mapping(t: FieldType) -> serde_json::Value {
 /// The composable index template for `config` on `engine`.
 /// `ilm`: the engine has ILM, and the template attaches `ilm_policy` by the
 /// `index.lifecycle.name` setting.
-pub fn template(config: &ElasticsearchConfig, engine: &Engine, ilm: bool) -> serde_json::Value {
+pub(crate) fn template(
+    config: &ElasticsearchConfig,
+    engine: &Engine,
+    ilm: bool,
+) -> serde_json::Value {
     let keyword = || serde_json::json!({"type": "keyword", "ignore_above": 1024});
     let mut captures = serde_json::Map::new();
     for (name, t) in &config.captures {
@@ -263,7 +267,7 @@ pub fn template(config: &ElasticsearchConfig, engine: &Engine, ilm: bool) -> ser
 
 /// What [`install`] did.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Installed {
+pub(crate) enum Installed {
     Created,
     /// An older version was replaced.
     Updated(u64),
@@ -272,7 +276,7 @@ pub enum Installed {
 }
 
 /// Install the template unless the same or a newer version is there.
-pub async fn install(
+pub(crate) async fn install(
     client: &reqwest::Client,
     base: &str,
     name: &str,

@@ -43,7 +43,7 @@ const MAX_REASON: usize = 1024;
 /// at least this long, so a fixed credential or database lets data flow.
 const CONFIG_ERROR_WAIT: Duration = Duration::from_secs(10);
 
-pub struct InfluxSink {
+pub(crate) struct InfluxSink {
     name: String,
     /// Rejections are logged at most every 10 s (counted always).
     reject_log: crate::telemetry::LogLimiter,
@@ -97,7 +97,7 @@ enum Outcome {
 }
 
 impl InfluxSink {
-    pub fn open(
+    pub(crate) fn open(
         name: &str,
         config: &InfluxConfig,
         requests: prometheus_client::metrics::histogram::Histogram,
@@ -130,7 +130,7 @@ impl InfluxSink {
     /// - Refused (401/403: a user without admin rights): an empty write
     ///   probes whether the database takes our writes (204) — then the
     ///   sink proceeds; a 404 or 403 there is the error `/health` shows.
-    pub async fn prepare(&self) -> Result<(), SinkError> {
+    pub(crate) async fn prepare(&self) -> Result<(), SinkError> {
         if self.prepared.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -349,7 +349,7 @@ impl InfluxSink {
 
     /// Write `batch`. `Ok(w)`: written, except the `w.rejected` lines
     /// InfluxDB rejected (they are in the dead-letter file).
-    pub async fn write(&self, batch: &[Record]) -> Result<Written, SinkError> {
+    pub(crate) async fn write(&self, batch: &[Record]) -> Result<Written, SinkError> {
         let lines: Vec<&str> = batch.iter().map(|r| r.payload.as_str()).collect();
         // Requests bounded by batch_max_bytes (uncompressed), in order.
         let mut written = Written::default();
@@ -369,7 +369,7 @@ impl InfluxSink {
 
     /// The worker gave up on `batch`: every line to the dead-letter file
     /// with `reason`. `Ok(false)`: no dead-letter file.
-    pub fn give_up(&self, batch: &[Record], reason: &str) -> Result<bool, SinkError> {
+    pub(crate) fn give_up(&self, batch: &[Record], reason: &str) -> Result<bool, SinkError> {
         let Some(file) = &self.dead_letter else {
             return Ok(false);
         };
