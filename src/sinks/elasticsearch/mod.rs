@@ -28,6 +28,7 @@ use crate::config::ElasticsearchConfig;
 use crate::route::Record;
 
 use super::http::{PostError, Sent, Transport};
+use super::retry::{Outcome, classify};
 use super::{DeadLetter, RetryPolicy, SinkError, Written, retry_after};
 use bulk::*;
 pub(crate) use bulk::{Item, bulk_body_into, chunks};
@@ -282,27 +283,33 @@ impl ElasticsearchSink {
             }
         };
         let status = response.status().as_u16();
+        let outcome = classify(status, response.headers(), std::time::SystemTime::now());
         let retry_after = retry_after(&response);
         // Bytes, not text: the answer is parsed as it is (JSON is UTF-8);
         // only an error's excerpt is decoded.
-        let success = (200..300).contains(&status);
+        let success = outcome == Outcome::Done;
         let answer = answer_body(response, success, answer_cap(success, chunk.len())).await;
         self.http.give_back(kept);
-        if status == 413 {
-            // http.max_content_length: not the node's fault, no cool-down.
-            return Err((format!("{base}: {TOO_LARGE} {}", short(&answer)), None));
-        }
-        if status == 429 || status >= 500 {
-            self.node_failed(node);
-            return Err((format!("{base}: {status} {}", short(&answer)), retry_after));
-        }
-        if !success {
-            // The request itself was refused (auth, malformed): every item
-            // is held for retry; the reason shows in logs and /health.
-            return Err((
-                format!("{base}: {status} {}", short(&answer)),
-                Some(Duration::from_secs(10)),
-            ));
+        match outcome {
+            Outcome::Done => {}
+            Outcome::TooLarge => {
+                // http.max_content_length: not the node's fault, no cool-down.
+                return Err((format!("{base}: {TOO_LARGE} {}", short(&answer)), None));
+            }
+            // Busy or failing (429, and any status from 500 up): the next
+            // node.
+            Outcome::Retryable { .. } | Outcome::Unexpected if status == 429 || status >= 500 => {
+                self.node_failed(node);
+                return Err((format!("{base}: {status} {}", short(&answer)), retry_after));
+            }
+            _ => {
+                // The request itself was refused (auth, malformed): every item
+                // is held for retry; the reason shows in logs and /health.
+                return Err((
+                    format!("{base}: {status} {}", short(&answer)),
+                    Some(Duration::from_secs(10)),
+                ));
+            }
         }
         // A 2xx that is not a _bulk answer (a proxy's page, a cut answer)
         // says nothing of the items: the request failed, and is retried.

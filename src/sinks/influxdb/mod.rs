@@ -31,7 +31,8 @@ use crate::config::{InfluxApi, InfluxConfig};
 use crate::route::Record;
 
 use super::http::{PostError, Sent, Transport};
-use super::{DeadLetter, SinkError, Written, retry_after};
+use super::retry::{Outcome as Status, classify};
+use super::{DeadLetter, SinkError, Written};
 
 mod partial;
 
@@ -455,7 +456,7 @@ impl InfluxSink {
             }
         };
         let status = response.status().as_u16();
-        let retry_after = retry_after(&response);
+        let outcome = classify(status, response.headers(), std::time::SystemTime::now());
         // A 1.x partial write quotes each line it rejects: room for all of
         // them, and bounded.
         let cap = crate::sinks::MAX_ERROR_BODY_BYTES.saturating_add(size.saturating_mul(2));
@@ -463,31 +464,31 @@ impl InfluxSink {
         self.http.give_back(kept);
         let reason = error_text(&text);
         let at = self.redact(&url);
-        match status {
-            200..=299 => Ok(Outcome::Written),
+        match outcome {
+            Status::Done => Ok(Outcome::Written),
             // A partial write only when the answer says which lines (or
             // how many) were rejected; any other 1.x 400 ("gzip: invalid
             // header", a proxy's refusal) refused the whole request, and
             // is bisected like 2.x's (writes are idempotent: a line sent
             // again overwrites itself).
-            400 | 422 if c.api == InfluxApi::V1 || status == 422 => {
+            Status::BadRequest if c.api == InfluxApi::V1 || status == 422 => {
                 match partial_rejects(&reason, lines) {
                     Some(bad) => Ok(Outcome::Partial(bad)),
                     None => Ok(Outcome::Rejected(reason)),
                 }
             }
-            400 => Ok(Outcome::Rejected(reason)),
-            413 => Ok(Outcome::TooLarge),
+            Status::BadRequest => Ok(Outcome::Rejected(reason)),
+            Status::TooLarge => Ok(Outcome::TooLarge),
             // Configuration errors hold the queue rather than drop it: the
             // batch is retried slowly (and counted as lost only when the
             // retry time runs out), so fixing the server lets it through.
-            401 | 403 => Err(SinkError::Retryable {
+            Status::Unauthorized => Err(SinkError::Retryable {
                 message: format!(
                     "{at}: {status} not allowed: check the sink's credentials ({reason})"
                 ),
                 retry_after: Some(CONFIG_ERROR_WAIT),
             }),
-            404 => {
+            Status::NotFound => {
                 if c.create_database {
                     self.prepared.store(false, Ordering::Relaxed);
                 }
@@ -502,14 +503,14 @@ impl InfluxSink {
                     }),
                 })
             }
-            429 | 500..=599 => {
+            Status::Retryable { after } => {
                 self.fail_over(i);
                 Err(SinkError::Retryable {
                     message: format!("{at}: {status} {reason}"),
-                    retry_after,
+                    retry_after: after,
                 })
             }
-            _ => Err(SinkError::Permanent(format!(
+            Status::Unexpected => Err(SinkError::Permanent(format!(
                 "{at}: unexpected {status} {reason}"
             ))),
         }
