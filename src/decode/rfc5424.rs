@@ -22,9 +22,17 @@ fn version(i: &[u8]) -> IResult<&[u8], u32> {
 
 /// A header field: NILVALUE or a run of non-space bytes, then SP.
 fn header_field(i: &[u8]) -> IResult<&[u8], Option<&[u8]>> {
-    let (i, f) = take_till1(|b| b == b' ')(i)?;
-    let (i, _) = char(' ')(i)?;
-    Ok((i, if f == b"-" { None } else { Some(f) }))
+    // memchr: four fields a frame, a hostname often 20 bytes or more.
+    match memchr::memchr(b' ', i) {
+        Some(n) if n > 0 => {
+            let f = &i[..n];
+            Ok((&i[n + 1..], if f == b"-" { None } else { Some(f) }))
+        }
+        _ => Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::TakeTill1,
+        ))),
+    }
 }
 
 /// The RFC 5424 grammar. Returns false (and leaves the event untouched) when
@@ -286,7 +294,10 @@ fn lenient_equals<'a>(after_name: &'a [u8], lenient: &mut Lenient) -> Result<&'a
 fn sd_value<'a>(all: &[u8], i: &'a [u8]) -> IResult<&'a [u8], Text> {
     let mut escaped = false;
     let mut k = 0;
-    while k < i.len() {
+    // memchr2 jumps to the next quote or backslash (values such as trace
+    // ids are 16 to 32 bytes; a byte loop cost about 4 instructions a byte).
+    while let Some(n) = memchr::memchr2(b'"', b'\\', &i[k..]) {
+        k += n;
         match i[k] {
             b'\\' if k + 1 < i.len() && matches!(i[k + 1], b'"' | b'\\' | b']') => {
                 escaped = true;

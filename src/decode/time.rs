@@ -248,7 +248,7 @@ fn month_number(m: [u8; 3]) -> Option<u32> {
 
 /// A BSD timestamp: `Mmm dd [yyyy ]hh:mm:ss[.fff]`, the day space-padded
 /// (`Jan  5`) or not; the year and fraction are what Cisco and others add.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct BsdTime {
     month: u32,
     day: u32,
@@ -302,9 +302,9 @@ fn bsd_time(i: &[u8]) -> Option<(&[u8], BsdTime)> {
     let hour = d(h1)? * 10 + d(h2)?;
     let minute = d(m1)? * 10 + d(m2)?;
     let second = d(s1)? * 10 + d(s2)?;
-    let (i, (nanos, frac_digits)) = match fraction(i) {
-        Ok(r) => r,
-        Err(_) => (i, (0, 0)),
+    let (i, (nanos, frac_digits)) = match i.first() {
+        Some(b'.') => fraction(i).unwrap_or((i, (0, 0))),
+        _ => (i, (0, 0)),
     };
     Some((
         i,
@@ -337,7 +337,49 @@ impl BsdTime {
 
     /// Resolve in `offset` (if the sender named a zone) or the configured
     /// zone; without a year, the year that puts it closest to `received_nanos`.
+    ///
+    /// A stream's BSD timestamps share their second and arrive within the
+    /// same receive second: the last whole second resolved is kept per
+    /// thread with everything it depends on (the fraction does not move
+    /// the year or the zone's offset, so it is added afterwards).
     pub(super) fn resolve(
+        &self,
+        offset: Option<i32>,
+        received_nanos: i64,
+        opts: &DecodeOptions,
+    ) -> Option<Timestamp> {
+        type Key = (BsdTime, Option<i32>, i64, Tz);
+        thread_local! {
+            static LAST: std::cell::Cell<Option<(Key, Option<Timestamp>)>> =
+                const { std::cell::Cell::new(None) };
+        }
+        let whole = BsdTime {
+            nanos: 0,
+            frac_digits: 0,
+            ..*self
+        };
+        let key = (
+            whole,
+            offset,
+            received_nanos.div_euclid(1_000_000_000),
+            opts.timezone,
+        );
+        let resolved = match LAST.get() {
+            Some((k, ts)) if k == key => ts,
+            _ => {
+                let ts = whole.resolve_uncached(offset, received_nanos, opts);
+                LAST.set(Some((key, ts)));
+                ts
+            }
+        };
+        resolved.map(|ts| Timestamp {
+            unix_nanos: ts.unix_nanos + i64::from(self.nanos),
+            frac_digits: self.frac_digits,
+            ..ts
+        })
+    }
+
+    fn resolve_uncached(
         &self,
         offset: Option<i32>,
         received_nanos: i64,
@@ -355,14 +397,7 @@ impl BsdTime {
             return at(year);
         }
         let received_secs = received_nanos.div_euclid(1_000_000_000);
-        let received_year = if opts.timezone == Tz::UTC {
-            civil_from_days(received_secs.div_euclid(86_400)).0
-        } else {
-            chrono::DateTime::from_timestamp(received_secs, 0).map_or(1970, |utc| {
-                use chrono::Datelike;
-                i64::from(utc.with_timezone(&opts.timezone).year())
-            })
-        };
+        let received_year = year_at(received_secs, opts.timezone);
         let distance =
             |ts: &Timestamp| (ts.unix_nanos.div_euclid(1_000_000_000) - received_secs).abs();
         // Usually the receive year; the year before or after only when the
@@ -387,6 +422,32 @@ impl BsdTime {
             .filter_map(at)
             .min_by_key(distance)
     }
+}
+
+/// The year in `tz` at `secs` since the epoch. A stream's frames share
+/// their receive second, so the last answer is kept per thread and asked
+/// again only when the second or the zone changes (outside UTC the answer
+/// goes through chrono-tz's transition table).
+fn year_at(secs: i64, tz: Tz) -> i64 {
+    thread_local! {
+        static LAST: std::cell::Cell<Option<(i64, Tz, i64)>> =
+            const { std::cell::Cell::new(None) };
+    }
+    if let Some((s, z, year)) = LAST.get() {
+        if s == secs && z == tz {
+            return year;
+        }
+    }
+    let year = if tz == Tz::UTC {
+        civil_from_days(secs.div_euclid(86_400)).0
+    } else {
+        chrono::DateTime::from_timestamp(secs, 0).map_or(1970, |utc| {
+            use chrono::Datelike;
+            i64::from(utc.with_timezone(&tz).year())
+        })
+    };
+    LAST.set(Some((secs, tz, year)));
+    year
 }
 
 /// Zone names Cisco devices print after the time (`clock timezone`); a word
@@ -421,6 +482,70 @@ mod tests {
     use crate::decode::tests::{RECEIVED_2026_11_24, dec, json};
     use crate::event::{Protocol, days_from_civil};
     use proptest::prelude::*;
+
+    /// The per-thread caches (receive year, last BSD second resolved) give
+    /// what an uncached read gives: the same second with another fraction,
+    /// received in another year, or read in another zone, one after the other.
+    #[test]
+    fn cached_bsd_seconds_keep_fraction_year_and_zone_apart() {
+        let jan_2027 = days_from_civil(2027, 1, 2) * 86_400 * 1_000_000_000;
+        let jun_2026 = days_from_civil(2026, 6, 2) * 86_400 * 1_000_000_000;
+        let berlin = DecodeOptions {
+            timezone: chrono_tz::Europe::Berlin,
+            ..DecodeOptions::default()
+        };
+        let utc = DecodeOptions::default();
+        let ts = |frame: &'static [u8], received: i64, opts: &DecodeOptions| {
+            let e = decode(Bytes::from_static(frame), None, received, opts);
+            json(&e)["timestamp"].as_str().unwrap().to_owned()
+        };
+        let cases: [(&'static [u8], i64, &DecodeOptions, &str); 6] = [
+            (
+                b"<13>Dec 31 23:59:00 h app: m",
+                jan_2027,
+                &utc,
+                "2026-12-31T23:59:00Z",
+            ),
+            (
+                b"<13>Dec 31 23:59:00.250 h app: m",
+                jan_2027,
+                &utc,
+                "2026-12-31T23:59:00.250Z",
+            ),
+            (
+                b"<13>Dec 31 23:59:00.5 h app: m",
+                jun_2026,
+                &utc,
+                "2025-12-31T23:59:00.5Z",
+            ),
+            (
+                b"<13>Dec 31 23:59:00 h app: m",
+                jun_2026,
+                &berlin,
+                "2025-12-31T23:59:00+01:00",
+            ),
+            (
+                b"<13>Dec 31 23:59:00 h app: m",
+                jan_2027,
+                &berlin,
+                "2026-12-31T23:59:00+01:00",
+            ),
+            (
+                b"<13>Dec 31 23:59:00 h app: m",
+                jan_2027,
+                &utc,
+                "2026-12-31T23:59:00Z",
+            ),
+        ];
+        for (frame, received, opts, want) in cases {
+            assert_eq!(
+                ts(frame, received, opts),
+                want,
+                "{}",
+                String::from_utf8_lossy(frame)
+            );
+        }
+    }
 
     #[test]
     fn rfc3164_year_nearest_to_receive_time() {
