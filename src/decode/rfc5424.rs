@@ -22,17 +22,11 @@ fn version(i: &[u8]) -> IResult<&[u8], u32> {
 
 /// A header field: NILVALUE or a run of non-space bytes, then SP.
 fn header_field(i: &[u8]) -> IResult<&[u8], Option<&[u8]>> {
-    // memchr: four fields a frame, a hostname often 20 bytes or more.
-    match memchr::memchr(b' ', i) {
-        Some(n) if n > 0 => {
-            let f = &i[..n];
-            Ok((&i[n + 1..], if f == b"-" { None } else { Some(f) }))
-        }
-        _ => Err(nom::Err::Error(nom::error::Error::new(
-            i,
-            nom::error::ErrorKind::TakeTill1,
-        ))),
-    }
+    // A byte loop: memchr's call cost more than it saved on fields of a
+    // few bytes (callgrind, rfc5424_sd bench: about 45 instructions a field).
+    let (i, f) = take_till1(|b| b == b' ')(i)?;
+    let (i, _) = char(' ')(i)?;
+    Ok((i, if f == b"-" { None } else { Some(f) }))
 }
 
 /// The RFC 5424 grammar. Returns false (and leaves the event untouched) when
@@ -216,8 +210,19 @@ fn structured_data<'a>(all: &[u8], i: &'a [u8]) -> SdRead<'a> {
     read
 }
 
+/// The bytes that end an SD-NAME (`SP = ] "`), one table look-up a byte
+/// instead of four comparisons.
+const SD_NAME_END: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b' ' as usize] = true;
+    t[b'=' as usize] = true;
+    t[b']' as usize] = true;
+    t[b'"' as usize] = true;
+    t
+};
+
 fn sd_name(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    take_till1(|b| matches!(b, b' ' | b'=' | b']' | b'"'))(i)
+    take_till1(|b: u8| SD_NAME_END[usize::from(b)])(i)
 }
 
 /// One `[SD-ID PARAM="VALUE" …]`; the bool is false when a parameter had
