@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use super::Sluice;
+use crate::util::Sluice;
 
 const BLASTER: &str = env!("CARGO_BIN_EXE_syslog-blaster");
 

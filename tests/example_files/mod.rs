@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 
-use super::{EsServer, Influxd, Sluice, wait_while};
+use crate::util::{EsServer, Influxd, Sluice, wait_while};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -397,7 +397,7 @@ fn dockerfile_matches_the_code_and_the_container_config() {
         ),
     )
     .unwrap();
-    let status = std::process::Command::new(super::BIN)
+    let status = std::process::Command::new(crate::util::BIN)
         .args(&command[1..command.len() - 1])
         .arg(&as_run)
         .stdout(std::process::Stdio::null())
@@ -441,7 +441,7 @@ fn container_config_tls_listener_works_when_uncommented() {
     assert!(uncommented >= 8, "the TLS block: {uncommented} lines");
     let config = dir.path().join("sluice.toml");
     std::fs::write(&config, text).unwrap();
-    let out = std::process::Command::new(super::BIN)
+    let out = std::process::Command::new(crate::util::BIN)
         .args(["check", "-c", config.to_str().unwrap()])
         .output()
         .unwrap();
@@ -488,8 +488,8 @@ fn readme_documents_every_key_the_shipped_configs_use() {
         .flat_map(|span| span.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
         .collect();
     let mut files = Vec::new();
-    super::toml_files(&repo("config"), &mut files);
-    super::toml_files(&repo("examples"), &mut files);
+    crate::util::toml_files(&repo("config"), &mut files);
+    crate::util::toml_files(&repo("examples"), &mut files);
     let mut missing = BTreeMap::new();
     for f in &files {
         let value: toml::Value = std::fs::read_to_string(f).unwrap().parse().unwrap();
@@ -518,7 +518,7 @@ fn flume_migration_note_config_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("from-flume.toml");
     std::fs::write(&path, blocks.concat()).unwrap();
-    let out = std::process::Command::new(super::BIN)
+    let out = std::process::Command::new(crate::util::BIN)
         .args(["check", "-c", path.to_str().unwrap()])
         .output()
         .unwrap();
@@ -527,7 +527,7 @@ fn flume_migration_note_config_is_valid() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let reports = super::sluice_parse(
+    let reports = crate::util::sluice_parse(
         &["-c", path.to_str().unwrap()],
         b"<134>1 2026-11-28T10:00:00Z web01 orders 17 - - GET /x code=200 latency_ms=1.5\n",
     );

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{BIN, EsServer, Sluice, config, es_config, numbered_frames, tcp_send, wait_while};
+use crate::util::{
+    BIN, EsServer, Sluice, config, es_config, numbered_frames, tcp_send, wait_while,
+};
 
 /// Start sluice with its stderr written to `stderr.log` in its directory.
 fn start_logged(config: &str, env: &[(&str, &str)]) -> Sluice {
@@ -115,7 +117,10 @@ tags = ["host"]
 /// a warm-up of 20.
 #[test]
 fn issue20_a_reload_storm_returns_memory_to_its_plateau() {
-    let cfg = config("", &format!("{}\n{}", grok_routes(50), super::EVENTS_ROUTE));
+    let cfg = config(
+        "",
+        &format!("{}\n{}", grok_routes(50), crate::util::EVENTS_ROUTE),
+    );
     let mut s = start_logged(&cfg, &[]);
     let reload = |s: &Sluice, i: usize| {
         let (status, body) = post_reload(s, &[]);
@@ -159,7 +164,7 @@ fn issue20_a_reload_storm_returns_memory_to_its_plateau() {
 /// refusals are counted.
 #[test]
 fn issue20_reload_refuses_foreign_host_and_origin() {
-    let mut s = start_logged(&config("", super::EVENTS_ROUTE), &[]);
+    let mut s = start_logged(&config("", crate::util::EVENTS_ROUTE), &[]);
     let a = admin_addr(&s);
     let port = a.port();
     let here = a.to_string();
@@ -216,7 +221,7 @@ fn issue20_reload_refuses_foreign_host_and_origin() {
 /// needs `Authorization: Bearer <token>`; anything else is 401 and counted.
 #[test]
 fn issue20_reload_needs_the_bearer_token_when_one_is_set() {
-    let cfg = config("", super::EVENTS_ROUTE).replace(
+    let cfg = config("", crate::util::EVENTS_ROUTE).replace(
         "[admin]\n",
         "[admin]\ntoken = \"${SLUICE_TEST_ADMIN_TOKEN}\"\n",
     );
@@ -243,7 +248,7 @@ fn issue20_reload_needs_the_bearer_token_when_one_is_set() {
 #[test]
 fn issue20_admin_beyond_loopback_without_a_token_warns() {
     let warning = "admin listens beyond loopback without a token";
-    let open = config("", super::EVENTS_ROUTE).replace(
+    let open = config("", crate::util::EVENTS_ROUTE).replace(
         "[admin]\nlisten = \"127.0.0.1:0\"",
         "[admin]\nlisten = \"0.0.0.0:0\"",
     );
@@ -256,7 +261,7 @@ fn issue20_admin_beyond_loopback_without_a_token_warns() {
     let mut s = start_logged(&with_token, &[]);
     assert!(s.stop().success());
     assert!(!stderr_of(&s).contains(warning));
-    let mut s = start_logged(&config("", super::EVENTS_ROUTE), &[]);
+    let mut s = start_logged(&config("", crate::util::EVENTS_ROUTE), &[]);
     assert!(s.stop().success());
     assert!(!stderr_of(&s).contains(warning));
 }
@@ -269,7 +274,10 @@ fn issue20_a_burst_of_reloads_is_coalesced() {
     // 50 grok routes make a reload take long enough (tenths of a second)
     // that the burst arrives while one runs, the case coalescing is for; a
     // reload of a few milliseconds would let a burst trickle in between.
-    let cfg = config("", &format!("{}\n{}", grok_routes(50), super::EVENTS_ROUTE));
+    let cfg = config(
+        "",
+        &format!("{}\n{}", grok_routes(50), crate::util::EVENTS_ROUTE),
+    );
     let mut s = start_logged(&cfg, &[]);
     let n = 40;
     // All senders start together: a burst, not 40 requests spread over
@@ -414,7 +422,7 @@ fn issue20_check_tests_that_data_dir_and_dead_letter_paths_are_writable() {
 /// Issue #20 minor: log lines written to a file carry no ANSI colour codes.
 #[test]
 fn issue20_logs_to_a_file_have_no_colour_codes() {
-    let mut s = start_logged(&config("", super::EVENTS_ROUTE), &[]);
+    let mut s = start_logged(&config("", crate::util::EVENTS_ROUTE), &[]);
     assert!(s.stop().success());
     let log = std::fs::read(s.path("stderr.log")).unwrap();
     let text = String::from_utf8_lossy(&log);

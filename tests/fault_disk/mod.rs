@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::es_server::EsServer;
-use super::{BIN, Sluice, config, es_config, wait_while};
+use crate::es_server::EsServer;
+use crate::util::{BIN, Sluice, config, es_config, wait_while};
 
 /// A tmpfs of a given size on a temp dir; unmounted on drop.
 struct Tmpfs {
@@ -492,7 +492,7 @@ linger_ms = 50
         }
         if sent % rate == 0 {
             // Answered at all (within the helper's 10 s read timeout).
-            let (status, _) = super::http(admin, "GET", "/health", b"");
+            let (status, _) = crate::util::http(admin, "GET", "/health", b"");
             if status == 200 || status == 503 {
                 health_answered += 1;
             }

@@ -13,7 +13,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{EsServer, Sluice, config, es_config, read_lines, tcp_send, wait_while};
+use crate::util::{EsServer, Sluice, config, es_config, read_lines, tcp_send, wait_while};
 
 /// A stand-in for InfluxDB 1.x `/write`: each request's lines (gunzipped)
 /// go to `answer`, which returns the status and the body; the lines of

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{EVENTS_ROUTE, Sluice, config, messages};
+use crate::util::{EVENTS_ROUTE, Sluice, config, messages};
 
 /// Start sluice under `prlimit --nofile=<nofile>` (e.g. "200:" lowers only
 /// the soft limit), stderr to `stderr.log` in its directory.
@@ -18,7 +18,7 @@ fn start_limited(config: &str, nofile: &str) -> Sluice {
     let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
     let mut cmd = Command::new("prlimit");
     cmd.arg(format!("--nofile={nofile}"))
-        .args([super::BIN, "run", "-c", "sluice.toml"])
+        .args([crate::util::BIN, "run", "-c", "sluice.toml"])
         .stderr(stderr);
     Sluice::spawn(cmd, dir)
 }

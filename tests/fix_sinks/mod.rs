@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use super::fault_sinks::InfluxStandIn;
-use super::{EsServer, Sluice, config, es_config, read_lines, tcp_send, wait_while};
+use crate::util::{EsServer, Sluice, config, es_config, read_lines, tcp_send, wait_while};
 
 /// `failed_records{reason}` of sink `sink`, route `r`.
 fn failed(s: &Sluice, sink: &str, reason: &str) -> u64 {

@@ -8,8 +8,8 @@
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 
-use super::es_server::EsServer;
-use super::{Sluice, es_config, http, wait_while};
+use crate::es_server::EsServer;
+use crate::util::{Sluice, es_config, http, wait_while};
 
 /// Numbers N of the documents stored ("message N"), sorted, deduplicated
 /// (Elasticsearch's ids make a replayed document a no-op).
@@ -211,7 +211,7 @@ document = {{}}
 "#,
         out.display()
     );
-    let mut s = Sluice::start(&super::config("", &routes));
+    let mut s = Sluice::start(&crate::util::config("", &routes));
     // The sink opened (created) its file: now leave 8 KiB, less than a batch.
     let filler = fill(tmpfs.dir.path(), 8192);
     let n = 300usize;

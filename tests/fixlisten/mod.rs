@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use super::{EVENTS_ROUTE, Sluice, config, read_lines, wait_while};
+use crate::util::{EVENTS_ROUTE, Sluice, config, read_lines, wait_while};
 
 /// The README tour's `logger -T` line whose text quotes an RFC 5424
 /// header, sent to a listener with `framing = "log4j2_undelimited"`: one
@@ -218,7 +218,7 @@ fn check_refuses_a_file_sink_path_that_run_cannot_open() {
         "[[listeners]]\nname = \"u\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:0\"\n[[sinks]]\nname = \"f\"\ntype = \"file\"\npath = \"/proc/nonexistent/x.ndjson\"\n[default_route]\nsink = \"f\"\ndocument = {}\n",
     )
     .unwrap();
-    let out = Command::new(super::BIN)
+    let out = Command::new(crate::util::BIN)
         .args(["check", "-c", path.to_str().unwrap()])
         .output()
         .unwrap();
@@ -240,7 +240,7 @@ fn start_up_line_names_the_bound_addresses() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("sluice.toml"), config("", EVENTS_ROUTE)).unwrap();
     let log = std::fs::File::create(dir.path().join("err.log")).unwrap();
-    let mut child = Command::new(super::BIN)
+    let mut child = Command::new(crate::util::BIN)
         .args(["run", "-c", "sluice.toml"])
         .current_dir(dir.path())
         .stdout(std::process::Stdio::piped())

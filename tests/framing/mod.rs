@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use super::{EVENTS_ROUTE, Sluice, config, messages, read_lines};
+use crate::util::{EVENTS_ROUTE, Sluice, config, messages, read_lines};
 
 /// The forged line of issue #20 item 1: one nginx event whose query string
 /// carries a whole RFC 5424 header.
@@ -349,7 +349,7 @@ max_connections_per_peer = 2
 fn issue20_parse_splits_at_headers_only_when_asked() {
     let input = format!("{FORGED}\n");
     for framing in ["lf", "auto", "octet"] {
-        let out = super::sluice_parse(&["--framing", framing], input.as_bytes());
+        let out = crate::util::sluice_parse(&["--framing", framing], input.as_bytes());
         assert_eq!(out.len(), 1, "{framing}: {out:?}");
         assert_eq!(out[0]["hostname"], "web01");
         assert!(
@@ -360,10 +360,10 @@ fn issue20_parse_splits_at_headers_only_when_asked() {
             "{framing}: {out:?}"
         );
     }
-    let out = super::sluice_parse(&["--framing", "log4j2_undelimited"], input.as_bytes());
+    let out = crate::util::sluice_parse(&["--framing", "log4j2_undelimited"], input.as_bytes());
     assert_eq!(out.len(), 1, "its LF in hand: {out:?}");
     let undelimited = FORGED.as_bytes();
-    let out = super::sluice_parse(&["--framing", "log4j2_undelimited"], undelimited);
+    let out = crate::util::sluice_parse(&["--framing", "log4j2_undelimited"], undelimited);
     assert_eq!(out.len(), 2, "{out:?}");
     // With --listener and no --framing, as that listener cuts its streams.
     let dir = tempfile::tempdir().unwrap();
@@ -378,10 +378,10 @@ framing = "log4j2_undelimited"
     std::fs::write(&cfg, config(extra, EVENTS_ROUTE)).unwrap();
     let cfg = cfg.to_str().unwrap();
     for (listener, events) in [("tcp", 1), ("log4j2", 2)] {
-        let out = super::sluice_parse(&["-c", cfg, "--listener", listener], undelimited);
+        let out = crate::util::sluice_parse(&["-c", cfg, "--listener", listener], undelimited);
         assert_eq!(out.len(), events, "--listener {listener}: {out:?}");
     }
-    let out = super::sluice_parse(
+    let out = crate::util::sluice_parse(
         &["-c", cfg, "--listener", "log4j2", "--framing", "lf"],
         undelimited,
     );

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use super::{EVENTS_ROUTE, Sluice, config, read_lines, sluice_parse, wait_while};
+use crate::util::{EVENTS_ROUTE, Sluice, config, read_lines, sluice_parse, wait_while};
 
 /// Frames that need a lenient rule, with the rule.
 const LENIENT: [(&str, &str); 6] = [

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use super::{Sluice, config, read_lines, wait_while};
+use crate::util::{Sluice, config, read_lines, wait_while};
 
 pub(crate) const LOG4J1_JAR: &str = "/usr/share/java/log4j-1.2.jar";
 pub(crate) const LOG4J2_JARS: &str = "/usr/share/java/log4j-api.jar:/usr/share/java/log4j-core.jar";

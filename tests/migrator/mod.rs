@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{BIN, Influxd, STATUS_ROUTE, Sluice, config, http, tcp_send, url_encode};
+use crate::util::{BIN, Influxd, STATUS_ROUTE, Sluice, config, http, tcp_send, url_encode};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -267,7 +267,7 @@ document = { format = "flume" }
 /// that config: exit 0 while the service answers, 1 once it is gone.
 #[test]
 fn health_subcommand_reads_the_admin_address_from_the_config() {
-    let mut s = Sluice::start(&config("", super::EVENTS_ROUTE));
+    let mut s = Sluice::start(&config("", crate::util::EVENTS_ROUTE));
     // The config as run, with the admin port it got (it asked for port 0).
     let admin = s.ready["admin"].as_str().unwrap().to_owned();
     let text = std::fs::read_to_string(s.path("sluice.toml"))
@@ -374,10 +374,10 @@ fn start_shipped(config: &str) -> (Sluice, Vec<(String, u16, String)>) {
 /// split one to show up as one too many).
 fn captured(s: &Sluice, n: usize, what: &str) -> Vec<serde_json::Value> {
     wait_for(15, &format!("{n} events from {what}"), || {
-        (super::read_lines(&s.path("captured.ndjson")).len() >= n).then_some(())
+        (crate::util::read_lines(&s.path("captured.ndjson")).len() >= n).then_some(())
     });
     std::thread::sleep(Duration::from_millis(500));
-    super::read_lines(&s.path("captured.ndjson"))
+    crate::util::read_lines(&s.path("captured.ndjson"))
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{EVENTS_ROUTE, Sluice, config, messages, read_lines, wait_while};
+use crate::util::{EVENTS_ROUTE, Sluice, config, messages, read_lines, wait_while};
 
 struct Pki {
     dir: tempfile::TempDir,
@@ -253,7 +253,7 @@ fn tls_config_errors_name_the_key_and_file() {
         );
         let path = dir.path().join("sluice.toml");
         std::fs::write(&path, text).unwrap();
-        let out = std::process::Command::new(super::BIN)
+        let out = std::process::Command::new(crate::util::BIN)
             .args(["check", "-c", path.to_str().unwrap()])
             .output()
             .unwrap();
