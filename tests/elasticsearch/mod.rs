@@ -30,7 +30,7 @@ document = { format = "flume" }
         s.addr("tcp"),
         b"<134>1 2026-11-23T23:30:00.123+01:00 web01 billing 4711 GC - heap_used=1234\n<166>1 2026-11-24T10:00:00Z web02 orders - - - Order created id=1001\n",
     );
-    wait_while(10, || es.total() < 2);
+    wait_while!(10, || es.total() < 2);
     // 23:30+01:00 is 22:30 UTC on the 23rd.
     let ecs = es.docs("syslog-2026.11.23");
     assert_eq!(ecs.len(), 1, "{ecs:?}");
@@ -82,7 +82,7 @@ fn elasticsearch_429_items_are_retried_and_400_items_dead_lettered() {
         ));
     }
     tcp_send(s.addr("tcp"), frames.as_bytes());
-    wait_while(20, || es.total() < 495);
+    wait_while!(20, || es.total() < 495);
     let docs = es.docs("syslog-2026.11.24");
     let mut ns: Vec<u64> = docs
         .values()
@@ -106,7 +106,7 @@ fn elasticsearch_429_items_are_retried_and_400_items_dead_lettered() {
     let sample = |r: &str| {
         format!("sluice_sink_failed_records_total{{sink=\"es\",route=\"all\",reason=\"{r}\"}}")
     };
-    wait_while(5, || s.metric(&sample("rejected")) < 5);
+    wait_while!(5, || s.metric(&sample("rejected")) < 5);
     assert_eq!(s.metric(&sample("rejected")), 5);
     assert_eq!(s.metric(&sample("gave_up")), 0);
     let dead = read_lines(&s.path("sluice-data/dead-letter/es.ndjson"));
@@ -156,7 +156,7 @@ fn elasticsearch_dead_node_is_skipped_and_a_restart_loses_nothing() {
         }
     };
     send(0..100);
-    wait_while(10, || es.total() < 100);
+    wait_while!(10, || es.total() < 100);
     assert_eq!(
         es.total(),
         100,
@@ -167,7 +167,7 @@ fn elasticsearch_dead_node_is_skipped_and_a_restart_loses_nothing() {
     std::thread::sleep(Duration::from_secs(2));
     es.launch();
     send(200..300);
-    wait_while(30, || es.total() < 300);
+    wait_while!(30, || es.total() < 300);
     assert_eq!(
         es.total(),
         300,
@@ -196,7 +196,7 @@ fn elasticsearch_whole_request_failures_and_slow_answers_are_retried() {
     tcp_send(s.addr("tcp"), frames.as_bytes());
     std::thread::sleep(Duration::from_secs(3));
     es.knobs(|k| k.delay = Duration::ZERO);
-    wait_while(30, || es.total() < 20);
+    wait_while!(30, || es.total() < 20);
     assert_eq!(es.total(), 20);
     assert!(
         es.state.lock().unwrap().requests >= 4,
@@ -308,7 +308,7 @@ fn elasticsearch_over_https_with_a_custom_ca() {
         s.addr("tcp"),
         b"<14>1 2026-11-24T10:00:00Z h app - - - untrusted\n",
     );
-    wait_while(10, || s.health()["status"] != "degraded");
+    wait_while!(10, || s.health()["status"] != "degraded");
     assert_eq!(s.health()["status"], "degraded");
     assert_eq!(stored.load(Ordering::SeqCst), 0);
     // The document the sink still held at the shutdown deadline is
@@ -318,7 +318,7 @@ fn elasticsearch_over_https_with_a_custom_ca() {
     let extra = format!("ca_file = \"{}\"", ca_file.display());
     let mut s = Sluice::start(&es_config(&[url], &extra, routes));
     tcp_send(s.addr("tcp"), b"<14>1 2026-11-24T10:00:00Z h app - - - trusted\n<14>1 2026-11-24T10:00:01Z h app - - - again\n");
-    wait_while(10, || stored.load(Ordering::SeqCst) < 2);
+    wait_while!(10, || stored.load(Ordering::SeqCst) < 2);
     assert_eq!(stored.load(Ordering::SeqCst), 2);
     assert!(s.stop().success());
 }
@@ -341,7 +341,7 @@ fn elasticsearch_dropped_connection_after_processing_is_not_a_duplicate() {
         .collect();
     tcp_send(s.addr("tcp"), frames.as_bytes());
     let sent = "sluice_sink_records_sent_total{sink=\"es\",route=\"all\"}";
-    wait_while(15, || s.metric(sent) < 10);
+    wait_while!(15, || s.metric(sent) < 10);
     assert_eq!(s.metric(sent), 10);
     assert_eq!(es.total(), 10);
     assert!(
@@ -377,7 +377,7 @@ fn identical_frames_received_together_are_each_stored() {
             .unwrap();
     }
     let sent = "sluice_sink_records_sent_total{sink=\"es\",route=\"all\"}";
-    wait_while(15, || s.metric(sent) < 8);
+    wait_while!(15, || s.metric(sent) < 8);
     assert_eq!(s.metric(sent), 8);
     assert_eq!(es.total(), 8, "identical frames were stored once");
     assert!(s.stop().success());
@@ -447,9 +447,9 @@ fn health_turns_503_when_a_sink_fails_beyond_its_deadline() {
     );
     es.knobs(|k| k.fail_requests = 1_000_000);
     tcp_send(s.addr("tcp"), &numbered_frames(10));
-    wait_while(10, || s.health()["status"] != "degraded");
+    wait_while!(10, || s.health()["status"] != "degraded");
     assert_eq!(s.health()["status"], "degraded");
-    wait_while(10, || s.health_status().0 != 503);
+    wait_while!(10, || s.health_status().0 != 503);
     let (code, h) = s.health_status();
     assert_eq!(code, 503, "{h}");
     assert_eq!(h["status"], "failing");
@@ -459,11 +459,11 @@ fn health_turns_503_when_a_sink_fails_beyond_its_deadline() {
         "{reason}"
     );
     es.knobs(|k| k.fail_requests = 0);
-    wait_while(30, || {
+    wait_while!(30, || {
         s.health_status().0 != 200 || s.health()["status"] != "ok"
     });
     assert_eq!(s.health()["status"], "ok");
-    wait_while(10, || es.total() < 10);
+    wait_while!(10, || es.total() < 10);
     assert_eq!(es.total(), 10);
     assert!(s.stop().success());
 }

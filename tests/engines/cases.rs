@@ -299,7 +299,7 @@ document = {{}}
     let sent = 2 * n as u64;
     // Held: /health says why, nothing is dead-lettered.
     let blocked = |h: &serde_json::Value| h.to_string().contains("cluster_block_exception");
-    wait_while(30, || !blocked(&s.health()));
+    wait_while!(30, || !blocked(&s.health()));
     let health = s.health();
     eprintln!("{}: /health while blocked: {health}", kind.name());
     assert!(
@@ -335,7 +335,7 @@ document = {{}}
     );
     assert_eq!((w, f), (n as u64, n as u64), "everything after the lift");
     assert_eq!(sent, w + f + drops);
-    wait_while(20, || s.health()["status"] != "ok");
+    wait_while!(20, || s.health()["status"] != "ok");
     assert_eq!(s.health()["status"], "ok");
     assert!(s.stop().success());
 }
@@ -736,7 +736,7 @@ fsync = "batch"
         n
     });
     let spilled = || s.metric("sluice_queue_spilled_records_total{route=\"durable\"}");
-    wait_while(60, || engine.count("crash") < 1_000);
+    wait_while!(60, || engine.count("crash") < 1_000);
     let logged = spilled();
     let at_kill = engine.count("crash");
     s.kill9();
@@ -815,7 +815,7 @@ fn a_cluster_that_loses_a_node_stores_everything_once(kind: Kind) {
             }
         }
     });
-    wait_while(120, || engine.count("failover") < 3_000);
+    wait_while!(120, || engine.count("failover") < 3_000);
     engine.stop_node(2);
     sender.join().unwrap();
     let mut s = s;

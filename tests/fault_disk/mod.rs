@@ -154,7 +154,7 @@ spill_segment_bytes = 65536
 /// (delivered, counted drops) and fails loudly naming what it waited for.
 fn settle(s: &Sluice, es: &EsServer, sent: u64, secs: u64, what: &str) -> (u64, u64) {
     let figures = || (stored_numbers(es).len() as u64, dropped(s, "durable"));
-    wait_while(secs, || {
+    wait_while!(secs, || {
         let (d, x) = figures();
         d + x < sent
     });
@@ -229,7 +229,7 @@ fn fault_disk_full_during_ack_frees_space_once_the_sink_catches_up() {
     let (n1, n2) = (12_000usize, 500usize);
     send(s.addr("tcp"), &frames(0, n1, 100));
     let spilled = || s.metric("sluice_queue_spilled_records_total{route=\"durable\"}");
-    wait_while(30, || spilled() + dropped(&s, "durable") < n1 as u64);
+    wait_while!(30, || spilled() + dropped(&s, "durable") < n1 as u64);
     let (w, x0) = (spilled(), dropped(&s, "durable"));
     eprintln!("sink down: sent {n1}, in the log {w}, counted drops {x0}");
     assert_eq!(
@@ -251,7 +251,7 @@ fn fault_disk_full_during_ack_frees_space_once_the_sink_catches_up() {
         x, x1,
         "records sent after the sink caught up are not dropped"
     );
-    wait_while(10, || {
+    wait_while!(10, || {
         s.metric("sluice_queue_spill_pending_records{route=\"durable\"}") > 0
     });
     assert!(s.stop().success());
@@ -278,7 +278,7 @@ fn fault_corruption_mid_segment_costs_only_the_records_hit() {
     let n = 5000usize;
     send(s.addr("tcp"), &frames(0, n, 100));
     let spilled = || s.metric("sluice_queue_spilled_records_total{route=\"durable\"}");
-    wait_while(30, || spilled() < n as u64);
+    wait_while!(30, || spilled() < n as u64);
     assert_eq!(spilled(), n as u64, "waited for every record to be logged");
     s.kill9();
     let log_dir = s.path("sluice-data/spill/durable");
@@ -321,7 +321,7 @@ fn fault_corruption_mid_segment_costs_only_the_records_hit() {
     es.knobs(|k| k.fail_requests = 0);
     s.relaunch();
     let corrupt = || s.metric("sluice_queue_spill_corrupt_records_total{route=\"durable\"}");
-    wait_while(60, || {
+    wait_while!(60, || {
         stored_numbers(&es).len() as u64 + corrupt() < n as u64
     });
     let got = stored_numbers(&es);
@@ -363,9 +363,9 @@ fn fault_kill_9_under_load_loses_nothing_acknowledged() {
     let n = 20_000usize;
     send(s.addr("tcp"), &frames(0, n, 60));
     let spilled = || s.metric("sluice_queue_spilled_records_total{route=\"durable\"}");
-    wait_while(30, || spilled() < n as u64);
+    wait_while!(30, || spilled() < n as u64);
     assert_eq!(spilled(), n as u64, "waited for every record to be logged");
-    wait_while(30, || stored_numbers(&es).len() < n / 10);
+    wait_while!(30, || stored_numbers(&es).len() < n / 10);
     let before = stored_numbers(&es).len();
     assert!(
         before >= n / 10 && before < n,
@@ -376,7 +376,7 @@ fn fault_kill_9_under_load_loses_nothing_acknowledged() {
     s.relaunch();
     // Generous: 90 requests at 20 ms each, on a debug build that may share
     // two cores with other tests.
-    wait_while(180, || stored_numbers(&es).len() < n);
+    wait_while!(180, || stored_numbers(&es).len() < n);
     let got = stored_numbers(&es);
     let arrivals = es.state.lock().unwrap().requests;
     let drops = dropped(&s, "durable");
@@ -465,7 +465,7 @@ linger_ms = 50
         })
         .collect();
     // Let the flood start before the UDP sender.
-    wait_while(10, || {
+    wait_while!(10, || {
         offered.load(std::sync::atomic::Ordering::Relaxed) < 2000
     });
     assert!(
@@ -507,7 +507,7 @@ linger_ms = 50
     let sent = sent + 1;
     let frames = || s.metric("sluice_listener_frames_total{listener=\"udp2\"}");
     let kernel = || s.metric("sluice_listener_kernel_drops_total{listener=\"udp2\"}");
-    wait_while(60, || frames() + kernel() < sent);
+    wait_while!(60, || frames() + kernel() < sent);
     let lines = s.wait_lines("events.ndjson", frames() as usize);
     let delivered = lines.iter().filter(|l| l.contains("\"udp")).count() as u64;
     let drops = dropped(&s, "udp");

@@ -192,7 +192,7 @@ fn influxdb_v1_400_naming_no_line_is_bisected_not_counted_as_sent() {
         s.addr("tcp"),
         &frames(n, |i| if poison(i) { "poison" } else { "good" }),
     );
-    wait_while(20, || {
+    wait_while!(20, || {
         s.metric(INFLUX_SENT) + s.metric(INFLUX_REJECTED) + s.metric(INFLUX_GAVE_UP) < n as u64
     });
     let (sent, rejected, gave_up) = (
@@ -261,7 +261,7 @@ fn influxdb_v1_400_gzip_invalid_header_dead_letters_every_record() {
     let mut s = influx_sluice(&influx.url);
     let n = 20;
     tcp_send(s.addr("tcp"), &frames(n, |_| "good"));
-    wait_while(20, || {
+    wait_while!(20, || {
         s.metric(INFLUX_SENT) + s.metric(INFLUX_REJECTED) + s.metric(INFLUX_GAVE_UP) < n as u64
     });
     let (sent, rejected, gave_up) = (
@@ -358,7 +358,7 @@ fn es_fault_is_seen_and_nothing_lost(
         let (status, error) = es_health(s);
         status == "degraded" && error.is_some_and(|e| e.contains(reason))
     };
-    wait_while(15, || !seen(s) || s.metric(ES_RETRIES) < 4);
+    wait_while!(15, || !seen(s) || s.metric(ES_RETRIES) < 4);
     let (status, error) = es_health(s);
     let (up, retries) = (sink_up(s), s.metric(ES_RETRIES));
     println!(
@@ -377,7 +377,7 @@ fn es_fault_is_seen_and_nothing_lost(
     );
     assert_eq!(es.total(), 0, "nothing stored while the fault lasts");
     end();
-    wait_while(30, || es.total() < n || s.metric(ES_SENT) < n as u64);
+    wait_while!(30, || es.total() < n || s.metric(ES_SENT) < n as u64);
     let (sent, rejected, gave_up) = (
         s.metric(ES_SENT),
         s.metric(ES_REJECTED),
@@ -396,7 +396,7 @@ fn es_fault_is_seen_and_nothing_lost(
         es.total() as u64 + rejected + gave_up,
         "sent = stored + counted drops"
     );
-    wait_while(10, || es_health(s).0 != "ok" || sink_up(s) != 1);
+    wait_while!(10, || es_health(s).0 != "ok" || sink_up(s) != 1);
     assert_eq!(
         es_health(s).0,
         "ok",
@@ -463,7 +463,7 @@ fn elasticsearch_retry_after_is_capped_by_max_backoff_secs() {
         b"<14>1 2026-11-24T10:00:00Z h app - - - one\n",
     );
     // A few multiples of max_backoff_secs, far below the hour asked for.
-    wait_while(5, || es.total() < 1);
+    wait_while!(5, || es.total() < 1);
     let took = started.elapsed();
     let (requests, retries) = (es.state.lock().unwrap().requests, s.metric(ES_RETRIES));
     println!(
@@ -478,7 +478,7 @@ fn elasticsearch_retry_after_is_capped_by_max_backoff_secs() {
     );
     assert_eq!(requests, 2, "the 503, then the write");
     assert_eq!(retries, 1);
-    wait_while(5, || s.metric(ES_SENT) < 1);
+    wait_while!(5, || s.metric(ES_SENT) < 1);
     let (sent, rejected, gave_up) = (
         s.metric(ES_SENT),
         s.metric(ES_REJECTED),

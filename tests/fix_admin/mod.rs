@@ -15,11 +15,9 @@ use crate::util::{EVENTS_ROUTE, Sluice, config, messages};
 fn start_limited(config: &str, nofile: &str) -> Sluice {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("sluice.toml"), config).unwrap();
-    let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
     let mut cmd = Command::new("prlimit");
     cmd.arg(format!("--nofile={nofile}"))
-        .args([crate::util::BIN, "run", "-c", "sluice.toml"])
-        .stderr(stderr);
+        .args([crate::util::BIN, "run", "-c", "sluice.toml"]);
     Sluice::spawn(cmd, dir)
 }
 

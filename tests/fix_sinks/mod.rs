@@ -146,7 +146,7 @@ fn issue20_2_es_batch_given_up_is_dead_lettered_with_the_reason() {
         .map(|i| format!("<14>1 2026-11-24T10:00:00.{i:06}Z h app - - - n={i}\n"))
         .collect();
     tcp_send(s.addr("tcp"), text.as_bytes());
-    wait_while(20, || failed(&s, "es", "gave_up") < n as u64);
+    wait_while!(20, || failed(&s, "es", "gave_up") < n as u64);
     let (delivered, rejected, gave_up) = (
         sent(&s, "es"),
         failed(&s, "es", "rejected"),
@@ -205,7 +205,7 @@ fn issue20_2_influxdb_batch_given_up_is_dead_lettered_with_the_reason() {
     );
     let n = 5;
     tcp_send(s.addr("tcp"), &frames(n, |_| false));
-    wait_while(20, || failed(&s, "influx", "gave_up") < n as u64);
+    wait_while!(20, || failed(&s, "influx", "gave_up") < n as u64);
     let (delivered, rejected, gave_up) = (
         sent(&s, "influx"),
         failed(&s, "influx", "rejected"),
@@ -286,7 +286,7 @@ fn issue20_3_influxdb_field_type_conflict_dead_letters_the_conflicting_lines() {
     let n = 10;
     let conflicting = |i: usize| i == 5 || i == 7;
     tcp_send(s.addr("tcp"), &frames(n, conflicting));
-    wait_while(20, || {
+    wait_while!(20, || {
         sent(&s, "influx") + failed(&s, "influx", "rejected") + failed(&s, "influx", "gave_up")
             < n as u64
     });
@@ -352,7 +352,7 @@ fn issue20_3b_influxdb_conflict_naming_nothing_dead_letters_every_candidate() {
     );
     let n = 20;
     tcp_send(s.addr("tcp"), &frames(n, |_| false));
-    wait_while(20, || {
+    wait_while!(20, || {
         sent(&s, "influx") + failed(&s, "influx", "rejected") + failed(&s, "influx", "gave_up")
             < n as u64
     });
@@ -412,7 +412,7 @@ fn issue20_4_es_every_item_rejected_leaves_the_sink_degraded() {
         .map(|i| format!("<14>1 2026-11-24T10:00:00.{i:06}Z h app - - - n={i} BROKEN\n"))
         .collect();
     tcp_send(s.addr("tcp"), text.as_bytes());
-    wait_while(20, || failed(&s, "es", "rejected") < n as u64);
+    wait_while!(20, || failed(&s, "es", "rejected") < n as u64);
     let (status, error) = health(&s, "es");
     let up = sink_up(&s, "es");
     println!(
@@ -437,8 +437,8 @@ fn issue20_4_es_every_item_rejected_leaves_the_sink_degraded() {
         s.addr("tcp"),
         b"<14>1 2026-11-24T10:00:01Z h app - - - fine\n",
     );
-    wait_while(20, || sent(&s, "es") < 1);
-    wait_while(5, || health(&s, "es").0 != "ok");
+    wait_while!(20, || sent(&s, "es") < 1);
+    wait_while!(5, || health(&s, "es").0 != "ok");
     let (status, error) = health(&s, "es");
     let up = sink_up(&s, "es");
     let (delivered, rejected, gave_up) = (
@@ -482,7 +482,7 @@ fn issue20_4_es_items_429_given_up_leave_the_sink_degraded() {
         .collect();
     tcp_send(s.addr("tcp"), text.as_bytes());
     let lost = |s: &Sluice| failed(s, "es", "rejected") + failed(s, "es", "gave_up");
-    wait_while(20, || lost(&s) < n as u64);
+    wait_while!(20, || lost(&s) < n as u64);
     let (status, error) = health(&s, "es");
     let up = sink_up(&s, "es");
     let (delivered, rejected, gave_up) = (
@@ -533,7 +533,7 @@ fn issue20_4_influxdb_every_line_rejected_leaves_the_sink_degraded() {
     );
     let n = 20;
     tcp_send(s.addr("tcp"), &frames(n, |_| false));
-    wait_while(20, || failed(&s, "influx", "rejected") < n as u64);
+    wait_while!(20, || failed(&s, "influx", "rejected") < n as u64);
     let (status, error) = health(&s, "influx");
     let up = sink_up(&s, "influx");
     let (delivered, rejected, gave_up) = (

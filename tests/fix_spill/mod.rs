@@ -88,7 +88,7 @@ fn fix_spill_reload_does_not_ack_a_batch_the_old_worker_holds() {
     let b = EsServer::start();
     let mut s = Sluice::start(&durable_config(&a.url()));
     send(s.addr("tcp"), &frames(0, 100));
-    wait_while(30, || a.state.lock().unwrap().requests < 2);
+    wait_while!(30, || a.state.lock().unwrap().requests < 2);
     assert!(
         a.state.lock().unwrap().requests >= 2,
         "waited for the first sink to be tried (and fail) twice"
@@ -97,7 +97,7 @@ fn fix_spill_reload_does_not_ack_a_batch_the_old_worker_holds() {
     let (status, body) = http(admin(&s), "POST", "/reload", b"");
     assert_eq!(status, 200, "reload: {body}");
     send(s.addr("tcp"), &frames(100, 200));
-    wait_while(30, || stored_numbers(&b).len() < 100);
+    wait_while!(30, || stored_numbers(&b).len() < 100);
     assert_eq!(
         stored_numbers(&b),
         (100..200).collect::<Vec<_>>(),
@@ -113,7 +113,7 @@ fn fix_spill_reload_does_not_ack_a_batch_the_old_worker_holds() {
         all.dedup();
         all
     };
-    wait_while(60, || delivered().len() < 200);
+    wait_while!(60, || delivered().len() < 200);
     let got = delivered();
     let drops = counted(&s);
     eprintln!(
@@ -227,7 +227,7 @@ document = {{}}
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum::<u64>()
     };
-    wait_while(30, || retries(&s) == 0);
+    wait_while!(30, || retries(&s) == 0);
     assert!(
         retries(&s) > 0,
         "waited for a write to fail on the full disk"
@@ -240,7 +240,7 @@ document = {{}}
             .map(str::to_owned)
             .collect::<Vec<_>>()
     };
-    wait_while(60, || lines().len() < n);
+    wait_while!(60, || lines().len() < n);
     let retried = retries(&s);
     let drops = counted(&s);
     assert!(s.stop().success());

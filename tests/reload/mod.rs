@@ -70,7 +70,7 @@ document = {}
     conn.flush().unwrap();
     let lines_wanted =
         |lines: &[String]| lines.iter().filter(|l| l.contains("\"msg 2999\"")).count() >= 1;
-    wait_while(20, || !lines_wanted(&read_lines(&s.path("events.ndjson"))));
+    wait_while!(20, || !lines_wanted(&read_lines(&s.path("events.ndjson"))));
     std::thread::sleep(Duration::from_millis(300));
     let mut routes_of: Vec<Vec<String>> = vec![Vec::new(); total];
     for l in read_lines(&s.path("events.ndjson")) {
@@ -137,7 +137,7 @@ document = {}
             .filter(|l| l.contains("\"msg 4\""))
             .collect::<Vec<String>>()
     };
-    wait_while(10, || msg4().len() < 3);
+    wait_while!(10, || msg4().len() < 3);
     std::thread::sleep(Duration::from_millis(200));
     let last = msg4();
     assert_eq!(

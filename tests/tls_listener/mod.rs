@@ -177,7 +177,7 @@ handshake_timeout_secs = 1
         .unwrap();
     assert_eq!(plain.read(&mut [0u8; 16]).unwrap_or(0), 0, "closed");
 
-    wait_while(10, || reason("timeout") < 1);
+    wait_while!(10, || reason("timeout") < 1);
     staller
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();

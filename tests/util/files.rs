@@ -2,10 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::util::observed;
+
 pub(crate) fn read_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
+    let lines: Vec<String> = std::fs::read_to_string(path)
         .map(|s| s.lines().map(str::to_owned).collect())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    observed(format!("{} has {} lines", path.display(), lines.len()));
+    lines
 }
 
 pub(crate) fn messages(lines: &[String]) -> Vec<String> {

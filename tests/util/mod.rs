@@ -8,6 +8,7 @@ pub(crate) mod influxd;
 pub(crate) mod net;
 pub(crate) mod parse;
 pub(crate) mod process;
+pub(crate) mod tools;
 pub(crate) mod wait;
 
 pub(crate) use crate::es_server::EsServer;
@@ -18,4 +19,5 @@ pub(crate) use influxd::*;
 pub(crate) use net::*;
 pub(crate) use parse::*;
 pub(crate) use process::*;
+pub(crate) use tools::*;
 pub(crate) use wait::*;

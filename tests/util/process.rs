@@ -1,8 +1,8 @@
 //! `Sluice`: the real binary in its own temp directory, started, scraped and stopped.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,11 +10,21 @@ use crate::util::*;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
-/// A running sluice; killed on drop if the test did not stop it.
+/// The child's stderr goes to this file in its directory.
+pub(crate) const STDERR_LOG: &str = "stderr.log";
+
+/// How much of the child's stderr a failing test prints (its tail).
+const STDERR_SHOWN: u64 = 64 * 1024;
+
+/// A running sluice; killed on drop if the test did not stop it. Its
+/// stderr goes to `stderr.log` in its directory; a test that panics prints
+/// the command line and the tail of that log.
 pub(crate) struct Sluice {
     pub(crate) child: Option<Child>,
     pub(crate) dir: tempfile::TempDir,
     pub(crate) ready: serde_json::Value,
+    /// The command line as started, for the report of a failing test.
+    command: String,
 }
 
 impl Drop for Sluice {
@@ -22,6 +32,72 @@ impl Drop for Sluice {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", report(&self.command, self.dir.path()));
+        }
+    }
+}
+
+/// The command line and the tail of its `stderr.log` in `dir`.
+fn report(command: &str, dir: &Path) -> String {
+    let path = dir.join(STDERR_LOG);
+    let text = match std::fs::File::open(&path) {
+        Ok(mut f) => {
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let from = len.saturating_sub(STDERR_SHOWN);
+            let mut tail = Vec::new();
+            let _ = f
+                .seek(SeekFrom::Start(from))
+                .and_then(|_| f.read_to_end(&mut tail));
+            let cut = if from > 0 {
+                format!("[first {from} bytes left out]\n")
+            } else {
+                String::new()
+            };
+            format!("{cut}{}", String::from_utf8_lossy(&tail))
+        }
+        Err(e) => format!("(cannot read {}: {e})", path.display()),
+    };
+    format!(
+        "--- sluice command: {command}\n--- its stderr ({}):\n{text}--- end of stderr",
+        path.display()
+    )
+}
+
+/// Start `cmd` in `dir`: stdout piped, stderr appended to `stderr.log`
+/// there. Returns the child and the command line.
+fn launch(mut cmd: Command, dir: &Path) -> (Child, String) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(STDERR_LOG))
+        .unwrap();
+    cmd.current_dir(dir).stdout(Stdio::piped()).stderr(log);
+    let command = format!("{cmd:?}");
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
+    (child, command)
+}
+
+/// Read the readiness line of a just-started child; on anything else, kill
+/// it and fail showing its command line and stderr.
+fn readiness(child: &mut Child, command: &str, dir: &Path) -> serde_json::Value {
+    let mut line = String::new();
+    let read = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+    let ready = read
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_str::<serde_json::Value>(&line).map_err(|e| e.to_string()));
+    match ready {
+        Ok(ready) if ready["ready"] == true => ready,
+        other => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "no readiness line: read {line:?} ({other:?})\n{}",
+                report(command, dir)
+            )
         }
     }
 }
@@ -37,31 +113,28 @@ impl Sluice {
         std::fs::write(dir.path().join("sluice.toml"), config).unwrap();
         let mut cmd = Command::new(BIN);
         cmd.args(["run", "-c", "sluice.toml"])
-            .envs(env.iter().copied())
-            .stderr(Stdio::null());
+            .envs(env.iter().copied());
         Sluice::spawn(cmd, dir)
     }
 
     /// Run `cmd` (a sluice command line, perhaps under a wrapper) in `dir`,
-    /// its stdout piped, and wait for its readiness line.
-    pub(crate) fn spawn(mut cmd: Command, dir: tempfile::TempDir) -> Sluice {
-        let mut child = cmd
-            .current_dir(dir.path())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("readiness line {line:?}: {e}"));
-        assert_eq!(ready["ready"], true);
+    /// its stdout piped and its stderr appended to `stderr.log` there, and
+    /// wait for its readiness line.
+    pub(crate) fn spawn(cmd: Command, dir: tempfile::TempDir) -> Sluice {
+        let (mut child, command) = launch(cmd, dir.path());
+        let ready = readiness(&mut child, &command, dir.path());
         Sluice {
             child: Some(child),
             dir,
             ready,
+            command,
         }
+    }
+
+    /// What sluice wrote to stderr so far.
+    pub(crate) fn stderr(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.path(STDERR_LOG)).unwrap_or_default())
+            .into_owned()
     }
 
     pub(crate) fn addr(&self, name: &str) -> SocketAddr {
@@ -96,10 +169,13 @@ impl Sluice {
     /// The value of one Prometheus sample, e.g.
     /// `sluice_listener_frames_total{listener="tcp"}`; 0 if absent.
     pub(crate) fn metric(&self, sample: &str) -> u64 {
-        self.scrape()
+        let value = self
+            .scrape()
             .lines()
             .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
-            .unwrap_or(0)
+            .unwrap_or(0);
+        observed(format!("{sample} = {value}"));
+        value
     }
 
     /// `GET /metrics`: the Prometheus text.
@@ -121,6 +197,7 @@ impl Sluice {
     pub(crate) fn health_status(&self) -> (u16, serde_json::Value) {
         let admin: SocketAddr = self.ready["admin"].as_str().unwrap().parse().unwrap();
         let (status, body) = http(admin, "GET", "/health", b"");
+        observed(format!("/health: {status} {body}"));
         (status, serde_json::from_str(&body).unwrap())
     }
 
@@ -134,20 +211,12 @@ impl Sluice {
     /// Start sluice again in the same directory with the same config file
     /// (after a stop or a kill).
     pub(crate) fn relaunch(&mut self) {
-        let mut child = Command::new(BIN)
-            .args(["run", "-c", "sluice.toml"])
-            .current_dir(self.dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        self.ready =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("readiness line {line:?}: {e}"));
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "-c", "sluice.toml"]);
+        let (mut child, command) = launch(cmd, self.dir.path());
+        self.ready = readiness(&mut child, &command, self.dir.path());
         self.child = Some(child);
+        self.command = command;
     }
 
     /// Peak resident memory (VmHWM) in KiB.
