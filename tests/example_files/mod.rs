@@ -7,13 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
 
+use crate::util::repo;
 use crate::util::{EsServer, Influxd, Sluice, wait_while};
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"))

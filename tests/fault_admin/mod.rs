@@ -14,15 +14,6 @@ use crate::util::{
     BIN, EsServer, Sluice, config, es_config, numbered_frames, tcp_send, wait_while,
 };
 
-/// The admin address to connect to (loopback when it listens on all).
-fn admin_addr(s: &Sluice) -> SocketAddr {
-    let mut a: SocketAddr = s.ready["admin"].as_str().unwrap().parse().unwrap();
-    if a.ip().is_unspecified() {
-        a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    a
-}
-
 /// An HTTP/1.1 request with the given `Host` and extra header lines;
 /// (status, body). Fails loudly when the admin port does not answer.
 fn request(
@@ -62,7 +53,7 @@ fn request(
 
 /// `POST /reload` as a well-behaved local client (Host = the admin address).
 fn post_reload(s: &Sluice, headers: &[&str]) -> (u16, String) {
-    let a = admin_addr(s);
+    let a = s.admin_addr();
     request(a, "POST", "/reload", &a.to_string(), headers)
 }
 
@@ -149,7 +140,7 @@ fn issue20_a_reload_storm_returns_memory_to_its_plateau() {
 #[test]
 fn issue20_reload_refuses_foreign_host_and_origin() {
     let mut s = Sluice::start_with_env(&config("", crate::util::EVENTS_ROUTE), &[]);
-    let a = admin_addr(&s);
+    let a = s.admin_addr();
     let port = a.port();
     let here = a.to_string();
     let refused = |host: &str, headers: &[&str]| {

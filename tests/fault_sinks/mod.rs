@@ -13,7 +13,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::util::{EsServer, Sluice, config, es_config, read_lines, tcp_send, wait_while};
+use crate::util::{EsServer, Sluice, es_config, read_lines, tcp_send, wait_while};
 
 /// A stand-in for InfluxDB 1.x `/write`: each request's lines (gunzipped)
 /// go to `answer`, which returns the status and the body; the lines of
@@ -125,31 +125,17 @@ fn serve_one(
 
 /// Metric lines `m_<kind>` from frames `kind=<word> n=<number>`.
 fn influx_sluice(url: &str) -> Sluice {
-    Sluice::start(&config(
-        "",
-        &format!(
-            r#"
-[[sinks]]
-name = "influx"
-type = "influxdb"
-urls = ["{url}"]
-database = "db"
-linger_ms = 50
-batch_max_events = 100
+    let usage = r#"
 [[routes]]
 name = "usage"
 sink = "influx"
 final = true
 pattern = 'kind=(?P<kind>\w+) n=(?P<n>\d+)'
 [routes.metric]
-measurement = "m_{{kind}}"
-fields = {{ n = "int" }}
-[default_route]
-sink = "events"
-document = {{}}
-"#
-        ),
-    ))
+measurement = "m_{kind}"
+fields = { n = "int" }
+"#;
+    Sluice::start(&crate::util::influx_config_at(url, "db", "", usage))
 }
 
 fn frames(n: usize, kind: impl Fn(usize) -> &'static str) -> Vec<u8> {
@@ -318,26 +304,12 @@ const ES_UP: &str = "sluice_sink_up{sink=\"es\",route=\"all\"}";
 
 /// `sluice_sink_up` for the route, which must be exposed.
 fn sink_up(s: &Sluice) -> u64 {
-    s.scrape()
-        .lines()
-        .find_map(|l| l.strip_prefix(ES_UP)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{ES_UP} is not in /metrics"))
+    s.required_metric(ES_UP)
 }
 
 /// The sink's entry in `/health`: (overall status, its error).
 fn es_health(s: &Sluice) -> (String, Option<String>) {
-    let (_, h) = s.health_status();
-    let sink = h["sinks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["sink"] == "es" && e["route"] == "all")
-        .cloned()
-        .unwrap_or_default();
-    (
-        h["status"].as_str().unwrap_or("").to_owned(),
-        sink["error"].as_str().map(str::to_owned),
-    )
+    s.sink_health("es", "all")
 }
 
 /// While a fault lasts: `/health` degraded naming `reason`, `sink_up` 0,

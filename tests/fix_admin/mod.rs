@@ -21,10 +21,6 @@ fn start_limited(config: &str, nofile: &str) -> Sluice {
     Sluice::spawn(cmd, dir)
 }
 
-fn admin_addr(s: &Sluice) -> SocketAddr {
-    s.ready["admin"].as_str().unwrap().parse().unwrap()
-}
-
 /// `n` connections to `addr`, each having sent a request line and one
 /// header and nothing more.
 fn partial_requests(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
@@ -62,7 +58,7 @@ fn admin_idle_connections_do_not_starve_health_or_syslog() {
     // connections are enough to exhaust it unless sluice raises it and
     // bounds the admin port.
     let mut s = start_limited(&config("", EVENTS_ROUTE), "200:");
-    let admin = admin_addr(&s);
+    let admin = s.admin_addr();
     let held = partial_requests(admin, 200);
     let started = Instant::now();
     // Meanwhile, syslog still comes in.
@@ -110,7 +106,7 @@ fn admin_idle_connections_do_not_starve_health_or_syslog() {
 #[test]
 fn admin_partial_header_connection_is_closed_by_the_server() {
     let mut s = Sluice::start(&config("", EVENTS_ROUTE));
-    let mut c = partial_requests(admin_addr(&s), 1).remove(0);
+    let mut c = partial_requests(s.admin_addr(), 1).remove(0);
     c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let started = Instant::now();
     let mut buf = Vec::new();

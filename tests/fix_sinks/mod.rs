@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use super::fault_sinks::InfluxStandIn;
-use crate::util::{EsServer, Sluice, config, es_config, read_lines, tcp_send, wait_while};
+use crate::util::{EsServer, Sluice, es_config, read_lines, tcp_send, wait_while};
 
 /// `failed_records{reason}` of sink `sink`, route `r`.
 fn failed(s: &Sluice, sink: &str, reason: &str) -> u64 {
@@ -30,44 +30,19 @@ fn sent(s: &Sluice, sink: &str) -> u64 {
 
 /// `sluice_sink_up` of sink `sink`, route `r`, which must be exposed.
 fn sink_up(s: &Sluice, sink: &str) -> u64 {
-    let sample = format!("sluice_sink_up{{sink=\"{sink}\",route=\"r\"}}");
-    s.scrape()
-        .lines()
-        .find_map(|l| l.strip_prefix(sample.as_str())?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{sample} is not in /metrics"))
+    s.required_metric(&format!("sluice_sink_up{{sink=\"{sink}\",route=\"r\"}}"))
 }
 
 /// `/health`: the overall status and the error of sink `sink`, route `r`.
 fn health(s: &Sluice, sink: &str) -> (String, Option<String>) {
-    let (_, h) = s.health_status();
-    let entry = h["sinks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["sink"] == sink && e["route"] == "r")
-        .cloned()
-        .unwrap_or_default();
-    (
-        h["status"].as_str().unwrap_or("").to_owned(),
-        entry["error"].as_str().map(str::to_owned),
-    )
+    s.sink_health(sink, "r")
 }
 
 /// One InfluxDB 1.x sink `influx` (settings `extra`) and route `r` (the
 /// `[routes.metric]` of `metric`) matching `pattern`.
 fn influx_sluice(url: &str, extra: &str, pattern: &str, metric: &str) -> Sluice {
-    Sluice::start(&config(
-        "",
-        &format!(
-            r#"
-[[sinks]]
-name = "influx"
-type = "influxdb"
-urls = ["{url}"]
-database = "db"
-linger_ms = 50
-batch_max_events = 100
-{extra}
+    let route = format!(
+        r#"
 [[routes]]
 name = "r"
 sink = "influx"
@@ -78,12 +53,9 @@ measurement = "m"
 host_tag = false
 app_tag = false
 {metric}
-[default_route]
-sink = "events"
-document = {{}}
 "#
-        ),
-    ))
+    );
+    Sluice::start(&crate::util::influx_config_at(url, "db", extra, &route))
 }
 
 /// Frames `n=<i>` (plus ` seq=<i>` where `seq(i)`), i in 0..n.

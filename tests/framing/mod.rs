@@ -14,11 +14,7 @@ const FORGED: &str = "<14>1 2025-01-01T00:00:00Z web01 nginx - - - GET /search?q
 
 /// Sum of every sample whose name and labels start with `prefix`.
 fn metric_sum(s: &Sluice, prefix: &str) -> u64 {
-    s.scrape()
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    s.metric_sum(prefix, "")
 }
 
 /// Frames lost on `listener` or in the route `events`, all reasons.

@@ -410,28 +410,8 @@ fn influxdb_basic_auth_and_a_401_that_holds_the_queue() {
     if !influxd_available() {
         return;
     }
-    let influx = Influxd::start_with("  auth-enabled = true");
-    // The first user may be created without credentials.
-    let (status, body) = http(
-        influx.addr,
-        "POST",
-        &format!(
-            "/query?q={}",
-            url_encode("CREATE USER admin WITH PASSWORD 'adm1n' WITH ALL PRIVILEGES")
-        ),
-        b"",
-    );
-    assert_eq!(status, 200, "{body}");
-    let admin = |q: &str| {
-        let (status, body) = http(
-            influx.addr,
-            "POST",
-            &format!("/query?u=admin&p=adm1n&q={}", url_encode(q)),
-            b"",
-        );
-        assert_eq!(status, 200, "{q}: {body}");
-        body
-    };
+    let influx = Influxd::start_with_admin();
+    let admin = |q: &str| influx.as_admin(q);
     admin("CREATE DATABASE secured");
     let config = config(
         "",

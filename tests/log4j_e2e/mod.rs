@@ -11,14 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use crate::util::repo;
 use crate::util::{Sluice, config, read_lines, wait_while};
 
 pub(crate) const LOG4J1_JAR: &str = "/usr/share/java/log4j-1.2.jar";
 pub(crate) const LOG4J2_JARS: &str = "/usr/share/java/log4j-api.jar:/usr/share/java/log4j-core.jar";
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
 
 /// javac, java and the Debian log4j jars are there (skip, or fail under CI).
 pub(crate) fn demos_available() -> bool {

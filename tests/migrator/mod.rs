@@ -3,46 +3,11 @@
 //! against the shipped configs, `sluice health`, and what `check` and
 //! `--help` print.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{
-    BIN, Influxd, STATUS_ROUTE, Sluice, config, http, tcp_send, url_encode, wait_for,
-};
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// An influxd with auth on and an admin `admin`/`adm1n`; returns it and a
-/// function running a statement as that admin.
-fn influxd_with_auth() -> Influxd {
-    let influx = Influxd::start_with("  auth-enabled = true");
-    let (status, body) = http(
-        influx.addr,
-        "POST",
-        &format!(
-            "/query?q={}",
-            url_encode("CREATE USER admin WITH PASSWORD 'adm1n' WITH ALL PRIVILEGES")
-        ),
-        b"",
-    );
-    assert_eq!(status, 200, "{body}");
-    influx
-}
-
-fn as_admin(addr: SocketAddr, q: &str) -> String {
-    let (status, body) = http(
-        addr,
-        "POST",
-        &format!("/query?u=admin&p=adm1n&q={}", url_encode(q)),
-        b"",
-    );
-    assert_eq!(status, 200, "{q}: {body}");
-    body
-}
+use crate::util::repo;
+use crate::util::{BIN, Influxd, STATUS_ROUTE, Sluice, config, tcp_send, wait_for};
 
 fn influx_sink(influx: &Influxd, extra: &str) -> String {
     config(
@@ -76,8 +41,8 @@ fn influxdb_non_admin_user_proceeds_once_an_admin_made_the_database() {
     if !crate::util::influxd_available() {
         return;
     }
-    let influx = influxd_with_auth();
-    as_admin(influx.addr, "CREATE USER sluice WITH PASSWORD 'pw'");
+    let influx = Influxd::start_with_admin();
+    influx.as_admin("CREATE USER sluice WITH PASSWORD 'pw'");
     let mut s = Sluice::start(&influx_sink(
         &influx,
         "username = \"sluice\"\npassword = \"pw\"",
@@ -93,14 +58,14 @@ fn influxdb_non_admin_user_proceeds_once_an_admin_made_the_database() {
         error.contains("metrics") && error.contains("403"),
         "the reason names the database and the refusal: {health}"
     );
-    as_admin(influx.addr, "CREATE DATABASE metrics");
-    as_admin(influx.addr, "GRANT WRITE ON metrics TO sluice");
+    influx.as_admin("CREATE DATABASE metrics");
+    influx.as_admin("GRANT WRITE ON metrics TO sluice");
     tcp_send(
         s.addr("tcp"),
         b"<14>1 2026-11-24T10:00:00Z h app - - - status seq=1\n",
     );
     let rows = wait_for(30, "the point in metrics.autogen.status", || {
-        let body = as_admin(influx.addr, "SELECT * FROM metrics.autogen.status");
+        let body = influx.as_admin("SELECT * FROM metrics.autogen.status");
         body.contains("\"values\"").then_some(body)
     });
     assert!(

@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -229,12 +228,7 @@ spill_segment_bytes = 65536
     assert!(sent > written, "the kill came in the middle of the load");
     // A crash mid-write: a torn record at the end of the last segment.
     let log_dir = s.path("sluice-data/spill/durable");
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(&log_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    segments.sort();
+    let segments = crate::util::spill_segments(&log_dir);
     assert!(segments.len() > 1, "{segments:?}");
     std::fs::OpenOptions::new()
         .append(true)

@@ -51,7 +51,15 @@ measurement = "status"
 key_values = true
 "#;
 
+/// An InfluxDB sink `influx` at `influx` writing to `db`, then `routes`,
+/// the rest to the `events` file.
 pub(crate) fn influx_config(influx: &Influxd, db: &str, routes: &str) -> String {
+    influx_config_at(&influx.url(), db, "", routes)
+}
+
+/// An InfluxDB sink `influx` at `url` writing to `db` (more sink settings
+/// in `extra`), then `routes`, the rest to the `events` file.
+pub(crate) fn influx_config_at(url: &str, db: &str, extra: &str, routes: &str) -> String {
     config(
         "",
         &format!(
@@ -59,16 +67,16 @@ pub(crate) fn influx_config(influx: &Influxd, db: &str, routes: &str) -> String 
 [[sinks]]
 name = "influx"
 type = "influxdb"
-urls = ["{}"]
+urls = ["{url}"]
 database = "{db}"
 linger_ms = 50
 batch_max_events = 100
+{extra}
 {routes}
 [default_route]
 sink = "events"
 document = {{}}
-"#,
-            influx.url()
+"#
         ),
     )
 }

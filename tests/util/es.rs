@@ -2,19 +2,16 @@
 
 use crate::es_server::EsServer;
 
-/// Messages of the documents the `_bulk` stand-in stored, by number
-/// ("message N"), sorted.
+/// Numbers N of the documents the `_bulk` stand-in stored ("message N",
+/// perhaps followed by padding), sorted.
 pub(crate) fn stored_numbers(es: &EsServer) -> Vec<usize> {
     let state = es.state.lock().unwrap();
     let mut n: Vec<usize> = state
         .docs
         .values()
         .filter_map(|d| {
-            d["message"]
-                .as_str()?
-                .strip_prefix("message ")?
-                .parse()
-                .ok()
+            let m = d["message"].as_str()?.strip_prefix("message ")?;
+            m.split(' ').next()?.parse().ok()
         })
         .collect();
     n.sort();

@@ -33,3 +33,19 @@ pub(crate) fn toml_files(dir: &Path, out: &mut Vec<PathBuf>) {
         }
     }
 }
+
+/// A path in the repository (the crate's root).
+pub(crate) fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The `.seg` files of a spill log folder, sorted.
+pub(crate) fn spill_segments(log_dir: &Path) -> Vec<PathBuf> {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(log_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segments.sort();
+    segments
+}

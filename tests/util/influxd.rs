@@ -30,6 +30,35 @@ impl Influxd {
         Influxd::start_with("")
     }
 
+    /// An influxd with auth on and an admin `admin`/`adm1n` (the first user
+    /// may be created without credentials).
+    pub(crate) fn start_with_admin() -> Influxd {
+        let influx = Influxd::start_with("  auth-enabled = true");
+        let (status, body) = http(
+            influx.addr,
+            "POST",
+            &format!(
+                "/query?q={}",
+                url_encode("CREATE USER admin WITH PASSWORD 'adm1n' WITH ALL PRIVILEGES")
+            ),
+            b"",
+        );
+        assert_eq!(status, 200, "{body}");
+        influx
+    }
+
+    /// Run statement `q` as the admin of `start_with_admin`; its body.
+    pub(crate) fn as_admin(&self, q: &str) -> String {
+        let (status, body) = http(
+            self.addr,
+            "POST",
+            &format!("/query?u=admin&p=adm1n&q={}", url_encode(q)),
+            b"",
+        );
+        assert_eq!(status, 200, "{q}: {body}");
+        body
+    }
+
     pub(crate) fn start_with(http_extra: &str) -> Influxd {
         let dir = tempfile::tempdir().unwrap();
         let mut d = Influxd {

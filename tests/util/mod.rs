@@ -8,6 +8,7 @@ pub(crate) mod influxd;
 pub(crate) mod net;
 pub(crate) mod parse;
 pub(crate) mod process;
+pub(crate) mod tmpfs;
 pub(crate) mod tools;
 pub(crate) mod wait;
 
@@ -19,5 +20,6 @@ pub(crate) use influxd::*;
 pub(crate) use net::*;
 pub(crate) use parse::*;
 pub(crate) use process::*;
+pub(crate) use tmpfs::*;
 pub(crate) use tools::*;
 pub(crate) use wait::*;

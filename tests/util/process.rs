@@ -178,6 +178,56 @@ impl Sluice {
         value
     }
 
+    /// Sum of every sample whose name (and labels) start with `prefix` and
+    /// whose labels contain `labels`.
+    pub(crate) fn metric_sum(&self, prefix: &str, labels: &str) -> u64 {
+        let sum = self
+            .scrape()
+            .lines()
+            .filter(|l| l.starts_with(prefix) && l.contains(labels))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        observed(format!("sum of {prefix}…{labels}… = {sum}"));
+        sum
+    }
+
+    /// The value of one sample that must be exposed (panics if absent).
+    pub(crate) fn required_metric(&self, sample: &str) -> u64 {
+        let value = self
+            .scrape()
+            .lines()
+            .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{sample} is not in /metrics"));
+        observed(format!("{sample} = {value}"));
+        value
+    }
+
+    /// `/health`: the overall status and the error of the entry for sink
+    /// `sink`, route `route` (none when there is no such entry).
+    pub(crate) fn sink_health(&self, sink: &str, route: &str) -> (String, Option<String>) {
+        let (_, h) = self.health_status();
+        let entry = h["sinks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["sink"] == sink && e["route"] == route)
+            .cloned()
+            .unwrap_or_default();
+        (
+            h["status"].as_str().unwrap_or("").to_owned(),
+            entry["error"].as_str().map(str::to_owned),
+        )
+    }
+
+    /// The admin address to connect to (loopback when it listens on all).
+    pub(crate) fn admin_addr(&self) -> SocketAddr {
+        let mut a: SocketAddr = self.ready["admin"].as_str().unwrap().parse().unwrap();
+        if a.ip().is_unspecified() {
+            a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        a
+    }
+
     /// `GET /metrics`: the Prometheus text.
     pub(crate) fn scrape(&self) -> String {
         let admin: SocketAddr = self.ready["admin"].as_str().unwrap().parse().unwrap();
