@@ -135,7 +135,12 @@ pattern = 'kind=(?P<kind>\w+) n=(?P<n>\d+)'
 measurement = "m_{kind}"
 fields = { n = "int" }
 "#;
-    Sluice::start(&crate::util::influx_config_at(url, "db", "", usage))
+    Sluice::start(&crate::util::influx_config_at(
+        url,
+        "db",
+        crate::util::BATCH_100,
+        usage,
+    ))
 }
 
 fn frames(n: usize, kind: impl Fn(usize) -> &'static str) -> Vec<u8> {

@@ -55,7 +55,12 @@ app_tag = false
 {metric}
 "#
     );
-    Sluice::start(&crate::util::influx_config_at(url, "db", extra, &route))
+    Sluice::start(&crate::util::influx_config_at(
+        url,
+        "db",
+        &format!("{}\n{extra}", crate::util::BATCH_100),
+        &route,
+    ))
 }
 
 /// Frames `n=<i>` (plus ` seq=<i>` where `seq(i)`), i in 0..n.

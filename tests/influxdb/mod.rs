@@ -182,20 +182,11 @@ fn influxdb_database_and_retention_policy_are_created() {
         return;
     }
     let influx = Influxd::start();
-    let config = config(
-        "",
-        &format!(
-            r#"
-[[sinks]]
-name = "influx"
-type = "influxdb"
-urls = ["{}"]
-database = "made by sluice"
-retention_policy = "one_year"
+    let sink = r#"retention_policy = "one_year"
 retention_duration = "52w"
 create_database = true
-precision = "ms"
-linger_ms = 50
+precision = "ms""#;
+    let jobs = r#"
 [[routes]]
 name = "jobs"
 sink = "influx"
@@ -203,14 +194,9 @@ final = true
 pattern = 'done count=(?P<count>\d+)'
 [routes.metric]
 measurement = "jobs"
-fields = {{ count = "uint" }}
-[default_route]
-sink = "events"
-document = {{}}
-"#,
-            influx.url()
-        ),
-    );
+fields = { count = "uint" }
+"#;
+    let config = influx_config_at(&influx.url(), "made by sluice", sink, jobs);
     let mut s = Sluice::start(&config);
     tcp_send(
         s.addr("tcp"),
@@ -413,26 +399,9 @@ fn influxdb_basic_auth_and_a_401_that_holds_the_queue() {
     let influx = Influxd::start_with_admin();
     let admin = |q: &str| influx.as_admin(q);
     admin("CREATE DATABASE secured");
-    let config = config(
-        "",
-        &format!(
-            r#"
-[[sinks]]
-name = "influx"
-type = "influxdb"
-urls = ["{}"]
-database = "secured"
-username = "writer"
-password = "${{SLUICE_TEST_INFLUX_PASSWORD}}"
-linger_ms = 50
-{STATUS_ROUTE}
-[default_route]
-sink = "events"
-document = {{}}
-"#,
-            influx.url()
-        ),
-    );
+    let sink = r#"username = "writer"
+password = "${SLUICE_TEST_INFLUX_PASSWORD}""#;
+    let config = influx_config_at(&influx.url(), "secured", sink, STATUS_ROUTE);
     // The password comes from the environment.
     let mut s = Sluice::start_with_env(&config, &[("SLUICE_TEST_INFLUX_PASSWORD", "wr1ter")]);
     tcp_send(

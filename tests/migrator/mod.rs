@@ -10,25 +10,11 @@ use crate::util::repo;
 use crate::util::{BIN, Influxd, STATUS_ROUTE, Sluice, config, tcp_send, wait_for};
 
 fn influx_sink(influx: &Influxd, extra: &str) -> String {
-    config(
-        "",
-        &format!(
-            r#"
-[[sinks]]
-name = "influx"
-type = "influxdb"
-urls = ["{}"]
-database = "metrics"
-create_database = true
-linger_ms = 50
-{extra}
-{STATUS_ROUTE}
-[default_route]
-sink = "events"
-document = {{}}
-"#,
-            influx.url()
-        ),
+    crate::util::influx_config_at(
+        &influx.url(),
+        "metrics",
+        &format!("create_database = true\n{extra}"),
+        STATUS_ROUTE,
     )
 }
 

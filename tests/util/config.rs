@@ -2,11 +2,9 @@
 
 use crate::util::*;
 
-/// Config with UDP + TCP listeners on port 0, admin on port 0, metrics and
-/// events to files in the temp dir, plus `routes` (TOML).
-pub(crate) fn config(extra_listener: &str, routes: &str) -> String {
-    format!(
-        r#"
+/// The head of every test config: UDP + TCP listeners on port 0 (named
+/// `udp` and `tcp`), admin on port 0, a 10 s shutdown.
+pub(crate) const LISTENERS: &str = r#"
 shutdown_timeout_secs = 10
 [admin]
 listen = "127.0.0.1:0"
@@ -18,7 +16,13 @@ listen = "127.0.0.1:0"
 name = "tcp"
 protocol = "tcp"
 listen = "127.0.0.1:0"
-{extra_listener}
+"#;
+
+/// Config with UDP + TCP listeners on port 0, admin on port 0, metrics and
+/// events to files in the temp dir, plus `routes` (TOML).
+pub(crate) fn config(extra_listener: &str, routes: &str) -> String {
+    format!(
+        r#"{LISTENERS}{extra_listener}
 [[sinks]]
 name = "metrics"
 type = "file"
@@ -54,8 +58,11 @@ key_values = true
 /// An InfluxDB sink `influx` at `influx` writing to `db`, then `routes`,
 /// the rest to the `events` file.
 pub(crate) fn influx_config(influx: &Influxd, db: &str, routes: &str) -> String {
-    influx_config_at(&influx.url(), db, "", routes)
+    influx_config_at(&influx.url(), db, BATCH_100, routes)
 }
+
+/// Batches of at most 100 events, for `influx_config_at`'s `extra`.
+pub(crate) const BATCH_100: &str = "batch_max_events = 100";
 
 /// An InfluxDB sink `influx` at `url` writing to `db` (more sink settings
 /// in `extra`), then `routes`, the rest to the `events` file.
@@ -70,7 +77,6 @@ type = "influxdb"
 urls = ["{url}"]
 database = "{db}"
 linger_ms = 50
-batch_max_events = 100
 {extra}
 {routes}
 [default_route]
