@@ -83,6 +83,7 @@ fn launch(mut cmd: Command, dir: &Path) -> (Child, String) {
 
 /// Read the readiness line of a just-started child; on anything else, kill
 /// it and fail showing its command line and stderr.
+#[track_caller]
 fn readiness(child: &mut Child, command: &str, dir: &Path) -> serde_json::Value {
     let mut line = String::new();
     let read = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
@@ -103,11 +104,13 @@ fn readiness(child: &mut Child, command: &str, dir: &Path) -> serde_json::Value 
 }
 
 impl Sluice {
+    #[track_caller]
     pub(crate) fn start(config: &str) -> Sluice {
         Sluice::start_with_env(config, &[])
     }
 
     /// Start with extra environment variables (e.g. secrets for `${NAME}`).
+    #[track_caller]
     pub(crate) fn start_with_env(config: &str, env: &[(&str, &str)]) -> Sluice {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("sluice.toml"), config).unwrap();
@@ -120,6 +123,7 @@ impl Sluice {
     /// Run `cmd` (a sluice command line, perhaps under a wrapper) in `dir`,
     /// its stdout piped and its stderr appended to `stderr.log` there, and
     /// wait for its readiness line.
+    #[track_caller]
     pub(crate) fn spawn(cmd: Command, dir: tempfile::TempDir) -> Sluice {
         let (mut child, command) = launch(cmd, dir.path());
         let ready = readiness(&mut child, &command, dir.path());
@@ -260,6 +264,7 @@ impl Sluice {
 
     /// Start sluice again in the same directory with the same config file
     /// (after a stop or a kill).
+    #[track_caller]
     pub(crate) fn relaunch(&mut self) {
         let mut cmd = Command::new(BIN);
         cmd.args(["run", "-c", "sluice.toml"]);
