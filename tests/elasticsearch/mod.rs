@@ -219,8 +219,8 @@ fn elasticsearch_over_https_with_a_custom_ca() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     // A private CA and a certificate for localhost signed by it.
-    let ca = crate::tls_listener::ca("private CA");
-    let (leaf, leaf_key) = crate::tls_listener::leaf(&["localhost"], &ca);
+    let ca = crate::util::ca("private CA");
+    let (leaf, leaf_key) = crate::util::leaf(&["localhost"], &ca);
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca.0.pem()).unwrap();

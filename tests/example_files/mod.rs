@@ -414,8 +414,8 @@ fn dockerfile_matches_the_code_and_the_container_config() {
 #[test]
 fn container_config_tls_listener_works_when_uncommented() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = super::tls_listener::ca("clients CA");
-    let (cert, key) = super::tls_listener::leaf(&["sluice"], &ca);
+    let ca = crate::util::ca("clients CA");
+    let (cert, key) = crate::util::leaf(&["sluice"], &ca);
     std::fs::write(dir.path().join("server.pem"), cert.pem()).unwrap();
     std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
     std::fs::write(dir.path().join("clients-ca.pem"), ca.0.pem()).unwrap();

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use super::fault_sinks::InfluxStandIn;
+use crate::util::InfluxStandIn;
 use crate::util::{EsServer, Sluice, es_config, read_lines, tcp_send, wait_while};
 
 /// `failed_records{reason}` of sink `sink`, route `r`.

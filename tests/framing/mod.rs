@@ -380,7 +380,7 @@ framing = "log4j2_undelimited"
 /// counted, while a TLS client beside it keeps delivering.
 #[test]
 fn issue20_trickling_tls_connection_is_closed_at_frame_timeout() {
-    use super::tls_listener::{ca, leaf};
+    use crate::util::{ca, leaf};
     let dir = tempfile::tempdir().unwrap();
     let authority = ca("framing test CA");
     let server = leaf(&["localhost"], &authority);
