@@ -96,10 +96,16 @@ pub struct SdParam {
     pub value: Text,
 }
 
+/// An element's parameters. Up to four are held in the element itself:
+/// a frame's structured data then costs one allocation (the element list)
+/// instead of one more per element (callgrind, rfc5424_sd bench: a malloc
+/// and a free per element, about 170 instructions).
+pub type SdParams = smallvec::SmallVec<[SdParam; 4]>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SdElement {
     pub id: Text,
-    pub params: Vec<SdParam>,
+    pub params: SdParams,
 }
 
 /// A way a frame broke its grammar that the decoder read anyway (issue
