@@ -190,16 +190,27 @@ fn structured_data<'a>(all: &[u8], i: &'a [u8]) -> SdRead<'a> {
     while i.first() == Some(&b'[') {
         // An element's rules count only when the element is read.
         let mut lenient = Lenient::default();
-        match sd_element(all, i, &mut lenient) {
-            Ok((rest, (element, complete))) => {
+        // The element is filled where it lies in the list: built aside and
+        // moved in, its inline parameters were copied twice (memcpy,
+        // about 80 instructions a frame on the rfc5424_sd bench).
+        read.elements.push(SdElement {
+            id: Text::Static(""),
+            params: SdParams::new(),
+        });
+        let read_element = match read.elements.last_mut() {
+            Some(element) => sd_element(all, i, &mut lenient, element),
+            None => break,
+        };
+        match read_element {
+            Ok((rest, complete)) => {
                 read.lenient.extend(lenient);
                 if !complete && read.kept_from.is_none() {
                     read.kept_from = Some(i);
                 }
-                read.elements.push(element);
                 i = rest;
             }
             Err(_) => {
+                read.elements.pop();
                 read.lenient.insert(LenientRule::SdMalformed);
                 if read.kept_from.is_none() {
                     read.kept_from = Some(i);
@@ -227,24 +238,24 @@ fn sd_name(i: &[u8]) -> IResult<&[u8], &[u8]> {
     take_till1(|b: u8| SD_NAME_END[usize::from(b)])(i)
 }
 
-/// One `[SD-ID PARAM="VALUE" …]`; the bool is false when a parameter had
-/// no value (it is left out, and the caller keeps the element's text).
+/// One `[SD-ID PARAM="VALUE" …]`, read into `element` (empty when
+/// called; partly filled when this fails, and then dropped by the caller).
+/// The bool is false when a parameter had no value (it is left out, and
+/// the caller keeps the element's text).
 fn sd_element<'a>(
     all: &[u8],
     i: &'a [u8],
     lenient: &mut Lenient,
-) -> IResult<&'a [u8], (SdElement, bool)> {
+    element: &mut SdElement,
+) -> IResult<&'a [u8], bool> {
     let (mut i, id) = preceded(char('['), sd_name)(i)?;
-    let mut params = SdParams::new();
+    element.id = Text::Span(span_of(all, id));
+    let params = &mut element.params;
     let mut complete = true;
     loop {
         let rest = skip_spaces(i);
         if let Some(rest) = rest.strip_prefix(b"]") {
-            let element = SdElement {
-                id: Text::Span(span_of(all, id)),
-                params,
-            };
-            return Ok((rest, (element, complete)));
+            return Ok((rest, complete));
         }
         if rest.len() == i.len() {
             // Parameters must be separated by a space.
