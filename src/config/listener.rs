@@ -3,6 +3,125 @@
 #[allow(unused_imports)]
 use super::*;
 
+/// Who sends to a listener, which decides how a BSD frame's first word is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sender {
+    /// Anything: `TAG:` / `TAG[PID]:` after the header is the app name; a
+    /// log4j 1.2 `facility:` prefix (the PRI's own facility name) is
+    /// recognised and never taken for a TAG.
+    #[default]
+    Generic,
+    /// log4j 1.2 / log4j2 SyslogAppenders: BSD frames carry no TAG, so the
+    /// first word of the text is always message.
+    Log4j,
+}
+
+/// Whether a listener takes frames that need a lenient rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecodeMode {
+    /// Read what real senders send (the rules of [`LenientRule`]), and say
+    /// which rule each frame needed.
+    #[default]
+    Lenient,
+    /// Reject (drop and count) a frame that needed any lenient rule.
+    Strict,
+}
+
+/// What the decoder needs besides the frame.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Zone for timestamps written without an offset.
+    pub timezone: Tz,
+    pub sender: Sender,
+    /// Remove log4j 1.2's `facilityPrinting` prefix (`local7:`) from the message.
+    pub strip_facility_prefix: bool,
+    /// log4j2 `newLineEscape`: this sequence in MSG is turned back into `\n`.
+    pub newline_escape: Option<Box<str>>,
+    /// App name for frames that name none (log4j BSD frames never do).
+    pub app_name: Option<Arc<str>>,
+    /// `decode = "strict"`: the listener rejects frames that needed a
+    /// lenient rule (the decoder still reads them, to say which).
+    pub mode: DecodeMode,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            timezone: Tz::UTC,
+            sender: Sender::Generic,
+            strip_facility_prefix: false,
+            newline_escape: None,
+            app_name: None,
+            mode: DecodeMode::Lenient,
+        }
+    }
+}
+
+/// How frames are delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Framing {
+    /// Octet counting or LF, decided per frame (the TCP default).
+    #[default]
+    Auto,
+    /// LF only: a leading digit never starts a count.
+    Lf,
+    /// Octet counting where a count is present, trusting a count even when
+    /// the message after it does not start with `<`; LF otherwise.
+    Octet,
+    /// As `Auto`, and an RFC 5424 frame also ends where the next `<PRI>1 `
+    /// header starts, for log4j2's TCP `newLine=false` (frames back to back,
+    /// no delimiter). Trusts the sender's text: a message quoting a header
+    /// is cut there, so it is an opt-in of listeners that serve log4j2, and
+    /// it stops on a connection once that delivers a delimited frame. The
+    /// first cut needs no LF before the next header in the bytes in hand,
+    /// so a newline-terminated line that quotes a header stays whole.
+    Log4j2Undelimited,
+}
+
+impl Framing {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Framing::Auto => "auto",
+            Framing::Lf => "lf",
+            Framing::Octet => "octet",
+            Framing::Log4j2Undelimited => "log4j2_undelimited",
+        }
+    }
+}
+
+/// How long a pending event waits for its next continuation, by default.
+pub const DEFAULT_WINDOW: Duration = Duration::from_millis(50);
+pub const DEFAULT_MAX_LINES: usize = 1_000;
+pub const DEFAULT_MAX_BYTES: usize = 256 * 1024;
+/// Senders (peers) with an event pending at once, per listener/connection.
+pub const DEFAULT_MAX_PENDING: usize = 4_096;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultilineConfig {
+    /// Longest gap between two frames of one event.
+    pub window: Duration,
+    /// Most lines (frames) joined into one event.
+    pub max_lines: usize,
+    /// Most bytes of message in one joined event.
+    pub max_bytes: usize,
+    pub max_pending: usize,
+}
+
+impl Default for MultilineConfig {
+    fn default() -> Self {
+        MultilineConfig {
+            window: DEFAULT_WINDOW,
+            max_lines: DEFAULT_MAX_LINES,
+            max_bytes: DEFAULT_MAX_BYTES,
+            max_pending: DEFAULT_MAX_PENDING,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ListenerProtocol {
@@ -227,25 +346,21 @@ impl Validator<'_, '_> {
         Ok(if l.multiline.unwrap_or(sender == Sender::Log4j) {
             let window = l
                 .multiline_window_ms
-                .map_or(multiline::DEFAULT_WINDOW, Duration::from_millis);
+                .map_or(DEFAULT_WINDOW, Duration::from_millis);
             if window.is_zero() || window > Duration::from_secs(10) {
                 return Err(self.err(
                     &at(base, "multiline_window_ms"),
                     "must be between 1 and 10000",
                 ));
             }
-            let max_lines = l
-                .multiline_max_lines
-                .unwrap_or(multiline::DEFAULT_MAX_LINES);
+            let max_lines = l.multiline_max_lines.unwrap_or(DEFAULT_MAX_LINES);
             if max_lines == 0 || max_lines > 100_000 {
                 return Err(self.err(
                     &at(base, "multiline_max_lines"),
                     "must be between 1 and 100000",
                 ));
             }
-            let max_bytes = l
-                .multiline_max_bytes
-                .unwrap_or(multiline::DEFAULT_MAX_BYTES);
+            let max_bytes = l.multiline_max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
             if max_bytes == 0 || max_bytes > MAX_FRAME_BYTES_LIMIT {
                 return Err(self.err(
                     &at(base, "multiline_max_bytes"),
@@ -256,7 +371,7 @@ impl Validator<'_, '_> {
                 window,
                 max_lines,
                 max_bytes,
-                max_pending: multiline::DEFAULT_MAX_PENDING,
+                max_pending: DEFAULT_MAX_PENDING,
             })
         } else {
             if let Some((k, _)) = multiline_keys.iter().find(|(_, set)| *set) {

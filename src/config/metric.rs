@@ -16,7 +16,7 @@ pub struct FieldConfig {
 impl FieldConfig {
     pub fn new(name: String, source: Source, kind: FieldType) -> FieldConfig {
         FieldConfig {
-            key: crate::route::line_protocol_key(&name),
+            key: line_protocol_key(&name),
             name,
             source,
             kind,
@@ -76,7 +76,7 @@ pub struct TagConfig {
 impl TagConfig {
     pub fn new(name: String, source: Source) -> TagConfig {
         TagConfig {
-            key: crate::route::line_protocol_key(&name),
+            key: line_protocol_key(&name),
             name,
             source,
         }
@@ -96,7 +96,7 @@ pub(super) fn self_capture(pattern: Option<&regex::Regex>, name: &str) -> Option
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MeasurementPart {
     /// Text as line protocol writes it in a measurement (escaped once:
-    /// [`crate::route::line_protocol_measurement`]).
+    /// [`line_protocol_measurement`]).
     Text(String),
     Value(Source),
 }
@@ -240,18 +240,16 @@ impl Validator<'_, '_> {
                 return Err(self.err(&measurement_path, "unclosed { in the measurement template"));
             };
             if open > 0 {
-                measurement_parts.push(MeasurementPart::Text(
-                    crate::route::line_protocol_measurement(&rest[..open]),
-                ));
+                measurement_parts.push(MeasurementPart::Text(line_protocol_measurement(
+                    &rest[..open],
+                )));
             }
             let name = &rest[open + 1..open + close];
             measurement_parts.push(MeasurementPart::Value(source(&measurement_path, name)?));
             rest = &rest[open + close + 1..];
         }
         if !rest.is_empty() {
-            measurement_parts.push(MeasurementPart::Text(
-                crate::route::line_protocol_measurement(rest),
-            ));
+            measurement_parts.push(MeasurementPart::Text(line_protocol_measurement(rest)));
         }
         Ok(measurement_parts)
     }

@@ -16,14 +16,11 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use crate::decode::{DecodeMode, DecodeOptions, Sender};
-use crate::framing::Framing;
 use crate::grok::Library;
-use crate::multiline::{self, MultilineConfig};
-use crate::tls::ListenerTls;
 
 mod check;
 mod env;
+pub(crate) mod line_protocol;
 mod listener;
 mod locate;
 mod metric;
@@ -42,12 +39,15 @@ use locate::{Locator, Seg, Validator, at, key, nonempty};
 use names::{FACILITIES, severity_code};
 use raw::*;
 
+pub use crate::grok::FieldType;
+pub use line_protocol::{line_protocol_key, line_protocol_measurement};
 pub use listener::*;
 pub use metric::*;
 pub use names::{facility_name, severity_name};
 pub use queue::*;
 pub use route::*;
 pub use sink::*;
+pub use tls::{DEFAULT_HANDSHAKE_TIMEOUT, ListenerTls, TlsError, server_config};
 
 /// The embedded default (`config/sluice.toml`, compiled in).
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/sluice.toml");
@@ -200,44 +200,5 @@ impl Config {
             locator.parse_error(offset, e.message().trim())
         })?;
         Validator { locator: &locator }.config(raw)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldType {
-    Int,
-    Uint,
-    Float,
-    Bool,
-    String,
-    /// `1.5s`, `200ms`, `1h30m`, `90` (seconds) → integer nanoseconds.
-    Duration,
-    /// `1.5KB`, `2MiB`, `512` → integer bytes (kB = 1000, KiB = 1024).
-    Bytes,
-}
-
-impl FieldType {
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "int" => FieldType::Int,
-            "uint" => FieldType::Uint,
-            "float" => FieldType::Float,
-            "bool" => FieldType::Bool,
-            "string" => FieldType::String,
-            "duration" => FieldType::Duration,
-            "bytes" => FieldType::Bytes,
-            _ => return None,
-        })
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FieldType::Int => "int",
-            FieldType::Uint => "uint",
-            FieldType::Float => "float",
-            FieldType::Bool => "bool",
-            FieldType::String => "string",
-            FieldType::Duration => "duration",
-            FieldType::Bytes => "bytes",
-        }
     }
 }

@@ -3,6 +3,20 @@
 #[allow(unused_imports)]
 use super::*;
 
+/// When appended records are forced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// Never by sluice (the kernel writes back; a power loss loses data).
+    Never,
+    /// After every [`SpillLog::append`] call.
+    EveryBatch,
+    /// When the caller says a batch is complete ([`SpillLog::flush`]): the
+    /// route queue does so after each batch of frames a reader took in.
+    OnFlush,
+    /// At most once per this many milliseconds, on [`SpillLog::maybe_sync`].
+    IntervalMs(u64),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WhenFull {
@@ -50,7 +64,7 @@ pub struct SpillConfig {
     pub durable: bool,
     pub max_bytes: u64,
     pub segment_bytes: u64,
-    pub fsync: crate::spill::Fsync,
+    pub fsync: Fsync,
 }
 
 impl Validator<'_, '_> {
@@ -144,12 +158,10 @@ impl Validator<'_, '_> {
                 ));
             }
             let fsync = match (q.fsync.unwrap_or(RawFsync::Interval), q.fsync_interval_ms) {
-                (RawFsync::Never, None) => crate::spill::Fsync::Never,
-                (RawFsync::Always, None) => crate::spill::Fsync::EveryBatch,
-                (RawFsync::Batch, None) => crate::spill::Fsync::OnFlush,
-                (RawFsync::Interval, ms) => {
-                    crate::spill::Fsync::IntervalMs(ms.unwrap_or(1000).max(1))
-                }
+                (RawFsync::Never, None) => Fsync::Never,
+                (RawFsync::Always, None) => Fsync::EveryBatch,
+                (RawFsync::Batch, None) => Fsync::OnFlush,
+                (RawFsync::Interval, ms) => Fsync::IntervalMs(ms.unwrap_or(1000).max(1)),
                 (_, Some(_)) => {
                     return Err(self.err(
                         &at(qbase, "fsync_interval_ms"),

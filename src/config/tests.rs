@@ -1,5 +1,6 @@
 use super::env::substitute_with;
 use super::*;
+use crate::multiline;
 
 #[test]
 fn embedded_default_is_valid() {
