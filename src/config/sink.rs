@@ -191,7 +191,12 @@ impl Validator<'_, '_> {
         Ok(())
     }
 
-    pub(super) fn sink(&self, base: &[Seg], raw: RawSink) -> Result<SinkConfig, ConfigError> {
+    pub(super) fn sink(
+        &self,
+        base: &[Seg],
+        raw: RawSink,
+        data_dir: &Path,
+    ) -> Result<SinkConfig, ConfigError> {
         Ok(match raw {
             RawSink::File {
                 name,
@@ -216,13 +221,27 @@ impl Validator<'_, '_> {
                 batch_max_events: self.batch(base, batch_max_events, 1_000)?,
                 linger: Duration::from_millis(linger_ms.unwrap_or(0)),
             },
-            RawSink::Influxdb(raw) => self.influxdb(base, raw)?,
-            RawSink::Elasticsearch(raw) => self.elasticsearch(base, raw)?,
+            RawSink::Influxdb(raw) => self.influxdb(base, raw, data_dir)?,
+            RawSink::Elasticsearch(raw) => self.elasticsearch(base, raw, data_dir)?,
         })
     }
 
+    /// An HTTP sink's dead-letter file: as configured (relative to the
+    /// config's folder), else `<data_dir>/dead-letter/<sink>.ndjson`.
+    fn dead_letter(&self, name: &str, path: Option<PathBuf>, data_dir: &Path) -> PathBuf {
+        match path {
+            Some(p) => self.resolve(p),
+            None => data_dir.join("dead-letter").join(format!("{name}.ndjson")),
+        }
+    }
+
     /// An `[[sinks]]` of type = "influxdb".
-    fn influxdb(&self, base: &[Seg], raw: RawInflux) -> Result<SinkConfig, ConfigError> {
+    fn influxdb(
+        &self,
+        base: &[Seg],
+        raw: RawInflux,
+        data_dir: &Path,
+    ) -> Result<SinkConfig, ConfigError> {
         let RawInflux {
             name,
             urls,
@@ -278,10 +297,7 @@ impl Validator<'_, '_> {
         }
         self.urls(base, &urls)?;
         let api = api.unwrap_or(InfluxApi::V1);
-        let dead_letter =
-            Some(self.resolve(dead_letter_path.unwrap_or_else(|| {
-                PathBuf::from(format!("sluice-data/dead-letter/{name}.ndjson"))
-            })));
+        let dead_letter = Some(self.dead_letter(&name, dead_letter_path, data_dir));
         match api {
             InfluxApi::V1 if database.is_none() => {
                 return Err(self.err(&at(base, "database"), "api = \"v1\" needs a database"));
@@ -329,6 +345,7 @@ impl Validator<'_, '_> {
         &self,
         base: &[Seg],
         raw: RawElasticsearch,
+        data_dir: &Path,
     ) -> Result<SinkConfig, ConfigError> {
         let RawElasticsearch {
             name,
@@ -404,10 +421,7 @@ impl Validator<'_, '_> {
                 ),
             ));
         }
-        let dead_letter =
-            Some(self.resolve(dead_letter_path.unwrap_or_else(|| {
-                PathBuf::from(format!("sluice-data/dead-letter/{name}.ndjson"))
-            })));
+        let dead_letter = Some(self.dead_letter(&name, dead_letter_path, data_dir));
         Ok(SinkConfig {
             name,
             batch_max_events: self.batch(base, batch_max_events, 5_000)?,

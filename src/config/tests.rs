@@ -753,6 +753,31 @@ fn sink_paths_are_relative_to_the_config_folder() {
     assert_eq!(c.data_dir, Path::new("sluice-data"));
 }
 
+/// Issue #21: the default dead-letter file of an HTTP sink lives under
+/// `data_dir`, like the spill logs, not under a fixed `sluice-data/`.
+#[test]
+fn default_dead_letter_path_is_under_data_dir() {
+    let text = format!(
+        "data_dir = \"/var/lib/sluice\"\n{BASE}\n[[sinks]]\nname = \"i\"\ntype = \"influxdb\"\nurls = [\"http://i:8086\"]\ndatabase = \"d\"\n[[sinks]]\nname = \"e\"\ntype = \"elasticsearch\"\nurls = [\"http://e:9200\"]\nindex = \"logs\"\n[[sinks]]\nname = \"kept\"\ntype = \"influxdb\"\nurls = [\"http://i:8086\"]\ndatabase = \"d\"\ndead_letter_path = \"/srv/dl.ndjson\"\n{DEFAULT_ROUTE}"
+    );
+    let c = Config::from_toml(&text, "/etc/sluice/sluice.toml").unwrap();
+    let dead_letter = |i: usize| match &c.sinks[i].kind {
+        SinkKind::Influxdb(s) => s.dead_letter.clone(),
+        SinkKind::Elasticsearch(s) => s.dead_letter.clone(),
+        _ => panic!("an HTTP sink expected"),
+    };
+    assert_eq!(
+        dead_letter(1).as_deref(),
+        Some(Path::new("/var/lib/sluice/dead-letter/i.ndjson"))
+    );
+    assert_eq!(
+        dead_letter(2).as_deref(),
+        Some(Path::new("/var/lib/sluice/dead-letter/e.ndjson"))
+    );
+    // A configured path is kept as written.
+    assert_eq!(dead_letter(3).as_deref(), Some(Path::new("/srv/dl.ndjson")));
+}
+
 /// Issue #26 item 6: UDP listeners ask for a receive buffer that holds
 /// a burst unless told otherwise; TCP listeners take none.
 #[test]

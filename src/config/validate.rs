@@ -37,11 +37,17 @@ impl Validator<'_, '_> {
 
         let listeners = self.listeners(raw.listeners, timezone)?;
 
+        // Spill logs and default dead-letter files live under it.
+        let data_dir = self.resolve(
+            raw.data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        );
         let mut sinks = Vec::new();
         let mut sink_names = HashSet::new();
         for (i, s) in raw.sinks.into_iter().enumerate() {
             let base = [key("sinks"), Seg::Index(i)];
-            let sink = self.sink(&base, s)?;
+            let sink = self.sink(&base, s, &data_dir)?;
             if !sink_names.insert(sink.name.clone()) {
                 return Err(self.err(
                     &at(&base, "name"),
@@ -119,11 +125,7 @@ impl Validator<'_, '_> {
                 raw.shutdown_timeout_secs
                     .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             ),
-            data_dir: self.resolve(
-                raw.data_dir
-                    .clone()
-                    .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-            ),
+            data_dir,
             base_dir: self.locator.base.clone(),
             admin,
             admin_access,
