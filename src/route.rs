@@ -840,10 +840,7 @@ mod tests {
         );
         let c = crate::config::Config::from_toml(&text, "t").unwrap_or_else(|e| panic!("{e}"));
         let r = &c.routes[0];
-        (
-            r.output.clone(),
-            r.pattern.as_deref().map(|p| Regex::new(p).unwrap()),
-        )
+        (r.output.clone(), r.pattern.clone())
     }
 
     /// The line a route writes for `frame`, and its conversion errors.

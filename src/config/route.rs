@@ -12,8 +12,9 @@ pub struct RouteConfig {
     /// True for `[default_route]`: receives only events no route matched.
     pub is_default: bool,
     pub conditions: Conditions,
-    /// The pattern in `regex` syntax (grok expanded).
-    pub pattern: Option<String>,
+    /// The pattern, grok expanded and compiled once, here (`as_str()` is
+    /// the expanded text); the router uses it as it is.
+    pub pattern: Option<regex::Regex>,
     /// The pattern as written in the config.
     pub pattern_source: Option<String>,
     /// Capture types declared in grok (`%{NUMBER:used:int}`).
@@ -175,7 +176,7 @@ impl Validator<'_, '_> {
             is_final: r.is_final,
             is_default: false,
             conditions,
-            pattern: pattern.map(|(_, expanded)| expanded),
+            pattern: pattern.map(|(re, _)| re),
             pattern_source: r.pattern,
             capture_types,
             output,

@@ -469,7 +469,7 @@ fn grok_patterns_in_routes() {
         r.pattern_source.as_deref(),
         Some("pool=%{GCPOOL:pool} used=%{NUMBER:used:int} pause=%{NOTSPACE:pause:duration}")
     );
-    assert!(r.pattern.as_deref().unwrap().contains("(?P<used>"));
+    assert!(r.pattern.as_ref().unwrap().as_str().contains("(?P<used>"));
     let OutputConfig::Metric(m) = &r.output else {
         panic!("metric route expected")
     };
