@@ -187,6 +187,10 @@ impl Validator<'_, '_> {
                     format!("{u:?} is not an http:// or https:// URL"),
                 ));
             }
+            // What the HTTP client parses at each request, parsed once here.
+            reqwest::Url::parse(u).map_err(|e| {
+                self.err(&at(base, "urls"), format!("{u:?} is not a valid URL: {e}"))
+            })?;
         }
         Ok(())
     }

@@ -778,6 +778,30 @@ fn default_dead_letter_path_is_under_data_dir() {
     assert_eq!(dead_letter(3).as_deref(), Some(Path::new("/srv/dl.ndjson")));
 }
 
+/// Issue #21: a sink URL is parsed when the config is validated, so a URL
+/// the HTTP client would refuse at the first send is a config error naming
+/// its line and key.
+#[test]
+fn sink_urls_are_parsed_at_validation() {
+    let sink = |url: &str| {
+        format!(
+            "{BASE}\n[[sinks]]\nname = \"i\"\ntype = \"influxdb\"\nurls = [\"{url}\"]\ndatabase = \"d\"\n{DEFAULT_ROUTE}"
+        )
+    };
+    Config::from_toml(&sink("http://influx.example:8086/base"), "t.toml").unwrap();
+    for bad in ["http://exa mple:8086", "http://host:99999", "https://"] {
+        let e = err(&sink(bad));
+        assert!(
+            e.starts_with("t.toml:")
+                && e.contains(": sinks[1].urls: ")
+                && e.contains("is not a valid URL"),
+            "{bad}: {e}"
+        );
+    }
+    // The scheme check still comes first, with its own message.
+    assert!(err(&sink("ftp://x")).contains("is not an http:// or https:// URL"));
+}
+
 /// Issue #26 item 6: UDP listeners ask for a receive buffer that holds
 /// a burst unless told otherwise; TCP listeners take none.
 #[test]
