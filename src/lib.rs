@@ -20,16 +20,21 @@
 //! - [`queue`] — one bounded queue per route, `block` or `drop_newest`.
 //! - [`sinks`] — batch writers: file, stdout.
 //!
-//! Around them: [`config`] (strict TOML, errors with file:line:key),
+//! Around them: [`config`] (strict TOML, errors with file:line:key; one
+//! file per section; it holds the settings the stages run with — decode
+//! options, framing, multi-line, TLS certificates loaded, route patterns
+//! compiled — and imports no stage), [`grok`] (the pattern library),
 //! [`telemetry`] (Prometheus counters, admin `/metrics` and `/health`),
 //! [`pipeline`] (one frame through decode → route → encode → queue),
-//! [`service`] (`sluice run`: wiring and graceful shutdown) and
-//! [`debugger`] (`sluice parse`).
+//! [`service`] (`sluice run`: wiring and graceful shutdown),
+//! [`debugger`] (`sluice parse`) and [`cli`] (the subcommands; `main.rs`
+//! only sets up the allocator and calls [`cli::main`]).
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod blaster;
+pub mod cli;
 pub mod config;
 pub mod debugger;
 pub mod decode;

@@ -219,3 +219,142 @@ pub(super) fn substitute_with(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_substitution() {
+        // SAFETY of the test: a unique variable name, set before use.
+        unsafe { std::env::set_var("SLUICE_TEST_DB_NAME", "telemetry") };
+        let text = "x = \"${SLUICE_TEST_DB_NAME}\"\n";
+        assert_eq!(substitute_env(text, "t").unwrap(), "x = \"telemetry\"\n");
+        let e = substitute_env("a = 1\nb = \"${SLUICE_TEST_SURELY_UNSET}\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.toml:2:6:"), "{e}");
+    }
+
+    #[test]
+    fn env_defaults_and_required_variables() {
+        let vars = |name: &str| match name {
+            "SET" => Some("value".to_owned()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        };
+        let sub = |text: &str| substitute_with(text, "t.toml", vars);
+        assert_eq!(sub("a = \"${SET:-x}\"\n").unwrap(), "a = \"value\"\n");
+        assert_eq!(sub("a = \"${UNSET:-x y}\"\n").unwrap(), "a = \"x y\"\n");
+        assert_eq!(sub("a = \"${EMPTY:-dflt}\"\n").unwrap(), "a = \"dflt\"\n");
+        assert_eq!(sub("a = \"${UNSET:-}\"\n").unwrap(), "a = \"\"\n");
+        assert_eq!(sub("a = \"${EMPTY}\"\n").unwrap(), "a = \"\"\n");
+        assert_eq!(sub("a = \"${SET:?need it}\"\n").unwrap(), "a = \"value\"\n");
+        assert_eq!(
+            sub("a = \"${SET}-${UNSET:-d}-${SET:?m}\"\n").unwrap(),
+            "a = \"value-d-value\"\n"
+        );
+        // Not a reference: left as it is.
+        assert_eq!(
+            sub("a = \"${}\" b = \"${X:+y}\"\n").unwrap(),
+            "a = \"${}\" b = \"${X:+y}\"\n"
+        );
+
+        let e = sub("a = 1\nb = \"${UNSET:?export the InfluxDB password}\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "t.toml:2:6: ${UNSET}: environment variable UNSET is not set or empty: export the InfluxDB password"
+        );
+        let e = sub("\n\nb = \"x ${EMPTY:?}\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:3:8: ${EMPTY}: "), "{e}");
+        assert!(e.contains("EMPTY is not set or empty"), "{e}");
+        // Comment lines are not substituted.
+        assert_eq!(sub("  # ${UNSET:?m}\n").unwrap(), "  # ${UNSET:?m}\n");
+        // An unterminated default is not a reference (and so not an error).
+        assert_eq!(sub("a = \"${UNSET:-x\"\n").unwrap(), "a = \"${UNSET:-x\"\n");
+    }
+
+    /// Issue #20 follow-up: a value can never change the TOML structure.
+    #[test]
+    fn substituted_values_cannot_change_the_toml_structure() {
+        let vars = |name: &str| match name {
+            "BACKSLASH" => Some(r"ab\cd".to_owned()),
+            "TAB_ESCAPE" => Some(r"a\tb".to_owned()),
+            "QUOTE" => Some("a\"b".to_owned()),
+            "INJECT" => Some("x.log\"\nbatch_max_events = 1\n#".to_owned()),
+            "APOS" => Some("it's".to_owned()),
+            "PORT" => Some("9901".to_owned()),
+            "CTRL" => Some("a\u{1}b".to_owned()),
+            _ => None,
+        };
+        let sub = |text: &str| substitute_with(text, "t.toml", vars);
+        let parsed = |text: &str| -> toml::Table { toml::from_str(&sub(text).unwrap()).unwrap() };
+        // Basic strings: escaped, read back exactly.
+        assert_eq!(
+            parsed("p = \"${BACKSLASH}\"\n")["p"].as_str(),
+            Some(r"ab\cd")
+        );
+        assert_eq!(
+            parsed("p = \"${TAB_ESCAPE}\"\n")["p"].as_str(),
+            Some(r"a\tb")
+        );
+        assert_eq!(parsed("p = \"${QUOTE}\"\n")["p"].as_str(), Some("a\"b"));
+        assert_eq!(parsed("p = \"${CTRL}\"\n")["p"].as_str(), Some("a\u{1}b"));
+        let t = parsed("path = \"${INJECT}\"\n");
+        assert_eq!(t.len(), 1, "no key injected: {t:?}");
+        assert_eq!(t["path"].as_str(), Some("x.log\"\nbatch_max_events = 1\n#"));
+        // Defaults are values too.
+        assert_eq!(
+            parsed("p = \"${UNSET:-C:\\dir}\"\n")["p"].as_str(),
+            Some("C:\\dir")
+        );
+        // Multi-line basic strings, also on a line starting with `#`.
+        let t = parsed("p = \"\"\"\n# ${QUOTE} ${INJECT}\n\"\"\"\n");
+        assert_eq!(
+            t["p"].as_str(),
+            Some("# a\"b x.log\"\nbatch_max_events = 1\n#\n")
+        );
+        // Literal strings: taken as they are, or refused naming the variable.
+        assert_eq!(parsed("p = '${BACKSLASH}'\n")["p"].as_str(), Some(r"ab\cd"));
+        let e = sub("a = 1\np = '${APOS}'\n").unwrap_err().to_string();
+        assert!(
+            e.starts_with("t.toml:2:6: ${APOS}: environment variable APOS"),
+            "{e}"
+        );
+        let e = sub("p = '${INJECT}'\n").unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:1:6: ${INJECT}: "), "{e}");
+        let e = sub("p = '''\n${APOS}'''\n").unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:2:1: ${APOS}: "), "{e}");
+        assert_eq!(
+            parsed("p = '''\n# ${BACKSLASH}\n'''\n")["p"].as_str(),
+            Some("# ab\\cd\n")
+        );
+        // Outside strings: only a plain scalar.
+        assert_eq!(parsed("port = ${PORT}\n")["port"].as_integer(), Some(9901));
+        assert_eq!(parsed("on = ${UNSET:-true}\n")["on"].as_bool(), Some(true));
+        let e = sub("\nn = ${INJECT}\n").unwrap_err().to_string();
+        assert!(
+            e.starts_with("t.toml:2:5: ${INJECT}: environment variable INJECT"),
+            "{e}"
+        );
+        assert!(e.contains("outside a string"), "{e}");
+        let e = sub("n = ${UNSET:-}\n").unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:1:5: ${UNSET}: "), "{e}");
+        // `$${` is a literal `${`.
+        assert_eq!(parsed("p = \"$${PORT}\"\n")["p"].as_str(), Some("${PORT}"));
+        assert_eq!(
+            parsed("p = \"$${PORT} ${PORT}\"\n")["p"].as_str(),
+            Some("${PORT} 9901")
+        );
+        // Nested references are an error.
+        let e = sub("p = \"${UNSET:-${PORT}}\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:1:6: ${UNSET}: nested"), "{e}");
+        // Comments after a value are left alone; a `#` in a string is not one.
+        assert_eq!(
+            sub("p = \"#${PORT}\" # ${UNSET:?m}\n").unwrap(),
+            "p = \"#9901\" # ${UNSET:?m}\n"
+        );
+    }
+}
