@@ -1,6 +1,5 @@
 //! `sluice check`: can the configured files and folders be written?
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Config {

@@ -1,6 +1,5 @@
 //! `${NAME}` substitution from the environment, before parsing.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Replace `${NAME}` with the environment variable's value;

@@ -1,6 +1,5 @@
 //! `[[listeners]]`: runtime settings and their validation.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Who sends to a listener, which decides how a BSD frame's first word is read.

@@ -1,6 +1,5 @@
 //! Where a key stands in the TOML text: line and column for errors.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Maps TOML paths and byte offsets to lines, for error messages.

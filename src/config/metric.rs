@@ -1,6 +1,5 @@
 //! A route's `[routes.metric]`: measurement, tags and fields.
 
-#[allow(unused_imports)]
 use super::*;
 
 #[derive(Debug, Clone)]

@@ -1,8 +1,4 @@
 //! Syslog facility and severity names (RFC 5424 tables).
-
-#[allow(unused_imports)]
-use super::*;
-
 pub(super) const FACILITIES: [&str; 24] = [
     "kern",
     "user",

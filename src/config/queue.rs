@@ -1,6 +1,5 @@
 //! A route's `[routes.queue]`: bounds, when-full policy, spill log.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// When appended records are forced to disk.

@@ -1,6 +1,5 @@
 //! The TOML file as parsed: strict serde structs, before validation.
 
-#[allow(unused_imports)]
 use super::*;
 
 // ---------------------------------------------------------------- raw structs

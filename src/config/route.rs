@@ -1,6 +1,5 @@
 //! `[[routes]]` and `[default_route]`: conditions, pattern, output.
 
-#[allow(unused_imports)]
 use super::*;
 
 #[derive(Debug, Clone)]

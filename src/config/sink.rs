@@ -1,6 +1,5 @@
 //! `[[sinks]]`: runtime settings and their validation.
 
-#[allow(unused_imports)]
 use super::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -3,7 +3,6 @@
 //! `sluice check` reports an unreadable certificate or a key that does not
 //! match it.
 
-#[allow(unused_imports)]
 use super::*;
 
 use rustls::RootCertStore;

@@ -1,6 +1,5 @@
 //! The validator: the whole file, section by section.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Validator<'_, '_> {
