@@ -1,4 +1,5 @@
 //! Syslog facility and severity names (RFC 5424 tables).
+
 pub(super) const FACILITIES: [&str; 24] = [
     "kern",
     "user",
