@@ -6,7 +6,7 @@ use std::process::ExitCode;
 /// One JSON object per route's log; exit 1 when one is corrupt, 2 when
 /// `data_dir` is not a spill folder.
 pub(super) fn verify(data_dir: &Path) -> ExitCode {
-    match crate::spill::verify(data_dir) {
+    match crate::queue::spill::verify::verify(data_dir) {
         Ok(reports) => {
             let mut out = String::new();
             for r in &reports {
