@@ -7,7 +7,7 @@
 //! disk of $TMPDIR).
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use sluice::route::Record;
+use sluice::record::Record;
 use sluice::spill::{Fsync, SpillLog, SpillOptions};
 
 const RECORDS: usize = 20_000;

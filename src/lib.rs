@@ -42,6 +42,7 @@ pub mod listener;
 pub mod multiline;
 pub mod pipeline;
 pub mod queue;
+pub mod record;
 pub mod route;
 pub mod router;
 pub mod sequence_pattern;

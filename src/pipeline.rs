@@ -14,7 +14,8 @@ use crate::event::Event;
 use crate::event::LenientRule;
 use crate::multiline::Joiner;
 use crate::queue::{RouteQueue, SpillShared};
-use crate::route::{ConversionError, Record, encode};
+use crate::record::Record;
+use crate::route::{ConversionError, encode};
 use crate::router::{Router, RouterError};
 use crate::telemetry::{ListenerMetrics, RouteMetrics, Telemetry};
 

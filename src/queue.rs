@@ -22,7 +22,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::Notify;
 
 use crate::config::{QueueConfig, WhenFull};
-use crate::route::Record;
+use crate::record::Record;
 use crate::spill::{SpillError, SpillLog, SpillOptions};
 
 /// Counters of one queue, resolved once at start-up.

@@ -17,18 +17,7 @@ use crate::config::{
     OutputConfig, Source, UnsignedAs, facility_name, severity_name,
 };
 use crate::event::{Event, Timestamp, push_padded, write_json_str, write_rfc3339};
-
-/// One encoded output: a line-protocol line (no trailing newline) or a JSON
-/// document (one line).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub payload: String,
-    /// Event time (or receive time), ns since the epoch.
-    pub time_nanos: i64,
-    /// For documents: a stable identity of (route, frame, peer, receive
-    /// time), so a document sent twice can be recognised (Elasticsearch `_id`).
-    pub key: Option<[u8; 16]>,
-}
+use crate::record::Record;
 
 /// A document's identity, XXH3-128 of (route, this process's start-up
 /// nonce, the frame's number, receive time): unique per (route, frame),

@@ -45,7 +45,7 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::route::Record;
+use crate::record::Record;
 
 /// A segment file's first bytes: magic, then the format version (u32 LE)
 /// and 4 reserved bytes.

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::config::ElasticsearchConfig;
 use crate::event::{civil_from_days, write_json_str};
-use crate::route::Record;
+use crate::record::Record;
 
 use super::{DeadLetter, RetryPolicy, SinkError, Written, gzip, retry_after};
 

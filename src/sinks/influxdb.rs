@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::{InfluxApi, InfluxConfig};
-use crate::route::Record;
+use crate::record::Record;
 
 use super::{DeadLetter, SinkError, Written, gzip, retry_after};
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::config::{SinkConfig, SinkKind};
 use crate::queue::RouteQueue;
-use crate::route::Record;
+use crate::record::Record;
 use crate::telemetry::SinkMetrics;
 
 pub use elasticsearch::ElasticsearchSink;
