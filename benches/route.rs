@@ -171,7 +171,7 @@ fn bench_e2e_reader(c: &mut Criterion) {
                 let mut records = Vec::with_capacity(2);
                 for m in &out {
                     let route = &config.routes[m.route];
-                    records.push(sluice::route::encode(
+                    records.push(sluice::output::encode(
                         String::new(),
                         &route.output,
                         &route.name,

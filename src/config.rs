@@ -734,7 +734,7 @@ pub struct FieldConfig {
 impl FieldConfig {
     pub fn new(name: String, source: Source, kind: FieldType) -> FieldConfig {
         FieldConfig {
-            key: crate::route::line_protocol_key(&name),
+            key: crate::output::line_protocol_key(&name),
             name,
             source,
             kind,
@@ -794,7 +794,7 @@ pub struct TagConfig {
 impl TagConfig {
     pub fn new(name: String, source: Source) -> TagConfig {
         TagConfig {
-            key: crate::route::line_protocol_key(&name),
+            key: crate::output::line_protocol_key(&name),
             name,
             source,
         }
@@ -814,7 +814,7 @@ fn self_capture(pattern: Option<&regex::Regex>, name: &str) -> Option<Source> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MeasurementPart {
     /// Text as line protocol writes it in a measurement (escaped once:
-    /// [`crate::route::line_protocol_measurement`]).
+    /// [`crate::output::line_protocol_measurement`]).
     Text(String),
     Value(Source),
 }
@@ -2828,7 +2828,7 @@ impl Validator<'_, '_> {
             };
             if open > 0 {
                 measurement_parts.push(MeasurementPart::Text(
-                    crate::route::line_protocol_measurement(&rest[..open]),
+                    crate::output::line_protocol_measurement(&rest[..open]),
                 ));
             }
             let name = &rest[open + 1..open + close];
@@ -2837,7 +2837,7 @@ impl Validator<'_, '_> {
         }
         if !rest.is_empty() {
             measurement_parts.push(MeasurementPart::Text(
-                crate::route::line_protocol_measurement(rest),
+                crate::output::line_protocol_measurement(rest),
             ));
         }
 

@@ -21,11 +21,7 @@ use std::sync::LazyLock;
 use regex_syntax::hir::{Hir, HirKind};
 
 use crate::grok::Library;
-
-/// Groups (the whole match included) a sequence pattern may have: its
-/// spans are kept inline, so a match allocates nothing, and small, as
-/// every route match (captures or not) is moved by value.
-pub const MAX_GROUPS: usize = 8;
+use crate::output::{MAX_GROUPS, Spans};
 
 /// After this many occurrences of the leading literal that led to no
 /// match, the caller's regex searches the rest: attempts are linear each,
@@ -232,30 +228,6 @@ pub enum Found<'e> {
     /// Too many attempts led nowhere: no match starts before this offset,
     /// and the regex must search from it.
     SearchFrom(usize),
-}
-
-/// The groups of a match: all of them take part in every match.
-#[derive(Debug, Clone)]
-pub struct Spans<'e> {
-    text: &'e str,
-    groups: usize,
-    spans: [(u32, u32); MAX_GROUPS],
-}
-
-impl<'e> Spans<'e> {
-    /// Groups of the pattern, the whole match included.
-    pub fn groups(&self) -> usize {
-        self.groups
-    }
-
-    /// Group `i`'s text (0: the whole match).
-    pub fn get(&self, i: usize) -> Option<&'e str> {
-        if i >= self.groups {
-            return None;
-        }
-        let (start, end) = self.spans.get(i)?;
-        self.text.get(*start as usize..*end as usize)
-    }
 }
 
 impl SequencePattern {
