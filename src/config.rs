@@ -346,7 +346,7 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
 }
 
-/// Who may call `POST /reload` (see `telemetry::admit`).
+/// Who may call `POST /reload` (see `admin::admit`).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct AdminAccess {
     /// `[admin] token`: `Authorization: Bearer <token>` is required.

@@ -29,6 +29,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod admin;
 pub mod blaster;
 pub mod config;
 pub mod debugger;
@@ -39,11 +40,13 @@ pub mod framing;
 pub mod fuzz_harness;
 pub mod grok;
 pub mod listener;
+pub mod log_limit;
 pub mod multiline;
 pub mod output;
 pub mod pipeline;
 pub mod queue;
 pub mod record;
+pub mod reload;
 pub mod router;
 pub mod service;
 pub mod sinks;

@@ -14,12 +14,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::serve_admin;
 use crate::config::Config;
 use crate::listener::{BindError, BoundListener, protocol_name};
 use crate::pipeline::{Pipeline, PipelineHandle, SpillRegistry};
+use crate::reload::{ReloadRequest, answer_all, coalesce};
 use crate::router::RouterError;
 use crate::sinks::{RetryPolicy, Sink, SinkOpenError, run_worker};
-use crate::telemetry::{Telemetry, serve_admin};
+use crate::telemetry::Telemetry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -94,17 +96,6 @@ pub struct RunReport {
     /// pushed into a queue after it closed (both counted in /metrics as
     /// `sluice_queue_dropped_records_total{reason="shutdown"}`).
     pub lost_records: usize,
-}
-
-/// A request to re-read the configuration (SIGHUP, `POST /reload`); the
-/// answer says what changed or why the new config was refused.
-///
-/// Requests that wait while a reload runs are served together by the next
-/// one (which re-reads the file after they arrived): a burst of requests
-/// costs at most two reloads, and each answer is the outcome of a reload
-/// that began after its request.
-pub struct ReloadRequest {
-    pub reply: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
 }
 
 /// One configuration's routes and sinks: the pipeline, its queues and the
@@ -295,12 +286,7 @@ pub async fn run(
             shutdown.cancelled().await;
             break;
         };
-        // Coalesce: every request already waiting is answered by this one
-        // reload (the channel is bounded, so this is too).
-        let mut replies = vec![request.reply];
-        while let Ok(more) = reloads.try_recv() {
-            replies.push(more.reply);
-        }
+        let replies = coalesce(request, &mut reloads);
         telemetry.admin.reload_requests.inc_by(replies.len() as u64);
         telemetry.admin.reloads.inc();
         let outcome = reload(
@@ -332,9 +318,7 @@ pub async fn run(
                 Err(e)
             }
         };
-        for reply in replies.into_iter().flatten() {
-            let _ = reply.send(answer.clone());
-        }
+        answer_all(replies, &answer);
     }
 
     let deadline = Instant::now() + config.shutdown_timeout;

@@ -160,3 +160,168 @@ pub(super) fn required_literal(hir: &Hir) -> Option<Vec<u8>> {
     }
     .filter(|l| l.len() >= 3)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn literal_of(pattern: &str) -> Option<String> {
+        let hir = regex_syntax::Parser::new().parse(pattern).unwrap();
+        required_literal(&hir).map(|l| String::from_utf8(l).unwrap())
+    }
+
+    /// Captures anchored at each occurrence of the leading literal are the
+    /// unanchored regex's captures, including when an earlier occurrence
+    /// does not lead to a match.
+    #[test]
+    fn anchored_at_literal_captures_like_the_plain_regex() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                r"status route=(?P<r>\S+) code=(?P<c>\d+)",
+                &[
+                    "status route=/a code=200",
+                    "xx status route=/a code=200 tail",
+                    "status route=x status route=/a code=200",
+                    "status route= code=1 status route=/b code=2",
+                    "status route=/a code=x",
+                    "no literal here",
+                    "status route=/é code=7 ü",
+                    "",
+                ],
+            ),
+            (
+                r"ab(?P<w>ab)*(?P<n>\d*)c",
+                &["ababab1c", "xab", "aab9c", "abab9", "zzabc", "abxabab3c"],
+            ),
+            (
+                r"abab(?P<n>\d)",
+                &[
+                    "ababab1",
+                    "abab1",
+                    "abababab2x",
+                    "aba",
+                    "ababa",
+                    // More occurrences than anchored attempts.
+                    "abababababababababababab7",
+                    "abab abab abab abab abab abab abab9",
+                ],
+            ),
+            (
+                r"GC (?P<pool>\w+)\b(?P<rest>.*)$",
+                &["GC old used=1", "GC GC x", "xGC y", "GC "],
+            ),
+        ];
+        for (pattern, messages) in cases {
+            let hir = regex_syntax::Parser::new().parse(pattern).unwrap();
+            let anchored = AnchoredAtLiteral::new(&hir, pattern).unwrap();
+            let plain = Regex::new(pattern).unwrap();
+            for m in *messages {
+                let texts = |c: Option<regex::Captures<'_>>| {
+                    c.map(|c| {
+                        c.iter()
+                            .map(|g| g.map(|g| g.as_str().to_owned()))
+                            .collect::<Vec<_>>()
+                    })
+                };
+                assert_eq!(
+                    texts(anchored.captures(&plain, m)),
+                    texts(plain.captures(m)),
+                    "{pattern} on {m:?}"
+                );
+            }
+        }
+        // Only patterns that begin with a literal qualify.
+        for pattern in [
+            r"(?i)status (\d)",
+            r"\s*status (\d)",
+            r"a|b(\d)",
+            r"(?:ab)?c(\d)",
+        ] {
+            let hir = regex_syntax::Parser::new().parse(pattern).unwrap();
+            assert!(AnchoredAtLiteral::new(&hir, pattern).is_none(), "{pattern}");
+        }
+    }
+
+    #[test]
+    fn required_literals() {
+        assert_eq!(
+            literal_of(r"svc0042 request (?P<verb>\w+) took"),
+            Some("svc0042 request ".into())
+        );
+        assert_eq!(
+            literal_of(r"(?P<pool>[a-z]+) GC pause=(?P<ms>\d+)ms"),
+            Some("GC pause=".into()),
+            "leading spaces are left off"
+        );
+        assert_eq!(
+            literal_of(r"queue (?P<q>\w+) depth=(?P<d>\d+)"),
+            Some("depth=".into())
+        );
+        assert_eq!(
+            literal_of(r"\d+   ab\d"),
+            Some("   ab".into()),
+            "kept when fewer than 3 bytes would remain"
+        );
+        assert_eq!(literal_of(r"(?:heap_used=)+\d"), Some("heap_used=".into()));
+        // Nothing every match must contain: no gate.
+        assert_eq!(literal_of(r"foo|bar"), None);
+        assert_eq!(literal_of(r"(?:abc)?\d+"), None);
+        assert_eq!(literal_of(r"(?i)error"), None);
+        assert_eq!(literal_of(r"ab\d"), None, "too short to be worth it");
+    }
+
+    /// The SIMD scan reports every occurrence of every literal, exactly as
+    /// the overlapping automaton does: literals that start at the same
+    /// position, that overlap, that repeat.
+    #[test]
+    fn literal_scans_agree() {
+        let literals: Vec<Vec<u8>> = ["abc", "ab", "bca", "cab", "a=b", "aaa", "b"]
+            .iter()
+            .map(|l| l.as_bytes().to_vec())
+            .collect();
+        let packed = LiteralScan::new(&literals).unwrap();
+        assert!(matches!(packed, LiteralScan::Packed { .. }));
+        let automaton = LiteralScan::Automaton(
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(&literals)
+                .unwrap(),
+        );
+        // Every string over a small alphabet up to length 7, and longer
+        // ones past the SIMD block size.
+        let alphabet = [b'a', b'b', b'c', b'='];
+        let mut haystacks: Vec<Vec<u8>> = vec![Vec::new()];
+        for len in 1..=7u32 {
+            for mut n in 0..4usize.pow(len) {
+                let mut h = Vec::new();
+                for _ in 0..len {
+                    h.push(alphabet[n % 4]);
+                    n /= 4;
+                }
+                haystacks.push(h);
+            }
+        }
+        for i in 0..200usize {
+            let h: Vec<u8> = (0..40 + i % 90)
+                .map(|j| alphabet[(j * 7 + i * 13 + j * j * i) % 4])
+                .collect();
+            haystacks.push(h);
+        }
+        for h in &haystacks {
+            let count = |scan: &LiteralScan| {
+                let mut n = vec![0; literals.len()];
+                scan.each(h, |k| {
+                    n[k] += 1;
+                    true
+                });
+                n
+            };
+            assert_eq!(
+                count(&packed),
+                count(&automaton),
+                "{}",
+                String::from_utf8_lossy(h)
+            );
+        }
+    }
+}

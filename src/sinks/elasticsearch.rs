@@ -35,9 +35,9 @@ pub struct ElasticsearchSink {
     /// Request latency (`sluice_sink_request_duration_seconds`).
     requests: prometheus_client::metrics::histogram::Histogram,
     /// Rejections are logged at most every 10 s (counted always).
-    reject_log: crate::telemetry::LogLimiter,
+    reject_log: crate::log_limit::LogLimiter,
     /// Item retries likewise.
-    retry_log: crate::telemetry::LogLimiter,
+    retry_log: crate::log_limit::LogLimiter,
     config: ElasticsearchConfig,
     client: reqwest::Client,
     /// Per node: skipped until this instant after a failure.
@@ -121,8 +121,8 @@ impl ElasticsearchSink {
         let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
         Ok(ElasticsearchSink {
             requests,
-            reject_log: crate::telemetry::LogLimiter::new(10_000),
-            retry_log: crate::telemetry::LogLimiter::new(10_000),
+            reject_log: crate::log_limit::LogLimiter::new(10_000),
+            retry_log: crate::log_limit::LogLimiter::new(10_000),
             name: name.to_owned(),
             config: config.clone(),
             client,

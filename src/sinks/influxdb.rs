@@ -43,7 +43,7 @@ pub struct InfluxSink {
     /// Request latency (`sluice_sink_request_duration_seconds`).
     requests: prometheus_client::metrics::histogram::Histogram,
     /// Rejections are logged at most every 10 s (counted always).
-    reject_log: crate::telemetry::LogLimiter,
+    reject_log: crate::log_limit::LogLimiter,
     config: InfluxConfig,
     client: reqwest::Client,
     /// Index into `config.urls` of the URL in use.
@@ -103,7 +103,7 @@ impl InfluxSink {
         let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
         Ok(InfluxSink {
             requests,
-            reject_log: crate::telemetry::LogLimiter::new(10_000),
+            reject_log: crate::log_limit::LogLimiter::new(10_000),
             name: name.to_owned(),
             config: config.clone(),
             client,

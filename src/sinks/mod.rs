@@ -489,7 +489,7 @@ pub async fn run_worker(
 ) {
     let mut batch = Vec::with_capacity(config.batch_max_events.min(65_536));
     // One retry warning per 10 s per worker; /metrics counts every retry.
-    let retry_log = crate::telemetry::LogLimiter::new(10_000);
+    let retry_log = crate::log_limit::LogLimiter::new(10_000);
     // Start-up checks (the InfluxDB database): tried now, not at the first
     // write, so /health says why while they fail. Retried while idle; a
     // batch that arrives meanwhile goes to the write path, which retries
