@@ -217,24 +217,7 @@ pub async fn run(
     for l in &config.listeners {
         bound.push(BoundListener::bind(l).await?);
     }
-    let admin = match config.admin {
-        Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServiceError::Admin { addr, source })?;
-            let local = l
-                .local_addr()
-                .map_err(|source| ServiceError::Admin { addr, source })?;
-            if !local.ip().is_loopback() && config.admin_access.token.is_none() {
-                tracing::warn!(
-                    admin = %local,
-                    "admin listens beyond loopback without a token: anyone who can reach it can POST /reload; set [admin] token (e.g. token = \"${{SLUICE_ADMIN_TOKEN}}\") or listen on 127.0.0.1"
-                );
-            }
-            Some((l, local))
-        }
-        None => None,
-    };
+    let admin = bind_admin(&config).await?;
 
     let ready = Ready {
         listeners: bound
@@ -321,6 +304,27 @@ pub async fn run(
         answer_all(replies, &answer);
     }
 
+    let report = drain(&config, current, &retired, handle, readers, retiring).await;
+    admin_stop.cancel();
+    if let Some(t) = admin_task {
+        let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
+    }
+    tracing::info!(lost = report.lost_records, "stopped");
+    Ok(report)
+}
+
+/// Shut down within `config.shutdown_timeout`: the readers finish the
+/// frames in hand, the queues of every generation still alive drain, and
+/// what is left at the deadline is dropped and counted (reason
+/// `shutdown`); the report says how many records that was.
+async fn drain(
+    config: &Config,
+    current: Generation,
+    retired: &[std::sync::Weak<Generation>],
+    handle: Arc<PipelineHandle>,
+    readers: TaskTracker,
+    retiring: TaskTracker,
+) -> RunReport {
     let deadline = Instant::now() + config.shutdown_timeout;
     let retired: Vec<Arc<Generation>> = retired.iter().filter_map(|g| g.upgrade()).collect();
     // What the shutdown loses is what it counts under reason "shutdown",
@@ -370,12 +374,30 @@ pub async fn run(
         .iter()
         .map(|(_, c, before)| c.get().saturating_sub(*before) as usize)
         .sum();
-    admin_stop.cancel();
-    if let Some(t) = admin_task {
-        let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
+    report
+}
+
+/// Bind the admin listener, if the config has one; warn when it listens
+/// beyond loopback without a token.
+async fn bind_admin(
+    config: &Config,
+) -> Result<Option<(tokio::net::TcpListener, SocketAddr)>, ServiceError> {
+    let Some(addr) = config.admin else {
+        return Ok(None);
+    };
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServiceError::Admin { addr, source })?;
+    let local = l
+        .local_addr()
+        .map_err(|source| ServiceError::Admin { addr, source })?;
+    if !local.ip().is_loopback() && config.admin_access.token.is_none() {
+        tracing::warn!(
+            admin = %local,
+            "admin listens beyond loopback without a token: anyone who can reach it can POST /reload; set [admin] token (e.g. token = \"${{SLUICE_ADMIN_TOKEN}}\") or listen on 127.0.0.1"
+        );
     }
-    tracing::info!(lost = report.lost_records, "stopped");
-    Ok(report)
+    Ok(Some((l, local)))
 }
 
 /// Re-read the config file; on success the new generation is in force
