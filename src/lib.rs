@@ -14,16 +14,24 @@
 //!   log4j variants, lenient.
 //! - [`multiline`] — joins what log4j split over several frames (stack
 //!   traces, long messages) back into one event.
-//! - [`router`] — event → matching routes (one `RegexSet` pass); route
-//!   patterns may use grok ([`grok`]).
-//! - [`route`] — route output: a line-protocol point or a JSON document.
+//! - [`router`] — event → matching routes (a literal prefilter, then the
+//!   candidates' regexes or their faster sequence form); route patterns may
+//!   use grok ([`grok`]).
+//! - [`output`] — a matched event → a [`record::Record`]: a line-protocol
+//!   point, or a JSON document (canonical, ECS or Flume's shape).
 //! - [`queue`] — one bounded queue per route, `block` or `drop_newest`.
 //! - [`sinks`] — batch writers: file, stdout.
 //!
-//! Around them: [`config`] (strict TOML, errors with file:line:key),
-//! [`telemetry`] (Prometheus counters, admin `/metrics` and `/health`),
-//! [`pipeline`] (one frame through decode → route → encode → queue),
-//! [`service`] (`sluice run`: wiring and graceful shutdown) and
+//! Foundations every stage may import (they import no stage):
+//! [`config`] (strict TOML, errors with file:line:key), [`telemetry`] (the
+//! Prometheus registry, metric families and the labels stages count by),
+//! [`log_limit`] (rate-limited log lines), [`record`] (the encoded
+//! output a queue holds and a sink writes), [`event`].
+//!
+//! Around them: [`pipeline`] (one frame through decode → route → encode →
+//! queue), [`service`] (`sluice run`: wiring and graceful shutdown),
+//! [`reload`] (reload requests and how a burst is coalesced), [`admin`]
+//! (the admin HTTP server: `/metrics`, `/health`, `POST /reload`) and
 //! [`debugger`] (`sluice parse`).
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
