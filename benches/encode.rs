@@ -10,7 +10,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use regex::Regex;
 use sluice::config::Config;
 use sluice::decode::{DecodeOptions, decode};
-use sluice::output::encode;
+use sluice::testing::encode;
 
 fn bench_encode(c: &mut Criterion) {
     let config = Config::from_toml(
@@ -44,7 +44,7 @@ document = {}
         0,
         &DecodeOptions::default(),
     );
-    let captures = sluice::output::Captures::from(re.captures(event.message()).unwrap());
+    let captures = sluice::testing::Captures::from(re.captures(event.message()).unwrap());
     let mut errors = Vec::new();
     let record = encode(
         String::new(),

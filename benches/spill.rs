@@ -7,8 +7,8 @@
 //! disk of $TMPDIR).
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use sluice::record::Record;
 use sluice::spill::{Fsync, SpillLog, SpillOptions};
+use sluice::testing::Record;
 
 const RECORDS: usize = 20_000;
 const BATCH: usize = 100;

@@ -11,7 +11,7 @@ use crate::telemetry::{AdminMetrics, Telemetry};
 
 /// Why a mutating admin request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// `Host` is missing or not the admin address (DNS rebinding).
     Host,
     /// `Origin` is present and not the admin address (a web page's POST).
@@ -25,7 +25,7 @@ pub enum Refusal {
 /// loopback IP or `localhost` with its port, any IP with its port when it
 /// listens on all addresses, or an entry of `[admin] allowed_hosts`. Then,
 /// with `[admin] token`, `Authorization: Bearer <token>` is required.
-pub fn admit(
+pub(crate) fn admit(
     headers: &axum::http::HeaderMap,
     access: &crate::config::AdminAccess,
     local: std::net::SocketAddr,
@@ -131,7 +131,7 @@ fn authority_allowed(
 /// Serve `/metrics`, `/health` and (with `reload`) `POST /reload` on an
 /// already-bound listener until `shutdown`. `POST /reload` is let through
 /// only by [`admit`]; refusals are counted.
-pub async fn serve_admin(
+pub(crate) async fn serve_admin(
     listener: tokio::net::TcpListener,
     telemetry: Arc<Telemetry>,
     reload: Option<tokio::sync::mpsc::Sender<crate::reload::ReloadRequest>>,
@@ -248,12 +248,12 @@ pub async fn serve_admin(
 
 /// Admin connections served at once; one more is closed at accept and
 /// counted (`sluice_admin_refused_requests_total{reason="connections"}`).
-pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+pub(crate) const ADMIN_MAX_CONNECTIONS: usize = 64;
 /// An admin connection must have sent a request's headers this soon after
 /// it opened or after its previous response.
-pub const ADMIN_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const ADMIN_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// An admin connection is closed this long after it opened, whatever it does.
-pub const ADMIN_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const ADMIN_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The admin port's accept loop: at most [`ADMIN_MAX_CONNECTIONS`]
 /// connections, each with a header and an overall timeout, so clients that

@@ -37,7 +37,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod blaster;
 pub mod config;
 pub mod debugger;
@@ -48,17 +48,28 @@ pub mod framing;
 pub mod fuzz_harness;
 pub mod grok;
 pub mod listener;
-pub mod log_limit;
+pub(crate) mod log_limit;
 pub mod multiline;
-pub mod output;
+pub(crate) mod output;
 pub mod pipeline;
 pub mod queue;
-pub mod record;
-pub mod reload;
-pub mod router;
-pub mod service;
+pub(crate) mod record;
+pub(crate) mod reload;
+pub(crate) mod router;
+pub(crate) mod service;
 pub mod sinks;
 pub mod spill;
-pub mod telemetry;
+pub(crate) mod telemetry;
 pub mod tls;
 pub mod udp_receive;
+
+/// What the binary, the benches and the integration tests use of the
+/// crate-private modules; not an API.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::output::{Captures, encode, line_protocol_measurement};
+    pub use crate::record::Record;
+    pub use crate::reload::ReloadRequest;
+    pub use crate::router::Router;
+    pub use crate::service::run;
+}

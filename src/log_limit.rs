@@ -5,7 +5,7 @@
 /// occurrences skipped in between are counted and reported with the next
 /// one that is logged (`suppressed = N`). The counters that matter are in
 /// `/metrics` regardless.
-pub struct LogLimiter {
+pub(crate) struct LogLimiter {
     interval_ms: u64,
     /// Milliseconds since [`process_clock`]'s start when the next line may go.
     next_ms: std::sync::atomic::AtomicU64,
@@ -22,7 +22,7 @@ fn process_clock() -> u64 {
 }
 
 impl LogLimiter {
-    pub const fn new(interval_ms: u64) -> LogLimiter {
+    pub(crate) const fn new(interval_ms: u64) -> LogLimiter {
         LogLimiter {
             interval_ms,
             next_ms: std::sync::atomic::AtomicU64::new(0),
@@ -32,7 +32,7 @@ impl LogLimiter {
 
     /// `Some(skipped)` when this occurrence may be logged (with how many
     /// were skipped since the last one), `None` when it is skipped.
-    pub fn allow(&self) -> Option<u64> {
+    pub(crate) fn allow(&self) -> Option<u64> {
         use std::sync::atomic::Ordering::Relaxed;
         let now = process_clock();
         let next = self.next_ms.load(Relaxed);

@@ -333,7 +333,7 @@ fn run(config: Config) -> ExitCode {
             spawn_reload_on_sighup(reload_tx.clone())?;
             let origin = config.origin.clone();
             let summary = describe_outputs(&config);
-            let report = sluice::service::run(config, shutdown, reload_rx, Some(reload_tx), |ready| {
+            let report = sluice::testing::run(config, shutdown, reload_rx, Some(reload_tx), |ready| {
                 println!("{}", ready.to_json_line());
                 tracing::info!(config = %origin, "ready: {}", ready.to_json_line());
                 if origin.starts_with('<') {
@@ -373,14 +373,14 @@ fn run(config: Config) -> ExitCode {
 
 /// SIGHUP: re-read the config file (the service logs the outcome).
 fn spawn_reload_on_sighup(
-    reload: tokio::sync::mpsc::Sender<sluice::reload::ReloadRequest>,
+    reload: tokio::sync::mpsc::Sender<sluice::testing::ReloadRequest>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             if reload
-                .send(sluice::reload::ReloadRequest { reply: None })
+                .send(sluice::testing::ReloadRequest { reply: None })
                 .await
                 .is_err()
             {
@@ -445,7 +445,7 @@ fn check(config: Config) -> ExitCode {
     }
     // Build the router as `run` would: the patterns together can fail where
     // each alone compiled (e.g. a pattern set over the size limit).
-    if let Err(e) = sluice::router::Router::new(&config.routes) {
+    if let Err(e) = sluice::testing::Router::new(&config.routes) {
         eprintln!("error: {}: {e}", config.origin);
         return ExitCode::from(2);
     }

@@ -6,7 +6,7 @@ use tokio::sync::mpsc::Receiver;
 use tokio::sync::oneshot;
 
 /// The answer to a reload: what changed, or why the new config was refused.
-pub type Answer = Result<String, String>;
+pub(crate) type Answer = Result<String, String>;
 
 /// A request to re-read the configuration (SIGHUP, `POST /reload`); the
 /// answer says what changed or why the new config was refused.
@@ -22,7 +22,7 @@ pub struct ReloadRequest {
 /// `first` and every request already waiting behind it: one reload answers
 /// them all (the channel is bounded, so this is too). The replies, in
 /// arrival order; `None` for a request that wants no answer (SIGHUP).
-pub fn coalesce(
+pub(crate) fn coalesce(
     first: ReloadRequest,
     reloads: &mut Receiver<ReloadRequest>,
 ) -> Vec<Option<oneshot::Sender<Answer>>> {
@@ -34,7 +34,7 @@ pub fn coalesce(
 }
 
 /// Send `answer` to every requester still waiting for it.
-pub fn answer_all(replies: Vec<Option<oneshot::Sender<Answer>>>, answer: &Answer) {
+pub(crate) fn answer_all(replies: Vec<Option<oneshot::Sender<Answer>>>, answer: &Answer) {
     for reply in replies.into_iter().flatten() {
         let _ = reply.send(answer.clone());
     }

@@ -5,7 +5,7 @@
 /// Groups (the whole match included) a sequence pattern may have: its
 /// spans are kept inline, so a match allocates nothing, and small, as
 /// every route match (captures or not) is moved by value.
-pub const MAX_GROUPS: usize = 8;
+pub(crate) const MAX_GROUPS: usize = 8;
 
 /// The groups a route's pattern captured in a message: from its regex, or
 /// from its sequence form (the same groups, found faster).

@@ -12,8 +12,10 @@ mod ecs;
 mod flume;
 mod line_protocol;
 
-pub use captures::{Captures, MAX_GROUPS, Spans};
-pub use line_protocol::{line_protocol_key, line_protocol_measurement};
+pub use captures::Captures;
+pub(crate) use captures::{MAX_GROUPS, Spans};
+pub(crate) use line_protocol::line_protocol_key;
+pub use line_protocol::line_protocol_measurement;
 
 use crate::config::{DocumentFormat, FieldType, OutputConfig};
 use crate::event::Event;
@@ -142,7 +144,7 @@ pub fn encode(
 }
 
 /// The named groups of a pattern, as (group index, name).
-pub fn capture_names(re: &regex::Regex) -> Vec<(usize, String)> {
+pub(crate) fn capture_names(re: &regex::Regex) -> Vec<(usize, String)> {
     re.capture_names()
         .enumerate()
         .filter_map(|(i, n)| n.map(|n| (i, n.to_owned())))

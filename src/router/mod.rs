@@ -15,7 +15,7 @@
 //! together as one `RegexSet` pass.
 
 mod prefilter;
-pub mod sequence;
+pub(crate) mod sequence;
 
 use regex::{Regex, RegexSet};
 

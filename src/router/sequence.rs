@@ -214,7 +214,7 @@ struct Step {
 
 /// A pattern of literals and simple captures (see the module's text).
 #[derive(Debug)]
-pub struct SequencePattern {
+pub(crate) struct SequencePattern {
     lead: memchr::memmem::Finder<'static>,
     lead_len: usize,
     steps: Vec<Step>,
@@ -222,7 +222,7 @@ pub struct SequencePattern {
 }
 
 /// What [`SequencePattern::captures`] found.
-pub enum Found<'e> {
+pub(crate) enum Found<'e> {
     Match(Spans<'e>),
     NoMatch,
     /// Too many attempts led nowhere: no match starts before this offset,
@@ -233,7 +233,7 @@ pub enum Found<'e> {
 impl SequencePattern {
     /// The sequence form of a pattern (its parsed syntax tree), if it has
     /// one; `groups` is the regex's group count, the whole match included.
-    pub fn new(hir: &Hir, groups: usize) -> Option<SequencePattern> {
+    pub(crate) fn new(hir: &Hir, groups: usize) -> Option<SequencePattern> {
         let HirKind::Concat(items) = hir.kind() else {
             return None;
         };
@@ -303,7 +303,7 @@ impl SequencePattern {
 
     /// The leftmost match in `message` and its groups, as the regex would
     /// find them.
-    pub fn captures<'e>(&self, message: &'e str) -> Found<'e> {
+    pub(crate) fn captures<'e>(&self, message: &'e str) -> Found<'e> {
         let bytes = message.as_bytes();
         if u32::try_from(bytes.len()).is_err() {
             return Found::SearchFrom(0);

@@ -214,7 +214,7 @@ impl SinkHealth {
 /// A bound listener as `/health` shows it; `up` turns false if its task
 /// ends before shutdown.
 #[derive(Clone)]
-pub struct ListenerHealth {
+pub(crate) struct ListenerHealth {
     pub name: String,
     pub up: Arc<std::sync::atomic::AtomicBool>,
 }
