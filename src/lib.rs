@@ -14,23 +14,23 @@
 //!   log4j variants, lenient.
 //! - [`multiline`] — joins what log4j split over several frames (stack
 //!   traces, long messages) back into one event.
-//! - [`router`] — event → matching routes (a literal prefilter, then the
+//! - `router` — event → matching routes (a literal prefilter, then the
 //!   candidates' regexes or their faster sequence form); route patterns may
 //!   use grok ([`grok`]).
-//! - [`output`] — a matched event → a [`record::Record`]: a line-protocol
+//! - `output` — a matched event → a `record::Record`: a line-protocol
 //!   point, or a JSON document (canonical, ECS or Flume's shape).
 //! - [`queue`] — one bounded queue per route, `block` or `drop_newest`.
 //! - [`sinks`] — batch writers: file, stdout.
 //!
 //! Foundations every stage may import (they import no stage):
-//! [`config`] (strict TOML, errors with file:line:key), [`telemetry`] (the
+//! [`config`] (strict TOML, errors with file:line:key), `telemetry` (the
 //! Prometheus registry, metric families and the labels stages count by),
-//! [`log_limit`] (rate-limited log lines), [`record`] (the encoded
+//! `log_limit` (rate-limited log lines), `record` (the encoded
 //! output a queue holds and a sink writes), [`event`].
 //!
 //! Around them: [`pipeline`] (one frame through decode → route → encode →
-//! queue), [`service`] (`sluice run`: wiring and graceful shutdown),
-//! [`reload`] (reload requests and how a burst is coalesced), [`admin`]
+//! queue), `service` (`sluice run`: wiring and graceful shutdown),
+//! `reload` (reload requests and how a burst is coalesced), `admin`
 //! (the admin HTTP server: `/metrics`, `/health`, `POST /reload`) and
 //! [`debugger`] (`sluice parse`).
 
