@@ -19,8 +19,12 @@
 //!   use grok ([`grok`]).
 //! - `output` — a matched event → a `record::Record`: a line-protocol
 //!   point, or a JSON document (canonical, ECS or Flume's shape).
-//! - [`queue`] — one bounded queue per route, `block` or `drop_newest`.
-//! - [`sinks`] — batch writers: file, stdout.
+//! - [`queue`] — one bounded queue per route (`block`, `drop_newest`,
+//!   `drop_oldest`, `spill`), its on-disk spill log ([`queue::spill`]) and
+//!   the delivery worker ([`queue::deliver`]) that drains it into a sink.
+//! - [`sinks`] — batch writers: file, stdout, InfluxDB, Elasticsearch; the
+//!   shared HTTP transport and retry policy. Sinks never import the queue:
+//!   the worker drives them through [`sinks::Deliver`].
 //!
 //! Foundations every stage may import (they import no stage):
 //! [`config`] (strict TOML, errors with file:line:key), `telemetry` (the
@@ -52,24 +56,30 @@ pub(crate) mod log_limit;
 pub mod multiline;
 pub(crate) mod output;
 pub mod pipeline;
-pub mod queue;
+#[warn(unreachable_pub)]
+pub(crate) mod queue;
 pub(crate) mod record;
 pub(crate) mod reload;
 pub(crate) mod router;
 pub(crate) mod service;
-pub mod sinks;
-pub mod spill;
+#[warn(unreachable_pub)]
+pub(crate) mod sinks;
 pub(crate) mod telemetry;
 pub mod tls;
 pub mod udp_receive;
 
-/// What the binary, the benches and the integration tests use of the
-/// crate-private modules; not an API.
+/// What the benches, the integration tests and the binary use of the
+/// crate's internals (rooms are `pub(crate)`); not an API.
 #[doc(hidden)]
 pub mod testing {
     pub use crate::output::{Captures, encode, line_protocol_measurement};
+    pub use crate::queue::spill::verify::{VerifyReport, verify};
+    pub use crate::queue::spill::{Fsync, SpillLog, SpillOptions};
     pub use crate::record::Record;
     pub use crate::reload::ReloadRequest;
     pub use crate::router::Router;
     pub use crate::service::run;
+    pub use crate::sinks::elasticsearch::bulk::{
+        Item, bulk_body, chunks, document_hash, document_id, index_name,
+    };
 }

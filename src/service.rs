@@ -18,9 +18,10 @@ use crate::admin::serve_admin;
 use crate::config::Config;
 use crate::listener::{BindError, BoundListener, protocol_name};
 use crate::pipeline::{Pipeline, PipelineHandle, SpillRegistry};
+use crate::queue::deliver::run_worker;
 use crate::reload::{ReloadRequest, answer_all, coalesce};
 use crate::router::RouterError;
-use crate::sinks::{RetryPolicy, Sink, SinkOpenError, run_worker};
+use crate::sinks::{Sink, SinkOpenError};
 use crate::telemetry::Telemetry;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,28 +68,6 @@ impl Ready {
     }
 }
 
-/// How a sink's worker retries: HTTP sinks retry for a long time (the queue
-/// absorbs new data meanwhile), local ones briefly.
-fn retry_policy(kind: &crate::config::SinkKind) -> RetryPolicy {
-    match kind {
-        crate::config::SinkKind::Influxdb(c) => RetryPolicy {
-            max_attempts: c.max_retries.max(1),
-            max_elapsed: c.max_retry_time,
-            initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
-            max_wait: c.max_backoff,
-        },
-        crate::config::SinkKind::Elasticsearch(c) => RetryPolicy {
-            max_attempts: c.max_retries.max(1),
-            max_elapsed: c.max_retry_time,
-            initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
-            max_wait: c.max_backoff,
-        },
-        _ => RetryPolicy::default(),
-    }
-}
-
 /// How a run ended.
 #[derive(Debug, Clone, Default)]
 pub struct RunReport {
@@ -129,7 +108,6 @@ impl Generation {
                 rt.queue.clone(),
                 sink.clone(),
                 sink_config.clone(),
-                retry_policy(&sink_config.kind),
                 telemetry.sink(&sink_config.name, &route.name),
             ));
         }

@@ -107,6 +107,6 @@ pub struct QueueMetrics {
     pub dropped_spill_error: Counter,
     /// Records in the spill log not yet acknowledged by the sink.
     pub spill_pending: prometheus_client::metrics::gauge::Gauge,
-    /// Records lost to corruption in the spill log (see [`crate::spill`]).
+    /// Records lost to corruption in the spill log (see [`crate::queue::spill`]).
     pub spill_corrupt: Counter,
 }
