@@ -11,7 +11,8 @@
 //! - [`framing`] — the RFC 6587 framer: octet counting or LF, per frame,
 //!   bounded by `max_frame_bytes`.
 //! - [`decode`] — frame → [`event::Event`]: RFC 5424 / RFC 3164 and the
-//!   log4j variants, lenient.
+//!   log4j variants, lenient (`decode/rfc5424.rs`, `rfc3164.rs`, `time.rs`:
+//!   timestamps, year inference, zones).
 //! - [`multiline`] — joins what log4j split over several frames (stack
 //!   traces, long messages) back into one event.
 //! - `router` — event → matching routes (a literal prefilter, then the
