@@ -9,7 +9,7 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sluice::config::Config;
 use sluice::decode::{DecodeOptions, decode};
-use sluice::route::encode;
+use sluice::testing::encode;
 
 fn bench_encode(c: &mut Criterion) {
     let config = Config::from_toml(
@@ -43,7 +43,7 @@ document = {}
         0,
         &DecodeOptions::default(),
     );
-    let captures = sluice::router::Captures::from(re.captures(event.message()).unwrap());
+    let captures = sluice::testing::Captures::from(re.captures(event.message()).unwrap());
     let mut errors = Vec::new();
     let record = encode(
         String::new(),

@@ -12,7 +12,7 @@ use crate::decode::{DecodeMode, DecodeOptions, decode};
 use crate::event::{Event, write_json_str};
 use crate::framing::{FrameItem, Framing, SyslogFramer};
 use crate::multiline::{Joiner, MultilineConfig};
-use crate::route::{ConversionError, encode};
+use crate::output::{ConversionError, encode};
 use crate::router::{Miss, Router, RouterError};
 
 /// How stdin is cut into messages.

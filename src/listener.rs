@@ -36,8 +36,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{ListenerConfig, ListenerProtocol};
 use crate::framing::{FrameItem, SyslogFramer};
+use crate::log_limit::LogLimiter;
 use crate::pipeline::{PipelineHandle, Reader, now_nanos};
-use crate::telemetry::{ListenerMetrics, LogLimiter};
+use crate::telemetry::ListenerMetrics;
 use crate::tls::{HandshakeFailure, ListenerTls, TLS_HANDSHAKE_RECORD};
 use crate::udp_receive::{self, BatchReceiver};
 

@@ -34,49 +34,11 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::event::{Event, Text};
+pub use crate::telemetry::Flush;
 
 pub use crate::config::{
     DEFAULT_MAX_BYTES, DEFAULT_MAX_LINES, DEFAULT_MAX_PENDING, DEFAULT_WINDOW, MultilineConfig,
 };
-
-/// Why a pending event was emitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flush {
-    /// The window passed without a continuation.
-    Window,
-    /// A new (non-continuation) event of the same sender arrived.
-    NextEvent,
-    /// The next continuation would pass `max_lines`.
-    LineLimit,
-    /// The next continuation would pass `max_bytes`.
-    ByteLimit,
-    /// More than `max_pending` senders were pending.
-    Capacity,
-    /// The listener or connection is closing.
-    Close,
-}
-
-impl Flush {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Flush::Window => "window",
-            Flush::NextEvent => "next_event",
-            Flush::LineLimit => "line_limit",
-            Flush::ByteLimit => "byte_limit",
-            Flush::Capacity => "capacity",
-            Flush::Close => "close",
-        }
-    }
-
-    pub const ALL: [Flush; 6] = [
-        Flush::Window,
-        Flush::NextEvent,
-        Flush::LineLimit,
-        Flush::ByteLimit,
-        Flush::Capacity,
-        Flush::Close,
-    ];
-}
 
 /// How a frame relates to the event before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,8 +13,9 @@ use crate::decode::{DecodeMode, DecodeOptions, decode};
 use crate::event::Event;
 use crate::event::LenientRule;
 use crate::multiline::Joiner;
+use crate::output::{ConversionError, encode};
 use crate::queue::{RouteQueue, SpillShared};
-use crate::route::{ConversionError, Record, encode};
+use crate::record::Record;
 use crate::router::{Router, RouterError};
 use crate::telemetry::{ListenerMetrics, RouteMetrics, Telemetry};
 

@@ -94,14 +94,14 @@ pub(super) fn run(config: Config) -> ExitCode {
 
 /// SIGHUP: re-read the config file (the service logs the outcome).
 fn spawn_reload_on_sighup(
-    reload: tokio::sync::mpsc::Sender<crate::service::ReloadRequest>,
+    reload: tokio::sync::mpsc::Sender<crate::reload::ReloadRequest>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             if reload
-                .send(crate::service::ReloadRequest { reply: None })
+                .send(crate::reload::ReloadRequest { reply: None })
                 .await
                 .is_err()
             {

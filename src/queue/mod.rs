@@ -18,11 +18,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prometheus_client::metrics::counter::Counter;
 use tokio::sync::Notify;
 
 use crate::config::{QueueConfig, WhenFull};
-use crate::route::Record;
+use crate::record::Record;
 pub(crate) mod deliver;
 mod spare;
 pub(crate) mod spill;
@@ -32,26 +31,7 @@ use spare::SparePool;
 use spare::{MAX_SPARE, MAX_SPARE_BYTES, MAX_SPARE_CAPACITY};
 use spill::{SpillError, SpillLog, SpillOptions};
 
-/// Counters of one queue, resolved once at start-up.
-#[derive(Clone, Default)]
-pub struct QueueMetrics {
-    pub pushed: Counter,
-    pub popped: Counter,
-    pub dropped_full: Counter,
-    pub dropped_oldest: Counter,
-    pub dropped_full_udp: Counter,
-    pub dropped_block_timeout: Counter,
-    pub dropped_shutdown: Counter,
-    /// Records written to the spill log.
-    pub spilled: Counter,
-    /// Spill log full too (`reason="spill_full"`) or failing (`spill_error`).
-    pub dropped_spill_full: Counter,
-    pub dropped_spill_error: Counter,
-    /// Records in the spill log not yet acknowledged by the sink.
-    pub spill_pending: prometheus_client::metrics::gauge::Gauge,
-    /// Records lost to corruption in the spill log (see [`spill`]).
-    pub spill_corrupt: Counter,
-}
+pub(crate) use crate::telemetry::QueueMetrics;
 
 /// A route's spill log, shared by the generations of a route across
 /// reloads (one log per directory).
@@ -379,8 +359,8 @@ impl RouteQueue {
             }
             Some(e) => {
                 self.metrics.dropped_spill_error.inc_by(refused);
-                static LOG: crate::telemetry::LogLimiter =
-                    crate::telemetry::LogLimiter::new(10_000);
+                static LOG: crate::log_limit::LogLimiter =
+                    crate::log_limit::LogLimiter::new(10_000);
                 if let Some(suppressed) = LOG.allow() {
                     tracing::error!(error = %e, records = refused, suppressed, "spill log write failed: records dropped");
                 }

@@ -53,7 +53,7 @@ use std::fs::File;
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
-use crate::route::Record;
+use crate::record::Record;
 
 /// A segment file's first bytes: magic, then the format version (u32 LE)
 /// and 4 reserved bytes.

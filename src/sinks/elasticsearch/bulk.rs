@@ -3,7 +3,7 @@
 //! by a byte bound, and what an answer says of each item.
 
 use crate::event::{civil_from_days, write_json_str};
-use crate::route::Record;
+use crate::record::Record;
 
 use super::Answer;
 

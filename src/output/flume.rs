@@ -34,9 +34,9 @@
 //! time (what Flume's `timestamp` interceptor added; without one, Flume wrote
 //! no `@timestamp` at all); a JSON body stays a string in `@message`.
 
+use super::Captures;
 use crate::config::FlumeKeepFields;
 use crate::event::{Event, Text, write_json_str};
-use crate::router::Captures;
 
 /// What Flume's `SyslogUtils` saw in a frame's head.
 struct Head<'a> {
@@ -321,9 +321,14 @@ pub(super) fn encode(
     let text = event.text();
     let frame = text.trim_end_matches('\n');
     let head = head(frame);
+    let body = body(event, frame, &head, keep);
+    let headers = headers(event, &head, capture_names, captures);
+    write_document(doc, &body, &headers);
+}
 
-    // The body: what Flume kept of the frame. A message Sluice replaced
-    // (joined continuation lines, restored newlines) replaces its part.
+/// The body: what Flume kept of the frame. A message Sluice replaced
+/// (joined continuation lines, restored newlines) replaces its part.
+fn body(event: &Event, frame: &str, head: &Head<'_>, keep: FlumeKeepFields) -> String {
     let from = |start: usize| -> String {
         let message_start = match (&event.message, event.frame_message) {
             (Text::Span(_), _) => None,
@@ -364,8 +369,17 @@ pub(super) fn encode(
     if body.is_empty() {
         body = from(0);
     }
+    body
+}
 
-    // Headers in the order SyslogUtils and the interceptors put them.
+/// The event's headers, in the order SyslogUtils and the interceptors put
+/// them.
+fn headers(
+    event: &Event,
+    head: &Head<'_>,
+    capture_names: &[(usize, String)],
+    captures: Option<&Captures<'_>>,
+) -> Vec<(String, String)> {
     let pri: u32 = head.pri.and_then(|p| p.parse().ok()).unwrap_or(0);
     let mut headers: Vec<(String, String)> = vec![
         ("Facility".into(), (pri / 8).to_string()),
@@ -411,7 +425,11 @@ pub(super) fn encode(
         ));
     }
     flume_header_order(&mut headers, from_source);
+    headers
+}
 
+/// The document `ElasticSearchLogStashEventSerializer` wrote from them.
+fn write_document(doc: &mut String, body: &str, headers: &[(String, String)]) {
     let get = |key: &str| {
         headers
             .iter()
@@ -428,11 +446,11 @@ pub(super) fn encode(
                 .sum::<usize>(),
     );
     doc.push_str("{\"@message\":");
-    write_json_str(doc, &body);
+    write_json_str(doc, body);
     if get("@timestamp").is_none() {
         if let Some(ms) = get("timestamp").and_then(|t| t.parse::<i64>().ok()) {
             doc.push_str(",\"@timestamp\":\"");
-            super::push_utc(doc, ms.saturating_mul(1_000_000), 3);
+            super::document::push_utc(doc, ms.saturating_mul(1_000_000), 3);
             doc.push('"');
         }
     }

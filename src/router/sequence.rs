@@ -21,11 +21,7 @@ use std::sync::LazyLock;
 use regex_syntax::hir::{Hir, HirKind};
 
 use crate::grok::Library;
-
-/// Groups (the whole match included) a sequence pattern may have: its
-/// spans are kept inline, so a match allocates nothing, and small, as
-/// every route match (captures or not) is moved by value.
-pub const MAX_GROUPS: usize = 8;
+use crate::output::{MAX_GROUPS, Spans};
 
 /// After this many occurrences of the leading literal that led to no
 /// match, the caller's regex searches the rest: attempts are linear each,
@@ -218,7 +214,7 @@ struct Step {
 
 /// A pattern of literals and simple captures (see the module's text).
 #[derive(Debug)]
-pub struct SequencePattern {
+pub(crate) struct SequencePattern {
     lead: memchr::memmem::Finder<'static>,
     lead_len: usize,
     steps: Vec<Step>,
@@ -226,7 +222,7 @@ pub struct SequencePattern {
 }
 
 /// What [`SequencePattern::captures`] found.
-pub enum Found<'e> {
+pub(crate) enum Found<'e> {
     Match(Spans<'e>),
     NoMatch,
     /// Too many attempts led nowhere: no match starts before this offset,
@@ -234,34 +230,10 @@ pub enum Found<'e> {
     SearchFrom(usize),
 }
 
-/// The groups of a match: all of them take part in every match.
-#[derive(Debug, Clone)]
-pub struct Spans<'e> {
-    text: &'e str,
-    groups: usize,
-    spans: [(u32, u32); MAX_GROUPS],
-}
-
-impl<'e> Spans<'e> {
-    /// Groups of the pattern, the whole match included.
-    pub fn groups(&self) -> usize {
-        self.groups
-    }
-
-    /// Group `i`'s text (0: the whole match).
-    pub fn get(&self, i: usize) -> Option<&'e str> {
-        if i >= self.groups {
-            return None;
-        }
-        let (start, end) = self.spans.get(i)?;
-        self.text.get(*start as usize..*end as usize)
-    }
-}
-
 impl SequencePattern {
     /// The sequence form of a pattern (its parsed syntax tree), if it has
     /// one; `groups` is the regex's group count, the whole match included.
-    pub fn new(hir: &Hir, groups: usize) -> Option<SequencePattern> {
+    pub(crate) fn new(hir: &Hir, groups: usize) -> Option<SequencePattern> {
         let HirKind::Concat(items) = hir.kind() else {
             return None;
         };
@@ -331,7 +303,7 @@ impl SequencePattern {
 
     /// The leftmost match in `message` and its groups, as the regex would
     /// find them.
-    pub fn captures<'e>(&self, message: &'e str) -> Found<'e> {
+    pub(crate) fn captures<'e>(&self, message: &'e str) -> Found<'e> {
         let bytes = message.as_bytes();
         if u32::try_from(bytes.len()).is_err() {
             return Found::SearchFrom(0);
