@@ -50,4 +50,3 @@ pub mod sinks;
 pub mod spill;
 pub mod telemetry;
 pub mod tls;
-pub mod udp_receive;

@@ -5,7 +5,6 @@
 //! The files are read when the configuration is loaded, so `sluice check`
 //! reports an unreadable certificate or a key that does not match it.
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,27 +171,7 @@ impl HandshakeFailure {
     pub fn index(self) -> usize {
         self as usize
     }
-
-    /// Classify the error a server handshake returned.
-    pub fn classify(e: &io::Error) -> HandshakeFailure {
-        if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-            return match tls {
-                rustls::Error::NoCertificatesPresented => HandshakeFailure::NoClientCertificate,
-                rustls::Error::InvalidCertificate(_) => HandshakeFailure::BadClientCertificate,
-                _ => HandshakeFailure::Error,
-            };
-        }
-        match e.kind() {
-            io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::BrokenPipe => HandshakeFailure::Closed,
-            _ => HandshakeFailure::Error,
-        }
-    }
 }
-
-/// The first byte of every TLS connection: a handshake record.
-pub const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 #[cfg(test)]
 mod tests {
@@ -246,31 +225,5 @@ mod tests {
         assert!(e.contains("c.pem") && e.contains("other.pem"), "{e}");
         let e = server_config(&c, &k, Some(&k)).unwrap_err().to_string();
         assert!(e.contains("k.pem: no PEM certificate"), "{e}");
-    }
-
-    #[test]
-    fn handshake_errors_are_classified() {
-        let wrap = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
-        assert_eq!(
-            HandshakeFailure::classify(&wrap(rustls::Error::NoCertificatesPresented)),
-            HandshakeFailure::NoClientCertificate
-        );
-        assert_eq!(
-            HandshakeFailure::classify(&wrap(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer
-            ))),
-            HandshakeFailure::BadClientCertificate
-        );
-        assert_eq!(
-            HandshakeFailure::classify(&io::Error::from(io::ErrorKind::UnexpectedEof)),
-            HandshakeFailure::Closed
-        );
-        assert_eq!(
-            HandshakeFailure::classify(&wrap(rustls::Error::DecryptError)),
-            HandshakeFailure::Error
-        );
-        for (i, f) in HandshakeFailure::ALL.iter().enumerate() {
-            assert_eq!(f.index(), i);
-        }
     }
 }

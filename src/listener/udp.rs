@@ -1,4 +1,7 @@
-//! Batched UDP receive for the UDP listener: up to [`BATCH`] datagrams per
+//! The UDP listener: a datagram is a frame. One task per socket reads
+//! batches and hands their datagrams to its reader.
+//!
+//! Batched UDP receive: up to [`BATCH`] datagrams per
 //! `recvmmsg(2)` call, and the kernel's count of datagrams it dropped for
 //! this socket (full receive buffer), read from the `SO_RXQ_OVFL` control
 //! message that comes with each datagram.
@@ -12,6 +15,17 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use super::{MAX_DATAGRAM, sleep_until_some};
+use crate::config::ListenerConfig;
+use crate::pipeline::{PipelineHandle, Reader, now_nanos};
+use crate::telemetry::{ListenerMetrics, LogLimiter};
 
 /// Datagrams per receive call.
 pub const BATCH: usize = 32;
@@ -257,6 +271,87 @@ fn socket_addr(a: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<Socke
             )))
         }
         _ => None,
+    }
+}
+
+/// Serve one UDP socket until `shutdown`, then take what the kernel
+/// already holds.
+pub(super) async fn serve_udp(
+    socket: UdpSocket,
+    config: ListenerConfig,
+    pipeline: Arc<PipelineHandle>,
+    metrics: ListenerMetrics,
+    shutdown: CancellationToken,
+) {
+    let mut reader = Reader::new(&pipeline, &config, &metrics, false);
+    // One byte more than a frame may hold, so an oversized datagram shows.
+    let mut batch = BatchReceiver::new((config.max_frame_bytes + 1).min(MAX_DATAGRAM));
+    loop {
+        let deadline = reader.deadline();
+        // Datagrams already received come before the joiner's timer: one may
+        // continue an event whose window passed while this task waited.
+        let received = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            r = socket.async_io(Interest::READABLE, || batch.receive(&socket)) => r,
+            _ = sleep_until_some(deadline), if deadline.is_some() => {
+                reader.expire().await;
+                continue;
+            }
+        };
+        match received {
+            Ok((n, dropped)) => {
+                metrics.kernel_drops.inc_by(dropped);
+                udp_batch(&batch, n, &config, &metrics, &mut reader).await;
+                reader.end_of_batch().await;
+            }
+            Err(e) => {
+                metrics.read_errors.inc();
+                static LOG: LogLimiter = LogLimiter::new(10_000);
+                if let Some(suppressed) = LOG.allow() {
+                    tracing::warn!(listener = %config.name, error = %e, suppressed, "udp receive failed");
+                }
+            }
+        }
+    }
+    // Take what the kernel already holds before closing.
+    while let Ok((n, dropped)) = batch.receive(&socket) {
+        metrics.kernel_drops.inc_by(dropped);
+        udp_batch(&batch, n, &config, &metrics, &mut reader).await;
+    }
+    reader.close().await;
+}
+
+/// Hand the `n` datagrams of a batch to the reader; oversized ones are
+/// skipped and counted.
+async fn udp_batch(
+    batch: &BatchReceiver,
+    n: usize,
+    config: &ListenerConfig,
+    metrics: &ListenerMetrics,
+    reader: &mut Reader<'_>,
+) {
+    let received = now_nanos();
+    for i in 0..n {
+        let (bytes, peer, truncated) = batch.datagram(i);
+        if let (Some(allow), Some(p)) = (&config.allow, peer) {
+            if !allow.allows(p.ip()) {
+                metrics.denied_frames.inc();
+                continue;
+            }
+        }
+        metrics.bytes.inc_by(bytes.len() as u64);
+        if truncated || bytes.len() > config.max_frame_bytes {
+            metrics.oversized_frames.inc();
+            static LOG: LogLimiter = LogLimiter::new(10_000);
+            if let Some(suppressed) = LOG.allow() {
+                tracing::info!(listener = %config.name, peer = %peer.map_or_else(String::new, |p| p.to_string()), max_frame_bytes = config.max_frame_bytes, suppressed, "oversized datagram dropped (counted in sluice_listener_oversized_frames_total)");
+            }
+            continue;
+        }
+        reader
+            .frame(Bytes::copy_from_slice(bytes), peer, received)
+            .await;
     }
 }
 
