@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::tls::handshake;
 use super::{DRAIN_IDLE, READ_CHUNK, UNDELIMITED_PAUSE, sleep_until_some};
@@ -92,6 +93,9 @@ pub(super) async fn serve_tcp(
             metrics.clone(),
             shutdown.clone(),
         );
+        // One span per connection: what is logged while serving it
+        // (handshake, timeouts, read errors) carries listener and peer.
+        let span = tracing::info_span!("connection", listener = %config.name, %peer);
         tracker.spawn(async move {
             let _ = stream.set_nodelay(true);
             let mut peer_slot = peer_slot;
@@ -128,7 +132,7 @@ pub(super) async fn serve_tcp(
             metrics.connections_open.dec();
             drop(peer_slot);
             drop(permit);
-        });
+        }.instrument(span));
     }
 }
 
@@ -248,8 +252,6 @@ impl Drop for PeerSlot {
     }
 }
 
-/// The server side of a TLS handshake, bounded by the listener's timeout
-
 /// Serve one connection. `peer_slot` (its `max_connections_per_peer`
 /// slot) is given back as soon as the peer closes, before the last frames
 /// are handed on.
@@ -320,65 +322,22 @@ async fn connection<S: AsyncRead + Unpin>(
             }
             _ = sleep_until_some(frame_deadline), if frame_deadline.is_some() => Read::FrameTimeout,
         };
-        let eof = match read {
-            Read::Idle => {
-                if !draining {
-                    metrics.idle_timeouts.inc();
-                    tracing::debug!(listener = %config.name, %peer, "idle timeout: closing");
-                }
-                true
-            }
-            Read::FrameTimeout => {
-                // What the frame holds so far is taken as at end of stream.
-                metrics.frame_timeouts.inc();
-                static LOG: LogLimiter = LogLimiter::new(10_000);
-                if let Some(suppressed) = LOG.allow() {
-                    tracing::warn!(listener = %config.name, %peer, frame_timeout_secs = config.frame_timeout.as_secs(), suppressed, "frame not complete within frame_timeout_secs: closing");
-                }
-                true
-            }
-            Read::Eof => true,
-            Read::Bytes(n) => {
-                metrics.bytes.inc_by(n as u64);
-                false
-            }
-            Read::Failed(e) => {
-                metrics.read_errors.inc();
-                tracing::debug!(listener = %config.name, %peer, error = %e, "read failed: closing");
-                true
-            }
-        };
+        let eof = ends_stream(read, draining, peer, config, metrics);
         if eof {
             // The peer is done (or dropped): its slot is free now, not
             // after what it sent is handed on.
             drop(peer_slot.take());
         }
-        let received = now_nanos();
-        let mut completed = false;
-        loop {
-            let item = if eof {
-                framer.decode_eof(&mut buf)
-            } else {
-                framer.decode(&mut buf)
-            };
-            // The framer never fails on input; an Err is not expected, but it
-            // would only end this connection.
-            let Ok(Some(item)) = item else { break };
-            completed = true;
-            match item {
-                FrameItem::Frame(frame) => reader.frame(frame, Some(peer), received).await,
-                FrameItem::Oversized => {
-                    metrics.oversized_frames.inc();
-                    static LOG: LogLimiter = LogLimiter::new(10_000);
-                    if let Some(suppressed) = LOG.allow() {
-                        tracing::info!(listener = %config.name, %peer, max_frame_bytes = config.max_frame_bytes, suppressed, "oversized frame skipped (counted in sluice_listener_oversized_frames_total)");
-                    }
-                }
-                FrameItem::Truncated => {
-                    metrics.truncated_frames.inc();
-                }
-            }
-        }
+        let completed = hand_on(
+            &mut framer,
+            &mut buf,
+            eof,
+            peer,
+            config,
+            metrics,
+            &mut reader,
+        )
+        .await;
         reader.end_of_batch().await;
         // A frame that ended in this read: the one left in progress (if
         // any) began in it too.
@@ -390,18 +349,103 @@ async fn connection<S: AsyncRead + Unpin>(
         if completed {
             last_frame = Instant::now();
         }
-        let stats = framer.take_stats();
-        metrics.octet_count_fallbacks.inc_by(stats.octet_fallbacks);
-        metrics.bad_octet_counts.inc_by(stats.bad_octet_counts);
-        metrics
-            .count_over_max_fallbacks
-            .inc_by(stats.count_over_max);
-        metrics.undelimited_splits.inc_by(stats.undelimited_splits);
+        count_framer_stats(&mut framer, metrics);
         if eof {
             break;
         }
     }
     reader.close().await;
+}
+
+/// Count how a wait for bytes ended; `true` when the connection is done
+/// reading (end of stream, idle, frame timeout or a read error).
+fn ends_stream(
+    read: Read,
+    draining: bool,
+    peer: SocketAddr,
+    config: &ListenerConfig,
+    metrics: &ListenerMetrics,
+) -> bool {
+    match read {
+        Read::Idle => {
+            if !draining {
+                metrics.idle_timeouts.inc();
+                tracing::debug!(listener = %config.name, %peer, "idle timeout: closing");
+            }
+            true
+        }
+        Read::FrameTimeout => {
+            // What the frame holds so far is taken as at end of stream.
+            metrics.frame_timeouts.inc();
+            static LOG: LogLimiter = LogLimiter::new(10_000);
+            if let Some(suppressed) = LOG.allow() {
+                tracing::warn!(listener = %config.name, %peer, frame_timeout_secs = config.frame_timeout.as_secs(), suppressed, "frame not complete within frame_timeout_secs: closing");
+            }
+            true
+        }
+        Read::Eof => true,
+        Read::Bytes(n) => {
+            metrics.bytes.inc_by(n as u64);
+            false
+        }
+        Read::Failed(e) => {
+            metrics.read_errors.inc();
+            tracing::debug!(listener = %config.name, %peer, error = %e, "read failed: closing");
+            true
+        }
+    }
+}
+
+/// Hand every frame complete in `buf` to the reader (at end of stream,
+/// the rest as well); oversized and truncated frames are counted.
+/// `true` when at least one frame ended.
+async fn hand_on(
+    framer: &mut SyslogFramer,
+    buf: &mut BytesMut,
+    eof: bool,
+    peer: SocketAddr,
+    config: &ListenerConfig,
+    metrics: &ListenerMetrics,
+    reader: &mut Reader<'_>,
+) -> bool {
+    let received = now_nanos();
+    let mut completed = false;
+    loop {
+        let item = if eof {
+            framer.decode_eof(buf)
+        } else {
+            framer.decode(buf)
+        };
+        // The framer never fails on input; an Err is not expected, but it
+        // would only end this connection.
+        let Ok(Some(item)) = item else { break };
+        completed = true;
+        match item {
+            FrameItem::Frame(frame) => reader.frame(frame, Some(peer), received).await,
+            FrameItem::Oversized => {
+                metrics.oversized_frames.inc();
+                static LOG: LogLimiter = LogLimiter::new(10_000);
+                if let Some(suppressed) = LOG.allow() {
+                    tracing::info!(listener = %config.name, %peer, max_frame_bytes = config.max_frame_bytes, suppressed, "oversized frame skipped (counted in sluice_listener_oversized_frames_total)");
+                }
+            }
+            FrameItem::Truncated => {
+                metrics.truncated_frames.inc();
+            }
+        }
+    }
+    completed
+}
+
+/// Add the framer's fallback and split counts to the listener's metrics.
+fn count_framer_stats(framer: &mut SyslogFramer, metrics: &ListenerMetrics) {
+    let stats = framer.take_stats();
+    metrics.octet_count_fallbacks.inc_by(stats.octet_fallbacks);
+    metrics.bad_octet_counts.inc_by(stats.bad_octet_counts);
+    metrics
+        .count_over_max_fallbacks
+        .inc_by(stats.count_over_max);
+    metrics.undelimited_splits.inc_by(stats.undelimited_splits);
 }
 
 /// What a connection's wait for bytes ended with.

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::tls::{HandshakeFailure, ListenerTls};
 
+/// The server side of a TLS handshake, bounded by the listener's timeout
 /// and by shutdown. Plain text on the TLS port is recognised by its first
 /// byte (not a TLS handshake record) and refused without a TLS alert.
 pub(super) async fn handshake(
