@@ -30,17 +30,17 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod blaster;
+pub mod cli;
 pub mod config;
-pub mod debugger;
 pub mod decode;
 pub mod event;
 pub mod framing;
 #[doc(hidden)]
 pub mod fuzz_harness;
 pub mod grok;
+pub mod ingest;
 pub mod listener;
 pub mod multiline;
-pub mod pipeline;
 pub mod queue;
 pub mod route;
 pub mod router;

@@ -7,10 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use sluice::cli::parse::{ParseFraming, ParseOptions};
 use sluice::config::{Config, OutputConfig, SinkKind};
-use sluice::debugger::{ParseFraming, ParseOptions};
 use sluice::decode::{DecodeOptions, Sender};
-use sluice::pipeline::now_nanos;
+use sluice::ingest::now_nanos;
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc: per-message records are allocated on a reader thread and freed
@@ -229,7 +229,7 @@ fn main() -> ExitCode {
                 };
             }
             report(
-                sluice::debugger::run(
+                sluice::cli::parse::run(
                     &mut std::io::stdin(),
                     &mut std::io::stdout(),
                     config.as_ref(),

@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::ingest::{Pipeline, PipelineHandle, SpillRegistry};
 use crate::listener::{BindError, BoundListener, protocol_name};
-use crate::pipeline::{Pipeline, PipelineHandle, SpillRegistry};
 use crate::router::RouterError;
 use crate::sinks::{RetryPolicy, Sink, SinkOpenError, run_worker};
 use crate::telemetry::{Telemetry, serve_admin};
@@ -30,7 +30,7 @@ pub enum ServiceError {
     #[error(transparent)]
     Router(#[from] RouterError),
     #[error(transparent)]
-    Pipeline(#[from] crate::pipeline::PipelineError),
+    Pipeline(#[from] crate::ingest::PipelineError),
     #[error("admin listener: cannot bind {addr}: {source}")]
     Admin {
         addr: SocketAddr,

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{ListenerConfig, ListenerProtocol};
-use crate::pipeline::PipelineHandle;
+use crate::ingest::PipelineHandle;
 use crate::telemetry::ListenerMetrics;
 
 mod tcp;

@@ -20,7 +20,7 @@ use super::tls::handshake;
 use super::{DRAIN_IDLE, READ_CHUNK, UNDELIMITED_PAUSE, sleep_until_some};
 use crate::config::ListenerConfig;
 use crate::framing::{FrameItem, SyslogFramer};
-use crate::pipeline::{PipelineHandle, Reader, now_nanos};
+use crate::ingest::{PipelineHandle, Reader, now_nanos};
 use crate::telemetry::{ListenerMetrics, LogLimiter};
 
 pub(super) async fn serve_tcp(

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{MAX_DATAGRAM, sleep_until_some};
 use crate::config::ListenerConfig;
-use crate::pipeline::{PipelineHandle, Reader, now_nanos};
+use crate::ingest::{PipelineHandle, Reader, now_nanos};
 use crate::telemetry::{ListenerMetrics, LogLimiter};
 
 /// Datagrams per receive call.

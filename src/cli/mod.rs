@@ -1,0 +1,3 @@
+//! The subcommands of the `sluice` binary beyond `run`.
+
+pub mod parse;
