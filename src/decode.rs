@@ -26,8 +26,8 @@ use nom::sequence::{delimited, preceded};
 
 use crate::event::{
     Event, Lenient, LenientRule, Protocol, SdElement, SdParam, Span, Text, Timestamp,
-    civil_from_days, days_from_civil, text_of,
 };
+use crate::text::{civil_from_days, days_from_civil, text_of};
 
 /// Who sends to a listener, which decides how a BSD frame's first word is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]

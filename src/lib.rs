@@ -49,4 +49,5 @@ pub mod service;
 pub mod sinks;
 pub mod spill;
 pub mod telemetry;
+pub mod text;
 pub mod tls;

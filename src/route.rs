@@ -16,7 +16,8 @@ use crate::config::{
     DocumentFormat, FieldType, HeaderField, MeasurementPart, MetricConfig, OnConversionError,
     OutputConfig, Source, UnsignedAs, facility_name, severity_name,
 };
-use crate::event::{Event, Timestamp, push_padded, write_json_str, write_rfc3339};
+use crate::event::Event;
+use crate::text::{Timestamp, push_padded, write_json_str, write_rfc3339};
 
 /// One encoded output: a line-protocol line (no trailing newline) or a JSON
 /// document (one line).

@@ -9,12 +9,13 @@ use tokio_util::codec::Decoder;
 
 use crate::config::Config;
 use crate::decode::DecodeOptions;
-use crate::event::{Event, write_json_str};
+use crate::event::Event;
 use crate::framing::{FrameItem, Framing, SyslogFramer};
 use crate::ingest::{Fate, FramePath};
 use crate::multiline::MultilineConfig;
 use crate::route::{ConversionError, encode};
 use crate::router::{Miss, Router, RouterError};
+use crate::text::write_json_str;
 
 /// How stdin is cut into messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -170,6 +170,7 @@ impl BatchReceiver {
         // set below points into a buffer owned by `self` that outlives the
         // call, with the length given beside it.
         let mut iovecs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above, an all-zero mmsghdr is a valid value.
         let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
         let base = self.buffers.as_mut_ptr();
         let controls = self.controls.as_mut_ptr();

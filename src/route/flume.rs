@@ -35,8 +35,9 @@
 //! no `@timestamp` at all); a JSON body stays a string in `@message`.
 
 use crate::config::FlumeKeepFields;
-use crate::event::{Event, Text, write_json_str};
+use crate::event::{Event, Text};
 use crate::router::Captures;
+use crate::text::write_json_str;
 
 /// What Flume's `SyslogUtils` saw in a frame's head.
 struct Head<'a> {
