@@ -29,7 +29,6 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod blaster;
 pub mod cli;
 pub mod config;
 pub mod decode;

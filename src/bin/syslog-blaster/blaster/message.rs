@@ -151,10 +151,6 @@ impl Renderer {
         }
     }
 
-    pub fn shape(&self) -> &Shape {
-        &self.shape
-    }
-
     /// Append message `seq`, intended at `sent_nanos` (Unix epoch), to
     /// `out`: framed for a stream, or (with [`Framing::Datagram`]) raw, each
     /// frame's end offset pushed to `ends`. Returns the number of frames
