@@ -6,10 +6,16 @@
 //!
 //! One module per stage of the data flow, in order:
 //!
-//! - [`listener`] — sockets → frames: UDP datagrams, TCP connections
-//!   (bounded connections, idle timeout, graceful drain).
+//! - [`listener`] — sockets → frames: `udp` (batched receive, kernel drop
+//!   counts), `tcp` (bounded connections, idle and frame timeouts, graceful
+//!   drain; one tracing span per connection) and `tls` (the bounded
+//!   handshake; certificates are loaded by [`tls`]).
+//! - [`ingest`] — the one frame → decode → join path (`FramePath`), shared
+//!   by the listeners' readers, `sluice parse` and the fuzz harness; the
+//!   readers add route → encode → push into the queues.
 //! - [`framing`] — the RFC 6587 framer: octet counting or LF, per frame,
-//!   bounded by `max_frame_bytes`.
+//!   bounded by `max_frame_bytes`; `framing/headers.rs` splits log4j2's
+//!   undelimited streams at each header.
 //! - [`decode`] — frame → [`event::Event`]: RFC 5424 / RFC 3164 and the
 //!   log4j variants, lenient.
 //! - [`multiline`] — joins what log4j split over several frames (stack
@@ -22,9 +28,11 @@
 //!
 //! Around them: [`config`] (strict TOML, errors with file:line:key),
 //! [`telemetry`] (Prometheus counters, admin `/metrics` and `/health`),
-//! [`pipeline`] (one frame through decode → route → encode → queue),
-//! [`service`] (`sluice run`: wiring and graceful shutdown) and
-//! [`debugger`] (`sluice parse`).
+//! [`event`] (the decoded message) and [`text`] (JSON / digit / RFC 3339
+//! writers: every unsafe byte write), [`service`] (`sluice run`: wiring and
+//! graceful shutdown) and [`cli`] (`sluice parse`). The load tool
+//! `syslog-blaster` is a binary of its own (`src/bin/syslog-blaster/`), not
+//! part of the library.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
