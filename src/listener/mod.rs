@@ -35,7 +35,7 @@ use crate::telemetry::ListenerMetrics;
 
 mod tcp;
 mod tls;
-pub mod udp;
+mod udp;
 
 /// How long a stream without delimiters may pause before its last message
 /// is taken as complete.

@@ -28,12 +28,12 @@ use crate::ingest::{PipelineHandle, Reader, now_nanos};
 use crate::telemetry::{ListenerMetrics, LogLimiter};
 
 /// Datagrams per receive call.
-pub const BATCH: usize = 32;
+pub(crate) const BATCH: usize = 32;
 
 /// A UDP socket bound to `addr` with `SO_REUSEPORT`, so that several
 /// sockets share the address and the kernel spreads datagrams over them by
 /// sender (a sender's datagrams stay on one socket).
-pub fn bind_reuse_port(addr: std::net::SocketAddr) -> io::Result<tokio::net::UdpSocket> {
+pub(crate) fn bind_reuse_port(addr: std::net::SocketAddr) -> io::Result<tokio::net::UdpSocket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::DGRAM,
@@ -48,12 +48,12 @@ pub fn bind_reuse_port(addr: std::net::SocketAddr) -> io::Result<tokio::net::Udp
 
 /// What [`configure`] got from the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReceiveBuffer {
+pub(crate) struct ReceiveBuffer {
     /// The size read back (Linux doubles a request for its bookkeeping).
-    pub granted: usize,
+    pub(crate) granted: usize,
     /// The request was over `net.core.rmem_max` and was set anyway with
     /// `SO_RCVBUFFORCE` (the process has `CAP_NET_ADMIN`).
-    pub forced: bool,
+    pub(crate) forced: bool,
 }
 
 /// Set the socket's receive buffer and enable `SO_RXQ_OVFL`.
@@ -62,7 +62,7 @@ pub struct ReceiveBuffer {
 /// request and the process may (`CAP_NET_ADMIN`, e.g. root), the request
 /// is set with `SO_RCVBUFFORCE` instead, as rsyslog does. Otherwise the
 /// capped size stands and the caller reports it.
-pub fn configure(
+pub(crate) fn configure(
     socket: &tokio::net::UdpSocket,
     receive_buffer: Option<usize>,
 ) -> io::Result<ReceiveBuffer> {
@@ -111,7 +111,7 @@ fn set_int_option(
 }
 
 /// Buffers for one batch, reused for every call.
-pub struct BatchReceiver {
+pub(crate) struct BatchReceiver {
     slot: usize,
     buffers: Vec<u8>,
     lengths: [usize; BATCH],
@@ -133,7 +133,7 @@ const CONTROL_WORDS: usize = 8;
 impl BatchReceiver {
     /// Datagrams up to `slot` bytes are received whole; longer ones are
     /// flagged truncated.
-    pub fn new(slot: usize) -> BatchReceiver {
+    pub(crate) fn new(slot: usize) -> BatchReceiver {
         BatchReceiver {
             slot,
             buffers: vec![0; slot * BATCH],
@@ -151,7 +151,7 @@ impl BatchReceiver {
 
     /// The `i`th datagram of the last batch: bytes, peer, and whether it was
     /// longer than the slot (then the bytes are cut).
-    pub fn datagram(&self, i: usize) -> (&[u8], Option<SocketAddr>, bool) {
+    pub(crate) fn datagram(&self, i: usize) -> (&[u8], Option<SocketAddr>, bool) {
         let start = i * self.slot;
         (
             &self.buffers[start..start + self.lengths[i].min(self.slot)],
@@ -164,7 +164,7 @@ impl BatchReceiver {
     /// (at least 1) and how many the kernel dropped since the last call;
     /// `WouldBlock` when none is queued.
     #[cfg(target_os = "linux")]
-    pub fn receive(&mut self, socket: &tokio::net::UdpSocket) -> io::Result<(usize, u64)> {
+    pub(crate) fn receive(&mut self, socket: &tokio::net::UdpSocket) -> io::Result<(usize, u64)> {
         use std::os::fd::AsRawFd;
         // SAFETY: all-zero iovec and mmsghdr are valid values; every pointer
         // set below points into a buffer owned by `self` that outlives the
@@ -222,7 +222,7 @@ impl BatchReceiver {
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub fn receive(&mut self, socket: &tokio::net::UdpSocket) -> io::Result<(usize, u64)> {
+    pub(crate) fn receive(&mut self, socket: &tokio::net::UdpSocket) -> io::Result<(usize, u64)> {
         let slot = self.slot;
         let (n, peer) = socket.try_recv_from(&mut self.buffers[..slot])?;
         self.lengths[0] = n;

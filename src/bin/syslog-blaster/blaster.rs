@@ -11,8 +11,8 @@
 //! endpoints sluice delivers to ([`receiver`]), and reports delivered, lost
 //! and duplicated messages by sequence number and end-to-end latency.
 
-pub mod message;
-pub mod receiver;
+pub(crate) mod message;
+pub(crate) mod receiver;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,14 +22,14 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-pub use message::{Format, Framing, Shape};
+pub(crate) use message::{Format, Framing, Shape};
 use receiver::{Deliveries, Tracker};
 
 /// Largest write on a stream: messages due together go out in one write.
 const WRITE_BATCH: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
-pub enum BlasterError {
+pub(crate) enum BlasterError {
     #[error("target {0:?}: expected udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT")]
     Target(String),
     #[error("target {target}: {source}")]
@@ -52,14 +52,14 @@ pub enum BlasterError {
 
 /// Where to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     Udp(String),
     Tcp(String),
     Tls(String),
 }
 
 impl Target {
-    pub fn parse(s: &str) -> Result<Target, BlasterError> {
+    pub(crate) fn parse(s: &str) -> Result<Target, BlasterError> {
         let s = s.trim();
         let (scheme, rest) = s
             .split_once("://")
@@ -81,7 +81,7 @@ impl Target {
         }
     }
 
-    pub fn is_udp(&self) -> bool {
+    pub(crate) fn is_udp(&self) -> bool {
         matches!(self, Target::Udp(_))
     }
 }
@@ -89,7 +89,7 @@ impl Target {
 /// Which deliveries count for loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Expect {
+pub(crate) enum Expect {
     /// Every message arrives as a document (`_bulk`).
     Documents,
     /// Every status line arrives as a point (`/write`).
@@ -99,22 +99,22 @@ pub enum Expect {
 }
 
 #[derive(Debug, Clone)]
-pub struct Options {
-    pub target: Target,
-    pub connections: usize,
+pub(crate) struct Options {
+    pub(crate) target: Target,
+    pub(crate) connections: usize,
     /// Messages per second over all connections; `None`: as fast as possible.
-    pub rate: Option<f64>,
-    pub count: Option<u64>,
-    pub duration: Option<Duration>,
-    pub shape: Shape,
-    pub framing: Framing,
-    pub tls_ca: Option<PathBuf>,
+    pub(crate) rate: Option<f64>,
+    pub(crate) count: Option<u64>,
+    pub(crate) duration: Option<Duration>,
+    pub(crate) shape: Shape,
+    pub(crate) framing: Framing,
+    pub(crate) tls_ca: Option<PathBuf>,
     /// Endpoints for sluice's sinks, already bound.
-    pub expect: Expect,
+    pub(crate) expect: Expect,
     /// How long to wait for deliveries after the last send.
-    pub drain: Duration,
+    pub(crate) drain: Duration,
     /// Print a progress line to stderr each second.
-    pub progress: bool,
+    pub(crate) progress: bool,
 }
 
 /// Counters the senders share.
@@ -128,13 +128,13 @@ struct Sent {
 
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Latency {
-    pub count: u64,
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    pub max_ms: f64,
+pub(crate) struct Latency {
+    pub(crate) count: u64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p90_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) p999_ms: f64,
+    pub(crate) max_ms: f64,
 }
 
 impl Latency {
@@ -154,35 +154,35 @@ impl Latency {
 
 /// One kind of delivery, measured.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Delivered {
-    pub expected: u64,
-    pub delivered: u64,
-    pub lost: u64,
-    pub duplicates: u64,
-    pub unmatched: u64,
-    pub latency: Latency,
+pub(crate) struct Delivered {
+    pub(crate) expected: u64,
+    pub(crate) delivered: u64,
+    pub(crate) lost: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) unmatched: u64,
+    pub(crate) latency: Latency,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Report {
-    pub target: String,
-    pub format: Format,
-    pub framing: Framing,
-    pub connections: usize,
-    pub rate: Option<f64>,
-    pub sent: u64,
-    pub frames: u64,
-    pub bytes: u64,
-    pub send_errors: u64,
-    pub send_seconds: f64,
-    pub send_rate: f64,
+pub(crate) struct Report {
+    pub(crate) target: String,
+    pub(crate) format: Format,
+    pub(crate) framing: Framing,
+    pub(crate) connections: usize,
+    pub(crate) rate: Option<f64>,
+    pub(crate) sent: u64,
+    pub(crate) frames: u64,
+    pub(crate) bytes: u64,
+    pub(crate) send_errors: u64,
+    pub(crate) send_seconds: f64,
+    pub(crate) send_rate: f64,
     /// Present with `--sink`.
-    pub documents: Option<Delivered>,
-    pub points: Option<Delivered>,
+    pub(crate) documents: Option<Delivered>,
+    pub(crate) points: Option<Delivered>,
     /// Delivered / (seconds from the first send to the last delivery).
-    pub delivered_rate: Option<f64>,
+    pub(crate) delivered_rate: Option<f64>,
     /// Lost / expected over what `expect` counts.
-    pub loss_ratio: Option<f64>,
+    pub(crate) loss_ratio: Option<f64>,
 }
 
 /// Plan of one connection: it sends seqs `index, index + n, index + 2n, …`.
@@ -386,7 +386,7 @@ fn tls_connector(ca: Option<&PathBuf>) -> Result<tokio_rustls::TlsConnector, Bla
 
 /// Send per `options`; with `deliveries`, wait for and measure what
 /// arrives. Returns the report.
-pub async fn run(
+pub(crate) async fn run(
     options: Options,
     deliveries: Option<Arc<Deliveries>>,
 ) -> Result<Report, BlasterError> {
@@ -655,7 +655,7 @@ async fn progress(sent: Arc<Sent>, deliveries: Option<Arc<Deliveries>>, done: Ar
 
 impl Report {
     /// The human table.
-    pub fn table(&self) -> String {
+    pub(crate) fn table(&self) -> String {
         let mut out = String::new();
         let mut row = |k: &str, v: String| out.push_str(&format!("{k:<22} {v}\n"));
         row("target", self.target.clone());
