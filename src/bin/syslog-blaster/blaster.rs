@@ -411,56 +411,8 @@ pub(crate) async fn run(
         _ => None,
     };
     let addr = options.target.addr().to_owned();
-    let connect_err = |source| BlasterError::Connect {
-        target: addr.clone(),
-        source,
-    };
     // Connect everything first, so the schedule starts with all senders.
-    enum Conn {
-        Udp(tokio::net::UdpSocket),
-        Tcp(tokio::net::TcpStream),
-        Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
-    }
-    let mut conns = Vec::with_capacity(options.connections);
-    for _ in 0..options.connections {
-        let conn = match &options.target {
-            Target::Udp(a) => {
-                let bind = if a.starts_with('[') {
-                    "[::]:0"
-                } else {
-                    "0.0.0.0:0"
-                };
-                let s = tokio::net::UdpSocket::bind(bind)
-                    .await
-                    .map_err(connect_err)?;
-                s.connect(a).await.map_err(connect_err)?;
-                Conn::Udp(s)
-            }
-            Target::Tcp(a) => {
-                let s = tokio::net::TcpStream::connect(a)
-                    .await
-                    .map_err(connect_err)?;
-                let _ = s.set_nodelay(true);
-                Conn::Tcp(s)
-            }
-            Target::Tls(a) => {
-                let s = tokio::net::TcpStream::connect(a)
-                    .await
-                    .map_err(connect_err)?;
-                let _ = s.set_nodelay(true);
-                let host = a.rsplit_once(':').map_or(a.as_str(), |(h, _)| h);
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-                    .map_err(|e| BlasterError::Target(format!("{a}: {e}")))?;
-                let Some(connector) = &connector else {
-                    return Err(BlasterError::Usage("tls:// needs --tls-ca FILE".into()));
-                };
-                let t = connector.connect(name, s).await.map_err(connect_err)?;
-                Conn::Tls(Box::new(t))
-            }
-        };
-        conns.push(conn);
-    }
+    let conns = connect_all(&options, connector.as_ref()).await?;
 
     let sent = Arc::new(Sent::default());
     let conn_sent: ConnSent = Arc::new(
@@ -538,91 +490,166 @@ pub(crate) async fn run(
         loss_ratio: None,
     };
     if let Some(d) = deliveries {
-        let (want_docs, want_points) = match options.expect {
-            Expect::Documents => (total, 0),
-            Expect::Points => (0, expected_points),
-            Expect::Both => (total, expected_points),
-        };
-        // Wait for deliveries: until all expected arrived, or nothing new
-        // arrived for `drain`.
-        let mut last = d.counts();
-        let mut last_change = Instant::now();
-        let mut last_delivery = Instant::now();
-        loop {
-            let now = d.counts();
-            if now != last {
-                last = now;
-                last_change = Instant::now();
-                last_delivery = last_change;
-            }
-            if (now.0 >= want_docs && now.1 >= want_points) || last_change.elapsed() > options.drain
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let delivered_seconds = last_delivery.duration_since(start).as_secs_f64();
-        let summarize = |t: &Tracker, expected: u64, kind_of: &dyn Fn(u64) -> bool| {
-            let mut delivered = 0;
-            for (i, c) in conn_sent.iter().enumerate() {
-                for k in 0..c.load(Ordering::Relaxed) {
-                    let seq = i as u64 + k * options.connections as u64;
-                    if kind_of(seq) && t.contains(seq) {
-                        delivered += 1;
-                    }
-                }
-            }
-            Delivered {
-                expected,
-                delivered,
-                lost: expected.saturating_sub(delivered),
-                duplicates: t.duplicates,
-                unmatched: t.unmatched,
-                latency: Latency::of(t),
-            }
-        };
-        let docs = d
-            .documents
-            .lock()
-            .map(|t| summarize(&t, total, &|_| true))
-            .ok();
-        let points = d
-            .points
-            .lock()
-            .map(|t| {
-                summarize(&t, expected_points, &|s| {
-                    shape.kind(s) == message::Kind::Status
-                })
-            })
-            .ok();
-        let (lost, expected, delivered) = match options.expect {
-            Expect::Documents => docs
-                .as_ref()
-                .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered)),
-            Expect::Points => points
-                .as_ref()
-                .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered)),
-            Expect::Both => {
-                let a = docs
-                    .as_ref()
-                    .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered));
-                let b = points
-                    .as_ref()
-                    .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered));
-                (a.0 + b.0, a.1 + b.1, a.2)
-            }
-        };
-        report.loss_ratio = Some(if expected == 0 {
-            0.0
-        } else {
-            lost as f64 / expected as f64
-        });
-        report.delivered_rate = Some(delivered as f64 / delivered_seconds.max(1e-9));
-        report.documents = docs;
-        report.points = points;
+        let sent = (&conn_sent, total, expected_points);
+        measure(&d, &options, sent, start, &mut report).await;
     }
     done.store(true, Ordering::Relaxed);
     Ok(report)
+}
+
+/// One sender's connection.
+enum Conn {
+    Udp(tokio::net::UdpSocket),
+    Tcp(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
+/// Connect every sender to the target.
+async fn connect_all(
+    options: &Options,
+    connector: Option<&tokio_rustls::TlsConnector>,
+) -> Result<Vec<Conn>, BlasterError> {
+    let addr = options.target.addr().to_owned();
+    let connect_err = |source| BlasterError::Connect {
+        target: addr.clone(),
+        source,
+    };
+    let mut conns = Vec::with_capacity(options.connections);
+    for _ in 0..options.connections {
+        let conn = match &options.target {
+            Target::Udp(a) => {
+                let bind = if a.starts_with('[') {
+                    "[::]:0"
+                } else {
+                    "0.0.0.0:0"
+                };
+                let s = tokio::net::UdpSocket::bind(bind)
+                    .await
+                    .map_err(connect_err)?;
+                s.connect(a).await.map_err(connect_err)?;
+                Conn::Udp(s)
+            }
+            Target::Tcp(a) => {
+                let s = tokio::net::TcpStream::connect(a)
+                    .await
+                    .map_err(connect_err)?;
+                let _ = s.set_nodelay(true);
+                Conn::Tcp(s)
+            }
+            Target::Tls(a) => {
+                let s = tokio::net::TcpStream::connect(a)
+                    .await
+                    .map_err(connect_err)?;
+                let _ = s.set_nodelay(true);
+                let host = a.rsplit_once(':').map_or(a.as_str(), |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .map_err(|e| BlasterError::Target(format!("{a}: {e}")))?;
+                let Some(connector) = connector else {
+                    return Err(BlasterError::Usage("tls:// needs --tls-ca FILE".into()));
+                };
+                let t = connector.connect(name, s).await.map_err(connect_err)?;
+                Conn::Tls(Box::new(t))
+            }
+        };
+        conns.push(conn);
+    }
+    Ok(conns)
+}
+
+/// Wait for what `d` receives (until all expected arrived, or nothing new
+/// for `options.drain`) and add loss, latency and delivered rate to
+/// `report`. `sent`: messages sent per connection, in all, and the status
+/// lines among them.
+async fn measure(
+    d: &Deliveries,
+    options: &Options,
+    (conn_sent, total, expected_points): (&ConnSent, u64, u64),
+    start: Instant,
+    report: &mut Report,
+) {
+    let shape = &options.shape;
+    let (want_docs, want_points) = match options.expect {
+        Expect::Documents => (total, 0),
+        Expect::Points => (0, expected_points),
+        Expect::Both => (total, expected_points),
+    };
+    // Wait for deliveries: until all expected arrived, or nothing new
+    // arrived for `drain`.
+    let mut last = d.counts();
+    let mut last_change = Instant::now();
+    let mut last_delivery = Instant::now();
+    loop {
+        let now = d.counts();
+        if now != last {
+            last = now;
+            last_change = Instant::now();
+            last_delivery = last_change;
+        }
+        if (now.0 >= want_docs && now.1 >= want_points) || last_change.elapsed() > options.drain {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let delivered_seconds = last_delivery.duration_since(start).as_secs_f64();
+    let summarize = |t: &Tracker, expected: u64, kind_of: &dyn Fn(u64) -> bool| {
+        let mut delivered = 0;
+        for (i, c) in conn_sent.iter().enumerate() {
+            for k in 0..c.load(Ordering::Relaxed) {
+                let seq = i as u64 + k * options.connections as u64;
+                if kind_of(seq) && t.contains(seq) {
+                    delivered += 1;
+                }
+            }
+        }
+        Delivered {
+            expected,
+            delivered,
+            lost: expected.saturating_sub(delivered),
+            duplicates: t.duplicates,
+            unmatched: t.unmatched,
+            latency: Latency::of(t),
+        }
+    };
+    let docs = d
+        .documents
+        .lock()
+        .map(|t| summarize(&t, total, &|_| true))
+        .ok();
+    let points = d
+        .points
+        .lock()
+        .map(|t| {
+            summarize(&t, expected_points, &|s| {
+                shape.kind(s) == message::Kind::Status
+            })
+        })
+        .ok();
+    let (lost, expected, delivered) = match options.expect {
+        Expect::Documents => docs
+            .as_ref()
+            .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered)),
+        Expect::Points => points
+            .as_ref()
+            .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered)),
+        Expect::Both => {
+            let a = docs
+                .as_ref()
+                .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered));
+            let b = points
+                .as_ref()
+                .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered));
+            (a.0 + b.0, a.1 + b.1, a.2)
+        }
+    };
+    report.loss_ratio = Some(if expected == 0 {
+        0.0
+    } else {
+        lost as f64 / expected as f64
+    });
+    report.delivered_rate = Some(delivered as f64 / delivered_seconds.max(1e-9));
+    report.documents = docs;
+    report.points = points;
 }
 
 async fn progress(sent: Arc<Sent>, deliveries: Option<Arc<Deliveries>>, done: Arc<AtomicBool>) {
