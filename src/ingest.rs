@@ -24,15 +24,15 @@ use crate::router::{Router, RouterError};
 use crate::telemetry::{ListenerMetrics, RouteMetrics, Telemetry};
 
 /// A route at run time: its output, its queue, its counters.
-pub struct RouteRuntime {
-    pub name: String,
-    pub output: OutputConfig,
-    pub capture_names: Vec<(usize, String)>,
-    pub queue: Arc<RouteQueue>,
-    pub metrics: RouteMetrics,
+pub(crate) struct RouteRuntime {
+    pub(crate) name: String,
+    pub(crate) output: OutputConfig,
+    pub(crate) capture_names: Vec<(usize, String)>,
+    pub(crate) queue: Arc<RouteQueue>,
+    pub(crate) metrics: RouteMetrics,
 }
 
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     router: Router,
     routes: Vec<RouteRuntime>,
 }
@@ -50,14 +50,14 @@ pub enum PipelineError {
 
 /// The spill logs of every route that has one, opened once per process
 /// and shared by the pipelines a reload creates (one log per directory).
-pub struct SpillRegistry {
+pub(crate) struct SpillRegistry {
     dir: std::path::PathBuf,
     logs: std::sync::Mutex<std::collections::HashMap<String, Arc<SpillShared>>>,
 }
 
 impl SpillRegistry {
     /// Logs under `<data_dir>/spill/<route>/`.
-    pub fn new(data_dir: &std::path::Path) -> SpillRegistry {
+    pub(crate) fn new(data_dir: &std::path::Path) -> SpillRegistry {
         SpillRegistry {
             dir: data_dir.join("spill"),
             logs: Default::default(),
@@ -90,7 +90,7 @@ impl SpillRegistry {
 }
 
 impl Pipeline {
-    pub fn new(
+    pub(crate) fn new(
         configs: &[RouteConfig],
         telemetry: &Telemetry,
         spills: &SpillRegistry,
@@ -115,13 +115,13 @@ impl Pipeline {
         Ok(Pipeline { router, routes })
     }
 
-    pub fn routes(&self) -> &[RouteRuntime] {
+    pub(crate) fn routes(&self) -> &[RouteRuntime] {
         &self.routes
     }
 
     /// A reader finished a batch of frames (a TCP read, a UDP receive):
     /// spill logs with `fsync = "batch"` sync what it wrote.
-    pub async fn flush_spills(&self) {
+    pub(crate) async fn flush_spills(&self) {
         for r in &self.routes {
             r.queue.flush_spill().await;
         }
@@ -246,19 +246,19 @@ const MAX_STAGED: usize = 1024;
 /// The pipeline in force, swapped whole by a reload. Readers take the
 /// current one per batch of frames (an `Arc`, so a retired pipeline is known to be
 /// unused once only its owner holds it).
-pub struct PipelineHandle(arc_swap::ArcSwap<Pipeline>);
+pub(crate) struct PipelineHandle(arc_swap::ArcSwap<Pipeline>);
 
 impl PipelineHandle {
-    pub fn new(pipeline: Arc<Pipeline>) -> PipelineHandle {
+    pub(crate) fn new(pipeline: Arc<Pipeline>) -> PipelineHandle {
         PipelineHandle(arc_swap::ArcSwap::new(pipeline))
     }
 
-    pub fn current(&self) -> Arc<Pipeline> {
+    pub(crate) fn current(&self) -> Arc<Pipeline> {
         self.0.load_full()
     }
 
     /// Put `new` in force; the previous pipeline is returned.
-    pub fn replace(&self, new: Arc<Pipeline>) -> Arc<Pipeline> {
+    pub(crate) fn replace(&self, new: Arc<Pipeline>) -> Arc<Pipeline> {
         self.0.swap(new)
     }
 }
@@ -268,7 +268,7 @@ impl PipelineHandle {
 /// The records of one read are staged and pushed together at
 /// [`Reader::end_of_batch`] (or after [`MAX_STAGED`]), one lock and one
 /// wake-up per route rather than per record; counters go the same way.
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     pipeline: &'a PipelineHandle,
     path: FramePath<'a>,
     metrics: &'a ListenerMetrics,
@@ -286,7 +286,7 @@ pub struct Reader<'a> {
 /// mode when a lenient rule fired, and join multi-frame messages when
 /// configured. Completed events come out in `ready`, in order; the frames
 /// taken are counted until [`FramePath::take_counts`].
-pub struct FramePath<'a> {
+pub(crate) struct FramePath<'a> {
     opts: &'a DecodeOptions,
     joiner: Option<Joiner>,
     counts: FrameCounts,
@@ -294,7 +294,7 @@ pub struct FramePath<'a> {
 
 /// What became of a frame [`FramePath::frame`] took.
 #[must_use]
-pub enum Fate {
+pub(crate) enum Fate {
     /// Decoded, and joined or emitted.
     Accepted,
     /// Strict mode and a lenient rule fired: counted, it goes no further.
@@ -302,7 +302,7 @@ pub enum Fate {
 }
 
 impl<'a> FramePath<'a> {
-    pub fn new(opts: &'a DecodeOptions, multiline: Option<MultilineConfig>) -> Self {
+    pub(crate) fn new(opts: &'a DecodeOptions, multiline: Option<MultilineConfig>) -> Self {
         FramePath {
             opts,
             joiner: multiline.map(Joiner::new),
@@ -312,7 +312,7 @@ impl<'a> FramePath<'a> {
 
     /// Take one frame received at `received_nanos` (`now` on the joiner's
     /// clock); events it completes go to `ready`.
-    pub fn frame(
+    pub(crate) fn frame(
         &mut self,
         frame: Bytes,
         peer: Option<SocketAddr>,
@@ -359,13 +359,13 @@ impl<'a> FramePath<'a> {
     }
 
     /// When [`FramePath::expire`] has work, if ever.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         self.joiner.as_ref().and_then(Joiner::next_deadline)
     }
 
     /// Emit joined events whose window has passed at `now`; `false` when
     /// this path does not join.
-    pub fn expire(&mut self, now: Instant, ready: &mut Vec<Event>) -> bool {
+    pub(crate) fn expire(&mut self, now: Instant, ready: &mut Vec<Event>) -> bool {
         match &mut self.joiner {
             Some(joiner) => {
                 joiner.expire(now, ready);
@@ -376,7 +376,7 @@ impl<'a> FramePath<'a> {
     }
 
     /// Emit everything pending: the input ended.
-    pub fn close(&mut self, ready: &mut Vec<Event>) {
+    pub(crate) fn close(&mut self, ready: &mut Vec<Event>) {
         if let Some(joiner) = &mut self.joiner {
             joiner.close(ready);
         }
@@ -420,7 +420,7 @@ struct FrameCounts {
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(
+    pub(crate) fn new(
         pipeline: &'a PipelineHandle,
         config: &'a ListenerConfig,
         metrics: &'a ListenerMetrics,
@@ -444,7 +444,12 @@ impl<'a> Reader<'a> {
     }
 
     /// Take one frame.
-    pub async fn frame(&mut self, frame: Bytes, peer: Option<SocketAddr>, received_nanos: i64) {
+    pub(crate) async fn frame(
+        &mut self,
+        frame: Bytes,
+        peer: Option<SocketAddr>,
+        received_nanos: i64,
+    ) {
         let number = self.numbers.next();
         // A rejected frame is counted by the path and goes no further.
         if let Fate::Accepted = self.path.frame(
@@ -464,7 +469,7 @@ impl<'a> Reader<'a> {
 
     /// The frames of one read are in: push what they produced, and spill
     /// logs that sync per batch do so.
-    pub async fn end_of_batch(&mut self) {
+    pub(crate) async fn end_of_batch(&mut self) {
         let pipeline = self.current.clone();
         self.push().await;
         if let Some(p) = pipeline {
@@ -500,12 +505,12 @@ impl<'a> Reader<'a> {
     }
 
     /// When [`Reader::expire`] has work, if ever.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         self.path.deadline()
     }
 
     /// Emit joined events whose window has passed.
-    pub async fn expire(&mut self) {
+    pub(crate) async fn expire(&mut self) {
         if self.path.expire(Instant::now(), &mut self.ready) {
             self.dispatch_ready();
             self.end_of_batch().await;
@@ -513,7 +518,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Emit everything pending: the reader is closing.
-    pub async fn close(&mut self) {
+    pub(crate) async fn close(&mut self) {
         self.path.close(&mut self.ready);
         self.dispatch_ready();
         self.end_of_batch().await;

@@ -39,9 +39,9 @@ mod udp;
 
 /// How long a stream without delimiters may pause before its last message
 /// is taken as complete.
-pub const UNDELIMITED_PAUSE: Duration = Duration::from_millis(100);
+pub(crate) const UNDELIMITED_PAUSE: Duration = Duration::from_millis(100);
 /// How long a closing connection waits for more bytes already sent.
-pub const DRAIN_IDLE: Duration = Duration::from_millis(200);
+pub(crate) const DRAIN_IDLE: Duration = Duration::from_millis(200);
 /// Read size for TCP.
 const READ_CHUNK: usize = 64 * 1024;
 /// Largest UDP payload.
@@ -64,14 +64,14 @@ enum Socket {
 }
 
 /// A listener bound to its address, not yet serving.
-pub struct BoundListener {
-    pub config: ListenerConfig,
+pub(crate) struct BoundListener {
+    pub(crate) config: ListenerConfig,
     socket: Socket,
-    pub local_addr: SocketAddr,
+    pub(crate) local_addr: SocketAddr,
 }
 
 impl BoundListener {
-    pub async fn bind(config: &ListenerConfig) -> Result<BoundListener, BindError> {
+    pub(crate) async fn bind(config: &ListenerConfig) -> Result<BoundListener, BindError> {
         let err = |source| BindError {
             name: config.name.clone(),
             protocol: protocol_name(config.protocol),
@@ -123,7 +123,7 @@ impl BoundListener {
     }
 
     /// Serve until `shutdown`; connection tasks go on `tracker`.
-    pub async fn serve(
+    pub(crate) async fn serve(
         self,
         pipeline: Arc<PipelineHandle>,
         metrics: ListenerMetrics,
