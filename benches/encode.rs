@@ -84,7 +84,7 @@ document = {}
 /// and framed as a `_bulk` action + source pair.
 fn bench_document(c: &mut Criterion) {
     use sluice::config::DocumentFormat;
-    use sluice::sinks::elasticsearch::{Item, bulk_body, document_hash, index_name};
+    use sluice::testing::{Item, bulk_body, document_hash, index_name};
     let event = decode(
         Bytes::from_static(b"<134>1 2026-11-24T11:34:54.606Z web01.example.com orders 17078 Audit [mdc@18060 requestId=\"r-42\" user=\"alice\"] Order created id=1001 customer=9912 total=129.95 currency=EUR"),
         Some("10.0.0.5:50122".parse().unwrap()),

@@ -895,7 +895,7 @@ pub struct SpillConfig {
     pub durable: bool,
     pub max_bytes: u64,
     pub segment_bytes: u64,
-    pub fsync: crate::spill::Fsync,
+    pub fsync: crate::queue::spill::Fsync,
 }
 
 // ----------------------------------------------------------------- defaults
@@ -2706,11 +2706,11 @@ impl Validator<'_, '_> {
                         ));
                     }
                     let fsync = match (q.fsync.unwrap_or(RawFsync::Interval), q.fsync_interval_ms) {
-                        (RawFsync::Never, None) => crate::spill::Fsync::Never,
-                        (RawFsync::Always, None) => crate::spill::Fsync::EveryBatch,
-                        (RawFsync::Batch, None) => crate::spill::Fsync::OnFlush,
+                        (RawFsync::Never, None) => crate::queue::spill::Fsync::Never,
+                        (RawFsync::Always, None) => crate::queue::spill::Fsync::EveryBatch,
+                        (RawFsync::Batch, None) => crate::queue::spill::Fsync::OnFlush,
                         (RawFsync::Interval, ms) => {
-                            crate::spill::Fsync::IntervalMs(ms.unwrap_or(1000).max(1))
+                            crate::queue::spill::Fsync::IntervalMs(ms.unwrap_or(1000).max(1))
                         }
                         (_, Some(_)) => {
                             return Err(self.err(

@@ -44,7 +44,7 @@ pub enum PipelineError {
     #[error("route {route:?}: {source}")]
     Spill {
         route: String,
-        source: crate::spill::SpillError,
+        source: crate::queue::spill::SpillError,
     },
 }
 

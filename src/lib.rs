@@ -23,8 +23,12 @@
 //! - [`router`] — event → matching routes (one `RegexSet` pass); route
 //!   patterns may use grok ([`grok`]).
 //! - [`route`] — route output: a line-protocol point or a JSON document.
-//! - [`queue`] — one bounded queue per route, `block` or `drop_newest`.
-//! - [`sinks`] — batch writers: file, stdout.
+//! - [`queue`] — one bounded queue per route (`block`, `drop_newest`,
+//!   `drop_oldest`, `spill`), its on-disk spill log ([`queue::spill`]) and
+//!   the delivery worker ([`queue::deliver`]) that drains it into a sink.
+//! - [`sinks`] — batch writers: file, stdout, InfluxDB, Elasticsearch; the
+//!   shared HTTP transport and retry policy. Sinks never import the queue:
+//!   the worker drives them through [`sinks::Deliver`].
 //!
 //! Around them: [`config`] (strict TOML, errors with file:line:key),
 //! [`telemetry`] (Prometheus counters, admin `/metrics` and `/health`),
@@ -48,13 +52,25 @@ pub mod grok;
 pub mod ingest;
 pub mod listener;
 pub mod multiline;
-pub mod queue;
+#[warn(unreachable_pub)]
+pub(crate) mod queue;
 pub mod route;
 pub mod router;
 pub mod sequence_pattern;
 pub mod service;
-pub mod sinks;
-pub mod spill;
+#[warn(unreachable_pub)]
+pub(crate) mod sinks;
 pub mod telemetry;
 pub mod text;
 pub mod tls;
+
+/// What the benches, the integration tests and the binary use of the
+/// crate's internals (rooms are `pub(crate)`); not an API.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::queue::spill::verify::{VerifyReport, verify};
+    pub use crate::queue::spill::{Fsync, SpillLog, SpillOptions};
+    pub use crate::sinks::elasticsearch::bulk::{
+        Item, bulk_body, chunks, document_hash, document_id, index_name,
+    };
+}

@@ -158,7 +158,7 @@ fn main() -> ExitCode {
         Command::Health { config } => with_config(config.as_deref(), health),
         Command::Spill {
             command: SpillCommand::Verify { data_dir },
-        } => match sluice::spill::verify(&data_dir) {
+        } => match sluice::testing::verify(&data_dir) {
             Ok(reports) => {
                 let mut out = String::new();
                 for r in &reports {

@@ -17,8 +17,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::ingest::{Pipeline, PipelineHandle, SpillRegistry};
 use crate::listener::{BindError, BoundListener, protocol_name};
+use crate::queue::deliver::run_worker;
 use crate::router::RouterError;
-use crate::sinks::{RetryPolicy, Sink, SinkOpenError, run_worker};
+use crate::sinks::{Sink, SinkOpenError};
 use crate::telemetry::{Telemetry, serve_admin};
 
 #[derive(Debug, thiserror::Error)]
@@ -62,28 +63,6 @@ impl Ready {
             "admin": self.admin.map(|a| a.to_string()),
         })
         .to_string()
-    }
-}
-
-/// How a sink's worker retries: HTTP sinks retry for a long time (the queue
-/// absorbs new data meanwhile), local ones briefly.
-fn retry_policy(kind: &crate::config::SinkKind) -> RetryPolicy {
-    match kind {
-        crate::config::SinkKind::Influxdb(c) => RetryPolicy {
-            max_attempts: c.max_retries.max(1),
-            max_elapsed: c.max_retry_time,
-            initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
-            max_wait: c.max_backoff,
-        },
-        crate::config::SinkKind::Elasticsearch(c) => RetryPolicy {
-            max_attempts: c.max_retries.max(1),
-            max_elapsed: c.max_retry_time,
-            initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
-            max_wait: c.max_backoff,
-        },
-        _ => RetryPolicy::default(),
     }
 }
 
@@ -138,7 +117,6 @@ impl Generation {
                 rt.queue.clone(),
                 sink.clone(),
                 sink_config.clone(),
-                retry_policy(&sink_config.kind),
                 telemetry.sink(&sink_config.name, &route.name),
             ));
         }

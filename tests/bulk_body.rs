@@ -4,7 +4,7 @@
 //! goes alone).
 
 use proptest::prelude::*;
-use sluice::sinks::elasticsearch::{Item, bulk_body, chunks, document_hash, document_id};
+use sluice::testing::{Item, bulk_body, chunks, document_hash, document_id};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(500))]

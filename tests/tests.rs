@@ -2842,7 +2842,7 @@ block_timeout_ms = 20
 /// but left in place for the service to truncate.
 #[test]
 fn spill_verify_reports_pending_records_and_corruption() {
-    use sluice::spill::{Fsync, SpillLog, SpillOptions};
+    use sluice::testing::{Fsync, SpillLog, SpillOptions};
     let data = tempfile::tempdir().unwrap();
     let options = SpillOptions {
         segment_bytes: 1024,

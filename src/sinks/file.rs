@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 use super::{SinkError, lines};
 use crate::route::Record;
 
-pub struct FileSink {
+pub(crate) struct FileSink {
     file: Arc<Mutex<File>>,
 }
 
 impl FileSink {
     /// Open (creating it and its directory) for appending.
-    pub fn open(path: &Path) -> std::io::Result<FileSink> {
+    pub(crate) fn open(path: &Path) -> std::io::Result<FileSink> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -28,7 +28,7 @@ impl FileSink {
     /// async workers. A write that fails is cut back to the file's length
     /// before it, so the retried batch is written once, whole. Routes sharing the file are serialised by the lock, so
     /// batches never interleave.
-    pub async fn write(&self, batch: &[Record]) -> Result<(), SinkError> {
+    pub(crate) async fn write(&self, batch: &[Record]) -> Result<(), SinkError> {
         let buf = lines(batch);
         let file = self.file.clone();
         tokio::task::spawn_blocking(move || {

@@ -6,7 +6,7 @@ use tokio::sync::Mutex;
 use super::{SinkError, lines};
 use crate::route::Record;
 
-pub struct StdoutSink {
+pub(crate) struct StdoutSink {
     out: Mutex<tokio::io::Stdout>,
 }
 
@@ -17,13 +17,13 @@ impl Default for StdoutSink {
 }
 
 impl StdoutSink {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         StdoutSink {
             out: Mutex::new(tokio::io::stdout()),
         }
     }
 
-    pub async fn write(&self, batch: &[Record]) -> Result<(), SinkError> {
+    pub(crate) async fn write(&self, batch: &[Record]) -> Result<(), SinkError> {
         let buf = lines(batch);
         let mut out = self.out.lock().await;
         out.write_all(&buf)

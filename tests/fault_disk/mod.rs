@@ -531,7 +531,7 @@ linger_ms = 50
 /// a folder that is neither is refused.
 #[test]
 fn spill_verify_takes_the_data_dir_and_reports_only_routes() {
-    use sluice::spill::{Fsync, SpillLog, SpillOptions};
+    use sluice::testing::{Fsync, SpillLog, SpillOptions};
     let data = tempfile::tempdir().unwrap();
     let options = SpillOptions {
         segment_bytes: 1 << 20,

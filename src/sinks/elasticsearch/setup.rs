@@ -17,14 +17,14 @@ use crate::config::{ElasticsearchConfig, FieldType};
 
 /// The version of the template this sluice writes; raise it when the
 /// mappings change.
-pub const TEMPLATE_VERSION: u64 = 1;
+pub(crate) const TEMPLATE_VERSION: u64 = 1;
 
 /// Bound on a setup answer kept (a template is a few KiB).
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
 
 /// The engine a sink writes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Engine {
+pub(crate) struct Engine {
     pub product: Product,
     /// `major.minor.patch` as the node says it.
     pub version: String,
@@ -32,13 +32,13 @@ pub struct Engine {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Product {
+pub(crate) enum Product {
     Elasticsearch,
     OpenSearch,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SetupError {
+pub(crate) enum SetupError {
     /// The node did not answer (or not sensibly): try again later.
     #[error("{url}: {message}")]
     Unreachable { url: String, message: String },
@@ -55,7 +55,7 @@ pub enum SetupError {
 /// `"distribution":"opensearch"`); else `GET /_nodes/_local` (an
 /// Elasticsearch without its root endpoint answers `GET /` with 405), whose
 /// `X-elastic-product` header names Elasticsearch.
-pub async fn detect(client: &reqwest::Client, base: &str) -> Result<Engine, SetupError> {
+pub(crate) async fn detect(client: &reqwest::Client, base: &str) -> Result<Engine, SetupError> {
     let base = base.trim_end_matches('/');
     let (status, headers, body) = get(client, &format!("{base}/")).await?;
     if status == 200 {
@@ -120,7 +120,7 @@ fn engine(product: Product, version: String) -> Option<Engine> {
 /// `manage_template`, install the template. Without a template to install,
 /// an engine that cannot be detected (a proxy, a stand-in) is logged and
 /// written to all the same (`None`).
-pub async fn run(
+pub(crate) async fn run(
     sink: &str,
     config: &ElasticsearchConfig,
     client: &reqwest::Client,
@@ -158,7 +158,7 @@ pub async fn run(
 }
 
 /// The template's name: `template_name`, else `sluice-<sink>`.
-pub fn template_name(sink: &str, config: &ElasticsearchConfig) -> String {
+pub(crate) fn template_name(sink: &str, config: &ElasticsearchConfig) -> String {
     config
         .template_name
         .clone()
@@ -167,23 +167,13 @@ pub fn template_name(sink: &str, config: &ElasticsearchConfig) -> String {
 
 /// The index pattern a template covers: the index name with its date
 /// fields (`%Y`, ...) as `*`, or the data stream's name.
-pub fn index_pattern(index: &str) -> String {
+pub(crate) fn index_pattern(index: &str) -> String {
     let mut out = String::with_capacity(index.len());
-    let mut chars = index.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
+    super::bulk::expand_pattern(index, &mut out, |out, _| {
+        if !out.ends_with('*') {
+            out.push('*');
         }
-        match chars.next() {
-            Some('%') => out.push('%'),
-            _ => {
-                if !out.ends_with('*') {
-                    out.push('*');
-                }
-            }
-        }
-    }
+    });
     out
 }
 
@@ -202,7 +192,11 @@ fn capture_mapping(t: FieldType) -> serde_json::Value {
 /// The composable index template for `config` on `engine`.
 /// `ilm`: the engine has ILM, and the template attaches `ilm_policy` by the
 /// `index.lifecycle.name` setting.
-pub fn template(config: &ElasticsearchConfig, engine: &Engine, ilm: bool) -> serde_json::Value {
+pub(crate) fn template(
+    config: &ElasticsearchConfig,
+    engine: &Engine,
+    ilm: bool,
+) -> serde_json::Value {
     let keyword = || serde_json::json!({"type": "keyword", "ignore_above": 1024});
     let mut captures = serde_json::Map::new();
     for (name, t) in &config.captures {
@@ -273,7 +267,7 @@ pub fn template(config: &ElasticsearchConfig, engine: &Engine, ilm: bool) -> ser
 
 /// What [`install`] did.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Installed {
+pub(crate) enum Installed {
     Created,
     /// An older version was replaced.
     Updated(u64),
@@ -282,7 +276,7 @@ pub enum Installed {
 }
 
 /// Install the template unless the same or a newer version is there.
-pub async fn install(
+pub(crate) async fn install(
     client: &reqwest::Client,
     base: &str,
     name: &str,
@@ -302,16 +296,14 @@ pub async fn install(
     if let Some(v) = installed.filter(|&v| v >= TEMPLATE_VERSION) {
         return Ok(Installed::Kept(v));
     }
-    let answer = client
-        .put(&url)
-        .header("Content-Type", "application/json")
-        .body(template.to_string())
-        .send()
-        .await
-        .map_err(|e| SetupError::Unreachable {
-            url: url.clone(),
-            message: e.to_string(),
-        })?;
+    let answer = send(
+        client
+            .put(&url)
+            .header("Content-Type", "application/json")
+            .body(template.to_string()),
+        &url,
+    )
+    .await?;
     let status = answer.status().as_u16();
     let body = read_capped(answer).await;
     if !(200..300).contains(&status) {
@@ -324,19 +316,19 @@ pub async fn install(
     Ok(installed.map_or(Installed::Created, Installed::Updated))
 }
 
+/// Send `req` to `url`; no answer is `Unreachable`.
+async fn send(req: reqwest::RequestBuilder, url: &str) -> Result<reqwest::Response, SetupError> {
+    req.send().await.map_err(|e| SetupError::Unreachable {
+        url: url.to_owned(),
+        message: e.to_string(),
+    })
+}
+
 async fn get(
     client: &reqwest::Client,
     url: &str,
 ) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>), SetupError> {
-    let answer = client
-        .get(url)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .map_err(|e| SetupError::Unreachable {
-            url: url.to_owned(),
-            message: e.to_string(),
-        })?;
+    let answer = send(client.get(url).timeout(Duration::from_secs(10)), url).await?;
     let status = answer.status().as_u16();
     let headers = answer.headers().clone();
     Ok((status, headers, read_capped(answer).await))

@@ -1,0 +1,182 @@
+//! The delivery worker: one per route, it pulls batches from the route's
+//! queue, hands each to the sink (through [`Deliver`], defined by the
+//! sinks, so that sinks never import the queue), retries it by the sink's
+//! [`RetryPolicy`], acknowledges it, and on giving up counts its records as
+//! failed and passes them to the sink's dead-letter file.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::Instrument as _;
+
+use super::RouteQueue;
+use crate::config::SinkConfig;
+use crate::route::Record;
+use crate::sinks::{Deliver, RetryPolicy, SinkError};
+use crate::telemetry::{LogLimiter, SinkMetrics};
+
+/// Drain `queue` into `sink` until the queue is closed and empty; retries
+/// follow the policy of the sink's config ([`RetryPolicy::for_sink`]).
+pub(crate) async fn run_worker<S: Deliver>(
+    route: String,
+    queue: Arc<RouteQueue>,
+    sink: Arc<S>,
+    config: SinkConfig,
+    metrics: SinkMetrics,
+) {
+    let retry = RetryPolicy::for_sink(&config.kind);
+    let mut batch = Vec::with_capacity(config.batch_max_events.min(65_536));
+    // One retry warning per 10 s per worker; /metrics counts every retry.
+    let retry_log = LogLimiter::new(10_000);
+    let worker = Worker {
+        route: &route,
+        sink: sink.as_ref(),
+        config: &config,
+        retry,
+        metrics: &metrics,
+        retry_log: &retry_log,
+    };
+    let Some(mut have_batch) = worker.prepare(&queue, &mut batch).await else {
+        return;
+    };
+    loop {
+        if !have_batch
+            && !queue
+                .pop_batch(&mut batch, config.batch_max_events, config.linger)
+                .await
+        {
+            break;
+        }
+        have_batch = false;
+        queue.begin_batch(batch.len());
+        let span = tracing::info_span!("flush", route = %route, sink = %config.name, records = batch.len());
+        worker.deliver(&batch).instrument(span).await;
+        queue.end_batch().await;
+        queue.recycle(&mut batch);
+    }
+}
+
+/// What one worker writes with, borrowed for its life.
+struct Worker<'a, S> {
+    route: &'a str,
+    sink: &'a S,
+    config: &'a SinkConfig,
+    retry: RetryPolicy,
+    metrics: &'a SinkMetrics,
+    retry_log: &'a LogLimiter,
+}
+
+impl<S: Deliver> Worker<'_, S> {
+    /// Start-up checks (the InfluxDB database): tried now, not at the first
+    /// write, so /health says why while they fail. Retried while idle; a
+    /// batch that arrives meanwhile goes to the write path, which retries
+    /// them itself. `Some(true)`: a batch arrived into `batch`;
+    /// `Some(false)`: the sink is ready; `None`: the queue closed.
+    async fn prepare(&self, queue: &RouteQueue, batch: &mut Vec<Record>) -> Option<bool> {
+        let (route, config, retry, metrics) = (self.route, self.config, self.retry, self.metrics);
+        let mut attempt = 0;
+        loop {
+            let wait = match self.sink.prepare().await {
+                Ok(()) => return Some(false),
+                Err(e) => {
+                    let (message, retry_after) = match e {
+                        SinkError::Retryable {
+                            message,
+                            retry_after,
+                        } => (message, retry_after),
+                        SinkError::Permanent(message) => (message, None),
+                    };
+                    metrics.up.set(0);
+                    metrics.health.failing(&message);
+                    if let Some(suppressed) = self.retry_log.allow() {
+                        tracing::warn!(route = %route, sink = %config.name, error = %message, suppressed, "sink not ready at start-up, retrying");
+                    }
+                    let wait = retry.backoff(attempt).max(retry_after.unwrap_or_default());
+                    attempt = attempt.saturating_add(1);
+                    wait.max(Duration::from_millis(100))
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                more = queue.pop_batch(batch, config.batch_max_events, config.linger) => {
+                    return more.then_some(true);
+                }
+            }
+        }
+    }
+
+    /// Write `batch`, retrying by the policy; on giving up, count it as
+    /// failed and hand it to the sink's dead-letter file.
+    async fn deliver(&self, batch: &[Record]) {
+        let (route, config, retry, metrics) = (self.route, self.config, self.retry, self.metrics);
+        let mut attempt = 0;
+        let started = tokio::time::Instant::now();
+        loop {
+            match self.sink.write(batch, metrics).await {
+                Ok(written) => {
+                    metrics.batches.inc();
+                    let stored = (batch.len() as u64).saturating_sub(written.rejected);
+                    metrics.records_sent.inc_by(stored);
+                    metrics.rejected_records.inc_by(written.rejected);
+                    if stored == 0 && !batch.is_empty() {
+                        // Answered, but nothing got through: not "up".
+                        metrics.up.set(0);
+                        metrics.health.failing(&format!(
+                            "every record of the last batch was rejected: {}",
+                            written.reason.as_deref().unwrap_or("no reason given")
+                        ));
+                    } else {
+                        metrics.up.set(1);
+                        metrics.health.ok();
+                    }
+                    return;
+                }
+                Err(SinkError::Retryable {
+                    message,
+                    retry_after,
+                }) if attempt + 1 < retry.max_attempts && started.elapsed() < retry.max_elapsed => {
+                    metrics.retrying(&message);
+                    let wait = retry.wait(attempt, retry_after, started.elapsed());
+                    if let Some(suppressed) = self.retry_log.allow() {
+                        tracing::warn!(route = %route, sink = %config.name, attempt, error = %message, ?wait, suppressed, "batch write failed, retrying");
+                    }
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    let message = match e {
+                        SinkError::Retryable { message, .. } | SinkError::Permanent(message) => {
+                            message
+                        }
+                    };
+                    let reason = format!(
+                        "gave up after {} attempt(s) in {:.1} s: {message}",
+                        attempt + 1,
+                        started.elapsed().as_secs_f64()
+                    );
+                    self.give_up(batch, &reason);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The retries are spent: count `batch` as failed and dead-letter it.
+    fn give_up(&self, batch: &[Record], reason: &str) {
+        let (route, config, metrics) = (self.route, self.config, self.metrics);
+        metrics.up.set(0);
+        metrics.health.failing(reason);
+        metrics.failed_records.inc_by(batch.len() as u64);
+        match self.sink.give_up(batch, reason) {
+            Ok(true) => {
+                tracing::error!(route = %route, sink = %config.name, records = batch.len(), error = %reason, "sink gave up on a batch: its records are in the dead-letter file");
+            }
+            Ok(false) => {
+                tracing::error!(route = %route, sink = %config.name, records = batch.len(), error = %reason, "sink gave up on a batch: its records are lost (this sink has no dead-letter file)");
+            }
+            Err(dead) => {
+                tracing::error!(route = %route, sink = %config.name, records = batch.len(), error = %reason, dead_letter_error = %dead, "sink gave up on a batch and could not write it to the dead-letter file: its records are lost");
+            }
+        }
+    }
+}

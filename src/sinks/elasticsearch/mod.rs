@@ -1,0 +1,399 @@
+//! Elasticsearch sink: documents through the `_bulk` API.
+//!
+//! Each document gets a deterministic `_id` (a 128-bit hash of its route and
+//! of the frame's number in the process, which is unique per frame even
+//! when two frames are alike byte for byte; the record keeps it, so every
+//! resend carries the same `_id`) and goes with the
+//! `create` action, so a batch sent twice stores each document once: a 409
+//! means "already stored". A 200 answer is read item by item:
+//! items answered 429 or 5xx are sent again (only they, with backoff and
+//! jitter); other item errors (400 mapping errors, ...) are permanent and go
+//! to the dead-letter file with Elasticsearch's reason. Whole-request
+//! failures (transport, 429, 5xx) move to the next node, which is then
+//! skipped for a cool-down. Items still failing when the retry time runs out
+//! are dead-lettered too: nothing is dropped without a trace. Each round of
+//! item retries is reported like a failed request (retry counter,
+//! `sluice_sink_up`, `/health`), and a 2xx that is not a `_bulk` answer for
+//! the request is a failed request: nothing in it says an item was stored.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+pub(crate) mod bulk;
+pub(crate) mod setup;
+
+use crate::config::ElasticsearchConfig;
+use crate::route::Record;
+
+use super::http::{PostError, Sent, Transport};
+use super::retry::{Outcome, classify};
+use super::{DeadLetter, RetryPolicy, SinkError, Written, retry_after};
+use bulk::*;
+pub(crate) use bulk::{Item, bulk_body_into, chunks};
+
+/// How long a node that failed is skipped.
+const NODE_COOL_DOWN: Duration = Duration::from_secs(30);
+
+pub(crate) struct ElasticsearchSink {
+    name: String,
+    /// Rejections are logged at most every 10 s (counted always).
+    reject_log: crate::telemetry::LogLimiter,
+    /// Item retries likewise.
+    retry_log: crate::telemetry::LogLimiter,
+    config: ElasticsearchConfig,
+    /// Client, signing, gzip, request timing, body buffer.
+    http: Transport,
+    /// Per node: skipped until this instant after a failure.
+    nodes: Mutex<(usize, Vec<Option<Instant>>)>,
+    dead_letter: Option<DeadLetter>,
+    retry: RetryPolicy,
+    /// Request bound learnt from 413 answers (see `max_request_bytes`).
+    max_request_bytes: std::sync::atomic::AtomicUsize,
+    /// The engine, detected (and the template installed) before the first
+    /// write: `setup`.
+    setup: tokio::sync::OnceCell<Option<setup::Engine>>,
+}
+
+/// How a request refused as too large (413) is told apart.
+const TOO_LARGE: &str = "413 request too large";
+
+/// What became of the items of one request.
+struct Answer {
+    /// Items to send again (429, 5xx), with the last reason.
+    retry: Vec<(usize, String)>,
+    /// Items Elasticsearch refused for good, with its reason.
+    rejected: Vec<(usize, String)>,
+}
+
+impl ElasticsearchSink {
+    pub(crate) fn open(
+        name: &str,
+        config: &ElasticsearchConfig,
+        requests: prometheus_client::metrics::histogram::Histogram,
+    ) -> Result<ElasticsearchSink, String> {
+        let header = config.api_key.as_ref().map(|v| format!("ApiKey {v}"));
+        let http = Transport::new(config, requests, header)?;
+        let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
+        Ok(ElasticsearchSink {
+            reject_log: crate::telemetry::LogLimiter::new(10_000),
+            retry_log: crate::telemetry::LogLimiter::new(10_000),
+            name: name.to_owned(),
+            config: config.clone(),
+            http,
+            nodes: Mutex::new((0, vec![None; config.urls.len()])),
+            dead_letter,
+            retry: RetryPolicy {
+                max_attempts: config.max_retries.max(1),
+                max_elapsed: config.max_retry_time,
+                initial_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(5),
+                max_wait: config.max_backoff,
+            },
+            max_request_bytes: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            setup: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The next node to use (round-robin, skipping nodes in cool-down unless
+    /// all are).
+    fn node(&self) -> (usize, String) {
+        let now = Instant::now();
+        let n = self.config.urls.len().max(1);
+        let Ok(mut nodes) = self.nodes.lock() else {
+            return (0, self.config.urls.first().cloned().unwrap_or_default());
+        };
+        let start = nodes.0;
+        let mut pick = start % n;
+        for k in 0..n {
+            let i = (start + k) % n;
+            if nodes
+                .1
+                .get(i)
+                .copied()
+                .flatten()
+                .is_none_or(|until| until <= now)
+            {
+                pick = i;
+                break;
+            }
+        }
+        nodes.0 = pick + 1;
+        (
+            pick,
+            self.config.urls.get(pick).cloned().unwrap_or_default(),
+        )
+    }
+
+    fn node_failed(&self, i: usize) {
+        if let Ok(mut nodes) = self.nodes.lock() {
+            if let Some(slot) = nodes.1.get_mut(i) {
+                *slot = Some(Instant::now() + NODE_COOL_DOWN);
+            }
+        }
+    }
+
+    /// Write a batch. `Ok(w)`: every document stored except `w.rejected`,
+    /// which are in the dead-letter file (`w.reason`: why the first was). Items sent again (answered 429 or 5xx, or
+    /// in a request that failed after others got through) are retried
+    /// here, each round reported to `metrics` (`sluice_sink_retries_total`,
+    /// `sluice_sink_up` 0, `/health`) as the worker reports a whole batch.
+    pub(crate) async fn write(
+        &self,
+        batch: &[Record],
+        metrics: &crate::telemetry::SinkMetrics,
+    ) -> Result<Written, SinkError> {
+        if self.setup.get().is_none() {
+            let (_, base) = self.node();
+            self.setup
+                .get_or_try_init(|| setup::run(&self.name, &self.config, &self.http.client, &base))
+                .await
+                .map_err(|e| SinkError::retry(format!("setup: {e}")))?;
+        }
+        let names = hour_names(&self.config.index, batch);
+        let items = batch_items(batch, &names, self.config.document_ids);
+        let mut pending: Vec<usize> = (0..items.len()).collect();
+        let mut rejected: Vec<(usize, String)> = Vec::new();
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        let mut progressed = false;
+        while !pending.is_empty() {
+            let mut retry: Vec<(usize, String)> = Vec::new();
+            let mut whole_failure: Option<(String, Option<Duration>)> = None;
+            let max_bytes = self.config.batch_max_bytes.min(self.max_request_bytes());
+            // Last first: popped in order; a chunk the node found too large
+            // comes back as two halves.
+            let mut todo = chunks(&items, &pending, max_bytes);
+            todo.reverse();
+            while let Some(chunk) = todo.pop() {
+                match self.request(&items, &chunk).await {
+                    Ok(answer) => {
+                        // Progress: some item stored or settled. Items all
+                        // answered "retry" (429, 5xx, a write block) are a
+                        // failure the worker shows on /health.
+                        if answer.retry.len() < chunk.len() {
+                            progressed = true;
+                        } else if let Some((_, why)) = answer.retry.first() {
+                            whole_failure = Some((why.clone(), None));
+                        }
+                        retry.extend(answer.retry);
+                        rejected.extend(answer.rejected);
+                    }
+                    Err((reason, _)) if reason.contains(TOO_LARGE) => {
+                        match self.split_too_large(&items, chunk) {
+                            Ok(halves) => todo.extend(halves),
+                            Err(alone) => {
+                                progressed = true;
+                                rejected.extend(alone.into_iter().map(|i| (i, reason.clone())));
+                            }
+                        }
+                    }
+                    Err((reason, after)) => {
+                        retry.extend(chunk.iter().map(|&i| (i, reason.clone())));
+                        whole_failure = Some((reason, after));
+                    }
+                }
+            }
+            pending = retry.iter().map(|(i, _)| *i).collect();
+            if pending.is_empty() {
+                break;
+            }
+            if !progressed {
+                // Nothing of this batch reached Elasticsearch: the worker
+                // retries it whole, with its backoff, and shows the failure
+                // on /health.
+                let (message, retry_after) = whole_failure.unwrap_or_default();
+                return Err(SinkError::Retryable {
+                    message,
+                    retry_after,
+                });
+            }
+            attempt += 1;
+            let out_of_time =
+                attempt >= self.retry.max_attempts || started.elapsed() >= self.retry.max_elapsed;
+            if out_of_time {
+                rejected.extend(
+                    retry
+                        .into_iter()
+                        .map(|(i, why)| (i, format!("gave up after {attempt} attempts: {why}"))),
+                );
+                break;
+            }
+            let why = match &whole_failure {
+                Some((message, _)) => message.clone(),
+                None => format!(
+                    "{} items to retry: {}",
+                    retry.len(),
+                    retry.first().map_or("", |(_, why)| why.as_str())
+                ),
+            };
+            metrics.retrying(&why);
+            let wait = self.retry.wait(
+                attempt - 1,
+                whole_failure.and_then(|(_, a)| a),
+                started.elapsed(),
+            );
+            if let Some(suppressed) = self.retry_log.allow() {
+                tracing::warn!(sink = %self.name, items = pending.len(), attempt, ?wait, suppressed, "Elasticsearch: retrying items");
+            }
+            tokio::time::sleep(wait).await;
+        }
+        self.dead_letter(&items, &rejected)?;
+        Ok(Written {
+            rejected: rejected.len() as u64,
+            reason: rejected.first().map(|(_, why)| why.clone()),
+        })
+    }
+
+    /// The worker gave up on `batch` (its retry time or attempts ran
+    /// out): every document goes to the dead-letter file with `reason`.
+    /// `Ok(false)`: the sink has no dead-letter file.
+    pub(crate) fn give_up(&self, batch: &[Record], reason: &str) -> Result<bool, SinkError> {
+        let Some(file) = &self.dead_letter else {
+            return Ok(false);
+        };
+        let names = hour_names(&self.config.index, batch);
+        let items = batch_items(batch, &names, self.config.document_ids);
+        let all: Vec<(usize, String)> = (0..items.len()).map(|i| (i, reason.to_owned())).collect();
+        file.write(&self.entries(&items, &all))?;
+        Ok(true)
+    }
+
+    /// One `_bulk` request for `chunk`. `Err` = the whole request failed
+    /// (reason, Retry-After).
+    async fn request(
+        &self,
+        items: &[Item<'_>],
+        chunk: &[usize],
+    ) -> Result<Answer, (String, Option<Duration>)> {
+        let body = bulk_body_into(items, chunk, self.http.spare.take());
+        let (node, base) = self.node();
+        let url = bulk_url(&base, self.config.pipeline.as_deref());
+        let Sent { response, kept } = match self.http.post(&url, "application/x-ndjson", body).await
+        {
+            Ok(sent) => sent,
+            Err(PostError::Gzip(e)) => return Err((format!("gzip: {e}"), None)),
+            Err(PostError::Transport(e)) => {
+                self.node_failed(node);
+                return Err((
+                    format!("{base}: {}", crate::sinks::transport_error(e)),
+                    None,
+                ));
+            }
+        };
+        let status = response.status().as_u16();
+        let outcome = classify(status, response.headers(), std::time::SystemTime::now());
+        let retry_after = retry_after(&response);
+        // Bytes, not text: the answer is parsed as it is (JSON is UTF-8);
+        // only an error's excerpt is decoded.
+        let success = outcome == Outcome::Done;
+        let answer = answer_body(response, success, answer_cap(success, chunk.len())).await;
+        self.http.give_back(kept);
+        match outcome {
+            Outcome::Done => {}
+            Outcome::TooLarge => {
+                // http.max_content_length: not the node's fault, no cool-down.
+                return Err((format!("{base}: {TOO_LARGE} {}", short(&answer)), None));
+            }
+            // Busy or failing (429, and any status from 500 up): the next
+            // node.
+            Outcome::Retryable { .. } | Outcome::Unexpected if status == 429 || status >= 500 => {
+                self.node_failed(node);
+                return Err((format!("{base}: {status} {}", short(&answer)), retry_after));
+            }
+            _ => {
+                // The request itself was refused (auth, malformed): every item
+                // is held for retry; the reason shows in logs and /health.
+                return Err((
+                    format!("{base}: {status} {}", short(&answer)),
+                    Some(Duration::from_secs(10)),
+                ));
+            }
+        }
+        // A 2xx that is not a _bulk answer (a proxy's page, a cut answer)
+        // says nothing of the items: the request failed, and is retried.
+        read_items(&answer.bytes, chunk).map_err(|e| {
+            self.node_failed(node);
+            (
+                format!("{base}: {status} but {e}: {}", short(&answer)),
+                retry_after,
+            )
+        })
+    }
+
+    /// The request size the nodes take: `batch_max_bytes` until a node
+    /// answers 413, then half of the largest request it refused.
+    fn max_request_bytes(&self) -> usize {
+        self.max_request_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A chunk answered 413: its two halves to send instead, and the bound
+    /// lowered for the next requests. A single document too large for the
+    /// node is refused for good (`Err`: dead-lettered with the node's
+    /// answer).
+    fn split_too_large(
+        &self,
+        items: &[Item<'_>],
+        chunk: Vec<usize>,
+    ) -> Result<[Vec<usize>; 2], Vec<usize>> {
+        let bytes: usize = chunk
+            .iter()
+            .filter_map(|&i| items.get(i))
+            .map(|it| it.source.len() + it.index.len() + 80)
+            .sum();
+        self.max_request_bytes
+            .fetch_min((bytes / 2).max(1), std::sync::atomic::Ordering::Relaxed);
+        if chunk.len() < 2 {
+            return Err(chunk);
+        }
+        let mut first = chunk;
+        let second = first.split_off(first.len() / 2);
+        tracing::debug!(sink = %self.name, bytes, "Elasticsearch: request too large (413), split in two");
+        Ok([second, first])
+    }
+
+    fn dead_letter(
+        &self,
+        items: &[Item<'_>],
+        rejected: &[(usize, String)],
+    ) -> Result<(), SinkError> {
+        if rejected.is_empty() {
+            return Ok(());
+        }
+        if let Some(suppressed) = self.reject_log.allow() {
+            // Elasticsearch's reason may preview a field's value: DEBUG only.
+            tracing::warn!(sink = %self.name, rejected = rejected.len(), suppressed, dead_letter = %self.config.dead_letter.as_deref().map_or_else(|| "none".into(), std::path::Path::to_string_lossy), "Elasticsearch refused documents (reasons and documents in the dead-letter file)");
+        }
+        tracing::debug!(sink = %self.name, reason = %rejected[0].1, "Elasticsearch refused a document");
+        let Some(file) = &self.dead_letter else {
+            return Ok(());
+        };
+        file.write(&self.entries(items, rejected))
+    }
+
+    /// Dead-letter entries for the `rejected` items, with their reasons.
+    fn entries(&self, items: &[Item<'_>], rejected: &[(usize, String)]) -> Vec<serde_json::Value> {
+        let at = chrono::Utc::now().to_rfc3339();
+        rejected
+            .iter()
+            .filter_map(|(i, reason)| {
+                let item = items.get(*i)?;
+                let source: serde_json::Value =
+                    serde_json::from_str(item.source).unwrap_or(serde_json::Value::Null);
+                Some(serde_json::json!({
+                    "sink": self.name,
+                    "at": at,
+                    "index": item.index,
+                    "id": item.id.map(|id| hex(&id)),
+                    "reason": reason,
+                    "document": source,
+                }))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,393 @@
+//! The HTTP transport both HTTP sinks share: the client (timeouts, an
+//! extra CA), gzip, request-body buffers kept between requests, answers
+//! read up to a cap, and transport errors that say why.
+
+use std::time::Duration;
+
+/// An HTTP sink's last request-body buffer, taken back once the request
+/// is done and written into by the next: a fresh multi-MiB body per
+/// request page-faulted in, and freed on another thread it stayed
+/// resident until the allocator purged it.
+#[derive(Default)]
+pub(super) struct SpareBody(std::sync::Mutex<Vec<u8>>);
+
+impl SpareBody {
+    /// The kept buffer (empty; a new one when none is kept).
+    pub(super) fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Keep `body`'s allocation for the next request (emptied).
+    pub(super) fn keep(&self, mut body: Vec<u8>) {
+        body.clear();
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = body;
+    }
+}
+
+/// An emptied request-body buffer of at least `size` bytes: `spare`'s
+/// allocation when it is large enough, else a new one with an eighth
+/// more, so that the next, slightly larger, batch fits too. Not `reserve`
+/// on the emptied buffer: the allocator's realloc would copy its old,
+/// stale bytes into the new block.
+pub(crate) fn body_buffer(mut spare: Vec<u8>, size: usize) -> Vec<u8> {
+    spare.clear();
+    if spare.capacity() >= size {
+        return spare;
+    }
+    drop(spare);
+    Vec::with_capacity(size.saturating_add(size / 8))
+}
+
+/// An HTTP client for a sink: timeouts, and the extra CA from `ca_file`.
+pub(crate) fn http_client(
+    timeout: Duration,
+    ca_file: Option<&std::path::Path>,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("ca_file {}: cannot read: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("ca_file {}: not PEM certificates: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("ca_file {}: no certificate in it", path.display()));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// How a sink signs its requests.
+enum Auth {
+    /// An `Authorization` header with this value (`ApiKey …`, `Token …`).
+    Header(String),
+    /// Basic authentication.
+    Basic {
+        user: String,
+        password: Option<String>,
+    },
+    None,
+}
+
+/// An HTTP sink's transport: its client, how it signs and compresses a
+/// request, the histogram each request is timed into, and the body buffer
+/// kept between requests.
+pub(crate) struct Transport {
+    pub client: reqwest::Client,
+    /// Request latency (`sluice_sink_request_duration_seconds`).
+    requests: prometheus_client::metrics::histogram::Histogram,
+    /// The last request's body buffer (see [`Transport::give_back`]).
+    pub spare: SpareBody,
+    gzip: bool,
+    auth: Auth,
+}
+
+/// What the transport reads of an HTTP sink's config.
+pub(crate) trait HttpConfig {
+    fn timeout(&self) -> Duration;
+    fn ca_file(&self) -> Option<&std::path::Path>;
+    fn gzip(&self) -> bool;
+    fn username(&self) -> Option<&str>;
+    fn password(&self) -> Option<&str>;
+}
+
+/// Both HTTP sinks' configs name these settings alike.
+macro_rules! http_config {
+    ($($config:ty),*) => {$(
+        impl HttpConfig for $config {
+            fn timeout(&self) -> Duration {
+                self.timeout
+            }
+            fn ca_file(&self) -> Option<&std::path::Path> {
+                self.ca_file.as_deref()
+            }
+            fn gzip(&self) -> bool {
+                self.gzip
+            }
+            fn username(&self) -> Option<&str> {
+                self.username.as_deref()
+            }
+            fn password(&self) -> Option<&str> {
+                self.password.as_deref()
+            }
+        }
+    )*};
+}
+
+http_config!(
+    crate::config::ElasticsearchConfig,
+    crate::config::InfluxConfig
+);
+
+/// Why a [`Transport::post`] got no answer.
+pub(crate) enum PostError {
+    Gzip(std::io::Error),
+    /// No answer (the sink names the node; see [`transport_error`]).
+    Transport(reqwest::Error),
+}
+
+/// An answer, and a handle on the body sent: unique again once the
+/// request is done, when [`Transport::give_back`] returns its buffer.
+pub(crate) struct Sent {
+    pub response: reqwest::Response,
+    pub kept: bytes::Bytes,
+}
+
+impl Transport {
+    /// Requests signed with an `Authorization: {header}` when the sink has
+    /// a key or token, else with basic authentication when it has a user.
+    /// The transport of a sink's `config` ([`http_client`]: its timeout
+    /// and extra CA), signing with `Authorization: {header}` when the sink
+    /// has a key or token, else with basic authentication when it has a
+    /// user.
+    pub(crate) fn new(
+        config: &impl HttpConfig,
+        requests: prometheus_client::metrics::histogram::Histogram,
+        header: Option<String>,
+    ) -> Result<Transport, String> {
+        let client = http_client(config.timeout(), config.ca_file())?;
+        let auth = match (header, config.username()) {
+            (Some(value), _) => Auth::Header(value),
+            (None, Some(user)) => Auth::Basic {
+                user: user.to_owned(),
+                password: config.password().map(str::to_owned),
+            },
+            (None, None) => Auth::None,
+        };
+        let gzip = config.gzip();
+        Ok(Transport {
+            client,
+            requests,
+            spare: SpareBody::default(),
+            gzip,
+            auth,
+        })
+    }
+
+    /// POST `body` to `url` (gzipped when the sink says so: the
+    /// uncompressed buffer goes back to the spare at once), signed, timed.
+    pub(crate) async fn post(
+        &self,
+        url: &str,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> Result<Sent, PostError> {
+        let mut req = self.client.post(url).header("Content-Type", content_type);
+        let body = bytes::Bytes::from(if self.gzip {
+            req = req.header("Content-Encoding", "gzip");
+            let zipped = gzip(&body);
+            self.spare.keep(body);
+            zipped.map_err(PostError::Gzip)?
+        } else {
+            body
+        });
+        // A handle on the body: unique again once the request is done.
+        let kept = body.clone();
+        req = match &self.auth {
+            Auth::Header(value) => req.header("Authorization", value),
+            Auth::Basic { user, password } => req.basic_auth(user, password.as_deref()),
+            Auth::None => req,
+        };
+        let started = std::time::Instant::now();
+        let sent = req.body(body).send().await;
+        self.requests.observe(started.elapsed().as_secs_f64());
+        sent.map(|response| Sent { response, kept })
+            .map_err(PostError::Transport)
+    }
+
+    /// The answer to a [`Transport::post`] is read: the request's body
+    /// buffer goes back to the spare.
+    pub(crate) fn give_back(&self, kept: bytes::Bytes) {
+        if let Ok(body) = kept.try_into_mut() {
+            self.spare.keep(body.into());
+        }
+    }
+}
+
+/// Gzip a request body.
+pub(crate) fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(body)?;
+    enc.finish()
+}
+
+/// At most this much of an answer that is only quoted in an error (a
+/// non-2xx body) is kept.
+pub(crate) const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// An answer's body, kept up to a cap: what came beyond it is not kept,
+/// and [`CappedBody::text`] says so.
+#[derive(Debug, Default)]
+pub(crate) struct CappedBody {
+    pub bytes: Vec<u8>,
+    cap: usize,
+    /// More arrived than the cap (it was discarded).
+    pub truncated: bool,
+}
+
+impl CappedBody {
+    pub(crate) fn new(cap: usize) -> CappedBody {
+        CappedBody {
+            bytes: Vec::new(),
+            cap,
+            truncated: false,
+        }
+    }
+
+    /// Keep what of `chunk` fits; false once the cap is reached and
+    /// something was left out.
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> bool {
+        let room = self.cap.saturating_sub(self.bytes.len());
+        let take = chunk.len().min(room);
+        self.bytes
+            .extend_from_slice(chunk.get(..take).unwrap_or_default());
+        if take < chunk.len() {
+            self.truncated = true;
+        }
+        !self.truncated
+    }
+
+    /// The body as text (lossy), noting a truncation.
+    pub(crate) fn text(&self) -> String {
+        let mut text = String::from_utf8_lossy(&self.bytes).into_owned();
+        if self.truncated {
+            text.push_str(&format!(" [answer cut at {} bytes]", self.cap));
+        }
+        text
+    }
+}
+
+/// Read `response`'s body, keeping at most `cap` bytes. Reading stops at
+/// the cap (the rest is discarded with the connection), so a server that
+/// answers without end costs `cap` bytes, not memory without bound; a
+/// body cut short by an error is what arrived before it.
+pub(crate) async fn read_capped(mut response: reqwest::Response, cap: usize) -> CappedBody {
+    let mut body = CappedBody::new(cap);
+    while let Ok(Some(chunk)) = response.chunk().await {
+        if !body.push(&chunk) {
+            break;
+        }
+    }
+    body
+}
+
+/// A request that got no answer, with its causes ("operation timed out",
+/// "Connection refused"): reqwest's own text says only "error sending
+/// request", which told `/health` nothing. Without the URL (with its
+/// query): the caller names the node.
+pub(crate) fn transport_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    // Bounded: a cause chain is a few errors deep; the text is cut anyway
+    // where it is shown (/health keeps 512 characters).
+    for _ in 0..8 {
+        let Some(cause) = source else { break };
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    /// The bounded read of an answer keeps the cap's worth, says it cut,
+    /// and stops reading: a body twice the cap in many chunks.
+    #[tokio::test]
+    async fn answer_bodies_are_read_up_to_the_cap() {
+        let chunks: Vec<Vec<u8>> = (0..64).map(|i| vec![b'a' + (i % 26) as u8; 1024]).collect();
+        let whole: Vec<u8> = chunks.concat();
+        let read = |cap: usize| super::read_capped(chunked_answer(&chunks), cap);
+        let cut = read(32 * 1024 + 100).await;
+        assert_eq!(cut.bytes.len(), 32 * 1024 + 100);
+        assert_eq!(cut.bytes[..], whole[..32 * 1024 + 100]);
+        assert!(cut.truncated);
+        let text = cut.text();
+        assert!(
+            text.ends_with(" [answer cut at 32868 bytes]"),
+            "{}",
+            &text[text.len() - 40..]
+        );
+        // Exactly the cap, and under it: whole, not marked.
+        for cap in [whole.len(), whole.len() + 1] {
+            let all = read(cap).await;
+            assert_eq!(all.bytes, whole);
+            assert!(!all.truncated);
+            assert!(!all.text().contains("answer cut"));
+        }
+    }
+
+    /// A transport error names its cause and leaves out the URL's query.
+    #[tokio::test]
+    async fn transport_errors_say_why_without_the_query() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .post(format!("http://127.0.0.1:{port}/write?db=secret_db"))
+            .send()
+            .await
+            .unwrap_err();
+        let text = super::transport_error(e);
+        assert!(text.contains("refused"), "{text}");
+        assert!(!text.contains("secret_db"), "{text}");
+    }
+
+    /// An answer whose body arrives in `chunks`, one by one.
+    pub(crate) fn chunked_answer<T: AsRef<[u8]>>(chunks: &[T]) -> reqwest::Response {
+        let body = Chunked(
+            chunks
+                .iter()
+                .map(|c| bytes::Bytes::copy_from_slice(c.as_ref()))
+                .collect(),
+        );
+        reqwest::Response::from(http::Response::new(reqwest::Body::wrap(body)))
+    }
+
+    /// A body that yields its chunks one by one, as a socket delivers them.
+    struct Chunked(std::collections::VecDeque<bytes::Bytes>);
+
+    impl http_body::Body for Chunked {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(self.0.pop_front().map(|c| Ok(http_body::Frame::data(c))))
+        }
+    }
+
+    #[test]
+    fn body_buffer_reuses_a_large_enough_spare_and_replaces_a_small_one() {
+        let mut spare = Vec::with_capacity(1000);
+        spare.extend_from_slice(b"old");
+        let at = spare.as_ptr();
+        let reused = super::body_buffer(spare, 1000);
+        assert!(reused.is_empty());
+        assert_eq!(reused.as_ptr(), at, "a large enough spare is reused");
+        let grown = super::body_buffer(reused, 8000);
+        assert!(grown.is_empty());
+        assert!(grown.capacity() >= 9000, "{}", grown.capacity());
+    }
+}
