@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use super::Sluice;
+use crate::util::{LISTENERS, Sluice};
 
 const BLASTER: &str = env!("CARGO_BIN_EXE_syslog-blaster");
 
@@ -13,18 +13,7 @@ const BLASTER: &str = env!("CARGO_BIN_EXE_syslog-blaster");
 /// blaster's status-line route, and `documents` as the document route.
 fn config(sink: &str, documents: &str) -> String {
     format!(
-        r#"
-shutdown_timeout_secs = 10
-[admin]
-listen = "127.0.0.1:0"
-[[listeners]]
-name = "udp"
-protocol = "udp"
-listen = "127.0.0.1:0"
-[[listeners]]
-name = "tcp"
-protocol = "tcp"
-listen = "127.0.0.1:0"
+        r#"{LISTENERS}
 [[sinks]]
 name = "influx"
 type = "influxdb"

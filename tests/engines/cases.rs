@@ -6,8 +6,8 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::super::{Sluice, config, read_lines, wait_while};
 use super::{Engine, Kind};
+use crate::util::{Sluice, config, read_lines, wait_while};
 
 /// One test per engine for `body`.
 macro_rules! both {
@@ -183,7 +183,7 @@ document = { format = "flume" }
 <134>1 2026-11-24T00:30:00.000+01:00 web01 billing 4711 GC - checkout done seq=2\n\
 <134>1 2026-11-24T01:30:00.000+01:00 web01 billing 4711 GC - invoice sent seq=3\n\
 <166>1 2026-11-24T10:00:00Z web02 orders - - - Order created id=1001 seq=4\n";
-    super::super::tcp_send(s.addr("tcp"), frames.as_bytes());
+    crate::util::tcp_send(s.addr("tcp"), frames.as_bytes());
     let sent = 4;
     let day23 = engine.wait_count("land-ecs-2026.11.23", 2, 30);
     let day24 = engine.wait_count("land-ecs-2026.11.24", 1, 30);
@@ -295,11 +295,11 @@ document = {{}}
             "<134>1 2026-11-24T10:00:00.000Z web01 other - - - seq={i} flood\n"
         ));
     }
-    super::super::tcp_send(s.addr("tcp"), other.as_bytes());
+    crate::util::tcp_send(s.addr("tcp"), other.as_bytes());
     let sent = 2 * n as u64;
     // Held: /health says why, nothing is dead-lettered.
     let blocked = |h: &serde_json::Value| h.to_string().contains("cluster_block_exception");
-    wait_while(30, || !blocked(&s.health()));
+    wait_while!(30, || !blocked(&s.health()));
     let health = s.health();
     eprintln!("{}: /health while blocked: {health}", kind.name());
     assert!(
@@ -335,7 +335,7 @@ document = {{}}
     );
     assert_eq!((w, f), (n as u64, n as u64), "everything after the lift");
     assert_eq!(sent, w + f + drops);
-    wait_while(20, || s.health()["status"] != "ok");
+    wait_while!(20, || s.health()["status"] != "ok");
     assert_eq!(s.health()["status"], "ok");
     assert!(s.stop().success());
 }
@@ -373,7 +373,7 @@ document = {}
             "<134>1 2026-11-24T10:00:00.000Z web01 app - - - seq={i} code={code}\n"
         ));
     }
-    super::super::tcp_send(s.addr("tcp"), frames.as_bytes());
+    crate::util::tcp_send(s.addr("tcp"), frames.as_bytes());
     let (stored, drops) = wait_drained(&s, engine, "conflict", n, 30);
     eprintln!(
         "{}: sent {n}, stored {stored}, counted drops {drops}",
@@ -541,7 +541,7 @@ document = { format = "flume" }
         routes,
     );
     let mut s = Sluice::start(&config);
-    super::super::tcp_send(
+    crate::util::tcp_send(
         s.addr("tcp"),
         b"<134>1 2026-11-24T10:00:00Z web01 web - - - status=200 took=0.25 seq=1\n\
 <166>1 2026-11-24T10:00:01Z web02 orders - - - Order created seq=2\n",
@@ -611,7 +611,7 @@ document = { format = "flume" }
     newer["version"] = 99.into();
     engine.ok("PUT", "/_index_template/sluice-es", &newer.to_string());
     s.relaunch();
-    super::super::tcp_send(
+    crate::util::tcp_send(
         s.addr("tcp"),
         b"<134>1 2026-11-24T10:00:02Z web01 web - - - status=404 took=1 seq=3\n",
     );
@@ -736,7 +736,7 @@ fsync = "batch"
         n
     });
     let spilled = || s.metric("sluice_queue_spilled_records_total{route=\"durable\"}");
-    wait_while(60, || engine.count("crash") < 1_000);
+    wait_while!(60, || engine.count("crash") < 1_000);
     let logged = spilled();
     let at_kill = engine.count("crash");
     s.kill9();
@@ -815,7 +815,7 @@ fn a_cluster_that_loses_a_node_stores_everything_once(kind: Kind) {
             }
         }
     });
-    wait_while(120, || engine.count("failover") < 3_000);
+    wait_while!(120, || engine.count("failover") < 3_000);
     engine.stop_node(2);
     sender.join().unwrap();
     let mut s = s;

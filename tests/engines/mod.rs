@@ -9,7 +9,8 @@
 //! which happens when the test binary exits.
 //!
 //! A missing `java`, JDK or zip makes a test skip with the reason printed;
-//! with `CI=true` it fails instead: CI never skips an engine test.
+//! with `SLUICE_REQUIRE_TOOLS=1` (.ci/run) or `CI=true` it fails instead:
+//! CI never skips an engine test.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -123,16 +124,9 @@ fn missing(kind: Kind) -> Option<String> {
 }
 
 /// Skip (print why and return `None`) when the engine cannot run here;
-/// fail when `CI=true`.
+/// fail when `SLUICE_REQUIRE_TOOLS=1` or `CI=true`.
 fn available(kind: Kind) -> bool {
-    let Some(why) = missing(kind) else {
-        return true;
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{} cannot start and CI=true: {why}", kind.name());
-    }
-    eprintln!("SKIPPED: {} cannot start here: {why}", kind.name());
-    false
+    crate::util::tool_available(kind.name(), missing(kind))
 }
 
 /// Start `nodes` nodes of `kind` with extra settings (`key=value`).

@@ -159,7 +159,9 @@ impl EsServer {
     }
 
     pub fn total(&self) -> usize {
-        self.state.lock().unwrap().docs.len()
+        let n = self.state.lock().unwrap().docs.len();
+        crate::util::observed(format!("documents stored by the _bulk stand-in: {n}"));
+        n
     }
 }
 

@@ -10,32 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{BIN, EsServer, Sluice, config, es_config, numbered_frames, tcp_send, wait_while};
-
-/// Start sluice with its stderr written to `stderr.log` in its directory.
-fn start_logged(config: &str, env: &[(&str, &str)]) -> Sluice {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("sluice.toml"), config).unwrap();
-    let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-    let mut cmd = Command::new(BIN);
-    cmd.args(["run", "-c", "sluice.toml"])
-        .envs(env.iter().copied())
-        .stderr(stderr);
-    Sluice::spawn(cmd, dir)
-}
-
-fn stderr_of(s: &Sluice) -> String {
-    String::from_utf8_lossy(&std::fs::read(s.path("stderr.log")).unwrap_or_default()).into_owned()
-}
-
-/// The admin address to connect to (loopback when it listens on all).
-fn admin_addr(s: &Sluice) -> SocketAddr {
-    let mut a: SocketAddr = s.ready["admin"].as_str().unwrap().parse().unwrap();
-    if a.ip().is_unspecified() {
-        a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    a
-}
+use crate::util::{
+    BIN, EsServer, Sluice, config, es_config, numbered_frames, tcp_send, wait_while,
+};
 
 /// An HTTP/1.1 request with the given `Host` and extra header lines;
 /// (status, body). Fails loudly when the admin port does not answer.
@@ -76,7 +53,7 @@ fn request(
 
 /// `POST /reload` as a well-behaved local client (Host = the admin address).
 fn post_reload(s: &Sluice, headers: &[&str]) -> (u16, String) {
-    let a = admin_addr(s);
+    let a = s.admin_addr();
     request(a, "POST", "/reload", &a.to_string(), headers)
 }
 
@@ -115,8 +92,11 @@ tags = ["host"]
 /// a warm-up of 20.
 #[test]
 fn issue20_a_reload_storm_returns_memory_to_its_plateau() {
-    let cfg = config("", &format!("{}\n{}", grok_routes(50), super::EVENTS_ROUTE));
-    let mut s = start_logged(&cfg, &[]);
+    let cfg = config(
+        "",
+        &format!("{}\n{}", grok_routes(50), crate::util::EVENTS_ROUTE),
+    );
+    let mut s = Sluice::start_with_env(&cfg, &[]);
     let reload = |s: &Sluice, i: usize| {
         let (status, body) = post_reload(s, &[]);
         assert_eq!(status, 200, "reload {i}: {body}");
@@ -159,8 +139,8 @@ fn issue20_a_reload_storm_returns_memory_to_its_plateau() {
 /// refusals are counted.
 #[test]
 fn issue20_reload_refuses_foreign_host_and_origin() {
-    let mut s = start_logged(&config("", super::EVENTS_ROUTE), &[]);
-    let a = admin_addr(&s);
+    let mut s = Sluice::start_with_env(&config("", crate::util::EVENTS_ROUTE), &[]);
+    let a = s.admin_addr();
     let port = a.port();
     let here = a.to_string();
     let refused = |host: &str, headers: &[&str]| {
@@ -216,11 +196,11 @@ fn issue20_reload_refuses_foreign_host_and_origin() {
 /// needs `Authorization: Bearer <token>`; anything else is 401 and counted.
 #[test]
 fn issue20_reload_needs_the_bearer_token_when_one_is_set() {
-    let cfg = config("", super::EVENTS_ROUTE).replace(
+    let cfg = config("", crate::util::EVENTS_ROUTE).replace(
         "[admin]\n",
         "[admin]\ntoken = \"${SLUICE_TEST_ADMIN_TOKEN}\"\n",
     );
-    let mut s = start_logged(&cfg, &[("SLUICE_TEST_ADMIN_TOKEN", "s3cret-token")]);
+    let mut s = Sluice::start_with_env(&cfg, &[("SLUICE_TEST_ADMIN_TOKEN", "s3cret-token")]);
     for headers in [
         &[][..],
         &["Authorization: Bearer wrong-token"][..],
@@ -243,22 +223,22 @@ fn issue20_reload_needs_the_bearer_token_when_one_is_set() {
 #[test]
 fn issue20_admin_beyond_loopback_without_a_token_warns() {
     let warning = "admin listens beyond loopback without a token";
-    let open = config("", super::EVENTS_ROUTE).replace(
+    let open = config("", crate::util::EVENTS_ROUTE).replace(
         "[admin]\nlisten = \"127.0.0.1:0\"",
         "[admin]\nlisten = \"0.0.0.0:0\"",
     );
-    let mut s = start_logged(&open, &[]);
+    let mut s = Sluice::start_with_env(&open, &[]);
     assert!(s.stop().success());
-    let log = stderr_of(&s);
+    let log = s.stderr();
     assert!(log.contains(warning), "no warning in: {log}");
 
     let with_token = open.replace("[admin]\n", "[admin]\ntoken = \"t0ken\"\n");
-    let mut s = start_logged(&with_token, &[]);
+    let mut s = Sluice::start_with_env(&with_token, &[]);
     assert!(s.stop().success());
-    assert!(!stderr_of(&s).contains(warning));
-    let mut s = start_logged(&config("", super::EVENTS_ROUTE), &[]);
+    assert!(!s.stderr().contains(warning));
+    let mut s = Sluice::start_with_env(&config("", crate::util::EVENTS_ROUTE), &[]);
     assert!(s.stop().success());
-    assert!(!stderr_of(&s).contains(warning));
+    assert!(!s.stderr().contains(warning));
 }
 
 /// Issue #20 item 12: a burst of reload requests costs at most a couple of
@@ -269,8 +249,11 @@ fn issue20_a_burst_of_reloads_is_coalesced() {
     // 50 grok routes make a reload take long enough (tenths of a second)
     // that the burst arrives while one runs, the case coalescing is for; a
     // reload of a few milliseconds would let a burst trickle in between.
-    let cfg = config("", &format!("{}\n{}", grok_routes(50), super::EVENTS_ROUTE));
-    let mut s = start_logged(&cfg, &[]);
+    let cfg = config(
+        "",
+        &format!("{}\n{}", grok_routes(50), crate::util::EVENTS_ROUTE),
+    );
+    let mut s = Sluice::start_with_env(&cfg, &[]);
     let n = 40;
     // All senders start together: a burst, not 40 requests spread over
     // the time threads take to start.
@@ -293,7 +276,7 @@ fn issue20_a_burst_of_reloads_is_coalesced() {
     let reloads = s.metric("sluice_admin_reloads_total");
     let requests = s.metric("sluice_admin_reload_requests_total");
     assert!(s.stop().success());
-    let logged = stderr_of(&s).matches("reloaded: ").count();
+    let logged = s.stderr().matches("reloaded: ").count();
     println!("{n} requests: {requests} counted, {reloads} reloads counted, {logged} logged");
     assert_eq!(requests, n);
     assert_eq!(logged as u64, reloads);
@@ -323,15 +306,15 @@ when_full = "block"
 "#;
     let cfg = es_config(&[es.url()], "", routes)
         .replace("shutdown_timeout_secs = 10", "shutdown_timeout_secs = 1");
-    let mut s = start_logged(&cfg, &[]);
+    let mut s = Sluice::start_with_env(&cfg, &[]);
     let sent = 50u64;
     tcp_send(s.addr("tcp"), &numbered_frames(sent as usize));
     let frames = || s.metric("sluice_listener_frames_total{listener=\"tcp\"}");
-    wait_while(20, || frames() < sent);
+    wait_while!(20, || frames() < sent);
     assert_eq!(frames(), sent, "waited for every frame to be read");
     // The queue is full and the reader waits with the rest of its batch.
     let pushed = || s.metric("sluice_queue_pushed_records_total{route=\"to_es\"}");
-    wait_while(20, || pushed() < 10);
+    wait_while!(20, || pushed() < 10);
     std::thread::sleep(Duration::from_millis(300));
     let queued = pushed();
     assert!(
@@ -339,7 +322,7 @@ when_full = "block"
         "waited for the queue to fill and the reader to wait: {queued} pushed"
     );
     let status = s.stop();
-    let log = stderr_of(&s);
+    let log = s.stderr();
     let lost: u64 = log
         .lines()
         .find_map(|l| {
@@ -414,7 +397,7 @@ fn issue20_check_tests_that_data_dir_and_dead_letter_paths_are_writable() {
 /// Issue #20 minor: log lines written to a file carry no ANSI colour codes.
 #[test]
 fn issue20_logs_to_a_file_have_no_colour_codes() {
-    let mut s = start_logged(&config("", super::EVENTS_ROUTE), &[]);
+    let mut s = Sluice::start_with_env(&config("", crate::util::EVENTS_ROUTE), &[]);
     assert!(s.stop().success());
     let log = std::fs::read(s.path("stderr.log")).unwrap();
     let text = String::from_utf8_lossy(&log);

@@ -13,99 +13,18 @@
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::es_server::EsServer;
-use super::{BIN, Sluice, config, es_config, wait_while};
-
-/// A tmpfs of a given size on a temp dir; unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// `None` (after saying why) when mounting is refused outside CI.
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output();
-        let why = match out {
-            Ok(o) if o.status.success() => return Some(Tmpfs { dir }),
-            Ok(o) => format!(
-                "{}: {}",
-                o.status,
-                String::from_utf8_lossy(&o.stderr).trim()
-            ),
-            Err(e) => e.to_string(),
-        };
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true and mounting a tmpfs was refused: {why}");
-        }
-        eprintln!("SKIPPED: cannot mount a tmpfs ({why}); this case needs root");
-        None
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
-/// Fill the filesystem of `dir` with a file, leaving `leave` bytes free
-/// (4 KiB pages); returns the file, whose removal frees the space.
-fn fill(dir: &Path, leave: u64) -> PathBuf {
-    let path = dir.join("filler");
-    let mut f = std::fs::File::create(&path).unwrap();
-    let chunk = vec![0x55u8; 4096];
-    let mut len = 0u64;
-    while f.write_all(&chunk).is_ok() {
-        len += 4096;
-    }
-    drop(f);
-    let keep = len.saturating_sub(leave);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(keep)
-        .unwrap();
-    path
-}
+use crate::es_server::EsServer;
+use crate::util::{
+    BIN, Sluice, Tmpfs, config, es_config, fill, stored_numbers, tcp_send, wait_while,
+};
 
 /// Sum of every sample of metric `name` whose labels contain `labels`.
 fn metric_sum(s: &Sluice, name: &str, labels: &str) -> u64 {
-    s.scrape()
-        .lines()
-        .filter(|l| l.starts_with(name) && l.contains(labels))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
-/// Numbers N of the documents stored ("message N …"), sorted.
-fn stored_numbers(es: &EsServer) -> Vec<usize> {
-    let state = es.state.lock().unwrap();
-    let mut n: Vec<usize> = state
-        .docs
-        .values()
-        .filter_map(|d| {
-            let m = d["message"].as_str()?.strip_prefix("message ")?;
-            m.split(' ').next()?.parse().ok()
-        })
-        .collect();
-    n.sort();
-    n
+    s.metric_sum(name, labels)
 }
 
 /// Records of route `route` its queue dropped and counted, every reason.
@@ -129,12 +48,6 @@ fn frames(from: usize, to: usize, pad: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Send on a fresh connection and close it.
-fn send(addr: SocketAddr, bytes: &[u8]) {
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.write_all(bytes).unwrap();
-}
-
 fn durable_routes(extra: &str) -> String {
     format!(
         r#"
@@ -154,7 +67,7 @@ spill_segment_bytes = 65536
 /// (delivered, counted drops) and fails loudly naming what it waited for.
 fn settle(s: &Sluice, es: &EsServer, sent: u64, secs: u64, what: &str) -> (u64, u64) {
     let figures = || (stored_numbers(es).len() as u64, dropped(s, "durable"));
-    wait_while(secs, || {
+    wait_while!(secs, || {
         let (d, x) = figures();
         d + x < sent
     });
@@ -185,13 +98,13 @@ fn fault_disk_full_during_append_counts_the_failed_and_delivers_the_rest() {
     let mut s = Sluice::start(&cfg);
     let filler = fill(tmpfs.path(), 16 * 1024);
     let (n1, n2) = (3000usize, 1000usize);
-    send(s.addr("tcp"), &frames(0, n1, 100));
+    tcp_send(s.addr("tcp"), &frames(0, n1, 100));
     let (d1, x1) = settle(&s, &es, n1 as u64, 30, "disk full");
     let errors = spill_errors(&s);
     eprintln!("disk full: sent {n1}, delivered {d1}, counted drops {x1} (spill_error {errors})");
     assert!(errors > 0, "the disk never filled: no spill_error counted");
     std::fs::remove_file(&filler).unwrap();
-    send(s.addr("tcp"), &frames(n1, n1 + n2, 100));
+    tcp_send(s.addr("tcp"), &frames(n1, n1 + n2, 100));
     let (d, x) = settle(&s, &es, (n1 + n2) as u64, 30, "space freed");
     eprintln!(
         "space freed: sent {} in all, delivered {d}, counted drops {x}",
@@ -227,9 +140,9 @@ fn fault_disk_full_during_ack_frees_space_once_the_sink_catches_up() {
     // A document is about 600 bytes in the log: 1 MiB holds about 1,700;
     // the 500 sent after the sink caught up fit in the space it freed.
     let (n1, n2) = (12_000usize, 500usize);
-    send(s.addr("tcp"), &frames(0, n1, 100));
+    tcp_send(s.addr("tcp"), &frames(0, n1, 100));
     let spilled = || s.metric("sluice_queue_spilled_records_total{route=\"durable\"}");
-    wait_while(30, || spilled() + dropped(&s, "durable") < n1 as u64);
+    wait_while!(30, || spilled() + dropped(&s, "durable") < n1 as u64);
     let (w, x0) = (spilled(), dropped(&s, "durable"));
     eprintln!("sink down: sent {n1}, in the log {w}, counted drops {x0}");
     assert_eq!(
@@ -241,7 +154,7 @@ fn fault_disk_full_during_ack_frees_space_once_the_sink_catches_up() {
     es.knobs(|k| k.fail_requests = 0);
     let (d1, x1) = settle(&s, &es, n1 as u64, 60, "sink back");
     eprintln!("sink back: delivered {d1}, counted drops {x1}");
-    send(s.addr("tcp"), &frames(n1, n1 + n2, 100));
+    tcp_send(s.addr("tcp"), &frames(n1, n1 + n2, 100));
     let (d, x) = settle(&s, &es, (n1 + n2) as u64, 30, "after catching up");
     eprintln!(
         "after catching up: sent {} in all, delivered {d}, counted drops {x}",
@@ -251,7 +164,7 @@ fn fault_disk_full_during_ack_frees_space_once_the_sink_catches_up() {
         x, x1,
         "records sent after the sink caught up are not dropped"
     );
-    wait_while(10, || {
+    wait_while!(10, || {
         s.metric("sluice_queue_spill_pending_records{route=\"durable\"}") > 0
     });
     assert!(s.stop().success());
@@ -276,18 +189,13 @@ fn fault_corruption_mid_segment_costs_only_the_records_hit() {
         &durable_routes("fsync = \"never\""),
     ));
     let n = 5000usize;
-    send(s.addr("tcp"), &frames(0, n, 100));
+    tcp_send(s.addr("tcp"), &frames(0, n, 100));
     let spilled = || s.metric("sluice_queue_spilled_records_total{route=\"durable\"}");
-    wait_while(30, || spilled() < n as u64);
+    wait_while!(30, || spilled() < n as u64);
     assert_eq!(spilled(), n as u64, "waited for every record to be logged");
     s.kill9();
     let log_dir = s.path("sluice-data/spill/durable");
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(&log_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    segments.sort();
+    let segments = crate::util::spill_segments(&log_dir);
     assert!(segments.len() >= 4, "{segments:?}");
     // The payload of one record in the middle of the 2nd and the 4th segment.
     let mut hit = Vec::new();
@@ -321,7 +229,7 @@ fn fault_corruption_mid_segment_costs_only_the_records_hit() {
     es.knobs(|k| k.fail_requests = 0);
     s.relaunch();
     let corrupt = || s.metric("sluice_queue_spill_corrupt_records_total{route=\"durable\"}");
-    wait_while(60, || {
+    wait_while!(60, || {
         stored_numbers(&es).len() as u64 + corrupt() < n as u64
     });
     let got = stored_numbers(&es);
@@ -361,11 +269,11 @@ fn fault_kill_9_under_load_loses_nothing_acknowledged() {
     );
     let mut s = Sluice::start(&cfg);
     let n = 20_000usize;
-    send(s.addr("tcp"), &frames(0, n, 60));
+    tcp_send(s.addr("tcp"), &frames(0, n, 60));
     let spilled = || s.metric("sluice_queue_spilled_records_total{route=\"durable\"}");
-    wait_while(30, || spilled() < n as u64);
+    wait_while!(30, || spilled() < n as u64);
     assert_eq!(spilled(), n as u64, "waited for every record to be logged");
-    wait_while(30, || stored_numbers(&es).len() < n / 10);
+    wait_while!(30, || stored_numbers(&es).len() < n / 10);
     let before = stored_numbers(&es).len();
     assert!(
         before >= n / 10 && before < n,
@@ -376,7 +284,7 @@ fn fault_kill_9_under_load_loses_nothing_acknowledged() {
     s.relaunch();
     // Generous: 90 requests at 20 ms each, on a debug build that may share
     // two cores with other tests.
-    wait_while(180, || stored_numbers(&es).len() < n);
+    wait_while!(180, || stored_numbers(&es).len() < n);
     let got = stored_numbers(&es);
     let arrivals = es.state.lock().unwrap().requests;
     let drops = dropped(&s, "durable");
@@ -465,7 +373,7 @@ linger_ms = 50
         })
         .collect();
     // Let the flood start before the UDP sender.
-    wait_while(10, || {
+    wait_while!(10, || {
         offered.load(std::sync::atomic::Ordering::Relaxed) < 2000
     });
     assert!(
@@ -492,7 +400,7 @@ linger_ms = 50
         }
         if sent % rate == 0 {
             // Answered at all (within the helper's 10 s read timeout).
-            let (status, _) = super::http(admin, "GET", "/health", b"");
+            let (status, _) = crate::util::http(admin, "GET", "/health", b"");
             if status == 200 || status == 503 {
                 health_answered += 1;
             }
@@ -507,7 +415,7 @@ linger_ms = 50
     let sent = sent + 1;
     let frames = || s.metric("sluice_listener_frames_total{listener=\"udp2\"}");
     let kernel = || s.metric("sluice_listener_kernel_drops_total{listener=\"udp2\"}");
-    wait_while(60, || frames() + kernel() < sent);
+    wait_while!(60, || frames() + kernel() < sent);
     let lines = s.wait_lines("events.ndjson", frames() as usize);
     let delivered = lines.iter().filter(|l| l.contains("\"udp")).count() as u64;
     let drops = dropped(&s, "udp");

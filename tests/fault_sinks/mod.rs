@@ -8,147 +8,27 @@
 //! well-formed write, so the InfluxDB cases use a stand-in here; the
 //! Elasticsearch cases use the in-repo `_bulk` stand-in's knobs.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::{EsServer, Sluice, config, es_config, read_lines, tcp_send, wait_while};
-
-/// A stand-in for InfluxDB 1.x `/write`: each request's lines (gunzipped)
-/// go to `answer`, which returns the status and the body; the lines of
-/// requests answered 204 are kept as stored.
-pub(crate) struct InfluxStandIn {
-    pub(crate) url: String,
-    stored: Arc<Mutex<Vec<String>>>,
-    requests: Arc<Mutex<usize>>,
-}
-
-/// What the stand-in answers a request's lines: status, body, and the
-/// lines it stores.
-pub(crate) type StandInAnswer = Arc<dyn Fn(&[String]) -> (u16, String, Vec<String>) + Send + Sync>;
-
-impl InfluxStandIn {
-    fn start(answer: fn(&[String]) -> (u16, String)) -> InfluxStandIn {
-        InfluxStandIn::start_storing(Arc::new(move |lines: &[String]| {
-            let (status, body) = answer(lines);
-            let stored = if status == 204 {
-                lines.to_vec()
-            } else {
-                Vec::new()
-            };
-            (status, body, stored)
-        }))
-    }
-
-    /// `answer` also says which lines were stored (a partial write).
-    pub(crate) fn start_storing(answer: StandInAnswer) -> InfluxStandIn {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let stored = Arc::new(Mutex::new(Vec::new()));
-        let requests = Arc::new(Mutex::new(0));
-        let (st, rq) = (stored.clone(), requests.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { return };
-                let (st, rq, answer) = (st.clone(), rq.clone(), answer.clone());
-                std::thread::spawn(move || serve_one(conn, &answer, &st, &rq));
-            }
-        });
-        InfluxStandIn {
-            url,
-            stored,
-            requests,
-        }
-    }
-
-    pub(crate) fn stored(&self) -> Vec<String> {
-        self.stored.lock().unwrap().clone()
-    }
-
-    pub(crate) fn requests(&self) -> usize {
-        *self.requests.lock().unwrap()
-    }
-}
-
-/// One request on `conn`: read, answer, close.
-fn serve_one(
-    conn: TcpStream,
-    answer: &StandInAnswer,
-    stored: &Mutex<Vec<String>>,
-    requests: &Mutex<usize>,
-) {
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut reader = BufReader::new(conn);
-    let (mut length, mut gzip) = (0usize, false);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let line = line.trim_end().to_ascii_lowercase();
-        if line.is_empty() {
-            break;
-        }
-        if let Some(v) = line.strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap();
-        }
-        if line.starts_with("content-encoding:") && line.contains("gzip") {
-            gzip = true;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    let text = if gzip {
-        let mut out = String::new();
-        flate2::read::GzDecoder::new(&body[..])
-            .read_to_string(&mut out)
-            .unwrap();
-        out
-    } else {
-        String::from_utf8(body).unwrap()
-    };
-    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    *requests.lock().unwrap() += 1;
-    let (status, answer, kept) = answer(&lines);
-    stored.lock().unwrap().extend(kept);
-    let mut conn = reader.into_inner();
-    let _ = conn.write_all(
-        format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-            answer.len()
-        )
-        .as_bytes(),
-    );
-}
+use crate::util::{EsServer, InfluxStandIn, Sluice, es_config, read_lines, tcp_send, wait_while};
 
 /// Metric lines `m_<kind>` from frames `kind=<word> n=<number>`.
 fn influx_sluice(url: &str) -> Sluice {
-    Sluice::start(&config(
-        "",
-        &format!(
-            r#"
-[[sinks]]
-name = "influx"
-type = "influxdb"
-urls = ["{url}"]
-database = "db"
-linger_ms = 50
-batch_max_events = 100
+    let usage = r#"
 [[routes]]
 name = "usage"
 sink = "influx"
 final = true
 pattern = 'kind=(?P<kind>\w+) n=(?P<n>\d+)'
 [routes.metric]
-measurement = "m_{{kind}}"
-fields = {{ n = "int" }}
-[default_route]
-sink = "events"
-document = {{}}
-"#
-        ),
+measurement = "m_{kind}"
+fields = { n = "int" }
+"#;
+    Sluice::start(&crate::util::influx_config_at(
+        url,
+        "db",
+        crate::util::BATCH_100,
+        usage,
     ))
 }
 
@@ -192,7 +72,7 @@ fn influxdb_v1_400_naming_no_line_is_bisected_not_counted_as_sent() {
         s.addr("tcp"),
         &frames(n, |i| if poison(i) { "poison" } else { "good" }),
     );
-    wait_while(20, || {
+    wait_while!(20, || {
         s.metric(INFLUX_SENT) + s.metric(INFLUX_REJECTED) + s.metric(INFLUX_GAVE_UP) < n as u64
     });
     let (sent, rejected, gave_up) = (
@@ -261,7 +141,7 @@ fn influxdb_v1_400_gzip_invalid_header_dead_letters_every_record() {
     let mut s = influx_sluice(&influx.url);
     let n = 20;
     tcp_send(s.addr("tcp"), &frames(n, |_| "good"));
-    wait_while(20, || {
+    wait_while!(20, || {
         s.metric(INFLUX_SENT) + s.metric(INFLUX_REJECTED) + s.metric(INFLUX_GAVE_UP) < n as u64
     });
     let (sent, rejected, gave_up) = (
@@ -318,26 +198,12 @@ const ES_UP: &str = "sluice_sink_up{sink=\"es\",route=\"all\"}";
 
 /// `sluice_sink_up` for the route, which must be exposed.
 fn sink_up(s: &Sluice) -> u64 {
-    s.scrape()
-        .lines()
-        .find_map(|l| l.strip_prefix(ES_UP)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{ES_UP} is not in /metrics"))
+    s.required_metric(ES_UP)
 }
 
 /// The sink's entry in `/health`: (overall status, its error).
 fn es_health(s: &Sluice) -> (String, Option<String>) {
-    let (_, h) = s.health_status();
-    let sink = h["sinks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["sink"] == "es" && e["route"] == "all")
-        .cloned()
-        .unwrap_or_default();
-    (
-        h["status"].as_str().unwrap_or("").to_owned(),
-        sink["error"].as_str().map(str::to_owned),
-    )
+    s.sink_health("es", "all")
 }
 
 /// While a fault lasts: `/health` degraded naming `reason`, `sink_up` 0,
@@ -358,7 +224,7 @@ fn es_fault_is_seen_and_nothing_lost(
         let (status, error) = es_health(s);
         status == "degraded" && error.is_some_and(|e| e.contains(reason))
     };
-    wait_while(15, || !seen(s) || s.metric(ES_RETRIES) < 4);
+    wait_while!(15, || !seen(s) || s.metric(ES_RETRIES) < 4);
     let (status, error) = es_health(s);
     let (up, retries) = (sink_up(s), s.metric(ES_RETRIES));
     println!(
@@ -377,7 +243,7 @@ fn es_fault_is_seen_and_nothing_lost(
     );
     assert_eq!(es.total(), 0, "nothing stored while the fault lasts");
     end();
-    wait_while(30, || es.total() < n || s.metric(ES_SENT) < n as u64);
+    wait_while!(30, || es.total() < n || s.metric(ES_SENT) < n as u64);
     let (sent, rejected, gave_up) = (
         s.metric(ES_SENT),
         s.metric(ES_REJECTED),
@@ -396,7 +262,7 @@ fn es_fault_is_seen_and_nothing_lost(
         es.total() as u64 + rejected + gave_up,
         "sent = stored + counted drops"
     );
-    wait_while(10, || es_health(s).0 != "ok" || sink_up(s) != 1);
+    wait_while!(10, || es_health(s).0 != "ok" || sink_up(s) != 1);
     assert_eq!(
         es_health(s).0,
         "ok",
@@ -463,7 +329,7 @@ fn elasticsearch_retry_after_is_capped_by_max_backoff_secs() {
         b"<14>1 2026-11-24T10:00:00Z h app - - - one\n",
     );
     // A few multiples of max_backoff_secs, far below the hour asked for.
-    wait_while(5, || es.total() < 1);
+    wait_while!(5, || es.total() < 1);
     let took = started.elapsed();
     let (requests, retries) = (es.state.lock().unwrap().requests, s.metric(ES_RETRIES));
     println!(
@@ -478,7 +344,7 @@ fn elasticsearch_retry_after_is_capped_by_max_backoff_secs() {
     );
     assert_eq!(requests, 2, "the 503, then the write");
     assert_eq!(retries, 1);
-    wait_while(5, || s.metric(ES_SENT) < 1);
+    wait_while!(5, || s.metric(ES_SENT) < 1);
     let (sent, rejected, gave_up) = (
         s.metric(ES_SENT),
         s.metric(ES_REJECTED),

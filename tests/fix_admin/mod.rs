@@ -8,23 +8,17 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{EVENTS_ROUTE, Sluice, config, messages};
+use crate::util::{EVENTS_ROUTE, Sluice, config, messages};
 
 /// Start sluice under `prlimit --nofile=<nofile>` (e.g. "200:" lowers only
 /// the soft limit), stderr to `stderr.log` in its directory.
 fn start_limited(config: &str, nofile: &str) -> Sluice {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("sluice.toml"), config).unwrap();
-    let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
     let mut cmd = Command::new("prlimit");
     cmd.arg(format!("--nofile={nofile}"))
-        .args([super::BIN, "run", "-c", "sluice.toml"])
-        .stderr(stderr);
+        .args([crate::util::BIN, "run", "-c", "sluice.toml"]);
     Sluice::spawn(cmd, dir)
-}
-
-fn admin_addr(s: &Sluice) -> SocketAddr {
-    s.ready["admin"].as_str().unwrap().parse().unwrap()
 }
 
 /// `n` connections to `addr`, each having sent a request line and one
@@ -64,7 +58,7 @@ fn admin_idle_connections_do_not_starve_health_or_syslog() {
     // connections are enough to exhaust it unless sluice raises it and
     // bounds the admin port.
     let mut s = start_limited(&config("", EVENTS_ROUTE), "200:");
-    let admin = admin_addr(&s);
+    let admin = s.admin_addr();
     let held = partial_requests(admin, 200);
     let started = Instant::now();
     // Meanwhile, syslog still comes in.
@@ -112,7 +106,7 @@ fn admin_idle_connections_do_not_starve_health_or_syslog() {
 #[test]
 fn admin_partial_header_connection_is_closed_by_the_server() {
     let mut s = Sluice::start(&config("", EVENTS_ROUTE));
-    let mut c = partial_requests(admin_addr(&s), 1).remove(0);
+    let mut c = partial_requests(s.admin_addr(), 1).remove(0);
     c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let started = Instant::now();
     let mut buf = Vec::new();

@@ -12,8 +12,8 @@
 
 use std::sync::Arc;
 
-use super::fault_sinks::InfluxStandIn;
-use super::{EsServer, Sluice, config, es_config, read_lines, tcp_send, wait_while};
+use crate::util::InfluxStandIn;
+use crate::util::{EsServer, Sluice, es_config, read_lines, tcp_send, wait_while};
 
 /// `failed_records{reason}` of sink `sink`, route `r`.
 fn failed(s: &Sluice, sink: &str, reason: &str) -> u64 {
@@ -30,44 +30,19 @@ fn sent(s: &Sluice, sink: &str) -> u64 {
 
 /// `sluice_sink_up` of sink `sink`, route `r`, which must be exposed.
 fn sink_up(s: &Sluice, sink: &str) -> u64 {
-    let sample = format!("sluice_sink_up{{sink=\"{sink}\",route=\"r\"}}");
-    s.scrape()
-        .lines()
-        .find_map(|l| l.strip_prefix(sample.as_str())?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{sample} is not in /metrics"))
+    s.required_metric(&format!("sluice_sink_up{{sink=\"{sink}\",route=\"r\"}}"))
 }
 
 /// `/health`: the overall status and the error of sink `sink`, route `r`.
 fn health(s: &Sluice, sink: &str) -> (String, Option<String>) {
-    let (_, h) = s.health_status();
-    let entry = h["sinks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["sink"] == sink && e["route"] == "r")
-        .cloned()
-        .unwrap_or_default();
-    (
-        h["status"].as_str().unwrap_or("").to_owned(),
-        entry["error"].as_str().map(str::to_owned),
-    )
+    s.sink_health(sink, "r")
 }
 
 /// One InfluxDB 1.x sink `influx` (settings `extra`) and route `r` (the
 /// `[routes.metric]` of `metric`) matching `pattern`.
 fn influx_sluice(url: &str, extra: &str, pattern: &str, metric: &str) -> Sluice {
-    Sluice::start(&config(
-        "",
-        &format!(
-            r#"
-[[sinks]]
-name = "influx"
-type = "influxdb"
-urls = ["{url}"]
-database = "db"
-linger_ms = 50
-batch_max_events = 100
-{extra}
+    let route = format!(
+        r#"
 [[routes]]
 name = "r"
 sink = "influx"
@@ -78,11 +53,13 @@ measurement = "m"
 host_tag = false
 app_tag = false
 {metric}
-[default_route]
-sink = "events"
-document = {{}}
 "#
-        ),
+    );
+    Sluice::start(&crate::util::influx_config_at(
+        url,
+        "db",
+        &format!("{}\n{extra}", crate::util::BATCH_100),
+        &route,
     ))
 }
 
@@ -146,7 +123,7 @@ fn issue20_2_es_batch_given_up_is_dead_lettered_with_the_reason() {
         .map(|i| format!("<14>1 2026-11-24T10:00:00.{i:06}Z h app - - - n={i}\n"))
         .collect();
     tcp_send(s.addr("tcp"), text.as_bytes());
-    wait_while(20, || failed(&s, "es", "gave_up") < n as u64);
+    wait_while!(20, || failed(&s, "es", "gave_up") < n as u64);
     let (delivered, rejected, gave_up) = (
         sent(&s, "es"),
         failed(&s, "es", "rejected"),
@@ -205,7 +182,7 @@ fn issue20_2_influxdb_batch_given_up_is_dead_lettered_with_the_reason() {
     );
     let n = 5;
     tcp_send(s.addr("tcp"), &frames(n, |_| false));
-    wait_while(20, || failed(&s, "influx", "gave_up") < n as u64);
+    wait_while!(20, || failed(&s, "influx", "gave_up") < n as u64);
     let (delivered, rejected, gave_up) = (
         sent(&s, "influx"),
         failed(&s, "influx", "rejected"),
@@ -286,7 +263,7 @@ fn issue20_3_influxdb_field_type_conflict_dead_letters_the_conflicting_lines() {
     let n = 10;
     let conflicting = |i: usize| i == 5 || i == 7;
     tcp_send(s.addr("tcp"), &frames(n, conflicting));
-    wait_while(20, || {
+    wait_while!(20, || {
         sent(&s, "influx") + failed(&s, "influx", "rejected") + failed(&s, "influx", "gave_up")
             < n as u64
     });
@@ -352,7 +329,7 @@ fn issue20_3b_influxdb_conflict_naming_nothing_dead_letters_every_candidate() {
     );
     let n = 20;
     tcp_send(s.addr("tcp"), &frames(n, |_| false));
-    wait_while(20, || {
+    wait_while!(20, || {
         sent(&s, "influx") + failed(&s, "influx", "rejected") + failed(&s, "influx", "gave_up")
             < n as u64
     });
@@ -412,7 +389,7 @@ fn issue20_4_es_every_item_rejected_leaves_the_sink_degraded() {
         .map(|i| format!("<14>1 2026-11-24T10:00:00.{i:06}Z h app - - - n={i} BROKEN\n"))
         .collect();
     tcp_send(s.addr("tcp"), text.as_bytes());
-    wait_while(20, || failed(&s, "es", "rejected") < n as u64);
+    wait_while!(20, || failed(&s, "es", "rejected") < n as u64);
     let (status, error) = health(&s, "es");
     let up = sink_up(&s, "es");
     println!(
@@ -437,8 +414,8 @@ fn issue20_4_es_every_item_rejected_leaves_the_sink_degraded() {
         s.addr("tcp"),
         b"<14>1 2026-11-24T10:00:01Z h app - - - fine\n",
     );
-    wait_while(20, || sent(&s, "es") < 1);
-    wait_while(5, || health(&s, "es").0 != "ok");
+    wait_while!(20, || sent(&s, "es") < 1);
+    wait_while!(5, || health(&s, "es").0 != "ok");
     let (status, error) = health(&s, "es");
     let up = sink_up(&s, "es");
     let (delivered, rejected, gave_up) = (
@@ -482,7 +459,7 @@ fn issue20_4_es_items_429_given_up_leave_the_sink_degraded() {
         .collect();
     tcp_send(s.addr("tcp"), text.as_bytes());
     let lost = |s: &Sluice| failed(s, "es", "rejected") + failed(s, "es", "gave_up");
-    wait_while(20, || lost(&s) < n as u64);
+    wait_while!(20, || lost(&s) < n as u64);
     let (status, error) = health(&s, "es");
     let up = sink_up(&s, "es");
     let (delivered, rejected, gave_up) = (
@@ -533,7 +510,7 @@ fn issue20_4_influxdb_every_line_rejected_leaves_the_sink_degraded() {
     );
     let n = 20;
     tcp_send(s.addr("tcp"), &frames(n, |_| false));
-    wait_while(20, || failed(&s, "influx", "rejected") < n as u64);
+    wait_while!(20, || failed(&s, "influx", "rejected") < n as u64);
     let (status, error) = health(&s, "influx");
     let up = sink_up(&s, "influx");
     let (delivered, rejected, gave_up) = (

@@ -6,7 +6,7 @@
 use std::net::UdpSocket;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Sluice, config, messages, tcp_send};
+use crate::util::{Sluice, config, messages, tcp_send};
 
 const EVENTS_ROUTE: &str = "
 [[routes]]

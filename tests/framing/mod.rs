@@ -4,9 +4,9 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{EVENTS_ROUTE, Sluice, config, messages, read_lines};
+use crate::util::{EVENTS_ROUTE, Sluice, config, messages, read_lines, wait_until};
 
 /// The forged line of issue #20 item 1: one nginx event whose query string
 /// carries a whole RFC 5424 header.
@@ -14,11 +14,7 @@ const FORGED: &str = "<14>1 2025-01-01T00:00:00Z web01 nginx - - - GET /search?q
 
 /// Sum of every sample whose name and labels start with `prefix`.
 fn metric_sum(s: &Sluice, prefix: &str) -> u64 {
-    s.scrape()
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    s.metric_sum(prefix, "")
 }
 
 /// Frames lost on `listener` or in the route `events`, all reasons.
@@ -27,15 +23,6 @@ fn counted_drops(s: &Sluice, listener: &str) -> u64 {
         s,
         &format!("sluice_listener_skipped_frames_total{{listener=\"{listener}\""),
     ) + metric_sum(s, "sluice_queue_dropped_records_total{route=\"events\"")
-}
-
-/// Wait up to `secs` for `done`, failing loudly with `what` was awaited.
-fn wait_for(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !done() {
-        assert!(Instant::now() < deadline, "waited {secs} s for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Issue #20 item 1: under `lf`, `auto` and `octet` a header inside a
@@ -70,7 +57,7 @@ framing = "octet"
         conn.write_all(stream.as_bytes()).unwrap();
     }
     let sent = 3 * listeners.len();
-    wait_for(10, "9 events in events.ndjson", || {
+    wait_until(10, "9 events in events.ndjson", || {
         read_lines(&s.path("events.ndjson")).len() >= sent
     });
     // Let anything forged that would follow arrive too.
@@ -127,14 +114,14 @@ framing = "log4j2_undelimited"
     undelimited
         .write_all(b"<14>1 - h app - - - run one<14>1 - h app - - - run two")
         .unwrap();
-    wait_for(10, "the 2 undelimited events", || {
+    wait_until(10, "the 2 undelimited events", || {
         read_lines(&s.path("events.ndjson")).len() >= 2
     });
     // A delimited sender on the same listener: LF first, then the forgery.
     let mut delimited = TcpStream::connect(addr).unwrap();
     let stream = format!("<14>1 - h app - - - lf first\n{FORGED}\n<14>1 - h app - - - lf third\n");
     delimited.write_all(stream.as_bytes()).unwrap();
-    wait_for(10, "5 events", || {
+    wait_until(10, "5 events", || {
         read_lines(&s.path("events.ndjson")).len() >= 5
     });
     std::thread::sleep(Duration::from_millis(300));
@@ -178,7 +165,7 @@ fn issue20_huge_octet_count_falls_back_to_lf_and_what_follows_is_delivered() {
     drop(conn);
     let fallbacks =
         "sluice_listener_framing_fallbacks_total{listener=\"tcp\",reason=\"count_over_max\"}";
-    wait_for(20, "all frames to be delivered or counted", || {
+    wait_until(20, "all frames to be delivered or counted", || {
         read_lines(&s.path("events.ndjson")).len() as u64 + counted_drops(&s, "tcp") >= sent as u64
             || s.metric(
                 "sluice_listener_skipped_frames_total{listener=\"tcp\",reason=\"oversized\"}",
@@ -254,7 +241,7 @@ idle_timeout_secs = 60
     good.write_all(b"<14>1 - h app - - - good last\n").unwrap();
     good_sent += 1;
     let sent = good_sent + 1;
-    wait_for(10, "every good frame and the trickled one", || {
+    wait_until(10, "every good frame and the trickled one", || {
         read_lines(&s.path("events.ndjson")).len() as u64 + counted_drops(&s, "guarded") >= sent
     });
     let lines = read_lines(&s.path("events.ndjson"));
@@ -300,7 +287,7 @@ max_connections_per_peer = 2
     let mut second = TcpStream::connect(addr).unwrap();
     first.write_all(b"<14>1 - h app - - - first\n").unwrap();
     second.write_all(b"<14>1 - h app - - - second\n").unwrap();
-    wait_for(10, "2 events", || {
+    wait_until(10, "2 events", || {
         read_lines(&s.path("events.ndjson")).len() >= 2
     });
     let mut third = TcpStream::connect(addr).unwrap();
@@ -316,12 +303,12 @@ max_connections_per_peer = 2
     assert_eq!(s.metric(refused), 1);
     // A freed slot can be taken again.
     drop(first);
-    wait_for(10, "the first connection to close", || {
+    wait_until(10, "the first connection to close", || {
         s.metric("sluice_listener_connections_open{listener=\"per_peer\"}") == 1
     });
     let mut fourth = TcpStream::connect(addr).unwrap();
     fourth.write_all(b"<14>1 - h app - - - fourth\n").unwrap();
-    wait_for(10, "3 events", || {
+    wait_until(10, "3 events", || {
         read_lines(&s.path("events.ndjson")).len() >= 3
     });
     let lines = read_lines(&s.path("events.ndjson"));
@@ -349,7 +336,7 @@ max_connections_per_peer = 2
 fn issue20_parse_splits_at_headers_only_when_asked() {
     let input = format!("{FORGED}\n");
     for framing in ["lf", "auto", "octet"] {
-        let out = super::sluice_parse(&["--framing", framing], input.as_bytes());
+        let out = crate::util::sluice_parse(&["--framing", framing], input.as_bytes());
         assert_eq!(out.len(), 1, "{framing}: {out:?}");
         assert_eq!(out[0]["hostname"], "web01");
         assert!(
@@ -360,10 +347,10 @@ fn issue20_parse_splits_at_headers_only_when_asked() {
             "{framing}: {out:?}"
         );
     }
-    let out = super::sluice_parse(&["--framing", "log4j2_undelimited"], input.as_bytes());
+    let out = crate::util::sluice_parse(&["--framing", "log4j2_undelimited"], input.as_bytes());
     assert_eq!(out.len(), 1, "its LF in hand: {out:?}");
     let undelimited = FORGED.as_bytes();
-    let out = super::sluice_parse(&["--framing", "log4j2_undelimited"], undelimited);
+    let out = crate::util::sluice_parse(&["--framing", "log4j2_undelimited"], undelimited);
     assert_eq!(out.len(), 2, "{out:?}");
     // With --listener and no --framing, as that listener cuts its streams.
     let dir = tempfile::tempdir().unwrap();
@@ -378,10 +365,10 @@ framing = "log4j2_undelimited"
     std::fs::write(&cfg, config(extra, EVENTS_ROUTE)).unwrap();
     let cfg = cfg.to_str().unwrap();
     for (listener, events) in [("tcp", 1), ("log4j2", 2)] {
-        let out = super::sluice_parse(&["-c", cfg, "--listener", listener], undelimited);
+        let out = crate::util::sluice_parse(&["-c", cfg, "--listener", listener], undelimited);
         assert_eq!(out.len(), events, "--listener {listener}: {out:?}");
     }
-    let out = super::sluice_parse(
+    let out = crate::util::sluice_parse(
         &["-c", cfg, "--listener", "log4j2", "--framing", "lf"],
         undelimited,
     );
@@ -393,7 +380,7 @@ framing = "log4j2_undelimited"
 /// counted, while a TLS client beside it keeps delivering.
 #[test]
 fn issue20_trickling_tls_connection_is_closed_at_frame_timeout() {
-    use super::tls_listener::{ca, leaf};
+    use crate::util::{ca, leaf};
     let dir = tempfile::tempdir().unwrap();
     let authority = ca("framing test CA");
     let server = leaf(&["localhost"], &authority);
@@ -467,7 +454,7 @@ key_file = "{}"
         "trickling TLS connection still open: {r:?}"
     );
     let sent = good_sent + 1;
-    wait_for(10, "every good TLS frame and the trickled one", || {
+    wait_until(10, "every good TLS frame and the trickled one", || {
         read_lines(&s.path("events.ndjson")).len() as u64 + counted_drops(&s, "tls") >= sent
     });
     let lines = read_lines(&s.path("events.ndjson"));

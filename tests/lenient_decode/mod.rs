@@ -6,7 +6,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use super::{EVENTS_ROUTE, Sluice, config, read_lines, sluice_parse, wait_while};
+use crate::util::{EVENTS_ROUTE, Sluice, config, read_lines, sluice_parse, wait_while};
 
 /// Frames that need a lenient rule, with the rule.
 const LENIENT: [(&str, &str); 6] = [
@@ -93,7 +93,7 @@ decode = "strict"
     let rejected =
         || s.metric("sluice_listener_skipped_frames_total{listener=\"strict\",reason=\"strict\"}");
     let want_rejected = (ROUNDS * LENIENT.len()) as u64;
-    wait_while(10, || rejected() < want_rejected);
+    wait_while!(10, || rejected() < want_rejected);
     let all = s.wait_lines("events.ndjson", sent_lenient + ROUNDS * FITTING.len());
     std::thread::sleep(Duration::from_millis(300));
     let delivered_strict = read_lines(&s.path("events.ndjson")).len() - sent_lenient;

@@ -8,36 +8,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{EVENTS_ROUTE, Sluice, config, messages, read_lines, wait_while};
+use crate::util::{EVENTS_ROUTE, Sluice, ca, config, leaf, messages, read_lines, wait_while};
 
 struct Pki {
     dir: tempfile::TempDir,
     ca: rcgen::Certificate,
     client: (rcgen::Certificate, rcgen::KeyPair),
     rogue_client: (rcgen::Certificate, rcgen::KeyPair),
-}
-
-/// A CA certificate and its key.
-pub(super) fn ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    (params.self_signed(&key).unwrap(), key)
-}
-
-/// A certificate for `names` signed by `issuer`, and its key.
-pub(super) fn leaf(
-    names: &[&str],
-    issuer: &(rcgen::Certificate, rcgen::KeyPair),
-) -> (rcgen::Certificate, rcgen::KeyPair) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params =
-        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-            .unwrap();
-    (params.signed_by(&key, &issuer.0, &issuer.1).unwrap(), key)
 }
 
 impl Pki {
@@ -177,7 +154,7 @@ handshake_timeout_secs = 1
         .unwrap();
     assert_eq!(plain.read(&mut [0u8; 16]).unwrap_or(0), 0, "closed");
 
-    wait_while(10, || reason("timeout") < 1);
+    wait_while!(10, || reason("timeout") < 1);
     staller
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -253,7 +230,7 @@ fn tls_config_errors_name_the_key_and_file() {
         );
         let path = dir.path().join("sluice.toml");
         std::fs::write(&path, text).unwrap();
-        let out = std::process::Command::new(super::BIN)
+        let out = std::process::Command::new(crate::util::BIN)
             .args(["check", "-c", path.to_str().unwrap()])
             .output()
             .unwrap();

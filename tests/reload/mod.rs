@@ -1,0 +1,217 @@
+//! Reload (SIGHUP / admin): routes swapped under load, listeners rebound.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::util::*;
+
+fn reload_config(routes: &str) -> String {
+    config(
+        "",
+        &format!("{routes}\n[default_route]\nsink = \"metrics\"\ndocument = {{}}\n"),
+    )
+}
+
+/// While a TCP sender streams, SIGHUP swaps in a config that changes a
+/// route's pattern and adds a route: nothing is lost, the connection stays
+/// up, and from one message on every message follows the new routes. A
+/// broken config on reload is refused (POST /reload names file, line and
+/// key) and the running one keeps working.
+#[test]
+fn reload_swaps_routes_under_a_streaming_sender_and_refuses_a_broken_config() {
+    let v1 = reload_config(
+        r#"
+[[routes]]
+name = "old"
+sink = "events"
+pattern = 'msg \d+'
+document = {}
+"#,
+    );
+    let v2 = reload_config(
+        r#"
+[[routes]]
+name = "old"
+sink = "events"
+pattern = 'msg \d*[02468]$'
+document = {}
+[[routes]]
+name = "added"
+sink = "events"
+pattern = 'msg'
+document = {}
+"#,
+    );
+    let mut s = Sluice::start(&v1);
+    let pid = s.child.as_ref().unwrap().id().to_string();
+    let mut conn = TcpStream::connect(s.addr("tcp")).unwrap();
+    let total = 3000;
+    let mut reloaded_at = None;
+    for i in 0..total {
+        conn.write_all(format!("<14>1 - h app - - - msg {i}\n").as_bytes())
+            .unwrap();
+        if i == 1000 {
+            std::fs::write(s.path("sluice.toml"), &v2).unwrap();
+            assert!(
+                Command::new("kill")
+                    .args(["-HUP", &pid])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+            reloaded_at = Some(i);
+        }
+        if i % 100 == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    conn.flush().unwrap();
+    let lines_wanted =
+        |lines: &[String]| lines.iter().filter(|l| l.contains("\"msg 2999\"")).count() >= 1;
+    wait_while!(20, || !lines_wanted(&read_lines(&s.path("events.ndjson"))));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut routes_of: Vec<Vec<String>> = vec![Vec::new(); total];
+    for l in read_lines(&s.path("events.ndjson")) {
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        let i: usize = v["message"].as_str().unwrap()[4..].parse().unwrap();
+        routes_of[i].push(v["route"].as_str().unwrap().to_owned());
+    }
+    // Nothing lost: every message reached a route.
+    let missing: Vec<usize> = (0..total).filter(|&i| routes_of[i].is_empty()).collect();
+    assert!(missing.is_empty(), "lost: {missing:?}");
+    // One cut: before it only "old"; from it on "added", and "old" for evens.
+    let cut = (0..total)
+        .find(|&i| routes_of[i].contains(&"added".to_owned()))
+        .expect("the new route never matched");
+    assert!(cut > 0 && cut < total, "cut at {cut}");
+    assert!(
+        reloaded_at.is_some_and(|r| cut > r - 1),
+        "cut {cut} before the SIGHUP"
+    );
+    for (i, routes) in routes_of.iter().enumerate() {
+        let mut routes = routes.clone();
+        routes.sort();
+        let want: Vec<&str> = if i < cut {
+            vec!["old"]
+        } else if i % 2 == 0 {
+            vec!["added", "old"]
+        } else {
+            vec!["added"]
+        };
+        assert_eq!(routes, want, "message {i} (cut at {cut})");
+    }
+    assert_eq!(
+        s.metric("sluice_listener_connections_accepted_total{listener=\"tcp\"}"),
+        1,
+        "the sender's connection was kept"
+    );
+
+    // A broken config is refused, with file, line and key; v2 keeps running.
+    std::fs::write(
+        s.path("sluice.toml"),
+        v2.replace(
+            "sink = \"events\"\npattern = 'msg'",
+            "sink = \"nowhere\"\npattern = 'msg'",
+        ),
+    )
+    .unwrap();
+    let admin: SocketAddr = s.ready["admin"].as_str().unwrap().parse().unwrap();
+    let (status, body) = http(admin, "POST", "/reload", b"");
+    assert_eq!(status, 400, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["reloaded"], false);
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.contains("sluice.toml:")
+            && error.contains("routes[1].sink")
+            && error.contains("nowhere"),
+        "{error}"
+    );
+    conn.write_all(b"<14>1 - h app - - - msg 4\n").unwrap();
+    conn.flush().unwrap();
+    let msg4 = || {
+        read_lines(&s.path("events.ndjson"))
+            .into_iter()
+            .filter(|l| l.contains("\"msg 4\""))
+            .collect::<Vec<String>>()
+    };
+    wait_while!(10, || msg4().len() < 3);
+    std::thread::sleep(Duration::from_millis(200));
+    let last = msg4();
+    assert_eq!(
+        last.len(),
+        3,
+        "msg 4 once under v1 and twice more under v2: {last:?}"
+    );
+    // And a valid reload through the admin port answers what changed.
+    std::fs::write(s.path("sluice.toml"), &v1).unwrap();
+    let (status, body) = http(admin, "POST", "/reload", b"");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("routes: old"), "{body}");
+    drop(conn);
+    assert!(s.stop().success());
+}
+
+/// A reload rebinds only the listener whose address changed: the moved UDP
+/// listener answers on its new address, a removed one stops, and the TCP
+/// sender's connection on the unchanged listener carries on.
+#[test]
+fn reload_rebinds_only_listeners_whose_address_changed() {
+    let extra = |addr: &str| {
+        format!(
+            "[[listeners]]\nname = \"moving\"\nprotocol = \"udp\"\nlisten = \"{addr}\"\n[[listeners]]\nname = \"leaving\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:0\"\n"
+        )
+    };
+    let v1 = config(&extra("127.0.0.1:0"), EVENTS_ROUTE);
+    let mut s = Sluice::start(&v1);
+    let mut conn = TcpStream::connect(s.addr("tcp")).unwrap();
+    conn.write_all(b"<14>1 - h app - - - before\n").unwrap();
+    s.wait_lines("events.ndjson", 1);
+    let v2 = config(&extra("127.0.0.2:0"), EVENTS_ROUTE).replace(
+        "[[listeners]]\nname = \"leaving\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:0\"\n",
+        "",
+    );
+    std::fs::write(s.path("sluice.toml"), &v2).unwrap();
+    let admin: SocketAddr = s.ready["admin"].as_str().unwrap().parse().unwrap();
+    let (status, body) = http(admin, "POST", "/reload", b"");
+    assert_eq!(status, 200, "{body}");
+    let summary: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let summary = summary["summary"].as_str().unwrap();
+    assert!(summary.contains("listener leaving stopped"), "{summary}");
+    assert!(!summary.contains("listener tcp"), "{summary}");
+    let moved: SocketAddr = summary
+        .split("listener moving listening on udp ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .unwrap_or_else(|| panic!("{summary}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(moved.ip().to_string(), "127.0.0.2");
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"<14>1 - h app - - - to the moved listener", moved)
+        .unwrap();
+    conn.write_all(b"<14>1 - h app - - - after\n").unwrap();
+    let lines = s.wait_lines("events.ndjson", 3);
+    let mut got = messages(&lines);
+    got.sort();
+    assert_eq!(got, ["after", "before", "to the moved listener"]);
+    assert_eq!(
+        s.metric("sluice_listener_connections_accepted_total{listener=\"tcp\"}"),
+        1
+    );
+    let health = s.health();
+    let names: Vec<&str> = health["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["listener"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"leaving"), "{health}");
+    assert_eq!(health["status"], "ok", "{health}");
+    drop(conn);
+    assert!(s.stop().success());
+}
