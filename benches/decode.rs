@@ -15,7 +15,11 @@
 //! timestamp) and with a fixed year and zone (`parse_message_with_year_tz`),
 //! its fastest configuration.
 //!
-//! Run: `cargo bench --bench decode`.
+//! Run: `cargo bench --bench decode`. Timings move with the machine's load
+//! (several-fold on a shared VM); instruction counts do not: run the bench
+//! binary under `valgrind --tool=callgrind … --bench --profile-time 2
+//! rfc3164/sluice` and divide the inclusive Ir of `Bencher::iter` by the
+//! calls of `sluice::decode::decode`.
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};

@@ -17,7 +17,8 @@
 //!   bounded by `max_frame_bytes`; `framing/headers.rs` splits log4j2's
 //!   undelimited streams at each header.
 //! - [`decode`] — frame → [`event::Event`]: RFC 5424 / RFC 3164 and the
-//!   log4j variants, lenient.
+//!   log4j variants, lenient (`decode/rfc5424.rs`, `rfc3164.rs`, `time.rs`:
+//!   timestamps, year inference, zones).
 //! - [`multiline`] — joins what log4j split over several frames (stack
 //!   traces, long messages) back into one event.
 //! - [`router`] — event → matching routes (one `RegexSet` pass); route

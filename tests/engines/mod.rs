@@ -71,7 +71,7 @@ impl Kind {
 }
 
 /// A running engine: its launcher and its nodes' HTTP addresses.
-#[allow(dead_code)] // kind and stop_node: used by the cluster cases
+#[allow(dead_code)] // kind: for a case that needs to tell the engines apart
 pub(crate) struct Engine {
     pub(crate) kind: Kind,
     pub(crate) nodes: Vec<SocketAddr>,
@@ -162,7 +162,10 @@ fn launch(kind: Kind, nodes: usize, heap: &str, settings: &[&str]) -> Result<Eng
         .arg(cache)
         .arg("--java-home")
         .arg(kind.java_home())
-        .args(["--nodes", &nodes.to_string(), "--heap", heap]);
+        .args(["--nodes", &nodes.to_string(), "--heap", heap])
+        // C1 only and one GC thread: the engines start in a fraction of
+        // the time on the 2-core machine; the tests need no peak speed.
+        .arg("--fast-start");
     for s in settings {
         cmd.args(["--set", s]);
     }
@@ -261,7 +264,6 @@ impl Engine {
     }
 
     /// Kill node `i` (kill -9) and wait until the launcher says so.
-    #[allow(dead_code)]
     pub(crate) fn stop_node(&self, i: usize) {
         let launched = self.child.as_ref().expect("an engine this test started");
         let mut stdin = launched.stdin.lock().unwrap();
@@ -343,24 +345,38 @@ impl Engine {
 }
 
 impl Engine {
-    /// Every document of `index` (`_source`), paged with `search_after`
-    /// on `_doc` order; bounded at 200 pages of 5,000.
+    /// Every document of `index` (`_source`), read with a scroll (a
+    /// consistent view over every shard; a `search_after` walk on `_doc`
+    /// order alone skips a document at each page boundary of an index
+    /// with several shards, whose `_doc` values tie); bounded at 200 pages
+    /// of 5,000.
     pub(crate) fn sources_all(&self, index: &str) -> Vec<serde_json::Value> {
         let _ = self.req("POST", &format!("/{index}/_refresh"), "");
+        let mut v = self.ok(
+            "POST",
+            &format!("/{index}/_search?scroll=1m"),
+            r#"{"size":5000,"sort":["_doc"],"query":{"match_all":{}}}"#,
+        );
         let mut out = Vec::new();
-        let mut after = String::new();
         for _ in 0..200 {
-            let v = self.ok(
-                "POST",
-                &format!("/{index}/_search"),
-                &format!(r#"{{"size":5000,"sort":["_doc"],"query":{{"match_all":{{}}}}{after}}}"#),
-            );
             let hits = v["hits"]["hits"].as_array().unwrap();
-            let Some(last) = hits.last() else {
+            if hits.is_empty() {
                 break;
-            };
-            after = format!(",\"search_after\":{}", last["sort"]);
+            }
             out.extend(hits.iter().map(|h| h["_source"].clone()));
+            let id = v["_scroll_id"].as_str().unwrap().to_owned();
+            v = self.ok(
+                "POST",
+                "/_search/scroll",
+                &format!(r#"{{"scroll":"1m","scroll_id":"{id}"}}"#),
+            );
+        }
+        if let Some(id) = v["_scroll_id"].as_str() {
+            let _ = self.req(
+                "DELETE",
+                "/_search/scroll",
+                &format!(r#"{{"scroll_id":"{id}"}}"#),
+            );
         }
         out
     }

@@ -1,0 +1,490 @@
+//! Frame → [`Event`]: RFC 5424 and RFC 3164 (and what real senders call RFC 3164).
+//!
+//! The grammar is written with nom over the frame's bytes, field by field as
+//! the RFCs define it, and is lenient: a frame that fits neither grammar
+//! still becomes an event, flagged `valid = false`, with the raw text as its
+//! message. Nothing here allocates for an ordinary message; header fields are
+//! spans of the frame.
+//!
+//! Time: a timestamp without an offset is read in the configured timezone
+//! (never the host's), and an RFC 3164 timestamp without a year gets the year
+//! that puts it closest to the receive time (a December message received in
+//! January belongs to last year).
+//!
+//! Rooms: [`rfc5424`] (the RFC 5424 grammar and structured data),
+//! [`rfc3164`] (BSD frames as senders write them: Cisco prefixes, TAG forms),
+//! [`time`] (RFC 3339 and BSD timestamps, year inference, zones).
+
+mod rfc3164;
+mod rfc5424;
+mod time;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono_tz::Tz;
+use nom::IResult;
+use nom::bytes::complete::take_while_m_n;
+use nom::character::complete::char;
+use nom::combinator::map_res;
+use nom::sequence::delimited;
+
+use crate::event::{Event, Span, Text};
+use crate::text::text_of;
+
+/// Who sends to a listener, which decides how a BSD frame's first word is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sender {
+    /// Anything: `TAG:` / `TAG[PID]:` after the header is the app name; a
+    /// log4j 1.2 `facility:` prefix (the PRI's own facility name) is
+    /// recognised and never taken for a TAG.
+    #[default]
+    Generic,
+    /// log4j 1.2 / log4j2 SyslogAppenders: BSD frames carry no TAG, so the
+    /// first word of the text is always message.
+    Log4j,
+}
+
+/// Whether a listener takes frames that need a lenient rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecodeMode {
+    /// Read what real senders send (the rules of [`LenientRule`]), and say
+    /// which rule each frame needed.
+    #[default]
+    Lenient,
+    /// Reject (drop and count) a frame that needed any lenient rule.
+    Strict,
+}
+
+/// What the decoder needs besides the frame.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Zone for timestamps written without an offset.
+    pub timezone: Tz,
+    pub sender: Sender,
+    /// Remove log4j 1.2's `facilityPrinting` prefix (`local7:`) from the message.
+    pub strip_facility_prefix: bool,
+    /// log4j2 `newLineEscape`: this sequence in MSG is turned back into `\n`.
+    pub newline_escape: Option<Box<str>>,
+    /// App name for frames that name none (log4j BSD frames never do).
+    pub app_name: Option<Arc<str>>,
+    /// `decode = "strict"`: the listener rejects frames that needed a
+    /// lenient rule (the decoder still reads them, to say which).
+    pub mode: DecodeMode,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            timezone: Tz::UTC,
+            sender: Sender::Generic,
+            strip_facility_prefix: false,
+            newline_escape: None,
+            app_name: None,
+            mode: DecodeMode::Lenient,
+        }
+    }
+}
+
+/// Decode one frame. Never fails: see the module docs.
+pub fn decode(
+    raw: Bytes,
+    peer: Option<SocketAddr>,
+    received_nanos: i64,
+    opts: &DecodeOptions,
+) -> Event {
+    let (text, lossy_raw) = text_of(raw);
+    let mut event = Event::without_text(text.len(), lossy_raw, peer, received_nanos);
+    let all = text.as_bytes();
+    if let Ok((rest, prival)) = pri(all) {
+        event.facility = Some(prival >> 3);
+        event.severity = Some(prival & 7);
+        if !rfc5424::rfc5424(all, rest, &mut event, opts) {
+            rfc3164::rfc3164(all, rest, &mut event, opts);
+        }
+    }
+    event.set_text(text);
+    if event.facility.is_none() {
+        return event;
+    }
+    if event.appname.is_none() {
+        if let Some(app) = &opts.app_name {
+            event.appname = Some(Text::Owned(app.clone()));
+        }
+    }
+    if let Some(escape) = opts.newline_escape.as_deref() {
+        unescape_newlines(&mut event, escape);
+    }
+    event
+}
+
+/// log4j2's `newLineEscape` replaced each `\r?\n` of the message with
+/// `escape`; put the newlines back.
+fn unescape_newlines(event: &mut Event, escape: &str) {
+    if escape.is_empty() {
+        return;
+    }
+    let message = event.message();
+    if memchr::memmem::find(message.as_bytes(), escape.as_bytes()).is_none() {
+        return;
+    }
+    let restored = message.replace(escape, "\n");
+    if let Text::Span(span) = event.message {
+        event.frame_message = Some(span);
+    }
+    event.message = Text::Owned(Arc::from(restored));
+}
+
+fn span_of(all: &[u8], piece: &[u8]) -> Span {
+    let start = piece.as_ptr() as usize - all.as_ptr() as usize;
+    Span::new(start, start + piece.len())
+}
+
+fn is_digit(b: u8) -> bool {
+    b.is_ascii_digit()
+}
+
+fn digits_value(d: &[u8]) -> u32 {
+    d.iter().fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0'))
+}
+
+fn num<const N: usize>(i: &[u8]) -> IResult<&[u8], u32> {
+    let (i, d) = take_while_m_n(N, N, is_digit)(i)?;
+    Ok((i, digits_value(d)))
+}
+
+/// `<PRIVAL>`, PRIVAL 0..=191.
+pub fn pri(i: &[u8]) -> IResult<&[u8], u8> {
+    map_res(
+        delimited(char('<'), take_while_m_n(1, 3, is_digit), char('>')),
+        |d: &[u8]| {
+            u8::try_from(digits_value(d))
+                .ok()
+                .filter(|v| *v <= 191)
+                .ok_or(())
+        },
+    )(i)
+}
+
+fn skip_spaces(i: &[u8]) -> &[u8] {
+    let n = i.iter().take_while(|b| **b == b' ').count();
+    &i[n..]
+}
+
+fn trim_end(b: &[u8]) -> &[u8] {
+    let n = b
+        .iter()
+        .rev()
+        .take_while(|c| matches!(c, b'\n' | b'\r' | b'\0'))
+        .count();
+    &b[..b.len() - n]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{LenientRule, Protocol};
+
+    pub(super) const RECEIVED_2026_11_24: i64 = 1_795_500_000 * 1_000_000_000; // 2026-11-25T…Z region
+
+    pub(super) fn dec(s: &str) -> Event {
+        decode(
+            Bytes::copy_from_slice(s.as_bytes()),
+            None,
+            RECEIVED_2026_11_24,
+            &DecodeOptions::default(),
+        )
+    }
+
+    pub(super) fn json(e: &Event) -> serde_json::Value {
+        let mut s = String::new();
+        e.write_canonical_json(&mut s);
+        serde_json::from_str(&s).unwrap()
+    }
+
+    #[test]
+    fn pri_bounds() {
+        assert_eq!(pri(b"<0>").unwrap().1, 0);
+        assert_eq!(pri(b"<191>").unwrap().1, 191);
+        assert!(pri(b"<192>").is_err());
+        assert!(pri(b"<>").is_err());
+        assert!(pri(b"<1234>").is_err());
+        assert!(pri(b"13>").is_err());
+    }
+
+    #[test]
+    fn undecodable_frame_keeps_raw_text() {
+        let e = dec("no pri at all");
+        let j = json(&e);
+        assert_eq!(j["valid"], false);
+        assert_eq!(j["protocol"], "unknown");
+        assert_eq!(j["message"], "no pri at all");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_dropped() {
+        let e = decode(
+            Bytes::from_static(b"<14>caf\xe9 ok"),
+            None,
+            RECEIVED_2026_11_24,
+            &DecodeOptions::default(),
+        );
+        assert!(e.lossy_utf8);
+        assert_eq!(e.message(), "caf\u{fffd} ok");
+    }
+
+    pub(super) fn dec_with(s: &[u8], opts: &DecodeOptions) -> Event {
+        decode(Bytes::copy_from_slice(s), None, RECEIVED_2026_11_24, opts)
+    }
+
+    pub(super) fn log4j() -> DecodeOptions {
+        DecodeOptions {
+            sender: Sender::Log4j,
+            ..DecodeOptions::default()
+        }
+    }
+
+    #[test]
+    fn newline_escape_is_turned_back_into_newlines() {
+        let opts = DecodeOptions {
+            newline_escape: Some("\\n".into()),
+            ..DecodeOptions::default()
+        };
+        let e = dec_with(b"<163>1 2026-11-24T11:34:37.138Z vm orders 1 - - failed\\njava.lang.X: boom\\n\tat A.b(A.java:1)", &opts);
+        assert_eq!(e.message(), "failed\njava.lang.X: boom\n\tat A.b(A.java:1)");
+        // Without the option the sequence stays as sent.
+        let e = dec(r"<14>1 - h a - - - a\nb");
+        assert_eq!(e.message(), r"a\nb");
+    }
+
+    #[test]
+    fn missing_pri_keeps_everything() {
+        for frame in ["Nov 24 11:34:31 vm hello", "<>x", "<192>x", "<14"] {
+            let e = dec(frame);
+            assert!(!e.valid, "{frame}");
+            assert_eq!(e.message(), frame);
+            assert_eq!(e.facility, None);
+        }
+    }
+
+    pub(super) fn rules(e: &Event) -> Vec<&'static str> {
+        e.lenient.iter().map(LenientRule::as_str).collect()
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn header_token() -> impl Strategy<Value = Option<String>> {
+            // PRINTUSASCII without space; "-" alone is NILVALUE.
+            proptest::option::of("[!-~]{1,32}".prop_filter("not NILVALUE", |s| s != "-"))
+        }
+
+        fn sd_name() -> impl Strategy<Value = String> {
+            "[!#-<>-\\\\^-~]{1,32}"
+        }
+
+        #[derive(Debug, Clone)]
+        struct Generated {
+            pri: u8,
+            timestamp: Option<(chrono::DateTime<chrono::FixedOffset>, u8)>,
+            hostname: Option<String>,
+            appname: Option<String>,
+            procid: Option<String>,
+            msgid: Option<String>,
+            sd: Vec<(String, Vec<(String, String)>)>,
+            bom: bool,
+            message: String,
+        }
+
+        fn timestamp() -> impl Strategy<Value = (chrono::DateTime<chrono::FixedOffset>, u8)> {
+            (
+                0i64..7_000_000_000,
+                0u32..1_000_000,
+                0u8..=6,
+                -(14 * 60)..=(14 * 60i32),
+            )
+                .prop_map(|(secs, micros, digits, offset_min)| {
+                    let keep = 10u32.pow(6 - u32::from(digits));
+                    let nanos = (micros / keep) * keep * 1000;
+                    let offset = chrono::FixedOffset::east_opt(offset_min * 60).unwrap();
+                    let t = chrono::DateTime::from_timestamp(secs, nanos)
+                        .unwrap()
+                        .with_timezone(&offset);
+                    (t, digits)
+                })
+        }
+
+        fn generated() -> impl Strategy<Value = Generated> {
+            (
+                0u8..=191,
+                proptest::option::of(timestamp()),
+                (
+                    header_token(),
+                    header_token(),
+                    header_token(),
+                    header_token(),
+                ),
+                proptest::collection::vec(
+                    (
+                        sd_name(),
+                        proptest::collection::vec((sd_name(), "\\PC{0,12}"), 0..4),
+                    ),
+                    0..3,
+                ),
+                any::<bool>(),
+                // MSG: anything printable (newlines inside), not ending in a
+                // line end, not starting with a BOM.
+                "(\\PC|\n){0,40}".prop_filter("no leading BOM, no trailing line end", |m| {
+                    !m.starts_with('\u{feff}') && !m.ends_with(['\n', '\r'])
+                }),
+            )
+                .prop_map(
+                    |(pri, timestamp, (hostname, appname, procid, msgid), sd, bom, message)| {
+                        Generated {
+                            pri,
+                            timestamp,
+                            hostname,
+                            appname,
+                            procid,
+                            msgid,
+                            sd,
+                            bom,
+                            message,
+                        }
+                    },
+                )
+        }
+
+        fn render(g: &Generated) -> String {
+            let nil = |f: &Option<String>| f.clone().unwrap_or_else(|| "-".into());
+            let ts = match &g.timestamp {
+                None => "-".to_owned(),
+                Some((t, digits)) => {
+                    let mut s = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+                    if *digits > 0 {
+                        let frac = format!("{:09}", t.timestamp_subsec_nanos());
+                        s.push('.');
+                        s.push_str(&frac[..usize::from(*digits)]);
+                    }
+                    let off = t.offset().local_minus_utc();
+                    if off == 0 {
+                        s.push('Z');
+                    } else {
+                        let sign = if off < 0 { '-' } else { '+' };
+                        s.push_str(&format!(
+                            "{sign}{:02}:{:02}",
+                            off.abs() / 3600,
+                            off.abs() % 3600 / 60
+                        ));
+                    }
+                    s
+                }
+            };
+            let mut sd = String::new();
+            for (id, params) in &g.sd {
+                sd.push('[');
+                sd.push_str(id);
+                for (k, v) in params {
+                    let escaped = v
+                        .replace('\\', "\\\\")
+                        .replace('"', "\\\"")
+                        .replace(']', "\\]");
+                    sd.push_str(&format!(" {k}=\"{escaped}\""));
+                }
+                sd.push(']');
+            }
+            if sd.is_empty() {
+                sd.push('-');
+            }
+            let mut frame = format!(
+                "<{}>1 {ts} {} {} {} {} {sd}",
+                g.pri,
+                nil(&g.hostname),
+                nil(&g.appname),
+                nil(&g.procid),
+                nil(&g.msgid)
+            );
+            if g.bom || !g.message.is_empty() {
+                frame.push(' ');
+                if g.bom {
+                    frame.push('\u{feff}');
+                }
+                frame.push_str(&g.message);
+            }
+            frame
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn rfc5424_round_trips_field_by_field(g in generated()) {
+                let frame = render(&g);
+                let e = dec(&frame);
+                prop_assert!(e.valid);
+                prop_assert_eq!(e.protocol, Protocol::Rfc5424);
+                prop_assert_eq!(e.pri(), Some(g.pri));
+                match (&g.timestamp, e.timestamp) {
+                    (None, None) => {}
+                    (Some((t, digits)), Some(got)) => {
+                        prop_assert_eq!(got.unix_nanos, t.timestamp_nanos_opt().unwrap());
+                        prop_assert_eq!(got.offset_secs, t.offset().local_minus_utc());
+                        prop_assert_eq!(got.frac_digits, *digits);
+                    }
+                    (want, got) => prop_assert!(false, "timestamp {want:?} decoded as {got:?}"),
+                }
+                prop_assert_eq!(e.hostname(), g.hostname.as_deref());
+                prop_assert_eq!(e.appname(), g.appname.as_deref());
+                prop_assert_eq!(e.procid(), g.procid.as_deref());
+                prop_assert_eq!(e.msgid(), g.msgid.as_deref());
+                prop_assert_eq!(e.structured_data.len(), g.sd.len());
+                for (got, (id, params)) in e.structured_data.iter().zip(&g.sd) {
+                    prop_assert_eq!(e.resolve(&got.id), id.as_str());
+                    let got_params: Vec<(&str, &str)> = got
+                        .params
+                        .iter()
+                        .map(|p| (e.resolve(&p.name), e.resolve(&p.value)))
+                        .collect();
+                    let want: Vec<(&str, &str)> =
+                        params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    prop_assert_eq!(got_params, want);
+                }
+                prop_assert_eq!(e.message(), g.message.as_str());
+            }
+
+            #[test]
+            fn arbitrary_bytes_decode_without_panic(
+                bytes in proptest::collection::vec(any::<u8>(), 0..300),
+                log4j in any::<bool>(),
+                strip in any::<bool>(),
+            ) {
+                let opts = DecodeOptions {
+                    sender: if log4j { Sender::Log4j } else { Sender::Generic },
+                    strip_facility_prefix: strip,
+                    newline_escape: Some("\\n".into()),
+                    ..DecodeOptions::default()
+                };
+                let e = dec_with(&bytes, &opts);
+                let j = json(&e);
+                prop_assert!(j.is_object());
+                // The text is never lost: invalid frames keep all of it.
+                if !e.valid {
+                    let text = String::from_utf8_lossy(&bytes);
+                    prop_assert_eq!(e.message(), text.as_ref());
+                }
+            }
+
+            #[test]
+            fn syslog_shaped_bytes_decode_without_panic(
+                s in "<[0-9]{1,3}>(1 )?[A-Za-z0-9 :.*\\[\\]=\"\\\\@-]{0,80}",
+            ) {
+                let e = dec(&s);
+                prop_assert!(json(&e).is_object());
+            }
+        }
+    }
+}

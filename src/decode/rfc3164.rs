@@ -1,0 +1,595 @@
+//! RFC 3164 as senders write it: `TIMESTAMP HOSTNAME TAG[PID]: MSG`, any
+//! part missing, Cisco's sequence numbers and clock markers, and the TAG
+//! forms real daemons write.
+
+use super::time::{bsd_timestamp, resolve, rfc3339, zone_abbreviation};
+use super::{DecodeOptions, Sender, skip_spaces, span_of, trim_end};
+use crate::event::{Event, Lenient, LenientRule, Protocol, SdElement, SdParam, Text};
+
+/// Cisco IOS: `SEQ: ` before the header (`service sequence-numbers`), and
+/// optionally `HOST: ` after it (`logging origin-id hostname`).
+/// (sequence number, hostname, rest of the frame)
+type CiscoPrefix<'a> = (&'a [u8], Option<&'a [u8]>, &'a [u8]);
+
+fn cisco_prefix(i: &[u8]) -> Option<CiscoPrefix<'_>> {
+    let digits = i.iter().take(10).take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let rest = i[digits..].strip_prefix(b": ")?;
+    let seq = &i[..digits];
+    let starts_time = |r: &[u8]| {
+        let r = r
+            .strip_prefix(b"*")
+            .or_else(|| r.strip_prefix(b"."))
+            .unwrap_or(r);
+        bsd_timestamp(r).is_ok()
+    };
+    if starts_time(rest) {
+        return Some((seq, None, rest));
+    }
+    let host_len = rest
+        .iter()
+        .take(256)
+        .take_while(|b| !matches!(b, b' ' | b':'))
+        .count();
+    let after_host = rest[host_len..].strip_prefix(b": ")?;
+    if host_len > 0 && starts_time(after_host) {
+        return Some((seq, Some(&rest[..host_len]), after_host));
+    }
+    None
+}
+
+/// RFC 3164 as senders write it: `TIMESTAMP HOSTNAME TAG[PID]: MSG`, any part
+/// of which may be missing, plus Cisco's sequence numbers and clock-sync
+/// markers (kept as RFC 5424 `meta sequenceId` and `timeQuality isSynced`).
+/// Forms the RFC does not allow are read as rsyslog, Flume and syslog_loose
+/// read them, and marked in `event.lenient`.
+pub(super) fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &DecodeOptions) {
+    event.protocol = Protocol::Rfc3164;
+    event.valid = true;
+    let span = |piece: &[u8]| Text::Span(span_of(all, piece));
+    let mut lenient = Lenient::default();
+
+    let (mut i, mut cisco) = before_header(all, after_pri, event, &mut lenient);
+
+    let mut have_timestamp = false;
+    let mut zone_named = false;
+    if let Ok((rest, t)) = bsd_timestamp(i) {
+        let (rest, offset) = match zone_abbreviation(rest) {
+            Ok((rest, offset)) => {
+                zone_named = true;
+                (rest, offset)
+            }
+            Err(_) => (rest, None),
+        };
+        event.timestamp = t.resolve(offset, event.received_nanos, opts);
+        have_timestamp = true;
+        i = rest;
+    } else if let Ok((rest, (t, offset))) = rfc3339(i) {
+        event.timestamp = resolve(&t, offset, opts);
+        have_timestamp = true;
+        i = rest;
+    }
+    if have_timestamp {
+        if let Some(rest) = i.strip_prefix(b": ") {
+            if cisco || zone_named || rest.first() == Some(&b'%') {
+                // `TIME: MSG`, the Cisco shape: no hostname after the time.
+                cisco = true;
+            } else {
+                // `Mar 7 2008 19:06:53: example tag: …` (rsyslog
+                // rfc3164.sh): a colon after the time, then the header
+                // goes on.
+                lenient.insert(LenientRule::ColonAfterTimestamp);
+            }
+            i = rest;
+        } else {
+            i = i.strip_prefix(b" ").unwrap_or(i);
+        }
+    }
+    let generic = opts.sender == Sender::Generic;
+    if have_timestamp && !cisco {
+        // HOSTNAME, unless the next word is already the TAG. Exactly one
+        // space is consumed after it: log4j stack-trace lines start with
+        // four spaces that belong to the message.
+        let word_len = i.iter().take_while(|b| **b != b' ').count();
+        let (word, rest) = i.split_at(word_len);
+        let looks_like_tag = generic
+            && (word.ends_with(b":")
+                || word.contains(&b'[')
+                // No hostname begins so: Snare's `#001`, a Cisco mnemonic.
+                || matches!(word.first(), Some(b'#' | b'%')));
+        if word_len > 0 && !looks_like_tag {
+            if word == b"-" {
+                // RFC 5424's NILVALUE where the hostname is.
+                lenient.insert(LenientRule::HostnameNil);
+            } else {
+                event.hostname = Some(span(word));
+            }
+            match rest.split_first() {
+                Some((_, rest)) => i = rest,
+                None => {
+                    // `<14>Nov  2 2024 10:11:12 fw01`: the hostname ends
+                    // the frame (rsyslog weird.parse1, syslog_loose).
+                    lenient.insert(LenientRule::HeaderWithoutMessage);
+                    i = rest;
+                }
+            }
+        }
+    }
+    if let Some(rest) = log4j_facility_prefix(i, event.facility) {
+        if opts.strip_facility_prefix {
+            i = rest;
+        }
+    } else if generic && !cisco {
+        if let Some(tag) = tag_and_pid(i, have_timestamp) {
+            event.appname = tag.app.map(span);
+            event.procid = tag.pid.map(span);
+            lenient.extend(tag.lenient);
+            i = tag.rest.strip_prefix(b" ").unwrap_or(tag.rest);
+        }
+    }
+    event.message = span(trim_end(i));
+    event.lenient = lenient;
+}
+
+/// What may stand between PRI and the timestamp: Cisco's `SEQ: ` (and
+/// `HOST: `), spaces (lenient), a clock-sync marker `*`/`.`. Returns the
+/// frame at the timestamp and whether the frame had a Cisco prefix.
+fn before_header<'a>(
+    all: &[u8],
+    after_pri: &'a [u8],
+    event: &mut Event,
+    lenient: &mut Lenient,
+) -> (&'a [u8], bool) {
+    let span = |piece: &[u8]| Text::Span(span_of(all, piece));
+    let mut cisco = false;
+    let mut i = after_pri;
+    if let Some((seq, host, rest)) = cisco_prefix(i) {
+        cisco = true;
+        event.structured_data.push(SdElement {
+            id: Text::Static("meta"),
+            params: vec![SdParam {
+                name: Text::Static("sequenceId"),
+                value: span(seq),
+            }],
+        });
+        event.hostname = host.map(span);
+        i = rest;
+    } else if i.first() == Some(&b' ') {
+        // `<13> Dec  1 08:00:00 …` (HP ProCurve, rsyslog reads it): spaces
+        // between PRI and a timestamp. Spaces before anything else are
+        // message.
+        let rest = skip_spaces(i);
+        if bsd_timestamp(rest).is_ok() || rfc3339(rest).is_ok() {
+            lenient.insert(LenientRule::SpaceAfterPri);
+            i = rest;
+        }
+    }
+    if let Some(rest) = i.strip_prefix(b"*").or_else(|| i.strip_prefix(b".")) {
+        if bsd_timestamp(rest).is_ok() {
+            event.structured_data.push(SdElement {
+                id: Text::Static("timeQuality"),
+                params: vec![SdParam {
+                    name: Text::Static("isSynced"),
+                    value: Text::Static("0"),
+                }],
+            });
+            i = rest;
+        }
+    }
+    (i, cisco)
+}
+
+/// log4j 1.2 `facilityPrinting=true`: the PRI's own facility name and a
+/// colon (`local7:`) before the text. Returns the text after it.
+fn log4j_facility_prefix(i: &[u8], facility: Option<u8>) -> Option<&[u8]> {
+    let code = facility?;
+    if (12..=15).contains(&code) {
+        // log4j has no names for these facilities.
+        return None;
+    }
+    let name = crate::config::facility_name(code).as_bytes();
+    i.strip_prefix(name)?.strip_prefix(b":")
+}
+
+/// A TAG read by [`tag_and_pid`].
+struct Tag<'a> {
+    /// `None` for an empty TAG (`: message`).
+    app: Option<&'a [u8]>,
+    pid: Option<&'a [u8]>,
+    /// The frame after `TAG[PID]:`.
+    rest: &'a [u8],
+    lenient: Lenient,
+}
+
+/// Bytes RFC 3164 senders put in a TAG: letters, digits and `_./-`.
+const TAG_CLASSIC: u8 = 1;
+/// PAM's parentheses (`cron(pam_unix)`).
+const TAG_PAREN: u8 = 2;
+/// What real daemons put there besides: Cisco's `%`, `#`, `@`.
+const TAG_PUNCT: u8 = 4;
+
+/// The class of every byte in a TAG, 0 for a byte that ends it: one table
+/// look-up per byte, so the TAG is scanned once and its lenient rules come
+/// from the classes seen.
+const TAG_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'/' | b'-') {
+            TAG_CLASSIC
+        } else if matches!(c, b'(' | b')') {
+            TAG_PAREN
+        } else if matches!(c, b'%' | b'#' | b'@') {
+            TAG_PUNCT
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
+
+/// A Cisco mnemonic, `%FACILITY-SEVERITY-MNEMONIC` (`%ASA-6-302013`,
+/// `%SYS-5-CONFIG_I`).
+fn is_cisco_mnemonic(app: &[u8]) -> bool {
+    let Some(rest) = app.strip_prefix(b"%") else {
+        return false;
+    };
+    rest.iter()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
+        && rest
+            .windows(3)
+            .any(|w| w[0] == b'-' && (b'0'..=b'7').contains(&w[1]) && w[2] == b'-')
+}
+
+/// `TAG[PID]:` or `TAG:`; TAG is up to 48 bytes. After a timestamp also an
+/// empty TAG (`: message`) and a `#`-led word without colon (Snare's
+/// `#001`, as rsyslog reads it). Without a header only what cannot be
+/// message text is a TAG: `TAG[PID]:`, and `TAG: ` where TAG is a program
+/// name in lower case or a Cisco mnemonic (`kernel: `, not `Status: `, not
+/// `java.lang.IllegalStateException: `).
+fn tag_and_pid(i: &[u8], have_timestamp: bool) -> Option<Tag<'_>> {
+    let mut lenient = Lenient::default();
+    if have_timestamp {
+        if let Some(rest) = i.strip_prefix(b":") {
+            if rest.is_empty() || rest[0] == b' ' {
+                lenient.insert(LenientRule::TagEmpty);
+                return Some(Tag {
+                    app: None,
+                    pid: None,
+                    rest,
+                    lenient,
+                });
+            }
+        }
+    }
+    // One pass: the TAG's length and the union of its bytes' classes.
+    let mut n = 0;
+    let mut seen = 0;
+    for &b in i.iter().take(49) {
+        let class = TAG_BYTES[usize::from(b)];
+        if class == 0 {
+            break;
+        }
+        seen |= class;
+        n += 1;
+    }
+    if n == 0 || n > 48 {
+        return None;
+    }
+    let (app, rest) = i.split_at(n);
+    if seen & TAG_PAREN != 0 {
+        lenient.insert(LenientRule::TagWithParens);
+    } else if seen & TAG_PUNCT != 0 {
+        // A Cisco mnemonic begins with `%`, which is not a classic byte.
+        if is_cisco_mnemonic(app) {
+            lenient.insert(LenientRule::TagCiscoMnemonic);
+        } else {
+            lenient.insert(LenientRule::TagPunctuation);
+        }
+    }
+    let (pid, rest) = if let Some(rest) = rest.strip_prefix(b":") {
+        (None, rest)
+    } else if let Some(inner) = rest.strip_prefix(b"[") {
+        let close = inner.iter().take(129).position(|b| *b == b']')?;
+        let (pid, rest) = inner.split_at(close);
+        let rest = rest.strip_prefix(b"]:")?;
+        if pid.is_empty() {
+            (None, rest)
+        } else {
+            // Without a header, `TAG[PID]:` has always been a TAG.
+            return Some(Tag {
+                app: Some(app),
+                pid: Some(pid),
+                rest,
+                lenient,
+            });
+        }
+    } else if have_timestamp && app.first() == Some(&b'#') && rest.first() == Some(&b' ') {
+        (None, rest)
+    } else {
+        return None;
+    };
+    if !have_timestamp {
+        let program = app.first().is_some_and(|b| b.is_ascii_lowercase())
+            && app.iter().all(|b| {
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'_' | b'.' | b'/' | b'-')
+            });
+        let followed = rest.first() == Some(&b' ');
+        if !(followed && (program || lenient.contains(LenientRule::TagCiscoMnemonic))) {
+            return None;
+        }
+        lenient.insert(LenientRule::TagWithoutHeader);
+    }
+    Some(Tag {
+        app: Some(app),
+        pid,
+        rest,
+        lenient,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::decode::DecodeOptions;
+    use crate::decode::tests::{dec, dec_with, json, log4j, rules};
+    use crate::event::Protocol;
+
+    #[test]
+    fn rfc3164_with_tag_and_space_padded_day() {
+        let e = dec("<34>Oct  5 22:14:15 mymachine su[230]: 'su root' failed");
+        let j = json(&e);
+        assert_eq!(j["protocol"], "rfc3164");
+        assert_eq!(j["timestamp"], "2026-10-05T22:14:15Z");
+        assert_eq!(j["hostname"], "mymachine");
+        assert_eq!(j["appname"], "su");
+        assert_eq!(j["procid"], "230");
+        assert_eq!(j["message"], "'su root' failed");
+    }
+
+    #[test]
+    fn rfc3164_missing_hostname_and_tag_forms() {
+        let e = dec("<13>Nov 23 10:00:00 sshd[42]: Accepted");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.procid()),
+            (None, Some("sshd"), Some("42"))
+        );
+        let e = dec("<13>Nov 23 10:00:00 h cron: job");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("h"), Some("cron"), "job")
+        );
+        let e = dec("<13>Nov 23 10:00:00 h just words");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("h"), None, "just words")
+        );
+        // No header: only the unmistakable TAG[PID]: form is a TAG.
+        let e = dec("<13>Status: ok");
+        assert_eq!((e.appname(), e.message()), (None, "Status: ok"));
+        let e = dec("<13>app[9]: started");
+        assert_eq!(
+            (e.appname(), e.procid(), e.message()),
+            (Some("app"), Some("9"), "started")
+        );
+    }
+
+    #[test]
+    fn cisco_sequence_numbers_and_clock_markers() {
+        let e = dec("<189>15: *Mar  1 00:12:49.135: %SYS-5-CONFIG_I: Configured from console");
+        let j = json(&e);
+        assert_eq!(j["structured_data"]["meta"]["sequenceId"], "15");
+        assert_eq!(j["structured_data"]["timeQuality"]["isSynced"], "0");
+        // 1 March is closer to 24 Nov 2026 in 2027 (97 days) than in 2026.
+        assert_eq!(j["timestamp"], "2027-03-01T00:12:49.135Z");
+        assert_eq!(j["hostname"], serde_json::Value::Null);
+        assert_eq!(j["appname"], serde_json::Value::Null);
+        assert_eq!(j["message"], "%SYS-5-CONFIG_I: Configured from console");
+
+        let e = dec("<190>2041: core1: .Nov 23 2026 11:34:50.123 UTC: %LINK-3-UPDOWN: down");
+        let j = json(&e);
+        assert_eq!(j["hostname"], "core1");
+        assert_eq!(j["structured_data"]["meta"]["sequenceId"], "2041");
+        assert_eq!(j["structured_data"]["timeQuality"]["isSynced"], "0");
+        assert_eq!(j["timestamp"], "2026-11-23T11:34:50.123Z");
+        assert_eq!(j["message"], "%LINK-3-UPDOWN: down");
+
+        // Synchronised clock, no sequence number: no structured data added.
+        let e = dec("<189>Mar  1 00:12:49.135 CET: %SYS-5-RESTART: up");
+        assert!(e.structured_data.is_empty());
+        assert_eq!(e.message(), "%SYS-5-RESTART: up");
+    }
+
+    #[test]
+    fn log4j_header_false_has_no_hostname_or_tag() {
+        let e = dec("<14>Hello from log4j 1.2 default");
+        assert_eq!(e.protocol, Protocol::Rfc3164);
+        assert_eq!(e.hostname(), None);
+        assert_eq!(e.appname(), None);
+        assert_eq!(e.message(), "Hello from log4j 1.2 default");
+    }
+
+    #[test]
+    fn log4j_frames_never_carry_a_tag() {
+        let e = dec_with(b"<166>Nov 24 11:34:34 vm Status: ok", &log4j());
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("vm"), None, "Status: ok")
+        );
+        // The generic reading takes the same word for a TAG.
+        let e = dec("<166>Nov 24 11:34:34 vm Status: ok");
+        assert_eq!(e.appname(), Some("Status"));
+        // Stack-trace lines keep their four leading spaces.
+        let e = dec_with(
+            b"<187>Nov 24 11:34:31 vm     at L1.main(L1.java:32)",
+            &log4j(),
+        );
+        assert_eq!(e.message(), "    at L1.main(L1.java:32)");
+        let e = dec("<187>    at L1.main(L1.java:32)");
+        assert_eq!(e.message(), "    at L1.main(L1.java:32)");
+    }
+
+    #[test]
+    fn log4j_app_name_comes_from_config() {
+        let opts = DecodeOptions {
+            app_name: Some(Arc::from("orders")),
+            ..log4j()
+        };
+        let e = dec_with(b"<14>Hello", &opts);
+        assert_eq!(e.appname(), Some("orders"));
+        // A frame that names its app keeps it.
+        let e = dec_with(b"<14>1 - h billing - - - m", &opts);
+        assert_eq!(e.appname(), Some("billing"));
+    }
+
+    #[test]
+    fn log4j_facility_printing_is_recognised_and_stripped_when_configured() {
+        let frame = b"<188>Nov 24 11:34:33 vm local7:WARN  [main] Svc - disk 91%";
+        let e = dec_with(frame, &DecodeOptions::default());
+        assert_eq!(
+            e.appname(),
+            None,
+            "the PRI's own facility name is not a TAG"
+        );
+        assert_eq!(e.message(), "local7:WARN  [main] Svc - disk 91%");
+        let strip = DecodeOptions {
+            strip_facility_prefix: true,
+            ..DecodeOptions::default()
+        };
+        let e = dec_with(frame, &strip);
+        assert_eq!(e.message(), "WARN  [main] Svc - disk 91%");
+        // Another facility's name is a TAG like any other.
+        let e = dec_with(b"<188>Nov 24 11:34:33 vm local3:x", &strip);
+        assert_eq!((e.appname(), e.message()), (Some("local3"), "x"));
+        // Without a header (log4j header=false) too.
+        let e = dec_with(b"<188>local7:WARN x", &strip);
+        assert_eq!(e.message(), "WARN x");
+    }
+
+    /// Issue #22: RFC 3164 TAG forms real daemons write.
+    #[test]
+    fn issue22_tag_forms_real_daemons_write() {
+        // PAM and older daemons: parentheses before the PID.
+        let e = dec("<86>Nov  4 09:01:02 web01 cron(pam_unix)[2211]: session opened");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.procid(), e.message()),
+            (
+                Some("web01"),
+                Some("cron(pam_unix)"),
+                Some("2211"),
+                "session opened"
+            )
+        );
+        assert_eq!(rules(&e), ["tag_with_parens"]);
+        // Cisco ASA/PIX mnemonic where the TAG is, after a host and without one.
+        let e = dec("<166>Nov  4 09:01:02 fw01 %ASA-6-302013: Built outbound TCP");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("fw01"), Some("%ASA-6-302013"), "Built outbound TCP")
+        );
+        assert_eq!(rules(&e), ["tag_cisco_mnemonic"]);
+        let e = dec("<166>Nov  4 09:01:02 %ASA-6-302013: Built outbound TCP");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (None, Some("%ASA-6-302013"), "Built outbound TCP")
+        );
+        assert_eq!(rules(&e), ["tag_cisco_mnemonic"]);
+        let e = dec("<166>%ASA-6-302013: Built outbound TCP");
+        assert_eq!(
+            (e.appname(), e.message()),
+            (Some("%ASA-6-302013"), "Built outbound TCP")
+        );
+        assert_eq!(rules(&e), ["tag_cisco_mnemonic", "tag_without_header"]);
+        // A TAG that begins with punctuation.
+        let e = dec("<13>Nov  4 09:01:02 host #tag[12]: message");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.procid(), e.message()),
+            (Some("host"), Some("#tag"), Some("12"), "message")
+        );
+        assert_eq!(rules(&e), ["tag_punctuation"]);
+        // Snare's `#001` counter where the hostname would be (rsyslog reallife.parse1).
+        let e = dec("<175>Oct 16 23:47:31 #001 MSWinEventLog 0#011Security");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (None, Some("#001"), "MSWinEventLog 0#011Security")
+        );
+        assert_eq!(rules(&e), ["tag_punctuation"]);
+        // An empty TAG, with and without a hostname.
+        let e = dec("<166>Nov  4 2025 09:01:02 fw01 : %ASA-6-302013: Built");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("fw01"), None, "%ASA-6-302013: Built")
+        );
+        assert_eq!(rules(&e), ["tag_empty"]);
+        let e = dec("<13>Nov  4 09:01:02 : message");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (None, None, "message")
+        );
+        assert_eq!(rules(&e), ["tag_empty"]);
+        // A TAG with no timestamp and no host.
+        let e = dec("<30>kernel: eth0: link up");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (None, Some("kernel"), "eth0: link up")
+        );
+        assert_eq!(rules(&e), ["tag_without_header"]);
+        // What log4j 1.2 (header=false) writes stays message: a capital
+        // first letter, an exception class name.
+        for frame in [
+            "<13>Status: ok",
+            "<11>java.lang.IllegalStateException: boom",
+        ] {
+            let e = dec(frame);
+            assert_eq!((e.appname(), e.message()), (None, &frame[4..]), "{frame}");
+            assert_eq!(rules(&e), Vec::<&str>::new(), "{frame}");
+        }
+        // A frame the RFC allows fires no rule.
+        let e = dec("<13>Nov  4 09:01:02 host su[230]: ok");
+        assert!(e.lenient.is_empty());
+        assert!(json(&e).get("lenient").is_none());
+    }
+
+    /// Issue #22: a space between PRI and timestamp; a header without MSG.
+    #[test]
+    fn issue22_spacing_and_partial_headers() {
+        let e = dec("<13> Dec  1 08:00:00 web02 app: hello");
+        assert_eq!(json(&e)["timestamp"], "2026-12-01T08:00:00Z");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("web02"), Some("app"), "hello")
+        );
+        assert_eq!(rules(&e), ["space_after_pri"]);
+        let e = dec("<13> 2025-12-01T08:00:00Z web02 app: hello");
+        assert_eq!(json(&e)["timestamp"], "2025-12-01T08:00:00Z");
+        assert_eq!((e.hostname(), e.appname()), (Some("web02"), Some("app")));
+        assert_eq!(json(&e)["lenient"], serde_json::json!(["space_after_pri"]));
+        // A colon after the time, then hostname and TAG (rsyslog
+        // rfc3164.sh); Cisco's `TIME: %MNEMONIC` stays as it was.
+        let e = dec("<167>Mar 7 2008 19:06:53: example tag: testmessage");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("example"), Some("tag"), "testmessage")
+        );
+        assert_eq!(rules(&e), ["colon_after_timestamp"]);
+        // Spaces before text that is not a timestamp are message.
+        let e = dec("<13> hello");
+        assert_eq!((e.message(), rules(&e)), (" hello", vec![]));
+        for (frame, ts) in [
+            ("<14>Nov  2 2024 10:11:12 fw01", "2024-11-02T10:11:12Z"),
+            ("<14>Nov  2 10:11:12 fw01", "2026-11-02T10:11:12Z"),
+        ] {
+            let e = dec(frame);
+            assert_eq!(json(&e)["timestamp"], ts, "{frame}");
+            assert_eq!((e.hostname(), e.message()), (Some("fw01"), ""), "{frame}");
+            assert_eq!(rules(&e), ["header_without_message"], "{frame}");
+        }
+    }
+}

@@ -1,0 +1,793 @@
+//! Timestamps: RFC 3339 (RFC 5424's and the ISO form some BSD senders
+//! write) and BSD `Mmm dd hh:mm:ss`, the year a BSD timestamp lacks, and
+//! the configured zone for times written without an offset.
+
+use chrono::{NaiveDate, Offset, TimeZone};
+use chrono_tz::Tz;
+use nom::IResult;
+use nom::branch::alt;
+use nom::bytes::complete::take_while_m_n;
+use nom::character::complete::char;
+use nom::combinator::{opt, verify};
+use nom::sequence::preceded;
+
+use super::{DecodeOptions, digits_value, is_digit, num};
+use crate::event::Timestamp;
+use crate::text::{civil_from_days, days_from_civil};
+
+/// Fractional seconds: keeps up to 9 digits, ignores the rest.
+fn fraction(i: &[u8]) -> IResult<&[u8], (u32, u8)> {
+    let (i, d) = preceded(char('.'), take_while_m_n(1, 32, is_digit))(i)?;
+    let kept = &d[..d.len().min(9)];
+    let digits = kept.len() as u8;
+    let nanos = digits_value(kept) * 10u32.pow(9 - u32::from(digits));
+    Ok((i, (nanos, digits)))
+}
+
+/// `Z` or `±HH:MM` (also `±HHMM`), in seconds east of UTC.
+fn utc_offset(i: &[u8]) -> IResult<&[u8], i32> {
+    alt((
+        |i| {
+            let (i, _) = alt((char('Z'), char('z')))(i)?;
+            Ok((i, 0))
+        },
+        |i| {
+            let (i, sign) = alt((char('+'), char('-')))(i)?;
+            let (i, h) = verify(num::<2>, |h| *h <= 23)(i)?;
+            let (i, _) = opt(char(':'))(i)?;
+            let (i, m) = verify(num::<2>, |m| *m <= 59)(i)?;
+            let secs = (h * 3600 + m * 60) as i32;
+            Ok((i, if sign == '-' { -secs } else { secs }))
+        },
+    ))(i)
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct CivilTime {
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    nanos: u32,
+    frac_digits: u8,
+}
+
+impl CivilTime {
+    /// A real date and time, within the years an `i64` of nanoseconds
+    /// holds (1678..=2261); anything else is not taken for a timestamp, so
+    /// its text stays in the message.
+    fn valid(&self) -> bool {
+        (1678..=2261).contains(&self.year)
+            && (1..=12).contains(&self.month)
+            && self.day >= 1
+            && self.day <= days_in_month(self.year, self.month)
+            && self.hour < 24
+            && self.minute < 60
+            && self.second <= 60
+    }
+
+    /// Seconds since the epoch if this civil time were UTC (leap second folded).
+    fn unix_secs_as_utc(&self) -> i64 {
+        days_from_civil(self.year, self.month, self.day) * 86_400
+            + i64::from(self.hour * 3600 + self.minute * 60 + self.second.min(59))
+    }
+
+    fn with_offset(&self, offset_secs: i32) -> Timestamp {
+        let secs = self.unix_secs_as_utc() - i64::from(offset_secs);
+        Timestamp {
+            unix_nanos: secs.saturating_mul(1_000_000_000) + i64::from(self.nanos),
+            offset_secs,
+            frac_digits: self.frac_digits,
+        }
+    }
+
+    /// Resolve a zone-less civil time in `tz`. In a DST gap the offset in
+    /// force just before the gap is used; in an overlap the earlier instant.
+    fn in_zone(&self, tz: &Tz) -> Option<Timestamp> {
+        if *tz == Tz::UTC {
+            return Some(self.with_offset(0));
+        }
+        let naive = NaiveDate::from_ymd_opt(self.year as i32, self.month, self.day)?.and_hms_opt(
+            self.hour,
+            self.minute,
+            self.second.min(59),
+        )?;
+        let offset = match tz.offset_from_local_datetime(&naive).earliest() {
+            Some(o) => o.fix().local_minus_utc(),
+            None => tz.offset_from_utc_datetime(&naive).fix().local_minus_utc(),
+        };
+        Some(self.with_offset(offset))
+    }
+}
+
+/// RFC 3339 `FULL-DATE "T" FULL-TIME` (`T` or `t`); the offset may be
+/// missing (then the configured zone applies).
+pub(super) fn rfc3339(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
+    // `YYYY-MM-DDTHH:MM:SS` has fixed places: read by hand (nom's combinator
+    // per field cost ten times more, and this runs for every RFC 5424 frame).
+    let Some((dt, i)) = i.split_first_chunk::<19>() else {
+        return Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Eof,
+        )));
+    };
+    // A stream's timestamps share their second: the last
+    // `YYYY-MM-DDTHH:MM:SS` read (a valid one) and its fields are kept per
+    // thread, and the same text is not read again.
+    thread_local! {
+        static LAST: std::cell::Cell<Option<([u8; 19], [u32; 6])>> =
+            const { std::cell::Cell::new(None) };
+    }
+    let [year, month, day, hour, minute, second] = match LAST.get() {
+        Some((text, fields)) if text == *dt => fields,
+        _ => {
+            let Some(fields) = date_time_fields(dt) else {
+                return Err(nom::Err::Error(nom::error::Error::new(
+                    i,
+                    nom::error::ErrorKind::Verify,
+                )));
+            };
+            LAST.set(Some((*dt, fields)));
+            fields
+        }
+    };
+    // `.` and 1 to 32 digits (9 kept); a `.` without a digit is not taken.
+    let digits = match i.split_first() {
+        Some((b'.', rest)) => rest
+            .iter()
+            .take(32)
+            .take_while(|b| b.is_ascii_digit())
+            .count(),
+        _ => 0,
+    };
+    let (i, frac) = if digits > 0 {
+        let kept = &i[1..1 + digits.min(9)];
+        let nanos = digits_value(kept) * 10u32.pow(9 - kept.len() as u32);
+        (&i[1 + digits..], Some((nanos, kept.len() as u8)))
+    } else {
+        (i, None)
+    };
+    let (i, offset) = opt(utc_offset)(i)?;
+    let (nanos, frac_digits) = frac.unwrap_or((0, 0));
+    let t = CivilTime {
+        year: i64::from(year),
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        nanos,
+        frac_digits,
+    };
+    Ok((i, (t, offset)))
+}
+
+/// Year, month, day, hour, minute and second of `YYYY-MM-DDTHH:MM:SS` (`T`
+/// or `t`), if it has that shape and is a real date and time
+/// ([`CivilTime::valid`]).
+fn date_time_fields(dt: &[u8; 19]) -> Option<[u32; 6]> {
+    // Without branches per byte (a `match` on the place compiled to a jump
+    // table that mispredicted).
+    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    let shape_ok = DIGITS
+        .iter()
+        .fold(true, |ok, &k| ok & (dt[k].wrapping_sub(b'0') < 10))
+        & (dt[4] == b'-')
+        & (dt[7] == b'-')
+        & (dt[10] | 0x20 == b't')
+        & (dt[13] == b':')
+        & (dt[16] == b':');
+    if !shape_ok {
+        return None;
+    }
+    let field = |at: usize, len: usize| digits_value(&dt[at..at + len]);
+    let fields = [
+        field(0, 4),
+        field(5, 2),
+        field(8, 2),
+        field(11, 2),
+        field(14, 2),
+        field(17, 2),
+    ];
+    let [year, month, day, hour, minute, second] = fields;
+    CivilTime {
+        year: i64::from(year),
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        nanos: 0,
+        frac_digits: 0,
+    }
+    .valid()
+    .then_some(fields)
+}
+
+pub(super) fn resolve(
+    t: &CivilTime,
+    offset: Option<i32>,
+    opts: &DecodeOptions,
+) -> Option<Timestamp> {
+    match offset {
+        Some(o) => Some(t.with_offset(o)),
+        None => t.in_zone(&opts.timezone),
+    }
+}
+
+/// A month's three letters, any case (`Nov`, `NOV`, `nov`).
+fn month_number(m: [u8; 3]) -> Option<u32> {
+    // `| 0x20` lower-cases a letter, and maps no other byte onto one.
+    let month = match [m[0] | 0x20, m[1] | 0x20, m[2] | 0x20] {
+        [b'j', b'a', b'n'] => 1,
+        [b'f', b'e', b'b'] => 2,
+        [b'm', b'a', b'r'] => 3,
+        [b'a', b'p', b'r'] => 4,
+        [b'm', b'a', b'y'] => 5,
+        [b'j', b'u', b'n'] => 6,
+        [b'j', b'u', b'l'] => 7,
+        [b'a', b'u', b'g'] => 8,
+        [b's', b'e', b'p'] => 9,
+        [b'o', b'c', b't'] => 10,
+        [b'n', b'o', b'v'] => 11,
+        [b'd', b'e', b'c'] => 12,
+        _ => return None,
+    };
+    Some(month)
+}
+
+/// A BSD timestamp: `Mmm dd [yyyy ]hh:mm:ss[.fff]`, the day space-padded
+/// (`Jan  5`) or not; the year and fraction are what Cisco and others add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BsdTime {
+    month: u32,
+    day: u32,
+    year: Option<i64>,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    nanos: u32,
+    frac_digits: u8,
+}
+
+pub(super) fn bsd_timestamp(i: &[u8]) -> IResult<&[u8], BsdTime> {
+    // Fixed places but for the day's padding, the year and the fraction:
+    // read by hand (nom's combinator per field cost about 500 instructions
+    // a frame, and this runs for every RFC 3164 frame). The nom grammar it
+    // replaced is the reference of a property test below.
+    bsd_time(i).ok_or(nom::Err::Error(nom::error::Error::new(
+        i,
+        nom::error::ErrorKind::Verify,
+    )))
+}
+
+fn bsd_time(i: &[u8]) -> Option<(&[u8], BsdTime)> {
+    let d = |b: u8| b.is_ascii_digit().then(|| u32::from(b - b'0'));
+    // `Mmm ` then an optional second space (`Nov  4`).
+    let (m, i) = i.split_first_chunk::<3>()?;
+    let month = month_number(*m)?;
+    let i = i.strip_prefix(b" ")?;
+    let i = i.strip_prefix(b" ").unwrap_or(i);
+    // DAY, one or two digits, and a space.
+    let (day, i) = match i {
+        [a, b' ', rest @ ..] => (d(*a)?, rest),
+        [a, b, b' ', rest @ ..] => (d(*a)? * 10 + d(*b)?, rest),
+        _ => return None,
+    };
+    // An optional `YYYY ` (Cisco and others).
+    let (year, i) = match i {
+        [a, b, c, e, b' ', rest @ ..] => match (d(*a), d(*b), d(*c), d(*e)) {
+            (Some(a), Some(b), Some(c), Some(e)) => {
+                (Some(i64::from(a * 1000 + b * 100 + c * 10 + e)), rest)
+            }
+            _ => (None, i),
+        },
+        _ => (None, i),
+    };
+    // `hh:mm:ss`.
+    let (hms, i) = i.split_first_chunk::<8>()?;
+    let [h1, h2, b':', m1, m2, b':', s1, s2] = *hms else {
+        return None;
+    };
+    let hour = d(h1)? * 10 + d(h2)?;
+    let minute = d(m1)? * 10 + d(m2)?;
+    let second = d(s1)? * 10 + d(s2)?;
+    let (i, (nanos, frac_digits)) = match i.first() {
+        Some(b'.') => fraction(i).unwrap_or((i, (0, 0))),
+        _ => (i, (0, 0)),
+    };
+    Some((
+        i,
+        BsdTime {
+            month,
+            day,
+            year,
+            hour,
+            minute,
+            second,
+            nanos,
+            frac_digits,
+        },
+    ))
+}
+
+impl BsdTime {
+    fn civil(&self, year: i64) -> CivilTime {
+        CivilTime {
+            year,
+            month: self.month,
+            day: self.day,
+            hour: self.hour,
+            minute: self.minute,
+            second: self.second,
+            nanos: self.nanos,
+            frac_digits: self.frac_digits,
+        }
+    }
+
+    /// Resolve in `offset` (if the sender named a zone) or the configured
+    /// zone; without a year, the year that puts it closest to `received_nanos`.
+    ///
+    /// A stream's BSD timestamps share their second and arrive within the
+    /// same receive second: the last whole second resolved is kept per
+    /// thread with everything it depends on (the fraction does not move
+    /// the year or the zone's offset, so it is added afterwards).
+    pub(super) fn resolve(
+        &self,
+        offset: Option<i32>,
+        received_nanos: i64,
+        opts: &DecodeOptions,
+    ) -> Option<Timestamp> {
+        type Key = (BsdTime, Option<i32>, i64, Tz);
+        thread_local! {
+            static LAST: std::cell::Cell<Option<(Key, Option<Timestamp>)>> =
+                const { std::cell::Cell::new(None) };
+        }
+        let whole = BsdTime {
+            nanos: 0,
+            frac_digits: 0,
+            ..*self
+        };
+        let key = (
+            whole,
+            offset,
+            received_nanos.div_euclid(1_000_000_000),
+            opts.timezone,
+        );
+        let resolved = match LAST.get() {
+            Some((k, ts)) if k == key => ts,
+            _ => {
+                let ts = whole.resolve_uncached(offset, received_nanos, opts);
+                LAST.set(Some((key, ts)));
+                ts
+            }
+        };
+        resolved.map(|ts| Timestamp {
+            unix_nanos: ts.unix_nanos + i64::from(self.nanos),
+            frac_digits: self.frac_digits,
+            ..ts
+        })
+    }
+
+    fn resolve_uncached(
+        &self,
+        offset: Option<i32>,
+        received_nanos: i64,
+        opts: &DecodeOptions,
+    ) -> Option<Timestamp> {
+        let at = |year: i64| {
+            let t = self.civil(year);
+            if t.valid() {
+                resolve(&t, offset, opts)
+            } else {
+                None
+            }
+        };
+        if let Some(year) = self.year {
+            return at(year);
+        }
+        let received_secs = received_nanos.div_euclid(1_000_000_000);
+        let received_year = year_at(received_secs, opts.timezone);
+        let distance =
+            |ts: &Timestamp| (ts.unix_nanos.div_euclid(1_000_000_000) - received_secs).abs();
+        // Usually the receive year; the year before or after only when the
+        // time is more than half a year away from the receive time.
+        const HALF_YEAR: i64 = 183 * 86_400;
+        if let Some(this_year) = at(received_year) {
+            let away = this_year.unix_nanos.div_euclid(1_000_000_000) - received_secs;
+            let other = if away > HALF_YEAR {
+                at(received_year - 1)
+            } else if away < -HALF_YEAR {
+                at(received_year + 1)
+            } else {
+                None
+            };
+            return Some(match other {
+                Some(o) if distance(&o) < distance(&this_year) => o,
+                _ => this_year,
+            });
+        }
+        // 29 February outside a leap year: the nearest year that has one.
+        (received_year - 4..=received_year + 4)
+            .filter_map(at)
+            .min_by_key(distance)
+    }
+}
+
+/// The year in `tz` at `secs` since the epoch. A stream's frames share
+/// their receive second, so the last answer is kept per thread and asked
+/// again only when the second or the zone changes (outside UTC the answer
+/// goes through chrono-tz's transition table).
+fn year_at(secs: i64, tz: Tz) -> i64 {
+    thread_local! {
+        static LAST: std::cell::Cell<Option<(i64, Tz, i64)>> =
+            const { std::cell::Cell::new(None) };
+    }
+    if let Some((s, z, year)) = LAST.get() {
+        if s == secs && z == tz {
+            return year;
+        }
+    }
+    let year = if tz == Tz::UTC {
+        civil_from_days(secs.div_euclid(86_400)).0
+    } else {
+        chrono::DateTime::from_timestamp(secs, 0).map_or(1970, |utc| {
+            use chrono::Datelike;
+            i64::from(utc.with_timezone(&tz).year())
+        })
+    };
+    LAST.set(Some((secs, tz, year)));
+    year
+}
+
+/// Zone names Cisco devices print after the time (`clock timezone`); a word
+/// outside this list is a hostname or TAG, not a zone.
+const ZONE_ABBREVIATIONS: [&[u8]; 24] = [
+    b"UTC", b"GMT", b"CET", b"CEST", b"EET", b"EEST", b"WET", b"WEST", b"EST", b"EDT", b"CST",
+    b"CDT", b"MST", b"MDT", b"PST", b"PDT", b"BST", b"IST", b"JST", b"KST", b"HKT", b"SGT",
+    b"AEST", b"AEDT",
+];
+
+/// A zone abbreviation after a BSD time (`UTC`, `CET`; Cisco's
+/// `show-timezone`). Only UTC/GMT name an offset; other abbreviations are
+/// ambiguous and fall back to the configured zone.
+pub(super) fn zone_abbreviation(i: &[u8]) -> IResult<&[u8], Option<i32>> {
+    let (i, _) = char(' ')(i)?;
+    let (i, name) = take_while_m_n(1, 5, |b: u8| b.is_ascii_uppercase())(i)?;
+    if i.first() != Some(&b':') || !ZONE_ABBREVIATIONS.contains(&name) {
+        return Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Tag,
+        )));
+    }
+    Ok((i, matches!(name, b"UTC" | b"GMT").then_some(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    use crate::decode::decode;
+    use crate::decode::tests::{RECEIVED_2026_11_24, dec, json};
+    use crate::event::Protocol;
+    use crate::text::days_from_civil;
+    use proptest::prelude::*;
+
+    /// The per-thread caches (receive year, last BSD second resolved) give
+    /// what an uncached read gives: the same second with another fraction,
+    /// received in another year, or read in another zone, one after the other.
+    #[test]
+    fn cached_bsd_seconds_keep_fraction_year_and_zone_apart() {
+        let jan_2027 = days_from_civil(2027, 1, 2) * 86_400 * 1_000_000_000;
+        let jun_2026 = days_from_civil(2026, 6, 2) * 86_400 * 1_000_000_000;
+        let berlin = DecodeOptions {
+            timezone: chrono_tz::Europe::Berlin,
+            ..DecodeOptions::default()
+        };
+        let utc = DecodeOptions::default();
+        let ts = |frame: &'static [u8], received: i64, opts: &DecodeOptions| {
+            let e = decode(Bytes::from_static(frame), None, received, opts);
+            json(&e)["timestamp"].as_str().unwrap().to_owned()
+        };
+        let cases: [(&'static [u8], i64, &DecodeOptions, &str); 6] = [
+            (
+                b"<13>Dec 31 23:59:00 h app: m",
+                jan_2027,
+                &utc,
+                "2026-12-31T23:59:00Z",
+            ),
+            (
+                b"<13>Dec 31 23:59:00.250 h app: m",
+                jan_2027,
+                &utc,
+                "2026-12-31T23:59:00.250Z",
+            ),
+            (
+                b"<13>Dec 31 23:59:00.5 h app: m",
+                jun_2026,
+                &utc,
+                "2025-12-31T23:59:00.5Z",
+            ),
+            (
+                b"<13>Dec 31 23:59:00 h app: m",
+                jun_2026,
+                &berlin,
+                "2025-12-31T23:59:00+01:00",
+            ),
+            (
+                b"<13>Dec 31 23:59:00 h app: m",
+                jan_2027,
+                &berlin,
+                "2026-12-31T23:59:00+01:00",
+            ),
+            (
+                b"<13>Dec 31 23:59:00 h app: m",
+                jan_2027,
+                &utc,
+                "2026-12-31T23:59:00Z",
+            ),
+        ];
+        for (frame, received, opts, want) in cases {
+            assert_eq!(
+                ts(frame, received, opts),
+                want,
+                "{}",
+                String::from_utf8_lossy(frame)
+            );
+        }
+    }
+
+    #[test]
+    fn rfc3164_year_nearest_to_receive_time() {
+        // Received in early January 2027: a 31 Dec message is from 2026.
+        let jan_2027 = days_from_civil(2027, 1, 2) * 86_400 * 1_000_000_000;
+        let e = decode(
+            Bytes::from_static(b"<13>Dec 31 23:59:00 h app: m"),
+            None,
+            jan_2027,
+            &DecodeOptions::default(),
+        );
+        assert_eq!(json(&e)["timestamp"], "2026-12-31T23:59:00Z");
+    }
+
+    #[test]
+    fn rfc3164_year_inference_near_half_a_year_and_on_29_february() {
+        // Received 2026-11-24T06:00Z: 26 May 2026 is 181 days back, 26 May
+        // 2027 183 ahead; 24 May 2026 is 183 days back, 24 May 2027 181
+        // ahead. Each goes to the closer year.
+        assert_eq!(
+            json(&dec("<13>May 26 12:00:00 h a: m"))["timestamp"],
+            "2026-05-26T12:00:00Z"
+        );
+        assert_eq!(
+            json(&dec("<13>May 24 12:00:00 h a: m"))["timestamp"],
+            "2027-05-24T12:00:00Z"
+        );
+        assert_eq!(
+            json(&dec("<13>Jun  1 00:00:00 h a: m"))["timestamp"],
+            "2026-06-01T00:00:00Z"
+        );
+        // 29 February: the nearest leap year, not a lost timestamp.
+        assert_eq!(
+            json(&dec("<13>Feb 29 12:00:00 h a: m"))["timestamp"],
+            "2028-02-29T12:00:00Z"
+        );
+    }
+
+    #[test]
+    fn zone_less_timestamps_use_configured_zone() {
+        let opts = DecodeOptions {
+            timezone: "Asia/Tokyo".parse().unwrap(),
+            ..DecodeOptions::default()
+        };
+        let e = decode(
+            Bytes::from_static(b"<13>Nov 23 10:00:00 h app: m"),
+            None,
+            RECEIVED_2026_11_24,
+            &opts,
+        );
+        assert_eq!(json(&e)["timestamp"], "2026-11-23T10:00:00+09:00");
+    }
+
+    #[test]
+    fn rfc5424_timestamp_forms() {
+        let cases = [
+            ("2026-11-23T10:00:00Z", "2026-11-23T10:00:00Z"),
+            ("2026-11-23T10:00:00.1+01:00", "2026-11-23T10:00:00.1+01:00"),
+            (
+                "2026-11-23T10:00:00.123456-05:30",
+                "2026-11-23T10:00:00.123456-05:30",
+            ),
+            ("2026-11-23T10:00:00.012Z", "2026-11-23T10:00:00.012Z"),
+        ];
+        for (written, printed) in cases {
+            let e = dec(&format!("<14>1 {written} h a - - - m"));
+            assert_eq!(json(&e)["timestamp"], printed, "{written}");
+        }
+        // An impossible date is not a timestamp: the frame is not RFC 5424.
+        assert_eq!(
+            dec("<14>1 2026-02-30T10:00:00Z h a - - - m").protocol,
+            Protocol::Rfc3164
+        );
+    }
+
+    #[test]
+    fn rfc3164_year_fraction_and_iso_timestamps() {
+        let e = dec("<13>Nov 23 2025 10:00:00 h app: m");
+        assert_eq!(json(&e)["timestamp"], "2025-11-23T10:00:00Z");
+        let e = dec("<13>Nov 23 10:00:00.250 h app: m");
+        assert_eq!(json(&e)["timestamp"], "2026-11-23T10:00:00.250Z");
+        let e = dec("<13>2026-11-23T10:00:00+02:00 h app[7]: m");
+        assert_eq!(json(&e)["timestamp"], "2026-11-23T10:00:00+02:00");
+        assert_eq!(e.hostname(), Some("h"));
+        assert_eq!(e.procid(), Some("7"));
+    }
+
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+
+    fn month(i: &[u8]) -> IResult<&[u8], u32> {
+        let (rest, m) = take_while_m_n(3, 3, |b: u8| b.is_ascii_alphabetic())(i)?;
+        match MONTHS.iter().position(|name| name.eq_ignore_ascii_case(m)) {
+            Some(p) => Ok((rest, p as u32 + 1)),
+            None => Err(nom::Err::Error(nom::error::Error::new(
+                i,
+                nom::error::ErrorKind::Tag,
+            ))),
+        }
+    }
+
+    /// The BSD timestamp grammar as nom combinators: the reference the
+    /// hand-read [`bsd_timestamp`] is checked against.
+    fn bsd_timestamp_nom(i: &[u8]) -> IResult<&[u8], BsdTime> {
+        let (i, month) = month(i)?;
+        let (i, _) = char(' ')(i)?;
+        let (i, _) = opt(char(' '))(i)?;
+        let (i, d) = take_while_m_n(1, 2, is_digit)(i)?;
+        let (i, _) = char(' ')(i)?;
+        let (i, year) = opt(|i| {
+            let (i, y) = num::<4>(i)?;
+            let (i, _) = char(' ')(i)?;
+            Ok((i, y))
+        })(i)?;
+        let (i, hour) = num::<2>(i)?;
+        let (i, _) = char(':')(i)?;
+        let (i, minute) = num::<2>(i)?;
+        let (i, _) = char(':')(i)?;
+        let (i, second) = num::<2>(i)?;
+        let (i, frac) = opt(fraction)(i)?;
+        let (nanos, frac_digits) = frac.unwrap_or((0, 0));
+        Ok((
+            i,
+            BsdTime {
+                month,
+                day: digits_value(d),
+                year: year.map(i64::from),
+                hour,
+                minute,
+                second,
+                nanos,
+                frac_digits,
+            },
+        ))
+    }
+
+    /// The RFC 3339 grammar as nom combinators: the reference the
+    /// hand-read [`rfc3339`] is checked against.
+    fn rfc3339_nom(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
+        let (i, year) = num::<4>(i)?;
+        let (i, _) = char('-')(i)?;
+        let (i, month) = num::<2>(i)?;
+        let (i, _) = char('-')(i)?;
+        let (i, day) = num::<2>(i)?;
+        let (i, _) = alt((char('T'), char('t')))(i)?;
+        let (i, hour) = num::<2>(i)?;
+        let (i, _) = char(':')(i)?;
+        let (i, minute) = num::<2>(i)?;
+        let (i, _) = char(':')(i)?;
+        let (i, second) = num::<2>(i)?;
+        let (i, frac) = opt(fraction)(i)?;
+        let (i, offset) = opt(utc_offset)(i)?;
+        let (nanos, frac_digits) = frac.unwrap_or((0, 0));
+        let t = CivilTime {
+            year: i64::from(year),
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            nanos,
+            frac_digits,
+        };
+        if !t.valid() {
+            return Err(nom::Err::Error(nom::error::Error::new(
+                i,
+                nom::error::ErrorKind::Verify,
+            )));
+        }
+        Ok((i, (t, offset)))
+    }
+
+    proptest! {
+            /// The hand-read date-time agrees with the nom grammar it
+            /// replaced (kept below as the reference) on near-miss text:
+            /// wrong separators, short fields, `.` without digits, fractions
+            /// of 0 to 40 digits, offsets, and cuts anywhere.
+            #[test]
+            fn rfc3339_agrees_with_the_nom_grammar(
+                // Mostly valid fields and separators, sometimes not.
+                fields in (
+                    prop_oneof![9 => 1900u32..2200, 1 => 0u32..10_000],
+                    prop_oneof![9 => 1u32..=12, 1 => 0u32..100],
+                    prop_oneof![9 => 1u32..=31, 1 => 0u32..100],
+                    prop_oneof![9 => 0u32..24, 1 => 0u32..100],
+                    prop_oneof![9 => 0u32..60, 1 => 0u32..100],
+                ),
+                seps in (
+                    prop_oneof![9 => Just('-'), 1 => Just('/')],
+                    prop_oneof![6 => Just('T'), 2 => Just('t'), 1 => Just(' ')],
+                    prop_oneof![9 => Just(':'), 1 => Just('.')],
+                ),
+                dot in "\\.?",
+                frac in "[0-9]{0,40}",
+                offset in "(Z|z|[+-][0-9]{2}:?[0-9]{2}|[+-][0-9]|)",
+                rest in "[ a-z0-9]{0,3}",
+                cut in proptest::option::weighted(0.3, 0usize..80),
+            ) {
+                let ((year, month, day, hour, minute), (dash, t, colon)) = (fields, seps);
+                let date = format!(
+                    "{year:04}{dash}{month:02}-{day:02}{t}{hour:02}:{minute:02}{colon}{:02}",
+                    (minute * 7 + hour) % 61
+                );
+                let text = format!("{date}{dot}{frac}{offset}{rest}");
+                let bytes = &text.as_bytes()[..cut.unwrap_or(80).min(text.len())];
+                let ok = |r: IResult<&[u8], (CivilTime, Option<i32>)>| {
+                    r.ok().map(|(rest, (t, o))| (rest.to_vec(), format!("{t:?}"), o))
+                };
+                let want = ok(rfc3339_nom(bytes));
+                prop_assert_eq!(ok(rfc3339(bytes)), want.clone(), "{:?}", text);
+                // Again: the per-thread cache of the last date-time holds
+                // this one now (when it was valid).
+                prop_assert_eq!(ok(rfc3339(bytes)), want, "again: {:?}", text);
+            }
+
+            /// The hand-read BSD timestamp agrees with the nom grammar it
+            /// replaced (kept above as the reference) on near-miss text:
+            /// months in any case and misspelt, one or two spaces, days of
+            /// 0 to 3 digits, years of 3 to 5 digits, wrong separators,
+            /// fractions of 0 to 40 digits, and cuts anywhere.
+            #[test]
+            fn bsd_timestamp_agrees_with_the_nom_grammar(
+                month in "(Jan|FEB|mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|Foo|No|N0v|[A-Za-z@\\[{]{3})",
+                pad in "( |  | {0}|\t)",
+                day in "[0-9]{0,3}|[0-9]x",
+                year in "([0-9]{3,5} |[0-9]{4}x|)",
+                hms in "[0-9]{2}:[0-9]{2}:[0-9]{2}|[0-9]{1,3}[:.][0-9]{2}[:.][0-9]{1,2}",
+                dot in "\\.?",
+                frac in "[0-9]{0,40}",
+                rest in "[ a-z0-9:]{0,3}",
+                cut in proptest::option::weighted(0.3, 0usize..90),
+            ) {
+                let text = format!("{month}{pad}{day} {year}{hms}{dot}{frac}{rest}");
+                let bytes = &text.as_bytes()[..cut.unwrap_or(90).min(text.len())];
+                let ok = |r: IResult<&[u8], BsdTime>| {
+                    r.ok().map(|(rest, t)| (rest.to_vec(), format!("{t:?}")))
+                };
+                prop_assert_eq!(ok(bsd_timestamp(bytes)), ok(bsd_timestamp_nom(bytes)), "{:?}", text);
+            }
+    }
+}
