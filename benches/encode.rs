@@ -7,7 +7,6 @@
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use regex::Regex;
 use sluice::config::Config;
 use sluice::decode::{DecodeOptions, decode};
 use sluice::route::encode;
@@ -37,7 +36,7 @@ document = {}
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let route = &config.routes[0];
-    let re = Regex::new(route.pattern.as_deref().unwrap()).unwrap();
+    let re = route.pattern.clone().unwrap();
     let event = decode(
         Bytes::from_static(b"<134>1 2026-11-24T11:34:54.606Z web01.example.com api 4711 - - request region=eu-central-1 route=/api/v1/orders status=200 bytes=1532 latency=12.5 cached=true user=\"kim, the admin\""),
         None,

@@ -31,13 +31,17 @@
 //!   shared HTTP transport and retry policy. Sinks never import the queue:
 //!   the worker drives them through [`sinks::Deliver`].
 //!
-//! Around them: [`config`] (strict TOML, errors with file:line:key),
+//! Around them: [`config`] (strict TOML, errors with file:line:key; one
+//! file per section; it holds the settings the stages run with — decode
+//! options, framing, multi-line, TLS certificates loaded, route patterns
+//! compiled — and imports no stage), [`grok`] (the pattern library),
 //! [`telemetry`] (Prometheus counters, admin `/metrics` and `/health`),
 //! [`event`] (the decoded message) and [`text`] (JSON / digit / RFC 3339
 //! writers: every unsafe byte write), [`service`] (`sluice run`: wiring and
-//! graceful shutdown) and [`cli`] (`sluice parse`). The load tool
-//! `syslog-blaster` is a binary of its own (`src/bin/syslog-blaster/`), not
-//! part of the library.
+//! graceful shutdown) and [`cli`] (the subcommands, `cli/parse.rs` is
+//! `sluice parse`; `main.rs` only sets up the allocator and calls
+//! [`cli::main`]). The load tool `syslog-blaster` is a binary of its own
+//! (`src/bin/syslog-blaster/`), not part of the library.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]

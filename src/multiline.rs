@@ -30,40 +30,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::event::{Event, Text};
 
-/// How long a pending event waits for its next continuation, by default.
-pub const DEFAULT_WINDOW: Duration = Duration::from_millis(50);
-pub const DEFAULT_MAX_LINES: usize = 1_000;
-pub const DEFAULT_MAX_BYTES: usize = 256 * 1024;
-/// Senders (peers) with an event pending at once, per listener/connection.
-pub const DEFAULT_MAX_PENDING: usize = 4_096;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MultilineConfig {
-    /// Longest gap between two frames of one event.
-    pub window: Duration,
-    /// Most lines (frames) joined into one event.
-    pub max_lines: usize,
-    /// Most bytes of message in one joined event.
-    pub max_bytes: usize,
-    pub max_pending: usize,
-}
-
-impl Default for MultilineConfig {
-    fn default() -> Self {
-        MultilineConfig {
-            window: DEFAULT_WINDOW,
-            max_lines: DEFAULT_MAX_LINES,
-            max_bytes: DEFAULT_MAX_BYTES,
-            max_pending: DEFAULT_MAX_PENDING,
-        }
-    }
-}
+pub use crate::config::{
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_LINES, DEFAULT_MAX_PENDING, DEFAULT_WINDOW, MultilineConfig,
+};
 
 /// Why a pending event was emitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -354,6 +328,7 @@ mod tests {
     use super::*;
     use crate::decode::{DecodeOptions, decode};
     use bytes::Bytes;
+    use std::time::Duration;
 
     fn ev(peer: u16, frame: &str) -> Event {
         let peer: SocketAddr = format!("127.0.0.1:{peer}").parse().unwrap();

@@ -343,11 +343,9 @@ impl Router {
             let mut anchored = None;
             let mut sequence = None;
             let (gate, regex) = match &r.pattern {
-                Some(p) => {
-                    let re = Regex::new(p).map_err(|source| RouterError::Pattern {
-                        route: r.name.clone(),
-                        source,
-                    })?;
+                Some(compiled) => {
+                    // Compiled once, when the config was validated.
+                    let (re, p) = (compiled.clone(), compiled.as_str());
                     let hir = regex_syntax::Parser::new().parse(p).ok();
                     let literal = hir.as_ref().and_then(required_literal);
                     // Captures by the sequence form if the pattern has one,
@@ -365,7 +363,7 @@ impl Router {
                             Gate::Literal
                         }
                         None => {
-                            set_patterns.push(p.clone());
+                            set_patterns.push(p.to_owned());
                             Gate::Set(set_patterns.len() - 1)
                         }
                     };

@@ -40,39 +40,7 @@ use headers::{End, rfc5424_header};
 /// Longest octet count accepted, in digits (counts up to 999,999,999).
 const MAX_COUNT_DIGITS: usize = 9;
 
-/// How frames are delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Framing {
-    /// Octet counting or LF, decided per frame (the TCP default).
-    #[default]
-    Auto,
-    /// LF only: a leading digit never starts a count.
-    Lf,
-    /// Octet counting where a count is present, trusting a count even when
-    /// the message after it does not start with `<`; LF otherwise.
-    Octet,
-    /// As `Auto`, and an RFC 5424 frame also ends where the next `<PRI>1 `
-    /// header starts, for log4j2's TCP `newLine=false` (frames back to back,
-    /// no delimiter). Trusts the sender's text: a message quoting a header
-    /// is cut there, so it is an opt-in of listeners that serve log4j2, and
-    /// it stops on a connection once that delivers a delimited frame. The
-    /// first cut needs no LF before the next header in the bytes in hand,
-    /// so a newline-terminated line that quotes a header stays whole.
-    Log4j2Undelimited,
-}
-
-impl Framing {
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Framing::Auto => "auto",
-            Framing::Lf => "lf",
-            Framing::Octet => "octet",
-            Framing::Log4j2Undelimited => "log4j2_undelimited",
-        }
-    }
-}
+pub use crate::config::Framing;
 
 /// What the framer produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
