@@ -135,7 +135,7 @@ fn bench_timestamps(c: &mut Criterion) {
 /// The two timestamps of a document received `delay_nanos` after its
 /// event's time.
 fn document_pair(b: &mut criterion::Bencher<'_>, delay_nanos: i64) {
-    use sluice::event::{Timestamp, write_rfc3339};
+    use sluice::text::{Timestamp, write_rfc3339};
     let base = 1_795_902_618_173_902_000i64;
     let mut out = String::with_capacity(1024);
     let mut i = 0i64;

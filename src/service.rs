@@ -16,8 +16,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::serve_admin;
 use crate::config::Config;
+use crate::ingest::{Pipeline, PipelineHandle, SpillRegistry};
 use crate::listener::{BindError, BoundListener, protocol_name};
-use crate::pipeline::{Pipeline, PipelineHandle, SpillRegistry};
 use crate::queue::deliver::run_worker;
 use crate::reload::{ReloadRequest, answer_all, coalesce};
 use crate::router::RouterError;
@@ -33,7 +33,7 @@ pub enum ServiceError {
     #[error(transparent)]
     Router(#[from] RouterError),
     #[error(transparent)]
-    Pipeline(#[from] crate::pipeline::PipelineError),
+    Pipeline(#[from] crate::ingest::PipelineError),
     #[error("admin listener: cannot bind {addr}: {source}")]
     Admin {
         addr: SocketAddr,

@@ -6,6 +6,7 @@
 
 mod check;
 mod health;
+pub mod parse;
 mod run;
 mod spill;
 
@@ -14,10 +15,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::cli::parse::{ParseFraming, ParseOptions};
 use crate::config::Config;
-use crate::debugger::{ParseFraming, ParseOptions};
 use crate::decode::{DecodeOptions, Sender};
-use crate::pipeline::now_nanos;
+use crate::ingest::now_nanos;
 
 /// Where `run`, `check` and `parse` look when no `-c` is given.
 const DEFAULT_CONFIG_PATH: &str = "config/sluice.toml";
@@ -202,7 +203,7 @@ fn parse(args: ParseArgs) -> ExitCode {
         };
     }
     report(
-        crate::debugger::run(
+        crate::cli::parse::run(
             &mut std::io::stdin(),
             &mut std::io::stdout(),
             config.as_ref(),

@@ -29,7 +29,8 @@ use nom::character::complete::char;
 use nom::combinator::map_res;
 use nom::sequence::delimited;
 
-use crate::event::{Event, Span, Text, text_of};
+use crate::event::{Event, Span, Text};
+use crate::text::text_of;
 
 pub use crate::config::{DecodeMode, DecodeOptions, Sender};
 

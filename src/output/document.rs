@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 
 use super::Captures;
-use crate::event::{Event, Timestamp, push_padded, write_json_str, write_rfc3339};
+use crate::event::Event;
+use crate::text::{Timestamp, push_padded, write_json_str, write_rfc3339};
 
 // ---------------------------------------------------------------- documents
 

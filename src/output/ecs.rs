@@ -3,7 +3,8 @@
 use super::Captures;
 use super::document::{push_captures, push_ip, push_utc};
 use crate::config::{facility_name, severity_name};
-use crate::event::{Event, push_padded, write_json_str};
+use crate::event::Event;
+use crate::text::{push_padded, write_json_str};
 
 /// Elastic Common Schema (8.x field names): `@timestamp` (the event's time,
 /// else the receive time, in UTC), `message`, `log.syslog.*` (facility and

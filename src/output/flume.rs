@@ -36,7 +36,8 @@
 
 use super::Captures;
 use crate::config::FlumeKeepFields;
-use crate::event::{Event, Text, write_json_str};
+use crate::event::{Event, Text};
+use crate::text::write_json_str;
 
 /// What Flume's `SyslogUtils` saw in a frame's head.
 struct Head<'a> {

@@ -8,7 +8,8 @@ use crate::config::{
     FieldType, HeaderField, MeasurementPart, MetricConfig, OnConversionError, Source, UnsignedAs,
     facility_name, severity_name,
 };
-use crate::event::{Event, push_padded};
+use crate::event::Event;
+use crate::text::push_padded;
 
 use crate::config::line_protocol::{Element, push_escaped};
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 /// Wire shape of the generated messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Format {
+pub(crate) enum Format {
     /// `<PRI>1 TIMESTAMP(µs) HOST APP PROCID - - MSG`
     Rfc5424,
     /// `<PRI>MMM dd HH:mm:ss HOST APP[PROCID]: MSG`
@@ -25,7 +25,7 @@ pub enum Format {
 /// How frames are delimited on a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Framing {
+pub(crate) enum Framing {
     /// Newline after each frame; newlines inside a message are sent as
     /// the two characters `\n` (log4j2 `newLineEscape`).
     Lf,
@@ -38,17 +38,17 @@ pub enum Framing {
 
 /// What to generate.
 #[derive(Debug, Clone)]
-pub struct Shape {
-    pub format: Format,
+pub(crate) struct Shape {
+    pub(crate) format: Format,
     /// Frames are padded to a size drawn uniformly from this range (bytes
     /// of the syslog frame, without framing).
-    pub size: (usize, usize),
+    pub(crate) size: (usize, usize),
     /// Every Nth message is a status line (0: none).
-    pub status_every: u64,
+    pub(crate) status_every: u64,
     /// Every Nth message is an error with a multi-line stack trace (0: none).
-    pub stack_every: u64,
-    pub hosts: u64,
-    pub apps: u64,
+    pub(crate) stack_every: u64,
+    pub(crate) hosts: u64,
+    pub(crate) apps: u64,
 }
 
 impl Default for Shape {
@@ -66,14 +66,14 @@ impl Default for Shape {
 
 /// The kind of one message, decided by its sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Status,
     Stack,
     Event,
 }
 
 impl Shape {
-    pub fn kind(&self, seq: u64) -> Kind {
+    pub(crate) fn kind(&self, seq: u64) -> Kind {
         if self.status_every > 0 && seq % self.status_every == 0 {
             Kind::Status
         } else if self.stack_every > 0 && seq % self.stack_every == 1 {
@@ -100,14 +100,14 @@ const STACK: [&str; 5] = [
 
 /// Small, fast, deterministic random numbers (xorshift64*), for sizes.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -117,7 +117,7 @@ impl Rng {
     }
 
     /// Uniform in `lo..=hi`.
-    pub fn between(&mut self, lo: usize, hi: usize) -> usize {
+    pub(crate) fn between(&mut self, lo: usize, hi: usize) -> usize {
         if hi <= lo {
             return lo;
         }
@@ -126,7 +126,7 @@ impl Rng {
 }
 
 /// Renders messages into a caller's buffer.
-pub struct Renderer {
+pub(crate) struct Renderer {
     shape: Shape,
     framing: Framing,
     rng: Rng,
@@ -139,7 +139,7 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    pub fn new(shape: Shape, framing: Framing, seed: u64) -> Renderer {
+    pub(crate) fn new(shape: Shape, framing: Framing, seed: u64) -> Renderer {
         Renderer {
             shape,
             framing,
@@ -151,15 +151,11 @@ impl Renderer {
         }
     }
 
-    pub fn shape(&self) -> &Shape {
-        &self.shape
-    }
-
     /// Append message `seq`, intended at `sent_nanos` (Unix epoch), to
     /// `out`: framed for a stream, or (with [`Framing::Datagram`]) raw, each
     /// frame's end offset pushed to `ends`. Returns the number of frames
     /// written (a log4j 1.2 stack trace takes several).
-    pub fn render(
+    pub(crate) fn render(
         &mut self,
         seq: u64,
         sent_nanos: i64,
@@ -372,7 +368,7 @@ fn push_padded(out: &mut Vec<u8>, n: u64, width: usize) {
 }
 
 /// Find `key` (e.g. `b"seq="`) followed by digits in `text`; the number.
-pub fn number_after(text: &[u8], key: &memchr::memmem::Finder<'_>) -> Option<u64> {
+pub(crate) fn number_after(text: &[u8], key: &memchr::memmem::Finder<'_>) -> Option<u64> {
     let at = key.find(text)? + key.needle().len();
     let digits = text[at..].iter().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 || digits > 19 {

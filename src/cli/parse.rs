@@ -1,6 +1,6 @@
 //! `sluice parse`: decode stdin and print one canonical JSON object per
 //! message; with a config, also what every route makes of it — the pattern
-//! debugger.
+//! debugger. Frames take the listeners' own path ([`crate::ingest::FramePath`]).
 
 use std::io::{BufWriter, Read, Write};
 
@@ -8,12 +8,14 @@ use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
 use crate::config::Config;
-use crate::decode::{DecodeMode, DecodeOptions, decode};
-use crate::event::{Event, write_json_str};
+use crate::decode::DecodeOptions;
+use crate::event::Event;
 use crate::framing::{FrameItem, Framing, SyslogFramer};
-use crate::multiline::{Joiner, MultilineConfig};
+use crate::ingest::{Fate, FramePath};
+use crate::multiline::MultilineConfig;
 use crate::output::{ConversionError, encode};
 use crate::router::{Miss, Router, RouterError};
+use crate::text::write_json_str;
 
 /// How stdin is cut into messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -191,7 +193,9 @@ pub fn run(
         .unwrap_or(crate::config::DEFAULT_MAX_FRAME_BYTES);
     let mut out = BufWriter::new(out);
     let received = options.received_nanos;
-    let mut joiner = options.multiline.clone().map(Joiner::new);
+    // The listeners' own path: frames count as arriving together, within
+    // the joiner's window.
+    let mut path = FramePath::new(opts, options.multiline.clone());
     let mut events = Vec::new();
     let now = tokio::time::Instant::now();
     let emit = |events: &mut Vec<Event>, out: &mut BufWriter<&mut dyn Write>| {
@@ -204,8 +208,7 @@ pub fn run(
     for item in frames(&data, options.framing, max) {
         match item {
             FrameItem::Frame(f) => {
-                let event = decode(f, None, received, opts);
-                if opts.mode == DecodeMode::Strict && !event.lenient.is_empty() {
+                if let Fate::Rejected(event) = path.frame(f, None, received, 0, now, &mut events) {
                     // What the listener would do: reject it, and say why.
                     let mut line = String::with_capacity(512);
                     line.push('{');
@@ -213,10 +216,6 @@ pub fn run(
                     line.push_str(",\"rejected\":\"strict\"}");
                     writeln!(out, "{line}").map_err(ParseError::Io)?;
                     continue;
-                }
-                match &mut joiner {
-                    Some(j) => j.push(event, now, &mut events),
-                    None => events.push(event),
                 }
                 emit(&mut events, &mut out)?;
             }
@@ -232,10 +231,8 @@ pub fn run(
             }
         }
     }
-    if let Some(j) = &mut joiner {
-        j.close(&mut events);
-        emit(&mut events, &mut out)?;
-    }
+    path.close(&mut events);
+    emit(&mut events, &mut out)?;
     out.flush().map_err(ParseError::Io)
 }
 

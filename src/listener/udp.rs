@@ -1,4 +1,7 @@
-//! Batched UDP receive for the UDP listener: up to [`BATCH`] datagrams per
+//! The UDP listener: a datagram is a frame. One task per socket reads
+//! batches and hands their datagrams to its reader.
+//!
+//! Batched UDP receive: up to [`BATCH`] datagrams per
 //! `recvmmsg(2)` call, and the kernel's count of datagrams it dropped for
 //! this socket (full receive buffer), read from the `SO_RXQ_OVFL` control
 //! message that comes with each datagram.
@@ -12,14 +15,26 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use super::{MAX_DATAGRAM, sleep_until_some};
+use crate::config::ListenerConfig;
+use crate::ingest::{PipelineHandle, Reader, now_nanos};
+use crate::log_limit::LogLimiter;
+use crate::telemetry::ListenerMetrics;
 
 /// Datagrams per receive call.
-pub const BATCH: usize = 32;
+pub(crate) const BATCH: usize = 32;
 
 /// A UDP socket bound to `addr` with `SO_REUSEPORT`, so that several
 /// sockets share the address and the kernel spreads datagrams over them by
 /// sender (a sender's datagrams stay on one socket).
-pub fn bind_reuse_port(addr: std::net::SocketAddr) -> io::Result<tokio::net::UdpSocket> {
+pub(crate) fn bind_reuse_port(addr: std::net::SocketAddr) -> io::Result<tokio::net::UdpSocket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::DGRAM,
@@ -34,12 +49,12 @@ pub fn bind_reuse_port(addr: std::net::SocketAddr) -> io::Result<tokio::net::Udp
 
 /// What [`configure`] got from the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReceiveBuffer {
+pub(crate) struct ReceiveBuffer {
     /// The size read back (Linux doubles a request for its bookkeeping).
-    pub granted: usize,
+    pub(crate) granted: usize,
     /// The request was over `net.core.rmem_max` and was set anyway with
     /// `SO_RCVBUFFORCE` (the process has `CAP_NET_ADMIN`).
-    pub forced: bool,
+    pub(crate) forced: bool,
 }
 
 /// Set the socket's receive buffer and enable `SO_RXQ_OVFL`.
@@ -48,7 +63,7 @@ pub struct ReceiveBuffer {
 /// request and the process may (`CAP_NET_ADMIN`, e.g. root), the request
 /// is set with `SO_RCVBUFFORCE` instead, as rsyslog does. Otherwise the
 /// capped size stands and the caller reports it.
-pub fn configure(
+pub(crate) fn configure(
     socket: &tokio::net::UdpSocket,
     receive_buffer: Option<usize>,
 ) -> io::Result<ReceiveBuffer> {
@@ -97,7 +112,7 @@ fn set_int_option(
 }
 
 /// Buffers for one batch, reused for every call.
-pub struct BatchReceiver {
+pub(crate) struct BatchReceiver {
     slot: usize,
     buffers: Vec<u8>,
     lengths: [usize; BATCH],
@@ -119,7 +134,7 @@ const CONTROL_WORDS: usize = 8;
 impl BatchReceiver {
     /// Datagrams up to `slot` bytes are received whole; longer ones are
     /// flagged truncated.
-    pub fn new(slot: usize) -> BatchReceiver {
+    pub(crate) fn new(slot: usize) -> BatchReceiver {
         BatchReceiver {
             slot,
             buffers: vec![0; slot * BATCH],
@@ -137,7 +152,7 @@ impl BatchReceiver {
 
     /// The `i`th datagram of the last batch: bytes, peer, and whether it was
     /// longer than the slot (then the bytes are cut).
-    pub fn datagram(&self, i: usize) -> (&[u8], Option<SocketAddr>, bool) {
+    pub(crate) fn datagram(&self, i: usize) -> (&[u8], Option<SocketAddr>, bool) {
         let start = i * self.slot;
         (
             &self.buffers[start..start + self.lengths[i].min(self.slot)],
@@ -150,12 +165,13 @@ impl BatchReceiver {
     /// (at least 1) and how many the kernel dropped since the last call;
     /// `WouldBlock` when none is queued.
     #[cfg(target_os = "linux")]
-    pub fn receive(&mut self, socket: &tokio::net::UdpSocket) -> io::Result<(usize, u64)> {
+    pub(crate) fn receive(&mut self, socket: &tokio::net::UdpSocket) -> io::Result<(usize, u64)> {
         use std::os::fd::AsRawFd;
         // SAFETY: all-zero iovec and mmsghdr are valid values; every pointer
         // set below points into a buffer owned by `self` that outlives the
         // call, with the length given beside it.
         let mut iovecs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above, an all-zero mmsghdr is a valid value.
         let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
         let base = self.buffers.as_mut_ptr();
         let controls = self.controls.as_mut_ptr();
@@ -207,7 +223,7 @@ impl BatchReceiver {
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub fn receive(&mut self, socket: &tokio::net::UdpSocket) -> io::Result<(usize, u64)> {
+    pub(crate) fn receive(&mut self, socket: &tokio::net::UdpSocket) -> io::Result<(usize, u64)> {
         let slot = self.slot;
         let (n, peer) = socket.try_recv_from(&mut self.buffers[..slot])?;
         self.lengths[0] = n;
@@ -257,6 +273,87 @@ fn socket_addr(a: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<Socke
             )))
         }
         _ => None,
+    }
+}
+
+/// Serve one UDP socket until `shutdown`, then take what the kernel
+/// already holds.
+pub(super) async fn serve_udp(
+    socket: UdpSocket,
+    config: ListenerConfig,
+    pipeline: Arc<PipelineHandle>,
+    metrics: ListenerMetrics,
+    shutdown: CancellationToken,
+) {
+    let mut reader = Reader::new(&pipeline, &config, &metrics, false);
+    // One byte more than a frame may hold, so an oversized datagram shows.
+    let mut batch = BatchReceiver::new((config.max_frame_bytes + 1).min(MAX_DATAGRAM));
+    loop {
+        let deadline = reader.deadline();
+        // Datagrams already received come before the joiner's timer: one may
+        // continue an event whose window passed while this task waited.
+        let received = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            r = socket.async_io(Interest::READABLE, || batch.receive(&socket)) => r,
+            _ = sleep_until_some(deadline), if deadline.is_some() => {
+                reader.expire().await;
+                continue;
+            }
+        };
+        match received {
+            Ok((n, dropped)) => {
+                metrics.kernel_drops.inc_by(dropped);
+                udp_batch(&batch, n, &config, &metrics, &mut reader).await;
+                reader.end_of_batch().await;
+            }
+            Err(e) => {
+                metrics.read_errors.inc();
+                static LOG: LogLimiter = LogLimiter::new(10_000);
+                if let Some(suppressed) = LOG.allow() {
+                    tracing::warn!(listener = %config.name, error = %e, suppressed, "udp receive failed");
+                }
+            }
+        }
+    }
+    // Take what the kernel already holds before closing.
+    while let Ok((n, dropped)) = batch.receive(&socket) {
+        metrics.kernel_drops.inc_by(dropped);
+        udp_batch(&batch, n, &config, &metrics, &mut reader).await;
+    }
+    reader.close().await;
+}
+
+/// Hand the `n` datagrams of a batch to the reader; oversized ones are
+/// skipped and counted.
+async fn udp_batch(
+    batch: &BatchReceiver,
+    n: usize,
+    config: &ListenerConfig,
+    metrics: &ListenerMetrics,
+    reader: &mut Reader<'_>,
+) {
+    let received = now_nanos();
+    for i in 0..n {
+        let (bytes, peer, truncated) = batch.datagram(i);
+        if let (Some(allow), Some(p)) = (&config.allow, peer) {
+            if !allow.allows(p.ip()) {
+                metrics.denied_frames.inc();
+                continue;
+            }
+        }
+        metrics.bytes.inc_by(bytes.len() as u64);
+        if truncated || bytes.len() > config.max_frame_bytes {
+            metrics.oversized_frames.inc();
+            static LOG: LogLimiter = LogLimiter::new(10_000);
+            if let Some(suppressed) = LOG.allow() {
+                tracing::info!(listener = %config.name, peer = %peer.map_or_else(String::new, |p| p.to_string()), max_frame_bytes = config.max_frame_bytes, suppressed, "oversized datagram dropped (counted in sluice_listener_oversized_frames_total)");
+            }
+            continue;
+        }
+        reader
+            .frame(Bytes::copy_from_slice(bytes), peer, received)
+            .await;
     }
 }
 

@@ -1,5 +1,10 @@
 //! One frame through the stages: decode → (multi-line join) → route →
-//! encode → push into each matching route's queue. Shared by every listener.
+//! encode → push into each matching route's queue.
+//!
+//! [`FramePath`] is the one frame → decode → join path: the listeners'
+//! readers ([`Reader`]), `sluice parse` ([`crate::cli::parse`]) and the fuzz
+//! harness all take their frames through it, so `parse` cannot drift from
+//! `run`. [`Reader`] adds routing, encoding and the push into the queues.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +17,7 @@ use crate::config::{ListenerConfig, OutputConfig, RouteConfig};
 use crate::decode::{DecodeMode, DecodeOptions, decode};
 use crate::event::Event;
 use crate::event::LenientRule;
-use crate::multiline::Joiner;
+use crate::multiline::{Joiner, MultilineConfig};
 use crate::output::{ConversionError, encode};
 use crate::queue::{RouteQueue, SpillShared};
 use crate::record::Record;
@@ -20,15 +25,15 @@ use crate::router::{Router, RouterError};
 use crate::telemetry::{ListenerMetrics, RouteMetrics, Telemetry};
 
 /// A route at run time: its output, its queue, its counters.
-pub struct RouteRuntime {
-    pub name: String,
-    pub output: OutputConfig,
-    pub capture_names: Vec<(usize, String)>,
-    pub queue: Arc<RouteQueue>,
-    pub metrics: RouteMetrics,
+pub(crate) struct RouteRuntime {
+    pub(crate) name: String,
+    pub(crate) output: OutputConfig,
+    pub(crate) capture_names: Vec<(usize, String)>,
+    pub(crate) queue: Arc<RouteQueue>,
+    pub(crate) metrics: RouteMetrics,
 }
 
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     router: Router,
     routes: Vec<RouteRuntime>,
 }
@@ -46,14 +51,14 @@ pub enum PipelineError {
 
 /// The spill logs of every route that has one, opened once per process
 /// and shared by the pipelines a reload creates (one log per directory).
-pub struct SpillRegistry {
+pub(crate) struct SpillRegistry {
     dir: std::path::PathBuf,
     logs: std::sync::Mutex<std::collections::HashMap<String, Arc<SpillShared>>>,
 }
 
 impl SpillRegistry {
     /// Logs under `<data_dir>/spill/<route>/`.
-    pub fn new(data_dir: &std::path::Path) -> SpillRegistry {
+    pub(crate) fn new(data_dir: &std::path::Path) -> SpillRegistry {
         SpillRegistry {
             dir: data_dir.join("spill"),
             logs: Default::default(),
@@ -86,7 +91,7 @@ impl SpillRegistry {
 }
 
 impl Pipeline {
-    pub fn new(
+    pub(crate) fn new(
         configs: &[RouteConfig],
         telemetry: &Telemetry,
         spills: &SpillRegistry,
@@ -111,13 +116,13 @@ impl Pipeline {
         Ok(Pipeline { router, routes })
     }
 
-    pub fn routes(&self) -> &[RouteRuntime] {
+    pub(crate) fn routes(&self) -> &[RouteRuntime] {
         &self.routes
     }
 
     /// A reader finished a batch of frames (a TCP read, a UDP receive):
     /// spill logs with `fsync = "batch"` sync what it wrote.
-    pub async fn flush_spills(&self) {
+    pub(crate) async fn flush_spills(&self) {
         for r in &self.routes {
             r.queue.flush_spill().await;
         }
@@ -242,19 +247,19 @@ const MAX_STAGED: usize = 1024;
 /// The pipeline in force, swapped whole by a reload. Readers take the
 /// current one per batch of frames (an `Arc`, so a retired pipeline is known to be
 /// unused once only its owner holds it).
-pub struct PipelineHandle(arc_swap::ArcSwap<Pipeline>);
+pub(crate) struct PipelineHandle(arc_swap::ArcSwap<Pipeline>);
 
 impl PipelineHandle {
-    pub fn new(pipeline: Arc<Pipeline>) -> PipelineHandle {
+    pub(crate) fn new(pipeline: Arc<Pipeline>) -> PipelineHandle {
         PipelineHandle(arc_swap::ArcSwap::new(pipeline))
     }
 
-    pub fn current(&self) -> Arc<Pipeline> {
+    pub(crate) fn current(&self) -> Arc<Pipeline> {
         self.0.load_full()
     }
 
     /// Put `new` in force; the previous pipeline is returned.
-    pub fn replace(&self, new: Arc<Pipeline>) -> Arc<Pipeline> {
+    pub(crate) fn replace(&self, new: Arc<Pipeline>) -> Arc<Pipeline> {
         self.0.swap(new)
     }
 }
@@ -264,19 +269,119 @@ impl PipelineHandle {
 /// The records of one read are staged and pushed together at
 /// [`Reader::end_of_batch`] (or after [`MAX_STAGED`]), one lock and one
 /// wake-up per route rather than per record; counters go the same way.
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     pipeline: &'a PipelineHandle,
-    opts: &'a DecodeOptions,
+    path: FramePath<'a>,
     metrics: &'a ListenerMetrics,
-    joiner: Option<Joiner>,
     ready: Vec<Event>,
     may_wait: bool,
     /// The pipeline in force when this batch began; released at the push,
     /// so a reload is not held up by an idle reader.
     current: Option<Arc<Pipeline>>,
     batch: Batch,
-    counts: FrameCounts,
     numbers: FrameNumbers,
+}
+
+/// The per-frame path shared by every reader of frames (listeners,
+/// `sluice parse`, the fuzz harness): decode one frame, reject it in strict
+/// mode when a lenient rule fired, and join multi-frame messages when
+/// configured. Completed events come out in `ready`, in order; the frames
+/// taken are counted until [`FramePath::take_counts`].
+pub(crate) struct FramePath<'a> {
+    opts: &'a DecodeOptions,
+    joiner: Option<Joiner>,
+    counts: FrameCounts,
+}
+
+/// What became of a frame [`FramePath::frame`] took.
+#[must_use]
+pub(crate) enum Fate {
+    /// Decoded, and joined or emitted.
+    Accepted,
+    /// Strict mode and a lenient rule fired: counted, it goes no further.
+    Rejected(Box<Event>),
+}
+
+impl<'a> FramePath<'a> {
+    pub(crate) fn new(opts: &'a DecodeOptions, multiline: Option<MultilineConfig>) -> Self {
+        FramePath {
+            opts,
+            joiner: multiline.map(Joiner::new),
+            counts: FrameCounts::default(),
+        }
+    }
+
+    /// Take one frame received at `received_nanos` (`now` on the joiner's
+    /// clock); events it completes go to `ready`.
+    pub(crate) fn frame(
+        &mut self,
+        frame: Bytes,
+        peer: Option<SocketAddr>,
+        received_nanos: i64,
+        frame_number: u64,
+        now: Instant,
+        ready: &mut Vec<Event>,
+    ) -> Fate {
+        let mut event = decode(frame, peer, received_nanos, self.opts);
+        event.frame_number = frame_number;
+        self.counts.frames += 1;
+        self.counts.invalid += u64::from(!event.valid);
+        self.counts.lossy_utf8 += u64::from(event.lossy_utf8);
+        if !event.lenient.is_empty() {
+            for (k, rule) in LenientRule::ALL.iter().enumerate() {
+                self.counts.lenient[k] += u64::from(event.lenient.contains(*rule));
+            }
+            if self.opts.mode == DecodeMode::Strict {
+                self.counts.strict_rejected += 1;
+                return Fate::Rejected(Box::new(event));
+            }
+        }
+        match &mut self.joiner {
+            None => ready.push(event),
+            Some(joiner) => {
+                joiner.push(event, now, ready);
+                // Readers take frames before timers (a frame already in hand
+                // may continue an event whose window just passed), so
+                // windows are also checked here.
+                joiner.expire(now, ready);
+            }
+        }
+        Fate::Accepted
+    }
+
+    /// The counts of the frames taken since the last call.
+    fn take_counts(&mut self) -> FrameCounts {
+        std::mem::take(&mut self.counts)
+    }
+
+    /// The joiner's counters since the last call, if it joins.
+    fn take_join_stats(&mut self) -> Option<crate::multiline::JoinStats> {
+        self.joiner.as_mut().map(Joiner::take_stats)
+    }
+
+    /// When [`FramePath::expire`] has work, if ever.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.joiner.as_ref().and_then(Joiner::next_deadline)
+    }
+
+    /// Emit joined events whose window has passed at `now`; `false` when
+    /// this path does not join.
+    pub(crate) fn expire(&mut self, now: Instant, ready: &mut Vec<Event>) -> bool {
+        match &mut self.joiner {
+            Some(joiner) => {
+                joiner.expire(now, ready);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Emit everything pending: the input ended.
+    pub(crate) fn close(&mut self, ready: &mut Vec<Event>) {
+        if let Some(joiner) = &mut self.joiner {
+            joiner.close(ready);
+        }
+    }
 }
 
 /// Frame numbers unique in the process: each reader takes a block of
@@ -316,7 +421,7 @@ struct FrameCounts {
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(
+    pub(crate) fn new(
         pipeline: &'a PipelineHandle,
         config: &'a ListenerConfig,
         metrics: &'a ListenerMetrics,
@@ -324,9 +429,8 @@ impl<'a> Reader<'a> {
     ) -> Self {
         Reader {
             pipeline,
-            opts: &config.decode,
+            path: FramePath::new(&config.decode, config.multiline.clone()),
             metrics,
-            joiner: config.multiline.clone().map(Joiner::new),
             ready: Vec::new(),
             may_wait,
             current: None,
@@ -336,40 +440,28 @@ impl<'a> Reader<'a> {
                 matches: Vec::new(),
                 errors: Vec::new(),
             },
-            counts: FrameCounts::default(),
             numbers: FrameNumbers::default(),
         }
     }
 
     /// Take one frame.
-    pub async fn frame(&mut self, frame: Bytes, peer: Option<SocketAddr>, received_nanos: i64) {
-        let mut event = decode(frame, peer, received_nanos, self.opts);
-        event.frame_number = self.numbers.next();
-        self.counts.frames += 1;
-        self.counts.invalid += u64::from(!event.valid);
-        self.counts.lossy_utf8 += u64::from(event.lossy_utf8);
-        if !event.lenient.is_empty() {
-            for (k, rule) in LenientRule::ALL.iter().enumerate() {
-                self.counts.lenient[k] += u64::from(event.lenient.contains(*rule));
-            }
-            if self.opts.mode == DecodeMode::Strict {
-                // Rejected, counted: the frame goes no further.
-                self.counts.strict_rejected += 1;
-                return;
-            }
-        }
-        match &mut self.joiner {
-            None => begin(&mut self.current, self.pipeline, &mut self.batch)
-                .dispatch(&event, &mut self.batch),
-            Some(joiner) => {
-                let now = Instant::now();
-                joiner.push(event, now, &mut self.ready);
-                // Readers take frames before timers (a frame already in hand
-                // may continue an event whose window just passed), so
-                // windows are also checked here.
-                joiner.expire(now, &mut self.ready);
-                self.dispatch_ready();
-            }
+    pub(crate) async fn frame(
+        &mut self,
+        frame: Bytes,
+        peer: Option<SocketAddr>,
+        received_nanos: i64,
+    ) {
+        let number = self.numbers.next();
+        // A rejected frame is counted by the path and goes no further.
+        if let Fate::Accepted = self.path.frame(
+            frame,
+            peer,
+            received_nanos,
+            number,
+            Instant::now(),
+            &mut self.ready,
+        ) {
+            self.dispatch_ready();
         }
         if self.batch.records >= MAX_STAGED {
             self.push().await;
@@ -378,7 +470,7 @@ impl<'a> Reader<'a> {
 
     /// The frames of one read are in: push what they produced, and spill
     /// logs that sync per batch do so.
-    pub async fn end_of_batch(&mut self) {
+    pub(crate) async fn end_of_batch(&mut self) {
         let pipeline = self.current.clone();
         self.push().await;
         if let Some(p) = pipeline {
@@ -388,7 +480,7 @@ impl<'a> Reader<'a> {
 
     /// Count the staged frames and push the staged records.
     async fn push(&mut self) {
-        let counts = std::mem::take(&mut self.counts);
+        let counts = self.path.take_counts();
         if counts.frames > 0 {
             self.metrics.frames.inc_by(counts.frames);
         }
@@ -414,31 +506,27 @@ impl<'a> Reader<'a> {
     }
 
     /// When [`Reader::expire`] has work, if ever.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.joiner.as_ref().and_then(Joiner::next_deadline)
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.path.deadline()
     }
 
     /// Emit joined events whose window has passed.
-    pub async fn expire(&mut self) {
-        if let Some(joiner) = &mut self.joiner {
-            joiner.expire(Instant::now(), &mut self.ready);
+    pub(crate) async fn expire(&mut self) {
+        if self.path.expire(Instant::now(), &mut self.ready) {
             self.dispatch_ready();
             self.end_of_batch().await;
         }
     }
 
     /// Emit everything pending: the reader is closing.
-    pub async fn close(&mut self) {
-        if let Some(joiner) = &mut self.joiner {
-            joiner.close(&mut self.ready);
-            self.dispatch_ready();
-        }
+    pub(crate) async fn close(&mut self) {
+        self.path.close(&mut self.ready);
+        self.dispatch_ready();
         self.end_of_batch().await;
     }
 
     fn dispatch_ready(&mut self) {
-        if let Some(joiner) = &mut self.joiner {
-            let stats = joiner.take_stats();
+        if let Some(stats) = self.path.take_join_stats() {
             self.metrics
                 .multiline_joined_frames
                 .inc_by(stats.joined_frames);

@@ -11,8 +11,8 @@
 //! endpoints sluice delivers to ([`receiver`]), and reports delivered, lost
 //! and duplicated messages by sequence number and end-to-end latency.
 
-pub mod message;
-pub mod receiver;
+pub(crate) mod message;
+pub(crate) mod receiver;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,14 +22,14 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-pub use message::{Format, Framing, Shape};
+pub(crate) use message::{Format, Framing, Shape};
 use receiver::{Deliveries, Tracker};
 
 /// Largest write on a stream: messages due together go out in one write.
 const WRITE_BATCH: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
-pub enum BlasterError {
+pub(crate) enum BlasterError {
     #[error("target {0:?}: expected udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT")]
     Target(String),
     #[error("target {target}: {source}")]
@@ -52,14 +52,14 @@ pub enum BlasterError {
 
 /// Where to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     Udp(String),
     Tcp(String),
     Tls(String),
 }
 
 impl Target {
-    pub fn parse(s: &str) -> Result<Target, BlasterError> {
+    pub(crate) fn parse(s: &str) -> Result<Target, BlasterError> {
         let s = s.trim();
         let (scheme, rest) = s
             .split_once("://")
@@ -81,7 +81,7 @@ impl Target {
         }
     }
 
-    pub fn is_udp(&self) -> bool {
+    pub(crate) fn is_udp(&self) -> bool {
         matches!(self, Target::Udp(_))
     }
 }
@@ -89,7 +89,7 @@ impl Target {
 /// Which deliveries count for loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Expect {
+pub(crate) enum Expect {
     /// Every message arrives as a document (`_bulk`).
     Documents,
     /// Every status line arrives as a point (`/write`).
@@ -99,22 +99,22 @@ pub enum Expect {
 }
 
 #[derive(Debug, Clone)]
-pub struct Options {
-    pub target: Target,
-    pub connections: usize,
+pub(crate) struct Options {
+    pub(crate) target: Target,
+    pub(crate) connections: usize,
     /// Messages per second over all connections; `None`: as fast as possible.
-    pub rate: Option<f64>,
-    pub count: Option<u64>,
-    pub duration: Option<Duration>,
-    pub shape: Shape,
-    pub framing: Framing,
-    pub tls_ca: Option<PathBuf>,
+    pub(crate) rate: Option<f64>,
+    pub(crate) count: Option<u64>,
+    pub(crate) duration: Option<Duration>,
+    pub(crate) shape: Shape,
+    pub(crate) framing: Framing,
+    pub(crate) tls_ca: Option<PathBuf>,
     /// Endpoints for sluice's sinks, already bound.
-    pub expect: Expect,
+    pub(crate) expect: Expect,
     /// How long to wait for deliveries after the last send.
-    pub drain: Duration,
+    pub(crate) drain: Duration,
     /// Print a progress line to stderr each second.
-    pub progress: bool,
+    pub(crate) progress: bool,
 }
 
 /// Counters the senders share.
@@ -128,13 +128,13 @@ struct Sent {
 
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Latency {
-    pub count: u64,
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    pub max_ms: f64,
+pub(crate) struct Latency {
+    pub(crate) count: u64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p90_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) p999_ms: f64,
+    pub(crate) max_ms: f64,
 }
 
 impl Latency {
@@ -154,35 +154,35 @@ impl Latency {
 
 /// One kind of delivery, measured.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Delivered {
-    pub expected: u64,
-    pub delivered: u64,
-    pub lost: u64,
-    pub duplicates: u64,
-    pub unmatched: u64,
-    pub latency: Latency,
+pub(crate) struct Delivered {
+    pub(crate) expected: u64,
+    pub(crate) delivered: u64,
+    pub(crate) lost: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) unmatched: u64,
+    pub(crate) latency: Latency,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Report {
-    pub target: String,
-    pub format: Format,
-    pub framing: Framing,
-    pub connections: usize,
-    pub rate: Option<f64>,
-    pub sent: u64,
-    pub frames: u64,
-    pub bytes: u64,
-    pub send_errors: u64,
-    pub send_seconds: f64,
-    pub send_rate: f64,
+pub(crate) struct Report {
+    pub(crate) target: String,
+    pub(crate) format: Format,
+    pub(crate) framing: Framing,
+    pub(crate) connections: usize,
+    pub(crate) rate: Option<f64>,
+    pub(crate) sent: u64,
+    pub(crate) frames: u64,
+    pub(crate) bytes: u64,
+    pub(crate) send_errors: u64,
+    pub(crate) send_seconds: f64,
+    pub(crate) send_rate: f64,
     /// Present with `--sink`.
-    pub documents: Option<Delivered>,
-    pub points: Option<Delivered>,
+    pub(crate) documents: Option<Delivered>,
+    pub(crate) points: Option<Delivered>,
     /// Delivered / (seconds from the first send to the last delivery).
-    pub delivered_rate: Option<f64>,
+    pub(crate) delivered_rate: Option<f64>,
     /// Lost / expected over what `expect` counts.
-    pub loss_ratio: Option<f64>,
+    pub(crate) loss_ratio: Option<f64>,
 }
 
 /// Plan of one connection: it sends seqs `index, index + n, index + 2n, …`.
@@ -386,7 +386,7 @@ fn tls_connector(ca: Option<&PathBuf>) -> Result<tokio_rustls::TlsConnector, Bla
 
 /// Send per `options`; with `deliveries`, wait for and measure what
 /// arrives. Returns the report.
-pub async fn run(
+pub(crate) async fn run(
     options: Options,
     deliveries: Option<Arc<Deliveries>>,
 ) -> Result<Report, BlasterError> {
@@ -411,56 +411,8 @@ pub async fn run(
         _ => None,
     };
     let addr = options.target.addr().to_owned();
-    let connect_err = |source| BlasterError::Connect {
-        target: addr.clone(),
-        source,
-    };
     // Connect everything first, so the schedule starts with all senders.
-    enum Conn {
-        Udp(tokio::net::UdpSocket),
-        Tcp(tokio::net::TcpStream),
-        Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
-    }
-    let mut conns = Vec::with_capacity(options.connections);
-    for _ in 0..options.connections {
-        let conn = match &options.target {
-            Target::Udp(a) => {
-                let bind = if a.starts_with('[') {
-                    "[::]:0"
-                } else {
-                    "0.0.0.0:0"
-                };
-                let s = tokio::net::UdpSocket::bind(bind)
-                    .await
-                    .map_err(connect_err)?;
-                s.connect(a).await.map_err(connect_err)?;
-                Conn::Udp(s)
-            }
-            Target::Tcp(a) => {
-                let s = tokio::net::TcpStream::connect(a)
-                    .await
-                    .map_err(connect_err)?;
-                let _ = s.set_nodelay(true);
-                Conn::Tcp(s)
-            }
-            Target::Tls(a) => {
-                let s = tokio::net::TcpStream::connect(a)
-                    .await
-                    .map_err(connect_err)?;
-                let _ = s.set_nodelay(true);
-                let host = a.rsplit_once(':').map_or(a.as_str(), |(h, _)| h);
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-                    .map_err(|e| BlasterError::Target(format!("{a}: {e}")))?;
-                let Some(connector) = &connector else {
-                    return Err(BlasterError::Usage("tls:// needs --tls-ca FILE".into()));
-                };
-                let t = connector.connect(name, s).await.map_err(connect_err)?;
-                Conn::Tls(Box::new(t))
-            }
-        };
-        conns.push(conn);
-    }
+    let conns = connect_all(&options, connector.as_ref()).await?;
 
     let sent = Arc::new(Sent::default());
     let conn_sent: ConnSent = Arc::new(
@@ -538,91 +490,166 @@ pub async fn run(
         loss_ratio: None,
     };
     if let Some(d) = deliveries {
-        let (want_docs, want_points) = match options.expect {
-            Expect::Documents => (total, 0),
-            Expect::Points => (0, expected_points),
-            Expect::Both => (total, expected_points),
-        };
-        // Wait for deliveries: until all expected arrived, or nothing new
-        // arrived for `drain`.
-        let mut last = d.counts();
-        let mut last_change = Instant::now();
-        let mut last_delivery = Instant::now();
-        loop {
-            let now = d.counts();
-            if now != last {
-                last = now;
-                last_change = Instant::now();
-                last_delivery = last_change;
-            }
-            if (now.0 >= want_docs && now.1 >= want_points) || last_change.elapsed() > options.drain
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let delivered_seconds = last_delivery.duration_since(start).as_secs_f64();
-        let summarize = |t: &Tracker, expected: u64, kind_of: &dyn Fn(u64) -> bool| {
-            let mut delivered = 0;
-            for (i, c) in conn_sent.iter().enumerate() {
-                for k in 0..c.load(Ordering::Relaxed) {
-                    let seq = i as u64 + k * options.connections as u64;
-                    if kind_of(seq) && t.contains(seq) {
-                        delivered += 1;
-                    }
-                }
-            }
-            Delivered {
-                expected,
-                delivered,
-                lost: expected.saturating_sub(delivered),
-                duplicates: t.duplicates,
-                unmatched: t.unmatched,
-                latency: Latency::of(t),
-            }
-        };
-        let docs = d
-            .documents
-            .lock()
-            .map(|t| summarize(&t, total, &|_| true))
-            .ok();
-        let points = d
-            .points
-            .lock()
-            .map(|t| {
-                summarize(&t, expected_points, &|s| {
-                    shape.kind(s) == message::Kind::Status
-                })
-            })
-            .ok();
-        let (lost, expected, delivered) = match options.expect {
-            Expect::Documents => docs
-                .as_ref()
-                .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered)),
-            Expect::Points => points
-                .as_ref()
-                .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered)),
-            Expect::Both => {
-                let a = docs
-                    .as_ref()
-                    .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered));
-                let b = points
-                    .as_ref()
-                    .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered));
-                (a.0 + b.0, a.1 + b.1, a.2)
-            }
-        };
-        report.loss_ratio = Some(if expected == 0 {
-            0.0
-        } else {
-            lost as f64 / expected as f64
-        });
-        report.delivered_rate = Some(delivered as f64 / delivered_seconds.max(1e-9));
-        report.documents = docs;
-        report.points = points;
+        let sent = (&conn_sent, total, expected_points);
+        measure(&d, &options, sent, start, &mut report).await;
     }
     done.store(true, Ordering::Relaxed);
     Ok(report)
+}
+
+/// One sender's connection.
+enum Conn {
+    Udp(tokio::net::UdpSocket),
+    Tcp(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
+/// Connect every sender to the target.
+async fn connect_all(
+    options: &Options,
+    connector: Option<&tokio_rustls::TlsConnector>,
+) -> Result<Vec<Conn>, BlasterError> {
+    let addr = options.target.addr().to_owned();
+    let connect_err = |source| BlasterError::Connect {
+        target: addr.clone(),
+        source,
+    };
+    let mut conns = Vec::with_capacity(options.connections);
+    for _ in 0..options.connections {
+        let conn = match &options.target {
+            Target::Udp(a) => {
+                let bind = if a.starts_with('[') {
+                    "[::]:0"
+                } else {
+                    "0.0.0.0:0"
+                };
+                let s = tokio::net::UdpSocket::bind(bind)
+                    .await
+                    .map_err(connect_err)?;
+                s.connect(a).await.map_err(connect_err)?;
+                Conn::Udp(s)
+            }
+            Target::Tcp(a) => {
+                let s = tokio::net::TcpStream::connect(a)
+                    .await
+                    .map_err(connect_err)?;
+                let _ = s.set_nodelay(true);
+                Conn::Tcp(s)
+            }
+            Target::Tls(a) => {
+                let s = tokio::net::TcpStream::connect(a)
+                    .await
+                    .map_err(connect_err)?;
+                let _ = s.set_nodelay(true);
+                let host = a.rsplit_once(':').map_or(a.as_str(), |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .map_err(|e| BlasterError::Target(format!("{a}: {e}")))?;
+                let Some(connector) = connector else {
+                    return Err(BlasterError::Usage("tls:// needs --tls-ca FILE".into()));
+                };
+                let t = connector.connect(name, s).await.map_err(connect_err)?;
+                Conn::Tls(Box::new(t))
+            }
+        };
+        conns.push(conn);
+    }
+    Ok(conns)
+}
+
+/// Wait for what `d` receives (until all expected arrived, or nothing new
+/// for `options.drain`) and add loss, latency and delivered rate to
+/// `report`. `sent`: messages sent per connection, in all, and the status
+/// lines among them.
+async fn measure(
+    d: &Deliveries,
+    options: &Options,
+    (conn_sent, total, expected_points): (&ConnSent, u64, u64),
+    start: Instant,
+    report: &mut Report,
+) {
+    let shape = &options.shape;
+    let (want_docs, want_points) = match options.expect {
+        Expect::Documents => (total, 0),
+        Expect::Points => (0, expected_points),
+        Expect::Both => (total, expected_points),
+    };
+    // Wait for deliveries: until all expected arrived, or nothing new
+    // arrived for `drain`.
+    let mut last = d.counts();
+    let mut last_change = Instant::now();
+    let mut last_delivery = Instant::now();
+    loop {
+        let now = d.counts();
+        if now != last {
+            last = now;
+            last_change = Instant::now();
+            last_delivery = last_change;
+        }
+        if (now.0 >= want_docs && now.1 >= want_points) || last_change.elapsed() > options.drain {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let delivered_seconds = last_delivery.duration_since(start).as_secs_f64();
+    let summarize = |t: &Tracker, expected: u64, kind_of: &dyn Fn(u64) -> bool| {
+        let mut delivered = 0;
+        for (i, c) in conn_sent.iter().enumerate() {
+            for k in 0..c.load(Ordering::Relaxed) {
+                let seq = i as u64 + k * options.connections as u64;
+                if kind_of(seq) && t.contains(seq) {
+                    delivered += 1;
+                }
+            }
+        }
+        Delivered {
+            expected,
+            delivered,
+            lost: expected.saturating_sub(delivered),
+            duplicates: t.duplicates,
+            unmatched: t.unmatched,
+            latency: Latency::of(t),
+        }
+    };
+    let docs = d
+        .documents
+        .lock()
+        .map(|t| summarize(&t, total, &|_| true))
+        .ok();
+    let points = d
+        .points
+        .lock()
+        .map(|t| {
+            summarize(&t, expected_points, &|s| {
+                shape.kind(s) == message::Kind::Status
+            })
+        })
+        .ok();
+    let (lost, expected, delivered) = match options.expect {
+        Expect::Documents => docs
+            .as_ref()
+            .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered)),
+        Expect::Points => points
+            .as_ref()
+            .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered)),
+        Expect::Both => {
+            let a = docs
+                .as_ref()
+                .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered));
+            let b = points
+                .as_ref()
+                .map_or((0, 0, 0), |x| (x.lost, x.expected, x.delivered));
+            (a.0 + b.0, a.1 + b.1, a.2)
+        }
+    };
+    report.loss_ratio = Some(if expected == 0 {
+        0.0
+    } else {
+        lost as f64 / expected as f64
+    });
+    report.delivered_rate = Some(delivered as f64 / delivered_seconds.max(1e-9));
+    report.documents = docs;
+    report.points = points;
 }
 
 async fn progress(sent: Arc<Sent>, deliveries: Option<Arc<Deliveries>>, done: Arc<AtomicBool>) {
@@ -655,7 +682,7 @@ async fn progress(sent: Arc<Sent>, deliveries: Option<Arc<Deliveries>>, done: Ar
 
 impl Report {
     /// The human table.
-    pub fn table(&self) -> String {
+    pub(crate) fn table(&self) -> String {
         let mut out = String::new();
         let mut row = |k: &str, v: String| out.push_str(&format!("{k:<22} {v}\n"));
         row("target", self.target.clone());

@@ -24,16 +24,16 @@ const MAX_LATENCY_US: u64 = 3_600_000_000;
 /// default; uncompressed bodies are bounded by this too).
 const MAX_BODY: usize = 64 * 1024 * 1024;
 /// Sequence numbers above this are not tracked (bounds the bitset: 512 MiB).
-pub const MAX_SEQ: u64 = 1 << 32;
+pub(crate) const MAX_SEQ: u64 = 1 << 32;
 
 /// Deliveries of one kind (documents or points).
-pub struct Tracker {
+pub(crate) struct Tracker {
     seen: Vec<u64>,
-    pub distinct: u64,
-    pub duplicates: u64,
+    pub(crate) distinct: u64,
+    pub(crate) duplicates: u64,
     /// Records without a readable `seq=`/`sent=` (not the blaster's).
-    pub unmatched: u64,
-    pub latency_us: Histogram<u64>,
+    pub(crate) unmatched: u64,
+    pub(crate) latency_us: Histogram<u64>,
 }
 
 impl Tracker {
@@ -74,7 +74,7 @@ impl Tracker {
     }
 
     /// Was `seq` delivered?
-    pub fn contains(&self, seq: u64) -> bool {
+    pub(crate) fn contains(&self, seq: u64) -> bool {
         self.seen
             .get((seq / 64) as usize)
             .is_some_and(|w| w & (1 << (seq % 64)) != 0)
@@ -82,15 +82,15 @@ impl Tracker {
 }
 
 /// What the endpoints received.
-pub struct Deliveries {
-    pub documents: Mutex<Tracker>,
-    pub points: Mutex<Tracker>,
-    pub requests: std::sync::atomic::AtomicU64,
-    pub bad_requests: std::sync::atomic::AtomicU64,
+pub(crate) struct Deliveries {
+    pub(crate) documents: Mutex<Tracker>,
+    pub(crate) points: Mutex<Tracker>,
+    pub(crate) requests: std::sync::atomic::AtomicU64,
+    pub(crate) bad_requests: std::sync::atomic::AtomicU64,
 }
 
 impl Deliveries {
-    pub fn new() -> Result<Deliveries, hdrhistogram::CreationError> {
+    pub(crate) fn new() -> Result<Deliveries, hdrhistogram::CreationError> {
         Ok(Deliveries {
             documents: Mutex::new(Tracker::new()?),
             points: Mutex::new(Tracker::new()?),
@@ -100,7 +100,7 @@ impl Deliveries {
     }
 
     /// Distinct documents and points so far.
-    pub fn counts(&self) -> (u64, u64) {
+    pub(crate) fn counts(&self) -> (u64, u64) {
         let d = self.documents.lock().map(|t| t.distinct).unwrap_or(0);
         let p = self.points.lock().map(|t| t.distinct).unwrap_or(0);
         (d, p)
@@ -110,7 +110,7 @@ impl Deliveries {
 type Shared = Arc<Deliveries>;
 
 /// Serve the endpoints on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, deliveries: Shared) {
+pub(crate) async fn serve(listener: tokio::net::TcpListener, deliveries: Shared) {
     let app = Router::new()
         .route("/ping", get(ping).head(ping))
         .route("/query", get(query).post(query))
@@ -126,7 +126,7 @@ pub async fn serve(listener: tokio::net::TcpListener, deliveries: Shared) {
     }
 }
 
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await
 }
 

@@ -1,5 +1,9 @@
 //! syslog-blaster: send syslog to a receiver on a schedule and measure what
-//! arrives (a thin CLI over `sluice::blaster`).
+//! arrives (a thin CLI over its `blaster` module). It is its own binary
+//! target, not part of the sluice library: `cargo build --lib` never
+//! compiles it.
+
+mod blaster;
 
 use std::io::BufRead as _;
 use std::net::SocketAddr;
@@ -8,8 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use blaster::{Expect, Format, Framing, Options, Shape, Target, receiver};
 use clap::Parser;
-use sluice::blaster::{self, Expect, Format, Framing, Options, Shape, Target, receiver};
 
 /// The same allocator as `sluice`: the sink endpoints allocate per request
 /// and per delivered message.
