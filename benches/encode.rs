@@ -7,10 +7,9 @@
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use regex::Regex;
 use sluice::config::Config;
 use sluice::decode::{DecodeOptions, decode};
-use sluice::route::encode;
+use sluice::testing::encode;
 
 fn bench_encode(c: &mut Criterion) {
     let config = Config::from_toml(
@@ -37,14 +36,14 @@ document = {}
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let route = &config.routes[0];
-    let re = Regex::new(route.pattern.as_deref().unwrap()).unwrap();
+    let re = route.pattern.clone().unwrap();
     let event = decode(
         Bytes::from_static(b"<134>1 2026-11-24T11:34:54.606Z web01.example.com api 4711 - - request region=eu-central-1 route=/api/v1/orders status=200 bytes=1532 latency=12.5 cached=true user=\"kim, the admin\""),
         None,
         0,
         &DecodeOptions::default(),
     );
-    let captures = sluice::router::Captures::from(re.captures(event.message()).unwrap());
+    let captures = sluice::testing::Captures::from(re.captures(event.message()).unwrap());
     let mut errors = Vec::new();
     let record = encode(
         String::new(),
@@ -136,7 +135,7 @@ fn bench_timestamps(c: &mut Criterion) {
 /// The two timestamps of a document received `delay_nanos` after its
 /// event's time.
 fn document_pair(b: &mut criterion::Bencher<'_>, delay_nanos: i64) {
-    use sluice::event::{Timestamp, write_rfc3339};
+    use sluice::text::{Timestamp, write_rfc3339};
     let base = 1_795_902_618_173_902_000i64;
     let mut out = String::with_capacity(1024);
     let mut i = 0i64;

@@ -14,7 +14,7 @@ use regex::Regex;
 use sluice::config::Config;
 use sluice::decode::{DecodeOptions, decode};
 use sluice::event::Event;
-use sluice::router::Router;
+use sluice::testing::Router;
 
 /// A config with `n` grok routes, each with its own service name literal.
 fn config(n: usize) -> Config {
@@ -74,8 +74,7 @@ fn bench_route(c: &mut Criterion) {
             let regexes: Vec<Regex> = config
                 .routes
                 .iter()
-                .filter_map(|r| r.pattern.as_deref())
-                .map(|p| Regex::new(p).unwrap())
+                .filter_map(|r| r.pattern.clone())
                 .collect();
             group.bench_function(BenchmarkId::new("one_by_one", n), |b| {
                 b.iter(|| {
@@ -171,7 +170,7 @@ fn bench_e2e_reader(c: &mut Criterion) {
                 let mut records = Vec::with_capacity(2);
                 for m in &out {
                     let route = &config.routes[m.route];
-                    records.push(sluice::route::encode(
+                    records.push(sluice::testing::encode(
                         String::new(),
                         &route.output,
                         &route.name,

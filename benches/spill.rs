@@ -7,8 +7,7 @@
 //! disk of $TMPDIR).
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use sluice::route::Record;
-use sluice::testing::{Fsync, SpillLog, SpillOptions};
+use sluice::testing::{Fsync, Record, SpillLog, SpillOptions};
 
 const RECORDS: usize = 20_000;
 const BATCH: usize = 100;

@@ -1,6 +1,7 @@
 //! The body of the fuzz target `frame_and_decode` (fuzz/), kept in the
 //! library so that `cargo test` replays the inputs it once crashed on
-//! (tests/fuzz-regressions/) through exactly the same path.
+//! (tests/fuzz-regressions/) through exactly the same path. Frames take
+//! the listeners' own frame → decode → join path ([`crate::ingest::FramePath`]).
 //!
 //! Contract: any bytes yield frames or counted skips, every frame an event
 //! whose canonical JSON parses, the joiner never makes more events than
@@ -14,7 +15,8 @@ use tokio_util::codec::Decoder;
 use crate::decode::{DecodeOptions, Sender, decode};
 use crate::event::Event;
 use crate::framing::{FrameItem, Framing, SyslogFramer};
-use crate::multiline::{Joiner, MultilineConfig};
+use crate::ingest::{Fate, FramePath};
+use crate::multiline::MultilineConfig;
 
 const RECEIVED: i64 = 1_795_500_000_000_000_000;
 const MAX_FRAME: usize = 256;
@@ -48,12 +50,16 @@ pub fn frame_decode_join(data: &[u8]) -> usize {
         mode: crate::decode::DecodeMode::Lenient,
     };
     let mut framer = SyslogFramer::new(MAX_FRAME, framing);
-    let mut joiner = Joiner::new(MultilineConfig {
-        max_lines: 8,
-        max_bytes: 512,
-        max_pending: 4,
-        ..MultilineConfig::default()
-    });
+    // The listeners' own frame path ([`crate::ingest::FramePath`]).
+    let mut path = FramePath::new(
+        &opts,
+        Some(MultilineConfig {
+            max_lines: 8,
+            max_bytes: 512,
+            max_pending: 4,
+            ..MultilineConfig::default()
+        }),
+    );
     let now = tokio::time::Instant::now();
     let mut events = Vec::new();
     let mut frames = 0usize;
@@ -62,7 +68,12 @@ pub fn frame_decode_join(data: &[u8]) -> usize {
             assert!(f.len() <= MAX_FRAME, "frame over the bound: {}", f.len());
             frames += 1;
             check_json(&decode(f.clone(), None, RECEIVED, &opts));
-            joiner.push(decode(f, None, RECEIVED, &opts), now, events);
+            // Lenient decoding: no frame is rejected.
+            let fate = path.frame(f, None, RECEIVED, 0, now, events);
+            assert!(
+                matches!(fate, Fate::Accepted),
+                "a lenient path rejected a frame"
+            );
         }
     };
     let mut buf = BytesMut::new();
@@ -81,7 +92,7 @@ pub fn frame_decode_join(data: &[u8]) -> usize {
     while let Ok(Some(item)) = framer.decode_eof(&mut buf) {
         take(item, &mut events);
     }
-    joiner.close(&mut events);
+    path.close(&mut events);
     assert!(
         events.len() <= frames,
         "the joiner made events out of nothing"

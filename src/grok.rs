@@ -15,8 +15,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::config::FieldType;
-
 /// The built-in library, written for the `regex` crate (no look-around, no
 /// back-references). Names follow the Logstash/Telegraf conventions. Word,
 /// space and boundary classes are ASCII, as in the Java and Ruby engines
@@ -384,6 +382,46 @@ pub fn parse_bytes(s: &str) -> Option<i64> {
 
 fn to_nanos(v: f64) -> Option<i64> {
     (v.is_finite() && v.abs() < 9.2e18).then(|| v.round() as i64)
+}
+
+/// The type a capture is converted to (`%{NUMBER:used:int}`, a metric field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Int,
+    Uint,
+    Float,
+    Bool,
+    String,
+    /// `1.5s`, `200ms`, `1h30m`, `90` (seconds) → integer nanoseconds.
+    Duration,
+    /// `1.5KB`, `2MiB`, `512` → integer bytes (kB = 1000, KiB = 1024).
+    Bytes,
+}
+
+impl FieldType {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "int" => FieldType::Int,
+            "uint" => FieldType::Uint,
+            "float" => FieldType::Float,
+            "bool" => FieldType::Bool,
+            "string" => FieldType::String,
+            "duration" => FieldType::Duration,
+            "bytes" => FieldType::Bytes,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldType::Int => "int",
+            FieldType::Uint => "uint",
+            FieldType::Float => "float",
+            FieldType::Bool => "bool",
+            FieldType::String => "string",
+            FieldType::Duration => "duration",
+            FieldType::Bytes => "bytes",
+        }
+    }
 }
 
 #[cfg(test)]

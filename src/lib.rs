@@ -1,69 +1,97 @@
-//! Sluice: a syslog network receiver. Log lines arrive over UDP and TCP,
-//! are decoded, routed by pattern, and leave as InfluxDB points and JSON
+//! Sluice: a syslog network receiver. Log lines arrive over UDP, TCP and
+//! TLS, are decoded, routed by pattern, and leave as InfluxDB points and JSON
 //! documents through bounded per-route queues.
 //!
 //! # Layout
 //!
-//! One module per stage of the data flow, in order:
+//! One room per stage of the data flow, in order; a stage imports only the
+//! stages after it (`.ci/structure.py` checks this in CI):
 //!
-//! - [`listener`] — sockets → frames: UDP datagrams, TCP connections
-//!   (bounded connections, idle timeout, graceful drain).
+//! - [`listener`] — sockets → frames: `udp` (batched receive, kernel drop
+//!   counts), `tcp` (bounded connections, idle and frame timeouts, graceful
+//!   drain; one tracing span per connection) and `tls` (the bounded
+//!   handshake).
+//! - [`ingest`] — the one frame → decode → join path (`FramePath`), shared
+//!   by the listeners' readers, `sluice parse` and the fuzz harness; the
+//!   readers add route → encode → push into the queues.
 //! - [`framing`] — the RFC 6587 framer: octet counting or LF, per frame,
-//!   bounded by `max_frame_bytes`.
+//!   bounded by `max_frame_bytes`; `framing/headers.rs` splits log4j2's
+//!   undelimited streams at each header.
 //! - [`decode`] — frame → [`event::Event`]: RFC 5424 / RFC 3164 and the
 //!   log4j variants, lenient (`decode/rfc5424.rs`, `rfc3164.rs`, `time.rs`:
 //!   timestamps, year inference, zones).
 //! - [`multiline`] — joins what log4j split over several frames (stack
 //!   traces, long messages) back into one event.
-//! - [`router`] — event → matching routes (one `RegexSet` pass); route
-//!   patterns may use grok ([`grok`]).
-//! - [`route`] — route output: a line-protocol point or a JSON document.
-//! - [`queue`] — one bounded queue per route (`block`, `drop_newest`,
-//!   `drop_oldest`, `spill`), its on-disk spill log ([`queue::spill`]) and
-//!   the delivery worker ([`queue::deliver`]) that drains it into a sink.
-//! - [`sinks`] — batch writers: file, stdout, InfluxDB, Elasticsearch; the
-//!   shared HTTP transport and retry policy. Sinks never import the queue:
-//!   the worker drives them through [`sinks::Deliver`].
+//! - `router` — event → matching routes (a literal prefilter, then the
+//!   candidates' regexes or their faster sequence form).
+//! - `output` — a matched event → a `record::Record`: a line-protocol
+//!   point, or a JSON document (canonical, ECS or Flume's shape).
+//! - `queue` — one bounded queue per route (`block`, `drop_newest`,
+//!   `drop_oldest`, `spill`), its on-disk spill log (`queue::spill`) and the
+//!   delivery worker (`queue::deliver`) that drains it into a sink.
+//! - `sinks` — batch writers: file, stdout, InfluxDB, Elasticsearch; the
+//!   shared HTTP transport (`sinks::http`) and retry policy
+//!   (`sinks::retry`). Sinks never import the queue: the worker drives them
+//!   through `sinks::Deliver`.
 //!
-//! Around them: [`config`] (strict TOML, errors with file:line:key),
-//! [`telemetry`] (Prometheus counters, admin `/metrics` and `/health`),
-//! [`pipeline`] (one frame through decode → route → encode → queue),
-//! [`service`] (`sluice run`: wiring and graceful shutdown) and
-//! [`debugger`] (`sluice parse`).
+//! Foundations every stage may import (they import no stage): [`config`]
+//! (strict TOML, errors with file:line:key; one file per section; it holds
+//! the settings the stages run with — decode options, framing, multi-line,
+//! TLS certificates loaded, route patterns compiled), [`grok`] (the pattern
+//! library), [`telemetry`] (the Prometheus registry, metric families and the
+//! labels stages count by), `log_limit` (rate-limited log lines), `record`
+//! (the encoded output a queue holds and a sink writes), [`event`] (the
+//! decoded message) and [`text`] (JSON / digit / RFC 3339 writers: every
+//! unsafe byte write).
+//!
+//! Around them, the orchestrators: `service` (`sluice run`: wiring and
+//! graceful shutdown), `reload` (reload requests and how a burst is
+//! coalesced), `admin` (the admin HTTP server: `/metrics`, `/health`,
+//! `POST /reload`) and [`cli`] (the subcommands; `cli/parse.rs` is
+//! `sluice parse`; `main.rs` only sets up the allocator and calls
+//! [`cli::main`]). The load tool `syslog-blaster` is a binary of its own
+//! (`src/bin/syslog-blaster/`), not part of the library.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod blaster;
+pub(crate) mod admin;
+pub mod cli;
 pub mod config;
-pub mod debugger;
 pub mod decode;
 pub mod event;
 pub mod framing;
 #[doc(hidden)]
 pub mod fuzz_harness;
 pub mod grok;
+pub mod ingest;
 pub mod listener;
+pub(crate) mod log_limit;
 pub mod multiline;
-pub mod pipeline;
+pub(crate) mod output;
 #[warn(unreachable_pub)]
 pub(crate) mod queue;
-pub mod route;
-pub mod router;
-pub mod sequence_pattern;
-pub mod service;
+pub(crate) mod record;
+pub(crate) mod reload;
+pub(crate) mod router;
+pub(crate) mod service;
 #[warn(unreachable_pub)]
 pub(crate) mod sinks;
 pub mod telemetry;
-pub mod tls;
-pub mod udp_receive;
+pub mod text;
 
 /// What the benches, the integration tests and the binary use of the
 /// crate's internals (rooms are `pub(crate)`); not an API.
 #[doc(hidden)]
 pub mod testing {
+    pub use crate::config::line_protocol_measurement;
+    pub use crate::output::{Captures, encode};
     pub use crate::queue::spill::verify::{VerifyReport, verify};
     pub use crate::queue::spill::{Fsync, SpillLog, SpillOptions};
+    pub use crate::record::Record;
+    pub use crate::reload::ReloadRequest;
+    pub use crate::router::Router;
+    pub use crate::service::run;
     pub use crate::sinks::elasticsearch::bulk::{
         Item, bulk_body, chunks, document_hash, document_id, index_name,
     };

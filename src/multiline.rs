@@ -30,79 +30,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::event::{Event, Text};
+pub use crate::telemetry::Flush;
 
-/// How long a pending event waits for its next continuation, by default.
-pub const DEFAULT_WINDOW: Duration = Duration::from_millis(50);
-pub const DEFAULT_MAX_LINES: usize = 1_000;
-pub const DEFAULT_MAX_BYTES: usize = 256 * 1024;
-/// Senders (peers) with an event pending at once, per listener/connection.
-pub const DEFAULT_MAX_PENDING: usize = 4_096;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MultilineConfig {
-    /// Longest gap between two frames of one event.
-    pub window: Duration,
-    /// Most lines (frames) joined into one event.
-    pub max_lines: usize,
-    /// Most bytes of message in one joined event.
-    pub max_bytes: usize,
-    pub max_pending: usize,
-}
-
-impl Default for MultilineConfig {
-    fn default() -> Self {
-        MultilineConfig {
-            window: DEFAULT_WINDOW,
-            max_lines: DEFAULT_MAX_LINES,
-            max_bytes: DEFAULT_MAX_BYTES,
-            max_pending: DEFAULT_MAX_PENDING,
-        }
-    }
-}
-
-/// Why a pending event was emitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flush {
-    /// The window passed without a continuation.
-    Window,
-    /// A new (non-continuation) event of the same sender arrived.
-    NextEvent,
-    /// The next continuation would pass `max_lines`.
-    LineLimit,
-    /// The next continuation would pass `max_bytes`.
-    ByteLimit,
-    /// More than `max_pending` senders were pending.
-    Capacity,
-    /// The listener or connection is closing.
-    Close,
-}
-
-impl Flush {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Flush::Window => "window",
-            Flush::NextEvent => "next_event",
-            Flush::LineLimit => "line_limit",
-            Flush::ByteLimit => "byte_limit",
-            Flush::Capacity => "capacity",
-            Flush::Close => "close",
-        }
-    }
-
-    pub const ALL: [Flush; 6] = [
-        Flush::Window,
-        Flush::NextEvent,
-        Flush::LineLimit,
-        Flush::ByteLimit,
-        Flush::Capacity,
-        Flush::Close,
-    ];
-}
+pub use crate::config::{
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_LINES, DEFAULT_MAX_PENDING, DEFAULT_WINDOW, MultilineConfig,
+};
 
 /// How a frame relates to the event before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -354,6 +290,7 @@ mod tests {
     use super::*;
     use crate::decode::{DecodeOptions, decode};
     use bytes::Bytes;
+    use std::time::Duration;
 
     fn ev(peer: u16, frame: &str) -> Event {
         let peer: SocketAddr = format!("127.0.0.1:{peer}").parse().unwrap();

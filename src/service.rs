@@ -14,13 +14,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::serve_admin;
 use crate::config::Config;
+use crate::ingest::{Pipeline, PipelineHandle, SpillRegistry};
 use crate::listener::{BindError, BoundListener, protocol_name};
-use crate::pipeline::{Pipeline, PipelineHandle, SpillRegistry};
 use crate::queue::deliver::run_worker;
+use crate::reload::{ReloadRequest, answer_all, coalesce};
 use crate::router::RouterError;
 use crate::sinks::{Sink, SinkOpenError};
-use crate::telemetry::{Telemetry, serve_admin};
+use crate::telemetry::Telemetry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -31,7 +33,7 @@ pub enum ServiceError {
     #[error(transparent)]
     Router(#[from] RouterError),
     #[error(transparent)]
-    Pipeline(#[from] crate::pipeline::PipelineError),
+    Pipeline(#[from] crate::ingest::PipelineError),
     #[error("admin listener: cannot bind {addr}: {source}")]
     Admin {
         addr: SocketAddr,
@@ -73,17 +75,6 @@ pub struct RunReport {
     /// pushed into a queue after it closed (both counted in /metrics as
     /// `sluice_queue_dropped_records_total{reason="shutdown"}`).
     pub lost_records: usize,
-}
-
-/// A request to re-read the configuration (SIGHUP, `POST /reload`); the
-/// answer says what changed or why the new config was refused.
-///
-/// Requests that wait while a reload runs are served together by the next
-/// one (which re-reads the file after they arrived): a burst of requests
-/// costs at most two reloads, and each answer is the outcome of a reload
-/// that began after its request.
-pub struct ReloadRequest {
-    pub reply: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
 }
 
 /// One configuration's routes and sinks: the pipeline, its queues and the
@@ -204,24 +195,7 @@ pub async fn run(
     for l in &config.listeners {
         bound.push(BoundListener::bind(l).await?);
     }
-    let admin = match config.admin {
-        Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServiceError::Admin { addr, source })?;
-            let local = l
-                .local_addr()
-                .map_err(|source| ServiceError::Admin { addr, source })?;
-            if !local.ip().is_loopback() && config.admin_access.token.is_none() {
-                tracing::warn!(
-                    admin = %local,
-                    "admin listens beyond loopback without a token: anyone who can reach it can POST /reload; set [admin] token (e.g. token = \"${{SLUICE_ADMIN_TOKEN}}\") or listen on 127.0.0.1"
-                );
-            }
-            Some((l, local))
-        }
-        None => None,
-    };
+    let admin = bind_admin(&config).await?;
 
     let ready = Ready {
         listeners: bound
@@ -273,12 +247,7 @@ pub async fn run(
             shutdown.cancelled().await;
             break;
         };
-        // Coalesce: every request already waiting is answered by this one
-        // reload (the channel is bounded, so this is too).
-        let mut replies = vec![request.reply];
-        while let Ok(more) = reloads.try_recv() {
-            replies.push(more.reply);
-        }
+        let replies = coalesce(request, &mut reloads);
         telemetry.admin.reload_requests.inc_by(replies.len() as u64);
         telemetry.admin.reloads.inc();
         let outcome = reload(
@@ -310,11 +279,30 @@ pub async fn run(
                 Err(e)
             }
         };
-        for reply in replies.into_iter().flatten() {
-            let _ = reply.send(answer.clone());
-        }
+        answer_all(replies, &answer);
     }
 
+    let report = drain(&config, current, &retired, handle, readers, retiring).await;
+    admin_stop.cancel();
+    if let Some(t) = admin_task {
+        let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
+    }
+    tracing::info!(lost = report.lost_records, "stopped");
+    Ok(report)
+}
+
+/// Shut down within `config.shutdown_timeout`: the readers finish the
+/// frames in hand, the queues of every generation still alive drain, and
+/// what is left at the deadline is dropped and counted (reason
+/// `shutdown`); the report says how many records that was.
+async fn drain(
+    config: &Config,
+    current: Generation,
+    retired: &[std::sync::Weak<Generation>],
+    handle: Arc<PipelineHandle>,
+    readers: TaskTracker,
+    retiring: TaskTracker,
+) -> RunReport {
     let deadline = Instant::now() + config.shutdown_timeout;
     let retired: Vec<Arc<Generation>> = retired.iter().filter_map(|g| g.upgrade()).collect();
     // What the shutdown loses is what it counts under reason "shutdown",
@@ -364,12 +352,30 @@ pub async fn run(
         .iter()
         .map(|(_, c, before)| c.get().saturating_sub(*before) as usize)
         .sum();
-    admin_stop.cancel();
-    if let Some(t) = admin_task {
-        let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
+    report
+}
+
+/// Bind the admin listener, if the config has one; warn when it listens
+/// beyond loopback without a token.
+async fn bind_admin(
+    config: &Config,
+) -> Result<Option<(tokio::net::TcpListener, SocketAddr)>, ServiceError> {
+    let Some(addr) = config.admin else {
+        return Ok(None);
+    };
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServiceError::Admin { addr, source })?;
+    let local = l
+        .local_addr()
+        .map_err(|source| ServiceError::Admin { addr, source })?;
+    if !local.ip().is_loopback() && config.admin_access.token.is_none() {
+        tracing::warn!(
+            admin = %local,
+            "admin listens beyond loopback without a token: anyone who can reach it can POST /reload; set [admin] token (e.g. token = \"${{SLUICE_ADMIN_TOKEN}}\") or listen on 127.0.0.1"
+        );
     }
-    tracing::info!(lost = report.lost_records, "stopped");
-    Ok(report)
+    Ok(Some((l, local)))
 }
 
 /// Re-read the config file; on success the new generation is in force

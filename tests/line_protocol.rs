@@ -14,7 +14,7 @@ use sluice::config::{
     Precision, Source, TagConfig, UnsignedAs,
 };
 use sluice::decode::{DecodeOptions, decode};
-use sluice::route::encode;
+use sluice::testing::encode;
 
 /// Names and values: any printable text and newlines, no backslash or tab.
 fn text() -> impl Strategy<Value = String> {
@@ -67,7 +67,7 @@ proptest! {
         let config = MetricConfig {
             measurement: measurement.clone(),
             measurement_parts: vec![MeasurementPart::Text(
-                sluice::route::line_protocol_measurement(&measurement),
+                sluice::testing::line_protocol_measurement(&measurement),
             )],
             tags: {
                 let mut t: Vec<TagConfig> = tags

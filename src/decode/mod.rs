@@ -23,70 +23,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chrono_tz::Tz;
 use nom::IResult;
 use nom::bytes::complete::take_while_m_n;
 use nom::character::complete::char;
 use nom::combinator::map_res;
 use nom::sequence::delimited;
 
-use crate::event::{Event, Span, Text, text_of};
+use crate::event::{Event, Span, Text};
+use crate::text::text_of;
 
-/// Who sends to a listener, which decides how a BSD frame's first word is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Sender {
-    /// Anything: `TAG:` / `TAG[PID]:` after the header is the app name; a
-    /// log4j 1.2 `facility:` prefix (the PRI's own facility name) is
-    /// recognised and never taken for a TAG.
-    #[default]
-    Generic,
-    /// log4j 1.2 / log4j2 SyslogAppenders: BSD frames carry no TAG, so the
-    /// first word of the text is always message.
-    Log4j,
-}
-
-/// Whether a listener takes frames that need a lenient rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DecodeMode {
-    /// Read what real senders send (the rules of [`LenientRule`]), and say
-    /// which rule each frame needed.
-    #[default]
-    Lenient,
-    /// Reject (drop and count) a frame that needed any lenient rule.
-    Strict,
-}
-
-/// What the decoder needs besides the frame.
-#[derive(Debug, Clone)]
-pub struct DecodeOptions {
-    /// Zone for timestamps written without an offset.
-    pub timezone: Tz,
-    pub sender: Sender,
-    /// Remove log4j 1.2's `facilityPrinting` prefix (`local7:`) from the message.
-    pub strip_facility_prefix: bool,
-    /// log4j2 `newLineEscape`: this sequence in MSG is turned back into `\n`.
-    pub newline_escape: Option<Box<str>>,
-    /// App name for frames that name none (log4j BSD frames never do).
-    pub app_name: Option<Arc<str>>,
-    /// `decode = "strict"`: the listener rejects frames that needed a
-    /// lenient rule (the decoder still reads them, to say which).
-    pub mode: DecodeMode,
-}
-
-impl Default for DecodeOptions {
-    fn default() -> Self {
-        DecodeOptions {
-            timezone: Tz::UTC,
-            sender: Sender::Generic,
-            strip_facility_prefix: false,
-            newline_escape: None,
-            app_name: None,
-            mode: DecodeMode::Lenient,
-        }
-    }
-}
+pub use crate::config::{DecodeMode, DecodeOptions, Sender};
 
 /// Decode one frame. Never fails: see the module docs.
 pub fn decode(

@@ -12,7 +12,8 @@ use nom::combinator::{opt, verify};
 use nom::sequence::preceded;
 
 use super::{DecodeOptions, digits_value, is_digit, num};
-use crate::event::{Timestamp, civil_from_days, days_from_civil};
+use crate::event::Timestamp;
+use crate::text::{civil_from_days, days_from_civil};
 
 /// Fractional seconds: keeps up to 9 digits, ignores the rest.
 fn fraction(i: &[u8]) -> IResult<&[u8], (u32, u8)> {
@@ -487,7 +488,8 @@ mod tests {
 
     use crate::decode::decode;
     use crate::decode::tests::{RECEIVED_2026_11_24, dec, json};
-    use crate::event::{Protocol, days_from_civil};
+    use crate::event::Protocol;
+    use crate::text::days_from_civil;
     use proptest::prelude::*;
 
     /// The per-thread caches (receive year, last BSD second resolved) give

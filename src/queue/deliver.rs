@@ -11,9 +11,10 @@ use tracing::Instrument as _;
 
 use super::RouteQueue;
 use crate::config::SinkConfig;
-use crate::route::Record;
+use crate::log_limit::LogLimiter;
+use crate::record::Record;
 use crate::sinks::{Deliver, RetryPolicy, SinkError};
-use crate::telemetry::{LogLimiter, SinkMetrics};
+use crate::telemetry::SinkMetrics;
 
 /// Drain `queue` into `sink` until the queue is closed and empty; retries
 /// follow the policy of the sink's config ([`RetryPolicy::for_sink`]).

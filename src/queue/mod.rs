@@ -18,11 +18,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prometheus_client::metrics::counter::Counter;
 use tokio::sync::Notify;
 
 use crate::config::{QueueConfig, WhenFull};
-use crate::route::Record;
+use crate::record::Record;
 pub(crate) mod deliver;
 mod spare;
 pub(crate) mod spill;
@@ -32,26 +31,7 @@ use spare::SparePool;
 use spare::{MAX_SPARE, MAX_SPARE_BYTES, MAX_SPARE_CAPACITY};
 use spill::{SpillError, SpillLog, SpillOptions};
 
-/// Counters of one queue, resolved once at start-up.
-#[derive(Clone, Default)]
-pub struct QueueMetrics {
-    pub pushed: Counter,
-    pub popped: Counter,
-    pub dropped_full: Counter,
-    pub dropped_oldest: Counter,
-    pub dropped_full_udp: Counter,
-    pub dropped_block_timeout: Counter,
-    pub dropped_shutdown: Counter,
-    /// Records written to the spill log.
-    pub spilled: Counter,
-    /// Spill log full too (`reason="spill_full"`) or failing (`spill_error`).
-    pub dropped_spill_full: Counter,
-    pub dropped_spill_error: Counter,
-    /// Records in the spill log not yet acknowledged by the sink.
-    pub spill_pending: prometheus_client::metrics::gauge::Gauge,
-    /// Records lost to corruption in the spill log (see [`spill`]).
-    pub spill_corrupt: Counter,
-}
+pub(crate) use crate::telemetry::QueueMetrics;
 
 /// A route's spill log, shared by the generations of a route across
 /// reloads (one log per directory).
@@ -61,7 +41,7 @@ pub struct QueueMetrics {
 /// async worker, and async code never takes `state`'s lock: an fsync that
 /// takes seconds holds up only the reader waiting for it (backpressure),
 /// not the other listeners and routes.
-pub struct SpillShared {
+pub(crate) struct SpillShared {
     state: Mutex<SpillState>,
     durable: bool,
     fsync: spill::Fsync,
@@ -79,7 +59,7 @@ struct SpillState {
 
 impl SpillShared {
     /// Open the log in `dir`; what it recovered is counted in `metrics`.
-    pub fn open(
+    pub(crate) fn open(
         dir: &std::path::Path,
         config: &crate::config::SpillConfig,
         metrics: &QueueMetrics,
@@ -125,7 +105,7 @@ fn cost(r: &Record) -> usize {
 
 /// What happened to a pushed record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pushed {
+pub(crate) enum Pushed {
     Queued,
     /// Dropped (and counted) because the queue was full.
     Dropped,
@@ -158,7 +138,7 @@ impl Inner {
     }
 }
 
-pub struct RouteQueue {
+pub(crate) struct RouteQueue {
     inner: Mutex<Inner>,
     capacity: usize,
     max_bytes: usize,
@@ -186,7 +166,7 @@ pub struct RouteQueue {
 
 impl RouteQueue {
     /// A queue backed by `spill` (the route's log) when its config spills.
-    pub fn with_spill(
+    pub(crate) fn with_spill(
         config: &QueueConfig,
         metrics: QueueMetrics,
         spill: Option<std::sync::Arc<SpillShared>>,
@@ -196,7 +176,7 @@ impl RouteQueue {
         q
     }
 
-    pub fn new(config: &QueueConfig, metrics: QueueMetrics) -> Self {
+    pub(crate) fn new(config: &QueueConfig, metrics: QueueMetrics) -> Self {
         RouteQueue {
             inner: Mutex::new(Inner {
                 records: VecDeque::with_capacity(config.max_events.min(4096)),
@@ -220,14 +200,14 @@ impl RouteQueue {
     }
 
     /// The worker is writing `n` records it popped.
-    pub fn begin_batch(&self, n: usize) {
+    pub(crate) fn begin_batch(&self, n: usize) {
         self.in_flight.store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The worker is done with its batch (written, rejected or given up):
     /// a batch from the spill log is acknowledged there (on the blocking
     /// pool: the ack may be fsynced).
-    pub async fn end_batch(&self) {
+    pub(crate) async fn end_batch(&self) {
         self.in_flight.store(0, Ordering::SeqCst);
         if !self.batch_from_spill.swap(false, Ordering::SeqCst) {
             return;
@@ -272,7 +252,7 @@ impl RouteQueue {
 
     /// A reader finished a batch of frames: under `fsync = "batch"`, force
     /// what it spilled to disk (on the blocking pool; the reader waits).
-    pub async fn flush_spill(&self) {
+    pub(crate) async fn flush_spill(&self) {
         let Some(sp) = &self.spill else {
             return;
         };
@@ -379,8 +359,8 @@ impl RouteQueue {
             }
             Some(e) => {
                 self.metrics.dropped_spill_error.inc_by(refused);
-                static LOG: crate::telemetry::LogLimiter =
-                    crate::telemetry::LogLimiter::new(10_000);
+                static LOG: crate::log_limit::LogLimiter =
+                    crate::log_limit::LogLimiter::new(10_000);
                 if let Some(suppressed) = LOG.allow() {
                     tracing::error!(error = %e, records = refused, suppressed, "spill log write failed: records dropped");
                 }
@@ -397,7 +377,7 @@ impl RouteQueue {
 
     /// Push without waiting (UDP, and the fast path of every push).
     /// (A spilling route's records go through [`RouteQueue::push`].)
-    pub fn try_push(&self, record: Record, may_wait: bool) -> Result<Pushed, Record> {
+    pub(crate) fn try_push(&self, record: Record, may_wait: bool) -> Result<Pushed, Record> {
         let mut inner = self.lock();
         let pushed = self.push_locked(&mut inner, record, may_wait);
         drop(inner);
@@ -412,7 +392,7 @@ impl RouteQueue {
     /// order, under one lock and with one wake-up of the sink; `records` is
     /// left empty. Each record is treated as [`RouteQueue::push`] treats it:
     /// under `block` (and `may_wait`) the rest waits for room.
-    pub async fn push_all(&self, records: &mut Vec<Record>, may_wait: bool) {
+    pub(crate) async fn push_all(&self, records: &mut Vec<Record>, may_wait: bool) {
         if let Some(sp) = &self.spill {
             self.push_spilling(sp, records).await;
             return;
@@ -492,7 +472,7 @@ impl RouteQueue {
     /// Push; under `block` (and `may_wait`) wait for room, for at most
     /// `block_timeout` when one is set (then the record is dropped and
     /// counted as `block_timeout`).
-    pub async fn push(&self, record: Record, may_wait: bool) -> Pushed {
+    pub(crate) async fn push(&self, record: Record, may_wait: bool) -> Pushed {
         if let Some(sp) = &self.spill {
             return match self.push_spilling(sp, &mut vec![record]).await {
                 (1, _) => Pushed::Queued,
@@ -535,7 +515,12 @@ impl RouteQueue {
     /// Wait until records are available, then move up to `max` of them into
     /// `out`. With `linger`, wait up to that long for a full batch. Returns
     /// false when the queue is closed and empty.
-    pub async fn pop_batch(&self, out: &mut Vec<Record>, max: usize, linger: Duration) -> bool {
+    pub(crate) async fn pop_batch(
+        &self,
+        out: &mut Vec<Record>,
+        max: usize,
+        linger: Duration,
+    ) -> bool {
         loop {
             let notified = self.not_empty.notified();
             tokio::pin!(notified);
@@ -636,7 +621,7 @@ impl RouteQueue {
     }
 
     /// No more pushes: the sink worker drains what is left and stops.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.lock().closed = true;
         self.not_empty.notify_waiters();
         self.not_empty.notify_one();
@@ -646,7 +631,7 @@ impl RouteQueue {
     /// Drop everything left (shutdown deadline passed); returns how many.
     /// Drop what is queued and what the worker still holds (the shutdown
     /// deadline passed); returns how many records that was, all counted.
-    pub fn abandon(&self) -> usize {
+    pub(crate) fn abandon(&self) -> usize {
         let mut inner = self.lock();
         let in_flight = self.in_flight.swap(0, std::sync::atomic::Ordering::SeqCst);
         // A batch from the spill log is not lost: unacknowledged, it stays

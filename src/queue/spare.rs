@@ -40,7 +40,7 @@ impl RouteQueue {
     /// The worker is done with `batch`: the buffers of its records are
     /// emptied and kept for readers (within the pool's bounds); the rest
     /// is freed. `batch` is left empty.
-    pub fn recycle(&self, batch: &mut Vec<Record>) {
+    pub(crate) fn recycle(&self, batch: &mut Vec<Record>) {
         {
             let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
             for r in batch.iter_mut() {
@@ -56,7 +56,7 @@ impl RouteQueue {
     /// A reader's batch is pushed: the spare buffers it did not use come
     /// back (within the pool's bounds; the rest is freed), so no reader
     /// holds buffers between batches.
-    pub fn give_back(&self, spare: &mut Vec<String>) {
+    pub(crate) fn give_back(&self, spare: &mut Vec<String>) {
         {
             let mut pool = self.spare.lock().unwrap_or_else(|p| p.into_inner());
             for buffer in spare.iter_mut() {
@@ -70,7 +70,7 @@ impl RouteQueue {
     }
 
     /// Move up to `n` spare buffers into `out`.
-    pub fn take_spare(&self, out: &mut Vec<String>, n: usize) {
+    pub(crate) fn take_spare(&self, out: &mut Vec<String>, n: usize) {
         let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
         let from = spare.buffers.len().saturating_sub(n);
         let taken: usize = spare

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::{SinkError, lines};
-use crate::route::Record;
+use crate::record::Record;
 
 pub(crate) struct FileSink {
     file: Arc<Mutex<File>>,

@@ -24,7 +24,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::config::{SinkConfig, SinkKind};
-use crate::route::Record;
+use crate::record::Record;
 use crate::telemetry::SinkMetrics;
 
 pub(crate) use elasticsearch::ElasticsearchSink;

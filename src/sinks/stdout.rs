@@ -4,7 +4,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
 use super::{SinkError, lines};
-use crate::route::Record;
+use crate::record::Record;
 
 pub(crate) struct StdoutSink {
     out: Mutex<tokio::io::Stdout>,

@@ -449,7 +449,7 @@ fn spill_verify_takes_the_data_dir_and_reports_only_routes() {
     let (mut log, _) = SpillLog::open(&data.path().join("spill/errors"), options).unwrap();
     let mut scratch = Vec::new();
     let records: Vec<_> = (0..3)
-        .map(|i| sluice::route::Record {
+        .map(|i| sluice::testing::Record {
             payload: format!("m{i}"),
             time_nanos: i,
             key: None,

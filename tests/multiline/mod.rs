@@ -92,6 +92,74 @@ java.lang.IllegalStateException: boom\n    at Log4j1Demo.fail(Log4j1Demo.java:31
     assert!(s.stop().success());
 }
 
+/// `sluice parse` takes frames through the listeners' own path
+/// (`ingest::FramePath`): the captured log4j 1.2 stack trace, split over
+/// eleven datagrams, makes the same six documents through `parse` as
+/// through `run` (receive time and peer aside, which only `run` knows).
+#[test]
+fn parse_and_run_agree_on_a_log4j_stack_trace() {
+    let extra = r#"
+[[listeners]]
+name = "log4j"
+protocol = "udp"
+listen = "127.0.0.1:0"
+sender = "log4j"
+strip_facility_prefix = true
+"#;
+    let mut s = Sluice::start(&config(extra, EVENTS_ROUTE));
+    let datagrams = captured("log4j1 header=true facilityPrinting=true");
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for d in &datagrams {
+        udp.send_to(d, s.addr("log4j")).unwrap();
+    }
+    s.wait_lines("events.ndjson", 6);
+    // Give a wrongly split event time to show up as a seventh line.
+    std::thread::sleep(Duration::from_millis(300));
+    let without_receipt = |mut v: serde_json::Value| {
+        let o = v.as_object_mut().unwrap();
+        assert!(o.remove("received_at").is_some() && o.remove("peer").is_some());
+        v
+    };
+    let mut run: Vec<serde_json::Value> = read_lines(&s.path("events.ndjson"))
+        .iter()
+        .map(|l| without_receipt(serde_json::from_str(l).unwrap()))
+        .collect();
+    assert!(s.stop().success());
+
+    // The same datagrams, octet-counted on stdin, through the same listener.
+    let mut input = Vec::new();
+    for d in &datagrams {
+        input.extend_from_slice(format!("{} ", d.len()).as_bytes());
+        input.extend_from_slice(d);
+    }
+    let config = s.path("sluice.toml");
+    let reports = sluice_parse(
+        &[
+            "-c",
+            config.to_str().unwrap(),
+            "--listener",
+            "log4j",
+            "--framing",
+            "octet",
+        ],
+        &input,
+    );
+    let mut parse: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| without_receipt(r["routes"][0]["document"].clone()))
+        .collect();
+    let key = |v: &serde_json::Value| v["message"].as_str().unwrap().to_owned();
+    run.sort_by_key(key);
+    parse.sort_by_key(key);
+    println!(
+        "run: {} documents, parse: {} documents",
+        run.len(),
+        parse.len()
+    );
+    assert_eq!(run.len(), 6);
+    assert_eq!(parse, run);
+}
+
 #[test]
 fn log4j2_tcp_without_delimiters_is_split_at_each_header() {
     // Splitting at headers is the listener's opt-in (issue #20 item 1).

@@ -127,7 +127,7 @@ fn spill_verify_reports_pending_records_and_corruption() {
     for (route, n) in [("errors", 3u64), ("events", 120)] {
         let (mut log, _) = SpillLog::open(&data.path().join(route), options.clone()).unwrap();
         for i in 0..n {
-            let r = sluice::route::Record {
+            let r = sluice::testing::Record {
                 payload: format!("{{\"message\":\"m{i}\"}}"),
                 time_nanos: i as i64,
                 key: None,

@@ -53,7 +53,7 @@ use std::fs::File;
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
-use crate::route::Record;
+use crate::record::Record;
 
 /// A segment file's first bytes: magic, then the format version (u32 LE)
 /// and 4 reserved bytes.
@@ -98,19 +98,8 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> SpillError + '_ {
     }
 }
 
-/// When appended records are forced to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fsync {
-    /// Never by sluice (the kernel writes back; a power loss loses data).
-    Never,
-    /// After every [`SpillLog::append`] call.
-    EveryBatch,
-    /// When the caller says a batch is complete ([`SpillLog::flush`]): the
-    /// route queue does so after each batch of frames a reader took in.
-    OnFlush,
-    /// At most once per this many milliseconds, on [`SpillLog::maybe_sync`].
-    IntervalMs(u64),
-}
+/// When appended records are forced to disk (a setting: it lives in config).
+pub use crate::config::Fsync;
 
 #[derive(Debug, Clone)]
 pub struct SpillOptions {

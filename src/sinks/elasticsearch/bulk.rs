@@ -2,8 +2,8 @@
 //! name by the event's hour, a deterministic `_id`), request bodies split
 //! by a byte bound, and what an answer says of each item.
 
-use crate::event::{civil_from_days, write_json_str};
-use crate::route::Record;
+use crate::record::Record;
+use crate::text::{civil_from_days, push_hex, write_json_str};
 
 use super::Answer;
 
@@ -380,36 +380,4 @@ pub(super) fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
     push_hex(&mut out, bytes);
     out
-}
-
-/// "00", "01", ... "ff".
-pub(super) const HEX_PAIR_BYTES: [u8; 512] = {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut t = [0u8; 512];
-    let mut i = 0;
-    while i < 256 {
-        t[2 * i] = DIGITS[i >> 4];
-        t[2 * i + 1] = DIGITS[i & 15];
-        i += 1;
-    }
-    t
-};
-
-/// Append `bytes` as lowercase hex digits.
-pub(super) fn push_hex(out: &mut String, bytes: &[u8]) {
-    // Written in place (see `push_digits`: digits made in a stack buffer
-    // stall the copy that follows).
-    // SAFETY: every byte added is an ASCII hex digit (zeros first, then
-    // pairs from HEX_PAIR_BYTES): `out` stays valid UTF-8.
-    let out = unsafe { out.as_mut_vec() };
-    let start = out.len();
-    out.resize(start + bytes.len() * 2, b'0');
-    let Some(hex) = out.get_mut(start..) else {
-        return;
-    };
-    for (pair, &b) in hex.chunks_exact_mut(2).zip(bytes) {
-        let i = usize::from(b) * 2;
-        pair[0] = HEX_PAIR_BYTES[i];
-        pair[1] = HEX_PAIR_BYTES[i + 1];
-    }
 }

@@ -25,7 +25,7 @@ pub(crate) mod bulk;
 pub(crate) mod setup;
 
 use crate::config::ElasticsearchConfig;
-use crate::route::Record;
+use crate::record::Record;
 
 use super::http::{PostError, Sent, Transport};
 use super::retry::{Outcome, classify};
@@ -39,9 +39,9 @@ const NODE_COOL_DOWN: Duration = Duration::from_secs(30);
 pub(crate) struct ElasticsearchSink {
     name: String,
     /// Rejections are logged at most every 10 s (counted always).
-    reject_log: crate::telemetry::LogLimiter,
+    reject_log: crate::log_limit::LogLimiter,
     /// Item retries likewise.
-    retry_log: crate::telemetry::LogLimiter,
+    retry_log: crate::log_limit::LogLimiter,
     config: ElasticsearchConfig,
     /// Client, signing, gzip, request timing, body buffer.
     http: Transport,
@@ -77,8 +77,8 @@ impl ElasticsearchSink {
         let http = Transport::new(config, requests, header)?;
         let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
         Ok(ElasticsearchSink {
-            reject_log: crate::telemetry::LogLimiter::new(10_000),
-            retry_log: crate::telemetry::LogLimiter::new(10_000),
+            reject_log: crate::log_limit::LogLimiter::new(10_000),
+            retry_log: crate::log_limit::LogLimiter::new(10_000),
             name: name.to_owned(),
             config: config.clone(),
             http,

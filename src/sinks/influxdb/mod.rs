@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::config::{InfluxApi, InfluxConfig};
-use crate::route::Record;
+use crate::record::Record;
 
 use super::http::{PostError, Sent, Transport};
 use super::retry::{Outcome as Status, classify};
@@ -47,7 +47,7 @@ const CONFIG_ERROR_WAIT: Duration = Duration::from_secs(10);
 pub(crate) struct InfluxSink {
     name: String,
     /// Rejections are logged at most every 10 s (counted always).
-    reject_log: crate::telemetry::LogLimiter,
+    reject_log: crate::log_limit::LogLimiter,
     config: InfluxConfig,
     /// Client, signing, gzip, request timing, body buffer.
     http: Transport,
@@ -108,7 +108,7 @@ impl InfluxSink {
         let token = config.token.as_ref().map(|t| format!("Token {t}"));
         let http = Transport::new(config, requests, token)?;
         Ok(InfluxSink {
-            reject_log: crate::telemetry::LogLimiter::new(10_000),
+            reject_log: crate::log_limit::LogLimiter::new(10_000),
             name: name.to_owned(),
             config: config.clone(),
             http,

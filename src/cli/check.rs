@@ -1,0 +1,200 @@
+//! `sluice check`: validate a config and print what it resolved to.
+
+use std::process::ExitCode;
+
+use crate::config::{Config, OutputConfig, Sender, SinkKind};
+
+/// `writeln!` into the report string (writing to a String cannot fail).
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+pub(super) fn check(config: Config) -> ExitCode {
+    // Written at once, and a closed stdout (`sluice check | head`) is not an
+    // error worth a panic.
+    let mut out = String::new();
+    // Build the router as `run` would: the patterns together can fail where
+    // each alone compiled (e.g. a pattern set over the size limit).
+    if let Err(e) = crate::router::Router::new(&config.routes) {
+        eprintln!("error: {}: {e}", config.origin);
+        return ExitCode::from(2);
+    }
+    // What `run` will write to: data_dir and the dead-letter files.
+    if let Err(e) = config.check_writable() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    outln!(out, "{}: ok", config.origin);
+    outln!(out, "timezone: {}", config.timezone);
+    outln!(
+        out,
+        "shutdown_timeout_secs: {}",
+        config.shutdown_timeout.as_secs()
+    );
+    match config.admin {
+        Some(a) => outln!(out, "admin: http://{a} (/metrics, /health)"),
+        None => outln!(out, "admin: disabled"),
+    }
+    describe_listeners(&mut out, &config);
+    describe_sinks(&mut out, &config);
+    describe_routes(&mut out, &config);
+    {
+        use std::io::Write as _;
+        let _ = std::io::stdout().write_all(out.as_bytes());
+        ExitCode::SUCCESS
+    }
+}
+
+/// Each listener with the settings its protocol uses.
+fn describe_listeners(out: &mut String, config: &Config) {
+    for l in &config.listeners {
+        // Only the settings this protocol uses.
+        let settings = match l.protocol {
+            crate::config::ListenerProtocol::Udp => format!(
+                "max_frame_bytes {}, receive_buffer_bytes {}, sockets {}, timezone {}",
+                l.max_frame_bytes,
+                l.receive_buffer_bytes
+                    .map_or_else(|| "kernel default".to_owned(), |b| b.to_string()),
+                l.sockets,
+                l.decode.timezone
+            ),
+            _ => format!(
+                "max_frame_bytes {}, max_connections {}, max_connections_per_peer {}, idle_timeout_secs {}, frame_timeout_secs {}, framing {}, timezone {}",
+                l.max_frame_bytes,
+                l.max_connections,
+                l.max_connections_per_peer
+                    .map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
+                l.idle_timeout.as_secs(),
+                l.frame_timeout.as_secs(),
+                l.framing.as_str(),
+                l.decode.timezone
+            ),
+        };
+        outln!(
+            out,
+            "listener {}: {} {} ({settings})",
+            l.name,
+            crate::listener::protocol_name(l.protocol),
+            l.listen,
+        );
+        let d = &l.decode;
+        let mut extras = vec![format!(
+            "sender {}",
+            match d.sender {
+                Sender::Generic => "generic",
+                Sender::Log4j => "log4j",
+            }
+        )];
+        if let Some(app) = &d.app_name {
+            extras.push(format!("app_name {app:?}"));
+        }
+        if d.strip_facility_prefix {
+            extras.push("strip_facility_prefix".to_owned());
+        }
+        if let Some(e) = &d.newline_escape {
+            extras.push(format!("newline_escape {e:?}"));
+        }
+        match &l.multiline {
+            Some(m) => extras.push(format!(
+                "multiline (window_ms {}, max_lines {}, max_bytes {})",
+                m.window.as_millis(),
+                m.max_lines,
+                m.max_bytes
+            )),
+            None => extras.push("multiline off".to_owned()),
+        }
+        outln!(out, "  decode: {}", extras.join(", "));
+        if let Some(t) = &l.tls {
+            outln!(
+                out,
+                "  tls: certificate {}, client certificates {}, handshake_timeout_secs {}",
+                t.cert_file.display(),
+                if t.client_auth {
+                    "required"
+                } else {
+                    "not asked for"
+                },
+                t.handshake_timeout.as_secs()
+            );
+        }
+    }
+}
+
+/// Each sink: type, where it writes, batching.
+fn describe_sinks(out: &mut String, config: &Config) {
+    for s in &config.sinks {
+        let target = match &s.kind {
+            SinkKind::File { path } => path.display().to_string(),
+            SinkKind::Stdout => "stdout".to_owned(),
+            SinkKind::Influxdb(i) => i.urls.join(", "),
+            SinkKind::Elasticsearch(e) => e.urls.join(", "),
+        };
+        outln!(
+            out,
+            "sink {}: {} {} (batch_max_events {}, linger_ms {})",
+            s.name,
+            s.kind.type_name(),
+            target,
+            s.batch_max_events,
+            s.linger.as_millis()
+        );
+    }
+}
+
+/// Each route: conditions, output, sink and queue.
+fn describe_routes(out: &mut String, config: &Config) {
+    for r in &config.routes {
+        let sink = config.sinks.get(r.sink).map_or("?", |s| s.name.as_str());
+        let output = match &r.output {
+            OutputConfig::Metric(m) => format!("metric {}", m.measurement),
+            OutputConfig::Document(f) => format!("document {}", document_name(*f)),
+        };
+        let mut conds = Vec::new();
+        if r.is_default {
+            conds.push("events no other route matched".to_owned());
+        }
+        if r.conditions.facilities.is_some() {
+            conds.push("facility".to_owned());
+        }
+        if r.conditions.severities.is_some() {
+            conds.push("severity".to_owned());
+        }
+        for (name, v) in [
+            ("hostname", &r.conditions.hostnames),
+            ("appname", &r.conditions.appnames),
+            ("msgid", &r.conditions.msgids),
+        ] {
+            if let Some(v) = v {
+                conds.push(format!("{name} in [{}]", v.join(", ")));
+            }
+        }
+        if let Some(p) = &r.pattern_source {
+            conds.push(format!("pattern {p:?}"));
+        }
+        if conds.is_empty() {
+            conds.push("every event".to_owned());
+        }
+        outln!(
+            out,
+            "route {}{}: {} → {output} → sink {sink} (queue max_events {}, when_full {})",
+            r.name,
+            if r.is_final { " (final)" } else { "" },
+            conds.join(", "),
+            r.queue.max_events,
+            r.queue.when_full.as_str()
+        );
+    }
+}
+
+/// A document format as the config spells it.
+fn document_name(f: crate::config::DocumentFormat) -> &'static str {
+    match f {
+        crate::config::DocumentFormat::Canonical => "canonical",
+        crate::config::DocumentFormat::Ecs { original: false } => "ecs",
+        crate::config::DocumentFormat::Ecs { original: true } => "ecs with event.original",
+        crate::config::DocumentFormat::Flume { .. } => "flume",
+    }
+}

@@ -1,0 +1,473 @@
+//! `[[sinks]]`: runtime settings and their validation.
+
+use super::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InfluxApi {
+    V1,
+    V2,
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub name: String,
+    pub kind: SinkKind,
+    pub batch_max_events: usize,
+    pub linger: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    File { path: PathBuf },
+    Stdout,
+    Influxdb(InfluxConfig),
+    Elasticsearch(ElasticsearchConfig),
+}
+
+impl SinkKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkKind::File { .. } => "file",
+            SinkKind::Stdout => "stdout",
+            SinkKind::Influxdb(_) => "influxdb",
+            SinkKind::Elasticsearch(_) => "elasticsearch",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct InfluxConfig {
+    pub urls: Vec<String>,
+    pub api: InfluxApi,
+    pub database: Option<String>,
+    pub retention_policy: Option<String>,
+    pub org: Option<String>,
+    pub bucket: Option<String>,
+    pub token: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub batch_max_bytes: usize,
+    pub gzip: bool,
+    pub timeout: Duration,
+    pub max_retries: u32,
+    /// Give up on a batch after retrying this long.
+    pub max_retry_time: Duration,
+    /// The longest wait between two tries, whatever asked for more
+    /// (`Retry-After` included).
+    pub max_backoff: Duration,
+    /// Where rejected lines go, one JSON object per line with the reason.
+    pub dead_letter: Option<PathBuf>,
+    /// 1.x: create the database (and the retention policy) at start-up.
+    pub create_database: bool,
+    /// With `create_database`: the retention policy's duration (`52w`,
+    /// `INF`); it is created as `retention_policy` if missing.
+    pub retention_duration: Option<String>,
+    /// How `uint` fields are written: 1.x rejects `u` unless built for it.
+    pub unsigned: UnsignedAs,
+    /// Timestamp precision of the points written.
+    pub precision: Precision,
+    /// PEM file of the CA(s) that sign the server's HTTPS certificate, in
+    /// addition to the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Timestamp precision of line protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum Precision {
+    #[default]
+    #[serde(rename = "ns")]
+    Nanoseconds,
+    #[serde(rename = "us")]
+    Microseconds,
+    #[serde(rename = "ms")]
+    Milliseconds,
+    #[serde(rename = "s")]
+    Seconds,
+}
+
+impl Precision {
+    /// Nanoseconds per unit.
+    pub fn nanos(self) -> i64 {
+        match self {
+            Precision::Nanoseconds => 1,
+            Precision::Microseconds => 1_000,
+            Precision::Milliseconds => 1_000_000,
+            Precision::Seconds => 1_000_000_000,
+        }
+    }
+
+    /// The `precision=` value of the write APIs (1.x wants `u` for µs).
+    pub fn query_value(self, v1: bool) -> &'static str {
+        match self {
+            Precision::Nanoseconds => "ns",
+            Precision::Microseconds if v1 => "u",
+            Precision::Microseconds => "us",
+            Precision::Milliseconds => "ms",
+            Precision::Seconds => "s",
+        }
+    }
+}
+
+/// How an InfluxDB sink writes unsigned integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnsignedAs {
+    /// `u` suffix (2.x, or 1.x built with uint support).
+    Unsigned,
+    /// `i` suffix; values over i64::MAX are a conversion error.
+    Integer,
+    /// A float.
+    Float,
+}
+
+#[derive(Debug, Clone)]
+pub struct ElasticsearchConfig {
+    pub urls: Vec<String>,
+    pub index: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub api_key: Option<String>,
+    pub pipeline: Option<String>,
+    pub batch_max_bytes: usize,
+    pub gzip: bool,
+    pub timeout: Duration,
+    pub max_retries: u32,
+    /// Give up on items after retrying this long (then they are dead-lettered).
+    pub max_retry_time: Duration,
+    /// The longest wait between two tries, whatever asked for more
+    /// (`Retry-After` included).
+    pub max_backoff: Duration,
+    pub dead_letter: Option<PathBuf>,
+    /// Deterministic `_id`s, so retries never duplicate; false:
+    /// Elasticsearch generates ids.
+    pub document_ids: bool,
+    /// PEM file of the CA(s) that sign the nodes' HTTPS certificates, in
+    /// addition to the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Install a composable index template before the first write
+    /// (`sinks::es_setup`).
+    pub manage_template: bool,
+    /// The template's name (default `sluice-<sink>`).
+    pub template_name: Option<String>,
+    /// Write into this data stream (`index` is then its name).
+    pub data_stream: Option<String>,
+    /// A retention policy the template names (ILM; see es_setup).
+    pub ilm_policy: Option<String>,
+    /// Typed captures of the routes writing to this sink, for the template.
+    pub captures: Vec<(String, FieldType)>,
+}
+
+impl Validator<'_, '_> {
+    pub(super) fn batch(
+        &self,
+        base: &[Seg],
+        max: Option<usize>,
+        default: usize,
+    ) -> Result<usize, ConfigError> {
+        let v = max.unwrap_or(default);
+        if v == 0 || v > 1_000_000 {
+            return Err(self.err(
+                &at(base, "batch_max_events"),
+                "must be between 1 and 1000000",
+            ));
+        }
+        Ok(v)
+    }
+
+    pub(super) fn urls(&self, base: &[Seg], urls: &[String]) -> Result<(), ConfigError> {
+        if urls.is_empty() {
+            return Err(self.err(&at(base, "urls"), "at least one URL is needed"));
+        }
+        for u in urls {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(self.err(
+                    &at(base, "urls"),
+                    format!("{u:?} is not an http:// or https:// URL"),
+                ));
+            }
+            // What the HTTP client parses at each request, parsed once here.
+            reqwest::Url::parse(u).map_err(|e| {
+                self.err(&at(base, "urls"), format!("{u:?} is not a valid URL: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn sink(
+        &self,
+        base: &[Seg],
+        raw: RawSink,
+        data_dir: &Path,
+    ) -> Result<SinkConfig, ConfigError> {
+        Ok(match raw {
+            RawSink::File {
+                name,
+                path,
+                batch_max_events,
+                linger_ms,
+            } => SinkConfig {
+                name,
+                kind: SinkKind::File {
+                    path: self.resolve(path),
+                },
+                batch_max_events: self.batch(base, batch_max_events, 10_000)?,
+                linger: Duration::from_millis(linger_ms.unwrap_or(0)),
+            },
+            RawSink::Stdout {
+                name,
+                batch_max_events,
+                linger_ms,
+            } => SinkConfig {
+                name,
+                kind: SinkKind::Stdout,
+                batch_max_events: self.batch(base, batch_max_events, 1_000)?,
+                linger: Duration::from_millis(linger_ms.unwrap_or(0)),
+            },
+            RawSink::Influxdb(raw) => self.influxdb(base, raw, data_dir)?,
+            RawSink::Elasticsearch(raw) => self.elasticsearch(base, raw, data_dir)?,
+        })
+    }
+
+    /// An HTTP sink's dead-letter file: as configured (relative to the
+    /// config's folder), else `<data_dir>/dead-letter/<sink>.ndjson`.
+    fn dead_letter(&self, name: &str, path: Option<PathBuf>, data_dir: &Path) -> PathBuf {
+        match path {
+            Some(p) => self.resolve(p),
+            None => data_dir.join("dead-letter").join(format!("{name}.ndjson")),
+        }
+    }
+
+    /// An `[[sinks]]` of type = "influxdb".
+    fn influxdb(
+        &self,
+        base: &[Seg],
+        raw: RawInflux,
+        data_dir: &Path,
+    ) -> Result<SinkConfig, ConfigError> {
+        let RawInflux {
+            name,
+            urls,
+            api,
+            database,
+            retention_policy,
+            org,
+            bucket,
+            token,
+            username,
+            password,
+            batch_max_events,
+            batch_max_bytes,
+            linger_ms,
+            gzip,
+            timeout_secs,
+            max_retries,
+            max_retry_secs,
+            max_backoff_secs,
+            dead_letter_path,
+            create_database,
+            retention_duration,
+            unsigned,
+            precision,
+            ca_file,
+        } = raw;
+        let (token, username, password) = (nonempty(token), nonempty(username), nonempty(password));
+        let create_database = create_database.unwrap_or(false);
+        if create_database && api == Some(InfluxApi::V2) {
+            return Err(self.err(
+                &at(base, "create_database"),
+                "only for api = \"v1\" (2.x buckets are created with the influx CLI or API)",
+            ));
+        }
+        if retention_duration.is_some() && (retention_policy.is_none() || !create_database) {
+            return Err(self.err(
+                &at(base, "retention_duration"),
+                "needs retention_policy and create_database = true",
+            ));
+        }
+        if let Some(d) = &retention_duration {
+            let ok = d.eq_ignore_ascii_case("INF")
+                || (!d.is_empty()
+                    && d.chars()
+                        .all(|c| c.is_ascii_digit() || "nsuµmhdw".contains(c))
+                    && d.starts_with(|c: char| c.is_ascii_digit()));
+            if !ok {
+                return Err(self.err(
+                    &at(base, "retention_duration"),
+                    format!("{d:?} is not an InfluxQL duration (e.g. \"52w\", \"30d\", \"INF\")"),
+                ));
+            }
+        }
+        self.urls(base, &urls)?;
+        let api = api.unwrap_or(InfluxApi::V1);
+        let dead_letter = Some(self.dead_letter(&name, dead_letter_path, data_dir));
+        match api {
+            InfluxApi::V1 if database.is_none() => {
+                return Err(self.err(&at(base, "database"), "api = \"v1\" needs a database"));
+            }
+            InfluxApi::V2 if bucket.is_none() || org.is_none() => {
+                return Err(self.err(&at(base, "bucket"), "api = \"v2\" needs org and bucket"));
+            }
+            _ => {}
+        }
+        Ok(SinkConfig {
+            name,
+            batch_max_events: self.batch(base, batch_max_events, 5_000)?,
+            linger: Duration::from_millis(linger_ms.unwrap_or(DEFAULT_HTTP_LINGER_MS)),
+            kind: SinkKind::Influxdb(InfluxConfig {
+                urls,
+                api,
+                database,
+                retention_policy,
+                org,
+                bucket,
+                token,
+                username,
+                password,
+                batch_max_bytes: batch_max_bytes.unwrap_or(1024 * 1024),
+                gzip: gzip.unwrap_or(true),
+                timeout: Duration::from_secs(timeout_secs.unwrap_or(10)),
+                max_retries: max_retries.unwrap_or(1_000),
+                max_retry_time: Duration::from_secs(max_retry_secs.unwrap_or(600)),
+                max_backoff: self.max_backoff(base, max_backoff_secs)?,
+                dead_letter,
+                create_database,
+                retention_duration,
+                unsigned: unsigned.unwrap_or(match api {
+                    InfluxApi::V1 => UnsignedAs::Integer,
+                    InfluxApi::V2 => UnsignedAs::Unsigned,
+                }),
+                precision: precision.unwrap_or_default(),
+                ca_file: ca_file.map(|f| self.resolve(f)),
+            }),
+        })
+    }
+
+    /// An `[[sinks]]` of type = "elasticsearch".
+    fn elasticsearch(
+        &self,
+        base: &[Seg],
+        raw: RawElasticsearch,
+        data_dir: &Path,
+    ) -> Result<SinkConfig, ConfigError> {
+        let RawElasticsearch {
+            name,
+            urls,
+            index,
+            username,
+            password,
+            api_key,
+            pipeline,
+            batch_max_events,
+            batch_max_bytes,
+            linger_ms,
+            gzip,
+            timeout_secs,
+            max_retries,
+            max_retry_secs,
+            max_backoff_secs,
+            dead_letter_path,
+            document_ids,
+            ca_file,
+            manage_template,
+            template_name,
+            data_stream,
+            ilm_policy,
+        } = raw;
+        let (username, password, api_key) =
+            (nonempty(username), nonempty(password), nonempty(api_key));
+        self.urls(base, &urls)?;
+        // A data stream is written by its name, through its template.
+        let index = match (&data_stream, index.is_empty()) {
+            (Some(ds), true) => ds.clone(),
+            (Some(_), false) => {
+                return Err(self.err(
+                    &at(base, "data_stream"),
+                    "names the index itself: leave out `index`",
+                ));
+            }
+            (None, _) => index,
+        };
+        if index.is_empty() {
+            return Err(self.err(&at(base, "index"), "must not be empty"));
+        }
+        if data_stream.is_some() && manage_template == Some(false) {
+            return Err(self.err(
+                &at(base, "data_stream"),
+                "needs the template that declares it: leave manage_template out or true",
+            ));
+        }
+        if let Some(bad) = index
+            .split('%')
+            .skip(1)
+            .find(|p| !p.starts_with(['Y', 'm', 'd', 'H', '%']))
+        {
+            return Err(self.err(
+                &at(base, "index"),
+                format!(
+                    "unknown %{} in the index pattern (%Y, %m, %d, %H)",
+                    bad.chars().next().unwrap_or(' ')
+                ),
+            ));
+        }
+        // Elasticsearch refuses index names with capitals; the
+        // date placeholders (%Y, %H) are not part of the name.
+        if index
+            .split('%')
+            .enumerate()
+            .any(|(i, p)| p.chars().skip(usize::from(i > 0)).any(|c| c.is_uppercase()))
+        {
+            return Err(self.err(
+                &at(base, "index"),
+                format!(
+                    "{index:?}: Elasticsearch index names must be lowercase (only the %Y, %m, %d, %H placeholders may be capitals)"
+                ),
+            ));
+        }
+        let dead_letter = Some(self.dead_letter(&name, dead_letter_path, data_dir));
+        Ok(SinkConfig {
+            name,
+            batch_max_events: self.batch(base, batch_max_events, 5_000)?,
+            linger: Duration::from_millis(linger_ms.unwrap_or(DEFAULT_HTTP_LINGER_MS)),
+            kind: SinkKind::Elasticsearch(ElasticsearchConfig {
+                urls,
+                index,
+                username,
+                password,
+                api_key,
+                pipeline,
+                batch_max_bytes: batch_max_bytes.unwrap_or(5 * 1024 * 1024),
+                gzip: gzip.unwrap_or(true),
+                timeout: Duration::from_secs(timeout_secs.unwrap_or(30)),
+                max_retries: max_retries.unwrap_or(1_000),
+                max_retry_time: Duration::from_secs(max_retry_secs.unwrap_or(600)),
+                max_backoff: self.max_backoff(base, max_backoff_secs)?,
+                dead_letter,
+                document_ids: document_ids.unwrap_or(true),
+                ca_file: ca_file.map(|f| self.resolve(f)),
+                manage_template: manage_template.unwrap_or(data_stream.is_some()),
+                template_name,
+                data_stream,
+                ilm_policy,
+                captures: Vec::new(),
+            }),
+        })
+    }
+
+    /// An HTTP sink's `max_backoff_secs`: at least 1 (no wait at all
+    /// would hammer a server that asked for one), default
+    /// [`DEFAULT_MAX_BACKOFF_SECS`].
+    pub(super) fn max_backoff(
+        &self,
+        base: &[Seg],
+        secs: Option<u64>,
+    ) -> Result<Duration, ConfigError> {
+        match secs.unwrap_or(DEFAULT_MAX_BACKOFF_SECS) {
+            0 => Err(self.err(
+                &at(base, "max_backoff_secs"),
+                "must be at least 1 (seconds)",
+            )),
+            secs => Ok(Duration::from_secs(secs)),
+        }
+    }
+}

@@ -1,0 +1,605 @@
+//! One frame through the stages: decode → (multi-line join) → route →
+//! encode → push into each matching route's queue.
+//!
+//! [`FramePath`] is the one frame → decode → join path: the listeners'
+//! readers ([`Reader`]), `sluice parse` ([`crate::cli::parse`]) and the fuzz
+//! harness all take their frames through it, so `parse` cannot drift from
+//! `run`. [`Reader`] adds routing, encoding and the push into the queues.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use tokio::time::Instant;
+
+use crate::config::{ListenerConfig, OutputConfig, RouteConfig};
+use crate::decode::{DecodeMode, DecodeOptions, decode};
+use crate::event::Event;
+use crate::event::LenientRule;
+use crate::multiline::{Joiner, MultilineConfig};
+use crate::output::{ConversionError, encode};
+use crate::queue::{RouteQueue, SpillShared};
+use crate::record::Record;
+use crate::router::{Router, RouterError};
+use crate::telemetry::{ListenerMetrics, RouteMetrics, Telemetry};
+
+/// A route at run time: its output, its queue, its counters.
+pub(crate) struct RouteRuntime {
+    pub(crate) name: String,
+    pub(crate) output: OutputConfig,
+    pub(crate) capture_names: Vec<(usize, String)>,
+    pub(crate) queue: Arc<RouteQueue>,
+    pub(crate) metrics: RouteMetrics,
+}
+
+pub(crate) struct Pipeline {
+    router: Router,
+    routes: Vec<RouteRuntime>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Router(#[from] RouterError),
+    #[error("route {route:?}: {source}")]
+    Spill {
+        route: String,
+        source: crate::queue::spill::SpillError,
+    },
+}
+
+/// The spill logs of every route that has one, opened once per process
+/// and shared by the pipelines a reload creates (one log per directory).
+pub(crate) struct SpillRegistry {
+    dir: std::path::PathBuf,
+    logs: std::sync::Mutex<std::collections::HashMap<String, Arc<SpillShared>>>,
+}
+
+impl SpillRegistry {
+    /// Logs under `<data_dir>/spill/<route>/`.
+    pub(crate) fn new(data_dir: &std::path::Path) -> SpillRegistry {
+        SpillRegistry {
+            dir: data_dir.join("spill"),
+            logs: Default::default(),
+        }
+    }
+
+    fn get(
+        &self,
+        route: &RouteConfig,
+        metrics: &crate::queue::QueueMetrics,
+    ) -> Result<Option<Arc<SpillShared>>, PipelineError> {
+        let Some(config) = &route.queue.spill else {
+            return Ok(None);
+        };
+        let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(log) = logs.get(&route.name) {
+            return Ok(Some(log.clone()));
+        }
+        let log = Arc::new(
+            SpillShared::open(&self.dir.join(&route.name), config, metrics).map_err(|source| {
+                PipelineError::Spill {
+                    route: route.name.clone(),
+                    source,
+                }
+            })?,
+        );
+        logs.insert(route.name.clone(), log.clone());
+        Ok(Some(log))
+    }
+}
+
+impl Pipeline {
+    pub(crate) fn new(
+        configs: &[RouteConfig],
+        telemetry: &Telemetry,
+        spills: &SpillRegistry,
+    ) -> Result<Pipeline, PipelineError> {
+        let router = Router::new(configs)?;
+        let mut routes = Vec::with_capacity(configs.len());
+        for (i, r) in configs.iter().enumerate() {
+            let metrics = telemetry.route(&r.name);
+            let spill = spills.get(r, &metrics.queue)?;
+            routes.push(RouteRuntime {
+                name: r.name.clone(),
+                output: r.output.clone(),
+                capture_names: router.capture_names(i).to_vec(),
+                queue: Arc::new(RouteQueue::with_spill(
+                    &r.queue,
+                    metrics.queue.clone(),
+                    spill,
+                )),
+                metrics,
+            });
+        }
+        Ok(Pipeline { router, routes })
+    }
+
+    pub(crate) fn routes(&self) -> &[RouteRuntime] {
+        &self.routes
+    }
+
+    /// A reader finished a batch of frames (a TCP read, a UDP receive):
+    /// spill logs with `fsync = "batch"` sync what it wrote.
+    pub(crate) async fn flush_spills(&self) {
+        for r in &self.routes {
+            r.queue.flush_spill().await;
+        }
+    }
+
+    /// Route one event and encode it for every matching route, into
+    /// `batch` (pushed by [`Pipeline::push_batch`]).
+    fn dispatch(&self, event: &Event, batch: &mut Batch) {
+        let mut matches = recycle(std::mem::take(&mut batch.matches));
+        self.router.route(event, &mut matches);
+        for m in &matches {
+            let (Some(route), Some(staged)) =
+                (self.routes.get(m.route), batch.routes.get_mut(m.route))
+            else {
+                continue;
+            };
+            staged.matched += 1;
+            let buf = match staged.spare.pop() {
+                Some(buf) => buf,
+                // A few of the worker's emptied buffers at a time, until
+                // its pool runs dry for this batch.
+                None if !staged.pool_dry => {
+                    route.queue.take_spare(&mut staged.spare, SPARE_TAKEN);
+                    staged.pool_dry = staged.spare.is_empty();
+                    staged.spare.pop().unwrap_or_default()
+                }
+                None => String::new(),
+            };
+            let record = encode(
+                buf,
+                &route.output,
+                &route.name,
+                &route.capture_names,
+                event,
+                m.captures.as_ref(),
+                &mut batch.errors,
+            );
+            for e in batch.errors.drain(..) {
+                let counter = match e {
+                    ConversionError::BadValue { .. } => &route.metrics.conversion_bad_value,
+                    ConversionError::NoFields => &route.metrics.conversion_no_fields,
+                    ConversionError::NoMeasurement { .. } => {
+                        &route.metrics.conversion_no_measurement
+                    }
+                    ConversionError::DroppedPoint => &route.metrics.conversion_dropped_point,
+                };
+                counter.inc();
+                tracing::debug!(route = %route.name, error = %e, "conversion error");
+            }
+            if let Some(record) = record {
+                staged.records.push(record);
+                batch.records += 1;
+            }
+        }
+        batch.matches = recycle(matches);
+    }
+
+    /// Count what `batch` matched and push its records into their queues,
+    /// one lock and one wake-up per route. `may_wait`: the reader can stop
+    /// reading (TCP) when a `block` queue is full; UDP passes false.
+    async fn push_batch(&self, batch: &mut Batch, may_wait: bool) {
+        for (route, staged) in self.routes.iter().zip(&mut batch.routes) {
+            if staged.matched > 0 {
+                route.metrics.matched.inc_by(staged.matched);
+                staged.matched = 0;
+            }
+            staged.pool_dry = false;
+            if !staged.records.is_empty() {
+                route.metrics.emitted.inc_by(staged.records.len() as u64);
+                route.queue.push_all(&mut staged.records, may_wait).await;
+            }
+            // Unused buffers go back: an idle reader (of thousands of
+            // connections) holds none.
+            if !staged.spare.is_empty() {
+                route.queue.give_back(&mut staged.spare);
+            }
+        }
+        batch.records = 0;
+    }
+}
+
+/// What a reader routed and encoded since its last push: records per route
+/// (in order) and match counts, plus scratch reused for every event.
+struct Batch {
+    /// Indexed like the routes of the pipeline the records were routed by.
+    routes: Vec<StagedRoute>,
+    /// Records in `routes`.
+    records: usize,
+    matches: Vec<crate::router::RouteMatch<'static>>,
+    errors: Vec<ConversionError>,
+}
+
+#[derive(Default)]
+struct StagedRoute {
+    records: Vec<Record>,
+    matched: u64,
+    /// Emptied buffers from the route's queue, encoded into before any new
+    /// allocation; what is left is given back at the push.
+    spare: Vec<String>,
+    /// The queue had no spare buffer this batch: do not ask again (a lock
+    /// per record) until the next.
+    pool_dry: bool,
+}
+
+/// Spare buffers a reader takes from a route's queue at once: a few, so a
+/// batch of one frame (light traffic) does not move a thousand buffers out
+/// and back.
+const SPARE_TAKEN: usize = 32;
+
+/// An empty vector of route matches borrowing from one event, with its
+/// allocation, for the next event: collected in place (same layout), so no
+/// allocation per frame.
+#[allow(clippy::unnecessary_filter_map)] // `filter` cannot change the lifetime
+fn recycle<'b>(matches: Vec<crate::router::RouteMatch<'_>>) -> Vec<crate::router::RouteMatch<'b>> {
+    matches.into_iter().filter_map(|_| None).collect()
+}
+
+/// Records a reader stages before it pushes them even mid-read: bounds the
+/// memory a read of many small frames holds outside the queues.
+const MAX_STAGED: usize = 1024;
+
+/// The pipeline in force, swapped whole by a reload. Readers take the
+/// current one per batch of frames (an `Arc`, so a retired pipeline is known to be
+/// unused once only its owner holds it).
+pub(crate) struct PipelineHandle(arc_swap::ArcSwap<Pipeline>);
+
+impl PipelineHandle {
+    pub(crate) fn new(pipeline: Arc<Pipeline>) -> PipelineHandle {
+        PipelineHandle(arc_swap::ArcSwap::new(pipeline))
+    }
+
+    pub(crate) fn current(&self) -> Arc<Pipeline> {
+        self.0.load_full()
+    }
+
+    /// Put `new` in force; the previous pipeline is returned.
+    pub(crate) fn replace(&self, new: Arc<Pipeline>) -> Arc<Pipeline> {
+        self.0.swap(new)
+    }
+}
+
+/// One reader's path into the pipeline (a UDP socket, a TCP connection):
+/// decode, join multi-frame messages when configured, route and encode.
+/// The records of one read are staged and pushed together at
+/// [`Reader::end_of_batch`] (or after [`MAX_STAGED`]), one lock and one
+/// wake-up per route rather than per record; counters go the same way.
+pub(crate) struct Reader<'a> {
+    pipeline: &'a PipelineHandle,
+    path: FramePath<'a>,
+    metrics: &'a ListenerMetrics,
+    ready: Vec<Event>,
+    may_wait: bool,
+    /// The pipeline in force when this batch began; released at the push,
+    /// so a reload is not held up by an idle reader.
+    current: Option<Arc<Pipeline>>,
+    batch: Batch,
+    numbers: FrameNumbers,
+}
+
+/// The per-frame path shared by every reader of frames (listeners,
+/// `sluice parse`, the fuzz harness): decode one frame, reject it in strict
+/// mode when a lenient rule fired, and join multi-frame messages when
+/// configured. Completed events come out in `ready`, in order; the frames
+/// taken are counted until [`FramePath::take_counts`].
+pub(crate) struct FramePath<'a> {
+    opts: &'a DecodeOptions,
+    joiner: Option<Joiner>,
+    counts: FrameCounts,
+}
+
+/// What became of a frame [`FramePath::frame`] took.
+#[must_use]
+pub(crate) enum Fate {
+    /// Decoded, and joined or emitted.
+    Accepted,
+    /// Strict mode and a lenient rule fired: counted, it goes no further.
+    Rejected(Box<Event>),
+}
+
+impl<'a> FramePath<'a> {
+    pub(crate) fn new(opts: &'a DecodeOptions, multiline: Option<MultilineConfig>) -> Self {
+        FramePath {
+            opts,
+            joiner: multiline.map(Joiner::new),
+            counts: FrameCounts::default(),
+        }
+    }
+
+    /// Take one frame received at `received_nanos` (`now` on the joiner's
+    /// clock); events it completes go to `ready`.
+    pub(crate) fn frame(
+        &mut self,
+        frame: Bytes,
+        peer: Option<SocketAddr>,
+        received_nanos: i64,
+        frame_number: u64,
+        now: Instant,
+        ready: &mut Vec<Event>,
+    ) -> Fate {
+        let mut event = decode(frame, peer, received_nanos, self.opts);
+        event.frame_number = frame_number;
+        self.counts.frames += 1;
+        self.counts.invalid += u64::from(!event.valid);
+        self.counts.lossy_utf8 += u64::from(event.lossy_utf8);
+        if !event.lenient.is_empty() {
+            for (k, rule) in LenientRule::ALL.iter().enumerate() {
+                self.counts.lenient[k] += u64::from(event.lenient.contains(*rule));
+            }
+            if self.opts.mode == DecodeMode::Strict {
+                self.counts.strict_rejected += 1;
+                return Fate::Rejected(Box::new(event));
+            }
+        }
+        match &mut self.joiner {
+            None => ready.push(event),
+            Some(joiner) => {
+                joiner.push(event, now, ready);
+                // Readers take frames before timers (a frame already in hand
+                // may continue an event whose window just passed), so
+                // windows are also checked here.
+                joiner.expire(now, ready);
+            }
+        }
+        Fate::Accepted
+    }
+
+    /// The counts of the frames taken since the last call.
+    fn take_counts(&mut self) -> FrameCounts {
+        std::mem::take(&mut self.counts)
+    }
+
+    /// The joiner's counters since the last call, if it joins.
+    fn take_join_stats(&mut self) -> Option<crate::multiline::JoinStats> {
+        self.joiner.as_mut().map(Joiner::take_stats)
+    }
+
+    /// When [`FramePath::expire`] has work, if ever.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.joiner.as_ref().and_then(Joiner::next_deadline)
+    }
+
+    /// Emit joined events whose window has passed at `now`; `false` when
+    /// this path does not join.
+    pub(crate) fn expire(&mut self, now: Instant, ready: &mut Vec<Event>) -> bool {
+        match &mut self.joiner {
+            Some(joiner) => {
+                joiner.expire(now, ready);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Emit everything pending: the input ended.
+    pub(crate) fn close(&mut self, ready: &mut Vec<Event>) {
+        if let Some(joiner) = &mut self.joiner {
+            joiner.close(ready);
+        }
+    }
+}
+
+/// Frame numbers unique in the process: each reader takes a block of
+/// [`FrameNumbers::BLOCK`] from one shared counter and numbers its frames
+/// from it, so readers on different threads do not share a counter's
+/// cache line per frame.
+#[derive(Default)]
+struct FrameNumbers {
+    next: u64,
+    end: u64,
+}
+
+impl FrameNumbers {
+    const BLOCK: u64 = 4096;
+
+    fn next(&mut self) -> u64 {
+        static TAKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        if self.next == self.end {
+            self.next = TAKEN.fetch_add(Self::BLOCK, std::sync::atomic::Ordering::Relaxed);
+            self.end = self.next + Self::BLOCK;
+        }
+        let n = self.next;
+        self.next += 1;
+        n
+    }
+}
+
+/// Listener counters of the frames staged.
+#[derive(Default)]
+struct FrameCounts {
+    frames: u64,
+    invalid: u64,
+    lossy_utf8: u64,
+    /// Frames per lenient rule, indexed like [`LenientRule::ALL`].
+    lenient: [u64; LenientRule::ALL.len()],
+    strict_rejected: u64,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(
+        pipeline: &'a PipelineHandle,
+        config: &'a ListenerConfig,
+        metrics: &'a ListenerMetrics,
+        may_wait: bool,
+    ) -> Self {
+        Reader {
+            pipeline,
+            path: FramePath::new(&config.decode, config.multiline.clone()),
+            metrics,
+            ready: Vec::new(),
+            may_wait,
+            current: None,
+            batch: Batch {
+                routes: Vec::new(),
+                records: 0,
+                matches: Vec::new(),
+                errors: Vec::new(),
+            },
+            numbers: FrameNumbers::default(),
+        }
+    }
+
+    /// Take one frame.
+    pub(crate) async fn frame(
+        &mut self,
+        frame: Bytes,
+        peer: Option<SocketAddr>,
+        received_nanos: i64,
+    ) {
+        let number = self.numbers.next();
+        // A rejected frame is counted by the path and goes no further.
+        if let Fate::Accepted = self.path.frame(
+            frame,
+            peer,
+            received_nanos,
+            number,
+            Instant::now(),
+            &mut self.ready,
+        ) {
+            self.dispatch_ready();
+        }
+        if self.batch.records >= MAX_STAGED {
+            self.push().await;
+        }
+    }
+
+    /// The frames of one read are in: push what they produced, and spill
+    /// logs that sync per batch do so.
+    pub(crate) async fn end_of_batch(&mut self) {
+        let pipeline = self.current.clone();
+        self.push().await;
+        if let Some(p) = pipeline {
+            p.flush_spills().await;
+        }
+    }
+
+    /// Count the staged frames and push the staged records.
+    async fn push(&mut self) {
+        let counts = self.path.take_counts();
+        if counts.frames > 0 {
+            self.metrics.frames.inc_by(counts.frames);
+        }
+        if counts.invalid > 0 {
+            self.metrics.invalid_frames.inc_by(counts.invalid);
+        }
+        if counts.lossy_utf8 > 0 {
+            self.metrics.lossy_utf8_frames.inc_by(counts.lossy_utf8);
+        }
+        for (counter, n) in self.metrics.lenient_frames.iter().zip(counts.lenient) {
+            if n > 0 {
+                counter.inc_by(n);
+            }
+        }
+        if counts.strict_rejected > 0 {
+            self.metrics
+                .strict_rejected_frames
+                .inc_by(counts.strict_rejected);
+        }
+        if let Some(p) = self.current.take() {
+            p.push_batch(&mut self.batch, self.may_wait).await;
+        }
+    }
+
+    /// When [`Reader::expire`] has work, if ever.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.path.deadline()
+    }
+
+    /// Emit joined events whose window has passed.
+    pub(crate) async fn expire(&mut self) {
+        if self.path.expire(Instant::now(), &mut self.ready) {
+            self.dispatch_ready();
+            self.end_of_batch().await;
+        }
+    }
+
+    /// Emit everything pending: the reader is closing.
+    pub(crate) async fn close(&mut self) {
+        self.path.close(&mut self.ready);
+        self.dispatch_ready();
+        self.end_of_batch().await;
+    }
+
+    fn dispatch_ready(&mut self) {
+        if let Some(stats) = self.path.take_join_stats() {
+            self.metrics
+                .multiline_joined_frames
+                .inc_by(stats.joined_frames);
+            for (counter, n) in self.metrics.multiline_flushes.iter().zip(stats.flushes) {
+                if n > 0 {
+                    counter.inc_by(n);
+                }
+            }
+        }
+        if self.ready.is_empty() {
+            return;
+        }
+        let pipeline = begin(&mut self.current, self.pipeline, &mut self.batch);
+        // Drained, not taken: the buffer is kept for the next frame.
+        for event in self.ready.drain(..) {
+            pipeline.dispatch(&event, &mut self.batch);
+        }
+    }
+}
+
+/// The pipeline a reader's batch is routed by: the one in force, taken at
+/// the batch's first frame (with a staging slot per route).
+fn begin<'p>(
+    current: &'p mut Option<Arc<Pipeline>>,
+    handle: &PipelineHandle,
+    batch: &mut Batch,
+) -> &'p Arc<Pipeline> {
+    current.get_or_insert_with(|| {
+        let p = handle.current();
+        batch
+            .routes
+            .resize_with(p.routes.len(), StagedRoute::default);
+        p
+    })
+}
+
+/// Now, in nanoseconds since the Unix epoch.
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::RouteMatch;
+
+    /// The per-event scratch vector is emptied without giving back its
+    /// allocation.
+    #[test]
+    fn recycle_keeps_the_allocation() {
+        let text = String::from("x");
+        let mut v: Vec<RouteMatch<'_>> = Vec::with_capacity(8);
+        v.push(RouteMatch {
+            route: text.len(),
+            captures: None,
+        });
+        let (ptr, cap) = (v.as_ptr() as usize, v.capacity());
+        let r: Vec<RouteMatch<'static>> = recycle(v);
+        assert!(r.is_empty());
+        assert_eq!((r.as_ptr() as usize, r.capacity()), (ptr, cap));
+    }
+
+    /// Readers number frames from blocks of one counter: no number is
+    /// given twice, within a reader or across readers.
+    #[test]
+    fn frame_numbers_are_unique_across_readers() {
+        let mut readers: Vec<FrameNumbers> = (0..3).map(|_| FrameNumbers::default()).collect();
+        let mut seen = std::collections::HashSet::new();
+        for round in 0..3 * FrameNumbers::BLOCK as usize {
+            let n = readers[round % 3].next();
+            assert!(seen.insert(n), "{n} given twice");
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! TCP (and TLS) connections: the accept loop with its connection limits,
+//! and one task per connection that reads, frames and hands frames on.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::tls::handshake;
+use super::{DRAIN_IDLE, READ_CHUNK, UNDELIMITED_PAUSE, sleep_until_some};
+use crate::config::ListenerConfig;
+use crate::framing::{FrameItem, SyslogFramer};
+use crate::ingest::{PipelineHandle, Reader, now_nanos};
+use crate::log_limit::LogLimiter;
+use crate::telemetry::ListenerMetrics;
+
+pub(super) async fn serve_tcp(
+    listener: TcpListener,
+    config: ListenerConfig,
+    pipeline: Arc<PipelineHandle>,
+    metrics: ListenerMetrics,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let peers = config.max_connections_per_peer.map(PeerSlots::new);
+    let config = Arc::new(config);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                metrics.accept_errors.inc();
+                static LOG: LogLimiter = LogLimiter::new(10_000);
+                if let Some(suppressed) = LOG.allow() {
+                    tracing::warn!(listener = %config.name, error = %e, suppressed, "accept failed");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if let Some(allow) = &config.allow {
+            if !allow.allows(peer.ip()) {
+                metrics.connections_denied.inc();
+                tracing::debug!(listener = %config.name, %peer, "connection refused: source not in allow");
+                drop(stream);
+                continue;
+            }
+        }
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            metrics.connections_rejected.inc();
+            static LOG: LogLimiter = LogLimiter::new(10_000);
+            if let Some(suppressed) = LOG.allow() {
+                tracing::warn!(listener = %config.name, %peer, max = config.max_connections, suppressed, "connection refused: max_connections reached");
+            }
+            drop(stream);
+            continue;
+        };
+        let peer_slot = match &peers {
+            None => None,
+            Some(peers) => match peers.take(peer.ip(), &stream) {
+                Some(slot) => Some(slot),
+                None => {
+                    metrics.connections_rejected_per_peer.inc();
+                    static LOG: LogLimiter = LogLimiter::new(10_000);
+                    if let Some(suppressed) = LOG.allow() {
+                        tracing::warn!(listener = %config.name, %peer, max = peers.max, suppressed, "connection refused: max_connections_per_peer reached");
+                    }
+                    drop(stream);
+                    continue;
+                }
+            },
+        };
+        metrics.connections_accepted.inc();
+        metrics.connections_open.inc();
+        let (config, pipeline, metrics, shutdown) = (
+            config.clone(),
+            pipeline.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        // One span per connection: what is logged while serving it
+        // (handshake, timeouts, read errors) carries listener and peer.
+        let span = tracing::info_span!("connection", listener = %config.name, %peer);
+        tracker.spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let mut peer_slot = peer_slot;
+            match &config.tls {
+                None => {
+                    connection(
+                        stream,
+                        peer,
+                        &config,
+                        (&pipeline, &metrics),
+                        &shutdown,
+                        &mut peer_slot,
+                    )
+                    .await
+                }
+                Some(tls) => match handshake(stream, tls, &shutdown).await {
+                    Ok(stream) => {
+                        connection(
+                            stream,
+                            peer,
+                            &config,
+                            (&pipeline, &metrics),
+                            &shutdown,
+                            &mut peer_slot,
+                        )
+                        .await
+                    }
+                    Err(failure) => {
+                        metrics.tls_handshakes_failed[failure.index()].inc();
+                        tracing::debug!(listener = %config.name, %peer, reason = failure.as_str(), "TLS handshake failed: closing");
+                    }
+                },
+            }
+            metrics.connections_open.dec();
+            drop(peer_slot);
+            drop(permit);
+        }.instrument(span));
+    }
+}
+
+type HeldSockets = Arc<Mutex<HashMap<IpAddr, Vec<HeldSocket>>>>;
+
+/// Connections held per source address, for `max_connections_per_peer`.
+/// Taken after the listener's permit, so it holds at most
+/// `max_connections` sockets.
+///
+/// A connection's slot is given back when its reader sees the peer close,
+/// but the accept loop can run ahead of the connection tasks (a sender
+/// that connects, writes and closes in a loop has only one connection
+/// open, yet several may wait for their task to read the close). So a
+/// peer at its limit has its held sockets looked at before it is refused:
+/// those the peer already closed (`POLLRDHUP`) do not count.
+struct PeerSlots {
+    max: usize,
+    next_id: std::sync::atomic::AtomicU64,
+    held: HeldSockets,
+}
+
+/// One connection of a peer: its socket as the kernel knows it (fd and
+/// sockfs inode, so a closed fd reused by another file is never mistaken
+/// for it).
+struct HeldSocket {
+    id: u64,
+    fd: std::os::fd::RawFd,
+    inode: u64,
+}
+
+impl HeldSocket {
+    /// Still the same socket, and its peer has not closed it.
+    fn peer_open(&self) -> bool {
+        socket_inode(self.fd) == Some(self.inode) && !peer_closed(self.fd)
+    }
+}
+
+/// The inode of the file `fd` refers to.
+fn socket_inode(fd: std::os::fd::RawFd) -> Option<u64> {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes a `stat` into the buffer it is given and only
+    // reads `fd`; an fd that is not open is an error (EBADF), not UB.
+    let rc = unsafe { libc::fstat(fd, stat.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: fstat returned 0, so it filled the buffer.
+    let stat = unsafe { stat.assume_init() };
+    Some(stat.st_ino)
+}
+
+/// Has the peer of socket `fd` closed (or reset) its side? Unread data
+/// does not hide it: `POLLRDHUP` is set once the peer's FIN arrived.
+fn peer_closed(fd: std::os::fd::RawFd) -> bool {
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, timeout 0: poll returns at once.
+    let rc = unsafe { libc::poll(&mut poll, 1, 0) };
+    rc > 0 && poll.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+}
+
+impl PeerSlots {
+    fn new(max: usize) -> PeerSlots {
+        PeerSlots {
+            max,
+            next_id: std::sync::atomic::AtomicU64::new(0),
+            held: Arc::default(),
+        }
+    }
+
+    /// A slot for `stream` of `ip`, or `None` when `ip` holds `max` open
+    /// connections already.
+    fn take(&self, ip: IpAddr, stream: &TcpStream) -> Option<PeerSlot> {
+        use std::os::fd::AsRawFd;
+        let fd = stream.as_raw_fd();
+        let inode = socket_inode(fd)?;
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let sockets = held.entry(ip).or_default();
+        if sockets.len() >= self.max {
+            // Bounded by `max`.
+            sockets.retain(HeldSocket::peer_open);
+        }
+        if sockets.len() >= self.max {
+            return None;
+        }
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        sockets.push(HeldSocket { id, fd, inode });
+        Some(PeerSlot {
+            ip,
+            id,
+            held: self.held.clone(),
+        })
+    }
+}
+
+/// One connection's slot of its peer; given back on drop.
+struct PeerSlot {
+    ip: IpAddr,
+    id: u64,
+    held: HeldSockets,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sockets) = held.get_mut(&self.ip) {
+            sockets.retain(|s| s.id != self.id);
+            if sockets.is_empty() {
+                held.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Serve one connection. `peer_slot` (its `max_connections_per_peer`
+/// slot) is given back as soon as the peer closes, before the last frames
+/// are handed on.
+async fn connection<S: AsyncRead + Unpin>(
+    mut stream: S,
+    peer: SocketAddr,
+    config: &ListenerConfig,
+    (pipeline, metrics): (&PipelineHandle, &ListenerMetrics),
+    shutdown: &CancellationToken,
+    peer_slot: &mut Option<PeerSlot>,
+) {
+    let mut reader = Reader::new(pipeline, config, metrics, true);
+    let mut framer = SyslogFramer::new(config.max_frame_bytes, config.framing);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut draining = shutdown.is_cancelled();
+    // When the first byte of the frame in progress arrived (moved on by
+    // time this connection spent waiting on the pipeline, which is not the
+    // sender's doing); `None` between frames.
+    let mut frame_started: Option<Instant> = None;
+    // When the last frame ended (or the connection opened): the idle
+    // timeout runs from here, so bytes that carry no frame (blank lines)
+    // do not keep a connection open.
+    let mut last_frame = Instant::now();
+    loop {
+        buf.reserve(READ_CHUNK);
+        let deadline = reader.deadline();
+        // A stream without delimiters (log4j2 newLine=false) holds its last
+        // message until the next one starts: emit it once the sender pauses.
+        let undelimited = framer.holds_undelimited_frame(&buf);
+        let frame_deadline = frame_started.map(|t| t + config.frame_timeout);
+        let idle_deadline = if draining {
+            Instant::now() + DRAIN_IDLE
+        } else {
+            last_frame + config.idle_timeout
+        };
+        let read = tokio::select! {
+            biased;
+            _ = shutdown.cancelled(), if !draining => {
+                draining = true;
+                continue;
+            }
+            // Bytes already sent come before the timers (see serve_udp).
+            r = tokio::time::timeout_at(idle_deadline, stream.read_buf(&mut buf)) => match r {
+                Err(_elapsed) => Read::Idle,
+                Ok(Ok(0)) => Read::Eof,
+                Ok(Ok(n)) => Read::Bytes(n),
+                Ok(Err(e)) => Read::Failed(e),
+            },
+            _ = sleep_until_some(deadline), if deadline.is_some() => {
+                let waited = Instant::now();
+                reader.expire().await;
+                if let Some(t) = &mut frame_started {
+                    *t += waited.elapsed();
+                }
+                last_frame += waited.elapsed();
+                continue;
+            }
+            _ = tokio::time::sleep(UNDELIMITED_PAUSE), if undelimited => {
+                if let Some(FrameItem::Frame(frame)) = framer.flush_undelimited(&mut buf) {
+                    reader.frame(frame, Some(peer), now_nanos()).await;
+                    reader.end_of_batch().await;
+                    last_frame = Instant::now();
+                }
+                if !framer.mid_frame(&buf) {
+                    frame_started = None;
+                }
+                continue;
+            }
+            _ = sleep_until_some(frame_deadline), if frame_deadline.is_some() => Read::FrameTimeout,
+        };
+        let eof = ends_stream(read, draining, peer, config, metrics);
+        if eof {
+            // The peer is done (or dropped): its slot is free now, not
+            // after what it sent is handed on.
+            drop(peer_slot.take());
+        }
+        let completed = hand_on(
+            &mut framer,
+            &mut buf,
+            eof,
+            peer,
+            config,
+            metrics,
+            &mut reader,
+        )
+        .await;
+        reader.end_of_batch().await;
+        // A frame that ended in this read: the one left in progress (if
+        // any) began in it too.
+        frame_started = match frame_started {
+            _ if !framer.mid_frame(&buf) => None,
+            Some(t) if !completed => Some(t),
+            _ => Some(Instant::now()),
+        };
+        if completed {
+            last_frame = Instant::now();
+        }
+        count_framer_stats(&mut framer, metrics);
+        if eof {
+            break;
+        }
+    }
+    reader.close().await;
+}
+
+/// Count how a wait for bytes ended; `true` when the connection is done
+/// reading (end of stream, idle, frame timeout or a read error).
+fn ends_stream(
+    read: Read,
+    draining: bool,
+    peer: SocketAddr,
+    config: &ListenerConfig,
+    metrics: &ListenerMetrics,
+) -> bool {
+    match read {
+        Read::Idle => {
+            if !draining {
+                metrics.idle_timeouts.inc();
+                tracing::debug!(listener = %config.name, %peer, "idle timeout: closing");
+            }
+            true
+        }
+        Read::FrameTimeout => {
+            // What the frame holds so far is taken as at end of stream.
+            metrics.frame_timeouts.inc();
+            static LOG: LogLimiter = LogLimiter::new(10_000);
+            if let Some(suppressed) = LOG.allow() {
+                tracing::warn!(listener = %config.name, %peer, frame_timeout_secs = config.frame_timeout.as_secs(), suppressed, "frame not complete within frame_timeout_secs: closing");
+            }
+            true
+        }
+        Read::Eof => true,
+        Read::Bytes(n) => {
+            metrics.bytes.inc_by(n as u64);
+            false
+        }
+        Read::Failed(e) => {
+            metrics.read_errors.inc();
+            tracing::debug!(listener = %config.name, %peer, error = %e, "read failed: closing");
+            true
+        }
+    }
+}
+
+/// Hand every frame complete in `buf` to the reader (at end of stream,
+/// the rest as well); oversized and truncated frames are counted.
+/// `true` when at least one frame ended.
+async fn hand_on(
+    framer: &mut SyslogFramer,
+    buf: &mut BytesMut,
+    eof: bool,
+    peer: SocketAddr,
+    config: &ListenerConfig,
+    metrics: &ListenerMetrics,
+    reader: &mut Reader<'_>,
+) -> bool {
+    let received = now_nanos();
+    let mut completed = false;
+    loop {
+        let item = if eof {
+            framer.decode_eof(buf)
+        } else {
+            framer.decode(buf)
+        };
+        // The framer never fails on input; an Err is not expected, but it
+        // would only end this connection.
+        let Ok(Some(item)) = item else { break };
+        completed = true;
+        match item {
+            FrameItem::Frame(frame) => reader.frame(frame, Some(peer), received).await,
+            FrameItem::Oversized => {
+                metrics.oversized_frames.inc();
+                static LOG: LogLimiter = LogLimiter::new(10_000);
+                if let Some(suppressed) = LOG.allow() {
+                    tracing::info!(listener = %config.name, %peer, max_frame_bytes = config.max_frame_bytes, suppressed, "oversized frame skipped (counted in sluice_listener_oversized_frames_total)");
+                }
+            }
+            FrameItem::Truncated => {
+                metrics.truncated_frames.inc();
+            }
+        }
+    }
+    completed
+}
+
+/// Add the framer's fallback and split counts to the listener's metrics.
+fn count_framer_stats(framer: &mut SyslogFramer, metrics: &ListenerMetrics) {
+    let stats = framer.take_stats();
+    metrics.octet_count_fallbacks.inc_by(stats.octet_fallbacks);
+    metrics.bad_octet_counts.inc_by(stats.bad_octet_counts);
+    metrics
+        .count_over_max_fallbacks
+        .inc_by(stats.count_over_max);
+    metrics.undelimited_splits.inc_by(stats.undelimited_splits);
+}
+
+/// What a connection's wait for bytes ended with.
+enum Read {
+    Bytes(usize),
+    Eof,
+    /// No byte for `idle_timeout_secs`.
+    Idle,
+    /// The frame in progress was not complete within `frame_timeout_secs`.
+    FrameTimeout,
+    Failed(std::io::Error),
+}

@@ -1,0 +1,288 @@
+//! Elastic Common Schema documents, with a cache of the header block.
+
+use super::Captures;
+use super::document::{push_captures, push_ip, push_utc};
+use crate::config::{facility_name, severity_name};
+use crate::event::Event;
+use crate::text::{push_padded, write_json_str};
+
+/// Elastic Common Schema (8.x field names): `@timestamp` (the event's time,
+/// else the receive time, in UTC), `message`, `log.syslog.*` (facility and
+/// severity code and name, hostname, appname, procid, msgid,
+/// structured_data), `host.hostname`, `process.name` / `process.pid`,
+/// `source.address`, `event.created` (and `event.original` when asked),
+/// and Sluice's own `sluice.route`,
+/// `sluice.valid`, `sluice.captures`.
+pub(super) fn encode_ecs(
+    buf: String,
+    route_name: &str,
+    capture_names: &[(usize, String)],
+    event: &Event,
+    captures: Option<&Captures<'_>>,
+    original: bool,
+) -> String {
+    // The frame's text plus the fixed keys, two timestamps and repeated
+    // header fields (about 400 bytes): a record in a queue holds what it
+    // needs, not twice its frame; only heavy escaping grows it.
+    let mut doc = buf;
+    doc.reserve(event.text().len() + 448);
+    doc.push_str("{\"@timestamp\":\"");
+    match event.timestamp {
+        Some(t) => push_utc(&mut doc, t.unix_nanos, t.frac_digits.max(3)),
+        None => push_utc(&mut doc, event.received_nanos, 6),
+    }
+    doc.push_str("\",\"message\":");
+    write_json_str(&mut doc, event.message());
+    push_ecs_header(&mut doc, event);
+    if let Some(peer) = event.peer {
+        // A connection's documents share their peer: its text is kept per
+        // thread for the last peer seen.
+        thread_local! {
+            static SOURCE: std::cell::RefCell<(Option<std::net::SocketAddr>, String)> =
+                const { std::cell::RefCell::new((None, String::new())) };
+        }
+        SOURCE.with_borrow_mut(|(last, text)| {
+            if *last != Some(peer) {
+                text.clear();
+                text.push_str(",\"source\":{\"address\":\"");
+                push_ip(text, peer.ip());
+                text.push_str("\",\"port\":");
+                push_padded(text, u64::from(peer.port()), 1);
+                text.push('}');
+                *last = Some(peer);
+            }
+            doc.push_str(text);
+        });
+    }
+    doc.push_str(",\"event\":{\"created\":\"");
+    push_utc(&mut doc, event.received_nanos, 6);
+    doc.push('"');
+    if original {
+        // The frame as text (invalid UTF-8 replaced).
+        doc.push_str(",\"original\":");
+        write_json_str(&mut doc, event.text());
+    }
+    doc.push_str("},\"sluice\":{\"route\":");
+    write_json_str(&mut doc, route_name);
+    doc.push_str(",\"protocol\":\"");
+    doc.push_str(event.protocol.as_str());
+    doc.push_str(if event.valid {
+        "\",\"valid\":true,\"captures\":"
+    } else {
+        "\",\"valid\":false,\"captures\":"
+    });
+    push_captures(&mut doc, capture_names, captures);
+    doc.push_str("}}");
+    doc
+}
+
+/// The ECS fields taken from the syslog header: `log.syslog` (facility,
+/// severity, hostname, appname, procid, msgid, structured data), `host`
+/// and `process`, each with its leading comma.
+pub(super) fn write_ecs_header(doc: &mut String, event: &Event) {
+    doc.push_str(",\"log\":{\"syslog\":{");
+    let mut first = true;
+    let mut sep = |doc: &mut String| {
+        if !first {
+            doc.push(',');
+        }
+        first = false;
+    };
+    // Keys and the facility and severity names are plain ASCII without
+    // anything to escape: pushed as they are.
+    if let Some(f) = event.facility {
+        sep(doc);
+        doc.push_str("\"facility\":{\"code\":");
+        push_padded(doc, u64::from(f), 1);
+        doc.push_str(",\"name\":\"");
+        doc.push_str(facility_name(f));
+        doc.push_str("\"}");
+    }
+    if let Some(sv) = event.severity {
+        sep(doc);
+        doc.push_str("\"severity\":{\"code\":");
+        push_padded(doc, u64::from(sv), 1);
+        doc.push_str(",\"name\":\"");
+        doc.push_str(severity_name(sv));
+        doc.push_str("\"}");
+    }
+    for (key, value) in [
+        ("\"hostname\":", event.hostname()),
+        ("\"appname\":", event.appname()),
+        ("\"procid\":", event.procid()),
+        ("\"msgid\":", event.msgid()),
+    ] {
+        if let Some(v) = value {
+            sep(doc);
+            doc.push_str(key);
+            write_json_str(doc, v);
+        }
+    }
+    if !event.structured_data.is_empty() {
+        sep(doc);
+        doc.push_str("\"structured_data\":");
+        event.write_structured_data_json(doc);
+    }
+    doc.push_str("}}");
+    if let Some(h) = event.hostname() {
+        doc.push_str(",\"host\":{\"hostname\":");
+        write_json_str(doc, h);
+        doc.push('}');
+    }
+    let pid = event.procid().and_then(|p| p.parse::<u32>().ok());
+    if event.appname().is_some() || pid.is_some() {
+        doc.push_str(",\"process\":{");
+        if let Some(a) = event.appname() {
+            doc.push_str("\"name\":");
+            write_json_str(doc, a);
+        }
+        if let Some(p) = pid {
+            if event.appname().is_some() {
+                doc.push(',');
+            }
+            doc.push_str("\"pid\":");
+            push_padded(doc, u64::from(p), 1);
+        }
+        doc.push('}');
+    }
+}
+
+/// Sets of the header cache ([`HeaderCache`]).
+pub(super) const HEADER_SETS: usize = 64;
+/// Ways per set: a set holds this many header combinations at once. With
+/// two, three combinations that hashed to one set replaced each other on
+/// every frame (3 of the e2e benchmark's 16 did: 19 % of its frames
+/// missed, by callgrind).
+const HEADER_WAYS: usize = 4;
+/// Longest header (the four text fields together) kept; longer ones are
+/// written each time, so the cache holds at most a few hundred KiB per
+/// thread (a few KiB for usual headers).
+const MAX_HEADER_TEXT: usize = 512;
+
+/// [`write_ecs_header`] for the header combinations seen last. A stream's
+/// headers repeat (a few hosts and apps, one facility): the block is
+/// copied instead of escaped and formatted again (15 % of the reader's
+/// instructions per frame of the e2e benchmark, by callgrind).
+/// [`HEADER_WAYS`]-way set-associative by a hash of the header fields,
+/// least recently used replaced; a slot is used only when its fields are
+/// equal, so a collision costs a rewrite, never a wrong document.
+#[derive(Default)]
+pub(super) struct HeaderCache {
+    slots: Vec<HeaderSlot>,
+    /// Counts lookups: a slot's `used` is the count at its last use.
+    clock: u64,
+}
+
+#[derive(Default, Clone)]
+struct HeaderSlot {
+    /// The hash of the fields below (compared first).
+    hash: u64,
+    facility: Option<u8>,
+    severity: Option<u8>,
+    fields: [Option<String>; 4],
+    /// The block written for these fields; empty while the slot is unused.
+    text: String,
+    /// [`HeaderCache::clock`] when last used.
+    used: u64,
+}
+
+impl HeaderSlot {
+    fn holds(&self, hash: u64, event: &Event, fields: &[Option<&str>; 4]) -> bool {
+        self.hash == hash
+            && !self.text.is_empty()
+            && self.facility == event.facility
+            && self.severity == event.severity
+            && self
+                .fields
+                .iter()
+                .zip(fields)
+                .all(|(a, b)| a.as_deref() == *b)
+    }
+}
+
+impl HeaderCache {
+    /// Append `event`'s header block (its fields are `fields`) to `doc`,
+    /// from the cache when it holds them. `true` when it did.
+    pub(super) fn push(
+        &mut self,
+        doc: &mut String,
+        event: &Event,
+        fields: &[Option<&str>; 4],
+    ) -> bool {
+        let h = header_hash(event, fields);
+        let set = (h % HEADER_SETS as u64) as usize;
+        if self.slots.is_empty() {
+            self.slots = vec![HeaderSlot::default(); HEADER_SETS * HEADER_WAYS];
+        }
+        self.clock += 1;
+        let Some(ways) = self
+            .slots
+            .get_mut(set * HEADER_WAYS..(set + 1) * HEADER_WAYS)
+        else {
+            write_ecs_header(doc, event);
+            return false;
+        };
+        let (slot, hit) = match ways.iter().position(|w| w.holds(h, event, fields)) {
+            Some(way) => (&mut ways[way], true),
+            None => {
+                let Some(slot) = ways.iter_mut().min_by_key(|w| w.used) else {
+                    write_ecs_header(doc, event);
+                    return false;
+                };
+                slot.hash = h;
+                slot.facility = event.facility;
+                slot.severity = event.severity;
+                for (kept, f) in slot.fields.iter_mut().zip(fields) {
+                    match (kept.as_mut(), f) {
+                        (Some(k), Some(f)) => {
+                            k.clear();
+                            k.push_str(f);
+                        }
+                        (_, f) => *kept = f.map(str::to_owned),
+                    }
+                }
+                slot.text.clear();
+                write_ecs_header(&mut slot.text, event);
+                (slot, false)
+            }
+        };
+        slot.used = self.clock;
+        doc.push_str(&slot.text);
+        hit
+    }
+}
+
+/// The [`HeaderCache`] hash of a header: facility, severity and `fields`.
+pub(super) fn header_hash(event: &Event, fields: &[Option<&str>; 4]) -> u64 {
+    // Each field hashed where it lies (no key is assembled: loads of bytes
+    // just stored one at a time stall).
+    let mut h = u64::from(event.facility.unwrap_or(u8::MAX)) << 8
+        | u64::from(event.severity.unwrap_or(u8::MAX));
+    for f in fields {
+        h = match f {
+            Some(text) => xxhash_rust::xxh3::xxh3_64_with_seed(text.as_bytes(), h),
+            None => h.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,
+        };
+    }
+    h
+}
+
+pub(super) fn push_ecs_header(doc: &mut String, event: &Event) {
+    let fields = [
+        event.hostname(),
+        event.appname(),
+        event.procid(),
+        event.msgid(),
+    ];
+    let text_len: usize = fields.iter().map(|f| f.map_or(0, str::len)).sum();
+    if !event.structured_data.is_empty() || text_len > MAX_HEADER_TEXT {
+        return write_ecs_header(doc, event);
+    }
+    thread_local! {
+        static HEADERS: std::cell::RefCell<HeaderCache> =
+            std::cell::RefCell::new(HeaderCache::default());
+    }
+    HEADERS.with_borrow_mut(|cache| {
+        cache.push(doc, event, &fields);
+    });
+}

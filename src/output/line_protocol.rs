@@ -1,0 +1,295 @@
+//! InfluxDB line protocol: a metric route's point, with the escaping each
+//! element needs and typed field values.
+
+use std::fmt::Write as _;
+
+use super::{Captures, ConversionError};
+use crate::config::{
+    FieldType, HeaderField, MeasurementPart, MetricConfig, OnConversionError, Source, UnsignedAs,
+    facility_name, severity_name,
+};
+use crate::event::Event;
+use crate::text::push_padded;
+
+use crate::config::line_protocol::{Element, push_escaped};
+
+/// Append a string field value, quoted: `"` and `\` escaped.
+fn push_string_field(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if b == b'"' || b == b'\\' {
+            out.push_str(&s[start..i]);
+            out.push('\\');
+            start = i;
+        }
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Append a typed field value; false if `raw` does not parse as `kind`.
+fn push_field_value(out: &mut String, raw: &str, kind: FieldType, unsigned: UnsignedAs) -> bool {
+    let raw_t = raw.trim();
+    match kind {
+        FieldType::Int => match raw_t.parse::<i64>() {
+            // Already in the form InfluxDB prints: copy it.
+            Ok(_) if canonical_int(raw_t) => {
+                out.push_str(raw_t);
+                out.push('i');
+                true
+            }
+            Ok(v) => {
+                let _ = write!(out, "{v}i");
+                true
+            }
+            Err(_) => false,
+        },
+        FieldType::Uint => match (raw_t.parse::<u64>(), unsigned) {
+            (Ok(v), UnsignedAs::Unsigned) => {
+                let _ = write!(out, "{v}u");
+                true
+            }
+            (Ok(v), UnsignedAs::Integer) => match i64::try_from(v) {
+                Ok(v) => {
+                    let _ = write!(out, "{v}i");
+                    true
+                }
+                Err(_) => false,
+            },
+            (Ok(v), UnsignedAs::Float) => {
+                let _ = write!(out, "{}", v as f64);
+                true
+            }
+            (Err(_), _) => false,
+        },
+        // Plain decimals (no exponent, so always finite) are copied as sent.
+        FieldType::Float if plain_decimal(raw_t) => {
+            out.push_str(raw_t);
+            true
+        }
+        FieldType::Float => match raw_t.parse::<f64>() {
+            Ok(v) if v.is_finite() => {
+                let _ = write!(out, "{v}");
+                true
+            }
+            _ => false,
+        },
+        FieldType::Bool => {
+            let is = |words: &[&str]| words.iter().any(|w| raw_t.eq_ignore_ascii_case(w));
+            let v = if is(&["true", "t", "yes", "y", "on", "1"]) {
+                true
+            } else if is(&["false", "f", "no", "n", "off", "0"]) {
+                false
+            } else {
+                return false;
+            };
+            out.push_str(if v { "true" } else { "false" });
+            true
+        }
+        FieldType::String => {
+            push_string_field(out, raw);
+            true
+        }
+        FieldType::Duration | FieldType::Bytes => {
+            let parsed = if kind == FieldType::Duration {
+                crate::grok::parse_duration(raw_t)
+            } else {
+                crate::grok::parse_bytes(raw_t)
+            };
+            match parsed {
+                Some(v) => {
+                    let _ = write!(out, "{v}i");
+                    true
+                }
+                None => false,
+            }
+        }
+    }
+}
+
+/// Append an integer in decimal (no formatter machinery: this is per point).
+fn push_i64(out: &mut String, v: i64) {
+    if v < 0 {
+        out.push('-');
+    }
+    push_padded(out, v.unsigned_abs(), 1);
+}
+
+/// `-?[1-9][0-9]*` or `0`: an integer as InfluxDB writes it.
+fn canonical_int(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s).as_bytes();
+    !digits.is_empty()
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits[0] != b'0' || digits.len() == 1)
+}
+
+/// `-?[0-9]+(\.[0-9]+)?`, short enough to be a finite f64.
+fn plain_decimal(s: &str) -> bool {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = body.split_once('.').unwrap_or((body, "1"));
+    body.len() < 300
+        && !int.is_empty()
+        && !frac.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `key=number` pairs of a status line, in order.
+fn key_values(message: &str) -> impl Iterator<Item = (&str, &str)> {
+    message.split_ascii_whitespace().filter_map(|token| {
+        let (k, v) = token.split_once('=')?;
+        let v = v.trim_end_matches([',', ';']);
+        let key_ok = k
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        let value_ok = v.parse::<f64>().is_ok_and(f64::is_finite)
+            && v.bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));
+        (key_ok && value_ok).then_some((k, v))
+    })
+}
+
+/// The value of `source` for this event, if it has one.
+fn value_of<'a>(
+    source: &'a Source,
+    event: &'a Event,
+    captures: Option<&Captures<'a>>,
+) -> Option<&'a str> {
+    match source {
+        Source::Capture { index, .. } => captures.and_then(|c| c.get(*index)),
+        Source::Sd { id, param } => event.sd_param(id, param),
+        Source::Header(h) => match h {
+            HeaderField::Host => event.hostname(),
+            HeaderField::App => event.appname(),
+            HeaderField::Procid => event.procid(),
+            HeaderField::Msgid => event.msgid(),
+            HeaderField::Facility => event.facility.map(facility_name),
+            HeaderField::Severity => event.severity.map(severity_name),
+        },
+        Source::Static(v) => Some(v),
+    }
+}
+
+fn source_name(source: &Source) -> String {
+    match source {
+        Source::Capture { name, .. } => format!("capture {name:?}"),
+        Source::Sd { id, param } => format!("sd.{id}.{param}"),
+        Source::Header(h) => format!("header {h:?}").to_lowercase(),
+        Source::Static(v) => format!("{v:?}"),
+    }
+}
+
+pub(super) fn encode_point(
+    buf: String,
+    m: &MetricConfig,
+    event: &Event,
+    captures: Option<&Captures<'_>>,
+    time: i64,
+    errors: &mut Vec<ConversionError>,
+) -> Option<String> {
+    let mut line = buf;
+    line.reserve(256);
+    for part in &m.measurement_parts {
+        match part {
+            MeasurementPart::Text(t) => line.push_str(t),
+            MeasurementPart::Value(source) => match value_of(source, event, captures) {
+                Some(v) if !v.is_empty() => push_escaped(&mut line, v, Element::Measurement),
+                _ => {
+                    errors.push(ConversionError::NoMeasurement {
+                        source: source_name(source),
+                    });
+                    return None;
+                }
+            },
+        }
+    }
+
+    if line.starts_with('#') {
+        // Line protocol reads a line starting with '#' as a comment: InfluxDB
+        // would answer 204 and store nothing.
+        errors.push(ConversionError::NoMeasurement {
+            source: "a measurement starting with '#' (read as a comment)".to_owned(),
+        });
+        return None;
+    }
+    // Tags come sorted from the config; an empty value (or one that is only
+    // trailing backslashes) is no tag.
+    for t in &m.tags {
+        let Some(v) = value_of(&t.source, event, captures) else {
+            continue;
+        };
+        if v.trim_end_matches('\\').is_empty() || t.key.is_empty() {
+            continue;
+        }
+        line.push(',');
+        line.push_str(&t.key);
+        line.push('=');
+        push_escaped(&mut line, v, Element::Key);
+    }
+
+    let mut n_fields = 0;
+    let mut bad = false;
+    // `key`: the name escaped already (a configured field), or None.
+    let mut push_field = |line: &mut String, name: &str, key: Option<&str>, raw: &str, kind| {
+        let mark = line.len();
+        line.push(if n_fields == 0 { ' ' } else { ',' });
+        match key {
+            Some(key) => line.push_str(key),
+            None => push_escaped(line, name, Element::Key),
+        }
+        line.push('=');
+        if push_field_value(line, raw, kind, m.unsigned) {
+            n_fields += 1;
+        } else {
+            line.truncate(mark);
+            bad = true;
+            errors.push(ConversionError::BadValue {
+                field: name.to_owned(),
+                kind,
+                value: raw.to_owned(),
+            });
+        }
+    };
+    for f in &m.fields {
+        // An absent or empty value is no field, and no error.
+        match value_of(&f.source, event, captures) {
+            Some(raw) if !raw.is_empty() => {
+                push_field(&mut line, &f.name, Some(&f.key), raw, f.kind)
+            }
+            _ => {}
+        }
+    }
+    if m.key_values {
+        for (k, v) in key_values(event.message()) {
+            if m.fields.iter().any(|f| f.name == k) {
+                continue;
+            }
+            // Always float: a field's type is fixed per series in InfluxDB,
+            // and `latency=1` then `latency=1.5` must not conflict.
+            push_field(&mut line, k, None, v, FieldType::Float);
+        }
+    }
+    if bad && m.on_conversion_error == OnConversionError::DropPoint {
+        errors.push(ConversionError::DroppedPoint);
+        return None;
+    }
+    if n_fields == 0 {
+        errors.push(ConversionError::NoFields);
+        return None;
+    }
+    line.push(' ');
+    let per_unit = m.precision.nanos();
+    push_i64(
+        &mut line,
+        if per_unit == 1 {
+            time
+        } else {
+            time.div_euclid(per_unit)
+        },
+    );
+    Some(line)
+}

@@ -1,0 +1,714 @@
+//! Sluice's own telemetry: the Prometheus registry and its metric families,
+//! per listener, route, queue and sink, and the health state `/health`
+//! reports (served by [`crate::admin`]). A foundation: it imports no stage;
+//! the label enums the stages count by (multiline [`Flush`], TLS
+//! [`HandshakeFailure`]) and the queue's counters live here.
+//!
+//! Counters are resolved once at start-up (each stage holds its own handles),
+//! so the hot path only increments atomics. Names follow
+//! `sluice_<stage>_<noun>_<unit>_total`; drops carry a `reason` label.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::event::LenientRule;
+
+mod labels;
+
+pub use labels::{Flush, HandshakeFailure, QueueMetrics};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabel {
+    listener: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerReason {
+    listener: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerRule {
+    listener: String,
+    rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteReason {
+    route: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: String,
+}
+
+/// Request latency buckets: 1 ms doubling to about 33 s.
+fn request_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkRoute {
+    sink: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkRouteReason {
+    sink: String,
+    route: String,
+    reason: String,
+}
+
+/// Counters of one listener.
+#[derive(Clone, Default)]
+pub struct ListenerMetrics {
+    pub frames: Counter,
+    pub bytes: Counter,
+    pub invalid_frames: Counter,
+    pub lossy_utf8_frames: Counter,
+    pub oversized_frames: Counter,
+    pub truncated_frames: Counter,
+    pub octet_count_fallbacks: Counter,
+    pub bad_octet_counts: Counter,
+    /// Octet counts above `max_frame_bytes`: that frame read as LF.
+    pub count_over_max_fallbacks: Counter,
+    pub connections_accepted: Counter,
+    /// Failed `accept` calls (EMFILE and the like).
+    pub accept_errors: Counter,
+    pub connections_rejected: Counter,
+    /// Connections closed at accept: the peer already held
+    /// `max_connections_per_peer`.
+    pub connections_rejected_per_peer: Counter,
+    pub connections_open: Gauge,
+    /// UDP: the receive buffer the kernel granted (`SO_RCVBUF` read back).
+    pub receive_buffer_bytes: Gauge,
+    pub idle_timeouts: Counter,
+    /// Connections closed because a frame stayed incomplete for
+    /// `frame_timeout_secs`.
+    pub frame_timeouts: Counter,
+    pub read_errors: Counter,
+    /// Frames split at a `<PRI>1 ` boundary (log4j2 TCP `newLine=false`).
+    pub undelimited_splits: Counter,
+    /// Frames appended to an earlier event by the multi-line joiner.
+    pub multiline_joined_frames: Counter,
+    /// Events the joiner emitted, indexed like [`crate::multiline::Flush::ALL`].
+    pub multiline_flushes: [Counter; 6],
+    /// UDP datagrams the kernel dropped for a full receive buffer.
+    pub kernel_drops: Counter,
+    /// TCP/TLS connections closed at accept: source not in `allow`.
+    pub connections_denied: Counter,
+    /// UDP datagrams dropped: source not in `allow`.
+    pub denied_frames: Counter,
+    /// TLS handshakes that failed, indexed like [`HandshakeFailure::ALL`].
+    pub tls_handshakes_failed: [Counter; 6],
+    /// Frames read with each lenient rule, indexed like [`LenientRule::ALL`].
+    pub lenient_frames: [Counter; LenientRule::ALL.len()],
+    /// Frames a `decode = "strict"` listener rejected (they needed a
+    /// lenient rule).
+    pub strict_rejected_frames: Counter,
+}
+
+/// Counters of one route (its queue's included).
+#[derive(Clone, Default)]
+pub struct RouteMetrics {
+    pub matched: Counter,
+    pub emitted: Counter,
+    pub conversion_bad_value: Counter,
+    pub conversion_no_fields: Counter,
+    pub conversion_no_measurement: Counter,
+    pub conversion_dropped_point: Counter,
+    pub queue: QueueMetrics,
+}
+
+/// Counters of the admin port and of reloads.
+#[derive(Clone, Default)]
+pub struct AdminMetrics {
+    /// Reload requests received (`POST /reload` accepted, SIGHUP).
+    pub reload_requests: Counter,
+    /// Reloads performed; a burst of requests is served by one or two.
+    pub reloads: Counter,
+    /// Mutating requests refused: `Host` not the admin address.
+    pub refused_host: Counter,
+    /// Mutating requests refused: `Origin` not the admin address.
+    pub refused_origin: Counter,
+    /// Mutating requests refused: missing or wrong bearer token.
+    pub refused_token: Counter,
+    /// Admin connections closed at accept: [`crate::admin::ADMIN_MAX_CONNECTIONS`] open.
+    pub refused_connections: Counter,
+}
+
+/// Counters of one route's sink worker.
+#[derive(Clone, Default)]
+pub struct SinkMetrics {
+    pub batches: Counter,
+    pub records_sent: Counter,
+    pub retries: Counter,
+    pub failed_records: Counter,
+    /// Records the destination rejected for good (dead-lettered).
+    pub rejected_records: Counter,
+    /// 1 while the last write worked, 0 while it is failing.
+    pub up: Gauge,
+    pub health: SinkHealth,
+}
+
+impl SinkMetrics {
+    /// A write (or the part of it that failed) is to be tried again:
+    /// counted in `sluice_sink_retries_total`, and shown by
+    /// `sluice_sink_up` 0 and on `/health` until a write works. Item
+    /// retries inside a sink report here as well as whole-request ones.
+    pub fn retrying(&self, error: &str) {
+        self.retries.inc();
+        self.up.set(0);
+        self.health.failing(error);
+    }
+}
+
+/// One sink worker's state as `/health` shows it: its last error and
+/// since when it has been failing without a success in between.
+#[derive(Clone, Default)]
+pub struct SinkHealth(Arc<std::sync::Mutex<Option<(String, std::time::Instant)>>>);
+
+impl SinkHealth {
+    pub fn ok(&self) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = None;
+        }
+    }
+
+    pub fn failing(&self, error: &str) {
+        if let Ok(mut s) = self.0.lock() {
+            let since = s.as_ref().map_or_else(std::time::Instant::now, |(_, t)| *t);
+            *s = Some((error.chars().take(512).collect(), since));
+        }
+    }
+
+    /// The last error and how long the sink has been failing.
+    fn state(&self) -> Option<(String, std::time::Duration)> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().map(|(e, t)| (e.clone(), t.elapsed())))
+    }
+}
+
+/// A bound listener as `/health` shows it; `up` turns false if its task
+/// ends before shutdown.
+#[derive(Clone)]
+pub(crate) struct ListenerHealth {
+    pub name: String,
+    pub up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Resolve one labelled metric. The family's read guard must be dropped
+/// before the next lookup: a lookup that creates a new label set takes the
+/// write lock.
+fn get<S, M>(family: &Family<S, M>, labels: &S) -> M
+where
+    S: Clone + std::hash::Hash + Eq,
+    M: Clone + prometheus_client::metrics::TypedMetric + Default,
+{
+    family.get_or_create(labels).clone()
+}
+
+/// The route and queue families (`sluice_router_*`, `sluice_route_*`,
+/// `sluice_queue_*`).
+struct RouteFamilies {
+    r_matched: Family<RouteLabel, Counter>,
+    r_emitted: Family<RouteLabel, Counter>,
+    r_conversion: Family<RouteReason, Counter>,
+    q_pushed: Family<RouteLabel, Counter>,
+    q_popped: Family<RouteLabel, Counter>,
+    q_dropped: Family<RouteReason, Counter>,
+    q_spilled: Family<RouteLabel, Counter>,
+    q_spill_pending: Family<RouteLabel, Gauge>,
+    q_spill_corrupt: Family<RouteLabel, Counter>,
+}
+
+impl RouteFamilies {
+    fn register(registry: &mut Registry) -> Self {
+        macro_rules! family {
+            ($name:expr, $help:expr) => {{
+                let f = Family::default();
+                registry.register($name, $help, f.clone());
+                f
+            }};
+        }
+        RouteFamilies {
+            r_matched: family!("sluice_router_matched_events", "Events a route matched"),
+            r_emitted: family!("sluice_route_emitted_records", "Records a route produced"),
+            r_conversion: family!(
+                "sluice_route_conversion_errors",
+                "Fields or points a route could not produce, by reason"
+            ),
+            q_pushed: family!(
+                "sluice_queue_pushed_records",
+                "Records pushed into a route's queue"
+            ),
+            q_popped: family!(
+                "sluice_queue_popped_records",
+                "Records taken from a route's queue by its sink"
+            ),
+            q_dropped: family!(
+                "sluice_queue_dropped_records",
+                "Records dropped by a route's queue, by reason: full (drop_newest), full_oldest (drop_oldest), full_udp (block on UDP), block_timeout, spill_full, spill_error, shutdown"
+            ),
+            q_spilled: family!(
+                "sluice_queue_spilled_records",
+                "Records a route's queue wrote to its spill log on disk"
+            ),
+            q_spill_pending: family!(
+                "sluice_queue_spill_pending_records",
+                "Records in a route's spill log not yet acknowledged by its sink"
+            ),
+            q_spill_corrupt: family!(
+                "sluice_queue_spill_corrupt_records",
+                "Records lost to corruption in a route's spill log: exact (from the gap in record sequence numbers) for a corrupt region the sink's reader passed; a torn or corrupt tail at the log's end, truncated at start, counts as one (its record count is unknowable)"
+            ),
+        }
+    }
+}
+
+impl AdminMetrics {
+    /// Register the admin port's counters, resolved once.
+    fn register(registry: &mut Registry) -> Self {
+        macro_rules! family {
+            ($name:expr, $help:expr) => {{
+                let f = Family::default();
+                registry.register($name, $help, f.clone());
+                f
+            }};
+        }
+        let requests = Counter::default();
+        registry.register(
+            "sluice_admin_reload_requests",
+            "Reload requests received (POST /reload let through, SIGHUP)",
+            requests.clone(),
+        );
+        let reloads = Counter::default();
+        registry.register(
+            "sluice_admin_reloads",
+            "Reloads performed; requests waiting while one runs share the next",
+            reloads.clone(),
+        );
+        let refused: Family<ReasonLabel, Counter> = family!(
+            "sluice_admin_refused_requests",
+            "Mutating admin requests refused, by reason: host (Host not the admin address), origin (Origin not the admin address), token (missing or wrong bearer token); connections: admin connections closed at accept because the connection limit was reached"
+        );
+        let r = |reason: &str| {
+            get(
+                &refused,
+                &ReasonLabel {
+                    reason: reason.to_owned(),
+                },
+            )
+        };
+        AdminMetrics {
+            reload_requests: requests,
+            reloads,
+            refused_host: r("host"),
+            refused_origin: r("origin"),
+            refused_token: r("token"),
+            refused_connections: r("connections"),
+        }
+    }
+}
+
+/// All families, registered once.
+pub struct Telemetry {
+    registry: Registry,
+    l_frames: Family<ListenerLabel, Counter>,
+    l_bytes: Family<ListenerLabel, Counter>,
+    l_invalid: Family<ListenerLabel, Counter>,
+    l_lossy: Family<ListenerLabel, Counter>,
+    l_skipped: Family<ListenerReason, Counter>,
+    d_lenient: Family<ListenerRule, Counter>,
+    l_fallbacks: Family<ListenerReason, Counter>,
+    l_accepted: Family<ListenerLabel, Counter>,
+    l_accept_errors: Family<ListenerLabel, Counter>,
+    l_rejected: Family<ListenerReason, Counter>,
+    l_open: Family<ListenerLabel, Gauge>,
+    l_receive_buffer: Family<ListenerLabel, Gauge>,
+    l_closed: Family<ListenerReason, Counter>,
+    l_undelimited: Family<ListenerLabel, Counter>,
+    l_joined: Family<ListenerLabel, Counter>,
+    l_join_flushes: Family<ListenerReason, Counter>,
+    l_tls_failed: Family<ListenerReason, Counter>,
+    l_kernel_drops: Family<ListenerLabel, Counter>,
+    l_denied: Family<ListenerLabel, Counter>,
+    routes: RouteFamilies,
+    s_batches: Family<SinkRoute, Counter>,
+    s_sent: Family<SinkRoute, Counter>,
+    s_retries: Family<SinkRoute, Counter>,
+    s_failed: Family<SinkRouteReason, Counter>,
+    s_up: Family<SinkRoute, Gauge>,
+    s_request: Family<SinkLabel, Histogram, fn() -> Histogram>,
+    /// The admin port's counters, resolved once.
+    pub admin: AdminMetrics,
+    /// (sink, route) → state, for /health.
+    sink_health: std::sync::Mutex<Vec<(String, String, SinkHealth)>>,
+    listener_health: std::sync::Mutex<Vec<ListenerHealth>>,
+    /// A sink failing longer than this makes /health answer 503.
+    unhealthy_after: std::time::Duration,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        macro_rules! family {
+            ($name:expr, $help:expr) => {{
+                let f = Family::default();
+                registry.register($name, $help, f.clone());
+                f
+            }};
+        }
+        Telemetry {
+            l_frames: family!("sluice_listener_frames", "Frames received"),
+            l_bytes: family!("sluice_listener_bytes", "Bytes of frames received"),
+            l_invalid: family!(
+                "sluice_listener_invalid_frames",
+                "Frames that could not be decoded (routed as valid=false events)"
+            ),
+            l_lossy: family!(
+                "sluice_listener_lossy_utf8_frames",
+                "Frames that were not valid UTF-8 (kept, with replacement characters)"
+            ),
+            l_skipped: family!(
+                "sluice_listener_skipped_frames",
+                "Frames skipped (lost) by reason: oversized, truncated, strict (a decode = \"strict\" listener rejected a frame that needed a lenient rule)"
+            ),
+            d_lenient: family!(
+                "sluice_decode_lenient_frames",
+                "Frames the decoder read with a lenient rule (one that breaks the RFC grammar, as real senders do), by rule"
+            ),
+            l_fallbacks: family!(
+                "sluice_listener_framing_fallbacks",
+                "Frames read as newline-delimited although they started like an octet count, by reason: count_not_followed_by_pri, bad_octet_count, count_over_max"
+            ),
+            l_accepted: family!(
+                "sluice_listener_connections_accepted",
+                "TCP connections accepted"
+            ),
+            l_accept_errors: family!(
+                "sluice_listener_accept_errors",
+                "TCP accept calls that failed (out of file descriptors and the like); the listener backs off 50 ms after each"
+            ),
+            l_rejected: family!(
+                "sluice_listener_connections_rejected",
+                "TCP connections refused, by reason: max_connections, max_connections_per_peer, not_allowed"
+            ),
+            l_open: family!(
+                "sluice_listener_connections_open",
+                "TCP connections open now"
+            ),
+            l_receive_buffer: family!(
+                "sluice_listener_receive_buffer_bytes",
+                "UDP: the socket receive buffer the kernel granted (SO_RCVBUF as read back)"
+            ),
+            l_closed: family!(
+                "sluice_listener_connections_closed_abnormally",
+                "TCP connections closed by sluice, by reason: idle_timeout, frame_timeout, read_error"
+            ),
+            l_undelimited: family!(
+                "sluice_listener_undelimited_splits",
+                "Frames cut at a `<PRI>1 ` boundary in a stream without delimiters (listeners with framing = log4j2_undelimited)"
+            ),
+            l_joined: family!(
+                "sluice_listener_multiline_joined_frames",
+                "Frames appended to an earlier event (stack-trace lines, split-message parts)"
+            ),
+            l_join_flushes: family!(
+                "sluice_listener_multiline_events",
+                "Events emitted by the multi-line joiner, by reason: window, next_event, line_limit, byte_limit, capacity, close"
+            ),
+            l_tls_failed: family!(
+                "sluice_listener_tls_handshakes_failed",
+                "TLS connections closed before the handshake completed, by reason: timeout, not_tls, no_client_certificate, bad_client_certificate, closed, error"
+            ),
+            l_kernel_drops: family!(
+                "sluice_listener_kernel_drops",
+                "UDP datagrams the kernel dropped because the socket's receive buffer was full (SO_RXQ_OVFL; reported with the next datagram received)"
+            ),
+            l_denied: family!(
+                "sluice_listener_denied_frames",
+                "UDP datagrams dropped because their source is not in the listener's allow list"
+            ),
+            routes: RouteFamilies::register(&mut registry),
+            s_batches: family!("sluice_sink_batches", "Batches written by a sink"),
+            s_sent: family!("sluice_sink_records_sent", "Records a sink wrote"),
+            s_retries: family!(
+                "sluice_sink_retries",
+                "Batch writes retried: a whole batch, or a round of the items of one a sink sends again (Elasticsearch 429/5xx items)"
+            ),
+            s_failed: family!(
+                "sluice_sink_failed_records",
+                "Records a sink did not deliver, by reason: gave_up (permanent error or retries exhausted), rejected (refused by the destination, dead-lettered)"
+            ),
+            s_up: family!(
+                "sluice_sink_up",
+                "1 while a sink's last write for a route worked, 0 while it is failing"
+            ),
+            s_request: {
+                let f: Family<SinkLabel, Histogram, fn() -> Histogram> =
+                    Family::new_with_constructor(request_histogram);
+                registry.register(
+                    "sluice_sink_request_duration_seconds",
+                    "HTTP requests of a sink (InfluxDB /write, Elasticsearch _bulk), from send to the answer's headers, any outcome",
+                    f.clone(),
+                );
+                f
+            },
+            admin: AdminMetrics::register(&mut registry),
+            sink_health: std::sync::Mutex::new(Vec::new()),
+            listener_health: std::sync::Mutex::new(Vec::new()),
+            unhealthy_after: std::time::Duration::from_secs(
+                crate::config::DEFAULT_UNHEALTHY_AFTER_SECS,
+            ),
+            registry,
+        }
+    }
+
+    pub fn listener(&self, name: &str) -> ListenerMetrics {
+        let l = ListenerLabel {
+            listener: name.to_owned(),
+        };
+        let r = |reason: &str| ListenerReason {
+            listener: name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        ListenerMetrics {
+            frames: get(&self.l_frames, &l),
+            bytes: get(&self.l_bytes, &l),
+            invalid_frames: get(&self.l_invalid, &l),
+            lossy_utf8_frames: get(&self.l_lossy, &l),
+            oversized_frames: get(&self.l_skipped, &r("oversized")),
+            truncated_frames: get(&self.l_skipped, &r("truncated")),
+            octet_count_fallbacks: get(&self.l_fallbacks, &r("count_not_followed_by_pri")),
+            bad_octet_counts: get(&self.l_fallbacks, &r("bad_octet_count")),
+            count_over_max_fallbacks: get(&self.l_fallbacks, &r("count_over_max")),
+            connections_rejected_per_peer: get(&self.l_rejected, &r("max_connections_per_peer")),
+            frame_timeouts: get(&self.l_closed, &r("frame_timeout")),
+            connections_accepted: get(&self.l_accepted, &l),
+            accept_errors: get(&self.l_accept_errors, &l),
+            connections_rejected: get(&self.l_rejected, &r("max_connections")),
+            connections_open: get(&self.l_open, &l),
+            receive_buffer_bytes: get(&self.l_receive_buffer, &l),
+            idle_timeouts: get(&self.l_closed, &r("idle_timeout")),
+            read_errors: get(&self.l_closed, &r("read_error")),
+            undelimited_splits: get(&self.l_undelimited, &l),
+            multiline_joined_frames: get(&self.l_joined, &l),
+            multiline_flushes: Flush::ALL.map(|f| get(&self.l_join_flushes, &r(f.as_str()))),
+            kernel_drops: get(&self.l_kernel_drops, &l),
+            connections_denied: get(&self.l_rejected, &r("not_allowed")),
+            denied_frames: get(&self.l_denied, &l),
+            tls_handshakes_failed: HandshakeFailure::ALL
+                .map(|f| get(&self.l_tls_failed, &r(f.as_str()))),
+            lenient_frames: LenientRule::ALL.map(|rule| {
+                get(
+                    &self.d_lenient,
+                    &ListenerRule {
+                        listener: name.to_owned(),
+                        rule: rule.as_str().to_owned(),
+                    },
+                )
+            }),
+            strict_rejected_frames: get(&self.l_skipped, &r("strict")),
+        }
+    }
+
+    pub fn route(&self, name: &str) -> RouteMetrics {
+        let l = RouteLabel {
+            route: name.to_owned(),
+        };
+        let r = |reason: &str| RouteReason {
+            route: name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        RouteMetrics {
+            matched: get(&self.routes.r_matched, &l),
+            emitted: get(&self.routes.r_emitted, &l),
+            conversion_bad_value: get(&self.routes.r_conversion, &r("bad_value")),
+            conversion_no_fields: get(&self.routes.r_conversion, &r("no_fields")),
+            conversion_no_measurement: get(&self.routes.r_conversion, &r("no_measurement")),
+            conversion_dropped_point: get(&self.routes.r_conversion, &r("dropped_point")),
+            queue: QueueMetrics {
+                pushed: get(&self.routes.q_pushed, &l),
+                popped: get(&self.routes.q_popped, &l),
+                dropped_full: get(&self.routes.q_dropped, &r("full")),
+                dropped_oldest: get(&self.routes.q_dropped, &r("full_oldest")),
+                dropped_block_timeout: get(&self.routes.q_dropped, &r("block_timeout")),
+                dropped_full_udp: get(&self.routes.q_dropped, &r("full_udp")),
+                dropped_shutdown: get(&self.routes.q_dropped, &r("shutdown")),
+                spilled: get(&self.routes.q_spilled, &l),
+                dropped_spill_full: get(&self.routes.q_dropped, &r("spill_full")),
+                dropped_spill_error: get(&self.routes.q_dropped, &r("spill_error")),
+                spill_pending: get(&self.routes.q_spill_pending, &l),
+                spill_corrupt: get(&self.routes.q_spill_corrupt, &l),
+            },
+        }
+    }
+
+    /// The request latency histogram of sink `sink`.
+    pub fn sink_requests(&self, sink: &str) -> Histogram {
+        self.s_request
+            .get_or_create(&SinkLabel {
+                sink: sink.to_owned(),
+            })
+            .clone()
+    }
+
+    pub fn sink(&self, sink: &str, route: &str) -> SinkMetrics {
+        let l = SinkRoute {
+            sink: sink.to_owned(),
+            route: route.to_owned(),
+        };
+        let r = |reason: &str| SinkRouteReason {
+            sink: sink.to_owned(),
+            route: route.to_owned(),
+            reason: reason.to_owned(),
+        };
+        SinkMetrics {
+            batches: get(&self.s_batches, &l),
+            records_sent: get(&self.s_sent, &l),
+            retries: get(&self.s_retries, &l),
+            failed_records: get(&self.s_failed, &r("gave_up")),
+            rejected_records: get(&self.s_failed, &r("rejected")),
+            up: {
+                let g: Gauge = get(&self.s_up, &l);
+                g.set(1);
+                g
+            },
+            health: {
+                let h = SinkHealth::default();
+                if let Ok(mut all) = self.sink_health.lock() {
+                    // A reload replaces the worker of a (sink, route).
+                    all.retain(|(s, r, _)| !(s == sink && r == route));
+                    all.push((sink.to_owned(), route.to_owned(), h.clone()));
+                }
+                h
+            },
+        }
+    }
+
+    /// Set how long a sink may fail before `/health` answers 503.
+    pub fn set_unhealthy_after(&mut self, d: std::time::Duration) {
+        self.unhealthy_after = d;
+    }
+
+    /// After a reload: `/health` lists only these (sink, route) pairs.
+    pub fn keep_sinks(&self, pairs: &[(String, String)]) {
+        if let Ok(mut all) = self.sink_health.lock() {
+            all.retain(|(s, r, _)| pairs.iter().any(|(ps, pr)| ps == s && pr == r));
+        }
+    }
+
+    /// A listener stopped on purpose (removed or moved by a reload).
+    pub fn forget_listener(&self, name: &str) {
+        if let Ok(mut all) = self.listener_health.lock() {
+            all.retain(|l| l.name != name);
+        }
+    }
+
+    /// Register a bound listener for `/health`; the flag stays true while
+    /// its task serves.
+    pub fn listener_bound(&self, name: &str) -> Arc<std::sync::atomic::AtomicBool> {
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        if let Ok(mut all) = self.listener_health.lock() {
+            all.push(ListenerHealth {
+                name: name.to_owned(),
+                up: up.clone(),
+            });
+        }
+        up
+    }
+
+    /// `/health`: 200 `"ok"` when every listener is serving and no sink is
+    /// failing; 200 `"degraded"` while a sink has been failing for less
+    /// than `unhealthy_after` (it retries, its queue holds the data); 503
+    /// `"failing"` with the reasons when a listener stopped or a sink has
+    /// been failing for longer.
+    pub fn health(&self) -> (u16, String) {
+        let mut sinks = Vec::new();
+        let mut reasons = Vec::new();
+        let mut degraded = false;
+        if let Ok(all) = self.sink_health.lock() {
+            for (sink, route, h) in all.iter() {
+                let state = h.state();
+                let failing_secs = state.as_ref().map(|(_, d)| d.as_secs());
+                if let Some((error, for_how_long)) = &state {
+                    degraded = true;
+                    if *for_how_long > self.unhealthy_after {
+                        reasons.push(format!(
+                            "sink {sink} (route {route}) failing for {} s: {error}",
+                            for_how_long.as_secs()
+                        ));
+                    }
+                }
+                sinks.push(serde_json::json!({
+                    "sink": sink,
+                    "route": route,
+                    "state": if state.is_some() { "failing" } else { "ok" },
+                    "failing_secs": failing_secs,
+                    "error": state.map(|(e, _)| e),
+                }));
+            }
+        }
+        let mut listeners = Vec::new();
+        if let Ok(all) = self.listener_health.lock() {
+            for l in all.iter() {
+                let up = l.up.load(std::sync::atomic::Ordering::Relaxed);
+                if !up {
+                    reasons.push(format!("listener {} is not serving", l.name));
+                }
+                listeners.push(serde_json::json!({ "listener": l.name, "up": up }));
+            }
+        }
+        let (code, status) = if !reasons.is_empty() {
+            (503, "failing")
+        } else if degraded {
+            (200, "degraded")
+        } else {
+            (200, "ok")
+        };
+        let body = serde_json::json!({
+            "status": status,
+            "reasons": reasons,
+            "listeners": listeners,
+            "sinks": sinks,
+        });
+        (code, body.to_string())
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

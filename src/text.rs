@@ -1,0 +1,515 @@
+//! Text writers for the hot encode path: JSON string literals, zero-padded
+//! digits, RFC 3339 timestamps, and the UTF-8 view of a frame's bytes.
+//! Every `unsafe` byte write of the crate's text lives here, each with the
+//! invariant that keeps the `String` valid UTF-8.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+
+/// A frame's bytes as UTF-8 text without copying when they are valid UTF-8;
+/// otherwise a lossy copy, and the original bytes.
+pub(crate) fn text_of(raw: Bytes) -> (ByteString, Option<Bytes>) {
+    // SIMD validation: every frame passes here (std's check was 1.7 % of
+    // the reader's samples). Most frames are ASCII, which std's word-wise
+    // `is_ascii` answers first (simdutf8 copies a short frame's tail into
+    // a 64-byte block byte by byte).
+    if raw.is_ascii() || simdutf8::basic::from_utf8(&raw).is_ok() {
+        // SAFETY: `raw` was just checked to be valid UTF-8.
+        (unsafe { ByteString::from_bytes_unchecked(raw) }, None)
+    } else {
+        let text = ByteString::from(String::from_utf8_lossy(&raw).into_owned());
+        (text, Some(raw))
+    }
+}
+
+/// An instant with the UTC offset it was written (or resolved) in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp {
+    /// Nanoseconds since the Unix epoch, UTC.
+    pub unix_nanos: i64,
+    /// Offset from UTC in seconds, as written (or as resolved from the
+    /// configured timezone when the sender wrote none).
+    pub offset_secs: i32,
+    /// How many fractional-second digits to print (0..=9).
+    pub frac_digits: u8,
+}
+
+/// Bytes a JSON string literal escapes: `"`, `\\`, controls and DEL.
+static JSON_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[0x7f] = true;
+    t
+};
+
+/// A mask with the high bit set in each byte of `w` that
+/// [`JSON_ESCAPE`] names (a branch-free word test: messages are mostly
+/// clean text, so many bytes are passed over at once). Bytes above a
+/// flagged one may be flagged too (borrows); only zero/non-zero is used.
+#[inline(always)]
+fn escape_mask(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    below_space
+        | has_zero(w ^ (ONES * u64::from(b'"')))
+        | has_zero(w ^ (ONES * u64::from(b'\\')))
+        | has_zero(w ^ (ONES * 0x7f))
+}
+
+/// The 8 bytes at `chunk[at..at + 8]` as a little-endian word.
+#[inline(always)]
+fn word_at(chunk: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&chunk[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Append `s` as a JSON string literal.
+pub fn write_json_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let bytes = s.as_bytes();
+    // bytes[start..i] are clean and not yet copied.
+    let mut start = 0;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        // 32 clean bytes at a time (four words tested together), then 8.
+        if let Some(chunk) = bytes.get(i..i + 32) {
+            let any = escape_mask(word_at(chunk, 0))
+                | escape_mask(word_at(chunk, 8))
+                | escape_mask(word_at(chunk, 16))
+                | escape_mask(word_at(chunk, 24));
+            if any == 0 {
+                i += 32;
+                continue;
+            }
+        }
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            if escape_mask(word_at(chunk, 0)) == 0 {
+                i += 8;
+                continue;
+            }
+        }
+        if JSON_ESCAPE[usize::from(b)] {
+            // An ASCII byte: `i` is a char boundary.
+            out.push_str(&s[start..i]);
+            match b {
+                b'"' => out.push_str("\\\""),
+                b'\\' => out.push_str("\\\\"),
+                b'\n' => out.push_str("\\n"),
+                b'\r' => out.push_str("\\r"),
+                b'\t' => out.push_str("\\t"),
+                _ => {
+                    let _ = write!(out, "\\u{b:04x}");
+                }
+            }
+            start = i + 1;
+        }
+        i += 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// "00", "01", ... "99": digits are appended two at a time as `&str`
+/// slices (no validation, no per-digit capacity check).
+const DIGIT_PAIR_BYTES: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+static DIGIT_PAIRS: &str = match std::str::from_utf8(&DIGIT_PAIR_BYTES) {
+    Ok(s) => s,
+    Err(_) => "",
+};
+
+/// `v % 100` as two digits.
+#[inline]
+fn digit_pair(v: u64) -> &'static str {
+    let i = (v % 100) as usize * 2;
+    DIGIT_PAIRS.get(i..i + 2).unwrap_or("00")
+}
+
+/// The last `digits` decimal digits of `v`, zero-padded (`digits` ≤ 20).
+/// Pairs are split off the low end with constant divisors (multiplies, not
+/// divisions) and written in place: `out` grows by a constant run of zeros
+/// (a fixed-size copy, inlined), cut to `digits`, whose bytes are then set.
+/// Digits made in a stack buffer and copied from it stalled every copy:
+/// word loads of bytes just stored one or two at a time cannot be
+/// forwarded from the store buffer (66 % of this function's samples).
+#[inline]
+fn push_digits(out: &mut String, v: u64, digits: u32) {
+    const ZEROS: [u8; 20] = [b'0'; 20];
+    let digits = digits.min(20) as usize;
+    // SAFETY: the bytes added are ASCII zeros, then ASCII digits: `out`
+    // stays valid UTF-8.
+    let bytes = unsafe { out.as_mut_vec() };
+    let start = bytes.len();
+    bytes.extend_from_slice(&ZEROS);
+    bytes.truncate(start + digits);
+    let Some(buf) = bytes.get_mut(start..) else {
+        return;
+    };
+    let mut n = v;
+    let mut i = buf.len();
+    while i >= 2 {
+        let p = (n % 100) as usize * 2;
+        n /= 100;
+        buf[i - 2] = DIGIT_PAIR_BYTES[p];
+        buf[i - 1] = DIGIT_PAIR_BYTES[p + 1];
+        i -= 2;
+    }
+    if i == 1 {
+        buf[0] = b'0' + (n % 10) as u8;
+    }
+}
+
+/// `v` in decimal, zero-padded to at least `width` digits.
+pub fn push_padded(out: &mut String, v: u64, width: usize) {
+    let len = v.checked_ilog10().map_or(1, |l| l + 1);
+    push_digits(out, v, len.max(u32::try_from(width).unwrap_or(20)));
+}
+
+/// [`write_rfc3339`]'s per-thread cache: the date-and-time text of the
+/// last two seconds written.
+struct SecondCache {
+    entries: [(i64, [u8; 19]); 2],
+    /// The entry to replace on a miss (the one used less recently).
+    victim: u8,
+}
+
+/// Append `ts` as RFC 3339 with its own offset (`Z` for UTC).
+pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
+    let local = ts
+        .unix_nanos
+        .div_euclid(1_000_000_000)
+        .saturating_add(i64::from(ts.offset_secs));
+    let nanos = ts.unix_nanos.rem_euclid(1_000_000_000) as u64;
+    // This runs twice for every document, and a stream's timestamps share
+    // their second: the `YYYY-MM-DDTHH:MM:SS` of the last two seconds are
+    // kept per thread (two: `@timestamp` is the sender's clock and
+    // `event.created` ours, which a skew or a backlog puts in different
+    // seconds; one entry would miss on every call then).
+    thread_local! {
+        static SECONDS: std::cell::RefCell<SecondCache> =
+            const { std::cell::RefCell::new(SecondCache {
+                entries: [(i64::MIN, [0; 19]), (i64::MIN, [0; 19])],
+                victim: 0,
+            }) };
+    }
+    // Written in place: `out` grows by 35 zeros (19 + `.` + 9 digits +
+    // `+hh:mm`, a fixed-size store), whose bytes are set and the rest cut.
+    // Not through a stack buffer: copying bytes just stored one or two at a
+    // time stalls on store forwarding (the copy was 3 % of the e2e profile).
+    // SAFETY: the bytes added are ASCII zeros, then ASCII text, and the cut
+    // falls after ASCII: `out` stays valid UTF-8.
+    let bytes = unsafe { out.as_mut_vec() };
+    let start = bytes.len();
+    bytes.extend_from_slice(&[b'0'; 35]);
+    let Some(buf) = bytes.get_mut(start..) else {
+        return;
+    };
+    // The prefix is copied from the thread's cache itself. A copy of the
+    // cache on the stack (what `Cell::get` makes) is stored in pieces of 16
+    // and 8 bytes and was read back in pieces of 16 and 4 that straddle
+    // them: such a load waits until the stores before it reach the cache
+    // (on a buffer just taken from the pool, those miss), which was two
+    // thirds of this function's samples.
+    SECONDS.with_borrow_mut(|cache| {
+        let hit = cache
+            .entries
+            .iter()
+            .position(|(second, _)| *second == local);
+        let way = match hit {
+            Some(way) => way,
+            None => {
+                let way = usize::from(cache.victim & 1);
+                cache.entries[way] = (local, date_time_text(local));
+                way
+            }
+        };
+        // The entry not used now is replaced next.
+        cache.victim = (way ^ 1) as u8;
+        buf[..19].copy_from_slice(&cache.entries[way].1);
+    });
+    let mut len = 19;
+    if ts.frac_digits > 0 {
+        // All nine digits, then cut to the precision: the leading `digits`
+        // of the nine are `nanos / 10^(9 - digits)` without a division.
+        buf[19] = b'.';
+        buf[20] = b'0' + (nanos / 100_000_000) as u8;
+        let mut rest = nanos % 100_000_000;
+        for i in (0..4).rev() {
+            let p = (rest % 100) as usize * 2;
+            rest /= 100;
+            buf[21 + 2 * i] = DIGIT_PAIR_BYTES[p];
+            buf[22 + 2 * i] = DIGIT_PAIR_BYTES[p + 1];
+        }
+        len = 20 + usize::from(ts.frac_digits.min(9));
+    }
+    if ts.offset_secs == 0 {
+        buf[len] = b'Z';
+        len += 1;
+    } else {
+        let abs = u64::from(ts.offset_secs.unsigned_abs());
+        buf[len] = if ts.offset_secs < 0 { b'-' } else { b'+' };
+        buf[len + 1..len + 3].copy_from_slice(digit_pair(abs / 3600 % 100).as_bytes());
+        buf[len + 3] = b':';
+        buf[len + 4..len + 6].copy_from_slice(digit_pair(abs / 60 % 60).as_bytes());
+        len += 6;
+    }
+    bytes.truncate(start + len);
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of `secs` since the epoch. Timestamps are i64
+/// nanoseconds (years 1677 to 2262) plus an offset under a day, so the year
+/// always has four digits.
+fn date_time_text(secs: i64) -> [u8; 19] {
+    let days = secs.div_euclid(86_400);
+    let secs_of_day = secs.rem_euclid(86_400) as u64;
+    let (y, m, d) = civil_from_days(days);
+    let y = y.clamp(0, 9999) as u64;
+    let mut t = *b"0000-00-00T00:00:00";
+    let pairs = [
+        (0, y / 100),
+        (2, y % 100),
+        (5, u64::from(m)),
+        (8, u64::from(d)),
+        (11, secs_of_day / 3600),
+        (14, secs_of_day / 60 % 60),
+        (17, secs_of_day % 60),
+    ];
+    for (at, v) in pairs {
+        t[at..at + 2].copy_from_slice(digit_pair(v).as_bytes());
+    }
+    t
+}
+
+/// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Inverse of [`days_from_civil`].
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// "00", "01", ... "ff".
+const HEX_PAIR_BYTES: [u8; 512] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [0u8; 512];
+    let mut i = 0;
+    while i < 256 {
+        t[2 * i] = DIGITS[i >> 4];
+        t[2 * i + 1] = DIGITS[i & 15];
+        i += 1;
+    }
+    t
+};
+
+/// Append `bytes` as lowercase hex digits.
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+    // Written in place (see [`push_digits`]: digits made in a stack buffer
+    // stall the copy that follows).
+    // SAFETY: every byte added is an ASCII hex digit (zeros first, then
+    // pairs from HEX_PAIR_BYTES): `out` stays valid UTF-8.
+    let out = unsafe { out.as_mut_vec() };
+    let start = out.len();
+    out.resize(start + bytes.len() * 2, b'0');
+    let Some(hex) = out.get_mut(start..) else {
+        return;
+    };
+    for (pair, &b) in hex.chunks_exact_mut(2).zip(bytes) {
+        let i = usize::from(b) * 2;
+        pair[0] = HEX_PAIR_BYTES[i];
+        pair[1] = HEX_PAIR_BYTES[i + 1];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_round_trip() {
+        for days in [-800_000, -1, 0, 1, 59, 365, 11_016, 20_000, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    #[test]
+    fn rfc3339_with_offset_and_fraction() {
+        let mut s = String::new();
+        // 2026-11-23T01:00:00.123Z printed in +09:00.
+        let unix = days_from_civil(2026, 11, 23) * 86_400 + 3600;
+        write_rfc3339(
+            &mut s,
+            &Timestamp {
+                unix_nanos: unix * 1_000_000_000 + 123_000_000,
+                offset_secs: 9 * 3600,
+                frac_digits: 3,
+            },
+        );
+        assert_eq!(s, "2026-11-23T10:00:00.123+09:00");
+    }
+
+    #[test]
+    fn padded_numbers_match_format() {
+        let mut values: Vec<u64> = (0..=1000).collect();
+        for p in 1..20 {
+            let t = 10u64.pow(p);
+            values.extend([t - 1, t, t + 1, t.saturating_mul(7) - 3]);
+        }
+        values.push(u64::MAX);
+        for v in values {
+            for width in 0..=20 {
+                let mut s = String::new();
+                push_padded(&mut s, v, width);
+                assert_eq!(s, format!("{v:0width$}"));
+            }
+        }
+    }
+
+    /// Against chrono, over 1900..2100 in uneven steps, going back and
+    /// forth between seconds (the per-thread cache of the last second).
+    #[test]
+    fn rfc3339_matches_chrono() {
+        let start = -2_208_988_800i64; // 1900-01-01
+        let mut secs = start;
+        let mut n = 0;
+        while secs < 4_102_444_800 {
+            for (s, frac_digits) in [
+                (secs, 6u8),
+                (secs + 1, 3),
+                (secs, 9),
+                (secs - 86_400, 1),
+                (secs, 2),
+                (secs, 4),
+                (secs, 5),
+                (secs, 7),
+                (secs, 8),
+            ] {
+                let nanos = (s.rem_euclid(1000) * 999_983) % 1_000_000_000;
+                let mut ours = String::new();
+                write_rfc3339(
+                    &mut ours,
+                    &Timestamp {
+                        unix_nanos: s * 1_000_000_000 + nanos,
+                        offset_secs: 0,
+                        frac_digits,
+                    },
+                );
+                let dt = chrono::DateTime::from_timestamp(s, nanos as u32).unwrap();
+                let fraction = format!("{:09}", nanos);
+                let want = format!(
+                    "{}.{}Z",
+                    dt.format("%Y-%m-%dT%H:%M:%S"),
+                    &fraction[..usize::from(frac_digits)]
+                );
+                assert_eq!(ours, want);
+                n += 1;
+            }
+            secs += 7_919_993;
+        }
+        assert!(n > 3000);
+    }
+
+    #[test]
+    fn rfc3339_at_the_ends_of_the_range() {
+        let text = |unix_nanos, offset_secs| {
+            let mut s = String::new();
+            write_rfc3339(
+                &mut s,
+                &Timestamp {
+                    unix_nanos,
+                    offset_secs,
+                    frac_digits: 9,
+                },
+            );
+            s
+        };
+        assert_eq!(text(i64::MAX, 0), "2262-04-11T23:47:16.854775807Z");
+        assert_eq!(
+            text(i64::MAX, 23 * 3600 + 59 * 60),
+            "2262-04-12T23:46:16.854775807+23:59"
+        );
+        assert_eq!(text(i64::MIN, 0), "1677-09-21T00:12:43.145224192Z");
+        assert_eq!(
+            text(i64::MIN, -(23 * 3600 + 59 * 60)),
+            "1677-09-20T00:13:43.145224192-23:59"
+        );
+    }
+
+    #[test]
+    fn json_escaping() {
+        let mut s = String::new();
+        write_json_str(&mut s, "a\"b\\c\nd\u{1}é");
+        assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
+        let parsed: String = serde_json::from_str(&s).unwrap();
+        assert_eq!(parsed, "a\"b\\c\nd\u{1}é");
+    }
+
+    /// The word-at-a-time scan finds every byte that needs escaping at any
+    /// offset in a word, and passes every other byte (UTF-8 included).
+    #[test]
+    fn json_escaping_every_byte_at_every_offset() {
+        let specials: Vec<char> = (0u8..0x20)
+            .chain([b'"', b'\\', 0x7f])
+            .map(char::from)
+            .collect();
+        let clean = [
+            'a', ' ', '~', '!', '#', '[', ']', 'é', '€', '\u{80}', '\u{ff}',
+        ];
+        for len in (0..20).chain([31, 32, 33, 40, 47, 63, 64, 65, 79]) {
+            for at in 0..len.max(1) {
+                for &c in specials.iter().chain(&clean) {
+                    let text: String = (0..len).map(|i| if i == at { c } else { 'x' }).collect();
+                    let mut s = String::new();
+                    write_json_str(&mut s, &text);
+                    let back: String = serde_json::from_str(&s)
+                        .unwrap_or_else(|e| panic!("{s:?} for {text:?}: {e}"));
+                    assert_eq!(back, text);
+                    let raw = s.bytes().filter(|&b| b < 0x20 || b == 0x7f).count();
+                    assert_eq!(raw, 0, "{s:?}");
+                    if specials.contains(&c) && len > 0 {
+                        assert!(s.len() > text.len() + 2, "{c:?} not escaped in {s:?}");
+                    }
+                }
+            }
+        }
+    }
+}
