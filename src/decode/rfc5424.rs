@@ -424,6 +424,27 @@ mod tests {
         );
     }
 
+    /// The decoder keeps the last two date-times it read (per thread):
+    /// three taking turns (each evicting one), two alternating, and an
+    /// impossible one in between are each read as written.
+    #[test]
+    fn date_times_taking_turns_are_each_read_as_written() {
+        let times = [
+            "2026-11-24T11:34:54.606Z",
+            "2003-10-11T22:14:15.003+01:00",
+            "1999-12-31T23:59:59-05:30",
+        ];
+        for k in [0, 1, 0, 2, 1, 0, 3, 1, 0, 0, 2, 2, 1] {
+            let Some(written) = times.get(k) else {
+                let e = dec("<14>1 2026-02-30T11:34:54Z h a - - - m");
+                assert_eq!(e.protocol, Protocol::Rfc3164);
+                continue;
+            };
+            let e = dec(&format!("<14>1 {written} h a - - - m"));
+            assert_eq!(json(&e)["timestamp"], *written);
+        }
+    }
+
     /// Issue #22: RFC 5424 frames that break the grammar but Flume reads.
     #[test]
     fn issue22_rfc5424_fields_missing_after_hostname() {
