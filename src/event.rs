@@ -2,9 +2,10 @@
 //!
 //! An [`Event`] keeps the frame it came from and points into it: header
 //! fields are byte spans of the frame's UTF-8 text, so decoding allocates
-//! nothing for a message without structured-data escapes. Text that is not
-//! in the frame (an unescaped parameter value, a value set by config) is
-//! owned.
+//! nothing for a message without structured data, and one list for a
+//! message with it (an element's first four parameters lie in the element,
+//! [`SdParams`]). Text that is not in the frame (an unescaped parameter
+//! value, a value set by config) is owned.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;

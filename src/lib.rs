@@ -41,7 +41,7 @@
 //! library), [`telemetry`] (the Prometheus registry, metric families and the
 //! labels stages count by), `log_limit` (rate-limited log lines), `record`
 //! (the encoded output a queue holds and a sink writes), [`event`] (the
-//! decoded message) and [`text`] (JSON / digit / RFC 3339 writers: every
+//! decoded message; spans of its frame, structured data in one list) and [`text`] (JSON / digit / RFC 3339 writers: every
 //! unsafe byte write).
 //!
 //! Around them, the orchestrators: `service` (`sluice run`: wiring and
