@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use super::OpenError;
+
 /// An HTTP sink's last request-body buffer, taken back once the request
 /// is done and written into by the next: a fresh multi-MiB body per
 /// request page-faulted in, and freed on another thread it stayed
@@ -42,25 +44,30 @@ pub(crate) fn body_buffer(mut spare: Vec<u8>, size: usize) -> Vec<u8> {
 pub(crate) fn http_client(
     timeout: Duration,
     ca_file: Option<&std::path::Path>,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, OpenError> {
     let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)));
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("ca_file {}: cannot read: {e}", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("ca_file {}: not PEM certificates: {e}", path.display()))?;
+        let pem = std::fs::read(path).map_err(|source| OpenError::CaRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| OpenError::CaPem {
+                path: path.to_owned(),
+                source,
+            })?;
         if certs.is_empty() {
-            return Err(format!("ca_file {}: no certificate in it", path.display()));
+            return Err(OpenError::CaEmpty {
+                path: path.to_owned(),
+            });
         }
         for cert in certs {
             builder = builder.add_root_certificate(cert);
         }
     }
-    builder
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    builder.build().map_err(OpenError::Client)
 }
 
 /// How a sink signs its requests.
@@ -150,7 +157,7 @@ impl Transport {
         config: &impl HttpConfig,
         requests: prometheus_client::metrics::histogram::Histogram,
         header: Option<String>,
-    ) -> Result<Transport, String> {
+    ) -> Result<Transport, OpenError> {
         let client = http_client(config.timeout(), config.ca_file())?;
         let auth = match (header, config.username()) {
             (Some(value), _) => Auth::Header(value),
@@ -286,9 +293,13 @@ pub(crate) async fn read_capped(mut response: reqwest::Response, cap: usize) -> 
 /// request", which told `/health` nothing. Without the URL (with its
 /// query): the caller names the node.
 pub(crate) fn transport_error(e: reqwest::Error) -> String {
-    let e = e.without_url();
+    transport_text(&e.without_url())
+}
+
+/// A transport error's text with its causes (see [`transport_error`]).
+pub(crate) fn transport_text(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
+    let mut source = std::error::Error::source(e);
     // Bounded: a cause chain is a few errors deep; the text is cut anyway
     // where it is shown (/health keeps 512 characters).
     for _ in 0..8 {

@@ -29,7 +29,7 @@ use crate::record::Record;
 
 use super::http::{PostError, Sent, Transport};
 use super::retry::{Outcome, classify};
-use super::{DeadLetter, RetryPolicy, SinkError, Written, retry_after};
+use super::{Cause, DeadLetter, OpenError, RetryPolicy, SinkError, Written, retry_after};
 use bulk::*;
 pub(crate) use bulk::{Item, bulk_body_into, chunks};
 
@@ -56,9 +56,6 @@ pub(crate) struct ElasticsearchSink {
     setup: tokio::sync::OnceCell<Option<setup::Engine>>,
 }
 
-/// How a request refused as too large (413) is told apart.
-const TOO_LARGE: &str = "413 request too large";
-
 /// What became of the items of one request.
 struct Answer {
     /// Items to send again (429, 5xx), with the last reason.
@@ -72,7 +69,7 @@ impl ElasticsearchSink {
         name: &str,
         config: &ElasticsearchConfig,
         requests: prometheus_client::metrics::histogram::Histogram,
-    ) -> Result<ElasticsearchSink, String> {
+    ) -> Result<ElasticsearchSink, OpenError> {
         let header = config.api_key.as_ref().map(|v| format!("ApiKey {v}"));
         let http = Transport::new(config, requests, header)?;
         let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
@@ -149,7 +146,7 @@ impl ElasticsearchSink {
             self.setup
                 .get_or_try_init(|| setup::run(&self.name, &self.config, &self.http.client, &base))
                 .await
-                .map_err(|e| SinkError::retry(format!("setup: {e}")))?;
+                .map_err(SinkError::retry)?;
         }
         let names = hour_names(&self.config.index, batch);
         let items = batch_items(batch, &names, self.config.document_ids);
@@ -160,7 +157,7 @@ impl ElasticsearchSink {
         let mut progressed = false;
         while !pending.is_empty() {
             let mut retry: Vec<(usize, String)> = Vec::new();
-            let mut whole_failure: Option<(String, Option<Duration>)> = None;
+            let mut whole_failure: Option<SinkError> = None;
             let max_bytes = self.config.batch_max_bytes.min(self.max_request_bytes());
             // Last first: popped in order; a chunk the node found too large
             // comes back as two halves.
@@ -175,12 +172,16 @@ impl ElasticsearchSink {
                         if answer.retry.len() < chunk.len() {
                             progressed = true;
                         } else if let Some((_, why)) = answer.retry.first() {
-                            whole_failure = Some((why.clone(), None));
+                            whole_failure = Some(SinkError::retry(Cause::Item(why.clone())));
                         }
                         retry.extend(answer.retry);
                         rejected.extend(answer.rejected);
                     }
-                    Err((reason, _)) if reason.contains(TOO_LARGE) => {
+                    Err(SinkError::Retryable {
+                        cause: too_large @ Cause::TooLarge { .. },
+                        ..
+                    }) => {
+                        let reason = too_large.to_string();
                         match self.split_too_large(&items, chunk) {
                             Ok(halves) => todo.extend(halves),
                             Err(alone) => {
@@ -189,9 +190,10 @@ impl ElasticsearchSink {
                             }
                         }
                     }
-                    Err((reason, after)) => {
+                    Err(e) => {
+                        let reason = e.cause().to_string();
                         retry.extend(chunk.iter().map(|&i| (i, reason.clone())));
-                        whole_failure = Some((reason, after));
+                        whole_failure = Some(e);
                     }
                 }
             }
@@ -203,11 +205,9 @@ impl ElasticsearchSink {
                 // Nothing of this batch reached Elasticsearch: the worker
                 // retries it whole, with its backoff, and shows the failure
                 // on /health.
-                let (message, retry_after) = whole_failure.unwrap_or_default();
-                return Err(SinkError::Retryable {
-                    message,
-                    retry_after,
-                });
+                return Err(
+                    whole_failure.unwrap_or_else(|| SinkError::retry(Cause::Item(String::new())))
+                );
             }
             attempt += 1;
             let out_of_time =
@@ -221,7 +221,7 @@ impl ElasticsearchSink {
                 break;
             }
             let why = match &whole_failure {
-                Some((message, _)) => message.clone(),
+                Some(e) => e.cause().to_string(),
                 None => format!(
                     "{} items to retry: {}",
                     retry.len(),
@@ -231,7 +231,7 @@ impl ElasticsearchSink {
             metrics.retrying(&why);
             let wait = self.retry.wait(
                 attempt - 1,
-                whole_failure.and_then(|(_, a)| a),
+                whole_failure.and_then(|e| e.after()),
                 started.elapsed(),
             );
             if let Some(suppressed) = self.retry_log.allow() {
@@ -261,25 +261,18 @@ impl ElasticsearchSink {
     }
 
     /// One `_bulk` request for `chunk`. `Err` = the whole request failed
-    /// (reason, Retry-After).
-    async fn request(
-        &self,
-        items: &[Item<'_>],
-        chunk: &[usize],
-    ) -> Result<Answer, (String, Option<Duration>)> {
+    /// (always retryable: with the node's Retry-After).
+    async fn request(&self, items: &[Item<'_>], chunk: &[usize]) -> Result<Answer, SinkError> {
         let body = bulk_body_into(items, chunk, self.http.spare.take());
         let (node, base) = self.node();
         let url = bulk_url(&base, self.config.pipeline.as_deref());
         let Sent { response, kept } = match self.http.post(&url, "application/x-ndjson", body).await
         {
             Ok(sent) => sent,
-            Err(PostError::Gzip(e)) => return Err((format!("gzip: {e}"), None)),
+            Err(PostError::Gzip(e)) => return Err(SinkError::retry(Cause::Gzip(e))),
             Err(PostError::Transport(e)) => {
                 self.node_failed(node);
-                return Err((
-                    format!("{base}: {}", crate::sinks::transport_error(e)),
-                    None,
-                ));
+                return Err(SinkError::retry(Cause::transport(base, e)));
             }
         };
         let status = response.status().as_u16();
@@ -294,31 +287,50 @@ impl ElasticsearchSink {
             Outcome::Done => {}
             Outcome::TooLarge => {
                 // http.max_content_length: not the node's fault, no cool-down.
-                return Err((format!("{base}: {TOO_LARGE} {}", short(&answer)), None));
+                return Err(SinkError::retry(Cause::TooLarge {
+                    at: base,
+                    says: short(&answer),
+                }));
             }
             // Busy or failing (429, and any status from 500 up): the next
             // node.
             Outcome::Retryable { .. } | Outcome::Unexpected if status == 429 || status >= 500 => {
                 self.node_failed(node);
-                return Err((format!("{base}: {status} {}", short(&answer)), retry_after));
+                return Err(SinkError::Retryable {
+                    cause: Cause::Status {
+                        at: base,
+                        status,
+                        says: short(&answer),
+                    },
+                    after: retry_after,
+                });
             }
             _ => {
                 // The request itself was refused (auth, malformed): every item
                 // is held for retry; the reason shows in logs and /health.
-                return Err((
-                    format!("{base}: {status} {}", short(&answer)),
-                    Some(Duration::from_secs(10)),
-                ));
+                return Err(SinkError::Retryable {
+                    cause: Cause::Status {
+                        at: base,
+                        status,
+                        says: short(&answer),
+                    },
+                    after: Some(Duration::from_secs(10)),
+                });
             }
         }
         // A 2xx that is not a _bulk answer (a proxy's page, a cut answer)
         // says nothing of the items: the request failed, and is retried.
-        read_items(&answer.bytes, chunk).map_err(|e| {
+        read_items(&answer.bytes, chunk).map_err(|problem| {
             self.node_failed(node);
-            (
-                format!("{base}: {status} but {e}: {}", short(&answer)),
-                retry_after,
-            )
+            SinkError::Retryable {
+                cause: Cause::Garbled {
+                    at: base,
+                    status,
+                    problem,
+                    says: short(&answer),
+                },
+                after: retry_after,
+            }
         })
     }
 

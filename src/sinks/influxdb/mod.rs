@@ -32,7 +32,7 @@ use crate::record::Record;
 
 use super::http::{PostError, Sent, Transport};
 use super::retry::{Outcome as Status, classify};
-use super::{DeadLetter, SinkError, Written};
+use super::{Cause, DeadLetter, OpenError, SinkError, Written};
 
 mod partial;
 
@@ -102,7 +102,7 @@ impl InfluxSink {
         name: &str,
         config: &InfluxConfig,
         requests: prometheus_client::metrics::histogram::Histogram,
-    ) -> Result<InfluxSink, String> {
+    ) -> Result<InfluxSink, OpenError> {
         let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
         // A 2.x token, else the 1.x user (basic authentication).
         let token = config.token.as_ref().map(|t| format!("Token {t}"));
@@ -166,8 +166,14 @@ impl InfluxSink {
                     self.probe_write()
                         .await
                         .map_err(|probe| SinkError::Retryable {
-                            message: format!("database {name:?}: {status} on {q} ({e}); {probe}"),
-                            retry_after: Some(CONFIG_ERROR_WAIT),
+                            cause: Cause::Database {
+                                name: name.to_owned(),
+                                status,
+                                statement: q.clone(),
+                                says: e,
+                                probe,
+                            },
+                            after: Some(CONFIG_ERROR_WAIT),
                         })?;
                     tracing::info!(sink = %self.name, statement = %q, status, "InfluxDB: not allowed to run it, but the database takes our writes: proceeding");
                 }
@@ -207,9 +213,9 @@ impl InfluxSink {
             Ok(response) => Ok((response, base)),
             Err(e) => {
                 self.fail_over(i);
-                Err(SinkError::retry(format!(
-                    "{base}/query ({q}): {}",
-                    crate::sinks::transport_error(e)
+                Err(SinkError::retry(Cause::transport(
+                    format!("{base}/query ({q})"),
+                    e,
                 )))
             }
         }
@@ -264,10 +270,11 @@ impl InfluxSink {
             (200, None) => Ok(Answer::Done),
             (200, Some(e)) if e.contains("already exists") => Ok(Answer::Exists(e)),
             (401 | 403, e) => Ok(Answer::Refused(status, e.unwrap_or(body))),
-            (status, e) => Err(SinkError::retry(format!(
-                "{base}/query ({q}): {status} {}",
-                e.unwrap_or(body)
-            ))),
+            (status, e) => Err(SinkError::retry(Cause::Status {
+                at: format!("{base}/query ({q})"),
+                status,
+                says: e.unwrap_or(body),
+            })),
         }
     }
 
@@ -445,14 +452,10 @@ impl InfluxSink {
             .await
         {
             Ok(sent) => sent,
-            Err(PostError::Gzip(e)) => return Err(SinkError::Permanent(format!("gzip: {e}"))),
+            Err(PostError::Gzip(e)) => return Err(SinkError::Permanent(Cause::Gzip(e))),
             Err(PostError::Transport(e)) => {
                 self.fail_over(i);
-                return Err(SinkError::retry(format!(
-                    "{}: {}",
-                    self.redact(&url),
-                    crate::sinks::transport_error(e)
-                )));
+                return Err(SinkError::retry(Cause::transport(self.redact(&url), e)));
             }
         };
         let status = response.status().as_u16();
@@ -483,20 +486,20 @@ impl InfluxSink {
             // batch is retried slowly (and counted as lost only when the
             // retry time runs out), so fixing the server lets it through.
             Status::Unauthorized => Err(SinkError::Retryable {
-                message: format!(
-                    "{at}: {status} not allowed: check the sink's credentials ({reason})"
-                ),
-                retry_after: Some(CONFIG_ERROR_WAIT),
+                cause: Cause::NotAllowed {
+                    at,
+                    status,
+                    says: reason,
+                },
+                after: Some(CONFIG_ERROR_WAIT),
             }),
             Status::NotFound => {
                 if c.create_database {
                     self.prepared.store(false, Ordering::Relaxed);
                 }
                 Err(SinkError::Retryable {
-                    message: format!(
-                        "{at}: 404 not found: does the database / bucket exist? ({reason})"
-                    ),
-                    retry_after: Some(if c.create_database {
+                    cause: Cause::NotFound { at, says: reason },
+                    after: Some(if c.create_database {
                         Duration::ZERO
                     } else {
                         CONFIG_ERROR_WAIT
@@ -506,13 +509,19 @@ impl InfluxSink {
             Status::Retryable { after } => {
                 self.fail_over(i);
                 Err(SinkError::Retryable {
-                    message: format!("{at}: {status} {reason}"),
-                    retry_after: after,
+                    cause: Cause::Status {
+                        at,
+                        status,
+                        says: reason,
+                    },
+                    after,
                 })
             }
-            Status::Unexpected => Err(SinkError::Permanent(format!(
-                "{at}: unexpected {status} {reason}"
-            ))),
+            Status::Unexpected => Err(SinkError::Permanent(Cause::Unexpected {
+                at,
+                status,
+                says: reason,
+            })),
         }
     }
 

@@ -260,10 +260,7 @@ fn delivered_good_lines(seen: &std::sync::Mutex<Vec<(String, String)>>) -> Vec<S
 /// fails the test, saying what was `expected`.
 fn retryable(written: Result<Written, SinkError>, expected: &str) -> (Option<Duration>, String) {
     match written {
-        Err(SinkError::Retryable {
-            retry_after,
-            message,
-        }) => (retry_after, message),
+        Err(SinkError::Retryable { after, cause }) => (after, cause.to_string()),
         other => panic!("expected {expected}, got {other:?}"),
     }
 }
