@@ -25,6 +25,12 @@ pub enum SinkKind {
     Elasticsearch(ElasticsearchConfig),
 }
 
+/// A sink URL as logs and messages show it: without the `/` the parser
+/// adds to a bare host (`http://es:9200`, as configured).
+pub fn url_text(url: &reqwest::Url) -> &str {
+    url.as_str().trim_end_matches('/')
+}
+
 impl SinkKind {
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -38,7 +44,8 @@ impl SinkKind {
 
 #[derive(Debug, Clone)]
 pub struct InfluxConfig {
-    pub urls: Vec<String>,
+    /// Parsed once, at validation.
+    pub urls: Vec<reqwest::Url>,
     pub api: InfluxApi,
     pub database: Option<String>,
     pub retention_policy: Option<String>,
@@ -123,7 +130,8 @@ pub enum UnsignedAs {
 
 #[derive(Debug, Clone)]
 pub struct ElasticsearchConfig {
-    pub urls: Vec<String>,
+    /// Parsed once, at validation.
+    pub urls: Vec<reqwest::Url>,
     pub index: String,
     pub username: Option<String>,
     pub password: Option<String>,
@@ -175,10 +183,15 @@ impl Validator<'_, '_> {
         Ok(v)
     }
 
-    pub(super) fn urls(&self, base: &[Seg], urls: &[String]) -> Result<(), ConfigError> {
+    pub(super) fn urls(
+        &self,
+        base: &[Seg],
+        urls: &[String],
+    ) -> Result<Vec<reqwest::Url>, ConfigError> {
         if urls.is_empty() {
             return Err(self.err(&at(base, "urls"), "at least one URL is needed"));
         }
+        let mut parsed = Vec::with_capacity(urls.len());
         for u in urls {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 return Err(self.err(
@@ -186,12 +199,12 @@ impl Validator<'_, '_> {
                     format!("{u:?} is not an http:// or https:// URL"),
                 ));
             }
-            // What the HTTP client parses at each request, parsed once here.
-            reqwest::Url::parse(u).map_err(|e| {
+            // Parsed once here: the sinks build their request URLs from it.
+            parsed.push(reqwest::Url::parse(u).map_err(|e| {
                 self.err(&at(base, "urls"), format!("{u:?} is not a valid URL: {e}"))
-            })?;
+            })?);
         }
-        Ok(())
+        Ok(parsed)
     }
 
     pub(super) fn sink(
@@ -298,7 +311,7 @@ impl Validator<'_, '_> {
                 ));
             }
         }
-        self.urls(base, &urls)?;
+        let urls = self.urls(base, &urls)?;
         let api = api.unwrap_or(InfluxApi::V1);
         let dead_letter = Some(self.dead_letter(&name, dead_letter_path, data_dir));
         match api {
@@ -376,7 +389,7 @@ impl Validator<'_, '_> {
         } = raw;
         let (username, password, api_key) =
             (nonempty(username), nonempty(password), nonempty(api_key));
-        self.urls(base, &urls)?;
+        let urls = self.urls(base, &urls)?;
         // A data stream is written by its name, through its template.
         let index = match (&data_stream, index.is_empty()) {
             (Some(ds), true) => ds.clone(),

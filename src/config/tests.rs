@@ -652,7 +652,16 @@ fn sink_urls_are_parsed_at_validation() {
             "{BASE}\n[[sinks]]\nname = \"i\"\ntype = \"influxdb\"\nurls = [\"{url}\"]\ndatabase = \"d\"\n{DEFAULT_ROUTE}"
         )
     };
-    Config::from_toml(&sink("http://influx.example:8086/base"), "t.toml").unwrap();
+    let config = Config::from_toml(&sink("http://influx.example:8086/base"), "t.toml").unwrap();
+    // Kept parsed: the sink builds its request URLs from it.
+    match &config.sinks[1].kind {
+        SinkKind::Influxdb(i) => {
+            assert_eq!(i.urls.len(), 1);
+            assert_eq!(i.urls[0].host_str(), Some("influx.example"));
+            assert_eq!(i.urls[0].path(), "/base");
+        }
+        other => panic!("expected an influxdb sink, got {other:?}"),
+    }
     for bad in ["http://exa mple:8086", "http://host:99999", "https://"] {
         let e = err(&sink(bad));
         assert!(

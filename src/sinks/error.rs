@@ -117,6 +117,9 @@ pub(crate) enum Cause {
     Task(#[from] tokio::task::JoinError),
     #[error("dead-letter file lock poisoned")]
     Poisoned,
+    /// The sink has no URL (validation refuses that).
+    #[error("no URL configured")]
+    NoUrl,
 }
 
 impl Cause {

@@ -181,7 +181,7 @@ impl Transport {
     /// uncompressed buffer goes back to the spare at once), signed, timed.
     pub(crate) async fn post(
         &self,
-        url: &str,
+        url: reqwest::Url,
         content_type: &'static str,
         body: Vec<u8>,
     ) -> Result<Sent, PostError> {
@@ -215,6 +215,17 @@ impl Transport {
             self.spare.keep(body.into());
         }
     }
+}
+
+/// `base` (a sink URL, parsed at validation) with `path` appended to its
+/// path and `query` as its query: built from the parsed URL, not parsed
+/// again.
+pub(crate) fn endpoint(base: &reqwest::Url, path: &str, query: &str) -> reqwest::Url {
+    let mut url = base.clone();
+    let joined = format!("{}/{path}", base.path().trim_end_matches('/'));
+    url.set_path(&joined);
+    url.set_query(Some(query));
+    url
 }
 
 /// Gzip a request body.
@@ -386,6 +397,22 @@ pub(crate) mod tests {
             _: &mut std::task::Context<'_>,
         ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
             std::task::Poll::Ready(self.0.pop_front().map(|c| Ok(http_body::Frame::data(c))))
+        }
+    }
+
+    /// Request URLs are built on the parsed sink URL: a base path (with
+    /// or without its trailing `/`) is kept, the query replaced.
+    #[test]
+    fn endpoints_extend_the_base_path() {
+        for base in ["http://h:8086", "http://h:8086/"] {
+            let base = reqwest::Url::parse(base).unwrap();
+            let url = super::endpoint(&base, "write", "db=d");
+            assert_eq!(url.as_str(), "http://h:8086/write?db=d");
+        }
+        for base in ["https://h/influx", "https://h/influx/"] {
+            let base = reqwest::Url::parse(base).unwrap();
+            let url = super::endpoint(&base, "api/v2/write", "org=o&bucket=b");
+            assert_eq!(url.as_str(), "https://h/influx/api/v2/write?org=o&bucket=b");
         }
     }
 

@@ -94,12 +94,13 @@ impl ElasticsearchSink {
     }
 
     /// The next node to use (round-robin, skipping nodes in cool-down unless
-    /// all are).
-    fn node(&self) -> (usize, String) {
+    /// all are): its index and URL (none only if `urls` is empty, which
+    /// validation refuses).
+    fn node(&self) -> (usize, Option<&reqwest::Url>) {
         let now = Instant::now();
         let n = self.config.urls.len().max(1);
         let Ok(mut nodes) = self.nodes.lock() else {
-            return (0, self.config.urls.first().cloned().unwrap_or_default());
+            return (0, self.config.urls.first());
         };
         let start = nodes.0;
         let mut pick = start % n;
@@ -117,10 +118,7 @@ impl ElasticsearchSink {
             }
         }
         nodes.0 = pick + 1;
-        (
-            pick,
-            self.config.urls.get(pick).cloned().unwrap_or_default(),
-        )
+        (pick, self.config.urls.get(pick))
     }
 
     fn node_failed(&self, i: usize) {
@@ -142,9 +140,9 @@ impl ElasticsearchSink {
         metrics: &crate::telemetry::SinkMetrics,
     ) -> Result<Written, SinkError> {
         if self.setup.get().is_none() {
-            let (_, base) = self.node();
+            let base = self.node().1.map_or("", crate::config::url_text);
             self.setup
-                .get_or_try_init(|| setup::run(&self.name, &self.config, &self.http.client, &base))
+                .get_or_try_init(|| setup::run(&self.name, &self.config, &self.http.client, base))
                 .await
                 .map_err(SinkError::retry)?;
         }
@@ -264,9 +262,12 @@ impl ElasticsearchSink {
     /// (always retryable: with the node's Retry-After).
     async fn request(&self, items: &[Item<'_>], chunk: &[usize]) -> Result<Answer, SinkError> {
         let body = bulk_body_into(items, chunk, self.http.spare.take());
-        let (node, base) = self.node();
-        let url = bulk_url(&base, self.config.pipeline.as_deref());
-        let Sent { response, kept } = match self.http.post(&url, "application/x-ndjson", body).await
+        let (node, Some(base_url)) = self.node() else {
+            return Err(SinkError::retry(Cause::NoUrl));
+        };
+        let url = bulk_url(base_url, self.config.pipeline.as_deref());
+        let base = crate::config::url_text(base_url).to_owned();
+        let Sent { response, kept } = match self.http.post(url, "application/x-ndjson", body).await
         {
             Ok(sent) => sent,
             Err(PostError::Gzip(e)) => return Err(SinkError::retry(Cause::Gzip(e))),

@@ -30,7 +30,7 @@ use std::time::Duration;
 use crate::config::{InfluxApi, InfluxConfig};
 use crate::record::Record;
 
-use super::http::{PostError, Sent, Transport};
+use super::http::{PostError, Sent, Transport, endpoint};
 use super::retry::{Outcome as Status, classify};
 use super::{Cause, DeadLetter, OpenError, SinkError, Written};
 
@@ -183,17 +183,22 @@ impl InfluxSink {
         Ok(())
     }
 
-    /// The base URL in use and its index.
+    /// The base URL in use (as configured, for `/query` and messages) and
+    /// its index.
     fn base(&self) -> (usize, String) {
-        let (i, _) = self.url();
+        let i = self.index();
         let base = self
             .config
             .urls
             .get(i)
-            .map_or("", String::as_str)
-            .trim_end_matches('/')
+            .map_or("", crate::config::url_text)
             .to_owned();
         (i, base)
+    }
+
+    /// The index into `config.urls` of the URL in use.
+    fn index(&self) -> usize {
+        self.current.load(Ordering::Relaxed) % self.config.urls.len().max(1)
     }
 
     /// Send the `/query` request for statement `q` that `build` makes
@@ -281,8 +286,10 @@ impl InfluxSink {
     /// An empty write to the database (and policy): 204 when it exists and
     /// we may write; otherwise why not.
     async fn probe_write(&self) -> Result<(), String> {
-        let (i, url) = self.url();
-        let mut req = self.http.client.post(&url).body("");
+        let (i, Some(url)) = self.url() else {
+            return Err(Cause::NoUrl.to_string());
+        };
+        let mut req = self.http.client.post(url).body("");
         if let Some(user) = &self.config.username {
             req = req.basic_auth(user, self.config.password.as_deref());
         }
@@ -311,36 +318,39 @@ impl InfluxSink {
         }
     }
 
-    fn url(&self) -> (usize, String) {
-        let i = self.current.load(Ordering::Relaxed) % self.config.urls.len().max(1);
-        let base = self
-            .config
-            .urls
-            .get(i)
-            .map_or("", String::as_str)
-            .trim_end_matches('/');
+    /// The write URL of the URL in use (built from the parsed one) and its
+    /// index; none only if `urls` is empty, which validation refuses.
+    fn url(&self) -> (usize, Option<reqwest::Url>) {
+        let i = self.index();
+        let Some(base) = self.config.urls.get(i) else {
+            return (i, None);
+        };
         let c = &self.config;
         let url = match c.api {
             InfluxApi::V1 => {
-                let mut u = format!(
-                    "{base}/write?precision={}&db={}",
+                let mut q = format!(
+                    "precision={}&db={}",
                     c.precision.query_value(true),
                     encode(c.database.as_deref().unwrap_or(""))
                 );
                 if let Some(rp) = &c.retention_policy {
-                    u.push_str("&rp=");
-                    u.push_str(&encode(rp));
+                    q.push_str("&rp=");
+                    q.push_str(&encode(rp));
                 }
-                u
+                endpoint(base, "write", &q)
             }
-            InfluxApi::V2 => format!(
-                "{base}/api/v2/write?precision={}&org={}&bucket={}",
-                c.precision.query_value(false),
-                encode(c.org.as_deref().unwrap_or("")),
-                encode(c.bucket.as_deref().unwrap_or(""))
+            InfluxApi::V2 => endpoint(
+                base,
+                "api/v2/write",
+                &format!(
+                    "precision={}&org={}&bucket={}",
+                    c.precision.query_value(false),
+                    encode(c.org.as_deref().unwrap_or("")),
+                    encode(c.bucket.as_deref().unwrap_or(""))
+                ),
             ),
         };
-        (i, url)
+        (i, Some(url))
     }
 
     /// Move on to the next URL after a failure at URL `i`.
@@ -444,20 +454,20 @@ impl InfluxSink {
             body.extend_from_slice(l.as_bytes());
             body.push(b'\n');
         }
-        let (i, url) = self.url();
-        let c = &self.config;
-        let Sent { response, kept } = match self
-            .http
-            .post(&url, "text/plain; charset=utf-8", body)
-            .await
-        {
-            Ok(sent) => sent,
-            Err(PostError::Gzip(e)) => return Err(SinkError::Permanent(Cause::Gzip(e))),
-            Err(PostError::Transport(e)) => {
-                self.fail_over(i);
-                return Err(SinkError::retry(Cause::transport(self.redact(&url), e)));
-            }
+        let (i, Some(url)) = self.url() else {
+            return Err(SinkError::retry(Cause::NoUrl));
         };
+        let at = redact(&url);
+        let c = &self.config;
+        let Sent { response, kept } =
+            match self.http.post(url, "text/plain; charset=utf-8", body).await {
+                Ok(sent) => sent,
+                Err(PostError::Gzip(e)) => return Err(SinkError::Permanent(Cause::Gzip(e))),
+                Err(PostError::Transport(e)) => {
+                    self.fail_over(i);
+                    return Err(SinkError::retry(Cause::transport(at, e)));
+                }
+            };
         let status = response.status().as_u16();
         let outcome = classify(status, response.headers(), std::time::SystemTime::now());
         // A 1.x partial write quotes each line it rejects: room for all of
@@ -466,7 +476,6 @@ impl InfluxSink {
         let text = crate::sinks::read_capped(response, cap).await.text();
         self.http.give_back(kept);
         let reason = error_text(&text);
-        let at = self.redact(&url);
         match outcome {
             Status::Done => Ok(Outcome::Written),
             // A partial write only when the answer says which lines (or
@@ -525,14 +534,6 @@ impl InfluxSink {
         }
     }
 
-    /// The URL without credentials, for logs.
-    fn redact(&self, url: &str) -> String {
-        match url.split_once('?') {
-            Some((base, _)) => base.to_owned(),
-            None => url.to_owned(),
-        }
-    }
-
     /// Write the rejected lines with their reasons; returns how many lines
     /// InfluxDB rejected (`bad.count`: fewer than the entries when they
     /// are ambiguous candidates).
@@ -572,6 +573,13 @@ impl InfluxSink {
             })
             .collect()
     }
+}
+
+/// The URL without its query (credentials, database names), for logs.
+fn redact(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    url.into()
 }
 
 /// The error text of an InfluxDB answer: `{"error":"..."}` or the raw body.

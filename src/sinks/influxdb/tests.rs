@@ -208,7 +208,7 @@ fn sink(url: &str, api: InfluxApi) -> InfluxSink {
     InfluxSink::open(
         "t",
         &InfluxConfig {
-            urls: vec![url.to_owned()],
+            urls: vec![reqwest::Url::parse(url).unwrap()],
             api,
             database: Some("db".into()),
             retention_policy: None,
