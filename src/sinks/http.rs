@@ -228,6 +228,96 @@ pub(crate) fn endpoint(base: &reqwest::Url, path: &str, query: &str) -> reqwest:
     url
 }
 
+/// Which of a sink's URLs the next request goes to, and what a failure
+/// there changes: one type for both HTTP sinks, each with its policy.
+pub(crate) struct Nodes {
+    count: usize,
+    policy: Failover,
+    state: std::sync::Mutex<NodeState>,
+}
+
+/// How a sink spreads its requests over its URLs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Failover {
+    /// Each request to the next node in turn (Elasticsearch); a node that
+    /// failed is skipped for `cool_down`, unless all are.
+    RoundRobin { cool_down: Duration },
+    /// Stay on one URL (InfluxDB); after a failure there, the next one.
+    Sticky,
+}
+
+struct NodeState {
+    /// Round-robin: the next node to try; sticky: the node in use.
+    next: usize,
+    /// Round-robin: per node, skipped until this instant.
+    skip_until: Vec<Option<std::time::Instant>>,
+}
+
+impl Nodes {
+    pub(crate) fn new(count: usize, policy: Failover) -> Nodes {
+        Nodes {
+            count,
+            policy,
+            state: std::sync::Mutex::new(NodeState {
+                next: 0,
+                skip_until: vec![None; count],
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, NodeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The index of the node the next request goes to.
+    pub(crate) fn pick(&self) -> usize {
+        let n = self.count.max(1);
+        let mut state = self.state();
+        match self.policy {
+            Failover::Sticky => state.next % n,
+            Failover::RoundRobin { .. } => {
+                let now = std::time::Instant::now();
+                let start = state.next;
+                let mut pick = start % n;
+                for k in 0..n {
+                    let i = (start + k) % n;
+                    if state
+                        .skip_until
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .is_none_or(|until| until <= now)
+                    {
+                        pick = i;
+                        break;
+                    }
+                }
+                state.next = pick + 1;
+                pick
+            }
+        }
+    }
+
+    /// A request to node `i` failed: round-robin skips it for its
+    /// cool-down; sticky moves on to the next URL (unless another failure
+    /// moved it already).
+    pub(crate) fn failed(&self, i: usize) {
+        let mut state = self.state();
+        match self.policy {
+            Failover::Sticky => {
+                if self.count > 1 && state.next == i {
+                    state.next = (i + 1) % self.count;
+                }
+            }
+            Failover::RoundRobin { cool_down } => {
+                if let Some(slot) = state.skip_until.get_mut(i) {
+                    *slot = Some(std::time::Instant::now() + cool_down);
+                }
+            }
+        }
+    }
+}
+
 /// Gzip a request body.
 pub(crate) fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
     use std::io::Write as _;
@@ -398,6 +488,43 @@ pub(crate) mod tests {
         ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
             std::task::Poll::Ready(self.0.pop_front().map(|c| Ok(http_body::Frame::data(c))))
         }
+    }
+
+    /// Round-robin takes the nodes in turn and skips one in cool-down
+    /// unless all are; sticky stays until its node fails, and a second
+    /// report of the same failure does not move it twice.
+    #[test]
+    fn nodes_follow_their_failover_policy() {
+        use super::{Failover, Nodes};
+        let rr = Nodes::new(
+            3,
+            Failover::RoundRobin {
+                cool_down: std::time::Duration::from_secs(3600),
+            },
+        );
+        let picks: Vec<usize> = (0..4).map(|_| rr.pick()).collect();
+        assert_eq!(picks, [0, 1, 2, 0]);
+        rr.failed(1);
+        let picks: Vec<usize> = (0..4).map(|_| rr.pick()).collect();
+        assert_eq!(picks, [2, 0, 2, 0], "node 1 is cooling down");
+        rr.failed(0);
+        rr.failed(2);
+        // All cooling down: still one of them, in turn.
+        let picks: Vec<usize> = (0..3).map(|_| rr.pick()).collect();
+        assert_eq!(picks, [1, 2, 0]);
+
+        let sticky = Nodes::new(3, Failover::Sticky);
+        assert_eq!([sticky.pick(), sticky.pick()], [0, 0]);
+        sticky.failed(0);
+        assert_eq!(sticky.pick(), 1);
+        sticky.failed(0);
+        assert_eq!(sticky.pick(), 1, "a stale failure does not move it");
+        sticky.failed(1);
+        sticky.failed(2);
+        assert_eq!(sticky.pick(), 0, "wraps around");
+        let single = Nodes::new(1, Failover::Sticky);
+        single.failed(0);
+        assert_eq!(single.pick(), 0);
     }
 
     /// Request URLs are built on the parsed sink URL: a base path (with

@@ -16,7 +16,6 @@
 //! `sluice_sink_up`, `/health`), and a 2xx that is not a `_bulk` answer for
 //! the request is a failed request: nothing in it says an item was stored.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -27,7 +26,7 @@ pub(crate) mod setup;
 use crate::config::ElasticsearchConfig;
 use crate::record::Record;
 
-use super::http::{PostError, Sent, Transport};
+use super::http::{Failover, Nodes, PostError, Sent, Transport};
 use super::retry::{Outcome, classify};
 use super::{Cause, DeadLetter, OpenError, RetryPolicy, SinkError, Written, retry_after};
 use bulk::*;
@@ -45,8 +44,9 @@ pub(crate) struct ElasticsearchSink {
     config: ElasticsearchConfig,
     /// Client, signing, gzip, request timing, body buffer.
     http: Transport,
-    /// Per node: skipped until this instant after a failure.
-    nodes: Mutex<(usize, Vec<Option<Instant>>)>,
+    /// Round-robin over the nodes, each skipped for a while after a
+    /// failure.
+    nodes: Nodes,
     dead_letter: Option<DeadLetter>,
     retry: RetryPolicy,
     /// Request bound learnt from 413 answers (see `max_request_bytes`).
@@ -79,7 +79,12 @@ impl ElasticsearchSink {
             name: name.to_owned(),
             config: config.clone(),
             http,
-            nodes: Mutex::new((0, vec![None; config.urls.len()])),
+            nodes: Nodes::new(
+                config.urls.len(),
+                Failover::RoundRobin {
+                    cool_down: NODE_COOL_DOWN,
+                },
+            ),
             dead_letter,
             retry: RetryPolicy {
                 max_attempts: config.max_retries.max(1),
@@ -97,36 +102,12 @@ impl ElasticsearchSink {
     /// all are): its index and URL (none only if `urls` is empty, which
     /// validation refuses).
     fn node(&self) -> (usize, Option<&reqwest::Url>) {
-        let now = Instant::now();
-        let n = self.config.urls.len().max(1);
-        let Ok(mut nodes) = self.nodes.lock() else {
-            return (0, self.config.urls.first());
-        };
-        let start = nodes.0;
-        let mut pick = start % n;
-        for k in 0..n {
-            let i = (start + k) % n;
-            if nodes
-                .1
-                .get(i)
-                .copied()
-                .flatten()
-                .is_none_or(|until| until <= now)
-            {
-                pick = i;
-                break;
-            }
-        }
-        nodes.0 = pick + 1;
+        let pick = self.nodes.pick();
         (pick, self.config.urls.get(pick))
     }
 
     fn node_failed(&self, i: usize) {
-        if let Ok(mut nodes) = self.nodes.lock() {
-            if let Some(slot) = nodes.1.get_mut(i) {
-                *slot = Some(Instant::now() + NODE_COOL_DOWN);
-            }
-        }
+        self.nodes.failed(i);
     }
 
     /// Write a batch. `Ok(w)`: every document stored except `w.rejected`,

@@ -24,13 +24,13 @@
 //! - 429, 5xx, transport errors: retry later (honouring `Retry-After`) on the
 //!   next URL of the sink; the worker bounds the attempts and the time.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::config::{InfluxApi, InfluxConfig};
 use crate::record::Record;
 
-use super::http::{PostError, Sent, Transport, endpoint};
+use super::http::{Failover, Nodes, PostError, Sent, Transport, endpoint};
 use super::retry::{Outcome as Status, classify};
 use super::{Cause, DeadLetter, OpenError, SinkError, Written};
 
@@ -51,8 +51,8 @@ pub(crate) struct InfluxSink {
     config: InfluxConfig,
     /// Client, signing, gzip, request timing, body buffer.
     http: Transport,
-    /// Index into `config.urls` of the URL in use.
-    current: AtomicUsize,
+    /// The URL in use, kept until a failure there.
+    nodes: Nodes,
     dead_letter: Option<DeadLetter>,
     /// The database (and retention policy) exist, as far as we know.
     prepared: AtomicBool,
@@ -112,7 +112,7 @@ impl InfluxSink {
             name: name.to_owned(),
             config: config.clone(),
             http,
-            current: AtomicUsize::new(0),
+            nodes: Nodes::new(config.urls.len(), Failover::Sticky),
             dead_letter,
             prepared: AtomicBool::new(!config.create_database),
         })
@@ -198,7 +198,7 @@ impl InfluxSink {
 
     /// The index into `config.urls` of the URL in use.
     fn index(&self) -> usize {
-        self.current.load(Ordering::Relaxed) % self.config.urls.len().max(1)
+        self.nodes.pick()
     }
 
     /// Send the `/query` request for statement `q` that `build` makes
@@ -355,14 +355,7 @@ impl InfluxSink {
 
     /// Move on to the next URL after a failure at URL `i`.
     fn fail_over(&self, i: usize) {
-        if self.config.urls.len() > 1 {
-            let _ = self.current.compare_exchange(
-                i,
-                (i + 1) % self.config.urls.len(),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-        }
+        self.nodes.failed(i);
     }
 
     /// Write `batch`. `Ok(w)`: written, except the `w.rejected` lines
