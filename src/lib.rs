@@ -30,9 +30,10 @@
 //!   `drop_oldest`, `spill`), its on-disk spill log (`queue::spill`) and the
 //!   delivery worker (`queue::deliver`) that drains it into a sink.
 //! - `sinks` — batch writers: file, stdout, InfluxDB, Elasticsearch; the
-//!   shared HTTP transport (`sinks::http`) and retry policy
-//!   (`sinks::retry`). Sinks never import the queue: the worker drives them
-//!   through `sinks::Deliver`.
+//!   shared HTTP transport and node failover (`sinks::http`), typed
+//!   errors (`sinks::error`) and retry policy (`sinks::retry`). Sinks
+//!   never import the queue: the worker drives them through
+//!   `sinks::Deliver`.
 //!
 //! Foundations every stage may import (they import no stage): [`config`]
 //! (strict TOML, errors with file:line:key; one file per section; it holds
