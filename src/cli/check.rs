@@ -135,8 +135,8 @@ fn describe_sinks(out: &mut String, config: &Config) {
         let target = match &s.kind {
             SinkKind::File { path } => path.display().to_string(),
             SinkKind::Stdout => "stdout".to_owned(),
-            SinkKind::Influxdb(i) => url_list(&i.urls),
-            SinkKind::Elasticsearch(e) => url_list(&e.urls),
+            SinkKind::Influxdb(i) => url_list(&i.http.urls),
+            SinkKind::Elasticsearch(e) => url_list(&e.http.urls),
         };
         outln!(
             out,

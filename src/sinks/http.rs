@@ -95,43 +95,6 @@ pub(crate) struct Transport {
     auth: Auth,
 }
 
-/// What the transport reads of an HTTP sink's config.
-pub(crate) trait HttpConfig {
-    fn timeout(&self) -> Duration;
-    fn ca_file(&self) -> Option<&std::path::Path>;
-    fn gzip(&self) -> bool;
-    fn username(&self) -> Option<&str>;
-    fn password(&self) -> Option<&str>;
-}
-
-/// Both HTTP sinks' configs name these settings alike.
-macro_rules! http_config {
-    ($($config:ty),*) => {$(
-        impl HttpConfig for $config {
-            fn timeout(&self) -> Duration {
-                self.timeout
-            }
-            fn ca_file(&self) -> Option<&std::path::Path> {
-                self.ca_file.as_deref()
-            }
-            fn gzip(&self) -> bool {
-                self.gzip
-            }
-            fn username(&self) -> Option<&str> {
-                self.username.as_deref()
-            }
-            fn password(&self) -> Option<&str> {
-                self.password.as_deref()
-            }
-        }
-    )*};
-}
-
-http_config!(
-    crate::config::ElasticsearchConfig,
-    crate::config::InfluxConfig
-);
-
 /// Why a [`Transport::post`] got no answer.
 pub(crate) enum PostError {
     Gzip(std::io::Error),
@@ -154,20 +117,20 @@ impl Transport {
     /// has a key or token, else with basic authentication when it has a
     /// user.
     pub(crate) fn new(
-        config: &impl HttpConfig,
+        config: &crate::config::HttpSinkConfig,
         requests: prometheus_client::metrics::histogram::Histogram,
         header: Option<String>,
     ) -> Result<Transport, OpenError> {
-        let client = http_client(config.timeout(), config.ca_file())?;
-        let auth = match (header, config.username()) {
+        let client = http_client(config.timeout, config.ca_file.as_deref())?;
+        let auth = match (header, &config.username) {
             (Some(value), _) => Auth::Header(value),
             (None, Some(user)) => Auth::Basic {
-                user: user.to_owned(),
-                password: config.password().map(str::to_owned),
+                user: user.clone(),
+                password: config.password.clone(),
             },
             (None, None) => Auth::None,
         };
-        let gzip = config.gzip();
+        let gzip = config.gzip;
         Ok(Transport {
             client,
             requests,

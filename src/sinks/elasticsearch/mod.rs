@@ -71,8 +71,8 @@ impl ElasticsearchSink {
         requests: prometheus_client::metrics::histogram::Histogram,
     ) -> Result<ElasticsearchSink, OpenError> {
         let header = config.api_key.as_ref().map(|v| format!("ApiKey {v}"));
-        let http = Transport::new(config, requests, header)?;
-        let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
+        let http = Transport::new(&config.http, requests, header)?;
+        let dead_letter = DeadLetter::open(config.http.dead_letter.as_deref())?;
         Ok(ElasticsearchSink {
             reject_log: crate::log_limit::LogLimiter::new(10_000),
             retry_log: crate::log_limit::LogLimiter::new(10_000),
@@ -80,18 +80,18 @@ impl ElasticsearchSink {
             config: config.clone(),
             http,
             nodes: Nodes::new(
-                config.urls.len(),
+                config.http.urls.len(),
                 Failover::RoundRobin {
                     cool_down: NODE_COOL_DOWN,
                 },
             ),
             dead_letter,
             retry: RetryPolicy {
-                max_attempts: config.max_retries.max(1),
-                max_elapsed: config.max_retry_time,
+                max_attempts: config.http.max_retries.max(1),
+                max_elapsed: config.http.max_retry_time,
                 initial_backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(5),
-                max_wait: config.max_backoff,
+                max_wait: config.http.max_backoff,
             },
             max_request_bytes: std::sync::atomic::AtomicUsize::new(usize::MAX),
             setup: tokio::sync::OnceCell::new(),
@@ -103,7 +103,7 @@ impl ElasticsearchSink {
     /// validation refuses).
     fn node(&self) -> (usize, Option<&reqwest::Url>) {
         let pick = self.nodes.pick();
-        (pick, self.config.urls.get(pick))
+        (pick, self.config.http.urls.get(pick))
     }
 
     fn node_failed(&self, i: usize) {
@@ -137,7 +137,11 @@ impl ElasticsearchSink {
         while !pending.is_empty() {
             let mut retry: Vec<(usize, String)> = Vec::new();
             let mut whole_failure: Option<SinkError> = None;
-            let max_bytes = self.config.batch_max_bytes.min(self.max_request_bytes());
+            let max_bytes = self
+                .config
+                .http
+                .batch_max_bytes
+                .min(self.max_request_bytes());
             // Last first: popped in order; a chunk the node found too large
             // comes back as two halves.
             let mut todo = chunks(&items, &pending, max_bytes);
@@ -358,7 +362,7 @@ impl ElasticsearchSink {
         }
         if let Some(suppressed) = self.reject_log.allow() {
             // Elasticsearch's reason may preview a field's value: DEBUG only.
-            tracing::warn!(sink = %self.name, rejected = rejected.len(), suppressed, dead_letter = %self.config.dead_letter.as_deref().map_or_else(|| "none".into(), std::path::Path::to_string_lossy), "Elasticsearch refused documents (reasons and documents in the dead-letter file)");
+            tracing::warn!(sink = %self.name, rejected = rejected.len(), suppressed, dead_letter = %self.config.http.dead_letter.as_deref().map_or_else(|| "none".into(), std::path::Path::to_string_lossy), "Elasticsearch refused documents (reasons and documents in the dead-letter file)");
         }
         tracing::debug!(sink = %self.name, reason = %rejected[0].1, "Elasticsearch refused a document");
         let Some(file) = &self.dead_letter else {

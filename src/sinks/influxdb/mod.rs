@@ -103,16 +103,16 @@ impl InfluxSink {
         config: &InfluxConfig,
         requests: prometheus_client::metrics::histogram::Histogram,
     ) -> Result<InfluxSink, OpenError> {
-        let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
+        let dead_letter = DeadLetter::open(config.http.dead_letter.as_deref())?;
         // A 2.x token, else the 1.x user (basic authentication).
         let token = config.token.as_ref().map(|t| format!("Token {t}"));
-        let http = Transport::new(config, requests, token)?;
+        let http = Transport::new(&config.http, requests, token)?;
         Ok(InfluxSink {
             reject_log: crate::log_limit::LogLimiter::new(10_000),
             name: name.to_owned(),
             config: config.clone(),
             http,
-            nodes: Nodes::new(config.urls.len(), Failover::Sticky),
+            nodes: Nodes::new(config.http.urls.len(), Failover::Sticky),
             dead_letter,
             prepared: AtomicBool::new(!config.create_database),
         })
@@ -189,6 +189,7 @@ impl InfluxSink {
         let i = self.index();
         let base = self
             .config
+            .http
             .urls
             .get(i)
             .map_or("", crate::config::url_text)
@@ -196,7 +197,7 @@ impl InfluxSink {
         (i, base)
     }
 
-    /// The index into `config.urls` of the URL in use.
+    /// The index into `config.http.urls` of the URL in use.
     fn index(&self) -> usize {
         self.nodes.pick()
     }
@@ -211,8 +212,8 @@ impl InfluxSink {
     ) -> Result<(reqwest::Response, String), SinkError> {
         let (i, base) = self.base();
         let mut req = build(&self.http.client, &base);
-        if let Some(user) = &self.config.username {
-            req = req.basic_auth(user, self.config.password.as_deref());
+        if let Some(user) = &self.config.http.username {
+            req = req.basic_auth(user, self.config.http.password.as_deref());
         }
         match req.send().await {
             Ok(response) => Ok((response, base)),
@@ -290,8 +291,8 @@ impl InfluxSink {
             return Err(Cause::NoUrl.to_string());
         };
         let mut req = self.http.client.post(url).body("");
-        if let Some(user) = &self.config.username {
-            req = req.basic_auth(user, self.config.password.as_deref());
+        if let Some(user) = &self.config.http.username {
+            req = req.basic_auth(user, self.config.http.password.as_deref());
         }
         let response = match req.send().await {
             Ok(r) => r,
@@ -322,7 +323,7 @@ impl InfluxSink {
     /// index; none only if `urls` is empty, which validation refuses.
     fn url(&self) -> (usize, Option<reqwest::Url>) {
         let i = self.index();
-        let Some(base) = self.config.urls.get(i) else {
+        let Some(base) = self.config.http.urls.get(i) else {
             return (i, None);
         };
         let c = &self.config;
@@ -367,7 +368,7 @@ impl InfluxSink {
         let mut start = 0;
         let mut bytes = 0;
         for (i, l) in lines.iter().enumerate() {
-            if i > start && bytes + l.len() + 1 > self.config.batch_max_bytes {
+            if i > start && bytes + l.len() + 1 > self.config.http.batch_max_bytes {
                 self.write_lines(&lines[start..i], &mut written).await?;
                 start = i;
                 bytes = 0;
@@ -541,7 +542,7 @@ impl InfluxSink {
         };
         if let Some(suppressed) = self.reject_log.allow() {
             // InfluxDB's reason quotes the line: data, so DEBUG only.
-            tracing::warn!(sink = %self.name, rejected = n, suppressed, dead_letter = %self.config.dead_letter.as_deref().map_or_else(|| "none".into(), std::path::Path::to_string_lossy), "InfluxDB rejected lines (reasons and lines in the dead-letter file)");
+            tracing::warn!(sink = %self.name, rejected = n, suppressed, dead_letter = %self.config.http.dead_letter.as_deref().map_or_else(|| "none".into(), std::path::Path::to_string_lossy), "InfluxDB rejected lines (reasons and lines in the dead-letter file)");
         }
         tracing::debug!(sink = %self.name, reason = %first_reason, "InfluxDB rejected a line");
         if let Some(file) = &self.dead_letter {
