@@ -184,10 +184,6 @@ impl Library {
         self.patterns.insert(name.to_owned(), pattern.to_owned());
     }
 
-    pub fn contains(&self, name: &str) -> bool {
-        self.patterns.contains_key(name)
-    }
-
     /// Read a pattern file: `NAME pattern` per line; blank lines and lines
     /// starting with `#` are skipped. Errors name the line.
     /// Returns the names defined, in order.

@@ -47,7 +47,7 @@ pub use names::{facility_name, severity_name};
 pub use queue::*;
 pub use route::*;
 pub use sink::*;
-pub use tls::{DEFAULT_HANDSHAKE_TIMEOUT, ListenerTls, TlsError, server_config};
+pub use tls::ListenerTls;
 
 /// The embedded default (`config/sluice.toml`, compiled in).
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/sluice.toml");
