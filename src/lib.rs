@@ -82,10 +82,11 @@ pub(crate) mod text;
 #[doc(hidden)]
 pub mod testing {
     // config
+    pub use crate::config::line_protocol::line_protocol_measurement;
     pub use crate::config::{
         Config, DecodeMode, DecodeOptions, DocumentFormat, EMBEDDED_DEFAULT, FieldConfig,
         FieldType, Framing, MeasurementPart, MetricConfig, MultilineConfig, OnConversionError,
-        OutputConfig, Precision, Sender, Source, TagConfig, UnsignedAs, line_protocol_measurement,
+        OutputConfig, Precision, Sender, Source, TagConfig, UnsignedAs,
     };
     // decode, event, framing, multiline, text
     pub use crate::decode::decode;

@@ -34,9 +34,9 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::event::{Event, Text};
-pub use crate::telemetry::Flush;
+pub(crate) use crate::telemetry::Flush;
 
-pub use crate::config::MultilineConfig;
+pub(crate) use crate::config::MultilineConfig;
 
 /// How a frame relates to the event before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
