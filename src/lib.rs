@@ -51,6 +51,12 @@
 //! `sluice parse`; `main.rs` only sets up the allocator and calls
 //! `cli::main`). The load tool `syslog-blaster` is a binary of its own
 //! (`src/bin/syslog-blaster/`), not part of the library.
+//!
+//! Every room is `pub(crate)`: the crate's only public items are
+//! `cli::main` and the `#[doc(hidden)]` `testing` module, which re-exports
+//! what the integration tests, benches and the fuzz target use. The
+//! `[lints]` table in Cargo.toml enforces it (`unreachable_pub`) and asks a
+//! `// SAFETY:` comment of every `unsafe` block.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
