@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 /// space and boundary classes are ASCII, as in the Java and Ruby engines
 /// grok patterns come from; that also keeps hundreds of them small enough to
 /// run together.
-pub(crate) const BUILTIN: &[(&str, &str)] = &[
+const BUILTIN: &[(&str, &str)] = &[
     // Numbers.
     ("INT", r"[+-]?[0-9]+"),
     ("POSINT", r"(?-u:\b)[1-9][0-9]*(?-u:\b)"),
