@@ -19,7 +19,7 @@ use crate::text::write_json_str;
 
 /// How stdin is cut into messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ParseFraming {
+pub(super) enum ParseFraming {
     /// All of stdin is one message (as one UDP datagram would be).
     Datagram,
     /// One message per line.
@@ -48,7 +48,11 @@ impl From<Framing> for ParseFraming {
 }
 
 /// Cut `input` into frames.
-pub fn frames(input: &[u8], framing: ParseFraming, max_frame_bytes: usize) -> Vec<FrameItem> {
+pub(super) fn frames(
+    input: &[u8],
+    framing: ParseFraming,
+    max_frame_bytes: usize,
+) -> Vec<FrameItem> {
     let framing = match framing {
         ParseFraming::Datagram => {
             let mut end = input.len();
@@ -79,7 +83,7 @@ pub fn frames(input: &[u8], framing: ParseFraming, max_frame_bytes: usize) -> Ve
 }
 
 /// Render one event as the debugger's JSON line.
-pub fn report(event: &Event, config: Option<(&Config, &Router)>) -> String {
+pub(super) fn report(event: &Event, config: Option<(&Config, &Router)>) -> String {
     let mut out = String::with_capacity(512);
     out.push('{');
     event.write_canonical_fields(&mut out);
@@ -164,7 +168,7 @@ pub fn report(event: &Event, config: Option<(&Config, &Router)>) -> String {
 
 /// How `sluice parse` reads its input.
 #[derive(Debug, Clone)]
-pub struct ParseOptions {
+pub(super) struct ParseOptions {
     pub framing: ParseFraming,
     pub decode: DecodeOptions,
     /// Join multi-frame messages as a listener would (frames count as
@@ -175,7 +179,7 @@ pub struct ParseOptions {
 }
 
 /// Run `sluice parse` over `input`, writing to `out`.
-pub fn run(
+pub(super) fn run(
     input: &mut dyn Read,
     out: &mut dyn Write,
     config: Option<&Config>,
@@ -237,7 +241,7 @@ pub fn run(
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ParseError {
+pub(super) enum ParseError {
     #[error("i/o: {0}")]
     Io(std::io::Error),
     #[error(transparent)]
