@@ -27,7 +27,7 @@ pub enum SinkKind {
 
 /// A sink URL as logs and messages show it: without the `/` the parser
 /// adds to a bare host (`http://es:9200`, as configured).
-pub fn url_text(url: &reqwest::Url) -> &str {
+pub(crate) fn url_text(url: &reqwest::Url) -> &str {
     url.as_str().trim_end_matches('/')
 }
 

@@ -134,7 +134,7 @@ impl Cause {
 
 /// A sink's transport or dead-letter file could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum OpenError {
+pub(crate) enum OpenError {
     #[error("ca_file {}: cannot read: {source}", path.display())]
     CaRead {
         path: PathBuf,
