@@ -6,8 +6,9 @@
 
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
+use std::process::Command;
 
-use crate::util::{Sluice, messages, read_lines, sluice_parse, wait_for};
+use crate::util::{BIN, Sluice, messages, read_lines, sluice_parse, wait_for};
 
 /// A TCP listener limited to 100-byte frames, a UDP listener limited to 100
 /// bytes, and a big UDP listener (the default limit); every event to
@@ -139,4 +140,46 @@ fn parse_listener_udp_takes_stdin_as_the_listener_takes_a_datagram() {
         "run and parse make the same messages of the same datagrams"
     );
     assert!(s.stop().success());
+}
+
+/// `sluice spill verify` on a data dir `run` used with no durable route:
+/// nothing to verify, exit 0. On a folder that is neither a data dir nor a
+/// spill folder (/etc): exit 2, saying why.
+#[test]
+fn spill_verify_finds_nothing_to_verify_in_a_data_dir_without_logs() {
+    let mut s = Sluice::start(&SMALL_LISTENERS.replace(
+        r#"path = "events.ndjson""#,
+        r#"path = "sluice-data/events.ndjson""#,
+    ));
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"<14>one", s.addr("big")).unwrap();
+    s.wait_lines("sluice-data/events.ndjson", 1);
+    assert!(s.stop().success());
+
+    let verify = |dir: &std::path::Path| {
+        let out = Command::new(BIN)
+            .args(["spill", "verify"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        println!(
+            "spill verify {}: exit {:?}, stdout {stdout:?}, stderr {stderr:?}",
+            dir.display(),
+            out.status.code()
+        );
+        (out.status.code(), stdout, stderr)
+    };
+    let (code, stdout, stderr) = verify(&s.path("sluice-data"));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "", "no route, no report");
+    assert!(stderr.contains("nothing to verify (0 routes)"), "{stderr}");
+
+    let (code, stdout, stderr) = verify(std::path::Path::new("/etc"));
+    assert_eq!(code, Some(2));
+    assert_eq!(stdout, "");
+    assert!(stderr.contains("/etc is not a spill folder"), "{stderr}");
 }
