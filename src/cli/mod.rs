@@ -6,7 +6,7 @@
 
 mod check;
 mod health;
-pub mod parse;
+mod parse;
 mod run;
 mod spill;
 

@@ -19,7 +19,7 @@ use crate::text::write_json_str;
 
 /// How stdin is cut into messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ParseFraming {
+pub(super) enum ParseFraming {
     /// All of stdin is one message, taken as a UDP listener takes a
     /// datagram: its bytes exactly, a trailing LF included (`echo` adds
     /// one; it counts towards `max_frame_bytes`).
@@ -50,7 +50,11 @@ impl From<Framing> for ParseFraming {
 }
 
 /// Cut `input` into frames.
-pub fn frames(input: &[u8], framing: ParseFraming, max_frame_bytes: usize) -> Vec<FrameItem> {
+pub(super) fn frames(
+    input: &[u8],
+    framing: ParseFraming,
+    max_frame_bytes: usize,
+) -> Vec<FrameItem> {
     let framing = match framing {
         ParseFraming::Datagram => {
             return vec![
@@ -76,7 +80,7 @@ pub fn frames(input: &[u8], framing: ParseFraming, max_frame_bytes: usize) -> Ve
 }
 
 /// Render one event as the debugger's JSON line.
-pub fn report(event: &Event, config: Option<(&Config, &Router)>) -> String {
+pub(super) fn report(event: &Event, config: Option<(&Config, &Router)>) -> String {
     let mut out = String::with_capacity(512);
     out.push('{');
     event.write_canonical_fields(&mut out);
@@ -161,7 +165,7 @@ pub fn report(event: &Event, config: Option<(&Config, &Router)>) -> String {
 
 /// How `sluice parse` reads its input.
 #[derive(Debug, Clone)]
-pub struct ParseOptions {
+pub(super) struct ParseOptions {
     pub framing: ParseFraming,
     pub decode: DecodeOptions,
     /// Join multi-frame messages as a listener would (frames count as
@@ -176,7 +180,7 @@ pub struct ParseOptions {
 }
 
 /// Run `sluice parse` over `input`, writing to `out`.
-pub fn run(
+pub(super) fn run(
     input: &mut dyn Read,
     out: &mut dyn Write,
     config: Option<&Config>,
@@ -239,7 +243,7 @@ pub fn run(
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ParseError {
+pub(super) enum ParseError {
     #[error("i/o: {0}")]
     Io(std::io::Error),
     #[error(transparent)]

@@ -7,7 +7,7 @@ use super::*;
 
 /// What [`verify`] found for one route's log.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct VerifyReport {
+pub(crate) struct VerifyReport {
     pub route: String,
     /// On-disk format (1: written before issue #20; upgraded at start).
     pub format: u32,
@@ -87,7 +87,7 @@ pub(crate) fn spill_folder(dir: &Path) -> Result<PathBuf, SpillError> {
 
 /// Read every route's log under `dir` (a data dir or its spill folder)
 /// without changing anything.
-pub fn verify(dir: &Path) -> Result<Vec<VerifyReport>, SpillError> {
+pub(crate) fn verify(dir: &Path) -> Result<Vec<VerifyReport>, SpillError> {
     let spill = spill_folder(dir)?;
     let mut reports = Vec::new();
     let mut dirs: Vec<PathBuf> = fs::read_dir(&spill)
