@@ -8,7 +8,8 @@
 //! stages after it (`.ci/structure.py` checks this in CI):
 //!
 //! - `listener` — sockets → frames: `udp` (batched receive, kernel drop
-//!   counts), `tcp` (bounded connections, idle and frame timeouts, graceful
+//!   counts; a datagram is one frame, also for `sluice parse`), `tcp`
+//!   (bounded connections, idle and frame timeouts, graceful
 //!   drain; one tracing span per connection) and `tls` (the bounded
 //!   handshake).
 //! - `ingest` — the one frame → decode → join path (`FramePath`), shared
@@ -27,7 +28,8 @@
 //! - `output` — a matched event → a `record::Record`: a line-protocol
 //!   point, or a JSON document (canonical, ECS or Flume's shape).
 //! - `queue` — one bounded queue per route (`block`, `drop_newest`,
-//!   `drop_oldest`, `spill`), its on-disk spill log (`queue::spill`) and the
+//!   `drop_oldest`, `spill`), its on-disk spill log (`queue::spill`, under
+//!   the data dir's `spill` folder, which `run` creates at start) and the
 //!   delivery worker (`queue::deliver`) that drains it into a sink.
 //! - `sinks` — batch writers: file, stdout, InfluxDB, Elasticsearch; the
 //!   shared HTTP transport and node failover (`sinks::http`), typed

@@ -188,6 +188,11 @@ pub(crate) async fn run(
     let telemetry = Arc::new(telemetry);
 
     let spills = SpillRegistry::new(&config.data_dir);
+    // Marks the data dir for `sluice spill verify`, durable routes or not;
+    // a durable route's log fails to open (and says why) without it.
+    if let Err(e) = crate::queue::spill::verify::create_spill_folder(&config.data_dir) {
+        tracing::warn!(error = %e, "data dir: cannot create its spill folder");
+    }
     let mut current = Generation::start(&config, &telemetry, &spills)?;
     let handle = Arc::new(PipelineHandle::new(current.pipeline.clone()));
 

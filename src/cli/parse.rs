@@ -4,7 +4,7 @@
 
 use std::io::{BufWriter, Read, Write};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio_util::codec::Decoder;
 
 use crate::config::Config;
@@ -20,7 +20,9 @@ use crate::text::write_json_str;
 /// How stdin is cut into messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(super) enum ParseFraming {
-    /// All of stdin is one message (as one UDP datagram would be).
+    /// All of stdin is one message, taken as a UDP listener takes a
+    /// datagram: its bytes exactly, a trailing LF included (`echo` adds
+    /// one; it counts towards `max_frame_bytes`).
     Datagram,
     /// One message per line.
     Lf,
@@ -55,15 +57,10 @@ pub(super) fn frames(
 ) -> Vec<FrameItem> {
     let framing = match framing {
         ParseFraming::Datagram => {
-            let mut end = input.len();
-            while end > 0 && matches!(input[end - 1], b'\n' | b'\r') {
-                end -= 1;
-            }
-            return vec![if end > max_frame_bytes {
-                FrameItem::Oversized
-            } else {
-                FrameItem::Frame(Bytes::copy_from_slice(&input[..end]))
-            }];
+            return vec![
+                crate::listener::as_datagram(input, max_frame_bytes)
+                    .map_or(FrameItem::Oversized, FrameItem::Frame),
+            ];
         }
         ParseFraming::Lf => Framing::Lf,
         ParseFraming::Octet => Framing::Octet,
@@ -176,6 +173,10 @@ pub(super) struct ParseOptions {
     pub multiline: Option<MultilineConfig>,
     /// Receive time for year inference, nanoseconds since the epoch.
     pub received_nanos: i64,
+    /// Longer frames are skipped as oversized: the `--listener`'s limit;
+    /// without one, the largest of the config's listeners (else the
+    /// default).
+    pub max_frame_bytes: Option<usize>,
 }
 
 /// Run `sluice parse` over `input`, writing to `out`.
@@ -192,8 +193,9 @@ pub(super) fn run(
         None => None,
     };
     let opts = &options.decode;
-    let max = config
-        .and_then(|c| c.listeners.iter().map(|l| l.max_frame_bytes).max())
+    let max = options
+        .max_frame_bytes
+        .or_else(|| config.and_then(|c| c.listeners.iter().map(|l| l.max_frame_bytes).max()))
         .unwrap_or(crate::config::DEFAULT_MAX_FRAME_BYTES);
     let mut out = BufWriter::new(out);
     let received = options.received_nanos;

@@ -37,6 +37,8 @@ mod tcp;
 mod tls;
 mod udp;
 
+pub(crate) use udp::as_datagram;
+
 /// How long a stream without delimiters may pause before its last message
 /// is taken as complete.
 pub(crate) const UNDELIMITED_PAUSE: Duration = Duration::from_millis(100);

@@ -33,6 +33,15 @@ pub(super) fn is_route_log(dir: &Path) -> bool {
     })
 }
 
+/// Create `<data_dir>/spill/`. `run` does so at start, durable routes or
+/// not: a data dir is recognised by this folder ([`spill_folder`]), so
+/// `sluice spill verify` finds nothing to verify in a data dir whose
+/// routes have no log yet, rather than refusing it.
+pub(crate) fn create_spill_folder(data_dir: &Path) -> Result<(), SpillError> {
+    let dir = data_dir.join("spill");
+    fs::create_dir_all(&dir).map_err(io_err(&dir))
+}
+
 /// The spill folder `dir` names: `dir/spill` for a data dir, or `dir`
 /// itself when it holds route logs and nothing else; anything else is
 /// refused (a dead-letter folder must never pass for routes).
