@@ -4,7 +4,7 @@
 //! fields are byte spans of the frame's UTF-8 text, so decoding allocates
 //! nothing for a message without structured data, and one list for a
 //! message with it (an element's first four parameters lie in the element,
-//! [`SdParams`]). Text that is not in the frame (an unescaped parameter
+//! `SdParams`). Text that is not in the frame (an unescaped parameter
 //! value, a value set by config) is owned.
 
 use std::fmt::Write as _;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use bytestring::ByteString;
 
-pub use crate::text::Timestamp;
+pub(crate) use crate::text::Timestamp;
 use crate::text::{text_of, write_json_str, write_rfc3339};
 
 /// Which grammar a frame was decoded with.
@@ -76,7 +76,7 @@ pub struct SdParam {
 /// a frame's structured data then costs one allocation (the element list)
 /// instead of one more per element (callgrind, rfc5424_sd bench: a malloc
 /// and a free per element, about 170 instructions).
-pub type SdParams = smallvec::SmallVec<[SdParam; 4]>;
+pub(crate) type SdParams = smallvec::SmallVec<[SdParam; 4]>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SdElement {
