@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -106,35 +107,28 @@ pub(super) async fn serve_tcp(
         tracker.spawn(async move {
             let _ = stream.set_nodelay(true);
             let mut peer_slot = peer_slot;
-            match &config.tls {
-                None => {
-                    connection(
-                        stream,
-                        peer,
-                        &config,
-                        (&pipeline, &metrics),
-                        &shutdown,
-                        &mut peer_slot,
-                    )
-                    .await
-                }
+            // One reader for both: a TLS stream once its handshake is done.
+            let stream = match &config.tls {
+                None => Some(Either::Left(stream)),
                 Some(tls) => match handshake(stream, tls, &shutdown).await {
-                    Ok(stream) => {
-                        connection(
-                            stream,
-                            peer,
-                            &config,
-                            (&pipeline, &metrics),
-                            &shutdown,
-                            &mut peer_slot,
-                        )
-                        .await
-                    }
+                    Ok(stream) => Some(Either::Right(stream)),
                     Err(failure) => {
                         metrics.tls_handshakes_failed[failure.index()].inc();
                         tracing::debug!(listener = %config.name, %peer, reason = failure.as_str(), "TLS handshake failed: closing");
+                        None
                     }
                 },
+            };
+            if let Some(stream) = stream {
+                connection(
+                    stream,
+                    peer,
+                    &config,
+                    (&pipeline, &metrics),
+                    &shutdown,
+                    &mut peer_slot,
+                )
+                .await;
             }
             metrics.connections_open.dec();
             drop(peer_slot);
