@@ -24,7 +24,7 @@
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sluice::decode::{DecodeOptions, decode};
+use sluice::testing::{DecodeOptions, decode};
 use syslog_loose::Variant;
 
 const RECEIVED: i64 = 1_795_500_000_000_000_000;

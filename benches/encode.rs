@@ -7,9 +7,9 @@
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sluice::config::Config;
-use sluice::decode::{DecodeOptions, decode};
+use sluice::testing::Config;
 use sluice::testing::encode;
+use sluice::testing::{DecodeOptions, decode};
 
 fn bench_encode(c: &mut Criterion) {
     let config = Config::from_toml(
@@ -82,7 +82,7 @@ document = {}
 /// An Elasticsearch document: a typical event encoded as ECS, given its id
 /// and framed as a `_bulk` action + source pair.
 fn bench_document(c: &mut Criterion) {
-    use sluice::config::DocumentFormat;
+    use sluice::testing::DocumentFormat;
     use sluice::testing::{Item, bulk_body, document_hash, index_name};
     let event = decode(
         Bytes::from_static(b"<134>1 2026-11-24T11:34:54.606Z web01.example.com orders 17078 Audit [mdc@18060 requestId=\"r-42\" user=\"alice\"] Order created id=1001 customer=9912 total=129.95 currency=EUR"),
@@ -90,7 +90,7 @@ fn bench_document(c: &mut Criterion) {
         1_795_520_100_000_000_000,
         &DecodeOptions::default(),
     );
-    let output = sluice::config::OutputConfig::Document(DocumentFormat::Ecs { original: false });
+    let output = sluice::testing::OutputConfig::Document(DocumentFormat::Ecs { original: false });
     let mut errors = Vec::new();
     let mut group = c.benchmark_group("document");
     group.throughput(Throughput::Elements(1));
@@ -135,7 +135,7 @@ fn bench_timestamps(c: &mut Criterion) {
 /// The two timestamps of a document received `delay_nanos` after its
 /// event's time.
 fn document_pair(b: &mut criterion::Bencher<'_>, delay_nanos: i64) {
-    use sluice::text::{Timestamp, write_rfc3339};
+    use sluice::testing::{Timestamp, write_rfc3339};
     let base = 1_795_902_618_173_902_000i64;
     let mut out = String::with_capacity(1024);
     let mut i = 0i64;

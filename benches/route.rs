@@ -11,10 +11,10 @@
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use regex::Regex;
-use sluice::config::Config;
-use sluice::decode::{DecodeOptions, decode};
-use sluice::event::Event;
+use sluice::testing::Config;
+use sluice::testing::Event;
 use sluice::testing::Router;
+use sluice::testing::{DecodeOptions, decode};
 
 /// A config with `n` grok routes, each with its own service name literal.
 fn config(n: usize) -> Config {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use bytestring::ByteString;
 
-pub use crate::text::Timestamp;
+pub(crate) use crate::text::Timestamp;
 use crate::text::{text_of, write_json_str, write_rfc3339};
 
 /// Which grammar a frame was decoded with.

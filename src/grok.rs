@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 /// space and boundary classes are ASCII, as in the Java and Ruby engines
 /// grok patterns come from; that also keeps hundreds of them small enough to
 /// run together.
-pub const BUILTIN: &[(&str, &str)] = &[
+const BUILTIN: &[(&str, &str)] = &[
     // Numbers.
     ("INT", r"[+-]?[0-9]+"),
     ("POSINT", r"(?-u:\b)[1-9][0-9]*(?-u:\b)"),
@@ -126,7 +126,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GrokError {
+pub(crate) enum GrokError {
     #[error("unknown grok pattern %{{{name}}}{}", used_by(.within))]
     Unknown {
         name: String,
@@ -154,7 +154,7 @@ fn used_by(w: &Option<String>) -> String {
 
 /// A grok library: the built-ins plus custom definitions.
 #[derive(Debug, Clone)]
-pub struct Library {
+pub(crate) struct Library {
     patterns: HashMap<String, String>,
 }
 
@@ -171,7 +171,7 @@ impl Default for Library {
 
 /// A route pattern after expansion.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expanded {
+pub(crate) struct Expanded {
     /// The pattern in `regex` syntax.
     pub regex: String,
     /// Declared capture types, by capture name.
@@ -180,18 +180,14 @@ pub struct Expanded {
 
 impl Library {
     /// Add or replace a pattern (custom definitions win over built-ins).
-    pub fn define(&mut self, name: &str, pattern: &str) {
+    pub(crate) fn define(&mut self, name: &str, pattern: &str) {
         self.patterns.insert(name.to_owned(), pattern.to_owned());
-    }
-
-    pub fn contains(&self, name: &str) -> bool {
-        self.patterns.contains_key(name)
     }
 
     /// Read a pattern file: `NAME pattern` per line; blank lines and lines
     /// starting with `#` are skipped. Errors name the line.
     /// Returns the names defined, in order.
-    pub fn define_file(&mut self, text: &str) -> Result<Vec<String>, (usize, String)> {
+    pub(crate) fn define_file(&mut self, text: &str) -> Result<Vec<String>, (usize, String)> {
         let mut names = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim_start();
@@ -214,7 +210,7 @@ impl Library {
     }
 
     /// Expand `pattern` into `regex` syntax. Plain regex passes through.
-    pub fn expand(&self, pattern: &str) -> Result<Expanded, GrokError> {
+    pub(crate) fn expand(&self, pattern: &str) -> Result<Expanded, GrokError> {
         let mut out = String::with_capacity(pattern.len() * 4);
         let mut types = Vec::new();
         let mut stack = Vec::new();
@@ -296,7 +292,7 @@ impl Library {
 
     /// Check every custom pattern expands (unknown names, cycles) without
     /// compiling it: errors name the pattern.
-    pub fn check(&self, names: &HashSet<String>) -> Result<(), (String, GrokError)> {
+    pub(crate) fn check(&self, names: &HashSet<String>) -> Result<(), (String, GrokError)> {
         let mut sorted: Vec<&String> = names.iter().collect();
         sorted.sort();
         for name in sorted {
@@ -308,7 +304,7 @@ impl Library {
 }
 
 /// A pattern name: `[A-Za-z0-9_]+`.
-pub fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
@@ -319,7 +315,7 @@ fn valid_capture(s: &str) -> bool {
 }
 
 /// `1.5s`, `200ms`, `2m`, `1h30m`, `90` (seconds) → nanoseconds.
-pub fn parse_duration(s: &str) -> Option<i64> {
+pub(crate) fn parse_duration(s: &str) -> Option<i64> {
     let s = s.trim();
     if s.is_empty() {
         return None;
@@ -357,7 +353,7 @@ pub fn parse_duration(s: &str) -> Option<i64> {
 }
 
 /// `1.5KB`, `2MiB`, `512`, `10 kB` → bytes (SI units ×1000, IEC ×1024).
-pub fn parse_bytes(s: &str) -> Option<i64> {
+pub(crate) fn parse_bytes(s: &str) -> Option<i64> {
     let s = s.trim();
     let num_len = s
         .bytes()

@@ -39,7 +39,7 @@ pub(crate) struct Pipeline {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
+pub(crate) enum PipelineError {
     #[error(transparent)]
     Router(#[from] RouterError),
     #[error("route {route:?}: {source}")]
@@ -564,7 +564,7 @@ fn begin<'p>(
 }
 
 /// Now, in nanoseconds since the Unix epoch.
-pub fn now_nanos() -> i64 {
+pub(crate) fn now_nanos() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))

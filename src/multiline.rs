@@ -34,11 +34,9 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::event::{Event, Text};
-pub use crate::telemetry::Flush;
+pub(crate) use crate::telemetry::Flush;
 
-pub use crate::config::{
-    DEFAULT_MAX_BYTES, DEFAULT_MAX_LINES, DEFAULT_MAX_PENDING, DEFAULT_WINDOW, MultilineConfig,
-};
+pub(crate) use crate::config::MultilineConfig;
 
 /// How a frame relates to the event before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,6 +286,7 @@ impl Joiner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DEFAULT_WINDOW;
     use crate::decode::{DecodeOptions, decode};
     use bytes::Bytes;
     use std::time::Duration;

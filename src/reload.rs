@@ -15,7 +15,7 @@ pub(crate) type Answer = Result<String, String>;
 /// one (which re-reads the file after they arrived): a burst of requests
 /// costs at most two reloads, and each answer is the outcome of a reload
 /// that began after its request.
-pub struct ReloadRequest {
+pub(crate) struct ReloadRequest {
     pub reply: Option<oneshot::Sender<Answer>>,
 }
 

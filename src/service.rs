@@ -25,7 +25,7 @@ use crate::sinks::{Sink, SinkOpenError};
 use crate::telemetry::Telemetry;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
+pub(crate) enum ServiceError {
     #[error(transparent)]
     Bind(#[from] BindError),
     #[error(transparent)]
@@ -43,7 +43,7 @@ pub enum ServiceError {
 
 /// What is bound, for the readiness line.
 #[derive(Debug, Clone)]
-pub struct Ready {
+pub(crate) struct Ready {
     /// (name, protocol, address)
     pub listeners: Vec<(String, &'static str, SocketAddr)>,
     pub admin: Option<SocketAddr>,
@@ -51,7 +51,7 @@ pub struct Ready {
 
 impl Ready {
     /// The one machine-readable readiness line.
-    pub fn to_json_line(&self) -> String {
+    pub(crate) fn to_json_line(&self) -> String {
         let listeners: Vec<serde_json::Value> = self
             .listeners
             .iter()
@@ -70,7 +70,7 @@ impl Ready {
 
 /// How a run ended.
 #[derive(Debug, Clone, Default)]
-pub struct RunReport {
+pub(crate) struct RunReport {
     /// Records lost to the shutdown: still queued at its deadline, or
     /// pushed into a queue after it closed (both counted in /metrics as
     /// `sluice_queue_dropped_records_total{reason="shutdown"}`).
@@ -176,7 +176,7 @@ fn serve_listener(
 /// Run until `shutdown` is cancelled, reloading the config from its file on
 /// each request from `reloads`. `on_ready` is called once everything is
 /// bound and serving.
-pub async fn run(
+pub(crate) async fn run(
     config: Config,
     shutdown: CancellationToken,
     mut reloads: tokio::sync::mpsc::Receiver<ReloadRequest>,
@@ -188,6 +188,11 @@ pub async fn run(
     let telemetry = Arc::new(telemetry);
 
     let spills = SpillRegistry::new(&config.data_dir);
+    // Marks the data dir for `sluice spill verify`, durable routes or not;
+    // a durable route's log fails to open (and says why) without it.
+    if let Err(e) = crate::queue::spill::verify::create_spill_folder(&config.data_dir) {
+        tracing::warn!(error = %e, "data dir: cannot create its spill folder");
+    }
     let mut current = Generation::start(&config, &telemetry, &spills)?;
     let handle = Arc::new(PipelineHandle::new(current.pipeline.clone()));
 

@@ -75,7 +75,7 @@ fn word_at(chunk: &[u8], at: usize) -> u64 {
 }
 
 /// Append `s` as a JSON string literal.
-pub fn write_json_str(out: &mut String, s: &str) {
+pub(crate) fn write_json_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
     let bytes = s.as_bytes();
@@ -180,7 +180,7 @@ fn push_digits(out: &mut String, v: u64, digits: u32) {
 }
 
 /// `v` in decimal, zero-padded to at least `width` digits.
-pub fn push_padded(out: &mut String, v: u64, width: usize) {
+pub(crate) fn push_padded(out: &mut String, v: u64, width: usize) {
     let len = v.checked_ilog10().map_or(1, |l| l + 1);
     push_digits(out, v, len.max(u32::try_from(width).unwrap_or(20)));
 }
@@ -301,7 +301,7 @@ fn date_time_text(secs: i64) -> [u8; 19] {
 }
 
 /// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -312,7 +312,7 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// Inverse of [`days_from_civil`].
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -14,9 +14,9 @@ use std::process::{Command, Stdio};
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Datelike, FixedOffset, TimeZone, Utc};
 use serde_json::Value;
-use sluice::decode::{DecodeOptions, Sender, decode};
-use sluice::framing::{FrameItem, Framing, SyslogFramer};
-use sluice::multiline::{Joiner, MultilineConfig};
+use sluice::testing::{DecodeOptions, Sender, decode};
+use sluice::testing::{FrameItem, Framing, SyslogFramer};
+use sluice::testing::{Joiner, MultilineConfig};
 use tokio_util::codec::Decoder;
 
 struct Case {
@@ -96,8 +96,8 @@ fn decode_options(o: &Value) -> DecodeOptions {
         newline_escape: o.get("newline_escape").map(|e| e.as_str().unwrap().into()),
         app_name: o.get("app_name").map(|a| a.as_str().unwrap().into()),
         mode: match o.get("decode").and_then(Value::as_str) {
-            Some("strict") => sluice::decode::DecodeMode::Strict,
-            None => sluice::decode::DecodeMode::Lenient,
+            Some("strict") => sluice::testing::DecodeMode::Strict,
+            None => sluice::testing::DecodeMode::Lenient,
             Some(other) => panic!("unknown decode mode {other}"),
         },
     }
@@ -124,7 +124,7 @@ fn frames_of(case: &Case) -> Vec<Bytes> {
     out
 }
 
-fn canonical(event: &sluice::event::Event) -> Value {
+fn canonical(event: &sluice::testing::Event) -> Value {
     let mut s = String::new();
     event.write_canonical_json(&mut s);
     serde_json::from_str(&s).unwrap()

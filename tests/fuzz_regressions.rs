@@ -1,15 +1,15 @@
 //! Inputs the fuzz target (fuzz/fuzz_targets/frame_and_decode.rs) once
-//! crashed on, replayed through the same harness (`sluice::fuzz_harness`):
+//! crashed on, replayed through the same harness (`sluice::testing::frame_decode_join`):
 //! framing, decoding, multi-line joining, canonical JSON. Each must now come
 //! out as events whose JSON parses.
 
 use bytes::Bytes;
-use sluice::decode::{DecodeOptions, decode};
-use sluice::fuzz_harness::frame_decode_join;
+use sluice::testing::frame_decode_join;
+use sluice::testing::{DecodeOptions, decode};
 
 const RECEIVED: i64 = 1_795_500_000_000_000_000;
 
-fn json_of(event: &sluice::event::Event) -> serde_json::Value {
+fn json_of(event: &sluice::testing::Event) -> serde_json::Value {
     let mut out = String::new();
     event.write_canonical_json(&mut out);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))

@@ -9,12 +9,12 @@
 use bytes::Bytes;
 use influxdb_line_protocol::{FieldValue, parse_lines};
 use proptest::prelude::*;
-use sluice::config::{
+use sluice::testing::encode;
+use sluice::testing::{DecodeOptions, decode};
+use sluice::testing::{
     FieldConfig, FieldType, MeasurementPart, MetricConfig, OnConversionError, OutputConfig,
     Precision, Source, TagConfig, UnsignedAs,
 };
-use sluice::decode::{DecodeOptions, decode};
-use sluice::testing::encode;
 
 /// Names and values: any printable text and newlines, no backslash or tab.
 fn text() -> impl Strategy<Value = String> {

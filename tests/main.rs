@@ -16,6 +16,7 @@ mod fix_admin;
 mod fix_sinks;
 mod fix_spill;
 mod fixlisten;
+mod fixparse;
 mod flume_shape;
 mod framing;
 mod influxdb;

@@ -6,7 +6,7 @@
 
 mod check;
 mod health;
-pub mod parse;
+mod parse;
 mod run;
 mod spill;
 
@@ -80,8 +80,10 @@ enum Command {
 enum SpillCommand {
     /// Read every route's spill log under DATA_DIR (the data dir, or its
     /// `spill` folder) without changing it: pending (recoverable) and lost
-    /// records and corrupt regions, one JSON object per route. Exits 1
-    /// when a log is corrupt, 2 when DATA_DIR is not a spill folder.
+    /// records and corrupt regions, one JSON object per route (none when no
+    /// route has a log: nothing to verify). Exits 1 when a log is corrupt,
+    /// 2 when DATA_DIR is neither a data dir (`run` gives it a `spill`
+    /// folder at start) nor a spill folder.
     Verify { data_dir: PathBuf },
 }
 
@@ -97,10 +99,10 @@ struct ParseArgs {
     /// A config file: also show what its routes make of each message.
     #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// How stdin is cut (default: the --listener's framing when it is a TCP or TLS listener, else auto).
+    /// How stdin is cut (default: as the --listener cuts its input — a UDP listener's is `datagram`, a TCP or TLS listener's its `framing` — else auto).
     #[arg(long, value_enum)]
     framing: Option<ParseFraming>,
-    /// Decode as this listener of the config does (timezone, sender, log4j options, multi-line joining).
+    /// Decode as this listener of the config does (framing, max_frame_bytes, timezone, sender, log4j options, multi-line joining).
     #[arg(long, requires = "config")]
     listener: Option<String>,
     /// Zone for timestamps without an offset (default: the listener's, else the config's, else UTC).
@@ -176,6 +178,7 @@ fn parse(args: ParseArgs) -> ExitCode {
         received_nanos: received
             .and_then(|r| r.timestamp_nanos_opt())
             .unwrap_or_else(now_nanos),
+        max_frame_bytes: None,
     };
     if let (Some(name), Some(c)) = (&listener, &config) {
         let Some(l) = c.listeners.iter().find(|l| &l.name == name) else {
@@ -189,8 +192,13 @@ fn parse(args: ParseArgs) -> ExitCode {
         };
         options.decode = l.decode.clone();
         options.multiline = l.multiline.clone();
-        if framing.is_none() && l.protocol != crate::config::ListenerProtocol::Udp {
-            options.framing = l.framing.into();
+        options.max_frame_bytes = Some(l.max_frame_bytes);
+        if framing.is_none() {
+            // A UDP listener takes each datagram as one frame.
+            options.framing = match l.protocol {
+                crate::config::ListenerProtocol::Udp => ParseFraming::Datagram,
+                _ => l.framing.into(),
+            };
         }
     }
     if let Some(tz) = timezone {

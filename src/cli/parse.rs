@@ -4,7 +4,7 @@
 
 use std::io::{BufWriter, Read, Write};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio_util::codec::Decoder;
 
 use crate::config::Config;
@@ -19,8 +19,10 @@ use crate::text::write_json_str;
 
 /// How stdin is cut into messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ParseFraming {
-    /// All of stdin is one message (as one UDP datagram would be).
+pub(super) enum ParseFraming {
+    /// All of stdin is one message, taken as a UDP listener takes a
+    /// datagram: its bytes exactly, a trailing LF included (`echo` adds
+    /// one; it counts towards `max_frame_bytes`).
     Datagram,
     /// One message per line.
     Lf,
@@ -48,18 +50,17 @@ impl From<Framing> for ParseFraming {
 }
 
 /// Cut `input` into frames.
-pub fn frames(input: &[u8], framing: ParseFraming, max_frame_bytes: usize) -> Vec<FrameItem> {
+pub(super) fn frames(
+    input: &[u8],
+    framing: ParseFraming,
+    max_frame_bytes: usize,
+) -> Vec<FrameItem> {
     let framing = match framing {
         ParseFraming::Datagram => {
-            let mut end = input.len();
-            while end > 0 && matches!(input[end - 1], b'\n' | b'\r') {
-                end -= 1;
-            }
-            return vec![if end > max_frame_bytes {
-                FrameItem::Oversized
-            } else {
-                FrameItem::Frame(Bytes::copy_from_slice(&input[..end]))
-            }];
+            return vec![
+                crate::listener::as_datagram(input, max_frame_bytes)
+                    .map_or(FrameItem::Oversized, FrameItem::Frame),
+            ];
         }
         ParseFraming::Lf => Framing::Lf,
         ParseFraming::Octet => Framing::Octet,
@@ -79,7 +80,7 @@ pub fn frames(input: &[u8], framing: ParseFraming, max_frame_bytes: usize) -> Ve
 }
 
 /// Render one event as the debugger's JSON line.
-pub fn report(event: &Event, config: Option<(&Config, &Router)>) -> String {
+pub(super) fn report(event: &Event, config: Option<(&Config, &Router)>) -> String {
     let mut out = String::with_capacity(512);
     out.push('{');
     event.write_canonical_fields(&mut out);
@@ -164,7 +165,7 @@ pub fn report(event: &Event, config: Option<(&Config, &Router)>) -> String {
 
 /// How `sluice parse` reads its input.
 #[derive(Debug, Clone)]
-pub struct ParseOptions {
+pub(super) struct ParseOptions {
     pub framing: ParseFraming,
     pub decode: DecodeOptions,
     /// Join multi-frame messages as a listener would (frames count as
@@ -172,10 +173,14 @@ pub struct ParseOptions {
     pub multiline: Option<MultilineConfig>,
     /// Receive time for year inference, nanoseconds since the epoch.
     pub received_nanos: i64,
+    /// Longer frames are skipped as oversized: the `--listener`'s limit;
+    /// without one, the largest of the config's listeners (else the
+    /// default).
+    pub max_frame_bytes: Option<usize>,
 }
 
 /// Run `sluice parse` over `input`, writing to `out`.
-pub fn run(
+pub(super) fn run(
     input: &mut dyn Read,
     out: &mut dyn Write,
     config: Option<&Config>,
@@ -188,8 +193,9 @@ pub fn run(
         None => None,
     };
     let opts = &options.decode;
-    let max = config
-        .and_then(|c| c.listeners.iter().map(|l| l.max_frame_bytes).max())
+    let max = options
+        .max_frame_bytes
+        .or_else(|| config.and_then(|c| c.listeners.iter().map(|l| l.max_frame_bytes).max()))
         .unwrap_or(crate::config::DEFAULT_MAX_FRAME_BYTES);
     let mut out = BufWriter::new(out);
     let received = options.received_nanos;
@@ -237,7 +243,7 @@ pub fn run(
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ParseError {
+pub(super) enum ParseError {
     #[error("i/o: {0}")]
     Io(std::io::Error),
     #[error(transparent)]

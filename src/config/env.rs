@@ -225,7 +225,11 @@ mod tests {
 
     #[test]
     fn env_substitution() {
-        // SAFETY of the test: a unique variable name, set before use.
+        // SAFETY: set_var is unsound only while another thread reads the
+        // environment outside std's lock (libc getenv). The other lib tests
+        // read it only through std::env (substitute_env, reqwest's proxy
+        // lookup), which takes that lock, and none resolves a host name or
+        // the local time zone through libc; the name is unique to this test.
         unsafe { std::env::set_var("SLUICE_TEST_DB_NAME", "telemetry") };
         let text = "x = \"${SLUICE_TEST_DB_NAME}\"\n";
         assert_eq!(substitute_env(text, "t").unwrap(), "x = \"telemetry\"\n");

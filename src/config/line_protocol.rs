@@ -61,7 +61,7 @@ pub(crate) fn push_escaped(out: &mut String, s: &str, element: Element) {
 }
 
 /// A tag or field key as line protocol writes it.
-pub fn line_protocol_key(name: &str) -> String {
+pub(crate) fn line_protocol_key(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     push_escaped(&mut out, name, Element::Key);
     out

@@ -93,11 +93,11 @@ impl Framing {
 }
 
 /// How long a pending event waits for its next continuation, by default.
-pub const DEFAULT_WINDOW: Duration = Duration::from_millis(50);
-pub const DEFAULT_MAX_LINES: usize = 1_000;
-pub const DEFAULT_MAX_BYTES: usize = 256 * 1024;
+pub(crate) const DEFAULT_WINDOW: Duration = Duration::from_millis(50);
+pub(crate) const DEFAULT_MAX_LINES: usize = 1_000;
+pub(crate) const DEFAULT_MAX_BYTES: usize = 256 * 1024;
 /// Senders (peers) with an event pending at once, per listener/connection.
-pub const DEFAULT_MAX_PENDING: usize = 4_096;
+pub(crate) const DEFAULT_MAX_PENDING: usize = 4_096;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MultilineConfig {

@@ -40,14 +40,14 @@ use names::{FACILITIES, severity_code};
 use raw::*;
 
 pub use crate::grok::FieldType;
-pub use line_protocol::{line_protocol_key, line_protocol_measurement};
+pub(crate) use line_protocol::{line_protocol_key, line_protocol_measurement};
 pub use listener::*;
 pub use metric::*;
-pub use names::{facility_name, severity_name};
+pub(crate) use names::{facility_name, severity_name};
 pub use queue::*;
 pub use route::*;
 pub use sink::*;
-pub use tls::{DEFAULT_HANDSHAKE_TIMEOUT, ListenerTls, TlsError, server_config};
+pub(crate) use tls::ListenerTls;
 
 /// The embedded default (`config/sluice.toml`, compiled in).
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/sluice.toml");
@@ -118,37 +118,37 @@ impl std::fmt::Debug for AdminAccess {
 
 // ----------------------------------------------------------------- defaults
 
-pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
-pub const DEFAULT_FRAME_TIMEOUT_SECS: u64 = 30;
-pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
-pub const DEFAULT_QUEUE_MAX_EVENTS: usize = 10_000;
-pub const DEFAULT_QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
-pub const DEFAULT_DATA_DIR: &str = "sluice-data";
+pub(crate) const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub(crate) const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+pub(crate) const DEFAULT_FRAME_TIMEOUT_SECS: u64 = 30;
+pub(crate) const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+pub(crate) const DEFAULT_QUEUE_MAX_EVENTS: usize = 10_000;
+pub(crate) const DEFAULT_QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const DEFAULT_DATA_DIR: &str = "sluice-data";
 /// What a UDP listener asks the kernel for as its receive buffer unless
 /// `receive_buffer_bytes` says otherwise: 8 MiB holds about 2 s of a
 /// 2,000 msg/s burst of 2 KiB datagrams while the reader is descheduled
 /// (the kernel's usual 208 KiB lost 981 of 10,000 at 2,000 msg/s on a busy
 /// host). The kernel may grant less (net.core.rmem_max): logged at start
 /// and shown in `sluice_listener_receive_buffer_bytes`.
-pub const DEFAULT_UDP_RECEIVE_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+pub(crate) const DEFAULT_UDP_RECEIVE_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 /// Upper bound of a UDP listener's `sockets`.
-pub const MAX_UDP_SOCKETS: usize = 64;
-pub const DEFAULT_SPILL_MAX_BYTES: u64 = 1 << 30;
-pub const DEFAULT_SPILL_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
-pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
-pub const DEFAULT_UNHEALTHY_AFTER_SECS: u64 = 120;
+pub(crate) const MAX_UDP_SOCKETS: usize = 64;
+pub(crate) const DEFAULT_SPILL_MAX_BYTES: u64 = 1 << 30;
+pub(crate) const DEFAULT_SPILL_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
+pub(crate) const DEFAULT_UNHEALTHY_AFTER_SECS: u64 = 120;
 /// HTTP sinks send what is queued as soon as their worker is free: under
 /// load batches fill while the previous request is in flight, and light
 /// traffic is not held back (measured: p50 1.2 ms at 20k msg/s with 0,
 /// 138 ms with 1000; the same full-speed throughput).
-pub const DEFAULT_HTTP_LINGER_MS: u64 = 0;
+pub(crate) const DEFAULT_HTTP_LINGER_MS: u64 = 0;
 /// An HTTP sink's longest wait between two tries of a batch: a
 /// `Retry-After: 3600` from a proxy must not stall a route for an hour.
-pub const DEFAULT_MAX_BACKOFF_SECS: u64 = 30;
+pub(crate) const DEFAULT_MAX_BACKOFF_SECS: u64 = 30;
 /// Largest frame a listener may be configured for.
-pub const MAX_FRAME_BYTES_LIMIT: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_FRAME_BYTES_LIMIT: usize = 16 * 1024 * 1024;
 
 // --------------------------------------------------------------- loading
 

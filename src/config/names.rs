@@ -28,7 +28,7 @@ pub(super) const FACILITIES: [&str; 24] = [
 ];
 
 /// Facility name for a code (0..=23).
-pub fn facility_name(code: u8) -> &'static str {
+pub(crate) fn facility_name(code: u8) -> &'static str {
     FACILITIES
         .get(usize::from(code))
         .copied()
@@ -40,7 +40,7 @@ pub(super) const SEVERITIES: [&str; 8] = [
 ];
 
 /// Severity name for a code (0..=7).
-pub fn severity_name(code: u8) -> &'static str {
+pub(crate) fn severity_name(code: u8) -> &'static str {
     SEVERITIES
         .get(usize::from(code))
         .copied()

@@ -11,7 +11,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 
 /// Handshake timeout when the listener sets none.
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A TLS listener's settings, with the server configuration already built.
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ pub struct ListenerTls {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub(super) enum TlsError {
     #[error("cannot read {path}: {message}")]
     Read { path: PathBuf, message: String },
     #[error("{path}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it")]
@@ -76,7 +76,7 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 /// Build the server configuration: certificate chain and key from PEM
 /// files, and with `client_ca_file`, client certificates required and
 /// verified against it.
-pub fn server_config(
+pub(super) fn server_config(
     cert_file: &Path,
     key_file: &Path,
     client_ca_file: Option<&Path>,

@@ -32,7 +32,7 @@ use nom::sequence::delimited;
 use crate::event::{Event, Span, Text};
 use crate::text::text_of;
 
-pub use crate::config::{DecodeMode, DecodeOptions, Sender};
+pub(crate) use crate::config::{DecodeMode, DecodeOptions, Sender};
 
 /// Decode one frame. Never fails: see the module docs.
 pub fn decode(
@@ -102,7 +102,7 @@ fn num<const N: usize>(i: &[u8]) -> IResult<&[u8], u32> {
 }
 
 /// `<PRIVAL>`, PRIVAL 0..=191.
-pub fn pri(i: &[u8]) -> IResult<&[u8], u8> {
+pub(crate) fn pri(i: &[u8]) -> IResult<&[u8], u8> {
     map_res(
         delimited(char('<'), take_while_m_n(1, 3, is_digit), char('>')),
         |d: &[u8]| {

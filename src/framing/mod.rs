@@ -40,7 +40,7 @@ use headers::{End, rfc5424_header};
 /// Longest octet count accepted, in digits (counts up to 999,999,999).
 const MAX_COUNT_DIGITS: usize = 9;
 
-pub use crate::config::Framing;
+pub(crate) use crate::config::Framing;
 
 /// What the framer produced.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -37,6 +37,8 @@ mod tcp;
 mod tls;
 mod udp;
 
+pub(crate) use udp::as_datagram;
+
 /// How long a stream without delimiters may pause before its last message
 /// is taken as complete.
 pub(crate) const UNDELIMITED_PAUSE: Duration = Duration::from_millis(100);
@@ -49,7 +51,7 @@ const MAX_DATAGRAM: usize = 65_535;
 
 #[derive(Debug, thiserror::Error)]
 #[error("listener {name:?}: cannot bind {protocol} {addr}: {source}")]
-pub struct BindError {
+pub(crate) struct BindError {
     pub name: String,
     pub protocol: &'static str,
     pub addr: SocketAddr,
@@ -161,7 +163,7 @@ impl BoundListener {
     }
 }
 
-pub fn protocol_name(p: ListenerProtocol) -> &'static str {
+pub(crate) fn protocol_name(p: ListenerProtocol) -> &'static str {
     match p {
         ListenerProtocol::Udp => "udp",
         ListenerProtocol::Tcp => "tcp",

@@ -38,7 +38,13 @@ pub(super) async fn serve_tcp(
     loop {
         let accepted = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break,
+            // Connections the kernel completed before the drain began hold
+            // frames sent before SIGTERM: take them from the backlog (they
+            // are read like the open ones), then stop accepting.
+            _ = shutdown.cancelled() => match from_backlog(&listener) {
+                Some(a) => Ok(a),
+                None => break,
+            },
             r = listener.accept() => r,
         };
         let (stream, peer) = match accepted {
@@ -135,6 +141,17 @@ pub(super) async fn serve_tcp(
             drop(permit);
         }.instrument(span));
     }
+}
+
+/// One connection still waiting in the listening socket's backlog, without
+/// waiting for one: `None` once the backlog is empty (or on any error —
+/// the listener is closing).
+fn from_backlog(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
+    let (socket, addr) = socket2::SockRef::from(listener).accept().ok()?;
+    let peer = addr.as_socket()?;
+    let stream = std::net::TcpStream::from(socket);
+    stream.set_nonblocking(true).ok()?;
+    Some((TcpStream::from_std(stream).ok()?, peer))
 }
 
 type HeldSockets = Arc<Mutex<HashMap<IpAddr, Vec<HeldSocket>>>>;

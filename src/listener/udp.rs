@@ -287,7 +287,7 @@ pub(super) async fn serve_udp(
 ) {
     let mut reader = Reader::new(&pipeline, &config, &metrics, false);
     // One byte more than a frame may hold, so an oversized datagram shows.
-    let mut batch = BatchReceiver::new((config.max_frame_bytes + 1).min(MAX_DATAGRAM));
+    let mut batch = BatchReceiver::new(slot(config.max_frame_bytes));
     loop {
         let deadline = reader.deadline();
         // Datagrams already received come before the joiner's timer: one may
@@ -343,18 +343,45 @@ async fn udp_batch(
             }
         }
         metrics.bytes.inc_by(bytes.len() as u64);
-        if truncated || bytes.len() > config.max_frame_bytes {
+        let Some(frame) = datagram_frame(bytes, truncated, config.max_frame_bytes) else {
             metrics.oversized_frames.inc();
             static LOG: LogLimiter = LogLimiter::new(10_000);
             if let Some(suppressed) = LOG.allow() {
                 tracing::info!(listener = %config.name, peer = %peer.map_or_else(String::new, |p| p.to_string()), max_frame_bytes = config.max_frame_bytes, suppressed, "oversized datagram dropped (counted in sluice_listener_oversized_frames_total)");
             }
             continue;
-        }
-        reader
-            .frame(Bytes::copy_from_slice(bytes), peer, received)
-            .await;
+        };
+        reader.frame(frame, peer, received).await;
     }
+}
+
+/// The receive slot for a listener's datagrams: one byte more than a frame
+/// may hold, so an oversized datagram shows.
+fn slot(max_frame_bytes: usize) -> usize {
+    (max_frame_bytes + 1).min(MAX_DATAGRAM)
+}
+
+/// What the UDP listener makes of one datagram (`truncated`: longer than
+/// its receive slot): the frame, exactly the datagram's bytes (a trailing
+/// LF included: it counts towards the limit), or `None` when it is
+/// oversized (skipped and counted as `reason="oversized"`).
+fn datagram_frame(bytes: &[u8], truncated: bool, max_frame_bytes: usize) -> Option<Bytes> {
+    if truncated || bytes.len() > max_frame_bytes {
+        return None;
+    }
+    Some(Bytes::copy_from_slice(bytes))
+}
+
+/// `input` as one datagram received by a UDP listener with
+/// `max_frame_bytes` (for `sluice parse`): the frame it would take, or
+/// `None` when it would skip it as oversized.
+pub(crate) fn as_datagram(input: &[u8], max_frame_bytes: usize) -> Option<Bytes> {
+    let slot = slot(max_frame_bytes);
+    datagram_frame(
+        &input[..input.len().min(slot)],
+        input.len() > slot,
+        max_frame_bytes,
+    )
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ impl From<u64> for Written {
 
 /// A sink could not be set up at start-up.
 #[derive(Debug, thiserror::Error)]
-pub enum SinkOpenError {
+pub(crate) enum SinkOpenError {
     #[error("sink {sink:?}: cannot open {path}: {source}")]
     File {
         sink: String,

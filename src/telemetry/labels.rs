@@ -6,7 +6,7 @@ use prometheus_client::metrics::counter::Counter;
 
 /// Why a pending event was emitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flush {
+pub(crate) enum Flush {
     /// The window passed without a continuation.
     Window,
     /// A new (non-continuation) event of the same sender arrived.
@@ -22,7 +22,7 @@ pub enum Flush {
 }
 
 impl Flush {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Flush::Window => "window",
             Flush::NextEvent => "next_event",
@@ -33,7 +33,7 @@ impl Flush {
         }
     }
 
-    pub const ALL: [Flush; 6] = [
+    pub(crate) const ALL: [Flush; 6] = [
         Flush::Window,
         Flush::NextEvent,
         Flush::LineLimit,
@@ -46,7 +46,7 @@ impl Flush {
 /// Why a TLS handshake did not complete; the connection is closed and
 /// counted under this reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HandshakeFailure {
+pub(crate) enum HandshakeFailure {
     /// No handshake within the listener's `handshake_timeout_secs`.
     Timeout,
     /// The first byte was not a TLS handshake record: plain syslog (or
@@ -63,7 +63,7 @@ pub enum HandshakeFailure {
 }
 
 impl HandshakeFailure {
-    pub const ALL: [HandshakeFailure; 6] = [
+    pub(crate) const ALL: [HandshakeFailure; 6] = [
         HandshakeFailure::Timeout,
         HandshakeFailure::NotTls,
         HandshakeFailure::NoClientCertificate,
@@ -72,7 +72,7 @@ impl HandshakeFailure {
         HandshakeFailure::Error,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             HandshakeFailure::Timeout => "timeout",
             HandshakeFailure::NotTls => "not_tls",
@@ -84,7 +84,7 @@ impl HandshakeFailure {
     }
 
     /// Index into [`HandshakeFailure::ALL`].
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
@@ -92,7 +92,7 @@ impl HandshakeFailure {
 /// Counters of one route queue, resolved once at start-up (see
 /// [`crate::queue`]).
 #[derive(Clone, Default)]
-pub struct QueueMetrics {
+pub(crate) struct QueueMetrics {
     pub pushed: Counter,
     pub popped: Counter,
     pub dropped_full: Counter,

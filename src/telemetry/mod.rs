@@ -21,7 +21,7 @@ use crate::event::LenientRule;
 
 mod labels;
 
-pub use labels::{Flush, HandshakeFailure, QueueMetrics};
+pub(crate) use labels::{Flush, HandshakeFailure, QueueMetrics};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ListenerLabel {
@@ -81,7 +81,7 @@ struct SinkRouteReason {
 
 /// Counters of one listener.
 #[derive(Clone, Default)]
-pub struct ListenerMetrics {
+pub(crate) struct ListenerMetrics {
     pub frames: Counter,
     pub bytes: Counter,
     pub invalid_frames: Counter,
@@ -130,7 +130,7 @@ pub struct ListenerMetrics {
 
 /// Counters of one route (its queue's included).
 #[derive(Clone, Default)]
-pub struct RouteMetrics {
+pub(crate) struct RouteMetrics {
     pub matched: Counter,
     pub emitted: Counter,
     pub conversion_bad_value: Counter,
@@ -142,7 +142,7 @@ pub struct RouteMetrics {
 
 /// Counters of the admin port and of reloads.
 #[derive(Clone, Default)]
-pub struct AdminMetrics {
+pub(crate) struct AdminMetrics {
     /// Reload requests received (`POST /reload` accepted, SIGHUP).
     pub reload_requests: Counter,
     /// Reloads performed; a burst of requests is served by one or two.
@@ -159,7 +159,7 @@ pub struct AdminMetrics {
 
 /// Counters of one route's sink worker.
 #[derive(Clone, Default)]
-pub struct SinkMetrics {
+pub(crate) struct SinkMetrics {
     pub batches: Counter,
     pub records_sent: Counter,
     pub retries: Counter,
@@ -176,7 +176,7 @@ impl SinkMetrics {
     /// counted in `sluice_sink_retries_total`, and shown by
     /// `sluice_sink_up` 0 and on `/health` until a write works. Item
     /// retries inside a sink report here as well as whole-request ones.
-    pub fn retrying(&self, error: &str) {
+    pub(crate) fn retrying(&self, error: &str) {
         self.retries.inc();
         self.up.set(0);
         self.health.failing(error);
@@ -186,16 +186,16 @@ impl SinkMetrics {
 /// One sink worker's state as `/health` shows it: its last error and
 /// since when it has been failing without a success in between.
 #[derive(Clone, Default)]
-pub struct SinkHealth(Arc<std::sync::Mutex<Option<(String, std::time::Instant)>>>);
+pub(crate) struct SinkHealth(Arc<std::sync::Mutex<Option<(String, std::time::Instant)>>>);
 
 impl SinkHealth {
-    pub fn ok(&self) {
+    pub(crate) fn ok(&self) {
         if let Ok(mut s) = self.0.lock() {
             *s = None;
         }
     }
 
-    pub fn failing(&self, error: &str) {
+    pub(crate) fn failing(&self, error: &str) {
         if let Ok(mut s) = self.0.lock() {
             let since = s.as_ref().map_or_else(std::time::Instant::now, |(_, t)| *t);
             *s = Some((error.chars().take(512).collect(), since));
@@ -334,7 +334,7 @@ impl AdminMetrics {
 }
 
 /// All families, registered once.
-pub struct Telemetry {
+pub(crate) struct Telemetry {
     registry: Registry,
     l_frames: Family<ListenerLabel, Counter>,
     l_bytes: Family<ListenerLabel, Counter>,
@@ -378,7 +378,7 @@ impl Default for Telemetry {
 }
 
 impl Telemetry {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::default();
         macro_rules! family {
             ($name:expr, $help:expr) => {{
@@ -493,7 +493,7 @@ impl Telemetry {
         }
     }
 
-    pub fn listener(&self, name: &str) -> ListenerMetrics {
+    pub(crate) fn listener(&self, name: &str) -> ListenerMetrics {
         let l = ListenerLabel {
             listener: name.to_owned(),
         };
@@ -541,7 +541,7 @@ impl Telemetry {
         }
     }
 
-    pub fn route(&self, name: &str) -> RouteMetrics {
+    pub(crate) fn route(&self, name: &str) -> RouteMetrics {
         let l = RouteLabel {
             route: name.to_owned(),
         };
@@ -574,7 +574,7 @@ impl Telemetry {
     }
 
     /// The request latency histogram of sink `sink`.
-    pub fn sink_requests(&self, sink: &str) -> Histogram {
+    pub(crate) fn sink_requests(&self, sink: &str) -> Histogram {
         self.s_request
             .get_or_create(&SinkLabel {
                 sink: sink.to_owned(),
@@ -582,7 +582,7 @@ impl Telemetry {
             .clone()
     }
 
-    pub fn sink(&self, sink: &str, route: &str) -> SinkMetrics {
+    pub(crate) fn sink(&self, sink: &str, route: &str) -> SinkMetrics {
         let l = SinkRoute {
             sink: sink.to_owned(),
             route: route.to_owned(),
@@ -616,19 +616,19 @@ impl Telemetry {
     }
 
     /// Set how long a sink may fail before `/health` answers 503.
-    pub fn set_unhealthy_after(&mut self, d: std::time::Duration) {
+    pub(crate) fn set_unhealthy_after(&mut self, d: std::time::Duration) {
         self.unhealthy_after = d;
     }
 
     /// After a reload: `/health` lists only these (sink, route) pairs.
-    pub fn keep_sinks(&self, pairs: &[(String, String)]) {
+    pub(crate) fn keep_sinks(&self, pairs: &[(String, String)]) {
         if let Ok(mut all) = self.sink_health.lock() {
             all.retain(|(s, r, _)| pairs.iter().any(|(ps, pr)| ps == s && pr == r));
         }
     }
 
     /// A listener stopped on purpose (removed or moved by a reload).
-    pub fn forget_listener(&self, name: &str) {
+    pub(crate) fn forget_listener(&self, name: &str) {
         if let Ok(mut all) = self.listener_health.lock() {
             all.retain(|l| l.name != name);
         }
@@ -636,7 +636,7 @@ impl Telemetry {
 
     /// Register a bound listener for `/health`; the flag stays true while
     /// its task serves.
-    pub fn listener_bound(&self, name: &str) -> Arc<std::sync::atomic::AtomicBool> {
+    pub(crate) fn listener_bound(&self, name: &str) -> Arc<std::sync::atomic::AtomicBool> {
         let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
         if let Ok(mut all) = self.listener_health.lock() {
             all.push(ListenerHealth {
@@ -652,7 +652,7 @@ impl Telemetry {
     /// than `unhealthy_after` (it retries, its queue holds the data); 503
     /// `"failing"` with the reasons when a listener stopped or a sink has
     /// been failing for longer.
-    pub fn health(&self) -> (u16, String) {
+    pub(crate) fn health(&self) -> (u16, String) {
         let mut sinks = Vec::new();
         let mut reasons = Vec::new();
         let mut degraded = false;
@@ -705,7 +705,7 @@ impl Telemetry {
     }
 
     /// The Prometheus text exposition.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -96,7 +96,7 @@ fn the_embedded_default_is_config_sluice_toml() {
     let embedded =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sluice.toml"))
             .unwrap();
-    assert_eq!(embedded, sluice::config::EMBEDDED_DEFAULT);
+    assert_eq!(embedded, sluice::testing::EMBEDDED_DEFAULT);
 }
 
 #[test]

@@ -47,7 +47,7 @@ use axum::routing::post;
 
 /// Failures to inject.
 #[derive(Default, Clone)]
-pub struct Knobs {
+pub(crate) struct Knobs {
     /// Percent of documents answered 429 the first time they are seen.
     pub reject_429_percent: u64,
     /// Documents whose source contains this text get a 400 mapping error.
@@ -74,7 +74,7 @@ pub struct Knobs {
 }
 
 #[derive(Default)]
-pub struct State {
+pub(crate) struct State {
     pub knobs: Knobs,
     /// (index, id) → source.
     pub docs: HashMap<(String, String), serde_json::Value>,
@@ -92,14 +92,14 @@ pub struct State {
     generated: u64,
 }
 
-pub struct EsServer {
+pub(crate) struct EsServer {
     pub addr: SocketAddr,
     pub state: Arc<Mutex<State>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl EsServer {
-    pub fn start() -> EsServer {
+    pub(crate) fn start() -> EsServer {
         let mut s = EsServer {
             addr: "127.0.0.1:0".parse().unwrap(),
             state: Arc::new(Mutex::new(State::default())),
@@ -109,12 +109,12 @@ impl EsServer {
         s
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Listen (again) on `self.addr`; documents survive a restart.
-    pub fn launch(&mut self) {
+    pub(crate) fn launch(&mut self) {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -136,18 +136,18 @@ impl EsServer {
     }
 
     /// Stop answering (connections are refused until [`EsServer::launch`]).
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_secs(1));
         }
     }
 
-    pub fn knobs(&self, f: impl FnOnce(&mut Knobs)) {
+    pub(crate) fn knobs(&self, f: impl FnOnce(&mut Knobs)) {
         f(&mut self.state.lock().unwrap().knobs);
     }
 
     /// Stored documents of `index`, by id.
-    pub fn docs(&self, index: &str) -> HashMap<String, serde_json::Value> {
+    pub(crate) fn docs(&self, index: &str) -> HashMap<String, serde_json::Value> {
         self.state
             .lock()
             .unwrap()
@@ -158,7 +158,7 @@ impl EsServer {
             .collect()
     }
 
-    pub fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         let n = self.state.lock().unwrap().docs.len();
         crate::util::observed(format!("documents stored by the _bulk stand-in: {n}"));
         n
@@ -173,7 +173,7 @@ impl Drop for EsServer {
 
 /// Elasticsearch's response filtering of `value` by a `filter_path`
 /// value; `None` when nothing is left.
-pub fn filter_path(value: &serde_json::Value, filter: &str) -> Option<serde_json::Value> {
+pub(crate) fn filter_path(value: &serde_json::Value, filter: &str) -> Option<serde_json::Value> {
     let split = |p: &str| p.split('.').map(str::to_owned).collect::<Vec<_>>();
     let (mut include, mut exclude) = (Vec::new(), Vec::new());
     for p in filter.split(',').map(str::trim).filter(|p| !p.is_empty()) {

@@ -17,6 +17,64 @@ document = {}
 queue = { max_events = 1000, when_full = "block" }
 "#;
 
+/// Connections a sender opened and wrote to before SIGTERM, but that the
+/// accept loop had not taken yet (still in the kernel's backlog), are
+/// accepted and read during the drain too: their frames were sent before
+/// the signal. sluice is stopped (SIGSTOP) while the senders connect and
+/// write, so every connection is still in the backlog when SIGTERM comes.
+#[test]
+fn sigterm_reads_connections_still_in_the_accept_backlog() {
+    let mut s = Sluice::start(&config("", BLOCKING_EVENTS_ROUTE));
+    let pid = s.child.as_ref().unwrap().id().to_string();
+    let signal = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    signal("-STOP");
+    // Fewer than the listening socket's backlog (128), so every connect
+    // completes while sluice is stopped.
+    let (conns, per_conn) = (100, 5);
+    let mut open = Vec::new();
+    for c in 0..conns {
+        let mut conn = TcpStream::connect(s.addr("tcp")).unwrap();
+        let frames: Vec<u8> = (0..per_conn)
+            .flat_map(|i| format!("<14>1 - h app - - - conn {c} message {i}\n").into_bytes())
+            .collect();
+        conn.write_all(&frames).unwrap();
+        open.push(conn);
+    }
+    signal("-TERM");
+    signal("-CONT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = s.child.as_mut().unwrap().try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sluice did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let delivered = read_lines(&s.path("events.ndjson")).len();
+    eprintln!(
+        "sent {} frames on {conns} connections, delivered {delivered}",
+        conns * per_conn
+    );
+    assert_eq!(
+        delivered,
+        conns * per_conn,
+        "every frame written before SIGTERM is delivered"
+    );
+    drop(open);
+}
+
 #[test]
 fn sigterm_with_data_in_flight_loses_nothing() {
     let mut s = Sluice::start(&config("", BLOCKING_EVENTS_ROUTE));

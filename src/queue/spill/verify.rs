@@ -7,7 +7,7 @@ use super::*;
 
 /// What [`verify`] found for one route's log.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct VerifyReport {
+pub(crate) struct VerifyReport {
     pub route: String,
     /// On-disk format (1: written before issue #20; upgraded at start).
     pub format: u32,
@@ -31,6 +31,15 @@ pub(super) fn is_route_log(dir: &Path) -> bool {
             name == "ack" || name.ends_with(".seg")
         })
     })
+}
+
+/// Create `<data_dir>/spill/`. `run` does so at start, durable routes or
+/// not: a data dir is recognised by this folder ([`spill_folder`]), so
+/// `sluice spill verify` finds nothing to verify in a data dir whose
+/// routes have no log yet, rather than refusing it.
+pub(crate) fn create_spill_folder(data_dir: &Path) -> Result<(), SpillError> {
+    let dir = data_dir.join("spill");
+    fs::create_dir_all(&dir).map_err(io_err(&dir))
 }
 
 /// The spill folder `dir` names: `dir/spill` for a data dir, or `dir`
@@ -78,7 +87,7 @@ pub(crate) fn spill_folder(dir: &Path) -> Result<PathBuf, SpillError> {
 
 /// Read every route's log under `dir` (a data dir or its spill folder)
 /// without changing anything.
-pub fn verify(dir: &Path) -> Result<Vec<VerifyReport>, SpillError> {
+pub(crate) fn verify(dir: &Path) -> Result<Vec<VerifyReport>, SpillError> {
     let spill = spill_folder(dir)?;
     let mut reports = Vec::new();
     let mut dirs: Vec<PathBuf> = fs::read_dir(&spill)
