@@ -2,9 +2,10 @@
 //!
 //! An [`Event`] keeps the frame it came from and points into it: header
 //! fields are byte spans of the frame's UTF-8 text, so decoding allocates
-//! nothing for a message without structured-data escapes. Text that is not
-//! in the frame (an unescaped parameter value, a value set by config) is
-//! owned.
+//! nothing for a message without structured data, and one list for a
+//! message with it (an element's first four parameters lie in the element,
+//! `SdParams`). Text that is not in the frame (an unescaped parameter
+//! value, a value set by config) is owned.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -71,10 +72,16 @@ pub struct SdParam {
     pub value: Text,
 }
 
+/// An element's parameters. Up to four are held in the element itself:
+/// a frame's structured data then costs one allocation (the element list)
+/// instead of one more per element (callgrind, rfc5424_sd bench: a malloc
+/// and a free per element, about 170 instructions).
+pub(crate) type SdParams = smallvec::SmallVec<[SdParam; 4]>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SdElement {
     pub id: Text,
-    pub params: Vec<SdParam>,
+    pub params: SdParams,
 }
 
 /// A way a frame broke its grammar that the decoder read anyway (issue

@@ -32,9 +32,10 @@
 //!   the data dir's `spill` folder, which `run` creates at start) and the
 //!   delivery worker (`queue::deliver`) that drains it into a sink.
 //! - `sinks` — batch writers: file, stdout, InfluxDB, Elasticsearch; the
-//!   shared HTTP transport (`sinks::http`) and retry policy
-//!   (`sinks::retry`). Sinks never import the queue: the worker drives them
-//!   through `sinks::Deliver`.
+//!   shared HTTP transport and node failover (`sinks::http`), typed
+//!   errors (`sinks::error`) and retry policy (`sinks::retry`). Sinks
+//!   never import the queue: the worker drives them through
+//!   `sinks::Deliver`.
 //!
 //! Foundations every stage may import (they import no stage): `config`
 //! (strict TOML, errors with file:line:key; one file per section; it holds
@@ -43,8 +44,8 @@
 //! library), `telemetry` (the Prometheus registry, metric families and the
 //! labels stages count by), `log_limit` (rate-limited log lines), `record`
 //! (the encoded output a queue holds and a sink writes), `event` (the
-//! decoded message) and `text` (JSON / digit / RFC 3339 writers: every
-//! unsafe byte write).
+//! decoded message; spans of its frame, structured data in one list) and
+//! `text` (JSON / digit / RFC 3339 writers: every unsafe byte write).
 //!
 //! Around them, the orchestrators: `service` (`sluice run`: wiring and
 //! graceful shutdown), `reload` (reload requests and how a burst is

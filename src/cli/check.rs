@@ -123,14 +123,20 @@ fn describe_listeners(out: &mut String, config: &Config) {
     }
 }
 
+/// A sink's URLs, as configured, comma-separated.
+fn url_list(urls: &[reqwest::Url]) -> String {
+    let texts: Vec<&str> = urls.iter().map(crate::config::url_text).collect();
+    texts.join(", ")
+}
+
 /// Each sink: type, where it writes, batching.
 fn describe_sinks(out: &mut String, config: &Config) {
     for s in &config.sinks {
         let target = match &s.kind {
             SinkKind::File { path } => path.display().to_string(),
             SinkKind::Stdout => "stdout".to_owned(),
-            SinkKind::Influxdb(i) => i.urls.join(", "),
-            SinkKind::Elasticsearch(e) => e.urls.join(", "),
+            SinkKind::Influxdb(i) => url_list(&i.http.urls),
+            SinkKind::Elasticsearch(e) => url_list(&e.http.urls),
         };
         outln!(
             out,

@@ -27,8 +27,8 @@ impl Config {
                     .map_err(|why| fail(&[key("sinks"), Seg::Index(i), key("path")], path, why))?;
             }
             let dead_letter = match &s.kind {
-                SinkKind::Influxdb(c) => c.dead_letter.as_ref(),
-                SinkKind::Elasticsearch(c) => c.dead_letter.as_ref(),
+                SinkKind::Influxdb(c) => c.http.dead_letter.as_ref(),
+                SinkKind::Elasticsearch(c) => c.http.dead_letter.as_ref(),
                 _ => None,
             };
             if let Some(p) = dead_letter {

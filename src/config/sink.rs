@@ -25,6 +25,12 @@ pub enum SinkKind {
     Elasticsearch(ElasticsearchConfig),
 }
 
+/// A sink URL as logs and messages show it: without the `/` the parser
+/// adds to a bare host (`http://es:9200`, as configured).
+pub(crate) fn url_text(url: &reqwest::Url) -> &str {
+    url.as_str().trim_end_matches('/')
+}
+
 impl SinkKind {
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -36,28 +42,58 @@ impl SinkKind {
     }
 }
 
+/// What both HTTP sinks are configured with alike.
 #[derive(Debug, Clone)]
-pub struct InfluxConfig {
-    pub urls: Vec<String>,
-    pub api: InfluxApi,
-    pub database: Option<String>,
-    pub retention_policy: Option<String>,
-    pub org: Option<String>,
-    pub bucket: Option<String>,
-    pub token: Option<String>,
+pub struct HttpSinkConfig {
+    /// Parsed once, at validation.
+    pub urls: Vec<reqwest::Url>,
     pub username: Option<String>,
     pub password: Option<String>,
     pub batch_max_bytes: usize,
     pub gzip: bool,
     pub timeout: Duration,
     pub max_retries: u32,
-    /// Give up on a batch after retrying this long.
+    /// Give up on a batch (InfluxDB) or on items (Elasticsearch, then
+    /// they are dead-lettered) after retrying this long.
     pub max_retry_time: Duration,
     /// The longest wait between two tries, whatever asked for more
     /// (`Retry-After` included).
     pub max_backoff: Duration,
-    /// Where rejected lines go, one JSON object per line with the reason.
+    /// Where refused records go, one JSON object per line with the reason.
     pub dead_letter: Option<PathBuf>,
+    /// PEM file of the CA(s) that sign the server's HTTPS certificate, in
+    /// addition to the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// An HTTP sink's shared settings as written, and its defaults.
+struct RawHttp {
+    urls: Vec<reqwest::Url>,
+    username: Option<String>,
+    password: Option<String>,
+    batch_max_bytes: Option<usize>,
+    gzip: Option<bool>,
+    timeout_secs: Option<u64>,
+    max_retries: Option<u32>,
+    max_retry_secs: Option<u64>,
+    max_backoff_secs: Option<u64>,
+    dead_letter: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    /// Defaults: request size, timeout (seconds).
+    default_batch_bytes: usize,
+    default_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct InfluxConfig {
+    /// What it shares with the Elasticsearch sink.
+    pub http: HttpSinkConfig,
+    pub api: InfluxApi,
+    pub database: Option<String>,
+    pub retention_policy: Option<String>,
+    pub org: Option<String>,
+    pub bucket: Option<String>,
+    pub token: Option<String>,
     /// 1.x: create the database (and the retention policy) at start-up.
     pub create_database: bool,
     /// With `create_database`: the retention policy's duration (`52w`,
@@ -67,9 +103,6 @@ pub struct InfluxConfig {
     pub unsigned: UnsignedAs,
     /// Timestamp precision of the points written.
     pub precision: Precision,
-    /// PEM file of the CA(s) that sign the server's HTTPS certificate, in
-    /// addition to the system's.
-    pub ca_file: Option<PathBuf>,
 }
 
 /// Timestamp precision of line protocol.
@@ -123,28 +156,14 @@ pub enum UnsignedAs {
 
 #[derive(Debug, Clone)]
 pub struct ElasticsearchConfig {
-    pub urls: Vec<String>,
+    /// What it shares with the InfluxDB sink.
+    pub http: HttpSinkConfig,
     pub index: String,
-    pub username: Option<String>,
-    pub password: Option<String>,
     pub api_key: Option<String>,
     pub pipeline: Option<String>,
-    pub batch_max_bytes: usize,
-    pub gzip: bool,
-    pub timeout: Duration,
-    pub max_retries: u32,
-    /// Give up on items after retrying this long (then they are dead-lettered).
-    pub max_retry_time: Duration,
-    /// The longest wait between two tries, whatever asked for more
-    /// (`Retry-After` included).
-    pub max_backoff: Duration,
-    pub dead_letter: Option<PathBuf>,
     /// Deterministic `_id`s, so retries never duplicate; false:
     /// Elasticsearch generates ids.
     pub document_ids: bool,
-    /// PEM file of the CA(s) that sign the nodes' HTTPS certificates, in
-    /// addition to the system's.
-    pub ca_file: Option<PathBuf>,
     /// Install a composable index template before the first write
     /// (`sinks::es_setup`).
     pub manage_template: bool,
@@ -175,10 +194,15 @@ impl Validator<'_, '_> {
         Ok(v)
     }
 
-    pub(super) fn urls(&self, base: &[Seg], urls: &[String]) -> Result<(), ConfigError> {
+    pub(super) fn urls(
+        &self,
+        base: &[Seg],
+        urls: &[String],
+    ) -> Result<Vec<reqwest::Url>, ConfigError> {
         if urls.is_empty() {
             return Err(self.err(&at(base, "urls"), "at least one URL is needed"));
         }
+        let mut parsed = Vec::with_capacity(urls.len());
         for u in urls {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 return Err(self.err(
@@ -186,12 +210,12 @@ impl Validator<'_, '_> {
                     format!("{u:?} is not an http:// or https:// URL"),
                 ));
             }
-            // What the HTTP client parses at each request, parsed once here.
-            reqwest::Url::parse(u).map_err(|e| {
+            // Parsed once here: the sinks build their request URLs from it.
+            parsed.push(reqwest::Url::parse(u).map_err(|e| {
                 self.err(&at(base, "urls"), format!("{u:?} is not a valid URL: {e}"))
-            })?;
+            })?);
         }
-        Ok(())
+        Ok(parsed)
     }
 
     pub(super) fn sink(
@@ -298,7 +322,7 @@ impl Validator<'_, '_> {
                 ));
             }
         }
-        self.urls(base, &urls)?;
+        let urls = self.urls(base, &urls)?;
         let api = api.unwrap_or(InfluxApi::V1);
         let dead_letter = Some(self.dead_letter(&name, dead_letter_path, data_dir));
         match api {
@@ -315,22 +339,30 @@ impl Validator<'_, '_> {
             batch_max_events: self.batch(base, batch_max_events, 5_000)?,
             linger: Duration::from_millis(linger_ms.unwrap_or(DEFAULT_HTTP_LINGER_MS)),
             kind: SinkKind::Influxdb(InfluxConfig {
-                urls,
+                http: self.http_sink(
+                    base,
+                    RawHttp {
+                        urls,
+                        username,
+                        password,
+                        batch_max_bytes,
+                        gzip,
+                        timeout_secs,
+                        max_retries,
+                        max_retry_secs,
+                        max_backoff_secs,
+                        dead_letter,
+                        ca_file,
+                        default_batch_bytes: 1024 * 1024,
+                        default_timeout_secs: 10,
+                    },
+                )?,
                 api,
                 database,
                 retention_policy,
                 org,
                 bucket,
                 token,
-                username,
-                password,
-                batch_max_bytes: batch_max_bytes.unwrap_or(1024 * 1024),
-                gzip: gzip.unwrap_or(true),
-                timeout: Duration::from_secs(timeout_secs.unwrap_or(10)),
-                max_retries: max_retries.unwrap_or(1_000),
-                max_retry_time: Duration::from_secs(max_retry_secs.unwrap_or(600)),
-                max_backoff: self.max_backoff(base, max_backoff_secs)?,
-                dead_letter,
                 create_database,
                 retention_duration,
                 unsigned: unsigned.unwrap_or(match api {
@@ -338,7 +370,6 @@ impl Validator<'_, '_> {
                     InfluxApi::V2 => UnsignedAs::Unsigned,
                 }),
                 precision: precision.unwrap_or_default(),
-                ca_file: ca_file.map(|f| self.resolve(f)),
             }),
         })
     }
@@ -376,7 +407,7 @@ impl Validator<'_, '_> {
         } = raw;
         let (username, password, api_key) =
             (nonempty(username), nonempty(password), nonempty(api_key));
-        self.urls(base, &urls)?;
+        let urls = self.urls(base, &urls)?;
         // A data stream is written by its name, through its template.
         let index = match (&data_stream, index.is_empty()) {
             (Some(ds), true) => ds.clone(),
@@ -430,27 +461,53 @@ impl Validator<'_, '_> {
             batch_max_events: self.batch(base, batch_max_events, 5_000)?,
             linger: Duration::from_millis(linger_ms.unwrap_or(DEFAULT_HTTP_LINGER_MS)),
             kind: SinkKind::Elasticsearch(ElasticsearchConfig {
-                urls,
+                http: self.http_sink(
+                    base,
+                    RawHttp {
+                        urls,
+                        username,
+                        password,
+                        batch_max_bytes,
+                        gzip,
+                        timeout_secs,
+                        max_retries,
+                        max_retry_secs,
+                        max_backoff_secs,
+                        dead_letter,
+                        ca_file,
+                        default_batch_bytes: 5 * 1024 * 1024,
+                        default_timeout_secs: 30,
+                    },
+                )?,
                 index,
-                username,
-                password,
                 api_key,
                 pipeline,
-                batch_max_bytes: batch_max_bytes.unwrap_or(5 * 1024 * 1024),
-                gzip: gzip.unwrap_or(true),
-                timeout: Duration::from_secs(timeout_secs.unwrap_or(30)),
-                max_retries: max_retries.unwrap_or(1_000),
-                max_retry_time: Duration::from_secs(max_retry_secs.unwrap_or(600)),
-                max_backoff: self.max_backoff(base, max_backoff_secs)?,
-                dead_letter,
                 document_ids: document_ids.unwrap_or(true),
-                ca_file: ca_file.map(|f| self.resolve(f)),
                 manage_template: manage_template.unwrap_or(data_stream.is_some()),
                 template_name,
                 data_stream,
                 ilm_policy,
                 captures: Vec::new(),
             }),
+        })
+    }
+
+    /// An HTTP sink's shared settings: defaults filled in, `ca_file`
+    /// resolved, `max_backoff_secs` checked (the URLs are checked earlier,
+    /// where each sink's errors come in order).
+    fn http_sink(&self, base: &[Seg], raw: RawHttp) -> Result<HttpSinkConfig, ConfigError> {
+        Ok(HttpSinkConfig {
+            urls: raw.urls,
+            username: raw.username,
+            password: raw.password,
+            batch_max_bytes: raw.batch_max_bytes.unwrap_or(raw.default_batch_bytes),
+            gzip: raw.gzip.unwrap_or(true),
+            timeout: Duration::from_secs(raw.timeout_secs.unwrap_or(raw.default_timeout_secs)),
+            max_retries: raw.max_retries.unwrap_or(1_000),
+            max_retry_time: Duration::from_secs(raw.max_retry_secs.unwrap_or(600)),
+            max_backoff: self.max_backoff(base, raw.max_backoff_secs)?,
+            dead_letter: raw.dead_letter,
+            ca_file: raw.ca_file.map(|f| self.resolve(f)),
         })
     }
 

@@ -31,7 +31,7 @@ fn max_backoff_secs_defaults_to_30_and_is_at_least_1() {
         )
     };
     let backoff = |c: &Config| match &c.sinks[0].kind {
-        SinkKind::Elasticsearch(e) => e.max_backoff,
+        SinkKind::Elasticsearch(e) => e.http.max_backoff,
         _ => unreachable!(),
     };
     let c = Config::from_toml(&sink(""), "t.toml").unwrap();
@@ -198,7 +198,7 @@ fn empty_secrets_mean_no_credentials() {
     let SinkKind::Elasticsearch(es) = &c.sinks[1].kind else {
         panic!("not elasticsearch")
     };
-    assert_eq!((&es.api_key, &es.username), (&None, &None));
+    assert_eq!((&es.api_key, &es.http.username), (&None, &None));
 }
 
 #[test]
@@ -605,7 +605,7 @@ fn sink_paths_are_relative_to_the_config_folder() {
         panic!("influxdb sink expected")
     };
     assert_eq!(
-        i.dead_letter.as_deref(),
+        i.http.dead_letter.as_deref(),
         Some(sub.join("sluice-data/dead-letter/i.ndjson").as_path())
     );
     assert_eq!(c.data_dir, sub.join("sluice-data"));
@@ -626,8 +626,8 @@ fn default_dead_letter_path_is_under_data_dir() {
     );
     let c = Config::from_toml(&text, "/etc/sluice/sluice.toml").unwrap();
     let dead_letter = |i: usize| match &c.sinks[i].kind {
-        SinkKind::Influxdb(s) => s.dead_letter.clone(),
-        SinkKind::Elasticsearch(s) => s.dead_letter.clone(),
+        SinkKind::Influxdb(s) => s.http.dead_letter.clone(),
+        SinkKind::Elasticsearch(s) => s.http.dead_letter.clone(),
         _ => panic!("an HTTP sink expected"),
     };
     assert_eq!(
@@ -652,7 +652,16 @@ fn sink_urls_are_parsed_at_validation() {
             "{BASE}\n[[sinks]]\nname = \"i\"\ntype = \"influxdb\"\nurls = [\"{url}\"]\ndatabase = \"d\"\n{DEFAULT_ROUTE}"
         )
     };
-    Config::from_toml(&sink("http://influx.example:8086/base"), "t.toml").unwrap();
+    let config = Config::from_toml(&sink("http://influx.example:8086/base"), "t.toml").unwrap();
+    // Kept parsed: the sink builds its request URLs from it.
+    match &config.sinks[1].kind {
+        SinkKind::Influxdb(i) => {
+            assert_eq!(i.http.urls.len(), 1);
+            assert_eq!(i.http.urls[0].host_str(), Some("influx.example"));
+            assert_eq!(i.http.urls[0].path(), "/base");
+        }
+        other => panic!("expected an influxdb sink, got {other:?}"),
+    }
     for bad in ["http://exa mple:8086", "http://host:99999", "https://"] {
         let e = err(&sink(bad));
         assert!(

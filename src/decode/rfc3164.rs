@@ -149,7 +149,7 @@ fn before_header<'a>(
         cisco = true;
         event.structured_data.push(SdElement {
             id: Text::Static("meta"),
-            params: vec![SdParam {
+            params: smallvec::smallvec![SdParam {
                 name: Text::Static("sequenceId"),
                 value: span(seq),
             }],
@@ -170,7 +170,7 @@ fn before_header<'a>(
         if bsd_timestamp(rest).is_ok() {
             event.structured_data.push(SdElement {
                 id: Text::Static("timeQuality"),
-                params: vec![SdParam {
+                params: smallvec::smallvec![SdParam {
                     name: Text::Static("isSynced"),
                     value: Text::Static("0"),
                 }],

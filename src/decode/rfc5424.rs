@@ -11,7 +11,7 @@ use nom::sequence::preceded;
 
 use super::time::{resolve, rfc3339};
 use super::{DecodeOptions, digits_value, is_digit, skip_spaces, span_of, trim_end};
-use crate::event::{Event, Lenient, LenientRule, Protocol, SdElement, SdParam, Text};
+use crate::event::{Event, Lenient, LenientRule, Protocol, SdElement, SdParam, SdParams, Text};
 
 /// `VERSION SP`: a non-zero digit followed by up to two digits.
 fn version(i: &[u8]) -> IResult<&[u8], u32> {
@@ -183,21 +183,34 @@ fn structured_data<'a>(all: &[u8], i: &'a [u8]) -> SdRead<'a> {
         read.kept_from = Some(i);
         return read;
     }
-    read.elements.reserve(2);
+    // Built here rather than by `reserve` on the empty list: the
+    // out-of-line growth path cost about 20 instructions a frame.
+    read.elements = Vec::with_capacity(2);
     let mut i = i;
     while i.first() == Some(&b'[') {
         // An element's rules count only when the element is read.
         let mut lenient = Lenient::default();
-        match sd_element(all, i, &mut lenient) {
-            Ok((rest, (element, complete))) => {
+        // The element is filled where it lies in the list: built aside and
+        // moved in, its inline parameters were copied twice (memcpy,
+        // about 80 instructions a frame on the rfc5424_sd bench).
+        read.elements.push(SdElement {
+            id: Text::Static(""),
+            params: SdParams::new(),
+        });
+        let read_element = match read.elements.last_mut() {
+            Some(element) => sd_element(all, i, &mut lenient, element),
+            None => break,
+        };
+        match read_element {
+            Ok((rest, complete)) => {
                 read.lenient.extend(lenient);
                 if !complete && read.kept_from.is_none() {
                     read.kept_from = Some(i);
                 }
-                read.elements.push(element);
                 i = rest;
             }
             Err(_) => {
+                read.elements.pop();
                 read.lenient.insert(LenientRule::SdMalformed);
                 if read.kept_from.is_none() {
                     read.kept_from = Some(i);
@@ -225,24 +238,24 @@ fn sd_name(i: &[u8]) -> IResult<&[u8], &[u8]> {
     take_till1(|b: u8| SD_NAME_END[usize::from(b)])(i)
 }
 
-/// One `[SD-ID PARAM="VALUE" …]`; the bool is false when a parameter had
-/// no value (it is left out, and the caller keeps the element's text).
+/// One `[SD-ID PARAM="VALUE" …]`, read into `element` (empty when
+/// called; partly filled when this fails, and then dropped by the caller).
+/// The bool is false when a parameter had no value (it is left out, and
+/// the caller keeps the element's text).
 fn sd_element<'a>(
     all: &[u8],
     i: &'a [u8],
     lenient: &mut Lenient,
-) -> IResult<&'a [u8], (SdElement, bool)> {
+    element: &mut SdElement,
+) -> IResult<&'a [u8], bool> {
     let (mut i, id) = preceded(char('['), sd_name)(i)?;
-    let mut params = Vec::with_capacity(4);
+    element.id = Text::Span(span_of(all, id));
+    let params = &mut element.params;
     let mut complete = true;
     loop {
         let rest = skip_spaces(i);
         if let Some(rest) = rest.strip_prefix(b"]") {
-            let element = SdElement {
-                id: Text::Span(span_of(all, id)),
-                params,
-            };
-            return Ok((rest, (element, complete)));
+            return Ok((rest, complete));
         }
         if rest.len() == i.len() {
             // Parameters must be separated by a space.
@@ -409,6 +422,27 @@ mod tests {
             json(&e)["structured_data"]["a@1"]["k"],
             serde_json::json!(["1", "2"])
         );
+    }
+
+    /// The decoder keeps the last two date-times it read (per thread):
+    /// three taking turns (each evicting one), two alternating, and an
+    /// impossible one in between are each read as written.
+    #[test]
+    fn date_times_taking_turns_are_each_read_as_written() {
+        let times = [
+            "2026-11-24T11:34:54.606Z",
+            "2003-10-11T22:14:15.003+01:00",
+            "1999-12-31T23:59:59-05:30",
+        ];
+        for k in [0, 1, 0, 2, 1, 0, 3, 1, 0, 0, 2, 2, 1] {
+            let Some(written) = times.get(k) else {
+                let e = dec("<14>1 2026-02-30T11:34:54Z h a - - - m");
+                assert_eq!(e.protocol, Protocol::Rfc3164);
+                continue;
+            };
+            let e = dec(&format!("<14>1 {written} h a - - - m"));
+            assert_eq!(json(&e)["timestamp"], *written);
+        }
     }
 
     /// Issue #22: RFC 5424 frames that break the grammar but Flume reads.

@@ -122,23 +122,26 @@ pub(super) fn rfc3339(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
             nom::error::ErrorKind::Eof,
         )));
     };
-    // A stream's timestamps share their second: the last
-    // `YYYY-MM-DDTHH:MM:SS` read (a valid one) and its fields are kept per
-    // thread, and the same text is not read again.
+    // A stream's timestamps share their second: the last two valid
+    // `YYYY-MM-DDTHH:MM:SS` read (two: frames of two senders interleave)
+    // and their fields are kept per thread, and are not read again.
+    type Read = ([u8; 19], [u32; 6]);
     thread_local! {
-        static LAST: std::cell::Cell<Option<([u8; 19], [u32; 6])>> =
-            const { std::cell::Cell::new(None) };
+        static LAST: std::cell::Cell<[Option<Read>; 2]> =
+            const { std::cell::Cell::new([None, None]) };
     }
-    let [year, month, day, hour, minute, second] = match LAST.get() {
-        Some((text, fields)) if text == *dt => fields,
-        _ => {
+    let last = LAST.get();
+    let hit = last.iter().flatten().find(|(text, _)| text == dt);
+    let [year, month, day, hour, minute, second] = match hit {
+        Some((_, fields)) => *fields,
+        None => {
             let Some(fields) = date_time_fields(dt) else {
                 return Err(nom::Err::Error(nom::error::Error::new(
                     i,
                     nom::error::ErrorKind::Verify,
                 )));
             };
-            LAST.set(Some((*dt, fields)));
+            LAST.set([Some((*dt, fields)), last[0]]);
             fields
         }
     };

@@ -92,19 +92,11 @@ pub(super) fn write_ecs_header(doc: &mut String, event: &Event) {
     // anything to escape: pushed as they are.
     if let Some(f) = event.facility {
         sep(doc);
-        doc.push_str("\"facility\":{\"code\":");
-        push_padded(doc, u64::from(f), 1);
-        doc.push_str(",\"name\":\"");
-        doc.push_str(facility_name(f));
-        doc.push_str("\"}");
+        push_code_name(doc, "\"facility\":{\"code\":", f, facility_name(f));
     }
     if let Some(sv) = event.severity {
         sep(doc);
-        doc.push_str("\"severity\":{\"code\":");
-        push_padded(doc, u64::from(sv), 1);
-        doc.push_str(",\"name\":\"");
-        doc.push_str(severity_name(sv));
-        doc.push_str("\"}");
+        push_code_name(doc, "\"severity\":{\"code\":", sv, severity_name(sv));
     }
     for (key, value) in [
         ("\"hostname\":", event.hostname()),
@@ -145,6 +137,16 @@ pub(super) fn write_ecs_header(doc: &mut String, event: &Event) {
         }
         doc.push('}');
     }
+}
+
+/// `{open}<code>,"name":"<name>"}`: a facility or severity object, its
+/// name plain ASCII without anything to escape.
+fn push_code_name(doc: &mut String, open: &str, code: u8, name: &str) {
+    doc.push_str(open);
+    push_padded(doc, u64::from(code), 1);
+    doc.push_str(",\"name\":\"");
+    doc.push_str(name);
+    doc.push_str("\"}");
 }
 
 /// Sets of the header cache ([`HeaderCache`]).

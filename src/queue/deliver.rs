@@ -80,13 +80,7 @@ impl<S: Deliver> Worker<'_, S> {
             let wait = match self.sink.prepare().await {
                 Ok(()) => return Some(false),
                 Err(e) => {
-                    let (message, retry_after) = match e {
-                        SinkError::Retryable {
-                            message,
-                            retry_after,
-                        } => (message, retry_after),
-                        SinkError::Permanent(message) => (message, None),
-                    };
+                    let (message, retry_after) = (e.cause().to_string(), e.after());
                     metrics.up.set(0);
                     metrics.health.failing(&message);
                     if let Some(suppressed) = self.retry_log.allow() {
@@ -133,9 +127,10 @@ impl<S: Deliver> Worker<'_, S> {
                     return;
                 }
                 Err(SinkError::Retryable {
-                    message,
-                    retry_after,
+                    cause,
+                    after: retry_after,
                 }) if attempt + 1 < retry.max_attempts && started.elapsed() < retry.max_elapsed => {
+                    let message = cause.to_string();
                     metrics.retrying(&message);
                     let wait = retry.wait(attempt, retry_after, started.elapsed());
                     if let Some(suppressed) = self.retry_log.allow() {
@@ -145,11 +140,7 @@ impl<S: Deliver> Worker<'_, S> {
                     attempt += 1;
                 }
                 Err(e) => {
-                    let message = match e {
-                        SinkError::Retryable { message, .. } | SinkError::Permanent(message) => {
-                            message
-                        }
-                    };
+                    let message = e.cause().to_string();
                     let reason = format!(
                         "gave up after {} attempt(s) in {:.1} s: {message}",
                         attempt + 1,

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::{SinkError, lines};
+use super::{Cause, SinkError, lines};
 use crate::record::Record;
 
 pub(crate) struct FileSink {
@@ -43,7 +43,12 @@ impl FileSink {
             written
         })
         .await
-        .map_err(|e| SinkError::retry(format!("file writer task failed: {e}")))?
-        .map_err(|e| SinkError::retry(format!("write failed: {e}")))
+        .map_err(|e| SinkError::retry(Cause::Task(e)))?
+        .map_err(|source| {
+            SinkError::retry(Cause::Io {
+                what: "write failed".into(),
+                source,
+            })
+        })
     }
 }

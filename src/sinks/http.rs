@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use super::OpenError;
+
 /// An HTTP sink's last request-body buffer, taken back once the request
 /// is done and written into by the next: a fresh multi-MiB body per
 /// request page-faulted in, and freed on another thread it stayed
@@ -42,25 +44,30 @@ pub(crate) fn body_buffer(mut spare: Vec<u8>, size: usize) -> Vec<u8> {
 pub(crate) fn http_client(
     timeout: Duration,
     ca_file: Option<&std::path::Path>,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, OpenError> {
     let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)));
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("ca_file {}: cannot read: {e}", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("ca_file {}: not PEM certificates: {e}", path.display()))?;
+        let pem = std::fs::read(path).map_err(|source| OpenError::CaRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| OpenError::CaPem {
+                path: path.to_owned(),
+                source,
+            })?;
         if certs.is_empty() {
-            return Err(format!("ca_file {}: no certificate in it", path.display()));
+            return Err(OpenError::CaEmpty {
+                path: path.to_owned(),
+            });
         }
         for cert in certs {
             builder = builder.add_root_certificate(cert);
         }
     }
-    builder
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    builder.build().map_err(OpenError::Client)
 }
 
 /// How a sink signs its requests.
@@ -88,43 +95,6 @@ pub(crate) struct Transport {
     auth: Auth,
 }
 
-/// What the transport reads of an HTTP sink's config.
-pub(crate) trait HttpConfig {
-    fn timeout(&self) -> Duration;
-    fn ca_file(&self) -> Option<&std::path::Path>;
-    fn gzip(&self) -> bool;
-    fn username(&self) -> Option<&str>;
-    fn password(&self) -> Option<&str>;
-}
-
-/// Both HTTP sinks' configs name these settings alike.
-macro_rules! http_config {
-    ($($config:ty),*) => {$(
-        impl HttpConfig for $config {
-            fn timeout(&self) -> Duration {
-                self.timeout
-            }
-            fn ca_file(&self) -> Option<&std::path::Path> {
-                self.ca_file.as_deref()
-            }
-            fn gzip(&self) -> bool {
-                self.gzip
-            }
-            fn username(&self) -> Option<&str> {
-                self.username.as_deref()
-            }
-            fn password(&self) -> Option<&str> {
-                self.password.as_deref()
-            }
-        }
-    )*};
-}
-
-http_config!(
-    crate::config::ElasticsearchConfig,
-    crate::config::InfluxConfig
-);
-
 /// Why a [`Transport::post`] got no answer.
 pub(crate) enum PostError {
     Gzip(std::io::Error),
@@ -147,20 +117,20 @@ impl Transport {
     /// has a key or token, else with basic authentication when it has a
     /// user.
     pub(crate) fn new(
-        config: &impl HttpConfig,
+        config: &crate::config::HttpSinkConfig,
         requests: prometheus_client::metrics::histogram::Histogram,
         header: Option<String>,
-    ) -> Result<Transport, String> {
-        let client = http_client(config.timeout(), config.ca_file())?;
-        let auth = match (header, config.username()) {
+    ) -> Result<Transport, OpenError> {
+        let client = http_client(config.timeout, config.ca_file.as_deref())?;
+        let auth = match (header, &config.username) {
             (Some(value), _) => Auth::Header(value),
             (None, Some(user)) => Auth::Basic {
-                user: user.to_owned(),
-                password: config.password().map(str::to_owned),
+                user: user.clone(),
+                password: config.password.clone(),
             },
             (None, None) => Auth::None,
         };
-        let gzip = config.gzip();
+        let gzip = config.gzip;
         Ok(Transport {
             client,
             requests,
@@ -174,7 +144,7 @@ impl Transport {
     /// uncompressed buffer goes back to the spare at once), signed, timed.
     pub(crate) async fn post(
         &self,
-        url: &str,
+        url: reqwest::Url,
         content_type: &'static str,
         body: Vec<u8>,
     ) -> Result<Sent, PostError> {
@@ -206,6 +176,107 @@ impl Transport {
     pub(crate) fn give_back(&self, kept: bytes::Bytes) {
         if let Ok(body) = kept.try_into_mut() {
             self.spare.keep(body.into());
+        }
+    }
+}
+
+/// `base` (a sink URL, parsed at validation) with `path` appended to its
+/// path and `query` as its query: built from the parsed URL, not parsed
+/// again.
+pub(crate) fn endpoint(base: &reqwest::Url, path: &str, query: &str) -> reqwest::Url {
+    let mut url = base.clone();
+    let joined = format!("{}/{path}", base.path().trim_end_matches('/'));
+    url.set_path(&joined);
+    url.set_query(Some(query));
+    url
+}
+
+/// Which of a sink's URLs the next request goes to, and what a failure
+/// there changes: one type for both HTTP sinks, each with its policy.
+pub(crate) struct Nodes {
+    count: usize,
+    policy: Failover,
+    state: std::sync::Mutex<NodeState>,
+}
+
+/// How a sink spreads its requests over its URLs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Failover {
+    /// Each request to the next node in turn (Elasticsearch); a node that
+    /// failed is skipped for `cool_down`, unless all are.
+    RoundRobin { cool_down: Duration },
+    /// Stay on one URL (InfluxDB); after a failure there, the next one.
+    Sticky,
+}
+
+struct NodeState {
+    /// Round-robin: the next node to try; sticky: the node in use.
+    next: usize,
+    /// Round-robin: per node, skipped until this instant.
+    skip_until: Vec<Option<std::time::Instant>>,
+}
+
+impl Nodes {
+    pub(crate) fn new(count: usize, policy: Failover) -> Nodes {
+        Nodes {
+            count,
+            policy,
+            state: std::sync::Mutex::new(NodeState {
+                next: 0,
+                skip_until: vec![None; count],
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, NodeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The index of the node the next request goes to.
+    pub(crate) fn pick(&self) -> usize {
+        let n = self.count.max(1);
+        let mut state = self.state();
+        match self.policy {
+            Failover::Sticky => state.next % n,
+            Failover::RoundRobin { .. } => {
+                let now = std::time::Instant::now();
+                let start = state.next;
+                let mut pick = start % n;
+                for k in 0..n {
+                    let i = (start + k) % n;
+                    if state
+                        .skip_until
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .is_none_or(|until| until <= now)
+                    {
+                        pick = i;
+                        break;
+                    }
+                }
+                state.next = pick + 1;
+                pick
+            }
+        }
+    }
+
+    /// A request to node `i` failed: round-robin skips it for its
+    /// cool-down; sticky moves on to the next URL (unless another failure
+    /// moved it already).
+    pub(crate) fn failed(&self, i: usize) {
+        let mut state = self.state();
+        match self.policy {
+            Failover::Sticky => {
+                if self.count > 1 && state.next == i {
+                    state.next = (i + 1) % self.count;
+                }
+            }
+            Failover::RoundRobin { cool_down } => {
+                if let Some(slot) = state.skip_until.get_mut(i) {
+                    *slot = Some(std::time::Instant::now() + cool_down);
+                }
+            }
         }
     }
 }
@@ -286,9 +357,13 @@ pub(crate) async fn read_capped(mut response: reqwest::Response, cap: usize) -> 
 /// request", which told `/health` nothing. Without the URL (with its
 /// query): the caller names the node.
 pub(crate) fn transport_error(e: reqwest::Error) -> String {
-    let e = e.without_url();
+    transport_text(&e.without_url())
+}
+
+/// A transport error's text with its causes (see [`transport_error`]).
+pub(crate) fn transport_text(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
+    let mut source = std::error::Error::source(e);
     // Bounded: a cause chain is a few errors deep; the text is cut anyway
     // where it is shown (/health keeps 512 characters).
     for _ in 0..8 {
@@ -375,6 +450,59 @@ pub(crate) mod tests {
             _: &mut std::task::Context<'_>,
         ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
             std::task::Poll::Ready(self.0.pop_front().map(|c| Ok(http_body::Frame::data(c))))
+        }
+    }
+
+    /// Round-robin takes the nodes in turn and skips one in cool-down
+    /// unless all are; sticky stays until its node fails, and a second
+    /// report of the same failure does not move it twice.
+    #[test]
+    fn nodes_follow_their_failover_policy() {
+        use super::{Failover, Nodes};
+        let rr = Nodes::new(
+            3,
+            Failover::RoundRobin {
+                cool_down: std::time::Duration::from_secs(3600),
+            },
+        );
+        let picks: Vec<usize> = (0..4).map(|_| rr.pick()).collect();
+        assert_eq!(picks, [0, 1, 2, 0]);
+        rr.failed(1);
+        let picks: Vec<usize> = (0..4).map(|_| rr.pick()).collect();
+        assert_eq!(picks, [2, 0, 2, 0], "node 1 is cooling down");
+        rr.failed(0);
+        rr.failed(2);
+        // All cooling down: still one of them, in turn.
+        let picks: Vec<usize> = (0..3).map(|_| rr.pick()).collect();
+        assert_eq!(picks, [1, 2, 0]);
+
+        let sticky = Nodes::new(3, Failover::Sticky);
+        assert_eq!([sticky.pick(), sticky.pick()], [0, 0]);
+        sticky.failed(0);
+        assert_eq!(sticky.pick(), 1);
+        sticky.failed(0);
+        assert_eq!(sticky.pick(), 1, "a stale failure does not move it");
+        sticky.failed(1);
+        sticky.failed(2);
+        assert_eq!(sticky.pick(), 0, "wraps around");
+        let single = Nodes::new(1, Failover::Sticky);
+        single.failed(0);
+        assert_eq!(single.pick(), 0);
+    }
+
+    /// Request URLs are built on the parsed sink URL: a base path (with
+    /// or without its trailing `/`) is kept, the query replaced.
+    #[test]
+    fn endpoints_extend_the_base_path() {
+        for base in ["http://h:8086", "http://h:8086/"] {
+            let base = reqwest::Url::parse(base).unwrap();
+            let url = super::endpoint(&base, "write", "db=d");
+            assert_eq!(url.as_str(), "http://h:8086/write?db=d");
+        }
+        for base in ["https://h/influx", "https://h/influx/"] {
+            let base = reqwest::Url::parse(base).unwrap();
+            let url = super::endpoint(&base, "api/v2/write", "org=o&bucket=b");
+            assert_eq!(url.as_str(), "https://h/influx/api/v2/write?org=o&bucket=b");
         }
     }
 

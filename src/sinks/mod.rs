@@ -14,6 +14,7 @@
 
 pub(crate) mod elasticsearch;
 
+mod error;
 mod file;
 mod http;
 mod influxdb;
@@ -21,13 +22,13 @@ mod retry;
 mod stdout;
 
 use std::future::Future;
-use std::time::Duration;
 
 use crate::config::{SinkConfig, SinkKind};
 use crate::record::Record;
 use crate::telemetry::SinkMetrics;
 
 pub(crate) use elasticsearch::ElasticsearchSink;
+pub(crate) use error::{Cause, OpenError, SinkError};
 pub(crate) use file::FileSink;
 pub(crate) use http::{
     CappedBody, MAX_ERROR_BODY_BYTES, body_buffer, read_capped, transport_error,
@@ -36,30 +37,6 @@ pub(crate) use influxdb::InfluxSink;
 pub(crate) use retry::RetryPolicy;
 pub(crate) use retry::retry_after;
 pub(crate) use stdout::StdoutSink;
-
-/// Why a batch was not written.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum SinkError {
-    /// Worth trying again (I/O error, server busy), not before
-    /// `retry_after` when the server said so.
-    #[error("{message} (will retry)")]
-    Retryable {
-        message: String,
-        retry_after: Option<Duration>,
-    },
-    /// Trying again cannot help.
-    #[error("{0}")]
-    Permanent(String),
-}
-
-impl SinkError {
-    pub(crate) fn retry(message: impl Into<String>) -> SinkError {
-        SinkError::Retryable {
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-}
 
 /// What a write did: every record stored except `rejected`, which the
 /// destination refused for good (dead-lettered by the sink).
@@ -89,8 +66,8 @@ pub(crate) enum SinkOpenError {
         path: String,
         source: std::io::Error,
     },
-    #[error("sink {sink:?}: {message}")]
-    Setup { sink: String, message: String },
+    #[error("sink {sink:?}: {source}")]
+    Setup { sink: String, source: OpenError },
 }
 
 pub(crate) enum Sink {
@@ -119,15 +96,15 @@ impl Sink {
             SinkKind::Stdout => Ok(Sink::Stdout(StdoutSink::new())),
             SinkKind::Influxdb(c) => InfluxSink::open(&config.name, c, requests)
                 .map(|s| Sink::Influxdb(Box::new(s)))
-                .map_err(|message| SinkOpenError::Setup {
+                .map_err(|source| SinkOpenError::Setup {
                     sink: config.name.clone(),
-                    message,
+                    source,
                 }),
             SinkKind::Elasticsearch(c) => ElasticsearchSink::open(&config.name, c, requests)
                 .map(|s| Sink::Elasticsearch(Box::new(s)))
-                .map_err(|message| SinkOpenError::Setup {
+                .map_err(|source| SinkOpenError::Setup {
                     sink: config.name.clone(),
-                    message,
+                    source,
                 }),
         }
     }
@@ -213,17 +190,22 @@ pub(crate) struct DeadLetter {
 
 impl DeadLetter {
     /// Open (creating its directory) when a path is configured.
-    pub(crate) fn open(path: Option<&std::path::Path>) -> Result<Option<DeadLetter>, String> {
+    pub(crate) fn open(path: Option<&std::path::Path>) -> Result<Option<DeadLetter>, OpenError> {
         let Some(path) = path else { return Ok(None) };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::DeadLetterDir {
+                dir: dir.to_owned(),
+                source,
+            })?;
         }
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| format!("cannot open dead-letter file {}: {e}", path.display()))?;
+            .map_err(|source| OpenError::DeadLetterFile {
+                path: path.to_owned(),
+                source,
+            })?;
         Ok(Some(DeadLetter {
             path: path.to_owned(),
             file: std::sync::Mutex::new(file),
@@ -241,12 +223,12 @@ impl DeadLetter {
         let mut f = self
             .file
             .lock()
-            .map_err(|_| SinkError::Permanent("dead-letter file lock poisoned".into()))?;
-        f.write_all(text.as_bytes()).map_err(|e| {
-            SinkError::retry(format!(
-                "cannot write dead-letter file {}: {e}",
-                self.path.display()
-            ))
+            .map_err(|_| SinkError::Permanent(Cause::Poisoned))?;
+        f.write_all(text.as_bytes()).map_err(|source| {
+            SinkError::retry(Cause::Io {
+                what: format!("cannot write dead-letter file {}", self.path.display()),
+                source,
+            })
         })
     }
 }

@@ -119,19 +119,16 @@ impl RetryPolicy {
     /// (the queue absorbs new data meanwhile), local ones briefly.
     pub(crate) fn for_sink(kind: &crate::config::SinkKind) -> RetryPolicy {
         match kind {
-            crate::config::SinkKind::Influxdb(c) => RetryPolicy {
-                max_attempts: c.max_retries.max(1),
-                max_elapsed: c.max_retry_time,
+            crate::config::SinkKind::Influxdb(crate::config::InfluxConfig { http, .. })
+            | crate::config::SinkKind::Elasticsearch(crate::config::ElasticsearchConfig {
+                http,
+                ..
+            }) => RetryPolicy {
+                max_attempts: http.max_retries.max(1),
+                max_elapsed: http.max_retry_time,
                 initial_backoff: Duration::from_millis(200),
                 max_backoff: Duration::from_secs(5),
-                max_wait: c.max_backoff,
-            },
-            crate::config::SinkKind::Elasticsearch(c) => RetryPolicy {
-                max_attempts: c.max_retries.max(1),
-                max_elapsed: c.max_retry_time,
-                initial_backoff: Duration::from_millis(200),
-                max_backoff: Duration::from_secs(5),
-                max_wait: c.max_backoff,
+                max_wait: http.max_backoff,
             },
             _ => RetryPolicy::default(),
         }

@@ -3,7 +3,7 @@
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
-use super::{SinkError, lines};
+use super::{Cause, SinkError, lines};
 use crate::record::Record;
 
 pub(crate) struct StdoutSink {
@@ -26,11 +26,17 @@ impl StdoutSink {
     pub(crate) async fn write(&self, batch: &[Record]) -> Result<(), SinkError> {
         let buf = lines(batch);
         let mut out = self.out.lock().await;
-        out.write_all(&buf)
-            .await
-            .map_err(|e| SinkError::retry(format!("stdout: {e}")))?;
-        out.flush()
-            .await
-            .map_err(|e| SinkError::retry(format!("stdout: {e}")))
+        out.write_all(&buf).await.map_err(|source| {
+            SinkError::retry(Cause::Io {
+                what: "stdout".into(),
+                source,
+            })
+        })?;
+        out.flush().await.map_err(|source| {
+            SinkError::retry(Cause::Io {
+                what: "stdout".into(),
+                source,
+            })
+        })
     }
 }

@@ -233,6 +233,16 @@ impl SpillLog {
         Ok(Some(ReadToken(token)))
     }
 
+    /// Read on from the first record of segment `seq` (its reader is
+    /// opened when read).
+    fn read_from_start_of(&mut self, seq: u64) {
+        self.read = Position {
+            segment: seq,
+            offset: SEGMENT_HEADER,
+        };
+        self.reader = None;
+    }
+
     pub(super) fn read_into(
         &mut self,
         max: usize,
@@ -246,13 +256,10 @@ impl SpillLog {
                 .position(|s| s.seq == self.read.segment)
             else {
                 // The segment read was deleted (drained): the first one left.
-                match self.segments.iter().find(|s| s.seq > self.read.segment) {
-                    Some(next) => {
-                        self.read = Position {
-                            segment: next.seq,
-                            offset: SEGMENT_HEADER,
-                        };
-                        self.reader = None;
+                let next = self.segments.iter().find(|s| s.seq > self.read.segment);
+                match next.map(|s| s.seq) {
+                    Some(seq) => {
+                        self.read_from_start_of(seq);
                         continue;
                     }
                     None => break,
@@ -261,13 +268,9 @@ impl SpillLog {
             let seg_len = self.segments[idx].len;
             if self.read.offset >= seg_len {
                 // End of this segment: on to the next, if there is one.
-                match self.segments.get(idx + 1) {
-                    Some(next) => {
-                        self.read = Position {
-                            segment: next.seq,
-                            offset: SEGMENT_HEADER,
-                        };
-                        self.reader = None;
+                match self.segments.get(idx + 1).map(|s| s.seq) {
+                    Some(seq) => {
+                        self.read_from_start_of(seq);
                         continue;
                     }
                     None => break,

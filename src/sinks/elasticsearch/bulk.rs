@@ -171,16 +171,13 @@ pub(super) const BULK_FILTER_PATH: &str = "errors,error,status,items.*.status,it
 
 /// The `_bulk` URL of the node at `base`, with the answer's filter and
 /// the ingest pipeline (percent-encoded: a name may hold `&`, `#`, ` `).
-pub(super) fn bulk_url(base: &str, pipeline: Option<&str>) -> String {
-    let mut url = format!(
-        "{}/_bulk?filter_path={BULK_FILTER_PATH}",
-        base.trim_end_matches('/')
-    );
+pub(super) fn bulk_url(base: &reqwest::Url, pipeline: Option<&str>) -> reqwest::Url {
+    let mut query = format!("filter_path={BULK_FILTER_PATH}");
     if let Some(p) = pipeline {
-        url.push_str("&pipeline=");
-        url.extend(form_urlencoded::byte_serialize(p.as_bytes()));
+        query.push_str("&pipeline=");
+        query.extend(form_urlencoded::byte_serialize(p.as_bytes()));
     }
-    url
+    crate::sinks::http::endpoint(base, "_bulk", &query)
 }
 
 /// How much of an answer [`all_succeeded`] looks at.

@@ -16,7 +16,6 @@
 //! `sluice_sink_up`, `/health`), and a 2xx that is not a `_bulk` answer for
 //! the request is a failed request: nothing in it says an item was stored.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -27,9 +26,9 @@ pub(crate) mod setup;
 use crate::config::ElasticsearchConfig;
 use crate::record::Record;
 
-use super::http::{PostError, Sent, Transport};
+use super::http::{Failover, Nodes, PostError, Sent, Transport};
 use super::retry::{Outcome, classify};
-use super::{DeadLetter, RetryPolicy, SinkError, Written, retry_after};
+use super::{Cause, DeadLetter, OpenError, RetryPolicy, SinkError, Written, retry_after};
 use bulk::*;
 pub(crate) use bulk::{Item, bulk_body_into, chunks};
 
@@ -45,8 +44,9 @@ pub(crate) struct ElasticsearchSink {
     config: ElasticsearchConfig,
     /// Client, signing, gzip, request timing, body buffer.
     http: Transport,
-    /// Per node: skipped until this instant after a failure.
-    nodes: Mutex<(usize, Vec<Option<Instant>>)>,
+    /// Round-robin over the nodes, each skipped for a while after a
+    /// failure.
+    nodes: Nodes,
     dead_letter: Option<DeadLetter>,
     retry: RetryPolicy,
     /// Request bound learnt from 413 answers (see `max_request_bytes`).
@@ -55,9 +55,6 @@ pub(crate) struct ElasticsearchSink {
     /// write: `setup`.
     setup: tokio::sync::OnceCell<Option<setup::Engine>>,
 }
-
-/// How a request refused as too large (413) is told apart.
-const TOO_LARGE: &str = "413 request too large";
 
 /// What became of the items of one request.
 struct Answer {
@@ -72,24 +69,29 @@ impl ElasticsearchSink {
         name: &str,
         config: &ElasticsearchConfig,
         requests: prometheus_client::metrics::histogram::Histogram,
-    ) -> Result<ElasticsearchSink, String> {
+    ) -> Result<ElasticsearchSink, OpenError> {
         let header = config.api_key.as_ref().map(|v| format!("ApiKey {v}"));
-        let http = Transport::new(config, requests, header)?;
-        let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
+        let http = Transport::new(&config.http, requests, header)?;
+        let dead_letter = DeadLetter::open(config.http.dead_letter.as_deref())?;
         Ok(ElasticsearchSink {
             reject_log: crate::log_limit::LogLimiter::new(10_000),
             retry_log: crate::log_limit::LogLimiter::new(10_000),
             name: name.to_owned(),
             config: config.clone(),
             http,
-            nodes: Mutex::new((0, vec![None; config.urls.len()])),
+            nodes: Nodes::new(
+                config.http.urls.len(),
+                Failover::RoundRobin {
+                    cool_down: NODE_COOL_DOWN,
+                },
+            ),
             dead_letter,
             retry: RetryPolicy {
-                max_attempts: config.max_retries.max(1),
-                max_elapsed: config.max_retry_time,
+                max_attempts: config.http.max_retries.max(1),
+                max_elapsed: config.http.max_retry_time,
                 initial_backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(5),
-                max_wait: config.max_backoff,
+                max_wait: config.http.max_backoff,
             },
             max_request_bytes: std::sync::atomic::AtomicUsize::new(usize::MAX),
             setup: tokio::sync::OnceCell::new(),
@@ -97,41 +99,15 @@ impl ElasticsearchSink {
     }
 
     /// The next node to use (round-robin, skipping nodes in cool-down unless
-    /// all are).
-    fn node(&self) -> (usize, String) {
-        let now = Instant::now();
-        let n = self.config.urls.len().max(1);
-        let Ok(mut nodes) = self.nodes.lock() else {
-            return (0, self.config.urls.first().cloned().unwrap_or_default());
-        };
-        let start = nodes.0;
-        let mut pick = start % n;
-        for k in 0..n {
-            let i = (start + k) % n;
-            if nodes
-                .1
-                .get(i)
-                .copied()
-                .flatten()
-                .is_none_or(|until| until <= now)
-            {
-                pick = i;
-                break;
-            }
-        }
-        nodes.0 = pick + 1;
-        (
-            pick,
-            self.config.urls.get(pick).cloned().unwrap_or_default(),
-        )
+    /// all are): its index and URL (none only if `urls` is empty, which
+    /// validation refuses).
+    fn node(&self) -> (usize, Option<&reqwest::Url>) {
+        let pick = self.nodes.pick();
+        (pick, self.config.http.urls.get(pick))
     }
 
     fn node_failed(&self, i: usize) {
-        if let Ok(mut nodes) = self.nodes.lock() {
-            if let Some(slot) = nodes.1.get_mut(i) {
-                *slot = Some(Instant::now() + NODE_COOL_DOWN);
-            }
-        }
+        self.nodes.failed(i);
     }
 
     /// Write a batch. `Ok(w)`: every document stored except `w.rejected`,
@@ -145,11 +121,11 @@ impl ElasticsearchSink {
         metrics: &crate::telemetry::SinkMetrics,
     ) -> Result<Written, SinkError> {
         if self.setup.get().is_none() {
-            let (_, base) = self.node();
+            let base = self.node().1.map_or("", crate::config::url_text);
             self.setup
-                .get_or_try_init(|| setup::run(&self.name, &self.config, &self.http.client, &base))
+                .get_or_try_init(|| setup::run(&self.name, &self.config, &self.http.client, base))
                 .await
-                .map_err(|e| SinkError::retry(format!("setup: {e}")))?;
+                .map_err(SinkError::retry)?;
         }
         let names = hour_names(&self.config.index, batch);
         let items = batch_items(batch, &names, self.config.document_ids);
@@ -160,8 +136,12 @@ impl ElasticsearchSink {
         let mut progressed = false;
         while !pending.is_empty() {
             let mut retry: Vec<(usize, String)> = Vec::new();
-            let mut whole_failure: Option<(String, Option<Duration>)> = None;
-            let max_bytes = self.config.batch_max_bytes.min(self.max_request_bytes());
+            let mut whole_failure: Option<SinkError> = None;
+            let max_bytes = self
+                .config
+                .http
+                .batch_max_bytes
+                .min(self.max_request_bytes());
             // Last first: popped in order; a chunk the node found too large
             // comes back as two halves.
             let mut todo = chunks(&items, &pending, max_bytes);
@@ -175,12 +155,16 @@ impl ElasticsearchSink {
                         if answer.retry.len() < chunk.len() {
                             progressed = true;
                         } else if let Some((_, why)) = answer.retry.first() {
-                            whole_failure = Some((why.clone(), None));
+                            whole_failure = Some(SinkError::retry(Cause::Item(why.clone())));
                         }
                         retry.extend(answer.retry);
                         rejected.extend(answer.rejected);
                     }
-                    Err((reason, _)) if reason.contains(TOO_LARGE) => {
+                    Err(SinkError::Retryable {
+                        cause: too_large @ Cause::TooLarge { .. },
+                        ..
+                    }) => {
+                        let reason = too_large.to_string();
                         match self.split_too_large(&items, chunk) {
                             Ok(halves) => todo.extend(halves),
                             Err(alone) => {
@@ -189,9 +173,10 @@ impl ElasticsearchSink {
                             }
                         }
                     }
-                    Err((reason, after)) => {
+                    Err(e) => {
+                        let reason = e.cause().to_string();
                         retry.extend(chunk.iter().map(|&i| (i, reason.clone())));
-                        whole_failure = Some((reason, after));
+                        whole_failure = Some(e);
                     }
                 }
             }
@@ -203,11 +188,9 @@ impl ElasticsearchSink {
                 // Nothing of this batch reached Elasticsearch: the worker
                 // retries it whole, with its backoff, and shows the failure
                 // on /health.
-                let (message, retry_after) = whole_failure.unwrap_or_default();
-                return Err(SinkError::Retryable {
-                    message,
-                    retry_after,
-                });
+                return Err(
+                    whole_failure.unwrap_or_else(|| SinkError::retry(Cause::Item(String::new())))
+                );
             }
             attempt += 1;
             let out_of_time =
@@ -221,7 +204,7 @@ impl ElasticsearchSink {
                 break;
             }
             let why = match &whole_failure {
-                Some((message, _)) => message.clone(),
+                Some(e) => e.cause().to_string(),
                 None => format!(
                     "{} items to retry: {}",
                     retry.len(),
@@ -231,7 +214,7 @@ impl ElasticsearchSink {
             metrics.retrying(&why);
             let wait = self.retry.wait(
                 attempt - 1,
-                whole_failure.and_then(|(_, a)| a),
+                whole_failure.and_then(|e| e.after()),
                 started.elapsed(),
             );
             if let Some(suppressed) = self.retry_log.allow() {
@@ -261,25 +244,21 @@ impl ElasticsearchSink {
     }
 
     /// One `_bulk` request for `chunk`. `Err` = the whole request failed
-    /// (reason, Retry-After).
-    async fn request(
-        &self,
-        items: &[Item<'_>],
-        chunk: &[usize],
-    ) -> Result<Answer, (String, Option<Duration>)> {
+    /// (always retryable: with the node's Retry-After).
+    async fn request(&self, items: &[Item<'_>], chunk: &[usize]) -> Result<Answer, SinkError> {
         let body = bulk_body_into(items, chunk, self.http.spare.take());
-        let (node, base) = self.node();
-        let url = bulk_url(&base, self.config.pipeline.as_deref());
-        let Sent { response, kept } = match self.http.post(&url, "application/x-ndjson", body).await
+        let (node, Some(base_url)) = self.node() else {
+            return Err(SinkError::retry(Cause::NoUrl));
+        };
+        let url = bulk_url(base_url, self.config.pipeline.as_deref());
+        let base = crate::config::url_text(base_url).to_owned();
+        let Sent { response, kept } = match self.http.post(url, "application/x-ndjson", body).await
         {
             Ok(sent) => sent,
-            Err(PostError::Gzip(e)) => return Err((format!("gzip: {e}"), None)),
+            Err(PostError::Gzip(e)) => return Err(SinkError::retry(Cause::Gzip(e))),
             Err(PostError::Transport(e)) => {
                 self.node_failed(node);
-                return Err((
-                    format!("{base}: {}", crate::sinks::transport_error(e)),
-                    None,
-                ));
+                return Err(SinkError::retry(Cause::transport(base, e)));
             }
         };
         let status = response.status().as_u16();
@@ -294,31 +273,50 @@ impl ElasticsearchSink {
             Outcome::Done => {}
             Outcome::TooLarge => {
                 // http.max_content_length: not the node's fault, no cool-down.
-                return Err((format!("{base}: {TOO_LARGE} {}", short(&answer)), None));
+                return Err(SinkError::retry(Cause::TooLarge {
+                    at: base,
+                    says: short(&answer),
+                }));
             }
             // Busy or failing (429, and any status from 500 up): the next
             // node.
             Outcome::Retryable { .. } | Outcome::Unexpected if status == 429 || status >= 500 => {
                 self.node_failed(node);
-                return Err((format!("{base}: {status} {}", short(&answer)), retry_after));
+                return Err(SinkError::Retryable {
+                    cause: Cause::Status {
+                        at: base,
+                        status,
+                        says: short(&answer),
+                    },
+                    after: retry_after,
+                });
             }
             _ => {
                 // The request itself was refused (auth, malformed): every item
                 // is held for retry; the reason shows in logs and /health.
-                return Err((
-                    format!("{base}: {status} {}", short(&answer)),
-                    Some(Duration::from_secs(10)),
-                ));
+                return Err(SinkError::Retryable {
+                    cause: Cause::Status {
+                        at: base,
+                        status,
+                        says: short(&answer),
+                    },
+                    after: Some(Duration::from_secs(10)),
+                });
             }
         }
         // A 2xx that is not a _bulk answer (a proxy's page, a cut answer)
         // says nothing of the items: the request failed, and is retried.
-        read_items(&answer.bytes, chunk).map_err(|e| {
+        read_items(&answer.bytes, chunk).map_err(|problem| {
             self.node_failed(node);
-            (
-                format!("{base}: {status} but {e}: {}", short(&answer)),
-                retry_after,
-            )
+            SinkError::Retryable {
+                cause: Cause::Garbled {
+                    at: base,
+                    status,
+                    problem,
+                    says: short(&answer),
+                },
+                after: retry_after,
+            }
         })
     }
 
@@ -364,7 +362,7 @@ impl ElasticsearchSink {
         }
         if let Some(suppressed) = self.reject_log.allow() {
             // Elasticsearch's reason may preview a field's value: DEBUG only.
-            tracing::warn!(sink = %self.name, rejected = rejected.len(), suppressed, dead_letter = %self.config.dead_letter.as_deref().map_or_else(|| "none".into(), std::path::Path::to_string_lossy), "Elasticsearch refused documents (reasons and documents in the dead-letter file)");
+            tracing::warn!(sink = %self.name, rejected = rejected.len(), suppressed, dead_letter = %self.config.http.dead_letter.as_deref().map_or_else(|| "none".into(), std::path::Path::to_string_lossy), "Elasticsearch refused documents (reasons and documents in the dead-letter file)");
         }
         tracing::debug!(sink = %self.name, reason = %rejected[0].1, "Elasticsearch refused a document");
         let Some(file) = &self.dead_letter else {

@@ -24,15 +24,15 @@
 //! - 429, 5xx, transport errors: retry later (honouring `Retry-After`) on the
 //!   next URL of the sink; the worker bounds the attempts and the time.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::config::{InfluxApi, InfluxConfig};
 use crate::record::Record;
 
-use super::http::{PostError, Sent, Transport};
+use super::http::{Failover, Nodes, PostError, Sent, Transport, endpoint};
 use super::retry::{Outcome as Status, classify};
-use super::{DeadLetter, SinkError, Written};
+use super::{Cause, DeadLetter, OpenError, SinkError, Written};
 
 mod partial;
 
@@ -51,8 +51,8 @@ pub(crate) struct InfluxSink {
     config: InfluxConfig,
     /// Client, signing, gzip, request timing, body buffer.
     http: Transport,
-    /// Index into `config.urls` of the URL in use.
-    current: AtomicUsize,
+    /// The URL in use, kept until a failure there.
+    nodes: Nodes,
     dead_letter: Option<DeadLetter>,
     /// The database (and retention policy) exist, as far as we know.
     prepared: AtomicBool,
@@ -102,17 +102,17 @@ impl InfluxSink {
         name: &str,
         config: &InfluxConfig,
         requests: prometheus_client::metrics::histogram::Histogram,
-    ) -> Result<InfluxSink, String> {
-        let dead_letter = DeadLetter::open(config.dead_letter.as_deref())?;
+    ) -> Result<InfluxSink, OpenError> {
+        let dead_letter = DeadLetter::open(config.http.dead_letter.as_deref())?;
         // A 2.x token, else the 1.x user (basic authentication).
         let token = config.token.as_ref().map(|t| format!("Token {t}"));
-        let http = Transport::new(config, requests, token)?;
+        let http = Transport::new(&config.http, requests, token)?;
         Ok(InfluxSink {
             reject_log: crate::log_limit::LogLimiter::new(10_000),
             name: name.to_owned(),
             config: config.clone(),
             http,
-            current: AtomicUsize::new(0),
+            nodes: Nodes::new(config.http.urls.len(), Failover::Sticky),
             dead_letter,
             prepared: AtomicBool::new(!config.create_database),
         })
@@ -166,8 +166,14 @@ impl InfluxSink {
                     self.probe_write()
                         .await
                         .map_err(|probe| SinkError::Retryable {
-                            message: format!("database {name:?}: {status} on {q} ({e}); {probe}"),
-                            retry_after: Some(CONFIG_ERROR_WAIT),
+                            cause: Cause::Database {
+                                name: name.to_owned(),
+                                status,
+                                statement: q.clone(),
+                                says: e,
+                                probe,
+                            },
+                            after: Some(CONFIG_ERROR_WAIT),
                         })?;
                     tracing::info!(sink = %self.name, statement = %q, status, "InfluxDB: not allowed to run it, but the database takes our writes: proceeding");
                 }
@@ -177,17 +183,23 @@ impl InfluxSink {
         Ok(())
     }
 
-    /// The base URL in use and its index.
+    /// The base URL in use (as configured, for `/query` and messages) and
+    /// its index.
     fn base(&self) -> (usize, String) {
-        let (i, _) = self.url();
+        let i = self.index();
         let base = self
             .config
+            .http
             .urls
             .get(i)
-            .map_or("", String::as_str)
-            .trim_end_matches('/')
+            .map_or("", crate::config::url_text)
             .to_owned();
         (i, base)
+    }
+
+    /// The index into `config.http.urls` of the URL in use.
+    fn index(&self) -> usize {
+        self.nodes.pick()
     }
 
     /// Send the `/query` request for statement `q` that `build` makes
@@ -200,16 +212,16 @@ impl InfluxSink {
     ) -> Result<(reqwest::Response, String), SinkError> {
         let (i, base) = self.base();
         let mut req = build(&self.http.client, &base);
-        if let Some(user) = &self.config.username {
-            req = req.basic_auth(user, self.config.password.as_deref());
+        if let Some(user) = &self.config.http.username {
+            req = req.basic_auth(user, self.config.http.password.as_deref());
         }
         match req.send().await {
             Ok(response) => Ok((response, base)),
             Err(e) => {
                 self.fail_over(i);
-                Err(SinkError::retry(format!(
-                    "{base}/query ({q}): {}",
-                    crate::sinks::transport_error(e)
+                Err(SinkError::retry(Cause::transport(
+                    format!("{base}/query ({q})"),
+                    e,
                 )))
             }
         }
@@ -264,20 +276,23 @@ impl InfluxSink {
             (200, None) => Ok(Answer::Done),
             (200, Some(e)) if e.contains("already exists") => Ok(Answer::Exists(e)),
             (401 | 403, e) => Ok(Answer::Refused(status, e.unwrap_or(body))),
-            (status, e) => Err(SinkError::retry(format!(
-                "{base}/query ({q}): {status} {}",
-                e.unwrap_or(body)
-            ))),
+            (status, e) => Err(SinkError::retry(Cause::Status {
+                at: format!("{base}/query ({q})"),
+                status,
+                says: e.unwrap_or(body),
+            })),
         }
     }
 
     /// An empty write to the database (and policy): 204 when it exists and
     /// we may write; otherwise why not.
     async fn probe_write(&self) -> Result<(), String> {
-        let (i, url) = self.url();
-        let mut req = self.http.client.post(&url).body("");
-        if let Some(user) = &self.config.username {
-            req = req.basic_auth(user, self.config.password.as_deref());
+        let (i, Some(url)) = self.url() else {
+            return Err(Cause::NoUrl.to_string());
+        };
+        let mut req = self.http.client.post(url).body("");
+        if let Some(user) = &self.config.http.username {
+            req = req.basic_auth(user, self.config.http.password.as_deref());
         }
         let response = match req.send().await {
             Ok(r) => r,
@@ -304,48 +319,44 @@ impl InfluxSink {
         }
     }
 
-    fn url(&self) -> (usize, String) {
-        let i = self.current.load(Ordering::Relaxed) % self.config.urls.len().max(1);
-        let base = self
-            .config
-            .urls
-            .get(i)
-            .map_or("", String::as_str)
-            .trim_end_matches('/');
+    /// The write URL of the URL in use (built from the parsed one) and its
+    /// index; none only if `urls` is empty, which validation refuses.
+    fn url(&self) -> (usize, Option<reqwest::Url>) {
+        let i = self.index();
+        let Some(base) = self.config.http.urls.get(i) else {
+            return (i, None);
+        };
         let c = &self.config;
         let url = match c.api {
             InfluxApi::V1 => {
-                let mut u = format!(
-                    "{base}/write?precision={}&db={}",
+                let mut q = format!(
+                    "precision={}&db={}",
                     c.precision.query_value(true),
                     encode(c.database.as_deref().unwrap_or(""))
                 );
                 if let Some(rp) = &c.retention_policy {
-                    u.push_str("&rp=");
-                    u.push_str(&encode(rp));
+                    q.push_str("&rp=");
+                    q.push_str(&encode(rp));
                 }
-                u
+                endpoint(base, "write", &q)
             }
-            InfluxApi::V2 => format!(
-                "{base}/api/v2/write?precision={}&org={}&bucket={}",
-                c.precision.query_value(false),
-                encode(c.org.as_deref().unwrap_or("")),
-                encode(c.bucket.as_deref().unwrap_or(""))
+            InfluxApi::V2 => endpoint(
+                base,
+                "api/v2/write",
+                &format!(
+                    "precision={}&org={}&bucket={}",
+                    c.precision.query_value(false),
+                    encode(c.org.as_deref().unwrap_or("")),
+                    encode(c.bucket.as_deref().unwrap_or(""))
+                ),
             ),
         };
-        (i, url)
+        (i, Some(url))
     }
 
     /// Move on to the next URL after a failure at URL `i`.
     fn fail_over(&self, i: usize) {
-        if self.config.urls.len() > 1 {
-            let _ = self.current.compare_exchange(
-                i,
-                (i + 1) % self.config.urls.len(),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-        }
+        self.nodes.failed(i);
     }
 
     /// Write `batch`. `Ok(w)`: written, except the `w.rejected` lines
@@ -357,7 +368,7 @@ impl InfluxSink {
         let mut start = 0;
         let mut bytes = 0;
         for (i, l) in lines.iter().enumerate() {
-            if i > start && bytes + l.len() + 1 > self.config.batch_max_bytes {
+            if i > start && bytes + l.len() + 1 > self.config.http.batch_max_bytes {
                 self.write_lines(&lines[start..i], &mut written).await?;
                 start = i;
                 bytes = 0;
@@ -437,24 +448,20 @@ impl InfluxSink {
             body.extend_from_slice(l.as_bytes());
             body.push(b'\n');
         }
-        let (i, url) = self.url();
-        let c = &self.config;
-        let Sent { response, kept } = match self
-            .http
-            .post(&url, "text/plain; charset=utf-8", body)
-            .await
-        {
-            Ok(sent) => sent,
-            Err(PostError::Gzip(e)) => return Err(SinkError::Permanent(format!("gzip: {e}"))),
-            Err(PostError::Transport(e)) => {
-                self.fail_over(i);
-                return Err(SinkError::retry(format!(
-                    "{}: {}",
-                    self.redact(&url),
-                    crate::sinks::transport_error(e)
-                )));
-            }
+        let (i, Some(url)) = self.url() else {
+            return Err(SinkError::retry(Cause::NoUrl));
         };
+        let at = redact(&url);
+        let c = &self.config;
+        let Sent { response, kept } =
+            match self.http.post(url, "text/plain; charset=utf-8", body).await {
+                Ok(sent) => sent,
+                Err(PostError::Gzip(e)) => return Err(SinkError::Permanent(Cause::Gzip(e))),
+                Err(PostError::Transport(e)) => {
+                    self.fail_over(i);
+                    return Err(SinkError::retry(Cause::transport(at, e)));
+                }
+            };
         let status = response.status().as_u16();
         let outcome = classify(status, response.headers(), std::time::SystemTime::now());
         // A 1.x partial write quotes each line it rejects: room for all of
@@ -463,7 +470,6 @@ impl InfluxSink {
         let text = crate::sinks::read_capped(response, cap).await.text();
         self.http.give_back(kept);
         let reason = error_text(&text);
-        let at = self.redact(&url);
         match outcome {
             Status::Done => Ok(Outcome::Written),
             // A partial write only when the answer says which lines (or
@@ -483,20 +489,20 @@ impl InfluxSink {
             // batch is retried slowly (and counted as lost only when the
             // retry time runs out), so fixing the server lets it through.
             Status::Unauthorized => Err(SinkError::Retryable {
-                message: format!(
-                    "{at}: {status} not allowed: check the sink's credentials ({reason})"
-                ),
-                retry_after: Some(CONFIG_ERROR_WAIT),
+                cause: Cause::NotAllowed {
+                    at,
+                    status,
+                    says: reason,
+                },
+                after: Some(CONFIG_ERROR_WAIT),
             }),
             Status::NotFound => {
                 if c.create_database {
                     self.prepared.store(false, Ordering::Relaxed);
                 }
                 Err(SinkError::Retryable {
-                    message: format!(
-                        "{at}: 404 not found: does the database / bucket exist? ({reason})"
-                    ),
-                    retry_after: Some(if c.create_database {
+                    cause: Cause::NotFound { at, says: reason },
+                    after: Some(if c.create_database {
                         Duration::ZERO
                     } else {
                         CONFIG_ERROR_WAIT
@@ -506,21 +512,19 @@ impl InfluxSink {
             Status::Retryable { after } => {
                 self.fail_over(i);
                 Err(SinkError::Retryable {
-                    message: format!("{at}: {status} {reason}"),
-                    retry_after: after,
+                    cause: Cause::Status {
+                        at,
+                        status,
+                        says: reason,
+                    },
+                    after,
                 })
             }
-            Status::Unexpected => Err(SinkError::Permanent(format!(
-                "{at}: unexpected {status} {reason}"
-            ))),
-        }
-    }
-
-    /// The URL without credentials, for logs.
-    fn redact(&self, url: &str) -> String {
-        match url.split_once('?') {
-            Some((base, _)) => base.to_owned(),
-            None => url.to_owned(),
+            Status::Unexpected => Err(SinkError::Permanent(Cause::Unexpected {
+                at,
+                status,
+                says: reason,
+            })),
         }
     }
 
@@ -538,7 +542,7 @@ impl InfluxSink {
         };
         if let Some(suppressed) = self.reject_log.allow() {
             // InfluxDB's reason quotes the line: data, so DEBUG only.
-            tracing::warn!(sink = %self.name, rejected = n, suppressed, dead_letter = %self.config.dead_letter.as_deref().map_or_else(|| "none".into(), std::path::Path::to_string_lossy), "InfluxDB rejected lines (reasons and lines in the dead-letter file)");
+            tracing::warn!(sink = %self.name, rejected = n, suppressed, dead_letter = %self.config.http.dead_letter.as_deref().map_or_else(|| "none".into(), std::path::Path::to_string_lossy), "InfluxDB rejected lines (reasons and lines in the dead-letter file)");
         }
         tracing::debug!(sink = %self.name, reason = %first_reason, "InfluxDB rejected a line");
         if let Some(file) = &self.dead_letter {
@@ -563,6 +567,13 @@ impl InfluxSink {
             })
             .collect()
     }
+}
+
+/// The URL without its query (credentials, database names), for logs.
+fn redact(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    url.into()
 }
 
 /// The error text of an InfluxDB answer: `{"error":"..."}` or the raw body.

@@ -147,7 +147,7 @@ fn query_values_are_percent_encoded() {
     assert_eq!(encode("telemetry"), "telemetry");
 }
 
-use crate::config::{Precision, UnsignedAs};
+use crate::config::{HttpSinkConfig, Precision, UnsignedAs};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -208,27 +208,29 @@ fn sink(url: &str, api: InfluxApi) -> InfluxSink {
     InfluxSink::open(
         "t",
         &InfluxConfig {
-            urls: vec![url.to_owned()],
+            http: HttpSinkConfig {
+                urls: vec![reqwest::Url::parse(url).unwrap()],
+                username: None,
+                password: None,
+                batch_max_bytes: 1 << 20,
+                gzip: false,
+                timeout: Duration::from_secs(5),
+                max_retries: 3,
+                max_retry_time: Duration::from_secs(60),
+                max_backoff: Duration::from_secs(30),
+                dead_letter: None,
+                ca_file: None,
+            },
             api,
             database: Some("db".into()),
             retention_policy: None,
             org: Some("o".into()),
             bucket: Some("b".into()),
             token: Some("secret".into()),
-            username: None,
-            password: None,
-            batch_max_bytes: 1 << 20,
-            gzip: false,
-            timeout: Duration::from_secs(5),
-            max_retries: 3,
-            max_retry_time: Duration::from_secs(60),
-            max_backoff: Duration::from_secs(30),
-            dead_letter: None,
             create_database: false,
             retention_duration: None,
             unsigned: UnsignedAs::Unsigned,
             precision: Precision::Nanoseconds,
-            ca_file: None,
         },
         prometheus_client::metrics::histogram::Histogram::new([0.1]),
     )
@@ -260,10 +262,7 @@ fn delivered_good_lines(seen: &std::sync::Mutex<Vec<(String, String)>>) -> Vec<S
 /// fails the test, saying what was `expected`.
 fn retryable(written: Result<Written, SinkError>, expected: &str) -> (Option<Duration>, String) {
     match written {
-        Err(SinkError::Retryable {
-            retry_after,
-            message,
-        }) => (retry_after, message),
+        Err(SinkError::Retryable { after, cause }) => (after, cause.to_string()),
         other => panic!("expected {expected}, got {other:?}"),
     }
 }
