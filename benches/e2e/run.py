@@ -13,6 +13,8 @@ latency percentiles from the intended send time.
     python3 benches/e2e/run.py --json          # one JSON object per scenario
     python3 benches/e2e/run.py --repeat 5 tcp-full   # five runs, then the
                                                # median and range of each figure
+    python3 benches/e2e/run.py --sluice /other/target/release/sluice tcp-full
+                                               # another build (A/B runs)
 
 On a shared VM the figures move with the neighbours' load: repeat, and
 quote the median with the range. Each run also prints the share of the
@@ -181,12 +183,17 @@ def summary(n, runs):
 
 
 def main():
+    global SLUICE, BLASTER
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                         help=f"one of {', '.join(SCENARIOS)} (default: all)")
     parser.add_argument("--json", action="store_true", help="one JSON object per run")
     parser.add_argument("--repeat", type=int, default=1, metavar="N",
                         help="run each scenario N times, then print the median and range")
+    parser.add_argument("--sluice", default=SLUICE, metavar="PATH",
+                        help=f"the sluice binary to measure (default: {SLUICE})")
+    parser.add_argument("--blaster", default=BLASTER, metavar="PATH",
+                        help=f"the syslog-blaster binary (default: {BLASTER})")
     args = parser.parse_args()
     names = args.scenarios or list(SCENARIOS)
     for n in names:
@@ -194,6 +201,9 @@ def main():
             parser.error(f"unknown scenario {n!r}: one of {', '.join(SCENARIOS)}")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    # Comparing two builds (interleaved A/B runs) means pointing at another
+    # checkout's binaries; run() reads these globals.
+    SLUICE, BLASTER = args.sluice, args.blaster
     for p in (SLUICE, BLASTER):
         if not os.path.exists(p):
             sys.exit(f"{p} missing: run `cargo build --release --bins` first")
