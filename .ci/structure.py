@@ -114,7 +114,9 @@ def main():
             code = strip_comments(non_test(text))
             for name, line, length in long_functions(code, a.max_fn_lines):
                 longfns.append((path, line, name, length))
-            for ref in crate_refs(code):
+            # Doc links count too: a `crate::x` path in a comment is a
+            # dependency a reader follows (rustdoc resolves it).
+            for ref in crate_refs(non_test(text)):
                 if ref != mod and (os.path.exists(os.path.join(a.root, ref + ".rs"))
                                    or os.path.isdir(os.path.join(a.root, ref))):
                     edges[mod].add((ref, path))

@@ -2,7 +2,7 @@
 //! encode → push into each matching route's queue.
 //!
 //! [`FramePath`] is the one frame → decode → join path: the listeners'
-//! readers ([`Reader`]), `sluice parse` ([`crate::cli::parse`]) and the fuzz
+//! readers ([`Reader`]), `sluice parse` (`cli::parse`) and the fuzz
 //! harness all take their frames through it, so `parse` cannot drift from
 //! `run`. [`Reader`] adds routing, encoding and the push into the queues.
 

@@ -1,6 +1,6 @@
 //! Reload requests (SIGHUP, `POST /reload`) and how a burst of them is
 //! served; the reload itself (re-read, rebind, swap the generation) is in
-//! [`crate::service`].
+//! `service`.
 
 use tokio::sync::mpsc::Receiver;
 use tokio::sync::oneshot;

@@ -147,7 +147,7 @@ impl Sink {
     }
 }
 
-/// A sink as the delivery worker (`crate::queue::deliver`) drives it:
+/// A sink as the delivery worker (`queue::deliver`) drives it:
 /// start-up checks, a batch written, a batch given up on. Defined here so
 /// that the queue room depends on the sinks and never the other way round.
 pub(crate) trait Deliver: Send + Sync {

@@ -90,7 +90,7 @@ impl HandshakeFailure {
 }
 
 /// Counters of one route queue, resolved once at start-up (see
-/// [`crate::queue`]).
+/// `queue`).
 #[derive(Clone, Default)]
 pub(crate) struct QueueMetrics {
     pub pushed: Counter,
@@ -107,6 +107,6 @@ pub(crate) struct QueueMetrics {
     pub dropped_spill_error: Counter,
     /// Records in the spill log not yet acknowledged by the sink.
     pub spill_pending: prometheus_client::metrics::gauge::Gauge,
-    /// Records lost to corruption in the spill log (see [`crate::queue::spill`]).
+    /// Records lost to corruption in the spill log (see `queue::spill`).
     pub spill_corrupt: Counter,
 }

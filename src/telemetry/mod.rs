@@ -1,6 +1,6 @@
 //! Sluice's own telemetry: the Prometheus registry and its metric families,
 //! per listener, route, queue and sink, and the health state `/health`
-//! reports (served by [`crate::admin`]). A foundation: it imports no stage;
+//! reports (served by `admin`). A foundation: it imports no stage;
 //! the label enums the stages count by (multiline [`Flush`], TLS
 //! [`HandshakeFailure`]) and the queue's counters live here.
 //!
@@ -111,7 +111,7 @@ pub(crate) struct ListenerMetrics {
     pub undelimited_splits: Counter,
     /// Frames appended to an earlier event by the multi-line joiner.
     pub multiline_joined_frames: Counter,
-    /// Events the joiner emitted, indexed like [`crate::multiline::Flush::ALL`].
+    /// Events the joiner emitted, indexed like `multiline::Flush::ALL`.
     pub multiline_flushes: [Counter; 6],
     /// UDP datagrams the kernel dropped for a full receive buffer.
     pub kernel_drops: Counter,
@@ -153,7 +153,7 @@ pub(crate) struct AdminMetrics {
     pub refused_origin: Counter,
     /// Mutating requests refused: missing or wrong bearer token.
     pub refused_token: Counter,
-    /// Admin connections closed at accept: [`crate::admin::ADMIN_MAX_CONNECTIONS`] open.
+    /// Admin connections closed at accept: `admin::ADMIN_MAX_CONNECTIONS` open.
     pub refused_connections: Counter,
 }
 
