@@ -129,7 +129,7 @@ pub enum LenientRule {
     /// RFC 5424: the frame ends after MSGID (or MSGID and a space),
     /// without STRUCTURED-DATA.
     SdMissing,
-    /// RFC 3164: control bytes (below 0x20, or DEL) in the hostname; the
+    /// RFC 3164: control bytes (below 0x20) in the hostname; the
     /// word is still the hostname, its bytes kept.
     HostnameControlBytes,
     /// RFC 5424: a header field (HOSTNAME, APP-NAME, PROCID, MSGID) with

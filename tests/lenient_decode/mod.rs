@@ -38,7 +38,7 @@ const LENIENT: [(&str, &str); 11] = [
         "sd_value_unescaped_bracket",
     ),
     (
-        "<13>1 2025-03-01T08:00:00Z h\u{7f}st app 1 ID - a DEL in the hostname",
+        "<13>1 2025-03-01T08:00:00Z h\u{1}st app 1 ID - a control byte in the hostname",
         "header_not_printusascii",
     ),
     (
