@@ -126,13 +126,29 @@ pub enum LenientRule {
     /// RFC 5424: STRUCTURED-DATA that is neither `-` nor elements; it stays
     /// in the message.
     SdMalformed,
-    /// RFC 5424: the frame ends after MSGID, without STRUCTURED-DATA.
+    /// RFC 5424: the frame ends after MSGID (or MSGID and a space),
+    /// without STRUCTURED-DATA.
     SdMissing,
+    /// RFC 3164: control bytes (below 0x20) in the hostname; the
+    /// word is still the hostname, its bytes kept.
+    HostnameControlBytes,
+    /// RFC 5424: a header field (HOSTNAME, APP-NAME, PROCID, MSGID) with
+    /// bytes outside PRINTUSASCII (§6); the field is kept as sent.
+    HeaderNotPrintusascii,
+    /// RFC 5424: an SD-ID a second time in one frame (§6.3.2: MUST NOT);
+    /// every element is kept.
+    SdDuplicateId,
+    /// RFC 5424: `]` unescaped in a PARAM-VALUE (§6.3.3: MUST be escaped);
+    /// the value runs to its closing quote, `]` included.
+    SdValueUnescapedBracket,
+    /// RFC 5424: no space between STRUCTURED-DATA and MSG
+    /// (`[a x="1"]garbage`); MSG is what follows the last element.
+    SdNoSpaceBeforeMsg,
 }
 
 impl LenientRule {
     /// Every rule, in the order the JSON lists them.
-    pub const ALL: [LenientRule; 15] = [
+    pub const ALL: [LenientRule; 20] = [
         LenientRule::TagWithParens,
         LenientRule::TagCiscoMnemonic,
         LenientRule::TagPunctuation,
@@ -148,6 +164,11 @@ impl LenientRule {
         LenientRule::SdParamWithoutValue,
         LenientRule::SdMalformed,
         LenientRule::SdMissing,
+        LenientRule::HostnameControlBytes,
+        LenientRule::HeaderNotPrintusascii,
+        LenientRule::SdDuplicateId,
+        LenientRule::SdValueUnescapedBracket,
+        LenientRule::SdNoSpaceBeforeMsg,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -167,17 +188,22 @@ impl LenientRule {
             LenientRule::SdParamWithoutValue => "sd_param_without_value",
             LenientRule::SdMalformed => "sd_malformed",
             LenientRule::SdMissing => "sd_missing",
+            LenientRule::HostnameControlBytes => "hostname_control_bytes",
+            LenientRule::HeaderNotPrintusascii => "header_not_printusascii",
+            LenientRule::SdDuplicateId => "sd_duplicate_id",
+            LenientRule::SdValueUnescapedBracket => "sd_value_unescaped_bracket",
+            LenientRule::SdNoSpaceBeforeMsg => "sd_no_space_before_msg",
         }
     }
 
-    fn bit(self) -> u16 {
-        1 << (self as u16)
+    fn bit(self) -> u32 {
+        1 << (self as u32)
     }
 }
 
 /// The lenient rules that fired for one frame (a bit set: no allocation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Lenient(u16);
+pub struct Lenient(u32);
 
 impl Lenient {
     pub fn insert(&mut self, rule: LenientRule) {

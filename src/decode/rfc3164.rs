@@ -92,7 +92,15 @@ pub(super) fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
         // HOSTNAME, unless the next word is already the TAG. Exactly one
         // space is consumed after it: log4j stack-trace lines start with
         // four spaces that belong to the message.
-        let word_len = i.iter().take_while(|b| **b != b' ').count();
+        // The scan stops at SP, a control byte or a byte from 0x80 (read
+        // as signed: one comparison a byte, as cheap as `!= b' '`): SP on
+        // a usual hostname, so the control-byte check below costs nothing
+        // more there. DEL is read past unnoticed.
+        let mut word_len = i.iter().take_while(|b| **b as i8 > b' ' as i8).count();
+        let mut control = false;
+        if i.get(word_len).is_some_and(|b| *b != b' ') {
+            (word_len, control) = word_with_unusual_bytes(i);
+        }
         let (word, rest) = i.split_at(word_len);
         let looks_like_tag = generic
             && (word.ends_with(b":")
@@ -105,6 +113,9 @@ pub(super) fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
                 lenient.insert(LenientRule::HostnameNil);
             } else {
                 event.hostname = Some(span(word));
+                if control {
+                    lenient.insert(LenientRule::HostnameControlBytes);
+                }
             }
             match rest.split_first() {
                 Some((_, rest)) => i = rest,
@@ -183,6 +194,15 @@ fn before_header<'a>(
 
 /// log4j 1.2 `facilityPrinting=true`: the PRI's own facility name and a
 /// colon (`local7:`) before the text. Returns the text after it.
+/// The word up to SP when it holds bytes outside PRINTUSASCII: its length,
+/// and whether any is a control byte (below 0x20; UTF-8 is not).
+#[cold]
+fn word_with_unusual_bytes(i: &[u8]) -> (usize, bool) {
+    let len = memchr::memchr(b' ', i).unwrap_or(i.len());
+    let control = i[..len].iter().any(|b| *b < b' ');
+    (len, control)
+}
+
 fn log4j_facility_prefix(i: &[u8], facility: Option<u8>) -> Option<&[u8]> {
     let code = facility?;
     if (12..=15).contains(&code) {
@@ -591,5 +611,26 @@ mod tests {
             assert_eq!((e.hostname(), e.message()), (Some("fw01"), ""), "{frame}");
             assert_eq!(rules(&e), ["header_without_message"], "{frame}");
         }
+    }
+
+    /// Issue #22, an outside tester's frame: control bytes in the hostname
+    /// were read silently. The word is still the hostname (nothing is lost:
+    /// the bytes are kept), and the rule is named.
+    #[test]
+    fn issue22_control_bytes_in_hostname_name_their_rule() {
+        let e = dec("<13>Dec  1 08:00:00 ho\u{0}st app[1]: x");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.procid(), e.message()),
+            (Some("ho\u{0}st"), Some("app"), Some("1"), "x")
+        );
+        assert_eq!(rules(&e), ["hostname_control_bytes"]);
+        let e = dec("<13>Dec  1 08:00:00 ho\tst app[1]: x");
+        assert_eq!(
+            (e.hostname(), rules(&e)),
+            (Some("ho\tst"), vec!["hostname_control_bytes"])
+        );
+        // A UTF-8 hostname is not a control byte: no rule.
+        let e = dec("<13>Dec  1 08:00:00 höst app[1]: x");
+        assert_eq!((e.hostname(), rules(&e)), (Some("höst"), vec![]));
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::util::{EVENTS_ROUTE, Sluice, config, read_lines, sluice_parse, wait_while};
 
 /// Frames that need a lenient rule, with the rule.
-const LENIENT: [(&str, &str); 6] = [
+const LENIENT: [(&str, &str); 11] = [
     (
         "<86>Nov  4 09:01:02 web01 cron(pam_unix)[2211]: session closed",
         "tag_with_parens",
@@ -28,6 +28,27 @@ const LENIENT: [(&str, &str); 6] = [
         "sd_space_around_equals",
     ),
     ("<30>kernel: eth0: link up", "tag_without_header"),
+    // An outside tester's frames that strict listeners used to accept.
+    (
+        r#"<13>1 2025-03-01T08:00:00Z db01 app 12 ID [a x="1"]garbage"#,
+        "sd_no_space_before_msg",
+    ),
+    (
+        r#"<13>1 2025-03-01T08:00:00Z db01 app 12 ID [meta ip="a]b"] bracket in a value"#,
+        "sd_value_unescaped_bracket",
+    ),
+    (
+        "<13>1 2025-03-01T08:00:00Z h\u{1}st app 1 ID - a control byte in the hostname",
+        "header_not_printusascii",
+    ),
+    (
+        "<13>Dec  1 08:00:00 ho\u{0}st app[1]: a NUL in the hostname",
+        "hostname_control_bytes",
+    ),
+    (
+        r#"<13>1 2025-03-01T08:00:00Z db01 app 12 ID [a x="1"][a x="2"] one id twice"#,
+        "sd_duplicate_id",
+    ),
 ];
 
 /// Frames that fit RFC 5424 / RFC 3164 as written.
