@@ -144,11 +144,15 @@ pub enum LenientRule {
     /// RFC 5424: no space between STRUCTURED-DATA and MSG
     /// (`[a x="1"]garbage`); MSG is what follows the last element.
     SdNoSpaceBeforeMsg,
+    /// RFC 3164: a timestamp with an impossible date or time (`Nov 31`,
+    /// `25:01:02`, year `0001`): no timestamp, its text stays in the
+    /// message with the rest of the frame.
+    TimestampInvalid,
 }
 
 impl LenientRule {
     /// Every rule, in the order the JSON lists them.
-    pub const ALL: [LenientRule; 20] = [
+    pub const ALL: [LenientRule; 21] = [
         LenientRule::TagWithParens,
         LenientRule::TagCiscoMnemonic,
         LenientRule::TagPunctuation,
@@ -169,6 +173,7 @@ impl LenientRule {
         LenientRule::SdDuplicateId,
         LenientRule::SdValueUnescapedBracket,
         LenientRule::SdNoSpaceBeforeMsg,
+        LenientRule::TimestampInvalid,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -193,17 +198,18 @@ impl LenientRule {
             LenientRule::SdDuplicateId => "sd_duplicate_id",
             LenientRule::SdValueUnescapedBracket => "sd_value_unescaped_bracket",
             LenientRule::SdNoSpaceBeforeMsg => "sd_no_space_before_msg",
+            LenientRule::TimestampInvalid => "timestamp_invalid",
         }
     }
 
-    fn bit(self) -> u32 {
-        1 << (self as u32)
+    fn bit(self) -> u64 {
+        1 << (self as u64)
     }
 }
 
 /// The lenient rules that fired for one frame (a bit set: no allocation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Lenient(u32);
+pub struct Lenient(u64);
 
 impl Lenient {
     pub fn insert(&mut self, rule: LenientRule) {

@@ -56,16 +56,21 @@ pub(super) fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
     let mut have_timestamp = false;
     let mut zone_named = false;
     if let Ok((rest, t)) = bsd_timestamp(i) {
-        let (rest, offset) = match zone_abbreviation(rest) {
-            Ok((rest, offset)) => {
-                zone_named = true;
-                (rest, offset)
-            }
-            Err(_) => (rest, None),
+        let (rest, offset, named) = match zone_abbreviation(rest) {
+            Ok((rest, offset)) => (rest, offset, true),
+            Err(_) => (rest, None, false),
         };
-        event.timestamp = t.resolve(offset, event.received_nanos, opts);
-        have_timestamp = true;
-        i = rest;
+        match t.resolve(offset, event.received_nanos, opts) {
+            Some(ts) => {
+                event.timestamp = Some(ts);
+                zone_named = named;
+                have_timestamp = true;
+                i = rest;
+            }
+            // `Nov 31`, `25:01:02`: not a time. Its text and everything
+            // after it stay the message, byte for byte.
+            None => lenient.insert(LenientRule::TimestampInvalid),
+        }
     } else if let Ok((rest, (t, offset))) = rfc3339(i) {
         event.timestamp = resolve(&t, offset, opts);
         have_timestamp = true;
@@ -632,5 +637,37 @@ mod tests {
         // A UTF-8 hostname is not a control byte: no rule.
         let e = dec("<13>Dec  1 08:00:00 höst app[1]: x");
         assert_eq!((e.hostname(), rules(&e)), (Some("höst"), vec![]));
+    }
+}
+
+#[cfg(test)]
+mod issue22_l3 {
+    use crate::decode::tests::{dec, json, rules};
+
+    /// Issue #22 (outside tester): an impossible date or time deleted the
+    /// timestamp's text. It now stays in the message, byte for byte, the
+    /// event has no timestamp, and `timestamp_invalid` names the reading.
+    #[test]
+    fn impossible_bsd_date_or_time_keeps_its_text() {
+        for rest in [
+            "Nov 31 09:01:02 h a: m",
+            "Nov  4 25:01:02 h a: m",
+            "Nov  64 09:01:02 h a: m",
+            "Aug 0 09:01:02 h a: m",
+            "Nov  4 0001 09:01:02 h a: m",
+            "Feb 29 2025 09:01:02 h a: m",
+            "Nov  4 09:61:02 h a: m",
+        ] {
+            let frame = format!("<14>{rest}");
+            let e = dec(&frame);
+            let j = json(&e);
+            assert_eq!(j["timestamp"], serde_json::Value::Null, "{frame}");
+            assert_eq!(e.message(), rest, "{frame}");
+            assert_eq!(rules(&e), ["timestamp_invalid"], "{frame}");
+        }
+        // A real date keeps reading as before.
+        let e = dec("<14>Nov 30 09:01:02 h a: m");
+        assert_eq!((e.hostname(), e.message()), (Some("h"), "m"));
+        assert!(e.lenient.is_empty());
     }
 }
