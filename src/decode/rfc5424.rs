@@ -125,12 +125,17 @@ pub(super) fn rfc5424(
     // APP-NAME SP PROCID SP MSGID: when these are not all there, the header
     // ended at the hostname and the rest is message (Flume's reading: it
     // keeps the timestamp and host and nothing else).
-    let Some((i, appname, procid, msgid)) = app_proc_msgid(i, &mut lenient) else {
+    let after_host = i;
+    let mut fields_lenient = Lenient::default();
+    let fields = app_proc_msgid(i, &mut fields_lenient)
+        .filter(|(rest, app, proc, msgid)| !fields_missing(rest, *app, *proc, *msgid));
+    let Some((i, appname, procid, msgid)) = fields else {
         lenient.insert(LenientRule::HeaderFieldsMissing);
-        event.message = Text::Span(span_of(all, trim_end(i)));
+        event.message = Text::Span(span_of(all, trim_end(after_host)));
         event.lenient = lenient;
         return true;
     };
+    lenient.extend(fields_lenient);
     event.appname = text(appname);
     event.procid = text(procid);
     event.msgid = text(msgid);
@@ -158,6 +163,24 @@ pub(super) fn rfc5424(
     event.lenient = lenient;
     event.message = Text::Span(span_of(all, trim_end(msg)));
     true
+}
+
+/// Whether three words after the hostname are the message's and not
+/// APP-NAME, PROCID and MSGID (`db01 nightly backup finished in 42s`): the
+/// STRUCTURED-DATA slot after them is neither `-` nor `[`, and none of them
+/// is NILVALUE (a `-` there is a header the sender wrote, and then the SD
+/// is malformed, [`LenientRule::SdMalformed`]). Either reading keeps every
+/// byte; this one is Flume's, which keeps timestamp and host only.
+fn fields_missing(
+    sd: &[u8],
+    app: Option<&[u8]>,
+    proc: Option<&[u8]>,
+    msgid: Option<&[u8]>,
+) -> bool {
+    !matches!(sd.first(), None | Some(b'-' | b'['))
+        && app.is_some()
+        && proc.is_some()
+        && msgid.is_some()
 }
 
 /// (rest, APP-NAME, PROCID, MSGID)
@@ -673,5 +696,38 @@ mod tests {
         // Distinct ids and names: no rule.
         let e = dec(&format!(r#"{H} [a x="1" y="2"][b x="3"] m"#));
         assert!(e.lenient.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod issue22_l3 {
+    use crate::decode::tests::{dec, json, rules};
+    use crate::event::Protocol;
+
+    /// Issue #22 (outside tester): fields missing after the hostname and a
+    /// message of three words or more were read as APP-NAME, PROCID and
+    /// MSGID, the fourth word taken for malformed structured data.
+    #[test]
+    fn fields_missing_before_a_long_message() {
+        let e = dec("<14>1 2025-03-01T08:00:00 db01 nightly backup finished in 42s");
+        assert_eq!(e.protocol, Protocol::Rfc5424);
+        assert_eq!(json(&e)["timestamp"], "2025-03-01T08:00:00Z");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.procid(), e.msgid()),
+            (Some("db01"), None, None, None)
+        );
+        assert_eq!(e.message(), "nightly backup finished in 42s");
+        assert_eq!(
+            rules(&e),
+            ["header_fields_missing", "timestamp_without_offset"]
+        );
+        // A NILVALUE among APP-NAME, PROCID and MSGID is a header the sender
+        // wrote: malformed SD stays malformed SD (kept in the message).
+        let e = dec("<14>1 2025-03-01T08:00:00Z h app - ID garbage here");
+        assert_eq!(
+            (e.appname(), e.msgid(), e.message()),
+            (Some("app"), Some("ID"), "garbage here")
+        );
+        assert_eq!(rules(&e), ["sd_malformed"]);
     }
 }
