@@ -148,11 +148,28 @@ pub enum LenientRule {
     /// `25:01:02`, year `0001`): no timestamp, its text stays in the
     /// message with the rest of the frame.
     TimestampInvalid,
+    /// RFC 3164: the word after the hostname taken for the TAG without a
+    /// colon (`host tag msg`, `host tag[12] msg`), as rsyslog and syslog_loose
+    /// read it; the word runs to SP.
+    TagWithoutColon,
+    /// RFC 3164: more than one space between hostname and `TAG:` /
+    /// `TAG[PID]:`.
+    TagAfterSpaces,
+    /// RFC 3164: a TAG over 32 bytes (§4.1.3: MUST NOT exceed 32); read up
+    /// to 255 bytes.
+    TagLong,
+    /// RFC 3164: a month not written `Mmm` (`AUG`, `nov`).
+    MonthCase,
+    /// RFC 3164 (Cisco): a zone name other than UTC/GMT after the time
+    /// (`00:12:49.135 CET:`). The name alone is ambiguous (CST), so the
+    /// time is read in the listener's zone and the name kept as SD
+    /// `[zone name="CET"]`.
+    TimestampZoneName,
 }
 
 impl LenientRule {
     /// Every rule, in the order the JSON lists them.
-    pub const ALL: [LenientRule; 21] = [
+    pub const ALL: [LenientRule; 26] = [
         LenientRule::TagWithParens,
         LenientRule::TagCiscoMnemonic,
         LenientRule::TagPunctuation,
@@ -174,6 +191,11 @@ impl LenientRule {
         LenientRule::SdValueUnescapedBracket,
         LenientRule::SdNoSpaceBeforeMsg,
         LenientRule::TimestampInvalid,
+        LenientRule::TagWithoutColon,
+        LenientRule::TagAfterSpaces,
+        LenientRule::TagLong,
+        LenientRule::MonthCase,
+        LenientRule::TimestampZoneName,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -199,6 +221,11 @@ impl LenientRule {
             LenientRule::SdValueUnescapedBracket => "sd_value_unescaped_bracket",
             LenientRule::SdNoSpaceBeforeMsg => "sd_no_space_before_msg",
             LenientRule::TimestampInvalid => "timestamp_invalid",
+            LenientRule::TagWithoutColon => "tag_without_colon",
+            LenientRule::TagAfterSpaces => "tag_after_spaces",
+            LenientRule::TagLong => "tag_long",
+            LenientRule::MonthCase => "month_case",
+            LenientRule::TimestampZoneName => "timestamp_zone_name",
         }
     }
 

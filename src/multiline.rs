@@ -336,6 +336,21 @@ mod tests {
         let mut j = joiner();
         let now = Instant::now();
         let mut out = Vec::new();
+        // log4j 1.2's frames, read as a `sender = "log4j"` listener reads
+        // them (a generic one takes the word after the hostname for a TAG).
+        let ev = |peer: u16, frame: &str| {
+            let peer: SocketAddr = format!("127.0.0.1:{peer}").parse().unwrap();
+            let opts = DecodeOptions {
+                sender: crate::config::Sender::Log4j,
+                ..DecodeOptions::default()
+            };
+            decode(
+                Bytes::copy_from_slice(frame.as_bytes()),
+                Some(peer),
+                0,
+                &opts,
+            )
+        };
         j.push(
             ev(1, "<190>Nov 24 11:34:50 vm first half..."),
             now,

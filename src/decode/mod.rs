@@ -16,6 +16,8 @@
 //! [`time`] (RFC 3339 and BSD timestamps, year inference, zones).
 
 mod rfc3164;
+#[cfg(test)]
+mod rfc3164_tests;
 mod rfc5424;
 mod time;
 

@@ -464,8 +464,9 @@ const ZONE_ABBREVIATIONS: [&[u8]; 24] = [
 
 /// A zone abbreviation after a BSD time (`UTC`, `CET`; Cisco's
 /// `show-timezone`). Only UTC/GMT name an offset; other abbreviations are
-/// ambiguous and fall back to the configured zone.
-pub(super) fn zone_abbreviation(i: &[u8]) -> IResult<&[u8], Option<i32>> {
+/// ambiguous and fall back to the configured zone. Returns the offset and
+/// the name.
+pub(super) fn zone_abbreviation(i: &[u8]) -> IResult<&[u8], (Option<i32>, &[u8])> {
     let (i, _) = char(' ')(i)?;
     let (i, name) = take_while_m_n(1, 5, |b: u8| b.is_ascii_uppercase())(i)?;
     if i.first() != Some(&b':') || !ZONE_ABBREVIATIONS.contains(&name) {
@@ -474,7 +475,7 @@ pub(super) fn zone_abbreviation(i: &[u8]) -> IResult<&[u8], Option<i32>> {
             nom::error::ErrorKind::Tag,
         )));
     }
-    Ok((i, matches!(name, b"UTC" | b"GMT").then_some(0)))
+    Ok((i, (matches!(name, b"UTC" | b"GMT").then_some(0), name)))
 }
 
 #[cfg(test)]

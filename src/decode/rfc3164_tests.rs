@@ -1,0 +1,222 @@
+//! Issue #22, the outside tester's findings on RFC 3164 frames (kept
+//! apart from `rfc3164.rs` to keep that file within 800 lines).
+
+mod issue22_l3 {
+    use crate::decode::tests::{dec, json, rules};
+
+    /// Issue #22 (outside tester): an impossible date or time deleted the
+    /// timestamp's text. It now stays in the message, byte for byte, the
+    /// event has no timestamp, and `timestamp_invalid` names the reading.
+    #[test]
+    fn impossible_bsd_date_or_time_keeps_its_text() {
+        for rest in [
+            "Nov 31 09:01:02 h a: m",
+            "Nov  4 25:01:02 h a: m",
+            "Nov  64 09:01:02 h a: m",
+            "Aug 0 09:01:02 h a: m",
+            "Nov  4 0001 09:01:02 h a: m",
+            "Feb 29 2025 09:01:02 h a: m",
+            "Nov  4 09:61:02 h a: m",
+        ] {
+            let frame = format!("<14>{rest}");
+            let e = dec(&frame);
+            let j = json(&e);
+            assert_eq!(j["timestamp"], serde_json::Value::Null, "{frame}");
+            assert_eq!(e.message(), rest, "{frame}");
+            assert_eq!(rules(&e), ["timestamp_invalid"], "{frame}");
+        }
+        // A real date keeps reading as before.
+        let e = dec("<14>Nov 30 09:01:02 h a: m");
+        assert_eq!((e.hostname(), e.message()), (Some("h"), "m"));
+        assert!(e.lenient.is_empty());
+    }
+}
+
+/// Issue #22 (outside tester): the TAG forms rsyslog and syslog_loose both
+/// read, each named.
+mod issue22_l3_tags {
+    use crate::decode::tests::{dec, rules};
+
+    fn fields(e: &crate::event::Event) -> (Option<&str>, Option<&str>, Option<&str>, &str) {
+        (e.hostname(), e.appname(), e.procid(), e.message())
+    }
+
+    #[test]
+    fn the_word_after_the_hostname_is_a_tag_without_colon() {
+        // rsyslog parsertest-parse1.sh 8bit.parse1 (and the upper-case month).
+        let e = dec("<167>AUG 10 22:18:24 host tag This msg contains 8-bit European chars: äöü");
+        assert_eq!(
+            fields(&e),
+            (
+                Some("host"),
+                Some("tag"),
+                None,
+                "This msg contains 8-bit European chars: äöü"
+            )
+        );
+        assert_eq!(rules(&e), ["tag_without_colon", "month_case"]);
+        // rsyslog parsertest-parse3.sh: TAG[PID] without colon.
+        let e = dec("<175>Oct 16 2009 23:47:31 hostname tag[1234] This is a message");
+        assert_eq!(
+            fields(&e),
+            (
+                Some("hostname"),
+                Some("tag"),
+                Some("1234"),
+                "This is a message"
+            )
+        );
+        assert_eq!(rules(&e), ["tag_without_colon"]);
+        // rsyslog mark.parse1 and malformed1.parse1: any word up to SP.
+        let e = dec("<167>Feb 18 16:01:59 serverX -- MARK --");
+        assert_eq!(fields(&e), (Some("serverX"), Some("--"), None, "MARK --"));
+        let e = dec("<167>Oct  8 23:05:06 10.321.1.123 05\",result_code=200,b");
+        assert_eq!(
+            fields(&e),
+            (
+                Some("10.321.1.123"),
+                Some("05\",result_code=200,b"),
+                None,
+                ""
+            )
+        );
+        // An address or a number is message (an Apache access line).
+        let e = dec("<13>Nov 24 11:34:53 web02 10.0.0.9 - kim [24/Nov/2026:11:34:53 +0100] x");
+        assert_eq!(
+            fields(&e),
+            (
+                Some("web02"),
+                None,
+                None,
+                "10.0.0.9 - kim [24/Nov/2026:11:34:53 +0100] x"
+            )
+        );
+        // A message that ends at the word after the hostname keeps an
+        // empty message; a space after the hostname then more spaces is no TAG.
+        let e = dec("<13>Nov 23 10:00:00 vm     at L1.main(L1.java:32)");
+        assert_eq!(
+            fields(&e),
+            (Some("vm"), None, None, "    at L1.main(L1.java:32)")
+        );
+        assert!(e.lenient.is_empty());
+    }
+
+    #[test]
+    fn two_spaces_punctuation_and_long_tags() {
+        // go-syslog rfc3164/machine_test.go: two spaces before the TAG.
+        let e = dec("<132> Apr  4 19:32:33 ix2105  IP6[015]: Beyond scope for packet");
+        assert_eq!(
+            fields(&e),
+            (
+                Some("ix2105"),
+                Some("IP6"),
+                Some("015"),
+                "Beyond scope for packet"
+            )
+        );
+        assert_eq!(rules(&e), ["space_after_pri", "tag_after_spaces"]);
+        // go-syslog (UniFi): `,` and `+` in the TAG.
+        let e = dec("<30>Apr 29 11:44:07 cabinet b4fbe48b48ad,UAP-nanoHD-6.6.55+15189: stahtd: x");
+        assert_eq!(
+            fields(&e),
+            (
+                Some("cabinet"),
+                Some("b4fbe48b48ad,UAP-nanoHD-6.6.55+15189"),
+                None,
+                "stahtd: x"
+            )
+        );
+        assert_eq!(rules(&e), ["tag_punctuation", "tag_long"]);
+        // A TAG over RFC 3164's 32 bytes, with and without colon.
+        let long = "A".repeat(60);
+        let e = dec(&format!("<14>Aug 30 23:00:05 X4711 {long}: m"));
+        assert_eq!(fields(&e), (Some("X4711"), Some(long.as_str()), None, "m"));
+        assert_eq!(rules(&e), ["tag_long"]);
+        let e = dec(&format!("<14>Aug 30 23:00:05 X4711 {long}"));
+        assert_eq!(fields(&e), (Some("X4711"), Some(long.as_str()), None, ""));
+        assert_eq!(rules(&e), ["tag_without_colon", "tag_long"]);
+        // Beyond 255 bytes it is message.
+        let longer = "A".repeat(256);
+        let e = dec(&format!("<14>Aug 30 23:00:05 X4711 {longer}: m"));
+        assert_eq!(e.appname(), None);
+        assert_eq!(e.message(), format!("{longer}: m"));
+    }
+}
+
+/// Issue #22 (outside tester): Cisco IOS forms from go-syslog's
+/// rfc3164/machine_test.go.
+mod issue22_l3_cisco {
+    use crate::decode::tests::{dec, json, rules};
+    use serde_json::json;
+
+    #[test]
+    fn the_mnemonic_after_a_cisco_time_is_the_app() {
+        for (frame, sd) in [
+            (
+                "<189>643: *Jan  8 19:46:03.295: %LINEPROTO-5-UPDOWN: Line protocol up",
+                json!({"meta": {"sequenceId": "643"}, "timeQuality": {"isSynced": "0"}}),
+            ),
+            (
+                "<189>643: Jan  8 19:46:03.295: %LINEPROTO-5-UPDOWN: Line protocol up",
+                json!({"meta": {"sequenceId": "643"}}),
+            ),
+        ] {
+            let e = dec(frame);
+            let j = json(&e);
+            assert_eq!(j["timestamp"], "2027-01-08T19:46:03.295Z", "{frame}");
+            assert_eq!(e.hostname(), None, "{frame}");
+            assert_eq!(e.appname(), Some("%LINEPROTO-5-UPDOWN"), "{frame}");
+            assert_eq!(e.message(), "Line protocol up", "{frame}");
+            assert_eq!(j["structured_data"], sd, "{frame}");
+            assert_eq!(rules(&e), ["tag_cisco_mnemonic"], "{frame}");
+        }
+        let e = dec("<189>269614: myhostname: Apr 11 10:02:08: %LINEPROTO-5-UPDOWN: Line up");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("myhostname"), Some("%LINEPROTO-5-UPDOWN"), "Line up")
+        );
+    }
+
+    #[test]
+    fn two_counters_and_an_empty_one() {
+        // `logging` counter, then `service sequence-numbers`: both kept,
+        // neither is a hostname.
+        let e = dec("<189>105: 000104: Mar 12 07:12:10: %SYS-5-CONFIG_I: Configured");
+        let j = json(&e);
+        assert_eq!(e.hostname(), None);
+        assert_eq!(
+            j["structured_data"],
+            json!({"meta": {"sequenceId": ["105", "000104"]}})
+        );
+        assert_eq!(j["timestamp"], "2027-03-12T07:12:10Z");
+        assert_eq!(
+            (e.appname(), e.message()),
+            (Some("%SYS-5-CONFIG_I"), "Configured")
+        );
+        // Both disabled: an empty counter before the time.
+        let e = dec("<189>: Mar 12 07:10:10: %SYS-5-CONFIG_I: Configured");
+        let j = json(&e);
+        assert_eq!(j["timestamp"], "2027-03-12T07:10:10Z");
+        assert_eq!(j["structured_data"], serde_json::Value::Null);
+        assert_eq!(
+            (e.appname(), e.message()),
+            (Some("%SYS-5-CONFIG_I"), "Configured")
+        );
+    }
+
+    /// A zone name other than UTC/GMT was read as UTC and its text
+    /// dropped: the name is kept, the time read in the listener's zone.
+    #[test]
+    fn a_zone_name_is_kept() {
+        let e = dec("<189>Mar  1 00:12:49.135 CET: %SYS-5-RESTART: up");
+        let j = json(&e);
+        assert_eq!(j["timestamp"], "2027-03-01T00:12:49.135Z");
+        assert_eq!(j["structured_data"], json!({"zone": {"name": "CET"}}));
+        assert_eq!((e.appname(), e.message()), (Some("%SYS-5-RESTART"), "up"));
+        assert_eq!(rules(&e), ["tag_cisco_mnemonic", "timestamp_zone_name"]);
+        // UTC names its offset: nothing to keep, no rule for the zone.
+        let e = dec("<189>Mar  1 00:12:49.135 UTC: %SYS-5-RESTART: up");
+        assert_eq!(json(&e)["structured_data"], serde_json::Value::Null);
+        assert_eq!(rules(&e), ["tag_cisco_mnemonic"]);
+    }
+}
