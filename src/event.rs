@@ -165,11 +165,15 @@ pub enum LenientRule {
     /// time is read in the listener's zone and the name kept as SD
     /// `[zone name="CET"]`.
     TimestampZoneName,
+    /// RFC 3164: RFC 5424 structured data after the TAG (rsyslog's own
+    /// `rsyslogd: [origin software="rsyslogd" …] start`), read when every
+    /// element is well-formed and has a parameter.
+    SdInRfc3164,
 }
 
 impl LenientRule {
     /// Every rule, in the order the JSON lists them.
-    pub const ALL: [LenientRule; 26] = [
+    pub const ALL: [LenientRule; 27] = [
         LenientRule::TagWithParens,
         LenientRule::TagCiscoMnemonic,
         LenientRule::TagPunctuation,
@@ -196,6 +200,7 @@ impl LenientRule {
         LenientRule::TagLong,
         LenientRule::MonthCase,
         LenientRule::TimestampZoneName,
+        LenientRule::SdInRfc3164,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -226,6 +231,7 @@ impl LenientRule {
             LenientRule::TagLong => "tag_long",
             LenientRule::MonthCase => "month_case",
             LenientRule::TimestampZoneName => "timestamp_zone_name",
+            LenientRule::SdInRfc3164 => "sd_in_rfc3164",
         }
     }
 

@@ -167,6 +167,7 @@ pub(super) fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
             event.procid = tag.pid.map(span);
             lenient.extend(tag.lenient);
             i = tag.rest.strip_prefix(b" ").unwrap_or(tag.rest);
+            i = sd_after_tag(all, i, event, &mut lenient).unwrap_or(i);
         }
     }
     event.message = span(trim_end(i));
@@ -214,6 +215,33 @@ fn timestamp<'a>(
     let (rest, (t, offset)) = rfc3339(i).ok()?;
     event.timestamp = resolve(&t, offset, opts);
     Some((rest, false))
+}
+
+/// RFC 5424 structured data after the TAG (and spaces): rsyslog's own
+/// start line. Read only when every element is well-formed and has a
+/// parameter (`[INFO] started` is message); returns the MSG after it.
+fn sd_after_tag<'a>(
+    all: &[u8],
+    i: &'a [u8],
+    event: &mut Event,
+    lenient: &mut Lenient,
+) -> Option<&'a [u8]> {
+    let at = skip_spaces(i);
+    if at.first() != Some(&b'[') {
+        return None;
+    }
+    let sd = super::rfc5424::structured_data(all, at);
+    let whole = sd.kept_from.is_none()
+        && !sd.elements.is_empty()
+        && sd.elements.iter().all(|e| !e.params.is_empty())
+        && matches!(sd.rest.first(), None | Some(b' '));
+    if !whole {
+        return None;
+    }
+    event.structured_data.extend(sd.elements);
+    lenient.insert(LenientRule::SdInRfc3164);
+    lenient.extend(sd.lenient);
+    Some(sd.rest.strip_prefix(b" ").unwrap_or(sd.rest))
 }
 
 /// What may stand between PRI and the timestamp: Cisco's `SEQ: ` (and

@@ -220,3 +220,38 @@ mod issue22_l3_cisco {
         assert_eq!(rules(&e), ["tag_cisco_mnemonic"]);
     }
 }
+
+/// Issue #22 (outside tester): rsyslog's own start line carries RFC 5424
+/// structured data in an RFC 3164 frame (syslog_loose tests/tests.rs).
+mod issue22_l3_sd {
+    use crate::decode::tests::{dec, json, rules};
+    use serde_json::json;
+
+    #[test]
+    fn well_formed_sd_after_the_tag_is_read() {
+        for frame in [
+            r#"<46>Jan  5 15:33:03 plertrood-ThinkPad-X220 rsyslogd:  [origin software="rsyslogd" swVersion="8.32.0" x-pid="20506" x-info="http://www.rsyslog.com"] start"#,
+            r#"<46>2019-02-13T21:53:30.605850+00:00 plertrood-ThinkPad-X220 rsyslogd: [origin software="rsyslogd" swVersion="8.32.0" x-pid="20506" x-info="http://www.rsyslog.com"] start"#,
+        ] {
+            let e = dec(frame);
+            let j = json(&e);
+            assert_eq!(
+                j["structured_data"],
+                json!({"origin": {"software": "rsyslogd", "swVersion": "8.32.0", "x-pid": "20506", "x-info": "http://www.rsyslog.com"}}),
+                "{frame}"
+            );
+            assert_eq!((e.appname(), e.message()), (Some("rsyslogd"), "start"));
+            assert_eq!(rules(&e), ["sd_in_rfc3164"], "{frame}");
+        }
+        // Not well-formed: the text stays the message as sent.
+        let frame = r#"<46>Jan  5 15:33:03 h rsyslogd:  [software="rsyslogd"] start"#;
+        let e = dec(frame);
+        assert_eq!(json(&e)["structured_data"], serde_json::Value::Null);
+        assert_eq!(e.message(), r#" [software="rsyslogd"] start"#);
+        assert!(e.lenient.is_empty());
+        // Brackets in an ordinary message are not structured data.
+        let e = dec("<13>Nov  4 09:01:02 h app: [INFO] started");
+        assert_eq!(e.message(), "[INFO] started");
+        assert!(e.structured_data.is_empty());
+    }
+}

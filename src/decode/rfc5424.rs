@@ -218,15 +218,15 @@ fn app_proc_msgid<'a>(i: &'a [u8], lenient: &mut Lenient) -> Option<AppProcMsgid
 }
 
 /// What [`structured_data`] read.
-struct SdRead<'a> {
-    elements: Vec<SdElement>,
+pub(super) struct SdRead<'a> {
+    pub(super) elements: Vec<SdElement>,
     /// The frame after the last element read.
-    rest: &'a [u8],
+    pub(super) rest: &'a [u8],
     /// Where the message starts when structured data could not all be
     /// read: from the first element that was not well-formed on, the text
     /// stays in the message as sent.
-    kept_from: Option<&'a [u8]>,
-    lenient: Lenient,
+    pub(super) kept_from: Option<&'a [u8]>,
+    pub(super) lenient: Lenient,
 }
 
 /// `SD = NILVALUE / 1*SD-ELEMENT`, nearly-right elements recovered: every
@@ -234,7 +234,7 @@ struct SdRead<'a> {
 /// skipped; a parameter without a value is left out of its element and the
 /// element's text stays in the message; an element that cannot be read
 /// ends the structured data, and it and what follows stay in the message.
-fn structured_data<'a>(all: &[u8], i: &'a [u8]) -> SdRead<'a> {
+pub(super) fn structured_data<'a>(all: &[u8], i: &'a [u8]) -> SdRead<'a> {
     let mut read = SdRead {
         elements: Vec::new(),
         rest: i,
