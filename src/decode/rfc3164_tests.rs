@@ -255,3 +255,29 @@ mod issue22_l3_sd {
         assert!(e.structured_data.is_empty());
     }
 }
+
+/// Moved from `rfc3164.rs` (file size limit).
+mod hostname {
+    use crate::decode::tests::{dec, rules};
+
+    /// Issue #22, an outside tester's frame: control bytes in the hostname
+    /// were read silently. The word is still the hostname (nothing is lost:
+    /// the bytes are kept), and the rule is named.
+    #[test]
+    fn issue22_control_bytes_in_hostname_name_their_rule() {
+        let e = dec("<13>Dec  1 08:00:00 ho\u{0}st app[1]: x");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.procid(), e.message()),
+            (Some("ho\u{0}st"), Some("app"), Some("1"), "x")
+        );
+        assert_eq!(rules(&e), ["hostname_control_bytes"]);
+        let e = dec("<13>Dec  1 08:00:00 ho\tst app[1]: x");
+        assert_eq!(
+            (e.hostname(), rules(&e)),
+            (Some("ho\tst"), vec!["hostname_control_bytes"])
+        );
+        // A UTF-8 hostname is not a control byte: no rule.
+        let e = dec("<13>Dec  1 08:00:00 höst app[1]: x");
+        assert_eq!((e.hostname(), rules(&e)), (Some("höst"), vec![]));
+    }
+}
