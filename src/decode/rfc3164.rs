@@ -338,7 +338,7 @@ const TAG_MAX_BYTES: usize = 255;
 /// After `HOSTNAME SP`, what [`tag_and_pid`] did not take: `TAG:` or
 /// `TAG[PID]:` after more spaces ([`LenientRule::TagAfterSpaces`]), or
 /// the word up to SP as TAG without colon, `TAG[PID]` or `TAG`
-/// ([`LenientRule::TagWithoutColon`]), unless it is digits and dots. Spaces not followed by `TAG:` are
+/// ([`LenientRule::TagWithoutColon`]) when [`could_be_tag`]. Spaces not followed by `TAG:` are
 /// message (log4j stack-trace lines begin with four).
 fn tag_after_host(i: &[u8]) -> Option<Tag<'_>> {
     if i.first() == Some(&b' ') {
@@ -352,9 +352,7 @@ fn tag_after_host(i: &[u8]) -> Option<Tag<'_>> {
         None => return None,
     };
     let (word, rest) = i.split_at(len);
-    // No program is named `10.0.0.9` or `42`: an address or a number
-    // opens the message (an Apache access line sent without a TAG).
-    if word.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
+    if !could_be_tag(word) {
         return None;
     }
     let (app, pid) = match word.iter().position(|b| *b == b'[') {
@@ -374,6 +372,18 @@ fn tag_after_host(i: &[u8]) -> Option<Tag<'_>> {
         rest,
         lenient,
     })
+}
+
+/// Whether a word after the hostname, without colon, may be the TAG. Not
+/// when it opens a sentence or is NILVALUE, as go-syslog and Flume read
+/// them (`10.0.0.99 Use the BFG!`, RFC 3164 §5.4; `ABC-1-234567 Some
+/// message here`; `host - hyphen_null…`): a capitalised word (`Use`,
+/// `Some`), `-`, or digits and dots (`10.0.0.9`, `42`: no program is named
+/// so; an Apache access line sent without a TAG starts so).
+fn could_be_tag(word: &[u8]) -> bool {
+    let capitalised = matches!(word, [first, rest @ ..] if first.is_ascii_uppercase()
+        && !rest.is_empty() && rest.iter().all(u8::is_ascii_lowercase));
+    !(capitalised || word == b"-" || word.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
 }
 
 /// A TAG read by [`tag_and_pid`].

@@ -80,6 +80,29 @@ mod issue22_l3_tags {
                 ""
             )
         );
+        // A capitalised word, `-` (go-syslog, RFC 3164 §5.4 example 2,
+        // Flume TestRfc3164HeaderApacheLogWithNulls) are message.
+        for (frame, host, msg) in [
+            (
+                "<13>Feb  5 17:32:18 10.0.0.99 Use the BFG!",
+                "10.0.0.99",
+                "Use the BFG!",
+            ),
+            (
+                "<166>Jul  6 20:33:28 ABC-1-234567 Some message here",
+                "ABC-1-234567",
+                "Some message here",
+            ),
+            (
+                "<10>Nov  7 01:11:11 h - hyphen_null [07/Jun/2012]",
+                "h",
+                "- hyphen_null [07/Jun/2012]",
+            ),
+        ] {
+            let e = dec(frame);
+            assert_eq!(fields(&e), (Some(host), None, None, msg), "{frame}");
+            assert!(e.lenient.is_empty(), "{frame}");
+        }
         // An address or a number is message (an Apache access line).
         let e = dec("<13>Nov 24 11:34:53 web02 10.0.0.9 - kim [24/Nov/2026:11:34:53 +0100] x");
         assert_eq!(
