@@ -169,11 +169,24 @@ pub enum LenientRule {
     /// `rsyslogd: [origin software="rsyslogd" …] start`), read when every
     /// element is well-formed and has a parameter.
     SdInRfc3164,
+    /// RFC 5424: more than one space between header fields (or after the
+    /// version); read as one separator.
+    HeaderExtraSpaces,
+    /// RFC 5424 time with a lower-case `t` or `z` (§6.2.3: upper case).
+    TimestampLowercase,
+    /// An RFC 3339 offset without its colon (`+0200`).
+    TimestampOffsetWithoutColon,
+    /// More fraction digits than allowed: RFC 5424 over 6 (§6.2.3); any
+    /// format over 9, where digits past the nanosecond are dropped.
+    TimestampFractionLong,
+    /// A leap second (`23:59:60`), read as `:59` of the same minute: the
+    /// rule with the time says which second was sent.
+    TimestampLeapSecond,
 }
 
 impl LenientRule {
     /// Every rule, in the order the JSON lists them.
-    pub const ALL: [LenientRule; 27] = [
+    pub const ALL: [LenientRule; 32] = [
         LenientRule::TagWithParens,
         LenientRule::TagCiscoMnemonic,
         LenientRule::TagPunctuation,
@@ -201,6 +214,11 @@ impl LenientRule {
         LenientRule::MonthCase,
         LenientRule::TimestampZoneName,
         LenientRule::SdInRfc3164,
+        LenientRule::HeaderExtraSpaces,
+        LenientRule::TimestampLowercase,
+        LenientRule::TimestampOffsetWithoutColon,
+        LenientRule::TimestampFractionLong,
+        LenientRule::TimestampLeapSecond,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -232,6 +250,11 @@ impl LenientRule {
             LenientRule::MonthCase => "month_case",
             LenientRule::TimestampZoneName => "timestamp_zone_name",
             LenientRule::SdInRfc3164 => "sd_in_rfc3164",
+            LenientRule::HeaderExtraSpaces => "header_extra_spaces",
+            LenientRule::TimestampLowercase => "timestamp_lowercase",
+            LenientRule::TimestampOffsetWithoutColon => "timestamp_offset_without_colon",
+            LenientRule::TimestampFractionLong => "timestamp_fraction_long",
+            LenientRule::TimestampLeapSecond => "timestamp_leap_second",
         }
     }
 

@@ -15,6 +15,8 @@
 //! [`rfc3164`] (BSD frames as senders write them: Cisco prefixes, TAG forms),
 //! [`time`] (RFC 3339 and BSD timestamps, year inference, zones).
 
+#[cfg(test)]
+mod lenient_tests;
 mod rfc3164;
 #[cfg(test)]
 mod rfc3164_tests;
@@ -118,6 +120,12 @@ pub(crate) fn pri(i: &[u8]) -> IResult<&[u8], u8> {
 
 fn skip_spaces(i: &[u8]) -> &[u8] {
     let n = i.iter().take_while(|b| **b == b' ').count();
+    &i[n..]
+}
+
+/// Spaces and tabs.
+fn skip_blanks(i: &[u8]) -> &[u8] {
+    let n = i.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
     &i[n..]
 }
 

@@ -2,8 +2,8 @@
 //! part missing, Cisco's sequence numbers and clock markers, and the TAG
 //! forms real daemons write.
 
-use super::time::{bsd_timestamp, resolve, rfc3339, zone_abbreviation};
-use super::{DecodeOptions, Sender, skip_spaces, span_of, trim_end};
+use super::time::{bsd_timestamp, resolve, rfc3339, rfc3339_rules, zone_abbreviation};
+use super::{DecodeOptions, Sender, skip_blanks, skip_spaces, span_of, trim_end};
 use crate::event::{Event, Lenient, LenientRule, Protocol, SdElement, SdParam, Text};
 
 /// Cisco IOS: `SEQ: ` before the header (`service sequence-numbers`), and
@@ -185,6 +185,7 @@ fn timestamp<'a>(
     lenient: &mut Lenient,
 ) -> Option<(&'a [u8], bool)> {
     if let Ok((rest, t)) = bsd_timestamp(i) {
+        let time_text = &i[..i.len() - rest.len()];
         let (rest, offset, zone) = match zone_abbreviation(rest) {
             Ok((rest, (offset, name))) => (rest, offset, Some((offset, name))),
             Err(_) => (rest, None, None),
@@ -196,6 +197,7 @@ fn timestamp<'a>(
             return None;
         };
         event.timestamp = Some(ts);
+        lenient.extend(t.rules(time_text));
         if !month_as_written(i) {
             lenient.insert(LenientRule::MonthCase);
         }
@@ -214,6 +216,7 @@ fn timestamp<'a>(
     }
     let (rest, (t, offset)) = rfc3339(i).ok()?;
     event.timestamp = resolve(&t, offset, opts);
+    lenient.extend(rfc3339_rules(&i[..i.len() - rest.len()], 9));
     Some((rest, false))
 }
 
@@ -275,11 +278,11 @@ fn before_header<'a>(
         }
         event.hostname = prefix.host.map(span);
         i = prefix.rest;
-    } else if i.first() == Some(&b' ') {
+    } else if matches!(i.first(), Some(b' ' | b'\t')) {
         // `<13> Dec  1 08:00:00 …` (HP ProCurve, rsyslog reads it): spaces
-        // between PRI and a timestamp. Spaces before anything else are
-        // message.
-        let rest = skip_spaces(i);
+        // (or tabs) between PRI and a timestamp. Spaces before anything
+        // else are message.
+        let rest = skip_blanks(i);
         if bsd_timestamp(rest).is_ok() || rfc3339(rest).is_ok() {
             lenient.insert(LenientRule::SpaceAfterPri);
             i = rest;

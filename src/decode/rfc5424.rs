@@ -9,8 +9,8 @@ use nom::character::complete::char;
 use nom::combinator::verify;
 use nom::sequence::preceded;
 
-use super::time::{resolve, rfc3339};
-use super::{DecodeOptions, digits_value, is_digit, skip_spaces, span_of, trim_end};
+use super::time::{resolve, rfc3339, rfc3339_rules};
+use super::{DecodeOptions, digits_value, is_digit, skip_blanks, skip_spaces, span_of, trim_end};
 use crate::event::{Event, Lenient, LenientRule, Protocol, SdElement, SdParam, SdParams, Text};
 
 /// `VERSION SP`: a non-zero digit followed by up to two digits.
@@ -46,7 +46,21 @@ fn header_field<'a>(i: &'a [u8], lenient: &mut Lenient) -> IResult<&'a [u8], Opt
         Ok((rest, f)) if rest.first() == Some(&b' ') => (rest, f),
         _ => return header_field_unusual(i, lenient),
     };
-    Ok((&i[1..], if f == b"-" { None } else { Some(f) }))
+    Ok((
+        extra_spaces(&i[1..], lenient),
+        if f == b"-" { None } else { Some(f) },
+    ))
+}
+
+/// More spaces after the one that ends a header field: read past, and
+/// [`LenientRule::HeaderExtraSpaces`] named (syslog_loose reads them).
+fn extra_spaces<'a>(i: &'a [u8], lenient: &mut Lenient) -> &'a [u8] {
+    if i.first() == Some(&b' ') {
+        lenient.insert(LenientRule::HeaderExtraSpaces);
+        skip_spaces(i)
+    } else {
+        i
+    }
 }
 
 /// [`header_field`] when the field holds bytes outside PRINTUSASCII (or is
@@ -60,7 +74,7 @@ fn header_field_unusual<'a>(
     let (i, f) = take_till1(|b| b == b' ')(i)?;
     let (i, _) = char(' ')(i)?;
     lenient.insert(LenientRule::HeaderNotPrintusascii);
-    Ok((i, Some(f)))
+    Ok((extra_spaces(i, lenient), Some(f)))
 }
 
 /// The RFC 5424 grammar. Returns false (and leaves the event untouched) when
@@ -76,15 +90,25 @@ pub(super) fn rfc5424(
     event: &mut Event,
     opts: &DecodeOptions,
 ) -> bool {
+    // `<13> 1 …`, `<13>\t1 …`: blanks before the version (syslog_loose).
+    let (after_pri, blank) = match after_pri.first() {
+        Some(b' ' | b'\t') => (skip_blanks(after_pri), true),
+        _ => (after_pri, false),
+    };
     let Ok((i, _version)) = version(after_pri) else {
         return false;
     };
     let mut lenient = Lenient::default();
+    if blank {
+        lenient.insert(LenientRule::SpaceAfterPri);
+    }
+    let i = extra_spaces(i, &mut lenient);
     let (i, timestamp) = if let Ok((i, _)) = tag::<_, _, nom::error::Error<&[u8]>>("- ")(i) {
         (i, None)
     } else {
         match rfc3339(i) {
             Ok((rest, (t, offset))) => {
+                lenient.extend(rfc3339_rules(&i[..i.len() - rest.len()], 6));
                 let i = match char::<_, nom::error::Error<&[u8]>>(' ')(rest) {
                     Ok((i, _)) => i,
                     // Nothing after the timestamp: a header cut short.
@@ -99,6 +123,7 @@ pub(super) fn rfc5424(
             Err(_) => return false,
         }
     };
+    let i = extra_spaces(i, &mut lenient);
     let text = |f: Option<&[u8]>| f.map(|f| Text::Span(span_of(all, f)));
     let (i, hostname) = match header_field(i, &mut lenient) {
         Ok(r) => r,

@@ -1,0 +1,106 @@
+//! Issue #22, the outside tester's findings on spacing and timestamps:
+//! readings that were silent (or refused) now name their rule.
+
+use crate::decode::tests::{dec, json, rules};
+use crate::event::Protocol;
+
+/// syslog_loose reads these; spaces between header fields are separators.
+#[test]
+fn spaces_after_pri_and_inside_the_rfc5424_header() {
+    for (frame, want) in [
+        (
+            "<13> 1 2025-03-01T08:00:00Z h a - - - m",
+            vec!["space_after_pri"],
+        ),
+        (
+            "<13>\t1 2025-03-01T08:00:00Z h a - - - m",
+            vec!["space_after_pri"],
+        ),
+        (
+            "<13>1  2025-03-01T08:00:00Z h a - - - m",
+            vec!["header_extra_spaces"],
+        ),
+        (
+            "<13>1 2025-03-01T08:00:00Z h  a -  -   - m",
+            vec!["header_extra_spaces"],
+        ),
+    ] {
+        let e = dec(frame);
+        assert_eq!(e.protocol, Protocol::Rfc5424, "{frame}");
+        assert_eq!(json(&e)["timestamp"], "2025-03-01T08:00:00Z", "{frame}");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("h"), Some("a"), "m"),
+            "{frame}"
+        );
+        assert_eq!(rules(&e), want, "{frame}");
+    }
+    // Spaces after SD belong to MSG.
+    let e = dec("<13>1 2025-03-01T08:00:00Z h a - - -   m");
+    assert_eq!((e.message(), rules(&e)), ("  m", vec![]));
+    // A tab (and spaces) between PRI and a BSD timestamp.
+    let e = dec("<13>\t Dec  1 08:00:00 h a: m");
+    assert_eq!(json(&e)["timestamp"], "2026-12-01T08:00:00Z");
+    assert_eq!(
+        (e.hostname(), e.appname(), e.message()),
+        (Some("h"), Some("a"), "m")
+    );
+    assert_eq!(rules(&e), ["space_after_pri"]);
+}
+
+/// RFC 5424 §6.2.3: `T` and `Z` upper case, `TIME-NUMOFFSET` with a colon,
+/// at most 6 fraction digits, seconds 00-59 (RFC 3339 allows 60).
+#[test]
+fn rfc5424_time_forms_name_their_rule() {
+    for (frame, ts, want) in [
+        (
+            "<14>1 2025-07-01t08:00:00z h a - - - m",
+            "2025-07-01T08:00:00Z",
+            vec!["timestamp_lowercase"],
+        ),
+        (
+            "<14>1 2025-07-01T08:00:00+0200 h a - - - m",
+            "2025-07-01T08:00:00+02:00",
+            vec!["timestamp_offset_without_colon"],
+        ),
+        (
+            "<14>1 2025-07-01T08:00:00.1234567Z h a - - - m",
+            "2025-07-01T08:00:00.1234567Z",
+            vec!["timestamp_fraction_long"],
+        ),
+        (
+            "<14>1 2025-07-01T08:00:00.123456789123Z h a - - - m",
+            "2025-07-01T08:00:00.123456789Z",
+            vec!["timestamp_fraction_long"],
+        ),
+        (
+            "<14>1 2016-12-31T23:59:60Z h a - - - m",
+            "2016-12-31T23:59:59Z",
+            vec!["timestamp_leap_second"],
+        ),
+    ] {
+        let e = dec(frame);
+        assert_eq!(e.protocol, Protocol::Rfc5424, "{frame}");
+        assert_eq!(json(&e)["timestamp"], ts, "{frame}");
+        assert_eq!((e.hostname(), e.message()), (Some("h"), "m"), "{frame}");
+        assert_eq!(rules(&e), want, "{frame}");
+    }
+    // Six digits and an upper-case T/Z with a colon in the offset: no rule.
+    let e = dec("<14>1 2025-07-01T08:00:00.123456+02:00 h a - - - m");
+    assert!(e.lenient.is_empty());
+}
+
+/// The same in RFC 3164 frames: a leap second, digits past nanoseconds.
+#[test]
+fn rfc3164_time_forms_name_their_rule() {
+    let e = dec("<14>Dec 31 2016 23:59:60 h a: m");
+    assert_eq!(json(&e)["timestamp"], "2016-12-31T23:59:59Z");
+    assert_eq!(rules(&e), ["timestamp_leap_second"]);
+    let e = dec("<14>Nov  4 09:01:02.123456789012 h a: m");
+    assert_eq!(json(&e)["timestamp"], "2026-11-04T09:01:02.123456789Z");
+    assert_eq!((e.hostname(), e.message()), (Some("h"), "m"));
+    assert_eq!(rules(&e), ["timestamp_fraction_long"]);
+    // Cisco's milliseconds and an ISO time with 7 digits in RFC 3164 are fine.
+    let e = dec("<14>2025-07-01T08:00:00.1234567Z h a: m");
+    assert!(e.lenient.is_empty());
+}

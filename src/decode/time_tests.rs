@@ -1,0 +1,315 @@
+//! Tests of `time.rs` (kept apart to keep that file within 800 lines).
+
+use super::*;
+use bytes::Bytes;
+
+use crate::decode::decode;
+use crate::decode::tests::{RECEIVED_2026_11_24, dec, json};
+use crate::event::Protocol;
+use crate::text::days_from_civil;
+use proptest::prelude::*;
+
+/// The per-thread caches (receive year, last BSD second resolved) give
+/// what an uncached read gives: the same second with another fraction,
+/// received in another year, or read in another zone, one after the other.
+#[test]
+fn cached_bsd_seconds_keep_fraction_year_and_zone_apart() {
+    let jan_2027 = days_from_civil(2027, 1, 2) * 86_400 * 1_000_000_000;
+    let jun_2026 = days_from_civil(2026, 6, 2) * 86_400 * 1_000_000_000;
+    let berlin = DecodeOptions {
+        timezone: chrono_tz::Europe::Berlin,
+        ..DecodeOptions::default()
+    };
+    let utc = DecodeOptions::default();
+    let ts = |frame: &'static [u8], received: i64, opts: &DecodeOptions| {
+        let e = decode(Bytes::from_static(frame), None, received, opts);
+        json(&e)["timestamp"].as_str().unwrap().to_owned()
+    };
+    let cases: [(&'static [u8], i64, &DecodeOptions, &str); 6] = [
+        (
+            b"<13>Dec 31 23:59:00 h app: m",
+            jan_2027,
+            &utc,
+            "2026-12-31T23:59:00Z",
+        ),
+        (
+            b"<13>Dec 31 23:59:00.250 h app: m",
+            jan_2027,
+            &utc,
+            "2026-12-31T23:59:00.250Z",
+        ),
+        (
+            b"<13>Dec 31 23:59:00.5 h app: m",
+            jun_2026,
+            &utc,
+            "2025-12-31T23:59:00.5Z",
+        ),
+        (
+            b"<13>Dec 31 23:59:00 h app: m",
+            jun_2026,
+            &berlin,
+            "2025-12-31T23:59:00+01:00",
+        ),
+        (
+            b"<13>Dec 31 23:59:00 h app: m",
+            jan_2027,
+            &berlin,
+            "2026-12-31T23:59:00+01:00",
+        ),
+        (
+            b"<13>Dec 31 23:59:00 h app: m",
+            jan_2027,
+            &utc,
+            "2026-12-31T23:59:00Z",
+        ),
+    ];
+    for (frame, received, opts, want) in cases {
+        assert_eq!(
+            ts(frame, received, opts),
+            want,
+            "{}",
+            String::from_utf8_lossy(frame)
+        );
+    }
+}
+
+#[test]
+fn rfc3164_year_nearest_to_receive_time() {
+    // Received in early January 2027: a 31 Dec message is from 2026.
+    let jan_2027 = days_from_civil(2027, 1, 2) * 86_400 * 1_000_000_000;
+    let e = decode(
+        Bytes::from_static(b"<13>Dec 31 23:59:00 h app: m"),
+        None,
+        jan_2027,
+        &DecodeOptions::default(),
+    );
+    assert_eq!(json(&e)["timestamp"], "2026-12-31T23:59:00Z");
+}
+
+#[test]
+fn rfc3164_year_inference_near_half_a_year_and_on_29_february() {
+    // Received 2026-11-24T06:00Z: 26 May 2026 is 181 days back, 26 May
+    // 2027 183 ahead; 24 May 2026 is 183 days back, 24 May 2027 181
+    // ahead. Each goes to the closer year.
+    assert_eq!(
+        json(&dec("<13>May 26 12:00:00 h a: m"))["timestamp"],
+        "2026-05-26T12:00:00Z"
+    );
+    assert_eq!(
+        json(&dec("<13>May 24 12:00:00 h a: m"))["timestamp"],
+        "2027-05-24T12:00:00Z"
+    );
+    assert_eq!(
+        json(&dec("<13>Jun  1 00:00:00 h a: m"))["timestamp"],
+        "2026-06-01T00:00:00Z"
+    );
+    // 29 February: the nearest leap year, not a lost timestamp.
+    assert_eq!(
+        json(&dec("<13>Feb 29 12:00:00 h a: m"))["timestamp"],
+        "2028-02-29T12:00:00Z"
+    );
+}
+
+#[test]
+fn zone_less_timestamps_use_configured_zone() {
+    let opts = DecodeOptions {
+        timezone: "Asia/Tokyo".parse().unwrap(),
+        ..DecodeOptions::default()
+    };
+    let e = decode(
+        Bytes::from_static(b"<13>Nov 23 10:00:00 h app: m"),
+        None,
+        RECEIVED_2026_11_24,
+        &opts,
+    );
+    assert_eq!(json(&e)["timestamp"], "2026-11-23T10:00:00+09:00");
+}
+
+#[test]
+fn rfc5424_timestamp_forms() {
+    let cases = [
+        ("2026-11-23T10:00:00Z", "2026-11-23T10:00:00Z"),
+        ("2026-11-23T10:00:00.1+01:00", "2026-11-23T10:00:00.1+01:00"),
+        (
+            "2026-11-23T10:00:00.123456-05:30",
+            "2026-11-23T10:00:00.123456-05:30",
+        ),
+        ("2026-11-23T10:00:00.012Z", "2026-11-23T10:00:00.012Z"),
+    ];
+    for (written, printed) in cases {
+        let e = dec(&format!("<14>1 {written} h a - - - m"));
+        assert_eq!(json(&e)["timestamp"], printed, "{written}");
+    }
+    // An impossible date is not a timestamp: the frame is not RFC 5424.
+    assert_eq!(
+        dec("<14>1 2026-02-30T10:00:00Z h a - - - m").protocol,
+        Protocol::Rfc3164
+    );
+}
+
+#[test]
+fn rfc3164_year_fraction_and_iso_timestamps() {
+    let e = dec("<13>Nov 23 2025 10:00:00 h app: m");
+    assert_eq!(json(&e)["timestamp"], "2025-11-23T10:00:00Z");
+    let e = dec("<13>Nov 23 10:00:00.250 h app: m");
+    assert_eq!(json(&e)["timestamp"], "2026-11-23T10:00:00.250Z");
+    let e = dec("<13>2026-11-23T10:00:00+02:00 h app[7]: m");
+    assert_eq!(json(&e)["timestamp"], "2026-11-23T10:00:00+02:00");
+    assert_eq!(e.hostname(), Some("h"));
+    assert_eq!(e.procid(), Some("7"));
+}
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+fn month(i: &[u8]) -> IResult<&[u8], u32> {
+    let (rest, m) = take_while_m_n(3, 3, |b: u8| b.is_ascii_alphabetic())(i)?;
+    match MONTHS.iter().position(|name| name.eq_ignore_ascii_case(m)) {
+        Some(p) => Ok((rest, p as u32 + 1)),
+        None => Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Tag,
+        ))),
+    }
+}
+
+/// The BSD timestamp grammar as nom combinators: the reference the
+/// hand-read [`bsd_timestamp`] is checked against.
+fn bsd_timestamp_nom(i: &[u8]) -> IResult<&[u8], BsdTime> {
+    let (i, month) = month(i)?;
+    let (i, _) = char(' ')(i)?;
+    let (i, _) = opt(char(' '))(i)?;
+    let (i, d) = take_while_m_n(1, 2, is_digit)(i)?;
+    let (i, _) = char(' ')(i)?;
+    let (i, year) = opt(|i| {
+        let (i, y) = num::<4>(i)?;
+        let (i, _) = char(' ')(i)?;
+        Ok((i, y))
+    })(i)?;
+    let (i, hour) = num::<2>(i)?;
+    let (i, _) = char(':')(i)?;
+    let (i, minute) = num::<2>(i)?;
+    let (i, _) = char(':')(i)?;
+    let (i, second) = num::<2>(i)?;
+    let (i, frac) = opt(fraction)(i)?;
+    let (nanos, frac_digits) = frac.unwrap_or((0, 0));
+    Ok((
+        i,
+        BsdTime {
+            month,
+            day: digits_value(d),
+            year: year.map(i64::from),
+            hour,
+            minute,
+            second,
+            nanos,
+            frac_digits,
+        },
+    ))
+}
+
+/// The RFC 3339 grammar as nom combinators: the reference the
+/// hand-read [`rfc3339`] is checked against.
+fn rfc3339_nom(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
+    let (i, year) = num::<4>(i)?;
+    let (i, _) = char('-')(i)?;
+    let (i, month) = num::<2>(i)?;
+    let (i, _) = char('-')(i)?;
+    let (i, day) = num::<2>(i)?;
+    let (i, _) = alt((char('T'), char('t')))(i)?;
+    let (i, hour) = num::<2>(i)?;
+    let (i, _) = char(':')(i)?;
+    let (i, minute) = num::<2>(i)?;
+    let (i, _) = char(':')(i)?;
+    let (i, second) = num::<2>(i)?;
+    let (i, frac) = opt(fraction)(i)?;
+    let (i, offset) = opt(utc_offset)(i)?;
+    let (nanos, frac_digits) = frac.unwrap_or((0, 0));
+    let t = CivilTime {
+        year: i64::from(year),
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        nanos,
+        frac_digits,
+    };
+    if !t.valid() {
+        return Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Verify,
+        )));
+    }
+    Ok((i, (t, offset)))
+}
+
+proptest! {
+        /// The hand-read date-time agrees with the nom grammar it
+        /// replaced (kept below as the reference) on near-miss text:
+        /// wrong separators, short fields, `.` without digits, fractions
+        /// of 0 to 40 digits, offsets, and cuts anywhere.
+        #[test]
+        fn rfc3339_agrees_with_the_nom_grammar(
+            // Mostly valid fields and separators, sometimes not.
+            fields in (
+                prop_oneof![9 => 1900u32..2200, 1 => 0u32..10_000],
+                prop_oneof![9 => 1u32..=12, 1 => 0u32..100],
+                prop_oneof![9 => 1u32..=31, 1 => 0u32..100],
+                prop_oneof![9 => 0u32..24, 1 => 0u32..100],
+                prop_oneof![9 => 0u32..60, 1 => 0u32..100],
+            ),
+            seps in (
+                prop_oneof![9 => Just('-'), 1 => Just('/')],
+                prop_oneof![6 => Just('T'), 2 => Just('t'), 1 => Just(' ')],
+                prop_oneof![9 => Just(':'), 1 => Just('.')],
+            ),
+            dot in "\\.?",
+            frac in "[0-9]{0,40}",
+            offset in "(Z|z|[+-][0-9]{2}:?[0-9]{2}|[+-][0-9]|)",
+            rest in "[ a-z0-9]{0,3}",
+            cut in proptest::option::weighted(0.3, 0usize..80),
+        ) {
+            let ((year, month, day, hour, minute), (dash, t, colon)) = (fields, seps);
+            let date = format!(
+                "{year:04}{dash}{month:02}-{day:02}{t}{hour:02}:{minute:02}{colon}{:02}",
+                (minute * 7 + hour) % 61
+            );
+            let text = format!("{date}{dot}{frac}{offset}{rest}");
+            let bytes = &text.as_bytes()[..cut.unwrap_or(80).min(text.len())];
+            let ok = |r: IResult<&[u8], (CivilTime, Option<i32>)>| {
+                r.ok().map(|(rest, (t, o))| (rest.to_vec(), format!("{t:?}"), o))
+            };
+            let want = ok(rfc3339_nom(bytes));
+            prop_assert_eq!(ok(rfc3339(bytes)), want.clone(), "{:?}", text);
+            // Again: the per-thread cache of the last date-time holds
+            // this one now (when it was valid).
+            prop_assert_eq!(ok(rfc3339(bytes)), want, "again: {:?}", text);
+        }
+
+        /// The hand-read BSD timestamp agrees with the nom grammar it
+        /// replaced (kept above as the reference) on near-miss text:
+        /// months in any case and misspelt, one or two spaces, days of
+        /// 0 to 3 digits, years of 3 to 5 digits, wrong separators,
+        /// fractions of 0 to 40 digits, and cuts anywhere.
+        #[test]
+        fn bsd_timestamp_agrees_with_the_nom_grammar(
+            month in "(Jan|FEB|mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|Foo|No|N0v|[A-Za-z@\\[{]{3})",
+            pad in "( |  | {0}|\t)",
+            day in "[0-9]{0,3}|[0-9]x",
+            year in "([0-9]{3,5} |[0-9]{4}x|)",
+            hms in "[0-9]{2}:[0-9]{2}:[0-9]{2}|[0-9]{1,3}[:.][0-9]{2}[:.][0-9]{1,2}",
+            dot in "\\.?",
+            frac in "[0-9]{0,40}",
+            rest in "[ a-z0-9:]{0,3}",
+            cut in proptest::option::weighted(0.3, 0usize..90),
+        ) {
+            let text = format!("{month}{pad}{day} {year}{hms}{dot}{frac}{rest}");
+            let bytes = &text.as_bytes()[..cut.unwrap_or(90).min(text.len())];
+            let ok = |r: IResult<&[u8], BsdTime>| {
+                r.ok().map(|(rest, t)| (rest.to_vec(), format!("{t:?}")))
+            };
+            prop_assert_eq!(ok(bsd_timestamp(bytes)), ok(bsd_timestamp_nom(bytes)), "{:?}", text);
+        }
+}
