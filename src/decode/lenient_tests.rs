@@ -104,3 +104,28 @@ fn rfc3164_time_forms_name_their_rule() {
     let e = dec("<14>2025-07-01T08:00:00.1234567Z h a: m");
     assert!(e.lenient.is_empty());
 }
+
+/// Issue #22, decided and documented (README, Decoding): NULs and line
+/// ends at the end of a frame are trailers, a NUL inside is text; an SD-ID
+/// repeated without parameters adds nothing to the JSON object, but the
+/// event keeps every element.
+#[test]
+fn trailing_nul_and_repeated_empty_elements() {
+    for frame in [
+        "<14>1 - h a - - - m\0",
+        "<14>1 - h a - - - m\r\n\0",
+        "<14>Nov  4 09:01:02 h a: m\0",
+    ] {
+        let e = dec(frame);
+        assert_eq!((e.message(), rules(&e)), ("m", vec![]), "{frame:?}");
+    }
+    let e = dec("<14>1 - h a - - - m\0x");
+    assert_eq!(e.message(), "m\0x");
+    let e = dec(r#"<14>1 - h a - - [a x="1"][a][a x="2"] m"#);
+    assert_eq!(e.structured_data.len(), 3);
+    assert_eq!(
+        json(&e)["structured_data"],
+        serde_json::json!({"a": {"x": ["1", "2"]}})
+    );
+    assert_eq!(rules(&e), ["sd_duplicate_id"]);
+}
