@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::util::{EVENTS_ROUTE, Sluice, config, read_lines, sluice_parse, wait_while};
 
 /// Frames that need a lenient rule, with the rule.
-const LENIENT: [(&str, &str); 11] = [
+const LENIENT: [(&str, &str); 23] = [
     (
         "<86>Nov  4 09:01:02 web01 cron(pam_unix)[2211]: session closed",
         "tag_with_parens",
@@ -48,6 +48,55 @@ const LENIENT: [(&str, &str); 11] = [
     (
         r#"<13>1 2025-03-01T08:00:00Z db01 app 12 ID [a x="1"][a x="2"] one id twice"#,
         "sd_duplicate_id",
+    ),
+    // The outside tester's second round (issue #22): each class named.
+    (
+        "<14>Nov 31 09:01:02 h a: an impossible date",
+        "timestamp_invalid",
+    ),
+    (
+        "<13>Nov  4 09:01:02 host tag no colon after the tag",
+        "tag_without_colon",
+    ),
+    (
+        "<13>Nov  4 09:01:02 host  IP6[015]: two spaces before the tag",
+        "tag_after_spaces",
+    ),
+    (
+        "<13>Nov  4 09:01:02 host aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: a long tag",
+        "tag_long",
+    ),
+    (
+        "<13>NOV  4 09:01:02 host app: an upper-case month",
+        "month_case",
+    ),
+    (
+        "<189>Mar  1 00:12:49.135 CET: a zone name",
+        "timestamp_zone_name",
+    ),
+    (
+        r#"<46>Jan  5 15:33:03 h rsyslogd: [origin software="rsyslogd"] sd in an RFC 3164 frame"#,
+        "sd_in_rfc3164",
+    ),
+    (
+        "<13>1  2025-03-01T08:00:00Z h app - - - two spaces after the version",
+        "header_extra_spaces",
+    ),
+    (
+        "<14>1 2025-07-01t08:00:00z h app - - - lower-case t and z",
+        "timestamp_lowercase",
+    ),
+    (
+        "<14>1 2025-07-01T08:00:00+0200 h app - - - offset without colon",
+        "timestamp_offset_without_colon",
+    ),
+    (
+        "<14>1 2025-07-01T08:00:00.1234567Z h app - - - seven fraction digits",
+        "timestamp_fraction_long",
+    ),
+    (
+        "<14>1 2016-12-31T23:59:60Z h app - - - a leap second",
+        "timestamp_leap_second",
     ),
 ];
 
