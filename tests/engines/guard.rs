@@ -11,7 +11,8 @@ use super::cases::{counted_drops, fresh, send_numbered};
 use crate::util::{Sluice, config, read_lines, wait_while};
 
 /// A config whose route `all` sends everything to an Elasticsearch sink
-/// `ds` writing into data stream `ds` on `url`.
+/// `ds` writing into data stream `ds` on `url`, with a template of its
+/// own (`sluice-guard-<ds>`: not the one another case's sink `ds` keeps).
 fn data_stream_config(url: &str, ds: &str) -> String {
     config(
         "",
@@ -22,6 +23,7 @@ name = "ds"
 type = "elasticsearch"
 urls = ["{url}"]
 data_stream = "{ds}"
+template_name = "sluice-guard-{ds}"
 linger_ms = 50
 [[routes]]
 name = "all"
@@ -111,11 +113,23 @@ fn a_data_stream_name_held_by_a_plain_index_is_refused_until_it_is_removed() {
         &[
             &format!("/_data_stream/{ds}"),
             &format!("/{ds}"),
-            "/_index_template/sluice-ds",
+            &format!("/_index_template/sluice-guard-{ds}"),
         ],
     );
     engine.ok("PUT", &format!("/{ds}"), "{}");
     let mut s = Sluice::start(&data_stream_config(&engine.urls()[0], ds));
+    // Checked at start-up: /health says so before any record arrives.
+    let why = "a plain index already holds this name";
+    wait_while!(60, || !s
+        .sink_health("ds", "all")
+        .1
+        .is_some_and(|e| e.contains(why)));
+    let (status, error) = s.sink_health("ds", "all");
+    eprintln!("/health at start-up, nothing sent: {status}: {error:?}");
+    assert!(
+        error.is_some_and(|e| e.contains(why)),
+        "waited 60 s for /health to say {why:?} at start-up"
+    );
     let n = 100;
     send_numbered(s.addr("tcp"), 0, n, "held");
     let error = assert_held(
@@ -150,7 +164,10 @@ fn a_data_stream_name_held_by_an_alias_is_refused() {
     let ds = "logs-sluice-alias";
     fresh(
         engine,
-        &["/logs-sluice-alias-real", "/_index_template/sluice-ds"],
+        &[
+            "/logs-sluice-alias-real",
+            "/_index_template/sluice-guard-logs-sluice-alias",
+        ],
     );
     engine.ok(
         "PUT",
@@ -179,7 +196,13 @@ fn an_engine_without_data_streams_is_refused() {
         return;
     };
     let ds = "logs-sluice-nods";
-    fresh(engine, &[&format!("/{ds}"), "/_index_template/sluice-ds"]);
+    fresh(
+        engine,
+        &[
+            &format!("/{ds}"),
+            &format!("/_index_template/sluice-guard-{ds}"),
+        ],
+    );
     let mut s = Sluice::start(&data_stream_config(&engine.urls()[0], ds));
     send_numbered(s.addr("tcp"), 0, 20, "held");
     let error = assert_held(&s, engine, ds, 20, "has no data streams");

@@ -228,6 +228,15 @@ impl ElasticsearchSink {
         })
     }
 
+    /// Start-up: set up now (not at the first batch), so that `/health`
+    /// says why while setup fails, before any record arrives.
+    pub(crate) async fn prepare(&self) -> Result<(), SinkError> {
+        if self.setup.get().is_some() {
+            return Ok(());
+        }
+        self.set_up().await
+    }
+
     /// Detect the engine and install the template (`setup::run`), once it
     /// succeeds. A setup only an operator can fix (the data stream's name
     /// held by a plain index, no data streams) holds the batch: logged at

@@ -88,13 +88,18 @@ pub(crate) enum SetupError {
         /// The URL asked and its answer.
         answer: String,
     },
-    /// `data_stream = NAME`, and the template sluice would install is an
-    /// operator's own (kept) that declares no data stream: the first write
-    /// would create a plain index.
+    /// `data_stream = NAME`, and the template of that name is kept (an
+    /// operator's, or a newer version) but does not make NAME a data
+    /// stream (no `data_stream`, or index patterns that miss NAME): the
+    /// first write would create a plain index.
     #[error(
-        "data_stream {name:?}: index template {template:?} is an operator's own (no `version`, kept) and declares no data stream, so the first write would create a plain index; records are held until the template declares `\"data_stream\": {{}}` or is removed"
+        "data_stream {name:?}: index template {template:?} is kept ({why}) but does not make {name:?} a data stream (it declares no `data_stream`, or its index_patterns miss the name), so the first write would create a plain index; records are held until the template does or is removed"
     )]
-    TemplateWithoutDataStream { name: String, template: String },
+    TemplateWithoutDataStream {
+        name: String,
+        template: String,
+        why: String,
+    },
 }
 
 impl SetupError {
@@ -217,18 +222,28 @@ pub(crate) async fn run(
             check_data_stream(client, base, &engine, ds).await?;
         }
         let name = template_name(sink, config);
-        let done = install(client, base, &name, &template(config, &engine, ilm)).await?;
-        match done {
+        let ds = config.data_stream.as_deref();
+        let done = install(client, base, &name, &template(config, &engine, ilm), ds).await?;
+        let kept = match done {
             Installed::KeptUnversioned { data_stream } => {
                 tracing::warn!(sink, template = %name, "Elasticsearch sink: index template {name:?} is there without a `version` and was not written by sluice: kept as it is (sluice's mappings are not installed). To let sluice manage it, delete it (or give it `version: 0`); to silence this, set `manage_template = false` or `template_name` to another name");
-                if let (Some(ds), false) = (&config.data_stream, data_stream) {
-                    return Err(SetupError::TemplateWithoutDataStream {
-                        name: ds.clone(),
-                        template: name,
-                    });
-                }
+                (!data_stream).then(|| "no `version`, an operator's own".to_owned())
             }
-            done => {
+            Installed::Kept {
+                version,
+                data_stream,
+            } => (!data_stream).then(|| format!("version {version}, not older than sluice's")),
+            Installed::Created | Installed::Updated(_) => None,
+        };
+        match (ds, kept) {
+            (Some(ds), Some(why)) => {
+                return Err(SetupError::TemplateWithoutDataStream {
+                    name: ds.to_owned(),
+                    template: name,
+                    why,
+                });
+            }
+            _ => {
                 tracing::info!(sink, template = %name, version = TEMPLATE_VERSION, ?done, "Elasticsearch sink: index template");
             }
         }
@@ -449,47 +464,93 @@ pub(crate) enum Installed {
     /// An older version sluice wrote was replaced.
     Updated(u64),
     /// The same or a newer version is there: left alone.
-    Kept(u64),
+    /// `data_stream`: it makes the sink's data stream one (see
+    /// [`makes_data_stream`]).
+    Kept {
+        version: u64,
+        data_stream: bool,
+    },
     /// A template of that name without a `version`, not written by sluice
     /// (an operator's own): left alone, as Logstash's `template_overwrite`
     /// and Beats' `setup.template.overwrite` (both `false` by default) do.
-    /// `data_stream`: it declares one.
     KeptUnversioned {
         data_stream: bool,
     },
 }
 
+/// Does template `t` make `name` a data stream: it declares one and an
+/// index pattern (`*` matching any run) matches `name`? `true` without a
+/// data stream to make.
+fn makes_data_stream(t: &serde_json::Value, name: Option<&str>) -> bool {
+    let Some(name) = name else { return true };
+    let declares = t.get("data_stream").is_some_and(|d| !d.is_null());
+    let patterns = t["index_patterns"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    declares
+        && patterns
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .any(|p| glob(p, name))
+}
+
+/// `pattern` (`*` = any run of characters) matches all of `text`.
+fn glob(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
 /// What an installed template answer (`GET /_index_template/NAME`) says.
-fn installed_of(body: &[u8]) -> Option<Installed> {
+/// `data_stream`: the sink's.
+fn installed_of(body: &[u8], data_stream: Option<&str>) -> Option<Installed> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let t = &v["index_templates"].get(0)?["index_template"];
     Some(match t["version"].as_u64() {
-        Some(v) if v >= TEMPLATE_VERSION => Installed::Kept(v),
+        Some(version) if version >= TEMPLATE_VERSION => Installed::Kept {
+            version,
+            data_stream: makes_data_stream(t, data_stream),
+        },
         Some(v) => Installed::Updated(v),
         None if t["_meta"]["managed_by"] == "sluice" => Installed::Updated(0),
         None => Installed::KeptUnversioned {
-            data_stream: t.get("data_stream").is_some_and(|d| !d.is_null()),
+            data_stream: makes_data_stream(t, data_stream),
         },
     })
 }
 
 /// Install the template unless the same or a newer version, or an
-/// unversioned one of the operator's, is there.
+/// unversioned one of the operator's, is there (`data_stream`: the sink's,
+/// which a kept template must make a data stream).
 pub(crate) async fn install(
     client: &reqwest::Client,
     base: &str,
     name: &str,
     template: &serde_json::Value,
+    data_stream: Option<&str>,
 ) -> Result<Installed, SetupError> {
     let base = base.trim_end_matches('/');
     let url = format!("{base}/_index_template/{}", encode(name));
     let (status, _, body) = get(client, &url).await?;
     let installed = if status == 200 {
-        installed_of(&body)
+        installed_of(&body, data_stream)
     } else {
         None
     };
-    if let Some(kept @ (Installed::Kept(_) | Installed::KeptUnversioned { .. })) = installed {
+    if let Some(kept @ (Installed::Kept { .. } | Installed::KeptUnversioned { .. })) = installed {
         return Ok(kept);
     }
     let answer = send(
@@ -635,22 +696,49 @@ mod tests {
             |t: &str| format!(r#"{{"index_templates":[{{"name":"t","index_template":{t}}}]}}"#);
         let own = answer(r#"{"index_patterns":["x"]}"#);
         assert_eq!(
-            installed_of(own.as_bytes()),
+            installed_of(own.as_bytes(), None),
+            Some(Installed::KeptUnversioned { data_stream: true })
+        );
+        assert_eq!(
+            installed_of(own.as_bytes(), Some("x")),
             Some(Installed::KeptUnversioned { data_stream: false })
         );
-        let own_ds = answer(r#"{"index_patterns":["x"],"data_stream":{}}"#);
+        let own_ds = answer(r#"{"index_patterns":["logs-*"],"data_stream":{}}"#);
         assert_eq!(
-            installed_of(own_ds.as_bytes()),
+            installed_of(own_ds.as_bytes(), Some("logs-a-b")),
             Some(Installed::KeptUnversioned { data_stream: true })
         );
         let ours = answer(r#"{"index_patterns":["x"],"_meta":{"managed_by":"sluice"}}"#);
-        assert_eq!(installed_of(ours.as_bytes()), Some(Installed::Updated(0)));
-        let newer = answer(&format!(r#"{{"version":{}}}"#, TEMPLATE_VERSION + 1));
         assert_eq!(
-            installed_of(newer.as_bytes()),
-            Some(Installed::Kept(TEMPLATE_VERSION + 1))
+            installed_of(ours.as_bytes(), None),
+            Some(Installed::Updated(0))
         );
-        assert_eq!(installed_of(br#"{"index_templates":[]}"#), None);
+        // A current template for another data stream (another sluice's
+        // sink of the same name) does not make this one.
+        let newer = answer(&format!(
+            r#"{{"version":{},"index_patterns":["logs-other"],"data_stream":{{}}}}"#,
+            TEMPLATE_VERSION + 1
+        ));
+        assert_eq!(
+            installed_of(newer.as_bytes(), Some("logs-mine")),
+            Some(Installed::Kept {
+                version: TEMPLATE_VERSION + 1,
+                data_stream: false
+            })
+        );
+        assert_eq!(installed_of(br#"{"index_templates":[]}"#, None), None);
+    }
+
+    #[test]
+    fn index_patterns_match_like_the_engines_wildcards() {
+        assert!(glob("logs-sluice-default", "logs-sluice-default"));
+        assert!(!glob("logs-sluice-default", "logs-sluice-default2"));
+        assert!(glob("logs-*", "logs-a-b"));
+        assert!(glob("*-b", "logs-a-b"));
+        assert!(glob("l*a*b", "logs-a-b"));
+        assert!(glob("*", ""));
+        assert!(!glob("logs-*-x", "logs-a-b"));
+        assert!(!glob("a*a", "a"));
     }
 
     #[test]
