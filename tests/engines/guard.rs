@@ -279,3 +279,37 @@ document = {{}}
     );
     assert!(s.stop().success());
 }
+
+/// A current template of the sink's name kept (here a newer version, as
+/// another sluice whose sink has the same name leaves it) that does not
+/// cover this data stream: the first write would create a plain index, so
+/// the records are held, the template named. Found when the engine cases
+/// ran in a row and shared the template `sluice-ds`.
+#[test]
+fn a_kept_template_that_misses_the_data_stream_is_refused() {
+    let Some(engine) = super::shared(Kind::OpenSearch) else {
+        return;
+    };
+    let ds = "logs-sluice-kept";
+    let template = format!("sluice-guard-{ds}");
+    fresh(
+        engine,
+        &[
+            &format!("/_data_stream/{ds}"),
+            &format!("/{ds}"),
+            &format!("/_index_template/{template}"),
+        ],
+    );
+    engine.ok(
+        "PUT",
+        &format!("/_index_template/{template}"),
+        r#"{"index_patterns":["logs-sluice-elsewhere"],"version":5,"data_stream":{}}"#,
+    );
+    let mut s = Sluice::start(&data_stream_config(&engine.urls()[0], ds));
+    send_numbered(s.addr("tcp"), 0, 20, "held");
+    let error = assert_held(&s, engine, ds, 20, "is kept (version 5");
+    assert!(error.contains(&template), "{error}");
+    let (status, _) = engine.req("GET", &format!("/{ds}"), "");
+    assert_eq!(status, 404, "no plain index {ds} was created");
+    stop_holding(&mut s, 20);
+}
