@@ -592,6 +592,23 @@ document = { format = "flume" }
         t["template"]["settings"]["index"]["lifecycle"].is_null(),
         "{t}"
     );
+    // The no-ILM warning names the engine detected (#23: it named
+    // OpenSearch on Elasticsearch too).
+    let named = match kind {
+        Kind::OpenSearch => format!("OpenSearch {} has no ILM", super::OPENSEARCH_VERSION),
+        Kind::Elasticsearch => format!("Elasticsearch {} has no ILM", super::ELASTICSEARCH_VERSION),
+    };
+    let stderr = s.stderr();
+    let warn = stderr
+        .lines()
+        .find(|l| l.contains("has no ILM"))
+        .unwrap_or("");
+    eprintln!("{}: {warn}", kind.name());
+    assert!(warn.contains(&named), "a WARN saying {named:?}:\n{stderr}");
+    assert!(
+        kind == Kind::OpenSearch || !warn.contains("OpenSearch"),
+        "{warn}"
+    );
     // A newer template (an operator's) is left alone by a restart.
     let mut newer = t.clone();
     newer["version"] = 99.into();
