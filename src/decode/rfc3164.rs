@@ -150,9 +150,7 @@ pub(super) fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
     } else if generic && cisco {
         // `TIME: %FACILITY-SEVERITY-MNEMONIC: MSG`: the mnemonic is the app,
         // as after a hostname (Cisco ASA).
-        if let Some(tag) = tag_and_pid(i, true)
-            .filter(|t| t.pid.is_none() && t.lenient.contains(LenientRule::TagCiscoMnemonic))
-        {
+        if let Some(tag) = cisco_mnemonic_tag(i) {
             event.appname = tag.app.map(span);
             lenient.extend(tag.lenient);
             i = tag.rest.strip_prefix(b" ").unwrap_or(tag.rest);
@@ -218,6 +216,15 @@ fn timestamp<'a>(
     event.timestamp = resolve(&t, offset, opts);
     lenient.extend(rfc3339_rules(&i[..i.len() - rest.len()], 9));
     Some((rest, false))
+}
+
+/// `%FACILITY-SEVERITY-MNEMONIC:` after a Cisco time. Out of line: the
+/// hot path keeps one call of [`tag_and_pid`], inlined.
+#[cold]
+#[inline(never)]
+fn cisco_mnemonic_tag(i: &[u8]) -> Option<Tag<'_>> {
+    tag_and_pid(i, true)
+        .filter(|t| t.pid.is_none() && t.lenient.contains(LenientRule::TagCiscoMnemonic))
 }
 
 /// RFC 5424 structured data after the TAG (and spaces): rsyslog's own
@@ -343,6 +350,8 @@ const TAG_MAX_BYTES: usize = 255;
 /// the word up to SP as TAG without colon, `TAG[PID]` or `TAG`
 /// ([`LenientRule::TagWithoutColon`]) when [`could_be_tag`]. Spaces not followed by `TAG:` are
 /// message (log4j stack-trace lines begin with four).
+#[cold]
+#[inline(never)]
 fn tag_after_host(i: &[u8]) -> Option<Tag<'_>> {
     if i.first() == Some(&b' ') {
         let mut tag = tag_and_pid(skip_spaces(i), true)?;
@@ -448,6 +457,7 @@ fn is_cisco_mnemonic(app: &[u8]) -> bool {
 /// message text is a TAG: `TAG[PID]:`, and `TAG: ` where TAG is a program
 /// name in lower case or a Cisco mnemonic (`kernel: `, not `Status: `, not
 /// `java.lang.IllegalStateException: `).
+#[inline]
 fn tag_and_pid(i: &[u8], have_timestamp: bool) -> Option<Tag<'_>> {
     let mut lenient = Lenient::default();
     if have_timestamp {
@@ -536,8 +546,6 @@ fn tag_and_pid(i: &[u8], have_timestamp: bool) -> Option<Tag<'_>> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use crate::decode::DecodeOptions;
     use crate::decode::tests::{dec, dec_with, json, log4j, rules};
     use crate::event::Protocol;
@@ -637,19 +645,6 @@ mod tests {
         assert_eq!(e.message(), "    at L1.main(L1.java:32)");
         let e = dec("<187>    at L1.main(L1.java:32)");
         assert_eq!(e.message(), "    at L1.main(L1.java:32)");
-    }
-
-    #[test]
-    fn log4j_app_name_comes_from_config() {
-        let opts = DecodeOptions {
-            app_name: Some(Arc::from("orders")),
-            ..log4j()
-        };
-        let e = dec_with(b"<14>Hello", &opts);
-        assert_eq!(e.appname(), Some("orders"));
-        // A frame that names its app keeps it.
-        let e = dec_with(b"<14>1 - h billing - - - m", &opts);
-        assert_eq!(e.appname(), Some("billing"));
     }
 
     #[test]

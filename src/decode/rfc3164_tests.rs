@@ -304,3 +304,24 @@ mod hostname {
         assert_eq!((e.hostname(), rules(&e)), (Some("höst"), vec![]));
     }
 }
+
+/// Moved from `rfc3164.rs` (file size limit).
+mod log4j {
+    use std::sync::Arc;
+
+    use crate::decode::DecodeOptions;
+    use crate::decode::tests::{dec_with, log4j};
+
+    #[test]
+    fn log4j_app_name_comes_from_config() {
+        let opts = DecodeOptions {
+            app_name: Some(Arc::from("orders")),
+            ..log4j()
+        };
+        let e = dec_with(b"<14>Hello", &opts);
+        assert_eq!(e.appname(), Some("orders"));
+        // A frame that names its app keeps it.
+        let e = dec_with(b"<14>1 - h billing - - - m", &opts);
+        assert_eq!(e.appname(), Some("billing"));
+    }
+}
