@@ -322,6 +322,23 @@ impl<'a> FramePath<'a> {
         now: Instant,
         ready: &mut Vec<Event>,
     ) -> Fate {
+        match self.accept(frame, peer, received_nanos, frame_number) {
+            Ok(event) => {
+                self.join(event, now, ready);
+                Fate::Accepted
+            }
+            Err(fate) => fate,
+        }
+    }
+
+    /// Decode and count one frame: its event, or why it goes no further.
+    pub(crate) fn accept(
+        &mut self,
+        frame: Bytes,
+        peer: Option<SocketAddr>,
+        received_nanos: i64,
+        frame_number: u64,
+    ) -> Result<Event, Fate> {
         let mut event = decode(frame, peer, received_nanos, self.opts);
         event.frame_number = frame_number;
         self.counts.frames += 1;
@@ -333,9 +350,15 @@ impl<'a> FramePath<'a> {
             }
             if self.opts.mode == DecodeMode::Strict {
                 self.counts.strict_rejected += 1;
-                return Fate::Rejected(Box::new(event));
+                return Err(Fate::Rejected(Box::new(event)));
             }
         }
+        Ok(event)
+    }
+
+    /// An accepted event through the joiner (when the path joins); what is
+    /// complete goes to `ready`.
+    pub(crate) fn join(&mut self, event: Event, now: Instant, ready: &mut Vec<Event>) {
         match &mut self.joiner {
             None => ready.push(event),
             Some(joiner) => {
@@ -346,7 +369,11 @@ impl<'a> FramePath<'a> {
                 joiner.expire(now, ready);
             }
         }
-        Fate::Accepted
+    }
+
+    /// Whether events wait in a joiner ([`FramePath::join`] is more than a push).
+    pub(crate) fn joins(&self) -> bool {
+        self.joiner.is_some()
     }
 
     /// The counts of the frames taken since the last call.
@@ -453,15 +480,16 @@ impl<'a> Reader<'a> {
     ) {
         let number = self.numbers.next();
         // A rejected frame is counted by the path and goes no further.
-        if let Fate::Accepted = self.path.frame(
-            frame,
-            peer,
-            received_nanos,
-            number,
-            Instant::now(),
-            &mut self.ready,
-        ) {
-            self.dispatch_ready();
+        if let Ok(event) = self.path.accept(frame, peer, received_nanos, number) {
+            if self.path.joins() {
+                self.path.join(event, Instant::now(), &mut self.ready);
+                self.dispatch_ready();
+            } else {
+                // Nothing to join: straight to the routes, without a copy
+                // through `ready`.
+                begin(&mut self.current, self.pipeline, &mut self.batch)
+                    .dispatch(&event, &mut self.batch);
+            }
         }
         if self.batch.records >= MAX_STAGED {
             self.push().await;
