@@ -341,6 +341,16 @@ impl<'a> FramePath<'a> {
     ) -> Result<Event, Fate> {
         let mut event = decode(frame, peer, received_nanos, self.opts);
         event.frame_number = frame_number;
+        if self.count(&event) {
+            Ok(event)
+        } else {
+            Err(Fate::Rejected(Box::new(event)))
+        }
+    }
+
+    /// Count a decoded frame; `false` when it goes no further (strict mode
+    /// and a lenient rule fired).
+    fn count(&mut self, event: &Event) -> bool {
         self.counts.frames += 1;
         self.counts.invalid += u64::from(!event.valid);
         self.counts.lossy_utf8 += u64::from(event.lossy_utf8);
@@ -350,10 +360,10 @@ impl<'a> FramePath<'a> {
             }
             if self.opts.mode == DecodeMode::Strict {
                 self.counts.strict_rejected += 1;
-                return Err(Fate::Rejected(Box::new(event)));
+                return false;
             }
         }
-        Ok(event)
+        true
     }
 
     /// An accepted event through the joiner (when the path joins); what is
@@ -478,21 +488,32 @@ impl<'a> Reader<'a> {
         peer: Option<SocketAddr>,
         received_nanos: i64,
     ) {
-        let number = self.numbers.next();
-        // A rejected frame is counted by the path and goes no further.
-        if let Ok(event) = self.path.accept(frame, peer, received_nanos, number) {
-            if self.path.joins() {
-                self.path.join(event, Instant::now(), &mut self.ready);
-                self.dispatch_ready();
-            } else {
-                // Nothing to join: straight to the routes, without a copy
-                // through `ready`.
-                begin(&mut self.current, self.pipeline, &mut self.batch)
-                    .dispatch(&event, &mut self.batch);
-            }
-        }
+        self.take(frame, peer, received_nanos);
         if self.batch.records >= MAX_STAGED {
             self.push().await;
+        }
+    }
+
+    /// Decode, join and route one frame into the batch (no await: the
+    /// event lives on this stack frame, not in the reader's future).
+    fn take(&mut self, frame: Bytes, peer: Option<SocketAddr>, received_nanos: i64) {
+        let number = self.numbers.next();
+        if self.path.joins() {
+            // A rejected frame is counted by the path and goes no further.
+            if let Ok(event) = self.path.accept(frame, peer, received_nanos, number) {
+                self.path.join(event, Instant::now(), &mut self.ready);
+                self.dispatch_ready();
+            }
+            return;
+        }
+        // Nothing to join: decoded in place and routed by reference, never
+        // moved (through `ready`, or out of `accept`'s result: each move
+        // is a copy of the whole event).
+        let mut event = decode(frame, peer, received_nanos, self.path.opts);
+        event.frame_number = number;
+        if self.path.count(&event) {
+            begin(&mut self.current, self.pipeline, &mut self.batch)
+                .dispatch(&event, &mut self.batch);
         }
     }
 
