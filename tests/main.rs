@@ -5,6 +5,7 @@
 
 mod blaster_e2e;
 mod config;
+mod connections;
 mod elasticsearch;
 mod engines;
 mod es_server;

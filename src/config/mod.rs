@@ -121,6 +121,10 @@ impl std::fmt::Debug for AdminAccess {
 pub(crate) const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
 pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub(crate) const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+/// TCP/TLS listening backlog: tokio's default (128) left senders that
+/// connect in a burst (400 at once) hanging in `connect`. The kernel caps
+/// it at `net.core.somaxconn` (4096 on current Linux).
+pub(crate) const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
 pub(crate) const DEFAULT_FRAME_TIMEOUT_SECS: u64 = 30;
 pub(crate) const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 pub(crate) const DEFAULT_QUEUE_MAX_EVENTS: usize = 10_000;

@@ -109,7 +109,7 @@ impl BoundListener {
                 Socket::Udp(sockets)
             }
             ListenerProtocol::Tcp | ListenerProtocol::Tls => {
-                Socket::Tcp(TcpListener::bind(config.listen).await.map_err(err)?)
+                Socket::Tcp(tcp::bind(config).map_err(err)?)
             }
         };
         let local_addr = match &socket {

@@ -25,6 +25,36 @@ use crate::ingest::{PipelineHandle, Reader, now_nanos};
 use crate::log_limit::LogLimiter;
 use crate::telemetry::ListenerMetrics;
 
+/// A listening socket on the listener's address with its `listen_backlog`
+/// (tokio's `TcpListener::bind` fixes it at 128: a burst of 400 senders
+/// connecting at once hung in `connect`, the kernel dropping their SYNs).
+/// Linux caps the backlog at `net.core.somaxconn`; a capped one is logged.
+pub(super) fn bind(config: &ListenerConfig) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr = config.listen;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As tokio's bind: a restarted sluice rebinds its port at once.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(config.listen_backlog).unwrap_or(i32::MAX))?;
+    if let Some(max) = somaxconn() {
+        if max < config.listen_backlog {
+            tracing::warn!(listener = %config.name, listen_backlog = config.listen_backlog, somaxconn = max, "listen_backlog capped by the kernel: raise net.core.somaxconn");
+        }
+    }
+    TcpListener::from_std(socket.into())
+}
+
+/// The kernel's cap on listening backlogs, when it can be read.
+fn somaxconn() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 pub(super) async fn serve_tcp(
     listener: TcpListener,
     config: ListenerConfig,
