@@ -1,7 +1,10 @@
 //! Many TCP connections at once (issue #25): the listening backlog a
-//! listener asks the kernel for.
+//! listener asks the kernel for, and a thousand concurrent connections
+//! each delivering its frames, exactly.
 
-use std::net::SocketAddr;
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 
 use crate::util::*;
@@ -60,4 +63,81 @@ listen_backlog = 300
         "listen_backlog = 300"
     );
     assert!(s.stop().success());
+}
+
+/// Raise this process's open-files limit to its hard limit (a thousand
+/// sockets here; the soft default is often 1024).
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain structs in and out.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+}
+
+/// A thousand connections open at once (a connection's read size shrinks
+/// as more are open), each sending three frames: every frame arrives
+/// once, none is lost, none refused.
+#[test]
+fn a_thousand_concurrent_connections_each_deliver_every_frame() {
+    const CONNECTIONS: usize = 1000;
+    const FRAMES: usize = 3;
+    raise_nofile_limit();
+    let mut s = Sluice::start(&config("", EVENTS_ROUTE));
+    let addr = s.addr("tcp");
+    let mut conns: Vec<TcpStream> = (0..CONNECTIONS)
+        .map(|c| {
+            TcpStream::connect(addr).unwrap_or_else(|e| panic!("connection {c}: connect: {e}"))
+        })
+        .collect();
+    let open = "sluice_listener_connections_open{listener=\"tcp\"}";
+    wait_until(60, "all connections open at once", || {
+        s.metric(open) == CONNECTIONS as u64
+    });
+    for (c, conn) in conns.iter_mut().enumerate() {
+        let frames: String = (0..FRAMES)
+            .map(|f| format!("<14>1 - h app - - - conn {c} frame {f}\n"))
+            .collect();
+        conn.write_all(frames.as_bytes()).unwrap();
+    }
+    let sent = (CONNECTIONS * FRAMES) as u64;
+    let frames = "sluice_listener_frames_total{listener=\"tcp\"}";
+    wait_until(
+        60,
+        "every frame read while the connections are open",
+        || s.metric(frames) == sent,
+    );
+    assert_eq!(s.metric(open), CONNECTIONS as u64, "still all open");
+    drop(conns);
+    wait_until(60, "every connection closed", || s.metric(open) == 0);
+    wait_until(60, "every frame in the events file", || {
+        read_lines(&s.path("events.ndjson")).len() as u64 >= sent
+    });
+    let rejected = s.metric_sum("sluice_listener_connections_rejected_total", "");
+    let accepted = s.metric("sluice_listener_connections_accepted_total{listener=\"tcp\"}");
+    let dropped = s.metric_sum("sluice_queue_dropped_records_total", "");
+    assert!(s.stop().success());
+    let lines = read_lines(&s.path("events.ndjson"));
+    let got = messages(&lines);
+    let distinct: HashSet<&String> = got.iter().collect();
+    println!(
+        "sent {sent} frames over {CONNECTIONS} connections: delivered {} ({} distinct), \
+         accepted {accepted}, refused {rejected}, dropped {dropped}",
+        got.len(),
+        distinct.len()
+    );
+    assert_eq!((accepted, rejected, dropped), (CONNECTIONS as u64, 0, 0));
+    assert_eq!(got.len() as u64, sent, "sent = delivered");
+    assert_eq!(distinct.len() as u64, sent, "each frame once");
+    for c in [0, CONNECTIONS / 2, CONNECTIONS - 1] {
+        for f in 0..FRAMES {
+            let m = format!("conn {c} frame {f}");
+            assert!(distinct.contains(&m), "{m} missing");
+        }
+    }
 }
