@@ -34,7 +34,8 @@
 //!   delivery worker (`queue::deliver`) that drains it into a sink.
 //! - `sinks` — batch writers: file, stdout, InfluxDB, Elasticsearch; the
 //!   shared HTTP transport and node failover (`sinks::http`), typed
-//!   errors (`sinks::error`) and retry policy (`sinks::retry`). Sinks
+//!   errors (`sinks::error`: retryable, permanent, or held until an
+//!   operator acts) and retry policy (`sinks::retry`). Sinks
 //!   never import the queue: the worker drives them through
 //!   `sinks::Deliver`.
 //!
