@@ -10,7 +10,8 @@
 //! - `listener` — sockets → frames: `udp` (batched receive, kernel drop
 //!   counts; a datagram is one frame, also for `sluice parse`), `tcp`
 //!   (bounded connections, `listen_backlog`, a read size that shrinks
-//!   as connections grow, idle and frame timeouts, graceful
+//!   as connections grow and readers that hand on in turns, idle and
+//!   frame timeouts, graceful
 //!   drain; one tracing span per connection) and `tls` (the bounded
 //!   handshake).
 //! - `ingest` — the one frame → decode → join path (`FramePath`), shared
