@@ -98,6 +98,7 @@ pub(super) enum RawSink {
     },
     Influxdb(RawInflux),
     Elasticsearch(RawElasticsearch),
+    Kafka(RawKafka),
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,3 +2,4 @@
 //! (`launcher`), and the Kafka sink through the real binary.
 
 mod launcher;
+mod sink;
