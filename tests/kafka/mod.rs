@@ -2,4 +2,5 @@
 //! (`launcher`), and the Kafka sink through the real binary.
 
 mod launcher;
+mod outage;
 mod sink;

@@ -103,12 +103,12 @@ sink = "kafka_ecs"
     let raw = wait_records(kafka, "edge.raw", 2 * n, 60);
     let ecs = wait_records(kafka, "docs.ecs", 2 * n, 60);
     let finished = now_nanos();
-    observed(format!(
+    eprintln!(
         "sent {} (tcp {n}, udp {n}); raw topic {}, ecs topic {}",
         2 * n,
         raw.len(),
         ecs.len()
-    ));
+    );
     assert_eq!(raw.len(), 2 * n, "exactly the frames sent, none twice");
     assert_eq!(ecs.len(), 2 * n);
 

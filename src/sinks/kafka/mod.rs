@@ -131,7 +131,14 @@ fn client_config(config: &KafkaConfig, batch_max_events: usize) -> ClientConfig 
         )
         .set("enable.idempotence", config.idempotent.to_string())
         .set("compression.codec", config.compression.as_str())
-        .set("batch.size", config.batch_max_bytes.to_string())
+        // A batch never exceeds the largest record the sink sends.
+        .set(
+            "batch.size",
+            config
+                .batch_max_bytes
+                .min(config.max_message_bytes)
+                .to_string(),
+        )
         // The worker lingers to gather a batch; librdkafka sends what it has.
         .set("linger.ms", "5")
         .set("message.max.bytes", config.max_message_bytes.to_string())
