@@ -415,3 +415,107 @@ impl Validator<'_, '_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, KafkaPayload, OutputConfig, SinkKind, TemplatePart};
+
+    const TCP: &str = "[[listeners]]\nname = \"t\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:0\"\n";
+
+    fn config(listener_extra: &str, sink_extra: &str, route_extra: &str) -> String {
+        format!(
+            "{TCP}{listener_extra}\n[[sinks]]\nname = \"k\"\ntype = \"kafka\"\nbrokers = [\"kafka1:9092\"]\ntopic = \"syslog.{{route}}\"\n{sink_extra}\n[[routes]]\nname = \"r\"\nsink = \"k\"\n{route_extra}\n"
+        )
+    }
+
+    fn err(text: &str) -> String {
+        Config::from_toml(text, "edge.toml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn defaults_are_raw_acks_all_idempotent_and_retry_until_delivered() {
+        let c = Config::from_toml(&config("", "key = \"{host}\"", ""), "edge.toml").unwrap();
+        let SinkKind::Kafka(k) = &c.sinks[0].kind else {
+            panic!("not kafka")
+        };
+        assert_eq!(k.payload, KafkaPayload::Raw);
+        assert_eq!(k.acks, super::KafkaAcks::All);
+        assert!(k.idempotent);
+        assert_eq!(k.max_retries, u32::MAX);
+        assert_eq!(
+            k.topic.parts,
+            vec![TemplatePart::Text("syslog.".into()), TemplatePart::Route]
+        );
+        assert!(matches!(c.routes[0].output, OutputConfig::Raw));
+        assert!(c.routes[0].kafka.is_some());
+    }
+
+    /// The raw envelope is one frame: a listener that joins frames into
+    /// events is refused beside a raw route, naming file, line and field.
+    #[test]
+    fn a_raw_route_beside_a_multiline_listener_is_refused() {
+        let e = err(&config("multiline = true", "", ""));
+        assert!(
+            e.starts_with("edge.toml:5:") && e.contains("listeners[0].multiline"),
+            "{e}"
+        );
+        assert!(e.contains("raw envelope"), "{e}");
+        // A document payload may join.
+        assert!(
+            Config::from_toml(&config("multiline = true", "payload = \"ecs\"", ""), "e").is_ok()
+        );
+    }
+
+    #[test]
+    fn the_payload_decides_the_route_output() {
+        let e = err(&config("", "", "document = {}"));
+        assert!(
+            e.contains("routes[0].document") && e.contains("payload = \"raw\""),
+            "{e}"
+        );
+        let e = err(&config(
+            "",
+            "payload = \"ecs\"",
+            "document = { format = \"flume\" }",
+        ));
+        assert!(e.contains("routes[0].document.format"), "{e}");
+        let e = err(&config("", "payload = \"line_protocol\"", ""));
+        assert!(e.contains("needs a [metric] table"), "{e}");
+        let c = Config::from_toml(&config("", "payload = \"flume\"", ""), "e").unwrap();
+        assert!(matches!(
+            c.routes[0].output,
+            OutputConfig::Document(crate::config::DocumentFormat::Flume { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_settings_name_their_field() {
+        for (sink, field) in [
+            ("brokers = []", "sinks[0].brokers"),
+            ("key = \"{nope}\"", "sinks[0].key"),
+            (
+                "acks = \"leader\"\nidempotent = true",
+                "sinks[0].idempotent",
+            ),
+            ("max_message_bytes = 10", "sinks[0].max_message_bytes"),
+            ("message_timeout_secs = 0", "sinks[0].message_timeout_secs"),
+            (
+                "[sinks.sasl]\nusername = \"u\"\npassword = \"\"",
+                "sinks[0].sasl.password",
+            ),
+            ("[sinks.tls]\ncert_file = \"c.pem\"", "sinks[0].tls"),
+        ] {
+            let text = config("", sink, "").replacen(
+                "brokers = [\"kafka1:9092\"]\n",
+                "",
+                usize::from(sink.starts_with("brokers")),
+            );
+            let e = err(&text);
+            assert!(e.contains(field), "{sink:?}: {e}");
+        }
+        let e = err(&config("", "", "").replace("syslog.{route}", "bad topic"));
+        assert!(e.contains("sinks[0].topic"), "{e}");
+    }
+}
