@@ -37,7 +37,8 @@
 //!   Kafka (`sinks::kafka`: librdkafka, a batch done when every delivery
 //!   report is in); the
 //!   shared HTTP transport and node failover (`sinks::http`), typed
-//!   errors (`sinks::error`) and retry policy (`sinks::retry`). Sinks
+//!   errors (`sinks::error`: retryable, permanent, or held until an
+//!   operator acts) and retry policy (`sinks::retry`). Sinks
 //!   never import the queue: the worker drives them through
 //!   `sinks::Deliver`.
 //!

@@ -127,10 +127,12 @@ impl Sink {
     }
 
     /// Start-up checks before the first batch: InfluxDB's database (and
-    /// retention policy) exist or are created.
+    /// retention policy) exist or are created; Elasticsearch's engine,
+    /// template and data stream (`elasticsearch::setup`).
     pub(crate) async fn prepare(&self) -> Result<(), SinkError> {
         match self {
             Sink::Influxdb(s) => s.prepare().await,
+            Sink::Elasticsearch(s) => s.prepare().await,
             Sink::Kafka(s) => s.prepare().await,
             _ => Ok(()),
         }
