@@ -99,6 +99,7 @@ pub(super) enum RawSink {
     },
     Influxdb(RawInflux),
     Elasticsearch(RawElasticsearch),
+    Kafka(RawKafka),
 }
 
 #[derive(Debug, Deserialize)]
