@@ -203,7 +203,7 @@ impl SinkHealth {
     }
 
     /// The last error and how long the sink has been failing.
-    fn state(&self) -> Option<(String, std::time::Duration)> {
+    pub(crate) fn state(&self) -> Option<(String, std::time::Duration)> {
         self.0
             .lock()
             .ok()
