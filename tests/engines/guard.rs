@@ -24,6 +24,7 @@ type = "elasticsearch"
 urls = ["{url}"]
 data_stream = "{ds}"
 template_name = "sluice-guard-{ds}"
+ilm_policy = "sluice-guard-policy"
 linger_ms = 50
 [[routes]]
 name = "all"
@@ -78,6 +79,18 @@ fn assert_held(s: &Sluice, engine: &super::Engine, index: &str, sent: u64, why: 
         errors,
         1,
         "one ERROR line, not one per retry:\n{}",
+        s.stderr()
+    );
+    // Neither engine the tests run has ILM: said once, not per retry.
+    let no_ilm = s
+        .stderr()
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains("has no ILM"))
+        .count();
+    assert_eq!(
+        no_ilm,
+        1,
+        "one no-ILM WARN, not one per setup attempt:\n{}",
         s.stderr()
     );
     error
@@ -312,4 +325,75 @@ fn a_kept_template_that_misses_the_data_stream_is_refused() {
     let (status, _) = engine.req("GET", &format!("/{ds}"), "");
     assert_eq!(status, 404, "no plain index {ds} was created");
     stop_holding(&mut s, 20);
+}
+
+/// Issue #23 defect 5: sluice's own template of the current version, left
+/// from an earlier `index` (patterns `tmpl-before*`), is kept when the
+/// sink now writes `tmpl-after`: its mappings no longer apply, so a WARN
+/// names the template, its patterns and the index; the INFO line does not
+/// call it a data stream.
+#[test]
+fn a_kept_template_that_misses_a_changed_index_is_warned_about() {
+    let Some(engine) = super::shared(Kind::OpenSearch) else {
+        return;
+    };
+    let index = "tmpl-after";
+    let template = "sluice-guard-changed";
+    fresh(
+        engine,
+        &[
+            &format!("/{index}"),
+            &format!("/_index_template/{template}"),
+        ],
+    );
+    engine.ok(
+        "PUT",
+        &format!("/_index_template/{template}"),
+        r#"{"index_patterns":["tmpl-before*"],"version":1,"_meta":{"managed_by":"sluice"}}"#,
+    );
+    let urls = format!("\"{}\"", engine.urls()[0]);
+    let mut s = Sluice::start(&config(
+        "",
+        &format!(
+            r#"
+[[sinks]]
+name = "es"
+type = "elasticsearch"
+urls = [{urls}]
+index = "{index}"
+manage_template = true
+template_name = "{template}"
+linger_ms = 50
+[[routes]]
+name = "all"
+sink = "es"
+final = true
+document = {{}}
+[default_route]
+sink = "events"
+document = {{}}
+"#
+        ),
+    ));
+    send_numbered(s.addr("tcp"), 0, 10, "changed index");
+    let stored = engine.wait_count(index, 10, 30);
+    let drops = counted_drops(&s);
+    eprintln!("sent 10, stored {stored}, counted drops {drops}");
+    assert_eq!(stored, 10, "waited 30 s for the documents");
+    assert_eq!(10, stored + drops);
+    let stderr = s.stderr();
+    let warn = stderr
+        .lines()
+        .find(|l| l.contains(" WARN ") && l.contains(&format!("index template {template:?}")));
+    eprintln!("{}", warn.unwrap_or("(no WARN line)"));
+    assert!(
+        warn.is_some_and(|l| l.contains("tmpl-before*") && l.contains(index)),
+        "a WARN naming the kept template, its patterns and the index:\n{stderr}"
+    );
+    let info = stderr
+        .lines()
+        .find(|l| l.contains(" INFO ") && l.contains("index template"))
+        .unwrap_or("");
+    assert!(!info.contains("data_stream"), "{info}");
+    assert!(s.stop().success());
 }
