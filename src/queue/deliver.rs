@@ -40,6 +40,37 @@ pub(crate) async fn run_worker<S: Deliver>(
     worker.run(&queue, &mut batch).await;
 }
 
+/// A batch held until an operator acts, shown on /health (as the
+/// worker's, even once a reload replaced it) and in
+/// `sluice_sink_held_records` until it is written, given up on or dropped.
+struct Holding<'a> {
+    metrics: &'a SinkMetrics,
+    records: u64,
+}
+
+impl Holding<'_> {
+    fn hold(&mut self, records: usize) {
+        if self.records == 0 {
+            self.records = records as u64;
+            self.metrics.health.set_held(self.records);
+            self.metrics
+                .held_records
+                .inc_by(i64::try_from(self.records).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        if self.records > 0 {
+            self.metrics.health.set_held(0);
+            self.metrics
+                .held_records
+                .dec_by(i64::try_from(self.records).unwrap_or(i64::MAX));
+        }
+    }
+}
+
 /// What one worker writes with, borrowed for its life.
 struct Worker<'a, S> {
     route: &'a str,
@@ -125,6 +156,10 @@ impl<S: Deliver> Worker<'_, S> {
         let (route, config, retry, metrics) = (self.route, self.config, self.retry, self.metrics);
         let mut attempt = 0;
         let mut started = tokio::time::Instant::now();
+        let mut holding = Holding {
+            metrics,
+            records: 0,
+        };
         loop {
             match self.sink.write(batch, metrics).await {
                 Ok(written) => {
@@ -164,6 +199,7 @@ impl<S: Deliver> Worker<'_, S> {
                     // retry clock starts afresh once it is cleared.
                     let message = cause.to_string();
                     metrics.retrying(&message);
+                    holding.hold(batch.len());
                     let wait = retry
                         .max_backoff
                         .min(retry.max_wait)
