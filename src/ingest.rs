@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::config::{ListenerConfig, OutputConfig, RouteConfig};
-use crate::decode::{DecodeMode, DecodeOptions, decode};
+use crate::decode::{DecodeMode, DecodeOptions, decode, decode_into};
 use crate::event::Event;
 use crate::event::LenientRule;
 use crate::multiline::{Joiner, MultilineConfig};
@@ -507,9 +507,10 @@ impl<'a> Reader<'a> {
             return;
         }
         // Nothing to join: decoded in place and routed by reference, never
-        // moved (through `ready`, or out of `accept`'s result: each move
-        // is a copy of the whole event).
-        let mut event = decode(frame, peer, received_nanos, self.path.opts);
+        // moved (through `ready`, out of `accept`'s result or out of
+        // `decode`'s: each move is a copy of the whole event).
+        let mut event = Event::without_text(0, None, peer, received_nanos);
+        decode_into(&mut event, frame, self.path.opts);
         event.frame_number = number;
         if self.path.count(&event) {
             begin(&mut self.current, self.pipeline, &mut self.batch)
