@@ -91,17 +91,20 @@ fn is_exception_header(m: &str) -> bool {
             || class.ends_with("Throwable"))
 }
 
-type Key = (Option<SocketAddr>, Option<u8>);
+/// Who sent a frame: its peer. A peer has at most one pending event (an
+/// event that does not continue it emits it first).
+type Peer = Option<SocketAddr>;
 
 struct Pending {
-    key: Key,
+    peer: Peer,
+    /// The PRI every framed continuation must carry.
+    pri: Option<u8>,
     event: Event,
     /// The joined message, once a continuation was appended.
     joined: Option<String>,
     lines: usize,
-    deadline: Instant,
-    /// Sequence number of the last frame, to find a peer's newest event.
-    last_seq: u64,
+    /// Which entry of [`Joiner::due`] is this event's current one.
+    stamp: u64,
 }
 
 impl Pending {
@@ -123,6 +126,86 @@ impl Pending {
     }
 }
 
+/// Pending events, found by peer: a few are scanned (a TCP connection's
+/// joiner holds one peer's), more are indexed by a hash map (a UDP
+/// listener of a thousand log4j senders holds a thousand, and scanning
+/// them per frame doubled its CPU per message; hashing every frame cost a
+/// single stream 15 % more instructions). SipHash: a UDP listener's peers
+/// are whoever sends, so their hashes must not be theirs to choose.
+#[derive(Default)]
+struct Store {
+    list: Vec<Pending>,
+    /// Position in `list` by peer; in use (not empty) while `list` is
+    /// longer than [`SCANNED`] (until it shrinks to half that).
+    index: std::collections::HashMap<Peer, usize>,
+}
+
+/// Pending events looked up by a scan rather than the index.
+const SCANNED: usize = 16;
+
+impl Store {
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn find(&self, peer: Peer) -> Option<usize> {
+        if self.index.is_empty() {
+            self.list.iter().position(|p| p.peer == peer)
+        } else {
+            self.index.get(&peer).copied()
+        }
+    }
+
+    fn get(&self, peer: Peer) -> Option<&Pending> {
+        self.list.get(self.find(peer)?)
+    }
+
+    fn get_mut(&mut self, peer: Peer) -> Option<&mut Pending> {
+        let i = self.find(peer)?;
+        self.list.get_mut(i)
+    }
+
+    /// Add `p`, whose peer has nothing pending.
+    fn insert(&mut self, p: Pending) {
+        let peer = p.peer;
+        self.list.push(p);
+        if !self.index.is_empty() {
+            self.index.insert(peer, self.list.len() - 1);
+        } else if self.list.len() > SCANNED {
+            self.index = self
+                .list
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.peer, i))
+                .collect();
+        }
+    }
+
+    fn remove(&mut self, peer: Peer) -> Option<Pending> {
+        let i = self.find(peer)?;
+        let p = self.list.swap_remove(i);
+        if !self.index.is_empty() {
+            self.index.remove(&peer);
+            if let Some(moved) = self.list.get(i) {
+                self.index.insert(moved.peer, i);
+            }
+            if self.list.len() <= SCANNED / 2 {
+                self.index.clear();
+            }
+        }
+        Some(p)
+    }
+
+    fn drain(&mut self) -> std::vec::Drain<'_, Pending> {
+        self.index.clear();
+        self.list.drain(..)
+    }
+}
+
 /// Counts of what the joiner did, for the listener's metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct JoinStats {
@@ -133,14 +216,21 @@ pub struct JoinStats {
 }
 
 /// The multi-line joiner of one listener (UDP) or connection (TCP).
+///
+/// Pending events are found by peer ([`Store`]) and leave by deadline from
+/// a queue in the order their windows were last started, which is
+/// deadline order (the window is one length for all): expiry looks only
+/// at what is due.
 pub struct Joiner {
     config: MultilineConfig,
-    /// Pending events, oldest first. Small: bounded by `max_pending`.
-    pending: Vec<Pending>,
-    /// No pending event is due before this (a lower bound: extending an
-    /// event's window does not move it). `None` when nothing is pending.
-    earliest: Option<Instant>,
-    seq: u64,
+    /// Pending events, at most one per peer and `max_pending` in all.
+    pending: Store,
+    /// `(deadline, peer, stamp)` per window started, oldest first; an entry
+    /// whose stamp is no longer its peer's pending one is stale (that event
+    /// left, or a continuation restarted its window) and is skipped.
+    /// Compacted when stale entries outnumber live ones.
+    due: std::collections::VecDeque<(Instant, Peer, u64)>,
+    stamp: u64,
     stats: JoinStats,
 }
 
@@ -148,9 +238,9 @@ impl Joiner {
     pub fn new(config: MultilineConfig) -> Self {
         Joiner {
             config,
-            pending: Vec::new(),
-            earliest: None,
-            seq: 0,
+            pending: Default::default(),
+            due: Default::default(),
+            stamp: 0,
             stats: JoinStats::default(),
         }
     }
@@ -162,61 +252,85 @@ impl Joiner {
 
     /// When the earliest pending event may be due (never later than it is).
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.earliest
+        if self.pending.is_empty() {
+            None
+        } else {
+            self.due.front().map(|d| d.0)
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }
 
-    fn emit(&mut self, index: usize, why: Flush, out: &mut Vec<Event>) {
-        let p = self.pending.remove(index);
-        self.stats.flushes[why as usize] += 1;
-        out.push(p.into_event());
+    fn emit(&mut self, peer: Peer, why: Flush, out: &mut Vec<Event>) {
+        if let Some(p) = self.pending.remove(peer) {
+            self.stats.flushes[why as usize] += 1;
+            out.push(p.into_event());
+        }
+        if self.pending.is_empty() {
+            self.due.clear();
+        }
+    }
+
+    /// Start (or restart) `peer`'s window at `now`: a new queue entry,
+    /// whose stamp is returned.
+    fn schedule(&mut self, peer: Peer, now: Instant) -> u64 {
+        self.stamp += 1;
+        // Never before the newest entry, so the queue stays in deadline
+        // order even for a caller whose clock steps back (a window is
+        // only ever lengthened by it).
+        let deadline = (now + self.config.window).max(self.due.back().map_or(now, |d| d.0));
+        self.due.push_back((deadline, peer, self.stamp));
+        if self.due.len() > 2 * self.pending.len() + 64 {
+            let pending = &self.pending;
+            let stamp = self.stamp;
+            self.due.retain(|&(_, peer_of, s)| {
+                s == stamp || pending.get(peer_of).is_some_and(|p| p.stamp == s)
+            });
+        }
+        self.stamp
+    }
+
+    /// The peer of the live entry at the head of the queue (stale entries
+    /// before it are dropped), if its deadline is at or before `until`.
+    fn head(&mut self, until: Option<Instant>) -> Option<Peer> {
+        while let Some(&(deadline, peer, stamp)) = self.due.front() {
+            if until.is_some_and(|u| deadline > u) {
+                return None;
+            }
+            if self.pending.get(peer).is_some_and(|p| p.stamp == stamp) {
+                return Some(peer);
+            }
+            self.due.pop_front();
+        }
+        None
     }
 
     /// Take one decoded event; completed events are appended to `out`.
     pub fn push(&mut self, event: Event, now: Instant, out: &mut Vec<Event>) {
-        self.seq += 1;
-        let key: Key = (event.peer, event.pri());
+        let peer = event.peer;
+        let pri = event.pri();
         let kind = classify(&event);
-        let target = match kind {
-            Continuation::No => None,
-            Continuation::Bare => self
-                .pending
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.key.0 == key.0)
-                .max_by_key(|(_, p)| p.last_seq)
-                .map(|(i, _)| i),
-            Continuation::Line | Continuation::ExceptionHeader => {
-                self.pending.iter().position(|p| p.key == key)
-            }
-            Continuation::SplitPart => self
-                .pending
-                .iter()
-                .position(|p| p.key == key && p.message().ends_with("...")),
-        };
-        if let Some(index) = target {
+        let target = self.pending.get(peer).filter(|p| match kind {
+            Continuation::No => false,
+            Continuation::Bare => true,
+            Continuation::Line | Continuation::ExceptionHeader => p.pri == pri,
+            Continuation::SplitPart => p.pri == pri && p.message().ends_with("..."),
+        });
+        if let Some(p) = target {
             let (add, separator) = match kind {
                 Continuation::SplitPart => (event.message().get(3..).unwrap_or(""), ""),
                 _ => (event.message(), "\n"),
             };
-            let p = &self.pending[index];
             let bytes = p.message().len() + separator.len() + add.len();
-            let limit = if p.lines + 1 > self.config.max_lines {
-                Some(Flush::LineLimit)
+            if p.lines + 1 > self.config.max_lines {
+                self.emit(peer, Flush::LineLimit, out);
             } else if bytes > self.config.max_bytes {
-                Some(Flush::ByteLimit)
+                self.emit(peer, Flush::ByteLimit, out);
             } else {
-                None
-            };
-            match limit {
-                Some(why) => self.emit(index, why, out),
-                None => {
-                    let window = self.config.window;
-                    let seq = self.seq;
-                    let p = &mut self.pending[index];
+                let stamp = self.schedule(peer, now);
+                if let Some(p) = self.pending.get_mut(peer) {
                     let joined = p.joined.get_or_insert_with(|| {
                         let mut s = String::with_capacity(bytes.max(256));
                         s.push_str(p.event.message());
@@ -228,58 +342,56 @@ impl Joiner {
                     joined.push_str(separator);
                     joined.push_str(add);
                     p.lines += 1;
-                    p.deadline = now + window;
-                    p.last_seq = seq;
+                    p.stamp = stamp;
                     p.event.lossy_utf8 |= event.lossy_utf8;
-                    self.stats.joined_frames += 1;
-                    return;
                 }
+                self.stats.joined_frames += 1;
+                return;
             }
         }
         // Not joined: it starts a pending event of its own, after whatever
         // its peer has pending (of any PRI): a peer's events leave in
-        // arrival order. There is at most one, as this keeps it so.
-        if let Some(index) = self.pending.iter().position(|p| p.key.0 == key.0) {
-            self.emit(index, Flush::NextEvent, out);
+        // arrival order.
+        if self.pending.find(peer).is_some() {
+            self.emit(peer, Flush::NextEvent, out);
         }
         if self.pending.len() >= self.config.max_pending.max(1) {
-            self.emit(0, Flush::Capacity, out);
+            // The one whose window started longest ago.
+            if let Some(oldest) = self.head(None) {
+                self.emit(oldest, Flush::Capacity, out);
+            }
         }
-        let deadline = now + self.config.window;
-        self.earliest = Some(self.earliest.map_or(deadline, |e| e.min(deadline)));
-        self.pending.push(Pending {
-            key,
+        let stamp = self.schedule(peer, now);
+        self.pending.insert(Pending {
+            peer,
+            pri,
             event,
             joined: None,
             lines: 1,
-            deadline,
-            last_seq: self.seq,
+            stamp,
         });
     }
 
     /// Emit every event whose window has passed. Cheap when none is due,
     /// so a reader may call it after every frame.
     pub fn expire(&mut self, now: Instant, out: &mut Vec<Event>) {
-        if self.earliest.is_none_or(|e| e > now) {
-            return;
+        while let Some(peer) = self.head(Some(now)) {
+            self.emit(peer, Flush::Window, out);
         }
-        let mut i = 0;
-        while i < self.pending.len() {
-            if self.pending[i].deadline <= now {
-                self.emit(i, Flush::Window, out);
-            } else {
-                i += 1;
-            }
-        }
-        self.earliest = self.pending.iter().map(|p| p.deadline).min();
     }
 
-    /// Emit everything (the listener or connection is closing).
+    /// Emit everything (the listener or connection is closing), in the
+    /// order their windows would have passed.
     pub fn close(&mut self, out: &mut Vec<Event>) {
-        while !self.pending.is_empty() {
-            self.emit(0, Flush::Close, out);
+        while let Some(peer) = self.head(None) {
+            self.emit(peer, Flush::Close, out);
         }
-        self.earliest = None;
+        // Nothing is left without an entry; this only keeps it certain.
+        for p in self.pending.drain() {
+            self.stats.flushes[Flush::Close as usize] += 1;
+            out.push(p.into_event());
+        }
+        self.due.clear();
     }
 }
 
@@ -525,6 +637,108 @@ mod tests {
                 "INFO five"
             ]
         );
+    }
+
+    /// A thousand senders pending at once (a UDP listener of log4j
+    /// services): each expires at its own deadline, in order, and a
+    /// continuation that restarted one window keeps that event back.
+    #[test]
+    fn many_senders_expire_each_at_its_own_deadline() {
+        let mut j = joiner();
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut out = Vec::new();
+        // Peers 1..=99 start at 0 ms, 100..=199 at 1 ms, … 1000 at 10 ms.
+        for peer in 1..=1000u16 {
+            let at = t0 + ms(u64::from(peer) / 100);
+            j.push(ev(peer, &format!("<187>error {peer}")), at, &mut out);
+        }
+        // Peer 1's window restarts at 10 ms.
+        j.push(ev(1, "<187>    at one"), t0 + ms(10), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(j.next_deadline(), Some(t0 + DEFAULT_WINDOW));
+        let port = |e: &Event| e.peer.map_or(0, |p| p.port());
+        j.expire(t0 + DEFAULT_WINDOW + ms(2), &mut out);
+        let ports: Vec<u16> = out.iter().map(port).collect();
+        assert_eq!(ports, (2..=299).collect::<Vec<u16>>());
+        out.clear();
+        j.expire(t0 + DEFAULT_WINDOW + ms(7), &mut out);
+        let ports: Vec<u16> = out.iter().map(port).collect();
+        assert_eq!(ports, (300..=799).collect::<Vec<u16>>());
+        out.clear();
+        j.close(&mut out);
+        assert_eq!(out.len(), 202, "peers 800..=1000 and peer 1");
+        assert_eq!(port(&out[201]), 1, "peer 1's window passes last");
+        assert_eq!(out[201].message(), "error 1\n    at one");
+        assert!(j.is_empty() && j.next_deadline().is_none());
+        let stats = j.take_stats();
+        assert_eq!(stats.flushes[Flush::Window as usize], 298 + 500);
+        assert_eq!(stats.flushes[Flush::Close as usize], 202);
+    }
+
+    /// The store finds every pending peer whether it scans or indexes, as
+    /// it grows past [`SCANNED`] and shrinks back.
+    #[test]
+    fn the_store_finds_each_peer_scanned_or_indexed() {
+        let mut store = Store::default();
+        let peer = |n: u16| Some(SocketAddr::from(([127, 0, 0, 1], n)));
+        for n in 1..=40u16 {
+            let event = ev(n, "<14>x");
+            store.insert(Pending {
+                peer: peer(n),
+                pri: event.pri(),
+                event,
+                joined: None,
+                lines: 1,
+                stamp: u64::from(n),
+            });
+            assert_eq!(store.index.is_empty(), n <= SCANNED as u16);
+        }
+        let mut left: Vec<u16> = (1..=40).collect();
+        for n in [
+            1, 40, 7, 20, 21, 2, 39, 3, 38, 4, 37, 5, 36, 6, 35, 8, 34, 9, 33, 10, 32, 11, 31, 12,
+            30, 13, 29, 14, 28, 15, 27,
+        ] {
+            assert_eq!(store.remove(peer(n)).map(|p| p.stamp), Some(u64::from(n)));
+            left.retain(|&m| m != n);
+            assert!(store.remove(peer(n)).is_none());
+            for &m in &left {
+                assert_eq!(
+                    store.get(peer(m)).map(|p| p.stamp),
+                    Some(u64::from(m)),
+                    "{m}"
+                );
+            }
+        }
+        assert_eq!(store.len(), 9);
+        assert!(!store.index.is_empty(), "indexed until it shrinks to 8");
+        store.remove(peer(16));
+        assert!(store.index.is_empty());
+        assert!(store.get(peer(26)).is_some() && store.get(peer(16)).is_none());
+    }
+
+    /// Each continuation starts a new deadline entry; the ones it made
+    /// stale are dropped, so a long trace does not grow the queue.
+    #[test]
+    fn the_deadline_queue_stays_bounded_by_what_is_pending() {
+        let mut j = joiner();
+        let now = Instant::now();
+        let mut out = Vec::new();
+        j.push(ev(1, "<187>error"), now, &mut out);
+        j.push(ev(2, "<187>error"), now, &mut out);
+        for i in 0..900 {
+            j.push(ev(1 + i % 2, &format!("<187>    at {i}")), now, &mut out);
+            assert!(j.due.len() <= 2 * j.pending.len() + 65, "{}", j.due.len());
+        }
+        for i in 0..900 {
+            // One event after another from one sender: emitted at once.
+            j.push(ev(3, &format!("<190>info {i}")), now, &mut out);
+            assert!(j.due.len() <= 2 * j.pending.len() + 65, "{}", j.due.len());
+        }
+        assert_eq!(out.len(), 899);
+        j.close(&mut out);
+        assert_eq!(out.len(), 902);
+        assert_eq!(out[900].message().lines().count(), 451);
     }
 
     #[test]

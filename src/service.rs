@@ -93,7 +93,7 @@ impl Generation {
     ) -> Result<Generation, ServiceError> {
         let mut sinks = Vec::with_capacity(config.sinks.len());
         for s in &config.sinks {
-            sinks.push(Arc::new(Sink::open(s, telemetry.sink_requests(&s.name))?));
+            sinks.push(Arc::new(Sink::open(s, telemetry)?));
         }
         let pipeline = Arc::new(Pipeline::new(&config.routes, telemetry, spills)?);
         let workers = TaskTracker::new();

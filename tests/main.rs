@@ -5,6 +5,7 @@
 
 mod blaster_e2e;
 mod config;
+mod connections;
 mod elasticsearch;
 mod engines;
 mod es_server;
@@ -20,6 +21,7 @@ mod fixparse;
 mod flume_shape;
 mod framing;
 mod influxdb;
+mod kafka;
 mod lenient_decode;
 mod listener;
 mod log4j_e2e;

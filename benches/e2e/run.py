@@ -37,7 +37,7 @@ BLASTER = os.path.join(ROOT, "target", "release", "syslog-blaster")
 CONFIG = os.path.join(ROOT, "benches", "e2e", "sluice.toml")
 TICK = os.sysconf("SC_CLK_TCK")
 
-# name -> (listener, blaster arguments)
+# name -> (listener name in sluice.toml, blaster arguments)
 SCENARIOS = {
     # The reference scenario: one TCP connection, LF framing, 1 M RFC 5424
     # messages of 256 bytes, every 4th a status line, as fast as possible.
@@ -50,6 +50,34 @@ SCENARIOS = {
     # Latency at a steady, light rate.
     "tcp-20k": ("tcp", ["--rate", "20000", "--duration", "10", "--format", "rfc5424",
                         "--size", "256", "--status-every", "4", "--expect", "both"]),
+    # Connection scaling: tcp-full's load shared by N concurrent connections
+    # (each sends every Nth message), as fast as possible.
+    **{f"tcp-conns-{n}": ("tcp", ["--connections", str(n), "--count", "1000000",
+                                  "--format", "rfc5424", "--size", "256",
+                                  "--status-every", "4", "--expect", "both"])
+       for n in (1, 8, 64, 1000)},
+    # tcp-20k's load from 1,000 connections (20 msg/s each).
+    "tcp-20k-1000": ("tcp", ["--connections", "1000", "--rate", "20000", "--duration", "10",
+                             "--format", "rfc5424", "--size", "256", "--status-every", "4",
+                             "--expect", "both"]),
+    # log4j 1.2 senders with multi-line joining on: 20 k msg/s, every 100th
+    # an error followed by its stack trace as 5 more frames (one event).
+    "tcp-20k-log4j": ("log4j_tcp", ["--rate", "20000", "--duration", "10", "--format", "log4j1",
+                                    "--size", "256", "--status-every", "4",
+                                    "--stack-every", "100", "--expect", "both"]),
+    "udp-20k-log4j": ("log4j_udp", ["--rate", "20000", "--duration", "10", "--format", "log4j1",
+                                    "--size", "256", "--status-every", "4",
+                                    "--stack-every", "100", "--expect", "both"]),
+    # The same from 1,000 senders (20 msg/s each: every event is the last
+    # of its stream for 50 ms).
+    "tcp-20k-log4j-1000": ("log4j_tcp", ["--connections", "1000", "--rate", "20000",
+                                         "--duration", "10", "--format", "log4j1",
+                                         "--size", "256", "--status-every", "4",
+                                         "--stack-every", "100", "--expect", "both"]),
+    "udp-20k-log4j-1000": ("log4j_udp", ["--connections", "1000", "--rate", "20000",
+                                         "--duration", "10", "--format", "log4j1",
+                                         "--size", "256", "--status-every", "4",
+                                         "--stack-every", "100", "--expect", "both"]),
     # UDP at 150 k msg/s for 10 s.
     "udp-150k": ("udp", ["--rate", "150000", "--duration", "10", "--format", "rfc5424",
                          "--size", "256", "--status-every", "4", "--expect", "documents"]),
@@ -112,11 +140,12 @@ def run(name):
                               stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         ready = json.loads(sluice.stdout.readline())
-        addr = next(l["address"] for l in ready["listeners"] if l["name"] == listener)
+        bound = next(l for l in ready["listeners"] if l["name"] == listener)
+        addr, scheme = bound["address"], bound["protocol"]
         cpu0 = cpu_seconds(sluice.pid)
         steal0, total0 = cpu_ticks()
         kernel0 = udp_rcvbuf_errors()
-        blaster.stdin.write(f"{listener}://{addr}\n")
+        blaster.stdin.write(f"{scheme}://{addr}\n")
         blaster.stdin.flush()
         out, _ = blaster.communicate(timeout=600)
         cpu = cpu_seconds(sluice.pid) - cpu0

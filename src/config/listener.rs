@@ -143,6 +143,9 @@ pub struct ListenerConfig {
     /// TCP/TLS: connections one source address may hold; `None` = only
     /// `max_connections` bounds them.
     pub max_connections_per_peer: Option<usize>,
+    /// TCP/TLS: connections the kernel completes and holds until they are
+    /// accepted (`listen(2)` backlog; Linux caps it at `net.core.somaxconn`).
+    pub listen_backlog: u32,
     pub max_frame_bytes: usize,
     pub framing: Framing,
     /// How frames are decoded: timezone, sender shape, log4j options.
@@ -250,6 +253,7 @@ impl Validator<'_, '_> {
             idle_timeout: Duration::from_secs(idle),
             frame_timeout: Duration::from_secs(frame_timeout),
             max_connections_per_peer: l.max_connections_per_peer,
+            listen_backlog: l.listen_backlog.unwrap_or(DEFAULT_LISTEN_BACKLOG),
             max_frame_bytes,
             framing: l.framing.unwrap_or_default(),
         })
@@ -283,10 +287,14 @@ impl Validator<'_, '_> {
                 l.max_connections_per_peer.is_some(),
                 "max_connections_per_peer",
             ),
+            (l.listen_backlog.is_some(), "listen_backlog"),
         ] {
             if set && l.protocol == ListenerProtocol::Udp {
                 return Err(self.err(&at(base, key), "only TCP and TLS listeners take it"));
             }
+        }
+        if l.listen_backlog == Some(0) {
+            return Err(self.err(&at(base, "listen_backlog"), "must be at least 1"));
         }
         let frame_timeout = l.frame_timeout_secs.unwrap_or(DEFAULT_FRAME_TIMEOUT_SECS);
         if frame_timeout == 0 {

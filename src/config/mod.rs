@@ -20,6 +20,7 @@ use crate::grok::Library;
 
 mod check;
 mod env;
+mod kafka;
 pub(crate) mod line_protocol;
 mod listener;
 mod locate;
@@ -40,6 +41,7 @@ use names::{FACILITIES, severity_code};
 use raw::*;
 
 pub use crate::grok::FieldType;
+pub(crate) use kafka::*;
 pub(crate) use line_protocol::{line_protocol_key, line_protocol_measurement};
 pub use listener::*;
 pub use metric::*;
@@ -121,6 +123,10 @@ impl std::fmt::Debug for AdminAccess {
 pub(crate) const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
 pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub(crate) const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+/// TCP/TLS listening backlog: tokio's default (128) left senders that
+/// connect in a burst (400 at once) hanging in `connect`. The kernel caps
+/// it at `net.core.somaxconn` (4096 on current Linux).
+pub(crate) const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
 pub(crate) const DEFAULT_FRAME_TIMEOUT_SECS: u64 = 30;
 pub(crate) const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 pub(crate) const DEFAULT_QUEUE_MAX_EVENTS: usize = 10_000;

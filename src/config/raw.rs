@@ -54,6 +54,7 @@ pub(super) struct RawListener {
     pub(super) idle_timeout_secs: Option<u64>,
     pub(super) frame_timeout_secs: Option<u64>,
     pub(super) max_connections_per_peer: Option<usize>,
+    pub(super) listen_backlog: Option<u32>,
     pub(super) max_frame_bytes: Option<usize>,
     pub(super) framing: Option<Framing>,
     pub(super) timezone: Option<String>,
@@ -98,6 +99,7 @@ pub(super) enum RawSink {
     },
     Influxdb(RawInflux),
     Elasticsearch(RawElasticsearch),
+    Kafka(RawKafka),
 }
 
 #[derive(Debug, Deserialize)]

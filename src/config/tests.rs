@@ -85,14 +85,16 @@ fn frame_timeout_and_per_peer_limit_are_bounded_and_tcp_only() {
     let ok = Config::from_toml(&format!("{}{BASE}{route}", tcp("")), "t.toml").unwrap();
     assert_eq!(ok.listeners[0].frame_timeout, Duration::from_secs(30));
     assert_eq!(ok.listeners[0].max_connections_per_peer, None);
+    assert_eq!(ok.listeners[0].listen_backlog, 1024);
     let ok = Config::from_toml(
         &format!(
             "{}{BASE}{route}",
-            tcp("frame_timeout_secs = 2\nmax_connections_per_peer = 8")
+            tcp("frame_timeout_secs = 2\nmax_connections_per_peer = 8\nlisten_backlog = 4096")
         ),
         "t.toml",
     )
     .unwrap();
+    assert_eq!(ok.listeners[0].listen_backlog, 4096);
     assert_eq!(ok.listeners[0].frame_timeout, Duration::from_secs(2));
     assert_eq!(ok.listeners[0].max_connections_per_peer, Some(8));
     let e = err(&format!("{}{BASE}", tcp("frame_timeout_secs = 0")));
@@ -116,6 +118,18 @@ fn frame_timeout_and_per_peer_limit_are_bounded_and_tcp_only() {
     ));
     assert!(
         e.contains("listeners[0].frame_timeout_secs") && e.contains("only TCP and TLS"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "[[listeners]]\nname = \"v\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:0\"\nlisten_backlog = 64\n{BASE}"
+    ));
+    assert!(
+        e.contains("listeners[0].listen_backlog") && e.contains("only TCP and TLS"),
+        "{e}"
+    );
+    let e = err(&format!("{}{BASE}", tcp("listen_backlog = 0")));
+    assert!(
+        e.starts_with("t.toml:6:") && e.contains("listeners[0].listen_backlog"),
         "{e}"
     );
 }
@@ -415,7 +429,7 @@ fn document_format_defaults_follow_the_sink() {
         .iter()
         .map(|r| match r.output {
             OutputConfig::Document(f) => Some(f),
-            OutputConfig::Metric(_) => None,
+            OutputConfig::Metric(_) | OutputConfig::Raw => None,
         })
         .collect();
     assert_eq!(

@@ -44,7 +44,7 @@ pub(crate) use udp::as_datagram;
 pub(crate) const UNDELIMITED_PAUSE: Duration = Duration::from_millis(100);
 /// How long a closing connection waits for more bytes already sent.
 pub(crate) const DRAIN_IDLE: Duration = Duration::from_millis(200);
-/// Read size for TCP.
+/// Largest read of one TCP connection (see [`tcp::read_size`]).
 const READ_CHUNK: usize = 64 * 1024;
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
@@ -109,7 +109,7 @@ impl BoundListener {
                 Socket::Udp(sockets)
             }
             ListenerProtocol::Tcp | ListenerProtocol::Tls => {
-                Socket::Tcp(TcpListener::bind(config.listen).await.map_err(err)?)
+                Socket::Tcp(tcp::bind(config).map_err(err)?)
             }
         };
         let local_addr = match &socket {

@@ -325,6 +325,7 @@ mod tests {
             payload: "x".into(),
             time_nanos: 0,
             key: None,
+            kafka: None,
         }];
         worker.deliver(&batch).await;
         assert_eq!(sink.writes.load(Relaxed), 51);

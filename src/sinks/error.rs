@@ -124,6 +124,9 @@ pub(crate) enum Cause {
     Task(#[from] tokio::task::JoinError),
     #[error("dead-letter file lock poisoned")]
     Poisoned,
+    /// The Kafka producer or brokers (what librdkafka said).
+    #[error("kafka: {0}")]
+    Kafka(String),
     /// The sink has no URL (validation refuses that).
     #[error("no URL configured")]
     NoUrl,
@@ -154,6 +157,8 @@ pub(crate) enum OpenError {
     },
     #[error("ca_file {}: no certificate in it", path.display())]
     CaEmpty { path: PathBuf },
+    #[error("cannot create the Kafka producer: {0}")]
+    Kafka(String),
     #[error("cannot build the HTTP client: {0}")]
     Client(reqwest::Error),
     #[error("cannot create {}: {source}", dir.display())]

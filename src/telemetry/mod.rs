@@ -19,8 +19,11 @@ use prometheus_client::registry::Registry;
 
 use crate::event::LenientRule;
 
+mod kafka;
 mod labels;
 
+use kafka::KafkaFamilies;
+pub(crate) use kafka::KafkaMetrics;
 pub(crate) use labels::{Flush, HandshakeFailure, QueueMetrics};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -57,8 +60,8 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct SinkLabel {
-    sink: String,
+pub(crate) struct SinkLabel {
+    pub(crate) sink: String,
 }
 
 /// Request latency buckets: 1 ms doubling to about 33 s.
@@ -393,6 +396,7 @@ pub(crate) struct Telemetry {
     s_up: Family<SinkRoute, Gauge>,
     s_held: Family<SinkRoute, Gauge>,
     s_request: Family<SinkLabel, Histogram, fn() -> Histogram>,
+    kafka: KafkaFamilies,
     /// The admin port's counters, resolved once.
     pub admin: AdminMetrics,
     /// (sink, route) → state, for /health; `true`: a worker a reload
@@ -519,6 +523,7 @@ impl Telemetry {
                 );
                 f
             },
+            kafka: KafkaFamilies::register(&mut registry),
             admin: AdminMetrics::register(&mut registry),
             sink_health: std::sync::Mutex::new(Vec::new()),
             listener_health: std::sync::Mutex::new(Vec::new()),
