@@ -491,6 +491,7 @@ mod start_up_tests {
                 payload: format!("r{i}"),
                 time_nanos: i,
                 key: None,
+                kafka: None,
             };
             queue.push(r, true).await;
         }
