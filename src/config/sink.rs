@@ -411,6 +411,9 @@ impl Validator<'_, '_> {
         let (username, password, api_key) =
             (nonempty(username), nonempty(password), nonempty(api_key));
         let urls = self.urls(base, &urls)?;
+        if let Some(why) = data_stream.as_deref().and_then(data_stream_name_problem) {
+            return Err(self.err(&at(base, "data_stream"), why));
+        }
         // A data stream is written by its name, through its template.
         let index = match (&data_stream, index.is_empty()) {
             (Some(ds), true) => ds.clone(),
@@ -530,4 +533,45 @@ impl Validator<'_, '_> {
             secs => Ok(Duration::from_secs(secs)),
         }
     }
+}
+
+/// Why the engines would refuse `name` as a data stream's name, if they
+/// would (the index-name rules of Elasticsearch and OpenSearch), or why
+/// sluice does: a date placeholder. A data stream rolls over by itself
+/// (its backing indices, by the ILM/ISM policy), so a name per day would
+/// only make a data stream per day, each a name the start-up check never
+/// saw (issue #23: a plain index holding one of them took the writes).
+pub(crate) fn data_stream_name_problem(name: &str) -> Option<String> {
+    name_problem(name).map(|why| format!("{name:?}: {why}"))
+}
+
+fn name_problem(name: &str) -> Option<String> {
+    const FORBIDDEN: &[char] = &['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':'];
+    if name.contains('%') {
+        return Some("date placeholders (%Y, %m, %d, %H) are for `index`, not `data_stream`: a data stream rolls over by itself (its backing indices), so name one stream (e.g. \"logs-app-default\")".into());
+    }
+    if name.is_empty() {
+        return Some("must not be empty".into());
+    }
+    if name.len() > 255 {
+        return Some("longer than 255 bytes, which the engines refuse".into());
+    }
+    if name.chars().any(char::is_uppercase) {
+        return Some("data stream names must be lowercase".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| FORBIDDEN.contains(c) || c.is_control())
+    {
+        return Some(format!(
+            "{c:?} is not allowed in a data stream name (none of \\ / * ? \" < > | , # : or spaces)"
+        ));
+    }
+    if name.starts_with(['-', '_', '+']) || name == "." || name == ".." {
+        return Some("a data stream name must not start with -, _ or + nor be . or ..".into());
+    }
+    if name.starts_with(".ds-") {
+        return Some("names starting with .ds- are the engines' backing indices".into());
+    }
+    None
 }

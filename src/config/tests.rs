@@ -730,3 +730,32 @@ fn a_route_to_elasticsearch_writes_ecs_documents_without_a_document_table() {
         "{e}"
     );
 }
+
+/// Issue #23 (defects 1 and 6): a `data_stream` with a date placeholder
+/// is refused (it made a plain index of the day's name take the writes,
+/// unchecked), so is a name the engines refuse, and the error names
+/// `data_stream`, not `index`.
+#[test]
+fn a_data_stream_name_is_checked_and_errors_name_data_stream() {
+    let es = |ds: &str| {
+        format!(
+            "{BASE}\n[[sinks]]\nname = \"es\"\ntype = \"elasticsearch\"\nurls = [\"http://es:9200\"]\ndata_stream = \"{ds}\"\n{DEFAULT_ROUTE}"
+        )
+    };
+    let e = err(&es("logs-att19-%Y.%m.%d"));
+    assert!(
+        e.starts_with("t.toml:16:1: sinks[1].data_stream: ") && e.contains("rolls over"),
+        "{e}"
+    );
+    for bad in [
+        "logs att", "Logs-app", "logs-a,b", "logs/a", "-logs", "logs:a", ".ds-x",
+    ] {
+        let e = err(&es(bad));
+        assert!(
+            e.starts_with("t.toml:16:1: sinks[1].data_stream: "),
+            "{bad:?}: {e}"
+        );
+    }
+    Config::from_toml(&es("logs-sluice-default"), "t").unwrap();
+    Config::from_toml(&es(".logs-internal"), "t").unwrap();
+}

@@ -171,6 +171,9 @@ pub(crate) struct SinkMetrics {
     pub rejected_records: Counter,
     /// 1 while the last write worked, 0 while it is failing.
     pub up: Gauge,
+    /// Records in batches held until an operator acts (shared by the
+    /// workers of a (sink, route) across a reload: each adds its own).
+    pub held_records: Gauge,
     pub health: SinkHealth,
 }
 
@@ -187,27 +190,54 @@ impl SinkMetrics {
 }
 
 /// One sink worker's state as `/health` shows it: its last error and
-/// since when it has been failing without a success in between.
+/// since when it has been failing without a success in between, and the
+/// records it holds until an operator acts. Clones share it; the worker
+/// owns the last one but /health's.
 #[derive(Clone, Default)]
-pub(crate) struct SinkHealth(Arc<std::sync::Mutex<Option<(String, std::time::Instant)>>>);
+pub(crate) struct SinkHealth(Arc<HealthState>);
+
+#[derive(Default)]
+struct HealthState {
+    failing: std::sync::Mutex<Option<(String, std::time::Instant)>>,
+    held: std::sync::atomic::AtomicU64,
+}
 
 impl SinkHealth {
     pub(crate) fn ok(&self) {
-        if let Ok(mut s) = self.0.lock() {
+        if let Ok(mut s) = self.0.failing.lock() {
             *s = None;
         }
     }
 
+    /// The worker holds `records` until an operator acts (0: none).
+    pub(crate) fn set_held(&self, records: u64) {
+        self.0
+            .held
+            .store(records, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn held(&self) -> u64 {
+        self.0.held.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A worker replaced by a reload still has records in hand: it is
+    /// running (it holds a clone besides /health's list) and failing or
+    /// holding.
+    fn still_holding(&self) -> bool {
+        Arc::strong_count(&self.0) > 1 && (self.held() > 0 || self.state().is_some())
+    }
+
     pub(crate) fn failing(&self, error: &str) {
-        if let Ok(mut s) = self.0.lock() {
+        if let Ok(mut s) = self.0.failing.lock() {
             let since = s.as_ref().map_or_else(std::time::Instant::now, |(_, t)| *t);
             *s = Some((error.chars().take(512).collect(), since));
         }
     }
 
     /// The last error and how long the sink has been failing.
-    fn state(&self) -> Option<(String, std::time::Duration)> {
+    pub(crate) fn state(&self) -> Option<(String, std::time::Duration)> {
         self.0
+            .failing
             .lock()
             .ok()
             .and_then(|s| s.as_ref().map(|(e, t)| (e.clone(), t.elapsed())))
@@ -364,12 +394,14 @@ pub(crate) struct Telemetry {
     s_retries: Family<SinkRoute, Counter>,
     s_failed: Family<SinkRouteReason, Counter>,
     s_up: Family<SinkRoute, Gauge>,
+    s_held: Family<SinkRoute, Gauge>,
     s_request: Family<SinkLabel, Histogram, fn() -> Histogram>,
     kafka: KafkaFamilies,
     /// The admin port's counters, resolved once.
     pub admin: AdminMetrics,
-    /// (sink, route) → state, for /health.
-    sink_health: std::sync::Mutex<Vec<(String, String, SinkHealth)>>,
+    /// (sink, route) → state, for /health; `true`: a worker a reload
+    /// replaced, listed while it still holds records.
+    sink_health: std::sync::Mutex<Vec<(String, String, SinkHealth, bool)>>,
     listener_health: std::sync::Mutex<Vec<ListenerHealth>>,
     /// A sink failing longer than this makes /health answer 503.
     unhealthy_after: std::time::Duration,
@@ -476,6 +508,10 @@ impl Telemetry {
             s_up: family!(
                 "sluice_sink_up",
                 "1 while a sink's last write for a route worked, 0 while it is failing"
+            ),
+            s_held: family!(
+                "sluice_sink_held_records",
+                "Records in batches a sink holds until an operator acts (Elasticsearch: a data_stream name a plain index holds), the workers of a previous config's included"
             ),
             s_request: {
                 let f: Family<SinkLabel, Histogram, fn() -> Histogram> =
@@ -608,12 +644,17 @@ impl Telemetry {
                 g.set(1);
                 g
             },
+            held_records: get(&self.s_held, &l),
             health: {
                 let h = SinkHealth::default();
                 if let Ok(mut all) = self.sink_health.lock() {
-                    // A reload replaces the worker of a (sink, route).
-                    all.retain(|(s, r, _)| !(s == sink && r == route));
-                    all.push((sink.to_owned(), route.to_owned(), h.clone()));
+                    // A reload replaces the worker of a (sink, route); the
+                    // replaced one stays listed while it holds records.
+                    for e in all.iter_mut().filter(|e| e.0 == sink && e.1 == route) {
+                        e.3 = true;
+                    }
+                    all.retain(|e| !e.3 || e.2.still_holding());
+                    all.push((sink.to_owned(), route.to_owned(), h.clone(), false));
                 }
                 h
             },
@@ -628,7 +669,12 @@ impl Telemetry {
     /// After a reload: `/health` lists only these (sink, route) pairs.
     pub(crate) fn keep_sinks(&self, pairs: &[(String, String)]) {
         if let Ok(mut all) = self.sink_health.lock() {
-            all.retain(|(s, r, _)| pairs.iter().any(|(ps, pr)| ps == s && pr == r));
+            for e in all.iter_mut() {
+                if !pairs.iter().any(|(s, r)| *s == e.0 && *r == e.1) {
+                    e.3 = true;
+                }
+            }
+            all.retain(|e| !e.3 || e.2.still_holding());
         }
     }
 
@@ -661,25 +707,35 @@ impl Telemetry {
         let mut sinks = Vec::new();
         let mut reasons = Vec::new();
         let mut degraded = false;
-        if let Ok(all) = self.sink_health.lock() {
-            for (sink, route, h) in all.iter() {
+        if let Ok(mut all) = self.sink_health.lock() {
+            all.retain(|e| !e.3 || e.2.still_holding());
+            for (sink, route, h, retired) in all.iter() {
                 let state = h.state();
+                let held = h.held();
                 let failing_secs = state.as_ref().map(|(_, d)| d.as_secs());
+                let whose = if *retired {
+                    ", a previous config's worker"
+                } else {
+                    ""
+                };
                 if let Some((error, for_how_long)) = &state {
                     degraded = true;
                     if *for_how_long > self.unhealthy_after {
                         reasons.push(format!(
-                            "sink {sink} (route {route}) failing for {} s: {error}",
+                            "sink {sink} (route {route}{whose}) failing for {} s, holding {held} records: {error}",
                             for_how_long.as_secs()
                         ));
                     }
                 }
+                degraded |= held > 0;
                 sinks.push(serde_json::json!({
                     "sink": sink,
                     "route": route,
                     "state": if state.is_some() { "failing" } else { "ok" },
                     "failing_secs": failing_secs,
                     "error": state.map(|(e, _)| e),
+                    "held_records": held,
+                    "previous_config": retired,
                 }));
             }
         }
@@ -717,3 +773,6 @@ impl Telemetry {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;

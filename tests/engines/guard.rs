@@ -24,6 +24,7 @@ type = "elasticsearch"
 urls = ["{url}"]
 data_stream = "{ds}"
 template_name = "sluice-guard-{ds}"
+ilm_policy = "sluice-guard-policy"
 linger_ms = 50
 [[routes]]
 name = "all"
@@ -78,6 +79,18 @@ fn assert_held(s: &Sluice, engine: &super::Engine, index: &str, sent: u64, why: 
         errors,
         1,
         "one ERROR line, not one per retry:\n{}",
+        s.stderr()
+    );
+    // Neither engine the tests run has ILM: said once, not per retry.
+    let no_ilm = s
+        .stderr()
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains("has no ILM"))
+        .count();
+    assert_eq!(
+        no_ilm,
+        1,
+        "one no-ILM WARN, not one per setup attempt:\n{}",
         s.stderr()
     );
     error
@@ -312,4 +325,175 @@ fn a_kept_template_that_misses_the_data_stream_is_refused() {
     let (status, _) = engine.req("GET", &format!("/{ds}"), "");
     assert_eq!(status, 404, "no plain index {ds} was created");
     stop_holding(&mut s, 20);
+}
+
+/// Issue #23 defect 5: sluice's own template of the current version, left
+/// from an earlier `index` (patterns `tmpl-before*`), is kept when the
+/// sink now writes `tmpl-after`: its mappings no longer apply, so a WARN
+/// names the template, its patterns and the index; the INFO line does not
+/// call it a data stream.
+#[test]
+fn a_kept_template_that_misses_a_changed_index_is_warned_about() {
+    let Some(engine) = super::shared(Kind::OpenSearch) else {
+        return;
+    };
+    let index = "tmpl-after";
+    let template = "sluice-guard-changed";
+    fresh(
+        engine,
+        &[
+            &format!("/{index}"),
+            &format!("/_index_template/{template}"),
+        ],
+    );
+    engine.ok(
+        "PUT",
+        &format!("/_index_template/{template}"),
+        r#"{"index_patterns":["tmpl-before*"],"version":1,"_meta":{"managed_by":"sluice"}}"#,
+    );
+    let urls = format!("\"{}\"", engine.urls()[0]);
+    let mut s = Sluice::start(&config(
+        "",
+        &format!(
+            r#"
+[[sinks]]
+name = "es"
+type = "elasticsearch"
+urls = [{urls}]
+index = "{index}"
+manage_template = true
+template_name = "{template}"
+linger_ms = 50
+[[routes]]
+name = "all"
+sink = "es"
+final = true
+document = {{}}
+[default_route]
+sink = "events"
+document = {{}}
+"#
+        ),
+    ));
+    send_numbered(s.addr("tcp"), 0, 10, "changed index");
+    let stored = engine.wait_count(index, 10, 30);
+    let drops = counted_drops(&s);
+    eprintln!("sent 10, stored {stored}, counted drops {drops}");
+    assert_eq!(stored, 10, "waited 30 s for the documents");
+    assert_eq!(10, stored + drops);
+    let stderr = s.stderr();
+    let warn = stderr
+        .lines()
+        .find(|l| l.contains(" WARN ") && l.contains(&format!("index template {template:?}")));
+    eprintln!("{}", warn.unwrap_or("(no WARN line)"));
+    assert!(
+        warn.is_some_and(|l| l.contains("tmpl-before*") && l.contains(index)),
+        "a WARN naming the kept template, its patterns and the index:\n{stderr}"
+    );
+    let info = stderr
+        .lines()
+        .find(|l| l.contains(" INFO ") && l.contains("index template"))
+        .unwrap_or("");
+    assert!(!info.contains("data_stream"), "{info}");
+    assert!(s.stop().success());
+}
+
+/// Issue #23 defect 4: a reload while a memory route's records are held.
+/// The previous config's worker keeps them (not moved to the new config's
+/// route) and shows on /health (degraded, `previous_config`, its
+/// `held_records`) and in `sluice_sink_held_records` until they are
+/// written; /health said "ok" meanwhile, and the records were lost at the
+/// next stop. Once the plain index is removed they arrive: sent = stored
+/// + counted drops.
+#[test]
+fn a_reload_while_records_are_held_shows_them_until_they_are_written() {
+    let Some(engine) = super::shared(Kind::OpenSearch) else {
+        return;
+    };
+    let ds = "logs-sluice-reload";
+    let after = "reload-after";
+    fresh(
+        engine,
+        &[
+            &format!("/_data_stream/{ds}"),
+            &format!("/{ds}"),
+            &format!("/{after}"),
+            &format!("/_index_template/sluice-guard-{ds}"),
+            &format!("/_index_template/sluice-guard-{after}"),
+        ],
+    );
+    engine.ok("PUT", &format!("/{ds}"), "{}");
+    let v1 = data_stream_config(&engine.urls()[0], ds);
+    let mut s = Sluice::start(&v1);
+    let n = 30;
+    send_numbered(s.addr("tcp"), 0, n, "held");
+    assert_held(
+        &s,
+        engine,
+        ds,
+        n as u64,
+        "a plain index already holds this name",
+    );
+    let held = || s.metric_sum("sluice_sink_held_records", "route=\"all\"");
+    wait_while!(60, || held() != n as u64);
+    assert_eq!(held(), n as u64, "waited 60 s for the held batch");
+    // The operator points the sink at a plain index and reloads.
+    // Its own template: the previous worker's, for the data stream, is
+    // still to be installed once the index is removed.
+    let v2 = v1
+        .replace(
+            &format!("data_stream = \"{ds}\""),
+            &format!("index = \"{after}\"\nmanage_template = true"),
+        )
+        .replace(
+            &format!("template_name = \"sluice-guard-{ds}\""),
+            &format!("template_name = \"sluice-guard-{after}\""),
+        );
+    std::fs::write(s.path("sluice.toml"), &v2).unwrap();
+    let pid = s.child.as_ref().unwrap().id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_while!(60, || !s.stderr().contains("reloaded"));
+    let m = 10;
+    send_numbered(s.addr("tcp"), n, m, "after reload");
+    let stored_after = engine.wait_count(after, m as u64, 60);
+    assert_eq!(
+        stored_after, m as u64,
+        "waited 60 s for the new config's writes"
+    );
+    let (code, h) = s.health_status();
+    let previous: Vec<_> = h["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["previous_config"] == true)
+        .cloned()
+        .collect();
+    eprintln!("/health after the reload: {code} {h}");
+    // Degraded, or failing once unhealthy_after_secs (120) passed.
+    assert_ne!(h["status"], "ok", "records are held: not ok: {h}");
+    assert_eq!(previous.len(), 1, "{h}");
+    assert_eq!(previous[0]["route"], "all", "{h}");
+    assert_eq!(previous[0]["sink"], "ds", "{h}");
+    assert_eq!(previous[0]["held_records"], n, "{h}");
+    assert_eq!(held(), n as u64, "still counted in /metrics");
+    // The operator removes the plain index: the previous worker writes.
+    engine.ok("DELETE", &format!("/{ds}"), "");
+    let stored = engine.wait_count(ds, n as u64, 60);
+    let drops = counted_drops(&s);
+    eprintln!(
+        "sent {}, stored {stored} in {ds} + {stored_after} in {after}, counted drops {drops}",
+        n + m
+    );
+    assert_eq!(stored, n as u64, "waited 60 s for the held records");
+    assert_eq!((n + m) as u64, stored + stored_after + drops);
+    wait_while!(30, || s.health()["status"] != "ok" || held() != 0);
+    assert_eq!(s.health()["status"], "ok", "{}", s.health());
+    assert_eq!(held(), 0);
+    assert!(s.stop().success());
 }

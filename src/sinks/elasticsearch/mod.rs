@@ -56,6 +56,8 @@ pub(crate) struct ElasticsearchSink {
     setup: tokio::sync::OnceCell<Option<setup::Engine>>,
     /// Setup is refused until an operator acts (logged once).
     held: std::sync::atomic::AtomicBool,
+    /// Setup's warnings given once, not at every attempt while held.
+    said: setup::Said,
 }
 
 /// What became of the items of one request.
@@ -98,6 +100,7 @@ impl ElasticsearchSink {
             max_request_bytes: std::sync::atomic::AtomicUsize::new(usize::MAX),
             setup: tokio::sync::OnceCell::new(),
             held: std::sync::atomic::AtomicBool::new(false),
+            said: setup::Said::default(),
         })
     }
 
@@ -247,7 +250,15 @@ impl ElasticsearchSink {
         let base = self.node().1.map_or("", crate::config::url_text);
         let run = self
             .setup
-            .get_or_try_init(|| setup::run(&self.name, &self.config, &self.http.client, base))
+            .get_or_try_init(|| {
+                setup::run(
+                    &self.name,
+                    &self.config,
+                    &self.http.client,
+                    base,
+                    &self.said,
+                )
+            })
             .await;
         match run {
             Ok(_) => {

@@ -22,9 +22,42 @@
 //! error only an operator can clear ([`SetupError::needs_operator`]): the
 //! records are held, and the check runs again at each retry.
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::config::{ElasticsearchConfig, FieldType};
+
+/// Warnings a sink's setup gives once, not at every attempt while its
+/// records are held.
+#[derive(Debug, Default)]
+pub(crate) struct Said {
+    /// `ilm_policy` on an engine without ILM.
+    no_ilm: AtomicBool,
+    /// A kept template whose patterns miss the plain index.
+    uncovered: AtomicBool,
+}
+
+/// What the template must cover: the data stream's name, or the index
+/// (its date fields as `*`).
+pub(crate) struct Target {
+    name: String,
+    data_stream: bool,
+}
+
+impl Target {
+    pub(crate) fn of(config: &ElasticsearchConfig) -> Target {
+        match &config.data_stream {
+            Some(ds) => Target {
+                name: ds.clone(),
+                data_stream: true,
+            },
+            None => Target {
+                name: index_pattern(&config.index),
+                data_stream: false,
+            },
+        }
+    }
+}
 
 /// The version of the template this sluice writes; raise it when the
 /// mappings change.
@@ -189,6 +222,7 @@ pub(crate) async fn run(
     config: &ElasticsearchConfig,
     client: &reqwest::Client,
     base: &str,
+    said: &Said,
 ) -> Result<Option<Engine>, SetupError> {
     let engine = match detect(client, base).await {
         Ok(e) => e,
@@ -210,7 +244,7 @@ pub(crate) async fn run(
             )
             .await?
             .0 == 200;
-        if config.ilm_policy.is_some() && !ilm {
+        if config.ilm_policy.is_some() && !ilm && !said.no_ilm.swap(true, Relaxed) {
             tracing::warn!(
                 sink,
                 product = engine.product.name(),
@@ -223,28 +257,51 @@ pub(crate) async fn run(
         }
         let name = template_name(sink, config);
         let ds = config.data_stream.as_deref();
-        let done = install(client, base, &name, &template(config, &engine, ilm), ds).await?;
-        let kept = match done {
-            Installed::KeptUnversioned { data_stream } => {
-                tracing::warn!(sink, template = %name, "Elasticsearch sink: index template {name:?} is there without a `version` and was not written by sluice: kept as it is (sluice's mappings are not installed). To let sluice manage it, delete it (or give it `version: 0`); to silence this, set `manage_template = false` or `template_name` to another name");
-                (!data_stream).then(|| "no `version`, an operator's own".to_owned())
-            }
-            Installed::Kept {
-                version,
-                data_stream,
-            } => (!data_stream).then(|| format!("version {version}, not older than sluice's")),
-            Installed::Created | Installed::Updated(_) => None,
-        };
-        match (ds, kept) {
-            (Some(ds), Some(why)) => {
+        let target = Target::of(config);
+        let done = install(
+            client,
+            base,
+            &name,
+            &template(config, &engine, ilm),
+            &target,
+        )
+        .await?;
+        if let Installed::KeptUnversioned { .. } = done {
+            tracing::warn!(sink, template = %name, "Elasticsearch sink: index template {name:?} is there without a `version` and was not written by sluice: kept as it is (sluice's mappings are not installed). To let sluice manage it, delete it (or give it `version: 0`); to silence this, set `manage_template = false` or `template_name` to another name");
+        }
+        match (&done, ds) {
+            (
+                Installed::Kept { covers: false, .. }
+                | Installed::KeptUnversioned { covers: false, .. },
+                Some(ds),
+            ) => {
                 return Err(SetupError::TemplateWithoutDataStream {
                     name: ds.to_owned(),
                     template: name,
-                    why,
+                    why: done.why_kept(),
                 });
             }
+            (
+                Installed::Kept {
+                    covers: false,
+                    patterns,
+                    ..
+                }
+                | Installed::KeptUnversioned {
+                    covers: false,
+                    patterns,
+                },
+                None,
+            ) => {
+                // A plain index: writes work, but the template's mappings
+                // do not apply to it (an `index` changed since it was
+                // installed), so dynamic mapping guesses.
+                if !said.uncovered.swap(true, Relaxed) {
+                    tracing::warn!(sink, template = %name, patterns = ?patterns, index = %config.index, "Elasticsearch sink: index template {name:?} is kept ({}) but its index_patterns {patterns:?} do not cover the index {:?}: its mappings do not apply there. Delete the template (sluice then installs its own) or set `template_name` to another name", done.why_kept(), config.index);
+                }
+            }
             _ => {
-                tracing::info!(sink, template = %name, version = TEMPLATE_VERSION, ?done, "Elasticsearch sink: index template");
+                tracing::info!(sink, template = %name, version = TEMPLATE_VERSION, done = %done, "Elasticsearch sink: index template");
             }
         }
     }
@@ -464,34 +521,64 @@ pub(crate) enum Installed {
     /// An older version sluice wrote was replaced.
     Updated(u64),
     /// The same or a newer version is there: left alone.
-    /// `data_stream`: it makes the sink's data stream one (see
-    /// [`makes_data_stream`]).
+    /// `covers`: its patterns cover the sink's index, and it makes the
+    /// sink's data stream one (see [`covers`]).
     Kept {
         version: u64,
-        data_stream: bool,
+        covers: bool,
+        patterns: Vec<String>,
     },
     /// A template of that name without a `version`, not written by sluice
     /// (an operator's own): left alone, as Logstash's `template_overwrite`
     /// and Beats' `setup.template.overwrite` (both `false` by default) do.
     KeptUnversioned {
-        data_stream: bool,
+        covers: bool,
+        patterns: Vec<String>,
     },
 }
 
-/// Does template `t` make `name` a data stream: it declares one and an
-/// index pattern (`*` matching any run) matches `name`? `true` without a
-/// data stream to make.
-fn makes_data_stream(t: &serde_json::Value, name: Option<&str>) -> bool {
-    let Some(name) = name else { return true };
+impl Installed {
+    /// Why a kept template was kept.
+    fn why_kept(&self) -> String {
+        match self {
+            Installed::Kept { version, .. } => {
+                format!("version {version}, not older than sluice's")
+            }
+            _ => "no `version`, an operator's own".to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Installed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Installed::Created => f.write_str("created"),
+            Installed::Updated(v) => write!(f, "replaced sluice's version {v}"),
+            Installed::Kept { .. } | Installed::KeptUnversioned { .. } => {
+                write!(
+                    f,
+                    "kept ({}); it covers what the sink writes",
+                    self.why_kept()
+                )
+            }
+        }
+    }
+}
+
+/// Template `t`'s index patterns.
+fn patterns_of(t: &serde_json::Value) -> Vec<String> {
+    t["index_patterns"].as_array().map_or_else(Vec::new, |a| {
+        a.iter()
+            .filter_map(|p| p.as_str().map(str::to_owned))
+            .collect()
+    })
+}
+
+/// Does template `t` cover `target`: an index pattern (`*` matching any
+/// run) matches its name, and, for a data stream, it declares one?
+fn covers(t: &serde_json::Value, target: &Target) -> bool {
     let declares = t.get("data_stream").is_some_and(|d| !d.is_null());
-    let patterns = t["index_patterns"]
-        .as_array()
-        .map_or(&[][..], Vec::as_slice);
-    declares
-        && patterns
-            .iter()
-            .filter_map(serde_json::Value::as_str)
-            .any(|p| glob(p, name))
+    (declares || !target.data_stream) && patterns_of(t).iter().any(|p| glob(p, &target.name))
 }
 
 /// `pattern` (`*` = any run of characters) matches all of `text`.
@@ -514,39 +601,41 @@ fn glob(pattern: &str, text: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
-/// What an installed template answer (`GET /_index_template/NAME`) says.
-/// `data_stream`: the sink's.
-fn installed_of(body: &[u8], data_stream: Option<&str>) -> Option<Installed> {
+/// What an installed template answer (`GET /_index_template/NAME`) says
+/// of the sink's `target`.
+fn installed_of(body: &[u8], target: &Target) -> Option<Installed> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let t = &v["index_templates"].get(0)?["index_template"];
     Some(match t["version"].as_u64() {
         Some(version) if version >= TEMPLATE_VERSION => Installed::Kept {
             version,
-            data_stream: makes_data_stream(t, data_stream),
+            covers: covers(t, target),
+            patterns: patterns_of(t),
         },
         Some(v) => Installed::Updated(v),
         None if t["_meta"]["managed_by"] == "sluice" => Installed::Updated(0),
         None => Installed::KeptUnversioned {
-            data_stream: makes_data_stream(t, data_stream),
+            covers: covers(t, target),
+            patterns: patterns_of(t),
         },
     })
 }
 
 /// Install the template unless the same or a newer version, or an
-/// unversioned one of the operator's, is there (`data_stream`: the sink's,
-/// which a kept template must make a data stream).
+/// unversioned one of the operator's, is there (`target`: what a kept
+/// template must cover).
 pub(crate) async fn install(
     client: &reqwest::Client,
     base: &str,
     name: &str,
     template: &serde_json::Value,
-    data_stream: Option<&str>,
+    target: &Target,
 ) -> Result<Installed, SetupError> {
     let base = base.trim_end_matches('/');
     let url = format!("{base}/_index_template/{}", encode(name));
     let (status, _, body) = get(client, &url).await?;
     let installed = if status == 200 {
-        installed_of(&body, data_stream)
+        installed_of(&body, target)
     } else {
         None
     };
@@ -613,150 +702,4 @@ fn encode(name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn index_patterns_replace_date_fields_with_one_star() {
-        assert_eq!(index_pattern("syslog-%Y.%m.%d"), "syslog-*.*.*");
-        assert_eq!(index_pattern("logs-%Y%m%d%H-x"), "logs-*-x");
-        assert_eq!(index_pattern("logs-sluice-default"), "logs-sluice-default");
-        assert_eq!(index_pattern("a%%b"), "a%b");
-    }
-
-    #[test]
-    fn the_engine_is_read_from_the_root_answer() {
-        let os = br#"{"name":"n0","version":{"distribution":"opensearch","number":"3.6.0"}}"#;
-        assert_eq!(
-            engine_of_root(os),
-            Some(Engine {
-                product: Product::OpenSearch,
-                version: "3.6.0".into(),
-                major: 3
-            })
-        );
-        let es = br#"{"name":"n0","version":{"number":"8.19.21","build_flavor":"default"}}"#;
-        assert_eq!(
-            engine_of_root(es).map(|e| (e.product, e.major)),
-            Some((Product::Elasticsearch, 8))
-        );
-        assert_eq!(engine_of_root(b"{\"error\":\"x\"}"), None);
-    }
-
-    /// `_resolve/index` as OpenSearch 3.6 and Elasticsearch 8.19 answered
-    /// it for a plain index, an alias, a data stream and nothing.
-    #[test]
-    fn what_holds_a_name_is_read_from_resolve_index() {
-        let plain = br#"{"indices":[{"name":"plainidx","attributes":["open"]}],"aliases":[],"data_streams":[]}"#;
-        assert_eq!(holder_of(plain, "plainidx"), Holder::Index);
-        let alias = br#"{"indices":[],"aliases":[{"name":"aliasname","indices":["realidx"]}],"data_streams":[]}"#;
-        assert_eq!(
-            holder_of(alias, "aliasname"),
-            Holder::Alias(vec!["realidx".into()])
-        );
-        let ds = br#"{"indices":[],"aliases":[],"data_streams":[{"name":"dsx","backing_indices":[".ds-dsx-000001"],"timestamp_field":"@timestamp"}]}"#;
-        assert_eq!(holder_of(ds, "dsx"), Holder::DataStream);
-        let none = br#"{"indices":[],"aliases":[],"data_streams":[]}"#;
-        assert_eq!(holder_of(none, "x"), Holder::Nothing);
-        // Another name in the answer is not this one.
-        assert_eq!(holder_of(plain, "other"), Holder::Nothing);
-    }
-
-    /// The ILM warning names the engine detected, not always OpenSearch.
-    #[test]
-    fn the_no_ilm_warning_names_the_engine_detected() {
-        let es = Engine {
-            product: Product::Elasticsearch,
-            version: "8.19.21".into(),
-            major: 8,
-        };
-        let text = no_ilm_text(&es);
-        assert!(
-            text.starts_with("Elasticsearch 8.19.21 has no ILM"),
-            "{text}"
-        );
-        assert!(!text.contains("OpenSearch"), "{text}");
-        let os = Engine {
-            product: Product::OpenSearch,
-            version: "3.6.0".into(),
-            major: 3,
-        };
-        let text = no_ilm_text(&os);
-        assert!(text.starts_with("OpenSearch 3.6.0 has no ILM"), "{text}");
-        assert!(text.contains("ISM"), "{text}");
-        assert!(!text.contains("Elasticsearch"), "{text}");
-    }
-
-    /// An unversioned template not written by sluice is an operator's and
-    /// kept (as Logstash and Beats keep an existing template); one sluice
-    /// wrote, or an older version, is replaced.
-    #[test]
-    fn an_unversioned_template_of_the_operators_is_kept() {
-        let answer =
-            |t: &str| format!(r#"{{"index_templates":[{{"name":"t","index_template":{t}}}]}}"#);
-        let own = answer(r#"{"index_patterns":["x"]}"#);
-        assert_eq!(
-            installed_of(own.as_bytes(), None),
-            Some(Installed::KeptUnversioned { data_stream: true })
-        );
-        assert_eq!(
-            installed_of(own.as_bytes(), Some("x")),
-            Some(Installed::KeptUnversioned { data_stream: false })
-        );
-        let own_ds = answer(r#"{"index_patterns":["logs-*"],"data_stream":{}}"#);
-        assert_eq!(
-            installed_of(own_ds.as_bytes(), Some("logs-a-b")),
-            Some(Installed::KeptUnversioned { data_stream: true })
-        );
-        let ours = answer(r#"{"index_patterns":["x"],"_meta":{"managed_by":"sluice"}}"#);
-        assert_eq!(
-            installed_of(ours.as_bytes(), None),
-            Some(Installed::Updated(0))
-        );
-        // A current template for another data stream (another sluice's
-        // sink of the same name) does not make this one.
-        let newer = answer(&format!(
-            r#"{{"version":{},"index_patterns":["logs-other"],"data_stream":{{}}}}"#,
-            TEMPLATE_VERSION + 1
-        ));
-        assert_eq!(
-            installed_of(newer.as_bytes(), Some("logs-mine")),
-            Some(Installed::Kept {
-                version: TEMPLATE_VERSION + 1,
-                data_stream: false
-            })
-        );
-        assert_eq!(installed_of(br#"{"index_templates":[]}"#, None), None);
-    }
-
-    #[test]
-    fn index_patterns_match_like_the_engines_wildcards() {
-        assert!(glob("logs-sluice-default", "logs-sluice-default"));
-        assert!(!glob("logs-sluice-default", "logs-sluice-default2"));
-        assert!(glob("logs-*", "logs-a-b"));
-        assert!(glob("*-b", "logs-a-b"));
-        assert!(glob("l*a*b", "logs-a-b"));
-        assert!(glob("*", ""));
-        assert!(!glob("logs-*-x", "logs-a-b"));
-        assert!(!glob("a*a", "a"));
-    }
-
-    #[test]
-    fn a_held_setup_says_what_holds_the_name_and_needs_an_operator() {
-        let e = SetupError::NotADataStream {
-            name: "logs-a-b".into(),
-            holder: "a plain index".into(),
-        };
-        assert!(e.needs_operator());
-        assert!(
-            e.to_string()
-                .starts_with("data_stream \"logs-a-b\": a plain index already holds this name"),
-            "{e}"
-        );
-        let unreachable = SetupError::Unreachable {
-            url: "http://n".into(),
-            message: "refused".into(),
-        };
-        assert!(!unreachable.needs_operator());
-    }
-}
+mod tests;
