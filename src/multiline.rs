@@ -176,7 +176,7 @@ impl Joiner {
     }
 
     /// Take one decoded event; completed events are appended to `out`.
-    pub fn push(&mut self, event: Event, now: Instant, out: &mut Vec<Event>) {
+    pub fn push(&mut self, mut event: Event, now: Instant, out: &mut Vec<Event>) {
         self.seq += 1;
         let key: Key = (event.peer, event.pri());
         let kind = classify(&event);
@@ -231,6 +231,11 @@ impl Joiner {
                     p.deadline = now + window;
                     p.last_seq = seq;
                     p.event.lossy_utf8 |= event.lossy_utf8;
+                    // The joined event is done with only when every frame is.
+                    if event.ack.is_some() {
+                        p.event.ack =
+                            crate::record::Ack::join(p.event.ack.take(), event.ack.take());
+                    }
                     self.stats.joined_frames += 1;
                     return;
                 }
@@ -329,6 +334,42 @@ mod tests {
         let stats = j.take_stats();
         assert_eq!(stats.joined_frames, 4);
         assert_eq!(stats.flushes[Flush::Window as usize], 1);
+    }
+
+    /// A joined event holds the acks of all its frames: none is reported
+    /// done while the event (or a record made of it) lives.
+    #[test]
+    fn a_joined_event_holds_every_frames_ack() {
+        #[derive(Default)]
+        struct Seen(std::sync::Mutex<Vec<i64>>);
+        impl crate::record::AckTarget for Seen {
+            fn done(&self, _: u64, offset: i64) {
+                self.0.lock().unwrap().push(offset);
+            }
+        }
+        let seen = Arc::new(Seen::default());
+        let mut j = joiner();
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for (offset, f) in [
+            "<187>ERROR [main] Svc - Order failed",
+            "<187>java.lang.IllegalStateException: boom",
+            "<187>    at L1.main(L1.java:32)",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut e = ev(1, f);
+            e.ack = Some(crate::record::Ack::new(seen.clone(), 0, offset as i64));
+            j.push(e, now, &mut out);
+        }
+        j.expire(now + DEFAULT_WINDOW, &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(seen.0.lock().unwrap().is_empty(), "the joined event lives");
+        out.clear();
+        let mut done = seen.0.lock().unwrap().clone();
+        done.sort();
+        assert_eq!(done, vec![0, 1, 2]);
     }
 
     #[test]

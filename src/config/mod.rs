@@ -20,6 +20,7 @@ use crate::grok::Library;
 
 mod check;
 mod env;
+mod kafka;
 pub(crate) mod line_protocol;
 mod listener;
 mod locate;
@@ -40,6 +41,7 @@ use names::{FACILITIES, severity_code};
 use raw::*;
 
 pub use crate::grok::FieldType;
+pub(crate) use kafka::*;
 pub(crate) use line_protocol::{line_protocol_key, line_protocol_measurement};
 pub use listener::*;
 pub use metric::*;

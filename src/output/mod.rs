@@ -31,6 +31,17 @@ use line_protocol::encode_point;
 /// batch (or a spilled one, after a restart) carries the same ids.
 fn document_key(route_name: &str, event: &Event) -> [u8; 16] {
     use xxhash_rust::xxh3::{xxh3_64, xxh3_128_with_seed};
+    let nonce = event.id_nonce.unwrap_or_else(process_nonce);
+    let mut context = [0u8; 24];
+    context[0..8].copy_from_slice(&nonce.to_le_bytes());
+    context[8..16].copy_from_slice(&event.frame_number.to_le_bytes());
+    context[16..24].copy_from_slice(&event.received_nanos.to_le_bytes());
+    xxh3_128_with_seed(&context, xxh3_64(route_name.as_bytes())).to_le_bytes()
+}
+
+/// This process's start-up nonce, the first part of its documents'
+/// identity context (a Kafka envelope carries it as `sluice.id`).
+pub(crate) fn process_nonce() -> u64 {
     static NONCE: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
         use std::hash::{BuildHasher, Hasher};
         // std's hasher keys come from the OS's random source.
@@ -43,11 +54,7 @@ fn document_key(route_name: &str, event: &Event) -> [u8; 16] {
         h.write_u32(std::process::id());
         h.finish()
     });
-    let mut context = [0u8; 24];
-    context[0..8].copy_from_slice(&NONCE.to_le_bytes());
-    context[8..16].copy_from_slice(&event.frame_number.to_le_bytes());
-    context[16..24].copy_from_slice(&event.received_nanos.to_le_bytes());
-    xxh3_128_with_seed(&context, xxh3_64(route_name.as_bytes())).to_le_bytes()
+    *NONCE
 }
 
 /// Why an output could not be (fully) produced.
@@ -138,6 +145,7 @@ pub fn encode(
         payload,
         time_nanos: time,
         key,
+        ack: event.ack.clone(),
     })
 }
 
@@ -406,6 +414,24 @@ mod tests {
                 assert_ne!(other, later);
             }
         }
+    }
+
+    /// A frame another process received (a Kafka envelope) gets the key
+    /// that process gave it: its nonce stands in for this process's.
+    #[test]
+    fn document_keys_take_the_receiving_processs_nonce() {
+        let mut e = decode(
+            Bytes::from_static(b"<14>1 - h a - - - x=1"),
+            None,
+            7,
+            &DecodeOptions::default(),
+        );
+        e.frame_number = 3;
+        let own = document_key("r", &e);
+        e.id_nonce = Some(process_nonce());
+        assert_eq!(document_key("r", &e), own);
+        e.id_nonce = Some(process_nonce() ^ 1);
+        assert_ne!(document_key("r", &e), own);
     }
 
     #[test]

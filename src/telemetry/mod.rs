@@ -19,8 +19,10 @@ use prometheus_client::registry::Registry;
 
 use crate::event::LenientRule;
 
+mod kafka;
 mod labels;
 
+pub(crate) use kafka::{KafkaDrop, KafkaMetrics};
 pub(crate) use labels::{Flush, HandshakeFailure, QueueMetrics};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -217,7 +219,13 @@ impl SinkHealth {
 pub(crate) struct ListenerHealth {
     pub name: String,
     pub up: Arc<std::sync::atomic::AtomicBool>,
+    /// Why a serving listener is degraded (a kafka listener that reaches
+    /// no broker), if it is.
+    pub degraded: Degraded,
 }
+
+/// A listener's degraded state, set by the listener.
+pub(crate) type Degraded = Arc<std::sync::Mutex<Option<String>>>;
 
 /// Resolve one labelled metric. The family's read guard must be dropped
 /// before the next lookup: a lookup that creates a new label set takes the
@@ -336,6 +344,7 @@ impl AdminMetrics {
 /// All families, registered once.
 pub(crate) struct Telemetry {
     registry: Registry,
+    kafka: kafka::KafkaFamilies,
     l_frames: Family<ListenerLabel, Counter>,
     l_bytes: Family<ListenerLabel, Counter>,
     l_invalid: Family<ListenerLabel, Counter>,
@@ -484,6 +493,7 @@ impl Telemetry {
                 f
             },
             admin: AdminMetrics::register(&mut registry),
+            kafka: kafka::KafkaFamilies::register(&mut registry),
             sink_health: std::sync::Mutex::new(Vec::new()),
             listener_health: std::sync::Mutex::new(Vec::new()),
             unhealthy_after: std::time::Duration::from_secs(
@@ -539,6 +549,11 @@ impl Telemetry {
             }),
             strict_rejected_frames: get(&self.l_skipped, &r("strict")),
         }
+    }
+
+    /// The `sluice_kafka_*` counters of a kafka listener.
+    pub(crate) fn kafka(&self, listener: &str) -> KafkaMetrics {
+        self.kafka.listener(listener)
     }
 
     pub(crate) fn route(&self, name: &str) -> RouteMetrics {
@@ -642,9 +657,25 @@ impl Telemetry {
             all.push(ListenerHealth {
                 name: name.to_owned(),
                 up: up.clone(),
+                degraded: Degraded::default(),
             });
         }
         up
+    }
+
+    /// The degraded state of bound listener `name` (registered by
+    /// [`Telemetry::listener_bound`]).
+    pub(crate) fn listener_degraded(&self, name: &str) -> Degraded {
+        self.listener_health
+            .lock()
+            .ok()
+            .and_then(|all| {
+                all.iter()
+                    .rev()
+                    .find(|l| l.name == name)
+                    .map(|l| l.degraded.clone())
+            })
+            .unwrap_or_default()
     }
 
     /// `/health`: 200 `"ok"` when every listener is serving and no sink is
@@ -685,7 +716,10 @@ impl Telemetry {
                 if !up {
                     reasons.push(format!("listener {} is not serving", l.name));
                 }
-                listeners.push(serde_json::json!({ "listener": l.name, "up": up }));
+                let why = l.degraded.lock().ok().and_then(|d| d.clone());
+                degraded |= why.is_some();
+                listeners
+                    .push(serde_json::json!({ "listener": l.name, "up": up, "degraded": why }));
             }
         }
         let (code, status) = if !reasons.is_empty() {

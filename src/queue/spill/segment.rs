@@ -53,6 +53,7 @@ pub(super) fn decode(body: &[u8]) -> Option<Record> {
         payload,
         time_nanos,
         key,
+        ack: None,
     })
 }
 

@@ -10,6 +10,7 @@ fn rec(i: u64) -> Record {
         payload: format!("record {i} {}", "x".repeat((i % 7) as usize)),
         time_nanos: i as i64,
         key: (i % 2 == 0).then_some([i as u8; 16]),
+        ack: None,
     }
 }
 

@@ -1,0 +1,183 @@
+//! The Kafka listener's families (`sluice_kafka_*`): records consumed by
+//! kind, records dropped by reason, commits, consumer lag and in-flight
+//! records per partition.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabel {
+    listener: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerKind {
+    listener: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerReason {
+    listener: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabel {
+    listener: String,
+    topic: String,
+    partition: String,
+}
+
+/// Why a Kafka record was dropped (counted) instead of decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KafkaDrop {
+    /// `sluice.envelope` names a version this build does not read.
+    EnvelopeVersion,
+    /// An envelope header is missing or unreadable (`sluice.received`,
+    /// `sluice.id`, `sluice.peer`, `sluice.timezone`).
+    Envelope,
+    /// A record without a value (a tombstone).
+    NoValue,
+    /// Longer than the listener's `max_frame_bytes`.
+    Oversized,
+}
+
+impl KafkaDrop {
+    pub(crate) const ALL: [KafkaDrop; 4] = [
+        KafkaDrop::EnvelopeVersion,
+        KafkaDrop::Envelope,
+        KafkaDrop::NoValue,
+        KafkaDrop::Oversized,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            KafkaDrop::EnvelopeVersion => "envelope_version",
+            KafkaDrop::Envelope => "envelope",
+            KafkaDrop::NoValue => "no_value",
+            KafkaDrop::Oversized => "oversized",
+        }
+    }
+}
+
+/// The counters of one Kafka listener, resolved once.
+#[derive(Clone, Default)]
+pub(crate) struct KafkaMetrics {
+    /// Records that were raw envelopes.
+    pub envelope_records: Counter,
+    /// Records decoded as plain frames (no `sluice.envelope` header).
+    pub plain_records: Counter,
+    /// Indexed like [`KafkaDrop::ALL`].
+    pub dropped: [Counter; 4],
+    pub commits: Counter,
+    pub commit_failures: Counter,
+    pub in_flight: Gauge,
+    pub paused_partitions: Gauge,
+    pub rebalances: Counter,
+    lag: Family<PartitionLabel, Gauge>,
+    listener: String,
+}
+
+impl KafkaMetrics {
+    /// Consumer lag of one partition (from librdkafka's statistics).
+    pub(crate) fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.lag
+            .get_or_create(&PartitionLabel {
+                listener: self.listener.clone(),
+                topic: topic.to_owned(),
+                partition: partition.to_string(),
+            })
+            .set(lag);
+    }
+}
+
+/// The `sluice_kafka_*` families.
+pub(super) struct KafkaFamilies {
+    records: Family<ListenerKind, Counter>,
+    dropped: Family<ListenerReason, Counter>,
+    commits: Family<ListenerLabel, Counter>,
+    commit_failures: Family<ListenerLabel, Counter>,
+    in_flight: Family<ListenerLabel, Gauge>,
+    paused: Family<ListenerLabel, Gauge>,
+    rebalances: Family<ListenerLabel, Counter>,
+    lag: Family<PartitionLabel, Gauge>,
+}
+
+impl KafkaFamilies {
+    pub(super) fn register(registry: &mut Registry) -> Self {
+        macro_rules! family {
+            ($name:expr, $help:expr) => {{
+                let f = Family::default();
+                registry.register($name, $help, f.clone());
+                f
+            }};
+        }
+        KafkaFamilies {
+            records: family!(
+                "sluice_kafka_records",
+                "Records a kafka listener consumed, by kind: envelope (a raw envelope from an edge sluice), plain (no sluice.envelope header: decoded as a frame received now from no peer)"
+            ),
+            dropped: family!(
+                "sluice_kafka_dropped_records",
+                "Records a kafka listener consumed and dropped, by reason: envelope_version, envelope (a header missing or unreadable), no_value, oversized"
+            ),
+            commits: family!(
+                "sluice_kafka_commits",
+                "Offset commits a kafka listener made (of records every route was done with)"
+            ),
+            commit_failures: family!(
+                "sluice_kafka_commit_failures",
+                "Offset commits the broker refused or that failed"
+            ),
+            in_flight: family!(
+                "sluice_kafka_in_flight_records",
+                "Records consumed and not yet done with (delivered, spilled or dropped and counted): their offsets are not committed"
+            ),
+            paused: family!(
+                "sluice_kafka_paused_partitions",
+                "Partitions paused for backpressure (max_in_flight reached or the pipeline full)"
+            ),
+            rebalances: family!(
+                "sluice_kafka_rebalances",
+                "Consumer group rebalances (assignments and revocations) a kafka listener took part in"
+            ),
+            lag: family!(
+                "sluice_kafka_consumer_lag_records",
+                "Records in a partition after the listener's position (librdkafka statistics)"
+            ),
+        }
+    }
+
+    pub(super) fn listener(&self, name: &str) -> KafkaMetrics {
+        let l = ListenerLabel {
+            listener: name.to_owned(),
+        };
+        let kind = |kind: &str| ListenerKind {
+            listener: name.to_owned(),
+            kind: kind.to_owned(),
+        };
+        KafkaMetrics {
+            envelope_records: self.records.get_or_create(&kind("envelope")).clone(),
+            plain_records: self.records.get_or_create(&kind("plain")).clone(),
+            dropped: KafkaDrop::ALL.map(|d| {
+                self.dropped
+                    .get_or_create(&ListenerReason {
+                        listener: name.to_owned(),
+                        reason: d.as_str().to_owned(),
+                    })
+                    .clone()
+            }),
+            commits: self.commits.get_or_create(&l).clone(),
+            commit_failures: self.commit_failures.get_or_create(&l).clone(),
+            in_flight: self.in_flight.get_or_create(&l).clone(),
+            paused_partitions: self.paused.get_or_create(&l).clone(),
+            rebalances: self.rebalances.get_or_create(&l).clone(),
+            lag: self.lag.clone(),
+            listener: name.to_owned(),
+        }
+    }
+}
