@@ -95,6 +95,15 @@ impl KafkaMetrics {
     }
 }
 
+/// One labelled metric, the family's guard dropped on return.
+fn get<S, M>(family: &Family<S, M>, labels: &S) -> M
+where
+    S: Clone + std::hash::Hash + Eq,
+    M: Clone + prometheus_client::metrics::TypedMetric + Default,
+{
+    family.get_or_create(labels).clone()
+}
+
 /// The `sluice_kafka_*` families.
 pub(super) struct KafkaFamilies {
     records: Family<ListenerKind, Counter>,
@@ -152,6 +161,9 @@ impl KafkaFamilies {
         }
     }
 
+    /// Each lookup in its own statement: a family's read guard lives to
+    /// the end of the statement, and a second lookup that creates a label
+    /// set in the same family would wait for it forever.
     pub(super) fn listener(&self, name: &str) -> KafkaMetrics {
         let l = ListenerLabel {
             listener: name.to_owned(),
@@ -160,22 +172,26 @@ impl KafkaFamilies {
             listener: name.to_owned(),
             kind: kind.to_owned(),
         };
+        let envelope_records = get(&self.records, &kind("envelope"));
+        let plain_records = get(&self.records, &kind("plain"));
+        let dropped = KafkaDrop::ALL.map(|d| {
+            get(
+                &self.dropped,
+                &ListenerReason {
+                    listener: name.to_owned(),
+                    reason: d.as_str().to_owned(),
+                },
+            )
+        });
         KafkaMetrics {
-            envelope_records: self.records.get_or_create(&kind("envelope")).clone(),
-            plain_records: self.records.get_or_create(&kind("plain")).clone(),
-            dropped: KafkaDrop::ALL.map(|d| {
-                self.dropped
-                    .get_or_create(&ListenerReason {
-                        listener: name.to_owned(),
-                        reason: d.as_str().to_owned(),
-                    })
-                    .clone()
-            }),
-            commits: self.commits.get_or_create(&l).clone(),
-            commit_failures: self.commit_failures.get_or_create(&l).clone(),
-            in_flight: self.in_flight.get_or_create(&l).clone(),
-            paused_partitions: self.paused.get_or_create(&l).clone(),
-            rebalances: self.rebalances.get_or_create(&l).clone(),
+            envelope_records,
+            plain_records,
+            dropped,
+            commits: get(&self.commits, &l),
+            commit_failures: get(&self.commit_failures, &l),
+            in_flight: get(&self.in_flight, &l),
+            paused_partitions: get(&self.paused, &l),
+            rebalances: get(&self.rebalances, &l),
             lag: self.lag.clone(),
             listener: name.to_owned(),
         }

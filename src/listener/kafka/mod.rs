@@ -103,8 +103,10 @@ pub(crate) fn check(config: &ListenerConfig) -> Result<(), String> {
     let Some(k) = &config.kafka else {
         return Err("not a kafka listener".into());
     };
+    // Settings only: a client would try the brokers (and closing a group
+    // consumer that never joined can wait on them).
     client_config(&config.name, k)
-        .create::<BaseConsumer>()
+        .create_native_config()
         .map(drop)
         .map_err(|e| e.to_string())
 }
