@@ -18,6 +18,7 @@ fn records() -> Vec<Record> {
             payload: format!("{i:08} {}", "x".repeat(247)),
             time_nanos: i as i64,
             key: Some([i as u8; 16]),
+            kafka: None,
             ack: None,
         })
         .collect()

@@ -333,6 +333,14 @@ impl Event {
         }
     }
 
+    /// The frame as received, shared (no copy).
+    pub fn raw_bytes(&self) -> Bytes {
+        match &self.lossy_raw {
+            Some(raw) => Bytes::clone(raw),
+            None => self.text.as_bytes().clone(),
+        }
+    }
+
     /// PRIVAL (facility × 8 + severity), when the frame had one.
     pub fn pri(&self) -> Option<u8> {
         Some((self.facility? << 3) | self.severity?)

@@ -18,7 +18,7 @@ use crate::decode::{DecodeMode, DecodeOptions, decode};
 use crate::event::Event;
 use crate::event::LenientRule;
 use crate::multiline::{Joiner, MultilineConfig};
-use crate::output::{ConversionError, encode};
+use crate::output::{ConversionError, Origin, encode, kafka_part};
 use crate::queue::{RouteQueue, SpillShared};
 use crate::record::Record;
 use crate::router::{Router, RouterError};
@@ -29,6 +29,8 @@ pub(crate) struct RouteRuntime {
     pub(crate) name: String,
     pub(crate) output: OutputConfig,
     pub(crate) capture_names: Vec<(usize, String)>,
+    /// A route to a Kafka sink: its topic and key templates.
+    pub(crate) kafka: Option<crate::config::KafkaRoute>,
     pub(crate) queue: Arc<RouteQueue>,
     pub(crate) metrics: RouteMetrics,
 }
@@ -105,6 +107,7 @@ impl Pipeline {
                 name: r.name.clone(),
                 output: r.output.clone(),
                 capture_names: router.capture_names(i).to_vec(),
+                kafka: r.kafka.clone(),
                 queue: Arc::new(RouteQueue::with_spill(
                     &r.queue,
                     metrics.queue.clone(),
@@ -130,7 +133,7 @@ impl Pipeline {
 
     /// Route one event and encode it for every matching route, into
     /// `batch` (pushed by [`Pipeline::push_batch`]).
-    fn dispatch(&self, event: &Event, batch: &mut Batch) {
+    fn dispatch(&self, event: &Event, origin: &Origin, batch: &mut Batch) {
         let mut matches = recycle(std::mem::take(&mut batch.matches));
         self.router.route(event, &mut matches);
         for m in &matches {
@@ -172,7 +175,11 @@ impl Pipeline {
                 counter.inc();
                 tracing::debug!(route = %route.name, error = %e, "conversion error");
             }
-            if let Some(record) = record {
+            if let Some(mut record) = record {
+                if let Some(k) = &route.kafka {
+                    let raw = matches!(route.output, OutputConfig::Raw);
+                    record.kafka = Some(Box::new(kafka_part(k, &route.name, event, origin, raw)));
+                }
                 staged.records.push(record);
                 batch.records += 1;
             }
@@ -280,6 +287,8 @@ pub(crate) struct Reader<'a> {
     current: Option<Arc<Pipeline>>,
     batch: Batch,
     numbers: FrameNumbers,
+    /// The listener, as a raw envelope names it.
+    origin: Origin,
 }
 
 /// The per-frame path shared by every reader of frames (listeners,
@@ -300,7 +309,7 @@ pub(crate) struct FramePath<'a> {
 /// envelope): it is decoded as if this process had received it then, from
 /// that peer, on a listener with that zone, and its documents get the ids
 /// the receiving process would have given them.
-pub(crate) struct Origin {
+pub(crate) struct Received {
     pub(crate) peer: Option<SocketAddr>,
     pub(crate) received_nanos: i64,
     /// (nonce, frame number) of the receiving process; `None`: this
@@ -345,11 +354,11 @@ impl<'a> FramePath<'a> {
         self.take(event, frame_number, now, ready)
     }
 
-    /// [`FramePath::frame`] for a frame received elsewhere (see [`Origin`]).
+    /// [`FramePath::frame`] for a frame received elsewhere (see [`Received`]).
     pub(crate) fn frame_from(
         &mut self,
         frame: Bytes,
-        origin: Origin,
+        origin: Received,
         frame_number: u64,
         now: Instant,
         ready: &mut Vec<Event>,
@@ -496,6 +505,7 @@ impl<'a> Reader<'a> {
                 errors: Vec::new(),
             },
             numbers: FrameNumbers::default(),
+            origin: Origin::of(config),
         }
     }
 
@@ -525,7 +535,7 @@ impl<'a> Reader<'a> {
 
     /// Take one frame another process received (a Kafka envelope), or
     /// one received now without a peer, carrying `origin.ack`.
-    pub(crate) async fn frame_from(&mut self, frame: Bytes, origin: Origin) {
+    pub(crate) async fn frame_from(&mut self, frame: Bytes, origin: Received) {
         let number = match origin.identity {
             Some((_, number)) => number,
             None => self.numbers.next(),
@@ -615,7 +625,7 @@ impl<'a> Reader<'a> {
         let pipeline = begin(&mut self.current, self.pipeline, &mut self.batch);
         // Drained, not taken: the buffer is kept for the next frame.
         for event in self.ready.drain(..) {
-            pipeline.dispatch(&event, &mut self.batch);
+            pipeline.dispatch(&event, &self.origin, &mut self.batch);
         }
     }
 }

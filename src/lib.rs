@@ -26,14 +26,19 @@
 //! - `router` — event → matching routes (a literal prefilter, then the
 //!   candidates' regexes or their faster sequence form).
 //! - `output` — a matched event → a `record::Record`: a line-protocol
-//!   point, or a JSON document (canonical, ECS or Flume's shape).
+//!   point, or a JSON document (canonical, ECS or Flume's shape); for a
+//!   route to a Kafka sink also the topic, key and, for the `raw`
+//!   payload, the frame with its envelope (`output::kafka`).
 //! - `queue` — one bounded queue per route (`block`, `drop_newest`,
 //!   `drop_oldest`, `spill`), its on-disk spill log (`queue::spill`, under
 //!   the data dir's `spill` folder, which `run` creates at start) and the
 //!   delivery worker (`queue::deliver`) that drains it into a sink.
-//! - `sinks` — batch writers: file, stdout, InfluxDB, Elasticsearch; the
+//! - `sinks` — batch writers: file, stdout, InfluxDB, Elasticsearch,
+//!   Kafka (`sinks::kafka`: librdkafka, a batch done when every delivery
+//!   report is in); the
 //!   shared HTTP transport and node failover (`sinks::http`), typed
-//!   errors (`sinks::error`) and retry policy (`sinks::retry`). Sinks
+//!   errors (`sinks::error`: retryable, permanent, or held until an
+//!   operator acts) and retry policy (`sinks::retry`). Sinks
 //!   never import the queue: the worker drives them through
 //!   `sinks::Deliver`.
 //!

@@ -93,7 +93,7 @@ impl Generation {
     ) -> Result<Generation, ServiceError> {
         let mut sinks = Vec::with_capacity(config.sinks.len());
         for s in &config.sinks {
-            sinks.push(Arc::new(Sink::open(s, telemetry.sink_requests(&s.name))?));
+            sinks.push(Arc::new(Sink::open(s, telemetry)?));
         }
         let pipeline = Arc::new(Pipeline::new(&config.routes, telemetry, spills)?);
         let workers = TaskTracker::new();
@@ -165,7 +165,7 @@ fn serve_listener(
     };
     let kafka = (b.config.protocol == crate::config::ListenerProtocol::Kafka).then(|| {
         (
-            telemetry.kafka(&b.config.name),
+            telemetry.kafka_source(&b.config.name),
             telemetry.listener_degraded(&b.config.name),
         )
     });
@@ -413,7 +413,9 @@ async fn reload(
     // Listeners: bind what is new or moved before anything changes, so a
     // failed bind refuses the whole reload.
     let same_socket = |a: &crate::config::ListenerConfig, b: &crate::config::ListenerConfig| {
-        a.protocol == b.protocol && a.listen == b.listen && a.kafka == b.kafka
+        a.protocol == b.protocol
+            && a.listen == b.listen
+            && format!("{:?}", a.kafka) == format!("{:?}", b.kafka)
     };
     let mut to_bind = Vec::new();
     for l in &new.listeners {

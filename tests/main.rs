@@ -20,6 +20,7 @@ mod fixparse;
 mod flume_shape;
 mod framing;
 mod influxdb;
+mod kafka;
 mod lenient_decode;
 mod listener;
 mod log4j_e2e;

@@ -137,6 +137,12 @@ fn describe_sinks(out: &mut String, config: &Config) {
             SinkKind::Stdout => "stdout".to_owned(),
             SinkKind::Influxdb(i) => url_list(&i.http.urls),
             SinkKind::Elasticsearch(e) => url_list(&e.http.urls),
+            SinkKind::Kafka(k) => format!(
+                "{} topic {} payload {}",
+                k.brokers.join(","),
+                k.topic.source,
+                k.payload.as_str()
+            ),
         };
         outln!(
             out,
@@ -157,6 +163,7 @@ fn describe_routes(out: &mut String, config: &Config) {
         let output = match &r.output {
             OutputConfig::Metric(m) => format!("metric {}", m.measurement),
             OutputConfig::Document(f) => format!("document {}", document_name(*f)),
+            OutputConfig::Raw => "raw frames".to_owned(),
         };
         let mut conds = Vec::new();
         if r.is_default {

@@ -146,6 +146,10 @@ pub(super) fn report(event: &Event, config: Option<(&Config, &Router)>) -> Strin
                         out.push_str(",\"document\":");
                         out.push_str(&r.payload);
                     }
+                    // The frame itself: what `sluice parse` read.
+                    (crate::config::OutputConfig::Raw, Some(_)) => {
+                        out.push_str(",\"output\":\"raw\"");
+                    }
                     (_, None) => out.push_str(",\"output\":null"),
                 }
             } else {

@@ -143,6 +143,7 @@ fn describe_outputs(config: &Config) -> Vec<String> {
             let what = match r.output {
                 OutputConfig::Metric(_) => "metrics",
                 OutputConfig::Document(_) => "documents",
+                OutputConfig::Raw => "raw frames",
             };
             let to = match &s.kind {
                 SinkKind::File { path } => path.display().to_string(),

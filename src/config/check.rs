@@ -29,6 +29,7 @@ impl Config {
             let dead_letter = match &s.kind {
                 SinkKind::Influxdb(c) => c.http.dead_letter.as_ref(),
                 SinkKind::Elasticsearch(c) => c.http.dead_letter.as_ref(),
+                SinkKind::Kafka(c) => c.dead_letter.as_ref(),
                 _ => None,
             };
             if let Some(p) = dead_letter {

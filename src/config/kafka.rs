@@ -1,299 +1,521 @@
-//! `protocol = "kafka"` listeners: the consumer side of a two-tier
-//! deployment (edge → Kafka → indexer). Runtime settings and validation.
+//! `[[sinks]] type = "kafka"`: settings, their validation, and the
+//! `topic` / `key` templates.
 
 use super::*;
 
-/// Records of one partition handed on but not yet done with (delivered,
-/// spilled or dropped and counted), by default; past it the partition is
-/// paused.
-pub(crate) const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
-pub(crate) const DEFAULT_COMMIT_INTERVAL_MS: u64 = 1_000;
-pub(crate) const DEFAULT_SESSION_TIMEOUT_MS: u64 = 45_000;
-pub(crate) const DEFAULT_STATISTICS_INTERVAL_MS: u64 = 5_000;
+/// What a Kafka sink's records carry as their value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaPayload {
+    /// The frame as received, its receive metadata in headers (the raw
+    /// envelope an indexer decodes as if it had received the frame).
+    #[default]
+    Raw,
+    Ecs,
+    Flume,
+    Canonical,
+    /// InfluxDB line protocol (what Telegraf's `kafka_consumer` reads).
+    LineProtocol,
+}
 
-/// SASL mechanism of a Kafka client.
+impl KafkaPayload {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KafkaPayload::Raw => "raw",
+            KafkaPayload::Ecs => "ecs",
+            KafkaPayload::Flume => "flume",
+            KafkaPayload::Canonical => "canonical",
+            KafkaPayload::LineProtocol => "line_protocol",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaCompression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl KafkaCompression {
+    /// librdkafka's `compression.codec` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KafkaCompression::None => "none",
+            KafkaCompression::Gzip => "gzip",
+            KafkaCompression::Snappy => "snappy",
+            KafkaCompression::Lz4 => "lz4",
+            KafkaCompression::Zstd => "zstd",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum KafkaAcks {
+    /// Every in-sync replica has the record (and the producer is
+    /// idempotent unless turned off).
+    #[serde(rename = "all")]
+    All,
+    /// The partition leader has it.
+    #[serde(rename = "leader")]
+    Leader,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum SaslMechanism {
-    #[serde(rename = "PLAIN")]
-    Plain,
     #[serde(rename = "SCRAM-SHA-256")]
     ScramSha256,
     #[serde(rename = "SCRAM-SHA-512")]
     ScramSha512,
+    #[serde(rename = "PLAIN")]
+    Plain,
 }
 
 impl SaslMechanism {
     pub fn as_str(self) -> &'static str {
         match self {
-            SaslMechanism::Plain => "PLAIN",
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::Plain => "PLAIN",
         }
     }
 }
 
-/// `[listeners.kafka_tls]`: TLS to the brokers (librdkafka `ssl.*`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct RawKafka {
+    pub(super) name: String,
+    pub(super) brokers: Vec<String>,
+    pub(super) topic: String,
+    pub(super) key: Option<String>,
+    pub(super) payload: Option<KafkaPayload>,
+    pub(super) acks: Option<KafkaAcks>,
+    pub(super) idempotent: Option<bool>,
+    pub(super) compression: Option<KafkaCompression>,
+    pub(super) batch_max_events: Option<usize>,
+    pub(super) batch_max_bytes: Option<usize>,
+    pub(super) linger_ms: Option<u64>,
+    pub(super) message_timeout_secs: Option<u64>,
+    pub(super) max_message_bytes: Option<usize>,
+    pub(super) max_retries: Option<u32>,
+    pub(super) max_retry_secs: Option<u64>,
+    pub(super) max_backoff_secs: Option<u64>,
+    pub(super) dead_letter_path: Option<PathBuf>,
+    pub(super) tls: Option<RawKafkaTls>,
+    pub(super) sasl: Option<RawKafkaSasl>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKafkaTls {
+    pub(super) ca_file: Option<PathBuf>,
+    pub(super) cert_file: Option<PathBuf>,
+    pub(super) key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKafkaSasl {
+    pub(super) mechanism: Option<SaslMechanism>,
+    pub(super) username: String,
+    pub(super) password: String,
+}
+
+/// A validated Kafka sink.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `host:port` of the bootstrap brokers.
+    pub brokers: Vec<String>,
+    pub topic: Template,
+    pub key: Option<Template>,
+    pub payload: KafkaPayload,
+    pub acks: KafkaAcks,
+    pub idempotent: bool,
+    pub compression: KafkaCompression,
+    /// librdkafka's `batch.size` (bytes of one produce request's batch).
+    pub batch_max_bytes: usize,
+    /// How long a record may wait in librdkafka (including its own
+    /// retries) before its delivery report says it failed; the worker
+    /// then retries the record.
+    pub message_timeout: Duration,
+    /// The largest record the producer sends (`message.max.bytes`);
+    /// larger ones are refused for good (dead-lettered).
+    pub max_message_bytes: usize,
+    pub max_retries: u32,
+    pub max_retry_time: Duration,
+    pub max_backoff: Duration,
+    pub dead_letter: Option<PathBuf>,
+    pub tls: Option<KafkaTls>,
+    pub sasl: Option<KafkaSasl>,
+}
+
+#[derive(Debug, Clone)]
 pub struct KafkaTls {
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
 }
 
-/// `[listeners.sasl]`: SASL authentication to the brokers.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct KafkaSasl {
     pub mechanism: SaslMechanism,
     pub username: String,
     pub password: String,
 }
 
-/// The consumer settings of a `protocol = "kafka"` listener.
+/// A `topic` or `key` template: text and `{field}` parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KafkaSource {
-    /// `host:port` of bootstrap brokers.
-    pub brokers: Vec<String>,
-    pub topics: Vec<String>,
-    pub group_id: String,
-    /// Records of one partition in flight (handed on, not yet done with)
-    /// before the partition is paused.
-    pub max_in_flight: usize,
-    /// How often done offsets are committed.
-    pub commit_interval: Duration,
-    pub session_timeout: Duration,
-    pub statistics_interval: Duration,
-    pub tls: Option<KafkaTls>,
-    pub sasl: Option<KafkaSasl>,
+pub struct Template {
+    pub source: String,
+    pub parts: Vec<TemplatePart>,
 }
 
-/// The keys only a Kafka listener takes, and the keys it does not.
-pub(super) struct RawKafkaKeys {
-    pub(super) brokers: Option<Vec<String>>,
-    pub(super) topics: Option<Vec<String>>,
-    pub(super) group_id: Option<String>,
-    pub(super) max_in_flight: Option<usize>,
-    pub(super) commit_interval_ms: Option<u64>,
-    pub(super) session_timeout_ms: Option<u64>,
-    pub(super) tls: Option<KafkaTls>,
-    pub(super) sasl: Option<KafkaSasl>,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplatePart {
+    Text(String),
+    /// `{route}`: the route's name.
+    Route,
+    /// `{host}`, `{app}`, `{procid}`, `{msgid}`, `{facility}`,
+    /// `{severity}`, `{sd.ID.PARAM}`.
+    Value(Source),
 }
 
-impl RawKafkaKeys {
-    pub(super) fn take(l: &mut RawListener) -> RawKafkaKeys {
-        RawKafkaKeys {
-            brokers: l.brokers.take(),
-            topics: l.topics.take(),
-            group_id: l.group_id.take(),
-            max_in_flight: l.max_in_flight.take(),
-            commit_interval_ms: l.commit_interval_ms.take(),
-            session_timeout_ms: l.session_timeout_ms.take(),
-            tls: l.kafka_tls.take(),
-            sasl: l.sasl.take(),
+impl Template {
+    /// Constant text (no `{field}`).
+    pub fn constant(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [] => Some(""),
+            [TemplatePart::Text(t)] => Some(t),
+            _ => None,
         }
     }
-
-    /// The first key set, if any (a non-Kafka listener takes none).
-    fn first_set(&self) -> Option<&'static str> {
-        [
-            ("brokers", self.brokers.is_some()),
-            ("topics", self.topics.is_some()),
-            ("group_id", self.group_id.is_some()),
-            ("max_in_flight", self.max_in_flight.is_some()),
-            ("commit_interval_ms", self.commit_interval_ms.is_some()),
-            ("session_timeout_ms", self.session_timeout_ms.is_some()),
-            ("kafka_tls", self.tls.is_some()),
-            ("sasl", self.sasl.is_some()),
-        ]
-        .into_iter()
-        .find(|(_, set)| *set)
-        .map(|(k, _)| k)
-    }
 }
+
+/// The default worker batch and librdkafka batch size.
+const DEFAULT_BATCH_EVENTS: usize = 5_000;
+const DEFAULT_BATCH_BYTES: usize = 1024 * 1024;
 
 impl Validator<'_, '_> {
-    /// A Kafka listener's consumer settings; `None` for other protocols
-    /// (which must set none of its keys).
-    pub(super) fn kafka_source(
+    /// An `[[sinks]]` of type = "kafka".
+    pub(super) fn kafka(
         &self,
         base: &[Seg],
-        protocol: ListenerProtocol,
-        raw: RawKafkaKeys,
-        listen_set: bool,
-        frame_keys: &[(&'static str, bool)],
-    ) -> Result<Option<Arc<KafkaSource>>, ConfigError> {
-        if protocol != ListenerProtocol::Kafka {
-            if let Some(k) = raw.first_set() {
+        raw: RawKafka,
+        data_dir: &Path,
+    ) -> Result<SinkConfig, ConfigError> {
+        if raw.brokers.is_empty() {
+            return Err(self.err(
+                &at(base, "brokers"),
+                "at least one broker (host:port) is needed",
+            ));
+        }
+        for b in &raw.brokers {
+            let ok = b
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok || b.contains(',') {
+                return Err(self.err(&at(base, "brokers"), format!("{b:?} is not host:port")));
+            }
+        }
+        let topic = self.template(&at(base, "topic"), &raw.topic)?;
+        if topic.constant() == Some("") {
+            return Err(self.err(&at(base, "topic"), "must not be empty"));
+        }
+        if let Some(t) = topic.constant() {
+            if let Some(bad) = t
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+            {
                 return Err(self.err(
-                    &at(base, k),
-                    "only a protocol = \"kafka\" listener takes it",
+                    &at(base, "topic"),
+                    format!("{t:?}: {bad:?} is not allowed in a Kafka topic name (letters, digits, . _ -)"),
                 ));
             }
-            if !listen_set {
-                return Err(self.err(&at(base, "listen"), "missing: the address to listen on"));
-            }
-            return Ok(None);
         }
-        if listen_set {
+        let key = raw
+            .key
+            .as_deref()
+            .map(|k| self.template(&at(base, "key"), k))
+            .transpose()?;
+        let acks = raw.acks.unwrap_or(KafkaAcks::All);
+        let idempotent = raw.idempotent.unwrap_or(acks == KafkaAcks::All);
+        if idempotent && acks != KafkaAcks::All {
             return Err(self.err(
-                &at(base, "listen"),
-                "a kafka listener listens on no address: it consumes `topics` from `brokers`",
+                &at(base, "idempotent"),
+                "the idempotent producer needs acks = \"all\"",
             ));
         }
-        if let Some((k, _)) = frame_keys.iter().find(|(_, set)| *set) {
+        let batch_max_events = self.batch(base, raw.batch_max_events, DEFAULT_BATCH_EVENTS)?;
+        let batch_max_bytes = raw.batch_max_bytes.unwrap_or(DEFAULT_BATCH_BYTES);
+        if !(1_024..=1_000_000_000).contains(&batch_max_bytes) {
             return Err(self.err(
-                &at(base, k),
-                "a kafka listener takes no socket or framing settings: records are frames already",
+                &at(base, "batch_max_bytes"),
+                "must be between 1024 and 1000000000",
             ));
         }
-        let list = |k: &str, v: Option<Vec<String>>| match v {
-            Some(v) if !v.is_empty() && v.iter().all(|s| !s.trim().is_empty()) => Ok(v),
-            Some(_) => Err(self.err(&at(base, k), "must list at least one, none empty")),
-            None => Err(self.err(&at(base, k), "missing: a kafka listener needs it")),
-        };
-        let brokers = list("brokers", raw.brokers)?;
-        let topics = list("topics", raw.topics)?;
-        let group_id = match raw.group_id {
-            Some(g) if !g.trim().is_empty() => g,
-            Some(_) => return Err(self.err(&at(base, "group_id"), "must not be empty")),
-            None => {
+        let max_message_bytes = raw.max_message_bytes.unwrap_or(1_000_000);
+        if !(1_000..=1_000_000_000).contains(&max_message_bytes) {
+            return Err(self.err(
+                &at(base, "max_message_bytes"),
+                "must be between 1000 and 1000000000",
+            ));
+        }
+        let timeout_secs = raw.message_timeout_secs.unwrap_or(30);
+        if !(1..=3_600).contains(&timeout_secs) {
+            return Err(self.err(
+                &at(base, "message_timeout_secs"),
+                "must be between 1 and 3600",
+            ));
+        }
+        let linger_ms = raw.linger_ms.unwrap_or(DEFAULT_HTTP_LINGER_MS);
+        if linger_ms > 60_000 {
+            return Err(self.err(&at(base, "linger_ms"), "must be at most 60000"));
+        }
+        let (tls, sasl) = self.kafka_security(base, raw.tls, raw.sasl)?;
+        let dead_letter = Some(match raw.dead_letter_path {
+            Some(p) => self.resolve(p),
+            None => data_dir
+                .join("dead-letter")
+                .join(format!("{}.ndjson", raw.name)),
+        });
+        Ok(SinkConfig {
+            name: raw.name,
+            batch_max_events,
+            linger: Duration::from_millis(linger_ms),
+            kind: SinkKind::Kafka(Box::new(KafkaConfig {
+                brokers: raw.brokers,
+                topic,
+                key,
+                payload: raw.payload.unwrap_or_default(),
+                acks,
+                idempotent,
+                compression: raw.compression.unwrap_or(KafkaCompression::None),
+                batch_max_bytes,
+                message_timeout: Duration::from_secs(timeout_secs),
+                max_message_bytes,
+                // Retried until delivered unless limited: an unreachable
+                // broker holds the queue (whose when_full decides), it is
+                // never a drop of the sink's own.
+                max_retries: raw.max_retries.unwrap_or(u32::MAX),
+                max_retry_time: Duration::from_secs(
+                    raw.max_retry_secs.unwrap_or(100 * 365 * 24 * 3600),
+                ),
+                max_backoff: self.max_backoff(base, raw.max_backoff_secs)?,
+                dead_letter,
+                tls,
+                sasl,
+            })),
+        })
+    }
+
+    /// `[sinks.tls]` (files must be readable) and `[sinks.sasl]`.
+    fn kafka_security(
+        &self,
+        base: &[Seg],
+        tls: Option<RawKafkaTls>,
+        sasl: Option<RawKafkaSasl>,
+    ) -> Result<(Option<KafkaTls>, Option<KafkaSasl>), ConfigError> {
+        let tls = tls.map(|t| {
+            let base_tls = at(base, "tls");
+            if t.cert_file.is_some() != t.key_file.is_some() {
                 return Err(self.err(
-                    &at(base, "group_id"),
-                    "missing: the consumer group the indexers share",
+                    &base_tls,
+                    "cert_file and key_file go together (a client certificate and its key)",
                 ));
             }
-        };
-        let max_in_flight = raw.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
-        if !(1..=1_000_000).contains(&max_in_flight) {
-            return Err(self.err(&at(base, "max_in_flight"), "must be between 1 and 1000000"));
-        }
-        let commit_ms = raw.commit_interval_ms.unwrap_or(DEFAULT_COMMIT_INTERVAL_MS);
-        if !(10..=60_000).contains(&commit_ms) {
-            return Err(self.err(
-                &at(base, "commit_interval_ms"),
-                "must be between 10 and 60000",
-            ));
-        }
-        let session_ms = raw.session_timeout_ms.unwrap_or(DEFAULT_SESSION_TIMEOUT_MS);
-        if !(1_000..=3_600_000).contains(&session_ms) {
-            return Err(self.err(
-                &at(base, "session_timeout_ms"),
-                "must be between 1000 and 3600000",
-            ));
-        }
-        let tls = match raw.tls {
-            Some(mut t) => {
-                if t.cert_file.is_some() != t.key_file.is_some() {
-                    return Err(self.err(
-                        &at(base, "kafka_tls"),
-                        "cert_file and key_file go together (a client certificate)",
-                    ));
-                }
-                for (k, f) in [
-                    ("ca_file", &mut t.ca_file),
-                    ("cert_file", &mut t.cert_file),
-                    ("key_file", &mut t.key_file),
-                ] {
-                    if let Some(p) = f {
-                        *p = self.resolve(std::mem::take(p));
-                        if !p.is_file() {
-                            let mut path = at(base, "kafka_tls");
-                            path.push(key(k));
-                            return Err(self.err(&path, format!("{} is not a file", p.display())));
-                        }
+            for (field, file) in [
+                ("ca_file", &t.ca_file),
+                ("cert_file", &t.cert_file),
+                ("key_file", &t.key_file),
+            ] {
+                if let Some(f) = file {
+                    let path = self.resolve(f.clone());
+                    if !path.is_file() {
+                        return Err(self.err(
+                            &at(&base_tls, field),
+                            format!("{} is not a readable file", path.display()),
+                        ));
                     }
                 }
-                Some(t)
             }
+            Ok(KafkaTls {
+                ca_file: t.ca_file.map(|f| self.resolve(f)),
+                cert_file: t.cert_file.map(|f| self.resolve(f)),
+                key_file: t.key_file.map(|f| self.resolve(f)),
+            })
+        });
+        let tls = tls.transpose()?;
+        let sasl = match sasl {
             None => None,
-        };
-        if let Some(s) = &raw.sasl {
-            if s.username.is_empty() || s.password.is_empty() {
-                return Err(self.err(&at(base, "sasl"), "username and password must not be empty"));
+            Some(s) => {
+                if s.username.is_empty() {
+                    return Err(self.err(&at(&at(base, "sasl"), "username"), "must not be empty"));
+                }
+                if s.password.is_empty() {
+                    return Err(self.err(&at(&at(base, "sasl"), "password"), "must not be empty"));
+                }
+                Some(KafkaSasl {
+                    mechanism: s.mechanism.unwrap_or(SaslMechanism::ScramSha512),
+                    username: s.username,
+                    password: s.password,
+                })
             }
+        };
+        Ok((tls, sasl))
+    }
+
+    /// A `topic` / `key` template: `{route}`, a header field (`host`,
+    /// `app`, `procid`, `msgid`, `facility`, `severity`) or
+    /// `sd.SD-ID.PARAM` in braces, text around them.
+    fn template(&self, path: &[Seg], text: &str) -> Result<Template, ConfigError> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                return Err(self.err(path, "unclosed { in the template"));
+            };
+            if open > 0 {
+                parts.push(TemplatePart::Text(rest[..open].to_owned()));
+            }
+            let name = &rest[open + 1..open + close];
+            let part = if name == "route" {
+                TemplatePart::Route
+            } else if let Some(h) = HeaderField::parse(name) {
+                TemplatePart::Value(Source::Header(h))
+            } else if let Some((id, param)) = name
+                .strip_prefix("sd.")
+                .and_then(|r| r.split_once('.'))
+                .filter(|(id, param)| !id.is_empty() && !param.is_empty())
+            {
+                TemplatePart::Value(Source::Sd {
+                    id: id.to_owned(),
+                    param: param.to_owned(),
+                })
+            } else {
+                return Err(self.err(
+                    path,
+                    format!("unknown {{{name}}}: expected {{route}}, {{host}}, {{app}}, {{procid}}, {{msgid}}, {{facility}}, {{severity}} or {{sd.SD-ID.PARAM}}"),
+                ));
+            };
+            parts.push(part);
+            rest = &rest[open + close + 1..];
         }
-        Ok(Some(Arc::new(KafkaSource {
-            brokers,
-            topics,
-            group_id,
-            max_in_flight,
-            commit_interval: Duration::from_millis(commit_ms),
-            session_timeout: Duration::from_millis(session_ms),
-            statistics_interval: Duration::from_millis(DEFAULT_STATISTICS_INTERVAL_MS),
-            tls,
-            sasl: raw.sasl,
-        })))
+        if rest.contains('}') {
+            return Err(self.err(path, "} without {"));
+        }
+        if !rest.is_empty() {
+            parts.push(TemplatePart::Text(rest.to_owned()));
+        }
+        Ok(Template {
+            source: text.to_owned(),
+            parts,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::config::{Config, KafkaPayload, OutputConfig, SinkKind, TemplatePart};
 
-    fn config(listener: &str) -> Result<Config, String> {
-        let text = format!(
-            "[[listeners]]\nname = \"k\"\n{listener}\n[[sinks]]\nname = \"f\"\ntype = \"stdout\"\n[default_route]\nsink = \"f\"\ndocument = {{}}\n"
-        );
-        Config::from_toml(&text, "t.toml").map_err(|e| e.to_string())
-    }
+    const TCP: &str = "[[listeners]]\nname = \"t\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:0\"\n";
 
-    #[test]
-    fn a_kafka_listener_takes_brokers_topics_and_group() {
-        let c = config(
-            "protocol = \"kafka\"\nbrokers = [\"127.0.0.1:9092\"]\ntopics = [\"syslog.raw\"]\ngroup_id = \"indexers\"\ntimezone = \"Europe/Berlin\"\nmax_in_flight = 500",
+    fn config(listener_extra: &str, sink_extra: &str, route_extra: &str) -> String {
+        format!(
+            "{TCP}{listener_extra}\n[[sinks]]\nname = \"k\"\ntype = \"kafka\"\nbrokers = [\"kafka1:9092\"]\ntopic = \"syslog.{{route}}\"\n{sink_extra}\n[[routes]]\nname = \"r\"\nsink = \"k\"\n{route_extra}\n"
         )
-        .unwrap();
-        let l = &c.listeners[0];
-        assert_eq!(l.protocol, ListenerProtocol::Kafka);
-        let k = l.kafka.as_deref().unwrap();
-        assert_eq!(k.brokers, ["127.0.0.1:9092"]);
-        assert_eq!(k.topics, ["syslog.raw"]);
-        assert_eq!(k.group_id, "indexers");
-        assert_eq!(k.max_in_flight, 500);
-        assert_eq!(
-            k.commit_interval,
-            Duration::from_millis(DEFAULT_COMMIT_INTERVAL_MS)
-        );
-        assert_eq!(l.decode.timezone, chrono_tz::Europe::Berlin);
     }
 
-    /// Each mistake names the file, line and key.
+    fn err(text: &str) -> String {
+        Config::from_toml(text, "edge.toml")
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
-    fn kafka_listener_mistakes_name_their_key() {
-        let k = "protocol = \"kafka\"\nbrokers = [\"b:9092\"]\ntopics = [\"t\"]\ngroup_id = \"g\"";
-        for (extra, key, line) in [
-            ("listen = \"127.0.0.1:0\"", "listeners[0].listen", 7),
-            ("framing = \"lf\"", "listeners[0].framing", 7),
-            ("max_in_flight = 0", "listeners[0].max_in_flight", 7),
+    fn defaults_are_raw_acks_all_idempotent_and_retry_until_delivered() {
+        let c = Config::from_toml(&config("", "key = \"{host}\"", ""), "edge.toml").unwrap();
+        let SinkKind::Kafka(k) = &c.sinks[0].kind else {
+            panic!("not kafka")
+        };
+        assert_eq!(k.payload, KafkaPayload::Raw);
+        assert_eq!(k.acks, super::KafkaAcks::All);
+        assert!(k.idempotent);
+        assert_eq!(k.max_retries, u32::MAX);
+        assert_eq!(
+            k.topic.parts,
+            vec![TemplatePart::Text("syslog.".into()), TemplatePart::Route]
+        );
+        assert!(matches!(c.routes[0].output, OutputConfig::Raw));
+        assert!(c.routes[0].kafka.is_some());
+    }
+
+    /// The raw envelope is one frame: a listener that joins frames into
+    /// events is refused beside a raw route, naming file, line and field.
+    #[test]
+    fn a_raw_route_beside_a_multiline_listener_is_refused() {
+        let e = err(&config("multiline = true", "", ""));
+        assert!(
+            e.starts_with("edge.toml:5:") && e.contains("listeners[0].multiline"),
+            "{e}"
+        );
+        assert!(e.contains("raw envelope"), "{e}");
+        // A document payload may join.
+        assert!(
+            Config::from_toml(&config("multiline = true", "payload = \"ecs\"", ""), "e").is_ok()
+        );
+    }
+
+    #[test]
+    fn the_payload_decides_the_route_output() {
+        let e = err(&config("", "", "document = {}"));
+        assert!(
+            e.contains("routes[0].document") && e.contains("payload = \"raw\""),
+            "{e}"
+        );
+        let e = err(&config(
+            "",
+            "payload = \"ecs\"",
+            "document = { format = \"flume\" }",
+        ));
+        assert!(e.contains("routes[0].document.format"), "{e}");
+        let e = err(&config("", "payload = \"line_protocol\"", ""));
+        assert!(e.contains("needs a [metric] table"), "{e}");
+        let c = Config::from_toml(&config("", "payload = \"flume\"", ""), "e").unwrap();
+        assert!(matches!(
+            c.routes[0].output,
+            OutputConfig::Document(crate::config::DocumentFormat::Flume { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_settings_name_their_field() {
+        for (sink, field) in [
+            ("brokers = []", "sinks[0].brokers"),
+            ("key = \"{nope}\"", "sinks[0].key"),
             (
-                "commit_interval_ms = 1",
-                "listeners[0].commit_interval_ms",
-                7,
+                "acks = \"leader\"\nidempotent = true",
+                "sinks[0].idempotent",
             ),
+            ("max_message_bytes = 10", "sinks[0].max_message_bytes"),
+            ("message_timeout_secs = 0", "sinks[0].message_timeout_secs"),
+            (
+                "[sinks.sasl]\nusername = \"u\"\npassword = \"\"",
+                "sinks[0].sasl.password",
+            ),
+            ("[sinks.tls]\ncert_file = \"c.pem\"", "sinks[0].tls"),
         ] {
-            let e = config(&format!("{k}\n{extra}")).unwrap_err();
-            assert!(e.starts_with(&format!("t.toml:{line}:")), "{e}");
-            assert!(e.contains(key), "{e}");
+            let text = config("", sink, "").replacen(
+                "brokers = [\"kafka1:9092\"]\n",
+                "",
+                usize::from(sink.starts_with("brokers")),
+            );
+            let e = err(&text);
+            assert!(e.contains(field), "{sink:?}: {e}");
         }
-        let e = config("protocol = \"kafka\"\ntopics = [\"t\"]\ngroup_id = \"g\"").unwrap_err();
-        assert!(
-            e.contains("listeners[0].brokers") && e.contains("missing"),
-            "{e}"
-        );
-        let e = config("protocol = \"kafka\"\nbrokers = [\"b:1\"]\ntopics = []\ngroup_id = \"g\"")
-            .unwrap_err();
-        assert!(e.contains("listeners[0].topics"), "{e}");
-        let e =
-            config("protocol = \"udp\"\nlisten = \"127.0.0.1:0\"\ngroup_id = \"g\"").unwrap_err();
-        assert!(
-            e.contains("listeners[0].group_id") && e.contains("only a protocol"),
-            "{e}"
-        );
-        let e = config("protocol = \"udp\"").unwrap_err();
-        assert!(
-            e.contains("listeners[0].listen") && e.contains("missing"),
-            "{e}"
-        );
+        let e = err(&config("", "", "").replace("syslog.{route}", "bad topic"));
+        assert!(e.contains("sinks[0].topic"), "{e}");
     }
 }

@@ -78,8 +78,8 @@ pub(super) struct RawListener {
     pub(super) max_in_flight: Option<usize>,
     pub(super) commit_interval_ms: Option<u64>,
     pub(super) session_timeout_ms: Option<u64>,
-    pub(super) kafka_tls: Option<KafkaTls>,
-    pub(super) sasl: Option<KafkaSasl>,
+    pub(super) kafka_tls: Option<RawKafkaTls>,
+    pub(super) sasl: Option<RawKafkaSasl>,
 }
 
 /// `[listeners.tls]` of a `protocol = "tls"` listener.
@@ -108,6 +108,7 @@ pub(super) enum RawSink {
     },
     Influxdb(RawInflux),
     Elasticsearch(RawElasticsearch),
+    Kafka(RawKafka),
 }
 
 #[derive(Debug, Deserialize)]

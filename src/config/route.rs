@@ -20,6 +20,15 @@ pub struct RouteConfig {
     pub capture_types: Vec<(String, FieldType)>,
     pub output: OutputConfig,
     pub queue: QueueConfig,
+    /// A route to a Kafka sink: the topic and key templates (the sink's).
+    pub kafka: Option<KafkaRoute>,
+}
+
+/// What a route to a Kafka sink renders per record.
+#[derive(Debug, Clone)]
+pub struct KafkaRoute {
+    pub topic: Template,
+    pub key: Option<Template>,
 }
 
 /// Cheap header conditions; all present ones must hold.
@@ -48,6 +57,9 @@ impl Conditions {
 pub enum OutputConfig {
     Metric(MetricConfig),
     Document(DocumentFormat),
+    /// The frame as received, with its envelope (a Kafka sink's `raw`
+    /// payload).
+    Raw,
 }
 
 /// The shape of a document.
@@ -128,6 +140,27 @@ impl Validator<'_, '_> {
         let conditions = self.conditions(base, &mut r)?;
 
         let (pattern, capture_types) = self.pattern(base, &r, grok)?;
+        if let Some(SinkKind::Kafka(k)) = sinks.get(sink).map(|s| &s.kind) {
+            let output =
+                self.kafka_output(base, &mut r, k.payload, pattern.as_ref(), &capture_types)?;
+            let queue = self.queue(base, r.queue)?;
+            return Ok(RouteConfig {
+                name: r.name,
+                sink,
+                is_final: r.is_final,
+                is_default: false,
+                conditions,
+                pattern: pattern.map(|(re, _)| re),
+                pattern_source: r.pattern,
+                capture_types,
+                output,
+                queue,
+                kafka: Some(KafkaRoute {
+                    topic: k.topic.clone(),
+                    key: k.key.clone(),
+                }),
+            });
+        }
         let output = match (r.metric, r.document) {
             (Some(m), None) => OutputConfig::Metric(self.metric(
                 &at(base, "metric"),
@@ -180,7 +213,86 @@ impl Validator<'_, '_> {
             capture_types,
             output,
             queue,
+            kafka: None,
         })
+    }
+
+    /// The output of a route to a Kafka sink: its `payload` decides;
+    /// a `[document]` or `[metric]` table of the route must agree.
+    fn kafka_output(
+        &self,
+        base: &[Seg],
+        r: &mut RawRoute,
+        payload: KafkaPayload,
+        pattern: Option<&(regex::Regex, String)>,
+        capture_types: &[(String, FieldType)],
+    ) -> Result<OutputConfig, ConfigError> {
+        let wants = |table: &str| {
+            self.err(
+                &at(base, table),
+                format!(
+                    "the route's Kafka sink writes payload = {:?}: {}",
+                    payload.as_str(),
+                    match payload {
+                        KafkaPayload::Raw =>
+                            "the frame as received, so the route has no [metric] or [document]",
+                        KafkaPayload::LineProtocol =>
+                            "line protocol, from a [metric] table, not a [document]",
+                        _ => "documents, so the route has no [metric]",
+                    }
+                ),
+            )
+        };
+        match payload {
+            KafkaPayload::Raw => {
+                if r.metric.is_some() {
+                    return Err(wants("metric"));
+                }
+                if r.document.is_some() {
+                    return Err(wants("document"));
+                }
+                Ok(OutputConfig::Raw)
+            }
+            KafkaPayload::LineProtocol => {
+                if r.document.is_some() {
+                    return Err(wants("document"));
+                }
+                let Some(m) = r.metric.take() else {
+                    return Err(self.err(
+                        base,
+                        "the route's Kafka sink writes payload = \"line_protocol\": the route needs a [metric] table",
+                    ));
+                };
+                Ok(OutputConfig::Metric(self.metric(
+                    &at(base, "metric"),
+                    m,
+                    pattern.map(|(re, _)| re),
+                    capture_types,
+                )?))
+            }
+            KafkaPayload::Ecs | KafkaPayload::Flume | KafkaPayload::Canonical => {
+                if r.metric.is_some() {
+                    return Err(wants("metric"));
+                }
+                let format = match payload {
+                    KafkaPayload::Ecs => RawDocumentFormat::Ecs,
+                    KafkaPayload::Flume => RawDocumentFormat::Flume,
+                    _ => RawDocumentFormat::Canonical,
+                };
+                let mut d = r.document.take().unwrap_or_default();
+                if d.format.is_some_and(|f| f != format) {
+                    return Err(self.err(
+                        &at(&at(base, "document"), "format"),
+                        format!(
+                            "the route's Kafka sink writes payload = {:?}: leave format out or make it the same",
+                            payload.as_str()
+                        ),
+                    ));
+                }
+                d.format = Some(format);
+                Ok(OutputConfig::Document(self.document(base, d, false)?))
+            }
+        }
     }
 
     /// The header conditions: facility and severity masks, names.

@@ -23,6 +23,7 @@ pub enum SinkKind {
     Stdout,
     Influxdb(InfluxConfig),
     Elasticsearch(ElasticsearchConfig),
+    Kafka(Box<KafkaConfig>),
 }
 
 /// A sink URL as logs and messages show it: without the `/` the parser
@@ -38,6 +39,7 @@ impl SinkKind {
             SinkKind::Stdout => "stdout",
             SinkKind::Influxdb(_) => "influxdb",
             SinkKind::Elasticsearch(_) => "elasticsearch",
+            SinkKind::Kafka(_) => "kafka",
         }
     }
 }
@@ -250,6 +252,7 @@ impl Validator<'_, '_> {
             },
             RawSink::Influxdb(raw) => self.influxdb(base, raw, data_dir)?,
             RawSink::Elasticsearch(raw) => self.elasticsearch(base, raw, data_dir)?,
+            RawSink::Kafka(raw) => self.kafka(base, raw, data_dir)?,
         })
     }
 

@@ -415,7 +415,7 @@ fn document_format_defaults_follow_the_sink() {
         .iter()
         .map(|r| match r.output {
             OutputConfig::Document(f) => Some(f),
-            OutputConfig::Metric(_) => None,
+            OutputConfig::Metric(_) | OutputConfig::Raw => None,
         })
         .collect();
     assert_eq!(

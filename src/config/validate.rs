@@ -107,6 +107,8 @@ impl Validator<'_, '_> {
             ));
         }
 
+        self.raw_needs_frames(&routes, &listeners)?;
+
         // A managed template maps the typed captures of the routes that
         // write documents to the sink.
         for r in &routes {
@@ -133,6 +135,39 @@ impl Validator<'_, '_> {
             sinks,
             routes,
         })
+    }
+
+    /// The raw envelope is one frame: a route writing it and a listener
+    /// that joins frames into events cannot meet (joining belongs on the
+    /// indexer's Kafka listener).
+    fn raw_needs_frames(
+        &self,
+        routes: &[RouteConfig],
+        listeners: &[ListenerConfig],
+    ) -> Result<(), ConfigError> {
+        let Some(route) = routes
+            .iter()
+            .find(|r| matches!(r.output, OutputConfig::Raw))
+        else {
+            return Ok(());
+        };
+        let Some(i) = listeners.iter().position(|l| l.multiline.is_some()) else {
+            return Ok(());
+        };
+        let listener = [key("listeners"), Seg::Index(i)];
+        let multiline = at(&listener, "multiline");
+        let path = if self.locator.offset_of(&multiline).is_some() {
+            multiline
+        } else {
+            listener.to_vec()
+        };
+        Err(self.err(
+            &path,
+            format!(
+                "listener {:?} joins multi-line events, but route {:?} writes the raw envelope (one Kafka record per frame): join on the indexer's Kafka listener instead, or give the route a document payload",
+                listeners[i].name, route.name
+            ),
+        ))
     }
 
     /// Files named in the config are relative to the config file's

@@ -31,7 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{ListenerConfig, ListenerProtocol};
 use crate::ingest::PipelineHandle;
-use crate::telemetry::{Degraded, KafkaMetrics, ListenerMetrics};
+use crate::telemetry::{Degraded, KafkaSourceMetrics, ListenerMetrics};
 
 mod kafka;
 mod tcp;
@@ -137,7 +137,7 @@ impl BoundListener {
         self,
         pipeline: Arc<PipelineHandle>,
         metrics: ListenerMetrics,
-        kafka: Option<(KafkaMetrics, Degraded)>,
+        kafka: Option<(KafkaSourceMetrics, Degraded)>,
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) {

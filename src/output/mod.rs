@@ -10,10 +10,12 @@ mod captures;
 mod document;
 mod ecs;
 mod flume;
+mod kafka;
 mod line_protocol;
 
 pub use captures::Captures;
 pub(crate) use captures::{MAX_GROUPS, Spans};
+pub(crate) use kafka::{Origin, kafka_part};
 
 use crate::config::{DocumentFormat, FieldType, OutputConfig};
 use crate::event::Event;
@@ -30,18 +32,35 @@ use line_protocol::encode_point;
 /// 409, "already stored", and lost). Kept with the record, so a resent
 /// batch (or a spilled one, after a restart) carries the same ids.
 fn document_key(route_name: &str, event: &Event) -> [u8; 16] {
+    document_key_of(
+        route_name,
+        // A frame another process received (a Kafka envelope) keeps the
+        // identity that process gave it.
+        event.id_nonce.unwrap_or_else(nonce),
+        event.frame_number,
+        event.received_nanos,
+    )
+}
+
+/// [`document_key`] from its inputs: an indexer reading a raw envelope
+/// supplies the edge's nonce and frame number (`sluice.id`) and receive
+/// time (`sluice.received`), and computes the `_id` the edge would have.
+pub(crate) fn document_key_of(
+    route_name: &str,
+    nonce: u64,
+    frame_number: u64,
+    received_nanos: i64,
+) -> [u8; 16] {
     use xxhash_rust::xxh3::{xxh3_64, xxh3_128_with_seed};
-    let nonce = event.id_nonce.unwrap_or_else(process_nonce);
     let mut context = [0u8; 24];
     context[0..8].copy_from_slice(&nonce.to_le_bytes());
-    context[8..16].copy_from_slice(&event.frame_number.to_le_bytes());
-    context[16..24].copy_from_slice(&event.received_nanos.to_le_bytes());
+    context[8..16].copy_from_slice(&frame_number.to_le_bytes());
+    context[16..24].copy_from_slice(&received_nanos.to_le_bytes());
     xxh3_128_with_seed(&context, xxh3_64(route_name.as_bytes())).to_le_bytes()
 }
 
-/// This process's start-up nonce, the first part of its documents'
-/// identity context (a Kafka envelope carries it as `sluice.id`).
-pub(crate) fn process_nonce() -> u64 {
+/// This process's start-up nonce: random, one per process.
+pub(crate) fn nonce() -> u64 {
     static NONCE: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
         use std::hash::{BuildHasher, Hasher};
         // std's hasher keys come from the OS's random source.
@@ -139,12 +158,15 @@ pub fn encode(
             flume::encode(&mut doc, event, *keep, capture_names, captures);
             doc
         }
+        // The frame travels in the record's Kafka part ([`kafka_part`]).
+        OutputConfig::Raw => buf,
     };
     let key = matches!(output, OutputConfig::Document(_)).then(|| document_key(route_name, event));
     Some(Record {
         payload,
         time_nanos: time,
         key,
+        kafka: None,
         ack: event.ack.clone(),
     })
 }
@@ -428,9 +450,9 @@ mod tests {
         );
         e.frame_number = 3;
         let own = document_key("r", &e);
-        e.id_nonce = Some(process_nonce());
+        e.id_nonce = Some(nonce());
         assert_eq!(document_key("r", &e), own);
-        e.id_nonce = Some(process_nonce() ^ 1);
+        e.id_nonce = Some(nonce() ^ 1);
         assert_ne!(document_key("r", &e), own);
     }
 

@@ -105,7 +105,7 @@ impl<S: Deliver> Worker<'_, S> {
     async fn deliver(&self, batch: &[Record]) {
         let (route, config, retry, metrics) = (self.route, self.config, self.retry, self.metrics);
         let mut attempt = 0;
-        let started = tokio::time::Instant::now();
+        let mut started = tokio::time::Instant::now();
         loop {
             match self.sink.write(batch, metrics).await {
                 Ok(written) => {
@@ -139,6 +139,23 @@ impl<S: Deliver> Worker<'_, S> {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
+                Err(SinkError::Held(cause)) => {
+                    // An operator must act: the batch is kept (neither
+                    // given up on nor counted lost) and tried again; the
+                    // retry clock starts afresh once it is cleared.
+                    let message = cause.to_string();
+                    metrics.retrying(&message);
+                    let wait = retry
+                        .max_backoff
+                        .min(retry.max_wait)
+                        .max(Duration::from_millis(100));
+                    if let Some(suppressed) = self.retry_log.allow() {
+                        tracing::warn!(route = %route, sink = %config.name, error = %message, ?wait, suppressed, "batch held until an operator acts");
+                    }
+                    tokio::time::sleep(wait).await;
+                    attempt = 0;
+                    started = tokio::time::Instant::now();
+                }
                 Err(e) => {
                     let message = e.cause().to_string();
                     let reason = format!(
@@ -170,5 +187,101 @@ impl<S: Deliver> Worker<'_, S> {
                 tracing::error!(route = %route, sink = %config.name, records = batch.len(), error = %reason, dead_letter_error = %dead, "sink gave up on a batch and could not write it to the dead-letter file: its records are lost");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SinkKind;
+    use crate::sinks::{Cause, Written};
+    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+    /// Answers `Held` `held` times, then stores the batch.
+    struct HeldThenStored {
+        held: u32,
+        writes: AtomicU32,
+        given_up: AtomicU32,
+    }
+
+    impl Deliver for HeldThenStored {
+        async fn prepare(&self) -> Result<(), SinkError> {
+            Ok(())
+        }
+
+        fn write(
+            &self,
+            _: &[Record],
+            _: &SinkMetrics,
+        ) -> impl Future<Output = Result<Written, SinkError>> + Send {
+            let n = self.writes.fetch_add(1, Relaxed);
+            let held = self.held;
+            async move {
+                if n < held {
+                    Err(SinkError::Held(Cause::Item(
+                        "a plain index holds it".into(),
+                    )))
+                } else {
+                    Ok(Written::default())
+                }
+            }
+        }
+
+        fn give_up(&self, _: &[Record], _: &str) -> Result<bool, SinkError> {
+            self.given_up.fetch_add(1, Relaxed);
+            Ok(false)
+        }
+    }
+
+    /// A held batch is not given up on when the retry attempts and time
+    /// run out (here after 2 tries or 1 s; it is held 50 times, 25 s):
+    /// it is tried until it is written, each hold counted as a retry.
+    #[tokio::test(start_paused = true)]
+    async fn a_held_batch_outlasts_the_retry_budget_and_is_written() {
+        let sink = HeldThenStored {
+            held: 50,
+            writes: AtomicU32::new(0),
+            given_up: AtomicU32::new(0),
+        };
+        let config = SinkConfig {
+            name: "s".into(),
+            kind: SinkKind::Stdout,
+            batch_max_events: 10,
+            linger: Duration::ZERO,
+        };
+        let telemetry = crate::telemetry::Telemetry::new();
+        let metrics = telemetry.sink("s", "r");
+        let retry_log = LogLimiter::new(10_000);
+        let worker = Worker {
+            route: "r",
+            sink: &sink,
+            config: &config,
+            retry: RetryPolicy {
+                max_attempts: 2,
+                max_elapsed: Duration::from_secs(1),
+                initial_backoff: Duration::from_millis(10),
+                max_backoff: Duration::from_millis(500),
+                max_wait: Duration::from_secs(5),
+            },
+            metrics: &metrics,
+            retry_log: &retry_log,
+        };
+        let batch = [Record {
+            payload: "x".into(),
+            time_nanos: 0,
+            key: None,
+            kafka: None,
+            ack: None,
+        }];
+        worker.deliver(&batch).await;
+        assert_eq!(sink.writes.load(Relaxed), 51);
+        assert_eq!(
+            sink.given_up.load(Relaxed),
+            0,
+            "a held batch is not given up on"
+        );
+        assert_eq!(metrics.failed_records.get(), 0);
+        assert_eq!(metrics.records_sent.get(), 1);
+        assert_eq!(metrics.retries.get(), 50);
     }
 }

@@ -6,6 +6,7 @@ fn rec(i: i64) -> Record {
         payload: i.to_string(),
         time_nanos: i,
         key: None,
+        kafka: None,
         ack: None,
     }
 }
@@ -65,6 +66,7 @@ fn written_buffers_are_kept_emptied_and_bounded() {
         payload: String::with_capacity(MAX_SPARE_CAPACITY),
         time_nanos: 0,
         key: None,
+        kafka: None,
         ack: None,
     };
     let fit = MAX_SPARE_BYTES / MAX_SPARE_CAPACITY;
@@ -246,6 +248,7 @@ async fn the_byte_bound_holds_and_one_record_always_fits() {
         payload: "x".repeat(1000),
         time_nanos: 0,
         key: None,
+        kafka: None,
         ack: None,
     };
     assert_eq!(q.push(big.clone(), true).await, Pushed::Queued);

@@ -19,6 +19,11 @@ pub(crate) enum SinkError {
     /// Trying again cannot help.
     #[error("{0}")]
     Permanent(Cause),
+    /// Only an operator can clear it (an Elasticsearch data stream whose
+    /// name a plain index holds): the worker keeps the batch and tries
+    /// again, without giving up on it.
+    #[error("{0} (held)")]
+    Held(Cause),
 }
 
 impl SinkError {
@@ -33,7 +38,9 @@ impl SinkError {
     /// What went wrong.
     pub(crate) fn cause(&self) -> &Cause {
         match self {
-            SinkError::Retryable { cause, .. } | SinkError::Permanent(cause) => cause,
+            SinkError::Retryable { cause, .. }
+            | SinkError::Permanent(cause)
+            | SinkError::Held(cause) => cause,
         }
     }
 
@@ -41,7 +48,7 @@ impl SinkError {
     pub(crate) fn after(&self) -> Option<Duration> {
         match self {
             SinkError::Retryable { after, .. } => *after,
-            SinkError::Permanent(_) => None,
+            SinkError::Permanent(_) | SinkError::Held(_) => None,
         }
     }
 }
@@ -117,6 +124,9 @@ pub(crate) enum Cause {
     Task(#[from] tokio::task::JoinError),
     #[error("dead-letter file lock poisoned")]
     Poisoned,
+    /// The Kafka producer or brokers (what librdkafka said).
+    #[error("kafka: {0}")]
+    Kafka(String),
     /// The sink has no URL (validation refuses that).
     #[error("no URL configured")]
     NoUrl,
@@ -147,6 +157,8 @@ pub(crate) enum OpenError {
     },
     #[error("ca_file {}: no certificate in it", path.display())]
     CaEmpty { path: PathBuf },
+    #[error("cannot create the Kafka producer: {0}")]
+    Kafka(String),
     #[error("cannot build the HTTP client: {0}")]
     Client(reqwest::Error),
     #[error("cannot create {}: {source}", dir.display())]

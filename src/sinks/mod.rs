@@ -18,6 +18,7 @@ mod error;
 mod file;
 mod http;
 mod influxdb;
+mod kafka;
 mod retry;
 mod stdout;
 
@@ -34,6 +35,7 @@ pub(crate) use http::{
     CappedBody, MAX_ERROR_BODY_BYTES, body_buffer, read_capped, transport_error,
 };
 pub(crate) use influxdb::InfluxSink;
+pub(crate) use kafka::KafkaSink;
 pub(crate) use retry::RetryPolicy;
 pub(crate) use retry::retry_after;
 pub(crate) use stdout::StdoutSink;
@@ -75,14 +77,17 @@ pub(crate) enum Sink {
     Stdout(StdoutSink),
     Influxdb(Box<InfluxSink>),
     Elasticsearch(Box<ElasticsearchSink>),
+    Kafka(Box<KafkaSink>),
 }
 
 impl Sink {
-    /// Open the sink; HTTP sinks time each request into `requests`.
+    /// Open the sink; HTTP sinks time each request into `requests`
+    /// (the Kafka sink each produce round).
     pub(crate) fn open(
         config: &SinkConfig,
-        requests: prometheus_client::metrics::histogram::Histogram,
+        telemetry: &crate::telemetry::Telemetry,
     ) -> Result<Sink, SinkOpenError> {
+        let requests = telemetry.sink_requests(&config.name);
         match &config.kind {
             SinkKind::File { path } => {
                 FileSink::open(path)
@@ -106,14 +111,29 @@ impl Sink {
                     sink: config.name.clone(),
                     source,
                 }),
+            SinkKind::Kafka(c) => KafkaSink::open(
+                &config.name,
+                c,
+                config.batch_max_events,
+                requests,
+                telemetry.kafka(&config.name),
+            )
+            .map(|s| Sink::Kafka(Box::new(s)))
+            .map_err(|source| SinkOpenError::Setup {
+                sink: config.name.clone(),
+                source,
+            }),
         }
     }
 
     /// Start-up checks before the first batch: InfluxDB's database (and
-    /// retention policy) exist or are created.
+    /// retention policy) exist or are created; Elasticsearch's engine,
+    /// template and data stream (`elasticsearch::setup`).
     pub(crate) async fn prepare(&self) -> Result<(), SinkError> {
         match self {
             Sink::Influxdb(s) => s.prepare().await,
+            Sink::Elasticsearch(s) => s.prepare().await,
+            Sink::Kafka(s) => s.prepare().await,
             _ => Ok(()),
         }
     }
@@ -132,6 +152,7 @@ impl Sink {
             Sink::Stdout(s) => s.write(batch).await.map(|()| Written::default()),
             Sink::Influxdb(s) => s.write(batch).await,
             Sink::Elasticsearch(s) => s.write(batch, metrics).await,
+            Sink::Kafka(s) => s.write(batch, metrics).await,
         }
     }
 
@@ -143,6 +164,7 @@ impl Sink {
             Sink::File(_) | Sink::Stdout(_) => Ok(false),
             Sink::Influxdb(s) => s.give_up(batch, reason),
             Sink::Elasticsearch(s) => s.give_up(batch, reason),
+            Sink::Kafka(s) => s.give_up(batch, reason),
         }
     }
 }

@@ -1,199 +1,108 @@
-//! The Kafka listener's families (`sluice_kafka_*`): records consumed by
-//! kind, records dropped by reason, commits, consumer lag and in-flight
-//! records per partition.
+//! The Kafka sinks' counters: delivery failures by reason, records and
+//! bytes produced (the produce latency is the sink's request histogram).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ListenerLabel {
-    listener: String,
-}
+use super::{SinkLabel, Telemetry, get};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ListenerKind {
-    listener: String,
-    kind: String,
+pub(super) struct SinkReason {
+    pub(super) sink: String,
+    pub(super) reason: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ListenerReason {
-    listener: String,
-    reason: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PartitionLabel {
-    listener: String,
-    topic: String,
-    partition: String,
-}
-
-/// Why a Kafka record was dropped (counted) instead of decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum KafkaDrop {
-    /// `sluice.envelope` names a version this build does not read.
-    EnvelopeVersion,
-    /// An envelope header is missing or unreadable (`sluice.received`,
-    /// `sluice.id`, `sluice.peer`, `sluice.timezone`).
-    Envelope,
-    /// A record without a value (a tombstone).
-    NoValue,
-    /// Longer than the listener's `max_frame_bytes`.
-    Oversized,
-}
-
-impl KafkaDrop {
-    pub(crate) const ALL: [KafkaDrop; 4] = [
-        KafkaDrop::EnvelopeVersion,
-        KafkaDrop::Envelope,
-        KafkaDrop::NoValue,
-        KafkaDrop::Oversized,
-    ];
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            KafkaDrop::EnvelopeVersion => "envelope_version",
-            KafkaDrop::Envelope => "envelope",
-            KafkaDrop::NoValue => "no_value",
-            KafkaDrop::Oversized => "oversized",
-        }
-    }
-}
-
-/// The counters of one Kafka listener, resolved once.
-#[derive(Clone, Default)]
+/// A Kafka sink's counters (shared by the routes writing to it).
+#[derive(Clone)]
 pub(crate) struct KafkaMetrics {
-    /// Records that were raw envelopes.
-    pub envelope_records: Counter,
-    /// Records decoded as plain frames (no `sluice.envelope` header).
-    pub plain_records: Counter,
-    /// Indexed like [`KafkaDrop::ALL`].
-    pub dropped: [Counter; 4],
-    pub commits: Counter,
-    pub commit_failures: Counter,
-    pub in_flight: Gauge,
-    pub paused_partitions: Gauge,
-    pub rebalances: Counter,
-    lag: Family<PartitionLabel, Gauge>,
-    listener: String,
+    /// Delivery reports that said "failed", by reason, indexed like
+    /// [`KafkaMetrics::REASONS`].
+    pub failures: [Counter; 8],
+    pub produced_records: Counter,
+    /// Value bytes (the payload or frame) of the records delivered.
+    pub produced_bytes: Counter,
 }
 
 impl KafkaMetrics {
-    /// Consumer lag of one partition (from librdkafka's statistics).
-    pub(crate) fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
-        self.lag
-            .get_or_create(&PartitionLabel {
-                listener: self.listener.clone(),
-                topic: topic.to_owned(),
-                partition: partition.to_string(),
-            })
-            .set(lag);
+    /// Why a record was not delivered: the first four are permanent
+    /// (dead-lettered), the rest retried.
+    pub(crate) const REASONS: [&'static str; 8] = [
+        "message_too_large",
+        "topic_authorization",
+        "invalid_topic",
+        "no_topic",
+        "timed_out",
+        "broker_unreachable",
+        "not_leader",
+        "other",
+    ];
+
+    pub(crate) fn failed(&self, reason: &str) {
+        let i = Self::REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(Self::REASONS.len() - 1);
+        if let Some(c) = self.failures.get(i) {
+            c.inc();
+        }
     }
 }
 
-/// One labelled metric, the family's guard dropped on return.
-fn get<S, M>(family: &Family<S, M>, labels: &S) -> M
-where
-    S: Clone + std::hash::Hash + Eq,
-    M: Clone + prometheus_client::metrics::TypedMetric + Default,
-{
-    family.get_or_create(labels).clone()
-}
-
-/// The `sluice_kafka_*` families.
+/// The Kafka sinks' families.
 pub(super) struct KafkaFamilies {
-    records: Family<ListenerKind, Counter>,
-    dropped: Family<ListenerReason, Counter>,
-    commits: Family<ListenerLabel, Counter>,
-    commit_failures: Family<ListenerLabel, Counter>,
-    in_flight: Family<ListenerLabel, Gauge>,
-    paused: Family<ListenerLabel, Gauge>,
-    rebalances: Family<ListenerLabel, Counter>,
-    lag: Family<PartitionLabel, Gauge>,
+    pub(super) failures: Family<SinkReason, Counter>,
+    pub(super) records: Family<SinkLabel, Counter>,
+    pub(super) bytes: Family<SinkLabel, Counter>,
 }
 
 impl KafkaFamilies {
-    pub(super) fn register(registry: &mut Registry) -> Self {
-        macro_rules! family {
-            ($name:expr, $help:expr) => {{
-                let f = Family::default();
-                registry.register($name, $help, f.clone());
-                f
-            }};
-        }
+    pub(super) fn register(registry: &mut Registry) -> KafkaFamilies {
+        let failures = Family::default();
+        registry.register(
+            "sluice_sink_kafka_delivery_failures",
+            "Kafka delivery reports that said a record failed, by reason: message_too_large, topic_authorization, invalid_topic, no_topic (refused for good, dead-lettered); timed_out, broker_unreachable, not_leader, other (produced again)",
+            failures.clone(),
+        );
+        let records = Family::default();
+        registry.register(
+            "sluice_sink_kafka_produced_records",
+            "Records a Kafka sink's delivery reports say the brokers have",
+            records.clone(),
+        );
+        let bytes = Family::default();
+        registry.register(
+            "sluice_sink_kafka_produced_bytes",
+            "Value bytes (payload or raw frame) of the records a Kafka sink delivered",
+            bytes.clone(),
+        );
         KafkaFamilies {
-            records: family!(
-                "sluice_kafka_records",
-                "Records a kafka listener consumed, by kind: envelope (a raw envelope from an edge sluice), plain (no sluice.envelope header: decoded as a frame received now from no peer)"
-            ),
-            dropped: family!(
-                "sluice_kafka_dropped_records",
-                "Records a kafka listener consumed and dropped, by reason: envelope_version, envelope (a header missing or unreadable), no_value, oversized"
-            ),
-            commits: family!(
-                "sluice_kafka_commits",
-                "Offset commits a kafka listener made (of records every route was done with)"
-            ),
-            commit_failures: family!(
-                "sluice_kafka_commit_failures",
-                "Offset commits the broker refused or that failed"
-            ),
-            in_flight: family!(
-                "sluice_kafka_in_flight_records",
-                "Records consumed and not yet done with (delivered, spilled or dropped and counted): their offsets are not committed"
-            ),
-            paused: family!(
-                "sluice_kafka_paused_partitions",
-                "Partitions paused for backpressure (max_in_flight reached or the pipeline full)"
-            ),
-            rebalances: family!(
-                "sluice_kafka_rebalances",
-                "Consumer group rebalances (assignments and revocations) a kafka listener took part in"
-            ),
-            lag: family!(
-                "sluice_kafka_consumer_lag_records",
-                "Records in a partition after the listener's position (librdkafka statistics)"
-            ),
+            failures,
+            records,
+            bytes,
         }
     }
+}
 
-    /// Each lookup in its own statement: a family's read guard lives to
-    /// the end of the statement, and a second lookup that creates a label
-    /// set in the same family would wait for it forever.
-    pub(super) fn listener(&self, name: &str) -> KafkaMetrics {
-        let l = ListenerLabel {
-            listener: name.to_owned(),
+impl Telemetry {
+    /// The counters of Kafka sink `sink`.
+    pub(crate) fn kafka(&self, sink: &str) -> KafkaMetrics {
+        let l = SinkLabel {
+            sink: sink.to_owned(),
         };
-        let kind = |kind: &str| ListenerKind {
-            listener: name.to_owned(),
-            kind: kind.to_owned(),
-        };
-        let envelope_records = get(&self.records, &kind("envelope"));
-        let plain_records = get(&self.records, &kind("plain"));
-        let dropped = KafkaDrop::ALL.map(|d| {
-            get(
-                &self.dropped,
-                &ListenerReason {
-                    listener: name.to_owned(),
-                    reason: d.as_str().to_owned(),
-                },
-            )
-        });
         KafkaMetrics {
-            envelope_records,
-            plain_records,
-            dropped,
-            commits: get(&self.commits, &l),
-            commit_failures: get(&self.commit_failures, &l),
-            in_flight: get(&self.in_flight, &l),
-            paused_partitions: get(&self.paused, &l),
-            rebalances: get(&self.rebalances, &l),
-            lag: self.lag.clone(),
-            listener: name.to_owned(),
+            failures: KafkaMetrics::REASONS.map(|r| {
+                get(
+                    &self.kafka.failures,
+                    &SinkReason {
+                        sink: sink.to_owned(),
+                        reason: r.to_owned(),
+                    },
+                )
+            }),
+            produced_records: get(&self.kafka.records, &l),
+            produced_bytes: get(&self.kafka.bytes, &l),
         }
     }
 }

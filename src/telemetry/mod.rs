@@ -20,9 +20,12 @@ use prometheus_client::registry::Registry;
 use crate::event::LenientRule;
 
 mod kafka;
+mod kafka_source;
 mod labels;
 
-pub(crate) use kafka::{KafkaDrop, KafkaMetrics};
+use kafka::KafkaFamilies;
+pub(crate) use kafka::KafkaMetrics;
+pub(crate) use kafka_source::{KafkaDrop, KafkaSourceMetrics};
 pub(crate) use labels::{Flush, HandshakeFailure, QueueMetrics};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,8 +62,8 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct SinkLabel {
-    sink: String,
+pub(crate) struct SinkLabel {
+    pub(crate) sink: String,
 }
 
 /// Request latency buckets: 1 ms doubling to about 33 s.
@@ -344,7 +347,7 @@ impl AdminMetrics {
 /// All families, registered once.
 pub(crate) struct Telemetry {
     registry: Registry,
-    kafka: kafka::KafkaFamilies,
+    kafka_source: kafka_source::KafkaSourceFamilies,
     l_frames: Family<ListenerLabel, Counter>,
     l_bytes: Family<ListenerLabel, Counter>,
     l_invalid: Family<ListenerLabel, Counter>,
@@ -371,6 +374,7 @@ pub(crate) struct Telemetry {
     s_failed: Family<SinkRouteReason, Counter>,
     s_up: Family<SinkRoute, Gauge>,
     s_request: Family<SinkLabel, Histogram, fn() -> Histogram>,
+    kafka: KafkaFamilies,
     /// The admin port's counters, resolved once.
     pub admin: AdminMetrics,
     /// (sink, route) → state, for /health.
@@ -492,8 +496,9 @@ impl Telemetry {
                 );
                 f
             },
+            kafka: KafkaFamilies::register(&mut registry),
             admin: AdminMetrics::register(&mut registry),
-            kafka: kafka::KafkaFamilies::register(&mut registry),
+            kafka_source: kafka_source::KafkaSourceFamilies::register(&mut registry),
             sink_health: std::sync::Mutex::new(Vec::new()),
             listener_health: std::sync::Mutex::new(Vec::new()),
             unhealthy_after: std::time::Duration::from_secs(
@@ -551,9 +556,9 @@ impl Telemetry {
         }
     }
 
-    /// The `sluice_kafka_*` counters of a kafka listener.
-    pub(crate) fn kafka(&self, listener: &str) -> KafkaMetrics {
-        self.kafka.listener(listener)
+    /// The `sluice_listener_kafka_*` counters of a kafka listener.
+    pub(crate) fn kafka_source(&self, listener: &str) -> KafkaSourceMetrics {
+        self.kafka_source.listener(listener)
     }
 
     pub(crate) fn route(&self, name: &str) -> RouteMetrics {

@@ -70,6 +70,7 @@ fn every_config_in_config_and_examples_passes_check() {
         "config/container.toml",
         "config/influxdb-elasticsearch.toml",
         "config/grok-routes.toml",
+        "config/kafka-edge.toml",
         "examples/compose/sluice.toml",
     ] {
         assert!(

@@ -27,7 +27,7 @@ macro_rules! both {
 
 /// Sum of every sample of the families that count lost records: queue
 /// drops (by reason) and sink failures (rejected, gave up).
-fn counted_drops(s: &Sluice) -> u64 {
+pub(super) fn counted_drops(s: &Sluice) -> u64 {
     s.scrape()
         .lines()
         .filter(|l| {
@@ -66,7 +66,7 @@ document = {{}}
 }
 
 /// `n` frames "seq=I ..." from `from`, one TCP connection, LF framing.
-fn send_numbered(addr: SocketAddr, from: usize, n: usize, text: &str) {
+pub(super) fn send_numbered(addr: SocketAddr, from: usize, n: usize, text: &str) {
     let mut c = TcpStream::connect(addr).unwrap();
     let mut buf = String::new();
     for i in from..from + n {
@@ -117,7 +117,7 @@ fn wait_drained(s: &Sluice, engine: &Engine, index: &str, sent: u64, secs: u64) 
 
 /// Remove what an earlier run against the same engine left (an engine
 /// named by SLUICE_ENGINE_* lives across runs).
-fn fresh(engine: &Engine, paths: &[&str]) {
+pub(super) fn fresh(engine: &Engine, paths: &[&str]) {
     for p in paths {
         let _ = engine.req("DELETE", p, "");
     }
@@ -591,6 +591,23 @@ document = { format = "flume" }
     assert!(
         t["template"]["settings"]["index"]["lifecycle"].is_null(),
         "{t}"
+    );
+    // The no-ILM warning names the engine detected (#23: it named
+    // OpenSearch on Elasticsearch too).
+    let named = match kind {
+        Kind::OpenSearch => format!("OpenSearch {} has no ILM", super::OPENSEARCH_VERSION),
+        Kind::Elasticsearch => format!("Elasticsearch {} has no ILM", super::ELASTICSEARCH_VERSION),
+    };
+    let stderr = s.stderr();
+    let warn = stderr
+        .lines()
+        .find(|l| l.contains("has no ILM"))
+        .unwrap_or("");
+    eprintln!("{}: {warn}", kind.name());
+    assert!(warn.contains(&named), "a WARN saying {named:?}:\n{stderr}");
+    assert!(
+        kind == Kind::OpenSearch || !warn.contains("OpenSearch"),
+        "{warn}"
     );
     // A newer template (an operator's) is left alone by a restart.
     let mut newer = t.clone();

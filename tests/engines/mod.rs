@@ -20,6 +20,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 mod cases;
+mod guard;
 
 pub(crate) const OPENSEARCH_VERSION: &str = "3.6.0";
 pub(crate) const ELASTICSEARCH_VERSION: &str = "8.19.21";

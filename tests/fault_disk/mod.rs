@@ -453,6 +453,7 @@ fn spill_verify_takes_the_data_dir_and_reports_only_routes() {
             payload: format!("m{i}"),
             time_nanos: i,
             key: None,
+            kafka: None,
             ack: None,
         })
         .collect();

@@ -1,6 +1,6 @@
 //! The raw envelope's headers (README "Kafka listener"): what an edge
 //! sluice's Kafka sink writes beside a frame's bytes, read back into the
-//! [`Origin`](crate::ingest::Origin) the frame is decoded with.
+//! [`Received`](crate::ingest::Received) the frame is decoded with.
 
 use std::net::SocketAddr;
 

@@ -36,9 +36,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{KafkaSource, ListenerConfig};
-use crate::ingest::{Origin, PipelineHandle, Reader, now_nanos};
+use crate::ingest::{PipelineHandle, Reader, Received, now_nanos};
 use crate::record::Ack;
-use crate::telemetry::{Degraded, KafkaDrop, KafkaMetrics, ListenerMetrics};
+use crate::telemetry::{Degraded, KafkaDrop, KafkaSourceMetrics, ListenerMetrics};
 use offsets::{Commit, Offsets};
 
 /// Records handed to the pipeline task and not yet taken by it.
@@ -114,7 +114,7 @@ pub(crate) fn check(config: &ListenerConfig) -> Result<(), String> {
 /// The consumer's callbacks: rebalances, commits, statistics, errors.
 struct Context {
     offsets: Arc<Offsets>,
-    metrics: KafkaMetrics,
+    metrics: KafkaSourceMetrics,
     degraded: Degraded,
     /// Bumped by every revocation: records held for the pipeline then are
     /// dropped unregistered (the partition's next owner reads them).
@@ -225,7 +225,7 @@ fn commit(consumer: &BaseConsumer<Context>, commits: &[Commit], mode: CommitMode
 /// A record on its way to the pipeline task.
 struct Item {
     frame: Bytes,
-    origin: Origin,
+    origin: Received,
 }
 
 /// A record consumed, not yet handed on (or counted as dropped).
@@ -241,7 +241,7 @@ pub(crate) async fn serve_kafka(
     config: ListenerConfig,
     pipeline: Arc<PipelineHandle>,
     metrics: ListenerMetrics,
-    kafka_metrics: KafkaMetrics,
+    kafka_metrics: KafkaSourceMetrics,
     degraded: Degraded,
     shutdown: CancellationToken,
 ) {
@@ -362,7 +362,7 @@ struct Poller {
 }
 
 impl Poller {
-    fn metrics(&self) -> &KafkaMetrics {
+    fn metrics(&self) -> &KafkaSourceMetrics {
         &self.consumer.context().metrics
     }
 
@@ -457,7 +457,7 @@ impl Poller {
                     let origin = match envelope {
                         Some(e) => {
                             metrics.envelope_records.inc();
-                            Origin {
+                            Received {
                                 peer: e.peer,
                                 received_nanos: e.received_nanos,
                                 identity: Some((e.nonce, e.frame_number)),
@@ -467,7 +467,7 @@ impl Poller {
                         }
                         None => {
                             metrics.plain_records.inc();
-                            Origin {
+                            Received {
                                 peer: None,
                                 received_nanos: now_nanos(),
                                 identity: None,

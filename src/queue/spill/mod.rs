@@ -11,7 +11,11 @@
 //!   covers length, sequence number and body. `seq` numbers the records of
 //!   a log 1, 2, 3, … without gaps, so the records a corrupt region cost
 //!   are counted exactly from the sequence numbers around it. `body` is the
-//!   record's time (i64 LE), a key flag and key, then the payload. A new
+//!   record's time (i64 LE), a flag byte (bit 0: a document key follows;
+//!   bit 1: a Kafka part follows it, see `kafka_part`) and what it says,
+//!   then the payload. Records without a Kafka part are byte for byte
+//!   what sluice wrote before the Kafka sink (flag 0 or 1); a record with
+//!   one (flag 2 or 3) is corrupt to an older sluice. A new
 //!   segment starts when the current one would exceed `segment_bytes`.
 //! - `ack` is a fixed 96-byte file of two slots, written alternately in
 //!   place: the newest slot with a good CRC holds the last acknowledged
@@ -41,6 +45,7 @@
 //! [`crate::queue`] uses it for `when_full = "spill"` and `durable = true`.
 
 mod ack;
+mod kafka_part;
 mod log;
 mod recover;
 mod segment;

@@ -19,12 +19,15 @@ pub(super) fn encode(record: &Record, seq: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&record.time_nanos.to_le_bytes());
-    match record.key {
-        Some(k) => {
-            out.push(1);
-            out.extend_from_slice(&k);
-        }
-        None => out.push(0),
+    // The flag byte: bit 0 a document key follows, bit 1 a Kafka part
+    // (topic, key, raw envelope) follows it. Records without a Kafka part
+    // are written as before.
+    out.push(u8::from(record.key.is_some()) | (u8::from(record.kafka.is_some()) << 1));
+    if let Some(k) = record.key {
+        out.extend_from_slice(&k);
+    }
+    if let Some(kafka) = &record.kafka {
+        kafka_part::encode(kafka, out);
     }
     out.extend_from_slice(record.payload.as_bytes());
     let len = (out.len() - start - HEADER) as u32;
@@ -43,16 +46,24 @@ pub(super) fn record_crc(len_seq: &[u8], body: &[u8]) -> u32 {
 
 pub(super) fn decode(body: &[u8]) -> Option<Record> {
     let time_nanos = i64::from_le_bytes(body.get(..8)?.try_into().ok()?);
-    let (key, rest) = match body.get(8)? {
+    let flags = *body.get(8)?;
+    if flags > 3 {
+        return None;
+    }
+    let (key, mut rest) = match flags & 1 {
         0 => (None, body.get(9..)?),
-        1 => (Some(body.get(9..25)?.try_into().ok()?), body.get(25..)?),
-        _ => return None,
+        _ => (Some(body.get(9..25)?.try_into().ok()?), body.get(25..)?),
+    };
+    let kafka = match flags & 2 {
+        0 => None,
+        _ => Some(Box::new(kafka_part::decode(&mut rest)?)),
     };
     let payload = String::from_utf8(rest.to_vec()).ok()?;
     Some(Record {
         payload,
         time_nanos,
         key,
+        kafka,
         ack: None,
     })
 }

@@ -10,6 +10,7 @@ fn rec(i: u64) -> Record {
         payload: format!("record {i} {}", "x".repeat((i % 7) as usize)),
         time_nanos: i as i64,
         key: (i % 2 == 0).then_some([i as u8; 16]),
+        kafka: None,
         ack: None,
     }
 }
@@ -530,4 +531,66 @@ fn a_genuinely_newer_log_is_refused() {
         SpillLog::open(dir.path(), options(200)),
         Err(SpillError::NewerFormat { .. })
     ));
+}
+
+/// The Kafka sink's records (topic, key, raw envelope: a frame that is
+/// not UTF-8, an IPv6 peer, a timezone) come back from the log whole, and
+/// survive a reopen; records of other sinks are written byte for byte as
+/// before the Kafka part existed (flag byte 0 or 1, no more).
+#[test]
+fn kafka_parts_survive_the_spill_log_and_other_records_keep_their_bytes() {
+    use crate::record::{Envelope, KafkaPart};
+    use std::sync::Arc;
+    let with_part = |i: u64, envelope: bool| Record {
+        payload: if envelope {
+            String::new()
+        } else {
+            format!("{{\"n\":{i}}}")
+        },
+        time_nanos: i as i64,
+        key: None,
+        kafka: Some(Box::new(KafkaPart {
+            topic: format!("syslog.r{i}"),
+            key: (i % 2 == 0).then(|| format!("host{i}")),
+            envelope: envelope.then(|| Envelope {
+                frame: bytes::Bytes::from(vec![b'<', 0xff, 0xfe, i as u8, b'\n']),
+                received_nanos: 1_796_000_000_000_000_000 + i as i64,
+                peer: (i % 3 != 0).then(|| format!("[2001:db8::{i}]:5514").parse().unwrap()),
+                listener: Arc::from("tcp_in"),
+                framing: Arc::from("octet"),
+                nonce: 0x0123_4567_89ab_cdef,
+                frame_number: i,
+                timezone: (i % 2 == 1).then(|| Arc::from("Europe/Berlin")),
+            }),
+        })),
+        ack: None,
+    };
+    let records: Vec<Record> = (0..20)
+        .map(|i| match i % 3 {
+            0 => with_part(i, true),
+            1 => with_part(i, false),
+            _ => rec(i),
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut scratch = Vec::new();
+    let (mut log, _) = SpillLog::open(dir.path(), options(1 << 20)).unwrap();
+    log.append(&records, &mut scratch).unwrap();
+    assert_eq!(read_all(&mut log), records);
+    drop(log);
+    let (mut log, recovery) = SpillLog::open(dir.path(), options(1 << 20)).unwrap();
+    assert_eq!(recovery.pending_records, 20);
+    assert_eq!(read_all(&mut log), records);
+
+    // A record without a Kafka part: time, flag 1, key, payload, as before.
+    let mut out = Vec::new();
+    segment::encode(&rec(4), 9, &mut out);
+    let mut body = 4i64.to_le_bytes().to_vec();
+    body.push(1);
+    body.extend_from_slice(&[4u8; 16]);
+    body.extend_from_slice(rec(4).payload.as_bytes());
+    assert_eq!(&out[HEADER..], body.as_slice());
+    // A flag byte above 3 is not a record.
+    body[8] = 4;
+    assert_eq!(segment::decode(&body), None);
 }

@@ -54,6 +54,8 @@ pub(crate) struct ElasticsearchSink {
     /// The engine, detected (and the template installed) before the first
     /// write: `setup`.
     setup: tokio::sync::OnceCell<Option<setup::Engine>>,
+    /// Setup is refused until an operator acts (logged once).
+    held: std::sync::atomic::AtomicBool,
 }
 
 /// What became of the items of one request.
@@ -95,6 +97,7 @@ impl ElasticsearchSink {
             },
             max_request_bytes: std::sync::atomic::AtomicUsize::new(usize::MAX),
             setup: tokio::sync::OnceCell::new(),
+            held: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -121,11 +124,7 @@ impl ElasticsearchSink {
         metrics: &crate::telemetry::SinkMetrics,
     ) -> Result<Written, SinkError> {
         if self.setup.get().is_none() {
-            let base = self.node().1.map_or("", crate::config::url_text);
-            self.setup
-                .get_or_try_init(|| setup::run(&self.name, &self.config, &self.http.client, base))
-                .await
-                .map_err(SinkError::retry)?;
+            self.set_up().await?;
         }
         let names = hour_names(&self.config.index, batch);
         let items = batch_items(batch, &names, self.config.document_ids);
@@ -227,6 +226,44 @@ impl ElasticsearchSink {
             rejected: rejected.len() as u64,
             reason: rejected.first().map(|(_, why)| why.clone()),
         })
+    }
+
+    /// Start-up: set up now (not at the first batch), so that `/health`
+    /// says why while setup fails, before any record arrives.
+    pub(crate) async fn prepare(&self) -> Result<(), SinkError> {
+        if self.setup.get().is_some() {
+            return Ok(());
+        }
+        self.set_up().await
+    }
+
+    /// Detect the engine and install the template (`setup::run`), once it
+    /// succeeds. A setup only an operator can fix (the data stream's name
+    /// held by a plain index, no data streams) holds the batch: logged at
+    /// ERROR once, re-checked at each retry, so the records flow once it is
+    /// fixed.
+    async fn set_up(&self) -> Result<(), SinkError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let base = self.node().1.map_or("", crate::config::url_text);
+        let run = self
+            .setup
+            .get_or_try_init(|| setup::run(&self.name, &self.config, &self.http.client, base))
+            .await;
+        match run {
+            Ok(_) => {
+                if self.held.swap(false, Relaxed) {
+                    tracing::info!(sink = %self.name, "Elasticsearch sink: set up now; held records are written");
+                }
+                Ok(())
+            }
+            Err(e) if e.needs_operator() => {
+                if !self.held.swap(true, Relaxed) {
+                    tracing::error!(sink = %self.name, error = %e, "Elasticsearch sink: records held until an operator acts");
+                }
+                Err(SinkError::Held(e.into()))
+            }
+            Err(e) => Err(SinkError::retry(e)),
+        }
     }
 
     /// The worker gave up on `batch` (its retry time or attempts ran

@@ -75,6 +75,7 @@ fn batch_items_take_their_hours_index() {
             payload: "{}".to_owned(),
             time_nanos,
             key: Some([7; 16]),
+            kafka: None,
             ack: None,
         })
         .collect();

@@ -244,6 +244,7 @@ fn records(lines: &[&str]) -> Vec<Record> {
             payload: (*l).to_owned(),
             time_nanos: 0,
             key: None,
+            kafka: None,
             ack: None,
         })
         .collect()

@@ -1,0 +1,191 @@
+//! The Kafka sink (issue #24): a batch is produced record by record
+//! through librdkafka (`rdkafka`), and the write returns only when every
+//! record's delivery report is in. A record counts as written only when
+//! its report says the broker has it (with `acks = "all"`, every in-sync
+//! replica): the queue (or spill log) lets go of a batch only then.
+//!
+//! Per record, a report is one of:
+//! - delivered;
+//! - refused for good (the record is larger than the broker takes, the
+//!   topic is not authorised or invalid): dead-lettered and counted as
+//!   rejected, with the reason;
+//! - anything else (broker unreachable, leader moving, timed out in
+//!   librdkafka's queue): produced again, only the records that failed,
+//!   with the sink's backoff, until delivered (or the sink's
+//!   `max_retries` / `max_retry_secs`, unlimited by default, are spent:
+//!   then dead-lettered). An unreachable broker therefore holds the
+//!   batch, the route's queue fills, and its `when_full` decides: a
+//!   `block` or durable route loses nothing.
+//!
+//! Bounded: librdkafka's queue holds at most one batch's records (and
+//! `queue.buffering.max.kbytes`), a record waits at most
+//! `message_timeout_secs` in it before its report says it timed out.
+
+mod produce;
+
+use std::time::Duration;
+
+use prometheus_client::metrics::histogram::Histogram;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::FutureProducer;
+
+use super::{DeadLetter, OpenError, SinkError, Written};
+use crate::config::{KafkaAcks, KafkaConfig};
+use crate::record::Record;
+use crate::telemetry::{KafkaMetrics, SinkMetrics};
+
+/// A Kafka sink: one producer, shared by the routes writing to it.
+pub(crate) struct KafkaSink {
+    name: String,
+    producer: FutureProducer,
+    dead_letter: Option<DeadLetter>,
+    /// One produce round: first send to last delivery report.
+    latency: Histogram,
+    metrics: KafkaMetrics,
+    retry: super::RetryPolicy,
+    brokers: String,
+}
+
+impl KafkaSink {
+    pub(crate) fn open(
+        name: &str,
+        config: &KafkaConfig,
+        batch_max_events: usize,
+        latency: Histogram,
+        metrics: KafkaMetrics,
+    ) -> Result<KafkaSink, OpenError> {
+        let producer = client_config(config, batch_max_events)
+            .create()
+            .map_err(|e| OpenError::Kafka(e.to_string()))?;
+        Ok(KafkaSink {
+            name: name.to_owned(),
+            producer,
+            dead_letter: DeadLetter::open(config.dead_letter.as_deref())?,
+            latency,
+            metrics,
+            retry: super::RetryPolicy {
+                max_attempts: config.max_retries.max(1),
+                max_elapsed: config.max_retry_time,
+                initial_backoff: Duration::from_millis(200),
+                max_backoff: Duration::from_secs(5),
+                max_wait: config.max_backoff,
+            },
+            brokers: config.brokers.join(","),
+        })
+    }
+
+    /// Start-up: the brokers answer a metadata request (so /health says
+    /// why while they do not).
+    pub(crate) async fn prepare(&self) -> Result<(), SinkError> {
+        let producer = self.producer.clone();
+        let timeout = Duration::from_secs(5);
+        let answer = tokio::task::spawn_blocking(move || {
+            rdkafka::producer::Producer::client(&producer)
+                .fetch_metadata(None, timeout)
+                .map(|_| ())
+        })
+        .await
+        .map_err(|e| SinkError::retry(super::Cause::Task(e)))?;
+        answer.map_err(|e| {
+            SinkError::retry(super::Cause::Kafka(format!(
+                "brokers {} unreachable: {e}",
+                self.brokers
+            )))
+        })
+    }
+
+    /// Write `batch`: see the module's documentation.
+    pub(crate) async fn write(
+        &self,
+        batch: &[Record],
+        metrics: &SinkMetrics,
+    ) -> Result<Written, SinkError> {
+        produce::write(self, batch, metrics).await
+    }
+
+    /// The worker gave up on `batch` (never with the default policy: the
+    /// sink retries itself).
+    pub(crate) fn give_up(&self, batch: &[Record], reason: &str) -> Result<bool, SinkError> {
+        let Some(dl) = &self.dead_letter else {
+            return Ok(false);
+        };
+        let entries: Vec<_> = batch
+            .iter()
+            .map(|r| produce::dead_entry(r, reason))
+            .collect();
+        dl.write(&entries)?;
+        Ok(true)
+    }
+}
+
+/// librdkafka's settings for a sink.
+fn client_config(config: &KafkaConfig, batch_max_events: usize) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", config.brokers.join(","))
+        .set(
+            "acks",
+            match config.acks {
+                KafkaAcks::All => "all",
+                KafkaAcks::Leader => "1",
+            },
+        )
+        .set("enable.idempotence", config.idempotent.to_string())
+        .set("compression.codec", config.compression.as_str())
+        // A batch never exceeds the largest record the sink sends.
+        .set(
+            "batch.size",
+            config
+                .batch_max_bytes
+                .min(config.max_message_bytes)
+                .to_string(),
+        )
+        // The worker lingers to gather a batch; librdkafka sends what it has.
+        .set("linger.ms", "5")
+        .set("message.max.bytes", config.max_message_bytes.to_string())
+        .set(
+            "message.timeout.ms",
+            config.message_timeout.as_millis().to_string(),
+        )
+        // One batch in flight at a time: room for it, and a byte cap.
+        .set(
+            "queue.buffering.max.messages",
+            (batch_max_events.saturating_mul(2))
+                .clamp(1_000, 10_000_000)
+                .to_string(),
+        )
+        .set(
+            "queue.buffering.max.kbytes",
+            (config.batch_max_bytes.saturating_mul(64) / 1024)
+                .clamp(16 * 1024, 2 * 1024 * 1024)
+                .to_string(),
+        )
+        .set("client.id", "sluice");
+    let tls = config.tls.is_some();
+    let sasl = config.sasl.is_some();
+    c.set(
+        "security.protocol",
+        match (tls, sasl) {
+            (false, false) => "plaintext",
+            (true, false) => "ssl",
+            (false, true) => "sasl_plaintext",
+            (true, true) => "sasl_ssl",
+        },
+    );
+    if let Some(t) = &config.tls {
+        for (key, file) in [
+            ("ssl.ca.location", &t.ca_file),
+            ("ssl.certificate.location", &t.cert_file),
+            ("ssl.key.location", &t.key_file),
+        ] {
+            if let Some(f) = file {
+                c.set(key, f.display().to_string());
+            }
+        }
+    }
+    if let Some(s) = &config.sasl {
+        c.set("sasl.mechanisms", s.mechanism.as_str())
+            .set("sasl.username", &s.username)
+            .set("sasl.password", &s.password);
+    }
+    c
+}
