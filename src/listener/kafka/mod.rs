@@ -461,7 +461,9 @@ impl Poller {
                                 peer: e.peer,
                                 received_nanos: e.received_nanos,
                                 identity: Some((e.nonce, e.frame_number)),
-                                timezone: e.timezone,
+                                // Absent: the edge listener read zone-less
+                                // stamps in UTC (the sink writes any other).
+                                timezone: Some(e.timezone.unwrap_or(chrono_tz::Tz::UTC)),
                                 ack: Some(ack),
                             }
                         }
