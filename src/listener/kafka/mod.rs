@@ -323,9 +323,12 @@ async fn feed(
 ) {
     let mut reader = Reader::new(pipeline, config, metrics, true);
     loop {
+        let deadline = reader.deadline();
         let item = tokio::select! {
             item = rx.recv() => item,
-            () = super::sleep_until_some(reader.deadline()) => {
+            // Guarded: without a deadline the sleep is ready at once, and
+            // this task would spin, never yielding its worker thread.
+            () = super::sleep_until_some(deadline), if deadline.is_some() => {
                 reader.expire().await;
                 continue;
             }
