@@ -10,8 +10,11 @@
 //! - `listener` — sockets → frames: `udp` (batched receive, kernel drop
 //!   counts; a datagram is one frame, also for `sluice parse`), `tcp`
 //!   (bounded connections, idle and frame timeouts, graceful
-//!   drain; one tracing span per connection) and `tls` (the bounded
-//!   handshake).
+//!   drain; one tracing span per connection), `tls` (the bounded
+//!   handshake) and `kafka` (a consumer-group member: raw envelopes
+//!   decoded as the edge received them, offsets committed only for
+//!   records whose `record::Ack` every route released; backpressure
+//!   pauses partitions).
 //! - `ingest` — the one frame → decode → join path (`FramePath`), shared
 //!   by the listeners' readers, `sluice parse` and the fuzz harness; the
 //!   readers add route → encode → push into the queues.
