@@ -321,6 +321,14 @@ impl Event {
         }
     }
 
+    /// What [`Event::without_text`] sets from the frame: a message of
+    /// `len` bytes, and the original bytes when they were not UTF-8.
+    pub(crate) fn begin_text(&mut self, len: usize, lossy_raw: Option<Bytes>) {
+        self.lossy_utf8 = lossy_raw.is_some();
+        self.lossy_raw = lossy_raw.map(Box::new);
+        self.message = Text::Span(Span::new(0, len));
+    }
+
     pub(crate) fn set_text(&mut self, text: ByteString) {
         self.text = text;
     }

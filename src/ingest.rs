@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::config::{ListenerConfig, OutputConfig, RouteConfig};
-use crate::decode::{DecodeMode, DecodeOptions, decode};
+use crate::decode::{DecodeMode, DecodeOptions, decode, decode_into};
 use crate::event::Event;
 use crate::event::LenientRule;
 use crate::multiline::{Joiner, MultilineConfig};
@@ -350,8 +350,13 @@ impl<'a> FramePath<'a> {
         now: Instant,
         ready: &mut Vec<Event>,
     ) -> Fate {
-        let event = decode(frame, peer, received_nanos, self.opts);
-        self.take(event, frame_number, now, ready)
+        match self.accept(frame, peer, received_nanos, frame_number) {
+            Ok(event) => {
+                self.join(event, now, ready);
+                Fate::Accepted
+            }
+            Err(fate) => fate,
+        }
     }
 
     /// [`FramePath::frame`] for a frame received elsewhere (see [`Received`]).
@@ -375,19 +380,37 @@ impl<'a> FramePath<'a> {
             _ => self.opts,
         };
         let mut event = decode(frame, origin.peer, origin.received_nanos, opts);
+        event.frame_number = frame_number;
         event.id_nonce = origin.identity.map(|(nonce, _)| nonce);
         event.ack = origin.ack;
-        self.take(event, frame_number, now, ready)
+        if self.count(&event) {
+            self.join(event, now, ready);
+            Fate::Accepted
+        } else {
+            Fate::Rejected(Box::new(event))
+        }
     }
 
-    fn take(
+    /// Decode and count one frame: its event, or why it goes no further.
+    pub(crate) fn accept(
         &mut self,
-        mut event: Event,
+        frame: Bytes,
+        peer: Option<SocketAddr>,
+        received_nanos: i64,
         frame_number: u64,
-        now: Instant,
-        ready: &mut Vec<Event>,
-    ) -> Fate {
+    ) -> Result<Event, Fate> {
+        let mut event = decode(frame, peer, received_nanos, self.opts);
         event.frame_number = frame_number;
+        if self.count(&event) {
+            Ok(event)
+        } else {
+            Err(Fate::Rejected(Box::new(event)))
+        }
+    }
+
+    /// Count a decoded frame; `false` when it goes no further (strict mode
+    /// and a lenient rule fired).
+    fn count(&mut self, event: &Event) -> bool {
         self.counts.frames += 1;
         self.counts.invalid += u64::from(!event.valid);
         self.counts.lossy_utf8 += u64::from(event.lossy_utf8);
@@ -397,9 +420,15 @@ impl<'a> FramePath<'a> {
             }
             if self.opts.mode == DecodeMode::Strict {
                 self.counts.strict_rejected += 1;
-                return Fate::Rejected(Box::new(event));
+                return false;
             }
         }
+        true
+    }
+
+    /// An accepted event through the joiner (when the path joins); what is
+    /// complete goes to `ready`.
+    pub(crate) fn join(&mut self, event: Event, now: Instant, ready: &mut Vec<Event>) {
         match &mut self.joiner {
             None => ready.push(event),
             Some(joiner) => {
@@ -410,7 +439,11 @@ impl<'a> FramePath<'a> {
                 joiner.expire(now, ready);
             }
         }
-        Fate::Accepted
+    }
+
+    /// Whether events wait in a joiner ([`FramePath::join`] is more than a push).
+    pub(crate) fn joins(&self) -> bool {
+        self.joiner.is_some()
     }
 
     /// The counts of the frames taken since the last call.
@@ -516,18 +549,7 @@ impl<'a> Reader<'a> {
         peer: Option<SocketAddr>,
         received_nanos: i64,
     ) {
-        let number = self.numbers.next();
-        // A rejected frame is counted by the path and goes no further.
-        if let Fate::Accepted = self.path.frame(
-            frame,
-            peer,
-            received_nanos,
-            number,
-            Instant::now(),
-            &mut self.ready,
-        ) {
-            self.dispatch_ready();
-        }
+        self.take(frame, peer, received_nanos);
         if self.batch.records >= MAX_STAGED {
             self.push().await;
         }
@@ -548,6 +570,33 @@ impl<'a> Reader<'a> {
         }
         if self.batch.records >= MAX_STAGED {
             self.push().await;
+        }
+    }
+
+    /// Decode, join and route one frame into the batch (no await: the
+    /// event lives on this stack frame, not in the reader's future).
+    fn take(&mut self, frame: Bytes, peer: Option<SocketAddr>, received_nanos: i64) {
+        let number = self.numbers.next();
+        if self.path.joins() {
+            // A rejected frame is counted by the path and goes no further.
+            if let Ok(event) = self.path.accept(frame, peer, received_nanos, number) {
+                self.path.join(event, Instant::now(), &mut self.ready);
+                self.dispatch_ready();
+            }
+            return;
+        }
+        // Nothing to join: decoded in place and routed by reference, never
+        // moved (through `ready`, out of `accept`'s result or out of
+        // `decode`'s: each move is a copy of the whole event).
+        let mut event = Event::without_text(0, None, peer, received_nanos);
+        decode_into(&mut event, frame, self.path.opts);
+        event.frame_number = number;
+        if self.path.count(&event) {
+            begin(&mut self.current, self.pipeline, &mut self.batch).dispatch(
+                &event,
+                &self.origin,
+                &mut self.batch,
+            );
         }
     }
 

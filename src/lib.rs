@@ -7,8 +7,9 @@
 //! One room per stage of the data flow, in order; a stage imports only the
 //! stages after it (`.ci/structure.py` checks this in CI):
 //!
-//! - `listener` — sockets → frames: `udp` (batched receive, kernel drop
-//!   counts; a datagram is one frame, also for `sluice parse`), `tcp`
+//! - `listener` — sockets → frames: `udp` (batched receive paced while
+//!   traffic flows, kernel drop counts; a datagram is one frame, also for
+//!   `sluice parse`), `tcp`
 //!   (bounded connections, idle and frame timeouts, graceful
 //!   drain; one tracing span per connection), `tls` (the bounded
 //!   handshake) and `kafka` (a consumer-group member: raw envelopes

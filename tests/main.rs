@@ -31,4 +31,5 @@ mod queue;
 mod reload;
 mod routing;
 mod tls_listener;
+mod udp_listener;
 mod util;

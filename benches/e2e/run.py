@@ -43,12 +43,19 @@ SCENARIOS = {
     # messages of 256 bytes, every 4th a status line, as fast as possible.
     "tcp-full": ("tcp", ["--count", "1000000", "--format", "rfc5424", "--size", "256",
                          "--status-every", "4", "--expect", "both"]),
+    # tcp-full with RFC 3164 frames (`<PRI>MMM dd HH:mm:ss HOST APP[PID]: MSG`)
+    # of the same size: what the older format costs per message.
+    "tcp-full-3164": ("tcp", ["--count", "1000000", "--format", "rfc3164", "--size", "256",
+                              "--status-every", "4", "--expect", "both"]),
     # Latency at a steady, light rate.
     "tcp-20k": ("tcp", ["--rate", "20000", "--duration", "10", "--format", "rfc5424",
                         "--size", "256", "--status-every", "4", "--expect", "both"]),
     # UDP at 150 k msg/s for 10 s.
     "udp-150k": ("udp", ["--rate", "150000", "--duration", "10", "--format", "rfc5424",
                          "--size", "256", "--status-every", "4", "--expect", "documents"]),
+    # UDP at a moderate 50 k msg/s for 10 s: what each wake-up costs.
+    "udp-50k": ("udp", ["--rate", "50000", "--duration", "10", "--format", "rfc5424",
+                        "--size", "256", "--status-every", "4", "--expect", "documents"]),
 }
 
 

@@ -41,19 +41,29 @@ pub fn decode(
     received_nanos: i64,
     opts: &DecodeOptions,
 ) -> Event {
+    let mut event = Event::without_text(0, None, peer, received_nanos);
+    decode_into(&mut event, raw, opts);
+    event
+}
+
+/// [`decode`] into `event`, fresh from [`Event::without_text`] with the
+/// frame's peer and receive time (its length and lossy bytes are set
+/// here). A reader decodes into its own stack slot: an event returned by
+/// value was copied whole on its way out.
+pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
     let (text, lossy_raw) = text_of(raw);
-    let mut event = Event::without_text(text.len(), lossy_raw, peer, received_nanos);
+    event.begin_text(text.len(), lossy_raw);
     let all = text.as_bytes();
     if let Ok((rest, prival)) = pri(all) {
         event.facility = Some(prival >> 3);
         event.severity = Some(prival & 7);
-        if !rfc5424::rfc5424(all, rest, &mut event, opts) {
-            rfc3164::rfc3164(all, rest, &mut event, opts);
+        if !rfc5424::rfc5424(all, rest, event, opts) {
+            rfc3164::rfc3164(all, rest, event, opts);
         }
     }
     event.set_text(text);
     if event.facility.is_none() {
-        return event;
+        return;
     }
     if event.appname.is_none() {
         if let Some(app) = &opts.app_name {
@@ -61,9 +71,8 @@ pub fn decode(
         }
     }
     if let Some(escape) = opts.newline_escape.as_deref() {
-        unescape_newlines(&mut event, escape);
+        unescape_newlines(event, escape);
     }
-    event
 }
 
 /// log4j2's `newLineEscape` replaced each `\r?\n` of the message with

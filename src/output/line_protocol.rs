@@ -30,8 +30,14 @@ fn push_string_field(out: &mut String, s: &str) {
 
 /// Append a typed field value; false if `raw` does not parse as `kind`.
 fn push_field_value(out: &mut String, raw: &str, kind: FieldType, unsigned: UnsignedAs) -> bool {
-    let raw_t = raw.trim();
+    let raw_t = trimmed(raw);
     match kind {
+        // At most 18 digits always fits an i64: no need to parse it.
+        FieldType::Int if raw_t.len() <= 18 && canonical_int(raw_t) => {
+            out.push_str(raw_t);
+            out.push('i');
+            true
+        }
         FieldType::Int => match raw_t.parse::<i64>() {
             // Already in the form InfluxDB prints: copy it.
             Ok(_) if canonical_int(raw_t) => {
@@ -105,6 +111,16 @@ fn push_field_value(out: &mut String, raw: &str, kind: FieldType, unsigned: Unsi
                 None => false,
             }
         }
+    }
+}
+
+/// `raw` without leading and trailing whitespace. A value that starts and
+/// ends with a visible ASCII character (nearly every capture) has none:
+/// that is two byte tests instead of `trim`'s Unicode walk from both ends.
+fn trimmed(raw: &str) -> &str {
+    match (raw.as_bytes().first(), raw.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => raw,
+        _ => raw.trim(),
     }
 }
 
@@ -292,4 +308,67 @@ pub(super) fn encode_point(
         },
     );
     Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(raw: &str, kind: FieldType) -> Option<String> {
+        let mut out = String::new();
+        push_field_value(&mut out, raw, kind, UnsignedAs::Integer).then_some(out)
+    }
+
+    /// Integers as InfluxDB writes them are copied, others rewritten or
+    /// refused, at every length around the copy's bound of 18 characters
+    /// and around i64's range.
+    #[test]
+    fn int_values_copied_rewritten_or_refused() {
+        assert_eq!(value("12", FieldType::Int).as_deref(), Some("12i"));
+        assert_eq!(value(" 12\t", FieldType::Int).as_deref(), Some("12i"));
+        assert_eq!(value("-0", FieldType::Int).as_deref(), Some("-0i"));
+        assert_eq!(value("007", FieldType::Int).as_deref(), Some("7i"));
+        assert_eq!(value("+7", FieldType::Int).as_deref(), Some("7i"));
+        assert_eq!(value("1.5", FieldType::Int), None);
+        assert_eq!(value("", FieldType::Int), None);
+        assert_eq!(
+            value("\u{a0}5\u{a0}", FieldType::Int).as_deref(),
+            Some("5i")
+        );
+        for digits in 1..=20 {
+            let text = "9".repeat(digits);
+            let want = text.parse::<i64>().ok().map(|v| format!("{v}i"));
+            assert_eq!(value(&text, FieldType::Int), want, "{text}");
+            let negative = format!("-{text}");
+            let want = negative.parse::<i64>().ok().map(|v| format!("{v}i"));
+            assert_eq!(value(&negative, FieldType::Int), want, "{negative}");
+        }
+        assert_eq!(
+            value("9223372036854775807", FieldType::Int).as_deref(),
+            Some("9223372036854775807i")
+        );
+        assert_eq!(value("9223372036854775808", FieldType::Int), None);
+        assert_eq!(
+            value("-9223372036854775808", FieldType::Int).as_deref(),
+            Some("-9223372036854775808i")
+        );
+    }
+
+    /// Values are trimmed of any whitespace, ASCII or not, and only of it.
+    #[test]
+    fn values_are_trimmed_of_whitespace_only() {
+        for (raw, want) in [
+            ("x", "x"),
+            (" x", "x"),
+            ("x\n", "x"),
+            ("\u{2003}x\u{2003}", "x"),
+            ("\u{e9}x", "\u{e9}x"),
+            ("x\u{e9}", "x\u{e9}"),
+            ("", ""),
+            ("  ", ""),
+        ] {
+            assert_eq!(trimmed(raw), want, "{raw:?}");
+            assert_eq!(trimmed(raw), raw.trim(), "{raw:?}");
+        }
+    }
 }

@@ -465,7 +465,7 @@ impl Telemetry {
             ),
             l_kernel_drops: family!(
                 "sluice_listener_kernel_drops",
-                "UDP datagrams the kernel dropped because the socket's receive buffer was full (SO_RXQ_OVFL; reported with the next datagram received)"
+                "UDP datagrams the kernel dropped because the socket's receive buffer was full (SO_MEMINFO, read after each wake-up's reads)"
             ),
             l_denied: family!(
                 "sluice_listener_denied_frames",

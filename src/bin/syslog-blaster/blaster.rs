@@ -13,6 +13,7 @@
 
 pub(crate) mod message;
 pub(crate) mod receiver;
+mod udp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -347,12 +348,9 @@ async fn send_stream<W: AsyncWrite + Unpin>(mut w: W, mut s: Sender) {
 
 async fn send_udp(socket: tokio::net::UdpSocket, mut s: Sender) {
     while let Some((m, f)) = s.next_batch().await {
-        let mut start = 0;
-        for &end in &s.ends {
-            if socket.send(&s.buf[start..end]).await.is_err() {
-                s.sent.errors.fetch_add(1, Ordering::Relaxed);
-            }
-            start = end;
+        let errors = udp::send_all(&socket, &s.buf, &s.ends).await;
+        if errors > 0 {
+            s.sent.errors.fetch_add(errors, Ordering::Relaxed);
         }
         s.sent(m, f);
     }
