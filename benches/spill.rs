@@ -19,6 +19,7 @@ fn records() -> Vec<Record> {
             time_nanos: i as i64,
             key: Some([i as u8; 16]),
             kafka: None,
+            ack: None,
         })
         .collect()
 }

@@ -330,6 +330,13 @@ pub struct Event {
     /// receive time (one read of a sender that logged a line twice) are
     /// still two frames, and their documents two `_id`s.
     pub frame_number: u64,
+    /// The document-identity nonce of the process that received the frame,
+    /// when that was another one (a Kafka envelope's `sluice.id`); `None`:
+    /// this process's own.
+    pub id_nonce: Option<u64>,
+    /// The input's acknowledgement (Kafka listener), cloned into every
+    /// record made of this event; `None` elsewhere.
+    pub ack: Option<crate::record::Ack>,
 }
 
 impl Event {
@@ -371,6 +378,8 @@ impl Event {
             peer,
             received_nanos,
             frame_number: 0,
+            id_nonce: None,
+            ack: None,
         }
     }
 

@@ -298,8 +298,26 @@ pub(crate) struct Reader<'a> {
 /// taken are counted until [`FramePath::take_counts`].
 pub(crate) struct FramePath<'a> {
     opts: &'a DecodeOptions,
+    /// The options with another zone, for frames that bring their own
+    /// (Kafka envelopes); the last one built, reused while it fits.
+    zoned: Option<DecodeOptions>,
     joiner: Option<Joiner>,
     counts: FrameCounts,
+}
+
+/// Where a frame that another process received comes from (a Kafka raw
+/// envelope): it is decoded as if this process had received it then, from
+/// that peer, on a listener with that zone, and its documents get the ids
+/// the receiving process would have given them.
+pub(crate) struct Received {
+    pub(crate) peer: Option<SocketAddr>,
+    pub(crate) received_nanos: i64,
+    /// (nonce, frame number) of the receiving process; `None`: this
+    /// process numbers the frame.
+    pub(crate) identity: Option<(u64, u64)>,
+    /// The receiving listener's zone; `None`: this listener's.
+    pub(crate) timezone: Option<chrono_tz::Tz>,
+    pub(crate) ack: Option<crate::record::Ack>,
 }
 
 /// What became of a frame [`FramePath::frame`] took.
@@ -315,6 +333,7 @@ impl<'a> FramePath<'a> {
     pub(crate) fn new(opts: &'a DecodeOptions, multiline: Option<MultilineConfig>) -> Self {
         FramePath {
             opts,
+            zoned: None,
             joiner: multiline.map(Joiner::new),
             counts: FrameCounts::default(),
         }
@@ -337,6 +356,38 @@ impl<'a> FramePath<'a> {
                 Fate::Accepted
             }
             Err(fate) => fate,
+        }
+    }
+
+    /// [`FramePath::frame`] for a frame received elsewhere (see [`Received`]).
+    pub(crate) fn frame_from(
+        &mut self,
+        frame: Bytes,
+        origin: Received,
+        frame_number: u64,
+        now: Instant,
+        ready: &mut Vec<Event>,
+    ) -> Fate {
+        let opts = match origin.timezone {
+            Some(tz) if tz != self.opts.timezone => {
+                if self.zoned.as_ref().is_none_or(|z| z.timezone != tz) {
+                    let mut zoned = self.opts.clone();
+                    zoned.timezone = tz;
+                    self.zoned = Some(zoned);
+                }
+                self.zoned.as_ref().unwrap_or(self.opts)
+            }
+            _ => self.opts,
+        };
+        let mut event = decode(frame, origin.peer, origin.received_nanos, opts);
+        event.frame_number = frame_number;
+        event.id_nonce = origin.identity.map(|(nonce, _)| nonce);
+        event.ack = origin.ack;
+        if self.count(&event) {
+            self.join(event, now, ready);
+            Fate::Accepted
+        } else {
+            Fate::Rejected(Box::new(event))
         }
     }
 
@@ -499,6 +550,24 @@ impl<'a> Reader<'a> {
         received_nanos: i64,
     ) {
         self.take(frame, peer, received_nanos);
+        if self.batch.records >= MAX_STAGED {
+            self.push().await;
+        }
+    }
+
+    /// Take one frame another process received (a Kafka envelope), or
+    /// one received now without a peer, carrying `origin.ack`.
+    pub(crate) async fn frame_from(&mut self, frame: Bytes, origin: Received) {
+        let number = match origin.identity {
+            Some((_, number)) => number,
+            None => self.numbers.next(),
+        };
+        if let Fate::Accepted =
+            self.path
+                .frame_from(frame, origin, number, Instant::now(), &mut self.ready)
+        {
+            self.dispatch_ready();
+        }
         if self.batch.records >= MAX_STAGED {
             self.push().await;
         }

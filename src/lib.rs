@@ -12,9 +12,11 @@
 //!   `sluice parse`), `tcp`
 //!   (bounded connections, `listen_backlog`, a read size that shrinks
 //!   as connections grow and readers that hand on in turns, idle and
-//!   frame timeouts, graceful
-//!   drain; one tracing span per connection) and `tls` (the bounded
-//!   handshake).
+//!   frame timeouts, graceful drain; one tracing span per connection),
+//!   `tls` (the bounded handshake) and `kafka` (a consumer-group member:
+//!   raw envelopes decoded as the edge received them, offsets committed
+//!   only for records whose `record::Ack` every route released;
+//!   backpressure pauses partitions).
 //! - `ingest` — the one frame → decode → join path (`FramePath`), shared
 //!   by the listeners' readers, `sluice parse` and the fuzz harness; the
 //!   readers add route → encode → push into the queues.

@@ -163,7 +163,13 @@ fn serve_listener(
         local_addr: b.local_addr,
         stop: stop.clone(),
     };
-    let serve = b.serve(handle.clone(), metrics, stop, readers.clone());
+    let kafka = (b.config.protocol == crate::config::ListenerProtocol::Kafka).then(|| {
+        (
+            telemetry.kafka_source(&b.config.name),
+            telemetry.listener_degraded(&b.config.name),
+        )
+    });
+    let serve = b.serve(handle.clone(), metrics, kafka, stop, readers.clone());
     readers.spawn(async move {
         serve.await;
         // Listeners serve until stopped; one that ends earlier shows on
@@ -407,7 +413,9 @@ async fn reload(
     // Listeners: bind what is new or moved before anything changes, so a
     // failed bind refuses the whole reload.
     let same_socket = |a: &crate::config::ListenerConfig, b: &crate::config::ListenerConfig| {
-        a.protocol == b.protocol && a.listen == b.listen
+        a.protocol == b.protocol
+            && a.listen == b.listen
+            && format!("{:?}", a.kafka) == format!("{:?}", b.kafka)
     };
     let mut to_bind = Vec::new();
     for l in &new.listeners {

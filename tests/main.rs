@@ -22,6 +22,7 @@ mod flume_shape;
 mod framing;
 mod influxdb;
 mod kafka;
+mod kafka_source;
 mod lenient_decode;
 mod listener;
 mod log4j_e2e;

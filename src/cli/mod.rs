@@ -196,7 +196,10 @@ fn parse(args: ParseArgs) -> ExitCode {
         if framing.is_none() {
             // A UDP listener takes each datagram as one frame.
             options.framing = match l.protocol {
-                crate::config::ListenerProtocol::Udp => ParseFraming::Datagram,
+                // A Kafka record is one frame, as a datagram is.
+                crate::config::ListenerProtocol::Udp | crate::config::ListenerProtocol::Kafka => {
+                    ParseFraming::Datagram
+                }
                 _ => l.framing.into(),
             };
         }

@@ -128,6 +128,9 @@ pub enum ListenerProtocol {
     Tcp,
     /// TCP with TLS (RFC 5425); needs `[listeners.tls]`.
     Tls,
+    /// A Kafka consumer: records are frames (raw envelopes from an edge
+    /// sluice, or plain frames); `brokers`, `topics`, `group_id`.
+    Kafka,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +164,9 @@ pub struct ListenerConfig {
     pub sockets: usize,
     /// Source networks allowed to send; `None`: everyone.
     pub allow: Option<Arc<AllowList>>,
+    /// `protocol = "kafka"`: the consumer's settings (its `listen` is
+    /// the unspecified address, port 0).
+    pub kafka: Option<Arc<KafkaSource>>,
 }
 
 /// Source networks a listener accepts (`allow = ["10.0.0.0/8", "::1"]`).
@@ -215,6 +221,27 @@ impl Validator<'_, '_> {
         timezone: Tz,
         listeners: &[ListenerConfig],
     ) -> Result<ListenerConfig, ConfigError> {
+        let frame_keys = [
+            ("max_connections", l.max_connections.is_some()),
+            ("idle_timeout_secs", l.idle_timeout_secs.is_some()),
+            ("frame_timeout_secs", l.frame_timeout_secs.is_some()),
+            (
+                "max_connections_per_peer",
+                l.max_connections_per_peer.is_some(),
+            ),
+            ("framing", l.framing.is_some()),
+            ("tls", l.tls.is_some()),
+            ("receive_buffer_bytes", l.receive_buffer_bytes.is_some()),
+            ("sockets", l.sockets.is_some()),
+            ("allow", l.allow.is_some()),
+        ];
+        let kafka = self.kafka_source(
+            base,
+            l.protocol,
+            RawKafkaKeys::take(&mut l),
+            l.listen.is_some(),
+            &frame_keys,
+        )?;
         let (max_frame_bytes, max_connections, idle, frame_timeout) =
             self.listener_limits(base, &l)?;
         let sender = l.sender.unwrap_or_default();
@@ -247,6 +274,7 @@ impl Validator<'_, '_> {
             receive_buffer_bytes,
             sockets,
             allow,
+            kafka,
             name: l.name,
             protocol: l.protocol,
             max_connections,
@@ -474,7 +502,11 @@ impl Validator<'_, '_> {
         l: &RawListener,
         listeners: &[ListenerConfig],
     ) -> Result<SocketAddr, ConfigError> {
-        let listen = self.addr(&at(base, "listen"), &l.listen)?;
+        let Some(text) = &l.listen else {
+            // A kafka listener (checked by `kafka_source`): no socket.
+            return Ok(SocketAddr::from(([0, 0, 0, 0], 0)));
+        };
+        let listen = self.addr(&at(base, "listen"), text)?;
         // Two sockets cannot bind one address and transport (TLS is
         // TCP); `run` would fail, so `check` refuses it too.
         let transport = |p: ListenerProtocol| p == ListenerProtocol::Udp;

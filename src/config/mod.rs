@@ -21,6 +21,7 @@ use crate::grok::Library;
 mod check;
 mod env;
 mod kafka;
+mod kafka_source;
 pub(crate) mod line_protocol;
 mod listener;
 mod locate;
@@ -42,6 +43,7 @@ use raw::*;
 
 pub use crate::grok::FieldType;
 pub(crate) use kafka::*;
+pub(crate) use kafka_source::*;
 pub(crate) use line_protocol::{line_protocol_key, line_protocol_measurement};
 pub use listener::*;
 pub use metric::*;

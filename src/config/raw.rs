@@ -49,7 +49,8 @@ pub(super) struct RawAdmin {
 pub(super) struct RawListener {
     pub(super) name: String,
     pub(super) protocol: ListenerProtocol,
-    pub(super) listen: String,
+    /// Required, except on a `kafka` listener (which has none).
+    pub(super) listen: Option<String>,
     pub(super) max_connections: Option<usize>,
     pub(super) idle_timeout_secs: Option<u64>,
     pub(super) frame_timeout_secs: Option<u64>,
@@ -71,6 +72,15 @@ pub(super) struct RawListener {
     pub(super) receive_buffer_bytes: Option<usize>,
     pub(super) sockets: Option<usize>,
     pub(super) allow: Option<Vec<String>>,
+    // protocol = "kafka" only (see config/kafka.rs).
+    pub(super) brokers: Option<Vec<String>>,
+    pub(super) topics: Option<Vec<String>>,
+    pub(super) group_id: Option<String>,
+    pub(super) max_in_flight: Option<usize>,
+    pub(super) commit_interval_ms: Option<u64>,
+    pub(super) session_timeout_ms: Option<u64>,
+    pub(super) kafka_tls: Option<RawKafkaTls>,
+    pub(super) sasl: Option<RawKafkaSasl>,
 }
 
 /// `[listeners.tls]` of a `protocol = "tls"` listener.

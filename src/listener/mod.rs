@@ -31,8 +31,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{ListenerConfig, ListenerProtocol};
 use crate::ingest::PipelineHandle;
-use crate::telemetry::ListenerMetrics;
+use crate::telemetry::{Degraded, KafkaSourceMetrics, ListenerMetrics};
 
+mod kafka;
 mod tcp;
 mod tls;
 mod udp;
@@ -63,6 +64,8 @@ enum Socket {
     Udp(Vec<UdpSocket>),
     /// TCP, and TLS when the config carries a TLS setting.
     Tcp(TcpListener),
+    /// A Kafka consumer, made when it starts serving.
+    Kafka,
 }
 
 /// A listener bound to its address, not yet serving.
@@ -111,10 +114,15 @@ impl BoundListener {
             ListenerProtocol::Tcp | ListenerProtocol::Tls => {
                 Socket::Tcp(tcp::bind(config).map_err(err)?)
             }
+            ListenerProtocol::Kafka => {
+                kafka::check(config).map_err(|e| err(std::io::Error::other(e)))?;
+                Socket::Kafka
+            }
         };
         let local_addr = match &socket {
             Socket::Udp(s) => s.first().map_or(Ok(config.listen), UdpSocket::local_addr),
             Socket::Tcp(s) => s.local_addr(),
+            Socket::Kafka => Ok(config.listen),
         }
         .map_err(err)?;
         Ok(BoundListener {
@@ -129,10 +137,23 @@ impl BoundListener {
         self,
         pipeline: Arc<PipelineHandle>,
         metrics: ListenerMetrics,
+        kafka: Option<(KafkaSourceMetrics, Degraded)>,
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) {
         match self.socket {
+            Socket::Kafka => {
+                let (kafka_metrics, degraded) = kafka.unwrap_or_default();
+                kafka::serve_kafka(
+                    self.config,
+                    pipeline,
+                    metrics,
+                    kafka_metrics,
+                    degraded,
+                    shutdown,
+                )
+                .await
+            }
             Socket::Udp(sockets) => {
                 // Each socket its own task and reader: the kernel keeps a
                 // sender on one socket, so multi-datagram messages still
@@ -168,6 +189,7 @@ pub(crate) fn protocol_name(p: ListenerProtocol) -> &'static str {
         ListenerProtocol::Udp => "udp",
         ListenerProtocol::Tcp => "tcp",
         ListenerProtocol::Tls => "tls",
+        ListenerProtocol::Kafka => "kafka",
     }
 }
 

@@ -34,7 +34,9 @@ use line_protocol::encode_point;
 fn document_key(route_name: &str, event: &Event) -> [u8; 16] {
     document_key_of(
         route_name,
-        nonce(),
+        // A frame another process received (a Kafka envelope) keeps the
+        // identity that process gave it.
+        event.id_nonce.unwrap_or_else(nonce),
         event.frame_number,
         event.received_nanos,
     )
@@ -165,6 +167,7 @@ pub fn encode(
         time_nanos: time,
         key,
         kafka: None,
+        ack: event.ack.clone(),
     })
 }
 
@@ -433,6 +436,24 @@ mod tests {
                 assert_ne!(other, later);
             }
         }
+    }
+
+    /// A frame another process received (a Kafka envelope) gets the key
+    /// that process gave it: its nonce stands in for this process's.
+    #[test]
+    fn document_keys_take_the_receiving_processs_nonce() {
+        let mut e = decode(
+            Bytes::from_static(b"<14>1 - h a - - - x=1"),
+            None,
+            7,
+            &DecodeOptions::default(),
+        );
+        e.frame_number = 3;
+        let own = document_key("r", &e);
+        e.id_nonce = Some(nonce());
+        assert_eq!(document_key("r", &e), own);
+        e.id_nonce = Some(nonce() ^ 1);
+        assert_ne!(document_key("r", &e), own);
     }
 
     #[test]

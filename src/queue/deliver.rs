@@ -326,6 +326,7 @@ mod tests {
             time_nanos: 0,
             key: None,
             kafka: None,
+            ack: None,
         }];
         worker.deliver(&batch).await;
         assert_eq!(sink.writes.load(Relaxed), 51);
@@ -492,6 +493,7 @@ mod start_up_tests {
                 time_nanos: i,
                 key: None,
                 kafka: None,
+                ack: None,
             };
             queue.push(r, true).await;
         }

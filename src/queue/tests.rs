@@ -7,6 +7,7 @@ fn rec(i: i64) -> Record {
         time_nanos: i,
         key: None,
         kafka: None,
+        ack: None,
     }
 }
 
@@ -66,6 +67,7 @@ fn written_buffers_are_kept_emptied_and_bounded() {
         time_nanos: 0,
         key: None,
         kafka: None,
+        ack: None,
     };
     let fit = MAX_SPARE_BYTES / MAX_SPARE_CAPACITY;
     assert!(fit < MAX_SPARE);
@@ -247,6 +249,7 @@ async fn the_byte_bound_holds_and_one_record_always_fits() {
         time_nanos: 0,
         key: None,
         kafka: None,
+        ack: None,
     };
     assert_eq!(q.push(big.clone(), true).await, Pushed::Queued);
     assert_eq!(q.push(big, true).await, Pushed::Dropped);

@@ -19,11 +19,15 @@ use prometheus_client::registry::Registry;
 
 use crate::event::LenientRule;
 
+mod health;
 mod kafka;
+mod kafka_source;
 mod labels;
 
+pub(crate) use health::{Degraded, ListenerHealth, SinkHealth};
 use kafka::KafkaFamilies;
 pub(crate) use kafka::KafkaMetrics;
+pub(crate) use kafka_source::{KafkaDrop, KafkaSourceMetrics};
 pub(crate) use labels::{Flush, HandshakeFailure, QueueMetrics};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -189,69 +193,6 @@ impl SinkMetrics {
     }
 }
 
-/// One sink worker's state as `/health` shows it: its last error and
-/// since when it has been failing without a success in between, and the
-/// records it holds until an operator acts. Clones share it; the worker
-/// owns the last one but /health's.
-#[derive(Clone, Default)]
-pub(crate) struct SinkHealth(Arc<HealthState>);
-
-#[derive(Default)]
-struct HealthState {
-    failing: std::sync::Mutex<Option<(String, std::time::Instant)>>,
-    held: std::sync::atomic::AtomicU64,
-}
-
-impl SinkHealth {
-    pub(crate) fn ok(&self) {
-        if let Ok(mut s) = self.0.failing.lock() {
-            *s = None;
-        }
-    }
-
-    /// The worker holds `records` until an operator acts (0: none).
-    pub(crate) fn set_held(&self, records: u64) {
-        self.0
-            .held
-            .store(records, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn held(&self) -> u64 {
-        self.0.held.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// A worker replaced by a reload still has records in hand: it is
-    /// running (it holds a clone besides /health's list) and failing or
-    /// holding.
-    fn still_holding(&self) -> bool {
-        Arc::strong_count(&self.0) > 1 && (self.held() > 0 || self.state().is_some())
-    }
-
-    pub(crate) fn failing(&self, error: &str) {
-        if let Ok(mut s) = self.0.failing.lock() {
-            let since = s.as_ref().map_or_else(std::time::Instant::now, |(_, t)| *t);
-            *s = Some((error.chars().take(512).collect(), since));
-        }
-    }
-
-    /// The last error and how long the sink has been failing.
-    pub(crate) fn state(&self) -> Option<(String, std::time::Duration)> {
-        self.0
-            .failing
-            .lock()
-            .ok()
-            .and_then(|s| s.as_ref().map(|(e, t)| (e.clone(), t.elapsed())))
-    }
-}
-
-/// A bound listener as `/health` shows it; `up` turns false if its task
-/// ends before shutdown.
-#[derive(Clone)]
-pub(crate) struct ListenerHealth {
-    pub name: String,
-    pub up: Arc<std::sync::atomic::AtomicBool>,
-}
-
 /// Resolve one labelled metric. The family's read guard must be dropped
 /// before the next lookup: a lookup that creates a new label set takes the
 /// write lock.
@@ -369,6 +310,7 @@ impl AdminMetrics {
 /// All families, registered once.
 pub(crate) struct Telemetry {
     registry: Registry,
+    kafka_source: kafka_source::KafkaSourceFamilies,
     l_frames: Family<ListenerLabel, Counter>,
     l_bytes: Family<ListenerLabel, Counter>,
     l_invalid: Family<ListenerLabel, Counter>,
@@ -525,6 +467,7 @@ impl Telemetry {
             },
             kafka: KafkaFamilies::register(&mut registry),
             admin: AdminMetrics::register(&mut registry),
+            kafka_source: kafka_source::KafkaSourceFamilies::register(&mut registry),
             sink_health: std::sync::Mutex::new(Vec::new()),
             listener_health: std::sync::Mutex::new(Vec::new()),
             unhealthy_after: std::time::Duration::from_secs(
@@ -580,6 +523,11 @@ impl Telemetry {
             }),
             strict_rejected_frames: get(&self.l_skipped, &r("strict")),
         }
+    }
+
+    /// The `sluice_listener_kafka_*` counters of a kafka listener.
+    pub(crate) fn kafka_source(&self, listener: &str) -> KafkaSourceMetrics {
+        self.kafka_source.listener(listener)
     }
 
     pub(crate) fn route(&self, name: &str) -> RouteMetrics {
@@ -693,9 +641,25 @@ impl Telemetry {
             all.push(ListenerHealth {
                 name: name.to_owned(),
                 up: up.clone(),
+                degraded: Degraded::default(),
             });
         }
         up
+    }
+
+    /// The degraded state of bound listener `name` (registered by
+    /// [`Telemetry::listener_bound`]).
+    pub(crate) fn listener_degraded(&self, name: &str) -> Degraded {
+        self.listener_health
+            .lock()
+            .ok()
+            .and_then(|all| {
+                all.iter()
+                    .rev()
+                    .find(|l| l.name == name)
+                    .map(|l| l.degraded.clone())
+            })
+            .unwrap_or_default()
     }
 
     /// `/health`: 200 `"ok"` when every listener is serving and no sink is
@@ -746,7 +710,10 @@ impl Telemetry {
                 if !up {
                     reasons.push(format!("listener {} is not serving", l.name));
                 }
-                listeners.push(serde_json::json!({ "listener": l.name, "up": up }));
+                let why = l.degraded.lock().ok().and_then(|d| d.clone());
+                degraded |= why.is_some();
+                listeners
+                    .push(serde_json::json!({ "listener": l.name, "up": up, "degraded": why }));
             }
         }
         let (code, status) = if !reasons.is_empty() {

@@ -454,6 +454,7 @@ fn spill_verify_takes_the_data_dir_and_reports_only_routes() {
             time_nanos: i,
             key: None,
             kafka: None,
+            ack: None,
         })
         .collect();
     log.append(&records, &mut scratch).unwrap();

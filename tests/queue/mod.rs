@@ -190,6 +190,7 @@ fn spill_verify_reports_pending_records_and_corruption() {
                 time_nanos: i as i64,
                 key: None,
                 kafka: None,
+                ack: None,
             };
             log.append(&[r], &mut scratch).unwrap();
         }

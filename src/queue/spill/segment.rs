@@ -64,6 +64,7 @@ pub(super) fn decode(body: &[u8]) -> Option<Record> {
         time_nanos,
         key,
         kafka,
+        ack: None,
     })
 }
 

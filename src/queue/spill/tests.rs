@@ -11,6 +11,7 @@ fn rec(i: u64) -> Record {
         time_nanos: i as i64,
         key: (i % 2 == 0).then_some([i as u8; 16]),
         kafka: None,
+        ack: None,
     }
 }
 
@@ -562,6 +563,7 @@ fn kafka_parts_survive_the_spill_log_and_other_records_keep_their_bytes() {
                 timezone: (i % 2 == 1).then(|| Arc::from("Europe/Berlin")),
             }),
         })),
+        ack: None,
     };
     let records: Vec<Record> = (0..20)
         .map(|i| match i % 3 {

@@ -76,6 +76,7 @@ fn batch_items_take_their_hours_index() {
             time_nanos,
             key: Some([7; 16]),
             kafka: None,
+            ack: None,
         })
         .collect();
     let names = hour_names("logs-%Y%m%d%H", &batch);

@@ -245,6 +245,7 @@ fn records(lines: &[&str]) -> Vec<Record> {
             time_nanos: 0,
             key: None,
             kafka: None,
+            ack: None,
         })
         .collect()
 }

@@ -1,0 +1,269 @@
+//! `protocol = "kafka"` listeners: the consumer side of a two-tier
+//! deployment (edge → Kafka → indexer). Runtime settings and validation.
+
+use super::*;
+
+/// Records of one partition handed on but not yet done with (delivered,
+/// spilled or dropped and counted), by default; past it the partition is
+/// paused.
+pub(crate) const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
+pub(crate) const DEFAULT_COMMIT_INTERVAL_MS: u64 = 1_000;
+pub(crate) const DEFAULT_SESSION_TIMEOUT_MS: u64 = 45_000;
+pub(crate) const DEFAULT_STATISTICS_INTERVAL_MS: u64 = 5_000;
+
+/// The consumer settings of a `protocol = "kafka"` listener. TLS and
+/// SASL as a Kafka sink's (`[listeners.kafka_tls]`, `[listeners.sasl]`).
+#[derive(Debug, Clone)]
+pub struct KafkaSource {
+    /// `host:port` of bootstrap brokers.
+    pub brokers: Vec<String>,
+    pub topics: Vec<String>,
+    pub group_id: String,
+    /// Records of one partition in flight (handed on, not yet done with)
+    /// before the partition is paused.
+    pub max_in_flight: usize,
+    /// How often done offsets are committed.
+    pub commit_interval: Duration,
+    pub session_timeout: Duration,
+    pub statistics_interval: Duration,
+    pub tls: Option<KafkaTls>,
+    pub sasl: Option<KafkaSasl>,
+}
+
+/// The keys only a Kafka listener takes, and the keys it does not.
+pub(super) struct RawKafkaKeys {
+    pub(super) brokers: Option<Vec<String>>,
+    pub(super) topics: Option<Vec<String>>,
+    pub(super) group_id: Option<String>,
+    pub(super) max_in_flight: Option<usize>,
+    pub(super) commit_interval_ms: Option<u64>,
+    pub(super) session_timeout_ms: Option<u64>,
+    pub(super) tls: Option<RawKafkaTls>,
+    pub(super) sasl: Option<RawKafkaSasl>,
+}
+
+impl RawKafkaKeys {
+    pub(super) fn take(l: &mut RawListener) -> RawKafkaKeys {
+        RawKafkaKeys {
+            brokers: l.brokers.take(),
+            topics: l.topics.take(),
+            group_id: l.group_id.take(),
+            max_in_flight: l.max_in_flight.take(),
+            commit_interval_ms: l.commit_interval_ms.take(),
+            session_timeout_ms: l.session_timeout_ms.take(),
+            tls: l.kafka_tls.take(),
+            sasl: l.sasl.take(),
+        }
+    }
+
+    /// The first key set, if any (a non-Kafka listener takes none).
+    fn first_set(&self) -> Option<&'static str> {
+        [
+            ("brokers", self.brokers.is_some()),
+            ("topics", self.topics.is_some()),
+            ("group_id", self.group_id.is_some()),
+            ("max_in_flight", self.max_in_flight.is_some()),
+            ("commit_interval_ms", self.commit_interval_ms.is_some()),
+            ("session_timeout_ms", self.session_timeout_ms.is_some()),
+            ("kafka_tls", self.tls.is_some()),
+            ("sasl", self.sasl.is_some()),
+        ]
+        .into_iter()
+        .find(|(_, set)| *set)
+        .map(|(k, _)| k)
+    }
+}
+
+impl Validator<'_, '_> {
+    /// A Kafka listener's consumer settings; `None` for other protocols
+    /// (which must set none of its keys).
+    pub(super) fn kafka_source(
+        &self,
+        base: &[Seg],
+        protocol: ListenerProtocol,
+        raw: RawKafkaKeys,
+        listen_set: bool,
+        frame_keys: &[(&'static str, bool)],
+    ) -> Result<Option<Arc<KafkaSource>>, ConfigError> {
+        if protocol != ListenerProtocol::Kafka {
+            if let Some(k) = raw.first_set() {
+                return Err(self.err(
+                    &at(base, k),
+                    "only a protocol = \"kafka\" listener takes it",
+                ));
+            }
+            if !listen_set {
+                return Err(self.err(&at(base, "listen"), "missing: the address to listen on"));
+            }
+            return Ok(None);
+        }
+        if listen_set {
+            return Err(self.err(
+                &at(base, "listen"),
+                "a kafka listener listens on no address: it consumes `topics` from `brokers`",
+            ));
+        }
+        if let Some((k, _)) = frame_keys.iter().find(|(_, set)| *set) {
+            return Err(self.err(
+                &at(base, k),
+                "a kafka listener takes no socket or framing settings: records are frames already",
+            ));
+        }
+        let list = |k: &str, v: Option<Vec<String>>| match v {
+            Some(v) if !v.is_empty() && v.iter().all(|s| !s.trim().is_empty()) => Ok(v),
+            Some(_) => Err(self.err(&at(base, k), "must list at least one, none empty")),
+            None => Err(self.err(&at(base, k), "missing: a kafka listener needs it")),
+        };
+        let brokers = list("brokers", raw.brokers)?;
+        let topics = list("topics", raw.topics)?;
+        let group_id = match raw.group_id {
+            Some(g) if !g.trim().is_empty() => g,
+            Some(_) => return Err(self.err(&at(base, "group_id"), "must not be empty")),
+            None => {
+                return Err(self.err(
+                    &at(base, "group_id"),
+                    "missing: the consumer group the indexers share",
+                ));
+            }
+        };
+        let max_in_flight = raw.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
+        if !(1..=1_000_000).contains(&max_in_flight) {
+            return Err(self.err(&at(base, "max_in_flight"), "must be between 1 and 1000000"));
+        }
+        let commit_ms = raw.commit_interval_ms.unwrap_or(DEFAULT_COMMIT_INTERVAL_MS);
+        if !(10..=60_000).contains(&commit_ms) {
+            return Err(self.err(
+                &at(base, "commit_interval_ms"),
+                "must be between 10 and 60000",
+            ));
+        }
+        let session_ms = raw.session_timeout_ms.unwrap_or(DEFAULT_SESSION_TIMEOUT_MS);
+        if !(1_000..=3_600_000).contains(&session_ms) {
+            return Err(self.err(
+                &at(base, "session_timeout_ms"),
+                "must be between 1000 and 3600000",
+            ));
+        }
+        let tls = match raw.tls {
+            Some(t) => {
+                if t.cert_file.is_some() != t.key_file.is_some() {
+                    return Err(self.err(
+                        &at(base, "kafka_tls"),
+                        "cert_file and key_file go together (a client certificate)",
+                    ));
+                }
+                let mut files = [t.ca_file, t.cert_file, t.key_file];
+                for (k, f) in ["ca_file", "cert_file", "key_file"].iter().zip(&mut files) {
+                    if let Some(p) = f {
+                        *p = self.resolve(std::mem::take(p));
+                        if !p.is_file() {
+                            let mut path = at(base, "kafka_tls");
+                            path.push(key(k));
+                            return Err(self.err(&path, format!("{} is not a file", p.display())));
+                        }
+                    }
+                }
+                let [ca_file, cert_file, key_file] = files;
+                Some(KafkaTls {
+                    ca_file,
+                    cert_file,
+                    key_file,
+                })
+            }
+            None => None,
+        };
+        let sasl = match raw.sasl {
+            Some(s) if s.username.is_empty() || s.password.is_empty() => {
+                return Err(self.err(&at(base, "sasl"), "username and password must not be empty"));
+            }
+            Some(s) => Some(KafkaSasl {
+                mechanism: s.mechanism.unwrap_or(SaslMechanism::ScramSha512),
+                username: s.username,
+                password: s.password,
+            }),
+            None => None,
+        };
+        Ok(Some(Arc::new(KafkaSource {
+            brokers,
+            topics,
+            group_id,
+            max_in_flight,
+            commit_interval: Duration::from_millis(commit_ms),
+            session_timeout: Duration::from_millis(session_ms),
+            statistics_interval: Duration::from_millis(DEFAULT_STATISTICS_INTERVAL_MS),
+            tls,
+            sasl,
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(listener: &str) -> Result<Config, String> {
+        let text = format!(
+            "[[listeners]]\nname = \"k\"\n{listener}\n[[sinks]]\nname = \"f\"\ntype = \"stdout\"\n[default_route]\nsink = \"f\"\ndocument = {{}}\n"
+        );
+        Config::from_toml(&text, "t.toml").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_kafka_listener_takes_brokers_topics_and_group() {
+        let c = config(
+            "protocol = \"kafka\"\nbrokers = [\"127.0.0.1:9092\"]\ntopics = [\"syslog.raw\"]\ngroup_id = \"indexers\"\ntimezone = \"Europe/Berlin\"\nmax_in_flight = 500",
+        )
+        .unwrap();
+        let l = &c.listeners[0];
+        assert_eq!(l.protocol, ListenerProtocol::Kafka);
+        let k = l.kafka.as_deref().unwrap();
+        assert_eq!(k.brokers, ["127.0.0.1:9092"]);
+        assert_eq!(k.topics, ["syslog.raw"]);
+        assert_eq!(k.group_id, "indexers");
+        assert_eq!(k.max_in_flight, 500);
+        assert_eq!(
+            k.commit_interval,
+            Duration::from_millis(DEFAULT_COMMIT_INTERVAL_MS)
+        );
+        assert_eq!(l.decode.timezone, chrono_tz::Europe::Berlin);
+    }
+
+    /// Each mistake names the file, line and key.
+    #[test]
+    fn kafka_listener_mistakes_name_their_key() {
+        let k = "protocol = \"kafka\"\nbrokers = [\"b:9092\"]\ntopics = [\"t\"]\ngroup_id = \"g\"";
+        for (extra, key, line) in [
+            ("listen = \"127.0.0.1:0\"", "listeners[0].listen", 7),
+            ("framing = \"lf\"", "listeners[0].framing", 7),
+            ("max_in_flight = 0", "listeners[0].max_in_flight", 7),
+            (
+                "commit_interval_ms = 1",
+                "listeners[0].commit_interval_ms",
+                7,
+            ),
+        ] {
+            let e = config(&format!("{k}\n{extra}")).unwrap_err();
+            assert!(e.starts_with(&format!("t.toml:{line}:")), "{e}");
+            assert!(e.contains(key), "{e}");
+        }
+        let e = config("protocol = \"kafka\"\ntopics = [\"t\"]\ngroup_id = \"g\"").unwrap_err();
+        assert!(
+            e.contains("listeners[0].brokers") && e.contains("missing"),
+            "{e}"
+        );
+        let e = config("protocol = \"kafka\"\nbrokers = [\"b:1\"]\ntopics = []\ngroup_id = \"g\"")
+            .unwrap_err();
+        assert!(e.contains("listeners[0].topics"), "{e}");
+        let e =
+            config("protocol = \"udp\"\nlisten = \"127.0.0.1:0\"\ngroup_id = \"g\"").unwrap_err();
+        assert!(
+            e.contains("listeners[0].group_id") && e.contains("only a protocol"),
+            "{e}"
+        );
+        let e = config("protocol = \"udp\"").unwrap_err();
+        assert!(
+            e.contains("listeners[0].listen") && e.contains("missing"),
+            "{e}"
+        );
+    }
+}
