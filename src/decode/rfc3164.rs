@@ -157,7 +157,7 @@ pub(super) fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
         }
     } else if generic {
         let tag = match tag_and_pid(i, have_timestamp) {
-            None if after_host => tag_after_host(i),
+            None if after_host => tag_after_host(i, opts.app_name.is_none()),
             tag => tag,
         };
         if let Some(tag) = tag {
@@ -349,14 +349,19 @@ const TAG_MAX_BYTES: usize = 255;
 /// `TAG[PID]:` after more spaces ([`LenientRule::TagAfterSpaces`]), or
 /// the word up to SP as TAG without colon, `TAG[PID]` or `TAG`
 /// ([`LenientRule::TagWithoutColon`]) when [`could_be_tag`]. Spaces not followed by `TAG:` are
-/// message (log4j stack-trace lines begin with four).
+/// message (log4j stack-trace lines begin with four). No TAG without
+/// colon when `without_colon` is false: a listener with `app_name` says
+/// its senders name none, so the first word stays message.
 #[cold]
 #[inline(never)]
-fn tag_after_host(i: &[u8]) -> Option<Tag<'_>> {
+fn tag_after_host(i: &[u8], without_colon: bool) -> Option<Tag<'_>> {
     if i.first() == Some(&b' ') {
         let mut tag = tag_and_pid(skip_spaces(i), true)?;
         tag.lenient.insert(LenientRule::TagAfterSpaces);
         return Some(tag);
+    }
+    if !without_colon {
+        return None;
     }
     let len = match i.iter().take(TAG_MAX_BYTES + 1).position(|b| *b == b' ') {
         Some(len) => len,

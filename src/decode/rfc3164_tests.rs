@@ -313,6 +313,35 @@ mod log4j {
     use crate::decode::tests::{dec_with, log4j};
 
     #[test]
+    fn a_configured_app_name_is_not_displaced_by_a_word_without_colon() {
+        // A listener with `app_name` says its senders name no TAG: the
+        // first word of the message stays message (found by an outside
+        // tester: `order 42 shipped` lost `order` to the app field).
+        let opts = DecodeOptions {
+            app_name: Some(Arc::from("orders")),
+            ..DecodeOptions::default()
+        };
+        let e = dec_with(b"<13>Dec  1 08:00:00 web02 order 42 shipped", &opts);
+        assert_eq!(e.appname(), Some("orders"));
+        assert_eq!(e.message(), "order 42 shipped");
+        assert!(
+            e.lenient.is_empty(),
+            "{:?}",
+            e.lenient.iter().collect::<Vec<_>>()
+        );
+        // A TAG with its colon is still the frame's own, as before.
+        let e = dec_with(b"<13>Dec  1 08:00:00 web02 billing: paid", &opts);
+        assert_eq!(e.appname(), Some("billing"));
+        assert_eq!(e.message(), "paid");
+        // Without app_name the word is read as TAG (rsyslog, syslog_loose).
+        let e = dec_with(
+            b"<13>Dec  1 08:00:00 web02 order 42 shipped",
+            &DecodeOptions::default(),
+        );
+        assert_eq!(e.appname(), Some("order"));
+    }
+
+    #[test]
     fn log4j_app_name_comes_from_config() {
         let opts = DecodeOptions {
             app_name: Some(Arc::from("orders")),
