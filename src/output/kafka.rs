@@ -4,10 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{
-    HeaderField, KafkaRoute, ListenerConfig, ListenerProtocol, Source, Template, TemplatePart,
-    facility_name, severity_name,
-};
+use crate::config::{KafkaRoute, ListenerConfig, ListenerProtocol, Template, TemplatePart};
 use crate::event::Event;
 use crate::record::{Envelope, KafkaPart};
 
@@ -95,18 +92,8 @@ fn render(template: &Template, route_name: &str, event: &Event) -> String {
             TemplatePart::Text(t) => out.push_str(t),
             TemplatePart::Route => out.push_str(route_name),
             TemplatePart::Value(source) => {
-                let value = match source {
-                    Source::Header(h) => match h {
-                        HeaderField::Host => event.hostname(),
-                        HeaderField::App => event.appname(),
-                        HeaderField::Procid => event.procid(),
-                        HeaderField::Msgid => event.msgid(),
-                        HeaderField::Facility => event.facility.map(facility_name),
-                        HeaderField::Severity => event.severity.map(severity_name),
-                    },
-                    Source::Sd { id, param } => event.sd_param(id, param),
-                    Source::Capture { .. } | Source::Static(_) => None,
-                };
+                // Kafka templates hold header and SD fields only (no captures).
+                let value = super::line_protocol::value_of(source, event, None);
                 out.push_str(value.filter(|v| !v.is_empty()).unwrap_or("-"));
             }
         }

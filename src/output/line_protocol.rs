@@ -170,7 +170,7 @@ fn key_values(message: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 /// The value of `source` for this event, if it has one.
-fn value_of<'a>(
+pub(super) fn value_of<'a>(
     source: &'a Source,
     event: &'a Event,
     captures: Option<&Captures<'a>>,
