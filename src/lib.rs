@@ -25,8 +25,9 @@
 //!   undelimited streams at each header.
 //! - `decode` — frame → `event::Event`: RFC 5424 / RFC 3164 and the
 //!   log4j variants, lenient (`decode/rfc5424.rs`, `rfc3164.rs`, `time.rs`:
-//!   timestamps, year inference, zones; every lenient reading names an
-//!   `event::LenientRule`). Tests of #22's readings: `lenient_tests.rs`,
+//!   timestamps, year inference, zones; `sd_ids.rs`: repeated SD-IDs in
+//!   linear time; every lenient reading names an `event::LenientRule`).
+//!   Tests of #22's readings: `lenient_tests.rs`, `lenient_findings_tests.rs`,
 //!   `rfc3164_tests.rs`, `time_tests.rs`.
 //! - `multiline` — joins what log4j split over several frames (stack
 //!   traces, long messages) back into one event.
