@@ -182,11 +182,15 @@ pub enum LenientRule {
     /// A leap second (`23:59:60`), read as `:59` of the same minute: the
     /// rule with the time says which second was sent.
     TimestampLeapSecond,
+    /// RFC 3164: `TAG:` or `TAG[PID]:` with bytes no TAG class holds
+    /// (non-ASCII `prógram[12]:`, `*`, a tab): the word up to the colon is
+    /// still the TAG, its `[PID]` the procid.
+    TagUnusualBytes,
 }
 
 impl LenientRule {
     /// Every rule, in the order the JSON lists them.
-    pub const ALL: [LenientRule; 32] = [
+    pub const ALL: [LenientRule; 33] = [
         LenientRule::TagWithParens,
         LenientRule::TagCiscoMnemonic,
         LenientRule::TagPunctuation,
@@ -219,6 +223,7 @@ impl LenientRule {
         LenientRule::TimestampOffsetWithoutColon,
         LenientRule::TimestampFractionLong,
         LenientRule::TimestampLeapSecond,
+        LenientRule::TagUnusualBytes,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -255,11 +260,36 @@ impl LenientRule {
             LenientRule::TimestampOffsetWithoutColon => "timestamp_offset_without_colon",
             LenientRule::TimestampFractionLong => "timestamp_fraction_long",
             LenientRule::TimestampLeapSecond => "timestamp_leap_second",
+            LenientRule::TagUnusualBytes => "tag_unusual_bytes",
         }
     }
 
     fn bit(self) -> u64 {
         1 << (self as u64)
+    }
+}
+
+/// One value per lenient rule, indexed like [`LenientRule::ALL`] (an
+/// array of over 32 has no derived `Default`).
+#[derive(Debug, Clone)]
+pub(crate) struct PerRule<T>(pub(crate) [T; LenientRule::ALL.len()]);
+
+impl<T: Default> Default for PerRule<T> {
+    fn default() -> Self {
+        PerRule(std::array::from_fn(|_| T::default()))
+    }
+}
+
+impl<T> std::ops::Deref for PerRule<T> {
+    type Target = [T; LenientRule::ALL.len()];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for PerRule<T> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 

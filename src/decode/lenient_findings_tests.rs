@@ -59,3 +59,127 @@ fn a_repeated_sd_id_is_found_after_thousands_of_others() {
     assert_eq!(e.structured_data.len(), 3_001);
     assert_eq!(e.message(), "m");
 }
+
+fn fields(e: &crate::event::Event) -> (Option<&str>, Option<&str>, Option<&str>, &str) {
+    (e.hostname(), e.appname(), e.procid(), e.message())
+}
+
+/// The first word of a message sent without TAG was taken for the app
+/// (`tag_without_colon`), leaving routes that match the message without
+/// it. Words that cannot be a program's name stay message; rsyslog and
+/// syslog_loose take any word (rsyslog added `force.tagEndingByColon`,
+/// 8.2508.0, to refuse them all).
+#[test]
+fn words_that_cannot_be_a_program_name_stay_message() {
+    for msg in [
+        r#"{"level":"info","msg":"started"}"#,
+        r#"{"level": "info"}"#,
+        "level=info msg=started",
+        r#""GET / HTTP/1.1" 200 512"#,
+        "[2025-01-01 10:00:00] started",
+        "<INFO> started",
+        "'quoted' text",
+        "(note) text",
+        "INFO started",
+        "WARN disk almost full",
+        "WARNING disk almost full",
+        "ERROR failed",
+        "error failed",
+        "DEBUG x=1",
+        "TRACE enter",
+        "FATAL out of memory",
+        "NOTICE x",
+        "CRITICAL x",
+        "SEVERE x",
+        "Ärger im Büro",
+        "done, and more",
+        "finished. next",
+    ] {
+        let frame = format!("<13>Nov  4 09:01:02 host {msg}");
+        let e = dec(&frame);
+        assert_eq!(fields(&e), (Some("host"), None, None, msg), "{frame}");
+        assert!(e.lenient.is_empty(), "{frame}: {:?}", rules(&e));
+    }
+}
+
+/// What the corpus needs stays a TAG: lower-case words, non-ASCII ones
+/// (syslog_loose's own test), rsyslog's malformed1 and weird.parse1.
+#[test]
+fn words_that_may_be_a_program_name_stay_the_tag() {
+    for (frame, app, msg) in [
+        (
+            "<46>Jan 5 10:01:00 Übergröße außerplanmäßig größenordnungsmäßig",
+            "außerplanmäßig",
+            "größenordnungsmäßig",
+        ),
+        (
+            "<167>Oct  8 23:05:06 10.321.1.123 05\",result_code=200,b",
+            "05\",result_code=200,b",
+            "",
+        ),
+        ("<167>Feb 18 16:01:59 serverX -- MARK --", "--", "MARK --"),
+        ("<13>Nov  4 09:01:02 host tag msg", "tag", "msg"),
+        ("<13>Nov  4 09:01:02 host information x", "information", "x"),
+    ] {
+        let e = dec(frame);
+        assert_eq!((e.appname(), e.message()), (Some(app), msg), "{frame}");
+        assert_eq!(rules(&e), vec!["tag_without_colon"], "{frame}");
+    }
+    let aaa = "A".repeat(46);
+    let e = dec(&format!("<14>Aug 30 23:00:05 X4711 {aaa}"));
+    assert_eq!(e.appname(), Some(aaa.as_str()));
+}
+
+/// No hostname: rsyslog (pmrfc3164.c: a word of hostname bytes ending
+/// alphanumeric, then SP) and syslog_loose read `connection` as the host
+/// and `from` as the TAG. A hostname cannot be told from a word, so
+/// Sluice reads it the same: every byte is kept in a field.
+#[test]
+fn a_frame_without_hostname_reads_as_the_references_read_it() {
+    let e = dec("<13>Dec  1 08:00:00 connection from 10.0.0.1");
+    assert_eq!(
+        fields(&e),
+        (Some("connection"), Some("from"), None, "10.0.0.1")
+    );
+    assert_eq!(rules(&e), vec!["tag_without_colon"]);
+}
+
+/// `prógram[12]:`: a TAG with a colon and a byte outside the TAG classes
+/// kept its colon and `[PID]` inside the app.
+#[test]
+fn a_tag_with_unusual_bytes_loses_its_colon_and_pid() {
+    for (frame, app, pid) in [
+        (
+            "<13>Nov  4 09:01:02 h prógram[12]: started",
+            "prógram",
+            Some("12"),
+        ),
+        ("<13>Nov  4 09:01:02 h prógram: started", "prógram", None),
+        (
+            "<13>Nov  4 09:01:02 h my*app[7]: started",
+            "my*app",
+            Some("7"),
+        ),
+    ] {
+        let e = dec(frame);
+        assert_eq!(
+            fields(&e),
+            (Some("h"), Some(app), pid, "started"),
+            "{frame}"
+        );
+        assert_eq!(rules(&e), vec!["tag_unusual_bytes"], "{frame}");
+    }
+    // Read on a listener with `app_name` too, as any `TAG:` is.
+    let opts = crate::decode::DecodeOptions {
+        app_name: Some("orders".into()),
+        ..Default::default()
+    };
+    let e = crate::decode::tests::dec_with(
+        "<13>Nov  4 09:01:02 h prógram[12]: started".as_bytes(),
+        &opts,
+    );
+    assert_eq!((e.appname(), e.procid()), (Some("prógram"), Some("12")));
+    // Text that opens a JSON document is no TAG, colon or not.
+    let e = dec(r#"<13>Nov  4 09:01:02 h {"lével": "x"}"#);
+    assert_eq!((e.appname(), e.message()), (None, r#"{"lével": "x"}"#));
+}

@@ -17,7 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::event::LenientRule;
+use crate::event::{LenientRule, PerRule};
 
 mod health;
 mod kafka;
@@ -129,7 +129,7 @@ pub(crate) struct ListenerMetrics {
     /// TLS handshakes that failed, indexed like [`HandshakeFailure::ALL`].
     pub tls_handshakes_failed: [Counter; 6],
     /// Frames read with each lenient rule, indexed like [`LenientRule::ALL`].
-    pub lenient_frames: [Counter; LenientRule::ALL.len()],
+    pub lenient_frames: PerRule<Counter>,
     /// Frames a `decode = "strict"` listener rejected (they needed a
     /// lenient rule).
     pub strict_rejected_frames: Counter,
@@ -512,7 +512,7 @@ impl Telemetry {
             denied_frames: get(&self.l_denied, &l),
             tls_handshakes_failed: HandshakeFailure::ALL
                 .map(|f| get(&self.l_tls_failed, &r(f.as_str()))),
-            lenient_frames: LenientRule::ALL.map(|rule| {
+            lenient_frames: PerRule(LenientRule::ALL.map(|rule| {
                 get(
                     &self.d_lenient,
                     &ListenerRule {
@@ -520,7 +520,7 @@ impl Telemetry {
                         rule: rule.as_str().to_owned(),
                     },
                 )
-            }),
+            })),
             strict_rejected_frames: get(&self.l_skipped, &r("strict")),
         }
     }
