@@ -186,11 +186,14 @@ pub enum LenientRule {
     /// (non-ASCII `prógram[12]:`, `*`, a tab): the word up to the colon is
     /// still the TAG, its `[PID]` the procid.
     TagUnusualBytes,
+    /// RFC 3164: `Feb 29` without a year, received in a year that has
+    /// none: read in the nearest leap year.
+    TimestampLeapDay,
 }
 
 impl LenientRule {
     /// Every rule, in the order the JSON lists them.
-    pub const ALL: [LenientRule; 33] = [
+    pub const ALL: [LenientRule; 34] = [
         LenientRule::TagWithParens,
         LenientRule::TagCiscoMnemonic,
         LenientRule::TagPunctuation,
@@ -224,6 +227,7 @@ impl LenientRule {
         LenientRule::TimestampFractionLong,
         LenientRule::TimestampLeapSecond,
         LenientRule::TagUnusualBytes,
+        LenientRule::TimestampLeapDay,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -261,6 +265,7 @@ impl LenientRule {
             LenientRule::TimestampFractionLong => "timestamp_fraction_long",
             LenientRule::TimestampLeapSecond => "timestamp_leap_second",
             LenientRule::TagUnusualBytes => "tag_unusual_bytes",
+            LenientRule::TimestampLeapDay => "timestamp_leap_day",
         }
     }
 

@@ -183,3 +183,87 @@ fn a_tag_with_unusual_bytes_loses_its_colon_and_pid() {
     let e = dec(r#"<13>Nov  4 09:01:02 h {"lével": "x"}"#);
     assert_eq!((e.appname(), e.message()), (None, r#"{"lével": "x"}"#));
 }
+
+/// An impossible ISO date or time fell back to RFC 3164 naming no rule;
+/// it now names `timestamp_invalid` and keeps the text after PRI, byte
+/// for byte (as an impossible BSD date does).
+#[test]
+fn an_impossible_iso_time_names_timestamp_invalid_and_keeps_its_text() {
+    for rest in [
+        "1 2025-02-30T08:00:00Z h a - - - m",
+        "1 2025-07-01T25:00:00Z h a - - - m",
+        "2025-02-30T08:00:00Z h a: m",
+        "2025-07-01T08:30:60Z h a: m",
+    ] {
+        let e = dec(&format!("<14>{rest}"));
+        assert_eq!(e.timestamp, None, "{rest}");
+        assert_eq!(fields(&e), (None, None, None, rest), "{rest}");
+        assert_eq!(rules(&e), vec!["timestamp_invalid"], "{rest}");
+    }
+}
+
+/// 40 fraction digits stopped the fraction at 32 and left the frame to RFC
+/// 3164 naming no rule; every digit is now read past (9 kept).
+#[test]
+fn a_fraction_of_forty_digits_is_read_past() {
+    let digits = "1".repeat(40);
+    let e = dec(&format!("<14>1 2025-07-01T08:00:00.{digits}Z h a - - - m"));
+    assert_eq!(
+        crate::decode::tests::json(&e)["timestamp"],
+        "2025-07-01T08:00:00.111111111Z"
+    );
+    assert_eq!(fields(&e), (Some("h"), Some("a"), None, "m"));
+    assert_eq!(rules(&e), vec!["timestamp_fraction_long"]);
+    let e = dec(&format!("<14>Nov  4 09:01:02.{digits} h a: m"));
+    assert_eq!(fields(&e), (Some("h"), Some("a"), None, "m"));
+    assert_eq!(rules(&e), vec!["timestamp_fraction_long"]);
+}
+
+/// `00:12:135 host`: the time glued to text gave its tail (`5`) to the
+/// hostname. It is not a time: its text stays in the message.
+#[test]
+fn a_time_glued_to_text_is_not_a_time() {
+    for frame in [
+        "<189>Mar  1 00:12:135 host a: up",
+        "<14>Nov  4 09:01:02host a: m",
+    ] {
+        let e = dec(frame);
+        assert_eq!(e.timestamp, None, "{frame}");
+        assert_eq!(e.hostname(), None, "{frame}");
+        assert_eq!(e.message(), &frame[frame.find('>').unwrap() + 1..]);
+        assert_eq!(rules(&e), vec!["timestamp_invalid"], "{frame}");
+    }
+}
+
+/// `:60` was taken at any minute. A leap second falls at 23:59:60 UTC:
+/// minute 59 of a local clock, or 29/44 in half- and three-quarter-hour
+/// zones. Elsewhere it is not a time.
+#[test]
+fn a_leap_second_only_where_one_can_fall() {
+    let e = dec("<14>1 2016-12-31T23:59:60Z h a - - - m");
+    assert_eq!(rules(&e), vec!["timestamp_leap_second"]);
+    let e = dec("<14>1 2017-01-01T05:29:60+05:30 h a - - - m");
+    assert_eq!(rules(&e), vec!["timestamp_leap_second"]);
+    let e = dec("<14>Dec 31 23:59:60 h a: m");
+    assert_eq!(rules(&e), vec!["timestamp_leap_second"]);
+    let e = dec("<14>Nov  4 09:30:60 h a: m");
+    assert_eq!((e.timestamp, e.message()), (None, "Nov  4 09:30:60 h a: m"));
+    assert_eq!(rules(&e), vec!["timestamp_invalid"]);
+}
+
+/// `Feb 29` without a year, received in 2026: read in the nearest leap
+/// year (2028), no longer silently.
+#[test]
+fn feb_29_without_a_year_names_its_rule() {
+    let e = dec("<14>Feb 29 09:01:02 h a: m");
+    assert_eq!(
+        crate::decode::tests::json(&e)["timestamp"],
+        "2028-02-29T09:01:02Z"
+    );
+    assert_eq!(rules(&e), vec!["timestamp_leap_day"]);
+    // With its year, or a day every year has, no rule.
+    let e = dec("<14>Feb 29 2024 09:01:02 h a: m");
+    assert!(e.lenient.is_empty(), "{:?}", rules(&e));
+    let e = dec("<14>Feb 28 09:01:02 h a: m");
+    assert!(e.lenient.is_empty(), "{:?}", rules(&e));
+}

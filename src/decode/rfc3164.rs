@@ -2,7 +2,9 @@
 //! part missing, Cisco's sequence numbers and clock markers, and the TAG
 //! forms real daemons write.
 
-use super::time::{bsd_timestamp, resolve, rfc3339, rfc3339_rules, zone_abbreviation};
+use super::time::{
+    bsd_timestamp, iso_not_a_time, resolve, rfc3339, rfc3339_rules, zone_abbreviation,
+};
 use super::{DecodeOptions, Sender, skip_blanks, skip_spaces, span_of, trim_end};
 use crate::event::{Event, Lenient, LenientRule, Protocol, SdElement, SdParam, Text};
 
@@ -183,6 +185,12 @@ fn timestamp<'a>(
     lenient: &mut Lenient,
 ) -> Option<(&'a [u8], bool)> {
     if let Ok((rest, t)) = bsd_timestamp(i) {
+        if rest.first().is_some_and(u8::is_ascii_alphanumeric) {
+            // `00:12:135 host`: the time glued to text is not a time (its
+            // tail is not the hostname); the text stays in the message.
+            lenient.insert(LenientRule::TimestampInvalid);
+            return None;
+        }
         let time_text = &i[..i.len() - rest.len()];
         let (rest, offset, zone) = match zone_abbreviation(rest) {
             Ok((rest, (offset, name))) => (rest, offset, Some((offset, name))),
@@ -196,6 +204,9 @@ fn timestamp<'a>(
         };
         event.timestamp = Some(ts);
         lenient.extend(t.rules(time_text));
+        if t.leap_day_elsewhere(event.received_nanos, opts.timezone) {
+            lenient.insert(LenientRule::TimestampLeapDay);
+        }
         if !month_as_written(i) {
             lenient.insert(LenientRule::MonthCase);
         }
@@ -212,7 +223,20 @@ fn timestamp<'a>(
         }
         return Some((rest, zone.is_some()));
     }
-    let (rest, (t, offset)) = rfc3339(i).ok()?;
+    let Ok((rest, (t, offset))) = rfc3339(i) else {
+        // `2025-02-30T…`, also after an RFC 5424 version (`1 2025-02-30T…`
+        // comes here when RFC 5424 could not read it).
+        let after_version = i
+            .iter()
+            .position(|b| *b == b' ')
+            .map_or(i, |sp| &i[sp + 1..]);
+        let version =
+            i.len() - after_version.len() <= 4 && i.first().is_some_and(u8::is_ascii_digit);
+        if iso_not_a_time(i) || version && iso_not_a_time(after_version) {
+            lenient.insert(LenientRule::TimestampInvalid);
+        }
+        return None;
+    };
     event.timestamp = resolve(&t, offset, opts);
     lenient.extend(rfc3339_rules(&i[..i.len() - rest.len()], 9));
     Some((rest, false))
