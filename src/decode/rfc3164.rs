@@ -224,15 +224,7 @@ fn timestamp<'a>(
         return Some((rest, zone.is_some()));
     }
     let Ok((rest, (t, offset))) = rfc3339(i) else {
-        // `2025-02-30T…`, also after an RFC 5424 version (`1 2025-02-30T…`
-        // comes here when RFC 5424 could not read it).
-        let after_version = i
-            .iter()
-            .position(|b| *b == b' ')
-            .map_or(i, |sp| &i[sp + 1..]);
-        let version =
-            i.len() - after_version.len() <= 4 && i.first().is_some_and(u8::is_ascii_digit);
-        if iso_not_a_time(i) || version && iso_not_a_time(after_version) {
+        if iso_time_invalid(i) {
             lenient.insert(LenientRule::TimestampInvalid);
         }
         return None;
@@ -240,6 +232,20 @@ fn timestamp<'a>(
     event.timestamp = resolve(&t, offset, opts);
     lenient.extend(rfc3339_rules(&i[..i.len() - rest.len()], 9));
     Some((rest, false))
+}
+
+/// `2025-02-30T…` where a timestamp would be, also after an RFC 5424
+/// version (`1 2025-02-30T…` comes here when RFC 5424 could not read it).
+/// Out of line: only frames without a timestamp get here.
+#[cold]
+#[inline(never)]
+fn iso_time_invalid(i: &[u8]) -> bool {
+    let after_version = i
+        .iter()
+        .position(|b| *b == b' ')
+        .map_or(i, |sp| &i[sp + 1..]);
+    let version = i.len() - after_version.len() <= 4 && i.first().is_some_and(u8::is_ascii_digit);
+    iso_not_a_time(i) || version && iso_not_a_time(after_version)
 }
 
 /// `%FACILITY-SEVERITY-MNEMONIC:` after a Cisco time. Out of line: the

@@ -396,10 +396,15 @@ impl BsdTime {
     /// `Feb 29` without a year, received in a year without one: it is
     /// read in the nearest leap year, and
     /// [`LenientRule::TimestampLeapDay`] says so.
+    #[inline]
     pub(super) fn leap_day_elsewhere(&self, received_nanos: i64, tz: Tz) -> bool {
-        self.month == 2
-            && self.day == 29
-            && self.year.is_none()
+        self.month == 2 && self.day == 29 && self.leap_day_without_year(received_nanos, tz)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn leap_day_without_year(&self, received_nanos: i64, tz: Tz) -> bool {
+        self.year.is_none()
             && days_in_month(year_at(received_nanos.div_euclid(1_000_000_000), tz), 2) != 29
     }
 
