@@ -203,7 +203,11 @@ fn delivery_failures(s: &Sluice) -> String {
         .filter(|l| {
             l.starts_with("sluice_sink_kafka_delivery_failures_total") && !l.ends_with(" 0")
         })
-        .map(|l| l.rsplit_once('{').map_or(l, |(_, r)| r))
+        .filter_map(|l| {
+            let (_, reason) = l.split_once("reason=\"")?;
+            let (reason, _) = reason.split_once('"')?;
+            Some(format!("{reason} {}", l.rsplit(' ').next()?))
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
