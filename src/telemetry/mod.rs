@@ -24,6 +24,7 @@ mod kafka;
 mod kafka_source;
 mod labels;
 
+use crate::config::DEFAULT_UNHEALTHY_AFTER_SECS;
 pub(crate) use health::{Degraded, ListenerHealth, SinkHealth};
 use kafka::KafkaFamilies;
 pub(crate) use kafka::KafkaMetrics;
@@ -474,9 +475,7 @@ impl Telemetry {
             sink_health: std::sync::Mutex::new(Vec::new()),
             listener_health: std::sync::Mutex::new(Vec::new()),
             sink_degraded: std::sync::Mutex::new(Vec::new()),
-            unhealthy_after: std::time::Duration::from_secs(
-                crate::config::DEFAULT_UNHEALTHY_AFTER_SECS,
-            ),
+            unhealthy_after: std::time::Duration::from_secs(DEFAULT_UNHEALTHY_AFTER_SECS),
             registry,
         }
     }
