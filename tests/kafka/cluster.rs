@@ -28,6 +28,16 @@ fn frame(i: usize) -> String {
     )
 }
 
+/// The cluster's brokers as a TOML list's items.
+fn brokers(kafka: &Kafka) -> String {
+    kafka
+        .bootstrap
+        .split(',')
+        .map(|b| format!("\"{b}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// An edge: TCP (and UDP) in, raw envelopes to `topic`.
 fn cluster_edge_config(kafka: &Kafka, topic: &str) -> String {
     format!(
@@ -36,7 +46,7 @@ fn cluster_edge_config(kafka: &Kafka, topic: &str) -> String {
 [[sinks]]
 name = "to_kafka"
 type = "kafka"
-brokers = ["{b}"]
+brokers = [{b}]
 topic = "{topic}"
 key = "{{host}}"
 linger_ms = 20
@@ -48,7 +58,7 @@ name = "raw"
 sink = "to_kafka"
 queue = {{ max_events = 1000, when_full = "block" }}
 "#,
-        b = kafka.bootstrap
+        b = brokers(kafka)
     )
 }
 
@@ -61,7 +71,7 @@ listen = "127.0.0.1:0"
 [[listeners]]
 name = "from_kafka"
 protocol = "kafka"
-brokers = ["{b}"]
+brokers = [{b}]
 topics = ["{topic}"]
 group_id = "{group}"
 commit_interval_ms = 100
@@ -78,7 +88,7 @@ sink = "out"
 document = {{ format = "ecs" }}
 queue = {{ max_events = 1000, when_full = "block" }}
 "#,
-        b = kafka.bootstrap
+        b = brokers(kafka)
     )
 }
 
@@ -196,6 +206,13 @@ fn counted_drops(s: &Sluice) -> u64 {
         + s.metric_sum("sluice_route_conversion_errors_total", "")
 }
 
+/// A counter of the indexer's Kafka listener.
+fn listener_counter(s: &Sluice, name: &str) -> u64 {
+    s.metric(&format!(
+        "sluice_listener_kafka_{name}_total{{listener=\"from_kafka\"}}"
+    ))
+}
+
 /// The Kafka sink's delivery failures by reason (non-zero ones).
 fn delivery_failures(s: &Sluice) -> String {
     s.scrape()
@@ -275,9 +292,13 @@ fn kafka_cluster_leader_killed_mid_stream_loses_nothing() {
     let (edge_drops, indexer_drops) = (counted_drops(&edge), counted_drops(&indexer));
     eprintln!(
         "leader loss: sent {n}; topic {in_topic} records, {} frames; output {total} documents, {distinct} distinct _id; \
-         drops edge {edge_drops} indexer {indexer_drops}; delivery failures retried: [{}]",
+         drops edge {edge_drops} indexer {indexer_drops}; delivery failures retried: [{}]; \
+         indexer commits {}, commit failures {}, rebalances {}",
         ids.len(),
-        delivery_failures(&edge)
+        delivery_failures(&edge),
+        listener_counter(&indexer, "commits"),
+        listener_counter(&indexer, "commit_failures"),
+        listener_counter(&indexer, "rebalances"),
     );
     assert_eq!(ids.len(), n, "frames in the topic");
     assert_eq!(distinct as u64 + edge_drops + indexer_drops, n as u64);
@@ -373,13 +394,26 @@ fn kafka_cluster_indexer_killed_its_partitions_go_to_the_survivor() {
         n2 += 100;
         documents(&a).len() > a_had
     });
+    let n = n2 + 2000;
+    let sender = std::thread::spawn(move || {
+        send(&mut tcp, n2, n, 100, Duration::from_millis(100));
+        tcp
+    });
+    std::thread::sleep(Duration::from_millis(500));
     let b_docs_at_stop = {
         let status = b.stop();
         assert!(status.success(), "indexer B's exit: {status}");
         documents(&b)
     };
-    let n = n2 + 1000;
-    send(&mut tcp, n2, n, 100, Duration::from_millis(50));
+    eprintln!(
+        "phase 2: indexer B stopped with {} documents written, A has {}",
+        b_docs_at_stop.len(),
+        documents(&a).len()
+    );
+    wait_until(120, "the sender to have written every frame", || {
+        sender.is_finished()
+    });
+    let _tcp = sender.join().unwrap();
     wait_until(
         120,
         "every frame of the second phase at the outputs",
