@@ -213,6 +213,18 @@ fn listener_counter(s: &Sluice, name: &str) -> u64 {
     ))
 }
 
+/// The listener's periodic commits reach `/metrics`: their results are
+/// counted (`commits_total`), so a failed one would be too.
+#[track_caller]
+fn assert_commits_counted(s: &Sluice) {
+    let (commits, failures) = (
+        listener_counter(s, "commits"),
+        listener_counter(s, "commit_failures"),
+    );
+    eprintln!("indexer: {commits} commits, {failures} failed");
+    assert!(commits > 0, "no commit counted ({failures} failed)");
+}
+
 /// The Kafka sink's delivery failures by reason (non-zero ones).
 fn delivery_failures(s: &Sluice) -> String {
     s.scrape()
@@ -303,6 +315,7 @@ fn kafka_cluster_leader_killed_mid_stream_loses_nothing() {
     assert_eq!(ids.len(), n, "frames in the topic");
     assert_eq!(distinct as u64 + edge_drops + indexer_drops, n as u64);
     assert_eq!((edge_drops, indexer_drops), (0, 0));
+    assert_commits_counted(&indexer);
     assert!(edge.stop().success());
     assert!(indexer.stop().success());
 }
@@ -384,6 +397,7 @@ fn kafka_cluster_indexer_killed_its_partitions_go_to_the_survivor() {
         "the survivor took the dead one's partitions"
     );
     assert_eq!(counted_drops(&edge) + counted_drops(&b), 0);
+    assert_commits_counted(&b);
 
     // Graceful: A back (same directory, its output appended), B stopped.
     a.relaunch();
