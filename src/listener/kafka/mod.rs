@@ -225,6 +225,12 @@ fn commit(consumer: &BaseConsumer<Context>, commits: &[Commit]) {
             tracing::warn!(error = %e, "kafka commit: bad offset");
         }
     }
+    // Stored too: librdkafka's own commit of what is stored, at the
+    // unassignment or the close that follows, must not take the
+    // committed offset back to an older point.
+    if let Err(e) = consumer.store_offsets(&tpl) {
+        tracing::debug!(error = %e, "kafka offset store before commit failed");
+    }
     let result = consumer.commit(&tpl, CommitMode::Sync);
     if result.is_ok() {
         // A synchronous commit reports here, not in the callback.
