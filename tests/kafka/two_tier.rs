@@ -560,3 +560,73 @@ fn two_tier_indexer_sink_down_pauses_lags_and_drains_without_a_drop() {
     assert!(indexer.stop().success());
     assert!(edge.stop().success());
 }
+
+/// Each partition's lag is reported by the indexer that owns it, and by
+/// no other: an indexer that loses a partition in a rebalance stops
+/// reporting its lag. Indexer A, whose sink refuses (503), owns both
+/// partitions and lags on both; B joins the group, takes one and drains
+/// it; A must no longer show a lag for it. Then A's sink is back and
+/// every frame is stored, by one indexer or the other, under its `_id`.
+#[test]
+fn two_tier_lag_is_reported_by_the_partitions_owner_only() {
+    let Some(kafka) = shared() else { return };
+    let topic = "tt.owner";
+    kafka.create_topic(topic, 2, 1, &[]);
+    let (es_a, es_b) = (EsServer::start(), EsServer::start());
+    es_a.knobs(|k| k.fail_requests = usize::MAX);
+    let queue = "{ max_events = 100000, when_full = \"block\" }";
+    let mut edge = Sluice::start(&two_tier_edge_config(kafka, topic, "", queue, ""));
+    let group = "tt-owner";
+    let mut a = Sluice::start(&two_tier_indexer_config(kafka, topic, group, 10_000, &es_a));
+    let n = 1000;
+    let text: String = (0..n)
+        .map(|i| {
+            format!(
+                "<14>1 2026-11-24T10:00:00Z host{} app - - - owner {i}\n",
+                i % 8
+            )
+        })
+        .collect();
+    tcp_send(edge.addr("tcp"), text.as_bytes());
+    wait_until(60, "indexer A to lag on both partitions", || {
+        let lag = two_tier_lag(&a);
+        lag.len() == 2 && lag.values().all(|&l| l > 0)
+    });
+    let mut b = Sluice::start(&two_tier_indexer_config(kafka, topic, group, 10_000, &es_b));
+    wait_until(60, "indexer B to store what it took", || es_b.total() > 0);
+    let (mut lag_a, mut lag_b) = (BTreeMap::new(), BTreeMap::new());
+    wait_until(
+        60,
+        "each partition's lag to be reported by one indexer",
+        || {
+            (lag_a, lag_b) = (two_tier_lag(&a), two_tier_lag(&b));
+            !lag_a.is_empty()
+                && !lag_b.is_empty()
+                && lag_a.len() + lag_b.len() == 2
+                && lag_a.keys().all(|p| !lag_b.contains_key(p))
+        },
+    );
+    eprintln!("after the rebalance: lag at A {lag_a:?}, at B {lag_b:?}");
+    es_a.knobs(|k| k.fail_requests = 0);
+    let mut ids = HashSet::new();
+    wait_until(60, "A and B to store every frame", || {
+        ids = es_a.docs("syslog").into_keys().collect();
+        ids.extend(es_b.docs("syslog").into_keys());
+        ids.len() >= n
+    });
+    wait_until(60, "the lag to fall back to 0", || {
+        let (la, lb) = (two_tier_lag(&a), two_tier_lag(&b));
+        la.values().chain(lb.values()).all(|&l| l == 0) && la.len() + lb.len() == 2
+    });
+    let (stored_a, stored_b) = (es_a.total(), es_b.total());
+    let drops = two_tier_drops(&edge) + two_tier_drops(&a) + two_tier_drops(&b);
+    eprintln!(
+        "sent {n}: {} distinct ids, stored by A {stored_a}, by B {stored_b}, drops {drops}",
+        ids.len()
+    );
+    assert_eq!(ids.len(), n, "sent = delivered");
+    assert_eq!(drops, 0);
+    assert!(b.stop().success());
+    assert!(a.stop().success());
+    assert!(edge.stop().success());
+}

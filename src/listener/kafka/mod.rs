@@ -139,8 +139,12 @@ impl ClientContext for Context {
                     continue;
                 }
                 let assigned = self.offsets.is_assigned(topic, *partition);
-                if let Some(lag) = partition_lag(p, assigned) {
-                    self.metrics.set_lag(topic, *partition, lag);
+                match partition_lag(p, assigned) {
+                    Some(lag) => self.metrics.set_lag(topic, *partition, lag),
+                    // Another consumer's (librdkafka still lists it, its
+                    // last lag here frozen): not reported.
+                    None if !assigned => self.metrics.remove_lag(topic, *partition),
+                    None => {}
                 }
             }
         }
@@ -167,19 +171,24 @@ impl ClientContext for Context {
     }
 }
 
-/// A partition's consumer lag from librdkafka's statistics: its own
-/// (high watermark − committed offset) once the group has committed one.
-/// Before that (a new group, or nothing of the partition done with yet)
-/// librdkafka reports none (-1), yet every record from the log start on
-/// is still to be read (`auto.offset.reset = earliest`): for a partition
-/// assigned here, the high watermark − the log start, both from its
-/// fetches. `None` when neither is known.
+/// The consumer lag of a partition assigned here (`None` for any other:
+/// librdkafka keeps listing a partition revoked from this consumer, with
+/// the lag of the moment it lost it), from librdkafka's statistics: its
+/// own (high watermark − committed offset) once the group has committed
+/// one. Before that (a new group, or nothing of the partition done with
+/// yet) librdkafka reports none (-1), yet every record from the log start
+/// on is still to be read (`auto.offset.reset = earliest`): the high
+/// watermark − the log start, both from its fetches. `None` when neither
+/// is known.
 fn partition_lag(p: &rdkafka::statistics::Partition, assigned: bool) -> Option<i64> {
+    if !assigned {
+        return None;
+    }
     if p.consumer_lag >= 0 {
         return Some(p.consumer_lag);
     }
     let never_committed = p.committed_offset < 0;
-    (assigned && never_committed && p.lo_offset >= 0 && p.hi_offset >= p.lo_offset)
+    (never_committed && p.lo_offset >= 0 && p.hi_offset >= p.lo_offset)
         .then(|| p.hi_offset - p.lo_offset)
 }
 
@@ -569,9 +578,9 @@ mod tests {
 
     /// librdkafka's own lag once an offset is committed; before the
     /// first commit, everything between the log start and the high
-    /// watermark of a partition assigned here (a new group whose sink is
-    /// down lags, and shows it); nothing for a partition of another
-    /// consumer or one not fetched yet.
+    /// watermark (a new group whose sink is down lags, and shows it);
+    /// nothing for a partition not assigned here (revoked: its last lag
+    /// here is stale) or not fetched yet.
     #[test]
     fn lag_is_counted_from_the_log_start_until_the_first_commit() {
         let p = |lag, committed, lo, hi| Partition {
@@ -582,7 +591,7 @@ mod tests {
             ..Partition::default()
         };
         assert_eq!(partition_lag(&p(30, 970, 0, 1000), true), Some(30));
-        assert_eq!(partition_lag(&p(30, 970, 0, 1000), false), Some(30));
+        assert_eq!(partition_lag(&p(30, 970, 0, 1000), false), None);
         assert_eq!(partition_lag(&p(-1, -1001, 200, 1000), true), Some(800));
         assert_eq!(partition_lag(&p(-1, -1001, 0, 0), true), Some(0));
         assert_eq!(partition_lag(&p(-1, -1001, 200, 1000), false), None);
