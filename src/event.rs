@@ -564,6 +564,16 @@ impl Event {
             out.push_str("null");
             return;
         }
+        if self.structured_data.len() > SD_LINEAR_ELEMENTS {
+            self.write_many_structured_data_json(out);
+        } else {
+            self.write_few_structured_data_json(out);
+        }
+    }
+
+    /// Structured data of a handful of elements: by scans, quadratic in
+    /// the number of elements and parameters, cheapest for a real frame.
+    fn write_few_structured_data_json(&self, out: &mut String) {
         out.push('{');
         let mut seen_ids: Vec<&str> = Vec::new();
         for element in &self.structured_data {
@@ -617,6 +627,76 @@ impl Event {
         }
         out.push('}');
     }
+
+    /// [`Self::write_structured_data_json`] for a frame of many elements:
+    /// the same object (IDs and names in order of first appearance, the
+    /// values of a repeated name as an array), grouped through hash maps
+    /// so that thousands of elements or parameters cost time linear in
+    /// their number. The scans above are quadratic, and cheaper for the
+    /// handful a real frame carries.
+    #[cold]
+    fn write_many_structured_data_json(&self, out: &mut String) {
+        let ids = group_in_order(
+            self.structured_data
+                .iter()
+                .map(|e| (self.resolve(&e.id), e)),
+        );
+        out.push('{');
+        for (i, (id, elements)) in ids.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_json_str(out, id);
+            out.push_str(":{");
+            let names = group_in_order(elements.iter().flat_map(|e| {
+                e.params
+                    .iter()
+                    .map(|p| (self.resolve(&p.name), self.resolve(&p.value)))
+            }));
+            for (j, (name, values)) in names.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                write_json_str(out, name);
+                out.push(':');
+                if let [only] = values.as_slice() {
+                    write_json_str(out, only);
+                } else {
+                    out.push('[');
+                    for (k, v) in values.iter().enumerate() {
+                        if k > 0 {
+                            out.push(',');
+                        }
+                        write_json_str(out, v);
+                    }
+                    out.push(']');
+                }
+            }
+            out.push('}');
+        }
+        out.push('}');
+    }
+}
+
+/// Past this many SD elements, structured data is written through
+/// [`Event::write_many_structured_data_json`].
+const SD_LINEAR_ELEMENTS: usize = 16;
+
+/// `items` grouped by key, the groups in order of their key's first
+/// appearance, each group's items in their order.
+fn group_in_order<'a, T>(items: impl Iterator<Item = (&'a str, T)>) -> Vec<(&'a str, Vec<T>)> {
+    let mut index: std::collections::HashMap<&'a str, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<(&'a str, Vec<T>)> = Vec::new();
+    for (key, item) in items {
+        let at = *index.entry(key).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        if let Some((_, group)) = groups.get_mut(at) {
+            group.push(item);
+        }
+    }
+    groups
 }
 
 fn write_opt_u8(out: &mut String, v: Option<u8>) {
@@ -634,3 +714,7 @@ fn write_opt_json_str(out: &mut String, v: Option<&str>) {
         None => out.push_str("null"),
     }
 }
+
+#[cfg(test)]
+#[path = "event_tests.rs"]
+mod tests;
