@@ -166,6 +166,41 @@ pub struct KafkaSasl {
     pub password: String,
 }
 
+/// librdkafka's security settings (`security.protocol`, `ssl.*`,
+/// `sasl.*`) for a client with this TLS and SASL: the one list the
+/// producer (Kafka sink) and the consumer (Kafka listener) both set.
+pub(crate) fn kafka_security_settings(
+    tls: Option<&KafkaTls>,
+    sasl: Option<&KafkaSasl>,
+) -> Vec<(&'static str, String)> {
+    let protocol = match (tls.is_some(), sasl.is_some()) {
+        (false, false) => "plaintext",
+        (true, false) => "ssl",
+        (false, true) => "sasl_plaintext",
+        (true, true) => "sasl_ssl",
+    };
+    let mut settings = vec![("security.protocol", protocol.to_owned())];
+    if let Some(t) = tls {
+        for (key, file) in [
+            ("ssl.ca.location", &t.ca_file),
+            ("ssl.certificate.location", &t.cert_file),
+            ("ssl.key.location", &t.key_file),
+        ] {
+            if let Some(f) = file {
+                settings.push((key, f.display().to_string()));
+            }
+        }
+    }
+    if let Some(s) = sasl {
+        settings.extend([
+            ("sasl.mechanisms", s.mechanism.as_str().to_owned()),
+            ("sasl.username", s.username.clone()),
+            ("sasl.password", s.password.clone()),
+        ]);
+    }
+    settings
+}
+
 /// A `topic` or `key` template: text and `{field}` parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
@@ -488,6 +523,43 @@ mod tests {
             c.routes[0].output,
             OutputConfig::Document(crate::config::DocumentFormat::Flume { .. })
         ));
+    }
+
+    /// The producer and the consumer get the same security settings.
+    #[test]
+    fn security_settings_follow_tls_and_sasl() {
+        use super::{KafkaSasl, KafkaTls, SaslMechanism, kafka_security_settings};
+        let tls = KafkaTls {
+            ca_file: Some("/etc/ca.pem".into()),
+            cert_file: None,
+            key_file: None,
+        };
+        let sasl = KafkaSasl {
+            mechanism: SaslMechanism::Plain,
+            username: "u".into(),
+            password: "p".into(),
+        };
+        let s = |t, s| {
+            kafka_security_settings(t, s)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(s(None, None), ["security.protocol=plaintext"]);
+        assert_eq!(
+            s(Some(&tls), None),
+            ["security.protocol=ssl", "ssl.ca.location=/etc/ca.pem"]
+        );
+        assert_eq!(
+            s(None, Some(&sasl)),
+            [
+                "security.protocol=sasl_plaintext",
+                "sasl.mechanisms=PLAIN",
+                "sasl.username=u",
+                "sasl.password=p"
+            ]
+        );
+        assert_eq!(s(Some(&tls), Some(&sasl))[0], "security.protocol=sasl_ssl");
     }
 
     #[test]
