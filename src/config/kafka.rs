@@ -84,46 +84,6 @@ impl SaslMechanism {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawKafka {
-    pub(super) name: String,
-    pub(super) brokers: Vec<String>,
-    pub(super) topic: String,
-    pub(super) key: Option<String>,
-    pub(super) payload: Option<KafkaPayload>,
-    pub(super) acks: Option<KafkaAcks>,
-    pub(super) idempotent: Option<bool>,
-    pub(super) compression: Option<KafkaCompression>,
-    pub(super) batch_max_events: Option<usize>,
-    pub(super) batch_max_bytes: Option<usize>,
-    pub(super) linger_ms: Option<u64>,
-    pub(super) message_timeout_secs: Option<u64>,
-    pub(super) max_message_bytes: Option<usize>,
-    pub(super) max_retries: Option<u32>,
-    pub(super) max_retry_secs: Option<u64>,
-    pub(super) max_backoff_secs: Option<u64>,
-    pub(super) dead_letter_path: Option<PathBuf>,
-    pub(super) tls: Option<RawKafkaTls>,
-    pub(super) sasl: Option<RawKafkaSasl>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawKafkaTls {
-    pub(super) ca_file: Option<PathBuf>,
-    pub(super) cert_file: Option<PathBuf>,
-    pub(super) key_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawKafkaSasl {
-    pub(super) mechanism: Option<SaslMechanism>,
-    pub(super) username: String,
-    pub(super) password: String,
-}
-
 /// A validated Kafka sink.
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {

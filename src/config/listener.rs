@@ -235,13 +235,7 @@ impl Validator<'_, '_> {
             ("sockets", l.sockets.is_some()),
             ("allow", l.allow.is_some()),
         ];
-        let kafka = self.kafka_source(
-            base,
-            l.protocol,
-            RawKafkaKeys::take(&mut l),
-            l.listen.is_some(),
-            &frame_keys,
-        )?;
+        let kafka = self.kafka_source(base, &mut l, &frame_keys)?;
         let (max_frame_bytes, max_connections, idle, frame_timeout) =
             self.listener_limits(base, &l)?;
         let sender = l.sender.unwrap_or_default();
