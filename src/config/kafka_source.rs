@@ -30,9 +30,9 @@ pub struct KafkaSource {
     pub sasl: Option<KafkaSasl>,
 }
 
-/// The first key only a Kafka listener takes that `l` sets, if any (a
+/// The keys only a Kafka listener takes, and whether `l` sets each (a
 /// listener of another protocol must set none).
-fn kafka_key_set(l: &RawListener) -> Option<&'static str> {
+fn kafka_keys(l: &RawListener) -> [(&'static str, bool); 8] {
     [
         ("brokers", l.brokers.is_some()),
         ("topics", l.topics.is_some()),
@@ -43,9 +43,6 @@ fn kafka_key_set(l: &RawListener) -> Option<&'static str> {
         ("kafka_tls", l.kafka_tls.is_some()),
         ("sasl", l.sasl.is_some()),
     ]
-    .into_iter()
-    .find(|(_, set)| *set)
-    .map(|(k, _)| k)
 }
 
 impl Validator<'_, '_> {
@@ -59,12 +56,11 @@ impl Validator<'_, '_> {
     ) -> Result<Option<Arc<KafkaSource>>, ConfigError> {
         let listen_set = raw.listen.is_some();
         if raw.protocol != ListenerProtocol::Kafka {
-            if let Some(k) = kafka_key_set(raw) {
-                return Err(self.err(
-                    &at(base, k),
-                    "only a protocol = \"kafka\" listener takes it",
-                ));
-            }
+            self.refuse_set(
+                base,
+                &kafka_keys(raw),
+                "only a protocol = \"kafka\" listener takes it",
+            )?;
             if !listen_set {
                 return Err(self.err(&at(base, "listen"), "missing: the address to listen on"));
             }
@@ -76,12 +72,11 @@ impl Validator<'_, '_> {
                 "a kafka listener listens on no address: it consumes `topics` from `brokers`",
             ));
         }
-        if let Some((k, _)) = frame_keys.iter().find(|(_, set)| *set) {
-            return Err(self.err(
-                &at(base, k),
-                "a kafka listener takes no socket or framing settings: records are frames already",
-            ));
-        }
+        self.refuse_set(
+            base,
+            frame_keys,
+            "a kafka listener takes no socket or framing settings: records are frames already",
+        )?;
         let list = |k: &str, v: Option<Vec<String>>| match v {
             Some(v) if !v.is_empty() && v.iter().all(|s| !s.trim().is_empty()) => Ok(v),
             Some(_) => Err(self.err(&at(base, k), "must list at least one, none empty")),

@@ -403,12 +403,11 @@ impl Validator<'_, '_> {
                 max_pending: DEFAULT_MAX_PENDING,
             })
         } else {
-            if let Some((k, _)) = multiline_keys.iter().find(|(_, set)| *set) {
-                return Err(self.err(
-                    &at(base, k),
-                    "multi-line joining is off for this listener: set multiline = true (it is on by default only for sender = \"log4j\")",
-                ));
-            }
+            self.refuse_set(
+                base,
+                &multiline_keys,
+                "multi-line joining is off for this listener: set multiline = true (it is on by default only for sender = \"log4j\")",
+            )?;
             None
         })
     }
