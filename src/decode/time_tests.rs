@@ -179,11 +179,7 @@ fn bsd_timestamp_nom(i: &[u8]) -> IResult<&[u8], BsdTime> {
         let (i, _) = char(' ')(i)?;
         Ok((i, y))
     })(i)?;
-    let (i, hour) = num::<2>(i)?;
-    let (i, _) = char(':')(i)?;
-    let (i, minute) = num::<2>(i)?;
-    let (i, _) = char(':')(i)?;
-    let (i, second) = num::<2>(i)?;
+    let (i, (hour, minute, second)) = hms(i)?;
     let (i, frac) = opt(fraction)(i)?;
     let (nanos, frac_digits) = frac.unwrap_or((0, 0));
     Ok((
@@ -201,6 +197,16 @@ fn bsd_timestamp_nom(i: &[u8]) -> IResult<&[u8], BsdTime> {
     ))
 }
 
+/// `HH:MM:SS`, as both nom grammars read it.
+fn hms(i: &[u8]) -> IResult<&[u8], (u32, u32, u32)> {
+    let (i, hour) = num::<2>(i)?;
+    let (i, _) = char(':')(i)?;
+    let (i, minute) = num::<2>(i)?;
+    let (i, _) = char(':')(i)?;
+    let (i, second) = num::<2>(i)?;
+    Ok((i, (hour, minute, second)))
+}
+
 /// The RFC 3339 grammar as nom combinators: the reference the
 /// hand-read [`rfc3339`] is checked against.
 fn rfc3339_nom(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
@@ -210,11 +216,7 @@ fn rfc3339_nom(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
     let (i, _) = char('-')(i)?;
     let (i, day) = num::<2>(i)?;
     let (i, _) = alt((char('T'), char('t')))(i)?;
-    let (i, hour) = num::<2>(i)?;
-    let (i, _) = char(':')(i)?;
-    let (i, minute) = num::<2>(i)?;
-    let (i, _) = char(':')(i)?;
-    let (i, second) = num::<2>(i)?;
+    let (i, (hour, minute, second)) = hms(i)?;
     let (i, frac) = opt(fraction)(i)?;
     let (i, offset) = opt(utc_offset)(i)?;
     let t = CivilTime::new(
