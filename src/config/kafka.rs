@@ -270,12 +270,7 @@ impl Validator<'_, '_> {
             return Err(self.err(&at(base, "linger_ms"), "must be at most 60000"));
         }
         let (tls, sasl) = self.kafka_security(base, raw.tls, raw.sasl)?;
-        let dead_letter = Some(match raw.dead_letter_path {
-            Some(p) => self.resolve(p),
-            None => data_dir
-                .join("dead-letter")
-                .join(format!("{}.ndjson", raw.name)),
-        });
+        let dead_letter = Some(self.dead_letter(&raw.name, raw.dead_letter_path, data_dir));
         Ok(SinkConfig {
             name: raw.name,
             batch_max_events,

@@ -282,9 +282,14 @@ impl Validator<'_, '_> {
         })
     }
 
-    /// An HTTP sink's dead-letter file: as configured (relative to the
+    /// A sink's dead-letter file: as configured (relative to the
     /// config's folder), else `<data_dir>/dead-letter/<sink>.ndjson`.
-    fn dead_letter(&self, name: &str, path: Option<PathBuf>, data_dir: &Path) -> PathBuf {
+    pub(super) fn dead_letter(
+        &self,
+        name: &str,
+        path: Option<PathBuf>,
+        data_dir: &Path,
+    ) -> PathBuf {
         match path {
             Some(p) => self.resolve(p),
             None => data_dir.join("dead-letter").join(format!("{name}.ndjson")),
