@@ -55,9 +55,16 @@ pub(crate) fn client_config(name: &str, k: &KafkaSource) -> ClientConfig {
     c.set("bootstrap.servers", k.brokers.join(","))
         .set("group.id", &k.group_id)
         .set("client.id", format!("sluice-{name}"))
-        // Offsets are stored and committed by this listener only, for
-        // records every route is done with.
-        .set("enable.auto.commit", "false")
+        // Offsets are stored by this listener only, for records every
+        // route is done with; librdkafka commits what is stored every
+        // commit interval. Its commits report their results (counted,
+        // and a failed one is tried again with the next); a manual async
+        // commit's result would reach no callback.
+        .set("enable.auto.commit", "true")
+        .set(
+            "auto.commit.interval.ms",
+            k.commit_interval.as_millis().to_string(),
+        )
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set(
@@ -114,10 +121,17 @@ impl ClientContext for Context {
     fn stats(&self, s: Statistics) {
         for (topic, t) in &s.topics {
             for (partition, p) in &t.partitions {
-                // -1 is librdkafka's internal unassigned partition; a lag
-                // it cannot know yet is -1 too.
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    self.metrics.set_lag(topic, *partition, p.consumer_lag);
+                // -1 is librdkafka's internal unassigned partition.
+                if *partition < 0 {
+                    continue;
+                }
+                let assigned = self.offsets.is_assigned(topic, *partition);
+                match partition_lag(p, assigned) {
+                    Some(lag) => self.metrics.set_lag(topic, *partition, lag),
+                    // Another consumer's (librdkafka still lists it, its
+                    // last lag here frozen): not reported.
+                    None if !assigned => self.metrics.remove_lag(topic, *partition),
+                    None => {}
                 }
             }
         }
@@ -144,6 +158,27 @@ impl ClientContext for Context {
     }
 }
 
+/// The consumer lag of a partition assigned here (`None` for any other:
+/// librdkafka keeps listing a partition revoked from this consumer, with
+/// the lag of the moment it lost it), from librdkafka's statistics: its
+/// own (high watermark − committed offset) once the group has committed
+/// one. Before that (a new group, or nothing of the partition done with
+/// yet) librdkafka reports none (-1), yet every record from the log start
+/// on is still to be read (`auto.offset.reset = earliest`): the high
+/// watermark − the log start, both from its fetches. `None` when neither
+/// is known.
+fn partition_lag(p: &rdkafka::statistics::Partition, assigned: bool) -> Option<i64> {
+    if !assigned {
+        return None;
+    }
+    if p.consumer_lag >= 0 {
+        return Some(p.consumer_lag);
+    }
+    let never_committed = p.committed_offset < 0;
+    (never_committed && p.lo_offset >= 0 && p.hi_offset >= p.lo_offset)
+        .then(|| p.hi_offset - p.lo_offset)
+}
+
 impl ConsumerContext for Context {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
@@ -156,7 +191,7 @@ impl ConsumerContext for Context {
                 .collect();
             // What is done is committed before the partitions go; the rest
             // is read again by their next owner.
-            commit(consumer, &done, CommitMode::Sync);
+            commit(consumer, &done);
         }
     }
 
@@ -175,6 +210,8 @@ impl ConsumerContext for Context {
             Ok(()) => {
                 self.metrics.commits.inc();
             }
+            // Nothing stored since the last commit: not a failure.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => {
                 self.metrics.commit_failures.inc();
                 self.offsets.commit_failed();
@@ -184,7 +221,9 @@ impl ConsumerContext for Context {
     }
 }
 
-fn commit(consumer: &BaseConsumer<Context>, commits: &[Commit], mode: CommitMode) {
+/// Commit `commits` now, waiting for the answer (a revocation, the
+/// shutdown).
+fn commit(consumer: &BaseConsumer<Context>, commits: &[Commit]) {
     if commits.is_empty() {
         return;
     }
@@ -194,11 +233,40 @@ fn commit(consumer: &BaseConsumer<Context>, commits: &[Commit], mode: CommitMode
             tracing::warn!(error = %e, "kafka commit: bad offset");
         }
     }
-    if let Err(e) = consumer.commit(&tpl, mode) {
+    // Stored too: librdkafka's own commit of what is stored, at the
+    // unassignment or the close that follows, must not take the
+    // committed offset back to an older point.
+    if let Err(e) = consumer.store_offsets(&tpl) {
+        tracing::debug!(error = %e, "kafka offset store before commit failed");
+    }
+    let result = consumer.commit(&tpl, CommitMode::Sync);
+    if result.is_ok() {
         // A synchronous commit reports here, not in the callback.
+        consumer.context().metrics.commits.inc();
+    }
+    if let Err(e) = result {
         consumer.context().metrics.commit_failures.inc();
         consumer.context().offsets.commit_failed();
         tracing::warn!(error = %e, "kafka offset commit failed");
+    }
+}
+
+/// Store `commits` for librdkafka's next commit (`auto.commit.interval.ms`).
+fn store(consumer: &BaseConsumer<Context>, commits: &[Commit]) {
+    if commits.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, offset) in commits {
+        if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+            tracing::warn!(error = %e, "kafka offset store: bad offset");
+        }
+    }
+    if let Err(e) = consumer.store_offsets(&tpl) {
+        // A partition revoked meanwhile (its done offsets were committed
+        // on revocation): stored again next time for those still ours.
+        consumer.context().offsets.commit_failed();
+        tracing::debug!(error = %e, "kafka offset store failed");
     }
 }
 
@@ -379,8 +447,8 @@ impl Poller {
                 }
                 None => {}
             }
-            if last_commit.elapsed() >= self.source.commit_interval {
-                commit(&self.consumer, &self.offsets.to_commit(), CommitMode::Async);
+            if last_commit.elapsed() >= self.source.commit_interval / 2 {
+                store(&self.consumer, &self.offsets.to_commit());
                 last_commit = Instant::now();
             }
         }
@@ -402,7 +470,7 @@ impl Poller {
                 .in_flight
                 .set(self.offsets.in_flight() as i64);
         }
-        commit(&self.consumer, &self.offsets.to_commit(), CommitMode::Sync);
+        commit(&self.consumer, &self.offsets.commit_points());
         self.metrics()
             .in_flight
             .set(self.offsets.in_flight() as i64);
@@ -520,5 +588,34 @@ fn hold(
         partition: msg.partition(),
         offset: msg.offset(),
         what,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition_lag;
+    use rdkafka::statistics::Partition;
+
+    /// librdkafka's own lag once an offset is committed; before the
+    /// first commit, everything between the log start and the high
+    /// watermark (a new group whose sink is down lags, and shows it);
+    /// nothing for a partition not assigned here (revoked: its last lag
+    /// here is stale) or not fetched yet.
+    #[test]
+    fn lag_is_counted_from_the_log_start_until_the_first_commit() {
+        let p = |lag, committed, lo, hi| Partition {
+            consumer_lag: lag,
+            committed_offset: committed,
+            lo_offset: lo,
+            hi_offset: hi,
+            ..Partition::default()
+        };
+        assert_eq!(partition_lag(&p(30, 970, 0, 1000), true), Some(30));
+        assert_eq!(partition_lag(&p(30, 970, 0, 1000), false), None);
+        assert_eq!(partition_lag(&p(-1, -1001, 200, 1000), true), Some(800));
+        assert_eq!(partition_lag(&p(-1, -1001, 0, 0), true), Some(0));
+        assert_eq!(partition_lag(&p(-1, -1001, 200, 1000), false), None);
+        assert_eq!(partition_lag(&p(-1, -1001, -1001, -1001), true), None);
+        assert_eq!(partition_lag(&p(-1, 1200, 200, 1000), true), None);
     }
 }
