@@ -578,15 +578,10 @@ impl Event {
         let mut seen_ids: Vec<&str> = Vec::new();
         for element in &self.structured_data {
             let id = self.resolve(&element.id);
-            if seen_ids.contains(&id) {
+            if !json_key_once(out, &mut seen_ids, id) {
                 continue;
             }
-            if !seen_ids.is_empty() {
-                out.push(',');
-            }
-            seen_ids.push(id);
-            write_json_str(out, id);
-            out.push_str(":{");
+            out.push('{');
             let params: Vec<&SdParam> = self
                 .structured_data
                 .iter()
@@ -596,15 +591,9 @@ impl Event {
             let mut seen_names: Vec<&str> = Vec::new();
             for p in &params {
                 let name = self.resolve(&p.name);
-                if seen_names.contains(&name) {
+                if !json_key_once(out, &mut seen_names, name) {
                     continue;
                 }
-                if !seen_names.is_empty() {
-                    out.push(',');
-                }
-                seen_names.push(name);
-                write_json_str(out, name);
-                out.push(':');
                 let values: Vec<&str> = params
                     .iter()
                     .filter(|q| self.resolve(&q.name) == name)
@@ -697,6 +686,21 @@ fn group_in_order<'a, T>(items: impl Iterator<Item = (&'a str, T)>) -> Vec<(&'a 
         }
     }
     groups
+}
+
+/// Writes `"key":` (after a comma unless it is the first key) the first
+/// time `key` comes; false, writing nothing, when it came before.
+fn json_key_once<'a>(out: &mut String, seen: &mut Vec<&'a str>, key: &'a str) -> bool {
+    if seen.contains(&key) {
+        return false;
+    }
+    if !seen.is_empty() {
+        out.push(',');
+    }
+    seen.push(key);
+    write_json_str(out, key);
+    out.push(':');
+    true
 }
 
 fn write_opt_u8(out: &mut String, v: Option<u8>) {

@@ -53,7 +53,8 @@
 //! Foundations every stage may import (they import no stage): `config`
 //! (strict TOML, errors with file:line:key; one file per section; it holds
 //! the settings the stages run with — decode options, framing, multi-line,
-//! TLS certificates loaded, route patterns compiled), `grok` (the pattern
+//! TLS certificates loaded, route patterns compiled, and the librdkafka
+//! security settings both Kafka clients set), `grok` (the pattern
 //! library), `telemetry` (the Prometheus registry, metric families and the
 //! labels stages count by, and the `/health` state sinks and listeners
 //! set), `log_limit` (rate-limited log lines), `record`

@@ -66,6 +66,22 @@ pub(super) struct CivilTime {
 }
 
 impl CivilTime {
+    /// Year, month, day, hour, minute and second as read, and the fraction
+    /// of the second: nanoseconds and the digits it was written with.
+    pub(super) fn new(fields: [u32; 6], (nanos, frac_digits): (u32, u8)) -> CivilTime {
+        let [year, month, day, hour, minute, second] = fields;
+        CivilTime {
+            year: i64::from(year),
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            nanos,
+            frac_digits,
+        }
+    }
+
     /// A real date and time, within the years an `i64` of nanoseconds
     /// holds (1678..=2261); anything else is not taken for a timestamp, so
     /// its text stays in the message.
@@ -152,7 +168,7 @@ pub(super) fn rfc3339(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
     }
     let last = LAST.get();
     let hit = last.iter().flatten().find(|(text, _)| text == dt);
-    let [year, month, day, hour, minute, second] = match hit {
+    let fields = match hit {
         Some((_, fields)) => *fields,
         None => {
             let Some(fields) = date_time_fields(dt) else {
@@ -178,17 +194,7 @@ pub(super) fn rfc3339(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
         (i, None)
     };
     let (i, offset) = opt(utc_offset)(i)?;
-    let (nanos, frac_digits) = frac.unwrap_or((0, 0));
-    let t = CivilTime {
-        year: i64::from(year),
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        nanos,
-        frac_digits,
-    };
+    let t = CivilTime::new(fields, frac.unwrap_or((0, 0)));
     Ok((i, (t, offset)))
 }
 
@@ -224,19 +230,7 @@ fn date_time_fields(dt: &[u8; 19]) -> Option<[u32; 6]> {
         field(14, 2),
         field(17, 2),
     ];
-    let [year, month, day, hour, minute, second] = fields;
-    CivilTime {
-        year: i64::from(year),
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        nanos: 0,
-        frac_digits: 0,
-    }
-    .valid()
-    .then_some(fields)
+    CivilTime::new(fields, (0, 0)).valid().then_some(fields)
 }
 
 /// The lenient rules an RFC 3339 time read by [`rfc3339`] needs: `text` is
