@@ -564,7 +564,8 @@ impl Event {
             out.push_str("null");
             return;
         }
-        if self.structured_data.len() > SD_LINEAR_ELEMENTS {
+        let params: usize = self.structured_data.iter().map(|e| e.params.len()).sum();
+        if self.structured_data.len() > SD_LINEAR_ELEMENTS || params > SD_LINEAR_PARAMS {
             self.write_many_structured_data_json(out);
         } else {
             self.write_few_structured_data_json(out);
@@ -599,18 +600,7 @@ impl Event {
                     .filter(|q| self.resolve(&q.name) == name)
                     .map(|q| self.resolve(&q.value))
                     .collect();
-                if let [only] = values.as_slice() {
-                    write_json_str(out, only);
-                } else {
-                    out.push('[');
-                    for (i, v) in values.iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        write_json_str(out, v);
-                    }
-                    out.push(']');
-                }
+                write_json_values(out, &values);
             }
             out.push('}');
         }
@@ -648,18 +638,7 @@ impl Event {
                 }
                 write_json_str(out, name);
                 out.push(':');
-                if let [only] = values.as_slice() {
-                    write_json_str(out, only);
-                } else {
-                    out.push('[');
-                    for (k, v) in values.iter().enumerate() {
-                        if k > 0 {
-                            out.push(',');
-                        }
-                        write_json_str(out, v);
-                    }
-                    out.push(']');
-                }
+                write_json_values(out, values);
             }
             out.push('}');
         }
@@ -667,9 +646,26 @@ impl Event {
     }
 }
 
-/// Past this many SD elements, structured data is written through
-/// [`Event::write_many_structured_data_json`].
+/// Past this many SD elements, or parameters in all, structured data is
+/// written through [`Event::write_many_structured_data_json`].
 const SD_LINEAR_ELEMENTS: usize = 16;
+const SD_LINEAR_PARAMS: usize = 32;
+
+/// One value as a JSON string, several as an array of them.
+fn write_json_values(out: &mut String, values: &[&str]) {
+    if let [only] = values {
+        write_json_str(out, only);
+    } else {
+        out.push('[');
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_json_str(out, v);
+        }
+        out.push(']');
+    }
+}
 
 /// `items` grouped by key, the groups in order of their key's first
 /// appearance, each group's items in their order.

@@ -17,7 +17,7 @@ fn frame_with_elements(n: usize, seed: u64) -> String {
     let mut frame = String::from("<14>1 2026-12-07T05:00:00Z h app 1 ID ");
     for _ in 0..n {
         frame.push_str(&format!("[id{}", next(7)));
-        for _ in 0..next(4) {
+        for _ in 0..next(if n == 1 { 60 } else { 4 }) {
             frame.push_str(&format!(" p{}=\"v{}\"", next(3), next(100)));
         }
         frame.push(']');
