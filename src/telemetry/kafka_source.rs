@@ -80,6 +80,9 @@ pub(crate) struct KafkaSourceMetrics {
     pub in_flight: Gauge,
     pub paused_partitions: Gauge,
     pub rebalances: Counter,
+    /// Offsets that went back below what was done with (a topic created
+    /// again, offsets moved back): tracking started over there.
+    pub offset_resets: Counter,
     lag: Family<PartitionLabel, Gauge>,
     listener: String,
 }
@@ -125,6 +128,7 @@ pub(super) struct KafkaSourceFamilies {
     in_flight: Family<ListenerLabel, Gauge>,
     paused: Family<ListenerLabel, Gauge>,
     rebalances: Family<ListenerLabel, Counter>,
+    offset_resets: Family<ListenerLabel, Counter>,
     lag: Family<PartitionLabel, Gauge>,
 }
 
@@ -152,8 +156,11 @@ impl KafkaSourceFamilies {
             rebalances: registry.add("sluice_listener_kafka_rebalances",
                 "Consumer group rebalances (assignments and revocations) a kafka listener took part in",
             ),
+            offset_resets: registry.add("sluice_listener_kafka_offset_resets",
+                "Partitions whose offsets went back below what the listener was done with (the topic deleted and created again, the group's offsets moved back): read on from there",
+            ),
             lag: registry.add("sluice_listener_kafka_consumer_lag_records",
-                "Records in a partition after the listener's position (librdkafka statistics)",
+                "Records in a partition after its commit point (high watermark - committed offset; librdkafka statistics, or the broker's watermarks while the partition is paused)",
             ),
         }
     }
@@ -189,6 +196,7 @@ impl KafkaSourceFamilies {
             in_flight: get(&self.in_flight, &l),
             paused_partitions: get(&self.paused, &l),
             rebalances: get(&self.rebalances, &l),
+            offset_resets: get(&self.offset_resets, &l),
             lag: self.lag.clone(),
             listener: name.to_owned(),
         }
