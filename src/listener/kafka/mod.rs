@@ -134,7 +134,7 @@ impl ClientContext for Context {
                     // last lag here frozen): not reported.
                     None => self.metrics.remove_lag(topic, *partition),
                     // Paused: no fetches, so these figures stand still;
-                    // the poller asks the broker (`lag::paused`).
+                    // the poller asks the broker (`lag::PausedLag`).
                     Some((true, Some(_))) => {}
                     Some((_, floor)) => {
                         if let Some(lag) = partition_lag(p, floor) {
