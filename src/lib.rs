@@ -65,9 +65,11 @@
 //! Around them, the orchestrators: `service` (`sluice run`: wiring and
 //! graceful shutdown), `reload` (reload requests and how a burst is
 //! coalesced), `admin` (the admin HTTP server: `/metrics`, `/health`,
-//! `POST /reload`) and `cli` (the subcommands; `cli/parse.rs` is
+//! `POST /reload`), `cli` (the subcommands; `cli/parse.rs` is
 //! `sluice parse`; `main.rs` only sets up the allocator and calls
-//! `cli::main`). The load tool `syslog-blaster` is a binary of its own
+//! `cli::main`), `fuzz_harness` (the fuzz target's body, in the library so
+//! `cargo test` replays the inputs it once crashed on) and `testing`
+//! (below). The load tool `syslog-blaster` is a binary of its own
 //! (`src/bin/syslog-blaster/`), not part of the library.
 //!
 //! Every room is `pub(crate)`: the crate's only public items are
