@@ -27,10 +27,12 @@ mounts, or a braced item up to its closing brace) and a file whose first
 attribute is `#![cfg(test)]`; a `tests.rs` / `*_tests.rs` file mounted
 without `#[cfg(test)]` is code like any other.
 
-Refused outright: `extern crate self` (an alias hides the edge), a glob
-of the crate root (`crate::*`, `super::*` up to the root, `pub use x::*`
+Refused outright: `extern crate self` and any other alias of the crate
+root (`use crate as c;`, `crate::{self as c}`, `super::super as c`: an
+alias hides the edge), a glob of the crate root (`crate::*`, `super::*` up to the root, `pub use x::*`
 at the root), and a `#[path]` outside test code that mounts a file outside
-its top-level module's folder.
+its top-level module's folder, and `include!` of code (`include_str!` and
+`include_bytes!` read data, not code).
 """
 import argparse, os, re, sys
 from collections import defaultdict
@@ -327,10 +329,20 @@ def graph(root, problems):
         if re.search(r"\bextern\s+crate\s+self\b", f.code):
             problems.append(f"{f.path}: `extern crate self` aliases the crate and hides its edges")
         t = f.refs
+        def root_alias(pos):
+            problems.append(f"{f.path}:{f.line(pos)}: an alias of the crate root hides "
+                            f"which module a path names")
+        for m in re.finditer(r"(?<![\w:$])((?:super\s*::\s*)*)(super|crate|self)\s+as\b", f.code):
+            ups = m.group(1).count("super") + (m.group(2) == "super")
+            if m.group(2) == "crate" or ups >= len(f.modpath_at(m.start())): root_alias(m.start())
+        for m in re.finditer(r"\binclude\s*!", f.code):
+            problems.append(f"{f.path}:{f.line(m.start())}: include! mounts code past the "
+                            f"module tree (use a mod line)")
         for m in re.finditer(r"\bcrate\s*::\s*", t):
             for name in first_names(t, m.end()):
                 if name == "*":
                     problems.append(f"{f.path}:{f.line(m.start())}: glob import of the crate root")
+                elif name == "self": root_alias(m.start())
                 else: add(f, m.start(), at_root(name))
         for m in re.finditer(r"(?<![\w:$])((?:super\s*::\s*)+|self\s*::\s*)", t):
             mp = f.modpath_at(m.start())
@@ -339,6 +351,7 @@ def graph(root, problems):
             base = mp[:len(mp) - ups]
             for name in first_names(t, m.end()):
                 if base: add(f, m.start(), base[0])
+                elif name == "self": root_alias(m.start())
                 elif name == "*":
                     problems.append(f"{f.path}:{f.line(m.start())}: glob import of the crate root")
                 else: add(f, m.start(), at_root(name))

@@ -46,11 +46,12 @@ use crate::queue::Fsync as T;
         ("sinks/tests.rs", "new", "use crate::queue::Fsync;\n"),
         ("sinks/stdout.rs", "append", '#[cfg(test)]\n#[path = "../queue/fixture.rs"]\nmod fixture;\n'),
         ("queue/fixture.rs", "new", "use crate::queue::Fsync;\n")],
-    "literals: strings, raw strings, chars naming crate::queue": [
+    "literals: strings, raw strings, chars naming crate::queue; include_bytes!": [
         ("sinks/stdout.rs", "append", """pub(crate) const TEXT: &str = "crate::queue::Fsync is only text // and /* no comment";
 pub(crate) const RAW: &str = r#"a "quoted" crate::queue::Fsync"#;
 pub(crate) const QUOTE: char = '"';
 pub(crate) const BRACE: char = '{';
+pub(crate) const DATA: &[u8] = include_bytes!("stdout.rs");
 pub(crate) fn pick<'a>(s: &'a str) -> &'a str { if s.is_empty() { "super::queue" } else { s } }
 """)],
 }
@@ -110,6 +111,17 @@ CASES = {
         [("config/tests.rs", "new", "use crate::queue::Fsync;\n"),
          ("config/mod.rs", "prepend", "#[cfg(test)]\nmod tests;\nuse crate::sinks::Sink;\n")],
         ["config (foundation) imports sinks (stage)"]),
+    "use crate as an alias": (
+        [("sinks/stdout.rs", "append", "use crate as root;\npub(crate) type F = root::queue::Fsync;\n")],
+        ["an alias of the crate root"]),
+    "crate::{self as alias}": (
+        [("sinks/stdout.rs", "append", "use crate::{self as root};\n")], ["an alias of the crate root"]),
+    "super::super as alias": (
+        [("sinks/stdout.rs", "append", "use super::super as root;\n")], ["an alias of the crate root"]),
+    "include! of another module's file": (
+        [("queue/hack.rs", "new", "pub(crate) type F = crate::queue::Fsync;\n"),
+         ("sinks/stdout.rs", "append", 'include!("../queue/hack.rs");\n')],
+        ["include! mounts code past the module tree"]),
     "extern crate self": (
         [("lib.rs", "append", "extern crate self as sluice;\n"),
          ("sinks/stdout.rs", "append", "use sluice::queue::Fsync;\n")], ["extern crate self"]),
