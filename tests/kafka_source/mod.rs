@@ -16,6 +16,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use crate::util::kafka::shared;
 use crate::util::*;
 
+mod hostile;
 mod reset_lag;
 
 const NONCE: u64 = 0x5eed_0000_0000_0001;
