@@ -77,6 +77,8 @@ pub(crate) struct KafkaSourceMetrics {
     pub commit_failures: Counter,
     pub in_flight: Gauge,
     pub paused_partitions: Gauge,
+    /// Partitions paused (each pause of each partition counts one).
+    pub pauses: Counter,
     pub rebalances: Counter,
     lag: Family<PartitionLabel, Gauge>,
     listener: String,
@@ -122,6 +124,7 @@ pub(super) struct KafkaSourceFamilies {
     commit_failures: Family<ListenerLabel, Counter>,
     in_flight: Family<ListenerLabel, Gauge>,
     paused: Family<ListenerLabel, Gauge>,
+    pauses: Family<ListenerLabel, Counter>,
     rebalances: Family<ListenerLabel, Counter>,
     lag: Family<PartitionLabel, Gauge>,
 }
@@ -159,6 +162,10 @@ impl KafkaSourceFamilies {
             paused: family!(
                 "sluice_listener_kafka_paused_partitions",
                 "Partitions paused for backpressure (max_in_flight reached or the pipeline full)"
+            ),
+            pauses: family!(
+                "sluice_listener_kafka_pauses",
+                "Times a kafka listener paused a partition for backpressure (each partition paused counts one; librdkafka drops what it had prefetched of it and fetches it again on resume)"
             ),
             rebalances: family!(
                 "sluice_listener_kafka_rebalances",
@@ -201,6 +208,7 @@ impl KafkaSourceFamilies {
             commit_failures: get(&self.commit_failures, &l),
             in_flight: get(&self.in_flight, &l),
             paused_partitions: get(&self.paused, &l),
+            pauses: get(&self.pauses, &l),
             rebalances: get(&self.rebalances, &l),
             lag: self.lag.clone(),
             listener: name.to_owned(),
