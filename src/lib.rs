@@ -16,7 +16,8 @@
 //!   `tls` (the bounded handshake) and `kafka` (a consumer-group member:
 //!   raw envelopes decoded as the edge received them, offsets committed
 //!   only for records whose `record::Ack` every route released;
-//!   backpressure pauses partitions).
+//!   backpressure pauses partitions: at `max_in_flight`, or all of them
+//!   once the pipeline has taken nothing for a second).
 //! - `ingest` — the one frame → decode → join path (`FramePath`), shared
 //!   by the listeners' readers, `sluice parse` and the fuzz harness; the
 //!   readers add route → encode → push into the queues.
