@@ -43,7 +43,7 @@
 //!   delivery worker (`queue::deliver`) that drains it into a sink.
 //! - `sinks` — batch writers: file, stdout, InfluxDB, Elasticsearch,
 //!   Kafka (`sinks::kafka`: librdkafka, a batch done when every delivery
-//!   report is in); the
+//!   report is in; idle, its broker statistics feed `/health`); the
 //!   shared HTTP transport and node failover (`sinks::http`), typed
 //!   errors (`sinks::error`: retryable, permanent, or held until an
 //!   operator acts) and retry policy (`sinks::retry`). Sinks
@@ -55,7 +55,8 @@
 //! the settings the stages run with — decode options, framing, multi-line,
 //! TLS certificates loaded, route patterns compiled), `grok` (the pattern
 //! library), `telemetry` (the Prometheus registry, metric families and the
-//! labels stages count by), `log_limit` (rate-limited log lines), `record`
+//! labels stages count by, and the `/health` state sinks and listeners
+//! set), `log_limit` (rate-limited log lines), `record`
 //! (the encoded output a queue holds and a sink writes), `event` (the
 //! decoded message; spans of its frame, structured data in one list) and
 //! `text` (JSON / digit / RFC 3339 writers: every unsafe byte write).

@@ -24,6 +24,7 @@ mod kafka;
 mod kafka_source;
 mod labels;
 
+use crate::config::DEFAULT_UNHEALTHY_AFTER_SECS;
 pub(crate) use health::{Degraded, ListenerHealth, SinkHealth};
 use kafka::KafkaFamilies;
 pub(crate) use kafka::KafkaMetrics;
@@ -345,6 +346,9 @@ pub(crate) struct Telemetry {
     /// replaced, listed while it still holds records.
     sink_health: std::sync::Mutex<Vec<(String, String, SinkHealth, bool)>>,
     listener_health: std::sync::Mutex<Vec<ListenerHealth>>,
+    /// Sink → why its client reaches no destination while idle (a Kafka
+    /// sink whose brokers are all down), shown on its /health entries.
+    sink_degraded: std::sync::Mutex<Vec<(String, Degraded)>>,
     /// A sink failing longer than this makes /health answer 503.
     unhealthy_after: std::time::Duration,
 }
@@ -470,9 +474,8 @@ impl Telemetry {
             kafka_source: kafka_source::KafkaSourceFamilies::register(&mut registry),
             sink_health: std::sync::Mutex::new(Vec::new()),
             listener_health: std::sync::Mutex::new(Vec::new()),
-            unhealthy_after: std::time::Duration::from_secs(
-                crate::config::DEFAULT_UNHEALTHY_AFTER_SECS,
-            ),
+            sink_degraded: std::sync::Mutex::new(Vec::new()),
+            unhealthy_after: std::time::Duration::from_secs(DEFAULT_UNHEALTHY_AFTER_SECS),
             registry,
         }
     }
@@ -662,15 +665,39 @@ impl Telemetry {
             .unwrap_or_default()
     }
 
+    /// The degraded state of sink `sink` (one per name: a reload's new
+    /// client takes over its predecessor's).
+    pub(crate) fn sink_degraded(&self, sink: &str) -> Degraded {
+        let Ok(mut all) = self.sink_degraded.lock() else {
+            return Degraded::default();
+        };
+        if let Some((_, d)) = all.iter().find(|(s, _)| s == sink) {
+            return d.clone();
+        }
+        let d = Degraded::default();
+        all.push((sink.to_owned(), d.clone()));
+        d
+    }
+
     /// `/health`: 200 `"ok"` when every listener is serving and no sink is
     /// failing; 200 `"degraded"` while a sink has been failing for less
-    /// than `unhealthy_after` (it retries, its queue holds the data); 503
+    /// than `unhealthy_after` (it retries, its queue holds the data) or an
+    /// idle sink's client reaches no destination (`sink_degraded`); 503
     /// `"failing"` with the reasons when a listener stopped or a sink has
     /// been failing for longer.
     pub(crate) fn health(&self) -> (u16, String) {
         let mut sinks = Vec::new();
         let mut reasons = Vec::new();
         let mut degraded = false;
+        let sink_degraded: Vec<(String, String)> = self
+            .sink_degraded
+            .lock()
+            .map(|all| {
+                all.iter()
+                    .filter_map(|(s, d)| Some((s.clone(), d.lock().ok()?.clone()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
         if let Ok(mut all) = self.sink_health.lock() {
             all.retain(|e| !e.3 || e.2.still_holding());
             for (sink, route, h, retired) in all.iter() {
@@ -692,6 +719,8 @@ impl Telemetry {
                     }
                 }
                 degraded |= held > 0;
+                let why = sink_degraded.iter().find(|(s, _)| s == sink).map(|d| &d.1);
+                degraded |= why.is_some();
                 sinks.push(serde_json::json!({
                     "sink": sink,
                     "route": route,
@@ -699,6 +728,7 @@ impl Telemetry {
                     "failing_secs": failing_secs,
                     "error": state.map(|(e, _)| e),
                     "held_records": held,
+                    "degraded": why,
                     "previous_config": retired,
                 }));
             }
