@@ -26,8 +26,9 @@
 //!   undelimited streams at each header.
 //! - `decode` — frame → `event::Event`: RFC 5424 / RFC 3164 and the
 //!   log4j variants, lenient (`decode/rfc5424.rs`, `rfc3164.rs`, `time.rs`:
-//!   timestamps, year inference, zones; every lenient reading names an
-//!   `event::LenientRule`). Tests of #22's readings: `lenient_tests.rs`,
+//!   timestamps, year inference, zones; `sd_ids.rs`: repeated SD-IDs in
+//!   linear time; every lenient reading names an `event::LenientRule`).
+//!   Tests of #22's readings: `lenient_tests.rs`, `lenient_findings_tests.rs`,
 //!   `rfc3164_tests.rs`, `time_tests.rs`.
 //! - `multiline` — joins what log4j split over several frames (stack
 //!   traces, long messages) back into one event.
@@ -53,7 +54,8 @@
 //! Foundations every stage may import (they import no stage): `config`
 //! (strict TOML, errors with file:line:key; one file per section; it holds
 //! the settings the stages run with — decode options, framing, multi-line,
-//! TLS certificates loaded, route patterns compiled), `grok` (the pattern
+//! TLS certificates loaded, route patterns compiled, and the librdkafka
+//! security settings both Kafka clients set), `grok` (the pattern
 //! library), `telemetry` (the Prometheus registry, metric families and the
 //! labels stages count by, and the `/health` state sinks and listeners
 //! set), `log_limit` (rate-limited log lines), `record`

@@ -41,7 +41,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{KafkaSource, ListenerConfig};
+use crate::config::{KafkaSource, ListenerConfig, kafka_security_settings};
 use crate::ingest::{PipelineHandle, Reader, Received, now_nanos};
 use crate::record::Ack;
 use crate::telemetry::{Degraded, KafkaDrop, KafkaSourceMetrics, ListenerMetrics};
@@ -89,28 +89,8 @@ pub(crate) fn client_config(name: &str, k: &KafkaSource) -> ClientConfig {
         // Bounds what librdkafka prefetches (and what a pause may leave
         // in hand): 16 MiB per partition.
         .set("queued.max.messages.kbytes", "16384");
-    let protocol = match (&k.tls, &k.sasl) {
-        (None, None) => "plaintext",
-        (Some(_), None) => "ssl",
-        (None, Some(_)) => "sasl_plaintext",
-        (Some(_), Some(_)) => "sasl_ssl",
-    };
-    c.set("security.protocol", protocol);
-    if let Some(t) = &k.tls {
-        for (key, path) in [
-            ("ssl.ca.location", &t.ca_file),
-            ("ssl.certificate.location", &t.cert_file),
-            ("ssl.key.location", &t.key_file),
-        ] {
-            if let Some(p) = path {
-                c.set(key, p.display().to_string());
-            }
-        }
-    }
-    if let Some(s) = &k.sasl {
-        c.set("sasl.mechanism", s.mechanism.as_str())
-            .set("sasl.username", &s.username)
-            .set("sasl.password", &s.password);
+    for (key, value) in kafka_security_settings(k.tls.as_ref(), k.sasl.as_ref()) {
+        c.set(key, value);
     }
     c
 }

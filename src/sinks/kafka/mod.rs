@@ -39,7 +39,7 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::statistics::Statistics;
 
 use super::{DeadLetter, OpenError, SinkError, Written};
-use crate::config::{KafkaAcks, KafkaConfig};
+use crate::config::{KafkaAcks, KafkaConfig, kafka_security_settings};
 use crate::record::Record;
 use crate::telemetry::{Degraded, KafkaMetrics, SinkMetrics};
 
@@ -223,32 +223,8 @@ fn client_config(config: &KafkaConfig, batch_max_events: usize) -> ClientConfig 
         // then say whether the cluster is reachable (see `Watch`).
         .set("enable.sparse.connections", "false")
         .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
-    let tls = config.tls.is_some();
-    let sasl = config.sasl.is_some();
-    c.set(
-        "security.protocol",
-        match (tls, sasl) {
-            (false, false) => "plaintext",
-            (true, false) => "ssl",
-            (false, true) => "sasl_plaintext",
-            (true, true) => "sasl_ssl",
-        },
-    );
-    if let Some(t) = &config.tls {
-        for (key, file) in [
-            ("ssl.ca.location", &t.ca_file),
-            ("ssl.certificate.location", &t.cert_file),
-            ("ssl.key.location", &t.key_file),
-        ] {
-            if let Some(f) = file {
-                c.set(key, f.display().to_string());
-            }
-        }
-    }
-    if let Some(s) = &config.sasl {
-        c.set("sasl.mechanisms", s.mechanism.as_str())
-            .set("sasl.username", &s.username)
-            .set("sasl.password", &s.password);
+    for (key, value) in kafka_security_settings(config.tls.as_ref(), config.sasl.as_ref()) {
+        c.set(key, value);
     }
     c
 }
