@@ -208,8 +208,20 @@ impl ConsumerContext for Context {
                 .filter_map(|e| self.offsets.revoke(e.topic(), e.partition()))
                 .collect();
             // What is done is committed before the partitions go; the rest
-            // is read again by their next owner.
-            commit(consumer, &done);
+            // is read again by their next owner. Not when the assignment
+            // was lost (the session timed out, e.g. while no broker could
+            // be reached): the group has moved on without this member, a
+            // commit can only fail, and a synchronous one would hold this
+            // callback, and with it the poll loop, until a coordinator
+            // answers. Their next owner reads them again (ids absorb it).
+            if consumer.assignment_lost() {
+                tracing::warn!(
+                    listener = %self.name,
+                    "kafka assignment lost (session timed out): its done offsets are not committed, their next owner reads them again"
+                );
+            } else {
+                commit(consumer, &done);
+            }
         }
     }
 
