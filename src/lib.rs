@@ -14,9 +14,11 @@
 //!   as connections grow and readers that hand on in turns, idle and
 //!   frame timeouts, graceful drain; one tracing span per connection),
 //!   `tls` (the bounded handshake) and `kafka` (a consumer-group member:
-//!   raw envelopes decoded as the edge received them, offsets committed
-//!   only for records whose `record::Ack` every route released;
-//!   backpressure pauses partitions).
+//!   raw envelopes decoded as the edge received them, headers read by
+//!   whole name through librdkafka's C API so no record can panic it,
+//!   offsets committed only for records whose `record::Ack` every route
+//!   released; backpressure pauses partitions: at `max_in_flight`, or all
+//!   of them once the pipeline has taken nothing for a second).
 //! - `ingest` — the one frame → decode → join path (`FramePath`), shared
 //!   by the listeners' readers, `sluice parse` and the fuzz harness; the
 //!   readers add route → encode → push into the queues.
@@ -30,7 +32,8 @@
 //!   Tests of #22's readings: `lenient_tests.rs`, `lenient_findings_tests.rs`,
 //!   `rfc3164_tests.rs`, `time_tests.rs`.
 //! - `multiline` — joins what log4j split over several frames (stack
-//!   traces, long messages) back into one event.
+//!   traces, long messages) back into one event, per peer and join
+//!   stream (a Kafka record's topic and partition).
 //! - `router` — event → matching routes (a literal prefilter, then the
 //!   candidates' regexes or their faster sequence form).
 //! - `output` — a matched event → a `record::Record`: a line-protocol
@@ -67,9 +70,11 @@
 //! Around them, the orchestrators: `service` (`sluice run`: wiring and
 //! graceful shutdown), `reload` (reload requests and how a burst is
 //! coalesced), `admin` (the admin HTTP server: `/metrics`, `/health`,
-//! `POST /reload`) and `cli` (the subcommands; `cli/parse.rs` is
+//! `POST /reload`), `cli` (the subcommands; `cli/parse.rs` is
 //! `sluice parse`; `main.rs` only sets up the allocator and calls
-//! `cli::main`). The load tool `syslog-blaster` is a binary of its own
+//! `cli::main`), `fuzz_harness` (the fuzz target's body, in the library so
+//! `cargo test` replays the inputs it once crashed on) and `testing`
+//! (below). The load tool `syslog-blaster` is a binary of its own
 //! (`src/bin/syslog-blaster/`), not part of the library.
 //!
 //! Every room is `pub(crate)`: the crate's only public items are

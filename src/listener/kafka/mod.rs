@@ -12,9 +12,15 @@
 //! One thread owns the consumer (librdkafka's calls, rebalance callbacks,
 //! commits); a task takes its records through the pipeline. Backpressure
 //! pauses partitions, never drops: a partition with `max_in_flight`
-//! records not yet done with is paused, and all are while the pipeline
-//! does not take more (a `block` queue is full). The thread keeps polling
-//! meanwhile, so the group does not evict it (`max.poll.interval.ms`).
+//! records not yet done with is paused, and all are once the pipeline
+//! has taken nothing for a second (a `block` queue is full). A hand-off
+//! full for a moment pauses nothing: the thread stops taking records out
+//! of librdkafka, whose prefetch queue bounds itself (a pause would drop
+//! what it prefetched, to fetch and decompress it again on resume).
+//! Memory: at most `max_in_flight` records per partition in flight, the
+//! hand-off's 1024, one record held, and librdkafka's prefetch (16 MiB a
+//! partition). Paused, the thread keeps polling, so the group does not
+//! evict it (`max.poll.interval.ms`).
 
 mod envelope;
 mod offsets;
@@ -45,6 +51,11 @@ use offsets::{Commit, Offsets};
 const CHANNEL_RECORDS: usize = 1024;
 /// Records the pipeline task takes before it pushes them into the queues.
 const BATCH_RECORDS: usize = 256;
+/// The pipeline took nothing for this long: every partition is paused.
+const STALL: Duration = Duration::from_secs(1);
+/// How long the consumer's thread waits for room in a full hand-off
+/// before it tries again.
+const ROOM_WAIT: Duration = Duration::from_millis(1);
 /// At shutdown: how long the consumer waits for records in flight to be
 /// done with before its last commit (what is not is read again later).
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
@@ -281,6 +292,8 @@ struct Held {
     topic: Arc<str>,
     partition: i32,
     offset: i64,
+    /// Its join stream: topic and partition ([`Received::stream`]).
+    stream: u64,
     what: Result<(Bytes, Option<envelope::Envelope>), KafkaDrop>,
 }
 
@@ -336,6 +349,8 @@ pub(crate) async fn serve_kafka(
                     held: VecDeque::new(),
                     topics: Vec::new(),
                     revocations: 0,
+                    full_since: None,
+                    stalled: false,
                 };
                 poll.run(&stop);
                 poll.drain();
@@ -410,6 +425,10 @@ struct Poller {
     /// Topic names seen, shared by their records.
     topics: Vec<Arc<str>>,
     revocations: u64,
+    /// Since when a held record waits for room in the hand-off.
+    full_since: Option<Instant>,
+    /// The pipeline is stalled: every partition is paused.
+    stalled: bool,
 }
 
 impl Poller {
@@ -431,26 +450,53 @@ impl Poller {
             if !self.hand_on() {
                 return;
             }
-            self.apply_pauses(!self.held.is_empty());
-            let wait = if self.held.is_empty() { 100 } else { 10 };
-            match self.consumer.poll(Duration::from_millis(wait)) {
-                Some(Ok(msg)) => {
-                    let held = hold(&mut self.topics, self.max_frame_bytes, &msg);
-                    self.held.push_back(held);
-                }
-                Some(Err(e)) => {
-                    static LOG: crate::log_limit::LogLimiter =
-                        crate::log_limit::LogLimiter::new(10_000);
-                    if let Some(suppressed) = LOG.allow() {
-                        tracing::warn!(error = %e, suppressed, "kafka consumer: poll error");
+            self.update_stall();
+            self.apply_pauses(self.stalled);
+            if !self.held.is_empty() && !self.stalled {
+                // The hand-off is full for now: what is still to read stays
+                // in librdkafka's queue (bounded by its prefetch settings,
+                // nothing dropped or fetched again); try again shortly.
+                std::thread::sleep(ROOM_WAIT);
+            } else {
+                let wait = if self.held.is_empty() { 100 } else { 10 };
+                match self.consumer.poll(Duration::from_millis(wait)) {
+                    Some(Ok(msg)) => {
+                        let held = hold(&mut self.topics, self.max_frame_bytes, &msg);
+                        self.held.push_back(held);
                     }
+                    Some(Err(e)) => {
+                        static LOG: crate::log_limit::LogLimiter =
+                            crate::log_limit::LogLimiter::new(10_000);
+                        if let Some(suppressed) = LOG.allow() {
+                            tracing::warn!(error = %e, suppressed, "kafka consumer: poll error");
+                        }
+                    }
+                    None => {}
                 }
-                None => {}
             }
             if last_commit.elapsed() >= self.source.commit_interval / 2 {
                 store(&self.consumer, &self.offsets.to_commit());
                 last_commit = Instant::now();
             }
+        }
+    }
+
+    /// Whether the pipeline is stalled (every partition to be paused): it
+    /// took nothing for [`STALL`]; it stays so until it has taken every
+    /// record held and has room for half the hand-off again (hysteresis:
+    /// a pause costs librdkafka's prefetched records, fetched again on
+    /// resume). A hand-off full for a moment is not a stall.
+    fn update_stall(&mut self) {
+        if self.held.is_empty() {
+            self.full_since = None;
+        } else if self.full_since.is_none() {
+            self.full_since = Some(Instant::now());
+        }
+        if self.full_since.is_some_and(|t| t.elapsed() >= STALL) {
+            self.stalled = true;
+        } else if self.stalled && self.held.is_empty() {
+            let room = self.tx.as_ref().map_or(0, mpsc::Sender::capacity);
+            self.stalled = room < CHANNEL_RECORDS / 2;
         }
     }
 
@@ -516,6 +562,7 @@ impl Poller {
                                 // stamps in UTC (the sink writes any other).
                                 timezone: Some(e.timezone.unwrap_or(chrono_tz::Tz::UTC)),
                                 ack: Some(ack),
+                                stream: h.stream,
                             }
                         }
                         None => {
@@ -526,6 +573,7 @@ impl Poller {
                                 identity: None,
                                 timezone: None,
                                 ack: Some(ack),
+                                stream: h.stream,
                             }
                         }
                     };
@@ -554,6 +602,7 @@ impl Poller {
             let result = if resume {
                 self.consumer.resume(&tpl)
             } else {
+                self.metrics().pauses.inc_by(list.len() as u64);
                 self.consumer.pause(&tpl)
             };
             if let Err(e) = result {
@@ -570,23 +619,30 @@ fn hold(
     max_frame_bytes: usize,
     msg: &rdkafka::message::BorrowedMessage<'_>,
 ) -> Held {
-    let topic = match topics.iter().find(|t| ***t == *msg.topic()) {
-        Some(t) => t.clone(),
+    // Not `msg.topic()` nor `msg.headers()`: rdkafka panics on a name
+    // that is not UTF-8 (see `envelope`).
+    let name = String::from_utf8_lossy(envelope::topic(msg));
+    let (at, topic) = match topics.iter().enumerate().find(|(_, t)| ***t == *name) {
+        Some((at, t)) => (at, t.clone()),
         None => {
-            let t: Arc<str> = Arc::from(msg.topic());
+            let t: Arc<str> = Arc::from(name);
             topics.push(t.clone());
-            t
+            (topics.len() - 1, t)
         }
     };
     let what = match msg.payload() {
         None => Err(KafkaDrop::NoValue),
         Some(p) if p.len() > max_frame_bytes => Err(KafkaDrop::Oversized),
-        Some(p) => envelope::parse(msg.headers()).map(|e| (Bytes::copy_from_slice(p), e)),
+        Some(p) => {
+            envelope::parse(envelope::headers(msg).as_ref()).map(|e| (Bytes::copy_from_slice(p), e))
+        }
     };
+    let partition = msg.partition();
     Held {
         topic,
-        partition: msg.partition(),
+        partition,
         offset: msg.offset(),
+        stream: (at as u64) << 32 | u64::from(partition as u32),
         what,
     }
 }
