@@ -18,7 +18,9 @@
 //!   whole name through librdkafka's C API so no record can panic it,
 //!   offsets committed only for records whose `record::Ack` every route
 //!   released; backpressure pauses partitions: at `max_in_flight`, or all
-//!   of them once the pipeline has taken nothing for a second).
+//!   of them once the pipeline has taken nothing for a second; offsets
+//!   that go back are a reset, read on and counted; paused partitions'
+//!   lag asked of the broker).
 //! - `ingest` — the one frame → decode → join path (`FramePath`), shared
 //!   by the listeners' readers, `sluice parse` and the fuzz harness; the
 //!   readers add route → encode → push into the queues.
