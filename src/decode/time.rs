@@ -134,7 +134,9 @@ impl CivilTime {
 /// or at 29 or 44 in zones offset by a half or three quarters of an hour
 /// (India, Newfoundland; Nepal). The hour is not checked: the zone that
 /// shifts it is often not in the frame. `:60` at any other minute is not
-/// a time ([`LenientRule::TimestampInvalid`]).
+/// a time ([`LenientRule::TimestampInvalid`]); once the offset is known
+/// (the frame's or the listener's zone), [`resolve`] keeps only the
+/// minute it puts the leap second in.
 fn leap_second_minute(minute: u32) -> bool {
     matches!(minute, 59 | 29 | 44)
 }
