@@ -18,7 +18,9 @@
 //!   whole name through librdkafka's C API so no record can panic it,
 //!   offsets committed only for records whose `record::Ack` every route
 //!   released; backpressure pauses partitions: at `max_in_flight`, or all
-//!   of them once the pipeline has taken nothing for a second).
+//!   of them once the pipeline has taken nothing for a second; offsets
+//!   that go back are a reset, read on and counted; paused partitions'
+//!   lag asked of the broker).
 //! - `ingest` — the one frame → decode → join path (`FramePath`), shared
 //!   by the listeners' readers, `sluice parse` and the fuzz harness; the
 //!   readers add route → encode → push into the queues.
@@ -49,14 +51,16 @@
 //!   report is in; idle, its broker statistics feed `/health`); the
 //!   shared HTTP transport and node failover (`sinks::http`), typed
 //!   errors (`sinks::error`: retryable, permanent, or held until an
-//!   operator acts) and retry policy (`sinks::retry`). Sinks
+//!   operator acts) and `Retry-After` / status reading (`sinks::retry`;
+//!   the `RetryPolicy` is config's, built once per sink). Sinks
 //!   never import the queue: the worker drives them through
 //!   `sinks::Deliver`.
 //!
 //! Foundations every stage may import (they import no stage): `config`
 //! (strict TOML, errors with file:line:key; one file per section; it holds
 //! the settings the stages run with — decode options, framing, multi-line,
-//! TLS certificates loaded, route patterns compiled, and the librdkafka
+//! TLS certificates loaded, route patterns compiled, each sink's
+//! `RetryPolicy` with its defaults (`config/retry.rs`), and the librdkafka
 //! security settings both Kafka clients set), `grok` (the pattern
 //! library), `telemetry` (the Prometheus registry, metric families and the
 //! labels stages count by, and the `/health` state sinks and listeners

@@ -82,6 +82,9 @@ pub(crate) struct KafkaSourceMetrics {
     /// Partitions paused (each pause of each partition counts one).
     pub pauses: Counter,
     pub rebalances: Counter,
+    /// Offsets that went back below what was done with (a topic created
+    /// again, offsets moved back): tracking started over there.
+    pub offset_resets: Counter,
     lag: Family<PartitionLabel, Gauge>,
     listener: String,
 }
@@ -128,6 +131,7 @@ pub(super) struct KafkaSourceFamilies {
     paused: Family<ListenerLabel, Gauge>,
     pauses: Family<ListenerLabel, Counter>,
     rebalances: Family<ListenerLabel, Counter>,
+    offset_resets: Family<ListenerLabel, Counter>,
     lag: Family<PartitionLabel, Gauge>,
 }
 
@@ -158,8 +162,11 @@ impl KafkaSourceFamilies {
             rebalances: registry.add("sluice_listener_kafka_rebalances",
                 "Consumer group rebalances (assignments and revocations) a kafka listener took part in",
             ),
+            offset_resets: registry.add("sluice_listener_kafka_offset_resets",
+                "Partitions whose offsets went back below what the listener was done with (the topic deleted and created again, the group's offsets moved back): read on from there",
+            ),
             lag: registry.add("sluice_listener_kafka_consumer_lag_records",
-                "Records in a partition after the listener's position (librdkafka statistics)",
+                "Records in a partition after its commit point (high watermark - committed offset; librdkafka statistics, or the broker's watermarks while the partition is paused)",
             ),
         }
     }
@@ -196,6 +203,7 @@ impl KafkaSourceFamilies {
             paused_partitions: get(&self.paused, &l),
             pauses: get(&self.pauses, &l),
             rebalances: get(&self.rebalances, &l),
+            offset_resets: get(&self.offset_resets, &l),
             lag: self.lag.clone(),
             listener: name.to_owned(),
         }

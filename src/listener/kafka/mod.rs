@@ -23,6 +23,7 @@
 //! evict it (`max.poll.interval.ms`).
 
 mod envelope;
+mod lag;
 mod offsets;
 
 use std::collections::VecDeque;
@@ -59,6 +60,9 @@ const ROOM_WAIT: Duration = Duration::from_millis(1);
 /// At shutdown: how long the consumer waits for records in flight to be
 /// done with before its last commit (what is not is read again later).
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
+/// At shutdown, after the drain: how long closing the consumer (its last
+/// revocation commit, leaving the group) may take.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// The librdkafka settings of a listener's consumer.
 pub(crate) fn client_config(name: &str, k: &KafkaSource) -> ClientConfig {
@@ -136,13 +140,18 @@ impl ClientContext for Context {
                 if *partition < 0 {
                     continue;
                 }
-                let assigned = self.offsets.is_assigned(topic, *partition);
-                match partition_lag(p, assigned) {
-                    Some(lag) => self.metrics.set_lag(topic, *partition, lag),
+                match self.offsets.position(topic, *partition) {
                     // Another consumer's (librdkafka still lists it, its
                     // last lag here frozen): not reported.
-                    None if !assigned => self.metrics.remove_lag(topic, *partition),
-                    None => {}
+                    None => self.metrics.remove_lag(topic, *partition),
+                    // Paused: no fetches, so these figures stand still;
+                    // the poller asks the broker (`lag::PausedLag`).
+                    Some((true, Some(_))) => {}
+                    Some((_, floor)) => {
+                        if let Some(lag) = partition_lag(p, floor) {
+                            self.metrics.set_lag(topic, *partition, lag);
+                        }
+                    }
                 }
             }
         }
@@ -169,25 +178,23 @@ impl ClientContext for Context {
     }
 }
 
-/// The consumer lag of a partition assigned here (`None` for any other:
-/// librdkafka keeps listing a partition revoked from this consumer, with
-/// the lag of the moment it lost it), from librdkafka's statistics: its
-/// own (high watermark − committed offset) once the group has committed
-/// one. Before that (a new group, or nothing of the partition done with
-/// yet) librdkafka reports none (-1), yet every record from the log start
-/// on is still to be read (`auto.offset.reset = earliest`): the high
-/// watermark − the log start, both from its fetches. `None` when neither
-/// is known.
-fn partition_lag(p: &rdkafka::statistics::Partition, assigned: bool) -> Option<i64> {
-    if !assigned {
-        return None;
-    }
+/// The consumer lag of a partition assigned here, from librdkafka's
+/// statistics: its own (high watermark − committed offset) when it has
+/// one. It has none (-1) before the group's first commit, and when the
+/// committed offset lies past the log end (the topic was deleted and
+/// created again, and the last commit was the old topic's): then the
+/// high watermark − `floor` (this listener's commit point, or its oldest
+/// record in flight; see `Offsets::position`), else − the log start
+/// (`auto.offset.reset = earliest`: all of it is to be read). `None`
+/// when the high watermark is not known (not fetched yet).
+fn partition_lag(p: &rdkafka::statistics::Partition, floor: Option<i64>) -> Option<i64> {
     if p.consumer_lag >= 0 {
         return Some(p.consumer_lag);
     }
-    let never_committed = p.committed_offset < 0;
-    (never_committed && p.lo_offset >= 0 && p.hi_offset >= p.lo_offset)
-        .then(|| p.hi_offset - p.lo_offset)
+    if let Some(floor) = floor.filter(|f| (0..=p.hi_offset).contains(f)) {
+        return Some(p.hi_offset - floor);
+    }
+    (p.lo_offset >= 0 && p.hi_offset >= p.lo_offset).then(|| p.hi_offset - p.lo_offset)
 }
 
 impl ConsumerContext for Context {
@@ -201,8 +208,20 @@ impl ConsumerContext for Context {
                 .filter_map(|e| self.offsets.revoke(e.topic(), e.partition()))
                 .collect();
             // What is done is committed before the partitions go; the rest
-            // is read again by their next owner.
-            commit(consumer, &done);
+            // is read again by their next owner. Not when the assignment
+            // was lost (the session timed out, e.g. while no broker could
+            // be reached): the group has moved on without this member, a
+            // commit can only fail, and a synchronous one would hold this
+            // callback, and with it the poll loop, until a coordinator
+            // answers. Their next owner reads them again (ids absorb it).
+            if consumer.assignment_lost() {
+                tracing::warn!(
+                    listener = %self.name,
+                    "kafka assignment lost (session timed out): its done offsets are not committed, their next owner reads them again"
+                );
+            } else {
+                commit(consumer, &done);
+            }
         }
     }
 
@@ -233,10 +252,10 @@ impl ConsumerContext for Context {
 }
 
 /// Commit `commits` now, waiting for the answer (a revocation, the
-/// shutdown).
-fn commit(consumer: &BaseConsumer<Context>, commits: &[Commit]) {
+/// shutdown, a reset); whether it succeeded.
+fn commit(consumer: &BaseConsumer<Context>, commits: &[Commit]) -> bool {
     if commits.is_empty() {
-        return;
+        return true;
     }
     let mut tpl = TopicPartitionList::new();
     for (topic, partition, offset) in commits {
@@ -259,7 +278,9 @@ fn commit(consumer: &BaseConsumer<Context>, commits: &[Commit]) {
         consumer.context().metrics.commit_failures.inc();
         consumer.context().offsets.commit_failed();
         tracing::warn!(error = %e, "kafka offset commit failed");
+        return false;
     }
+    true
 }
 
 /// Store `commits` for librdkafka's next commit (`auto.commit.interval.ms`).
@@ -351,9 +372,15 @@ pub(crate) async fn serve_kafka(
                     revocations: 0,
                     full_since: None,
                     stalled: false,
+                    paused_lag: lag::PausedLag::default(),
                 };
                 poll.run(&stop);
                 poll.drain();
+                // Closes the consumer (leaves the group, so its
+                // partitions go to the others now, not after the session
+                // timeout) before saying it is done: the process may exit
+                // as soon as it is.
+                drop(poll);
                 drop(done_tx);
             })
     };
@@ -373,7 +400,12 @@ pub(crate) async fn serve_kafka(
         }
     }
     stop.store(true, Ordering::SeqCst);
-    let _ = done_rx.await;
+    if tokio::time::timeout(DRAIN_WAIT + CLOSE_WAIT, done_rx)
+        .await
+        .is_err()
+    {
+        tracing::warn!(listener = %config.name, "kafka consumer: not closed in time; its group waits for its session timeout");
+    }
 }
 
 /// The pipeline task: records from the poller through decode, routing and
@@ -429,6 +461,7 @@ struct Poller {
     full_since: Option<Instant>,
     /// The pipeline is stalled: every partition is paused.
     stalled: bool,
+    paused_lag: lag::PausedLag,
 }
 
 impl Poller {
@@ -475,9 +508,11 @@ impl Poller {
                 }
             }
             if last_commit.elapsed() >= self.source.commit_interval / 2 {
+                lag::resets(&self.consumer);
                 store(&self.consumer, &self.offsets.to_commit());
                 last_commit = Instant::now();
             }
+            self.paused_lag.every_interval(&self.consumer, &self.source);
         }
     }
 
@@ -654,9 +689,11 @@ mod tests {
 
     /// librdkafka's own lag once an offset is committed; before the
     /// first commit, everything between the log start and the high
-    /// watermark (a new group whose sink is down lags, and shows it);
-    /// nothing for a partition not assigned here (revoked: its last lag
-    /// here is stale) or not fetched yet.
+    /// watermark (a new group whose sink is down lags, and shows it), or
+    /// between this listener's own floor and the high watermark; the
+    /// same when the committed offset lies past the log end (the topic
+    /// created again: librdkafka has no lag then, and the last one
+    /// shown must not stand still); nothing when not fetched yet.
     #[test]
     fn lag_is_counted_from_the_log_start_until_the_first_commit() {
         let p = |lag, committed, lo, hi| Partition {
@@ -666,12 +703,21 @@ mod tests {
             hi_offset: hi,
             ..Partition::default()
         };
-        assert_eq!(partition_lag(&p(30, 970, 0, 1000), true), Some(30));
-        assert_eq!(partition_lag(&p(30, 970, 0, 1000), false), None);
-        assert_eq!(partition_lag(&p(-1, -1001, 200, 1000), true), Some(800));
-        assert_eq!(partition_lag(&p(-1, -1001, 0, 0), true), Some(0));
-        assert_eq!(partition_lag(&p(-1, -1001, 200, 1000), false), None);
-        assert_eq!(partition_lag(&p(-1, -1001, -1001, -1001), true), None);
-        assert_eq!(partition_lag(&p(-1, 1200, 200, 1000), true), None);
+        assert_eq!(partition_lag(&p(30, 970, 0, 1000), None), Some(30));
+        assert_eq!(partition_lag(&p(30, 970, 0, 1000), Some(990)), Some(30));
+        assert_eq!(partition_lag(&p(-1, -1001, 200, 1000), None), Some(800));
+        assert_eq!(
+            partition_lag(&p(-1, -1001, 200, 1000), Some(900)),
+            Some(100)
+        );
+        assert_eq!(partition_lag(&p(-1, -1001, 0, 0), None), Some(0));
+        assert_eq!(partition_lag(&p(-1, -1001, -1001, -1001), None), None);
+        assert_eq!(partition_lag(&p(-1, 28743, 0, 1970), None), Some(1970));
+        assert_eq!(partition_lag(&p(-1, 28743, 0, 1970), Some(1900)), Some(70));
+        assert_eq!(
+            partition_lag(&p(-1, 28743, 0, 1970), Some(28743)),
+            Some(1970),
+            "a floor past the log end is the old topic's"
+        );
     }
 }
