@@ -17,6 +17,7 @@ use crate::util::kafka::shared;
 use crate::util::*;
 
 mod hostile;
+mod repaused;
 mod reset_lag;
 
 const NONCE: u64 = 0x5eed_0000_0000_0001;

@@ -43,7 +43,7 @@ fn committed(kafka: &Kafka, group: &str, topic: &str, partitions: i32) -> Vec<Op
 }
 
 /// The consumer lag by partition, as /metrics shows it.
-fn lag(s: &Sluice) -> BTreeMap<String, u64> {
+pub(super) fn lag(s: &Sluice) -> BTreeMap<String, u64> {
     let lag: BTreeMap<String, u64> = s
         .scrape()
         .lines()
@@ -60,7 +60,7 @@ fn lag(s: &Sluice) -> BTreeMap<String, u64> {
 
 /// Produce plain records `"{what} {i}"` for `i` in `range`, alternating
 /// between partitions 0 and 1.
-fn produce_plain(kafka: &Kafka, topic: &str, what: &str, range: std::ops::Range<usize>) {
+pub(super) fn produce_plain(kafka: &Kafka, topic: &str, what: &str, range: std::ops::Range<usize>) {
     let producer = producer(kafka);
     for i in range {
         let frame = format!("<14>1 2026-11-24T10:00:00Z host app - - - {what} {i}");
