@@ -126,17 +126,19 @@ impl Generation {
         }
     }
 
-    /// At the shutdown deadline: drop what is left, counted.
-    fn abandon(&self) -> usize {
-        let mut lost = 0;
+    /// At the shutdown deadline: drop what is left, counted; records
+    /// whose Kafka offsets were not committed are not lost when
+    /// `sources_closed` (see `RouteQueue::abandon`).
+    fn abandon(&self, sources_closed: bool) {
         for rt in self.pipeline.routes() {
-            let n = rt.queue.abandon();
-            if n > 0 {
-                tracing::error!(route = %rt.name, lost = n, "shutdown deadline reached: records still queued are lost");
+            let (lost, uncommitted) = rt.queue.abandon(sources_closed);
+            if lost > 0 {
+                tracing::error!(route = %rt.name, lost, "shutdown deadline reached: records still queued are lost");
             }
-            lost += n;
+            if uncommitted > 0 {
+                tracing::warn!(route = %rt.name, uncommitted, "shutdown deadline reached: records still queued whose Kafka offsets were not committed are read again at the next start");
+            }
         }
-        lost
     }
 }
 
@@ -332,10 +334,12 @@ async fn drain(
     }
     tracing::info!(timeout = ?config.shutdown_timeout, "shutting down: finishing frames in hand, draining queues");
     readers.close();
-    if tokio::time::timeout_at(deadline, readers.wait())
+    // Every listener finished (a Kafka consumer made its last commit and
+    // closed): what still holds an ack then was not committed.
+    let sources_closed = tokio::time::timeout_at(deadline, readers.wait())
         .await
-        .is_err()
-    {
+        .is_ok();
+    if !sources_closed {
         tracing::warn!("listeners did not finish before the shutdown deadline");
     }
     drop(handle);
@@ -349,9 +353,9 @@ async fn drain(
         retiring.wait().await;
     };
     if tokio::time::timeout_at(deadline, all_done).await.is_err() {
-        current.abandon();
+        current.abandon(sources_closed);
         for g in &retired {
-            g.abandon();
+            g.abandon(sources_closed);
         }
         // Give workers a moment to notice their queues are gone.
         let _ = tokio::time::timeout(Duration::from_millis(500), current.workers.wait()).await;

@@ -95,7 +95,7 @@ impl<S: Deliver> Worker<'_, S> {
                 break;
             }
             have_batch = false;
-            queue.begin_batch(batch.len());
+            queue.begin_batch(batch);
             let span = tracing::info_span!("flush", route = %self.route, sink = %self.config.name, records = batch.len());
             self.deliver(batch).instrument(span).await;
             queue.end_batch().await;

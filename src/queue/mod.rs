@@ -150,6 +150,8 @@ pub(crate) struct RouteQueue {
     /// Records the sink worker took and has not finished with: lost too if
     /// the shutdown deadline passes.
     in_flight: std::sync::atomic::AtomicUsize,
+    /// Of those, records carrying a source's ack (a Kafka offset).
+    in_flight_acked: std::sync::atomic::AtomicUsize,
     /// The disk log behind this queue, if it spills.
     spill: Option<std::sync::Arc<SpillShared>>,
     /// The batch in flight came from the spill log (ack it when done).
@@ -192,6 +194,7 @@ impl RouteQueue {
             not_full: Notify::new(),
             metrics,
             in_flight: std::sync::atomic::AtomicUsize::new(0),
+            in_flight_acked: std::sync::atomic::AtomicUsize::new(0),
             spill: None,
             batch_from_spill: std::sync::atomic::AtomicBool::new(false),
             spill_read: Mutex::new(None),
@@ -199,9 +202,11 @@ impl RouteQueue {
         }
     }
 
-    /// The worker is writing `n` records it popped.
-    pub(crate) fn begin_batch(&self, n: usize) {
-        self.in_flight.store(n, std::sync::atomic::Ordering::SeqCst);
+    /// The worker is writing the `batch` it popped.
+    pub(crate) fn begin_batch(&self, batch: &[Record]) {
+        let acked = batch.iter().filter(|r| r.ack.is_some()).count();
+        self.in_flight_acked.store(acked, Ordering::SeqCst);
+        self.in_flight.store(batch.len(), Ordering::SeqCst);
     }
 
     /// The worker is done with its batch (written, rejected or given up):
@@ -209,6 +214,7 @@ impl RouteQueue {
     /// pool: the ack may be fsynced).
     pub(crate) async fn end_batch(&self) {
         self.in_flight.store(0, Ordering::SeqCst);
+        self.in_flight_acked.store(0, Ordering::SeqCst);
         if !self.batch_from_spill.swap(false, Ordering::SeqCst) {
             return;
         }
@@ -628,12 +634,17 @@ impl RouteQueue {
         self.not_full.notify_waiters();
     }
 
-    /// Drop everything left (shutdown deadline passed); returns how many.
     /// Drop what is queued and what the worker still holds (the shutdown
-    /// deadline passed); returns how many records that was, all counted.
-    pub(crate) fn abandon(&self) -> usize {
+    /// deadline passed); returns how many records were lost, all counted
+    /// (`reason="shutdown"`), and how many were not. When `sources_closed`
+    /// (every listener has stopped, so the Kafka consumers made their last
+    /// commit and are gone), a record carrying an ack is not lost: its
+    /// offset was not committed, it is read again at the next start; it
+    /// is counted apart (`reason="uncommitted"`), the second figure.
+    pub(crate) fn abandon(&self, sources_closed: bool) -> (usize, usize) {
         let mut inner = self.lock();
         let in_flight = self.in_flight.swap(0, std::sync::atomic::Ordering::SeqCst);
+        let in_flight_acked = self.in_flight_acked.swap(0, Ordering::SeqCst);
         // A batch from the spill log is not lost: unacknowledged, it stays
         // on disk for the next start, with everything else spilled.
         self.spill_read
@@ -653,13 +664,21 @@ impl RouteQueue {
             }
         }
         let n = inner.records.len() + if from_spill { 0 } else { in_flight };
+        let acked = if sources_closed {
+            inner.records.iter().filter(|r| r.ack.is_some()).count()
+                + if from_spill { 0 } else { in_flight_acked }
+        } else {
+            0
+        };
         inner.records.clear();
         inner.bytes = 0;
         inner.closed = true;
         drop(inner);
-        self.metrics.dropped_shutdown.inc_by(n as u64);
+        let lost = n - acked;
+        self.metrics.dropped_shutdown.inc_by(lost as u64);
+        self.metrics.released_uncommitted.inc_by(acked as u64);
         self.not_full.notify_waiters();
-        n
+        (lost, acked)
     }
 }
 

@@ -158,7 +158,7 @@ async fn spill_overflows_to_disk_in_order_and_acks() {
         if !q.pop_batch(&mut batch, 4, Duration::ZERO).await || batch.is_empty() {
             break;
         }
-        q.begin_batch(batch.len());
+        q.begin_batch(&batch);
         got.append(&mut batch);
         q.end_batch().await;
         if got.len() == 20 {
@@ -186,12 +186,12 @@ async fn durable_records_survive_a_restart() {
         assert_eq!(m.spilled.get(), 10);
         let mut batch = Vec::new();
         assert!(q.pop_batch(&mut batch, 4, Duration::ZERO).await);
-        q.begin_batch(batch.len());
+        q.begin_batch(&batch);
         q.end_batch().await;
         assert!(q.pop_batch(&mut batch, 4, Duration::ZERO).await);
-        q.begin_batch(4);
+        q.begin_batch(&batch);
         // The deadline passes with 4 in flight and 2 unread: none lost.
-        assert_eq!(q.abandon(), 0);
+        assert_eq!(q.abandon(false), (0, 0));
     }
     let (q, m) = spilling(dir.path(), 100, true);
     assert_eq!(m.spill_pending.get(), 6);
@@ -384,7 +384,7 @@ async fn a_closed_spilling_queue_appends_late_records_for_the_next_start() {
     let (q, _) = spilling(dir.path(), 10, true);
     let mut out = Vec::new();
     while out.len() < 5 && q.pop_batch(&mut out, 10, Duration::ZERO).await {
-        q.begin_batch(out.len());
+        q.begin_batch(&out);
         q.end_batch().await;
     }
     assert_eq!(out, (0..5).map(rec).collect::<Vec<_>>());
@@ -409,7 +409,7 @@ async fn close_drains_then_ends_and_abandon_counts() {
     assert!(!q.pop_batch(&mut out, 10, Duration::ZERO).await);
     let (q2, m2) = queue(10, WhenFull::Block);
     q2.push(rec(1), true).await;
-    assert_eq!(q2.abandon(), 1);
+    assert_eq!(q2.abandon(false), (1, 0));
     assert_eq!(m2.dropped_shutdown.get(), 1);
     assert_eq!(m.dropped_shutdown.get(), 1);
 }
@@ -424,15 +424,49 @@ async fn abandon_counts_the_batch_in_flight() {
     }
     let mut batch = Vec::new();
     assert!(q.pop_batch(&mut batch, 2, std::time::Duration::ZERO).await);
-    q.begin_batch(batch.len());
-    assert_eq!(q.abandon(), 3);
+    q.begin_batch(&batch);
+    assert_eq!(q.abandon(false), (3, 0));
     assert_eq!(m.dropped_shutdown.get(), 3);
     // A batch the worker finished is not counted again.
     let (q, _) = queue(10, WhenFull::DropNewest);
     q.push(rec(1), false).await;
     let mut batch = Vec::new();
     assert!(q.pop_batch(&mut batch, 1, std::time::Duration::ZERO).await);
-    q.begin_batch(1);
+    q.begin_batch(&batch);
     q.end_batch().await;
-    assert_eq!(q.abandon(), 0);
+    assert_eq!(q.abandon(false), (0, 0));
+}
+
+/// At the shutdown deadline, once every listener has stopped (its Kafka
+/// consumer made its last commit), records carrying an ack, queued or in
+/// the worker's batch, are not lost: their offsets were not committed,
+/// they are read again. They are counted apart (`uncommitted`); records
+/// without one are lost as before. Before the listeners stopped, an ack
+/// released now could still be committed: all of it counts as lost.
+#[tokio::test]
+async fn abandon_does_not_count_uncommitted_kafka_records_as_lost() {
+    struct Nobody;
+    impl crate::record::AckTarget for Nobody {
+        fn done(&self, _: u64, _: i64) {}
+    }
+    let acked = |i: i64| Record {
+        ack: Some(crate::record::Ack::new(std::sync::Arc::new(Nobody), 0, i)),
+        ..rec(i)
+    };
+    for (sources_closed, want) in [(true, (1, 4)), (false, (5, 0))] {
+        let (q, m) = queue(10, WhenFull::DropNewest);
+        for i in 0..2 {
+            q.push(acked(i), false).await;
+        }
+        q.push(rec(2), false).await;
+        for i in 3..5 {
+            q.push(acked(i), false).await;
+        }
+        let mut batch = Vec::new();
+        assert!(q.pop_batch(&mut batch, 2, std::time::Duration::ZERO).await);
+        q.begin_batch(&batch);
+        assert_eq!(q.abandon(sources_closed), want, "{sources_closed}");
+        assert_eq!(m.dropped_shutdown.get(), want.0 as u64);
+        assert_eq!(m.released_uncommitted.get(), want.1 as u64);
+    }
 }

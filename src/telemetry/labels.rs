@@ -100,6 +100,10 @@ pub(crate) struct QueueMetrics {
     pub dropped_full_udp: Counter,
     pub dropped_block_timeout: Counter,
     pub dropped_shutdown: Counter,
+    /// Left at the shutdown deadline, but carrying a Kafka ack whose
+    /// offset was not committed (the consumer closed first): read again
+    /// at the next start, so not lost (`reason="uncommitted"`).
+    pub released_uncommitted: Counter,
     /// Records written to the spill log.
     pub spilled: Counter,
     /// Spill log full too (`reason="spill_full"`) or failing (`spill_error`).

@@ -19,6 +19,7 @@ use crate::util::*;
 mod hostile;
 mod repaused;
 mod reset_lag;
+mod shutdown;
 
 const NONCE: u64 = 0x5eed_0000_0000_0001;
 /// 2026-03-07T12:00:00Z: an RFC 3164 `Mar  7` stamp gets this year.

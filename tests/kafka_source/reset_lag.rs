@@ -76,7 +76,7 @@ pub(super) fn produce_plain(kafka: &Kafka, topic: &str, what: &str, range: std::
 }
 
 /// Messages stored by `es` that start with `what `.
-fn stored(es: &EsServer, what: &str) -> usize {
+pub(super) fn stored(es: &EsServer, what: &str) -> usize {
     let prefix = format!("{what} ");
     let n = es
         .docs("syslog")
