@@ -15,6 +15,20 @@ latency percentiles from the intended send time.
                                                # median and range of each figure
     python3 benches/e2e/run.py --sluice /other/target/release/sluice tcp-full
                                                # another build (A/B runs)
+    python3 benches/e2e/run.py --repeat 3 --interleave tcp-full kafka-two-tier
+                                               # the two tiers beside one
+                                               # process, run after run
+
+`kafka-two-tier` sends tcp-full's load through two sluice processes and a
+real Kafka broker: an edge (benches/e2e/kafka-edge.toml: TCP in, every
+frame as a raw envelope to one topic, keyed by host, lz4, acks=all), a
+single-node KRaft broker (tests/kafka/Launcher.java over the jars of
+tests/kafka/pom.xml, resolved offline by Maven as the tests do; started
+once, a fresh topic and consumer group each run) and an indexer (a kafka
+listener in front of sluice.toml's routes and sinks, written by this
+script). It reports the CPU of each of the three processes per message.
+It needs java (17+) and mvn with the Kafka jars in the local repository
+(`mvn -q -f tests/kafka/pom.xml dependency:resolve`).
 
 On a shared VM the figures move with the neighbours' load: repeat, and
 quote the median with the range. Each run also prints the share of the
@@ -25,16 +39,25 @@ Every scenario is bounded in count and time and stops by itself.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SLUICE = os.path.join(ROOT, "target", "release", "sluice")
 BLASTER = os.path.join(ROOT, "target", "release", "syslog-blaster")
 CONFIG = os.path.join(ROOT, "benches", "e2e", "sluice.toml")
+EDGE_CONFIG = os.path.join(ROOT, "benches", "e2e", "kafka-edge.toml")
+KAFKA_POM = os.path.join(ROOT, "tests", "kafka", "pom.xml")
+KAFKA_LAUNCHER = os.path.join(ROOT, "tests", "kafka", "Launcher.java")
+# Partitions of the two-tier topic: the blaster's 16 hosts, keyed by host,
+# spread over them.
+KAFKA_PARTITIONS = 4
 TICK = os.sysconf("SC_CLK_TCK")
 
 # name -> (listener name in sluice.toml, blaster arguments)
@@ -84,6 +107,10 @@ SCENARIOS = {
     # UDP at a moderate 50 k msg/s for 10 s: what each wake-up costs.
     "udp-50k": ("udp", ["--rate", "50000", "--duration", "10", "--format", "rfc5424",
                         "--size", "256", "--status-every", "4", "--expect", "documents"]),
+    # tcp-full's load through edge -> Kafka -> indexer (see the module's
+    # documentation): what the second tier costs.
+    "kafka-two-tier": ("kafka", ["--count", "1000000", "--format", "rfc5424", "--size", "256",
+                                 "--status-every", "4", "--expect", "both"]),
 }
 
 
@@ -116,16 +143,20 @@ def udp_rcvbuf_errors():
     return int(dict(zip(rows[0][1:], rows[1][1:]))["RcvbufErrors"])
 
 
+def metric_sums(admin, name, label="reason"):
+    """`name`'s samples at `admin`'s /metrics summed by `label` (non-zero only)."""
+    text = urllib.request.urlopen(f"http://{admin}/metrics", timeout=5).read().decode()
+    sums = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            key = line.split(f'{label}="')[1].split('"')[0] if f'{label}="' in line else ""
+            sums[key] = sums.get(key, 0) + int(float(line.rsplit(" ", 1)[1]))
+    return {k: v for k, v in sums.items() if v}
+
+
 def sluice_drops(admin):
     """sluice_queue_dropped_records_total summed by reason."""
-    import urllib.request
-    text = urllib.request.urlopen(f"http://{admin}/metrics", timeout=5).read().decode()
-    drops = {}
-    for line in text.splitlines():
-        if line.startswith("sluice_queue_dropped_records_total{"):
-            reason = line.split('reason="')[1].split('"')[0]
-            drops[reason] = drops.get(reason, 0) + int(float(line.rsplit(" ", 1)[1]))
-    return {k: v for k, v in drops.items() if v}
+    return metric_sums(admin, "sluice_queue_dropped_records_total")
 
 
 def run(name):
@@ -187,6 +218,245 @@ def run(name):
     }
 
 
+class Kafka:
+    """A single-node KRaft broker started by tests/kafka/Launcher.java."""
+
+    def __init__(self, scratch):
+        cp_file = os.path.join(scratch, "kafka.classpath")
+        cmd = ["mvn", "-o", "-q", "-B", "-f", KAFKA_POM, "dependency:build-classpath",
+               f"-Dmdep.outputFile={cp_file}"]
+        if os.environ.get("SLUICE_M2_REPO"):
+            cmd.append(f"-Dmaven.repo.local={os.environ['SLUICE_M2_REPO']}")
+        try:
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=300)
+            cp = open(cp_file).read().strip()
+        except (OSError, subprocess.SubprocessError) as e:
+            sys.exit(f"kafka-two-tier: no Kafka classpath from Maven ({e}); run "
+                     f"`mvn -q -f {KAFKA_POM} dependency:resolve` first")
+        if "kafka_2.13" not in cp:
+            sys.exit("kafka-two-tier: the Kafka jars are not in the local Maven repository")
+        cache = os.environ.get("SLUICE_ENGINE_CACHE", "/tmp/sluice-engines")
+        t0 = time.monotonic()
+        self.log = open(os.path.join(scratch, "kafka-launcher.log"), "w")
+        # The launcher's own JVM (the admin client) runs lean; the broker
+        # gets a 512 MiB heap (-Xms = -Xmx) and the JVM's own JIT and GC
+        # (`--jvm server`), as in production, not the tests' quick start.
+        self.proc = subprocess.Popen(
+            ["java", "-Xmx96m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", cp,
+             KAFKA_LAUNCHER, "--classpath", cp, "--cache", cache, "--nodes", "1",
+             "--heap", os.environ.get("SLUICE_BENCH_KAFKA_HEAP", "512m"), "--jvm", "server"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line = self.proc.stdout.readline()
+        try:
+            ready = json.loads(line)
+        except ValueError:
+            self.proc.kill()
+            sys.exit(f"kafka-two-tier: the launcher printed no readiness line ({line!r}); "
+                     f"its stderr is in {self.log.name}")
+        self.bootstrap = ready["bootstrap"]
+        self.pid = ready["nodes"][0]["pid"]
+        print(f"# Kafka broker {self.bootstrap} (pid {self.pid}) ready in "
+              f"{time.monotonic() - t0:.0f} s", file=sys.stderr)
+
+    def command(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        answer = json.loads(self.proc.stdout.readline())
+        if "error" in answer:
+            raise RuntimeError(f"launcher: {line}: {answer['error']}")
+        return answer
+
+    def stop(self):
+        # Stdin closed: the launcher stops the broker and removes its data.
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+        self.log.close()
+
+
+def indexer_config(path):
+    """sluice.toml with its listeners replaced by one kafka listener: the
+    same routes and sinks as the single-process scenarios."""
+    blocks, current = [], []
+    for row in open(CONFIG).read().splitlines(keepends=True):
+        if row.startswith("["):
+            blocks.append(current)
+            current = []
+        current.append(row)
+    blocks.append(current)
+    kept = [b for b in blocks
+            if not (b and (b[0].startswith("[[listeners]]") or b[0].startswith("[listeners.")))]
+    text = ('data_dir = "${BENCH_DATA}"\n' + "".join(kept[0]) + '''
+[[listeners]]
+name = "from_kafka"
+protocol = "kafka"
+brokers = ["${BENCH_KAFKA}"]
+topics = ["${BENCH_TOPIC}"]
+group_id = "${BENCH_GROUP}"
+
+''' + "".join("".join(b) for b in kept[1:]))
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def start_sluice(config, env, log):
+    """(process, readiness JSON) of `sluice run -c config`."""
+    p = subprocess.Popen([SLUICE, "run", "-c", config], stdout=subprocess.PIPE, stderr=log,
+                         text=True, env=env)
+    line = p.stdout.readline()
+    try:
+        return p, json.loads(line)
+    except ValueError:
+        p.kill()
+        sys.exit(f"sluice -c {config} printed no readiness line ({line!r}); see {log.name}")
+
+
+def stop_sluice(p):
+    if p is None or p.poll() is not None:
+        return
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def wait_for(what, check, deadline_s=120):
+    t0 = time.monotonic()
+    while not check():
+        if time.monotonic() - t0 > deadline_s:
+            sys.exit(f"kafka-two-tier: waited {deadline_s} s for {what}")
+        time.sleep(0.1)
+
+
+def run_two_tier(name, kafka, scratch, run_no):
+    """One run of `name` through edge -> Kafka -> indexer."""
+    _, args = SCENARIOS[name]
+    topic, group = f"bench.raw.{os.getpid()}.{run_no}", f"bench-indexers-{os.getpid()}-{run_no}"
+    kafka.command(f"create {topic} {KAFKA_PARTITIONS} 1")
+    data = tempfile.mkdtemp(prefix=f"run{run_no}-", dir=scratch)
+    # The Kafka path adds the consumer's fetch and commit rounds to the
+    # tail: a longer wait without a new delivery before the blaster stops.
+    blaster = subprocess.Popen(
+        [BLASTER, "--sink", "127.0.0.1:0", "--target", "-", "--json", "--quiet",
+         "--drain-secs", "30"] + args,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    sink = json.loads(blaster.stdout.readline())["sink"]
+    base = dict(os.environ, BLASTER_SINK=f"http://{sink}", RUST_LOG="warn",
+                BENCH_KAFKA=kafka.bootstrap, BENCH_TOPIC=topic, BENCH_GROUP=group)
+    indexer_toml = os.path.join(data, "indexer.toml")
+    indexer_config(indexer_toml)
+    os.makedirs(os.path.join(data, "edge"))
+    os.makedirs(os.path.join(data, "indexer"))
+    log = open(os.path.join(data, "sluice.log"), "w")
+    edge = indexer = None
+    try:
+        indexer, iready = start_sluice(indexer_toml,
+                                       dict(base, BENCH_DATA=os.path.join(data, "indexer")), log)
+        # Sending starts once the group has given the indexer its
+        # partitions: the figures are of the flow, not of the join.
+        wait_for("the indexer's partitions", lambda: metric_sums(
+            iready["admin"], "sluice_listener_kafka_rebalances_total", "listener"))
+        edge, eready = start_sluice(EDGE_CONFIG, dict(base, BENCH_DATA=os.path.join(data, "edge")),
+                                    log)
+        addr = next(l["address"] for l in eready["listeners"] if l["name"] == "tcp")
+        pids = {"edge": edge.pid, "indexer": indexer.pid, "broker": kafka.pid}
+        cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+        steal0, total0 = cpu_ticks()
+        blaster.stdin.write(f"tcp://{addr}\n")
+        blaster.stdin.flush()
+        out, _ = blaster.communicate(timeout=900)
+        cpu = {k: cpu_seconds(p) - cpu0[k] for k, p in pids.items()}
+        steal1, total1 = cpu_ticks()
+        rss = {"edge": peak_rss_mib(edge.pid), "indexer": peak_rss_mib(indexer.pid)}
+        produced = sum(metric_sums(eready["admin"],
+                                   "sluice_sink_kafka_produced_records_total", "sink").values())
+        failures = metric_sums(eready["admin"], "sluice_sink_kafka_delivery_failures_total")
+        consumed = metric_sums(iready["admin"], "sluice_listener_kafka_records_total", "kind")
+        consumer_drops = metric_sums(iready["admin"], "sluice_listener_kafka_dropped_records_total")
+        drops = {"edge": sluice_drops(eready["admin"]), "indexer": sluice_drops(iready["admin"])}
+    finally:
+        stop_sluice(edge)
+        stop_sluice(indexer)
+        if blaster.poll() is None:
+            blaster.kill()
+        log.close()
+        shutil.rmtree(data, ignore_errors=True)
+    report = json.loads(out.strip().splitlines()[-1])
+    docs = report.get("documents") or {}
+    points = report.get("points") or {}
+    sent = report["sent"]
+    tiers = {k: {"cpu_s": round(c, 2),
+                 "cpu_us_per_msg": round(c / max(sent, 1) * 1e6, 2),
+                 "msgs_per_cpu_s": round(sent / c) if c > 0 else None}
+             for k, c in cpu.items()}
+    total_cpu = sum(cpu.values())
+    return {
+        "scenario": name,
+        "sent": sent,
+        "send_rate": round(report["send_rate"]),
+        "delivered_documents": docs.get("delivered", 0),
+        "duplicate_documents": docs.get("duplicates", 0),
+        "delivered_points": points.get("delivered", 0),
+        "expected_points": points.get("expected", 0),
+        "e2e_msgs_per_s": round(report["delivered_rate"] or 0),
+        "tiers": tiers,
+        "sluice_cpu_s": round(cpu["edge"] + cpu["indexer"], 2),
+        "sluice_cpu_s_per_million": round((cpu["edge"] + cpu["indexer"]) / max(sent, 1) * 1e6, 2),
+        "msgs_per_cpu_s": round(sent / (cpu["edge"] + cpu["indexer"])),
+        "total_cpu_us_per_msg": round(total_cpu / max(sent, 1) * 1e6, 2),
+        "peak_rss_mib": round(max(rss.values()), 1),
+        "peak_rss_mib_by_tier": {k: round(v, 1) for k, v in rss.items()},
+        "loss_ratio": report["loss_ratio"],
+        "doc_latency_ms": docs.get("latency"),
+        "point_latency_ms": points.get("latency"),
+        "kafka_produced": produced,
+        "kafka_delivery_failures": failures,
+        "kafka_consumed": consumed,
+        "kafka_consumer_drops": consumer_drops,
+        "sluice_queue_drops": drops,
+        "kernel_udp_rcvbuf_errors": 0,
+        "machine_steal_ratio": round((steal1 - steal0) / max(total1 - total0, 1), 3),
+        "load_average": os.getloadavg()[0],
+        "blaster_exit": blaster.returncode,
+    }
+
+
+def lost(r):
+    """Why run `r` lost or doubled messages ('' when it did not)."""
+    why = []
+    if r["delivered_documents"] != r["sent"]:
+        why.append(f"{r['sent'] - r['delivered_documents']} of {r['sent']} documents missing")
+    if r["delivered_points"] != r["expected_points"]:
+        why.append(f"{r['expected_points'] - r['delivered_points']} of {r['expected_points']} "
+                   f"points missing")
+    if r.get("duplicate_documents"):
+        why.append(f"{r['duplicate_documents']} documents delivered twice")
+    if r["scenario"] == "kafka-two-tier" and r["kafka_produced"] != r["sent"]:
+        why.append(f"the edge produced {r['kafka_produced']} records for {r['sent']} sent")
+    return "; ".join(why)
+
+
+def tier_line(n, r):
+    t = r["tiers"]
+    lat = r["doc_latency_ms"] or {}
+    return (f"{n}: sent {r['sent']} ({r['send_rate']}/s); delivered {r['delivered_documents']} "
+            f"documents ({r['duplicate_documents']} twice), {r['delivered_points']}/"
+            f"{r['expected_points']} points; {r['e2e_msgs_per_s']} msgs/s end to end; "
+            + "; ".join(f"{k} {v['cpu_s']} CPU s = {v['cpu_us_per_msg']} µs/msg = "
+                        f"{v['msgs_per_cpu_s']} msgs per CPU s" for k, v in t.items())
+            + f"; all three {r['total_cpu_us_per_msg']} µs/msg; peak RSS {r['peak_rss_mib_by_tier']} MiB; "
+            f"Kafka produced {r['kafka_produced']}, consumed {r['kafka_consumed']}, delivery "
+            f"failures {r['kafka_delivery_failures']}, consumer drops {r['kafka_consumer_drops']}; "
+            f"queue drops {r['sluice_queue_drops']}; loss {r['loss_ratio']}; document latency "
+            f"p50 {lat.get('p50_ms')} ms p99 {lat.get('p99_ms')} ms max {lat.get('max_ms')} ms; "
+            f"machine steal {r['machine_steal_ratio']:.1%}; load average {r['load_average']:.2f}")
+
+
 def line(n, r):
     lat = r["doc_latency_ms"] or {}
     return (f"{n}: sent {r['sent']} ({r['send_rate']}/s); delivered {r['delivered_documents']} documents, "
@@ -215,7 +485,15 @@ def summary(n, runs):
             f"loss {spread([r['loss_ratio'] for r in runs], '{:g}')}; "
             f"document latency p50 {spread(lat('p50_ms'), '{:.2f}')} ms, "
             f"p99 {spread(lat('p99_ms'), '{:.2f}')} ms; "
-            f"machine steal {spread([r['machine_steal_ratio'] * 100 for r in runs], '{:.1f}')} %")
+            f"machine steal {spread([r['machine_steal_ratio'] * 100 for r in runs], '{:.1f}')} %; "
+            f"load average {spread([r.get('load_average') for r in runs], '{:.2f}')}; "
+            + ("; ".join(
+                f"{t} {spread([r['tiers'][t]['cpu_us_per_msg'] for r in runs], '{:.2f}')} µs CPU/msg "
+                f"= {spread([r['tiers'][t]['msgs_per_cpu_s'] for r in runs])} msgs per CPU s"
+                for t in ("edge", "indexer", "broker"))
+               + f"; all three {spread([r['total_cpu_us_per_msg'] for r in runs], '{:.2f}')} µs CPU/msg"
+               if "tiers" in runs[0] else
+               f"sluice {spread([r['sluice_cpu_s_per_million'] for r in runs], '{:.2f}')} µs CPU/msg"))
 
 
 def main():
@@ -230,6 +508,10 @@ def main():
                         help=f"the sluice binary to measure (default: {SLUICE})")
     parser.add_argument("--blaster", default=BLASTER, metavar="PATH",
                         help=f"the syslog-blaster binary (default: {BLASTER})")
+    parser.add_argument("--count", type=int, metavar="N",
+                        help="messages per run of a --count scenario (a quick check)")
+    parser.add_argument("--interleave", action="store_true",
+                        help="with --repeat: one run of each scenario in turn, N rounds")
     args = parser.parse_args()
     names = args.scenarios or list(SCENARIOS)
     for n in names:
@@ -240,22 +522,54 @@ def main():
     # Comparing two builds (interleaved A/B runs) means pointing at another
     # checkout's binaries; run() reads these globals.
     SLUICE, BLASTER = args.sluice, args.blaster
+    if args.count:
+        for n, (listener, a) in SCENARIOS.items():
+            if "--count" in a:
+                SCENARIOS[n] = (listener, a[:a.index("--count") + 1] + [str(args.count)]
+                                + a[a.index("--count") + 2:])
     for p in (SLUICE, BLASTER):
         if not os.path.exists(p):
             sys.exit(f"{p} missing: run `cargo build --release --bins` first")
     print(f"# {os.cpu_count()} CPUs; {open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()}",
           file=sys.stderr)
-    for n in names:
-        runs = []
-        for _ in range(args.repeat):
-            r = run(n)
-            runs.append(r)
-            print(json.dumps(r) if args.json else line(n, r))
+    # Interleaved (a, b, a, b, ...): every scenario sees the same
+    # neighbours' load on a shared machine.
+    order = ([n for _ in range(args.repeat) for n in names] if args.interleave
+             else [n for n in names for _ in range(args.repeat)])
+    scratch = tempfile.mkdtemp(prefix="sluice-e2e-")
+    kafka = None
+    runs = {n: [] for n in names}
+    failed = []
+    try:
+        for i, n in enumerate(order):
+            if SCENARIOS[n][0] == "kafka":
+                kafka = kafka or Kafka(scratch)
+                r = run_two_tier(n, kafka, scratch, i)
+            else:
+                r = run(n)
+                r["load_average"] = os.getloadavg()[0]
+            runs[n].append(r)
+            print(json.dumps(r) if args.json else
+                  tier_line(n, r) if "tiers" in r else
+                  f"{line(n, r)}; load average {r['load_average']:.2f}")
+            # TCP and Kafka scenarios must lose nothing (UDP may).
+            why = lost(r) if r["scenario"].startswith(("tcp", "kafka")) else ""
+            if why:
+                print(f"{n}: LOST: {why}")
+                failed.append(n)
             sys.stdout.flush()
-        if args.repeat > 1 and not args.json:
-            print(summary(n, runs))
-            sys.stdout.flush()
-
+            if not args.interleave and args.repeat > 1 and len(runs[n]) == args.repeat \
+                    and not args.json:
+                print(summary(n, runs[n]))
+        if args.interleave and args.repeat > 1 and not args.json:
+            for n in names:
+                print(summary(n, runs[n]))
+    finally:
+        if kafka is not None:
+            kafka.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    if failed:
+        sys.exit(f"messages lost or doubled in: {', '.join(failed)}")
 
 if __name__ == "__main__":
     main()

@@ -93,6 +93,16 @@ impl KafkaSourceMetrics {
             })
             .set(lag);
     }
+
+    /// A partition no longer assigned here: its lag is its new owner's to
+    /// report.
+    pub(crate) fn remove_lag(&self, topic: &str, partition: i32) {
+        self.lag.remove(&PartitionLabel {
+            listener: self.listener.clone(),
+            topic: topic.to_owned(),
+            partition: partition.to_string(),
+        });
+    }
 }
 
 /// One labelled metric, the family's guard dropped on return.

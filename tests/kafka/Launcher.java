@@ -11,6 +11,9 @@
 //   --heap SIZE       per node (-Xms = -Xmx), e.g. 160m
 //   --user NAME       run the nodes as this user when started as root
 //   --set KEY=VALUE   an extra broker setting for every node (repeatable)
+//   --jvm test|server test (default): C1 only and the serial GC, a quick
+//                     start; server: the JVM's own choices, as a production
+//                     broker runs (the benchmark, benches/e2e/run.py)
 //
 // Every node gets free loopback ports and a temporary data directory. Once
 // every node is a registered broker, ONE JSON line is printed:
@@ -67,7 +70,7 @@ public class Launcher {
     static final java.util.concurrent.CountDownLatch ready = new java.util.concurrent.CountDownLatch(1);
 
     public static void main(String[] a) throws Exception {
-        String classpath = null, cache = null, heap = "160m", user = "sluicetest";
+        String classpath = null, cache = null, heap = "160m", user = "sluicetest", jvm = "test";
         int n = 1;
         List<String> sets = new ArrayList<>();
         for (int i = 0; i < a.length; i += 2) {
@@ -79,6 +82,7 @@ public class Launcher {
                 case "--heap" -> heap = a[i + 1];
                 case "--user" -> user = a[i + 1];
                 case "--set" -> sets.add(a[i + 1]);
+                case "--jvm" -> jvm = a[i + 1];
                 default -> throw new IllegalArgumentException("unknown argument " + a[i]);
             }
         }
@@ -135,10 +139,11 @@ public class Launcher {
             List<String> java = new ArrayList<>();
             if (root) java.addAll(List.of("runuser", "-u", user, "--"));
             java.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-Xms" + heap, "-Xmx" + heap,
-                // C1 only and one GC thread: a quick start on a small, busy machine.
-                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xss512k",
-                "-Dlog4j2.level=WARN", "-cp", lib + "/*"));
+                "-Xms" + heap, "-Xmx" + heap));
+            // C1 only and one GC thread: a quick start on a small, busy machine.
+            if (jvm.equals("test")) java.addAll(List.of("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"));
+            else if (!jvm.equals("server")) throw new IllegalArgumentException("--jvm test or server");
+            java.addAll(List.of("-Xss512k", "-Dlog4j2.level=WARN", "-cp", lib + "/*"));
             List<String> format = new ArrayList<>(java);
             format.addAll(List.of("kafka.tools.StorageTool", "format", "-t", clusterId, "-c", props.toString()));
             if (root) run("chown", "-R", user, runDir.toString());

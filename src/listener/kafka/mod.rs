@@ -134,10 +134,17 @@ impl ClientContext for Context {
     fn stats(&self, s: Statistics) {
         for (topic, t) in &s.topics {
             for (partition, p) in &t.partitions {
-                // -1 is librdkafka's internal unassigned partition; a lag
-                // it cannot know yet is -1 too.
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    self.metrics.set_lag(topic, *partition, p.consumer_lag);
+                // -1 is librdkafka's internal unassigned partition.
+                if *partition < 0 {
+                    continue;
+                }
+                let assigned = self.offsets.is_assigned(topic, *partition);
+                match partition_lag(p, assigned) {
+                    Some(lag) => self.metrics.set_lag(topic, *partition, lag),
+                    // Another consumer's (librdkafka still lists it, its
+                    // last lag here frozen): not reported.
+                    None if !assigned => self.metrics.remove_lag(topic, *partition),
+                    None => {}
                 }
             }
         }
@@ -162,6 +169,27 @@ impl ClientContext for Context {
             tracing::warn!(listener = %self.name, error = %error, reason, suppressed, "kafka consumer error");
         }
     }
+}
+
+/// The consumer lag of a partition assigned here (`None` for any other:
+/// librdkafka keeps listing a partition revoked from this consumer, with
+/// the lag of the moment it lost it), from librdkafka's statistics: its
+/// own (high watermark − committed offset) once the group has committed
+/// one. Before that (a new group, or nothing of the partition done with
+/// yet) librdkafka reports none (-1), yet every record from the log start
+/// on is still to be read (`auto.offset.reset = earliest`): the high
+/// watermark − the log start, both from its fetches. `None` when neither
+/// is known.
+fn partition_lag(p: &rdkafka::statistics::Partition, assigned: bool) -> Option<i64> {
+    if !assigned {
+        return None;
+    }
+    if p.consumer_lag >= 0 {
+        return Some(p.consumer_lag);
+    }
+    let never_committed = p.committed_offset < 0;
+    (never_committed && p.lo_offset >= 0 && p.hi_offset >= p.lo_offset)
+        .then(|| p.hi_offset - p.lo_offset)
 }
 
 impl ConsumerContext for Context {
@@ -540,5 +568,34 @@ fn hold(
         partition: msg.partition(),
         offset: msg.offset(),
         what,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition_lag;
+    use rdkafka::statistics::Partition;
+
+    /// librdkafka's own lag once an offset is committed; before the
+    /// first commit, everything between the log start and the high
+    /// watermark (a new group whose sink is down lags, and shows it);
+    /// nothing for a partition not assigned here (revoked: its last lag
+    /// here is stale) or not fetched yet.
+    #[test]
+    fn lag_is_counted_from_the_log_start_until_the_first_commit() {
+        let p = |lag, committed, lo, hi| Partition {
+            consumer_lag: lag,
+            committed_offset: committed,
+            lo_offset: lo,
+            hi_offset: hi,
+            ..Partition::default()
+        };
+        assert_eq!(partition_lag(&p(30, 970, 0, 1000), true), Some(30));
+        assert_eq!(partition_lag(&p(30, 970, 0, 1000), false), None);
+        assert_eq!(partition_lag(&p(-1, -1001, 200, 1000), true), Some(800));
+        assert_eq!(partition_lag(&p(-1, -1001, 0, 0), true), Some(0));
+        assert_eq!(partition_lag(&p(-1, -1001, 200, 1000), false), None);
+        assert_eq!(partition_lag(&p(-1, -1001, -1001, -1001), true), None);
+        assert_eq!(partition_lag(&p(-1, 1200, 200, 1000), true), None);
     }
 }

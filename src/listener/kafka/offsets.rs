@@ -128,6 +128,14 @@ impl Offsets {
         }
     }
 
+    /// Whether `topic`/`partition` is assigned to this consumer now.
+    pub(super) fn is_assigned(&self, topic: &str, partition: i32) -> bool {
+        self.lock()
+            .parts
+            .iter()
+            .any(|p| p.topic == topic && p.partition == partition)
+    }
+
     /// Records consumed and not done with, all partitions.
     pub(super) fn in_flight(&self) -> usize {
         self.lock().parts.iter().map(|p| p.pending.len()).sum()
