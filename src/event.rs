@@ -182,11 +182,18 @@ pub enum LenientRule {
     /// A leap second (`23:59:60`), read as `:59` of the same minute: the
     /// rule with the time says which second was sent.
     TimestampLeapSecond,
+    /// RFC 3164: `TAG:` or `TAG[PID]:` with bytes no TAG class holds
+    /// (non-ASCII `prógram[12]:`, `*`, a tab): the word up to the colon is
+    /// still the TAG, its `[PID]` the procid.
+    TagUnusualBytes,
+    /// RFC 3164: `Feb 29` without a year, received in a year that has
+    /// none: read in the nearest leap year.
+    TimestampLeapDay,
 }
 
 impl LenientRule {
     /// Every rule, in the order the JSON lists them.
-    pub const ALL: [LenientRule; 32] = [
+    pub const ALL: [LenientRule; 34] = [
         LenientRule::TagWithParens,
         LenientRule::TagCiscoMnemonic,
         LenientRule::TagPunctuation,
@@ -219,6 +226,8 @@ impl LenientRule {
         LenientRule::TimestampOffsetWithoutColon,
         LenientRule::TimestampFractionLong,
         LenientRule::TimestampLeapSecond,
+        LenientRule::TagUnusualBytes,
+        LenientRule::TimestampLeapDay,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -255,11 +264,37 @@ impl LenientRule {
             LenientRule::TimestampOffsetWithoutColon => "timestamp_offset_without_colon",
             LenientRule::TimestampFractionLong => "timestamp_fraction_long",
             LenientRule::TimestampLeapSecond => "timestamp_leap_second",
+            LenientRule::TagUnusualBytes => "tag_unusual_bytes",
+            LenientRule::TimestampLeapDay => "timestamp_leap_day",
         }
     }
 
     fn bit(self) -> u64 {
         1 << (self as u64)
+    }
+}
+
+/// One value per lenient rule, indexed like [`LenientRule::ALL`] (an
+/// array of over 32 has no derived `Default`).
+#[derive(Debug, Clone)]
+pub(crate) struct PerRule<T>(pub(crate) [T; LenientRule::ALL.len()]);
+
+impl<T: Default> Default for PerRule<T> {
+    fn default() -> Self {
+        PerRule(std::array::from_fn(|_| T::default()))
+    }
+}
+
+impl<T> std::ops::Deref for PerRule<T> {
+    type Target = [T; LenientRule::ALL.len()];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for PerRule<T> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
@@ -529,19 +564,25 @@ impl Event {
             out.push_str("null");
             return;
         }
+        let params: usize = self.structured_data.iter().map(|e| e.params.len()).sum();
+        if self.structured_data.len() > SD_LINEAR_ELEMENTS || params > SD_LINEAR_PARAMS {
+            self.write_many_structured_data_json(out);
+        } else {
+            self.write_few_structured_data_json(out);
+        }
+    }
+
+    /// Structured data of a handful of elements: by scans, quadratic in
+    /// the number of elements and parameters, cheapest for a real frame.
+    fn write_few_structured_data_json(&self, out: &mut String) {
         out.push('{');
         let mut seen_ids: Vec<&str> = Vec::new();
         for element in &self.structured_data {
             let id = self.resolve(&element.id);
-            if seen_ids.contains(&id) {
+            if !json_key_once(out, &mut seen_ids, id) {
                 continue;
             }
-            if !seen_ids.is_empty() {
-                out.push(',');
-            }
-            seen_ids.push(id);
-            write_json_str(out, id);
-            out.push_str(":{");
+            out.push('{');
             let params: Vec<&SdParam> = self
                 .structured_data
                 .iter()
@@ -551,37 +592,111 @@ impl Event {
             let mut seen_names: Vec<&str> = Vec::new();
             for p in &params {
                 let name = self.resolve(&p.name);
-                if seen_names.contains(&name) {
+                if !json_key_once(out, &mut seen_names, name) {
                     continue;
                 }
-                if !seen_names.is_empty() {
-                    out.push(',');
-                }
-                seen_names.push(name);
-                write_json_str(out, name);
-                out.push(':');
                 let values: Vec<&str> = params
                     .iter()
                     .filter(|q| self.resolve(&q.name) == name)
                     .map(|q| self.resolve(&q.value))
                     .collect();
-                if let [only] = values.as_slice() {
-                    write_json_str(out, only);
-                } else {
-                    out.push('[');
-                    for (i, v) in values.iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        write_json_str(out, v);
-                    }
-                    out.push(']');
-                }
+                write_json_values(out, &values);
             }
             out.push('}');
         }
         out.push('}');
     }
+
+    /// [`Self::write_structured_data_json`] for a frame of many elements:
+    /// the same object (IDs and names in order of first appearance, the
+    /// values of a repeated name as an array), grouped through hash maps
+    /// so that thousands of elements or parameters cost time linear in
+    /// their number. The scans above are quadratic, and cheaper for the
+    /// handful a real frame carries.
+    #[cold]
+    fn write_many_structured_data_json(&self, out: &mut String) {
+        let ids = group_in_order(
+            self.structured_data
+                .iter()
+                .map(|e| (self.resolve(&e.id), e)),
+        );
+        out.push('{');
+        for (i, (id, elements)) in ids.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_json_str(out, id);
+            out.push_str(":{");
+            let names = group_in_order(elements.iter().flat_map(|e| {
+                e.params
+                    .iter()
+                    .map(|p| (self.resolve(&p.name), self.resolve(&p.value)))
+            }));
+            for (j, (name, values)) in names.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                write_json_str(out, name);
+                out.push(':');
+                write_json_values(out, values);
+            }
+            out.push('}');
+        }
+        out.push('}');
+    }
+}
+
+/// Past this many SD elements, or parameters in all, structured data is
+/// written through [`Event::write_many_structured_data_json`].
+const SD_LINEAR_ELEMENTS: usize = 16;
+const SD_LINEAR_PARAMS: usize = 32;
+
+/// One value as a JSON string, several as an array of them.
+fn write_json_values(out: &mut String, values: &[&str]) {
+    if let [only] = values {
+        write_json_str(out, only);
+    } else {
+        out.push('[');
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_json_str(out, v);
+        }
+        out.push(']');
+    }
+}
+
+/// `items` grouped by key, the groups in order of their key's first
+/// appearance, each group's items in their order.
+fn group_in_order<'a, T>(items: impl Iterator<Item = (&'a str, T)>) -> Vec<(&'a str, Vec<T>)> {
+    let mut index: std::collections::HashMap<&'a str, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<(&'a str, Vec<T>)> = Vec::new();
+    for (key, item) in items {
+        let at = *index.entry(key).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        if let Some((_, group)) = groups.get_mut(at) {
+            group.push(item);
+        }
+    }
+    groups
+}
+
+/// Writes `"key":` (after a comma unless it is the first key) the first
+/// time `key` comes; false, writing nothing, when it came before.
+fn json_key_once<'a>(out: &mut String, seen: &mut Vec<&'a str>, key: &'a str) -> bool {
+    if seen.contains(&key) {
+        return false;
+    }
+    if !seen.is_empty() {
+        out.push(',');
+    }
+    seen.push(key);
+    write_json_str(out, key);
+    out.push(':');
+    true
 }
 
 fn write_opt_u8(out: &mut String, v: Option<u8>) {
@@ -599,3 +714,7 @@ fn write_opt_json_str(out: &mut String, v: Option<&str>) {
         None => out.push_str("null"),
     }
 }
+
+#[cfg(test)]
+#[path = "event_tests.rs"]
+mod tests;

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::config::{ListenerConfig, OutputConfig, RouteConfig};
 use crate::decode::{DecodeMode, DecodeOptions, decode, decode_into};
 use crate::event::Event;
-use crate::event::LenientRule;
+use crate::event::{LenientRule, PerRule};
 use crate::multiline::{Joiner, MultilineConfig};
 use crate::output::{ConversionError, Origin, encode, kafka_part};
 use crate::queue::{RouteQueue, SpillShared};
@@ -522,7 +522,7 @@ struct FrameCounts {
     invalid: u64,
     lossy_utf8: u64,
     /// Frames per lenient rule, indexed like [`LenientRule::ALL`].
-    lenient: [u64; LenientRule::ALL.len()],
+    lenient: PerRule<u64>,
     strict_rejected: u64,
 }
 
@@ -631,7 +631,7 @@ impl<'a> Reader<'a> {
         if counts.lossy_utf8 > 0 {
             self.metrics.lossy_utf8_frames.inc_by(counts.lossy_utf8);
         }
-        for (counter, n) in self.metrics.lenient_frames.iter().zip(counts.lenient) {
+        for (counter, n) in self.metrics.lenient_frames.iter().zip(counts.lenient.0) {
             if n > 0 {
                 counter.inc_by(n);
             }

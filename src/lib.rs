@@ -27,8 +27,9 @@
 //!   undelimited streams at each header.
 //! - `decode` — frame → `event::Event`: RFC 5424 / RFC 3164 and the
 //!   log4j variants, lenient (`decode/rfc5424.rs`, `rfc3164.rs`, `time.rs`:
-//!   timestamps, year inference, zones; every lenient reading names an
-//!   `event::LenientRule`). Tests of #22's readings: `lenient_tests.rs`,
+//!   timestamps, year inference, zones; `sd_ids.rs`: repeated SD-IDs in
+//!   linear time; every lenient reading names an `event::LenientRule`).
+//!   Tests of #22's readings: `lenient_tests.rs`, `lenient_findings_tests.rs`,
 //!   `rfc3164_tests.rs`, `time_tests.rs`.
 //! - `multiline` — joins what log4j split over several frames (stack
 //!   traces, long messages) back into one event.
@@ -44,7 +45,7 @@
 //!   delivery worker (`queue::deliver`) that drains it into a sink.
 //! - `sinks` — batch writers: file, stdout, InfluxDB, Elasticsearch,
 //!   Kafka (`sinks::kafka`: librdkafka, a batch done when every delivery
-//!   report is in); the
+//!   report is in; idle, its broker statistics feed `/health`); the
 //!   shared HTTP transport and node failover (`sinks::http`), typed
 //!   errors (`sinks::error`: retryable, permanent, or held until an
 //!   operator acts) and retry policy (`sinks::retry`). Sinks
@@ -54,9 +55,11 @@
 //! Foundations every stage may import (they import no stage): `config`
 //! (strict TOML, errors with file:line:key; one file per section; it holds
 //! the settings the stages run with — decode options, framing, multi-line,
-//! TLS certificates loaded, route patterns compiled), `grok` (the pattern
+//! TLS certificates loaded, route patterns compiled, and the librdkafka
+//! security settings both Kafka clients set), `grok` (the pattern
 //! library), `telemetry` (the Prometheus registry, metric families and the
-//! labels stages count by), `log_limit` (rate-limited log lines), `record`
+//! labels stages count by, and the `/health` state sinks and listeners
+//! set), `log_limit` (rate-limited log lines), `record`
 //! (the encoded output a queue holds and a sink writes), `event` (the
 //! decoded message; spans of its frame, structured data in one list) and
 //! `text` (JSON / digit / RFC 3339 writers: every unsafe byte write).

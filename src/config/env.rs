@@ -27,6 +27,15 @@ pub(super) enum TomlContext {
 }
 
 impl TomlContext {
+    /// The quote a string of this context ends with (none outside strings).
+    fn quote(self) -> u8 {
+        match self {
+            TomlContext::Basic | TomlContext::MultiBasic => b'"',
+            TomlContext::Literal | TomlContext::MultiLiteral => b'\'',
+            TomlContext::Bare | TomlContext::Comment => 0,
+        }
+    }
+
     /// How many bytes of `rest` (not empty) the next token spans, and the
     /// context after it.
     fn step(self, rest: &str) -> (usize, TomlContext) {
@@ -48,25 +57,23 @@ impl TomlContext {
             // An escape: the next character is the escaped one (a `\"`
             // does not end the string).
             TomlContext::Basic | TomlContext::MultiBasic if b == b'\\' => (2, context),
-            TomlContext::Basic => match b {
-                b'"' | b'\n' => (1, TomlContext::Bare),
-                _ => (1, context),
-            },
+            // A one-line string ends at its quote (or, unclosed, the line).
+            TomlContext::Basic | TomlContext::Literal if b == context.quote() || b == b'\n' => {
+                (1, TomlContext::Bare)
+            }
             // Up to two quotes may end the content before the closing three.
-            TomlContext::MultiBasic if rest.starts_with("\"\"\"") => (
-                rest.bytes().take_while(|q| *q == b'"').count().min(5),
-                TomlContext::Bare,
-            ),
-            TomlContext::MultiBasic => (1, context),
-            TomlContext::Literal => match b {
-                b'\'' | b'\n' => (1, TomlContext::Bare),
-                _ => (1, context),
-            },
-            TomlContext::MultiLiteral if rest.starts_with("'''") => (
-                rest.bytes().take_while(|q| *q == b'\'').count().min(5),
-                TomlContext::Bare,
-            ),
-            TomlContext::MultiLiteral => (1, context),
+            TomlContext::MultiBasic | TomlContext::MultiLiteral
+                if rest.as_bytes().starts_with(&[context.quote(); 3]) =>
+            {
+                (
+                    rest.bytes()
+                        .take_while(|q| *q == context.quote())
+                        .count()
+                        .min(5),
+                    TomlContext::Bare,
+                )
+            }
+            _ => (1, context),
         }
     }
 }

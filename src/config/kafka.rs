@@ -84,46 +84,6 @@ impl SaslMechanism {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawKafka {
-    pub(super) name: String,
-    pub(super) brokers: Vec<String>,
-    pub(super) topic: String,
-    pub(super) key: Option<String>,
-    pub(super) payload: Option<KafkaPayload>,
-    pub(super) acks: Option<KafkaAcks>,
-    pub(super) idempotent: Option<bool>,
-    pub(super) compression: Option<KafkaCompression>,
-    pub(super) batch_max_events: Option<usize>,
-    pub(super) batch_max_bytes: Option<usize>,
-    pub(super) linger_ms: Option<u64>,
-    pub(super) message_timeout_secs: Option<u64>,
-    pub(super) max_message_bytes: Option<usize>,
-    pub(super) max_retries: Option<u32>,
-    pub(super) max_retry_secs: Option<u64>,
-    pub(super) max_backoff_secs: Option<u64>,
-    pub(super) dead_letter_path: Option<PathBuf>,
-    pub(super) tls: Option<RawKafkaTls>,
-    pub(super) sasl: Option<RawKafkaSasl>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawKafkaTls {
-    pub(super) ca_file: Option<PathBuf>,
-    pub(super) cert_file: Option<PathBuf>,
-    pub(super) key_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawKafkaSasl {
-    pub(super) mechanism: Option<SaslMechanism>,
-    pub(super) username: String,
-    pub(super) password: String,
-}
-
 /// A validated Kafka sink.
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
@@ -164,6 +124,41 @@ pub struct KafkaSasl {
     pub mechanism: SaslMechanism,
     pub username: String,
     pub password: String,
+}
+
+/// librdkafka's security settings (`security.protocol`, `ssl.*`,
+/// `sasl.*`) for a client with this TLS and SASL: the one list the
+/// producer (Kafka sink) and the consumer (Kafka listener) both set.
+pub(crate) fn kafka_security_settings(
+    tls: Option<&KafkaTls>,
+    sasl: Option<&KafkaSasl>,
+) -> Vec<(&'static str, String)> {
+    let protocol = match (tls.is_some(), sasl.is_some()) {
+        (false, false) => "plaintext",
+        (true, false) => "ssl",
+        (false, true) => "sasl_plaintext",
+        (true, true) => "sasl_ssl",
+    };
+    let mut settings = vec![("security.protocol", protocol.to_owned())];
+    if let Some(t) = tls {
+        for (key, file) in [
+            ("ssl.ca.location", &t.ca_file),
+            ("ssl.certificate.location", &t.cert_file),
+            ("ssl.key.location", &t.key_file),
+        ] {
+            if let Some(f) = file {
+                settings.push((key, f.display().to_string()));
+            }
+        }
+    }
+    if let Some(s) = sasl {
+        settings.extend([
+            ("sasl.mechanisms", s.mechanism.as_str().to_owned()),
+            ("sasl.username", s.username.clone()),
+            ("sasl.password", s.password.clone()),
+        ]);
+    }
+    settings
 }
 
 /// A `topic` or `key` template: text and `{field}` parts.
@@ -275,12 +270,7 @@ impl Validator<'_, '_> {
             return Err(self.err(&at(base, "linger_ms"), "must be at most 60000"));
         }
         let (tls, sasl) = self.kafka_security(base, raw.tls, raw.sasl)?;
-        let dead_letter = Some(match raw.dead_letter_path {
-            Some(p) => self.resolve(p),
-            None => data_dir
-                .join("dead-letter")
-                .join(format!("{}.ndjson", raw.name)),
-        });
+        let dead_letter = Some(self.dead_letter(&raw.name, raw.dead_letter_path, data_dir));
         Ok(SinkConfig {
             name: raw.name,
             batch_max_events,
@@ -488,6 +478,43 @@ mod tests {
             c.routes[0].output,
             OutputConfig::Document(crate::config::DocumentFormat::Flume { .. })
         ));
+    }
+
+    /// The producer and the consumer get the same security settings.
+    #[test]
+    fn security_settings_follow_tls_and_sasl() {
+        use super::{KafkaSasl, KafkaTls, SaslMechanism, kafka_security_settings};
+        let tls = KafkaTls {
+            ca_file: Some("/etc/ca.pem".into()),
+            cert_file: None,
+            key_file: None,
+        };
+        let sasl = KafkaSasl {
+            mechanism: SaslMechanism::Plain,
+            username: "u".into(),
+            password: "p".into(),
+        };
+        let s = |t, s| {
+            kafka_security_settings(t, s)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(s(None, None), ["security.protocol=plaintext"]);
+        assert_eq!(
+            s(Some(&tls), None),
+            ["security.protocol=ssl", "ssl.ca.location=/etc/ca.pem"]
+        );
+        assert_eq!(
+            s(None, Some(&sasl)),
+            [
+                "security.protocol=sasl_plaintext",
+                "sasl.mechanisms=PLAIN",
+                "sasl.username=u",
+                "sasl.password=p"
+            ]
+        );
+        assert_eq!(s(Some(&tls), Some(&sasl))[0], "security.protocol=sasl_ssl");
     }
 
     #[test]

@@ -30,68 +30,37 @@ pub struct KafkaSource {
     pub sasl: Option<KafkaSasl>,
 }
 
-/// The keys only a Kafka listener takes, and the keys it does not.
-pub(super) struct RawKafkaKeys {
-    pub(super) brokers: Option<Vec<String>>,
-    pub(super) topics: Option<Vec<String>>,
-    pub(super) group_id: Option<String>,
-    pub(super) max_in_flight: Option<usize>,
-    pub(super) commit_interval_ms: Option<u64>,
-    pub(super) session_timeout_ms: Option<u64>,
-    pub(super) tls: Option<RawKafkaTls>,
-    pub(super) sasl: Option<RawKafkaSasl>,
-}
-
-impl RawKafkaKeys {
-    pub(super) fn take(l: &mut RawListener) -> RawKafkaKeys {
-        RawKafkaKeys {
-            brokers: l.brokers.take(),
-            topics: l.topics.take(),
-            group_id: l.group_id.take(),
-            max_in_flight: l.max_in_flight.take(),
-            commit_interval_ms: l.commit_interval_ms.take(),
-            session_timeout_ms: l.session_timeout_ms.take(),
-            tls: l.kafka_tls.take(),
-            sasl: l.sasl.take(),
-        }
-    }
-
-    /// The first key set, if any (a non-Kafka listener takes none).
-    fn first_set(&self) -> Option<&'static str> {
-        [
-            ("brokers", self.brokers.is_some()),
-            ("topics", self.topics.is_some()),
-            ("group_id", self.group_id.is_some()),
-            ("max_in_flight", self.max_in_flight.is_some()),
-            ("commit_interval_ms", self.commit_interval_ms.is_some()),
-            ("session_timeout_ms", self.session_timeout_ms.is_some()),
-            ("kafka_tls", self.tls.is_some()),
-            ("sasl", self.sasl.is_some()),
-        ]
-        .into_iter()
-        .find(|(_, set)| *set)
-        .map(|(k, _)| k)
-    }
+/// The keys only a Kafka listener takes, and whether `l` sets each (a
+/// listener of another protocol must set none).
+fn kafka_keys(l: &RawListener) -> [(&'static str, bool); 8] {
+    [
+        ("brokers", l.brokers.is_some()),
+        ("topics", l.topics.is_some()),
+        ("group_id", l.group_id.is_some()),
+        ("max_in_flight", l.max_in_flight.is_some()),
+        ("commit_interval_ms", l.commit_interval_ms.is_some()),
+        ("session_timeout_ms", l.session_timeout_ms.is_some()),
+        ("kafka_tls", l.kafka_tls.is_some()),
+        ("sasl", l.sasl.is_some()),
+    ]
 }
 
 impl Validator<'_, '_> {
-    /// A Kafka listener's consumer settings; `None` for other protocols
-    /// (which must set none of its keys).
+    /// A Kafka listener's consumer settings, its keys moved out of `raw`;
+    /// `None` for other protocols (which must set none of its keys).
     pub(super) fn kafka_source(
         &self,
         base: &[Seg],
-        protocol: ListenerProtocol,
-        raw: RawKafkaKeys,
-        listen_set: bool,
+        raw: &mut RawListener,
         frame_keys: &[(&'static str, bool)],
     ) -> Result<Option<Arc<KafkaSource>>, ConfigError> {
-        if protocol != ListenerProtocol::Kafka {
-            if let Some(k) = raw.first_set() {
-                return Err(self.err(
-                    &at(base, k),
-                    "only a protocol = \"kafka\" listener takes it",
-                ));
-            }
+        let listen_set = raw.listen.is_some();
+        if raw.protocol != ListenerProtocol::Kafka {
+            self.refuse_set(
+                base,
+                &kafka_keys(raw),
+                "only a protocol = \"kafka\" listener takes it",
+            )?;
             if !listen_set {
                 return Err(self.err(&at(base, "listen"), "missing: the address to listen on"));
             }
@@ -103,20 +72,19 @@ impl Validator<'_, '_> {
                 "a kafka listener listens on no address: it consumes `topics` from `brokers`",
             ));
         }
-        if let Some((k, _)) = frame_keys.iter().find(|(_, set)| *set) {
-            return Err(self.err(
-                &at(base, k),
-                "a kafka listener takes no socket or framing settings: records are frames already",
-            ));
-        }
+        self.refuse_set(
+            base,
+            frame_keys,
+            "a kafka listener takes no socket or framing settings: records are frames already",
+        )?;
         let list = |k: &str, v: Option<Vec<String>>| match v {
             Some(v) if !v.is_empty() && v.iter().all(|s| !s.trim().is_empty()) => Ok(v),
             Some(_) => Err(self.err(&at(base, k), "must list at least one, none empty")),
             None => Err(self.err(&at(base, k), "missing: a kafka listener needs it")),
         };
-        let brokers = list("brokers", raw.brokers)?;
-        let topics = list("topics", raw.topics)?;
-        let group_id = match raw.group_id {
+        let brokers = list("brokers", raw.brokers.take())?;
+        let topics = list("topics", raw.topics.take())?;
+        let group_id = match raw.group_id.take() {
             Some(g) if !g.trim().is_empty() => g,
             Some(_) => return Err(self.err(&at(base, "group_id"), "must not be empty")),
             None => {
@@ -144,7 +112,7 @@ impl Validator<'_, '_> {
                 "must be between 1000 and 3600000",
             ));
         }
-        let tls = match raw.tls {
+        let tls = match raw.kafka_tls.take() {
             Some(t) => {
                 if t.cert_file.is_some() != t.key_file.is_some() {
                     return Err(self.err(
@@ -172,7 +140,7 @@ impl Validator<'_, '_> {
             }
             None => None,
         };
-        let sasl = match raw.sasl {
+        let sasl = match raw.sasl.take() {
             Some(s) if s.username.is_empty() || s.password.is_empty() => {
                 return Err(self.err(&at(base, "sasl"), "username and password must not be empty"));
             }

@@ -235,13 +235,7 @@ impl Validator<'_, '_> {
             ("sockets", l.sockets.is_some()),
             ("allow", l.allow.is_some()),
         ];
-        let kafka = self.kafka_source(
-            base,
-            l.protocol,
-            RawKafkaKeys::take(&mut l),
-            l.listen.is_some(),
-            &frame_keys,
-        )?;
+        let kafka = self.kafka_source(base, &mut l, &frame_keys)?;
         let (max_frame_bytes, max_connections, idle, frame_timeout) =
             self.listener_limits(base, &l)?;
         let sender = l.sender.unwrap_or_default();
@@ -409,12 +403,11 @@ impl Validator<'_, '_> {
                 max_pending: DEFAULT_MAX_PENDING,
             })
         } else {
-            if let Some((k, _)) = multiline_keys.iter().find(|(_, set)| *set) {
-                return Err(self.err(
-                    &at(base, k),
-                    "multi-line joining is off for this listener: set multiline = true (it is on by default only for sender = \"log4j\")",
-                ));
-            }
+            self.refuse_set(
+                base,
+                &multiline_keys,
+                "multi-line joining is off for this listener: set multiline = true (it is on by default only for sender = \"log4j\")",
+            )?;
             None
         })
     }

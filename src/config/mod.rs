@@ -18,6 +18,17 @@ use serde::Deserialize;
 
 use crate::grok::Library;
 
+/// The unit tests' UDP listener on an ephemeral port, as TOML: a macro, so
+/// that `concat!` builds their config constants on it.
+#[cfg(test)]
+macro_rules! test_udp_listener {
+    () => {
+        "[[listeners]]\nname = \"u\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:0\"\n"
+    };
+}
+#[cfg(test)]
+pub(crate) use test_udp_listener;
+
 mod check;
 mod env;
 mod kafka;

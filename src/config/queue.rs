@@ -175,12 +175,11 @@ impl Validator<'_, '_> {
                 fsync,
             })
         } else {
-            if let Some((k, _)) = spill_keys.iter().find(|(_, set)| *set) {
-                return Err(self.err(
-                    &at(qbase, k),
-                    "only a spilling queue (when_full = \"spill\" or durable = true) has a spill log",
-                ));
-            }
+            self.refuse_set(
+                qbase,
+                &spill_keys,
+                "only a spilling queue (when_full = \"spill\" or durable = true) has a spill log",
+            )?;
             None
         })
     }

@@ -2,95 +2,146 @@
 
 use super::*;
 
+/// A strict raw table: `#[derive(Debug, Deserialize)]` with
+/// `#[serde(deny_unknown_fields)]`, every field `pub(super)`. A field list
+/// may name a group of keys several sinks spell alike (`..batch`,
+/// `..retry`, `..http_batch_and_retry`); the group's keys stand there, in
+/// their order, so serde's unknown-field message ("expected one of …",
+/// which lists the fields in declaration order) reads as before. A nested
+/// table would change the TOML, and `#[serde(flatten)]` does not go with
+/// `deny_unknown_fields`.
+macro_rules! strict_table {
+    ($(#[$meta:meta])* struct $name:ident { $($body:tt)* }) => {
+        strict_table!(@munch [$(#[$meta])* $name] [] $($body)*);
+    };
+    // How many records a batch holds, its bytes, how long it may wait.
+    (@munch $head:tt $done:tt ..batch, $($rest:tt)*) => {
+        strict_table!(@munch $head $done
+            batch_max_events: Option<usize>,
+            batch_max_bytes: Option<usize>,
+            linger_ms: Option<u64>,
+            $($rest)*);
+    };
+    // How long a sink retries, and where what it gives up on goes.
+    (@munch $head:tt $done:tt ..retry, $($rest:tt)*) => {
+        strict_table!(@munch $head $done
+            max_retries: Option<u32>,
+            max_retry_secs: Option<u64>,
+            max_backoff_secs: Option<u64>,
+            dead_letter_path: Option<PathBuf>,
+            $($rest)*);
+    };
+    // The HTTP sinks' (InfluxDB, Elasticsearch) batch, request and retry keys.
+    (@munch $head:tt $done:tt ..http_batch_and_retry, $($rest:tt)*) => {
+        strict_table!(@munch $head $done
+            ..batch,
+            gzip: Option<bool>,
+            timeout_secs: Option<u64>,
+            ..retry,
+            $($rest)*);
+    };
+    (@munch $head:tt [$($done:tt)*] $(#[$fmeta:meta])* $field:ident : $ty:ty, $($rest:tt)*) => {
+        strict_table!(@munch $head [$($done)* $(#[$fmeta])* pub(super) $field: $ty,] $($rest)*);
+    };
+    (@munch [$(#[$meta:meta])* $name:ident] [$($done:tt)*]) => {
+        $(#[$meta])*
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(super) struct $name {
+            $($done)*
+        }
+    };
+}
+
 // ---------------------------------------------------------------- raw structs
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawConfig {
-    pub(super) timezone: Option<String>,
-    pub(super) shutdown_timeout_secs: Option<u64>,
-    pub(super) data_dir: Option<PathBuf>,
-    pub(super) admin: Option<RawAdmin>,
-    #[serde(default)]
-    pub(super) listeners: Vec<RawListener>,
-    #[serde(default)]
-    pub(super) sinks: Vec<RawSink>,
-    #[serde(default)]
-    pub(super) routes: Vec<RawRoute>,
-    pub(super) default_route: Option<RawDefaultRoute>,
-    pub(super) grok: Option<RawGrok>,
+strict_table! {
+    struct RawConfig {
+        timezone: Option<String>,
+        shutdown_timeout_secs: Option<u64>,
+        data_dir: Option<PathBuf>,
+        admin: Option<RawAdmin>,
+        #[serde(default)]
+        listeners: Vec<RawListener>,
+        #[serde(default)]
+        sinks: Vec<RawSink>,
+        #[serde(default)]
+        routes: Vec<RawRoute>,
+        default_route: Option<RawDefaultRoute>,
+        grok: Option<RawGrok>,
+    }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawGrok {
-    /// Files of `NAME pattern` lines, relative to the config file.
-    #[serde(default)]
-    pub(super) pattern_files: Vec<PathBuf>,
-    /// Inline definitions; they win over files and built-ins.
-    #[serde(default)]
-    pub(super) patterns: std::collections::BTreeMap<String, String>,
+strict_table! {
+    struct RawGrok {
+        /// Files of `NAME pattern` lines, relative to the config file.
+        #[serde(default)]
+        pattern_files: Vec<PathBuf>,
+        /// Inline definitions; they win over files and built-ins.
+        #[serde(default)]
+        patterns: std::collections::BTreeMap<String, String>,
+    }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawAdmin {
-    #[serde(default = "default_true")]
-    pub(super) enabled: bool,
-    pub(super) listen: Option<String>,
-    pub(super) unhealthy_after_secs: Option<u64>,
-    pub(super) token: Option<String>,
-    #[serde(default)]
-    pub(super) allowed_hosts: Vec<String>,
+strict_table! {
+    struct RawAdmin {
+        #[serde(default = "default_true")]
+        enabled: bool,
+        listen: Option<String>,
+        unhealthy_after_secs: Option<u64>,
+        token: Option<String>,
+        #[serde(default)]
+        allowed_hosts: Vec<String>,
+    }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawListener {
-    pub(super) name: String,
-    pub(super) protocol: ListenerProtocol,
-    /// Required, except on a `kafka` listener (which has none).
-    pub(super) listen: Option<String>,
-    pub(super) max_connections: Option<usize>,
-    pub(super) idle_timeout_secs: Option<u64>,
-    pub(super) frame_timeout_secs: Option<u64>,
-    pub(super) max_connections_per_peer: Option<usize>,
-    pub(super) listen_backlog: Option<u32>,
-    pub(super) max_frame_bytes: Option<usize>,
-    pub(super) framing: Option<Framing>,
-    pub(super) timezone: Option<String>,
-    pub(super) sender: Option<Sender>,
-    pub(super) app_name: Option<String>,
-    pub(super) strip_facility_prefix: Option<bool>,
-    pub(super) newline_escape: Option<String>,
-    pub(super) decode: Option<DecodeMode>,
-    pub(super) multiline: Option<bool>,
-    pub(super) multiline_window_ms: Option<u64>,
-    pub(super) multiline_max_lines: Option<usize>,
-    pub(super) multiline_max_bytes: Option<usize>,
-    pub(super) tls: Option<RawTls>,
-    pub(super) receive_buffer_bytes: Option<usize>,
-    pub(super) sockets: Option<usize>,
-    pub(super) allow: Option<Vec<String>>,
-    // protocol = "kafka" only (see config/kafka.rs).
-    pub(super) brokers: Option<Vec<String>>,
-    pub(super) topics: Option<Vec<String>>,
-    pub(super) group_id: Option<String>,
-    pub(super) max_in_flight: Option<usize>,
-    pub(super) commit_interval_ms: Option<u64>,
-    pub(super) session_timeout_ms: Option<u64>,
-    pub(super) kafka_tls: Option<RawKafkaTls>,
-    pub(super) sasl: Option<RawKafkaSasl>,
+strict_table! {
+    struct RawListener {
+        name: String,
+        protocol: ListenerProtocol,
+        /// Required, except on a `kafka` listener (which has none).
+        listen: Option<String>,
+        max_connections: Option<usize>,
+        idle_timeout_secs: Option<u64>,
+        frame_timeout_secs: Option<u64>,
+        max_connections_per_peer: Option<usize>,
+        listen_backlog: Option<u32>,
+        max_frame_bytes: Option<usize>,
+        framing: Option<Framing>,
+        timezone: Option<String>,
+        sender: Option<Sender>,
+        app_name: Option<String>,
+        strip_facility_prefix: Option<bool>,
+        newline_escape: Option<String>,
+        decode: Option<DecodeMode>,
+        multiline: Option<bool>,
+        multiline_window_ms: Option<u64>,
+        multiline_max_lines: Option<usize>,
+        multiline_max_bytes: Option<usize>,
+        tls: Option<RawTls>,
+        receive_buffer_bytes: Option<usize>,
+        sockets: Option<usize>,
+        allow: Option<Vec<String>>,
+        // protocol = "kafka" only (see config/kafka.rs).
+        brokers: Option<Vec<String>>,
+        topics: Option<Vec<String>>,
+        group_id: Option<String>,
+        max_in_flight: Option<usize>,
+        commit_interval_ms: Option<u64>,
+        session_timeout_ms: Option<u64>,
+        kafka_tls: Option<RawKafkaTls>,
+        sasl: Option<RawKafkaSasl>,
+    }
 }
 
-/// `[listeners.tls]` of a `protocol = "tls"` listener.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawTls {
-    pub(super) cert_file: PathBuf,
-    pub(super) key_file: PathBuf,
-    pub(super) client_ca_file: Option<PathBuf>,
-    pub(super) handshake_timeout_secs: Option<u64>,
+strict_table! {
+    /// `[listeners.tls]` of a `protocol = "tls"` listener.
+    struct RawTls {
+        cert_file: PathBuf,
+        key_file: PathBuf,
+        client_ca_file: Option<PathBuf>,
+        handshake_timeout_secs: Option<u64>,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,50 +163,50 @@ pub(super) enum RawSink {
     Kafka(RawKafka),
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawRoute {
-    pub(super) name: String,
-    pub(super) sink: String,
-    #[serde(rename = "final", default)]
-    pub(super) is_final: bool,
-    pub(super) facility: Option<OneOrMany<FacilityValue>>,
-    pub(super) severity: Option<SeverityValue>,
-    pub(super) hostname: Option<OneOrMany<String>>,
-    pub(super) appname: Option<OneOrMany<String>>,
-    pub(super) msgid: Option<OneOrMany<String>>,
-    pub(super) pattern: Option<String>,
-    pub(super) metric: Option<RawMetric>,
-    pub(super) document: Option<RawDocument>,
-    pub(super) queue: Option<RawQueue>,
+strict_table! {
+    struct RawRoute {
+        name: String,
+        sink: String,
+        #[serde(rename = "final", default)]
+        is_final: bool,
+        facility: Option<OneOrMany<FacilityValue>>,
+        severity: Option<SeverityValue>,
+        hostname: Option<OneOrMany<String>>,
+        appname: Option<OneOrMany<String>>,
+        msgid: Option<OneOrMany<String>>,
+        pattern: Option<String>,
+        metric: Option<RawMetric>,
+        document: Option<RawDocument>,
+        queue: Option<RawQueue>,
+    }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawDefaultRoute {
-    pub(super) name: Option<String>,
-    pub(super) sink: String,
-    pub(super) metric: Option<RawMetric>,
-    pub(super) document: Option<RawDocument>,
-    pub(super) queue: Option<RawQueue>,
+strict_table! {
+    struct RawDefaultRoute {
+        name: Option<String>,
+        sink: String,
+        metric: Option<RawMetric>,
+        document: Option<RawDocument>,
+        queue: Option<RawQueue>,
+    }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawMetric {
-    pub(super) measurement: String,
-    #[serde(default)]
-    pub(super) tags: Vec<toml::Value>,
-    #[serde(default)]
-    pub(super) on_conversion_error: OnConversionError,
-    #[serde(default)]
-    pub(super) fields: toml::Table,
-    #[serde(default = "default_true")]
-    pub(super) host_tag: bool,
-    #[serde(default = "default_true")]
-    pub(super) app_tag: bool,
-    #[serde(default)]
-    pub(super) key_values: bool,
+strict_table! {
+    struct RawMetric {
+        measurement: String,
+        #[serde(default)]
+        tags: Vec<toml::Value>,
+        #[serde(default)]
+        on_conversion_error: OnConversionError,
+        #[serde(default)]
+        fields: toml::Table,
+        #[serde(default = "default_true")]
+        host_tag: bool,
+        #[serde(default = "default_true")]
+        app_tag: bool,
+        #[serde(default)]
+        key_values: bool,
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -184,18 +235,18 @@ pub(super) enum RawDocumentFormat {
     Flume,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawQueue {
-    pub(super) max_events: Option<usize>,
-    pub(super) max_bytes: Option<usize>,
-    pub(super) when_full: Option<WhenFull>,
-    pub(super) block_timeout_ms: Option<u64>,
-    pub(super) durable: Option<bool>,
-    pub(super) spill_max_bytes: Option<u64>,
-    pub(super) spill_segment_bytes: Option<u64>,
-    pub(super) fsync: Option<RawFsync>,
-    pub(super) fsync_interval_ms: Option<u64>,
+strict_table! {
+    struct RawQueue {
+        max_events: Option<usize>,
+        max_bytes: Option<usize>,
+        when_full: Option<WhenFull>,
+        block_timeout_ms: Option<u64>,
+        durable: Option<bool>,
+        spill_max_bytes: Option<u64>,
+        spill_segment_bytes: Option<u64>,
+        fsync: Option<RawFsync>,
+        fsync_interval_ms: Option<u64>,
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -241,59 +292,78 @@ pub(super) fn default_true() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawInflux {
-    pub(super) name: String,
-    pub(super) urls: Vec<String>,
-    pub(super) api: Option<InfluxApi>,
-    pub(super) database: Option<String>,
-    pub(super) retention_policy: Option<String>,
-    pub(super) org: Option<String>,
-    pub(super) bucket: Option<String>,
-    pub(super) token: Option<String>,
-    pub(super) username: Option<String>,
-    pub(super) password: Option<String>,
-    pub(super) batch_max_events: Option<usize>,
-    pub(super) batch_max_bytes: Option<usize>,
-    pub(super) linger_ms: Option<u64>,
-    pub(super) gzip: Option<bool>,
-    pub(super) timeout_secs: Option<u64>,
-    pub(super) max_retries: Option<u32>,
-    pub(super) max_retry_secs: Option<u64>,
-    pub(super) max_backoff_secs: Option<u64>,
-    pub(super) dead_letter_path: Option<PathBuf>,
-    pub(super) create_database: Option<bool>,
-    pub(super) retention_duration: Option<String>,
-    pub(super) unsigned: Option<UnsignedAs>,
-    pub(super) precision: Option<Precision>,
-    pub(super) ca_file: Option<PathBuf>,
+strict_table! {
+    struct RawInflux {
+        name: String,
+        urls: Vec<String>,
+        api: Option<InfluxApi>,
+        database: Option<String>,
+        retention_policy: Option<String>,
+        org: Option<String>,
+        bucket: Option<String>,
+        token: Option<String>,
+        username: Option<String>,
+        password: Option<String>,
+        ..http_batch_and_retry,
+        create_database: Option<bool>,
+        retention_duration: Option<String>,
+        unsigned: Option<UnsignedAs>,
+        precision: Option<Precision>,
+        ca_file: Option<PathBuf>,
+    }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawElasticsearch {
-    pub(super) name: String,
-    pub(super) urls: Vec<String>,
-    #[serde(default)]
-    pub(super) index: String,
-    pub(super) username: Option<String>,
-    pub(super) password: Option<String>,
-    pub(super) api_key: Option<String>,
-    pub(super) pipeline: Option<String>,
-    pub(super) batch_max_events: Option<usize>,
-    pub(super) batch_max_bytes: Option<usize>,
-    pub(super) linger_ms: Option<u64>,
-    pub(super) gzip: Option<bool>,
-    pub(super) timeout_secs: Option<u64>,
-    pub(super) max_retries: Option<u32>,
-    pub(super) max_retry_secs: Option<u64>,
-    pub(super) max_backoff_secs: Option<u64>,
-    pub(super) dead_letter_path: Option<PathBuf>,
-    pub(super) document_ids: Option<bool>,
-    pub(super) ca_file: Option<PathBuf>,
-    pub(super) manage_template: Option<bool>,
-    pub(super) template_name: Option<String>,
-    pub(super) data_stream: Option<String>,
-    pub(super) ilm_policy: Option<String>,
+strict_table! {
+    struct RawElasticsearch {
+        name: String,
+        urls: Vec<String>,
+        #[serde(default)]
+        index: String,
+        username: Option<String>,
+        password: Option<String>,
+        api_key: Option<String>,
+        pipeline: Option<String>,
+        ..http_batch_and_retry,
+        document_ids: Option<bool>,
+        ca_file: Option<PathBuf>,
+        manage_template: Option<bool>,
+        template_name: Option<String>,
+        data_stream: Option<String>,
+        ilm_policy: Option<String>,
+    }
+}
+
+strict_table! {
+    struct RawKafka {
+        name: String,
+        brokers: Vec<String>,
+        topic: String,
+        key: Option<String>,
+        payload: Option<KafkaPayload>,
+        acks: Option<KafkaAcks>,
+        idempotent: Option<bool>,
+        compression: Option<KafkaCompression>,
+        ..batch,
+        message_timeout_secs: Option<u64>,
+        max_message_bytes: Option<usize>,
+        ..retry,
+        tls: Option<RawKafkaTls>,
+        sasl: Option<RawKafkaSasl>,
+    }
+}
+
+strict_table! {
+    struct RawKafkaTls {
+        ca_file: Option<PathBuf>,
+        cert_file: Option<PathBuf>,
+        key_file: Option<PathBuf>,
+    }
+}
+
+strict_table! {
+    struct RawKafkaSasl {
+        mechanism: Option<SaslMechanism>,
+        username: String,
+        password: String,
+    }
 }

@@ -140,67 +140,19 @@ impl Validator<'_, '_> {
         let conditions = self.conditions(base, &mut r)?;
 
         let (pattern, capture_types) = self.pattern(base, &r, grok)?;
-        if let Some(SinkKind::Kafka(k)) = sinks.get(sink).map(|s| &s.kind) {
-            let output =
-                self.kafka_output(base, &mut r, k.payload, pattern.as_ref(), &capture_types)?;
-            let queue = self.queue(base, r.queue)?;
-            return Ok(RouteConfig {
-                name: r.name,
-                sink,
-                is_final: r.is_final,
-                is_default: false,
-                conditions,
-                pattern: pattern.map(|(re, _)| re),
-                pattern_source: r.pattern,
-                capture_types,
-                output,
-                queue,
-                kafka: Some(KafkaRoute {
+        let (output, kafka) = match sinks.get(sink).map(|s| &s.kind) {
+            Some(SinkKind::Kafka(k)) => (
+                self.kafka_output(base, &mut r, k.payload, pattern.as_ref(), &capture_types)?,
+                Some(KafkaRoute {
                     topic: k.topic.clone(),
                     key: k.key.clone(),
                 }),
-            });
-        }
-        let output = match (r.metric, r.document) {
-            (Some(m), None) => OutputConfig::Metric(self.metric(
-                &at(base, "metric"),
-                m,
-                pattern.as_ref().map(|(re, _)| re),
-                &capture_types,
-            )?),
-            (None, Some(d)) => {
-                let es = matches!(
-                    sinks.get(sink).map(|s| &s.kind),
-                    Some(SinkKind::Elasticsearch(_))
-                );
-                OutputConfig::Document(self.document(base, d, es)?)
-            }
-            (Some(_), Some(_)) => {
-                return Err(self.err(base, "a route has either [metric] or [document], not both"));
-            }
-            // Elasticsearch takes documents only: ECS unless said otherwise.
-            (None, None)
-                if matches!(
-                    sinks.get(sink).map(|s| &s.kind),
-                    Some(SinkKind::Elasticsearch(_))
-                ) =>
-            {
-                OutputConfig::Document(DocumentFormat::Ecs { original: false })
-            }
-            (None, None) => {
-                return Err(self.err(
-                    base,
-                    "a route to a file or stdout sink needs an output: a [routes.metric] or [routes.document] table",
-                ));
-            }
+            ),
+            kind => (
+                self.output(base, &mut r, kind, pattern.as_ref(), &capture_types)?,
+                None,
+            ),
         };
-        let mut output = output;
-        if let (OutputConfig::Metric(m), Some(SinkKind::Influxdb(i))) =
-            (&mut output, sinks.get(sink).map(|s| &s.kind))
-        {
-            m.unsigned = i.unsigned;
-            m.precision = i.precision;
-        }
         let queue = self.queue(base, r.queue)?;
         Ok(RouteConfig {
             name: r.name,
@@ -213,8 +165,51 @@ impl Validator<'_, '_> {
             capture_types,
             output,
             queue,
-            kafka: None,
+            kafka,
         })
+    }
+
+    /// The output of a route to a file, stdout, InfluxDB or Elasticsearch
+    /// sink: its `[metric]` or `[document]` table (Elasticsearch: ECS
+    /// documents when it has neither).
+    fn output(
+        &self,
+        base: &[Seg],
+        r: &mut RawRoute,
+        kind: Option<&SinkKind>,
+        pattern: Option<&(regex::Regex, String)>,
+        capture_types: &[(String, FieldType)],
+    ) -> Result<OutputConfig, ConfigError> {
+        let mut output = match (r.metric.take(), r.document.take()) {
+            (Some(m), None) => OutputConfig::Metric(self.metric(
+                &at(base, "metric"),
+                m,
+                pattern.map(|(re, _)| re),
+                capture_types,
+            )?),
+            (None, Some(d)) => {
+                let es = matches!(kind, Some(SinkKind::Elasticsearch(_)));
+                OutputConfig::Document(self.document(base, d, es)?)
+            }
+            (Some(_), Some(_)) => {
+                return Err(self.err(base, "a route has either [metric] or [document], not both"));
+            }
+            // Elasticsearch takes documents only: ECS unless said otherwise.
+            (None, None) if matches!(kind, Some(SinkKind::Elasticsearch(_))) => {
+                OutputConfig::Document(DocumentFormat::Ecs { original: false })
+            }
+            (None, None) => {
+                return Err(self.err(
+                    base,
+                    "a route to a file or stdout sink needs an output: a [routes.metric] or [routes.document] table",
+                ));
+            }
+        };
+        if let (OutputConfig::Metric(m), Some(SinkKind::Influxdb(i))) = (&mut output, kind) {
+            m.unsigned = i.unsigned;
+            m.precision = i.precision;
+        }
+        Ok(output)
     }
 
     /// The output of a route to a Kafka sink: its `payload` decides;

@@ -73,6 +73,8 @@ struct RawHttp {
     urls: Vec<reqwest::Url>,
     username: Option<String>,
     password: Option<String>,
+    batch_max_events: Option<usize>,
+    linger_ms: Option<u64>,
     batch_max_bytes: Option<usize>,
     gzip: Option<bool>,
     timeout_secs: Option<u64>,
@@ -84,6 +86,30 @@ struct RawHttp {
     /// Defaults: request size, timeout (seconds).
     default_batch_bytes: usize,
     default_timeout_secs: u64,
+}
+
+/// The keys both HTTP sinks' raw tables (`RawInflux`, `RawElasticsearch`)
+/// spell alike, moved out of `$raw` into one [`RawHttp`].
+macro_rules! raw_http {
+    ($raw:ident, $urls:expr, $dead_letter:expr, $default_batch_bytes:expr, $default_timeout_secs:expr) => {
+        RawHttp {
+            urls: $urls,
+            username: nonempty($raw.username),
+            password: nonempty($raw.password),
+            batch_max_events: $raw.batch_max_events,
+            linger_ms: $raw.linger_ms,
+            batch_max_bytes: $raw.batch_max_bytes,
+            gzip: $raw.gzip,
+            timeout_secs: $raw.timeout_secs,
+            max_retries: $raw.max_retries,
+            max_retry_secs: $raw.max_retry_secs,
+            max_backoff_secs: $raw.max_backoff_secs,
+            dead_letter: $dead_letter,
+            ca_file: $raw.ca_file,
+            default_batch_bytes: $default_batch_bytes,
+            default_timeout_secs: $default_timeout_secs,
+        }
+    };
 }
 
 #[derive(Debug, Clone)]
@@ -256,9 +282,14 @@ impl Validator<'_, '_> {
         })
     }
 
-    /// An HTTP sink's dead-letter file: as configured (relative to the
+    /// A sink's dead-letter file: as configured (relative to the
     /// config's folder), else `<data_dir>/dead-letter/<sink>.ndjson`.
-    fn dead_letter(&self, name: &str, path: Option<PathBuf>, data_dir: &Path) -> PathBuf {
+    pub(super) fn dead_letter(
+        &self,
+        name: &str,
+        path: Option<PathBuf>,
+        data_dir: &Path,
+    ) -> PathBuf {
         match path {
             Some(p) => self.resolve(p),
             None => data_dir.join("dead-letter").join(format!("{name}.ndjson")),
@@ -281,24 +312,13 @@ impl Validator<'_, '_> {
             org,
             bucket,
             token,
-            username,
-            password,
-            batch_max_events,
-            batch_max_bytes,
-            linger_ms,
-            gzip,
-            timeout_secs,
-            max_retries,
-            max_retry_secs,
-            max_backoff_secs,
-            dead_letter_path,
             create_database,
             retention_duration,
             unsigned,
             precision,
-            ca_file,
+            ..
         } = raw;
-        let (token, username, password) = (nonempty(token), nonempty(username), nonempty(password));
+        let token = nonempty(token);
         let create_database = create_database.unwrap_or(false);
         if create_database && api == Some(InfluxApi::V2) {
             return Err(self.err(
@@ -327,7 +347,7 @@ impl Validator<'_, '_> {
         }
         let urls = self.urls(base, &urls)?;
         let api = api.unwrap_or(InfluxApi::V1);
-        let dead_letter = Some(self.dead_letter(&name, dead_letter_path, data_dir));
+        let dead_letter = Some(self.dead_letter(&name, raw.dead_letter_path, data_dir));
         match api {
             InfluxApi::V1 if database.is_none() => {
                 return Err(self.err(&at(base, "database"), "api = \"v1\" needs a database"));
@@ -337,29 +357,10 @@ impl Validator<'_, '_> {
             }
             _ => {}
         }
-        Ok(SinkConfig {
-            name,
-            batch_max_events: self.batch(base, batch_max_events, 5_000)?,
-            linger: Duration::from_millis(linger_ms.unwrap_or(DEFAULT_HTTP_LINGER_MS)),
-            kind: SinkKind::Influxdb(InfluxConfig {
-                http: self.http_sink(
-                    base,
-                    RawHttp {
-                        urls,
-                        username,
-                        password,
-                        batch_max_bytes,
-                        gzip,
-                        timeout_secs,
-                        max_retries,
-                        max_retry_secs,
-                        max_backoff_secs,
-                        dead_letter,
-                        ca_file,
-                        default_batch_bytes: 1024 * 1024,
-                        default_timeout_secs: 10,
-                    },
-                )?,
+        let http = raw_http!(raw, urls, dead_letter, 1024 * 1024, 10);
+        self.http_sink(base, name, http, |http| {
+            SinkKind::Influxdb(InfluxConfig {
+                http,
                 api,
                 database,
                 retention_policy,
@@ -373,7 +374,7 @@ impl Validator<'_, '_> {
                     InfluxApi::V2 => UnsignedAs::Unsigned,
                 }),
                 precision: precision.unwrap_or_default(),
-            }),
+            })
         })
     }
 
@@ -388,28 +389,16 @@ impl Validator<'_, '_> {
             name,
             urls,
             index,
-            username,
-            password,
             api_key,
             pipeline,
-            batch_max_events,
-            batch_max_bytes,
-            linger_ms,
-            gzip,
-            timeout_secs,
-            max_retries,
-            max_retry_secs,
-            max_backoff_secs,
-            dead_letter_path,
             document_ids,
-            ca_file,
             manage_template,
             template_name,
             data_stream,
             ilm_policy,
+            ..
         } = raw;
-        let (username, password, api_key) =
-            (nonempty(username), nonempty(password), nonempty(api_key));
+        let api_key = nonempty(api_key);
         let urls = self.urls(base, &urls)?;
         if let Some(why) = data_stream.as_deref().and_then(data_stream_name_problem) {
             return Err(self.err(&at(base, "data_stream"), why));
@@ -461,30 +450,11 @@ impl Validator<'_, '_> {
                 ),
             ));
         }
-        let dead_letter = Some(self.dead_letter(&name, dead_letter_path, data_dir));
-        Ok(SinkConfig {
-            name,
-            batch_max_events: self.batch(base, batch_max_events, 5_000)?,
-            linger: Duration::from_millis(linger_ms.unwrap_or(DEFAULT_HTTP_LINGER_MS)),
-            kind: SinkKind::Elasticsearch(ElasticsearchConfig {
-                http: self.http_sink(
-                    base,
-                    RawHttp {
-                        urls,
-                        username,
-                        password,
-                        batch_max_bytes,
-                        gzip,
-                        timeout_secs,
-                        max_retries,
-                        max_retry_secs,
-                        max_backoff_secs,
-                        dead_letter,
-                        ca_file,
-                        default_batch_bytes: 5 * 1024 * 1024,
-                        default_timeout_secs: 30,
-                    },
-                )?,
+        let dead_letter = Some(self.dead_letter(&name, raw.dead_letter_path, data_dir));
+        let http = raw_http!(raw, urls, dead_letter, 5 * 1024 * 1024, 30);
+        self.http_sink(base, name, http, |http| {
+            SinkKind::Elasticsearch(ElasticsearchConfig {
+                http,
                 index,
                 api_key,
                 pipeline,
@@ -494,15 +464,23 @@ impl Validator<'_, '_> {
                 data_stream,
                 ilm_policy,
                 captures: Vec::new(),
-            }),
+            })
         })
     }
 
-    /// An HTTP sink's shared settings: defaults filled in, `ca_file`
-    /// resolved, `max_backoff_secs` checked (the URLs are checked earlier,
-    /// where each sink's errors come in order).
-    fn http_sink(&self, base: &[Seg], raw: RawHttp) -> Result<HttpSinkConfig, ConfigError> {
-        Ok(HttpSinkConfig {
+    /// An HTTP sink: its batch and linger, and its shared settings with
+    /// defaults filled in, `ca_file` resolved, `max_backoff_secs` checked
+    /// (the URLs are checked earlier, where each sink's errors come in
+    /// order), around the sink's own `kind`.
+    fn http_sink(
+        &self,
+        base: &[Seg],
+        name: String,
+        raw: RawHttp,
+        kind: impl FnOnce(HttpSinkConfig) -> SinkKind,
+    ) -> Result<SinkConfig, ConfigError> {
+        let batch_max_events = self.batch(base, raw.batch_max_events, 5_000)?;
+        let http = HttpSinkConfig {
             urls: raw.urls,
             username: raw.username,
             password: raw.password,
@@ -514,6 +492,12 @@ impl Validator<'_, '_> {
             max_backoff: self.max_backoff(base, raw.max_backoff_secs)?,
             dead_letter: raw.dead_letter,
             ca_file: raw.ca_file.map(|f| self.resolve(f)),
+        };
+        Ok(SinkConfig {
+            name,
+            batch_max_events,
+            linger: Duration::from_millis(raw.linger_ms.unwrap_or(DEFAULT_HTTP_LINGER_MS)),
+            kind: kind(http),
         })
     }
 

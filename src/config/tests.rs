@@ -11,17 +11,16 @@ fn err(text: &str) -> String {
     Config::from_toml(text, "t.toml").unwrap_err().to_string()
 }
 
-const BASE: &str = r#"
-[[listeners]]
-name = "u"
-protocol = "udp"
-listen = "127.0.0.1:0"
-
+const BASE: &str = concat!(
+    "\n",
+    test_udp_listener!(),
+    r#"
 [[sinks]]
 name = "f"
 type = "file"
 path = "x"
-"#;
+"#
+);
 
 #[test]
 fn max_backoff_secs_defaults_to_30_and_is_at_least_1() {

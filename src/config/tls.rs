@@ -174,16 +174,23 @@ mod tests {
         p
     }
 
-    #[test]
-    fn a_matching_certificate_and_key_make_a_server_config() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A self-signed `localhost` certificate and its key, written to
+    /// `c.pem` and `k.pem` in `dir`.
+    fn cert_and_key(dir: &Path) -> (PathBuf, PathBuf) {
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
             .unwrap()
             .self_signed(&key)
             .unwrap();
-        let c = write(dir.path(), "c.pem", &cert.pem());
-        let k = write(dir.path(), "k.pem", &key.serialize_pem());
+        let c = write(dir, "c.pem", &cert.pem());
+        let k = write(dir, "k.pem", &key.serialize_pem());
+        (c, k)
+    }
+
+    #[test]
+    fn a_matching_certificate_and_key_make_a_server_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k) = cert_and_key(dir.path());
         assert!(server_config(&c, &k, None).is_ok());
         // The certificate as its own client CA: mTLS configured.
         assert!(server_config(&c, &k, Some(&c)).is_ok());
@@ -192,14 +199,8 @@ mod tests {
     #[test]
     fn errors_name_the_file_and_what_is_wrong() {
         let dir = tempfile::tempdir().unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
+        let (c, k) = cert_and_key(dir.path());
         let other = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let c = write(dir.path(), "c.pem", &cert.pem());
-        let k = write(dir.path(), "k.pem", &key.serialize_pem());
         let wrong_key = write(dir.path(), "other.pem", &other.serialize_pem());
         let missing = dir.path().join("missing.pem");
 

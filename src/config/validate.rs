@@ -7,6 +7,21 @@ impl Validator<'_, '_> {
         self.locator.error(path, message.as_ref())
     }
 
+    /// Refuses the first of `keys` (each with whether it is set) that is
+    /// set, at that key, saying `why`: keys a table takes only with some
+    /// other setting.
+    pub(super) fn refuse_set(
+        &self,
+        base: &[Seg],
+        keys: &[(&'static str, bool)],
+        why: &str,
+    ) -> Result<(), ConfigError> {
+        match keys.iter().find(|(_, set)| *set) {
+            Some((k, _)) => Err(self.err(&at(base, k), why)),
+            None => Ok(()),
+        }
+    }
+
     pub(super) fn timezone(&self, path: &[Seg], name: &str) -> Result<Tz, ConfigError> {
         name.parse::<Tz>().map_err(|_| {
             self.err(

@@ -13,14 +13,18 @@
 //!
 //! Rooms: [`rfc5424`] (the RFC 5424 grammar and structured data),
 //! [`rfc3164`] (BSD frames as senders write them: Cisco prefixes, TAG forms),
-//! [`time`] (RFC 3339 and BSD timestamps, year inference, zones).
+//! [`time`] (RFC 3339 and BSD timestamps, year inference, zones),
+//! [`sd_ids`] (repeated SD-IDs found in time linear in their number).
 
+#[cfg(test)]
+mod lenient_findings_tests;
 #[cfg(test)]
 mod lenient_tests;
 mod rfc3164;
 #[cfg(test)]
 mod rfc3164_tests;
 mod rfc5424;
+mod sd_ids;
 mod time;
 
 use std::net::SocketAddr;

@@ -1,5 +1,6 @@
 //! Issue #22, the outside tester's findings on RFC 3164 frames (kept
-//! apart from `rfc3164.rs` to keep that file within 800 lines).
+//! apart from `rfc3164.rs` to keep that file within 800 lines), and the
+//! readings from before them.
 
 mod issue22_l3 {
     use crate::decode::tests::{dec, json, rules};
@@ -352,5 +353,254 @@ mod log4j {
         // A frame that names its app keeps it.
         let e = dec_with(b"<14>1 - h billing - - - m", &opts);
         assert_eq!(e.appname(), Some("billing"));
+    }
+}
+
+/// The RFC 3164 readings before issue #22's findings (moved from
+/// `rfc3164.rs` to keep that file within 800 lines).
+mod basics {
+    use crate::decode::DecodeOptions;
+    use crate::decode::tests::{dec, dec_with, json, log4j, rules};
+    use crate::event::Protocol;
+
+    #[test]
+    fn rfc3164_with_tag_and_space_padded_day() {
+        let e = dec("<34>Oct  5 22:14:15 mymachine su[230]: 'su root' failed");
+        let j = json(&e);
+        assert_eq!(j["protocol"], "rfc3164");
+        assert_eq!(j["timestamp"], "2026-10-05T22:14:15Z");
+        assert_eq!(j["hostname"], "mymachine");
+        assert_eq!(j["appname"], "su");
+        assert_eq!(j["procid"], "230");
+        assert_eq!(j["message"], "'su root' failed");
+    }
+
+    #[test]
+    fn rfc3164_missing_hostname_and_tag_forms() {
+        let e = dec("<13>Nov 23 10:00:00 sshd[42]: Accepted");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.procid()),
+            (None, Some("sshd"), Some("42"))
+        );
+        let e = dec("<13>Nov 23 10:00:00 h cron: job");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("h"), Some("cron"), "job")
+        );
+        // The word after the hostname is the TAG, colon or not (rsyslog,
+        // syslog_loose; named tag_without_colon).
+        let e = dec("<13>Nov 23 10:00:00 h just words");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("h"), Some("just"), "words")
+        );
+        // No header: only the unmistakable TAG[PID]: form is a TAG.
+        let e = dec("<13>Status: ok");
+        assert_eq!((e.appname(), e.message()), (None, "Status: ok"));
+        let e = dec("<13>app[9]: started");
+        assert_eq!(
+            (e.appname(), e.procid(), e.message()),
+            (Some("app"), Some("9"), "started")
+        );
+    }
+
+    #[test]
+    fn cisco_sequence_numbers_and_clock_markers() {
+        let e = dec("<189>15: *Mar  1 00:12:49.135: %SYS-5-CONFIG_I: Configured from console");
+        let j = json(&e);
+        assert_eq!(j["structured_data"]["meta"]["sequenceId"], "15");
+        assert_eq!(j["structured_data"]["timeQuality"]["isSynced"], "0");
+        // 1 March is closer to 24 Nov 2026 in 2027 (97 days) than in 2026.
+        assert_eq!(j["timestamp"], "2027-03-01T00:12:49.135Z");
+        assert_eq!(j["hostname"], serde_json::Value::Null);
+        // The mnemonic is the app (issue #22, as for Cisco ASA).
+        assert_eq!(j["appname"], "%SYS-5-CONFIG_I");
+        assert_eq!(j["message"], "Configured from console");
+
+        let e = dec("<190>2041: core1: .Nov 23 2026 11:34:50.123 UTC: %LINK-3-UPDOWN: down");
+        let j = json(&e);
+        assert_eq!(j["hostname"], "core1");
+        assert_eq!(j["structured_data"]["meta"]["sequenceId"], "2041");
+        assert_eq!(j["structured_data"]["timeQuality"]["isSynced"], "0");
+        assert_eq!(j["timestamp"], "2026-11-23T11:34:50.123Z");
+        assert_eq!((e.appname(), e.message()), (Some("%LINK-3-UPDOWN"), "down"));
+
+        // Synchronised clock, no sequence number, UTC: no structured data added.
+        let e = dec("<189>Mar  1 00:12:49.135 UTC: %SYS-5-RESTART: up");
+        assert!(e.structured_data.is_empty());
+        assert_eq!(e.message(), "up");
+    }
+
+    #[test]
+    fn log4j_header_false_has_no_hostname_or_tag() {
+        let e = dec("<14>Hello from log4j 1.2 default");
+        assert_eq!(e.protocol, Protocol::Rfc3164);
+        assert_eq!(e.hostname(), None);
+        assert_eq!(e.appname(), None);
+        assert_eq!(e.message(), "Hello from log4j 1.2 default");
+    }
+
+    #[test]
+    fn log4j_frames_never_carry_a_tag() {
+        let e = dec_with(b"<166>Nov 24 11:34:34 vm Status: ok", &log4j());
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("vm"), None, "Status: ok")
+        );
+        // The generic reading takes the same word for a TAG.
+        let e = dec("<166>Nov 24 11:34:34 vm Status: ok");
+        assert_eq!(e.appname(), Some("Status"));
+        // Stack-trace lines keep their four leading spaces.
+        let e = dec_with(
+            b"<187>Nov 24 11:34:31 vm     at L1.main(L1.java:32)",
+            &log4j(),
+        );
+        assert_eq!(e.message(), "    at L1.main(L1.java:32)");
+        let e = dec("<187>    at L1.main(L1.java:32)");
+        assert_eq!(e.message(), "    at L1.main(L1.java:32)");
+    }
+
+    #[test]
+    fn log4j_facility_printing_is_recognised_and_stripped_when_configured() {
+        let frame = b"<188>Nov 24 11:34:33 vm local7:WARN  [main] Svc - disk 91%";
+        let e = dec_with(frame, &DecodeOptions::default());
+        assert_eq!(
+            e.appname(),
+            None,
+            "the PRI's own facility name is not a TAG"
+        );
+        assert_eq!(e.message(), "local7:WARN  [main] Svc - disk 91%");
+        let strip = DecodeOptions {
+            strip_facility_prefix: true,
+            ..DecodeOptions::default()
+        };
+        let e = dec_with(frame, &strip);
+        assert_eq!(e.message(), "WARN  [main] Svc - disk 91%");
+        // Another facility's name is a TAG like any other.
+        let e = dec_with(b"<188>Nov 24 11:34:33 vm local3:x", &strip);
+        assert_eq!((e.appname(), e.message()), (Some("local3"), "x"));
+        // Without a header (log4j header=false) too.
+        let e = dec_with(b"<188>local7:WARN x", &strip);
+        assert_eq!(e.message(), "WARN x");
+    }
+
+    /// Issue #22: RFC 3164 TAG forms real daemons write.
+    #[test]
+    fn issue22_tag_forms_real_daemons_write() {
+        // PAM and older daemons: parentheses before the PID.
+        let e = dec("<86>Nov  4 09:01:02 web01 cron(pam_unix)[2211]: session opened");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.procid(), e.message()),
+            (
+                Some("web01"),
+                Some("cron(pam_unix)"),
+                Some("2211"),
+                "session opened"
+            )
+        );
+        assert_eq!(rules(&e), ["tag_with_parens"]);
+        // Cisco ASA/PIX mnemonic where the TAG is, after a host and without one.
+        let e = dec("<166>Nov  4 09:01:02 fw01 %ASA-6-302013: Built outbound TCP");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("fw01"), Some("%ASA-6-302013"), "Built outbound TCP")
+        );
+        assert_eq!(rules(&e), ["tag_cisco_mnemonic"]);
+        let e = dec("<166>Nov  4 09:01:02 %ASA-6-302013: Built outbound TCP");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (None, Some("%ASA-6-302013"), "Built outbound TCP")
+        );
+        assert_eq!(rules(&e), ["tag_cisco_mnemonic"]);
+        let e = dec("<166>%ASA-6-302013: Built outbound TCP");
+        assert_eq!(
+            (e.appname(), e.message()),
+            (Some("%ASA-6-302013"), "Built outbound TCP")
+        );
+        assert_eq!(rules(&e), ["tag_cisco_mnemonic", "tag_without_header"]);
+        // A TAG that begins with punctuation.
+        let e = dec("<13>Nov  4 09:01:02 host #tag[12]: message");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.procid(), e.message()),
+            (Some("host"), Some("#tag"), Some("12"), "message")
+        );
+        assert_eq!(rules(&e), ["tag_punctuation"]);
+        // Snare's `#001` counter where the hostname would be (rsyslog reallife.parse1).
+        let e = dec("<175>Oct 16 23:47:31 #001 MSWinEventLog 0#011Security");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (None, Some("#001"), "MSWinEventLog 0#011Security")
+        );
+        assert_eq!(rules(&e), ["tag_punctuation"]);
+        // An empty TAG, with and without a hostname.
+        let e = dec("<166>Nov  4 2025 09:01:02 fw01 : %ASA-6-302013: Built");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("fw01"), None, "%ASA-6-302013: Built")
+        );
+        assert_eq!(rules(&e), ["tag_empty"]);
+        let e = dec("<13>Nov  4 09:01:02 : message");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (None, None, "message")
+        );
+        assert_eq!(rules(&e), ["tag_empty"]);
+        // A TAG with no timestamp and no host.
+        let e = dec("<30>kernel: eth0: link up");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (None, Some("kernel"), "eth0: link up")
+        );
+        assert_eq!(rules(&e), ["tag_without_header"]);
+        // What log4j 1.2 (header=false) writes stays message: a capital
+        // first letter, an exception class name.
+        for frame in [
+            "<13>Status: ok",
+            "<11>java.lang.IllegalStateException: boom",
+        ] {
+            let e = dec(frame);
+            assert_eq!((e.appname(), e.message()), (None, &frame[4..]), "{frame}");
+            assert_eq!(rules(&e), Vec::<&str>::new(), "{frame}");
+        }
+        // A frame the RFC allows fires no rule.
+        let e = dec("<13>Nov  4 09:01:02 host su[230]: ok");
+        assert!(e.lenient.is_empty());
+        assert!(json(&e).get("lenient").is_none());
+    }
+
+    /// Issue #22: a space between PRI and timestamp; a header without MSG.
+    #[test]
+    fn issue22_spacing_and_partial_headers() {
+        let e = dec("<13> Dec  1 08:00:00 web02 app: hello");
+        assert_eq!(json(&e)["timestamp"], "2026-12-01T08:00:00Z");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("web02"), Some("app"), "hello")
+        );
+        assert_eq!(rules(&e), ["space_after_pri"]);
+        let e = dec("<13> 2025-12-01T08:00:00Z web02 app: hello");
+        assert_eq!(json(&e)["timestamp"], "2025-12-01T08:00:00Z");
+        assert_eq!((e.hostname(), e.appname()), (Some("web02"), Some("app")));
+        assert_eq!(json(&e)["lenient"], serde_json::json!(["space_after_pri"]));
+        // A colon after the time, then hostname and TAG (rsyslog
+        // rfc3164.sh); Cisco's `TIME: %MNEMONIC` stays as it was.
+        let e = dec("<167>Mar 7 2008 19:06:53: example tag: testmessage");
+        assert_eq!(
+            (e.hostname(), e.appname(), e.message()),
+            (Some("example"), Some("tag"), "testmessage")
+        );
+        assert_eq!(rules(&e), ["colon_after_timestamp"]);
+        // Spaces before text that is not a timestamp are message.
+        let e = dec("<13> hello");
+        assert_eq!((e.message(), rules(&e)), (" hello", vec![]));
+        for (frame, ts) in [
+            ("<14>Nov  2 2024 10:11:12 fw01", "2024-11-02T10:11:12Z"),
+            ("<14>Nov  2 10:11:12 fw01", "2026-11-02T10:11:12Z"),
+        ] {
+            let e = dec(frame);
+            assert_eq!(json(&e)["timestamp"], ts, "{frame}");
+            assert_eq!((e.hostname(), e.message()), (Some("fw01"), ""), "{frame}");
+            assert_eq!(rules(&e), ["header_without_message"], "{frame}");
+        }
     }
 }

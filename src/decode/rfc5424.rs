@@ -9,6 +9,7 @@ use nom::character::complete::char;
 use nom::combinator::verify;
 use nom::sequence::preceded;
 
+use super::sd_ids::SeenIds;
 use super::time::{resolve, rfc3339, rfc3339_rules};
 use super::{DecodeOptions, digits_value, is_digit, skip_blanks, skip_spaces, span_of, trim_end};
 use crate::event::{Event, Lenient, LenientRule, Protocol, SdElement, SdParam, SdParams, Text};
@@ -276,6 +277,18 @@ pub(super) struct SdRead<'a> {
 /// element's text stays in the message; an element that cannot be read
 /// ends the structured data, and it and what follows stay in the message.
 pub(super) fn structured_data<'a>(all: &[u8], i: &'a [u8]) -> SdRead<'a> {
+    sd_elements(all, i, &mut SeenIds::new())
+}
+
+/// [`structured_data`] and the SD-ID comparisons it made.
+#[cfg(test)]
+pub(super) fn structured_data_counted<'a>(all: &[u8], i: &'a [u8]) -> (SdRead<'a>, usize) {
+    let mut seen_ids = SeenIds::new();
+    let read = sd_elements(all, i, &mut seen_ids);
+    (read, seen_ids.comparisons)
+}
+
+fn sd_elements<'a, 'f>(all: &'f [u8], i: &'a [u8], seen_ids: &mut SeenIds<'f>) -> SdRead<'a> {
     let mut read = SdRead {
         elements: Vec::new(),
         rest: i,
@@ -299,7 +312,6 @@ pub(super) fn structured_data<'a>(all: &[u8], i: &'a [u8]) -> SdRead<'a> {
     // Built here rather than by `reserve` on the empty list: the
     // out-of-line growth path cost about 20 instructions a frame.
     read.elements = Vec::with_capacity(2);
-    let mut seen_ids = 0u64;
     let mut i = i;
     while i.first() == Some(&b'[') {
         // An element's rules count only when the element is read.
@@ -315,7 +327,7 @@ pub(super) fn structured_data<'a>(all: &[u8], i: &'a [u8]) -> SdRead<'a> {
             Some((element, earlier)) => {
                 let seen = Seen {
                     earlier,
-                    ids: &mut seen_ids,
+                    ids: &mut *seen_ids,
                 };
                 sd_element(all, i, &mut lenient, element, seen)
             }
@@ -358,54 +370,29 @@ fn sd_name(i: &[u8]) -> IResult<&[u8], &[u8]> {
     take_till1(|b: u8| SD_NAME_END[usize::from(b)])(i)
 }
 
-/// A name's bit in a 64-bit filter of the names seen so far (length and
-/// first byte): a bit already set sends the name to the exact, cold
-/// comparison, so distinct names cost a shift and an `or` each.
-fn name_bit(name: &[u8]) -> u64 {
-    let first = name.first().copied().unwrap_or(0);
-    1u64 << ((name.len() + usize::from(first)) & 63)
-}
-
-/// The bytes of `text` when it lies in the frame.
-fn span_bytes<'a>(all: &'a [u8], text: &Text) -> Option<&'a [u8]> {
-    match text {
-        Text::Span(span) => all.get(span.start as usize..span.end as usize),
-        _ => None,
-    }
-}
-
-/// Whether `name` is already one of `texts` (SD-IDs or PARAM-NAMEs, which
-/// always lie in the frame).
-#[cold]
-fn seen_before<'t>(all: &[u8], mut texts: impl Iterator<Item = &'t Text>, name: &[u8]) -> bool {
-    texts.any(|t| span_bytes(all, t) == Some(name))
-}
-
 /// The SD-IDs read before the current element, for
 /// [`LenientRule::SdDuplicateId`].
-struct Seen<'e> {
+struct Seen<'e, 'f> {
     earlier: &'e [SdElement],
-    ids: &'e mut u64,
+    ids: &'e mut SeenIds<'f>,
 }
 
 /// One `[SD-ID PARAM="VALUE" …]`, read into `element` (empty when
 /// called; partly filled when this fails, and then dropped by the caller).
 /// The bool is false when a parameter had no value (it is left out, and
 /// the caller keeps the element's text).
-fn sd_element<'a>(
-    all: &[u8],
+fn sd_element<'a, 'f>(
+    all: &'f [u8],
     i: &'a [u8],
     lenient: &mut Lenient,
     element: &mut SdElement,
-    seen: Seen<'_>,
+    seen: Seen<'_, 'f>,
 ) -> IResult<&'a [u8], bool> {
     let (mut i, id) = preceded(char('['), sd_name)(i)?;
     element.id = Text::Span(span_of(all, id));
-    let bit = name_bit(id);
-    if *seen.ids & bit != 0 && seen_before(all, seen.earlier.iter().map(|e| &e.id), id) {
+    if seen.ids.repeated(all, seen.earlier, id) {
         lenient.insert(LenientRule::SdDuplicateId);
     }
-    *seen.ids |= bit;
     let params = &mut element.params;
     let mut complete = true;
     loop {

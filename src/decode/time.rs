@@ -6,7 +6,7 @@ use chrono::{NaiveDate, Offset, TimeZone};
 use chrono_tz::Tz;
 use nom::IResult;
 use nom::branch::alt;
-use nom::bytes::complete::take_while_m_n;
+use nom::bytes::complete::{take_while_m_n, take_while1};
 use nom::character::complete::char;
 use nom::combinator::{opt, verify};
 use nom::sequence::preceded;
@@ -15,9 +15,11 @@ use super::{DecodeOptions, digits_value, is_digit, num};
 use crate::event::{Lenient, LenientRule, Timestamp};
 use crate::text::{civil_from_days, days_from_civil};
 
-/// Fractional seconds: keeps up to 9 digits, ignores the rest.
+/// Fractional seconds: keeps up to 9 digits, reads past the rest (their
+/// count names [`LenientRule::TimestampFractionLong`]; a cap here left
+/// the digits past it glued to the next field).
 fn fraction(i: &[u8]) -> IResult<&[u8], (u32, u8)> {
-    let (i, d) = preceded(char('.'), take_while_m_n(1, 32, is_digit))(i)?;
+    let (i, d) = preceded(char('.'), take_while1(is_digit))(i)?;
     let kept = &d[..d.len().min(9)];
     let digits = kept.len() as u8;
     let nanos = digits_value(kept) * 10u32.pow(9 - u32::from(digits));
@@ -64,6 +66,22 @@ pub(super) struct CivilTime {
 }
 
 impl CivilTime {
+    /// Year, month, day, hour, minute and second as read, and the fraction
+    /// of the second: nanoseconds and the digits it was written with.
+    pub(super) fn new(fields: [u32; 6], (nanos, frac_digits): (u32, u8)) -> CivilTime {
+        let [year, month, day, hour, minute, second] = fields;
+        CivilTime {
+            year: i64::from(year),
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            nanos,
+            frac_digits,
+        }
+    }
+
     /// A real date and time, within the years an `i64` of nanoseconds
     /// holds (1678..=2261); anything else is not taken for a timestamp, so
     /// its text stays in the message.
@@ -74,7 +92,7 @@ impl CivilTime {
             && self.day <= days_in_month(self.year, self.month)
             && self.hour < 24
             && self.minute < 60
-            && self.second <= 60
+            && (self.second < 60 || self.second == 60 && leap_second_minute(self.minute))
     }
 
     /// Seconds since the epoch if this civil time were UTC (leap second folded).
@@ -111,6 +129,24 @@ impl CivilTime {
     }
 }
 
+/// Whether a leap second (`:60`) may fall in this minute of a local
+/// clock. It is inserted at 23:59:60 UTC, so clocks show it at minute 59,
+/// or at 29 or 44 in zones offset by a half or three quarters of an hour
+/// (India, Newfoundland; Nepal). The hour is not checked: the zone that
+/// shifts it is often not in the frame. `:60` at any other minute is not
+/// a time ([`LenientRule::TimestampInvalid`]).
+fn leap_second_minute(minute: u32) -> bool {
+    matches!(minute, 59 | 29 | 44)
+}
+
+/// Whether `i` starts like `YYYY-MM-DDTHH:MM:SS` but is no real date and
+/// time (`2025-02-30T…`, `…T25:00:00`): [`LenientRule::TimestampInvalid`],
+/// its text stays in the message.
+pub(super) fn iso_not_a_time(i: &[u8]) -> bool {
+    i.first_chunk::<19>()
+        .is_some_and(|dt| iso_shaped(dt) && date_time_fields(dt).is_none())
+}
+
 /// RFC 3339 `FULL-DATE "T" FULL-TIME` (`T` or `t`); the offset may be
 /// missing (then the configured zone applies).
 pub(super) fn rfc3339(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
@@ -132,7 +168,7 @@ pub(super) fn rfc3339(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
     }
     let last = LAST.get();
     let hit = last.iter().flatten().find(|(text, _)| text == dt);
-    let [year, month, day, hour, minute, second] = match hit {
+    let fields = match hit {
         Some((_, fields)) => *fields,
         None => {
             let Some(fields) = date_time_fields(dt) else {
@@ -145,13 +181,9 @@ pub(super) fn rfc3339(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
             fields
         }
     };
-    // `.` and 1 to 32 digits (9 kept); a `.` without a digit is not taken.
+    // `.` and its digits (9 kept); a `.` without a digit is not taken.
     let digits = match i.split_first() {
-        Some((b'.', rest)) => rest
-            .iter()
-            .take(32)
-            .take_while(|b| b.is_ascii_digit())
-            .count(),
+        Some((b'.', rest)) => rest.iter().take_while(|b| b.is_ascii_digit()).count(),
         _ => 0,
     };
     let (i, frac) = if digits > 0 {
@@ -162,36 +194,31 @@ pub(super) fn rfc3339(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
         (i, None)
     };
     let (i, offset) = opt(utc_offset)(i)?;
-    let (nanos, frac_digits) = frac.unwrap_or((0, 0));
-    let t = CivilTime {
-        year: i64::from(year),
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        nanos,
-        frac_digits,
-    };
+    let t = CivilTime::new(fields, frac.unwrap_or((0, 0)));
     Ok((i, (t, offset)))
 }
 
-/// Year, month, day, hour, minute and second of `YYYY-MM-DDTHH:MM:SS` (`T`
-/// or `t`), if it has that shape and is a real date and time
-/// ([`CivilTime::valid`]).
-fn date_time_fields(dt: &[u8; 19]) -> Option<[u32; 6]> {
+/// Whether `dt` has the shape `YYYY-MM-DDTHH:MM:SS` (`T` or `t`).
+#[inline]
+fn iso_shaped(dt: &[u8; 19]) -> bool {
     // Without branches per byte (a `match` on the place compiled to a jump
     // table that mispredicted).
     const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
-    let shape_ok = DIGITS
+    DIGITS
         .iter()
         .fold(true, |ok, &k| ok & (dt[k].wrapping_sub(b'0') < 10))
         & (dt[4] == b'-')
         & (dt[7] == b'-')
         & (dt[10] | 0x20 == b't')
         & (dt[13] == b':')
-        & (dt[16] == b':');
-    if !shape_ok {
+        & (dt[16] == b':')
+}
+
+/// Year, month, day, hour, minute and second of `YYYY-MM-DDTHH:MM:SS` (`T`
+/// or `t`), if it has that shape and is a real date and time
+/// ([`CivilTime::valid`]).
+fn date_time_fields(dt: &[u8; 19]) -> Option<[u32; 6]> {
+    if !iso_shaped(dt) {
         return None;
     }
     let field = |at: usize, len: usize| digits_value(&dt[at..at + len]);
@@ -203,19 +230,7 @@ fn date_time_fields(dt: &[u8; 19]) -> Option<[u32; 6]> {
         field(14, 2),
         field(17, 2),
     ];
-    let [year, month, day, hour, minute, second] = fields;
-    CivilTime {
-        year: i64::from(year),
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        nanos: 0,
-        frac_digits: 0,
-    }
-    .valid()
-    .then_some(fields)
+    CivilTime::new(fields, (0, 0)).valid().then_some(fields)
 }
 
 /// The lenient rules an RFC 3339 time read by [`rfc3339`] needs: `text` is
@@ -370,6 +385,21 @@ impl BsdTime {
             }
         }
         lenient
+    }
+
+    /// `Feb 29` without a year, received in a year without one: it is
+    /// read in the nearest leap year, and
+    /// [`LenientRule::TimestampLeapDay`] says so.
+    #[inline]
+    pub(super) fn leap_day_elsewhere(&self, received_nanos: i64, tz: Tz) -> bool {
+        self.month == 2 && self.day == 29 && self.leap_day_without_year(received_nanos, tz)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn leap_day_without_year(&self, received_nanos: i64, tz: Tz) -> bool {
+        self.year.is_none()
+            && days_in_month(year_at(received_nanos.div_euclid(1_000_000_000), tz), 2) != 29
     }
 
     fn civil(&self, year: i64) -> CivilTime {

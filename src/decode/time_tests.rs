@@ -91,23 +91,15 @@ fn rfc3164_year_inference_near_half_a_year_and_on_29_february() {
     // Received 2026-11-24T06:00Z: 26 May 2026 is 181 days back, 26 May
     // 2027 183 ahead; 24 May 2026 is 183 days back, 24 May 2027 181
     // ahead. Each goes to the closer year.
-    assert_eq!(
-        json(&dec("<13>May 26 12:00:00 h a: m"))["timestamp"],
-        "2026-05-26T12:00:00Z"
-    );
-    assert_eq!(
-        json(&dec("<13>May 24 12:00:00 h a: m"))["timestamp"],
-        "2027-05-24T12:00:00Z"
-    );
-    assert_eq!(
-        json(&dec("<13>Jun  1 00:00:00 h a: m"))["timestamp"],
-        "2026-06-01T00:00:00Z"
-    );
-    // 29 February: the nearest leap year, not a lost timestamp.
-    assert_eq!(
-        json(&dec("<13>Feb 29 12:00:00 h a: m"))["timestamp"],
-        "2028-02-29T12:00:00Z"
-    );
+    for (frame, want) in [
+        ("<13>May 26 12:00:00 h a: m", "2026-05-26T12:00:00Z"),
+        ("<13>May 24 12:00:00 h a: m", "2027-05-24T12:00:00Z"),
+        ("<13>Jun  1 00:00:00 h a: m", "2026-06-01T00:00:00Z"),
+        // 29 February: the nearest leap year, not a lost timestamp.
+        ("<13>Feb 29 12:00:00 h a: m", "2028-02-29T12:00:00Z"),
+    ] {
+        assert_eq!(json(&dec(frame))["timestamp"], want, "{frame}");
+    }
 }
 
 #[test]
@@ -187,11 +179,7 @@ fn bsd_timestamp_nom(i: &[u8]) -> IResult<&[u8], BsdTime> {
         let (i, _) = char(' ')(i)?;
         Ok((i, y))
     })(i)?;
-    let (i, hour) = num::<2>(i)?;
-    let (i, _) = char(':')(i)?;
-    let (i, minute) = num::<2>(i)?;
-    let (i, _) = char(':')(i)?;
-    let (i, second) = num::<2>(i)?;
+    let (i, (hour, minute, second)) = hms(i)?;
     let (i, frac) = opt(fraction)(i)?;
     let (nanos, frac_digits) = frac.unwrap_or((0, 0));
     Ok((
@@ -209,6 +197,16 @@ fn bsd_timestamp_nom(i: &[u8]) -> IResult<&[u8], BsdTime> {
     ))
 }
 
+/// `HH:MM:SS`, as both nom grammars read it.
+fn hms(i: &[u8]) -> IResult<&[u8], (u32, u32, u32)> {
+    let (i, hour) = num::<2>(i)?;
+    let (i, _) = char(':')(i)?;
+    let (i, minute) = num::<2>(i)?;
+    let (i, _) = char(':')(i)?;
+    let (i, second) = num::<2>(i)?;
+    Ok((i, (hour, minute, second)))
+}
+
 /// The RFC 3339 grammar as nom combinators: the reference the
 /// hand-read [`rfc3339`] is checked against.
 fn rfc3339_nom(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
@@ -218,24 +216,13 @@ fn rfc3339_nom(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
     let (i, _) = char('-')(i)?;
     let (i, day) = num::<2>(i)?;
     let (i, _) = alt((char('T'), char('t')))(i)?;
-    let (i, hour) = num::<2>(i)?;
-    let (i, _) = char(':')(i)?;
-    let (i, minute) = num::<2>(i)?;
-    let (i, _) = char(':')(i)?;
-    let (i, second) = num::<2>(i)?;
+    let (i, (hour, minute, second)) = hms(i)?;
     let (i, frac) = opt(fraction)(i)?;
     let (i, offset) = opt(utc_offset)(i)?;
-    let (nanos, frac_digits) = frac.unwrap_or((0, 0));
-    let t = CivilTime {
-        year: i64::from(year),
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        nanos,
-        frac_digits,
-    };
+    let t = CivilTime::new(
+        [year, month, day, hour, minute, second],
+        frac.unwrap_or((0, 0)),
+    );
     if !t.valid() {
         return Err(nom::Err::Error(nom::error::Error::new(
             i,

@@ -294,6 +294,17 @@ async fn drop_newest_counts_drops() {
     assert_eq!(out, vec![rec(0), rec(1)]);
 }
 
+/// Every record popped, three at a time, until the queue is closed and
+/// empty.
+async fn drain(q: &RouteQueue) -> Vec<Record> {
+    let mut got = Vec::new();
+    let mut batch = Vec::new();
+    while q.pop_batch(&mut batch, 3, Duration::ZERO).await {
+        got.append(&mut batch);
+    }
+    got
+}
+
 #[tokio::test]
 async fn block_waits_for_room_and_keeps_order() {
     let (q, m) = queue(2, WhenFull::Block);
@@ -306,11 +317,7 @@ async fn block_waits_for_room_and_keeps_order() {
             q.close();
         })
     };
-    let mut got = Vec::new();
-    let mut batch = Vec::new();
-    while q.pop_batch(&mut batch, 3, Duration::ZERO).await {
-        got.append(&mut batch);
-    }
+    let got = drain(&q).await;
     producer.await.unwrap();
     assert_eq!(got, (0..100).map(rec).collect::<Vec<_>>());
     assert_eq!(m.dropped_full.get() + m.dropped_full_udp.get(), 0);
@@ -333,11 +340,7 @@ async fn push_all_keeps_order_and_treats_each_record_like_push() {
             q.close();
         })
     };
-    let mut got = Vec::new();
-    let mut batch = Vec::new();
-    while q.pop_batch(&mut batch, 3, Duration::ZERO).await {
-        got.append(&mut batch);
-    }
+    let got = drain(&q).await;
     producer.await.unwrap();
     assert_eq!(got, (0..100).map(rec).collect::<Vec<_>>());
     assert_eq!((m.pushed.get(), m.popped.get()), (100, 100));

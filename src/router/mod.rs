@@ -415,12 +415,10 @@ mod tests {
 
     fn config() -> Config {
         Config::from_toml(
-            r#"
-[[listeners]]
-name = "u"
-protocol = "udp"
-listen = "127.0.0.1:0"
-[[sinks]]
+            concat!(
+                "\n",
+                crate::config::test_udp_listener!(),
+                r#"[[sinks]]
 name = "f"
 type = "stdout"
 [[routes]]
@@ -443,7 +441,8 @@ document = {}
 [default_route]
 sink = "f"
 document = {}
-"#,
+"#
+            ),
             "t",
         )
         .unwrap()

@@ -66,53 +66,33 @@ static CLASS_HIRS: LazyLock<Vec<(Class, Hir)>> = LazyLock::new(|| {
         .collect()
 });
 
-const fn table(ranges: &[(u8, u8)], invert: bool) -> [bool; 256] {
+/// The byte set of `ranges` (pairs of first and last byte: `b"09az"` is
+/// `0-9` and `a-z`) and of `singles`; its complement when `invert`.
+const fn table(ranges: &[u8], singles: &[u8], invert: bool) -> [bool; 256] {
     let mut t = [invert; 256];
     let mut i = 0;
-    while i < ranges.len() {
-        let (lo, hi) = ranges[i];
-        let mut b = lo as usize;
-        while b <= hi as usize {
+    while i + 1 < ranges.len() {
+        let mut b = ranges[i] as usize;
+        while b <= ranges[i + 1] as usize {
             t[b] = !invert;
             b += 1;
         }
+        i += 2;
+    }
+    let mut i = 0;
+    while i < singles.len() {
+        t[singles[i] as usize] = !invert;
         i += 1;
     }
     t
 }
 
-static INT_BYTES: [bool; 256] = table(&[(b'0', b'9'), (b'+', b'+'), (b'-', b'-')], false);
-static BASE10_BYTES: [bool; 256] = table(
-    &[(b'0', b'9'), (b'+', b'+'), (b'-', b'-'), (b'.', b'.')],
-    false,
-);
-static NUMBER_BYTES: [bool; 256] = table(
-    &[
-        (b'0', b'9'),
-        (b'+', b'+'),
-        (b'-', b'-'),
-        (b'.', b'.'),
-        (b'e', b'e'),
-        (b'E', b'E'),
-    ],
-    false,
-);
-static WORD_BYTES: [bool; 256] = table(
-    &[(b'0', b'9'), (b'A', b'Z'), (b'a', b'z'), (b'_', b'_')],
-    false,
-);
-static NOT_SPACE_BYTES: [bool; 256] = table(&[(b'\t', b'\r'), (b' ', b' ')], true);
-static USERNAME_BYTES: [bool; 256] = table(
-    &[
-        (b'0', b'9'),
-        (b'A', b'Z'),
-        (b'a', b'z'),
-        (b'.', b'.'),
-        (b'_', b'_'),
-        (b'-', b'-'),
-    ],
-    false,
-);
+static INT_BYTES: [bool; 256] = table(b"09", b"+-", false);
+static BASE10_BYTES: [bool; 256] = table(b"09", b"+-.", false);
+static NUMBER_BYTES: [bool; 256] = table(b"09", b"+-.eE", false);
+static WORD_BYTES: [bool; 256] = table(b"09AZaz", b"_", false);
+static NOT_SPACE_BYTES: [bool; 256] = table(b"\t\r", b" ", true);
+static USERNAME_BYTES: [bool; 256] = table(b"09AZaz", b"._-", false);
 
 impl Class {
     /// Bytes a match of the class can contain.

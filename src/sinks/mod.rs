@@ -117,6 +117,7 @@ impl Sink {
                 config.batch_max_events,
                 requests,
                 telemetry.kafka(&config.name),
+                telemetry.sink_degraded(&config.name),
             )
             .map(|s| Sink::Kafka(Box::new(s)))
             .map_err(|source| SinkOpenError::Setup {

@@ -6,7 +6,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use super::{SinkLabel, Telemetry, get};
+use super::{Register, SinkLabel, Telemetry, get};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct SinkReason {
@@ -59,23 +59,16 @@ pub(super) struct KafkaFamilies {
 
 impl KafkaFamilies {
     pub(super) fn register(registry: &mut Registry) -> KafkaFamilies {
-        let failures = Family::default();
-        registry.register(
-            "sluice_sink_kafka_delivery_failures",
+        let failures = registry.add("sluice_sink_kafka_delivery_failures",
             "Kafka delivery reports that said a record failed, by reason: message_too_large, topic_authorization, invalid_topic, no_topic (refused for good, dead-lettered); timed_out, broker_unreachable, not_leader, other (produced again)",
-            failures.clone(),
         );
-        let records = Family::default();
-        registry.register(
+        let records = registry.add(
             "sluice_sink_kafka_produced_records",
             "Records a Kafka sink's delivery reports say the brokers have",
-            records.clone(),
         );
-        let bytes = Family::default();
-        registry.register(
+        let bytes = registry.add(
             "sluice_sink_kafka_produced_bytes",
             "Value bytes (payload or raw frame) of the records a Kafka sink delivered",
-            bytes.clone(),
         );
         KafkaFamilies {
             failures,

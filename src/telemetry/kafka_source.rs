@@ -8,6 +8,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::Register;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ListenerLabel {
     listener: String,
@@ -128,45 +130,30 @@ pub(super) struct KafkaSourceFamilies {
 
 impl KafkaSourceFamilies {
     pub(super) fn register(registry: &mut Registry) -> Self {
-        macro_rules! family {
-            ($name:expr, $help:expr) => {{
-                let f = Family::default();
-                registry.register($name, $help, f.clone());
-                f
-            }};
-        }
         KafkaSourceFamilies {
-            records: family!(
-                "sluice_listener_kafka_records",
-                "Records a kafka listener consumed, by kind: envelope (a raw envelope from an edge sluice), plain (no sluice.envelope header: decoded as a frame received now from no peer)"
+            records: registry.add("sluice_listener_kafka_records",
+                "Records a kafka listener consumed, by kind: envelope (a raw envelope from an edge sluice), plain (no sluice.envelope header: decoded as a frame received now from no peer)",
             ),
-            dropped: family!(
-                "sluice_listener_kafka_dropped_records",
-                "Records a kafka listener consumed and dropped, by reason: envelope_version, envelope (a header missing or unreadable), no_value, oversized"
+            dropped: registry.add("sluice_listener_kafka_dropped_records",
+                "Records a kafka listener consumed and dropped, by reason: envelope_version, envelope (a header missing or unreadable), no_value, oversized",
             ),
-            commits: family!(
-                "sluice_listener_kafka_commits",
-                "Offset commits a kafka listener made (of records every route was done with)"
+            commits: registry.add("sluice_listener_kafka_commits",
+                "Offset commits a kafka listener made (of records every route was done with)",
             ),
-            commit_failures: family!(
-                "sluice_listener_kafka_commit_failures",
-                "Offset commits the broker refused or that failed"
+            commit_failures: registry.add("sluice_listener_kafka_commit_failures",
+                "Offset commits the broker refused or that failed",
             ),
-            in_flight: family!(
-                "sluice_listener_kafka_in_flight_records",
-                "Records consumed and not yet done with (delivered, spilled or dropped and counted): their offsets are not committed"
+            in_flight: registry.add("sluice_listener_kafka_in_flight_records",
+                "Records consumed and not yet done with (delivered, spilled or dropped and counted): their offsets are not committed",
             ),
-            paused: family!(
-                "sluice_listener_kafka_paused_partitions",
-                "Partitions paused for backpressure (max_in_flight reached or the pipeline full)"
+            paused: registry.add("sluice_listener_kafka_paused_partitions",
+                "Partitions paused for backpressure (max_in_flight reached or the pipeline full)",
             ),
-            rebalances: family!(
-                "sluice_listener_kafka_rebalances",
-                "Consumer group rebalances (assignments and revocations) a kafka listener took part in"
+            rebalances: registry.add("sluice_listener_kafka_rebalances",
+                "Consumer group rebalances (assignments and revocations) a kafka listener took part in",
             ),
-            lag: family!(
-                "sluice_listener_kafka_consumer_lag_records",
-                "Records in a partition after the listener's position (librdkafka statistics)"
+            lag: registry.add("sluice_listener_kafka_consumer_lag_records",
+                "Records in a partition after the listener's position (librdkafka statistics)",
             ),
         }
     }

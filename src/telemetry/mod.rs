@@ -17,13 +17,14 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::event::LenientRule;
+use crate::event::{LenientRule, PerRule};
 
 mod health;
 mod kafka;
 mod kafka_source;
 mod labels;
 
+use crate::config::DEFAULT_UNHEALTHY_AFTER_SECS;
 pub(crate) use health::{Degraded, ListenerHealth, SinkHealth};
 use kafka::KafkaFamilies;
 pub(crate) use kafka::KafkaMetrics;
@@ -129,7 +130,7 @@ pub(crate) struct ListenerMetrics {
     /// TLS handshakes that failed, indexed like [`HandshakeFailure::ALL`].
     pub tls_handshakes_failed: [Counter; 6],
     /// Frames read with each lenient rule, indexed like [`LenientRule::ALL`].
-    pub lenient_frames: [Counter; LenientRule::ALL.len()],
+    pub lenient_frames: PerRule<Counter>,
     /// Frames a `decode = "strict"` listener rejected (they needed a
     /// lenient rule).
     pub strict_rejected_frames: Counter,
@@ -204,6 +205,25 @@ where
     family.get_or_create(labels).clone()
 }
 
+/// Registering a new metric (a family, a counter, a gauge) and keeping
+/// the handle that updates it, in one call.
+pub(super) trait Register {
+    fn add<M>(&mut self, name: &str, help: &str) -> M
+    where
+        M: prometheus_client::registry::Metric + Clone + Default;
+}
+
+impl Register for Registry {
+    fn add<M>(&mut self, name: &str, help: &str) -> M
+    where
+        M: prometheus_client::registry::Metric + Clone + Default,
+    {
+        let metric = M::default();
+        self.register(name, help, metric.clone());
+        metric
+    }
+}
+
 /// The route and queue families (`sluice_router_*`, `sluice_route_*`,
 /// `sluice_queue_*`).
 struct RouteFamilies {
@@ -220,43 +240,33 @@ struct RouteFamilies {
 
 impl RouteFamilies {
     fn register(registry: &mut Registry) -> Self {
-        macro_rules! family {
-            ($name:expr, $help:expr) => {{
-                let f = Family::default();
-                registry.register($name, $help, f.clone());
-                f
-            }};
-        }
         RouteFamilies {
-            r_matched: family!("sluice_router_matched_events", "Events a route matched"),
-            r_emitted: family!("sluice_route_emitted_records", "Records a route produced"),
-            r_conversion: family!(
-                "sluice_route_conversion_errors",
-                "Fields or points a route could not produce, by reason"
+            r_matched: registry.add("sluice_router_matched_events",
+                "Events a route matched",
             ),
-            q_pushed: family!(
-                "sluice_queue_pushed_records",
-                "Records pushed into a route's queue"
+            r_emitted: registry.add("sluice_route_emitted_records",
+                "Records a route produced",
             ),
-            q_popped: family!(
-                "sluice_queue_popped_records",
-                "Records taken from a route's queue by its sink"
+            r_conversion: registry.add("sluice_route_conversion_errors",
+                "Fields or points a route could not produce, by reason",
             ),
-            q_dropped: family!(
-                "sluice_queue_dropped_records",
-                "Records dropped by a route's queue, by reason: full (drop_newest), full_oldest (drop_oldest), full_udp (block on UDP), block_timeout, spill_full, spill_error, shutdown"
+            q_pushed: registry.add("sluice_queue_pushed_records",
+                "Records pushed into a route's queue",
             ),
-            q_spilled: family!(
-                "sluice_queue_spilled_records",
-                "Records a route's queue wrote to its spill log on disk"
+            q_popped: registry.add("sluice_queue_popped_records",
+                "Records taken from a route's queue by its sink",
             ),
-            q_spill_pending: family!(
-                "sluice_queue_spill_pending_records",
-                "Records in a route's spill log not yet acknowledged by its sink"
+            q_dropped: registry.add("sluice_queue_dropped_records",
+                "Records dropped by a route's queue, by reason: full (drop_newest), full_oldest (drop_oldest), full_udp (block on UDP), block_timeout, spill_full, spill_error, shutdown",
             ),
-            q_spill_corrupt: family!(
-                "sluice_queue_spill_corrupt_records",
-                "Records lost to corruption in a route's spill log: exact (from the gap in record sequence numbers) for a corrupt region the sink's reader passed; a torn or corrupt tail at the log's end, truncated at start, counts as one (its record count is unknowable)"
+            q_spilled: registry.add("sluice_queue_spilled_records",
+                "Records a route's queue wrote to its spill log on disk",
+            ),
+            q_spill_pending: registry.add("sluice_queue_spill_pending_records",
+                "Records in a route's spill log not yet acknowledged by its sink",
+            ),
+            q_spill_corrupt: registry.add("sluice_queue_spill_corrupt_records",
+                "Records lost to corruption in a route's spill log: exact (from the gap in record sequence numbers) for a corrupt region the sink's reader passed; a torn or corrupt tail at the log's end, truncated at start, counts as one (its record count is unknowable)",
             ),
         }
     }
@@ -265,28 +275,16 @@ impl RouteFamilies {
 impl AdminMetrics {
     /// Register the admin port's counters, resolved once.
     fn register(registry: &mut Registry) -> Self {
-        macro_rules! family {
-            ($name:expr, $help:expr) => {{
-                let f = Family::default();
-                registry.register($name, $help, f.clone());
-                f
-            }};
-        }
-        let requests = Counter::default();
-        registry.register(
+        let requests = registry.add(
             "sluice_admin_reload_requests",
             "Reload requests received (POST /reload let through, SIGHUP)",
-            requests.clone(),
         );
-        let reloads = Counter::default();
-        registry.register(
+        let reloads = registry.add(
             "sluice_admin_reloads",
             "Reloads performed; requests waiting while one runs share the next",
-            reloads.clone(),
         );
-        let refused: Family<ReasonLabel, Counter> = family!(
-            "sluice_admin_refused_requests",
-            "Mutating admin requests refused, by reason: host (Host not the admin address), origin (Origin not the admin address), token (missing or wrong bearer token); connections: admin connections closed at accept because the connection limit was reached"
+        let refused: Family<ReasonLabel, Counter> = registry.add("sluice_admin_refused_requests",
+            "Mutating admin requests refused, by reason: host (Host not the admin address), origin (Origin not the admin address), token (missing or wrong bearer token); connections: admin connections closed at accept because the connection limit was reached",
         );
         let r = |reason: &str| {
             get(
@@ -345,6 +343,9 @@ pub(crate) struct Telemetry {
     /// replaced, listed while it still holds records.
     sink_health: std::sync::Mutex<Vec<(String, String, SinkHealth, bool)>>,
     listener_health: std::sync::Mutex<Vec<ListenerHealth>>,
+    /// Sink → why its client reaches no destination while idle (a Kafka
+    /// sink whose brokers are all down), shown on its /health entries.
+    sink_degraded: std::sync::Mutex<Vec<(String, Degraded)>>,
     /// A sink failing longer than this makes /health answer 503.
     unhealthy_after: std::time::Duration,
 }
@@ -358,121 +359,99 @@ impl Default for Telemetry {
 impl Telemetry {
     pub(crate) fn new() -> Self {
         let mut registry = Registry::default();
-        macro_rules! family {
-            ($name:expr, $help:expr) => {{
-                let f = Family::default();
-                registry.register($name, $help, f.clone());
-                f
-            }};
-        }
+        let r = &mut registry;
         Telemetry {
-            l_frames: family!("sluice_listener_frames", "Frames received"),
-            l_bytes: family!("sluice_listener_bytes", "Bytes of frames received"),
-            l_invalid: family!(
-                "sluice_listener_invalid_frames",
-                "Frames that could not be decoded (routed as valid=false events)"
+            l_frames: r.add("sluice_listener_frames", "Frames received"),
+            l_bytes: r.add("sluice_listener_bytes",
+                "Bytes of frames received",
             ),
-            l_lossy: family!(
-                "sluice_listener_lossy_utf8_frames",
-                "Frames that were not valid UTF-8 (kept, with replacement characters)"
+            l_invalid: r.add("sluice_listener_invalid_frames",
+                "Frames that could not be decoded (routed as valid=false events)",
             ),
-            l_skipped: family!(
-                "sluice_listener_skipped_frames",
-                "Frames skipped (lost) by reason: oversized, truncated, strict (a decode = \"strict\" listener rejected a frame that needed a lenient rule)"
+            l_lossy: r.add("sluice_listener_lossy_utf8_frames",
+                "Frames that were not valid UTF-8 (kept, with replacement characters)",
             ),
-            d_lenient: family!(
-                "sluice_decode_lenient_frames",
-                "Frames the decoder read with a lenient rule (one that breaks the RFC grammar, as real senders do), by rule"
+            l_skipped: r.add("sluice_listener_skipped_frames",
+                "Frames skipped (lost) by reason: oversized, truncated, strict (a decode = \"strict\" listener rejected a frame that needed a lenient rule)",
             ),
-            l_fallbacks: family!(
-                "sluice_listener_framing_fallbacks",
-                "Frames read as newline-delimited although they started like an octet count, by reason: count_not_followed_by_pri, bad_octet_count, count_over_max"
+            d_lenient: r.add("sluice_decode_lenient_frames",
+                "Frames the decoder read with a lenient rule (one that breaks the RFC grammar, as real senders do), by rule",
             ),
-            l_accepted: family!(
-                "sluice_listener_connections_accepted",
-                "TCP connections accepted"
+            l_fallbacks: r.add("sluice_listener_framing_fallbacks",
+                "Frames read as newline-delimited although they started like an octet count, by reason: count_not_followed_by_pri, bad_octet_count, count_over_max",
             ),
-            l_accept_errors: family!(
-                "sluice_listener_accept_errors",
-                "TCP accept calls that failed (out of file descriptors and the like); the listener backs off 50 ms after each"
+            l_accepted: r.add("sluice_listener_connections_accepted",
+                "TCP connections accepted",
             ),
-            l_rejected: family!(
-                "sluice_listener_connections_rejected",
-                "TCP connections refused, by reason: max_connections, max_connections_per_peer, not_allowed"
+            l_accept_errors: r.add("sluice_listener_accept_errors",
+                "TCP accept calls that failed (out of file descriptors and the like); the listener backs off 50 ms after each",
             ),
-            l_open: family!(
-                "sluice_listener_connections_open",
-                "TCP connections open now"
+            l_rejected: r.add("sluice_listener_connections_rejected",
+                "TCP connections refused, by reason: max_connections, max_connections_per_peer, not_allowed",
             ),
-            l_receive_buffer: family!(
-                "sluice_listener_receive_buffer_bytes",
-                "UDP: the socket receive buffer the kernel granted (SO_RCVBUF as read back)"
+            l_open: r.add("sluice_listener_connections_open",
+                "TCP connections open now",
             ),
-            l_closed: family!(
-                "sluice_listener_connections_closed_abnormally",
-                "TCP connections closed by sluice, by reason: idle_timeout, frame_timeout, read_error"
+            l_receive_buffer: r.add("sluice_listener_receive_buffer_bytes",
+                "UDP: the socket receive buffer the kernel granted (SO_RCVBUF as read back)",
             ),
-            l_undelimited: family!(
-                "sluice_listener_undelimited_splits",
-                "Frames cut at a `<PRI>1 ` boundary in a stream without delimiters (listeners with framing = log4j2_undelimited)"
+            l_closed: r.add("sluice_listener_connections_closed_abnormally",
+                "TCP connections closed by sluice, by reason: idle_timeout, frame_timeout, read_error",
             ),
-            l_joined: family!(
-                "sluice_listener_multiline_joined_frames",
-                "Frames appended to an earlier event (stack-trace lines, split-message parts)"
+            l_undelimited: r.add("sluice_listener_undelimited_splits",
+                "Frames cut at a `<PRI>1 ` boundary in a stream without delimiters (listeners with framing = log4j2_undelimited)",
             ),
-            l_join_flushes: family!(
-                "sluice_listener_multiline_events",
-                "Events emitted by the multi-line joiner, by reason: window, next_event, line_limit, byte_limit, capacity, close"
+            l_joined: r.add("sluice_listener_multiline_joined_frames",
+                "Frames appended to an earlier event (stack-trace lines, split-message parts)",
             ),
-            l_tls_failed: family!(
-                "sluice_listener_tls_handshakes_failed",
-                "TLS connections closed before the handshake completed, by reason: timeout, not_tls, no_client_certificate, bad_client_certificate, closed, error"
+            l_join_flushes: r.add("sluice_listener_multiline_events",
+                "Events emitted by the multi-line joiner, by reason: window, next_event, line_limit, byte_limit, capacity, close",
             ),
-            l_kernel_drops: family!(
-                "sluice_listener_kernel_drops",
-                "UDP datagrams the kernel dropped because the socket's receive buffer was full (SO_MEMINFO, read after each wake-up's reads)"
+            l_tls_failed: r.add("sluice_listener_tls_handshakes_failed",
+                "TLS connections closed before the handshake completed, by reason: timeout, not_tls, no_client_certificate, bad_client_certificate, closed, error",
             ),
-            l_denied: family!(
-                "sluice_listener_denied_frames",
-                "UDP datagrams dropped because their source is not in the listener's allow list"
+            l_kernel_drops: r.add("sluice_listener_kernel_drops",
+                "UDP datagrams the kernel dropped because the socket's receive buffer was full (SO_MEMINFO, read after each wake-up's reads)",
             ),
-            routes: RouteFamilies::register(&mut registry),
-            s_batches: family!("sluice_sink_batches", "Batches written by a sink"),
-            s_sent: family!("sluice_sink_records_sent", "Records a sink wrote"),
-            s_retries: family!(
-                "sluice_sink_retries",
-                "Batch writes retried: a whole batch, or a round of the items of one a sink sends again (Elasticsearch 429/5xx items)"
+            l_denied: r.add("sluice_listener_denied_frames",
+                "UDP datagrams dropped because their source is not in the listener's allow list",
             ),
-            s_failed: family!(
-                "sluice_sink_failed_records",
-                "Records a sink did not deliver, by reason: gave_up (permanent error or retries exhausted), rejected (refused by the destination, dead-lettered)"
+            routes: RouteFamilies::register(r),
+            s_batches: r.add("sluice_sink_batches",
+                "Batches written by a sink",
             ),
-            s_up: family!(
-                "sluice_sink_up",
-                "1 while a sink's last write for a route worked, 0 while it is failing"
+            s_sent: r.add("sluice_sink_records_sent",
+                "Records a sink wrote",
             ),
-            s_held: family!(
-                "sluice_sink_held_records",
-                "Records in batches a sink holds until an operator acts (Elasticsearch: a data_stream name a plain index holds), the workers of a previous config's included"
+            s_retries: r.add("sluice_sink_retries",
+                "Batch writes retried: a whole batch, or a round of the items of one a sink sends again (Elasticsearch 429/5xx items)",
+            ),
+            s_failed: r.add("sluice_sink_failed_records",
+                "Records a sink did not deliver, by reason: gave_up (permanent error or retries exhausted), rejected (refused by the destination, dead-lettered)",
+            ),
+            s_up: r.add("sluice_sink_up",
+                "1 while a sink's last write for a route worked, 0 while it is failing",
+            ),
+            s_held: r.add("sluice_sink_held_records",
+                "Records in batches a sink holds until an operator acts (Elasticsearch: a data_stream name a plain index holds), the workers of a previous config's included",
             ),
             s_request: {
                 let f: Family<SinkLabel, Histogram, fn() -> Histogram> =
                     Family::new_with_constructor(request_histogram);
-                registry.register(
+                r.register(
                     "sluice_sink_request_duration_seconds",
                     "HTTP requests of a sink (InfluxDB /write, Elasticsearch _bulk), from send to the answer's headers, any outcome",
                     f.clone(),
                 );
                 f
             },
-            kafka: KafkaFamilies::register(&mut registry),
-            admin: AdminMetrics::register(&mut registry),
-            kafka_source: kafka_source::KafkaSourceFamilies::register(&mut registry),
+            kafka: KafkaFamilies::register(r),
+            admin: AdminMetrics::register(r),
+            kafka_source: kafka_source::KafkaSourceFamilies::register(r),
             sink_health: std::sync::Mutex::new(Vec::new()),
             listener_health: std::sync::Mutex::new(Vec::new()),
-            unhealthy_after: std::time::Duration::from_secs(
-                crate::config::DEFAULT_UNHEALTHY_AFTER_SECS,
-            ),
+            sink_degraded: std::sync::Mutex::new(Vec::new()),
+            unhealthy_after: std::time::Duration::from_secs(DEFAULT_UNHEALTHY_AFTER_SECS),
             registry,
         }
     }
@@ -512,7 +491,7 @@ impl Telemetry {
             denied_frames: get(&self.l_denied, &l),
             tls_handshakes_failed: HandshakeFailure::ALL
                 .map(|f| get(&self.l_tls_failed, &r(f.as_str()))),
-            lenient_frames: LenientRule::ALL.map(|rule| {
+            lenient_frames: PerRule(LenientRule::ALL.map(|rule| {
                 get(
                     &self.d_lenient,
                     &ListenerRule {
@@ -520,7 +499,7 @@ impl Telemetry {
                         rule: rule.as_str().to_owned(),
                     },
                 )
-            }),
+            })),
             strict_rejected_frames: get(&self.l_skipped, &r("strict")),
         }
     }
@@ -662,15 +641,39 @@ impl Telemetry {
             .unwrap_or_default()
     }
 
+    /// The degraded state of sink `sink` (one per name: a reload's new
+    /// client takes over its predecessor's).
+    pub(crate) fn sink_degraded(&self, sink: &str) -> Degraded {
+        let Ok(mut all) = self.sink_degraded.lock() else {
+            return Degraded::default();
+        };
+        if let Some((_, d)) = all.iter().find(|(s, _)| s == sink) {
+            return d.clone();
+        }
+        let d = Degraded::default();
+        all.push((sink.to_owned(), d.clone()));
+        d
+    }
+
     /// `/health`: 200 `"ok"` when every listener is serving and no sink is
     /// failing; 200 `"degraded"` while a sink has been failing for less
-    /// than `unhealthy_after` (it retries, its queue holds the data); 503
+    /// than `unhealthy_after` (it retries, its queue holds the data) or an
+    /// idle sink's client reaches no destination (`sink_degraded`); 503
     /// `"failing"` with the reasons when a listener stopped or a sink has
     /// been failing for longer.
     pub(crate) fn health(&self) -> (u16, String) {
         let mut sinks = Vec::new();
         let mut reasons = Vec::new();
         let mut degraded = false;
+        let sink_degraded: Vec<(String, String)> = self
+            .sink_degraded
+            .lock()
+            .map(|all| {
+                all.iter()
+                    .filter_map(|(s, d)| Some((s.clone(), d.lock().ok()?.clone()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
         if let Ok(mut all) = self.sink_health.lock() {
             all.retain(|e| !e.3 || e.2.still_holding());
             for (sink, route, h, retired) in all.iter() {
@@ -692,6 +695,8 @@ impl Telemetry {
                     }
                 }
                 degraded |= held > 0;
+                let why = sink_degraded.iter().find(|(s, _)| s == sink).map(|d| &d.1);
+                degraded |= why.is_some();
                 sinks.push(serde_json::json!({
                     "sink": sink,
                     "route": route,
@@ -699,6 +704,7 @@ impl Telemetry {
                     "failing_secs": failing_secs,
                     "error": state.map(|(e, _)| e),
                     "held_records": held,
+                    "degraded": why,
                     "previous_config": retired,
                 }));
             }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::util::{EVENTS_ROUTE, Sluice, config, read_lines, sluice_parse, wait_while};
 
 /// Frames that need a lenient rule, with the rule.
-const LENIENT: [(&str, &str); 23] = [
+const LENIENT: [(&str, &str); 25] = [
     (
         "<86>Nov  4 09:01:02 web01 cron(pam_unix)[2211]: session closed",
         "tag_with_parens",
@@ -97,6 +97,14 @@ const LENIENT: [(&str, &str); 23] = [
     (
         "<14>1 2016-12-31T23:59:60Z h app - - - a leap second",
         "timestamp_leap_second",
+    ),
+    (
+        "<13>Nov  4 09:01:02 host prógram[12]: a non-ASCII byte in the tag",
+        "tag_unusual_bytes",
+    ),
+    (
+        "<13>Feb 29 09:01:02 host app: a leap day without a year",
+        "timestamp_leap_day",
     ),
 ];
 

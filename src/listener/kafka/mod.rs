@@ -35,7 +35,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{KafkaSource, ListenerConfig};
+use crate::config::{KafkaSource, ListenerConfig, kafka_security_settings};
 use crate::ingest::{PipelineHandle, Reader, Received, now_nanos};
 use crate::record::Ack;
 use crate::telemetry::{Degraded, KafkaDrop, KafkaSourceMetrics, ListenerMetrics};
@@ -55,9 +55,16 @@ pub(crate) fn client_config(name: &str, k: &KafkaSource) -> ClientConfig {
     c.set("bootstrap.servers", k.brokers.join(","))
         .set("group.id", &k.group_id)
         .set("client.id", format!("sluice-{name}"))
-        // Offsets are stored and committed by this listener only, for
-        // records every route is done with.
-        .set("enable.auto.commit", "false")
+        // Offsets are stored by this listener only, for records every
+        // route is done with; librdkafka commits what is stored every
+        // commit interval. Its commits report their results (counted,
+        // and a failed one is tried again with the next); a manual async
+        // commit's result would reach no callback.
+        .set("enable.auto.commit", "true")
+        .set(
+            "auto.commit.interval.ms",
+            k.commit_interval.as_millis().to_string(),
+        )
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set(
@@ -71,28 +78,8 @@ pub(crate) fn client_config(name: &str, k: &KafkaSource) -> ClientConfig {
         // Bounds what librdkafka prefetches (and what a pause may leave
         // in hand): 16 MiB per partition.
         .set("queued.max.messages.kbytes", "16384");
-    let protocol = match (&k.tls, &k.sasl) {
-        (None, None) => "plaintext",
-        (Some(_), None) => "ssl",
-        (None, Some(_)) => "sasl_plaintext",
-        (Some(_), Some(_)) => "sasl_ssl",
-    };
-    c.set("security.protocol", protocol);
-    if let Some(t) = &k.tls {
-        for (key, path) in [
-            ("ssl.ca.location", &t.ca_file),
-            ("ssl.certificate.location", &t.cert_file),
-            ("ssl.key.location", &t.key_file),
-        ] {
-            if let Some(p) = path {
-                c.set(key, p.display().to_string());
-            }
-        }
-    }
-    if let Some(s) = &k.sasl {
-        c.set("sasl.mechanism", s.mechanism.as_str())
-            .set("sasl.username", &s.username)
-            .set("sasl.password", &s.password);
+    for (key, value) in kafka_security_settings(k.tls.as_ref(), k.sasl.as_ref()) {
+        c.set(key, value);
     }
     c
 }
@@ -204,7 +191,7 @@ impl ConsumerContext for Context {
                 .collect();
             // What is done is committed before the partitions go; the rest
             // is read again by their next owner.
-            commit(consumer, &done, CommitMode::Sync);
+            commit(consumer, &done);
         }
     }
 
@@ -223,6 +210,8 @@ impl ConsumerContext for Context {
             Ok(()) => {
                 self.metrics.commits.inc();
             }
+            // Nothing stored since the last commit: not a failure.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => {
                 self.metrics.commit_failures.inc();
                 self.offsets.commit_failed();
@@ -232,7 +221,9 @@ impl ConsumerContext for Context {
     }
 }
 
-fn commit(consumer: &BaseConsumer<Context>, commits: &[Commit], mode: CommitMode) {
+/// Commit `commits` now, waiting for the answer (a revocation, the
+/// shutdown).
+fn commit(consumer: &BaseConsumer<Context>, commits: &[Commit]) {
     if commits.is_empty() {
         return;
     }
@@ -242,11 +233,40 @@ fn commit(consumer: &BaseConsumer<Context>, commits: &[Commit], mode: CommitMode
             tracing::warn!(error = %e, "kafka commit: bad offset");
         }
     }
-    if let Err(e) = consumer.commit(&tpl, mode) {
+    // Stored too: librdkafka's own commit of what is stored, at the
+    // unassignment or the close that follows, must not take the
+    // committed offset back to an older point.
+    if let Err(e) = consumer.store_offsets(&tpl) {
+        tracing::debug!(error = %e, "kafka offset store before commit failed");
+    }
+    let result = consumer.commit(&tpl, CommitMode::Sync);
+    if result.is_ok() {
         // A synchronous commit reports here, not in the callback.
+        consumer.context().metrics.commits.inc();
+    }
+    if let Err(e) = result {
         consumer.context().metrics.commit_failures.inc();
         consumer.context().offsets.commit_failed();
         tracing::warn!(error = %e, "kafka offset commit failed");
+    }
+}
+
+/// Store `commits` for librdkafka's next commit (`auto.commit.interval.ms`).
+fn store(consumer: &BaseConsumer<Context>, commits: &[Commit]) {
+    if commits.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, offset) in commits {
+        if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+            tracing::warn!(error = %e, "kafka offset store: bad offset");
+        }
+    }
+    if let Err(e) = consumer.store_offsets(&tpl) {
+        // A partition revoked meanwhile (its done offsets were committed
+        // on revocation): stored again next time for those still ours.
+        consumer.context().offsets.commit_failed();
+        tracing::debug!(error = %e, "kafka offset store failed");
     }
 }
 
@@ -427,8 +447,8 @@ impl Poller {
                 }
                 None => {}
             }
-            if last_commit.elapsed() >= self.source.commit_interval {
-                commit(&self.consumer, &self.offsets.to_commit(), CommitMode::Async);
+            if last_commit.elapsed() >= self.source.commit_interval / 2 {
+                store(&self.consumer, &self.offsets.to_commit());
                 last_commit = Instant::now();
             }
         }
@@ -450,7 +470,7 @@ impl Poller {
                 .in_flight
                 .set(self.offsets.in_flight() as i64);
         }
-        commit(&self.consumer, &self.offsets.to_commit(), CommitMode::Sync);
+        commit(&self.consumer, &self.offsets.commit_points());
         self.metrics()
             .in_flight
             .set(self.offsets.in_flight() as i64);

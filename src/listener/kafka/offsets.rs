@@ -71,9 +71,9 @@ impl Offsets {
         });
     }
 
-    /// `topic`/`partition` is taken away: what is done and not yet
-    /// committed is returned to be committed now; what is not done will
-    /// be re-read by the new owner.
+    /// `topic`/`partition` is taken away: its commit point (what is
+    /// done) is returned to be committed now; what is not done will be
+    /// re-read by the new owner.
     pub(super) fn revoke(&self, topic: &str, partition: i32) -> Option<Commit> {
         let mut st = self.lock();
         let i = st
@@ -81,9 +81,18 @@ impl Offsets {
             .iter()
             .position(|p| p.topic == topic && p.partition == partition)?;
         let p = st.parts.swap_remove(i);
-        p.commit
-            .filter(|c| Some(*c) != p.committed)
-            .map(|c| (p.topic, p.partition, c))
+        // Even if stored already: librdkafka may not have committed it yet.
+        p.commit.map(|c| (p.topic, p.partition, c))
+    }
+
+    /// Every partition's commit point, stored or not (the last commit,
+    /// at shutdown).
+    pub(super) fn commit_points(&self) -> Vec<Commit> {
+        let st = self.lock();
+        st.parts
+            .iter()
+            .filter_map(|p| p.commit.map(|c| (p.topic.clone(), p.partition, c)))
+            .collect()
     }
 
     /// A record was consumed: its slot, for its ack. `None` when its
@@ -108,7 +117,7 @@ impl Offsets {
         Some(p.slot)
     }
 
-    /// Offsets to commit now (each marked as committed).
+    /// Offsets to store for the next commit now (each marked as stored).
     pub(super) fn to_commit(&self) -> Vec<Commit> {
         let mut st = self.lock();
         let mut out = Vec::new();
@@ -121,7 +130,7 @@ impl Offsets {
         out
     }
 
-    /// A commit failed: send every commit point again next time.
+    /// A commit (or a store) failed: every commit point again next time.
     pub(super) fn commit_failed(&self) {
         for p in &mut self.lock().parts {
             p.committed = None;

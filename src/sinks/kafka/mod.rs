@@ -17,6 +17,12 @@
 //!   batch, the route's queue fills, and its `when_full` decides: a
 //!   `block` or durable route loses nothing.
 //!
+//! While idle the sink still watches its brokers: librdkafka keeps a
+//! connection to each (`enable.sparse.connections` off) and its
+//! statistics, every 5 s, say whether any is up; none up (or an
+//! all-brokers-down error) makes the sink's `/health` entries degraded
+//! with `kafka: no broker reachable …` until one is up again.
+//!
 //! Bounded: librdkafka's queue holds at most one batch's records (and
 //! `queue.buffering.max.kbytes`), a record waits at most
 //! `message_timeout_secs` in it before its report says it timed out.
@@ -26,18 +32,24 @@ mod produce;
 use std::time::Duration;
 
 use prometheus_client::metrics::histogram::Histogram;
+use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
+use rdkafka::statistics::Statistics;
 
 use super::{DeadLetter, OpenError, SinkError, Written};
-use crate::config::{KafkaAcks, KafkaConfig};
+use crate::config::{KafkaAcks, KafkaConfig, kafka_security_settings};
 use crate::record::Record;
-use crate::telemetry::{KafkaMetrics, SinkMetrics};
+use crate::telemetry::{Degraded, KafkaMetrics, SinkMetrics};
+
+/// How often librdkafka reports its brokers' states (see [`Watch`]).
+const STATISTICS_INTERVAL_MS: &str = "5000";
 
 /// A Kafka sink: one producer, shared by the routes writing to it.
 pub(crate) struct KafkaSink {
     name: String,
-    producer: FutureProducer,
+    producer: FutureProducer<Watch>,
     dead_letter: Option<DeadLetter>,
     /// One produce round: first send to last delivery report.
     latency: Histogram,
@@ -53,9 +65,14 @@ impl KafkaSink {
         batch_max_events: usize,
         latency: Histogram,
         metrics: KafkaMetrics,
+        degraded: Degraded,
     ) -> Result<KafkaSink, OpenError> {
+        let watch = Watch {
+            degraded,
+            name: name.to_owned(),
+        };
         let producer = client_config(config, batch_max_events)
-            .create()
+            .create_with_context(watch)
             .map_err(|e| OpenError::Kafka(e.to_string()))?;
         Ok(KafkaSink {
             name: name.to_owned(),
@@ -118,6 +135,48 @@ impl KafkaSink {
     }
 }
 
+/// The producer's callbacks: whether any broker is reachable, for
+/// `/health` while the sink is idle (a produce that fails says so too).
+struct Watch {
+    degraded: Degraded,
+    name: String,
+}
+
+impl Watch {
+    fn set(&self, why: Option<String>) {
+        if let Ok(mut d) = self.degraded.lock() {
+            *d = why;
+        }
+    }
+}
+
+impl ClientContext for Watch {
+    fn stats(&self, s: Statistics) {
+        // Brokers learned from metadata (the bootstrap entries are -1).
+        let brokers: Vec<&rdkafka::statistics::Broker> =
+            s.brokers.values().filter(|b| b.nodeid >= 0).collect();
+        if brokers.iter().any(|b| b.state == "UP") {
+            self.set(None);
+        } else if !brokers.is_empty() {
+            // None learned yet: start-up, which `prepare` reports.
+            self.set(Some(format!(
+                "kafka: no broker reachable ({} known)",
+                brokers.len()
+            )));
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::Global(RDKafkaErrorCode::AllBrokersDown)) {
+            self.set(Some(format!("kafka: no broker reachable: {reason}")));
+        }
+        static LOG: crate::log_limit::LogLimiter = crate::log_limit::LogLimiter::new(10_000);
+        if let Some(suppressed) = LOG.allow() {
+            tracing::warn!(sink = %self.name, error = %error, reason, suppressed, "kafka producer error");
+        }
+    }
+}
+
 /// librdkafka's settings for a sink.
 fn client_config(config: &KafkaConfig, batch_max_events: usize) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -159,33 +218,13 @@ fn client_config(config: &KafkaConfig, batch_max_events: usize) -> ClientConfig 
                 .clamp(16 * 1024, 2 * 1024 * 1024)
                 .to_string(),
         )
-        .set("client.id", "sluice");
-    let tls = config.tls.is_some();
-    let sasl = config.sasl.is_some();
-    c.set(
-        "security.protocol",
-        match (tls, sasl) {
-            (false, false) => "plaintext",
-            (true, false) => "ssl",
-            (false, true) => "sasl_plaintext",
-            (true, true) => "sasl_ssl",
-        },
-    );
-    if let Some(t) = &config.tls {
-        for (key, file) in [
-            ("ssl.ca.location", &t.ca_file),
-            ("ssl.certificate.location", &t.cert_file),
-            ("ssl.key.location", &t.key_file),
-        ] {
-            if let Some(f) = file {
-                c.set(key, f.display().to_string());
-            }
-        }
-    }
-    if let Some(s) = &config.sasl {
-        c.set("sasl.mechanisms", s.mechanism.as_str())
-            .set("sasl.username", &s.username)
-            .set("sasl.password", &s.password);
+        .set("client.id", "sluice")
+        // A connection to every broker, kept up while idle: the statistics
+        // then say whether the cluster is reachable (see `Watch`).
+        .set("enable.sparse.connections", "false")
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+    for (key, value) in kafka_security_settings(config.tls.as_ref(), config.sasl.as_ref()) {
+        c.set(key, value);
     }
     c
 }
