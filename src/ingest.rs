@@ -327,6 +327,10 @@ pub(crate) struct Received {
     /// The receiving listener's zone; `None`: this listener's.
     pub(crate) timezone: Option<chrono_tz::Tz>,
     pub(crate) ack: Option<crate::record::Ack>,
+    /// The join stream within this listener (a Kafka record's topic and
+    /// partition): frames of different streams never join, whatever
+    /// their peers.
+    pub(crate) stream: u64,
 }
 
 /// What became of a frame [`FramePath::frame`] took.
@@ -393,7 +397,7 @@ impl<'a> FramePath<'a> {
         event.id_nonce = origin.identity.map(|(nonce, _)| nonce);
         event.ack = origin.ack;
         if self.count(&event) {
-            self.join(event, now, ready);
+            self.join_on(origin.stream, event, now, ready);
             Fate::Accepted
         } else {
             Fate::Rejected(Box::new(event))
@@ -438,10 +442,15 @@ impl<'a> FramePath<'a> {
     /// An accepted event through the joiner (when the path joins); what is
     /// complete goes to `ready`.
     pub(crate) fn join(&mut self, event: Event, now: Instant, ready: &mut Vec<Event>) {
+        self.join_on(0, event, now, ready);
+    }
+
+    /// [`FramePath::join`] on join stream `stream` ([`Received::stream`]).
+    fn join_on(&mut self, stream: u64, event: Event, now: Instant, ready: &mut Vec<Event>) {
         match &mut self.joiner {
             None => ready.push(event),
             Some(joiner) => {
-                joiner.push(event, now, ready);
+                joiner.push_on(stream, event, now, ready);
                 // Readers take frames before timers (a frame already in hand
                 // may continue an event whose window just passed), so
                 // windows are also checked here.

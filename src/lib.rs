@@ -16,9 +16,10 @@
 //!   connections grow — idle and
 //!   frame timeouts, graceful drain; one tracing span per connection),
 //!   `tls` (the bounded handshake) and `kafka` (a consumer-group member:
-//!   raw envelopes decoded as the edge received them, offsets committed
-//!   only for records whose `record::Ack` every route released;
-//!   backpressure pauses partitions).
+//!   raw envelopes decoded as the edge received them, headers read by
+//!   whole name through librdkafka's C API so no record can panic it,
+//!   offsets committed only for records whose `record::Ack` every route
+//!   released; backpressure pauses partitions).
 //! - `ingest` — the one frame → decode → join path (`FramePath`), shared
 //!   by the listeners' readers, `sluice parse` and the fuzz harness; the
 //!   readers add route → encode → push into the queues.
@@ -32,7 +33,8 @@
 //!   Tests of #22's readings: `lenient_tests.rs`, `lenient_findings_tests.rs`,
 //!   `rfc3164_tests.rs`, `time_tests.rs`.
 //! - `multiline` — joins what log4j split over several frames (stack
-//!   traces, long messages) back into one event.
+//!   traces, long messages) back into one event, per peer and join
+//!   stream (a Kafka record's topic and partition).
 //! - `router` — event → matching routes (a literal prefilter, then the
 //!   candidates' regexes or their faster sequence form).
 //! - `output` — a matched event → a `record::Record`: a line-protocol

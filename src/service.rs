@@ -389,6 +389,15 @@ async fn bind_admin(
     Ok(Some((l, local)))
 }
 
+/// Where a listener reads, in a reload answer: `udp 127.0.0.1:5514`, or
+/// `kafka topics a,b group g` (a consumer binds no address).
+fn listener_where(l: &crate::config::ListenerConfig, local: SocketAddr) -> String {
+    match &l.kafka {
+        Some(k) => format!("kafka {}", k.summary()),
+        None => format!("{} {local}", protocol_name(l.protocol)),
+    }
+}
+
 /// Re-read the config file; on success the new generation is in force
 /// (listeners added, removed or rebound where their address changed) and
 /// returned with a summary; on failure nothing changed.
@@ -423,8 +432,13 @@ async fn reload(
             Some(s) if same_socket(&s.config, l) => {
                 if format!("{:?}", s.config) != format!("{:?}", l) {
                     notes.push(format!(
-                        "listener {}: settings other than its address apply after a restart",
-                        l.name
+                        "listener {}: settings other than {} apply after a restart",
+                        l.name,
+                        if l.kafka.is_some() {
+                            "its consumer's (brokers, topics, group_id, …)"
+                        } else {
+                            "its address"
+                        }
                     ));
                 }
             }
@@ -455,17 +469,17 @@ async fn reload(
             telemetry.forget_listener(&s.config.name);
             notes.push(format!(
                 "listener {} stopped ({})",
-                s.config.name, s.local_addr
+                s.config.name,
+                listener_where(&s.config, s.local_addr)
             ));
         }
         stays
     });
     for b in bound {
         notes.push(format!(
-            "listener {} listening on {} {}",
+            "listener {} listening on {}",
             b.config.name,
-            protocol_name(b.config.protocol),
-            b.local_addr
+            listener_where(&b.config, b.local_addr)
         ));
         serving.push(serve_listener(b, handle, telemetry, shutdown, readers));
     }

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::config::{Config, OutputConfig, Sender, SinkKind};
+use crate::config::{Config, ListenerConfig, ListenerProtocol, OutputConfig, Sender, SinkKind};
 
 /// `writeln!` into the report string (writing to a String cannot fail).
 macro_rules! outln {
@@ -48,38 +48,56 @@ pub(super) fn check(config: Config) -> ExitCode {
     }
 }
 
+/// A listener's first `sluice check` line: where it reads and the
+/// settings its protocol uses (a kafka listener: its consumer's, not the
+/// socket settings it does not take).
+fn listener_line(l: &ListenerConfig) -> String {
+    let settings = match (l.protocol, &l.kafka) {
+        (ListenerProtocol::Udp, _) => format!(
+            "max_frame_bytes {}, receive_buffer_bytes {}, sockets {}, timezone {}",
+            l.max_frame_bytes,
+            l.receive_buffer_bytes
+                .map_or_else(|| "kernel default".to_owned(), |b| b.to_string()),
+            l.sockets,
+            l.decode.timezone
+        ),
+        (ListenerProtocol::Kafka, Some(k)) => {
+            return format!(
+                "listener {}: kafka brokers {} {} (max_frame_bytes {}, max_in_flight {}, commit_interval_ms {}, session_timeout_ms {}, timezone {})",
+                l.name,
+                k.brokers.join(","),
+                k.summary(),
+                l.max_frame_bytes,
+                k.max_in_flight,
+                k.commit_interval.as_millis(),
+                k.session_timeout.as_millis(),
+                l.decode.timezone
+            );
+        }
+        _ => format!(
+            "max_frame_bytes {}, max_connections {}, max_connections_per_peer {}, idle_timeout_secs {}, frame_timeout_secs {}, framing {}, timezone {}",
+            l.max_frame_bytes,
+            l.max_connections,
+            l.max_connections_per_peer
+                .map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
+            l.idle_timeout.as_secs(),
+            l.frame_timeout.as_secs(),
+            l.framing.as_str(),
+            l.decode.timezone
+        ),
+    };
+    format!(
+        "listener {}: {} {} ({settings})",
+        l.name,
+        crate::listener::protocol_name(l.protocol),
+        l.listen,
+    )
+}
+
 /// Each listener with the settings its protocol uses.
 fn describe_listeners(out: &mut String, config: &Config) {
     for l in &config.listeners {
-        // Only the settings this protocol uses.
-        let settings = match l.protocol {
-            crate::config::ListenerProtocol::Udp => format!(
-                "max_frame_bytes {}, receive_buffer_bytes {}, sockets {}, timezone {}",
-                l.max_frame_bytes,
-                l.receive_buffer_bytes
-                    .map_or_else(|| "kernel default".to_owned(), |b| b.to_string()),
-                l.sockets,
-                l.decode.timezone
-            ),
-            _ => format!(
-                "max_frame_bytes {}, max_connections {}, max_connections_per_peer {}, idle_timeout_secs {}, frame_timeout_secs {}, framing {}, timezone {}",
-                l.max_frame_bytes,
-                l.max_connections,
-                l.max_connections_per_peer
-                    .map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
-                l.idle_timeout.as_secs(),
-                l.frame_timeout.as_secs(),
-                l.framing.as_str(),
-                l.decode.timezone
-            ),
-        };
-        outln!(
-            out,
-            "listener {}: {} {} ({settings})",
-            l.name,
-            crate::listener::protocol_name(l.protocol),
-            l.listen,
-        );
+        outln!(out, "{}", listener_line(l));
         let d = &l.decode;
         let mut extras = vec![format!(
             "sender {}",
@@ -107,6 +125,22 @@ fn describe_listeners(out: &mut String, config: &Config) {
             None => extras.push("multiline off".to_owned()),
         }
         outln!(out, "  decode: {}", extras.join(", "));
+        if let Some(k) = &l.kafka {
+            if k.tls.is_some() || k.sasl.is_some() {
+                let mut sec = Vec::new();
+                if k.tls.is_some() {
+                    sec.push("tls".to_owned());
+                }
+                if let Some(sasl) = &k.sasl {
+                    sec.push(format!(
+                        "sasl {} user {}",
+                        sasl.mechanism.as_str(),
+                        sasl.username
+                    ));
+                }
+                outln!(out, "  kafka security: {}", sec.join(", "));
+            }
+        }
         if let Some(t) = &l.tls {
             outln!(
                 out,
@@ -192,12 +226,17 @@ fn describe_routes(out: &mut String, config: &Config) {
         }
         outln!(
             out,
-            "route {}{}: {} → {output} → sink {sink} (queue max_events {}, when_full {})",
+            "route {}{}: {} → {output} → sink {sink} (queue max_events {}, when_full {}{})",
             r.name,
             if r.is_final { " (final)" } else { "" },
             conds.join(", "),
             r.queue.max_events,
-            r.queue.when_full.as_str()
+            r.queue.when_full.as_str(),
+            if r.queue.spill.as_ref().is_some_and(|s| s.durable) {
+                ", durable"
+            } else {
+                ""
+            }
         );
     }
 }
@@ -209,5 +248,39 @@ fn document_name(f: crate::config::DocumentFormat) -> &'static str {
         crate::config::DocumentFormat::Ecs { original: false } => "ecs",
         crate::config::DocumentFormat::Ecs { original: true } => "ecs with event.original",
         crate::config::DocumentFormat::Flume { .. } => "flume",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(text: &str) -> String {
+        let config = Config::from_toml(text, "t.toml").unwrap();
+        let mut out = String::new();
+        describe_listeners(&mut out, &config);
+        describe_routes(&mut out, &config);
+        out
+    }
+
+    /// A kafka listener's line names what it consumes (brokers, topics,
+    /// group) and its consumer settings, none of the socket settings it
+    /// does not take; a durable route says so.
+    #[test]
+    fn a_kafka_listener_and_a_durable_route_are_summed_up_as_configured() {
+        let out = summary(
+            "[[listeners]]\nname = \"from_kafka\"\nprotocol = \"kafka\"\nbrokers = [\"k1:9092\", \"k2:9092\"]\ntopics = [\"syslog.raw\", \"^syslog\\\\..*\"]\ngroup_id = \"indexers\"\n[listeners.sasl]\nusername = \"u\"\npassword = \"p\"\n[[sinks]]\nname = \"f\"\ntype = \"stdout\"\n[[routes]]\nname = \"edge\"\nsink = \"f\"\ndocument = {}\nqueue = { durable = true, max_events = 100 }\n",
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            "listener from_kafka: kafka brokers k1:9092,k2:9092 topics syslog.raw,^syslog\\..* group indexers (max_frame_bytes 65536, max_in_flight 10000, commit_interval_ms 1000, session_timeout_ms 45000, timezone UTC)"
+        );
+        assert_eq!(lines[2], "  kafka security: sasl SCRAM-SHA-512 user u");
+        assert_eq!(
+            lines[3],
+            "route edge: every event → document canonical → sink f (queue max_events 100, when_full drop_newest, durable)"
+        );
+        assert!(!out.contains("max_connections"), "{out}");
     }
 }

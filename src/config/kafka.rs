@@ -189,6 +189,29 @@ impl Template {
     }
 }
 
+/// Kafka's rule for a topic name: 1 to 249 of `[a-zA-Z0-9._-]`, not
+/// `.` or `..`. `Err` says what is wrong with `t`.
+pub(crate) fn topic_name(t: &str) -> Result<(), String> {
+    if let Some(bad) = t
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "{t:?}: {bad:?} is not allowed in a Kafka topic name (letters, digits, . _ -)"
+        ));
+    }
+    if t.is_empty() || t.len() > 249 {
+        return Err(format!(
+            "{t:?}: a Kafka topic name has 1 to 249 characters, not {}",
+            t.len()
+        ));
+    }
+    if t == "." || t == ".." {
+        return Err(format!("{t:?} is not a Kafka topic name"));
+    }
+    Ok(())
+}
+
 /// The default worker batch and librdkafka batch size.
 const DEFAULT_BATCH_EVENTS: usize = 5_000;
 const DEFAULT_BATCH_BYTES: usize = 1024 * 1024;
@@ -201,33 +224,14 @@ impl Validator<'_, '_> {
         raw: RawKafka,
         data_dir: &Path,
     ) -> Result<SinkConfig, ConfigError> {
-        if raw.brokers.is_empty() {
-            return Err(self.err(
-                &at(base, "brokers"),
-                "at least one broker (host:port) is needed",
-            ));
-        }
-        for b in &raw.brokers {
-            let ok = b
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-            if !ok || b.contains(',') {
-                return Err(self.err(&at(base, "brokers"), format!("{b:?} is not host:port")));
-            }
-        }
+        self.brokers(&at(base, "brokers"), &raw.brokers)?;
         let topic = self.template(&at(base, "topic"), &raw.topic)?;
         if topic.constant() == Some("") {
             return Err(self.err(&at(base, "topic"), "must not be empty"));
         }
         if let Some(t) = topic.constant() {
-            if let Some(bad) = t
-                .chars()
-                .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-            {
-                return Err(self.err(
-                    &at(base, "topic"),
-                    format!("{t:?}: {bad:?} is not allowed in a Kafka topic name (letters, digits, . _ -)"),
-                ));
+            if let Err(why) = topic_name(t) {
+                return Err(self.err(&at(base, "topic"), why));
             }
         }
         let key = raw
@@ -299,6 +303,27 @@ impl Validator<'_, '_> {
                 sasl,
             })),
         })
+    }
+
+    /// Bootstrap brokers (a Kafka sink's or listener's `brokers` at
+    /// `path`): at least one, each `host:port` with a port 1–65535.
+    pub(super) fn brokers(&self, path: &[Seg], brokers: &[String]) -> Result<(), ConfigError> {
+        if brokers.is_empty() {
+            return Err(self.err(path, "at least one broker (host:port) is needed"));
+        }
+        for b in brokers {
+            let ok = b.rsplit_once(':').is_some_and(|(h, p)| {
+                !h.is_empty()
+                    && !h.contains(|c: char| c == ',' || c.is_whitespace())
+                    && !p.is_empty()
+                    && p.bytes().all(|d| d.is_ascii_digit())
+                    && p.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if !ok {
+                return Err(self.err(path, format!("{b:?} is not host:port (a port 1-65535)")));
+            }
+        }
+        Ok(())
     }
 
     /// `[sinks.tls]` (files must be readable) and `[sinks.sasl]`.

@@ -30,6 +30,14 @@ pub struct KafkaSource {
     pub sasl: Option<KafkaSasl>,
 }
 
+impl KafkaSource {
+    /// What the consumer reads, for `sluice check` and reload answers:
+    /// `topics a,b group g`.
+    pub fn summary(&self) -> String {
+        format!("topics {} group {}", self.topics.join(","), self.group_id)
+    }
+}
+
 /// The keys only a Kafka listener takes, and whether `l` sets each (a
 /// listener of another protocol must set none).
 fn kafka_keys(l: &RawListener) -> [(&'static str, bool); 8] {
@@ -77,13 +85,12 @@ impl Validator<'_, '_> {
             frame_keys,
             "a kafka listener takes no socket or framing settings: records are frames already",
         )?;
-        let list = |k: &str, v: Option<Vec<String>>| match v {
-            Some(v) if !v.is_empty() && v.iter().all(|s| !s.trim().is_empty()) => Ok(v),
-            Some(_) => Err(self.err(&at(base, k), "must list at least one, none empty")),
-            None => Err(self.err(&at(base, k), "missing: a kafka listener needs it")),
-        };
-        let brokers = list("brokers", raw.brokers.take())?;
-        let topics = list("topics", raw.topics.take())?;
+        let brokers = raw
+            .brokers
+            .take()
+            .ok_or_else(|| self.err(&at(base, "brokers"), "missing: a kafka listener needs it"))?;
+        self.brokers(&at(base, "brokers"), &brokers)?;
+        let topics = self.topics(base, raw.topics.take())?;
         let group_id = match raw.group_id.take() {
             Some(g) if !g.trim().is_empty() => g,
             Some(_) => return Err(self.err(&at(base, "group_id"), "must not be empty")),
@@ -165,6 +172,40 @@ impl Validator<'_, '_> {
     }
 }
 
+impl Validator<'_, '_> {
+    /// `topics`: at least one, each a Kafka topic name, or a regular
+    /// expression (`^…`: librdkafka subscribes to every topic it matches).
+    fn topics(
+        &self,
+        base: &[Seg],
+        topics: Option<Vec<String>>,
+    ) -> Result<Vec<String>, ConfigError> {
+        let Some(topics) = topics else {
+            return Err(self.err(&at(base, "topics"), "missing: a kafka listener needs it"));
+        };
+        if topics.is_empty() {
+            return Err(self.err(&at(base, "topics"), "must list at least one topic"));
+        }
+        for (i, t) in topics.iter().enumerate() {
+            let mut path = at(base, "topics");
+            path.push(Seg::Index(i));
+            let checked = if t.starts_with('^') {
+                regex::Regex::new(t).map(drop).map_err(|e| {
+                    format!(
+                        "{t:?}: invalid regex (a topic starting with ^ subscribes by pattern): {e}"
+                    )
+                })
+            } else {
+                topic_name(t)
+            };
+            if let Err(why) = checked {
+                return Err(self.err(&path, why));
+            }
+        }
+        Ok(topics)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +274,119 @@ mod tests {
             e.contains("listeners[0].listen") && e.contains("missing"),
             "{e}"
         );
+    }
+
+    fn err(text: &str) -> String {
+        Config::from_toml(text, "t.toml").unwrap_err().to_string()
+    }
+
+    /// A kafka listener at line 1 of `t.toml`, with `extra` after its keys
+    /// (from line 6).
+    fn kafka_listener(brokers: &str, topics: &str, extra: &str) -> String {
+        format!(
+            "[[listeners]]\nname = \"k\"\nprotocol = \"kafka\"\nbrokers = {brokers}\ntopics = {topics}\ngroup_id = \"g\"\n{extra}\n[[sinks]]\nname = \"f\"\ntype = \"stdout\"\n[default_route]\nsink = \"f\"\ndocument = {{}}\n"
+        )
+    }
+
+    /// A kafka listener's brokers are checked as a Kafka sink's are (one
+    /// function), and its topics as Kafka checks topic names; a `^` topic is
+    /// a regular expression and must compile.
+    #[test]
+    fn kafka_listener_brokers_and_topics_are_checked_like_kafka_does() {
+        let ok = kafka_listener(
+            r#"["[::1]:9092", "k1:1"]"#,
+            r#"["a.B_c-9", "^syslog\\..*"]"#,
+            "",
+        );
+        let c = Config::from_toml(&ok, "t.toml").unwrap();
+        let k = c.listeners[0].kafka.as_deref().unwrap();
+        assert_eq!(k.topics, ["a.B_c-9", r"^syslog\..*"]);
+        let long = "t".repeat(250);
+        for (brokers, topics, want) in [
+            (
+                r#"["nohostport"]"#,
+                r#"["t"]"#,
+                "t.toml:4:1: listeners[0].brokers: \"nohostport\" is not host:port (a port 1-65535)",
+            ),
+            (
+                r#"["127.0.0.1:99999"]"#,
+                r#"["t"]"#,
+                "t.toml:4:1: listeners[0].brokers: \"127.0.0.1:99999\" is not host:port (a port 1-65535)",
+            ),
+            (
+                r#"["b:0"]"#,
+                r#"["t"]"#,
+                "t.toml:4:1: listeners[0].brokers: \"b:0\" is not host:port (a port 1-65535)",
+            ),
+            (
+                r#"["b:+92"]"#,
+                r#"["t"]"#,
+                "t.toml:4:1: listeners[0].brokers: \"b:+92\" is not host:port (a port 1-65535)",
+            ),
+            (
+                r#"[]"#,
+                r#"["t"]"#,
+                "t.toml:4:1: listeners[0].brokers: at least one broker (host:port) is needed",
+            ),
+            (
+                r#"["b:9092"]"#,
+                r#"["ok", "bad topic!"]"#,
+                "t.toml:5:1: listeners[0].topics[1]: \"bad topic!\": ' ' is not allowed in a Kafka topic name (letters, digits, . _ -)",
+            ),
+            (
+                r#"["b:9092"]"#,
+                r#"[".."]"#,
+                "t.toml:5:1: listeners[0].topics[0]: \"..\" is not a Kafka topic name",
+            ),
+            (
+                r#"["b:9092"]"#,
+                &format!("[\"{long}\"]"),
+                &format!(
+                    "t.toml:5:1: listeners[0].topics[0]: \"{long}\": a Kafka topic name has 1 to 249 characters, not 250"
+                ),
+            ),
+            (
+                r#"["b:9092"]"#,
+                r#"["^(unclosed"]"#,
+                "t.toml:5:1: listeners[0].topics[0]: \"^(unclosed\": invalid regex (a topic starting with ^ subscribes by pattern)",
+            ),
+        ] {
+            let e = err(&kafka_listener(brokers, topics, ""));
+            assert!(
+                e.starts_with(want),
+                "{brokers} {topics}:\n got {e}\nwant {want}"
+            );
+        }
+    }
+
+    /// Socket keys a kafka listener does not take are refused, naming the key.
+    #[test]
+    fn kafka_listener_refuses_socket_keys_naming_them() {
+        let why =
+            "a kafka listener takes no socket or framing settings: records are frames already";
+        for (extra, key) in [
+            ("listen_backlog = 5", "listen_backlog"),
+            ("max_connections = 5", "max_connections"),
+            ("idle_timeout_secs = 5", "idle_timeout_secs"),
+            ("frame_timeout_secs = 5", "frame_timeout_secs"),
+            ("max_connections_per_peer = 5", "max_connections_per_peer"),
+            ("framing = \"lf\"", "framing"),
+            ("receive_buffer_bytes = 4096", "receive_buffer_bytes"),
+            ("sockets = 2", "sockets"),
+            ("allow = [\"10.0.0.0/8\"]", "allow"),
+            (
+                "[listeners.tls]\ncert_file = \"c\"\nkey_file = \"k\"",
+                "tls",
+            ),
+        ] {
+            let e = err(&kafka_listener(r#"["b:9092"]"#, r#"["t"]"#, extra));
+            // A table is located at its name in the header.
+            let col = if key == "tls" { 12 } else { 1 };
+            assert_eq!(
+                e,
+                format!("t.toml:7:{col}: listeners[0].{key}: {why}"),
+                "{extra}"
+            );
+        }
     }
 }

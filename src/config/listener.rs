@@ -229,6 +229,7 @@ impl Validator<'_, '_> {
                 "max_connections_per_peer",
                 l.max_connections_per_peer.is_some(),
             ),
+            ("listen_backlog", l.listen_backlog.is_some()),
             ("framing", l.framing.is_some()),
             ("tls", l.tls.is_some()),
             ("receive_buffer_bytes", l.receive_buffer_bytes.is_some()),

@@ -55,10 +55,16 @@ enum Continuation {
 }
 
 fn classify(event: &Event) -> Continuation {
-    if event.facility.is_none() {
-        return Continuation::Bare;
-    }
     let m = event.message();
+    if event.facility.is_none() {
+        // An empty frame continues nothing: appended, it would add only
+        // a line end to another event.
+        return if m.is_empty() {
+            Continuation::No
+        } else {
+            Continuation::Bare
+        };
+    }
     if m.starts_with("...") {
         Continuation::SplitPart
     } else if m.starts_with("    ") || m.starts_with('\t') || m.starts_with("Caused by: ") {
@@ -91,9 +97,11 @@ fn is_exception_header(m: &str) -> bool {
             || class.ends_with("Throwable"))
 }
 
-/// Who sent a frame: its peer. A peer has at most one pending event (an
+/// Who sent a frame: the stream it came on within the listener (a Kafka
+/// record's topic and partition; 0 on the socket listeners) and its peer.
+/// Frames join only within one; each has at most one pending event (an
 /// event that does not continue it emits it first).
-type Peer = Option<SocketAddr>;
+type Peer = (u64, Option<SocketAddr>);
 
 struct Pending {
     peer: Peer,
@@ -308,8 +316,19 @@ impl Joiner {
     }
 
     /// Take one decoded event; completed events are appended to `out`.
-    pub fn push(&mut self, mut event: Event, now: Instant, out: &mut Vec<Event>) {
-        let peer = event.peer;
+    pub fn push(&mut self, event: Event, now: Instant, out: &mut Vec<Event>) {
+        self.push_on(0, event, now, out);
+    }
+
+    /// [`Joiner::push`] for an event of join stream `stream` (see [`Peer`]).
+    pub(crate) fn push_on(
+        &mut self,
+        stream: u64,
+        mut event: Event,
+        now: Instant,
+        out: &mut Vec<Event>,
+    ) {
+        let peer = (stream, event.peer);
         let pri = event.pri();
         let kind = classify(&event);
         let target = self.pending.get(peer).filter(|p| match kind {

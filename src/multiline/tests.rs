@@ -333,7 +333,7 @@ fn many_senders_expire_each_at_its_own_deadline() {
 #[test]
 fn the_store_finds_each_peer_scanned_or_indexed() {
     let mut store = Store::default();
-    let peer = |n: u16| Some(SocketAddr::from(([127, 0, 0, 1], n)));
+    let peer = |n: u16| (0, Some(SocketAddr::from(([127, 0, 0, 1], n))));
     for n in 1..=40u16 {
         let event = ev(n, "<14>x");
         store.insert(Pending {
@@ -410,4 +410,65 @@ fn exception_headers_are_recognised_by_shape() {
     );
     j.close(&mut out);
     assert_eq!(out[0].message(), "java.lang.IllegalStateException: boom");
+}
+
+/// Frames join only within one stream (a Kafka record's topic and
+/// partition): plain Kafka records, all without a peer, joined across
+/// partitions when the peer alone was the key.
+#[test]
+fn streams_do_not_join_each_other() {
+    let mut j = joiner();
+    let now = Instant::now();
+    let mut out = Vec::new();
+    let plain = |frame: &str| {
+        decode(
+            Bytes::copy_from_slice(frame.as_bytes()),
+            None,
+            0,
+            &DecodeOptions::default(),
+        )
+    };
+    j.push_on(
+        1,
+        plain("<187>error java.lang.IllegalStateException: boom"),
+        now,
+        &mut out,
+    );
+    j.push_on(
+        2,
+        plain("\tat com.tenantB.Secret.run(Secret.java:1)"),
+        now,
+        &mut out,
+    );
+    j.push_on(
+        1,
+        plain("\tat com.tenantA.Own.run(Own.java:2)"),
+        now,
+        &mut out,
+    );
+    j.close(&mut out);
+    let mut messages: Vec<&str> = out.iter().map(Event::message).collect();
+    messages.sort_unstable();
+    assert_eq!(
+        messages,
+        [
+            "\tat com.tenantB.Secret.run(Secret.java:1)",
+            "error java.lang.IllegalStateException: boom\n\tat com.tenantA.Own.run(Own.java:2)",
+        ]
+    );
+}
+
+/// An empty frame (an empty datagram, an octet-counted `0 `, a Kafka
+/// record with an empty value) continues nothing: it is an event of its
+/// own, after the peer's pending one, never a line end appended to it.
+#[test]
+fn an_empty_frame_is_not_a_continuation() {
+    let mut j = joiner();
+    let now = Instant::now();
+    let mut out = Vec::new();
+    j.push(ev(1, "<187>error"), now, &mut out);
+    j.push(ev(1, ""), now, &mut out);
+    j.close(&mut out);
+    let messages: Vec<&str> = out.iter().map(Event::message).collect();
+    assert_eq!(messages, ["error", ""]);
 }

@@ -16,6 +16,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use crate::util::kafka::shared;
 use crate::util::*;
 
+mod hostile;
+
 const NONCE: u64 = 0x5eed_0000_0000_0001;
 /// 2026-03-07T12:00:00Z: an RFC 3164 `Mar  7` stamp gets this year.
 const RECEIVED: i64 = 1_772_884_800_000_000_000;

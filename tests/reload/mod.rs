@@ -215,3 +215,59 @@ fn reload_rebinds_only_listeners_whose_address_changed() {
     drop(conn);
     assert!(s.stop().success());
 }
+
+/// A reload that changes a kafka listener's consumer settings (here its
+/// group_id) restarts the consumer at once, and the answer says which
+/// topics and group stopped and started (a consumer binds no address);
+/// a change of its other settings applies after a restart, as the answer
+/// says. No broker is needed: the consumer is made at bind time and only
+/// then reaches for the (closed) broker port.
+#[test]
+fn reload_restarts_a_kafka_listener_whose_consumer_settings_changed() {
+    // A port nothing listens on: the consumer never reaches a broker.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let kafka = |group: &str, timezone: &str| {
+        config(
+            &format!(
+                "[[listeners]]\nname = \"from_kafka\"\nprotocol = \"kafka\"\nbrokers = [\"{closed}\"]\ntopics = [\"syslog.raw\", \"more\"]\ngroup_id = \"{group}\"\ntimezone = \"{timezone}\"\n"
+            ),
+            EVENTS_ROUTE,
+        )
+    };
+    let mut s = Sluice::start(&kafka("g1", "UTC"));
+    let admin: SocketAddr = s.ready["admin"].as_str().unwrap().parse().unwrap();
+    let reload = |text: &str| {
+        std::fs::write(s.path("sluice.toml"), text).unwrap();
+        let (status, body) = http(admin, "POST", "/reload", b"");
+        assert_eq!(status, 200, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+        answer["summary"].as_str().unwrap().to_owned()
+    };
+    let summary = reload(&kafka("g2", "UTC"));
+    println!("group_id changed: {summary}");
+    assert!(
+        summary.contains("listener from_kafka stopped (kafka topics syslog.raw,more group g1)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("listener from_kafka listening on kafka topics syslog.raw,more group g2"),
+        "{summary}"
+    );
+    assert!(!summary.contains("0.0.0.0:0"), "{summary}");
+    let summary = reload(&kafka("g2", "Europe/Berlin"));
+    println!("timezone changed: {summary}");
+    assert!(
+        summary.contains(
+            "listener from_kafka: settings other than its consumer's (brokers, topics, group_id, …) apply after a restart"
+        ),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains("listener from_kafka stopped"),
+        "{summary}"
+    );
+    assert!(s.stop().success());
+}

@@ -281,6 +281,8 @@ struct Held {
     topic: Arc<str>,
     partition: i32,
     offset: i64,
+    /// Its join stream: topic and partition ([`Received::stream`]).
+    stream: u64,
     what: Result<(Bytes, Option<envelope::Envelope>), KafkaDrop>,
 }
 
@@ -516,6 +518,7 @@ impl Poller {
                                 // stamps in UTC (the sink writes any other).
                                 timezone: Some(e.timezone.unwrap_or(chrono_tz::Tz::UTC)),
                                 ack: Some(ack),
+                                stream: h.stream,
                             }
                         }
                         None => {
@@ -526,6 +529,7 @@ impl Poller {
                                 identity: None,
                                 timezone: None,
                                 ack: Some(ack),
+                                stream: h.stream,
                             }
                         }
                     };
@@ -570,23 +574,30 @@ fn hold(
     max_frame_bytes: usize,
     msg: &rdkafka::message::BorrowedMessage<'_>,
 ) -> Held {
-    let topic = match topics.iter().find(|t| ***t == *msg.topic()) {
-        Some(t) => t.clone(),
+    // Not `msg.topic()` nor `msg.headers()`: rdkafka panics on a name
+    // that is not UTF-8 (see `envelope`).
+    let name = String::from_utf8_lossy(envelope::topic(msg));
+    let (at, topic) = match topics.iter().enumerate().find(|(_, t)| ***t == *name) {
+        Some((at, t)) => (at, t.clone()),
         None => {
-            let t: Arc<str> = Arc::from(msg.topic());
+            let t: Arc<str> = Arc::from(name);
             topics.push(t.clone());
-            t
+            (topics.len() - 1, t)
         }
     };
     let what = match msg.payload() {
         None => Err(KafkaDrop::NoValue),
         Some(p) if p.len() > max_frame_bytes => Err(KafkaDrop::Oversized),
-        Some(p) => envelope::parse(msg.headers()).map(|e| (Bytes::copy_from_slice(p), e)),
+        Some(p) => {
+            envelope::parse(envelope::headers(msg).as_ref()).map(|e| (Bytes::copy_from_slice(p), e))
+        }
     };
+    let partition = msg.partition();
     Held {
         topic,
-        partition: msg.partition(),
+        partition,
         offset: msg.offset(),
+        stream: (at as u64) << 32 | u64::from(partition as u32),
         what,
     }
 }
