@@ -409,10 +409,7 @@ async fn connection<S: AsyncRead + Unpin + Plain>(
     // do not keep a connection open.
     let mut last_frame = Instant::now();
     loop {
-        let open = config
-            .max_connections
-            .saturating_sub(permits.available_permits());
-        let want = read_size(open);
+        let want = read_size(open_connections(config, permits));
         let deadline = reader.deadline();
         // A stream without delimiters (log4j2 newLine=false) holds its last
         // message until the next one starts: emit it once the sender pauses.
@@ -482,7 +479,13 @@ async fn connection<S: AsyncRead + Unpin + Plain>(
         .await;
         reader.end_of_batch().await;
         drop(turn);
-        keep_partial(&mut buf, want);
+        // Counted again: `want` was taken before the wait, and a connection
+        // that began while its listener's first connections were opening
+        // would keep a full buffer (and staging) through its next wait.
+        if read_size(open_connections(config, permits)) < READ_CHUNK {
+            keep_partial(&mut buf);
+            reader.release_staging();
+        }
         // A frame that ended in this read: the one left in progress (if
         // any) began in it too.
         frame_started = match frame_started {
@@ -501,20 +504,26 @@ async fn connection<S: AsyncRead + Unpin + Plain>(
     reader.close().await;
 }
 
-/// With more connections open than keep a full read buffer (`want` under
+/// Connections of the listener open now (its permits in use).
+fn open_connections(config: &ListenerConfig, permits: &Semaphore) -> usize {
+    config
+        .max_connections
+        .saturating_sub(permits.available_permits())
+}
+
+/// With more connections open than keep a full read buffer ([`read_size`] under
 /// [`READ_CHUNK`]), the read's buffer goes back and the connection keeps
 /// only what is left of a frame, copied: the buffer's spare capacity does
 /// not say how large an allocation it holds (after the frames are split
 /// off it is a tail of the 64 KiB read; keeping it, 1,000 connections
-/// peaked at 243 MiB of RSS).
-fn keep_partial(buf: &mut BytesMut, want: usize) {
-    if want < READ_CHUNK {
-        *buf = if buf.is_empty() {
-            BytesMut::new()
-        } else {
-            BytesMut::from(&buf[..])
-        };
-    }
+/// peaked at 243 MiB of RSS). The reader's staging lists go back too
+/// ([`Reader::release_staging`]).
+fn keep_partial(buf: &mut BytesMut) {
+    *buf = if buf.is_empty() {
+        BytesMut::new()
+    } else {
+        BytesMut::from(&buf[..])
+    };
 }
 
 /// Count how a wait for bytes ended; `true` when the connection is done
