@@ -19,7 +19,10 @@
 //!   raw envelopes decoded as the edge received them, headers read by
 //!   whole name through librdkafka's C API so no record can panic it,
 //!   offsets committed only for records whose `record::Ack` every route
-//!   released; backpressure pauses partitions).
+//!   released; backpressure pauses partitions: at `max_in_flight`, or all
+//!   of them once the pipeline has taken nothing for a second; offsets
+//!   that go back are a reset, read on and counted; paused partitions'
+//!   lag asked of the broker).
 //! - `ingest` — the one frame → decode → join path (`FramePath`), shared
 //!   by the listeners' readers, `sluice parse` and the fuzz harness; the
 //!   readers add route → encode → push into the queues.
@@ -50,14 +53,16 @@
 //!   report is in; idle, its broker statistics feed `/health`); the
 //!   shared HTTP transport and node failover (`sinks::http`), typed
 //!   errors (`sinks::error`: retryable, permanent, or held until an
-//!   operator acts) and retry policy (`sinks::retry`). Sinks
+//!   operator acts) and `Retry-After` / status reading (`sinks::retry`;
+//!   the `RetryPolicy` is config's, built once per sink). Sinks
 //!   never import the queue: the worker drives them through
 //!   `sinks::Deliver`.
 //!
 //! Foundations every stage may import (they import no stage): `config`
 //! (strict TOML, errors with file:line:key; one file per section; it holds
 //! the settings the stages run with — decode options, framing, multi-line,
-//! TLS certificates loaded, route patterns compiled, and the librdkafka
+//! TLS certificates loaded, route patterns compiled, each sink's
+//! `RetryPolicy` with its defaults (`config/retry.rs`), and the librdkafka
 //! security settings both Kafka clients set), `grok` (the pattern
 //! library), `telemetry` (the Prometheus registry, metric families and the
 //! labels stages count by, and the `/health` state sinks and listeners
@@ -69,9 +74,11 @@
 //! Around them, the orchestrators: `service` (`sluice run`: wiring and
 //! graceful shutdown), `reload` (reload requests and how a burst is
 //! coalesced), `admin` (the admin HTTP server: `/metrics`, `/health`,
-//! `POST /reload`) and `cli` (the subcommands; `cli/parse.rs` is
+//! `POST /reload`), `cli` (the subcommands; `cli/parse.rs` is
 //! `sluice parse`; `main.rs` only sets up the allocator and calls
-//! `cli::main`). The load tool `syslog-blaster` is a binary of its own
+//! `cli::main`), `fuzz_harness` (the fuzz target's body, in the library so
+//! `cargo test` replays the inputs it once crashed on) and `testing`
+//! (below). The load tool `syslog-blaster` is a binary of its own
 //! (`src/bin/syslog-blaster/`), not part of the library.
 //!
 //! Every room is `pub(crate)`: the crate's only public items are

@@ -104,9 +104,6 @@ pub struct KafkaConfig {
     /// The largest record the producer sends (`message.max.bytes`);
     /// larger ones are refused for good (dead-lettered).
     pub max_message_bytes: usize,
-    pub max_retries: u32,
-    pub max_retry_time: Duration,
-    pub max_backoff: Duration,
     pub dead_letter: Option<PathBuf>,
     pub tls: Option<KafkaTls>,
     pub sasl: Option<KafkaSasl>,
@@ -275,10 +272,19 @@ impl Validator<'_, '_> {
         }
         let (tls, sasl) = self.kafka_security(base, raw.tls, raw.sasl)?;
         let dead_letter = Some(self.dead_letter(&raw.name, raw.dead_letter_path, data_dir));
+        // Retried until delivered unless limited: an unreachable broker
+        // holds the queue (whose when_full decides), it is never a drop of
+        // the sink's own.
+        let retry = RetryPolicy::kafka(
+            raw.max_retries,
+            raw.max_retry_secs,
+            self.max_backoff(base, raw.max_backoff_secs)?,
+        );
         Ok(SinkConfig {
             name: raw.name,
             batch_max_events,
             linger: Duration::from_millis(linger_ms),
+            retry,
             kind: SinkKind::Kafka(Box::new(KafkaConfig {
                 brokers: raw.brokers,
                 topic,
@@ -290,14 +296,6 @@ impl Validator<'_, '_> {
                 batch_max_bytes,
                 message_timeout: Duration::from_secs(timeout_secs),
                 max_message_bytes,
-                // Retried until delivered unless limited: an unreachable
-                // broker holds the queue (whose when_full decides), it is
-                // never a drop of the sink's own.
-                max_retries: raw.max_retries.unwrap_or(u32::MAX),
-                max_retry_time: Duration::from_secs(
-                    raw.max_retry_secs.unwrap_or(100 * 365 * 24 * 3600),
-                ),
-                max_backoff: self.max_backoff(base, raw.max_backoff_secs)?,
                 dead_letter,
                 tls,
                 sasl,
@@ -458,7 +456,7 @@ mod tests {
         assert_eq!(k.payload, KafkaPayload::Raw);
         assert_eq!(k.acks, super::KafkaAcks::All);
         assert!(k.idempotent);
-        assert_eq!(k.max_retries, u32::MAX);
+        assert_eq!(c.sinks[0].retry.max_attempts, u32::MAX);
         assert_eq!(
             k.topic.parts,
             vec![TemplatePart::Text("syslog.".into()), TemplatePart::Route]

@@ -40,6 +40,7 @@ mod metric;
 mod names;
 mod queue;
 mod raw;
+mod retry;
 mod route;
 mod sink;
 #[cfg(test)]
@@ -60,6 +61,7 @@ pub use listener::*;
 pub use metric::*;
 pub(crate) use names::{facility_name, severity_name};
 pub use queue::*;
+pub(crate) use retry::RetryPolicy;
 pub use route::*;
 pub use sink::*;
 pub(crate) use tls::ListenerTls;

@@ -15,6 +15,9 @@ pub struct SinkConfig {
     pub kind: SinkKind,
     pub batch_max_events: usize,
     pub linger: Duration,
+    /// How the worker retries a batch, and the sink part of one: from
+    /// the sink's retry keys, validated once.
+    pub(crate) retry: RetryPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -54,13 +57,6 @@ pub struct HttpSinkConfig {
     pub batch_max_bytes: usize,
     pub gzip: bool,
     pub timeout: Duration,
-    pub max_retries: u32,
-    /// Give up on a batch (InfluxDB) or on items (Elasticsearch, then
-    /// they are dead-lettered) after retrying this long.
-    pub max_retry_time: Duration,
-    /// The longest wait between two tries, whatever asked for more
-    /// (`Retry-After` included).
-    pub max_backoff: Duration,
     /// Where refused records go, one JSON object per line with the reason.
     pub dead_letter: Option<PathBuf>,
     /// PEM file of the CA(s) that sign the server's HTTPS certificate, in
@@ -265,6 +261,7 @@ impl Validator<'_, '_> {
                 },
                 batch_max_events: self.batch(base, batch_max_events, 10_000)?,
                 linger: Duration::from_millis(linger_ms.unwrap_or(0)),
+                retry: RetryPolicy::local(),
             },
             RawSink::Stdout {
                 name,
@@ -275,6 +272,7 @@ impl Validator<'_, '_> {
                 kind: SinkKind::Stdout,
                 batch_max_events: self.batch(base, batch_max_events, 1_000)?,
                 linger: Duration::from_millis(linger_ms.unwrap_or(0)),
+                retry: RetryPolicy::local(),
             },
             RawSink::Influxdb(raw) => self.influxdb(base, raw, data_dir)?,
             RawSink::Elasticsearch(raw) => self.elasticsearch(base, raw, data_dir)?,
@@ -487,17 +485,20 @@ impl Validator<'_, '_> {
             batch_max_bytes: raw.batch_max_bytes.unwrap_or(raw.default_batch_bytes),
             gzip: raw.gzip.unwrap_or(true),
             timeout: Duration::from_secs(raw.timeout_secs.unwrap_or(raw.default_timeout_secs)),
-            max_retries: raw.max_retries.unwrap_or(1_000),
-            max_retry_time: Duration::from_secs(raw.max_retry_secs.unwrap_or(600)),
-            max_backoff: self.max_backoff(base, raw.max_backoff_secs)?,
             dead_letter: raw.dead_letter,
             ca_file: raw.ca_file.map(|f| self.resolve(f)),
         };
+        let retry = RetryPolicy::http(
+            raw.max_retries,
+            raw.max_retry_secs,
+            self.max_backoff(base, raw.max_backoff_secs)?,
+        );
         Ok(SinkConfig {
             name,
             batch_max_events,
             linger: Duration::from_millis(raw.linger_ms.unwrap_or(DEFAULT_HTTP_LINGER_MS)),
             kind: kind(http),
+            retry,
         })
     }
 

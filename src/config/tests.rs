@@ -29,10 +29,7 @@ fn max_backoff_secs_defaults_to_30_and_is_at_least_1() {
             "[[listeners]]\nname = \"u\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:0\"\n[[sinks]]\nname = \"es\"\ntype = \"elasticsearch\"\nurls = [\"http://es:9200\"]\nindex = \"i\"\n{extra}[[routes]]\nname = \"r\"\nsink = \"es\"\ndocument = {{}}\n"
         )
     };
-    let backoff = |c: &Config| match &c.sinks[0].kind {
-        SinkKind::Elasticsearch(e) => e.http.max_backoff,
-        _ => unreachable!(),
-    };
+    let backoff = |c: &Config| c.sinks[0].retry.max_wait;
     let c = Config::from_toml(&sink(""), "t.toml").unwrap();
     assert_eq!(backoff(&c), Duration::from_secs(DEFAULT_MAX_BACKOFF_SECS));
     let c = Config::from_toml(&sink("max_backoff_secs = 2\n"), "t.toml").unwrap();

@@ -17,7 +17,7 @@ use crate::sinks::{Deliver, RetryPolicy, SinkError};
 use crate::telemetry::SinkMetrics;
 
 /// Drain `queue` into `sink` until the queue is closed and empty; retries
-/// follow the policy of the sink's config ([`RetryPolicy::for_sink`]).
+/// follow the policy of the sink's config ([`SinkConfig::retry`]).
 pub(crate) async fn run_worker<S: Deliver>(
     route: String,
     queue: Arc<RouteQueue>,
@@ -25,7 +25,7 @@ pub(crate) async fn run_worker<S: Deliver>(
     config: SinkConfig,
     metrics: SinkMetrics,
 ) {
-    let retry = RetryPolicy::for_sink(&config.kind);
+    let retry = config.retry;
     let mut batch = Vec::with_capacity(config.batch_max_events.min(65_536));
     // One retry warning per 10 s per worker; /metrics counts every retry.
     let retry_log = LogLimiter::new(10_000);
@@ -303,6 +303,7 @@ mod tests {
             kind: SinkKind::Stdout,
             batch_max_events: 10,
             linger: Duration::ZERO,
+            retry: RetryPolicy::local(),
         };
         let telemetry = crate::telemetry::Telemetry::new();
         let metrics = telemetry.sink("s", "r");
@@ -404,6 +405,7 @@ mod start_up_tests {
             kind: SinkKind::Stdout,
             batch_max_events: 100,
             linger: Duration::ZERO,
+            retry: RetryPolicy::local(),
         }
     }
 

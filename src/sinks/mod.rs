@@ -105,16 +105,19 @@ impl Sink {
                     sink: config.name.clone(),
                     source,
                 }),
-            SinkKind::Elasticsearch(c) => ElasticsearchSink::open(&config.name, c, requests)
-                .map(|s| Sink::Elasticsearch(Box::new(s)))
-                .map_err(|source| SinkOpenError::Setup {
-                    sink: config.name.clone(),
-                    source,
-                }),
+            SinkKind::Elasticsearch(c) => {
+                ElasticsearchSink::open(&config.name, c, config.retry, requests)
+                    .map(|s| Sink::Elasticsearch(Box::new(s)))
+                    .map_err(|source| SinkOpenError::Setup {
+                        sink: config.name.clone(),
+                        source,
+                    })
+            }
             SinkKind::Kafka(c) => KafkaSink::open(
                 &config.name,
                 c,
                 config.batch_max_events,
+                config.retry,
                 requests,
                 telemetry.kafka(&config.name),
                 telemetry.sink_degraded(&config.name),

@@ -1,6 +1,7 @@
-//! How a sink's worker retries: the [`RetryPolicy`] of a sink's config
-//! (attempts, retry time, backoff with full jitter, the longest wait) and
-//! a server's `Retry-After`.
+//! How a sink's answer asks to be retried: a server's `Retry-After` and
+//! the [`classify`]ing of statuses. The [`RetryPolicy`] (attempts, retry
+//! time, backoff with full jitter, the longest wait) is the sink's
+//! validated config's.
 
 use std::time::Duration;
 
@@ -87,96 +88,8 @@ pub(crate) fn classify(
     }
 }
 
-/// How a worker retries a batch: until `max_attempts` or `max_elapsed`,
-/// whichever comes first.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RetryPolicy {
-    pub max_attempts: u32,
-    pub max_elapsed: Duration,
-    pub initial_backoff: Duration,
-    /// Where the exponential backoff stops growing.
-    pub max_backoff: Duration,
-    /// The longest wait between two tries, whatever asked for more: the
-    /// sink's `max_backoff_secs`. A server's `Retry-After` is honoured up
-    /// to it.
-    pub max_wait: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 8,
-            max_elapsed: Duration::from_secs(60),
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(10),
-            max_wait: Duration::from_secs(crate::config::DEFAULT_MAX_BACKOFF_SECS),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The policy of a sink's config: HTTP sinks retry for a long time
-    /// (the queue absorbs new data meanwhile), local ones briefly.
-    pub(crate) fn for_sink(kind: &crate::config::SinkKind) -> RetryPolicy {
-        match kind {
-            crate::config::SinkKind::Influxdb(crate::config::InfluxConfig { http, .. })
-            | crate::config::SinkKind::Elasticsearch(crate::config::ElasticsearchConfig {
-                http,
-                ..
-            }) => RetryPolicy {
-                max_attempts: http.max_retries.max(1),
-                max_elapsed: http.max_retry_time,
-                initial_backoff: Duration::from_millis(200),
-                max_backoff: Duration::from_secs(5),
-                max_wait: http.max_backoff,
-            },
-            _ => RetryPolicy::default(),
-        }
-    }
-
-    /// How long to wait before try `attempt + 1`, `elapsed` into the
-    /// retries: the backoff, or longer when the server asked
-    /// (`retry_after`), but never more than `max_wait` nor past the end of
-    /// the retry time (`max_elapsed`: the last try is made when it ends,
-    /// not after a wait beyond it).
-    pub(crate) fn wait(
-        &self,
-        attempt: u32,
-        retry_after: Option<Duration>,
-        elapsed: Duration,
-    ) -> Duration {
-        self.backoff(attempt)
-            .max(retry_after.unwrap_or_default())
-            .min(self.max_wait)
-            .min(self.max_elapsed.saturating_sub(elapsed))
-    }
-
-    /// Full jitter: a random wait in [0, min(max, initial·2^attempt)].
-    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        let cap = self
-            .initial_backoff
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max_backoff);
-        let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(if nanos == 0 {
-            0
-        } else {
-            jitter() % (nanos + 1)
-        })
-    }
-}
-
-/// A cheap pseudo-random number (jitter only, not security).
-fn jitter() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
-    );
-    h.finish()
-}
+/// A sink's retry policy, built at validation (see `config::retry`).
+pub(crate) use crate::config::RetryPolicy;
 
 #[cfg(test)]
 mod tests {
@@ -254,7 +167,7 @@ mod tests {
             // Capped like any long wait.
             let policy = super::RetryPolicy {
                 max_wait: secs(30),
-                ..super::RetryPolicy::default()
+                ..super::RetryPolicy::local()
             };
             assert_eq!(policy.wait(0, Some(wait), secs(1)), secs(30), "{huge}");
         }

@@ -79,7 +79,12 @@ pub(crate) struct KafkaSourceMetrics {
     pub commit_failures: Counter,
     pub in_flight: Gauge,
     pub paused_partitions: Gauge,
+    /// Partitions paused (each pause of each partition counts one).
+    pub pauses: Counter,
     pub rebalances: Counter,
+    /// Offsets that went back below what was done with (a topic created
+    /// again, offsets moved back): tracking started over there.
+    pub offset_resets: Counter,
     lag: Family<PartitionLabel, Gauge>,
     listener: String,
 }
@@ -124,7 +129,9 @@ pub(super) struct KafkaSourceFamilies {
     commit_failures: Family<ListenerLabel, Counter>,
     in_flight: Family<ListenerLabel, Gauge>,
     paused: Family<ListenerLabel, Gauge>,
+    pauses: Family<ListenerLabel, Counter>,
     rebalances: Family<ListenerLabel, Counter>,
+    offset_resets: Family<ListenerLabel, Counter>,
     lag: Family<PartitionLabel, Gauge>,
 }
 
@@ -147,13 +154,19 @@ impl KafkaSourceFamilies {
                 "Records consumed and not yet done with (delivered, spilled or dropped and counted): their offsets are not committed",
             ),
             paused: registry.add("sluice_listener_kafka_paused_partitions",
-                "Partitions paused for backpressure (max_in_flight reached or the pipeline full)",
+                "Partitions paused for backpressure (max_in_flight reached, or the pipeline took nothing for a second)",
+            ),
+            pauses: registry.add("sluice_listener_kafka_pauses",
+                "Times a kafka listener paused a partition for backpressure (each partition paused counts one; librdkafka drops what it had prefetched of it and fetches it again on resume)",
             ),
             rebalances: registry.add("sluice_listener_kafka_rebalances",
                 "Consumer group rebalances (assignments and revocations) a kafka listener took part in",
             ),
+            offset_resets: registry.add("sluice_listener_kafka_offset_resets",
+                "Partitions whose offsets went back below what the listener was done with (the topic deleted and created again, the group's offsets moved back): read on from there",
+            ),
             lag: registry.add("sluice_listener_kafka_consumer_lag_records",
-                "Records in a partition after the listener's position (librdkafka statistics)",
+                "Records in a partition after its commit point (high watermark - committed offset; librdkafka statistics, or the broker's watermarks while the partition is paused)",
             ),
         }
     }
@@ -188,7 +201,9 @@ impl KafkaSourceFamilies {
             commit_failures: get(&self.commit_failures, &l),
             in_flight: get(&self.in_flight, &l),
             paused_partitions: get(&self.paused, &l),
+            pauses: get(&self.pauses, &l),
             rebalances: get(&self.rebalances, &l),
+            offset_resets: get(&self.offset_resets, &l),
             lag: self.lag.clone(),
             listener: name.to_owned(),
         }

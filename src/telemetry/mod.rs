@@ -440,7 +440,7 @@ impl Telemetry {
                     Family::new_with_constructor(request_histogram);
                 r.register(
                     "sluice_sink_request_duration_seconds",
-                    "HTTP requests of a sink (InfluxDB /write, Elasticsearch _bulk), from send to the answer's headers, any outcome",
+                    "Requests of a sink, any outcome: HTTP (InfluxDB /write, Elasticsearch _bulk) from send to the answer's headers; Kafka produce rounds from a batch's first record produced to its last delivery report",
                     f.clone(),
                 );
                 f

@@ -416,9 +416,14 @@ linger_ms = 50
     let frames = || s.metric("sluice_listener_frames_total{listener=\"udp2\"}");
     let kernel = || s.metric("sluice_listener_kernel_drops_total{listener=\"udp2\"}");
     wait_while!(60, || frames() + kernel() < sent);
-    let lines = s.wait_lines("events.ndjson", frames() as usize);
-    let delivered = lines.iter().filter(|l| l.contains("\"udp")).count() as u64;
-    let drops = dropped(&s, "udp");
+    // Every UDP frame is either written or dropped (counted) on its route;
+    // waiting for `frames()` lines would wait in vain once one is dropped.
+    let delivered = || {
+        let lines = s.lines_now("events.ndjson");
+        lines.iter().filter(|l| l.contains("\"udp")).count() as u64
+    };
+    wait_while!(60, || delivered() + dropped(&s, "udp") < frames());
+    let (delivered, drops) = (delivered(), dropped(&s, "udp"));
     eprintln!(
         "fsync flood: {flooded} TCP frames offered; UDP sent {sent} in {sending_took:?}, frames {}, kernel drops {}, delivered {delivered}, queue drops {drops}; /health answered {health_answered} times",
         frames(),

@@ -26,6 +26,8 @@
 //                              the cluster lists it again {"started":I,"pid":PID}
 //   create TOPIC P RF [K=V..]  create a topic with P partitions, replication
 //                              factor RF and topic configs  {"created":"TOPIC"}
+//   delete TOPIC               delete a topic, wait until it is no longer
+//                              listed                    {"deleted":"TOPIC"}
 //   leader TOPIC P             {"leader":ID} (-1: none)
 //   dump TOPIC FILE            every record of TOPIC, from the start to the
 //                              end offsets of now, into FILE as JSON lines:
@@ -284,6 +286,17 @@ public class Launcher {
                     Thread.sleep(100);
                 }
                 return "{\"created\":" + JSON.writeValueAsString(w[1]) + "}";
+            }
+            case "delete" -> {
+                admin.deleteTopics(List.of(w[1])).all().get(60, TimeUnit.SECONDS);
+                // Until the cluster no longer lists it: a `create` of the
+                // same name right after makes a new topic, not an error.
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                while (admin.listTopics().names().get(30, TimeUnit.SECONDS).contains(w[1])) {
+                    if (System.nanoTime() > deadline) throw new IOException("delete " + w[1] + ": still listed after 60 s");
+                    Thread.sleep(100);
+                }
+                return "{\"deleted\":" + JSON.writeValueAsString(w[1]) + "}";
             }
             case "leader" -> {
                 var d = admin.describeTopics(List.of(w[1])).allTopicNames().get(30, TimeUnit.SECONDS).get(w[1]);

@@ -17,6 +17,7 @@ use crate::util::kafka::shared;
 use crate::util::*;
 
 mod hostile;
+mod reset_lag;
 
 const NONCE: u64 = 0x5eed_0000_0000_0001;
 /// 2026-03-07T12:00:00Z: an RFC 3164 `Mar  7` stamp gets this year.
@@ -306,5 +307,54 @@ fn kafka_listener_decodes_envelopes_as_the_edge_received_them() {
         "kafka records: envelope {envelopes}, plain {plains}, dropped envelope_version {version}, envelope {broken}"
     ));
     assert_eq!((envelopes, plains, version, broken), (n, 5, 1, 1));
+    assert!(s.stop().success());
+}
+
+/// A healthy indexer reading a backlog faster than its pipeline takes it
+/// does not pause: a hand-off to the pipeline that is full for a moment
+/// is not backpressure (pausing makes librdkafka drop what it prefetched
+/// and fetch and decompress it again). Every record arrives, and no
+/// partition was ever paused (`sluice_listener_kafka_pauses_total`).
+#[test]
+fn kafka_listener_reading_a_backlog_with_a_healthy_sink_never_pauses() {
+    let Some(kafka) = shared() else { return };
+    let topic = "source.backlog";
+    kafka.create_topic(topic, 4, 1, &[]);
+    let es = EsServer::start();
+    let producer = producer(kafka);
+    let n = 20_000usize;
+    for i in 0..n {
+        let frame = format!("<14>1 - host{} app - - - backlog {i}", i % 16);
+        // Spread evenly: 5,000 a partition, below max_in_flight (10,000),
+        // whose pause is backpressure indeed.
+        send(
+            &producer,
+            topic,
+            Some((i % 4) as i32),
+            frame.as_bytes(),
+            None,
+        );
+    }
+    flush(&producer);
+
+    let mut s = Sluice::start(&indexer_config(kafka, topic, "backlog", &es, ""));
+    wait_while!(120, || {
+        let stored = es.total();
+        observed(format!(
+            "stored {stored} of {n}; pauses {}; in flight {}",
+            kafka_metric(&s, "pauses", ""),
+            s.metric("sluice_listener_kafka_in_flight_records{listener=\"from_kafka\"}")
+        ));
+        stored < n
+    });
+    let plain = kafka_metric(&s, "records", ",kind=\"plain\"");
+    let pauses = kafka_metric(&s, "pauses", "");
+    let rebalances = kafka_metric(&s, "rebalances", "");
+    eprintln!(
+        "backlog of {n}: stored {}, consumed {plain}, partition pauses {pauses}, rebalances {rebalances}",
+        es.total()
+    );
+    assert_eq!(es.total(), n);
+    assert_eq!(pauses, 0, "partitions paused with a healthy sink");
     assert!(s.stop().success());
 }

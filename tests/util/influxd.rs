@@ -144,7 +144,9 @@ impl Influxd {
     }
 
     /// `SELECT * FROM measurement` as rows of (column → value), waiting up to
-    /// 10 s for at least `n` rows.
+    /// 10 s for at least `n` rows; then panics naming the query, `n`, how
+    /// many rows there were, the last of them and the tail of influxd's log.
+    #[track_caller]
     pub(crate) fn rows(
         &self,
         db: &str,
@@ -177,8 +179,18 @@ impl Influxd {
                     }
                     None => Vec::new(),
                 };
-            if rows.len() >= n || Instant::now() > deadline {
+            if rows.len() >= n {
                 return rows;
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.path().join("influxd.log"))
+                    .unwrap_or_else(|e| format!("(cannot read influxd.log: {e})"));
+                panic!(
+                    "waited 10 s for {n} rows of {db}.{measurement}, in vain: it has {}; the last: {:?}\n--- tail of influxd.log:\n{}",
+                    rows.len(),
+                    &rows[rows.len().saturating_sub(LAST_SHOWN)..],
+                    tail_lines(&log, LAST_SHOWN * 2),
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

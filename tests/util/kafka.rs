@@ -230,6 +230,13 @@ impl Kafka {
         ));
     }
 
+    /// Delete `topic`; returns once the cluster no longer lists it (a
+    /// `create_topic` of the same name then makes a new topic, its
+    /// offsets from 0 again).
+    pub(crate) fn delete_topic(&self, topic: &str) {
+        self.command(&format!("delete {topic}"));
+    }
+
     /// Every record of `topic` up to its end offsets of now.
     pub(crate) fn read_topic(&self, topic: &str) -> Vec<KafkaRecord> {
         let file = tempfile::NamedTempFile::new().unwrap();

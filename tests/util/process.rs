@@ -16,6 +16,15 @@ pub(crate) const STDERR_LOG: &str = "stderr.log";
 /// How much of the child's stderr a failing test prints (its tail).
 const STDERR_SHOWN: u64 = 64 * 1024;
 
+/// How many of the last lines (rows) a timed-out wait shows.
+pub(crate) const LAST_SHOWN: usize = 5;
+
+/// The last `n` lines of `text`, for the message of a timed-out wait.
+pub(crate) fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// A running sluice; killed on drop if the test did not stop it. Its
 /// stderr goes to `stderr.log` in its directory; a test that panics prints
 /// the command line and the tail of that log.
@@ -158,16 +167,35 @@ impl Sluice {
         self.dir.path().join(file)
     }
 
-    /// Lines of `file` once it has at least `n` (waits up to 10 s).
+    /// Lines of `file` once it has at least `n`; waits up to 10 s, then
+    /// panics naming the file, `n`, how many lines it had, the last of them
+    /// and the tail of sluice's stderr. A check that fewer (or no more)
+    /// lines arrive reads [`Sluice::lines_now`] instead.
+    #[track_caller]
     pub(crate) fn wait_lines(&self, file: &str, n: usize) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        const SECS: u64 = 10;
+        let deadline = Instant::now() + Duration::from_secs(SECS);
         loop {
             let lines = read_lines(&self.path(file));
-            if lines.len() >= n || Instant::now() > deadline {
+            if lines.len() >= n {
                 return lines;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "waited {SECS} s for {n} lines in {file}, in vain: it has {}; its last lines: {:?}\n--- tail of sluice's stderr:\n{}",
+                    lines.len(),
+                    &lines[lines.len().saturating_sub(LAST_SHOWN)..],
+                    tail_lines(&self.stderr(), LAST_SHOWN * 2),
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The lines of `file` as they are now, without waiting: for checks that
+    /// nothing more arrives (after a settle or a counted wait elsewhere).
+    pub(crate) fn lines_now(&self, file: &str) -> Vec<String> {
+        read_lines(&self.path(file))
     }
 
     /// The value of one Prometheus sample, e.g.

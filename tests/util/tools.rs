@@ -1,15 +1,23 @@
 //! External tools some tests need (influxd, javac/java, logger, the engine
 //! zips): missing, the test skips with a printed reason on a developer's
 //! machine, but fails under CI (`SLUICE_REQUIRE_TOOLS=1`, set by .ci/run,
-//! or `CI=true`), so CI never passes on a skipped suite.
+//! or `CI` set to anything but empty, `false` or `0`: CI services set
+//! `true`, `1` or their name), so CI never passes on a skipped suite.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Whether a missing tool fails the test instead of skipping it.
 pub(crate) fn tools_required() -> bool {
-    std::env::var("SLUICE_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
-        || std::env::var("CI").is_ok_and(|v| v == "true")
+    requires_tools(
+        std::env::var("SLUICE_REQUIRE_TOOLS").ok().as_deref(),
+        std::env::var("CI").ok().as_deref(),
+    )
+}
+
+/// [`tools_required`] from the values of `SLUICE_REQUIRE_TOOLS` and `CI`.
+fn requires_tools(require: Option<&str>, ci: Option<&str>) -> bool {
+    require == Some("1") || ci.is_some_and(|v| !matches!(v.trim(), "" | "false" | "0"))
 }
 
 /// `true` when nothing is `missing`; otherwise print why `what` cannot run
@@ -21,7 +29,7 @@ pub(crate) fn tool_available(what: &str, missing: Option<String>) -> bool {
         return true;
     };
     if tools_required() {
-        panic!("{what} cannot run and SLUICE_REQUIRE_TOOLS=1 or CI=true: {why}");
+        panic!("{what} cannot run and SLUICE_REQUIRE_TOOLS=1 or CI is set: {why}");
     }
     eprintln!("SKIPPED: {what} cannot run here: {why}");
     false
@@ -69,4 +77,21 @@ pub(crate) fn logger_available() -> bool {
             "install bsdutils (util-linux; .ci/run does)",
         ),
     )
+}
+
+/// Any `CI` value but empty, `false` or `0` requires the tools (GitHub and
+/// GitLab set `true`, others `1` or a name); `SLUICE_REQUIRE_TOOLS=1` does.
+#[test]
+fn tools_required_under_any_ci_value() {
+    for ci in ["true", "1", "yes", "woodpecker"] {
+        assert!(requires_tools(None, Some(ci)), "CI={ci} must require tools");
+    }
+    for ci in [None, Some(""), Some("false"), Some("0")] {
+        assert!(
+            !requires_tools(None, ci),
+            "CI={ci:?} must not require tools"
+        );
+    }
+    assert!(requires_tools(Some("1"), None));
+    assert!(!requires_tools(Some("0"), Some("false")));
 }

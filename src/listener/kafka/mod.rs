@@ -12,11 +12,18 @@
 //! One thread owns the consumer (librdkafka's calls, rebalance callbacks,
 //! commits); a task takes its records through the pipeline. Backpressure
 //! pauses partitions, never drops: a partition with `max_in_flight`
-//! records not yet done with is paused, and all are while the pipeline
-//! does not take more (a `block` queue is full). The thread keeps polling
-//! meanwhile, so the group does not evict it (`max.poll.interval.ms`).
+//! records not yet done with is paused, and all are once the pipeline
+//! has taken nothing for a second (a `block` queue is full). A hand-off
+//! full for a moment pauses nothing: the thread stops taking records out
+//! of librdkafka, whose prefetch queue bounds itself (a pause would drop
+//! what it prefetched, to fetch and decompress it again on resume).
+//! Memory: at most `max_in_flight` records per partition in flight, the
+//! hand-off's 1024, one record held, and librdkafka's prefetch (16 MiB a
+//! partition). Paused, the thread keeps polling, so the group does not
+//! evict it (`max.poll.interval.ms`).
 
 mod envelope;
+mod lag;
 mod offsets;
 
 use std::collections::VecDeque;
@@ -45,9 +52,17 @@ use offsets::{Commit, Offsets};
 const CHANNEL_RECORDS: usize = 1024;
 /// Records the pipeline task takes before it pushes them into the queues.
 const BATCH_RECORDS: usize = 256;
+/// The pipeline took nothing for this long: every partition is paused.
+const STALL: Duration = Duration::from_secs(1);
+/// How long the consumer's thread waits for room in a full hand-off
+/// before it tries again.
+const ROOM_WAIT: Duration = Duration::from_millis(1);
 /// At shutdown: how long the consumer waits for records in flight to be
 /// done with before its last commit (what is not is read again later).
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
+/// At shutdown, after the drain: how long closing the consumer (its last
+/// revocation commit, leaving the group) may take.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// The librdkafka settings of a listener's consumer.
 pub(crate) fn client_config(name: &str, k: &KafkaSource) -> ClientConfig {
@@ -125,13 +140,18 @@ impl ClientContext for Context {
                 if *partition < 0 {
                     continue;
                 }
-                let assigned = self.offsets.is_assigned(topic, *partition);
-                match partition_lag(p, assigned) {
-                    Some(lag) => self.metrics.set_lag(topic, *partition, lag),
+                match self.offsets.position(topic, *partition) {
                     // Another consumer's (librdkafka still lists it, its
                     // last lag here frozen): not reported.
-                    None if !assigned => self.metrics.remove_lag(topic, *partition),
-                    None => {}
+                    None => self.metrics.remove_lag(topic, *partition),
+                    // Paused: no fetches, so these figures stand still;
+                    // the poller asks the broker (`lag::PausedLag`).
+                    Some((true, Some(_))) => {}
+                    Some((_, floor)) => {
+                        if let Some(lag) = partition_lag(p, floor) {
+                            self.metrics.set_lag(topic, *partition, lag);
+                        }
+                    }
                 }
             }
         }
@@ -158,25 +178,23 @@ impl ClientContext for Context {
     }
 }
 
-/// The consumer lag of a partition assigned here (`None` for any other:
-/// librdkafka keeps listing a partition revoked from this consumer, with
-/// the lag of the moment it lost it), from librdkafka's statistics: its
-/// own (high watermark − committed offset) once the group has committed
-/// one. Before that (a new group, or nothing of the partition done with
-/// yet) librdkafka reports none (-1), yet every record from the log start
-/// on is still to be read (`auto.offset.reset = earliest`): the high
-/// watermark − the log start, both from its fetches. `None` when neither
-/// is known.
-fn partition_lag(p: &rdkafka::statistics::Partition, assigned: bool) -> Option<i64> {
-    if !assigned {
-        return None;
-    }
+/// The consumer lag of a partition assigned here, from librdkafka's
+/// statistics: its own (high watermark − committed offset) when it has
+/// one. It has none (-1) before the group's first commit, and when the
+/// committed offset lies past the log end (the topic was deleted and
+/// created again, and the last commit was the old topic's): then the
+/// high watermark − `floor` (this listener's commit point, or its oldest
+/// record in flight; see `Offsets::position`), else − the log start
+/// (`auto.offset.reset = earliest`: all of it is to be read). `None`
+/// when the high watermark is not known (not fetched yet).
+fn partition_lag(p: &rdkafka::statistics::Partition, floor: Option<i64>) -> Option<i64> {
     if p.consumer_lag >= 0 {
         return Some(p.consumer_lag);
     }
-    let never_committed = p.committed_offset < 0;
-    (never_committed && p.lo_offset >= 0 && p.hi_offset >= p.lo_offset)
-        .then(|| p.hi_offset - p.lo_offset)
+    if let Some(floor) = floor.filter(|f| (0..=p.hi_offset).contains(f)) {
+        return Some(p.hi_offset - floor);
+    }
+    (p.lo_offset >= 0 && p.hi_offset >= p.lo_offset).then(|| p.hi_offset - p.lo_offset)
 }
 
 impl ConsumerContext for Context {
@@ -190,8 +208,20 @@ impl ConsumerContext for Context {
                 .filter_map(|e| self.offsets.revoke(e.topic(), e.partition()))
                 .collect();
             // What is done is committed before the partitions go; the rest
-            // is read again by their next owner.
-            commit(consumer, &done);
+            // is read again by their next owner. Not when the assignment
+            // was lost (the session timed out, e.g. while no broker could
+            // be reached): the group has moved on without this member, a
+            // commit can only fail, and a synchronous one would hold this
+            // callback, and with it the poll loop, until a coordinator
+            // answers. Their next owner reads them again (ids absorb it).
+            if consumer.assignment_lost() {
+                tracing::warn!(
+                    listener = %self.name,
+                    "kafka assignment lost (session timed out): its done offsets are not committed, their next owner reads them again"
+                );
+            } else {
+                commit(consumer, &done);
+            }
         }
     }
 
@@ -222,10 +252,10 @@ impl ConsumerContext for Context {
 }
 
 /// Commit `commits` now, waiting for the answer (a revocation, the
-/// shutdown).
-fn commit(consumer: &BaseConsumer<Context>, commits: &[Commit]) {
+/// shutdown, a reset); whether it succeeded.
+fn commit(consumer: &BaseConsumer<Context>, commits: &[Commit]) -> bool {
     if commits.is_empty() {
-        return;
+        return true;
     }
     let mut tpl = TopicPartitionList::new();
     for (topic, partition, offset) in commits {
@@ -248,7 +278,9 @@ fn commit(consumer: &BaseConsumer<Context>, commits: &[Commit]) {
         consumer.context().metrics.commit_failures.inc();
         consumer.context().offsets.commit_failed();
         tracing::warn!(error = %e, "kafka offset commit failed");
+        return false;
     }
+    true
 }
 
 /// Store `commits` for librdkafka's next commit (`auto.commit.interval.ms`).
@@ -338,9 +370,17 @@ pub(crate) async fn serve_kafka(
                     held: VecDeque::new(),
                     topics: Vec::new(),
                     revocations: 0,
+                    full_since: None,
+                    stalled: false,
+                    paused_lag: lag::PausedLag::default(),
                 };
                 poll.run(&stop);
                 poll.drain();
+                // Closes the consumer (leaves the group, so its
+                // partitions go to the others now, not after the session
+                // timeout) before saying it is done: the process may exit
+                // as soon as it is.
+                drop(poll);
                 drop(done_tx);
             })
     };
@@ -360,7 +400,12 @@ pub(crate) async fn serve_kafka(
         }
     }
     stop.store(true, Ordering::SeqCst);
-    let _ = done_rx.await;
+    if tokio::time::timeout(DRAIN_WAIT + CLOSE_WAIT, done_rx)
+        .await
+        .is_err()
+    {
+        tracing::warn!(listener = %config.name, "kafka consumer: not closed in time; its group waits for its session timeout");
+    }
 }
 
 /// The pipeline task: records from the poller through decode, routing and
@@ -412,6 +457,11 @@ struct Poller {
     /// Topic names seen, shared by their records.
     topics: Vec<Arc<str>>,
     revocations: u64,
+    /// Since when a held record waits for room in the hand-off.
+    full_since: Option<Instant>,
+    /// The pipeline is stalled: every partition is paused.
+    stalled: bool,
+    paused_lag: lag::PausedLag,
 }
 
 impl Poller {
@@ -433,26 +483,55 @@ impl Poller {
             if !self.hand_on() {
                 return;
             }
-            self.apply_pauses(!self.held.is_empty());
-            let wait = if self.held.is_empty() { 100 } else { 10 };
-            match self.consumer.poll(Duration::from_millis(wait)) {
-                Some(Ok(msg)) => {
-                    let held = hold(&mut self.topics, self.max_frame_bytes, &msg);
-                    self.held.push_back(held);
-                }
-                Some(Err(e)) => {
-                    static LOG: crate::log_limit::LogLimiter =
-                        crate::log_limit::LogLimiter::new(10_000);
-                    if let Some(suppressed) = LOG.allow() {
-                        tracing::warn!(error = %e, suppressed, "kafka consumer: poll error");
+            self.update_stall();
+            self.apply_pauses(self.stalled);
+            if !self.held.is_empty() && !self.stalled {
+                // The hand-off is full for now: what is still to read stays
+                // in librdkafka's queue (bounded by its prefetch settings,
+                // nothing dropped or fetched again); try again shortly.
+                std::thread::sleep(ROOM_WAIT);
+            } else {
+                let wait = if self.held.is_empty() { 100 } else { 10 };
+                match self.consumer.poll(Duration::from_millis(wait)) {
+                    Some(Ok(msg)) => {
+                        let held = hold(&mut self.topics, self.max_frame_bytes, &msg);
+                        self.held.push_back(held);
                     }
+                    Some(Err(e)) => {
+                        static LOG: crate::log_limit::LogLimiter =
+                            crate::log_limit::LogLimiter::new(10_000);
+                        if let Some(suppressed) = LOG.allow() {
+                            tracing::warn!(error = %e, suppressed, "kafka consumer: poll error");
+                        }
+                    }
+                    None => {}
                 }
-                None => {}
             }
             if last_commit.elapsed() >= self.source.commit_interval / 2 {
+                lag::resets(&self.consumer);
                 store(&self.consumer, &self.offsets.to_commit());
                 last_commit = Instant::now();
             }
+            self.paused_lag.every_interval(&self.consumer, &self.source);
+        }
+    }
+
+    /// Whether the pipeline is stalled (every partition to be paused): it
+    /// took nothing for [`STALL`]; it stays so until it has taken every
+    /// record held and has room for half the hand-off again (hysteresis:
+    /// a pause costs librdkafka's prefetched records, fetched again on
+    /// resume). A hand-off full for a moment is not a stall.
+    fn update_stall(&mut self) {
+        if self.held.is_empty() {
+            self.full_since = None;
+        } else if self.full_since.is_none() {
+            self.full_since = Some(Instant::now());
+        }
+        if self.full_since.is_some_and(|t| t.elapsed() >= STALL) {
+            self.stalled = true;
+        } else if self.stalled && self.held.is_empty() {
+            let room = self.tx.as_ref().map_or(0, mpsc::Sender::capacity);
+            self.stalled = room < CHANNEL_RECORDS / 2;
         }
     }
 
@@ -558,6 +637,7 @@ impl Poller {
             let result = if resume {
                 self.consumer.resume(&tpl)
             } else {
+                self.metrics().pauses.inc_by(list.len() as u64);
                 self.consumer.pause(&tpl)
             };
             if let Err(e) = result {
@@ -609,9 +689,11 @@ mod tests {
 
     /// librdkafka's own lag once an offset is committed; before the
     /// first commit, everything between the log start and the high
-    /// watermark (a new group whose sink is down lags, and shows it);
-    /// nothing for a partition not assigned here (revoked: its last lag
-    /// here is stale) or not fetched yet.
+    /// watermark (a new group whose sink is down lags, and shows it), or
+    /// between this listener's own floor and the high watermark; the
+    /// same when the committed offset lies past the log end (the topic
+    /// created again: librdkafka has no lag then, and the last one
+    /// shown must not stand still); nothing when not fetched yet.
     #[test]
     fn lag_is_counted_from_the_log_start_until_the_first_commit() {
         let p = |lag, committed, lo, hi| Partition {
@@ -621,12 +703,21 @@ mod tests {
             hi_offset: hi,
             ..Partition::default()
         };
-        assert_eq!(partition_lag(&p(30, 970, 0, 1000), true), Some(30));
-        assert_eq!(partition_lag(&p(30, 970, 0, 1000), false), None);
-        assert_eq!(partition_lag(&p(-1, -1001, 200, 1000), true), Some(800));
-        assert_eq!(partition_lag(&p(-1, -1001, 0, 0), true), Some(0));
-        assert_eq!(partition_lag(&p(-1, -1001, 200, 1000), false), None);
-        assert_eq!(partition_lag(&p(-1, -1001, -1001, -1001), true), None);
-        assert_eq!(partition_lag(&p(-1, 1200, 200, 1000), true), None);
+        assert_eq!(partition_lag(&p(30, 970, 0, 1000), None), Some(30));
+        assert_eq!(partition_lag(&p(30, 970, 0, 1000), Some(990)), Some(30));
+        assert_eq!(partition_lag(&p(-1, -1001, 200, 1000), None), Some(800));
+        assert_eq!(
+            partition_lag(&p(-1, -1001, 200, 1000), Some(900)),
+            Some(100)
+        );
+        assert_eq!(partition_lag(&p(-1, -1001, 0, 0), None), Some(0));
+        assert_eq!(partition_lag(&p(-1, -1001, -1001, -1001), None), None);
+        assert_eq!(partition_lag(&p(-1, 28743, 0, 1970), None), Some(1970));
+        assert_eq!(partition_lag(&p(-1, 28743, 0, 1970), Some(1900)), Some(70));
+        assert_eq!(
+            partition_lag(&p(-1, 28743, 0, 1970), Some(28743)),
+            Some(1970),
+            "a floor past the log end is the old topic's"
+        );
     }
 }

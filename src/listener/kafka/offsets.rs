@@ -4,6 +4,15 @@
 //! is one past the last record of the done prefix, so a record not yet
 //! done holds back every later offset of its partition: after a crash
 //! the new owner re-reads from there (duplicates absorbed by `_id`).
+//!
+//! An offset below the partition's done point (or below every offset in
+//! flight) is a reset: the topic was deleted and created again, or an
+//! operator moved the group's offsets back. The partition's tracking
+//! starts over at that offset (acks of the records before it are
+//! ignored, like a revoked partition's), the reset is reported
+//! ([`Offsets::take_resets`]) and its next commit point is committed at
+//! once ([`Offsets::to_commit_now`]): librdkafka's own commits only ever
+//! move a partition's committed offset forward.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -25,12 +34,29 @@ struct Part {
     /// The last offset committed (or sent to be).
     committed: Option<i64>,
     paused: bool,
+    /// Reset since its last commit: the next one is made at once, not
+    /// left to librdkafka (which would not take an offset back).
+    commit_now: bool,
 }
+
+impl Part {
+    /// Offsets below this are done with (the commit point), else the
+    /// oldest offset in flight; `None` when nothing was consumed yet.
+    fn floor(&self) -> Option<i64> {
+        self.commit.or(self.pending.front().map(|(o, _)| *o))
+    }
+}
+
+/// An offset that went back: (topic, partition, the floor it went below,
+/// the offset).
+pub(super) type Reset = (String, i32, i64, i64);
 
 #[derive(Default)]
 struct State {
     next_slot: u64,
     parts: Vec<Part>,
+    /// Resets not yet reported.
+    resets: Vec<Reset>,
 }
 
 /// The offsets of a consumer's assigned partitions; the records' acks
@@ -68,6 +94,7 @@ impl Offsets {
             commit: None,
             committed: None,
             paused: false,
+            commit_now: false,
         });
     }
 
@@ -96,15 +123,29 @@ impl Offsets {
     }
 
     /// A record was consumed: its slot, for its ack. `None` when its
-    /// partition is not assigned (revoked since) or the offset is not past
-    /// the last one registered (a record already in flight, fetched again
-    /// after a rebalance): it is not handed on.
+    /// partition is not assigned (revoked since) or the offset is in
+    /// flight already (fetched again after a rebalance): it is not handed
+    /// on. An offset below the partition's floor is a reset (see the
+    /// module's text): tracking starts over at it, under a new slot.
     pub(super) fn consumed(&self, topic: &str, partition: i32, offset: i64) -> Option<u64> {
         let mut st = self.lock();
-        let p = st
+        let i = st
             .parts
-            .iter_mut()
-            .find(|p| p.topic == topic && p.partition == partition)?;
+            .iter()
+            .position(|p| p.topic == topic && p.partition == partition)?;
+        let floor = st.parts[i].floor();
+        if let Some(floor) = floor.filter(|f| offset < *f) {
+            st.next_slot += 1;
+            let slot = st.next_slot;
+            let p = &mut st.parts[i];
+            p.slot = slot;
+            p.pending.clear();
+            p.commit = None;
+            p.committed = None;
+            p.commit_now = true;
+            st.resets.push((topic.to_owned(), partition, floor, offset));
+        }
+        let p = &mut st.parts[i];
         let last = p
             .pending
             .back()
@@ -117,11 +158,66 @@ impl Offsets {
         Some(p.slot)
     }
 
+    /// The resets since the last call.
+    pub(super) fn take_resets(&self) -> Vec<Reset> {
+        std::mem::take(&mut self.lock().resets)
+    }
+
+    /// Commit points to commit now, not store: those of partitions reset
+    /// since their last commit (each marked as committed).
+    pub(super) fn to_commit_now(&self) -> Vec<Commit> {
+        let mut st = self.lock();
+        let mut out = Vec::new();
+        for p in st.parts.iter_mut().filter(|p| p.commit_now) {
+            if let Some(c) = p.commit {
+                p.commit_now = false;
+                p.committed = Some(c);
+                out.push((p.topic.clone(), p.partition, c));
+            }
+        }
+        out
+    }
+
+    /// The commit of [`Offsets::to_commit_now`]'s `commits` failed: they
+    /// are committed at once again next time.
+    pub(super) fn commit_now_failed(&self, commits: &[Commit]) {
+        let mut st = self.lock();
+        for p in &mut st.parts {
+            if commits
+                .iter()
+                .any(|(t, n, _)| *t == p.topic && *n == p.partition)
+            {
+                p.commit_now = true;
+                p.committed = None;
+            }
+        }
+    }
+
+    /// Of an assigned partition (`None`: not assigned here): whether it is
+    /// paused, and its floor (offsets below it are done with).
+    pub(super) fn position(&self, topic: &str, partition: i32) -> Option<(bool, Option<i64>)> {
+        self.lock()
+            .parts
+            .iter()
+            .find(|p| p.topic == topic && p.partition == partition)
+            .map(|p| (p.paused, p.floor()))
+    }
+
+    /// The paused partitions with a floor, each with it.
+    pub(super) fn paused_floors(&self) -> Vec<Commit> {
+        self.lock()
+            .parts
+            .iter()
+            .filter(|p| p.paused)
+            .filter_map(|p| Some((p.topic.clone(), p.partition, p.floor()?)))
+            .collect()
+    }
+
     /// Offsets to store for the next commit now (each marked as stored).
     pub(super) fn to_commit(&self) -> Vec<Commit> {
         let mut st = self.lock();
         let mut out = Vec::new();
-        for p in &mut st.parts {
+        for p in st.parts.iter_mut().filter(|p| !p.commit_now) {
             if let Some(c) = p.commit.filter(|c| Some(*c) != p.committed) {
                 p.committed = Some(c);
                 out.push((p.topic.clone(), p.partition, c));
@@ -135,14 +231,6 @@ impl Offsets {
         for p in &mut self.lock().parts {
             p.committed = None;
         }
-    }
-
-    /// Whether `topic`/`partition` is assigned to this consumer now.
-    pub(super) fn is_assigned(&self, topic: &str, partition: i32) -> bool {
-        self.lock()
-            .parts
-            .iter()
-            .any(|p| p.topic == topic && p.partition == partition)
     }
 
     /// Records consumed and not done with, all partitions.
@@ -253,7 +341,71 @@ mod tests {
         let c = offsets.consumed("t", 1, 5).unwrap();
         assert_eq!(offsets.consumed("t", 1, 5), None, "already in flight");
         drop(Ack::new(offsets.clone(), c, 5));
-        assert_eq!(offsets.consumed("t", 1, 4), None, "behind the commit point");
+        // Behind the commit point: the offsets went back (a reset), read on.
+        assert!(offsets.consumed("t", 1, 4).is_some());
+        assert_eq!(offsets.take_resets(), vec![("t".into(), 1, 6, 4)]);
+    }
+
+    /// An offset below the done point (the topic created again, offsets
+    /// from 0) is a reset: registered and handed on, reported once, the
+    /// old records' late acks ignored, and its commit point committed at
+    /// once (librdkafka would not take the committed offset back), then
+    /// stored as usual again.
+    #[test]
+    fn an_offset_below_the_done_point_is_a_reset() {
+        let offsets = Arc::new(Offsets::default());
+        offsets.assign("t", 0);
+        for o in 200..202 {
+            drop(Ack::new(
+                offsets.clone(),
+                offsets.consumed("t", 0, o).unwrap(),
+                o,
+            ));
+        }
+        let late = Ack::new(offsets.clone(), offsets.consumed("t", 0, 202).unwrap(), 202);
+        assert_eq!(offsets.to_commit(), vec![("t".into(), 0, 202)]);
+        assert_eq!(offsets.consumed("t", 0, 202), None, "in flight already");
+        assert_eq!(offsets.take_resets(), vec![]);
+
+        let slot = offsets.consumed("t", 0, 0).expect("a reset is handed on");
+        assert_eq!(offsets.take_resets(), vec![("t".into(), 0, 202, 0)]);
+        assert_eq!(offsets.take_resets(), vec![], "reported once");
+        assert_eq!(
+            offsets.in_flight(),
+            1,
+            "the old record is no longer tracked"
+        );
+        drop(late);
+        assert_eq!(offsets.to_commit_now(), vec![], "0 not done yet");
+        drop(Ack::new(offsets.clone(), slot, 0));
+        let one = offsets.consumed("t", 0, 1).unwrap();
+        assert_eq!(offsets.to_commit(), vec![], "not left to librdkafka");
+        assert_eq!(offsets.to_commit_now(), vec![("t".into(), 0, 1)]);
+        offsets.commit_now_failed(&[("t".into(), 0, 1)]);
+        assert_eq!(offsets.to_commit_now(), vec![("t".into(), 0, 1)], "again");
+        drop(Ack::new(offsets.clone(), one, 1));
+        assert_eq!(offsets.to_commit_now(), vec![], "committed once");
+        assert_eq!(offsets.to_commit(), vec![("t".into(), 0, 2)]);
+    }
+
+    /// Nothing done yet: an offset below every one in flight is a reset
+    /// too; the floor is the oldest in flight, then the commit point.
+    #[test]
+    fn an_offset_below_every_one_in_flight_is_a_reset() {
+        let offsets = Arc::new(Offsets::default());
+        offsets.assign("t", 0);
+        assert_eq!(offsets.position("t", 0), Some((false, None)));
+        assert_eq!(offsets.position("t", 1), None, "not assigned");
+        let a = offsets.consumed("t", 0, 50).unwrap();
+        assert_eq!(offsets.position("t", 0), Some((false, Some(50))));
+        let b = offsets.consumed("t", 0, 3).unwrap();
+        assert_ne!(a, b, "a new slot");
+        assert_eq!(offsets.take_resets(), vec![("t".into(), 0, 50, 3)]);
+        drop(Ack::new(offsets.clone(), b, 3));
+        assert_eq!(offsets.position("t", 0), Some((false, Some(4))));
+        assert_eq!(offsets.paused_floors(), vec![]);
+        offsets.pauses(true, 10);
+        assert_eq!(offsets.paused_floors(), vec![("t".into(), 0, 4)]);
     }
 
     #[test]

@@ -72,6 +72,7 @@ impl ElasticsearchSink {
     pub(crate) fn open(
         name: &str,
         config: &ElasticsearchConfig,
+        retry: RetryPolicy,
         requests: prometheus_client::metrics::histogram::Histogram,
     ) -> Result<ElasticsearchSink, OpenError> {
         let header = config.api_key.as_ref().map(|v| format!("ApiKey {v}"));
@@ -90,13 +91,7 @@ impl ElasticsearchSink {
                 },
             ),
             dead_letter,
-            retry: RetryPolicy {
-                max_attempts: config.http.max_retries.max(1),
-                max_elapsed: config.http.max_retry_time,
-                initial_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_secs(5),
-                max_wait: config.http.max_backoff,
-            },
+            retry,
             max_request_bytes: std::sync::atomic::AtomicUsize::new(usize::MAX),
             setup: tokio::sync::OnceCell::new(),
             held: std::sync::atomic::AtomicBool::new(false),

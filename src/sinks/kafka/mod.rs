@@ -63,6 +63,7 @@ impl KafkaSink {
         name: &str,
         config: &KafkaConfig,
         batch_max_events: usize,
+        retry: super::RetryPolicy,
         latency: Histogram,
         metrics: KafkaMetrics,
         degraded: Degraded,
@@ -80,13 +81,7 @@ impl KafkaSink {
             dead_letter: DeadLetter::open(config.dead_letter.as_deref())?,
             latency,
             metrics,
-            retry: super::RetryPolicy {
-                max_attempts: config.max_retries.max(1),
-                max_elapsed: config.max_retry_time,
-                initial_backoff: Duration::from_millis(200),
-                max_backoff: Duration::from_secs(5),
-                max_wait: config.max_backoff,
-            },
+            retry,
             brokers: config.brokers.join(","),
         })
     }

@@ -154,6 +154,7 @@ fn count_delivered(sink: &KafkaSink, batch: &[Record], pending: &[usize], failed
 async fn round(sink: &KafkaSink, batch: &[Record], pending: &[usize]) -> Vec<Failure> {
     let mut waiting: Vec<(usize, DeliveryFuture)> = Vec::with_capacity(pending.len());
     let mut failed = Vec::new();
+    let mut scratch = String::with_capacity(96);
     for &i in pending {
         let Some(r) = batch.get(i) else { continue };
         let Some(part) = r.kafka.as_deref() else {
@@ -174,7 +175,7 @@ async fn round(sink: &KafkaSink, batch: &[Record], pending: &[usize]) -> Vec<Fai
                 record = record.key(k.as_str());
             }
             if let Some(e) = &part.envelope {
-                record = record.headers(headers(e));
+                record = record.headers(headers(e, &mut scratch));
             }
             match sink.producer.send_result(record) {
                 Ok(future) => {
@@ -219,11 +220,22 @@ fn value(r: &Record) -> &[u8] {
     }
 }
 
-/// The envelope's headers (see `record::Envelope`).
-fn headers(e: &Envelope) -> OwnedHeaders {
-    let received = e.received_nanos.to_string();
-    let id = e.id();
-    let peer = e.peer.map(|p| p.to_string());
+/// The envelope's headers (see `record::Envelope`). Their values are
+/// written into `scratch` (librdkafka copies each): no allocation per
+/// record beyond librdkafka's own.
+fn headers(e: &Envelope, scratch: &mut String) -> OwnedHeaders {
+    use std::fmt::Write as _;
+    scratch.clear();
+    // Writing to a String cannot fail.
+    let _ = write!(scratch, "{}", e.received_nanos);
+    let received_end = scratch.len();
+    let _ = write!(scratch, "{:016x}{:016x}", e.nonce, e.frame_number);
+    let id_end = scratch.len();
+    if let Some(p) = e.peer {
+        let _ = write!(scratch, "{p}");
+    }
+    let (received, rest) = scratch.split_at(received_end);
+    let (id, peer) = rest.split_at(id_end - received_end);
     let mut h = OwnedHeaders::new_with_capacity(7)
         .insert(Header {
             key: "sluice.envelope",
@@ -231,12 +243,12 @@ fn headers(e: &Envelope) -> OwnedHeaders {
         })
         .insert(Header {
             key: "sluice.received",
-            value: Some(received.as_str()),
+            value: Some(received),
         });
-    if let Some(p) = &peer {
+    if e.peer.is_some() {
         h = h.insert(Header {
             key: "sluice.peer",
-            value: Some(p.as_str()),
+            value: Some(peer),
         });
     }
     h = h
@@ -250,7 +262,7 @@ fn headers(e: &Envelope) -> OwnedHeaders {
         })
         .insert(Header {
             key: "sluice.id",
-            value: Some(id.as_str()),
+            value: Some(id),
         });
     if let Some(tz) = &e.timezone {
         h = h.insert(Header {
@@ -281,4 +293,63 @@ pub(super) fn dead_entry(r: &Record, reason: &str) -> serde_json::Value {
         });
     }
     entry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::message::Headers;
+
+    fn pairs(h: &OwnedHeaders) -> Vec<(String, String)> {
+        h.iter()
+            .map(|h| {
+                let v = h.value.map(String::from_utf8_lossy).unwrap_or_default();
+                (h.key.to_owned(), v.into_owned())
+            })
+            .collect()
+    }
+
+    /// Each header holds its own value, though all are written into one
+    /// scratch buffer, reused from record to record.
+    #[test]
+    fn envelope_headers_from_one_scratch_buffer() {
+        let mut e = Envelope {
+            frame: bytes::Bytes::from_static(b"<13>x"),
+            received_nanos: 1_772_884_800_000_000_123,
+            peer: Some("192.0.2.7:40001".parse().unwrap()),
+            listener: "tcp".into(),
+            framing: "auto".into(),
+            nonce: 0x5eed,
+            frame_number: 42,
+            timezone: Some("Asia/Tokyo".into()),
+        };
+        let mut scratch = String::new();
+        let kv = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            pairs(&headers(&e, &mut scratch)),
+            vec![
+                kv("sluice.envelope", "1"),
+                kv("sluice.received", "1772884800000000123"),
+                kv("sluice.peer", "192.0.2.7:40001"),
+                kv("sluice.listener", "tcp"),
+                kv("sluice.framing", "auto"),
+                kv("sluice.id", &e.id()),
+                kv("sluice.timezone", "Asia/Tokyo"),
+            ]
+        );
+        e.peer = None;
+        e.timezone = None;
+        e.received_nanos = -5;
+        e.frame_number = 7;
+        assert_eq!(
+            pairs(&headers(&e, &mut scratch)),
+            vec![
+                kv("sluice.envelope", "1"),
+                kv("sluice.received", "-5"),
+                kv("sluice.listener", "tcp"),
+                kv("sluice.framing", "auto"),
+                kv("sluice.id", "0000000000005eed0000000000000007"),
+            ]
+        );
+    }
 }
