@@ -101,17 +101,27 @@ def lex(text):
             i += 1
     return "".join(code), "".join(refs)
 
+ITEM_START = re.compile(r"\s*(pub\b|fn\b|mod\b|use\b|struct\b|enum\b|union\b|impl\b|"
+                        r"const\b|static\b|type\b|trait\b|macro_rules\s*!|extern\b|"
+                        r"unsafe\b|async\b|let\b)")
+
 def item_end(code, j):
     """Where the item starting at `j` ends: after a `;` outside any bracket,
-    or after the `}` that closes its first brace."""
+    or after the `}` that closes its first brace. What is not an item (a
+    field, a variant, a match arm, an argument: `#[cfg(test)]` may stand on
+    those too) also ends at a `,` outside any bracket; and nothing runs past
+    the bracket that encloses it."""
+    item = ITEM_START.match(code, j) is not None
     depth, n = 0, len(code)
     while j < n:
         ch = code[j]
         if ch in "([{": depth += 1
         elif ch in ")]}":
             depth -= 1
+            if depth < 0: return j
             if ch == "}" and depth == 0: return j + 1
         elif ch == ";" and depth == 0: return j + 1
+        elif ch == "," and depth == 0 and not item: return j + 1
         j += 1
     return n
 
@@ -260,11 +270,18 @@ def walk(root, problems):
                                     f"a file outside `{mp[0]}`'s folder")
                 todo.append((child, mp, True))
                 continue
+            if re.search(r"cfg_attr\s*\([^\]]*\bpath\s*=", attrs):
+                problems.append(f"{path}:{f.line(m.start())}: a #[cfg_attr(.., path = ..)] "
+                                f"on `mod {name}`: mount a file by #[path] or by its name")
+                continue
             d = os.path.join(base, *inner)
             if os.path.isfile(os.path.join(d, name + ".rs")):
                 todo.append((os.path.join(d, name + ".rs"), mp, False))
-            else:
+            elif os.path.isfile(os.path.join(d, name, "mod.rs")):
                 todo.append((os.path.join(d, name, "mod.rs"), mp, True))
+            else:
+                problems.append(f"{path}:{f.line(m.start())}: `mod {name};` has no file "
+                                f"this script can find: it would go unchecked")
     return files
 
 def long_functions(text, limit):

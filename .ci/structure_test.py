@@ -147,6 +147,23 @@ CASES = {
         [("sinks/stdout.rs", "append",
           "pub(crate) fn long() {\n" + "    let _ = \"}\";\n" * 130 + "}\n")],
         ["function over 120 lines", "long (132)"]),
+    "#[cfg(test)] on a struct field hides nothing after the struct": (
+        [("sinks/stdout.rs", "append",
+          "pub(crate) struct S {\n    a: u8,\n    #[cfg(test)]\n    hook: u8,\n}\n"
+          "use crate::queue::Fsync;\n")], [SINKS_QUEUE]),
+    "#[cfg(test)] on an enum variant and a match arm hides nothing after them": (
+        [("sinks/stdout.rs", "append",
+          "pub(crate) enum E {\n    A,\n    #[cfg(test)]\n    B\n}\n"
+          "pub(crate) fn m(e: E) -> u8 {\n    match e {\n        E::A => 0,\n"
+          "        #[cfg(test)]\n        E::B => 1\n    }\n}\n"
+          "pub(crate) fn long() {\n" + "    let _ = 1;\n" * 130 + "}\n")],
+        ["function over 120 lines", "long (132)"]),
+    "#[cfg_attr(.., path = ..)] on a mod": (
+        [("queue/hack.rs", "new", "pub(crate) use crate::queue::Fsync;\n"),
+         ("sinks/mod.rs", "append", '#[cfg_attr(all(), path = "../queue/hack.rs")]\nmod hack;\n')],
+        ["cfg_attr(.., path = ..)"]),
+    "a mod whose file the script cannot find": (
+        [("sinks/mod.rs", "append", "mod nowhere;\n")], ["`mod nowhere;` has no file"]),
     "a file over the limit": (
         [("sinks/stdout.rs", "append", "\n" * 800)], ["file over 800 lines"]),
 }

@@ -267,3 +267,152 @@ fn feb_29_without_a_year_names_its_rule() {
     let e = dec("<14>Feb 28 09:01:02 h a: m");
     assert!(e.lenient.is_empty(), "{:?}", rules(&e));
 }
+
+/// Issue #22 re-check 1: a time glued to punctuation (BSD) or to anything
+/// (ISO) was read as a time, its tail taken for the hostname and the
+/// fields shifted, naming no rule. Now no timestamp, `timestamp_invalid`,
+/// the text from the time on kept byte for byte. `,123` is not read as a
+/// fraction: RFC 3164 and RFC 3339 write `.`, and syslog_loose does not
+/// read it either (it keeps `,123 h app: x` in the message).
+#[test]
+fn a_time_glued_to_anything_but_a_space_is_not_a_time() {
+    for (frame, msg) in [
+        (
+            "<13>Nov  4 09:01:02,123 h app: x",
+            "Nov  4 09:01:02,123 h app: x",
+        ),
+        ("<13>Nov  4 09:01:02:h app: x", "Nov  4 09:01:02:h app: x"),
+        (
+            "<13>Nov  4 09:01:02.123.4 h app: x",
+            "Nov  4 09:01:02.123.4 h app: x",
+        ),
+        ("<13>Nov  4 09:01:02. h app: x", "Nov  4 09:01:02. h app: x"),
+        (
+            "<13>2025-12-01T10:00:00Zh app: x",
+            "2025-12-01T10:00:00Zh app: x",
+        ),
+        (
+            "<13>2025-12-01T10:00:00+01:00h app: x",
+            "2025-12-01T10:00:00+01:00h app: x",
+        ),
+        (
+            "<13>2025-12-01T10:00:00h app: x",
+            "2025-12-01T10:00:00h app: x",
+        ),
+        (
+            "<13>2025-12-01T10:00:00.5Zh app: x",
+            "2025-12-01T10:00:00.5Zh app: x",
+        ),
+        (
+            "<13>2025-12-01T10:00:00,123 h app: x",
+            "2025-12-01T10:00:00,123 h app: x",
+        ),
+    ] {
+        let e = dec(frame);
+        assert_eq!(fields(&e), (None, None, None, msg), "{frame}");
+        assert_eq!(e.timestamp, None, "{frame}");
+        assert_eq!(rules(&e), vec!["timestamp_invalid"], "{frame}");
+    }
+    // What ends a time is unchanged: a space, the end, Cisco's `: `.
+    for frame in [
+        "<13>Nov  4 09:01:02 h app: x",
+        "<13>Nov  4 09:01:02.123 h app: x",
+        "<13>2025-12-01T10:00:00Z h app: x",
+    ] {
+        let e = dec(frame);
+        assert_eq!(fields(&e), (Some("h"), Some("app"), None, "x"), "{frame}");
+        assert!(e.lenient.is_empty(), "{frame}: {:?}", rules(&e));
+    }
+    let e = dec("<189>Nov  4 09:01:02: %SYS-5-CONFIG_I: Configured");
+    assert!(e.timestamp.is_some());
+    assert_eq!(e.appname(), Some("%SYS-5-CONFIG_I"));
+}
+
+/// Re-check 2: an RFC 5424 timestamp that is not one fell back to RFC 3164
+/// without a header, naming no rule, so a strict listener accepted it.
+#[test]
+fn a_broken_rfc5424_timestamp_is_timestamp_invalid() {
+    for frame in [
+        "<14>1 2025-06-30T10:00:00+24:00 h app - - - x",
+        "<14>1 2025-06-30T10:00:00+23:60 h app - - - x",
+        "<14>1 2025-06-30T10:00:00+0260 h app - - - x",
+        "<14>1 2025-06-30T10:00:00+02 h app - - - x",
+        "<14>1 2025-06-30T10:00Z h app - - - x",
+        "<14>1 2025-06-30T10:00:00.Z h app - - - x",
+        "<14>1 2025-06-30T10:00:00,5Z h app - - - x",
+        "<14>1 2025-06-30T10:00:00Zh app - - - x",
+        "<29>1 2006-01-02T15:04:05Z+07:00 - - - - -",
+    ] {
+        let e = dec(frame);
+        assert_eq!(e.timestamp, None, "{frame}");
+        assert_eq!(rules(&e), vec!["timestamp_invalid"], "{frame}");
+        assert_eq!(e.message(), &frame[4..], "{frame}");
+        assert_eq!(e.hostname(), None, "{frame}");
+    }
+}
+
+/// Re-check 3: a TAG with bytes `tag_and_pid` does not read, and a colon
+/// not followed by a space, took the colon and the message into the app.
+/// It ends at the colon as an ASCII TAG does (`app:x`: app `app`, message
+/// `x`), as syslog_loose reads it.
+#[test]
+fn an_unusual_tag_ends_at_its_colon() {
+    for (frame, app, pid) in [
+        ("<13>Nov  4 09:01:02 h prógram:x", "prógram", None),
+        ("<13>Nov  4 09:01:02 h prógram[12]:x", "prógram", Some("12")),
+        ("<13>Nov  4 09:01:02 h ab*c:x", "ab*c", None),
+    ] {
+        let e = dec(frame);
+        assert_eq!(fields(&e), (Some("h"), Some(app), pid, "x"), "{frame}");
+        assert_eq!(rules(&e), vec!["tag_unusual_bytes"], "{frame}");
+    }
+    let e = dec("<13>Nov  4 09:01:02 h app:x");
+    assert_eq!(fields(&e), (Some("h"), Some("app"), None, "x"));
+    let e = dec("<13>Nov  4 09:01:02 h prógram: x y");
+    assert_eq!(fields(&e), (Some("h"), Some("prógram"), None, "x y"));
+}
+
+/// Re-check 4: `:60` at minute 29 or 44 was a leap second even with `Z`.
+/// A leap second falls at 23:59:60 UTC: a clock shows it at minute 59 at
+/// whole-hour offsets, 29 at `±hh:30`, 44 at `+hh:45` (the frame's offset,
+/// or the listener's zone when the frame has none).
+#[test]
+fn a_leap_second_only_where_the_offset_puts_one() {
+    for frame in [
+        "<14>1 2025-06-30T23:29:60Z h app - - - x",
+        "<14>1 2025-06-30T23:44:60+00:00 h app - - - x",
+        "<14>1 2025-06-30T05:59:60+05:30 h app - - - x",
+        "<13>2025-06-30T23:29:60Z h app: x",
+        "<13>Jun 30 23:29:60 h app: x",
+        "<13>Jun 30 23:44:60 UTC: h app: x",
+    ] {
+        let e = dec(frame);
+        assert_eq!(e.timestamp, None, "{frame}");
+        assert_eq!(rules(&e), vec!["timestamp_invalid"], "{frame}");
+    }
+    for frame in [
+        "<14>1 2025-06-30T23:59:60Z h app - - - x",
+        "<14>1 2025-07-01T05:29:60+05:30 h app - - - x",
+        "<14>1 2025-06-30T20:29:60-03:30 h app - - - x",
+        "<14>1 2025-07-01T05:44:60+05:45 h app - - - x",
+        "<13>Jun 30 23:59:60 h app: x",
+    ] {
+        let e = dec(frame);
+        assert!(e.timestamp.is_some(), "{frame}");
+        assert!(
+            rules(&e).contains(&"timestamp_leap_second"),
+            "{frame}: {:?}",
+            rules(&e)
+        );
+    }
+    // Without an offset in the frame, the listener's zone decides.
+    let kolkata = crate::decode::DecodeOptions {
+        timezone: chrono_tz::Asia::Kolkata,
+        ..Default::default()
+    };
+    let e = crate::decode::tests::dec_with(b"<13>Jul  1 05:29:60 h app: x", &kolkata);
+    assert!(e.timestamp.is_some());
+    assert_eq!(rules(&e), vec!["timestamp_leap_second"]);
+    let e = crate::decode::tests::dec_with(b"<13>Jul  1 05:59:60 h app: x", &kolkata);
+    assert_eq!(rules(&e), vec!["timestamp_invalid"]);
+}

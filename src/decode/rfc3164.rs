@@ -3,7 +3,7 @@
 //! forms real daemons write.
 
 use super::time::{
-    bsd_timestamp, iso_not_a_time, resolve, rfc3339, rfc3339_rules, zone_abbreviation,
+    bsd_timestamp, iso_not_a_time, resolve, rfc3339, rfc3339_rules, time_ends, zone_abbreviation,
 };
 use super::{DecodeOptions, Sender, skip_blanks, skip_spaces, span_of, trim_end};
 use crate::event::{Event, Lenient, LenientRule, Protocol, SdElement, SdParam, Text};
@@ -185,9 +185,10 @@ fn timestamp<'a>(
     lenient: &mut Lenient,
 ) -> Option<(&'a [u8], bool)> {
     if let Ok((rest, t)) = bsd_timestamp(i) {
-        if rest.first().is_some_and(u8::is_ascii_alphanumeric) {
-            // `00:12:135 host`: the time glued to text is not a time (its
-            // tail is not the hostname); the text stays in the message.
+        if !time_ends(rest) {
+            // `00:12:135 host`, `09:01:02,123 h`, `09:01:02:h`: the time
+            // glued to text is not a time (its tail is not the hostname);
+            // the text stays in the message.
             lenient.insert(LenientRule::TimestampInvalid);
             return None;
         }
@@ -224,12 +225,19 @@ fn timestamp<'a>(
         return Some((rest, zone.is_some()));
     }
     let Ok((rest, (t, offset))) = rfc3339(i) else {
-        if iso_time_invalid(i) {
+        if iso_time_invalid(i, opts) {
             lenient.insert(LenientRule::TimestampInvalid);
         }
         return None;
     };
-    event.timestamp = resolve(&t, offset, opts);
+    let ts = resolve(&t, offset, opts).filter(|_| time_ends(rest));
+    if ts.is_none() {
+        // `…00Zh`, `…00+01:00h`, a leap second where none falls: not a
+        // time, its text stays in the message.
+        lenient.insert(LenientRule::TimestampInvalid);
+        return None;
+    }
+    event.timestamp = ts;
     lenient.extend(rfc3339_rules(&i[..i.len() - rest.len()], 9));
     Some((rest, false))
 }
@@ -239,13 +247,13 @@ fn timestamp<'a>(
 /// Out of line: only frames without a timestamp get here.
 #[cold]
 #[inline(never)]
-fn iso_time_invalid(i: &[u8]) -> bool {
+fn iso_time_invalid(i: &[u8], opts: &DecodeOptions) -> bool {
     let after_version = i
         .iter()
         .position(|b| *b == b' ')
         .map_or(i, |sp| &i[sp + 1..]);
     let version = i.len() - after_version.len() <= 4 && i.first().is_some_and(u8::is_ascii_digit);
-    iso_not_a_time(i) || version && iso_not_a_time(after_version)
+    iso_not_a_time(i, opts) || version && iso_not_a_time(after_version, opts)
 }
 
 /// `%FACILITY-SEVERITY-MNEMONIC:` after a Cisco time. Out of line: the
@@ -396,12 +404,13 @@ fn tag_after_host(i: &[u8], without_colon: bool) -> Option<Tag<'_>> {
         None => return None,
     };
     let (word, rest) = i.split_at(len);
-    // `prógram[12]: …`: a TAG with a colon whose bytes [`tag_and_pid`]
-    // does not read; colon and `[PID]` are not the app's. Read as the
-    // TAG it is, on any listener, unless it cannot be a name.
-    let (word, colon) = match word.strip_suffix(b":") {
-        Some(tag) if !tag.is_empty() => (tag, true),
-        _ => (word, false),
+    // `prógram[12]: …`, `prógram:x`: a TAG with a colon whose bytes
+    // [`tag_and_pid`] does not read; colon and `[PID]` are not the app's,
+    // and it ends at the first colon as an ASCII one does (`app:x`).
+    // Read as the TAG it is, on any listener, unless it cannot be a name.
+    let (word, rest, colon) = match word.iter().position(|b| *b == b':') {
+        Some(c) if c > 0 => (&word[..c], &i[c + 1..], true),
+        _ => (word, rest, false),
     };
     let taken = if colon {
         !cannot_be_a_name(word)

@@ -125,7 +125,12 @@ pub(super) fn rfc5424(
                 if offset.is_none() {
                     lenient.insert(LenientRule::TimestampWithoutOffset);
                 }
-                (i, resolve(&t, offset, opts))
+                // A leap second where the offset puts none: not a time,
+                // read as RFC 3164 (`timestamp_invalid`, text kept).
+                let Some(ts) = resolve(&t, offset, opts) else {
+                    return false;
+                };
+                (i, Some(ts))
             }
             Err(_) => return false,
         }

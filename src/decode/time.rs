@@ -134,7 +134,9 @@ impl CivilTime {
 /// or at 29 or 44 in zones offset by a half or three quarters of an hour
 /// (India, Newfoundland; Nepal). The hour is not checked: the zone that
 /// shifts it is often not in the frame. `:60` at any other minute is not
-/// a time ([`LenientRule::TimestampInvalid`]).
+/// a time ([`LenientRule::TimestampInvalid`]); once the offset is known
+/// (the frame's or the listener's zone), [`resolve`] keeps only the
+/// minute it puts the leap second in.
 fn leap_second_minute(minute: u32) -> bool {
     matches!(minute, 59 | 29 | 44)
 }
@@ -142,9 +144,30 @@ fn leap_second_minute(minute: u32) -> bool {
 /// Whether `i` starts like `YYYY-MM-DDTHH:MM:SS` but is no real date and
 /// time (`2025-02-30T…`, `…T25:00:00`): [`LenientRule::TimestampInvalid`],
 /// its text stays in the message.
-pub(super) fn iso_not_a_time(i: &[u8]) -> bool {
-    i.first_chunk::<19>()
-        .is_some_and(|dt| iso_shaped(dt) && date_time_fields(dt).is_none())
+/// Also any other text that begins with the date and `T` but is not a time
+/// [`time_ends`] after (`…T10:00Z`, `…+24:00`, `…00.Z`, `…00,5Z`,
+/// `…00Zh`), and a leap second where the offset puts none.
+pub(super) fn iso_not_a_time(i: &[u8], opts: &DecodeOptions) -> bool {
+    let Some(p) = i.first_chunk::<11>() else {
+        return false;
+    };
+    let date_shaped = [0, 1, 2, 3, 5, 6, 8, 9]
+        .iter()
+        .all(|&k| p[k].is_ascii_digit())
+        && p[4] == b'-'
+        && p[7] == b'-'
+        && p[10] | 0x20 == b't';
+    date_shaped
+        && !matches!(rfc3339(i), Ok((rest, (t, offset)))
+            if time_ends(rest) && resolve(&t, offset, opts).is_some())
+}
+
+/// Whether a time may end where `rest` begins: at a space, at the end of
+/// the frame, or at Cisco's `: ` (`TIME: MSG`). A time glued to anything
+/// else (`09:01:02,123`, `09:01:02:h`, `…00Zh`) is not one.
+#[inline]
+pub(super) fn time_ends(rest: &[u8]) -> bool {
+    matches!(rest, [] | [b' ', ..] | [b':'] | [b':', b' ', ..])
 }
 
 /// RFC 3339 `FULL-DATE "T" FULL-TIME` (`T` or `t`); the offset may be
@@ -268,10 +291,19 @@ pub(super) fn resolve(
     offset: Option<i32>,
     opts: &DecodeOptions,
 ) -> Option<Timestamp> {
-    match offset {
-        Some(o) => Some(t.with_offset(o)),
-        None => t.in_zone(&opts.timezone),
-    }
+    let ts = match offset {
+        Some(o) => t.with_offset(o),
+        None => t.in_zone(&opts.timezone)?,
+    };
+    (t.second != 60 || leap_second_at(t.minute, ts.offset_secs)).then_some(ts)
+}
+
+/// Whether a clock `offset_secs` east of UTC shows the leap second
+/// (23:59:60 UTC) in `minute`: 59 at whole-hour offsets (`Z`, `+01:00`),
+/// 29 at `±hh:30`, 44 at `+hh:45`.
+#[cold]
+fn leap_second_at(minute: u32, offset_secs: i32) -> bool {
+    i64::from(minute) == (59 + i64::from(offset_secs) / 60).rem_euclid(60)
 }
 
 /// A month's three letters, any case (`Nov`, `NOV`, `nov`).

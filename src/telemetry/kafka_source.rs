@@ -8,7 +8,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::Register;
+use super::{Register, get};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ListenerLabel {
@@ -110,15 +110,6 @@ impl KafkaSourceMetrics {
             partition: partition.to_string(),
         });
     }
-}
-
-/// One labelled metric, the family's guard dropped on return.
-fn get<S, M>(family: &Family<S, M>, labels: &S) -> M
-where
-    S: Clone + std::hash::Hash + Eq,
-    M: Clone + prometheus_client::metrics::TypedMetric + Default,
-{
-    family.get_or_create(labels).clone()
 }
 
 /// The `sluice_listener_kafka_*` families.

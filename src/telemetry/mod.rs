@@ -197,7 +197,7 @@ impl SinkMetrics {
 /// Resolve one labelled metric. The family's read guard must be dropped
 /// before the next lookup: a lookup that creates a new label set takes the
 /// write lock.
-fn get<S, M>(family: &Family<S, M>, labels: &S) -> M
+pub(super) fn get<S, M>(family: &Family<S, M>, labels: &S) -> M
 where
     S: Clone + std::hash::Hash + Eq,
     M: Clone + prometheus_client::metrics::TypedMetric + Default,

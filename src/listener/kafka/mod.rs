@@ -225,11 +225,18 @@ impl ConsumerContext for Context {
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             self.metrics.rebalances.inc();
             for e in tpl.elements() {
                 self.offsets.assign(e.topic(), e.partition());
+            }
+            // A partition is assigned unpaused in `offsets`; librdkafka
+            // keeps an application pause across a revoke and a new
+            // assignment, so a partition paused before it went and came
+            // back would stay paused for good, with nothing to resume it.
+            if let Err(e) = consumer.resume(tpl) {
+                tracing::warn!(listener = %self.name, error = %e, "kafka consumer: resume of assigned partitions failed");
             }
             tracing::info!(listener = %self.name, partitions = tpl.count(), "kafka partitions assigned");
         }
