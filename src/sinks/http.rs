@@ -96,7 +96,7 @@ pub(crate) struct Transport {
 }
 
 /// Why a [`Transport::post`] got no answer.
-pub(crate) enum PostError {
+enum PostError {
     Gzip(std::io::Error),
     /// No answer (the sink names the node; see [`transport_error`]).
     Transport(reqwest::Error),
@@ -142,7 +142,31 @@ impl Transport {
 
     /// POST `body` to `url` (gzipped when the sink says so: the
     /// uncompressed buffer goes back to the spare at once), signed, timed.
+    /// No answer: `node_failed` runs (the sink's fail-over) and the error
+    /// names `at`; both are retryable.
     pub(crate) async fn post(
+        &self,
+        url: reqwest::Url,
+        content_type: &'static str,
+        body: Vec<u8>,
+        at: impl Into<String>,
+        node_failed: impl FnOnce(),
+    ) -> Result<Sent, super::SinkError> {
+        use super::{Cause, SinkError};
+        match self.post_once(url, content_type, body).await {
+            Ok(sent) => Ok(sent),
+            // Compressing into memory does not fail for want of anything
+            // a retry would bring; retried all the same (bounded by the
+            // policy), as nothing is lost by it.
+            Err(PostError::Gzip(e)) => Err(SinkError::retry(Cause::Gzip(e))),
+            Err(PostError::Transport(e)) => {
+                node_failed();
+                Err(SinkError::retry(Cause::transport(at, e)))
+            }
+        }
+    }
+
+    async fn post_once(
         &self,
         url: reqwest::Url,
         content_type: &'static str,

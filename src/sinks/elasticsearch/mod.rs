@@ -26,7 +26,7 @@ pub(crate) mod setup;
 use crate::config::ElasticsearchConfig;
 use crate::record::Record;
 
-use super::http::{Failover, Nodes, PostError, Sent, Transport};
+use super::http::{Failover, Nodes, Sent, Transport};
 use super::retry::{Outcome, classify};
 use super::{Cause, DeadLetter, OpenError, RetryPolicy, SinkError, Written, retry_after};
 use bulk::*;
@@ -295,15 +295,12 @@ impl ElasticsearchSink {
         };
         let url = bulk_url(base_url, self.config.pipeline.as_deref());
         let base = crate::config::url_text(base_url).to_owned();
-        let Sent { response, kept } = match self.http.post(url, "application/x-ndjson", body).await
-        {
-            Ok(sent) => sent,
-            Err(PostError::Gzip(e)) => return Err(SinkError::retry(Cause::Gzip(e))),
-            Err(PostError::Transport(e)) => {
-                self.node_failed(node);
-                return Err(SinkError::retry(Cause::transport(base, e)));
-            }
-        };
+        let Sent { response, kept } = self
+            .http
+            .post(url, "application/x-ndjson", body, base.clone(), || {
+                self.node_failed(node)
+            })
+            .await?;
         let status = response.status().as_u16();
         let outcome = classify(status, response.headers(), std::time::SystemTime::now());
         let retry_after = retry_after(&response);

@@ -30,7 +30,7 @@ use std::time::Duration;
 use crate::config::{InfluxApi, InfluxConfig};
 use crate::record::Record;
 
-use super::http::{Failover, Nodes, PostError, Sent, Transport, endpoint};
+use super::http::{Failover, Nodes, Sent, Transport, endpoint};
 use super::retry::{Outcome as Status, classify};
 use super::{Cause, DeadLetter, OpenError, SinkError, Written};
 
@@ -453,15 +453,12 @@ impl InfluxSink {
         };
         let at = redact(&url);
         let c = &self.config;
-        let Sent { response, kept } =
-            match self.http.post(url, "text/plain; charset=utf-8", body).await {
-                Ok(sent) => sent,
-                Err(PostError::Gzip(e)) => return Err(SinkError::Permanent(Cause::Gzip(e))),
-                Err(PostError::Transport(e)) => {
-                    self.fail_over(i);
-                    return Err(SinkError::retry(Cause::transport(at, e)));
-                }
-            };
+        let Sent { response, kept } = self
+            .http
+            .post(url, "text/plain; charset=utf-8", body, at.clone(), || {
+                self.fail_over(i)
+            })
+            .await?;
         let status = response.status().as_u16();
         let outcome = classify(status, response.headers(), std::time::SystemTime::now());
         // A 1.x partial write quotes each line it rejects: room for all of
