@@ -186,3 +186,93 @@ sink = "kafka_ecs"
     );
     assert!(sluice.stop().success());
 }
+
+/// A route with a `[routes.metric]` table to a Kafka sink of
+/// `payload = "line_protocol"`: each matching frame becomes one record
+/// holding the route's point, the line Telegraf's `kafka_consumer` reads
+/// (measurement, host and app tags, every key=number pair a float field,
+/// the frame's time in nanoseconds); a frame without numbers is no point.
+#[test]
+fn kafka_sink_line_protocol_payload_is_the_routes_point() {
+    let Some(kafka) = shared() else { return };
+    kafka.create_topic("points.lp", 1, 1, &[]);
+    let config = kafka_config(&format!(
+        r#"
+[[sinks]]
+name = "kafka_lp"
+type = "kafka"
+brokers = ["{b}"]
+topic = "points.lp"
+payload = "line_protocol"
+
+[[routes]]
+name = "status"
+sink = "kafka_lp"
+pattern = '(?:^|\s)[A-Za-z_][A-Za-z0-9_.\-]*=-?[0-9]'
+final = true
+[routes.metric]
+measurement = "status"
+key_values = true
+
+[[sinks]]
+name = "rest"
+type = "file"
+path = "rest.ndjson"
+
+[[routes]]
+name = "rest"
+sink = "rest"
+[routes.document]
+"#,
+        b = kafka.bootstrap
+    ));
+    let sluice = Sluice::start(&config);
+    let n = 50;
+    let mut tcp = TcpStream::connect(sluice.addr("tcp")).unwrap();
+    let mut bytes = Vec::new();
+    for i in 0..n {
+        bytes.extend_from_slice(
+            format!(
+                "<14>1 2026-11-24T10:00:{:02}Z web{} orders - - - status code=200 latency_ms={i}.5\n",
+                i % 60,
+                i % 2
+            )
+            .as_bytes(),
+        );
+        bytes.extend_from_slice(b"<14>1 2026-11-24T10:00:00Z web0 orders - - - no numbers here\n");
+    }
+    tcp.write_all(&bytes).unwrap();
+    drop(tcp);
+    let records = wait_records(kafka, "points.lp", n, 60);
+    // The frames without numbers took the other route: all of them are
+    // there, so the topic is complete when the file is.
+    assert_eq!(sluice.wait_lines("rest.ndjson", n).len(), n);
+    eprintln!(
+        "sent {} frames ({n} with numbers); points topic {}",
+        2 * n,
+        records.len()
+    );
+    assert_eq!(
+        records.len(),
+        n,
+        "one point per frame with numbers, none for the others"
+    );
+    let mut lines: Vec<String> = records
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone()).unwrap())
+        .collect();
+    lines.sort();
+    let mut expected: Vec<String> = (0..n)
+        .map(|i| {
+            let nanos = 1_795_514_400_000_000_000_i64 + (i as i64 % 60) * 1_000_000_000;
+            format!(
+                "status,app=orders,host=web{} code=200,latency_ms={i}.5 {nanos}",
+                i % 2
+            )
+        })
+        .collect();
+    expected.sort();
+    for (got, want) in lines.iter().zip(&expected) {
+        assert_eq!(got.trim_end_matches('\n'), want, "all points: {lines:?}");
+    }
+}
