@@ -14,7 +14,7 @@ use std::io::Write as _;
 use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use crate::util::kafka::shared;
+use crate::util::kafka::{es_events_route, shared};
 use crate::util::*;
 
 /// An edge: UDP (default zone) and TCP (`Asia/Tokyo` for zone-less
@@ -64,31 +64,6 @@ queue = {queue}
     )
 }
 
-/// A sink `es` to `es` (index `syslog`) and the route `events` to it with
-/// ECS documents: the indexer's, and the edge's single-process twin.
-fn two_tier_es_route(es: &EsServer) -> String {
-    format!(
-        r#"
-[[sinks]]
-name = "es"
-type = "elasticsearch"
-urls = ["{}"]
-index = "syslog"
-linger_ms = 20
-timeout_secs = 5
-max_backoff_secs = 1
-[[routes]]
-name = "events"
-sink = "es"
-document = {{ format = "ecs" }}
-[routes.queue]
-max_events = 100000
-when_full = "block"
-"#,
-        es.url()
-    )
-}
-
 /// An indexer: a Kafka listener `from_kafka` in `group` reading `topic`,
 /// at most `max_in_flight` records of a partition not yet done with, its
 /// documents to `es`.
@@ -116,7 +91,7 @@ max_in_flight = {max_in_flight}
 {route}
 "#,
         b = kafka.bootstrap,
-        route = two_tier_es_route(es)
+        route = es_events_route(es)
     )
 }
 
@@ -209,7 +184,7 @@ fn two_tier_edge_kafka_indexer_documents_and_ids_match_a_single_process_run() {
         topic,
         "",
         queue,
-        &two_tier_es_route(&es_edge),
+        &es_events_route(&es_edge),
     ));
     let mut indexer = Sluice::start(&two_tier_indexer_config(
         kafka,

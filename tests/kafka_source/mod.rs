@@ -13,7 +13,7 @@ use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-use crate::util::kafka::shared;
+use crate::util::kafka::{es_events_route, shared};
 use crate::util::*;
 
 mod hostile;
@@ -153,24 +153,9 @@ topics = ["{topic}"]
 group_id = "{group}"
 commit_interval_ms = 100
 {extra_listener}
-[[sinks]]
-name = "es"
-type = "elasticsearch"
-urls = ["{}"]
-index = "syslog"
-linger_ms = 20
-timeout_secs = 5
-max_backoff_secs = 1
-[[routes]]
-name = "events"
-sink = "es"
-document = {{ format = "ecs" }}
-[routes.queue]
-max_events = 100000
-when_full = "block"
-"#,
+{route}"#,
         kafka.bootstrap,
-        es.url()
+        route = es_events_route(es)
     )
 }
 

@@ -331,3 +331,29 @@ pub(crate) fn unhex(text: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// A sink `es` to `es` (index `syslog`) and the route `events` to it with
+/// ECS documents into a `block` queue: an indexer's (and, in the two-tier
+/// tests, the edge's single-process twin).
+pub(crate) fn es_events_route(es: &crate::util::EsServer) -> String {
+    format!(
+        r#"
+[[sinks]]
+name = "es"
+type = "elasticsearch"
+urls = ["{}"]
+index = "syslog"
+linger_ms = 20
+timeout_secs = 5
+max_backoff_secs = 1
+[[routes]]
+name = "events"
+sink = "es"
+document = {{ format = "ecs" }}
+[routes.queue]
+max_events = 100000
+when_full = "block"
+"#,
+        es.url()
+    )
+}
