@@ -189,11 +189,26 @@ pub enum LenientRule {
     /// RFC 3164: `Feb 29` without a year, received in a year that has
     /// none: read in the nearest leap year.
     TimestampLeapDay,
+    /// A frame without PRI that opens with a timestamp: read as after
+    /// `<13>` (RFC 3164 §4.3.3, rsyslog), facility user, severity notice.
+    PriMissing,
+    /// RFC 3164: a tab between the time and the hostname, or between the
+    /// hostname and `TAG:` (`host\ttag: x`); read as the separator.
+    HeaderTab,
+    /// A comma before the fraction of the second (`09:01:02,123`, log4j's
+    /// and Python's ISO 8601 layouts); read as `.123`.
+    TimestampCommaFraction,
+    /// RFC 5424: an SD-ID or PARAM-NAME with bytes outside PRINTUSASCII or
+    /// longer than 32 bytes (§6.3.2, §6.3.3); read as sent.
+    SdNameInvalid,
+    /// RFC 5424: more than one space before a parameter, or a space before
+    /// `]`, inside an SD element; read as one separator.
+    SdExtraSpaces,
 }
 
 impl LenientRule {
     /// Every rule, in the order the JSON lists them.
-    pub const ALL: [LenientRule; 34] = [
+    pub const ALL: [LenientRule; 39] = [
         LenientRule::TagWithParens,
         LenientRule::TagCiscoMnemonic,
         LenientRule::TagPunctuation,
@@ -228,6 +243,11 @@ impl LenientRule {
         LenientRule::TimestampLeapSecond,
         LenientRule::TagUnusualBytes,
         LenientRule::TimestampLeapDay,
+        LenientRule::PriMissing,
+        LenientRule::HeaderTab,
+        LenientRule::TimestampCommaFraction,
+        LenientRule::SdNameInvalid,
+        LenientRule::SdExtraSpaces,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -266,6 +286,11 @@ impl LenientRule {
             LenientRule::TimestampLeapSecond => "timestamp_leap_second",
             LenientRule::TagUnusualBytes => "tag_unusual_bytes",
             LenientRule::TimestampLeapDay => "timestamp_leap_day",
+            LenientRule::PriMissing => "pri_missing",
+            LenientRule::HeaderTab => "header_tab",
+            LenientRule::TimestampCommaFraction => "timestamp_comma_fraction",
+            LenientRule::SdNameInvalid => "sd_name_invalid",
+            LenientRule::SdExtraSpaces => "sd_extra_spaces",
         }
     }
 
@@ -305,6 +330,10 @@ pub struct Lenient(u64);
 impl Lenient {
     pub fn insert(&mut self, rule: LenientRule) {
         self.0 |= rule.bit();
+    }
+
+    pub fn remove(&mut self, rule: LenientRule) {
+        self.0 &= !rule.bit();
     }
 
     /// Add every rule of `other`.

@@ -20,6 +20,9 @@
 mod lenient_findings_tests;
 #[cfg(test)]
 mod lenient_tests;
+mod lossy_names;
+#[cfg(test)]
+mod open_readings_tests;
 mod rfc3164;
 #[cfg(test)]
 mod rfc3164_tests;
@@ -37,7 +40,7 @@ use nom::character::complete::char;
 use nom::combinator::map_res;
 use nom::sequence::delimited;
 
-use crate::event::{Event, Span, Text};
+use crate::event::{Event, Lenient, LenientRule, Protocol, Span, Text};
 use crate::text::text_of;
 
 pub(crate) use crate::config::{DecodeMode, DecodeOptions, Sender};
@@ -68,6 +71,11 @@ pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
         if !rfc5424::rfc5424(all, rest, event, opts) {
             rfc3164::rfc3164(all, rest, event, opts);
         }
+    } else {
+        without_pri(all, event, opts);
+    }
+    if event.lossy_utf8 && event.lenient.contains(LenientRule::SdNameInvalid) {
+        lossy_names::escape_sd_names(all, event);
     }
     event.set_text(text);
     if event.facility.is_none() {
@@ -81,6 +89,61 @@ pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
     if let Some(escape) = opts.newline_escape.as_deref() {
         unescape_newlines(event, escape);
     }
+}
+
+/// A frame without PRI that opens with a timestamp (BSD, ISO, or an RFC
+/// 5424 version and an ISO time): its header is read as after `<13>`, as
+/// rsyslog reads it (RFC 3164 §4.3.3: a relay adds `<13>` to a message
+/// without PRI) and syslog_loose reads the header too, and
+/// [`LenientRule::PriMissing`] says the PRI was assumed. Any other frame
+/// without PRI, or one whose time is not a real one, stays undecoded: no
+/// header is forged from text. Out of line: framed syslog has a PRI.
+#[cold]
+#[inline(never)]
+fn without_pri(all: &[u8], event: &mut Event, opts: &DecodeOptions) {
+    let opens_with_time = match all.first() {
+        Some(b) if b.is_ascii_alphabetic() => time::bsd_timestamp(all).is_ok(),
+        Some(b) if b.is_ascii_digit() => {
+            time::rfc3339(all).is_ok()
+                || rfc5424::version(all).is_ok_and(|(i, _)| time::rfc3339(i).is_ok())
+        }
+        _ => false,
+    };
+    if !opens_with_time {
+        return;
+    }
+    event.facility = Some(ASSUMED_PRI >> 3);
+    event.severity = Some(ASSUMED_PRI & 7);
+    if !rfc5424::rfc5424(all, all, event, opts) {
+        rfc3164::rfc3164(all, all, event, opts);
+    }
+    if event.timestamp.is_none() {
+        // `Nov 31 …`, `09:01:02,x`: not a time after all.
+        undecoded(event, all.len());
+        return;
+    }
+    event.lenient.insert(LenientRule::PriMissing);
+}
+
+/// `<13>`, user.notice: what RFC 3164 §4.3.3 has a relay add to a message
+/// without PRI, and what rsyslog assumes (`DEFUPRI`).
+const ASSUMED_PRI: u8 = 13;
+
+/// Back to what [`Event::without_text`] made: nothing decoded, the whole
+/// text (`len` bytes) the message.
+fn undecoded(event: &mut Event, len: usize) {
+    event.protocol = Protocol::Unknown;
+    event.valid = false;
+    event.facility = None;
+    event.severity = None;
+    event.timestamp = None;
+    event.hostname = None;
+    event.appname = None;
+    event.procid = None;
+    event.msgid = None;
+    event.structured_data.clear();
+    event.message = Text::Span(Span::new(0, len));
+    event.lenient = Lenient::default();
 }
 
 /// log4j2's `newLineEscape` replaced each `\r?\n` of the message with
@@ -154,7 +217,6 @@ fn trim_end(b: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{LenientRule, Protocol};
 
     pub(super) const RECEIVED_2026_11_24: i64 = 1_795_500_000 * 1_000_000_000; // 2026-11-25T…Z region
 
@@ -230,7 +292,7 @@ mod tests {
 
     #[test]
     fn missing_pri_keeps_everything() {
-        for frame in ["Nov 24 11:34:31 vm hello", "<>x", "<192>x", "<14"] {
+        for frame in ["<>x", "<192>x", "<14"] {
             let e = dec(frame);
             assert!(!e.valid, "{frame}");
             assert_eq!(e.message(), frame);

@@ -3,7 +3,8 @@
 //! forms real daemons write.
 
 use super::time::{
-    bsd_timestamp, iso_not_a_time, resolve, rfc3339, rfc3339_rules, time_ends, zone_abbreviation,
+    bsd_timestamp, comma_fraction, iso_not_a_time, resolve, rfc3339, rfc3339_comma, rfc3339_rules,
+    time_ends, zone_abbreviation,
 };
 use super::{DecodeOptions, Sender, skip_blanks, skip_spaces, span_of, trim_end};
 use crate::event::{Event, Lenient, LenientRule, Protocol, SdElement, SdParam, Text};
@@ -94,8 +95,12 @@ pub(super) fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
                 lenient.insert(LenientRule::ColonAfterTimestamp);
             }
             i = rest;
-        } else {
-            i = i.strip_prefix(b" ").unwrap_or(i);
+        } else if let Some(rest) = i.strip_prefix(b" ") {
+            i = rest;
+        } else if i.first() == Some(&b'\t') {
+            // `09:01:02\thost`: a tab for the space.
+            lenient.insert(LenientRule::HeaderTab);
+            i = skip_blanks(i);
         }
     }
     let generic = opts.sender == Sender::Generic;
@@ -112,8 +117,9 @@ pub(super) fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
         // more there. DEL is read past unnoticed.
         let mut word_len = i.iter().take_while(|b| **b as i8 > b' ' as i8).count();
         let mut control = false;
+        let mut tag_after_tab = None;
         if i.get(word_len).is_some_and(|b| *b != b' ') {
-            (word_len, control) = word_with_unusual_bytes(i);
+            (word_len, control, tag_after_tab) = word_with_unusual_bytes(i, word_len, generic);
         }
         let (word, rest) = i.split_at(word_len);
         let looks_like_tag = generic
@@ -132,6 +138,12 @@ pub(super) fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
                 }
             }
             match rest.split_first() {
+                _ if tag_after_tab.is_some() => {
+                    // `host\ttag: x`: a tab for the space.
+                    lenient.insert(LenientRule::HeaderTab);
+                    after_host = true;
+                    i = tag_after_tab.unwrap_or(rest);
+                }
                 Some((_, rest)) => {
                     after_host = true;
                     i = rest;
@@ -185,13 +197,17 @@ fn timestamp<'a>(
     lenient: &mut Lenient,
 ) -> Option<(&'a [u8], bool)> {
     if let Ok((rest, t)) = bsd_timestamp(i) {
-        if !time_ends(rest) {
-            // `00:12:135 host`, `09:01:02,123 h`, `09:01:02:h`: the time
+        let (rest, t, comma) = if time_ends(rest) || rest.first() == Some(&b'\t') {
+            (rest, t, None)
+        } else if let Some((rest, fraction, written)) = bsd_comma_fraction(rest) {
+            (rest, t.with_fraction(fraction), Some(written))
+        } else {
+            // `00:12:135 host`, `09:01:02, h`, `09:01:02:h`: the time
             // glued to text is not a time (its tail is not the hostname);
             // the text stays in the message.
             lenient.insert(LenientRule::TimestampInvalid);
             return None;
-        }
+        };
         let time_text = &i[..i.len() - rest.len()];
         let (rest, offset, zone) = match zone_abbreviation(rest) {
             Ok((rest, (offset, name))) => (rest, offset, Some((offset, name))),
@@ -205,6 +221,12 @@ fn timestamp<'a>(
         };
         event.timestamp = Some(ts);
         lenient.extend(t.rules(time_text));
+        if let Some(written) = comma {
+            lenient.insert(LenientRule::TimestampCommaFraction);
+            if written > 9 {
+                lenient.insert(LenientRule::TimestampFractionLong);
+            }
+        }
         if t.leap_day_elsewhere(event.received_nanos, opts.timezone) {
             lenient.insert(LenientRule::TimestampLeapDay);
         }
@@ -224,22 +246,47 @@ fn timestamp<'a>(
         }
         return Some((rest, zone.is_some()));
     }
-    let Ok((rest, (t, offset))) = rfc3339(i) else {
+    let Ok((mut rest, (mut t, mut offset))) = rfc3339(i) else {
         if iso_time_invalid(i, opts) {
             lenient.insert(LenientRule::TimestampInvalid);
         }
         return None;
     };
-    let ts = resolve(&t, offset, opts).filter(|_| time_ends(rest));
-    if ts.is_none() {
-        // `…00Zh`, `…00+01:00h`, a leap second where none falls: not a
-        // time, its text stays in the message.
+    let ends = |r: &[u8]| time_ends(r) || r.first() == Some(&b'\t');
+    let mut comma_rules = None;
+    if !ends(rest) {
+        // `…00,123Z`: a comma fraction; anything else glued to the time
+        // makes it none.
+        match rfc3339_comma(i, 9) {
+            Some((r, comma_t, comma_offset, rules)) if ends(r) => {
+                (rest, t, offset) = (r, comma_t, comma_offset);
+                comma_rules = Some(rules);
+            }
+            _ => {
+                lenient.insert(LenientRule::TimestampInvalid);
+                return None;
+            }
+        }
+    }
+    let Some(ts) = resolve(&t, offset, opts) else {
+        // A leap second where none falls: not a time, its text stays in
+        // the message.
         lenient.insert(LenientRule::TimestampInvalid);
         return None;
-    }
-    event.timestamp = ts;
-    lenient.extend(rfc3339_rules(&i[..i.len() - rest.len()], 9));
+    };
+    event.timestamp = Some(ts);
+    lenient.extend(comma_rules.unwrap_or_else(|| rfc3339_rules(&i[..i.len() - rest.len()], 9)));
     Some((rest, false))
+}
+
+/// A comma fraction after a BSD time (`09:01:02,123`), then the end of a
+/// time: the frame after it, the fraction, and the digits written. Out of
+/// line: only times [`time_ends`] refused get here.
+#[cold]
+#[inline(never)]
+fn bsd_comma_fraction(rest: &[u8]) -> Option<(&[u8], (u32, u8), usize)> {
+    let (after, fraction, written) = comma_fraction(rest)?;
+    (time_ends(after) || after.first() == Some(&b'\t')).then_some((after, fraction, written))
 }
 
 /// `2025-02-30T…` where a timestamp would be, also after an RFC 5424
@@ -356,12 +403,25 @@ fn month_as_written(m: &[u8]) -> bool {
 /// log4j 1.2 `facilityPrinting=true`: the PRI's own facility name and a
 /// colon (`local7:`) before the text. Returns the text after it.
 /// The word up to SP when it holds bytes outside PRINTUSASCII: its length,
-/// and whether any is a control byte (below 0x20; UTF-8 is not).
+/// and whether any is a control byte (below 0x20; UTF-8 is not). Unless
+/// (on a generic listener) a tab ends the first `word_len` bytes and
+/// `TAG:` or `TAG[PID]:` follows it (`host\ttag: x`): then the word is
+/// those bytes, and the third value the frame at the TAG.
 #[cold]
-fn word_with_unusual_bytes(i: &[u8]) -> (usize, bool) {
+fn word_with_unusual_bytes(
+    i: &[u8],
+    word_len: usize,
+    generic: bool,
+) -> (usize, bool, Option<&[u8]>) {
+    if generic && word_len > 0 && i.get(word_len) == Some(&b'\t') {
+        let at = skip_blanks(&i[word_len..]);
+        if tag_and_pid(at, true).is_some_and(|t| t.app.is_some()) {
+            return (word_len, false, Some(at));
+        }
+    }
     let len = memchr::memchr(b' ', i).unwrap_or(i.len());
     let control = i[..len].iter().any(|b| *b < b' ');
-    (len, control)
+    (len, control, None)
 }
 
 fn log4j_facility_prefix(i: &[u8], facility: Option<u8>) -> Option<&[u8]> {

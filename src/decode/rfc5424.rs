@@ -7,15 +7,14 @@ use nom::IResult;
 use nom::bytes::complete::{tag, take_till1, take_while_m_n};
 use nom::character::complete::char;
 use nom::combinator::verify;
-use nom::sequence::preceded;
 
 use super::sd_ids::SeenIds;
-use super::time::{resolve, rfc3339, rfc3339_rules};
+use super::time::{resolve, rfc3339, rfc3339_comma, rfc3339_rules};
 use super::{DecodeOptions, digits_value, is_digit, skip_blanks, skip_spaces, span_of, trim_end};
 use crate::event::{Event, Lenient, LenientRule, Protocol, SdElement, SdParam, SdParams, Text};
 
 /// `VERSION SP`: a non-zero digit followed by up to two digits.
-fn version(i: &[u8]) -> IResult<&[u8], u32> {
+pub(super) fn version(i: &[u8]) -> IResult<&[u8], u32> {
     let (i, d) = verify(take_while_m_n(1, 3, is_digit), |d: &[u8]| d[0] != b'0')(i)?;
     let (i, _) = char(' ')(i)?;
     Ok((i, digits_value(d)))
@@ -115,13 +114,26 @@ pub(super) fn rfc5424(
     } else {
         match rfc3339(i) {
             Ok((rest, (t, offset))) => {
-                lenient.extend(rfc3339_rules(&i[..i.len() - rest.len()], 6));
-                let i = match char::<_, nom::error::Error<&[u8]>>(' ')(rest) {
-                    Ok((i, _)) => i,
-                    // Nothing after the timestamp: a header cut short.
-                    Err(_) if rest.is_empty() => rest,
-                    Err(_) => return false,
+                let (rest, t, offset) = match rest.first() {
+                    None | Some(b' ') => {
+                        lenient.extend(rfc3339_rules(&i[..i.len() - rest.len()], 6));
+                        (rest, t, offset)
+                    }
+                    // `08:00:00,123Z`: the comma fraction, in the RFC 5424
+                    // field too (§6.2.3 writes `.`; nothing is lost
+                    // reading it, and the rule says so).
+                    Some(_) => match rfc3339_comma(i, 6) {
+                        Some((rest, t, offset, rules))
+                            if matches!(rest.first(), None | Some(b' ')) =>
+                        {
+                            lenient.extend(rules);
+                            (rest, t, offset)
+                        }
+                        _ => return false,
+                    },
                 };
+                // Nothing after the timestamp: a header cut short.
+                let i = rest.strip_prefix(b" ").unwrap_or(rest);
                 if offset.is_none() {
                     lenient.insert(LenientRule::TimestampWithoutOffset);
                 }
@@ -360,19 +372,64 @@ fn sd_elements<'a, 'f>(all: &'f [u8], i: &'a [u8], seen_ids: &mut SeenIds<'f>) -
     read
 }
 
-/// The bytes that end an SD-NAME (`SP = ] "`), one table look-up a byte
-/// instead of four comparisons.
-const SD_NAME_END: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b' ' as usize] = true;
-    t[b'=' as usize] = true;
-    t[b']' as usize] = true;
-    t[b'"' as usize] = true;
+/// A byte of an SD-NAME (§6.3.2: PRINTUSASCII but `=`, SP, `]`, `"`).
+const NAME: u8 = 0;
+/// A byte that ends an SD-NAME: `SP = ] "`.
+const NAME_END: u8 = 1;
+/// A byte the grammar does not allow in an SD-NAME that does not end it
+/// either: controls, DEL, bytes from 0x80 ([`LenientRule::SdNameInvalid`]).
+const NAME_UNUSUAL: u8 = 2;
+
+/// The class of each byte in an SD-NAME, one table look-up a byte
+/// instead of four comparisons: the scan stops at an unusual byte as at
+/// an end, so checking the name costs one comparison after it.
+const SD_NAME_BYTES: [u8; 256] = {
+    let mut t = [NAME; 256];
+    let mut b = 0;
+    while b < 256 {
+        if b <= 0x20 || b >= 0x7f {
+            t[b] = NAME_UNUSUAL;
+        }
+        b += 1;
+    }
+    t[b' ' as usize] = NAME_END;
+    t[b'=' as usize] = NAME_END;
+    t[b']' as usize] = NAME_END;
+    t[b'"' as usize] = NAME_END;
     t
 };
 
-fn sd_name(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    take_till1(|b: u8| SD_NAME_END[usize::from(b)])(i)
+/// §6.3.2/§6.3.3: an SD-NAME is at most 32 bytes.
+const SD_NAME_MAX: usize = 32;
+
+/// An SD-ID or PARAM-NAME, up to `SP = ] "`. One with bytes outside
+/// PRINTUSASCII or over 32 bytes is read the same and names
+/// [`LenientRule::SdNameInvalid`].
+#[inline(always)]
+fn sd_name<'a>(i: &'a [u8], lenient: &mut Lenient) -> IResult<&'a [u8], &'a [u8]> {
+    match take_till1::<_, _, nom::error::Error<&[u8]>>(|b: u8| {
+        SD_NAME_BYTES[usize::from(b)] != NAME
+    })(i)
+    {
+        Ok((rest, name))
+            if name.len() <= SD_NAME_MAX
+                && rest
+                    .first()
+                    .is_none_or(|b| SD_NAME_BYTES[usize::from(*b)] == NAME_END) =>
+        {
+            Ok((rest, name))
+        }
+        _ => sd_name_unusual(i, lenient),
+    }
+}
+
+/// [`sd_name`] past bytes outside the grammar, or over 32 bytes.
+#[cold]
+#[inline(never)]
+fn sd_name_unusual<'a>(i: &'a [u8], lenient: &mut Lenient) -> IResult<&'a [u8], &'a [u8]> {
+    let (rest, name) = take_till1(|b: u8| SD_NAME_BYTES[usize::from(b)] == NAME_END)(i)?;
+    lenient.insert(LenientRule::SdNameInvalid);
+    Ok((rest, name))
 }
 
 /// The SD-IDs read before the current element, for
@@ -393,7 +450,14 @@ fn sd_element<'a, 'f>(
     element: &mut SdElement,
     seen: Seen<'_, 'f>,
 ) -> IResult<&'a [u8], bool> {
-    let (mut i, id) = preceded(char('['), sd_name)(i)?;
+    let (mut i, id) = sd_name(
+        i.strip_prefix(b"[")
+            .ok_or(nom::Err::Error(nom::error::Error::new(
+                i,
+                nom::error::ErrorKind::Char,
+            )))?,
+        lenient,
+    )?;
     element.id = Text::Span(span_of(all, id));
     if seen.ids.repeated(all, seen.earlier, id) {
         lenient.insert(LenientRule::SdDuplicateId);
@@ -402,17 +466,27 @@ fn sd_element<'a, 'f>(
     let mut complete = true;
     loop {
         let rest = skip_spaces(i);
+        let spaces = i.len() - rest.len();
         if let Some(rest) = rest.strip_prefix(b"]") {
+            if spaces > 0 {
+                // `[a x="1" ]`: no SP before `]` in §6.3.
+                lenient.insert(LenientRule::SdExtraSpaces);
+            }
             return Ok((rest, complete));
         }
-        if rest.len() == i.len() {
+        match spaces {
             // Parameters must be separated by a space.
-            return Err(nom::Err::Error(nom::error::Error::new(
-                i,
-                nom::error::ErrorKind::Space,
-            )));
+            0 => {
+                return Err(nom::Err::Error(nom::error::Error::new(
+                    i,
+                    nom::error::ErrorKind::Space,
+                )));
+            }
+            1 => {}
+            // `[a  x="1"]`, `[a x="1"  y="2"]`: one SP in §6.3.
+            _ => lenient.insert(LenientRule::SdExtraSpaces),
         }
-        let (after_name, name) = sd_name(rest)?;
+        let (after_name, name) = sd_name(rest, lenient)?;
         // Strictly `="` (every well-formed parameter: no further checks);
         // otherwise spaces around `=` are read past.
         let quoted = match after_name.strip_prefix(b"=\"") {

@@ -26,6 +26,52 @@ fn fraction(i: &[u8]) -> IResult<&[u8], (u32, u8)> {
     Ok((i, (nanos, digits)))
 }
 
+/// `,` and the digits of a fraction of the second (log4j's and Python's
+/// ISO 8601 layouts write `09:01:02,123`; ISO 8601 allows the comma as
+/// decimal sign): the frame after the digits, the nanoseconds and digits
+/// kept (up to 9), and how many digits were written.
+pub(super) fn comma_fraction(i: &[u8]) -> Option<(&[u8], (u32, u8), usize)> {
+    let d = i.strip_prefix(b",")?;
+    let written = d.iter().take_while(|b| b.is_ascii_digit()).count();
+    if written == 0 {
+        return None;
+    }
+    let kept = &d[..written.min(9)];
+    let nanos = digits_value(kept) * 10u32.pow(9 - kept.len() as u32);
+    Some((&d[written..], (nanos, kept.len() as u8), written))
+}
+
+/// [`rfc3339`] of a time whose fraction follows a comma
+/// (`2025-03-01T08:00:00,123Z`): the frame after it, the time, its
+/// offset, and its rules ([`rfc3339_rules`] with
+/// [`LenientRule::TimestampCommaFraction`]). `None` when no comma and
+/// digit follow the seconds. Out of line: only times [`rfc3339`] read up
+/// to a comma get here.
+#[cold]
+#[inline(never)]
+pub(super) fn rfc3339_comma(
+    i: &[u8],
+    max_frac_digits: usize,
+) -> Option<(&[u8], CivilTime, Option<i32>, Lenient)> {
+    if i.get(19) != Some(&b',') || !i.get(20).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    // The time up to a blank (bounded: 9 digits are kept, and a longer
+    // run is not a time's).
+    let len = i
+        .iter()
+        .take(256)
+        .position(|b| matches!(b, b' ' | b'\t'))
+        .unwrap_or(i.len().min(256));
+    let mut dotted = i[..len].to_vec();
+    dotted[19] = b'.';
+    let (rest, (t, offset)) = rfc3339(&dotted).ok()?;
+    let consumed = dotted.len() - rest.len();
+    let mut rules = rfc3339_rules(&dotted[..consumed], max_frac_digits);
+    rules.insert(LenientRule::TimestampCommaFraction);
+    Some((&i[consumed..], t, offset, rules))
+}
+
 /// `Z` or `±HH:MM` (also `±HHMM`), in seconds east of UTC.
 fn utc_offset(i: &[u8]) -> IResult<&[u8], i32> {
     alt((
@@ -145,7 +191,8 @@ fn leap_second_minute(minute: u32) -> bool {
 /// time (`2025-02-30T…`, `…T25:00:00`): [`LenientRule::TimestampInvalid`],
 /// its text stays in the message.
 /// Also any other text that begins with the date and `T` but is not a time
-/// [`time_ends`] after (`…T10:00Z`, `…+24:00`, `…00.Z`, `…00,5Z`,
+/// [`time_ends`] after (`…T10:00Z`, `…+24:00`, `…00.Z`, `…00,5Z` (a
+/// comma fraction is read before this is asked, [`rfc3339_comma`]),
 /// `…00Zh`), and a leap second where the offset puts none.
 pub(super) fn iso_not_a_time(i: &[u8], opts: &DecodeOptions) -> bool {
     let Some(p) = i.first_chunk::<11>() else {
@@ -164,7 +211,8 @@ pub(super) fn iso_not_a_time(i: &[u8], opts: &DecodeOptions) -> bool {
 
 /// Whether a time may end where `rest` begins: at a space, at the end of
 /// the frame, or at Cisco's `: ` (`TIME: MSG`). A time glued to anything
-/// else (`09:01:02,123`, `09:01:02:h`, `…00Zh`) is not one.
+/// else (`09:01:02;123`, `09:01:02:h`, `…00Zh`) is not one; callers
+/// read a comma fraction (`09:01:02,123`) and a tab before asking again.
 #[inline]
 pub(super) fn time_ends(rest: &[u8]) -> bool {
     matches!(rest, [] | [b' ', ..] | [b':'] | [b':', b' ', ..])
@@ -403,6 +451,16 @@ fn bsd_time(i: &[u8]) -> Option<(&[u8], BsdTime)> {
 }
 
 impl BsdTime {
+    /// This time with the fraction `(nanos, digits)` (a comma fraction,
+    /// read after it).
+    pub(super) fn with_fraction(self, (nanos, frac_digits): (u32, u8)) -> BsdTime {
+        BsdTime {
+            nanos,
+            frac_digits,
+            ..self
+        }
+    }
+
     /// The lenient rules this time needs: a leap second, or digits past
     /// the nanosecond (`text` is what [`bsd_timestamp`] consumed).
     pub(super) fn rules(&self, text: &[u8]) -> Lenient {

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::event::{Event, Text};
+use crate::event::{Event, LenientRule, Text};
 pub(crate) use crate::telemetry::Flush;
 
 pub(crate) use crate::config::MultilineConfig;
@@ -56,10 +56,12 @@ enum Continuation {
 
 fn classify(event: &Event) -> Continuation {
     let m = event.message();
-    if event.facility.is_none() {
-        // An empty frame continues nothing: appended, it would add only
-        // a line end to another event.
-        return if m.is_empty() {
+    if without_pri(event) {
+        // Read by the decoder or not (a line opening with a time has its
+        // header read, `pri_missing`), a line without PRI continues the
+        // sender's newest event. An empty frame continues nothing:
+        // appended, it would add only a line end to another event.
+        return if event.text().is_empty() {
             Continuation::No
         } else {
             Continuation::Bare
@@ -73,6 +75,21 @@ fn classify(event: &Event) -> Continuation {
         Continuation::ExceptionHeader
     } else {
         Continuation::No
+    }
+}
+
+/// Whether the frame had no PRI: undecoded, or its header read after an
+/// assumed one ([`LenientRule::PriMissing`]).
+fn without_pri(event: &Event) -> bool {
+    event.facility.is_none() || event.lenient.contains(LenientRule::PriMissing)
+}
+
+/// The PRI the sender wrote, which framed continuations must carry.
+fn sent_pri(event: &Event) -> Option<u8> {
+    if without_pri(event) {
+        None
+    } else {
+        event.pri()
     }
 }
 
@@ -329,7 +346,7 @@ impl Joiner {
         out: &mut Vec<Event>,
     ) {
         let peer = (stream, event.peer);
-        let pri = event.pri();
+        let pri = sent_pri(&event);
         let kind = classify(&event);
         let target = self.pending.get(peer).filter(|p| match kind {
             Continuation::No => false,
@@ -340,6 +357,8 @@ impl Joiner {
         if let Some(p) = target {
             let (add, separator) = match kind {
                 Continuation::SplitPart => (event.message().get(3..).unwrap_or(""), ""),
+                // The whole line, as it was sent.
+                Continuation::Bare => (event.text(), "\n"),
                 _ => (event.message(), "\n"),
             };
             let bytes = p.message().len() + separator.len() + add.len();

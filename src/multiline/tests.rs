@@ -257,6 +257,39 @@ fn bare_lines_join_the_peers_newest_event() {
     assert_eq!(out[0].appname(), Some("orders"));
 }
 
+/// A line without PRI that opens with a time (a log line quoted in a
+/// message: the decoder reads its header, `pri_missing`) is still a bare
+/// continuation: joined whole, as every line without PRI; a `<13>` line
+/// does not continue it (its PRI was assumed, not sent).
+#[test]
+fn bare_lines_opening_with_a_time_join_whole() {
+    let mut j = joiner();
+    let now = Instant::now();
+    let mut out = Vec::new();
+    for f in [
+        "<163>1 2026-11-24T11:34:37.138Z vm orders 1 - - Order failed",
+        "2026-11-24T11:34:37Z vm other: quoted",
+        "Nov 24 11:34:37 vm other: quoted too",
+    ] {
+        j.push(ev(1, f), now, &mut out);
+    }
+    j.close(&mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].message(),
+        "Order failed\n2026-11-24T11:34:37Z vm other: quoted\nNov 24 11:34:37 vm other: quoted too"
+    );
+    // Alone, it is an event of its own; a framed `<13>` stack-trace line
+    // after it is not its continuation.
+    out.clear();
+    for f in ["Nov 24 11:34:37 vm app: alone", "<13>    at A.b(A.java:1)"] {
+        j.push(ev(2, f), now, &mut out);
+    }
+    j.close(&mut out);
+    let messages: Vec<&str> = out.iter().map(Event::message).collect();
+    assert_eq!(messages, ["alone", "    at A.b(A.java:1)"]);
+}
+
 /// Issue #26 item 4: INFO one, WARN two, INFO three, ERROR four, INFO
 /// five from one peer, 5 ms apart (a paused clock), came out one, three,
 /// two, four, five: a held event of one PRI outlived later events of
