@@ -11,7 +11,9 @@ use nom::combinator::verify;
 use super::sd_ids::SeenIds;
 use super::time::{resolve, rfc3339, rfc3339_comma, rfc3339_rules};
 use super::{DecodeOptions, digits_value, is_digit, skip_blanks, skip_spaces, span_of, trim_end};
-use crate::event::{Event, Lenient, LenientRule, Protocol, SdElement, SdParam, SdParams, Text};
+use crate::event::{
+    Event, Lenient, LenientRule, Protocol, SdElement, SdParam, SdParams, Text, Timestamp,
+};
 
 /// `VERSION SP`: a non-zero digit followed by up to two digits.
 pub(super) fn version(i: &[u8]) -> IResult<&[u8], u32> {
@@ -109,43 +111,8 @@ pub(super) fn rfc5424(
         lenient.insert(LenientRule::SpaceAfterPri);
     }
     let i = extra_spaces(i, &mut lenient);
-    let (i, timestamp) = if let Ok((i, _)) = tag::<_, _, nom::error::Error<&[u8]>>("- ")(i) {
-        (i, None)
-    } else {
-        match rfc3339(i) {
-            Ok((rest, (t, offset))) => {
-                let (rest, t, offset) = match rest.first() {
-                    None | Some(b' ') => {
-                        lenient.extend(rfc3339_rules(&i[..i.len() - rest.len()], 6));
-                        (rest, t, offset)
-                    }
-                    // `08:00:00,123Z`: the comma fraction, in the RFC 5424
-                    // field too (§6.2.3 writes `.`; nothing is lost
-                    // reading it, and the rule says so).
-                    Some(_) => match rfc3339_comma(i, 6) {
-                        Some((rest, t, offset, rules))
-                            if matches!(rest.first(), None | Some(b' ')) =>
-                        {
-                            lenient.extend(rules);
-                            (rest, t, offset)
-                        }
-                        _ => return false,
-                    },
-                };
-                // Nothing after the timestamp: a header cut short.
-                let i = rest.strip_prefix(b" ").unwrap_or(rest);
-                if offset.is_none() {
-                    lenient.insert(LenientRule::TimestampWithoutOffset);
-                }
-                // A leap second where the offset puts none: not a time,
-                // read as RFC 3164 (`timestamp_invalid`, text kept).
-                let Some(ts) = resolve(&t, offset, opts) else {
-                    return false;
-                };
-                (i, Some(ts))
-            }
-            Err(_) => return false,
-        }
+    let Some((i, timestamp)) = timestamp_field(i, &mut lenient, opts) else {
+        return false;
     };
     let i = extra_spaces(i, &mut lenient);
     let text = |f: Option<&[u8]>| f.map(|f| Text::Span(span_of(all, f)));
@@ -222,6 +189,53 @@ pub(super) fn rfc5424(
     event.lenient = lenient;
     event.message = Text::Span(span_of(all, trim_end(msg)));
     true
+}
+
+/// TIMESTAMP SP: NILVALUE or an RFC 3339 time (its rules in `lenient`),
+/// and the frame after it; `None` when it is neither (the frame is then no
+/// RFC 5424 one). Inlined: it runs for every RFC 5424 frame.
+#[inline(always)]
+fn timestamp_field<'a>(
+    i: &'a [u8],
+    lenient: &mut Lenient,
+    opts: &DecodeOptions,
+) -> Option<(&'a [u8], Option<Timestamp>)> {
+    if let Ok((i, _)) = tag::<_, _, nom::error::Error<&[u8]>>("- ")(i) {
+        Some((i, None))
+    } else {
+        match rfc3339(i) {
+            Ok((rest, (t, offset))) => {
+                let (rest, t, offset) = match rest.first() {
+                    None | Some(b' ') => {
+                        lenient.extend(rfc3339_rules(&i[..i.len() - rest.len()], 6));
+                        (rest, t, offset)
+                    }
+                    // `08:00:00,123Z`: the comma fraction, in the RFC 5424
+                    // field too (§6.2.3 writes `.`; nothing is lost
+                    // reading it, and the rule says so).
+                    Some(_) => match rfc3339_comma(i, 6) {
+                        Some((rest, t, offset, rules))
+                            if matches!(rest.first(), None | Some(b' ')) =>
+                        {
+                            lenient.extend(rules);
+                            (rest, t, offset)
+                        }
+                        _ => return None,
+                    },
+                };
+                // Nothing after the timestamp: a header cut short.
+                let i = rest.strip_prefix(b" ").unwrap_or(rest);
+                if offset.is_none() {
+                    lenient.insert(LenientRule::TimestampWithoutOffset);
+                }
+                // A leap second where the offset puts none: not a time,
+                // read as RFC 3164 (`timestamp_invalid`, text kept).
+                let ts = resolve(&t, offset, opts)?;
+                Some((i, Some(ts)))
+            }
+            Err(_) => None,
+        }
+    }
 }
 
 /// Whether three words after the hostname are the message's and not
