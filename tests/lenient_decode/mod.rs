@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::util::{EVENTS_ROUTE, Sluice, config, read_lines, sluice_parse, wait_while};
 
 /// Frames that need a lenient rule, with the rule.
-const LENIENT: [(&str, &str); 25] = [
+const LENIENT: [(&str, &str); 30] = [
     (
         "<86>Nov  4 09:01:02 web01 cron(pam_unix)[2211]: session closed",
         "tag_with_parens",
@@ -105,6 +105,27 @@ const LENIENT: [(&str, &str); 25] = [
     (
         "<13>Feb 29 09:01:02 host app: a leap day without a year",
         "timestamp_leap_day",
+    ),
+    // The open readings (lenient6).
+    (
+        "Nov  4 09:01:02 host app: a frame without PRI",
+        "pri_missing",
+    ),
+    (
+        "<13>Nov  4 09:01:02 host\ttag: a tab before the tag",
+        "header_tab",
+    ),
+    (
+        "<13>Nov  4 09:01:02,123 host app: a comma fraction",
+        "timestamp_comma_fraction",
+    ),
+    (
+        "<13>1 2025-03-01T08:00:00Z h app - - [a\u{1}b x=\"1\"] a control byte in an SD-ID",
+        "sd_name_invalid",
+    ),
+    (
+        "<13>1 2025-03-01T08:00:00Z h app - - [a x=\"1\" ] a space before the bracket",
+        "sd_extra_spaces",
     ),
 ];
 
