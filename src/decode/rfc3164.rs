@@ -137,18 +137,18 @@ pub(super) fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
                     lenient.insert(LenientRule::HostnameControlBytes);
                 }
             }
-            match rest.split_first() {
-                _ if tag_after_tab.is_some() => {
+            match (tag_after_tab, rest.split_first()) {
+                (Some(at_tag), _) => {
                     // `host\ttag: x`: a tab for the space.
                     lenient.insert(LenientRule::HeaderTab);
                     after_host = true;
-                    i = tag_after_tab.unwrap_or(rest);
+                    i = at_tag;
                 }
-                Some((_, rest)) => {
+                (None, Some((_, rest))) => {
                     after_host = true;
                     i = rest;
                 }
-                None => {
+                (None, None) => {
                     // `<14>Nov  2 2024 10:11:12 fw01`: the hostname ends
                     // the frame (rsyslog weird.parse1, syslog_loose).
                     lenient.insert(LenientRule::HeaderWithoutMessage);
