@@ -65,14 +65,22 @@ pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
     let (text, lossy_raw) = text_of(raw);
     event.begin_text(text.len(), lossy_raw);
     let all = text.as_bytes();
-    if let Ok((rest, prival)) = pri(all) {
+    // One call site each for the two grammars (a second one, for frames
+    // without PRI, kept LLVM from inlining them: about 150 instructions a
+    // RFC 3164 frame, callgrind).
+    let (after_pri, prival, assumed) = match pri(all) {
+        Ok((rest, prival)) => (Some(rest), prival, false),
+        Err(_) => (opens_with_time(all).then_some(&all[..]), ASSUMED_PRI, true),
+    };
+    if let Some(rest) = after_pri {
         event.facility = Some(prival >> 3);
         event.severity = Some(prival & 7);
         if !rfc5424::rfc5424(all, rest, event, opts) {
             rfc3164::rfc3164(all, rest, event, opts);
         }
-    } else {
-        without_pri(all, event, opts);
+        if assumed {
+            pri_assumed(event, all.len());
+        }
     }
     if event.lossy_utf8 && event.lenient.contains(LenientRule::SdNameInvalid) {
         lossy_names::escape_sd_names(all, event);
@@ -91,38 +99,37 @@ pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
     }
 }
 
-/// A frame without PRI that opens with a timestamp (BSD, ISO, or an RFC
-/// 5424 version and an ISO time): its header is read as after `<13>`, as
-/// rsyslog reads it (RFC 3164 §4.3.3: a relay adds `<13>` to a message
-/// without PRI) and syslog_loose reads the header too, and
-/// [`LenientRule::PriMissing`] says the PRI was assumed. Any other frame
-/// without PRI, or one whose time is not a real one, stays undecoded: no
-/// header is forged from text. Out of line: framed syslog has a PRI.
+/// Whether a frame without PRI opens with a timestamp (BSD, ISO, or an
+/// RFC 5424 version and an ISO time). Such a frame's header is read as
+/// after `<13>`, as rsyslog reads it (RFC 3164 §4.3.3: a relay adds
+/// `<13>` to a message without PRI; syslog_loose reads the header too),
+/// and [`pri_assumed`] names [`LenientRule::PriMissing`]. Any other frame
+/// without PRI stays undecoded: no header is forged from text. Out of
+/// line: framed syslog has a PRI.
 #[cold]
 #[inline(never)]
-fn without_pri(all: &[u8], event: &mut Event, opts: &DecodeOptions) {
-    let opens_with_time = match all.first() {
+fn opens_with_time(all: &[u8]) -> bool {
+    match all.first() {
         Some(b) if b.is_ascii_alphabetic() => time::bsd_timestamp(all).is_ok(),
         Some(b) if b.is_ascii_digit() => {
             time::rfc3339(all).is_ok()
                 || rfc5424::version(all).is_ok_and(|(i, _)| time::rfc3339(i).is_ok())
         }
         _ => false,
-    };
-    if !opens_with_time {
-        return;
     }
-    event.facility = Some(ASSUMED_PRI >> 3);
-    event.severity = Some(ASSUMED_PRI & 7);
-    if !rfc5424::rfc5424(all, all, event, opts) {
-        rfc3164::rfc3164(all, all, event, opts);
-    }
+}
+
+/// After a frame without PRI was read as after `<13>`: the rule, or, when
+/// no timestamp was read after all (`Nov 31 …`, `09:01:02,x`), the frame
+/// back to undecoded (`len` bytes of text).
+#[cold]
+#[inline(never)]
+fn pri_assumed(event: &mut Event, len: usize) {
     if event.timestamp.is_none() {
-        // `Nov 31 …`, `09:01:02,x`: not a time after all.
-        undecoded(event, all.len());
-        return;
+        undecoded(event, len);
+    } else {
+        event.lenient.insert(LenientRule::PriMissing);
     }
-    event.lenient.insert(LenientRule::PriMissing);
 }
 
 /// `<13>`, user.notice: what RFC 3164 §4.3.3 has a relay add to a message
