@@ -396,7 +396,7 @@ impl<'a> FramePath<'a> {
         event.frame_number = frame_number;
         event.id_nonce = origin.identity.map(|(nonce, _)| nonce);
         event.ack = origin.ack;
-        if self.count(&event) {
+        if self.count(origin.stream, &event) {
             self.join_on(origin.stream, event, now, ready);
             Fate::Accepted
         } else {
@@ -414,20 +414,28 @@ impl<'a> FramePath<'a> {
     ) -> Result<Event, Fate> {
         let mut event = decode(frame, peer, received_nanos, self.opts);
         event.frame_number = frame_number;
-        if self.count(&event) {
+        if self.count(0, &event) {
             Ok(event)
         } else {
             Err(Fate::Rejected(Box::new(event)))
         }
     }
 
-    /// Count a decoded frame; `false` when it goes no further (strict mode
-    /// and a lenient rule fired).
-    fn count(&mut self, event: &Event) -> bool {
+    /// Count a decoded frame of join stream `stream`; `false` when it goes
+    /// no further (strict mode and a lenient rule fired). A line without
+    /// PRI that continues a pending event is joined whole, whatever the
+    /// decoder read of it (`pri_missing`): counted as the undecoded line
+    /// it stays, never rejected.
+    fn count(&mut self, stream: u64, event: &Event) -> bool {
+        let bare = event.lenient.contains(LenientRule::PriMissing)
+            && self
+                .joiner
+                .as_ref()
+                .is_some_and(|j| j.continues_bare(stream, event));
         self.counts.frames += 1;
-        self.counts.invalid += u64::from(!event.valid);
+        self.counts.invalid += u64::from(!event.valid || bare);
         self.counts.lossy_utf8 += u64::from(event.lossy_utf8);
-        if !event.lenient.is_empty() {
+        if !event.lenient.is_empty() && !bare {
             for (k, rule) in LenientRule::ALL.iter().enumerate() {
                 self.counts.lenient[k] += u64::from(event.lenient.contains(*rule));
             }
@@ -609,7 +617,7 @@ impl<'a> Reader<'a> {
         let mut event = Event::without_text(0, None, peer, received_nanos);
         decode_into(&mut event, frame, self.path.opts);
         event.frame_number = number;
-        if self.path.count(&event) {
+        if self.path.count(0, &event) {
             begin(&mut self.current, self.pipeline, &mut self.batch).dispatch(
                 &event,
                 &self.origin,

@@ -337,6 +337,13 @@ impl Joiner {
         self.push_on(0, event, now, out);
     }
 
+    /// Whether `event` is a line without PRI that an event pending for its
+    /// peer on join stream `stream` would take whole ([`Joiner::push_on`]):
+    /// what the decoder read of it is then not used.
+    pub(crate) fn continues_bare(&self, stream: u64, event: &Event) -> bool {
+        classify(event) == Continuation::Bare && self.pending.get((stream, event.peer)).is_some()
+    }
+
     /// [`Joiner::push`] for an event of join stream `stream` (see [`Peer`]).
     pub(crate) fn push_on(
         &mut self,

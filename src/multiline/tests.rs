@@ -505,3 +505,41 @@ fn an_empty_frame_is_not_a_continuation() {
     let messages: Vec<&str> = out.iter().map(Event::message).collect();
     assert_eq!(messages, ["error", ""]);
 }
+
+/// A strict listener that joins: a line without PRI that opens with a
+/// time (read with `pri_missing`) still continues the peer's pending
+/// event, as every line without PRI did, instead of being rejected.
+/// Alone, it is rejected as any frame that needs a rule.
+#[test]
+fn a_strict_joining_path_takes_bare_lines_opening_with_a_time() {
+    use crate::decode::DecodeMode;
+    use crate::ingest::{Fate, FramePath};
+    fn take(path: &mut FramePath<'_>, frame: &str, out: &mut Vec<Event>) -> bool {
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let frame = Bytes::copy_from_slice(frame.as_bytes());
+        let fate = path.frame(frame, Some(peer), 0, 0, Instant::now(), out);
+        matches!(fate, Fate::Accepted)
+    }
+    let opts = DecodeOptions {
+        mode: DecodeMode::Strict,
+        ..DecodeOptions::default()
+    };
+    let mut path = FramePath::new(&opts, Some(MultilineConfig::default()));
+    let mut out = Vec::new();
+    let first = "<163>1 2026-11-24T11:34:37.138Z vm orders 1 - - Order failed";
+    assert!(take(&mut path, first, &mut out));
+    assert!(take(
+        &mut path,
+        "2026-11-24T11:34:37Z vm other: quoted",
+        &mut out
+    ));
+    path.close(&mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].message(),
+        "Order failed\n2026-11-24T11:34:37Z vm other: quoted"
+    );
+    assert!(out[0].lenient.is_empty());
+    // Nothing pending: a frame that needs a rule, rejected.
+    assert!(!take(&mut path, "Nov 24 11:34:37 vm app: alone", &mut out));
+}
