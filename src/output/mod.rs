@@ -48,10 +48,10 @@ fn document_key_seeded(seed: u64, event: &Event) -> [u8; 16] {
     )
 }
 
-/// [`document_key`] from its inputs: an indexer reading a raw envelope
-/// supplies the edge's nonce and frame number (`sluice.id`) and receive
-/// time (`sluice.received`), and computes the `_id` the edge would have.
-pub(crate) fn document_key_of(
+/// [`document_key`] from its inputs, the route's name hashed each time:
+/// what the per-thread seed of [`RouteText`] must give.
+#[cfg(test)]
+fn document_key_of(
     route_name: &str,
     nonce: u64,
     frame_number: u64,
