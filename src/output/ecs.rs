@@ -12,10 +12,11 @@ use crate::text::{push_padded, write_json_str};
 /// structured_data), `host.hostname`, `process.name` / `process.pid`,
 /// `source.address`, `event.created` (and `event.original` when asked),
 /// and Sluice's own `sluice.route`,
-/// `sluice.valid`, `sluice.captures`.
+/// `sluice.valid`, `sluice.captures`. `route_json`: the route's name as
+/// a JSON string.
 pub(super) fn encode_ecs(
     buf: String,
-    route_name: &str,
+    route_json: &str,
     capture_names: &[(usize, String)],
     event: &Event,
     captures: Option<&Captures<'_>>,
@@ -63,7 +64,7 @@ pub(super) fn encode_ecs(
         write_json_str(&mut doc, event.text());
     }
     doc.push_str("},\"sluice\":{\"route\":");
-    write_json_str(&mut doc, route_name);
+    doc.push_str(route_json);
     doc.push_str(",\"protocol\":\"");
     doc.push_str(event.protocol.as_str());
     doc.push_str(if event.valid {

@@ -32,8 +32,14 @@ use line_protocol::encode_point;
 /// 409, "already stored", and lost). Kept with the record, so a resent
 /// batch (or a spilled one, after a restart) carries the same ids.
 fn document_key(route_name: &str, event: &Event) -> [u8; 16] {
-    document_key_of(
-        route_name,
+    with_route_text(route_name, |_, seed| document_key_seeded(seed, event))
+}
+
+/// [`document_key`] with the route's part already hashed: `seed` is
+/// XXH3-64 of the route's name.
+fn document_key_seeded(seed: u64, event: &Event) -> [u8; 16] {
+    key_of_context(
+        seed,
         // A frame another process received (a Kafka envelope) keeps the
         // identity that process gave it.
         event.id_nonce.unwrap_or_else(nonce),
@@ -42,21 +48,63 @@ fn document_key(route_name: &str, event: &Event) -> [u8; 16] {
     )
 }
 
-/// [`document_key`] from its inputs: an indexer reading a raw envelope
-/// supplies the edge's nonce and frame number (`sluice.id`) and receive
-/// time (`sluice.received`), and computes the `_id` the edge would have.
-pub(crate) fn document_key_of(
+/// [`document_key`] from its inputs, the route's name hashed each time:
+/// what the per-thread seed of [`RouteText`] must give.
+#[cfg(test)]
+fn document_key_of(
     route_name: &str,
     nonce: u64,
     frame_number: u64,
     received_nanos: i64,
 ) -> [u8; 16] {
-    use xxhash_rust::xxh3::{xxh3_64, xxh3_128_with_seed};
+    let seed = xxhash_rust::xxh3::xxh3_64(route_name.as_bytes());
+    key_of_context(seed, nonce, frame_number, received_nanos)
+}
+
+fn key_of_context(seed: u64, nonce: u64, frame_number: u64, received_nanos: i64) -> [u8; 16] {
     let mut context = [0u8; 24];
     context[0..8].copy_from_slice(&nonce.to_le_bytes());
     context[8..16].copy_from_slice(&frame_number.to_le_bytes());
     context[16..24].copy_from_slice(&received_nanos.to_le_bytes());
-    xxh3_128_with_seed(&context, xxh3_64(route_name.as_bytes())).to_le_bytes()
+    xxhash_rust::xxh3::xxh3_128_with_seed(&context, seed).to_le_bytes()
+}
+
+/// The last document route a thread encoded for: its name, the name as a
+/// JSON string and the seed of its document keys (XXH3-64 of the name).
+/// A reader encodes run after run of documents for the same route: the
+/// escaping (168 instructions a document for a 6-byte name, by callgrind)
+/// and the hash are done once a run, not per document.
+struct RouteText {
+    name: String,
+    /// Empty until first filled (a JSON string is never empty).
+    json: String,
+    seed: u64,
+}
+
+thread_local! {
+    static ROUTE_TEXT: std::cell::RefCell<RouteText> = const {
+        std::cell::RefCell::new(RouteText {
+            name: String::new(),
+            json: String::new(),
+            seed: 0,
+        })
+    };
+}
+
+/// `f` of `route_name` as a JSON string and its key seed (see
+/// [`RouteText`]); compared by content, so a route of a reloaded config
+/// never takes an old route's text.
+fn with_route_text<R>(route_name: &str, f: impl FnOnce(&str, u64) -> R) -> R {
+    ROUTE_TEXT.with_borrow_mut(|r| {
+        if r.json.is_empty() || r.name != route_name {
+            r.name.clear();
+            r.name.push_str(route_name);
+            r.json.clear();
+            crate::text::write_json_str(&mut r.json, route_name);
+            r.seed = xxhash_rust::xxh3::xxh3_64(route_name.as_bytes());
+        }
+        f(&r.json, r.seed)
+    })
 }
 
 /// This process's start-up nonce: random, one per process.
@@ -145,13 +193,17 @@ pub fn encode(
     let time = event
         .timestamp
         .map_or(event.received_nanos, |t| t.unix_nanos);
+    let mut key = None;
     let payload = match output {
         OutputConfig::Metric(m) => encode_point(buf, m, event, captures, time, errors)?,
         OutputConfig::Document(DocumentFormat::Canonical) => {
             encode_document(buf, route_name, capture_names, event, captures)
         }
         OutputConfig::Document(DocumentFormat::Ecs { original }) => {
-            encode_ecs(buf, route_name, capture_names, event, captures, *original)
+            with_route_text(route_name, |route_json, seed| {
+                key = Some(document_key_seeded(seed, event));
+                encode_ecs(buf, route_json, capture_names, event, captures, *original)
+            })
         }
         OutputConfig::Document(DocumentFormat::Flume { keep }) => {
             let mut doc = buf;
@@ -161,7 +213,9 @@ pub fn encode(
         // The frame travels in the record's Kafka part ([`kafka_part`]).
         OutputConfig::Raw => buf,
     };
-    let key = matches!(output, OutputConfig::Document(_)).then(|| document_key(route_name, event));
+    if key.is_none() && matches!(output, OutputConfig::Document(_)) {
+        key = Some(document_key(route_name, event));
+    }
     Some(Record {
         payload,
         time_nanos: time,
@@ -454,6 +508,34 @@ mod tests {
         assert_eq!(document_key("r", &e), own);
         e.id_nonce = Some(nonce() ^ 1);
         assert_ne!(document_key("r", &e), own);
+    }
+
+    /// The route's text and key seed are kept per thread for the last
+    /// route: documents of alternating routes (one whose name needs
+    /// escaping) each carry their own route and the key their route's
+    /// inputs give.
+    #[test]
+    fn alternating_document_routes_keep_their_names_and_keys() {
+        let output = OutputConfig::Document(DocumentFormat::Ecs { original: false });
+        let mut e = ev("<14>1 - h a - - - x=1");
+        for (n, route) in ["a", "b\"q", "a", "a", "", "b\"q"].into_iter().enumerate() {
+            e.frame_number = n as u64;
+            let r = encode(
+                String::new(),
+                &output,
+                route,
+                &[],
+                &e,
+                None,
+                &mut Vec::new(),
+            )
+            .unwrap();
+            let v: serde_json::Value = serde_json::from_str(&r.payload).unwrap();
+            assert_eq!(v["sluice"]["route"], route);
+            let want = document_key_of(route, nonce(), e.frame_number, e.received_nanos);
+            assert_eq!(r.key, Some(want), "{route}");
+            assert_eq!(document_key(route, &e), want);
+        }
     }
 
     #[test]
