@@ -5,7 +5,14 @@
 //! and a wake-up takes what the socket holds (up to [`DRAIN_MAX`]
 //! datagrams) before it pushes what they produced into the queues: one
 //! push and one wake-up of each sink per wake-up of the reader, not per
-//! call.
+//! call. A call that returns fewer than [`BATCH`] found the socket empty,
+//! so the wake-up's reads end there without another call to learn it.
+//!
+//! The datagrams a call returns are copied one after another into one
+//! buffer and each frame is a slice of it ([`BatchReceiver::pack`]): no
+//! allocation per datagram, and the buffer is reused once the frames of
+//! earlier batches are gone (a frame still held, e.g. by the multi-line
+//! joiner, keeps only its own block alive).
 //!
 //! Wake-ups are paced while traffic flows. An idle reader has the runtime
 //! watch its socket and sleeps until a datagram arrives ([`Next::Wait`]);
@@ -33,7 +40,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
@@ -47,6 +54,11 @@ use crate::telemetry::ListenerMetrics;
 
 /// Datagrams per receive call.
 pub(crate) const BATCH: usize = 64;
+/// The packing buffer's block ([`BatchReceiver::pack`]): a batch's frames
+/// go into the free room of the current block, and a block is given up
+/// (a new one taken, or the same one reused when no frame of it is left)
+/// only when a batch does not fit.
+const PACK_BLOCK: usize = 16 * 1024;
 /// Datagrams one wake-up takes at most before it pushes what they
 /// produced (and lets other tasks run).
 const DRAIN_MAX: usize = 1024;
@@ -148,6 +160,8 @@ pub(crate) struct BatchReceiver {
     peers: [Option<SocketAddr>; BATCH],
     #[cfg(target_os = "linux")]
     addrs: Vec<libc::sockaddr_storage>,
+    /// Where [`BatchReceiver::pack`] copies the datagrams it keeps.
+    packed: BytesMut,
 }
 
 impl BatchReceiver {
@@ -163,7 +177,29 @@ impl BatchReceiver {
             #[cfg(target_os = "linux")]
             // SAFETY: sockaddr_storage is plain data; all zeroes is valid.
             addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
+            packed: BytesMut::with_capacity(PACK_BLOCK),
         }
+    }
+
+    /// The datagrams `i < n` of the last batch with `keep[i]`, copied one
+    /// after another into one buffer, in order: each one's frame is the
+    /// next `datagram(i).0.len()` bytes of the result (`Bytes::slice`).
+    /// One copy per datagram and no allocation per datagram; the block is
+    /// reused once no frame of it is left.
+    pub(crate) fn pack(&mut self, n: usize, keep: &[bool; BATCH]) -> Bytes {
+        let kept = || (0..n.min(BATCH)).filter(|&i| keep[i]);
+        let total = kept().map(|i| self.lengths[i].min(self.slot)).sum();
+        // Room left in the block: nothing. Otherwise the whole block again
+        // when no frame of it is left, else a new one of PACK_BLOCK (or
+        // `total`) bytes.
+        self.packed.reserve(total);
+        for i in kept() {
+            let start = i * self.slot;
+            let len = self.lengths[i].min(self.slot);
+            self.packed
+                .extend_from_slice(&self.buffers[start..start + len]);
+        }
+        self.packed.split().freeze()
     }
 
     /// The `i`th datagram of the last batch: bytes, peer, and whether it was
@@ -452,7 +488,7 @@ pub(super) async fn serve_udp(
     drop(watch);
     // Take what the kernel already holds before closing.
     while let Ok(n) = batch.receive(&socket) {
-        udp_batch(&batch, n, &config, &metrics, &mut reader).await;
+        udp_batch(&mut batch, n, &config, &metrics, &mut reader).await;
     }
     metrics.kernel_drops.inc_by(drops.take(&socket));
     reader.close().await;
@@ -473,6 +509,10 @@ async fn drain(
             Ok(n) => {
                 udp_batch(batch, n, config, metrics, reader).await;
                 taken += n;
+                // recvmmsg returns early only when the queue ran dry.
+                if n < BATCH && cfg!(target_os = "linux") {
+                    return (taken, true);
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (taken, true),
             Err(e) => {
@@ -494,33 +534,48 @@ fn receive_failed(config: &ListenerConfig, metrics: &ListenerMetrics, e: &io::Er
 }
 
 /// Hand the `n` datagrams of a batch to the reader; oversized ones are
-/// skipped and counted.
+/// skipped and counted. The frames are slices of one buffer
+/// ([`BatchReceiver::pack`]) and the byte count is added once per batch.
 async fn udp_batch(
-    batch: &BatchReceiver,
+    batch: &mut BatchReceiver,
     n: usize,
     config: &ListenerConfig,
     metrics: &ListenerMetrics,
     reader: &mut Reader<'_>,
 ) {
     let received = now_nanos();
-    for i in 0..n {
-        let (bytes, peer, truncated) = batch.datagram(i);
+    let n = n.min(BATCH);
+    let mut keep = [false; BATCH];
+    let mut bytes = 0;
+    for (i, kept) in keep.iter_mut().enumerate().take(n) {
+        let (data, peer, truncated) = batch.datagram(i);
         if let (Some(allow), Some(p)) = (&config.allow, peer) {
             if !allow.allows(p.ip()) {
                 metrics.denied_frames.inc();
                 continue;
             }
         }
-        metrics.bytes.inc_by(bytes.len() as u64);
-        let Some(frame) = datagram_frame(bytes, truncated, config.max_frame_bytes) else {
+        bytes += data.len() as u64;
+        if oversized(data.len(), truncated, config.max_frame_bytes) {
             metrics.oversized_frames.inc();
             static LOG: LogLimiter = LogLimiter::new(10_000);
             if let Some(suppressed) = LOG.allow() {
                 tracing::info!(listener = %config.name, peer = %peer.map_or_else(String::new, |p| p.to_string()), max_frame_bytes = config.max_frame_bytes, suppressed, "oversized datagram dropped (counted in sluice_listener_oversized_frames_total)");
             }
             continue;
-        };
-        reader.frame(frame, peer, received).await;
+        }
+        *kept = true;
+    }
+    if bytes > 0 {
+        metrics.bytes.inc_by(bytes);
+    }
+    let frames = batch.pack(n, &keep);
+    let mut at = 0;
+    for (i, _) in keep.iter().enumerate().take(n).filter(|(_, k)| **k) {
+        let (data, peer, _) = batch.datagram(i);
+        let end = at + data.len();
+        reader.frame(frames.slice(at..end), peer, received).await;
+        at = end;
     }
 }
 
@@ -535,10 +590,16 @@ fn slot(max_frame_bytes: usize) -> usize {
 /// LF included: it counts towards the limit), or `None` when it is
 /// oversized (skipped and counted as `reason="oversized"`).
 fn datagram_frame(bytes: &[u8], truncated: bool, max_frame_bytes: usize) -> Option<Bytes> {
-    if truncated || bytes.len() > max_frame_bytes {
+    if oversized(bytes.len(), truncated, max_frame_bytes) {
         return None;
     }
     Some(Bytes::copy_from_slice(bytes))
+}
+
+/// Whether a datagram of `len` bytes (`truncated`: longer than its receive
+/// slot) is skipped as oversized.
+fn oversized(len: usize, truncated: bool, max_frame_bytes: usize) -> bool {
+    truncated || len > max_frame_bytes
 }
 
 /// `input` as one datagram received by a UDP listener with
@@ -595,6 +656,62 @@ mod tests {
         assert_eq!(got[1], (b"two".to_vec(), Some(me), false));
         assert_eq!(got[2].0.len(), 64);
         assert!(got[2].2, "truncated");
+    }
+
+    /// The frames of a batch are slices of one buffer, in order, without the
+    /// datagrams not kept; once they are dropped the next batch goes into
+    /// the same block, and while one is held the next batch still fits
+    /// after it.
+    #[test]
+    fn a_batch_is_packed_into_one_reused_block() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = socket.local_addr().unwrap();
+        let mut r = BatchReceiver::new(200);
+        let mut batch = |datagrams: &[&[u8]], r: &mut BatchReceiver| {
+            for d in datagrams {
+                sender.send_to(d, to).unwrap();
+            }
+            let mut n = 0;
+            while n < datagrams.len() {
+                n = r.receive(&socket).unwrap();
+            }
+            n
+        };
+        let n = batch(&[b"one", b"skipped", b"three"], &mut r);
+        assert_eq!(n, 3);
+        let mut keep = [false; BATCH];
+        keep[0] = true;
+        keep[2] = true;
+        let frames = r.pack(n, &keep);
+        assert_eq!(&frames[..], b"onethree");
+        let (one, three) = (frames.slice(0..3), frames.slice(3..8));
+        assert_eq!(three.as_ptr(), one.as_ptr().wrapping_add(3), "one buffer");
+        let block = one.as_ptr();
+        drop((frames, three));
+        // `one` still held: the next batch goes after it in the same block.
+        let n = batch(&[b"four"], &mut r);
+        keep[0] = true;
+        let four = r.pack(n, &keep);
+        assert_eq!(&four[..], b"four");
+        assert_eq!(four.as_ptr(), block.wrapping_add(8));
+        drop((one, four));
+        // Nothing held and the rest of the block too small: it is reused
+        // from its start rather than a new one taken.
+        let big = [b'x'; 200];
+        let datagrams: Vec<&[u8]> = (0..BATCH).map(|_| &big[..]).collect();
+        let n = batch(&datagrams, &mut r);
+        assert_eq!(n, BATCH);
+        let all = r.pack(n, &[true; BATCH]);
+        assert_eq!(all.len(), 200 * BATCH);
+        let again = batch(&datagrams, &mut r);
+        drop(all);
+        let all = r.pack(again, &[true; BATCH]);
+        assert!(
+            12 + 200 * BATCH * 2 > PACK_BLOCK,
+            "the second batch must not fit"
+        );
+        assert_eq!(all.as_ptr(), block, "the block is reused");
     }
 
     /// A request over `net.core.rmem_max` is forced through when the process
