@@ -16,13 +16,17 @@
 //!
 //! Wake-ups are paced while traffic flows. An idle reader has the runtime
 //! watch its socket and sleeps until a datagram arrives ([`Next::Wait`]);
-//! once it has read something it stops watching and reads again after
-//! [`PAUSE`] ([`Next::Pause`]), and watches again only when a read finds
+//! once it has read something it stops watching and reads again after a
+//! pause ([`Next::Pause`]), and watches again only when a read finds
 //! nothing. While the socket is not watched, arrivals wake no thread (with
 //! the socket watched throughout, the runtime's edge-triggered `epoll`
-//! woke a thread for every datagram that arrived during a pause), so at
-//! moderate rates datagrams are taken a batch at a time rather than a
-//! wake-up each, for up to [`PAUSE`] more latency. Only a socket whose
+//! woke a thread for every datagram that arrived during a pause), so
+//! datagrams are taken a batch at a time rather than a wake-up each, for
+//! up to [`PAUSE_MAX`] more latency. The pause ([`pause`]) is as long as
+//! the receive buffer holds several pauses' worth at the rate just read,
+//! within [`PAUSE_MIN`]..=[`PAUSE_MAX`]: each wake-up costs the same
+//! (timer, thread wake-ups, a push and a sink request per route), so
+//! fewer, deeper batches cost less per datagram. Only a socket whose
 //! receive buffer holds what arrives meanwhile pauses
 //! ([`PAUSE_MIN_BUFFER`]).
 //!
@@ -62,13 +66,22 @@ const PACK_BLOCK: usize = 16 * 1024;
 /// Datagrams one wake-up takes at most before it pushes what they
 /// produced (and lets other tasks run).
 const DRAIN_MAX: usize = 1024;
-/// How long the reader waits, its socket unwatched, before it reads again
-/// after a wake-up that read something.
-const PAUSE: Duration = Duration::from_millis(1);
-/// The receive buffer a socket needs for [`PAUSE`]: 1 MiB holds about a
-/// thousand small datagrams (the kernel charges a 256-byte one about
-/// 1 KiB), several pauses' worth at 150 k/s. Below it (the kernel's usual
-/// 208 KiB) the reader never pauses.
+/// The shortest and longest time the reader waits, its socket unwatched,
+/// before it reads again after a wake-up that read something. The longest
+/// bounds the latency pacing adds (log4j senders: #25's p50 of 5 ms).
+const PAUSE_MIN: Duration = Duration::from_millis(1);
+const PAUSE_MAX: Duration = Duration::from_millis(3);
+/// A pause fills at most this share (1/n) of the receive buffer at the
+/// rate last read: the rest is for a reader that runs late on a loaded
+/// machine.
+const PAUSE_FILL: u128 = 8;
+/// What the kernel charges a datagram of `n` bytes is at most `2 n` plus
+/// this (its `sk_buff` and the slab rounding; measured on loopback: 832
+/// bytes for 64, 1,280 for 256, 2,304 for 1,024).
+const DATAGRAM_OVERHEAD: u64 = 768;
+/// The receive buffer a socket needs to pause: 1 MiB holds about 800
+/// datagrams of 256 bytes, several [`PAUSE_MIN`]s' worth at 150 k/s.
+/// Below it (the kernel's usual 208 KiB) the reader never pauses.
 const PAUSE_MIN_BUFFER: usize = 1 << 20;
 
 /// A UDP socket bound to `addr` with `SO_REUSEPORT`, so that several
@@ -394,9 +407,9 @@ pub(super) async fn serve_udp(
 ) {
     use std::os::fd::AsRawFd;
     use tokio::io::unix::AsyncFd;
-    let may_pause = socket2::SockRef::from(&socket)
+    let buffer = socket2::SockRef::from(&socket)
         .recv_buffer_size()
-        .is_ok_and(|b| b >= PAUSE_MIN_BUFFER);
+        .unwrap_or(0);
     // The runtime's own registration would wake this task's thread for
     // every datagram that arrives during a pause; readiness is watched
     // through `Watched` instead.
@@ -410,6 +423,8 @@ pub(super) async fn serve_udp(
     let mut drops = KernelDrops::default();
     let mut watch: Option<AsyncFd<Watched>> = None;
     let mut next = Next::Wait;
+    // Since when the datagrams of the next wake-up have been arriving.
+    let mut since = Instant::now();
     loop {
         let deadline = reader.deadline();
         // Datagrams already received come before the joiner's timer: one may
@@ -449,7 +464,7 @@ pub(super) async fn serve_udp(
                         Err(e) => {
                             // Read again after a pause instead.
                             receive_failed(&config, &metrics, &e);
-                            next = Next::Pause(Instant::now() + PAUSE);
+                            next = Next::Pause(Instant::now() + PAUSE_MIN);
                             continue;
                         }
                     }
@@ -462,7 +477,10 @@ pub(super) async fn serve_udp(
                         // Cleared before the reads, which go on until the
                         // socket is empty: a datagram that arrives after
                         // this sets it again.
-                        Ok(mut guard) => guard.clear_ready(),
+                        Ok(mut guard) => {
+                            guard.clear_ready();
+                            since = Instant::now();
+                        }
                         Err(e) => {
                             receive_failed(&config, &metrics, &e);
                             break;
@@ -478,10 +496,17 @@ pub(super) async fn serve_udp(
         let (taken, emptied) = drain(&socket, &mut batch, &config, &metrics, &mut reader).await;
         metrics.kernel_drops.inc_by(drops.take(&socket));
         reader.end_of_batch().await;
-        next = match (emptied, taken) {
+        let now = Instant::now();
+        let read = Read {
+            datagrams: taken.datagrams,
+            bytes: taken.bytes,
+            over: now.saturating_duration_since(since),
+        };
+        since = now;
+        next = match (emptied, taken.datagrams) {
             (false, _) => Next::Now,
             (true, 0) => Next::Wait,
-            (true, _) if may_pause => Next::Pause(Instant::now() + PAUSE),
+            (true, _) if buffer >= PAUSE_MIN_BUFFER => Next::Pause(now + pause(buffer, read)),
             (true, _) => Next::Wait,
         };
     }
@@ -494,21 +519,41 @@ pub(super) async fn serve_udp(
     reader.close().await;
 }
 
+/// What a wake-up read: `datagrams` of `bytes` in all, which arrived
+/// `over` this long.
+#[derive(Debug, Clone, Copy, Default)]
+struct Read {
+    datagrams: usize,
+    bytes: u64,
+    over: Duration,
+}
+
+/// The pause after a wake-up that read `read` from a socket with a
+/// receive buffer of `buffer` bytes: as long as arrivals at that rate fill
+/// at most 1/[`PAUSE_FILL`] of the buffer, within
+/// [`PAUSE_MIN`]..=[`PAUSE_MAX`].
+fn pause(buffer: usize, read: Read) -> Duration {
+    let charged = (2 * read.bytes + DATAGRAM_OVERHEAD * read.datagrams as u64).max(1);
+    let nanos = read.over.as_nanos() * (buffer as u128) / PAUSE_FILL / u128::from(charged);
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)).clamp(PAUSE_MIN, PAUSE_MAX)
+}
+
 /// Read what the socket holds, up to [`DRAIN_MAX`] datagrams, into the
-/// reader: the datagrams taken, and whether the socket was left empty.
+/// reader: what was taken (its `over` unset), and whether the socket was
+/// left empty.
 async fn drain(
     socket: &std::net::UdpSocket,
     batch: &mut BatchReceiver,
     config: &ListenerConfig,
     metrics: &ListenerMetrics,
     reader: &mut Reader<'_>,
-) -> (usize, bool) {
-    let mut taken = 0;
-    while taken < DRAIN_MAX {
+) -> (Read, bool) {
+    let mut taken = Read::default();
+    while taken.datagrams < DRAIN_MAX {
         match batch.receive(socket) {
             Ok(n) => {
-                udp_batch(batch, n, config, metrics, reader).await;
-                taken += n;
+                taken.bytes += udp_batch(batch, n, config, metrics, reader).await;
+                taken.datagrams += n;
                 // recvmmsg returns early only when the queue ran dry.
                 if n < BATCH && cfg!(target_os = "linux") {
                     return (taken, true);
@@ -536,13 +581,14 @@ fn receive_failed(config: &ListenerConfig, metrics: &ListenerMetrics, e: &io::Er
 /// Hand the `n` datagrams of a batch to the reader; oversized ones are
 /// skipped and counted. The frames are slices of one buffer
 /// ([`BatchReceiver::pack`]) and the byte count is added once per batch.
+/// Returns the bytes of the datagrams allowed in.
 async fn udp_batch(
     batch: &mut BatchReceiver,
     n: usize,
     config: &ListenerConfig,
     metrics: &ListenerMetrics,
     reader: &mut Reader<'_>,
-) {
+) -> u64 {
     let received = now_nanos();
     let n = n.min(BATCH);
     let mut keep = [false; BATCH];
@@ -577,6 +623,7 @@ async fn udp_batch(
         reader.frame(frames.slice(at..end), peer, received).await;
         at = end;
     }
+    bytes
 }
 
 /// The receive slot for a listener's datagrams: one byte more than a frame

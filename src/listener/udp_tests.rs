@@ -161,3 +161,48 @@ async fn kernel_drops_are_counted() {
     // Counted once: the next reading has nothing new.
     assert_eq!(drops.take(&socket), 0);
 }
+
+/// The pause: the longest when the buffer holds many pauses at the rate
+/// read, the shortest when it does not, in between by the buffer's share.
+#[test]
+fn the_pause_follows_the_rate_and_the_buffer() {
+    // 150 k datagrams of 256 bytes per second: 150 per millisecond.
+    let at_150k = Read {
+        datagrams: 150,
+        bytes: 150 * 256,
+        over: Duration::from_millis(1),
+    };
+    // 8 MiB (4 MiB asked, doubled): 1/8 of it lasts 5.5 ms at that rate.
+    assert_eq!(pause(8 << 20, at_150k), PAUSE_MAX);
+    // 1 MiB: 0.7 ms, under the shortest.
+    assert_eq!(pause(1 << 20, at_150k), PAUSE_MIN);
+    // 2 MiB: 1.4 ms.
+    let p = pause(2 << 20, at_150k);
+    assert!(
+        p > Duration::from_micros(1300) && p < Duration::from_micros(1450),
+        "{p:?}"
+    );
+    // A third of the rate: three times as long.
+    let at_50k = Read {
+        over: Duration::from_millis(3),
+        ..at_150k
+    };
+    assert!(
+        pause(2 << 20, at_50k) == PAUSE_MAX,
+        "{:?}",
+        pause(2 << 20, at_50k)
+    );
+    // Datagrams read at once after a wake-up: no rate known yet.
+    let burst = Read {
+        over: Duration::ZERO,
+        ..at_150k
+    };
+    assert_eq!(pause(8 << 20, burst), PAUSE_MIN);
+    // Big datagrams are charged by their size.
+    let big = Read {
+        datagrams: 150,
+        bytes: 150 * 8192,
+        over: Duration::from_millis(1),
+    };
+    assert_eq!(pause(8 << 20, big), PAUSE_MIN);
+}
