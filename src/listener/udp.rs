@@ -5,8 +5,11 @@
 //! and a wake-up takes what the socket holds (up to [`DRAIN_MAX`]
 //! datagrams) before it pushes what they produced into the queues: one
 //! push and one wake-up of each sink per wake-up of the reader, not per
-//! call. A call that returns fewer than [`BATCH`] found the socket empty,
-//! so the wake-up's reads end there without another call to learn it.
+//! call. The reads go on until a call finds the socket empty, not only
+//! until one returns fewer than [`BATCH`]: what arrived while a batch was
+//! handed on is taken in the same wake-up (on a loaded machine, where
+//! that takes long, stopping at a short batch made more and smaller
+//! wake-ups).
 //!
 //! The datagrams a call returns are copied one after another into one
 //! buffer and each frame is a slice of it ([`BatchReceiver::pack`]): no
@@ -554,10 +557,6 @@ async fn drain(
             Ok(n) => {
                 taken.bytes += udp_batch(batch, n, config, metrics, reader).await;
                 taken.datagrams += n;
-                // recvmmsg returns early only when the queue ran dry.
-                if n < BATCH && cfg!(target_os = "linux") {
-                    return (taken, true);
-                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (taken, true),
             Err(e) => {
