@@ -5,17 +5,31 @@
 //! and a wake-up takes what the socket holds (up to [`DRAIN_MAX`]
 //! datagrams) before it pushes what they produced into the queues: one
 //! push and one wake-up of each sink per wake-up of the reader, not per
-//! call.
+//! call. The reads go on until a call finds the socket empty, not only
+//! until one returns fewer than [`BATCH`]: what arrived while a batch was
+//! handed on is taken in the same wake-up (on a loaded machine, where
+//! that takes long, stopping at a short batch made more and smaller
+//! wake-ups).
+//!
+//! The datagrams a call returns are copied one after another into one
+//! buffer and each frame is a slice of it ([`BatchReceiver::pack`]): no
+//! allocation per datagram, and the buffer is reused once the frames of
+//! earlier batches are gone (a frame still held, e.g. by the multi-line
+//! joiner, keeps only its own block alive).
 //!
 //! Wake-ups are paced while traffic flows. An idle reader has the runtime
 //! watch its socket and sleeps until a datagram arrives ([`Next::Wait`]);
-//! once it has read something it stops watching and reads again after
-//! [`PAUSE`] ([`Next::Pause`]), and watches again only when a read finds
+//! once it has read something it stops watching and reads again after a
+//! pause ([`Next::Pause`]), and watches again only when a read finds
 //! nothing. While the socket is not watched, arrivals wake no thread (with
 //! the socket watched throughout, the runtime's edge-triggered `epoll`
-//! woke a thread for every datagram that arrived during a pause), so at
-//! moderate rates datagrams are taken a batch at a time rather than a
-//! wake-up each, for up to [`PAUSE`] more latency. Only a socket whose
+//! woke a thread for every datagram that arrived during a pause), so
+//! datagrams are taken a batch at a time rather than a wake-up each, for
+//! up to [`PAUSE_MAX`] more latency. The pause ([`pause`]) is as long as
+//! the receive buffer holds several pauses' worth at the rate just read,
+//! within [`PAUSE_MIN`]..=[`PAUSE_MAX`]: each wake-up costs the same
+//! (timer, thread wake-ups, a push and a sink request per route), so
+//! fewer, deeper batches cost less per datagram. Only a socket whose
 //! receive buffer holds what arrives meanwhile pauses
 //! ([`PAUSE_MIN_BUFFER`]).
 //!
@@ -33,7 +47,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
@@ -47,16 +61,30 @@ use crate::telemetry::ListenerMetrics;
 
 /// Datagrams per receive call.
 pub(crate) const BATCH: usize = 64;
+/// The packing buffer's block ([`BatchReceiver::pack`]): a batch's frames
+/// go into the free room of the current block, and a block is given up
+/// (a new one taken, or the same one reused when no frame of it is left)
+/// only when a batch does not fit.
+const PACK_BLOCK: usize = 16 * 1024;
 /// Datagrams one wake-up takes at most before it pushes what they
 /// produced (and lets other tasks run).
 const DRAIN_MAX: usize = 1024;
-/// How long the reader waits, its socket unwatched, before it reads again
-/// after a wake-up that read something.
-const PAUSE: Duration = Duration::from_millis(1);
-/// The receive buffer a socket needs for [`PAUSE`]: 1 MiB holds about a
-/// thousand small datagrams (the kernel charges a 256-byte one about
-/// 1 KiB), several pauses' worth at 150 k/s. Below it (the kernel's usual
-/// 208 KiB) the reader never pauses.
+/// The shortest and longest time the reader waits, its socket unwatched,
+/// before it reads again after a wake-up that read something. The longest
+/// bounds the latency pacing adds (log4j senders: #25's p50 of 5 ms).
+const PAUSE_MIN: Duration = Duration::from_millis(1);
+const PAUSE_MAX: Duration = Duration::from_millis(3);
+/// A pause fills at most this share (1/n) of the receive buffer at the
+/// rate last read: the rest is for a reader that runs late on a loaded
+/// machine.
+const PAUSE_FILL: u128 = 8;
+/// What the kernel charges a datagram of `n` bytes is at most `2 n` plus
+/// this (its `sk_buff` and the slab rounding; measured on loopback: 832
+/// bytes for 64, 1,280 for 256, 2,304 for 1,024).
+const DATAGRAM_OVERHEAD: u64 = 768;
+/// The receive buffer a socket needs to pause: 1 MiB holds about 800
+/// datagrams of 256 bytes, several [`PAUSE_MIN`]s' worth at 150 k/s.
+/// Below it (the kernel's usual 208 KiB) the reader never pauses.
 const PAUSE_MIN_BUFFER: usize = 1 << 20;
 
 /// A UDP socket bound to `addr` with `SO_REUSEPORT`, so that several
@@ -148,6 +176,8 @@ pub(crate) struct BatchReceiver {
     peers: [Option<SocketAddr>; BATCH],
     #[cfg(target_os = "linux")]
     addrs: Vec<libc::sockaddr_storage>,
+    /// Where [`BatchReceiver::pack`] copies the datagrams it keeps.
+    packed: BytesMut,
 }
 
 impl BatchReceiver {
@@ -163,7 +193,29 @@ impl BatchReceiver {
             #[cfg(target_os = "linux")]
             // SAFETY: sockaddr_storage is plain data; all zeroes is valid.
             addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
+            packed: BytesMut::with_capacity(PACK_BLOCK),
         }
+    }
+
+    /// The datagrams `i < n` of the last batch with `keep[i]`, copied one
+    /// after another into one buffer, in order: each one's frame is the
+    /// next `datagram(i).0.len()` bytes of the result (`Bytes::slice`).
+    /// One copy per datagram and no allocation per datagram; the block is
+    /// reused once no frame of it is left.
+    pub(crate) fn pack(&mut self, n: usize, keep: &[bool; BATCH]) -> Bytes {
+        let kept = || (0..n.min(BATCH)).filter(|&i| keep[i]);
+        let total = kept().map(|i| self.lengths[i].min(self.slot)).sum();
+        // Room left in the block: nothing. Otherwise the whole block again
+        // when no frame of it is left, else a new one of PACK_BLOCK (or
+        // `total`) bytes.
+        self.packed.reserve(total);
+        for i in kept() {
+            let start = i * self.slot;
+            let len = self.lengths[i].min(self.slot);
+            self.packed
+                .extend_from_slice(&self.buffers[start..start + len]);
+        }
+        self.packed.split().freeze()
     }
 
     /// The `i`th datagram of the last batch: bytes, peer, and whether it was
@@ -358,9 +410,9 @@ pub(super) async fn serve_udp(
 ) {
     use std::os::fd::AsRawFd;
     use tokio::io::unix::AsyncFd;
-    let may_pause = socket2::SockRef::from(&socket)
+    let buffer = socket2::SockRef::from(&socket)
         .recv_buffer_size()
-        .is_ok_and(|b| b >= PAUSE_MIN_BUFFER);
+        .unwrap_or(0);
     // The runtime's own registration would wake this task's thread for
     // every datagram that arrives during a pause; readiness is watched
     // through `Watched` instead.
@@ -374,6 +426,8 @@ pub(super) async fn serve_udp(
     let mut drops = KernelDrops::default();
     let mut watch: Option<AsyncFd<Watched>> = None;
     let mut next = Next::Wait;
+    // Since when the datagrams of the next wake-up have been arriving.
+    let mut since = Instant::now();
     loop {
         let deadline = reader.deadline();
         // Datagrams already received come before the joiner's timer: one may
@@ -413,7 +467,7 @@ pub(super) async fn serve_udp(
                         Err(e) => {
                             // Read again after a pause instead.
                             receive_failed(&config, &metrics, &e);
-                            next = Next::Pause(Instant::now() + PAUSE);
+                            next = Next::Pause(Instant::now() + PAUSE_MIN);
                             continue;
                         }
                     }
@@ -426,7 +480,10 @@ pub(super) async fn serve_udp(
                         // Cleared before the reads, which go on until the
                         // socket is empty: a datagram that arrives after
                         // this sets it again.
-                        Ok(mut guard) => guard.clear_ready(),
+                        Ok(mut guard) => {
+                            guard.clear_ready();
+                            since = Instant::now();
+                        }
                         Err(e) => {
                             receive_failed(&config, &metrics, &e);
                             break;
@@ -442,37 +499,64 @@ pub(super) async fn serve_udp(
         let (taken, emptied) = drain(&socket, &mut batch, &config, &metrics, &mut reader).await;
         metrics.kernel_drops.inc_by(drops.take(&socket));
         reader.end_of_batch().await;
-        next = match (emptied, taken) {
+        let now = Instant::now();
+        let read = Read {
+            datagrams: taken.datagrams,
+            bytes: taken.bytes,
+            over: now.saturating_duration_since(since),
+        };
+        since = now;
+        next = match (emptied, taken.datagrams) {
             (false, _) => Next::Now,
             (true, 0) => Next::Wait,
-            (true, _) if may_pause => Next::Pause(Instant::now() + PAUSE),
+            (true, _) if buffer >= PAUSE_MIN_BUFFER => Next::Pause(now + pause(buffer, read)),
             (true, _) => Next::Wait,
         };
     }
     drop(watch);
     // Take what the kernel already holds before closing.
     while let Ok(n) = batch.receive(&socket) {
-        udp_batch(&batch, n, &config, &metrics, &mut reader).await;
+        udp_batch(&mut batch, n, &config, &metrics, &mut reader).await;
     }
     metrics.kernel_drops.inc_by(drops.take(&socket));
     reader.close().await;
 }
 
+/// What a wake-up read: `datagrams` of `bytes` in all, which arrived
+/// `over` this long.
+#[derive(Debug, Clone, Copy, Default)]
+struct Read {
+    datagrams: usize,
+    bytes: u64,
+    over: Duration,
+}
+
+/// The pause after a wake-up that read `read` from a socket with a
+/// receive buffer of `buffer` bytes: as long as arrivals at that rate fill
+/// at most 1/[`PAUSE_FILL`] of the buffer, within
+/// [`PAUSE_MIN`]..=[`PAUSE_MAX`].
+fn pause(buffer: usize, read: Read) -> Duration {
+    let charged = (2 * read.bytes + DATAGRAM_OVERHEAD * read.datagrams as u64).max(1);
+    let nanos = read.over.as_nanos() * (buffer as u128) / PAUSE_FILL / u128::from(charged);
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)).clamp(PAUSE_MIN, PAUSE_MAX)
+}
+
 /// Read what the socket holds, up to [`DRAIN_MAX`] datagrams, into the
-/// reader: the datagrams taken, and whether the socket was left empty.
+/// reader: what was taken (its `over` unset), and whether the socket was
+/// left empty.
 async fn drain(
     socket: &std::net::UdpSocket,
     batch: &mut BatchReceiver,
     config: &ListenerConfig,
     metrics: &ListenerMetrics,
     reader: &mut Reader<'_>,
-) -> (usize, bool) {
-    let mut taken = 0;
-    while taken < DRAIN_MAX {
+) -> (Read, bool) {
+    let mut taken = Read::default();
+    while taken.datagrams < DRAIN_MAX {
         match batch.receive(socket) {
             Ok(n) => {
-                udp_batch(batch, n, config, metrics, reader).await;
-                taken += n;
+                taken.bytes += udp_batch(batch, n, config, metrics, reader).await;
+                taken.datagrams += n;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (taken, true),
             Err(e) => {
@@ -494,34 +578,51 @@ fn receive_failed(config: &ListenerConfig, metrics: &ListenerMetrics, e: &io::Er
 }
 
 /// Hand the `n` datagrams of a batch to the reader; oversized ones are
-/// skipped and counted.
+/// skipped and counted. The frames are slices of one buffer
+/// ([`BatchReceiver::pack`]) and the byte count is added once per batch.
+/// Returns the bytes of the datagrams allowed in.
 async fn udp_batch(
-    batch: &BatchReceiver,
+    batch: &mut BatchReceiver,
     n: usize,
     config: &ListenerConfig,
     metrics: &ListenerMetrics,
     reader: &mut Reader<'_>,
-) {
+) -> u64 {
     let received = now_nanos();
-    for i in 0..n {
-        let (bytes, peer, truncated) = batch.datagram(i);
+    let n = n.min(BATCH);
+    let mut keep = [false; BATCH];
+    let mut bytes = 0;
+    for (i, kept) in keep.iter_mut().enumerate().take(n) {
+        let (data, peer, truncated) = batch.datagram(i);
         if let (Some(allow), Some(p)) = (&config.allow, peer) {
             if !allow.allows(p.ip()) {
                 metrics.denied_frames.inc();
                 continue;
             }
         }
-        metrics.bytes.inc_by(bytes.len() as u64);
-        let Some(frame) = datagram_frame(bytes, truncated, config.max_frame_bytes) else {
+        bytes += data.len() as u64;
+        if oversized(data.len(), truncated, config.max_frame_bytes) {
             metrics.oversized_frames.inc();
             static LOG: LogLimiter = LogLimiter::new(10_000);
             if let Some(suppressed) = LOG.allow() {
                 tracing::info!(listener = %config.name, peer = %peer.map_or_else(String::new, |p| p.to_string()), max_frame_bytes = config.max_frame_bytes, suppressed, "oversized datagram dropped (counted in sluice_listener_oversized_frames_total)");
             }
             continue;
-        };
-        reader.frame(frame, peer, received).await;
+        }
+        *kept = true;
     }
+    if bytes > 0 {
+        metrics.bytes.inc_by(bytes);
+    }
+    let frames = batch.pack(n, &keep);
+    let mut at = 0;
+    for (i, _) in keep.iter().enumerate().take(n).filter(|(_, k)| **k) {
+        let (data, peer, _) = batch.datagram(i);
+        let end = at + data.len();
+        reader.frame(frames.slice(at..end), peer, received).await;
+        at = end;
+    }
+    bytes
 }
 
 /// The receive slot for a listener's datagrams: one byte more than a frame
@@ -535,10 +636,16 @@ fn slot(max_frame_bytes: usize) -> usize {
 /// LF included: it counts towards the limit), or `None` when it is
 /// oversized (skipped and counted as `reason="oversized"`).
 fn datagram_frame(bytes: &[u8], truncated: bool, max_frame_bytes: usize) -> Option<Bytes> {
-    if truncated || bytes.len() > max_frame_bytes {
+    if oversized(bytes.len(), truncated, max_frame_bytes) {
         return None;
     }
     Some(Bytes::copy_from_slice(bytes))
+}
+
+/// Whether a datagram of `len` bytes (`truncated`: longer than its receive
+/// slot) is skipped as oversized.
+fn oversized(len: usize, truncated: bool, max_frame_bytes: usize) -> bool {
+    truncated || len > max_frame_bytes
 }
 
 /// `input` as one datagram received by a UDP listener with
@@ -554,110 +661,5 @@ pub(crate) fn as_datagram(input: &[u8], max_frame_bytes: usize) -> Option<Bytes>
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A batch holds several datagrams with their peers; one longer than
-    /// the slot is flagged.
-    #[tokio::test]
-    async fn receives_a_batch_with_peers_and_truncation() {
-        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        configure(&socket, None).unwrap();
-        let socket = socket.into_std().unwrap();
-        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = socket.local_addr().unwrap();
-        sender.send_to(b"one", to).unwrap();
-        sender.send_to(b"two", to).unwrap();
-        sender.send_to(&[b'x'; 100], to).unwrap();
-        let mut r = BatchReceiver::new(64);
-        let mut got = Vec::new();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while got.len() < 3 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "waited 10 s for 3 datagrams: {got:?}"
-            );
-            match r.receive(&socket) {
-                Ok(n) => {
-                    for i in 0..n {
-                        let (bytes, peer, cut) = r.datagram(i);
-                        got.push((bytes.to_vec(), peer, cut));
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(std::time::Duration::from_millis(5))
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
-        let me = sender.local_addr().unwrap();
-        assert_eq!(got[0], (b"one".to_vec(), Some(me), false));
-        assert_eq!(got[1], (b"two".to_vec(), Some(me), false));
-        assert_eq!(got[2].0.len(), 64);
-        assert!(got[2].2, "truncated");
-    }
-
-    /// A request over `net.core.rmem_max` is forced through when the process
-    /// may (`CAP_NET_ADMIN`: CI runs as root), and capped otherwise.
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn a_buffer_over_rmem_max_is_forced_when_permitted() {
-        let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        let asked = rmem_max * 4;
-        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let got = configure(&socket, Some(asked)).unwrap();
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
-        if root {
-            assert!(got.forced, "{got:?}");
-            // The kernel doubles what it is given.
-            assert_eq!(got.granted, asked * 2, "{got:?}");
-        } else {
-            assert!(!got.forced, "{got:?}");
-            assert_eq!(got.granted, rmem_max * 2, "{got:?}");
-        }
-        // Within the cap nothing is forced.
-        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let got = configure(&socket, Some(4096)).unwrap();
-        assert!(!got.forced, "{got:?}");
-    }
-
-    /// Overrun a small receive buffer: every datagram sent is either
-    /// received or counted as a kernel drop, and the count is there as
-    /// soon as the socket is drained (no later datagram needed to carry
-    /// it).
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn kernel_drops_are_counted() {
-        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let granted = configure(&socket, Some(4096)).unwrap().granted;
-        assert!(granted < 64 * 1024, "granted {granted}");
-        let socket = socket.into_std().unwrap();
-        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = socket.local_addr().unwrap();
-        for _ in 0..500 {
-            sender.send_to(&[b'x'; 1000], to).unwrap();
-        }
-        // Loopback delivers within send_to: all 500 are queued or dropped.
-        let mut r = BatchReceiver::new(2048);
-        let mut drops = KernelDrops::default();
-        let mut received = 0;
-        loop {
-            match r.receive(&socket) {
-                Ok(n) => received += n as u64,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        let dropped = drops.take(&socket);
-        println!("received {received}, kernel drops {dropped}");
-        assert!(dropped > 0, "the buffer held everything: {received}");
-        assert_eq!(received + dropped, 500);
-        // Counted once: the next reading has nothing new.
-        assert_eq!(drops.take(&socket), 0);
-    }
-}
+#[path = "udp_tests.rs"]
+mod tests;
