@@ -636,6 +636,25 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Give back the staging lists' allocations once a batch is pushed:
+    /// for a reader of one of many connections, whose lists, sized for
+    /// its largest read (a 64 KiB read stages about 256 records of 72
+    /// bytes for one route), would otherwise stay with it while it waits
+    /// for bytes; the next batch grows them again.
+    pub(crate) fn release_staging(&mut self) {
+        for staged in &mut self.batch.routes {
+            if staged.records.is_empty() {
+                staged.records = Vec::new();
+            }
+            if staged.spare.is_empty() {
+                staged.spare = Vec::new();
+            }
+        }
+        if self.ready.is_empty() {
+            self.ready = Vec::new();
+        }
+    }
+
     /// Count the staged frames and push the staged records.
     async fn push(&mut self) {
         let counts = self.path.take_counts();

@@ -10,8 +10,10 @@
 //! - `listener` — sockets → frames: `udp` (batched receive paced while
 //!   traffic flows, kernel drop counts; a datagram is one frame, also for
 //!   `sluice parse`), `tcp`
-//!   (bounded connections, `listen_backlog`, a read size that shrinks
-//!   as connections grow and readers that hand on in turns, idle and
+//!   (bounded connections, `listen_backlog`, readers that hand on in
+//!   turns — a plain connection waits for bytes without a buffer and
+//!   reads a full chunk under its turn; TLS reads a share that shrinks as
+//!   connections grow — idle and
 //!   frame timeouts, graceful drain; one tracing span per connection),
 //!   `tls` (the bounded handshake) and `kafka` (a consumer-group member:
 //!   raw envelopes decoded as the edge received them, headers read by

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{BufMut as _, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use tokio_util::either::Either;
@@ -55,17 +55,19 @@ fn somaxconn() -> Option<u32> {
         .ok()
 }
 
-/// Bytes a listener's connections read at once, all together, when many
-/// are open: a connection reads up to [`READ_CHUNK`] while at most 96
-/// are, and an equal share of this when more are (at least [`MIN_READ`]).
-/// What a reader holds while it waits its turn ([`readers_at_once`]) is
-/// its read, so this bounds memory as connections grow: at 1,000
-/// connections 64 KiB reads (and no turns) peaked at 338 MiB of RSS.
+/// Bytes a listener's connections keep in read buffers, all together,
+/// when many are open: a connection keeps up to [`READ_CHUNK`] while at
+/// most 96 are, and an equal share of this when more are (at least
+/// [`MIN_READ`]); a larger buffer goes back after each read. A TLS
+/// connection reads its share at once (it waits for bytes with its buffer);
+/// a plain one reads up to [`READ_CHUNK`] under its turn ([`read_turn`]).
+/// At 1,000 connections 64 KiB buffers kept by each (and no turns) peaked
+/// at 338 MiB of RSS.
 const READ_BUDGET: usize = 6 * 1024 * 1024;
 /// Smallest read size, however many connections are open.
 const MIN_READ: usize = 4 * 1024;
 
-/// The read size of one of `open` connections.
+/// The buffer one of `open` connections keeps (and a TLS one reads).
 fn read_size(open: usize) -> usize {
     (READ_BUDGET / open.max(1)).clamp(MIN_READ, READ_CHUNK)
 }
@@ -332,12 +334,89 @@ async fn read_some<S: AsyncRead + Unpin>(
     stream.read_buf(&mut (&mut *buf).limit(max)).await
 }
 
+/// A connection's stream as [`connection`] reads it: a plain TCP stream can
+/// be waited on without a buffer, a TLS one cannot.
+trait Plain {
+    fn plain(&self) -> Option<&TcpStream>;
+}
+
+impl<T> Plain for Either<TcpStream, T> {
+    fn plain(&self) -> Option<&TcpStream> {
+        match self {
+            Either::Left(tcp) => Some(tcp),
+            Either::Right(_) => None,
+        }
+    }
+}
+
+/// Wait for bytes and read them, with the listener's turn held for the
+/// read's frames (see [`readers_at_once`]). A plain TCP connection waits
+/// for readiness without a buffer, then for its turn, then reads up to
+/// [`READ_CHUNK`]: only connections whose turn it is hold a full read
+/// buffer (with more than 96 open, one whose read finds nothing gives it
+/// back before it waits again), so a thousand connections read as much at
+/// once as one does (with a read of [`read_size`] each, reads at 1,000
+/// connections were 6 KiB and nine times as many). A TLS connection reads
+/// up to `want`, then waits for its turn after the select. Cancel-safe:
+/// nothing is read before the last await.
+async fn read_turn<'t, S: AsyncRead + Unpin + Plain>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    want: usize,
+    turns: &'t Semaphore,
+) -> (std::io::Result<usize>, Option<SemaphorePermit<'t>>) {
+    let Some(tcp) = stream.plain() else {
+        buf.reserve(want);
+        return (read_some(stream, buf, want).await, None);
+    };
+    loop {
+        if let Err(e) = tcp.readable().await {
+            return (Err(e), None);
+        }
+        // Never closed, so never an error.
+        let turn = turns.acquire().await.ok();
+        buf.reserve(READ_CHUNK);
+        let asked = buf.capacity() - buf.len();
+        let mut took = None;
+        // As tokio's own `read` does on Linux: a read shorter than asked
+        // took every byte the socket held, so its readiness is cleared
+        // (`try_io` clears it when told WouldBlock; a byte that arrived
+        // since sets it again) and the next wait sleeps until new bytes
+        // arrive. `try_read_buf` alone leaves it set: the next wait woke
+        // at once, took a turn and read nothing.
+        let read = tcp.try_io(Interest::READABLE, || {
+            let n = tcp.try_read_buf(buf)?;
+            took = Some(n);
+            if 0 < n && n < asked {
+                Err(std::io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(n)
+            }
+        });
+        match (read, took) {
+            (_, Some(n)) => return (Ok(n), turn),
+            // Readiness was stale all the same (a wake-up without bytes).
+            // With many connections open the buffer just reserved goes
+            // back before the wait, as after a read: each otherwise waited
+            // out its sender's pauses holding 64 KiB, and at the start of a
+            // run of 1,000 connections, whose first reads were short, all
+            // at once (60 MiB of live heap).
+            (Err(e), None) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if want < READ_CHUNK {
+                    keep_partial(buf);
+                }
+            }
+            (r, None) => return (r, turn),
+        }
+    }
+}
+
 /// Serve one connection. `peer_slot` (its `max_connections_per_peer`
 /// slot) is given back as soon as the peer closes, before the last frames
 /// are handed on. `permits`: the listener's connection permits, whose use
 /// says how many connections are open (see [`read_size`]); `turns`: see
 /// [`readers_at_once`].
-async fn connection<S: AsyncRead + Unpin>(
+async fn connection<S: AsyncRead + Unpin + Plain>(
     mut stream: S,
     peer: SocketAddr,
     config: &ListenerConfig,
@@ -358,16 +437,7 @@ async fn connection<S: AsyncRead + Unpin>(
     // do not keep a connection open.
     let mut last_frame = Instant::now();
     loop {
-        let open = config
-            .max_connections
-            .saturating_sub(permits.available_permits());
-        let want = read_size(open);
-        // A buffer grown while few connections were open goes back once
-        // empty: an idle connection of many holds a small one.
-        if buf.is_empty() && buf.capacity() > 2 * want {
-            buf = BytesMut::new();
-        }
-        buf.reserve(want);
+        let want = read_size(open_connections(config, permits));
         let deadline = reader.deadline();
         // A stream without delimiters (log4j2 newLine=false) holds its last
         // message until the next one starts: emit it once the sender pauses.
@@ -378,18 +448,18 @@ async fn connection<S: AsyncRead + Unpin>(
         } else {
             last_frame + config.idle_timeout
         };
-        let read = tokio::select! {
+        let (read, turn) = tokio::select! {
             biased;
             _ = shutdown.cancelled(), if !draining => {
                 draining = true;
                 continue;
             }
             // Bytes already sent come before the timers (see serve_udp).
-            r = tokio::time::timeout_at(idle_deadline, read_some(&mut stream, &mut buf, want)) => match r {
-                Err(_elapsed) => Read::Idle,
-                Ok(Ok(0)) => Read::Eof,
-                Ok(Ok(n)) => Read::Bytes(n),
-                Ok(Err(e)) => Read::Failed(e),
+            r = tokio::time::timeout_at(idle_deadline, read_turn(&mut stream, &mut buf, want, turns)) => match r {
+                Err(_elapsed) => (Read::Idle, None),
+                Ok((Ok(0), turn)) => (Read::Eof, turn),
+                Ok((Ok(n), turn)) => (Read::Bytes(n), turn),
+                Ok((Err(e), turn)) => (Read::Failed(e), turn),
             },
             _ = sleep_until_some(deadline), if deadline.is_some() => {
                 let waited = Instant::now();
@@ -411,7 +481,7 @@ async fn connection<S: AsyncRead + Unpin>(
                 }
                 continue;
             }
-            _ = sleep_until_some(frame_deadline), if frame_deadline.is_some() => Read::FrameTimeout,
+            _ = sleep_until_some(frame_deadline), if frame_deadline.is_some() => (Read::FrameTimeout, None),
         };
         let eof = ends_stream(read, draining, peer, config, metrics);
         if eof {
@@ -420,7 +490,11 @@ async fn connection<S: AsyncRead + Unpin>(
             drop(peer_slot.take());
         }
         // Never closed, so never an error.
-        let turn = turns.acquire().await.ok();
+        let turn = if turn.is_some() {
+            turn
+        } else {
+            turns.acquire().await.ok()
+        };
         let completed = hand_on(
             &mut framer,
             &mut buf,
@@ -433,6 +507,13 @@ async fn connection<S: AsyncRead + Unpin>(
         .await;
         reader.end_of_batch().await;
         drop(turn);
+        // Counted again: `want` was taken before the wait, and a connection
+        // that began while its listener's first connections were opening
+        // would keep a full buffer (and staging) through its next wait.
+        if read_size(open_connections(config, permits)) < READ_CHUNK {
+            keep_partial(&mut buf);
+            reader.release_staging();
+        }
         // A frame that ended in this read: the one left in progress (if
         // any) began in it too.
         frame_started = match frame_started {
@@ -449,6 +530,28 @@ async fn connection<S: AsyncRead + Unpin>(
         }
     }
     reader.close().await;
+}
+
+/// Connections of the listener open now (its permits in use).
+fn open_connections(config: &ListenerConfig, permits: &Semaphore) -> usize {
+    config
+        .max_connections
+        .saturating_sub(permits.available_permits())
+}
+
+/// With more connections open than keep a full read buffer ([`read_size`] under
+/// [`READ_CHUNK`]), the read's buffer goes back and the connection keeps
+/// only what is left of a frame, copied: the buffer's spare capacity does
+/// not say how large an allocation it holds (after the frames are split
+/// off it is a tail of the 64 KiB read; keeping it, 1,000 connections
+/// peaked at 243 MiB of RSS). The reader's staging lists go back too
+/// ([`Reader::release_staging`]).
+fn keep_partial(buf: &mut BytesMut) {
+    *buf = if buf.is_empty() {
+        BytesMut::new()
+    } else {
+        BytesMut::from(&buf[..])
+    };
 }
 
 /// Count how a wait for bytes ended; `true` when the connection is done
@@ -551,4 +654,83 @@ enum Read {
     /// The frame in progress was not complete within `frame_timeout_secs`.
     FrameTimeout,
     Failed(std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A connection of many that read all its socket held goes back to
+    /// waiting for bytes with no more than the partial frame it kept: no
+    /// read buffer reserved for a read that found nothing (at 1,000
+    /// connections, that was a 64 KiB allocation each, 60 MiB in all).
+    #[tokio::test]
+    async fn a_connection_waiting_for_bytes_holds_no_read_buffer() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut stream: Either<TcpStream, TcpStream> = Either::Left(server);
+        let turns = Semaphore::new(1);
+        let sent = b"<14>1 - h app - - - one\n<14>1 - h app - - - tw";
+        client.write_all(sent).await.unwrap();
+        let mut buf = BytesMut::new();
+        let mut read = 0;
+        while read < sent.len() {
+            let (n, turn) = read_turn(&mut stream, &mut buf, MIN_READ, &turns).await;
+            read += n.unwrap();
+            drop(turn);
+        }
+        // What `connection` does with many connections open: the whole
+        // frame is handed on, the partial one kept.
+        drop(buf.split_to(24));
+        keep_partial(&mut buf);
+        assert_eq!(&buf[..], b"<14>1 - h app - - - tw");
+        let waited = tokio::time::timeout(
+            Duration::from_millis(100),
+            read_turn(&mut stream, &mut buf, MIN_READ, &turns),
+        )
+        .await;
+        assert!(waited.is_err(), "nothing more was sent");
+        assert!(
+            buf.capacity() < 1024,
+            "waiting with a buffer of {} bytes",
+            buf.capacity()
+        );
+        assert_eq!(&buf[..], b"<14>1 - h app - - - tw");
+    }
+
+    /// A read that takes less than it asked for took every byte the
+    /// socket held: the connection's next wait sleeps until more bytes
+    /// arrive, rather than waking at once to take its turn, reserve a
+    /// buffer and read nothing (as after every such read before).
+    #[tokio::test]
+    async fn a_read_that_takes_every_byte_waits_for_new_ones() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut stream: Either<TcpStream, TcpStream> = Either::Left(server);
+        let turns = Semaphore::new(1);
+        let sent = b"<14>1 - h app - - - one\n";
+        client.write_all(sent).await.unwrap();
+        let mut buf = BytesMut::new();
+        while buf.len() < sent.len() {
+            let (n, turn) = read_turn(&mut stream, &mut buf, READ_CHUNK, &turns).await;
+            assert!(n.unwrap() > 0);
+            drop(turn);
+        }
+        let tcp = stream.plain().unwrap();
+        let woke = tokio::time::timeout(Duration::from_millis(100), tcp.readable()).await;
+        assert!(woke.is_err(), "readable with nothing to read");
+        client
+            .write_all(b"<14>1 - h app - - - two\n")
+            .await
+            .unwrap();
+        let woke = tokio::time::timeout(Duration::from_secs(10), tcp.readable()).await;
+        assert!(woke.is_ok(), "not readable once new bytes arrived");
+    }
 }
