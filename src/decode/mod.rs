@@ -8,8 +8,8 @@
 //!
 //! Time: a timestamp without an offset is read in the configured timezone
 //! (never the host's), and an RFC 3164 timestamp without a year gets the year
-//! that puts it closest to the receive time (a December message received in
-//! January belongs to last year).
+//! Flume gives it: the receive year, unless that puts it more than a month
+//! ahead (last year's) or more than eleven months back (next year's).
 //!
 //! Rooms: [`rfc5424`] (the RFC 5424 grammar and structured data),
 //! [`rfc3164`] (BSD frames as senders write them: Cisco prefixes, TAG forms),
