@@ -74,7 +74,7 @@ fn cached_bsd_seconds_keep_fraction_year_and_zone_apart() {
 }
 
 #[test]
-fn rfc3164_year_nearest_to_receive_time() {
+fn rfc3164_december_stamp_received_in_january_is_last_years() {
     // Received in early January 2027: a 31 Dec message is from 2026.
     let jan_2027 = days_from_civil(2027, 1, 2) * 86_400 * 1_000_000_000;
     let e = decode(
