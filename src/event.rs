@@ -186,8 +186,8 @@ pub enum LenientRule {
     /// (non-ASCII `prógram[12]:`, `*`, a tab): the word up to the colon is
     /// still the TAG, its `[PID]` the procid.
     TagUnusualBytes,
-    /// RFC 3164: `Feb 29` without a year, received in a year that has
-    /// none: read in the nearest leap year.
+    /// RFC 3164: `Feb 29` without a year, where the inferred year has
+    /// none: read in the latest leap year before it.
     TimestampLeapDay,
     /// A frame without PRI that opens with a timestamp: read as after
     /// `<13>` (RFC 3164 §4.3.3, rsyslog), facility user, severity notice.
@@ -204,11 +204,14 @@ pub enum LenientRule {
     /// RFC 5424: more than one space before a parameter, or a space before
     /// `]`, inside an SD element; read as one separator.
     SdExtraSpaces,
+    /// Whitespace (SP, HT, CR, LF) before the PRI (`\n    <13>1 …`,
+    /// syslog_loose `handles_weird_whitespace`): skipped.
+    SpaceBeforePri,
 }
 
 impl LenientRule {
     /// Every rule, in the order the JSON lists them.
-    pub const ALL: [LenientRule; 39] = [
+    pub const ALL: [LenientRule; 40] = [
         LenientRule::TagWithParens,
         LenientRule::TagCiscoMnemonic,
         LenientRule::TagPunctuation,
@@ -248,6 +251,7 @@ impl LenientRule {
         LenientRule::TimestampCommaFraction,
         LenientRule::SdNameInvalid,
         LenientRule::SdExtraSpaces,
+        LenientRule::SpaceBeforePri,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -291,6 +295,7 @@ impl LenientRule {
             LenientRule::TimestampCommaFraction => "timestamp_comma_fraction",
             LenientRule::SdNameInvalid => "sd_name_invalid",
             LenientRule::SdExtraSpaces => "sd_extra_spaces",
+            LenientRule::SpaceBeforePri => "space_before_pri",
         }
     }
 

@@ -424,10 +424,11 @@ impl<'a> FramePath<'a> {
     /// Count a decoded frame of join stream `stream`; `false` when it goes
     /// no further (strict mode and a lenient rule fired). A line without
     /// PRI that continues a pending event is joined whole, whatever the
-    /// decoder read of it (`pri_missing`): counted as the undecoded line
-    /// it stays, never rejected.
+    /// decoder read of it (`pri_missing`, `space_before_pri`): counted as
+    /// the undecoded line it stays, never rejected.
     fn count(&mut self, stream: u64, event: &Event) -> bool {
-        let bare = event.lenient.contains(LenientRule::PriMissing)
+        let bare = (event.lenient.contains(LenientRule::PriMissing)
+            || event.lenient.contains(LenientRule::SpaceBeforePri))
             && self
                 .joiner
                 .as_ref()

@@ -246,20 +246,44 @@ fn sluice_parse_prints_the_corpus_json() {
     }
 }
 
-/// syslog_loose's reading of a frame, in the canonical JSON's terms, with
-/// the year rule of the corpus (nearest to the receive time).
-fn loose_json(frame: &str, received: DateTime<FixedOffset>) -> Value {
-    let get_year = |(month, day, hour, minute, second): (u32, u32, u32, u32, u32)| {
-        let year = received.year();
-        (year - 1..=year + 1)
-            .filter_map(|y| {
-                Utc.with_ymd_and_hms(y, month, day, hour, minute, second)
-                    .single()
-                    .map(|t| (y, (t.timestamp() - received.timestamp()).abs()))
-            })
-            .min_by_key(|(_, d)| *d)
-            .map_or(year, |(y, _)| y)
+/// The year Flume's `SyslogUtils` gives a stamp without one, as Sluice
+/// does: the receive year; the year before when the stamp is then more
+/// than one month after the receive time, the year after when it is more
+/// than eleven months before it (months moved as `Calendar.add` moves
+/// them, the day kept within the month).
+fn flume_year(
+    received: DateTime<FixedOffset>,
+    (month, day, h, mi, s): (u32, u32, u32, u32, u32),
+) -> i32 {
+    let year = received.year();
+    let at = |y: i32, m: u32| {
+        let last = (28..=31)
+            .rev()
+            .find(|d| chrono::NaiveDate::from_ymd_opt(y, m, *d).is_some())
+            .unwrap();
+        Utc.with_ymd_and_hms(y, m, day.min(last), h, mi, s)
+            .single()
+            .map(|t| t.timestamp())
     };
+    let (before, after) = if month == 1 {
+        (at(year - 1, 12), at(year, 12))
+    } else {
+        (at(year, month - 1), at(year + 1, month - 1))
+    };
+    let now = received.timestamp();
+    if before.is_some_and(|t| t > now) {
+        year - 1
+    } else if after.is_some_and(|t| t < now) {
+        year + 1
+    } else {
+        year
+    }
+}
+
+/// syslog_loose's reading of a frame, in the canonical JSON's terms, with
+/// the year rule of the corpus (Flume's, [`flume_year`]).
+fn loose_json(frame: &str, received: DateTime<FixedOffset>) -> Value {
+    let get_year = |stamp| flume_year(received, stamp);
     let m = syslog_loose::parse_message_with_year_tz(
         frame,
         get_year,

@@ -129,3 +129,45 @@ fn trailing_nul_and_repeated_empty_elements() {
     );
     assert_eq!(rules(&e), ["sd_duplicate_id"]);
 }
+
+/// syslog_loose `handles_weird_whitespace` (also Vector's syslog source
+/// tests): a frame that opens with a line end and indentation before the
+/// PRI, as rsyslog's omfwd template wrote it. The whitespace before `<`
+/// is skipped and named; what follows the MSG stays MSG, byte for byte.
+#[test]
+fn whitespace_before_the_pri_is_skipped_and_named() {
+    let e = dec(
+        "\n            <13>1 2019-02-13T19:48:34+00:00 74794bfb6795 root 8449 - [meta sequenceId=\"1\"] i am foobar\n            ",
+    );
+    assert_eq!(e.protocol, Protocol::Rfc5424);
+    assert_eq!((e.facility, e.severity), (Some(1), Some(5)));
+    assert_eq!(json(&e)["timestamp"], "2019-02-13T19:48:34Z");
+    assert_eq!(
+        (e.hostname(), e.appname(), e.procid(), e.message()),
+        (
+            Some("74794bfb6795"),
+            Some("root"),
+            Some("8449"),
+            "i am foobar\n            "
+        )
+    );
+    assert_eq!(json(&e)["structured_data"]["meta"]["sequenceId"], "1");
+    assert_eq!(rules(&e), vec!["space_before_pri"]);
+    // RFC 3164, after SP, HT, CR and LF.
+    let e = dec(" \t\r\n<13>Nov  4 09:01:02 host app[7]: m");
+    assert_eq!(
+        (e.protocol, e.hostname(), e.appname(), e.message()),
+        (Protocol::Rfc3164, Some("host"), Some("app"), "m")
+    );
+    assert_eq!(rules(&e), vec!["space_before_pri"]);
+    // Whitespace before anything but a PRI stays undecoded (stack-trace
+    // lines), as does a PRI after other bytes.
+    for frame in [
+        "    at a.B.c(B.java:1)",
+        "\t<b>bold</b>",
+        "x <13>Nov  4 09:01:02 h a: m",
+    ] {
+        let e = dec(frame);
+        assert_eq!((e.facility, e.message()), (None, frame), "{frame:?}");
+    }
+}

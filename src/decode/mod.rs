@@ -8,8 +8,8 @@
 //!
 //! Time: a timestamp without an offset is read in the configured timezone
 //! (never the host's), and an RFC 3164 timestamp without a year gets the year
-//! that puts it closest to the receive time (a December message received in
-//! January belongs to last year).
+//! Flume gives it: the receive year, unless that puts it more than a month
+//! ahead (last year's) or more than eleven months back (next year's).
 //!
 //! Rooms: [`rfc5424`] (the RFC 5424 grammar and structured data),
 //! [`rfc3164`] (BSD frames as senders write them: Cisco prefixes, TAG forms),
@@ -70,7 +70,10 @@ pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
     // RFC 3164 frame, callgrind).
     let (after_pri, prival, assumed) = match pri(all) {
         Ok((rest, prival)) => (Some(rest), prival, false),
-        Err(_) => (opens_with_time(all).then_some(&all[..]), ASSUMED_PRI, true),
+        Err(_) => match pri_after_space(all) {
+            Some((rest, prival)) => (Some(rest), prival, false),
+            None => (opens_with_time(all).then_some(&all[..]), ASSUMED_PRI, true),
+        },
     };
     if let Some(rest) = after_pri {
         event.facility = Some(prival >> 3);
@@ -80,6 +83,9 @@ pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
         }
         if assumed {
             pri_assumed(event, all.len());
+        } else if all.first() != Some(&b'<') {
+            // The PRI came after whitespace ([`pri_after_space`]).
+            event.lenient.insert(LenientRule::SpaceBeforePri);
         }
     }
     if event.lossy_utf8 && event.lenient.contains(LenientRule::SdNameInvalid) {
@@ -97,6 +103,25 @@ pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
     if let Some(escape) = opts.newline_escape.as_deref() {
         unescape_newlines(event, escape);
     }
+}
+
+/// A PRI after whitespace (SP, HT, CR, LF) that opens the frame
+/// (syslog_loose `handles_weird_whitespace`: `\n    <13>1 …`, a
+/// template's indentation): the PRI and what follows it, read as usual
+/// ([`LenientRule::SpaceBeforePri`]). Only a PRI: whitespace before
+/// anything else (a stack-trace line) stays undecoded. Out of line, as
+/// [`opens_with_time`].
+#[cold]
+#[inline(never)]
+fn pri_after_space(all: &[u8]) -> Option<(&[u8], u8)> {
+    let blank = all
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .count();
+    if blank == 0 {
+        return None;
+    }
+    pri(&all[blank..]).ok()
 }
 
 /// Whether a frame without PRI opens with a timestamp (BSD, ISO, or an

@@ -227,7 +227,7 @@ fn timestamp<'a>(
                 lenient.insert(LenientRule::TimestampFractionLong);
             }
         }
-        if t.leap_day_elsewhere(event.received_nanos, opts.timezone) {
+        if t.leap_day_elsewhere(offset, event.received_nanos, opts) {
             lenient.insert(LenientRule::TimestampLeapDay);
         }
         if !month_as_written(i) {

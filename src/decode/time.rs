@@ -477,19 +477,31 @@ impl BsdTime {
         lenient
     }
 
-    /// `Feb 29` without a year, received in a year without one: it is
-    /// read in the nearest leap year, and
+    /// `Feb 29` without a year, where the year [`Self::inferred_year`]
+    /// gives has none: it is read in the latest leap year before, and
     /// [`LenientRule::TimestampLeapDay`] says so.
     #[inline]
-    pub(super) fn leap_day_elsewhere(&self, received_nanos: i64, tz: Tz) -> bool {
-        self.month == 2 && self.day == 29 && self.leap_day_without_year(received_nanos, tz)
+    pub(super) fn leap_day_elsewhere(
+        &self,
+        offset: Option<i32>,
+        received_nanos: i64,
+        opts: &DecodeOptions,
+    ) -> bool {
+        self.month == 2
+            && self.day == 29
+            && self.leap_day_without_year(offset, received_nanos, opts)
     }
 
     #[cold]
     #[inline(never)]
-    fn leap_day_without_year(&self, received_nanos: i64, tz: Tz) -> bool {
+    fn leap_day_without_year(
+        &self,
+        offset: Option<i32>,
+        received_nanos: i64,
+        opts: &DecodeOptions,
+    ) -> bool {
         self.year.is_none()
-            && days_in_month(year_at(received_nanos.div_euclid(1_000_000_000), tz), 2) != 29
+            && days_in_month(self.inferred_year(offset, received_nanos, opts), 2) != 29
     }
 
     fn civil(&self, year: i64) -> CivilTime {
@@ -506,7 +518,7 @@ impl BsdTime {
     }
 
     /// Resolve in `offset` (if the sender named a zone) or the configured
-    /// zone; without a year, the year that puts it closest to `received_nanos`.
+    /// zone; without a year, the year [`Self::inferred_year`] gives.
     ///
     /// A stream's BSD timestamps share their second and arrive within the
     /// same receive second: the last whole second resolved is kept per
@@ -566,31 +578,58 @@ impl BsdTime {
         if let Some(year) = self.year {
             return at(year);
         }
-        let received_secs = received_nanos.div_euclid(1_000_000_000);
-        let received_year = year_at(received_secs, opts.timezone);
-        let distance =
-            |ts: &Timestamp| (ts.unix_nanos.div_euclid(1_000_000_000) - received_secs).abs();
-        // Usually the receive year; the year before or after only when the
-        // time is more than half a year away from the receive time.
-        const HALF_YEAR: i64 = 183 * 86_400;
-        if let Some(this_year) = at(received_year) {
-            let away = this_year.unix_nanos.div_euclid(1_000_000_000) - received_secs;
-            let other = if away > HALF_YEAR {
-                at(received_year - 1)
-            } else if away < -HALF_YEAR {
-                at(received_year + 1)
-            } else {
-                None
-            };
-            return Some(match other {
-                Some(o) if distance(&o) < distance(&this_year) => o,
-                _ => this_year,
-            });
+        let year = self.inferred_year(offset, received_nanos, opts);
+        if let Some(ts) = at(year) {
+            return Some(ts);
         }
-        // 29 February outside a leap year: the nearest year that has one.
-        (received_year - 4..=received_year + 4)
-            .filter_map(at)
-            .min_by_key(distance)
+        // 29 February in a year without one: the latest leap year before
+        // (a stamp is never put more than a month ahead, as above).
+        (year - 8..year).rev().find_map(at)
+    }
+
+    /// The year Flume's `SyslogUtils` gives a stamp without one: the
+    /// receive year, the year before if the stamp is then more than one
+    /// month after the receive time (the stamp moved back one calendar
+    /// month is still after it), the year after if it is more than eleven
+    /// months before it (moved on eleven months, still before). Logs
+    /// arrive late, not early: the window runs from eleven months back to
+    /// one month ahead. Months move as `Calendar.add` moves them, the day
+    /// kept within the month (`Mar 31` one month back is `Feb 28`).
+    fn inferred_year(&self, offset: Option<i32>, received_nanos: i64, opts: &DecodeOptions) -> i64 {
+        let received_secs = received_nanos.div_euclid(1_000_000_000);
+        let year = year_at(received_secs, opts.timezone);
+        let shifted_secs = |(y, month): (i64, u32)| {
+            let t = CivilTime {
+                year: y,
+                month,
+                day: self.day.min(days_in_month(y, month)),
+                second: self.second.min(59),
+                nanos: 0,
+                ..self.civil(y)
+            };
+            let ts = match offset {
+                Some(o) => Some(t.with_offset(o)),
+                None => t.in_zone(&opts.timezone),
+            };
+            ts.map(|ts| ts.unix_nanos.div_euclid(1_000_000_000))
+        };
+        let month_before = if self.month == 1 {
+            (year - 1, 12)
+        } else {
+            (year, self.month - 1)
+        };
+        let eleven_after = if self.month == 1 {
+            (year, 12)
+        } else {
+            (year + 1, self.month - 1)
+        };
+        if shifted_secs(month_before).is_some_and(|s| s > received_secs) {
+            year - 1
+        } else if shifted_secs(eleven_after).is_some_and(|s| s < received_secs) {
+            year + 1
+        } else {
+            year
+        }
     }
 }
 

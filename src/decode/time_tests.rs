@@ -74,7 +74,7 @@ fn cached_bsd_seconds_keep_fraction_year_and_zone_apart() {
 }
 
 #[test]
-fn rfc3164_year_nearest_to_receive_time() {
+fn rfc3164_december_stamp_received_in_january_is_last_years() {
     // Received in early January 2027: a 31 Dec message is from 2026.
     let jan_2027 = days_from_civil(2027, 1, 2) * 86_400 * 1_000_000_000;
     let e = decode(
@@ -87,19 +87,136 @@ fn rfc3164_year_nearest_to_receive_time() {
 }
 
 #[test]
-fn rfc3164_year_inference_near_half_a_year_and_on_29_february() {
-    // Received 2026-11-24T06:00Z: 26 May 2026 is 181 days back, 26 May
-    // 2027 183 ahead; 24 May 2026 is 183 days back, 24 May 2027 181
-    // ahead. Each goes to the closer year.
+fn rfc3164_year_inference_half_a_year_away_and_on_29_february() {
+    // Received 2026-11-24T06:00Z: 26 May and 24 May 2026 are half a year
+    // back, both the receive year's (the nearest-year rule gave 24 May
+    // 2027); 24 December is a month ahead, this year's.
     for (frame, want) in [
         ("<13>May 26 12:00:00 h a: m", "2026-05-26T12:00:00Z"),
-        ("<13>May 24 12:00:00 h a: m", "2027-05-24T12:00:00Z"),
+        ("<13>May 24 12:00:00 h a: m", "2026-05-24T12:00:00Z"),
+        ("<13>Dec 24 00:00:00 h a: m", "2026-12-24T00:00:00Z"),
         ("<13>Jun  1 00:00:00 h a: m", "2026-06-01T00:00:00Z"),
-        // 29 February: the nearest leap year, not a lost timestamp.
-        ("<13>Feb 29 12:00:00 h a: m", "2028-02-29T12:00:00Z"),
+        // 29 February: the latest leap year, not a lost timestamp.
+        ("<13>Feb 29 12:00:00 h a: m", "2024-02-29T12:00:00Z"),
     ] {
         assert_eq!(json(&dec(frame))["timestamp"], want, "{frame}");
     }
+}
+
+/// Flume's `SyslogUtils` rule (issue #22): the receive year, unless the
+/// stamp is more than one month in the future (the year before) or more
+/// than eleven months in the past (the year after). Vector and rsyslog
+/// also keep the receive year for stamps 6 to 11 months back.
+#[test]
+fn rfc3164_year_as_flume_infers_it() {
+    let at = |y: i64, m: u32, d: u32, secs: i64| {
+        (days_from_civil(y, m, d) * 86_400 + secs) * 1_000_000_000
+    };
+    let dec_at = |frame: &'static [u8], received: i64| {
+        let e = decode(
+            Bytes::from_static(frame),
+            None,
+            received,
+            &DecodeOptions::default(),
+        );
+        (
+            json(&e)["timestamp"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            e.lenient.contains(LenientRule::TimestampLeapDay),
+        )
+    };
+    let dec_7 = at(2026, 12, 7, 12 * 3600);
+    let cases: [(&'static [u8], i64, &str, bool); 11] = [
+        // Ten months back: still the receive year (nearest-year gave 2027).
+        (
+            b"<13>Feb  7 12:02:00 h a: m",
+            dec_7,
+            "2026-02-07T12:02:00Z",
+            false,
+        ),
+        (
+            b"<13>Jun  1 00:00:00 h a: m",
+            dec_7,
+            "2026-06-01T00:00:00Z",
+            false,
+        ),
+        // Less than one month ahead: the receive year or the next.
+        (
+            b"<13>Jan  6 12:00:00 h a: m",
+            dec_7,
+            "2027-01-06T12:00:00Z",
+            false,
+        ),
+        (
+            b"<13>Dec 31 23:00:00 h a: m",
+            dec_7,
+            "2026-12-31T23:00:00Z",
+            false,
+        ),
+        // Eleven months back exactly stays; a second less than eleven
+        // months back would be more than one month ahead next year.
+        (
+            b"<13>Jan  7 12:00:00 h a: m",
+            dec_7,
+            "2026-01-07T12:00:00Z",
+            false,
+        ),
+        (
+            b"<13>Jan  7 11:59:59 h a: m",
+            dec_7,
+            "2027-01-07T11:59:59Z",
+            false,
+        ),
+        // More than one month ahead: the year before.
+        (
+            b"<13>Feb  3 00:00:00 h a: m",
+            at(2027, 1, 2, 0),
+            "2026-02-03T00:00:00Z",
+            false,
+        ),
+        (
+            b"<13>Feb  1 23:59:59 h a: m",
+            at(2027, 1, 2, 0),
+            "2027-02-01T23:59:59Z",
+            false,
+        ),
+        // Received 2027-01-02: a December stamp is last year's.
+        (
+            b"<13>Dec 31 23:59:00 h a: m",
+            at(2027, 1, 2, 0),
+            "2026-12-31T23:59:00Z",
+            false,
+        ),
+        // 29 February: the latest leap year at or before the year the
+        // rule gives, never one more than a month ahead.
+        (
+            b"<13>Feb 29 12:00:00 h a: m",
+            dec_7,
+            "2024-02-29T12:00:00Z",
+            true,
+        ),
+        (
+            b"<13>Feb 29 12:00:00 h a: m",
+            at(2028, 1, 10, 0),
+            "2024-02-29T12:00:00Z",
+            true,
+        ),
+    ];
+    for (frame, received, want, leap) in cases {
+        let frame_text = String::from_utf8_lossy(frame);
+        assert_eq!(
+            dec_at(frame, received),
+            (want.to_owned(), leap),
+            "{frame_text}"
+        );
+    }
+    // In a leap year from 29 January on, 29 February is this year's.
+    assert_eq!(
+        dec_at(b"<13>Feb 29 12:00:00 h a: m", at(2028, 1, 30, 0)),
+        ("2028-02-29T12:00:00Z".to_owned(), false)
+    );
 }
 
 #[test]

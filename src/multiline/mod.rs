@@ -16,8 +16,9 @@
 //!   a newline;
 //! - a split part (`...text`) after a part that ends with `...` — joined
 //!   without the dots;
-//! - a frame without a PRI (a bare continuation line on a stream) — joined
-//!   to the newest pending event of the same peer.
+//! - a frame without a PRI (a bare continuation line on a stream; also one
+//!   whose PRI comes after spaces, an indented line) — joined to the newest
+//!   pending event of the same peer.
 //!
 //! A pending event is emitted when the window passes without a continuation,
 //! at once when the next event of the same peer arrives that does not
@@ -79,9 +80,14 @@ fn classify(event: &Event) -> Continuation {
 }
 
 /// Whether the frame had no PRI: undecoded, or its header read after an
-/// assumed one ([`LenientRule::PriMissing`]).
+/// assumed one ([`LenientRule::PriMissing`]), or a PRI read after the
+/// whitespace that opens the line ([`LenientRule::SpaceBeforePri`]: to a
+/// joining listener an indented line is a continuation, whatever follows
+/// its indentation).
 fn without_pri(event: &Event) -> bool {
-    event.facility.is_none() || event.lenient.contains(LenientRule::PriMissing)
+    event.facility.is_none()
+        || event.lenient.contains(LenientRule::PriMissing)
+        || event.lenient.contains(LenientRule::SpaceBeforePri)
 }
 
 /// The PRI the sender wrote, which framed continuations must carry.

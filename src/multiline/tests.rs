@@ -290,6 +290,29 @@ fn bare_lines_opening_with_a_time_join_whole() {
     assert_eq!(messages, ["alone", "    at A.b(A.java:1)"]);
 }
 
+/// A line that opens with spaces and then a PRI-like `<13>` (a quoted
+/// frame in an indented message line; the decoder reads it with
+/// `space_before_pri`) is still a line without PRI to the joiner, as it
+/// was when the decoder left it undecoded: joined whole.
+#[test]
+fn indented_lines_with_a_pri_after_the_spaces_join_whole() {
+    let mut j = joiner();
+    let now = Instant::now();
+    let mut out = Vec::new();
+    for f in [
+        "<163>1 2026-11-24T11:34:37.138Z vm orders 1 - - Order failed",
+        "    <13>Nov 24 11:34:37 vm other: quoted",
+    ] {
+        j.push(ev(1, f), now, &mut out);
+    }
+    j.close(&mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].message(),
+        "Order failed\n    <13>Nov 24 11:34:37 vm other: quoted"
+    );
+}
+
 /// Issue #26 item 4: INFO one, WARN two, INFO three, ERROR four, INFO
 /// five from one peer, 5 ms apart (a paused clock), came out one, three,
 /// two, four, five: a held event of one PRI outlived later events of
@@ -533,11 +556,18 @@ fn a_strict_joining_path_takes_bare_lines_opening_with_a_time() {
         "2026-11-24T11:34:37Z vm other: quoted",
         &mut out
     ));
+    // An indented line with a PRI after its spaces (`space_before_pri`)
+    // continues it too.
+    assert!(take(
+        &mut path,
+        "    <13>Nov 24 11:34:37 vm other: indented",
+        &mut out
+    ));
     path.close(&mut out);
     assert_eq!(out.len(), 1);
     assert_eq!(
         out[0].message(),
-        "Order failed\n2026-11-24T11:34:37Z vm other: quoted"
+        "Order failed\n2026-11-24T11:34:37Z vm other: quoted\n    <13>Nov 24 11:34:37 vm other: indented"
     );
     assert!(out[0].lenient.is_empty());
     // Nothing pending: a frame that needs a rule, rejected.

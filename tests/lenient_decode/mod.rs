@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::util::{EVENTS_ROUTE, Sluice, config, read_lines, sluice_parse, wait_while};
 
 /// Frames that need a lenient rule, with the rule.
-const LENIENT: [(&str, &str); 30] = [
+const LENIENT: [(&str, &str); 31] = [
     (
         "<86>Nov  4 09:01:02 web01 cron(pam_unix)[2211]: session closed",
         "tag_with_parens",
@@ -126,6 +126,11 @@ const LENIENT: [(&str, &str); 30] = [
     (
         "<13>1 2025-03-01T08:00:00Z h app - - [a x=\"1\" ] a space before the bracket",
         "sd_extra_spaces",
+    ),
+    // Issue #22 (lenient7b): syslog_loose `handles_weird_whitespace`.
+    (
+        " \t<13>Nov  4 09:01:02 host app: whitespace before the PRI",
+        "space_before_pri",
     ),
 ];
 
@@ -263,4 +268,33 @@ fn sluice_parse_shows_the_rule_and_what_a_strict_listener_does() {
     assert!(strict[0].get("routes").is_none());
     assert!(strict[1].get("rejected").is_none());
     assert_eq!(strict[1]["message"], "fits");
+}
+
+/// syslog_loose `handles_weird_whitespace` as one datagram: LF and
+/// indentation before the PRI are skipped and named, the trailing ones
+/// stay in MSG; a strict listener rejects the frame.
+#[test]
+fn whitespace_before_the_pri_is_named_and_rejected_by_a_strict_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(
+        &path,
+        "[[listeners]]\nname = \"s\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:0\"\ndecode = \"strict\"\n\
+         [[sinks]]\nname = \"out\"\ntype = \"stdout\"\n[default_route]\nsink = \"out\"\ndocument = {}\n",
+    )
+    .unwrap();
+    let input = b"\n            <13>1 2019-02-13T19:48:34+00:00 74794bfb6795 root 8449 - [meta sequenceId=\"1\"] i am foobar\n            ";
+    let plain = sluice_parse(&["--framing", "datagram"], input);
+    assert_eq!(plain.len(), 1);
+    assert_eq!(plain[0]["hostname"], "74794bfb6795");
+    assert_eq!(plain[0]["appname"], "root");
+    assert_eq!(plain[0]["structured_data"]["meta"]["sequenceId"], "1");
+    assert_eq!(plain[0]["message"], "i am foobar\n            ");
+    assert_eq!(plain[0]["lenient"], serde_json::json!(["space_before_pri"]));
+    let strict = sluice_parse(&["-c", path.to_str().unwrap(), "--listener", "s"], input);
+    assert_eq!(strict[0]["rejected"], "strict");
+    assert_eq!(
+        strict[0]["lenient"],
+        serde_json::json!(["space_before_pri"])
+    );
 }
