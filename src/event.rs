@@ -189,8 +189,9 @@ pub enum LenientRule {
     /// RFC 3164: `Feb 29` without a year, received in a year that has
     /// none: read in the nearest leap year.
     TimestampLeapDay,
-    /// A frame without PRI that opens with a timestamp: read as after
-    /// `<13>` (RFC 3164 §4.3.3, rsyslog), facility user, severity notice.
+    /// A frame without PRI that opens with a timestamp: the header read as
+    /// after a PRI (rsyslog, syslog_loose), facility and severity left
+    /// empty (syslog_loose, VRL): the sender gave none.
     PriMissing,
     /// RFC 3164: a tab between the time and the hostname, or between the
     /// hostname and `TAG:` (`host\ttag: x`); read as the separator.

@@ -68,13 +68,16 @@ pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
     // One call site each for the two grammars (a second one, for frames
     // without PRI, kept LLVM from inlining them: about 150 instructions a
     // RFC 3164 frame, callgrind).
-    let (after_pri, prival, assumed) = match pri(all) {
-        Ok((rest, prival)) => (Some(rest), prival, false),
-        Err(_) => (opens_with_time(all).then_some(&all[..]), ASSUMED_PRI, true),
+    let (after_pri, assumed) = match pri(all) {
+        Ok((rest, prival)) => {
+            event.facility = Some(prival >> 3);
+            event.severity = Some(prival & 7);
+            (Some(rest), false)
+        }
+        // No PRI: facility and severity stay empty (syslog_loose, VRL).
+        Err(_) => (opens_with_time(all).then_some(&all[..]), true),
     };
     if let Some(rest) = after_pri {
-        event.facility = Some(prival >> 3);
-        event.severity = Some(prival & 7);
         if !rfc5424::rfc5424(all, rest, event, opts) {
             rfc3164::rfc3164(all, rest, event, opts);
         }
@@ -86,7 +89,7 @@ pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
         lossy_names::escape_sd_names(all, event);
     }
     event.set_text(text);
-    if event.facility.is_none() {
+    if event.protocol == Protocol::Unknown {
         return;
     }
     if event.appname.is_none() {
@@ -101,9 +104,10 @@ pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
 
 /// Whether a frame without PRI opens with a timestamp (BSD, ISO, or an
 /// RFC 5424 version and an ISO time). Such a frame's header is read as
-/// after `<13>`, as rsyslog reads it (RFC 3164 §4.3.3: a relay adds
-/// `<13>` to a message without PRI; syslog_loose reads the header too),
-/// and [`pri_assumed`] names [`LenientRule::PriMissing`]. Any other frame
+/// after a PRI, as rsyslog and syslog_loose read it, with no facility or
+/// severity (syslog_loose `parse_missing_pri`, VRL `missing_pri`: the
+/// sender gave none, and an assumed `<13>` could not be told from a sent
+/// one), and [`pri_assumed`] names [`LenientRule::PriMissing`]. Any other frame
 /// without PRI stays undecoded: no header is forged from text. Out of
 /// line: framed syslog has a PRI.
 #[cold]
@@ -131,10 +135,6 @@ fn pri_assumed(event: &mut Event, len: usize) {
         event.lenient.insert(LenientRule::PriMissing);
     }
 }
-
-/// `<13>`, user.notice: what RFC 3164 §4.3.3 has a relay add to a message
-/// without PRI, and what rsyslog assumes (`DEFUPRI`).
-const ASSUMED_PRI: u8 = 13;
 
 /// Back to what [`Event::without_text`] made: nothing decoded, the whole
 /// text (`len` bytes) the message.

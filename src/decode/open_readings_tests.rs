@@ -8,16 +8,25 @@ use crate::decode::tests::{RECEIVED_2026_11_24, dec, dec_with, json, log4j, rule
 use crate::decode::{DecodeOptions, decode};
 use crate::event::Protocol;
 
-/// RFC 3164 §4.3.3: a relay that receives a message without PRI adds
-/// `<13>`; rsyslog (parser.c, `DEFUPRI` = `LOG_USER|LOG_NOTICE`) reads the
-/// header after it, and so does syslog_loose (tests.rs `parse_missing_pri`,
-/// `parse_missing_pri_5424`, without facility and severity).
+/// A frame without PRI has its header read as after one (rsyslog,
+/// parser.c; syslog_loose tests.rs `parse_missing_pri`,
+/// `parse_missing_pri_5424`; VRL `parse_syslog` `missing_pri`), and its
+/// facility and severity stay empty, as syslog_loose and VRL leave them:
+/// the sender gave none, and an assumed `<13>` could not be told from one
+/// sent.
 #[test]
-fn frames_without_pri_read_the_header_after_an_assumed_pri_13() {
+fn frames_without_pri_read_the_header_and_leave_facility_and_severity_empty() {
     let e = dec("Nov 24 09:01:02 h app: no pri");
     assert_eq!(
-        (e.protocol, e.facility, e.severity),
-        (Protocol::Rfc3164, Some(1), Some(5))
+        (e.protocol, e.facility, e.severity, e.pri()),
+        (Protocol::Rfc3164, None, None, None)
+    );
+    assert_eq!(
+        (
+            json(&e)["facility"].is_null(),
+            json(&e)["severity"].is_null()
+        ),
+        (true, true)
     );
     assert!(e.valid);
     assert_eq!(json(&e)["timestamp"], "2026-11-24T09:01:02Z");
@@ -47,7 +56,10 @@ fn frames_without_pri_read_the_header_after_an_assumed_pri_13() {
     let e = dec(
         "1 2020-05-22T14:59:09.250-03:00 OX-XXX-MX204 OX-XXX-CONTEUDO:rpd 6589 - - bgp_listen_accept: x",
     );
-    assert_eq!((e.protocol, e.pri()), (Protocol::Rfc5424, Some(13)));
+    assert_eq!(
+        (e.protocol, e.facility, e.severity),
+        (Protocol::Rfc5424, None, None)
+    );
     assert_eq!(json(&e)["timestamp"], "2020-05-22T14:59:09.250-03:00");
     assert_eq!(
         (e.hostname(), e.appname(), e.procid(), e.message()),
@@ -98,12 +110,7 @@ fn frames_without_pri_on_a_log4j_listener() {
     let e = dec_with(b"Nov 24 11:34:50 vm INFO  [main] Svc - hello", &opts);
     assert_eq!(
         (e.pri(), e.hostname(), e.appname(), e.message()),
-        (
-            Some(13),
-            Some("vm"),
-            Some("orders"),
-            "INFO  [main] Svc - hello"
-        )
+        (None, Some("vm"), Some("orders"), "INFO  [main] Svc - hello")
     );
     assert_eq!(rules(&e), ["pri_missing"]);
 }

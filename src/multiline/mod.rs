@@ -78,8 +78,9 @@ fn classify(event: &Event) -> Continuation {
     }
 }
 
-/// Whether the frame had no PRI: undecoded, or its header read after an
-/// assumed one ([`LenientRule::PriMissing`]).
+/// Whether the frame had no PRI: undecoded, or its header read without
+/// one ([`LenientRule::PriMissing`]; its facility is empty as well, the
+/// rule says so outright).
 fn without_pri(event: &Event) -> bool {
     event.facility.is_none() || event.lenient.contains(LenientRule::PriMissing)
 }
