@@ -73,6 +73,75 @@ fn frames_without_pri_read_the_header_and_leave_facility_and_severity_empty() {
     assert_eq!(rules(&e), ["pri_missing"]);
 }
 
+/// No PRI and a NILVALUE timestamp (syslog_loose tests.rs
+/// `<14>1 - 10.0.4.87 Serial-Debugger - - - Serializer started!` without
+/// its PRI; go-syslog machine_test.go `122 - - - - - -`, which it rejects
+/// for the missing PRI): read with `pri_missing` when the whole RFC 5424
+/// header after the `-` parses, as syslog_loose and rsyslog read it.
+#[test]
+fn frames_without_pri_and_a_nil_time_read_a_whole_rfc5424_header() {
+    let e = dec("1 - 10.0.4.87 Serial-Debugger - - - Serializer started!");
+    assert_eq!(
+        (e.protocol, e.valid, e.facility, e.severity, e.timestamp),
+        (Protocol::Rfc5424, true, None, None, None)
+    );
+    assert_eq!(
+        (
+            e.hostname(),
+            e.appname(),
+            e.procid(),
+            e.msgid(),
+            e.message()
+        ),
+        (
+            Some("10.0.4.87"),
+            Some("Serial-Debugger"),
+            None,
+            None,
+            "Serializer started!"
+        )
+    );
+    assert_eq!(rules(&e), ["pri_missing"]);
+    let e = dec("122 - - - - - -");
+    assert_eq!(
+        (e.protocol, e.hostname(), e.message()),
+        (Protocol::Rfc5424, None, "")
+    );
+    assert_eq!(rules(&e), ["pri_missing"]);
+    let e = dec(r#"1 - h app 12 ID7 [x@1 a="b"] m"#);
+    assert_eq!(
+        (e.procid(), e.msgid(), e.sd_param("x@1", "a"), e.message()),
+        (Some("12"), Some("ID7"), Some("b"), "m")
+    );
+    assert_eq!(rules(&e), ["pri_missing"]);
+}
+
+/// Text that opens with `1 - ` but is no whole RFC 5424 header after it
+/// stays undecoded: without a PRI or a time, only the whole grammar says
+/// it is syslog.
+#[test]
+fn frames_without_pri_and_a_nil_time_but_no_whole_header_stay_undecoded() {
+    for frame in [
+        "1 - just some text",
+        "1 - a b c d e f",
+        "1 - h app - -",
+        "1 - h app - - [broken",
+        "1 - h app - - [x a] m",
+        "1 -  h app - - - extra space",
+        "1 - h app - - -x",
+        "1 - h",
+        "1 - ",
+    ] {
+        let e = dec(frame);
+        assert_eq!(
+            (e.protocol, e.valid, e.message()),
+            (Protocol::Unknown, false, frame),
+            "{frame:?}"
+        );
+        assert!(e.lenient.is_empty(), "{frame:?}");
+    }
+}
+
 /// No header is forged from text that does not open with a real time.
 #[test]
 fn frames_without_pri_or_time_stay_undecoded() {
@@ -81,7 +150,6 @@ fn frames_without_pri_or_time_stay_undecoded() {
         "Status: ok",
         "Nov 31 09:01:02 h app: not a date",
         "Nov 24 09:01:02,x h",
-        "1 - h app - - - nil time",
         "2025-02-30T08:00:00Z h app: not a date",
         "12: Nov 24 09:01:02 h app: a Cisco counter first",
         " Nov 24 09:01:02 h app: a space first",
