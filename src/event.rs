@@ -205,11 +205,14 @@ pub enum LenientRule {
     /// RFC 5424: more than one space before a parameter, or a space before
     /// `]`, inside an SD element; read as one separator.
     SdExtraSpaces,
+    /// RFC 5424: a header field over its length (§6: HOSTNAME 255,
+    /// APP-NAME 48, PROCID 128, MSGID 32 bytes); read as sent.
+    HeaderFieldLong,
 }
 
 impl LenientRule {
     /// Every rule, in the order the JSON lists them.
-    pub const ALL: [LenientRule; 39] = [
+    pub const ALL: [LenientRule; 40] = [
         LenientRule::TagWithParens,
         LenientRule::TagCiscoMnemonic,
         LenientRule::TagPunctuation,
@@ -249,6 +252,7 @@ impl LenientRule {
         LenientRule::TimestampCommaFraction,
         LenientRule::SdNameInvalid,
         LenientRule::SdExtraSpaces,
+        LenientRule::HeaderFieldLong,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -292,6 +296,7 @@ impl LenientRule {
             LenientRule::TimestampCommaFraction => "timestamp_comma_fraction",
             LenientRule::SdNameInvalid => "sd_name_invalid",
             LenientRule::SdExtraSpaces => "sd_extra_spaces",
+            LenientRule::HeaderFieldLong => "header_field_long",
         }
     }
 
