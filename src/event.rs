@@ -189,8 +189,9 @@ pub enum LenientRule {
     /// RFC 3164: `Feb 29` without a year, where the inferred year has
     /// none: read in the latest leap year before it.
     TimestampLeapDay,
-    /// A frame without PRI that opens with a timestamp: read as after
-    /// `<13>` (RFC 3164 §4.3.3, rsyslog), facility user, severity notice.
+    /// A frame without PRI that opens with a timestamp: the header read as
+    /// after a PRI (rsyslog, syslog_loose), facility and severity left
+    /// empty (syslog_loose, VRL): the sender gave none.
     PriMissing,
     /// RFC 3164: a tab between the time and the hostname, or between the
     /// hostname and `TAG:` (`host\ttag: x`); read as the separator.
@@ -207,11 +208,14 @@ pub enum LenientRule {
     /// Whitespace (SP, HT, CR, LF) before the PRI (`\n    <13>1 …`,
     /// syslog_loose `handles_weird_whitespace`): skipped.
     SpaceBeforePri,
+    /// RFC 5424: a header field over its length (§6: HOSTNAME 255,
+    /// APP-NAME 48, PROCID 128, MSGID 32 bytes); read as sent.
+    HeaderFieldLong,
 }
 
 impl LenientRule {
     /// Every rule, in the order the JSON lists them.
-    pub const ALL: [LenientRule; 40] = [
+    pub const ALL: [LenientRule; 41] = [
         LenientRule::TagWithParens,
         LenientRule::TagCiscoMnemonic,
         LenientRule::TagPunctuation,
@@ -252,6 +256,7 @@ impl LenientRule {
         LenientRule::SdNameInvalid,
         LenientRule::SdExtraSpaces,
         LenientRule::SpaceBeforePri,
+        LenientRule::HeaderFieldLong,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -296,6 +301,7 @@ impl LenientRule {
             LenientRule::SdNameInvalid => "sd_name_invalid",
             LenientRule::SdExtraSpaces => "sd_extra_spaces",
             LenientRule::SpaceBeforePri => "space_before_pri",
+            LenientRule::HeaderFieldLong => "header_field_long",
         }
     }
 

@@ -68,21 +68,27 @@ pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
     // One call site each for the two grammars (a second one, for frames
     // without PRI, kept LLVM from inlining them: about 150 instructions a
     // RFC 3164 frame, callgrind).
-    let (after_pri, prival, assumed) = match pri(all) {
-        Ok((rest, prival)) => (Some(rest), prival, false),
+    let (after_pri, prival, opening) = match pri(all) {
+        Ok((rest, prival)) => (Some(rest), Some(prival), None),
         Err(_) => match pri_after_space(all) {
-            Some((rest, prival)) => (Some(rest), prival, false),
-            None => (opens_with_time(all).then_some(&all[..]), ASSUMED_PRI, true),
+            Some((rest, prival)) => (Some(rest), Some(prival), None),
+            // No PRI: facility and severity stay empty (syslog_loose, VRL).
+            None => match opening_without_pri(all) {
+                Some(opening) => (Some(&all[..]), None, Some(opening)),
+                None => (None, None, None),
+            },
         },
     };
     if let Some(rest) = after_pri {
-        event.facility = Some(prival >> 3);
-        event.severity = Some(prival & 7);
+        if let Some(prival) = prival {
+            event.facility = Some(prival >> 3);
+            event.severity = Some(prival & 7);
+        }
         if !rfc5424::rfc5424(all, rest, event, opts) {
             rfc3164::rfc3164(all, rest, event, opts);
         }
-        if assumed {
-            pri_assumed(event, all.len());
+        if let Some(opening) = opening {
+            pri_assumed(event, all.len(), opening);
         } else if all.first() != Some(&b'<') {
             // The PRI came after whitespace ([`pri_after_space`]).
             event.lenient.insert(LenientRule::SpaceBeforePri);
@@ -92,7 +98,7 @@ pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
         lossy_names::escape_sd_names(all, event);
     }
     event.set_text(text);
-    if event.facility.is_none() {
+    if event.protocol == Protocol::Unknown {
         return;
     }
     if event.appname.is_none() {
@@ -110,7 +116,7 @@ pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
 /// template's indentation): the PRI and what follows it, read as usual
 /// ([`LenientRule::SpaceBeforePri`]). Only a PRI: whitespace before
 /// anything else (a stack-trace line) stays undecoded. Out of line, as
-/// [`opens_with_time`].
+/// [`opening_without_pri`].
 #[cold]
 #[inline(never)]
 fn pri_after_space(all: &[u8]) -> Option<(&[u8], u8)> {
@@ -124,42 +130,66 @@ fn pri_after_space(all: &[u8]) -> Option<(&[u8], u8)> {
     pri(&all[blank..]).ok()
 }
 
-/// Whether a frame without PRI opens with a timestamp (BSD, ISO, or an
-/// RFC 5424 version and an ISO time). Such a frame's header is read as
-/// after `<13>`, as rsyslog reads it (RFC 3164 §4.3.3: a relay adds
-/// `<13>` to a message without PRI; syslog_loose reads the header too),
-/// and [`pri_assumed`] names [`LenientRule::PriMissing`]. Any other frame
-/// without PRI stays undecoded: no header is forged from text. Out of
-/// line: framed syslog has a PRI.
+/// What opens a frame without PRI that may be syslog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// A timestamp: BSD, ISO, or an RFC 5424 version and an ISO time.
+    Time,
+    /// An RFC 5424 version and NILVALUE (`1 - host app - - - msg`).
+    NilTime,
+}
+
+/// How a frame without PRI opens, when it may be syslog. Such a frame's
+/// header is read as after a PRI, as rsyslog and syslog_loose read it,
+/// with no facility or severity (syslog_loose `parse_missing_pri`, VRL
+/// `missing_pri`: the sender gave none, and an assumed `<13>` could not
+/// be told from a sent one), and [`pri_assumed`] names
+/// [`LenientRule::PriMissing`] or, when the reading does not hold, puts
+/// the frame back to undecoded. Any other frame without PRI stays
+/// undecoded: no header is forged from text. Out of line: framed syslog
+/// has a PRI.
 #[cold]
 #[inline(never)]
-fn opens_with_time(all: &[u8]) -> bool {
+fn opening_without_pri(all: &[u8]) -> Option<Opening> {
     match all.first() {
-        Some(b) if b.is_ascii_alphabetic() => time::bsd_timestamp(all).is_ok(),
-        Some(b) if b.is_ascii_digit() => {
-            time::rfc3339(all).is_ok()
-                || rfc5424::version(all).is_ok_and(|(i, _)| time::rfc3339(i).is_ok())
+        Some(b) if b.is_ascii_alphabetic() => {
+            time::bsd_timestamp(all).is_ok().then_some(Opening::Time)
         }
-        _ => false,
+        Some(b) if b.is_ascii_digit() => {
+            if time::rfc3339(all).is_ok() {
+                return Some(Opening::Time);
+            }
+            let (after, _) = rfc5424::version(all).ok()?;
+            if time::rfc3339(after).is_ok() {
+                Some(Opening::Time)
+            } else {
+                after.starts_with(b"- ").then_some(Opening::NilTime)
+            }
+        }
+        _ => None,
     }
 }
 
-/// After a frame without PRI was read as after `<13>`: the rule, or, when
-/// no timestamp was read after all (`Nov 31 …`, `09:01:02,x`), the frame
-/// back to undecoded (`len` bytes of text).
+/// After a frame without PRI was read as after one: the rule, or the
+/// frame back to undecoded (`len` bytes of text) when the reading does
+/// not hold: no timestamp read after all (`Nov 31 …`, `09:01:02,x`), or,
+/// after `1 - ` (no PRI, no time: only the grammar says it is syslog),
+/// anything short of a whole RFC 5424 header read without a lenient rule
+/// (HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA), so text such as
+/// `1 - just some text` is not forged into one.
 #[cold]
 #[inline(never)]
-fn pri_assumed(event: &mut Event, len: usize) {
-    if event.timestamp.is_none() {
-        undecoded(event, len);
-    } else {
+fn pri_assumed(event: &mut Event, len: usize, opening: Opening) {
+    let holds = match opening {
+        Opening::Time => event.timestamp.is_some(),
+        Opening::NilTime => event.protocol == Protocol::Rfc5424 && event.lenient.is_empty(),
+    };
+    if holds {
         event.lenient.insert(LenientRule::PriMissing);
+    } else {
+        undecoded(event, len);
     }
 }
-
-/// `<13>`, user.notice: what RFC 3164 §4.3.3 has a relay add to a message
-/// without PRI, and what rsyslog assumes (`DEFUPRI`).
-const ASSUMED_PRI: u8 = 13;
 
 /// Back to what [`Event::without_text`] made: nothing decoded, the whole
 /// text (`len` bytes) the message.

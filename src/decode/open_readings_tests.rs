@@ -8,16 +8,25 @@ use crate::decode::tests::{RECEIVED_2026_11_24, dec, dec_with, json, log4j, rule
 use crate::decode::{DecodeOptions, decode};
 use crate::event::Protocol;
 
-/// RFC 3164 §4.3.3: a relay that receives a message without PRI adds
-/// `<13>`; rsyslog (parser.c, `DEFUPRI` = `LOG_USER|LOG_NOTICE`) reads the
-/// header after it, and so does syslog_loose (tests.rs `parse_missing_pri`,
-/// `parse_missing_pri_5424`, without facility and severity).
+/// A frame without PRI has its header read as after one (rsyslog,
+/// parser.c; syslog_loose tests.rs `parse_missing_pri`,
+/// `parse_missing_pri_5424`; VRL `parse_syslog` `missing_pri`), and its
+/// facility and severity stay empty, as syslog_loose and VRL leave them:
+/// the sender gave none, and an assumed `<13>` could not be told from one
+/// sent.
 #[test]
-fn frames_without_pri_read_the_header_after_an_assumed_pri_13() {
+fn frames_without_pri_read_the_header_and_leave_facility_and_severity_empty() {
     let e = dec("Nov 24 09:01:02 h app: no pri");
     assert_eq!(
-        (e.protocol, e.facility, e.severity),
-        (Protocol::Rfc3164, Some(1), Some(5))
+        (e.protocol, e.facility, e.severity, e.pri()),
+        (Protocol::Rfc3164, None, None, None)
+    );
+    assert_eq!(
+        (
+            json(&e)["facility"].is_null(),
+            json(&e)["severity"].is_null()
+        ),
+        (true, true)
     );
     assert!(e.valid);
     assert_eq!(json(&e)["timestamp"], "2026-11-24T09:01:02Z");
@@ -47,7 +56,10 @@ fn frames_without_pri_read_the_header_after_an_assumed_pri_13() {
     let e = dec(
         "1 2020-05-22T14:59:09.250-03:00 OX-XXX-MX204 OX-XXX-CONTEUDO:rpd 6589 - - bgp_listen_accept: x",
     );
-    assert_eq!((e.protocol, e.pri()), (Protocol::Rfc5424, Some(13)));
+    assert_eq!(
+        (e.protocol, e.facility, e.severity),
+        (Protocol::Rfc5424, None, None)
+    );
     assert_eq!(json(&e)["timestamp"], "2020-05-22T14:59:09.250-03:00");
     assert_eq!(
         (e.hostname(), e.appname(), e.procid(), e.message()),
@@ -61,6 +73,75 @@ fn frames_without_pri_read_the_header_after_an_assumed_pri_13() {
     assert_eq!(rules(&e), ["pri_missing"]);
 }
 
+/// No PRI and a NILVALUE timestamp (syslog_loose tests.rs
+/// `<14>1 - 10.0.4.87 Serial-Debugger - - - Serializer started!` without
+/// its PRI; go-syslog machine_test.go `122 - - - - - -`, which it rejects
+/// for the missing PRI): read with `pri_missing` when the whole RFC 5424
+/// header after the `-` parses, as syslog_loose and rsyslog read it.
+#[test]
+fn frames_without_pri_and_a_nil_time_read_a_whole_rfc5424_header() {
+    let e = dec("1 - 10.0.4.87 Serial-Debugger - - - Serializer started!");
+    assert_eq!(
+        (e.protocol, e.valid, e.facility, e.severity, e.timestamp),
+        (Protocol::Rfc5424, true, None, None, None)
+    );
+    assert_eq!(
+        (
+            e.hostname(),
+            e.appname(),
+            e.procid(),
+            e.msgid(),
+            e.message()
+        ),
+        (
+            Some("10.0.4.87"),
+            Some("Serial-Debugger"),
+            None,
+            None,
+            "Serializer started!"
+        )
+    );
+    assert_eq!(rules(&e), ["pri_missing"]);
+    let e = dec("122 - - - - - -");
+    assert_eq!(
+        (e.protocol, e.hostname(), e.message()),
+        (Protocol::Rfc5424, None, "")
+    );
+    assert_eq!(rules(&e), ["pri_missing"]);
+    let e = dec(r#"1 - h app 12 ID7 [x@1 a="b"] m"#);
+    assert_eq!(
+        (e.procid(), e.msgid(), e.sd_param("x@1", "a"), e.message()),
+        (Some("12"), Some("ID7"), Some("b"), "m")
+    );
+    assert_eq!(rules(&e), ["pri_missing"]);
+}
+
+/// Text that opens with `1 - ` but is no whole RFC 5424 header after it
+/// stays undecoded: without a PRI or a time, only the whole grammar says
+/// it is syslog.
+#[test]
+fn frames_without_pri_and_a_nil_time_but_no_whole_header_stay_undecoded() {
+    for frame in [
+        "1 - just some text",
+        "1 - a b c d e f",
+        "1 - h app - -",
+        "1 - h app - - [broken",
+        "1 - h app - - [x a] m",
+        "1 -  h app - - - extra space",
+        "1 - h app - - -x",
+        "1 - h",
+        "1 - ",
+    ] {
+        let e = dec(frame);
+        assert_eq!(
+            (e.protocol, e.valid, e.message()),
+            (Protocol::Unknown, false, frame),
+            "{frame:?}"
+        );
+        assert!(e.lenient.is_empty(), "{frame:?}");
+    }
+}
+
 /// No header is forged from text that does not open with a real time.
 #[test]
 fn frames_without_pri_or_time_stay_undecoded() {
@@ -69,7 +150,6 @@ fn frames_without_pri_or_time_stay_undecoded() {
         "Status: ok",
         "Nov 31 09:01:02 h app: not a date",
         "Nov 24 09:01:02,x h",
-        "1 - h app - - - nil time",
         "2025-02-30T08:00:00Z h app: not a date",
         "12: Nov 24 09:01:02 h app: a Cisco counter first",
         " Nov 24 09:01:02 h app: a space first",
@@ -98,12 +178,7 @@ fn frames_without_pri_on_a_log4j_listener() {
     let e = dec_with(b"Nov 24 11:34:50 vm INFO  [main] Svc - hello", &opts);
     assert_eq!(
         (e.pri(), e.hostname(), e.appname(), e.message()),
-        (
-            Some(13),
-            Some("vm"),
-            Some("orders"),
-            "INFO  [main] Svc - hello"
-        )
+        (None, Some("vm"), Some("orders"), "INFO  [main] Svc - hello")
     );
     assert_eq!(rules(&e), ["pri_missing"]);
 }

@@ -251,3 +251,57 @@ mod issue22_l3 {
         assert_eq!(rules(&e), ["sd_malformed"]);
     }
 }
+
+/// RFC 5424 §6: HOSTNAME 1*255, APP-NAME 1*48, PROCID 1*128, MSGID 1*32
+/// PRINTUSASCII. A longer field is read as sent and names
+/// `header_field_long` (go-syslog machine_test.go rejects these:
+/// `<1>1 - - abcdefghilmnopqrstuvzabcdefghilmnopqrstuvzabcdefX - - -`, a
+/// 49-byte APP-NAME, and `<1>1 - - - - abcdefghilmnopqrstuvzabcdefghilmX -`,
+/// a 33-byte MSGID); a field at its limit names nothing.
+#[test]
+fn header_fields_over_their_rfc5424_length_are_read_and_named() {
+    let app49 = "abcdefghilmnopqrstuvzabcdefghilmnopqrstuvzabcdefX";
+    let e = dec(&format!("<1>1 - - {app49} - - -"));
+    assert_eq!((e.protocol, e.appname()), (Protocol::Rfc5424, Some(app49)));
+    assert_eq!(rules(&e), ["header_field_long"]);
+    let msgid33 = "abcdefghilmnopqrstuvzabcdefghilmX";
+    let e = dec(&format!("<1>1 - - - - {msgid33} -"));
+    assert_eq!((e.protocol, e.msgid()), (Protocol::Rfc5424, Some(msgid33)));
+    assert_eq!(rules(&e), ["header_field_long"]);
+    let (h256, p129) = ("h".repeat(256), "7".repeat(129));
+    let e = dec(&format!("<14>1 - {h256} app - - - m"));
+    assert_eq!((e.hostname(), e.message()), (Some(h256.as_str()), "m"));
+    assert_eq!(rules(&e), ["header_field_long"]);
+    let e = dec(&format!("<14>1 - h app {p129} - - m"));
+    assert_eq!((e.procid(), e.message()), (Some(p129.as_str()), "m"));
+    assert_eq!(rules(&e), ["header_field_long"]);
+    // A long hostname in a header cut short after it.
+    let e = dec(&format!("<14>1 2025-03-01T08:00:00Z {h256}"));
+    assert_eq!(e.hostname(), Some(h256.as_str()));
+    assert_eq!(rules(&e), ["header_fields_missing", "header_field_long"]);
+    // At the limits: nothing named.
+    let (h, a, p, m) = (
+        "h".repeat(255),
+        "a".repeat(48),
+        "7".repeat(128),
+        "M".repeat(32),
+    );
+    let e = dec(&format!("<14>1 - {h} {a} {p} {m} - x"));
+    assert_eq!(
+        (
+            e.hostname(),
+            e.appname(),
+            e.procid(),
+            e.msgid(),
+            e.message()
+        ),
+        (
+            Some(h.as_str()),
+            Some(a.as_str()),
+            Some(p.as_str()),
+            Some(m.as_str()),
+            "x"
+        )
+    );
+    assert!(e.lenient.is_empty(), "{:?}", rules(&e));
+}

@@ -79,11 +79,11 @@ fn classify(event: &Event) -> Continuation {
     }
 }
 
-/// Whether the frame had no PRI: undecoded, or its header read after an
-/// assumed one ([`LenientRule::PriMissing`]), or a PRI read after the
-/// whitespace that opens the line ([`LenientRule::SpaceBeforePri`]: to a
-/// joining listener an indented line is a continuation, whatever follows
-/// its indentation).
+/// Whether the frame had no PRI: undecoded, or its header read without
+/// one ([`LenientRule::PriMissing`]; its facility is empty as well, the
+/// rule says so outright), or a PRI read after the whitespace that opens
+/// the line ([`LenientRule::SpaceBeforePri`]: to a joining listener an
+/// indented line is a continuation, whatever follows its indentation).
 fn without_pri(event: &Event) -> bool {
     event.facility.is_none()
         || event.lenient.contains(LenientRule::PriMissing)

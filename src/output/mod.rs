@@ -12,6 +12,8 @@ mod ecs;
 mod flume;
 mod kafka;
 mod line_protocol;
+#[cfg(test)]
+mod no_pri_tests;
 
 pub use captures::Captures;
 pub(crate) use captures::{MAX_GROUPS, Spans};
@@ -268,7 +270,11 @@ mod tests {
     }
 
     /// The line a route writes for `frame`, and its conversion errors.
-    fn point(pattern: &str, metric: &str, frame: &str) -> (Option<String>, Vec<ConversionError>) {
+    pub(super) fn point(
+        pattern: &str,
+        metric: &str,
+        frame: &str,
+    ) -> (Option<String>, Vec<ConversionError>) {
         let (output, re) = route(pattern, metric);
         let e = ev(frame);
         let caps = re
@@ -436,7 +442,11 @@ mod tests {
         assert_eq!(v["valid"], true);
     }
 
-    fn document(format: DocumentFormat, frame: &str, pattern: Option<&str>) -> serde_json::Value {
+    pub(super) fn document(
+        format: DocumentFormat,
+        frame: &str,
+        pattern: Option<&str>,
+    ) -> serde_json::Value {
         let e = decode(
             Bytes::copy_from_slice(frame.as_bytes()),
             Some("10.0.0.5:50122".parse().unwrap()),

@@ -552,6 +552,26 @@ document = {}
         assert_eq!(names(&router, "garbage"), ["default"]);
     }
 
+    /// A frame without PRI has no facility or severity: a route asking
+    /// for either does not take it (none is made up for it).
+    #[test]
+    fn a_frame_without_pri_meets_no_facility_or_severity_condition() {
+        let text = concat!(
+            "\n",
+            crate::config::test_udp_listener!(),
+            "[[sinks]]\nname = \"f\"\ntype = \"stdout\"\n",
+            "[[routes]]\nname = \"user\"\nsink = \"f\"\nfacility = \"user\"\ndocument = {}\n",
+            "[[routes]]\nname = \"notice\"\nsink = \"f\"\nseverity = \"notice\"\ndocument = {}\n",
+            "[default_route]\nsink = \"f\"\ndocument = {}\n",
+        );
+        let router = Router::new(&Config::from_toml(text, "t").unwrap().routes).unwrap();
+        assert_eq!(
+            names(&router, "<13>Nov 24 09:01:02 h app: x"),
+            ["user", "notice"]
+        );
+        assert_eq!(names(&router, "Nov 24 09:01:02 h app: x"), ["default"]);
+    }
+
     #[test]
     fn captures_only_for_matched_routes() {
         let router = Router::new(&config().routes).unwrap();
