@@ -193,8 +193,8 @@ pub enum LenientRule {
     /// after a PRI (rsyslog, syslog_loose), facility and severity left
     /// empty (syslog_loose, VRL): the sender gave none.
     PriMissing,
-    /// RFC 3164: a tab between the time and the hostname, or between the
-    /// hostname and `TAG:` (`host\ttag: x`); read as the separator.
+    /// RFC 3164: a tab between the hostname and `TAG:` (`host\ttag: x`);
+    /// read as the separator (a tab right after the time is no header).
     HeaderTab,
     /// A comma before the fraction of the second (`09:01:02,123`, log4j's
     /// and Python's ISO 8601 layouts); read as `.123`.

@@ -200,14 +200,6 @@ fn a_tab_between_hostname_and_tag() {
         (Some("host"), Some("tag"), Some("12"), "x")
     );
     assert_eq!(rules(&e), ["header_tab"]);
-    // And between the time and the hostname.
-    let e = dec("<13>Nov 24 09:01:02\thost tag: x");
-    assert_eq!(json(&e)["timestamp"], "2026-11-24T09:01:02Z");
-    assert_eq!(
-        (e.hostname(), e.appname(), e.message()),
-        (Some("host"), Some("tag"), "x")
-    );
-    assert_eq!(rules(&e), ["header_tab"]);
     // A tab inside a word not followed by `TAG:` stays the hostname's byte.
     let e = dec("<13>Dec  1 08:00:00 ho\tst app[1]: x");
     assert_eq!(
@@ -334,4 +326,45 @@ fn extra_spaces_inside_an_sd_element() {
     );
     let e = dec(&format!("{H} [a x=\"1\" y=\"2\"][b] m"));
     assert!(e.lenient.is_empty());
+}
+
+/// Outside check (att6, F2): a tab right after the time is a tab-separated
+/// application log (zap, TSV layouts), not a header: reading it as one
+/// made the log level the hostname and `main.go` the app. The time glued
+/// to a tab is no time, and the text stays the message, byte for byte.
+#[test]
+fn a_tab_after_the_time_opens_no_header() {
+    for frame in [
+        "<13>Nov 24 09:01:02\tINFO\tmain.go:12\tstarted server",
+        "<13>2025-03-01T08:00:00Z\tINFO\tmain\tstarted",
+        "<13>Nov 24 09:01:02\thost tag: x",
+    ] {
+        let e = dec(frame);
+        assert_eq!(
+            (e.timestamp, e.hostname(), e.appname(), e.message()),
+            (None, None, None, &frame[4..]),
+            "{frame}"
+        );
+        assert_eq!(rules(&e), ["timestamp_invalid"], "{frame}");
+    }
+}
+
+/// Outside check (att6, F1): a dot fraction followed by a comma one
+/// (`09:01:02.5,6`) replaced the first fraction with the second, losing
+/// `.5` from every field. No time has two fractions: it is not a time.
+#[test]
+fn a_dot_fraction_then_a_comma_fraction_is_no_time() {
+    for frame in [
+        "<13>Nov 24 09:01:02.5,6 h app: m",
+        "<13>Nov 24 09:01:02.123,456 h app: m",
+        "<13>Nov 24 09:01:02.9999999999,1 h app: m",
+    ] {
+        let e = dec(frame);
+        assert_eq!(
+            (e.timestamp, e.hostname(), e.message()),
+            (None, None, &frame[4..]),
+            "{frame}"
+        );
+        assert_eq!(rules(&e), ["timestamp_invalid"], "{frame}");
+    }
 }

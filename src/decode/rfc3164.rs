@@ -97,10 +97,6 @@ pub(super) fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
             i = rest;
         } else if let Some(rest) = i.strip_prefix(b" ") {
             i = rest;
-        } else if i.first() == Some(&b'\t') {
-            // `09:01:02\thost`: a tab for the space.
-            lenient.insert(LenientRule::HeaderTab);
-            i = skip_blanks(i);
         }
     }
     let generic = opts.sender == Sender::Generic;
@@ -197,9 +193,11 @@ fn timestamp<'a>(
     lenient: &mut Lenient,
 ) -> Option<(&'a [u8], bool)> {
     if let Ok((rest, t)) = bsd_timestamp(i) {
-        let (rest, t, comma) = if time_ends(rest) || rest.first() == Some(&b'\t') {
+        let (rest, t, comma) = if time_ends(rest) {
             (rest, t, None)
-        } else if let Some((rest, fraction, written)) = bsd_comma_fraction(rest) {
+        } else if let Some((rest, fraction, written)) =
+            bsd_comma_fraction(rest).filter(|_| !t.has_fraction())
+        {
             (rest, t.with_fraction(fraction), Some(written))
         } else {
             // `00:12:135 host`, `09:01:02, h`, `09:01:02:h`: the time
@@ -252,7 +250,7 @@ fn timestamp<'a>(
         }
         return None;
     };
-    let ends = |r: &[u8]| time_ends(r) || r.first() == Some(&b'\t');
+    let ends = time_ends;
     let mut comma_rules = None;
     if !ends(rest) {
         // `…00,123Z`: a comma fraction; anything else glued to the time
@@ -286,7 +284,7 @@ fn timestamp<'a>(
 #[inline(never)]
 fn bsd_comma_fraction(rest: &[u8]) -> Option<(&[u8], (u32, u8), usize)> {
     let (after, fraction, written) = comma_fraction(rest)?;
-    (time_ends(after) || after.first() == Some(&b'\t')).then_some((after, fraction, written))
+    time_ends(after).then_some((after, fraction, written))
 }
 
 /// `2025-02-30T…` where a timestamp would be, also after an RFC 5424

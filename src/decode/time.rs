@@ -453,6 +453,11 @@ fn bsd_time(i: &[u8]) -> Option<(&[u8], BsdTime)> {
 impl BsdTime {
     /// This time with the fraction `(nanos, digits)` (a comma fraction,
     /// read after it).
+    /// Whether the time was written with a fraction (`09:01:02.5`).
+    pub(super) fn has_fraction(&self) -> bool {
+        self.frac_digits > 0
+    }
+
     pub(super) fn with_fraction(self, (nanos, frac_digits): (u32, u8)) -> BsdTime {
         BsdTime {
             nanos,
