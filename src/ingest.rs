@@ -749,35 +749,5 @@ pub(crate) fn now_nanos() -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::router::RouteMatch;
-
-    /// The per-event scratch vector is emptied without giving back its
-    /// allocation.
-    #[test]
-    fn recycle_keeps_the_allocation() {
-        let text = String::from("x");
-        let mut v: Vec<RouteMatch<'_>> = Vec::with_capacity(8);
-        v.push(RouteMatch {
-            route: text.len(),
-            captures: None,
-        });
-        let (ptr, cap) = (v.as_ptr() as usize, v.capacity());
-        let r: Vec<RouteMatch<'static>> = recycle(v);
-        assert!(r.is_empty());
-        assert_eq!((r.as_ptr() as usize, r.capacity()), (ptr, cap));
-    }
-
-    /// Readers number frames from blocks of one counter: no number is
-    /// given twice, within a reader or across readers.
-    #[test]
-    fn frame_numbers_are_unique_across_readers() {
-        let mut readers: Vec<FrameNumbers> = (0..3).map(|_| FrameNumbers::default()).collect();
-        let mut seen = std::collections::HashSet::new();
-        for round in 0..3 * FrameNumbers::BLOCK as usize {
-            let n = readers[round % 3].next();
-            assert!(seen.insert(n), "{n} given twice");
-        }
-    }
-}
+#[path = "ingest_tests.rs"]
+mod tests;
