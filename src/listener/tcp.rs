@@ -661,18 +661,23 @@ mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
+    /// A client and the server side of its connection, as a plain stream.
+    async fn connected() -> (TcpStream, Either<TcpStream, TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (client, Either::Left(server))
+    }
+
     /// A connection of many that read all its socket held goes back to
     /// waiting for bytes with no more than the partial frame it kept: no
     /// read buffer reserved for a read that found nothing (at 1,000
     /// connections, that was a 64 KiB allocation each, 60 MiB in all).
     #[tokio::test]
     async fn a_connection_waiting_for_bytes_holds_no_read_buffer() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let mut stream: Either<TcpStream, TcpStream> = Either::Left(server);
+        let (mut client, mut stream) = connected().await;
         let turns = Semaphore::new(1);
         let sent = b"<14>1 - h app - - - one\n<14>1 - h app - - - tw";
         client.write_all(sent).await.unwrap();
@@ -708,12 +713,7 @@ mod tests {
     /// buffer and read nothing (as after every such read before).
     #[tokio::test]
     async fn a_read_that_takes_every_byte_waits_for_new_ones() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let mut stream: Either<TcpStream, TcpStream> = Either::Left(server);
+        let (mut client, mut stream) = connected().await;
         let turns = Semaphore::new(1);
         let sent = b"<14>1 - h app - - - one\n";
         client.write_all(sent).await.unwrap();
