@@ -53,6 +53,8 @@ SLUICE = os.path.join(ROOT, "target", "release", "sluice")
 BLASTER = os.path.join(ROOT, "target", "release", "syslog-blaster")
 CONFIG = os.path.join(ROOT, "benches", "e2e", "sluice.toml")
 EDGE_CONFIG = os.path.join(ROOT, "benches", "e2e", "kafka-edge.toml")
+# Scenarios run on a configuration of their own (the rest on CONFIG).
+SCENARIO_CONFIGS = {"tcp-one-route": os.path.join(ROOT, "benches", "e2e", "one-route.toml")}
 KAFKA_POM = os.path.join(ROOT, "tests", "kafka", "pom.xml")
 KAFKA_LAUNCHER = os.path.join(ROOT, "tests", "kafka", "Launcher.java")
 # Partitions of the two-tier topic: the blaster's 16 hosts, keyed by host,
@@ -68,6 +70,11 @@ SCENARIOS = {
                          "--status-every", "4", "--expect", "both"]),
     # tcp-full with RFC 3164 frames (`<PRI>MMM dd HH:mm:ss HOST APP[PID]: MSG`)
     # of the same size: what the older format costs per message.
+    # tcp-full's load on one-route.toml: every message a document, the
+    # status lines through one regex to a point, no other route. The work
+    # issue #25's side-by-side harness gave every receiver.
+    "tcp-one-route": ("tcp", ["--count", "1000000", "--format", "rfc5424", "--size", "256",
+                              "--status-every", "4", "--expect", "both"]),
     "tcp-full-3164": ("tcp", ["--count", "1000000", "--format", "rfc3164", "--size", "256",
                               "--status-every", "4", "--expect", "both"]),
     # Latency at a steady, light rate.
@@ -167,7 +174,8 @@ def run(name):
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     sink = json.loads(blaster.stdout.readline())["sink"]
     env = dict(os.environ, BLASTER_SINK=f"http://{sink}", RUST_LOG="warn")
-    sluice = subprocess.Popen([SLUICE, "run", "-c", CONFIG], stdout=subprocess.PIPE,
+    config = SCENARIO_CONFIGS.get(name, CONFIG)
+    sluice = subprocess.Popen([SLUICE, "run", "-c", config], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         ready = json.loads(sluice.stdout.readline())
