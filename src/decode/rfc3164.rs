@@ -453,6 +453,11 @@ const TAG_MAX_BYTES: usize = 255;
 fn tag_after_host(i: &[u8], without_colon: bool) -> Option<Tag<'_>> {
     if i.first() == Some(&b' ') {
         let mut tag = tag_and_pid(skip_spaces(i), true)?;
+        // `host  msgnum:1`: after spaces only `TAG:`/`TAG[PID]:` then SP
+        // or end is a TAG (rsyslog pmrfc3164-defaultTag.sh, go-syslog).
+        if tag.rest.first().is_some_and(|b| *b != b' ') {
+            return None;
+        }
         tag.lenient.insert(LenientRule::TagAfterSpaces);
         return Some(tag);
     }

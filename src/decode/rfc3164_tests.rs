@@ -165,6 +165,33 @@ mod issue22_l3_tags {
         assert_eq!(e.appname(), None);
         assert_eq!(e.message(), format!("{longer}: m"));
     }
+
+    /// rsyslog tests/pmrfc3164-defaultTag.sh: two or more spaces after the
+    /// hostname, then `word:` with no SP after the colon, is no TAG
+    /// (`%syslogtag%` empty, `%msg%` the text with its spaces); syslog_loose
+    /// reads no TAG after two spaces, and go-syslog's TAG needs `: `. The
+    /// TAG after spaces stays for `TAG:`/`TAG[PID]:` followed by SP or end.
+    #[test]
+    fn two_spaces_then_word_colon_text_is_no_tag() {
+        for (frame, msg) in [
+            ("<129>Mar 10 01:00:00 Hostname1  msgnum:1", " msgnum:1"),
+            ("<129>Mar 10 01:00:00 Hostname2   msgnum:2", "  msgnum:2"),
+            ("<129>Mar 10 01:00:00 h  app[12]:x", " app[12]:x"),
+        ] {
+            let e = dec(frame);
+            let host = frame.split(' ').nth(3);
+            assert_eq!(fields(&e), (host, None, None, msg), "{frame}");
+            assert!(e.lenient.is_empty(), "{frame}");
+        }
+        for (frame, app, pid, msg) in [
+            ("<129>Mar 10 01:00:00 h  app: x", "app", None, "x"),
+            ("<129>Mar 10 01:00:00 h  app[12]:", "app", Some("12"), ""),
+        ] {
+            let e = dec(frame);
+            assert_eq!(fields(&e), (Some("h"), Some(app), pid, msg), "{frame}");
+            assert_eq!(rules(&e), ["tag_after_spaces"], "{frame}");
+        }
+    }
 }
 
 /// Issue #22 (outside tester): Cisco IOS forms from go-syslog's
