@@ -70,6 +70,12 @@ pub(super) fn prefix_literal(hir: &Hir) -> Option<Vec<u8>> {
 
 /// One scan of a message for the routes' required literals.
 pub(super) enum LiteralScan {
+    /// One literal (one pattern route, the common configuration): a
+    /// substring search for it alone. Teddy's candidate positions come from
+    /// a literal's first bytes; a single-needle search looks for the pair
+    /// of its bytes that is rarest in text, so fewer candidates, and no
+    /// comparison against a list where one occurs.
+    One(memchr::memmem::Finder<'static>),
     /// Up to 64 literals: SIMD (Teddy) search for the next position where
     /// any literal starts, and there every literal compared. The packed
     /// searcher reports one literal per position (leftmost-first), so the
@@ -85,6 +91,11 @@ pub(super) enum LiteralScan {
 
 impl LiteralScan {
     pub(super) fn new(literals: &[Vec<u8>]) -> Result<LiteralScan, RouterError> {
+        if let [one] = literals {
+            return Ok(LiteralScan::One(
+                memchr::memmem::Finder::new(one).into_owned(),
+            ));
+        }
         if let Some(searcher) = aho_corasick::packed::Searcher::new(literals.iter()) {
             return Ok(LiteralScan::Packed {
                 searcher,
@@ -102,6 +113,15 @@ impl LiteralScan {
     /// (once per occurrence); stop early when `found` returns false.
     pub(super) fn each(&self, haystack: &[u8], mut found: impl FnMut(usize) -> bool) {
         match self {
+            LiteralScan::One(finder) => {
+                let mut at = 0;
+                while let Some(found_at) = haystack.get(at..).and_then(|h| finder.find(h)) {
+                    if !found(0) {
+                        return;
+                    }
+                    at += found_at + 1;
+                }
+            }
             LiteralScan::Packed { searcher, literals } => {
                 let mut at = 0;
                 while at < haystack.len() {
@@ -311,21 +331,49 @@ mod tests {
                 .collect();
             haystacks.push(h);
         }
+        let count = |scan: &LiteralScan, h: &[u8], literals: usize| {
+            let mut n = vec![0; literals];
+            scan.each(h, |k| {
+                n[k] += 1;
+                true
+            });
+            n
+        };
         for h in &haystacks {
-            let count = |scan: &LiteralScan| {
-                let mut n = vec![0; literals.len()];
-                scan.each(h, |k| {
-                    n[k] += 1;
-                    true
-                });
-                n
-            };
             assert_eq!(
-                count(&packed),
-                count(&automaton),
+                count(&packed, h, literals.len()),
+                count(&automaton, h, literals.len()),
                 "{}",
                 String::from_utf8_lossy(h)
             );
         }
+        // A single literal takes the one-needle search, which must report
+        // the same occurrences, overlapping ones too (`aa` twice in `aaa`).
+        for literal in ["abc", "aaa", "a=b", "abab", "b", "=", "cab=a"] {
+            let one = LiteralScan::new(&[literal.as_bytes().to_vec()]).unwrap();
+            assert!(matches!(one, LiteralScan::One(_)));
+            let automaton = LiteralScan::Automaton(
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .build([literal])
+                    .unwrap(),
+            );
+            for h in &haystacks {
+                assert_eq!(
+                    count(&one, h, 1),
+                    count(&automaton, h, 1),
+                    "{literal} in {}",
+                    String::from_utf8_lossy(h)
+                );
+            }
+        }
+        // Stopping early: `found` returning false ends the scan.
+        let one = LiteralScan::new(&[b"ab".to_vec()]).unwrap();
+        let mut calls = 0;
+        one.each(b"ababab", |_| {
+            calls += 1;
+            false
+        });
+        assert_eq!(calls, 1);
     }
 }
