@@ -134,7 +134,8 @@ impl Pipeline {
     /// Route one event and encode it for every matching route, into
     /// `batch` (pushed by [`Pipeline::push_batch`]).
     fn dispatch(&self, event: &Event, origin: &Origin, batch: &mut Batch) {
-        let mut matches = recycle(std::mem::take(&mut batch.matches));
+        // Empty, and borrowing nothing: usable for this event as it is.
+        let mut matches: Vec<crate::router::RouteMatch<'_>> = std::mem::take(&mut batch.matches);
         self.router.route(event, &mut matches);
         for m in &matches {
             let (Some(route), Some(staged)) =

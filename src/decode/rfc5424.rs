@@ -9,7 +9,7 @@ use nom::character::complete::char;
 use nom::combinator::verify;
 
 use super::sd_ids::SeenIds;
-use super::time::{resolve, rfc3339, rfc3339_comma, rfc3339_rules};
+use super::time::{resolve, rfc3339, rfc3339_comma, rfc3339_rules, rfc3339_utc};
 use super::{DecodeOptions, digits_value, is_digit, skip_blanks, skip_spaces, span_of, trim_end};
 use crate::event::{
     Event, Lenient, LenientRule, Protocol, SdElement, SdParam, SdParams, Text, Timestamp,
@@ -229,6 +229,9 @@ fn timestamp_field<'a>(
 ) -> Option<(&'a [u8], Option<Timestamp>)> {
     if let Ok((i, _)) = tag::<_, _, nom::error::Error<&[u8]>>("- ")(i) {
         Some((i, None))
+    } else if let Some((rest, ts)) = rfc3339_utc(i) {
+        // The common form: no rule applies, nothing to resolve.
+        Some((rest.strip_prefix(b" ").unwrap_or(rest), Some(ts)))
     } else {
         match rfc3339(i) {
             Ok((rest, (t, offset))) => {

@@ -269,6 +269,62 @@ pub(super) fn rfc3339(i: &[u8]) -> IResult<&[u8], (CivilTime, Option<i32>)> {
     Ok((i, (t, offset)))
 }
 
+/// The common RFC 5424 timestamp, `YYYY-MM-DDTHH:MM:SS[.f]Z` with 1 to 6
+/// fraction digits (or none), upper-case `T` and `Z`, followed by a space
+/// or the end: the time and the frame after it, exactly what [`rfc3339`],
+/// [`rfc3339_rules`] (none apply) and [`resolve`] give it. `None` for
+/// every other form (they take that path). A stream's timestamps share
+/// their second, so the seconds since the epoch of the last
+/// `YYYY-MM-DDTHH:MM:SS` read are kept per thread.
+#[inline]
+pub(super) fn rfc3339_utc(i: &[u8]) -> Option<(&[u8], Timestamp)> {
+    let (dt, rest) = i.split_first_chunk::<19>()?;
+    let (nanos, digits, rest) = match rest.split_first() {
+        Some((b'.', frac)) => {
+            let n = frac
+                .iter()
+                .take(7)
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            if !(1..=6).contains(&n) {
+                return None;
+            }
+            let nanos = digits_value(&frac[..n]) * 10u32.pow(9 - n as u32);
+            (nanos, n as u8, &frac[n..])
+        }
+        _ => (0, 0, rest),
+    };
+    let rest = rest.strip_prefix(b"Z")?;
+    if !matches!(rest.first(), None | Some(b' ')) || dt[10] != b'T' {
+        return None;
+    }
+    thread_local! {
+        static LAST: std::cell::Cell<Option<([u8; 19], i64)>> =
+            const { std::cell::Cell::new(None) };
+    }
+    let secs = match LAST.get() {
+        Some((text, secs)) if text == *dt => secs,
+        _ => {
+            let fields = date_time_fields(dt)?;
+            // A leap second is for the general path and its rules.
+            if fields[5] == 60 {
+                return None;
+            }
+            let secs = CivilTime::new(fields, (0, 0)).unix_secs_as_utc();
+            LAST.set(Some((*dt, secs)));
+            secs
+        }
+    };
+    Some((
+        rest,
+        Timestamp {
+            unix_nanos: secs.saturating_mul(1_000_000_000) + i64::from(nanos),
+            offset_secs: 0,
+            frac_digits: digits,
+        },
+    ))
+}
+
 /// Whether `dt` has the shape `YYYY-MM-DDTHH:MM:SS` (`T` or `t`).
 #[inline]
 fn iso_shaped(dt: &[u8; 19]) -> bool {

@@ -256,6 +256,74 @@ fn rfc5424_timestamp_forms() {
     );
 }
 
+/// What the general path makes of an RFC 5424 TIMESTAMP field that no
+/// lenient rule touches: the frame after it and the resolved time.
+fn rfc3339_general(i: &[u8]) -> Option<(&[u8], Timestamp)> {
+    let (rest, (t, offset)) = rfc3339(i).ok()?;
+    let rules = rfc3339_rules(&i[..i.len() - rest.len()], 6);
+    let opts = DecodeOptions::default();
+    (matches!(rest.first(), None | Some(b' ')) && rules.is_empty() && offset.is_some())
+        .then(|| resolve(&t, offset, &opts).map(|ts| (rest, ts)))
+        .flatten()
+}
+
+/// The UTC fast path takes the common forms and leaves every other one
+/// (rules to report, an offset, a leap second, no real date) to the
+/// general path.
+#[test]
+fn rfc3339_utc_takes_only_the_plain_utc_forms() {
+    for taken in [
+        "2026-11-28T10:00:00.123456Z host",
+        "2026-11-28T10:00:00.123456Z",
+        "2026-11-28T10:00:00Z h",
+        "2026-11-28T10:00:00.1Z h",
+        "2024-02-29T23:59:59.000001Z h",
+    ] {
+        let got = rfc3339_utc(taken.as_bytes());
+        assert!(got.is_some(), "{taken}");
+        assert_eq!(got, rfc3339_general(taken.as_bytes()), "{taken}");
+        assert_eq!(rfc3339_utc(taken.as_bytes()), got, "again: {taken}");
+    }
+    for left in [
+        "2026-11-28t10:00:00Z h",
+        "2026-11-28T10:00:00z h",
+        "2026-11-28T10:00:00.1234567Z h",
+        "2026-11-28T10:00:00.Z h",
+        "2026-11-28T10:00:00+00:00 h",
+        "2026-11-28T10:00:00 h",
+        "2026-11-28T10:00:00Zh",
+        "2016-12-31T23:59:60Z h",
+        "2026-02-29T10:00:00Z h",
+        "2026-11-28T24:00:00Z h",
+        "2026-11-28T10:00:00",
+        "2026-11-28T10:00",
+    ] {
+        assert_eq!(rfc3339_utc(left.as_bytes()), None, "{left}");
+    }
+}
+
+proptest! {
+    /// Whatever the UTC fast path takes, the general path reads the same:
+    /// the same time, the same rest of the frame, and no lenient rule.
+    #[test]
+    fn rfc3339_utc_agrees_with_the_general_path(
+        day in 1u32..=31,
+        hms in (0u32..25, 0u32..60, 0u32..=60),
+        t in "[Tt]",
+        frac in "(\\.[0-9]{0,8}|)",
+        offset in "(Z|z|\\+00:00|)",
+        rest in "( h|h|)",
+        cut in proptest::option::weighted(0.2, 0usize..40),
+    ) {
+        let (h, m, sec) = hms;
+        let text = format!("2024-02-{day:02}{t}{h:02}:{m:02}:{sec:02}{frac}{offset}{rest}");
+        let bytes = &text.as_bytes()[..cut.unwrap_or(40).min(text.len())];
+        if let Some(fast) = rfc3339_utc(bytes) {
+            prop_assert_eq!(Some(fast), rfc3339_general(bytes), "{:?}", text);
+        }
+    }
+}
+
 #[test]
 fn rfc3164_year_fraction_and_iso_timestamps() {
     let e = dec("<13>Nov 23 2025 10:00:00 h app: m");

@@ -20,7 +20,7 @@ pub(crate) mod sequence;
 use regex::{Regex, RegexSet};
 
 use crate::output::Captures;
-use prefilter::{AnchoredAtLiteral, LiteralScan, required_literal};
+use prefilter::{AnchoredAtLiteral, LiteralScan, prefix_literal, required_literal};
 use sequence::{Found, SequencePattern};
 
 use crate::config::{Conditions, RouteConfig};
@@ -50,9 +50,15 @@ enum Gate {
 
 struct CompiledRoute {
     name: String,
-    conditions: Conditions,
+    /// `None` when the route has no header condition (most have none):
+    /// nothing to check per event.
+    conditions: Option<Conditions>,
     gate: Gate,
     regex: Option<Regex>,
+    /// The route's prefilter literal is the one its pattern begins with:
+    /// no match starts before the literal's first occurrence, so the
+    /// captures are searched from there.
+    literal_leads: bool,
     /// For a pattern that begins with a literal: the literal's finder and
     /// the pattern anchored at its start (see [`AnchoredAtLiteral`]).
     anchored: Option<AnchoredAtLiteral>,
@@ -166,12 +172,15 @@ impl Router {
             }
             let mut anchored = None;
             let mut sequence = None;
+            let mut literal_leads = false;
             let (gate, regex) = match &r.pattern {
                 Some(compiled) => {
                     // Compiled once, when the config was validated.
                     let (re, p) = (compiled.clone(), compiled.as_str());
                     let hir = regex_syntax::Parser::new().parse(p).ok();
                     let literal = hir.as_ref().and_then(required_literal);
+                    literal_leads =
+                        literal.is_some() && literal == hir.as_ref().and_then(prefix_literal);
                     // Captures by the sequence form if the pattern has one,
                     // else anchored at its leading literal if it has one.
                     let with_groups = hir.as_ref().filter(|_| re.captures_len() > 1);
@@ -204,9 +213,10 @@ impl Router {
                 .unwrap_or_default();
             compiled.push(CompiledRoute {
                 name: r.name.clone(),
-                conditions: r.conditions.clone(),
+                conditions: (!r.conditions.is_empty()).then(|| r.conditions.clone()),
                 gate,
                 regex,
+                literal_leads,
                 anchored,
                 sequence,
                 capture_names,
@@ -243,19 +253,25 @@ impl Router {
         self.routes.get(route).map_or("", |r| r.name.as_str())
     }
 
-    /// The routes whose literal occurs in `message`, sorted; `None` when
-    /// there are more than [`MAX_CANDIDATES`].
-    fn candidates(&self, message: &str, out: &mut [usize; MAX_CANDIDATES]) -> Option<usize> {
+    /// The routes whose literal occurs in `message`, sorted, each with the
+    /// literal's first occurrence; `None` when there are more than
+    /// [`MAX_CANDIDATES`].
+    fn candidates(
+        &self,
+        message: &str,
+        out: &mut [(usize, usize); MAX_CANDIDATES],
+    ) -> Option<usize> {
         let Some(scan) = &self.literals else {
             return Some(0);
         };
         let mut n = 0;
         let mut overflow = false;
-        scan.each(message.as_bytes(), |k| {
+        // Occurrences come leftmost first: a route's first one is kept.
+        scan.each(message.as_bytes(), |k, found_at| {
             let Some(&route) = self.literal_route.get(k) else {
                 return true;
             };
-            match out[..n].binary_search(&route) {
+            match out[..n].binary_search_by_key(&route, |c| c.0) {
                 Ok(_) => true,
                 Err(_) if n == MAX_CANDIDATES => {
                     overflow = true;
@@ -263,7 +279,7 @@ impl Router {
                 }
                 Err(at) => {
                     out.copy_within(at..n, at + 1);
-                    out[at] = route;
+                    out[at] = (route, found_at);
                     n += 1;
                     true
                 }
@@ -276,7 +292,7 @@ impl Router {
     /// literal the message contains, and routes without one, are looked at.
     pub fn route<'e>(&self, event: &'e Event, out: &mut Vec<RouteMatch<'e>>) {
         let message = event.message();
-        let mut buf = [0usize; MAX_CANDIDATES];
+        let mut buf = [(0usize, 0usize); MAX_CANDIDATES];
         let Some(n) = self.candidates(message, &mut buf) else {
             return self.evaluate(event, out, |_, _| {});
         };
@@ -285,28 +301,32 @@ impl Router {
         // Merge the candidates with the ungated routes, in route order.
         let (mut a, mut b) = (buf[..n].iter().peekable(), self.ungated.iter().peekable());
         loop {
-            let i = match (a.peek(), b.peek()) {
-                (Some(&&x), Some(&&y)) if x < y => {
+            // The route, and where its match can start at the earliest.
+            let (i, from) = match (a.peek(), b.peek()) {
+                (Some(&&(x, at)), Some(&&y)) if x < y => {
                     a.next();
-                    x
+                    (x, at)
                 }
                 (_, Some(&&y)) => {
                     b.next();
-                    y
+                    (y, 0)
                 }
-                (Some(&&x), None) => {
+                (Some(&&(x, at)), None) => {
                     a.next();
-                    x
+                    (x, at)
                 }
                 (None, None) => break,
             };
             let Some(r) = self.routes.get(i) else {
                 continue;
             };
-            if condition_miss(&r.conditions, event).is_some() {
-                continue;
+            if let Some(c) = &r.conditions {
+                if condition_miss(c, event).is_some() {
+                    continue;
+                }
             }
-            let Some(captures) = self.pattern_match(r, message, &mut set_matches) else {
+            let from = if r.literal_leads { from } else { 0 };
+            let Some(captures) = self.pattern_match(r, message, from, &mut set_matches) else {
                 continue;
             };
             out.push(RouteMatch { route: i, captures });
@@ -325,11 +345,12 @@ impl Router {
     }
 
     /// Does `r`'s pattern match? `Some(captures)` if so (captures only when
-    /// the pattern has groups).
+    /// the pattern has groups). No match starts before `from`.
     fn pattern_match<'e>(
         &self,
         r: &CompiledRoute,
         message: &'e str,
+        from: usize,
         set_matches: &mut Option<regex::SetMatches>,
     ) -> Option<Option<Captures<'e>>> {
         let Some(re) = &r.regex else {
@@ -342,13 +363,13 @@ impl Router {
             }
         }
         if let Some(s) = &r.sequence {
-            match s.captures(message) {
+            match s.captures(message, from) {
                 Found::Match(spans) => Some(Some(Captures::Sequence(spans))),
                 Found::NoMatch => None,
                 Found::SearchFrom(from) => re.captures_at(message, from).map(|c| Some(c.into())),
             }
         } else if let Some(a) = &r.anchored {
-            a.captures(re, message).map(|c| Some(c.into()))
+            a.captures(re, message, from).map(|c| Some(c.into()))
         } else if re.captures_len() > 1 {
             re.captures(message).map(|c| Some(c.into()))
         } else if matches!(r.gate, Gate::Set(_)) || re.is_match(message) {
@@ -379,11 +400,11 @@ impl Router {
                 miss(i, Miss::AfterFinal);
                 continue;
             }
-            if let Some(m) = condition_miss(&r.conditions, event) {
+            if let Some(m) = r.conditions.as_ref().and_then(|c| condition_miss(c, event)) {
                 miss(i, m);
                 continue;
             }
-            let Some(captures) = self.pattern_match(r, message, &mut set_matches) else {
+            let Some(captures) = self.pattern_match(r, message, 0, &mut set_matches) else {
                 miss(i, Miss::Pattern);
                 continue;
             };

@@ -31,11 +31,14 @@ impl AnchoredAtLiteral {
         })
     }
 
-    /// The captures `plain` (the same pattern, unanchored) would give.
+    /// The captures `plain` (the same pattern, unanchored) would give,
+    /// given that no match starts before `from` (the literal's first
+    /// occurrence, when the caller knows it; else 0).
     pub(super) fn captures<'e>(
         &self,
         plain: &Regex,
         message: &'e str,
+        from: usize,
     ) -> Option<regex::Captures<'e>> {
         // Every occurrence counts, overlapping ones too (`abab` in
         // `ababab1` occurs at 0 and at 2, and only the second leads to a
@@ -45,7 +48,7 @@ impl AnchoredAtLiteral {
         // no match starts before it.
         const ANCHORED_ATTEMPTS: usize = 4;
         let bytes = message.as_bytes();
-        let mut from = 0;
+        let mut from = from;
         for _ in 0..ANCHORED_ATTEMPTS {
             let at = from + self.literal.find(bytes.get(from..)?)?;
             if let Some(c) = message.get(at..).and_then(|rest| self.regex.captures(rest)) {
@@ -70,6 +73,12 @@ pub(super) fn prefix_literal(hir: &Hir) -> Option<Vec<u8>> {
 
 /// One scan of a message for the routes' required literals.
 pub(super) enum LiteralScan {
+    /// One literal (one pattern route, the common configuration): a
+    /// substring search for it alone, up to its first occurrence. Teddy's candidate positions come from
+    /// a literal's first bytes; a single-needle search looks for the pair
+    /// of its bytes that is rarest in text, so fewer candidates, and no
+    /// comparison against a list where one occurs.
+    One(memchr::memmem::Finder<'static>),
     /// Up to 64 literals: SIMD (Teddy) search for the next position where
     /// any literal starts, and there every literal compared. The packed
     /// searcher reports one literal per position (leftmost-first), so the
@@ -85,6 +94,11 @@ pub(super) enum LiteralScan {
 
 impl LiteralScan {
     pub(super) fn new(literals: &[Vec<u8>]) -> Result<LiteralScan, RouterError> {
+        if let [one] = literals {
+            return Ok(LiteralScan::One(
+                memchr::memmem::Finder::new(one).into_owned(),
+            ));
+        }
         if let Some(searcher) = aho_corasick::packed::Searcher::new(literals.iter()) {
             return Ok(LiteralScan::Packed {
                 searcher,
@@ -98,10 +112,17 @@ impl LiteralScan {
             .map_err(RouterError::Prefilter)
     }
 
-    /// Call `found(k)` for every literal `k` that occurs in `haystack`
-    /// (once per occurrence); stop early when `found` returns false.
-    pub(super) fn each(&self, haystack: &[u8], mut found: impl FnMut(usize) -> bool) {
+    /// Call `found(k, at)` for every literal `k` that occurs in
+    /// `haystack`, leftmost occurrences first: the one-literal scan for
+    /// its first occurrence only, the others once per occurrence. Stop
+    /// early when `found` returns false.
+    pub(super) fn each(&self, haystack: &[u8], mut found: impl FnMut(usize, usize) -> bool) {
         match self {
+            LiteralScan::One(finder) => {
+                if let Some(at) = finder.find(haystack) {
+                    found(0, at);
+                }
+            }
             LiteralScan::Packed { searcher, literals } => {
                 let mut at = 0;
                 while at < haystack.len() {
@@ -118,7 +139,7 @@ impl LiteralScan {
                     // nine of the e2e benchmark's literals by `memcmp`).
                     let first = rest.first();
                     for (k, l) in literals.iter().enumerate() {
-                        if l.first() == first && rest.starts_with(l) && !found(k) {
+                        if l.first() == first && rest.starts_with(l) && !found(k, m.start()) {
                             return;
                         }
                     }
@@ -127,7 +148,7 @@ impl LiteralScan {
             }
             LiteralScan::Automaton(ac) => {
                 for m in ac.find_overlapping_iter(haystack) {
-                    if !found(m.pattern().as_usize()) {
+                    if !found(m.pattern().as_usize(), m.start()) {
                         return;
                     }
                 }
@@ -228,9 +249,17 @@ mod tests {
                     })
                 };
                 assert_eq!(
-                    texts(anchored.captures(&plain, m)),
+                    texts(anchored.captures(&plain, m, 0)),
                     texts(plain.captures(m)),
                     "{pattern} on {m:?}"
+                );
+                // From the literal's first occurrence (what the router
+                // passes): the same captures.
+                let first = anchored.literal.find(m.as_bytes()).unwrap_or(0);
+                assert_eq!(
+                    texts(anchored.captures(&plain, m, first)),
+                    texts(plain.captures(m)),
+                    "{pattern} on {m:?} from {first}"
                 );
             }
         }
@@ -311,21 +340,59 @@ mod tests {
                 .collect();
             haystacks.push(h);
         }
+        // Occurrences per literal, and the first one reported.
+        let count = |scan: &LiteralScan, h: &[u8], literals: &[Vec<u8>]| {
+            let mut n = vec![(0, None); literals.len()];
+            scan.each(h, |k, at| {
+                assert!(h[at..].starts_with(&literals[k]), "an occurrence at {at}");
+                n[k].0 += 1;
+                n[k].1 = n[k].1.or(Some(at));
+                true
+            });
+            n
+        };
         for h in &haystacks {
-            let count = |scan: &LiteralScan| {
-                let mut n = vec![0; literals.len()];
-                scan.each(h, |k| {
-                    n[k] += 1;
-                    true
-                });
-                n
-            };
             assert_eq!(
-                count(&packed),
-                count(&automaton),
+                count(&packed, h, &literals),
+                count(&automaton, h, &literals),
                 "{}",
                 String::from_utf8_lossy(h)
             );
         }
+        // A single literal takes the one-needle search, which reports
+        // whether it occurs, at its first occurrence, once.
+        for literal in ["abc", "aaa", "a=b", "abab", "b", "=", "cab=a"] {
+            let literals = [literal.as_bytes().to_vec()];
+            let one = LiteralScan::new(&literals).unwrap();
+            assert!(matches!(one, LiteralScan::One(_)));
+            let automaton = LiteralScan::Automaton(
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .build([literal])
+                    .unwrap(),
+            );
+            for h in &haystacks {
+                let first = |(n, at): (usize, Option<usize>)| (n.min(1), at);
+                assert_eq!(
+                    count(&one, h, &literals)
+                        .into_iter()
+                        .map(first)
+                        .collect::<Vec<_>>(),
+                    count(&automaton, h, &literals)
+                        .into_iter()
+                        .map(first)
+                        .collect::<Vec<_>>(),
+                    "{literal} in {}",
+                    String::from_utf8_lossy(h)
+                );
+            }
+        }
+        let one = LiteralScan::new(&[b"ab".to_vec()]).unwrap();
+        let mut calls = Vec::new();
+        one.each(b"xababab", |k, at| {
+            calls.push((k, at));
+            true
+        });
+        assert_eq!(calls, [(0, 1)]);
     }
 }

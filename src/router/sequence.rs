@@ -282,13 +282,14 @@ impl SequencePattern {
     }
 
     /// The leftmost match in `message` and its groups, as the regex would
-    /// find them.
-    pub(crate) fn captures<'e>(&self, message: &'e str) -> Found<'e> {
+    /// find them, given that none starts before `from` (the leading
+    /// literal's first occurrence, when the caller knows it; else 0).
+    pub(crate) fn captures<'e>(&self, message: &'e str, from: usize) -> Found<'e> {
         let bytes = message.as_bytes();
         if u32::try_from(bytes.len()).is_err() {
             return Found::SearchFrom(0);
         }
-        let mut from = 0;
+        let mut from = from;
         for _ in 0..ATTEMPTS {
             let Some(at) = bytes.get(from..).and_then(|rest| self.lead.find(rest)) else {
                 return Found::NoMatch;
@@ -355,7 +356,7 @@ mod tests {
         seq: &SequencePattern,
         text: &str,
     ) -> Option<Vec<Option<String>>> {
-        match seq.captures(text) {
+        match seq.captures(text, 0) {
             Found::Match(s) => Some(
                 (0..re.captures_len())
                     .map(|i| s.get(i).map(str::to_owned))
@@ -375,7 +376,7 @@ mod tests {
         );
         let seq = seq.expect("a sequence pattern");
         let line = "INFO status route=/api/v1/orders code=503 latency_ms=1.5e3 bytes=200 seq=7 sent=17959 xxx";
-        let Found::Match(s) = seq.captures(line) else {
+        let Found::Match(s) = seq.captures(line, 0) else {
             panic!("no match");
         };
         let end = line.find(" xxx").unwrap();
@@ -443,7 +444,7 @@ mod tests {
         let (re, seq) = compile("k=%{INT:a} ");
         let seq = seq.unwrap();
         let text = format!("{}k=12 ", "k=x ".repeat(10));
-        match seq.captures(&text) {
+        match seq.captures(&text, 0) {
             Found::SearchFrom(from) => {
                 assert!(from > 0 && from <= 4 * ATTEMPTS);
                 assert_eq!(
