@@ -441,6 +441,13 @@ const HEX_PAIR_BYTES: [u8; 512] = {
 
 /// Append `bytes` as lowercase hex digits.
 pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+    // Every `_bulk` item's `_id` is 16 bytes: written 16 digits a store.
+    #[cfg(target_arch = "x86_64")]
+    if let Ok(block) = <&[u8; 16]>::try_from(bytes) {
+        // SAFETY: SSE2 is part of x86-64; 32 ASCII hex digits are
+        // appended: `out` stays valid UTF-8.
+        return unsafe { avx2::push_hex16(out.as_mut_vec(), block) };
+    }
     // Written in place (see [`push_digits`]: digits made in a stack buffer
     // stall the copy that follows).
     // SAFETY: every byte added is an ASCII hex digit (zeros first, then
