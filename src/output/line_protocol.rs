@@ -132,23 +132,41 @@ fn push_i64(out: &mut String, v: i64) {
     push_padded(out, v.unsigned_abs(), 1);
 }
 
-/// `-?[1-9][0-9]*` or `0`: an integer as InfluxDB writes it.
-fn canonical_int(s: &str) -> bool {
-    let digits = s.strip_prefix('-').unwrap_or(s).as_bytes();
-    !digits.is_empty()
-        && digits.iter().all(u8::is_ascii_digit)
-        && (digits[0] != b'0' || digits.len() == 1)
+/// `s` without one leading `-`, as bytes.
+fn unsigned_part(s: &str) -> &[u8] {
+    match s.as_bytes() {
+        [b'-', rest @ ..] => rest,
+        all => all,
+    }
 }
 
-/// `-?[0-9]+(\.[0-9]+)?`, short enough to be a finite f64.
+/// `-?[1-9][0-9]*` or `0`: an integer as InfluxDB writes it. One pass
+/// over the bytes: this runs for every integer field of every point.
+fn canonical_int(s: &str) -> bool {
+    match unsigned_part(s) {
+        [] => false,
+        [b'0'] => true,
+        [b'0', ..] => false,
+        digits => digits.iter().all(u8::is_ascii_digit),
+    }
+}
+
+/// `-?[0-9]+(\.[0-9]+)?`, short enough to be a finite f64. One pass over
+/// the bytes (no search for the dot first).
 fn plain_decimal(s: &str) -> bool {
-    let body = s.strip_prefix('-').unwrap_or(s);
-    let (int, frac) = body.split_once('.').unwrap_or((body, "1"));
-    body.len() < 300
-        && !int.is_empty()
-        && !frac.is_empty()
-        && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit())
+    let body = unsigned_part(s);
+    // Digits before the dot, and after it (None: no dot yet).
+    let mut int = 0usize;
+    let mut frac: Option<usize> = None;
+    for &b in body {
+        match (b, frac.as_mut()) {
+            (b'0'..=b'9', None) => int += 1,
+            (b'0'..=b'9', Some(f)) => *f += 1,
+            (b'.', None) => frac = Some(0),
+            _ => return false,
+        }
+    }
+    body.len() < 300 && int > 0 && frac != Some(0)
 }
 
 /// `key=number` pairs of a status line, in order.
@@ -352,6 +370,48 @@ mod tests {
             value("-9223372036854775808", FieldType::Int).as_deref(),
             Some("-9223372036854775808i")
         );
+    }
+
+    /// The one-pass number checks answer as the rules they implement,
+    /// written out plainly, for every text of up to five characters over
+    /// digits, signs, dots and a letter.
+    #[test]
+    fn number_checks_match_their_rules() {
+        let int_rule = |s: &str| {
+            let d = s.strip_prefix('-').unwrap_or(s);
+            !d.is_empty()
+                && d.bytes().all(|b| b.is_ascii_digit())
+                && (!d.starts_with('0') || d.len() == 1)
+        };
+        let decimal_rule = |s: &str| {
+            let body = s.strip_prefix('-').unwrap_or(s);
+            let (int, frac) = body.split_once('.').unwrap_or((body, "1"));
+            !int.is_empty()
+                && !frac.is_empty()
+                && int.bytes().all(|b| b.is_ascii_digit())
+                && frac.bytes().all(|b| b.is_ascii_digit())
+        };
+        let alphabet = ['0', '1', '9', '-', '.', 'e', '+'];
+        let mut texts = vec![String::new()];
+        let mut checked = 0;
+        for _ in 0..5 {
+            let mut longer = Vec::new();
+            for t in &texts {
+                for c in alphabet {
+                    longer.push(format!("{t}{c}"));
+                }
+            }
+            for t in texts.iter().chain(&longer) {
+                assert_eq!(canonical_int(t), int_rule(t), "{t:?}");
+                assert_eq!(plain_decimal(t), decimal_rule(t), "{t:?}");
+                checked += 1;
+            }
+            texts = longer;
+        }
+        assert!(checked > 10_000);
+        assert!(plain_decimal(&"9".repeat(299)));
+        assert!(!plain_decimal(&"9".repeat(300)));
+        assert!(plain_decimal(&format!("-{}", "9".repeat(299))));
     }
 
     /// Values are trimmed of any whitespace, ASCII or not, and only of it.
