@@ -32,8 +32,8 @@ fn push_string_field(out: &mut String, s: &str) {
 fn push_field_value(out: &mut String, raw: &str, kind: FieldType, unsigned: UnsignedAs) -> bool {
     let raw_t = trimmed(raw);
     match kind {
-        // At most 18 digits always fits an i64: no need to parse it.
-        FieldType::Int if raw_t.len() <= 18 && canonical_int(raw_t) => {
+        // Already as InfluxDB writes it and within i64: copied, unparsed.
+        FieldType::Int if canonical_int(raw_t) && fits_i64(raw_t) => {
             out.push_str(raw_t);
             out.push('i');
             true
@@ -148,6 +148,19 @@ fn canonical_int(s: &str) -> bool {
         [b'0'] => true,
         [b'0', ..] => false,
         digits => digits.iter().all(u8::is_ascii_digit),
+    }
+}
+
+/// Whether a [`canonical_int`] is within i64: up to 18 digits always;
+/// 19 when not above i64's bound written out (digit strings of one
+/// length compare as their numbers). Nanosecond times have 19 digits.
+fn fits_i64(s: &str) -> bool {
+    let digits = unsigned_part(s);
+    match digits.len() {
+        0..=18 => true,
+        19 if s.starts_with('-') => digits <= b"9223372036854775808".as_slice(),
+        19 => digits <= b"9223372036854775807".as_slice(),
+        _ => false,
     }
 }
 
@@ -366,6 +379,20 @@ mod tests {
             Some("9223372036854775807i")
         );
         assert_eq!(value("9223372036854775808", FieldType::Int), None);
+        assert_eq!(
+            value("9223372036854775806", FieldType::Int).as_deref(),
+            Some("9223372036854775806i")
+        );
+        assert_eq!(
+            value("1000000000000000000", FieldType::Int).as_deref(),
+            Some("1000000000000000000i")
+        );
+        assert_eq!(
+            value("1795520100123456789", FieldType::Int).as_deref(),
+            Some("1795520100123456789i")
+        );
+        assert_eq!(value("-9223372036854775809", FieldType::Int), None);
+        assert_eq!(value("99999999999999999999", FieldType::Int), None);
         assert_eq!(
             value("-9223372036854775808", FieldType::Int).as_deref(),
             Some("-9223372036854775808i")
