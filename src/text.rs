@@ -105,6 +105,26 @@ fn clean_prefix(bytes: &[u8]) -> usize {
     i
 }
 
+/// Append the longest prefix of `s` that needs no escaping to `out`;
+/// returns its length (the end of `s`, or the offset of an ASCII byte to
+/// escape: a char boundary).
+#[inline]
+fn push_clean_prefix(out: &mut String, s: &str) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if s.len() >= 16 && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present; the bytes copied are a prefix of `s`
+        // that ends before an ASCII byte or at its end: `out` stays valid
+        // UTF-8.
+        return unsafe { avx2::push_clean_prefix(out.as_mut_vec(), s.as_bytes()) };
+    }
+    let clean = clean_prefix(s.as_bytes());
+    out.push_str(s.get(..clean).unwrap_or_default());
+    clean
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
 /// Append `s` as a JSON string literal.
 pub(crate) fn write_json_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
@@ -113,10 +133,7 @@ pub(crate) fn write_json_str(out: &mut String, s: &str) {
     // bytes[..start] are written.
     let mut start = 0;
     loop {
-        let rest = bytes.get(start..).unwrap_or_default();
-        let clean = start + clean_prefix(rest);
-        // `clean` is the end or at an ASCII byte: a char boundary.
-        out.push_str(s.get(start..clean).unwrap_or_default());
+        let clean = start + push_clean_prefix(out, s.get(start..).unwrap_or_default());
         let Some(&b) = bytes.get(clean) else { break };
         match b {
             b'"' => out.push_str("\\\""),
@@ -198,15 +215,94 @@ pub(crate) fn push_padded(out: &mut String, v: u64, width: usize) {
 }
 
 /// [`write_rfc3339`]'s per-thread cache: the date-and-time text of the
-/// last two seconds written.
+/// last two seconds written, and the whole text of the last two instants.
 struct SecondCache {
     entries: [(i64, [u8; 19]); 2],
     /// The entry to replace on a miss (the one used less recently).
     victim: u8,
+    /// Whole texts, by instant, offset and precision.
+    exact: [ExactText; 2],
+    /// The exact entry to replace on a miss.
+    exact_victim: u8,
+}
+
+/// An instant's whole RFC 3339 text as [`write_rfc3339`] wrote it.
+#[derive(Clone, Copy)]
+struct ExactText {
+    ts: Timestamp,
+    len: u8,
+    text: [u8; RFC3339_ROOM],
+}
+
+/// Bytes [`write_rfc3339`] writes at most: `YYYY-MM-DDTHH:MM:SS`, `.` and
+/// nine digits, `+hh:mm`.
+const RFC3339_ROOM: usize = 35;
+
+/// An [`ExactText`] that matches no timestamp (its precision is out of
+/// range).
+const NO_EXACT: ExactText = ExactText {
+    ts: Timestamp {
+        unix_nanos: i64::MIN,
+        offset_secs: 0,
+        frac_digits: u8::MAX,
+    },
+    len: 0,
+    text: [0; RFC3339_ROOM],
+};
+
+thread_local! {
+    static SECONDS: std::cell::RefCell<SecondCache> =
+        const { std::cell::RefCell::new(SecondCache {
+            entries: [(i64::MIN, [0; 19]), (i64::MIN, [0; 19])],
+            victim: 0,
+            exact: [NO_EXACT; 2],
+            exact_victim: 0,
+        }) };
 }
 
 /// Append `ts` as RFC 3339 with its own offset (`Z` for UTC).
 pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
+    // A document carries two instants (`@timestamp`, the sender's, and
+    // `event.created`, the receive time), and every frame of one read
+    // shares its receive time: the whole text of the last two instants is
+    // kept per thread and copied when asked again.
+    let copied = SECONDS.with_borrow_mut(|cache| {
+        let way = cache.exact.iter().position(|e| e.ts == *ts)?;
+        cache.exact_victim = (way ^ 1) as u8;
+        let text = cache
+            .exact
+            .get(way)?
+            .text
+            .get(..usize::from(cache.exact.get(way)?.len))?;
+        // SAFETY: `text` is ASCII that `format_rfc3339` wrote (copied
+        // whole into the entry): `out` stays valid UTF-8.
+        unsafe { out.as_mut_vec() }.extend_from_slice(text);
+        Some(())
+    });
+    if copied.is_some() {
+        return;
+    }
+    let start = out.len();
+    format_rfc3339(out, ts);
+    SECONDS.with_borrow_mut(|cache| {
+        let way = usize::from(cache.exact_victim & 1);
+        cache.exact_victim = (way ^ 1) as u8;
+        let written = out.as_bytes().get(start..).unwrap_or_default();
+        if let (Some(e), Some(text)) = (
+            cache.exact.get_mut(way),
+            written.get(..RFC3339_ROOM.min(written.len())),
+        ) {
+            e.ts = *ts;
+            e.len = text.len() as u8;
+            if let Some(dst) = e.text.get_mut(..text.len()) {
+                dst.copy_from_slice(text);
+            }
+        }
+    });
+}
+
+/// [`write_rfc3339`] without its cache of whole texts.
+fn format_rfc3339(out: &mut String, ts: &Timestamp) {
     let local = ts
         .unix_nanos
         .div_euclid(1_000_000_000)
@@ -217,13 +313,6 @@ pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
     // kept per thread (two: `@timestamp` is the sender's clock and
     // `event.created` ours, which a skew or a backlog puts in different
     // seconds; one entry would miss on every call then).
-    thread_local! {
-        static SECONDS: std::cell::RefCell<SecondCache> =
-            const { std::cell::RefCell::new(SecondCache {
-                entries: [(i64::MIN, [0; 19]), (i64::MIN, [0; 19])],
-                victim: 0,
-            }) };
-    }
     // Written in place: `out` grows by 35 zeros (19 + `.` + 9 digits +
     // `+hh:mm`, a fixed-size store), whose bytes are set and the rest cut.
     // Not through a stack buffer: copying bytes just stored one or two at a
@@ -232,7 +321,7 @@ pub fn write_rfc3339(out: &mut String, ts: &Timestamp) {
     // falls after ASCII: `out` stays valid UTF-8.
     let bytes = unsafe { out.as_mut_vec() };
     let start = bytes.len();
-    bytes.extend_from_slice(&[b'0'; 35]);
+    bytes.extend_from_slice(&[b'0'; RFC3339_ROOM]);
     let Some(buf) = bytes.get_mut(start..) else {
         return;
     };
@@ -352,6 +441,13 @@ const HEX_PAIR_BYTES: [u8; 512] = {
 
 /// Append `bytes` as lowercase hex digits.
 pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+    // Every `_bulk` item's `_id` is 16 bytes: written 16 digits a store.
+    #[cfg(target_arch = "x86_64")]
+    if let Ok(block) = <&[u8; 16]>::try_from(bytes) {
+        // SAFETY: SSE2 is part of x86-64; 32 ASCII hex digits are
+        // appended: `out` stays valid UTF-8.
+        return unsafe { avx2::push_hex16(out.as_mut_vec(), block) };
+    }
     // Written in place (see [`push_digits`]: digits made in a stack buffer
     // stall the copy that follows).
     // SAFETY: every byte added is an ASCII hex digit (zeros first, then
@@ -397,6 +493,42 @@ mod tests {
             },
         );
         assert_eq!(s, "2026-11-23T10:00:00.123+09:00");
+    }
+
+    /// The cache of whole texts answers only for the same instant, offset
+    /// and precision: asked again in turn with one of them changed, each
+    /// call writes its own text.
+    #[test]
+    fn rfc3339_repeated_instants_keep_their_own_text() {
+        let nanos = days_from_civil(2026, 12, 7) * 86_400_000_000_000 + 123_456_789;
+        let at = |offset_secs, frac_digits| Timestamp {
+            unix_nanos: nanos,
+            offset_secs,
+            frac_digits,
+        };
+        let cases = [
+            (at(0, 6), "2026-12-07T00:00:00.123456Z"),
+            (at(0, 3), "2026-12-07T00:00:00.123Z"),
+            (at(3600, 3), "2026-12-07T01:00:00.123+01:00"),
+            (at(0, 0), "2026-12-07T00:00:00Z"),
+            (at(0, 9), "2026-12-07T00:00:00.123456789Z"),
+            (
+                Timestamp {
+                    unix_nanos: nanos + 1,
+                    ..at(0, 9)
+                },
+                "2026-12-07T00:00:00.123456790Z",
+            ),
+        ];
+        for round in 0..3 {
+            for (ts, want) in &cases {
+                for _ in 0..=round {
+                    let mut s = String::from("x");
+                    write_rfc3339(&mut s, ts);
+                    assert_eq!(s, format!("x{want}"), "{ts:?}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -497,6 +629,32 @@ mod tests {
 
     /// The block and word scans find every byte that needs escaping at any
     /// offset in a word, and passes every other byte (UTF-8 included).
+    #[test]
+    fn json_escaping_of_mixed_texts_after_a_prefix() {
+        let alphabet = ['a', '"', '\\', '\n', '\u{1}', '\u{7f}', 'é', '€', ' ', '😀'];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for len in 0..200 {
+            for _ in 0..8 {
+                let text: String = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        // Mostly plain runs, a special now and then.
+                        let i = (seed % 40) as usize;
+                        alphabet.get(i).copied().unwrap_or('x')
+                    })
+                    .collect();
+                let mut s = String::from("{\"k\":");
+                write_json_str(&mut s, &text);
+                let back: String = serde_json::from_str(&s[5..])
+                    .unwrap_or_else(|e| panic!("{s:?} for {text:?}: {e}"));
+                assert_eq!(back, text);
+                assert!(s.bytes().all(|b| b >= 0x20 && b != 0x7f), "{s:?}");
+            }
+        }
+    }
+
     #[test]
     fn json_escaping_every_byte_at_every_offset() {
         let specials: Vec<char> = (0u8..0x20)

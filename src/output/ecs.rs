@@ -1,7 +1,7 @@
 //! Elastic Common Schema documents, with a cache of the header block.
 
-use super::Captures;
 use super::document::{push_captures, push_ip, push_utc};
+use super::{Captures, RouteJson};
 use crate::config::{facility_name, severity_name};
 use crate::event::Event;
 use crate::text::{push_padded, write_json_str};
@@ -12,11 +12,11 @@ use crate::text::{push_padded, write_json_str};
 /// structured_data), `host.hostname`, `process.name` / `process.pid`,
 /// `source.address`, `event.created` (and `event.original` when asked),
 /// and Sluice's own `sluice.route`,
-/// `sluice.valid`, `sluice.captures`. `route_json`: the route's name as
-/// a JSON string.
+/// `sluice.valid`, `sluice.captures`. `route`: the route's name as a
+/// JSON string.
 pub(super) fn encode_ecs(
     buf: String,
-    route_json: &str,
+    route: RouteJson<'_>,
     capture_names: &[(usize, String)],
     event: &Event,
     captures: Option<&Captures<'_>>,
@@ -35,6 +35,31 @@ pub(super) fn encode_ecs(
     doc.push_str("\",\"message\":");
     write_json_str(&mut doc, event.message());
     push_ecs_header(&mut doc, event);
+    if original || captures.is_some_and(|_| !capture_names.is_empty()) {
+        push_tail(
+            &mut doc,
+            route.text,
+            capture_names,
+            event,
+            captures,
+            original,
+        );
+    } else {
+        push_shared_tail(&mut doc, route, event);
+    }
+    doc
+}
+
+/// The part of a document after its header: `source`, `event` and
+/// `sluice`, closing the document.
+fn push_tail(
+    doc: &mut String,
+    route_json: &str,
+    capture_names: &[(usize, String)],
+    event: &Event,
+    captures: Option<&Captures<'_>>,
+    original: bool,
+) {
     if let Some(peer) = event.peer {
         // A connection's documents share their peer: its text is kept per
         // thread for the last peer seen.
@@ -56,12 +81,12 @@ pub(super) fn encode_ecs(
         });
     }
     doc.push_str(",\"event\":{\"created\":\"");
-    push_utc(&mut doc, event.received_nanos, 6);
+    push_utc(doc, event.received_nanos, 6);
     doc.push('"');
     if original {
         // The frame as text (invalid UTF-8 replaced).
         doc.push_str(",\"original\":");
-        write_json_str(&mut doc, event.text());
+        write_json_str(doc, event.text());
     }
     doc.push_str("},\"sluice\":{\"route\":");
     doc.push_str(route_json);
@@ -72,9 +97,46 @@ pub(super) fn encode_ecs(
     } else {
         "\",\"valid\":false,\"captures\":"
     });
-    push_captures(&mut doc, capture_names, captures);
+    push_captures(doc, capture_names, captures);
     doc.push_str("}}");
-    doc
+}
+
+/// What [`push_tail`] writes from, when no captures or original text
+/// take part: the same for every frame of one read on one connection for
+/// one route.
+#[derive(PartialEq)]
+struct TailKey {
+    /// The route's [`RouteJson::generation`].
+    route: u64,
+    peer: Option<std::net::SocketAddr>,
+    received_nanos: i64,
+    protocol: crate::event::Protocol,
+    valid: bool,
+}
+
+/// [`push_tail`] without captures or original text, from the text kept
+/// per thread for the last read's frames: a document's tail (peer,
+/// receive time, route) is written once a read instead of once a frame.
+fn push_shared_tail(doc: &mut String, route: RouteJson<'_>, event: &Event) {
+    thread_local! {
+        static TAIL: std::cell::RefCell<(Option<TailKey>, String)> =
+            const { std::cell::RefCell::new((None, String::new())) };
+    }
+    let key = TailKey {
+        route: route.generation,
+        peer: event.peer,
+        received_nanos: event.received_nanos,
+        protocol: event.protocol,
+        valid: event.valid,
+    };
+    TAIL.with_borrow_mut(|(kept, text)| {
+        if kept.as_ref() != Some(&key) {
+            text.clear();
+            push_tail(text, route.text, &[], event, None, false);
+            *kept = Some(key);
+        }
+        doc.push_str(text);
+    });
 }
 
 /// The ECS fields taken from the syslog header: `log.syslog` (facility,
@@ -195,11 +257,33 @@ impl HeaderSlot {
             && !self.text.is_empty()
             && self.facility == event.facility
             && self.severity == event.severity
-            && self
-                .fields
-                .iter()
-                .zip(fields)
-                .all(|(a, b)| a.as_deref() == *b)
+            && self.fields.iter().zip(fields).all(|(a, b)| match (a, b) {
+                (Some(a), Some(b)) => same_text(a.as_bytes(), b.as_bytes()),
+                (a, b) => a.is_none() && b.is_none(),
+            })
+    }
+}
+
+/// `a == b`, for the short texts of a header without a call to `memcmp`
+/// each: up to 16 bytes are compared as two overlapping words (of 8, 4,
+/// 2 or 1 bytes) from each end.
+#[inline]
+fn same_text(a: &[u8], b: &[u8]) -> bool {
+    fn ends<const N: usize>(s: &[u8]) -> ([u8; N], [u8; N]) {
+        let first = s.first_chunk::<N>().copied().unwrap_or([0; N]);
+        let last = s.last_chunk::<N>().copied().unwrap_or([0; N]);
+        (first, last)
+    }
+    if a.len() != b.len() {
+        return false;
+    }
+    match a.len() {
+        0 => true,
+        1 => a == b,
+        2..4 => ends::<2>(a) == ends::<2>(b),
+        4..8 => ends::<4>(a) == ends::<4>(b),
+        8..=16 => ends::<8>(a) == ends::<8>(b),
+        _ => a == b,
     }
 }
 
@@ -256,18 +340,60 @@ impl HeaderCache {
 }
 
 /// The [`HeaderCache`] hash of a header: facility, severity and `fields`.
+/// Every byte of a field counts; a field of up to 24 bytes (hosts, apps,
+/// pids, msgids) as two or three words read where it lies, mixed inline,
+/// a longer one by XXH3.
 pub(super) fn header_hash(event: &Event, fields: &[Option<&str>; 4]) -> u64 {
-    // Each field hashed where it lies (no key is assembled: loads of bytes
-    // just stored one at a time stall).
     let mut h = u64::from(event.facility.unwrap_or(u8::MAX)) << 8
         | u64::from(event.severity.unwrap_or(u8::MAX));
     for f in fields {
         h = match f {
-            Some(text) => xxhash_rust::xxh3::xxh3_64_with_seed(text.as_bytes(), h),
+            Some(text) => field_hash(h, text.as_bytes()),
             None => h.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,
         };
     }
     h
+}
+
+/// `h` with field `s` mixed in: the words of [`words`] and the length.
+#[inline]
+fn field_hash(h: u64, s: &[u8]) -> u64 {
+    if s.len() > 24 {
+        return xxhash_rust::xxh3::xxh3_64_with_seed(s, h);
+    }
+    let [first, middle, last] = words(s);
+    let len = (s.len() as u64) << 56;
+    fold(h ^ first ^ len, fold(middle, last))
+}
+
+/// The multiply-fold mix (both halves of the 128-bit product).
+#[inline]
+fn fold(a: u64, b: u64) -> u64 {
+    let p =
+        u128::from(a ^ 0xa076_1d64_78bd_642f).wrapping_mul(u128::from(b ^ 0xe703_7ed1_a0b4_28db));
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// Words that cover every byte of `s` (at most 24 bytes): the first and
+/// last 8 and the middle 8 (overlapping), 4 each under 8 bytes, single
+/// bytes under 4.
+#[inline]
+fn words(s: &[u8]) -> [u64; 3] {
+    let word8 = |c: Option<&[u8; 8]>| c.map_or(0, |c| u64::from_le_bytes(*c));
+    let word4 = |c: Option<&[u8; 4]>| c.map_or(0, |c| u64::from(u32::from_le_bytes(*c)));
+    let n = s.len();
+    match n {
+        8.. => [
+            word8(s.first_chunk()),
+            word8(s.get(n / 2 - 4..).and_then(<[u8]>::first_chunk)),
+            word8(s.last_chunk()),
+        ],
+        4..8 => [word4(s.first_chunk()), 0, word4(s.last_chunk())],
+        _ => {
+            let byte = |i: usize| u64::from(s.get(i).copied().unwrap_or(0));
+            [byte(0) | byte(1) << 8 | byte(2) << 16, 0, 0]
+        }
+    }
 }
 
 pub(super) fn push_ecs_header(doc: &mut String, event: &Event) {
@@ -288,4 +414,48 @@ pub(super) fn push_ecs_header(doc: &mut String, event: &Event) {
     HEADERS.with_borrow_mut(|cache| {
         cache.push(doc, event, &fields);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{field_hash, same_text};
+
+    /// Every byte of a field counts in its hash, at every length around
+    /// the word sizes and the switch to XXH3; so does the length.
+    #[test]
+    fn every_byte_of_a_field_counts_in_its_hash() {
+        for len in 0..40usize {
+            let a: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let h = field_hash(7, &a);
+            assert_eq!(h, field_hash(7, &a.clone()));
+            let mut longer = a.clone();
+            longer.push(0);
+            assert_ne!(h, field_hash(7, &longer), "{len}");
+            for at in 0..len {
+                let mut b = a.clone();
+                b[at] ^= 1;
+                assert_ne!(h, field_hash(7, &b), "{len} at {at}");
+            }
+        }
+    }
+
+    /// Texts of every length up to 40 against themselves, against texts one
+    /// byte longer or shorter, and against each copy with one byte changed
+    /// at each position.
+    #[test]
+    fn same_text_is_equality() {
+        for len in 0..40usize {
+            let a: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same_text(&a, &a.clone()), "{len}");
+            let mut longer = a.clone();
+            longer.push(b'z');
+            assert!(!same_text(&a, &longer), "{len}");
+            assert!(!same_text(&longer, &a), "{len}");
+            for at in 0..len {
+                let mut b = a.clone();
+                b[at] ^= 0x20;
+                assert!(!same_text(&a, &b), "{len} at {at}");
+            }
+        }
+    }
 }

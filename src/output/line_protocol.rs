@@ -32,8 +32,8 @@ fn push_string_field(out: &mut String, s: &str) {
 fn push_field_value(out: &mut String, raw: &str, kind: FieldType, unsigned: UnsignedAs) -> bool {
     let raw_t = trimmed(raw);
     match kind {
-        // At most 18 digits always fits an i64: no need to parse it.
-        FieldType::Int if raw_t.len() <= 18 && canonical_int(raw_t) => {
+        // Already as InfluxDB writes it and within i64: copied, unparsed.
+        FieldType::Int if canonical_int(raw_t) && fits_i64(raw_t) => {
             out.push_str(raw_t);
             out.push('i');
             true
@@ -132,23 +132,54 @@ fn push_i64(out: &mut String, v: i64) {
     push_padded(out, v.unsigned_abs(), 1);
 }
 
-/// `-?[1-9][0-9]*` or `0`: an integer as InfluxDB writes it.
-fn canonical_int(s: &str) -> bool {
-    let digits = s.strip_prefix('-').unwrap_or(s).as_bytes();
-    !digits.is_empty()
-        && digits.iter().all(u8::is_ascii_digit)
-        && (digits[0] != b'0' || digits.len() == 1)
+/// `s` without one leading `-`, as bytes.
+fn unsigned_part(s: &str) -> &[u8] {
+    match s.as_bytes() {
+        [b'-', rest @ ..] => rest,
+        all => all,
+    }
 }
 
-/// `-?[0-9]+(\.[0-9]+)?`, short enough to be a finite f64.
+/// `-?[1-9][0-9]*` or `0`: an integer as InfluxDB writes it. One pass
+/// over the bytes: this runs for every integer field of every point.
+fn canonical_int(s: &str) -> bool {
+    match unsigned_part(s) {
+        [] => false,
+        [b'0'] => true,
+        [b'0', ..] => false,
+        digits => digits.iter().all(u8::is_ascii_digit),
+    }
+}
+
+/// Whether a [`canonical_int`] is within i64: up to 18 digits always;
+/// 19 when not above i64's bound written out (digit strings of one
+/// length compare as their numbers). Nanosecond times have 19 digits.
+fn fits_i64(s: &str) -> bool {
+    let digits = unsigned_part(s);
+    match digits.len() {
+        0..=18 => true,
+        19 if s.starts_with('-') => digits <= b"9223372036854775808".as_slice(),
+        19 => digits <= b"9223372036854775807".as_slice(),
+        _ => false,
+    }
+}
+
+/// `-?[0-9]+(\.[0-9]+)?`, short enough to be a finite f64. One pass over
+/// the bytes (no search for the dot first).
 fn plain_decimal(s: &str) -> bool {
-    let body = s.strip_prefix('-').unwrap_or(s);
-    let (int, frac) = body.split_once('.').unwrap_or((body, "1"));
-    body.len() < 300
-        && !int.is_empty()
-        && !frac.is_empty()
-        && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit())
+    let body = unsigned_part(s);
+    // Digits before the dot, and after it (None: no dot yet).
+    let mut int = 0usize;
+    let mut frac: Option<usize> = None;
+    for &b in body {
+        match (b, frac.as_mut()) {
+            (b'0'..=b'9', None) => int += 1,
+            (b'0'..=b'9', Some(f)) => *f += 1,
+            (b'.', None) => frac = Some(0),
+            _ => return false,
+        }
+    }
+    body.len() < 300 && int > 0 && frac != Some(0)
 }
 
 /// `key=number` pairs of a status line, in order.
@@ -349,9 +380,65 @@ mod tests {
         );
         assert_eq!(value("9223372036854775808", FieldType::Int), None);
         assert_eq!(
+            value("9223372036854775806", FieldType::Int).as_deref(),
+            Some("9223372036854775806i")
+        );
+        assert_eq!(
+            value("1000000000000000000", FieldType::Int).as_deref(),
+            Some("1000000000000000000i")
+        );
+        assert_eq!(
+            value("1795520100123456789", FieldType::Int).as_deref(),
+            Some("1795520100123456789i")
+        );
+        assert_eq!(value("-9223372036854775809", FieldType::Int), None);
+        assert_eq!(value("99999999999999999999", FieldType::Int), None);
+        assert_eq!(
             value("-9223372036854775808", FieldType::Int).as_deref(),
             Some("-9223372036854775808i")
         );
+    }
+
+    /// The one-pass number checks answer as the rules they implement,
+    /// written out plainly, for every text of up to five characters over
+    /// digits, signs, dots and a letter.
+    #[test]
+    fn number_checks_match_their_rules() {
+        let int_rule = |s: &str| {
+            let d = s.strip_prefix('-').unwrap_or(s);
+            !d.is_empty()
+                && d.bytes().all(|b| b.is_ascii_digit())
+                && (!d.starts_with('0') || d.len() == 1)
+        };
+        let decimal_rule = |s: &str| {
+            let body = s.strip_prefix('-').unwrap_or(s);
+            let (int, frac) = body.split_once('.').unwrap_or((body, "1"));
+            !int.is_empty()
+                && !frac.is_empty()
+                && int.bytes().all(|b| b.is_ascii_digit())
+                && frac.bytes().all(|b| b.is_ascii_digit())
+        };
+        let alphabet = ['0', '1', '9', '-', '.', 'e', '+'];
+        let mut texts = vec![String::new()];
+        let mut checked = 0;
+        for _ in 0..5 {
+            let mut longer = Vec::new();
+            for t in &texts {
+                for c in alphabet {
+                    longer.push(format!("{t}{c}"));
+                }
+            }
+            for t in texts.iter().chain(&longer) {
+                assert_eq!(canonical_int(t), int_rule(t), "{t:?}");
+                assert_eq!(plain_decimal(t), decimal_rule(t), "{t:?}");
+                checked += 1;
+            }
+            texts = longer;
+        }
+        assert!(checked > 10_000);
+        assert!(plain_decimal(&"9".repeat(299)));
+        assert!(!plain_decimal(&"9".repeat(300)));
+        assert!(plain_decimal(&format!("-{}", "9".repeat(299))));
     }
 
     /// Values are trimmed of any whitespace, ASCII or not, and only of it.

@@ -9,6 +9,8 @@
 mod captures;
 mod document;
 mod ecs;
+#[cfg(test)]
+mod ecs_tail_tests;
 mod flume;
 mod kafka;
 mod line_protocol;
@@ -81,6 +83,17 @@ struct RouteText {
     /// Empty until first filled (a JSON string is never empty).
     json: String,
     seed: u64,
+    /// Counts the rewrites of `json`: the same count, the same text.
+    generation: u64,
+}
+
+/// A route's name as a JSON string, and [`RouteText::generation`] of the
+/// thread's text it was read from: text kept beside it is the route's
+/// while the generation matches, without comparing names.
+#[derive(Clone, Copy)]
+pub(super) struct RouteJson<'a> {
+    pub(super) text: &'a str,
+    pub(super) generation: u64,
 }
 
 thread_local! {
@@ -89,6 +102,7 @@ thread_local! {
             name: String::new(),
             json: String::new(),
             seed: 0,
+            generation: 0,
         })
     };
 }
@@ -96,7 +110,7 @@ thread_local! {
 /// `f` of `route_name` as a JSON string and its key seed (see
 /// [`RouteText`]); compared by content, so a route of a reloaded config
 /// never takes an old route's text.
-fn with_route_text<R>(route_name: &str, f: impl FnOnce(&str, u64) -> R) -> R {
+fn with_route_text<R>(route_name: &str, f: impl FnOnce(RouteJson<'_>, u64) -> R) -> R {
     ROUTE_TEXT.with_borrow_mut(|r| {
         if r.json.is_empty() || r.name != route_name {
             r.name.clear();
@@ -104,8 +118,15 @@ fn with_route_text<R>(route_name: &str, f: impl FnOnce(&str, u64) -> R) -> R {
             r.json.clear();
             crate::text::write_json_str(&mut r.json, route_name);
             r.seed = xxhash_rust::xxh3::xxh3_64(route_name.as_bytes());
+            r.generation = r.generation.wrapping_add(1);
         }
-        f(&r.json, r.seed)
+        f(
+            RouteJson {
+                text: &r.json,
+                generation: r.generation,
+            },
+            r.seed,
+        )
     })
 }
 
@@ -202,9 +223,9 @@ pub fn encode(
             encode_document(buf, route_name, capture_names, event, captures)
         }
         OutputConfig::Document(DocumentFormat::Ecs { original }) => {
-            with_route_text(route_name, |route_json, seed| {
+            with_route_text(route_name, |route, seed| {
                 key = Some(document_key_seeded(seed, event));
-                encode_ecs(buf, route_json, capture_names, event, captures, *original)
+                encode_ecs(buf, route, capture_names, event, captures, *original)
             })
         }
         OutputConfig::Document(DocumentFormat::Flume { keep }) => {

@@ -117,6 +117,18 @@ fn hex_of_every_byte() {
     let all: Vec<u8> = (0..=255).collect();
     let want: String = all.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(hex(&all), want);
+    // An `_id`'s 16 bytes take a path of their own: every byte value at
+    // every position of one.
+    for chunk in all.chunks(16) {
+        for shift in 0..16 {
+            let mut block = [0u8; 16];
+            for (i, b) in block.iter_mut().enumerate() {
+                *b = chunk[(i + shift) % 16];
+            }
+            let want: String = block.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex(&block), want);
+        }
+    }
 }
 
 #[test]
