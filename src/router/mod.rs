@@ -14,6 +14,8 @@
 //! are taken only where a route matched. Patterns without such a literal run
 //! together as one `RegexSet` pass.
 
+#[cfg(test)]
+mod att_tests;
 mod prefilter;
 pub(crate) mod sequence;
 
