@@ -14,10 +14,10 @@
 //! are taken only where a route matched. Patterns without such a literal run
 //! together as one `RegexSet` pass.
 
-#[cfg(test)]
-mod att_tests;
 mod prefilter;
 pub(crate) mod sequence;
+#[cfg(test)]
+mod walk_tests;
 
 use regex::{Regex, RegexSet};
 

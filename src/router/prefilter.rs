@@ -113,9 +113,10 @@ impl LiteralScan {
     }
 
     /// Call `found(k, at)` for every literal `k` that occurs in
-    /// `haystack`, leftmost occurrences first: the one-literal scan for
-    /// its first occurrence only, the others once per occurrence. Stop
-    /// early when `found` returns false.
+    /// `haystack`: the one-literal scan for its first occurrence only, the
+    /// others once per occurrence, in the order the searcher reports them
+    /// (callers keep the first occurrence of each literal). Stop early when
+    /// `found` returns false.
     pub(super) fn each(&self, haystack: &[u8], mut found: impl FnMut(usize, usize) -> bool) {
         match self {
             LiteralScan::One(finder) => {

@@ -1,4 +1,4 @@
-//! Outside check att7: the fast route walk (`Router::route`, which starts
+//! The fast route walk (`Router::route`, which starts
 //! a leading literal's pattern at the literal's first occurrence) against
 //! the full walk (`Router::evaluate`) and the plain regexes, on random
 //! messages over a small alphabet full of overlapping occurrences, with
