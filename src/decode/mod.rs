@@ -24,6 +24,7 @@ mod lossy_names;
 #[cfg(test)]
 mod open_readings_tests;
 mod rfc3164;
+mod rfc3164_fast;
 #[cfg(test)]
 mod rfc3164_tests;
 mod rfc5424;
