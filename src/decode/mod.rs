@@ -13,6 +13,8 @@
 //!
 //! Rooms: [`rfc5424`] (the RFC 5424 grammar and structured data),
 //! [`rfc3164`] (BSD frames as senders write them: Cisco prefixes, TAG forms),
+//! [`rfc3164_fast`] (the usual `Mmm dd HH:MM:SS HOST TAG[PID]: MSG` in one
+//! pass, read as [`rfc3164`] reads it),
 //! [`time`] (RFC 3339 and BSD timestamps, year inference, zones),
 //! [`sd_ids`] (repeated SD-IDs found in time linear in their number).
 
@@ -24,6 +26,7 @@ mod lossy_names;
 #[cfg(test)]
 mod open_readings_tests;
 mod rfc3164;
+mod rfc3164_fast;
 #[cfg(test)]
 mod rfc3164_tests;
 mod rfc5424;

@@ -2,6 +2,7 @@
 //! part missing, Cisco's sequence numbers and clock markers, and the TAG
 //! forms real daemons write.
 
+use super::rfc3164_fast::header;
 use super::time::{
     bsd_timestamp, comma_fraction, iso_not_a_time, resolve, rfc3339, rfc3339_comma, rfc3339_rules,
     time_ends, zone_abbreviation,
@@ -71,6 +72,24 @@ fn cisco_prefix(i: &[u8]) -> Option<CiscoPrefix<'_>> {
 pub(super) fn rfc3164(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &DecodeOptions) {
     event.protocol = Protocol::Rfc3164;
     event.valid = true;
+    let span = |piece: &[u8]| Text::Span(span_of(all, piece));
+    // The usual frame, read as [`general`] reads it (a property test holds
+    // them to it).
+    if let Some(h) = header(after_pri, event.received_nanos, event.facility, opts) {
+        event.timestamp = Some(h.timestamp);
+        event.hostname = Some(span(h.host));
+        event.appname = Some(span(h.app));
+        event.procid = h.pid.map(span);
+        event.message = span(h.message);
+        event.lenient = Lenient::default();
+        return;
+    }
+    general(all, after_pri, event, opts);
+}
+
+/// [`rfc3164`] for every form: `event` is marked RFC 3164 and valid.
+#[inline]
+pub(super) fn general(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &DecodeOptions) {
     let span = |piece: &[u8]| Text::Span(span_of(all, piece));
     let mut lenient = Lenient::default();
 
@@ -394,7 +413,7 @@ fn before_header<'a>(
 }
 
 /// `Mmm` as RFC 3164 writes it: an upper-case letter, two lower-case.
-fn month_as_written(m: &[u8]) -> bool {
+pub(super) fn month_as_written(m: &[u8]) -> bool {
     matches!(m, [a, b, c, ..] if a.is_ascii_uppercase() && b.is_ascii_lowercase() && c.is_ascii_lowercase())
 }
 
@@ -422,7 +441,7 @@ fn word_with_unusual_bytes(
     (len, control, None)
 }
 
-fn log4j_facility_prefix(i: &[u8], facility: Option<u8>) -> Option<&[u8]> {
+pub(super) fn log4j_facility_prefix(i: &[u8], facility: Option<u8>) -> Option<&[u8]> {
     let code = facility?;
     if (12..=15).contains(&code) {
         // log4j has no names for these facilities.
@@ -434,7 +453,7 @@ fn log4j_facility_prefix(i: &[u8], facility: Option<u8>) -> Option<&[u8]> {
 
 /// RFC 3164 §4.1.3: a TAG MUST NOT exceed 32 bytes; longer ones name
 /// [`LenientRule::TagLong`].
-const TAG_RFC_BYTES: usize = 32;
+pub(super) const TAG_RFC_BYTES: usize = 32;
 /// The longest TAG read: syslog_loose reads any length and rsyslog up to
 /// 511 bytes; 255 holds every program name and device prefix seen in the
 /// public suites (the longest, 46 bytes, rsyslog weird.parse1) with room,
@@ -607,7 +626,7 @@ struct Tag<'a> {
 }
 
 /// Bytes RFC 3164 senders put in a TAG: letters, digits and `_./-`.
-const TAG_CLASSIC: u8 = 1;
+pub(super) const TAG_CLASSIC: u8 = 1;
 /// PAM's parentheses (`cron(pam_unix)`).
 const TAG_PAREN: u8 = 2;
 /// What real daemons put there besides: Cisco's `%`, `#`, `@`, and UniFi's
@@ -617,7 +636,7 @@ const TAG_PUNCT: u8 = 4;
 /// The class of every byte in a TAG, 0 for a byte that ends it: one table
 /// look-up per byte, so the TAG is scanned once and its lenient rules come
 /// from the classes seen.
-const TAG_BYTES: [u8; 256] = {
+pub(super) const TAG_BYTES: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut b = 0;
     while b < 256 {
