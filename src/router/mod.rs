@@ -672,18 +672,7 @@ document = {}
                 let (mut fast, mut full) = (Vec::new(), Vec::new());
                 router.route(&e, &mut fast);
                 router.evaluate(&e, &mut full, |_, _| {});
-                let view = |v: &[RouteMatch<'_>]| -> Vec<(usize, Option<Vec<Option<String>>>)> {
-                    v.iter()
-                        .map(|r| {
-                            let caps = r.captures.as_ref().map(|c| {
-                                (0..c.groups())
-                                    .map(|i| c.get(i).map(str::to_owned))
-                                    .collect()
-                            });
-                            (r.route, caps)
-                        })
-                        .collect()
-                };
+                let view = super::walk_tests::view;
                 assert_eq!(view(&fast), view(&full), "{}", e.text());
                 checked += fast.len();
             }

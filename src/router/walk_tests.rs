@@ -38,9 +38,10 @@ fn router(patterns: &[&str]) -> Router {
     Router::new(&Config::from_toml(&text, "t").unwrap().routes).unwrap()
 }
 
-type View = Vec<(usize, Option<Vec<Option<String>>>)>;
+pub(super) type View = Vec<(usize, Option<Vec<Option<String>>>)>;
 
-fn view(v: &[RouteMatch<'_>]) -> View {
+/// Each match's route and captures, comparable across the two walks.
+pub(super) fn view(v: &[RouteMatch<'_>]) -> View {
     v.iter()
         .map(|r| {
             let caps = r.captures.as_ref().map(|c| {
