@@ -213,11 +213,51 @@ pub fn encode(
     captures: Option<&Captures<'_>>,
     errors: &mut Vec<ConversionError>,
 ) -> Option<Record> {
+    let encoded = encode_text(
+        buf,
+        output,
+        route_name,
+        capture_names,
+        event,
+        captures,
+        errors,
+    )?;
+    Some(Record {
+        payload: encoded.text.into(),
+        time_nanos: encoded.time_nanos,
+        key: encoded.key,
+        kafka: None,
+        ack: event.ack.clone(),
+    })
+}
+
+/// What [`encode_text`] makes of an event: the text, and what a record of
+/// it carries besides.
+pub(crate) struct Encoded {
+    pub(crate) text: String,
+    /// Event time (or receive time), ns since the epoch.
+    pub(crate) time_nanos: i64,
+    /// A document's identity (see [`Record::key`]).
+    pub(crate) key: Option<[u8; 16]>,
+}
+
+/// [`encode`]'s text, time and key, for a caller that puts the text in a
+/// buffer of its own (a reader's slab: see [`crate::record::Payload`]);
+/// `None` (and `buf` dropped) when nothing is emitted.
+pub(crate) fn encode_text(
+    buf: String,
+    output: &OutputConfig,
+    route_name: &str,
+    capture_names: &[(usize, String)],
+    event: &Event,
+    captures: Option<&Captures<'_>>,
+    errors: &mut Vec<ConversionError>,
+) -> Option<Encoded> {
     let time = event
         .timestamp
         .map_or(event.received_nanos, |t| t.unix_nanos);
     let mut key = None;
-    let payload = match output {
+    let text = match output {
         OutputConfig::Metric(m) => encode_point(buf, m, event, captures, time, errors)?,
         OutputConfig::Document(DocumentFormat::Canonical) => {
             encode_document(buf, route_name, capture_names, event, captures)
@@ -239,12 +279,10 @@ pub fn encode(
     if key.is_none() && matches!(output, OutputConfig::Document(_)) {
         key = Some(document_key(route_name, event));
     }
-    Some(Record {
-        payload,
+    Some(Encoded {
+        text,
         time_nanos: time,
         key,
-        kafka: None,
-        ack: event.ack.clone(),
     })
 }
 
@@ -315,7 +353,7 @@ mod tests {
             caps.as_ref(),
             &mut errors,
         );
-        (r.map(|r| r.payload), errors)
+        (r.map(|r| r.payload.to_string()), errors)
     }
 
     #[test]
