@@ -18,9 +18,12 @@ use crate::decode::{DecodeMode, DecodeOptions, decode, decode_into};
 use crate::event::Event;
 use crate::event::{LenientRule, PerRule};
 use crate::multiline::{Joiner, MultilineConfig};
-use crate::output::{ConversionError, Origin, encode_text, kafka_part};
+use crate::output::{
+    ConversionError, Origin, document_key, encode_document_into, encode_text, kafka_part,
+    record_time,
+};
 use crate::queue::{RouteQueue, SpillShared};
-use crate::record::{Payload, Record};
+use crate::record::{Payload, Record, Slab, SlabPool};
 use crate::router::{Router, RouterError};
 use crate::sinks::elasticsearch::bulk::ActionLines;
 use crate::telemetry::{ListenerMetrics, RouteMetrics, Telemetry};
@@ -35,6 +38,8 @@ pub(crate) struct RouteRuntime {
     /// A route to an Elasticsearch sink: its action lines' settings and
     /// their framing (see [`crate::record::Payload`]).
     pub(crate) bulk: Option<(crate::config::BulkRoute, u64)>,
+    /// The route's emptied slabs, for its readers to stage records in.
+    pub(crate) slabs: Arc<SlabPool>,
     pub(crate) queue: Arc<RouteQueue>,
     pub(crate) metrics: RouteMetrics,
 }
@@ -116,6 +121,7 @@ impl Pipeline {
                     let framing = b.framing();
                     (b, framing)
                 }),
+                slabs: Arc::default(),
                 queue: Arc::new(RouteQueue::with_spill(
                     &r.queue,
                     metrics.queue.clone(),
@@ -152,40 +158,86 @@ impl Pipeline {
                 continue;
             };
             staged.matched += 1;
+            let Some(mut record) =
+                Self::encode(route, staged, event, m.captures.as_ref(), &mut batch.errors)
+            else {
+                continue;
+            };
+            if let Some(k) = &route.kafka {
+                let raw = matches!(route.output, OutputConfig::Raw);
+                record.kafka = Some(Box::new(kafka_part(k, &route.name, event, origin, raw)));
+            }
+            staged.records.push(record);
+            batch.records += 1;
+        }
+        batch.matches = recycle(matches);
+    }
+
+    /// `event`'s record for `route`, its text staged in the route's slab
+    /// (`None`: nothing emitted, conversion errors counted).
+    fn encode(
+        route: &RouteRuntime,
+        staged: &mut StagedRoute,
+        event: &Event,
+        captures: Option<&crate::output::Captures<'_>>,
+        errors: &mut Vec<ConversionError>,
+    ) -> Option<Record> {
+        let (payload, time_nanos, key) = if let OutputConfig::Document(format) = &route.output {
+            // Written straight into the slab.
+            let time_nanos = record_time(event);
+            let key = Some(document_key(&route.name, event));
+            let payload = staged.stage(
+                (route.bulk.as_ref(), &route.slabs),
+                time_nanos,
+                key,
+                |slab| {
+                    encode_document_into(
+                        slab,
+                        format,
+                        &route.name,
+                        &route.capture_names,
+                        event,
+                        captures,
+                    )
+                },
+            );
+            (payload, time_nanos, key)
+        } else {
             let encoded = encode_text(
                 std::mem::take(&mut staged.scratch),
                 &route.output,
                 &route.name,
                 &route.capture_names,
                 event,
-                m.captures.as_ref(),
-                &mut batch.errors,
+                captures,
+                errors,
             );
             // Checked first: even an empty drain costs its setup and drop
             // on every record (callgrind).
-            if !batch.errors.is_empty() {
-                Self::count_errors(route, &mut batch.errors);
+            if !errors.is_empty() {
+                Self::count_errors(route, errors);
             }
-            if let Some(mut encoded) = encoded {
-                let payload = staged.stage(route.bulk.as_ref(), &encoded);
-                encoded.text.clear();
-                staged.scratch = encoded.text;
-                let mut record = Record {
-                    payload,
-                    time_nanos: encoded.time_nanos,
-                    key: encoded.key,
-                    kafka: None,
-                    ack: event.ack.clone(),
-                };
-                if let Some(k) = &route.kafka {
-                    let raw = matches!(route.output, OutputConfig::Raw);
-                    record.kafka = Some(Box::new(kafka_part(k, &route.name, event, origin, raw)));
-                }
-                staged.records.push(record);
-                batch.records += 1;
-            }
-        }
-        batch.matches = recycle(matches);
+            let mut encoded = encoded?;
+            let payload = staged.stage(
+                (route.bulk.as_ref(), &route.slabs),
+                encoded.time_nanos,
+                encoded.key,
+                |mut slab| {
+                    slab.push_str(&encoded.text);
+                    slab
+                },
+            );
+            encoded.text.clear();
+            staged.scratch = encoded.text;
+            (payload, encoded.time_nanos, encoded.key)
+        };
+        Some(Record {
+            payload,
+            time_nanos,
+            key,
+            kafka: None,
+            ack: event.ack.clone(),
+        })
     }
 
     /// Count the conversion errors of one record of `route` (and log them
@@ -214,7 +266,7 @@ impl Pipeline {
                 staged.matched = 0;
             }
             if !staged.records.is_empty() {
-                staged.seal();
+                staged.seal(&route.slabs);
                 route.metrics.emitted.inc_by(staged.records.len() as u64);
                 route.queue.push_all(&mut staged.records, may_wait).await;
             }
@@ -251,35 +303,41 @@ struct StagedRoute {
     actions: Option<ActionLines>,
 }
 
-/// The most a slab is first allocated with: a read that stages more grows
-/// it (doubling), and a slab is held until its last record is delivered.
+/// The most a slab is first asked for: a read that stages more grows it
+/// (doubling), and a slab is held until its last record is delivered.
 const MAX_SLAB_HINT: usize = 512 * 1024;
+/// The least a slab is first asked for.
+const MIN_SLAB: usize = 1024;
 
 impl StagedRoute {
-    /// Put an encoded record's text in the slab, after its action line
-    /// when the route writes to an Elasticsearch sink (`bulk`) and
-    /// followed by LF then; its payload, to [`StagedRoute::seal`].
+    /// Put a record's text in the slab (`write` appends it to the slab
+    /// it is given and gives it back), after its action line when the
+    /// route writes to an Elasticsearch sink and followed by LF then; its
+    /// payload, to [`StagedRoute::seal`].
     fn stage(
         &mut self,
-        bulk: Option<&(crate::config::BulkRoute, u64)>,
-        encoded: &crate::output::Encoded,
+        route: (Option<&(crate::config::BulkRoute, u64)>, &SlabPool),
+        time_nanos: i64,
+        key: Option<[u8; 16]>,
+        write: impl FnOnce(String) -> String,
     ) -> Payload {
+        let (bulk, slabs) = route;
         if self.slab.capacity() == 0 {
-            self.slab.reserve(self.hint.max(encoded.text.len() + 128));
+            self.slab = slabs.take(self.hint.max(MIN_SLAB));
         }
         let start = self.slab.len();
         let mut framing = 0;
-        if let Some((route, want)) = bulk {
+        if let Some((bulk, want)) = bulk {
             let actions = match &mut self.actions {
                 Some(a) if a.framing() == *want => a,
-                slot => slot.insert(ActionLines::new(route)),
+                slot => slot.insert(ActionLines::new(bulk)),
             };
-            if actions.write(&mut self.slab, encoded.time_nanos, encoded.key.as_ref()) {
+            if actions.write(&mut self.slab, time_nanos, key.as_ref()) {
                 framing = *want;
             }
         }
         let doc = self.slab.len();
-        self.slab.push_str(&encoded.text);
+        self.slab = write(std::mem::take(&mut self.slab));
         let doc_end = self.slab.len();
         if framing != 0 {
             self.slab.push('\n');
@@ -288,9 +346,10 @@ impl StagedRoute {
     }
 
     /// The staged records' slab is complete: their payloads point into it.
-    fn seal(&mut self) {
-        let slab = bytestring::ByteString::from(std::mem::take(&mut self.slab));
-        self.hint = slab.len().saturating_add(slab.len() / 8).min(MAX_SLAB_HINT);
+    fn seal(&mut self, slabs: &Arc<SlabPool>) {
+        let text = std::mem::take(&mut self.slab);
+        self.hint = text.len().saturating_add(text.len() / 8).min(MAX_SLAB_HINT);
+        let slab = Arc::new(Slab::new(text, Some(slabs.clone())));
         for r in &mut self.records {
             r.payload.attach(&slab);
         }

@@ -93,6 +93,7 @@ fn staged_documents_are_the_bulk_body_the_sink_would_write() {
             ids,
         };
         let bulk = Some((route.clone(), route.framing()));
+        let slabs = Arc::new(SlabPool::default());
         let mut staged = StagedRoute::default();
         let mut records = Vec::new();
         let docs = [
@@ -109,7 +110,15 @@ fn staged_documents_are_the_bulk_body_the_sink_would_write() {
                     time_nanos: *time_nanos,
                     key: Some([(n * 10 + i) as u8; 16]),
                 };
-                let payload = staged.stage(bulk.as_ref(), &encoded);
+                let payload = staged.stage(
+                    (bulk.as_ref(), &slabs),
+                    encoded.time_nanos,
+                    encoded.key,
+                    |mut s| {
+                        s.push_str(&encoded.text);
+                        s
+                    },
+                );
                 staged.records.push(Record {
                     payload,
                     time_nanos: *time_nanos,
@@ -118,7 +127,7 @@ fn staged_documents_are_the_bulk_body_the_sink_would_write() {
                     ack: None,
                 });
             }
-            staged.seal();
+            staged.seal(&slabs);
             records.append(&mut staged.records);
         }
         assert!(staged.slab.is_empty(), "the slab goes with its records");
@@ -150,6 +159,7 @@ fn staged_documents_are_the_bulk_body_the_sink_would_write() {
         ids: true,
     };
     let bulk = Some((route.clone(), route.framing()));
+    let slabs = Arc::new(SlabPool::default());
     let mut staged = StagedRoute::default();
     for key in [Some([1; 16]), None] {
         let encoded = crate::output::Encoded {
@@ -157,7 +167,15 @@ fn staged_documents_are_the_bulk_body_the_sink_would_write() {
             time_nanos: t,
             key,
         };
-        let payload = staged.stage(bulk.as_ref(), &encoded);
+        let payload = staged.stage(
+            (bulk.as_ref(), &slabs),
+            encoded.time_nanos,
+            encoded.key,
+            |mut s| {
+                s.push_str(&encoded.text);
+                s
+            },
+        );
         staged.records.push(Record {
             payload,
             time_nanos: t,
@@ -166,7 +184,7 @@ fn staged_documents_are_the_bulk_body_the_sink_would_write() {
             ack: None,
         });
     }
-    staged.seal();
+    staged.seal(&slabs);
     let names = hour_names("i", &staged.records);
     let items = batch_items(&staged.records, &names, true, route.framing());
     assert!(items[0].framed.is_some() && items[1].framed.is_none());

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 mod payload;
 pub use payload::Payload;
+pub(crate) use payload::{Slab, SlabPool};
 
 /// One encoded output: a line-protocol line (no trailing newline) or a JSON
 /// document (one line).

@@ -11,15 +11,15 @@
 //! test) owns its text and has no framing: the sink frames it as it
 //! copies it.
 
-use bytestring::ByteString;
+use std::sync::{Arc, Mutex};
 
 /// See the module doc. Dereferences to the encoded text (the document or
 /// line, without framing).
 #[derive(Clone, Default)]
 pub struct Payload {
-    /// The slab (or the record's own text); empty until
+    /// The slab (or the record's own text); none until
     /// [`Payload::attach`] for a record staged by a reader.
-    slab: ByteString,
+    slab: Option<Arc<Slab>>,
     /// `slab[start..end]` is the framed record, `slab[doc..doc_end]` its
     /// text.
     start: usize,
@@ -31,12 +31,83 @@ pub struct Payload {
     framing: u64,
 }
 
+/// The text of a read's records, given back to its pool (if it has one)
+/// when the last record is done with: a slab is a few hundred KiB, and one
+/// freed only to be allocated again was page-faulted in again (the
+/// allocator returns memory it keeps unused for a while).
+#[derive(Default)]
+pub struct Slab {
+    text: String,
+    home: Option<Arc<SlabPool>>,
+}
+
+impl Slab {
+    pub fn new(text: String, home: Option<Arc<SlabPool>>) -> Slab {
+        Slab { text, home }
+    }
+
+    /// `range` of `slab` as bytes that keep it alive (for a request body).
+    pub fn bytes(slab: &Arc<Slab>, range: std::ops::Range<usize>) -> bytes::Bytes {
+        bytes::Bytes::from_owner(SlabBytes(slab.clone())).slice(range)
+    }
+}
+
+impl Drop for Slab {
+    fn drop(&mut self) {
+        if let Some(home) = &self.home {
+            home.keep(std::mem::take(&mut self.text));
+        }
+    }
+}
+
+struct SlabBytes(Arc<Slab>);
+
+impl AsRef<[u8]> for SlabBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.text.as_bytes()
+    }
+}
+
+/// Emptied slabs of a route, for its readers to write the next ones into.
+#[derive(Default)]
+pub struct SlabPool(Mutex<Vec<String>>);
+
+/// Slabs a pool keeps, and the most bytes of them.
+const POOL_SLABS: usize = 64;
+const POOL_BYTES: usize = 16 * 1024 * 1024;
+
+impl SlabPool {
+    /// A kept buffer of at least `want` bytes and not much more (a small
+    /// read's records must not hold a large slab), else a new one.
+    pub fn take(&self, want: usize) -> String {
+        let fits = |c: usize| c >= want && c <= want.saturating_mul(2).saturating_add(4096);
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let from = kept.len().saturating_sub(8);
+        match kept.iter().skip(from).rposition(|b| fits(b.capacity())) {
+            Some(i) => kept.swap_remove(from + i),
+            None => {
+                drop(kept);
+                String::with_capacity(want)
+            }
+        }
+    }
+
+    fn keep(&self, mut text: String) {
+        text.clear();
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes: usize = kept.iter().map(String::capacity).sum();
+        if kept.len() < POOL_SLABS && bytes.saturating_add(text.capacity()) <= POOL_BYTES {
+            kept.push(text);
+        }
+    }
+}
+
 impl Payload {
     /// A record staged in a slab not yet complete: `slab[start..end]`
     /// once attached, the text at `doc..doc_end`, written for `framing`.
     pub fn staged(start: usize, doc: usize, doc_end: usize, end: usize, framing: u64) -> Payload {
         Payload {
-            slab: ByteString::new(),
+            slab: None,
             start,
             doc,
             doc_end,
@@ -45,26 +116,67 @@ impl Payload {
         }
     }
 
-    /// Point a staged payload at its (now complete) slab.
-    pub fn attach(&mut self, slab: &ByteString) {
-        self.slab = slab.clone();
+    /// Point a staged payload at its (now complete) slab. Its ranges are
+    /// checked here, where the slab is fresh in the cache, so that reading
+    /// the text later (on the sink's thread, where it is not) touches no
+    /// byte of it; a range that does not fit (no reader stages one) makes
+    /// the payload empty.
+    pub fn attach(&mut self, slab: &Arc<Slab>) {
+        let t = &slab.text;
+        let fits = self.start <= self.doc
+            && self.doc <= self.doc_end
+            && self.doc_end <= self.end
+            && self.end <= t.len()
+            && [self.start, self.doc, self.doc_end, self.end]
+                .iter()
+                .all(|&i| t.is_char_boundary(i));
+        debug_assert!(fits, "a staged range outside its slab");
+        if !fits {
+            (self.start, self.doc, self.doc_end, self.end, self.framing) = (0, 0, 0, 0, 0);
+        }
+        self.slab = Some(slab.clone());
     }
 
     /// The encoded text.
     pub fn as_str(&self) -> &str {
-        self.slab.get(self.doc..self.doc_end).unwrap_or_default()
+        let Some(bytes) = self
+            .slab
+            .as_ref()
+            .and_then(|s| s.text.as_bytes().get(self.doc..self.doc_end))
+        else {
+            return "";
+        };
+        // SAFETY: the slab's text is a `String` that does not change while
+        // a payload holds it (only `Slab`'s drop takes it), and
+        // `doc..doc_end` lies on its character boundaries: checked by
+        // `attach`, or `0..len` of a text of its own (`From<String>`).
+        // `str::get` would check again, reading the text's bytes: a cache
+        // miss or two per record where the sink only needs the length.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    }
+
+    /// The encoded text's length.
+    pub fn text_len(&self) -> usize {
+        self.doc_end.saturating_sub(self.doc)
     }
 
     /// The record with its framing, when it was written for `framing` (not
     /// 0): the slab and the record's range in it.
-    pub fn framed(&self, framing: u64) -> Option<(&bytes::Bytes, std::ops::Range<usize>)> {
-        (framing != 0 && self.framing == framing && self.end <= self.slab.len())
-            .then(|| (self.slab.as_bytes(), self.start..self.end))
+    pub fn framed(&self, framing: u64) -> Option<(&Arc<Slab>, std::ops::Range<usize>)> {
+        let slab = self.slab.as_ref()?;
+        (framing != 0 && self.framing == framing && self.end <= slab.text.len())
+            .then_some((slab, self.start..self.end))
     }
 
     /// Bytes the record holds in its slab, framing included.
     pub fn held(&self) -> usize {
-        self.end - self.start
+        self.end.saturating_sub(self.start)
+    }
+
+    fn framing_text(&self) -> Option<&str> {
+        self.slab
+            .as_ref()
+            .and_then(|s| s.text.get(self.start..self.doc))
     }
 }
 
@@ -79,7 +191,7 @@ impl From<String> for Payload {
     fn from(text: String) -> Payload {
         let len = text.len();
         Payload {
-            slab: ByteString::from(text),
+            slab: Some(Arc::new(Slab::new(text, None))),
             start: 0,
             doc: 0,
             doc_end: len,
@@ -100,7 +212,7 @@ impl PartialEq for Payload {
     fn eq(&self, other: &Payload) -> bool {
         self.as_str() == other.as_str()
             && self.framing == other.framing
-            && self.slab.get(self.start..self.doc) == other.slab.get(other.start..other.doc)
+            && self.framing_text() == other.framing_text()
     }
 }
 
@@ -124,7 +236,11 @@ mod tests {
 
     #[test]
     fn a_staged_payload_reads_its_slice_once_attached() {
-        let slab = ByteString::from("A\ndoc-one\nB\ndoc-two\n".to_owned());
+        let pool = Arc::new(SlabPool::default());
+        let slab = Arc::new(Slab::new(
+            "A\ndoc-one\nB\ndoc-two\n".to_owned(),
+            Some(pool.clone()),
+        ));
         let mut one = Payload::staged(0, 2, 9, 10, 7);
         assert_eq!(one.as_str(), "", "nothing before it is attached");
         one.attach(&slab);
@@ -132,8 +248,8 @@ mod tests {
         two.attach(&slab);
         assert_eq!((one.as_str(), two.as_str()), ("doc-one", "doc-two"));
         assert_eq!(one.held(), 10);
-        let (bytes, range) = two.framed(7).unwrap();
-        assert_eq!(&bytes[range], b"B\ndoc-two\n");
+        let (framed, range) = two.framed(7).unwrap();
+        assert_eq!(&Slab::bytes(framed, range)[..], b"B\ndoc-two\n");
         assert!(two.framed(8).is_none(), "another sink's framing");
         assert!(two.framed(0).is_none());
         let own = Payload::from("doc-one");
@@ -141,5 +257,20 @@ mod tests {
         assert_eq!(own.held(), 7);
         assert_ne!(own, one, "same text, not the same framing");
         assert_eq!(own, Payload::from("doc-one".to_owned()));
+        // The slab goes back to its pool when the last holder is done.
+        let body = Slab::bytes(&slab, 0..2);
+        drop((slab, one, two));
+        assert!(pool.0.lock().unwrap().is_empty(), "a request body holds it");
+        drop(body);
+        let back = pool.take(10);
+        assert!(
+            back.is_empty() && back.capacity() >= 20,
+            "{}",
+            back.capacity()
+        );
+        // Not a buffer much larger than wanted.
+        pool.keep(String::with_capacity(100_000));
+        assert_eq!(pool.take(10).capacity(), 10);
+        assert_eq!(pool.take(60_000).capacity(), 100_000);
     }
 }

@@ -2,7 +2,7 @@
 //! name by the event's hour, a deterministic `_id`), request bodies split
 //! by a byte bound, and what an answer says of each item.
 
-use crate::record::Record;
+use crate::record::{Record, Slab};
 use crate::text::{civil_from_days, push_hex, write_json_str};
 
 use super::Answer;
@@ -17,7 +17,10 @@ pub struct Item<'a> {
     pub source: &'a str,
     /// The document with its action line and LF as the encoder wrote
     /// them for this sink (the slab and the range in it), if it did.
-    pub framed: Option<(&'a bytes::Bytes, std::ops::Range<usize>)>,
+    pub framed: Option<(
+        &'a std::sync::Arc<crate::record::Slab>,
+        std::ops::Range<usize>,
+    )>,
 }
 
 /// The index name of each run of `batch`'s records that fall in the same
@@ -362,22 +365,22 @@ impl ActionLines {
 /// that a vectored write per few of them would cost more than a copy.
 pub(crate) fn bulk_runs(items: &[Item<'_>], chunk: &[usize]) -> Option<Vec<bytes::Bytes>> {
     let mut runs: Vec<bytes::Bytes> = Vec::new();
-    let mut open: Option<(&bytes::Bytes, std::ops::Range<usize>)> = None;
+    let mut open: Option<(&std::sync::Arc<Slab>, std::ops::Range<usize>)> = None;
     for &i in chunk {
         let (slab, range) = items.get(i)?.framed.clone()?;
         match &mut open {
-            Some((s, r)) if std::ptr::eq(s.as_ptr(), slab.as_ptr()) && r.end == range.start => {
+            Some((s, r)) if std::sync::Arc::ptr_eq(s, slab) && r.end == range.start => {
                 r.end = range.end;
             }
             _ => {
                 if let Some((s, r)) = open.replace((slab, range)) {
-                    runs.push(s.slice(r));
+                    runs.push(Slab::bytes(s, r));
                 }
             }
         }
     }
     if let Some((s, r)) = open {
-        runs.push(s.slice(r));
+        runs.push(Slab::bytes(s, r));
     }
     let bytes: usize = runs.iter().map(bytes::Bytes::len).sum();
     (runs.len() <= MAX_SHORT_RUNS || bytes / runs.len() >= MIN_RUN_BYTES).then_some(runs)
