@@ -337,23 +337,29 @@ impl ActionLines {
     /// Write the action line of a document at `time_nanos` with `key`
     /// into `out`; `false` (nothing written) when the sink wants `_id`s
     /// and the document has no key (the sink hashes the document then).
-    pub(crate) fn write(
-        &mut self,
-        out: &mut String,
-        time_nanos: i64,
-        key: Option<&[u8; 16]>,
-    ) -> bool {
-        if self.ids && key.is_none() {
-            return false;
-        }
+    pub(crate) fn write(&mut self, out: &mut String, time_nanos: i64, key: Option<&[u8; 16]>) -> bool {
         let hour = time_nanos.div_euclid(3_600_000_000_000);
         if self.hour != Some(hour) {
+            // Kept with the `_id`'s key: three appends a document.
             self.start.clear();
             push_action_start(&mut self.start, &index_name(&self.index, time_nanos));
+            if self.ids {
+                self.start.push_str(",\"_id\":\"");
+            }
             self.hour = Some(hour);
         }
-        out.push_str(&self.start);
-        push_action_end(out, key.filter(|_| self.ids));
+        match (self.ids, key) {
+            (true, Some(id)) => {
+                out.push_str(&self.start);
+                push_hex(out, id);
+                out.push_str("\"}}\n");
+            }
+            (true, None) => return false,
+            (false, _) => {
+                out.push_str(&self.start);
+                out.push_str("}}\n");
+            }
+        }
         true
     }
 }
