@@ -307,7 +307,7 @@ struct StagedRoute {
 /// (doubling), and a slab is held until its last record is delivered.
 const MAX_SLAB_HINT: usize = 512 * 1024;
 /// The least a slab is first asked for.
-const MIN_SLAB: usize = 1024;
+const MIN_SLAB: usize = 256;
 
 impl StagedRoute {
     /// Put a record's text in the slab (`write` appends it to the slab
@@ -347,8 +347,13 @@ impl StagedRoute {
 
     /// The staged records' slab is complete: their payloads point into it.
     fn seal(&mut self, slabs: &Arc<SlabPool>) {
-        let text = std::mem::take(&mut self.slab);
+        let mut text = std::mem::take(&mut self.slab);
         self.hint = text.len().saturating_add(text.len() / 8).min(MAX_SLAB_HINT);
+        // Held until its last record is delivered: not much more than it
+        // holds (a read of one short line must not keep a large buffer).
+        if text.capacity() > text.len() + text.len() / 4 + MIN_SLAB {
+            text.shrink_to_fit();
+        }
         let slab = Arc::new(Slab::new(text, Some(slabs.clone())));
         for r in &mut self.records {
             r.payload.attach(&slab);

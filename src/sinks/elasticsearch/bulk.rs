@@ -337,7 +337,12 @@ impl ActionLines {
     /// Write the action line of a document at `time_nanos` with `key`
     /// into `out`; `false` (nothing written) when the sink wants `_id`s
     /// and the document has no key (the sink hashes the document then).
-    pub(crate) fn write(&mut self, out: &mut String, time_nanos: i64, key: Option<&[u8; 16]>) -> bool {
+    pub(crate) fn write(
+        &mut self,
+        out: &mut String,
+        time_nanos: i64,
+        key: Option<&[u8; 16]>,
+    ) -> bool {
         let hour = time_nanos.div_euclid(3_600_000_000_000);
         if self.hour != Some(hour) {
             // Kept with the `_id`'s key: three appends a document.
