@@ -57,7 +57,7 @@ document = {}
     .unwrap();
     assert!(errors.is_empty());
     assert_eq!(
-        record.payload,
+        &*record.payload,
         "http\\ requests,app=api,host=web01.example.com,region=eu-central-1,route=/api/v1/orders,status=200 bytes=1532i,latency=12.5,cached=true,user=\"\\\"kim, the admin\\\"\" 1795520094606000000"
     );
     let mut group = c.benchmark_group("encode");
@@ -111,6 +111,7 @@ fn bench_document(c: &mut Criterion) {
                 index: &index,
                 id: Some(document_hash(&record.payload)),
                 source: &record.payload,
+                framed: None,
             };
             std::hint::black_box(bulk_body(std::slice::from_ref(&item), &[0]))
         })

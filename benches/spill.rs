@@ -15,7 +15,7 @@ const BATCH: usize = 100;
 fn records() -> Vec<Record> {
     (0..RECORDS)
         .map(|i| Record {
-            payload: format!("{i:08} {}", "x".repeat(247)),
+            payload: format!("{i:08} {}", "x".repeat(247)).into(),
             time_nanos: i as i64,
             key: Some([i as u8; 16]),
             kafka: None,

@@ -18,10 +18,14 @@ use crate::decode::{DecodeMode, DecodeOptions, decode, decode_into};
 use crate::event::Event;
 use crate::event::{LenientRule, PerRule};
 use crate::multiline::{Joiner, MultilineConfig};
-use crate::output::{ConversionError, Origin, encode, kafka_part};
+use crate::output::{
+    ConversionError, Origin, document_key, encode_document_into, encode_text, kafka_part,
+    record_time,
+};
 use crate::queue::{RouteQueue, SpillShared};
-use crate::record::Record;
+use crate::record::{Payload, Record, Slab, SlabPool};
 use crate::router::{Router, RouterError};
+use crate::sinks::elasticsearch::bulk::ActionLines;
 use crate::telemetry::{ListenerMetrics, RouteMetrics, Telemetry};
 
 /// A route at run time: its output, its queue, its counters.
@@ -31,6 +35,11 @@ pub(crate) struct RouteRuntime {
     pub(crate) capture_names: Vec<(usize, String)>,
     /// A route to a Kafka sink: its topic and key templates.
     pub(crate) kafka: Option<crate::config::KafkaRoute>,
+    /// A route to an Elasticsearch sink: its action lines' settings and
+    /// their framing (see [`crate::record::Payload`]).
+    pub(crate) bulk: Option<(crate::config::BulkRoute, u64)>,
+    /// The route's emptied slabs, for its readers to stage records in.
+    pub(crate) slabs: Arc<SlabPool>,
     pub(crate) queue: Arc<RouteQueue>,
     pub(crate) metrics: RouteMetrics,
 }
@@ -108,6 +117,11 @@ impl Pipeline {
                 output: r.output.clone(),
                 capture_names: router.capture_names(i).to_vec(),
                 kafka: r.kafka.clone(),
+                bulk: r.bulk.clone().map(|b| {
+                    let framing = b.framing();
+                    (b, framing)
+                }),
+                slabs: Arc::default(),
                 queue: Arc::new(RouteQueue::with_spill(
                     &r.queue,
                     metrics.queue.clone(),
@@ -144,41 +158,86 @@ impl Pipeline {
                 continue;
             };
             staged.matched += 1;
-            let buf = match staged.spare.pop() {
-                Some(buf) => buf,
-                // A few of the worker's emptied buffers at a time, until
-                // its pool runs dry for this batch.
-                None if !staged.pool_dry => {
-                    route.queue.take_spare(&mut staged.spare, SPARE_TAKEN);
-                    staged.pool_dry = staged.spare.is_empty();
-                    staged.spare.pop().unwrap_or_default()
-                }
-                None => String::new(),
+            let Some(mut record) =
+                Self::encode(route, staged, event, m.captures.as_ref(), &mut batch.errors)
+            else {
+                continue;
             };
-            let record = encode(
-                buf,
+            if let Some(k) = &route.kafka {
+                let raw = matches!(route.output, OutputConfig::Raw);
+                record.kafka = Some(Box::new(kafka_part(k, &route.name, event, origin, raw)));
+            }
+            staged.records.push(record);
+            batch.records += 1;
+        }
+        batch.matches = recycle(matches);
+    }
+
+    /// `event`'s record for `route`, its text staged in the route's slab
+    /// (`None`: nothing emitted, conversion errors counted).
+    fn encode(
+        route: &RouteRuntime,
+        staged: &mut StagedRoute,
+        event: &Event,
+        captures: Option<&crate::output::Captures<'_>>,
+        errors: &mut Vec<ConversionError>,
+    ) -> Option<Record> {
+        let (payload, time_nanos, key) = if let OutputConfig::Document(format) = &route.output {
+            // Written straight into the slab.
+            let time_nanos = record_time(event);
+            let key = Some(document_key(&route.name, event));
+            let payload = staged.stage(
+                (route.bulk.as_ref(), &route.slabs),
+                time_nanos,
+                key,
+                |slab| {
+                    encode_document_into(
+                        slab,
+                        format,
+                        &route.name,
+                        &route.capture_names,
+                        event,
+                        captures,
+                    )
+                },
+            );
+            (payload, time_nanos, key)
+        } else {
+            let encoded = encode_text(
+                std::mem::take(&mut staged.scratch),
                 &route.output,
                 &route.name,
                 &route.capture_names,
                 event,
-                m.captures.as_ref(),
-                &mut batch.errors,
+                captures,
+                errors,
             );
             // Checked first: even an empty drain costs its setup and drop
             // on every record (callgrind).
-            if !batch.errors.is_empty() {
-                Self::count_errors(route, &mut batch.errors);
+            if !errors.is_empty() {
+                Self::count_errors(route, errors);
             }
-            if let Some(mut record) = record {
-                if let Some(k) = &route.kafka {
-                    let raw = matches!(route.output, OutputConfig::Raw);
-                    record.kafka = Some(Box::new(kafka_part(k, &route.name, event, origin, raw)));
-                }
-                staged.records.push(record);
-                batch.records += 1;
-            }
-        }
-        batch.matches = recycle(matches);
+            let mut encoded = encoded?;
+            let payload = staged.stage(
+                (route.bulk.as_ref(), &route.slabs),
+                encoded.time_nanos,
+                encoded.key,
+                |mut slab| {
+                    slab.push_str(&encoded.text);
+                    slab
+                },
+            );
+            encoded.text.clear();
+            staged.scratch = encoded.text;
+            (payload, encoded.time_nanos, encoded.key)
+        };
+        Some(Record {
+            payload,
+            time_nanos,
+            key,
+            kafka: None,
+            ack: event.ack.clone(),
+        })
     }
 
     /// Count the conversion errors of one record of `route` (and log them
@@ -206,15 +265,10 @@ impl Pipeline {
                 route.metrics.matched.inc_by(staged.matched);
                 staged.matched = 0;
             }
-            staged.pool_dry = false;
             if !staged.records.is_empty() {
+                staged.seal(&route.slabs);
                 route.metrics.emitted.inc_by(staged.records.len() as u64);
                 route.queue.push_all(&mut staged.records, may_wait).await;
-            }
-            // Unused buffers go back: an idle reader (of thousands of
-            // connections) holds none.
-            if !staged.spare.is_empty() {
-                route.queue.give_back(&mut staged.spare);
             }
         }
         batch.records = 0;
@@ -236,18 +290,76 @@ struct Batch {
 struct StagedRoute {
     records: Vec<Record>,
     matched: u64,
-    /// Emptied buffers from the route's queue, encoded into before any new
-    /// allocation; what is left is given back at the push.
-    spare: Vec<String>,
-    /// The queue had no spare buffer this batch: do not ask again (a lock
-    /// per record) until the next.
-    pool_dry: bool,
+    /// The staged records' texts (and framing), one after another: each
+    /// record's payload is a slice of it once [`StagedRoute::seal`]ed (see
+    /// [`crate::record::Payload`]). Taken at the push, so an idle reader
+    /// holds none.
+    slab: String,
+    /// The last sealed slab's length: the next one's first allocation.
+    hint: usize,
+    /// The encoder's buffer, reused for every record.
+    scratch: String,
+    /// Action lines for a route to an Elasticsearch sink.
+    actions: Option<ActionLines>,
 }
 
-/// Spare buffers a reader takes from a route's queue at once: a few, so a
-/// batch of one frame (light traffic) does not move a thousand buffers out
-/// and back.
-const SPARE_TAKEN: usize = 32;
+/// The most a slab is first asked for: a read that stages more grows it
+/// (doubling), and a slab is held until its last record is delivered.
+const MAX_SLAB_HINT: usize = 512 * 1024;
+/// The least a slab is first asked for.
+const MIN_SLAB: usize = 256;
+
+impl StagedRoute {
+    /// Put a record's text in the slab (`write` appends it to the slab
+    /// it is given and gives it back), after its action line when the
+    /// route writes to an Elasticsearch sink and followed by LF then; its
+    /// payload, to [`StagedRoute::seal`].
+    fn stage(
+        &mut self,
+        route: (Option<&(crate::config::BulkRoute, u64)>, &SlabPool),
+        time_nanos: i64,
+        key: Option<[u8; 16]>,
+        write: impl FnOnce(String) -> String,
+    ) -> Payload {
+        let (bulk, slabs) = route;
+        if self.slab.capacity() == 0 {
+            self.slab = slabs.take(self.hint.max(MIN_SLAB));
+        }
+        let start = self.slab.len();
+        let mut framing = 0;
+        if let Some((bulk, want)) = bulk {
+            let actions = match &mut self.actions {
+                Some(a) if a.framing() == *want => a,
+                slot => slot.insert(ActionLines::new(bulk)),
+            };
+            if actions.write(&mut self.slab, time_nanos, key.as_ref()) {
+                framing = *want;
+            }
+        }
+        let doc = self.slab.len();
+        self.slab = write(std::mem::take(&mut self.slab));
+        let doc_end = self.slab.len();
+        if framing != 0 {
+            self.slab.push('\n');
+        }
+        Payload::staged(start, doc, doc_end, self.slab.len(), framing)
+    }
+
+    /// The staged records' slab is complete: their payloads point into it.
+    fn seal(&mut self, slabs: &Arc<SlabPool>) {
+        let mut text = std::mem::take(&mut self.slab);
+        self.hint = text.len().saturating_add(text.len() / 8).min(MAX_SLAB_HINT);
+        // Held until its last record is delivered: not much more than it
+        // holds (a read of one short line must not keep a large buffer).
+        if text.capacity() > text.len() + text.len() / 4 + MIN_SLAB {
+            text.shrink_to_fit();
+        }
+        let slab = Arc::new(Slab::new(text, Some(slabs.clone())));
+        for r in &mut self.records {
+            r.payload.attach(&slab);
+        }
+    }
+}
 
 /// An empty vector of route matches borrowing from one event, with its
 /// allocation, for the next event: collected in place (same layout), so no
@@ -648,8 +760,8 @@ impl<'a> Reader<'a> {
             if staged.records.is_empty() {
                 staged.records = Vec::new();
             }
-            if staged.spare.is_empty() {
-                staged.spare = Vec::new();
+            if staged.scratch.capacity() > 0 {
+                staged.scratch = String::new();
             }
         }
         if self.ready.is_empty() {

@@ -76,3 +76,118 @@ fn a_strict_joining_path_takes_bare_lines_opening_with_a_time() {
     // Nothing pending: a frame that needs a rule, rejected.
     assert!(!take(&mut path, "Nov 24 11:34:37 vm app: alone", &mut out));
 }
+
+/// Documents staged for an Elasticsearch route are sent as the slabs'
+/// own bytes, and those bytes are exactly the body the sink writes by
+/// copying (action line, document, LF, each index from the document's
+/// hour); a document the encoder could not frame (no key, and the sink
+/// wants `_id`s) makes the sink copy the whole request.
+#[test]
+fn staged_documents_are_the_bulk_body_the_sink_would_write() {
+    use crate::sinks::elasticsearch::bulk::{batch_items, bulk_body_into, bulk_runs, hour_names};
+    // 2026-11-24T23:59:59Z, then the next hour.
+    let t = 1_795_564_799_000_000_000;
+    for ids in [true, false] {
+        let route = crate::config::BulkRoute {
+            index: "logs-%Y.%m.%d-%H \"q\"".into(),
+            ids,
+        };
+        let bulk = Some((route.clone(), route.framing()));
+        let slabs = Arc::new(SlabPool::default());
+        let mut staged = StagedRoute::default();
+        let mut records = Vec::new();
+        let docs = [
+            (t, "{\"m\":\"a\"}"),
+            (t + 1, "{\"m\":\"\\u00e9\\n\"}"),
+            (t + 1_000_000_000, "{\"m\":\"next hour\"}"),
+            (t + 5, "{}"),
+        ];
+        // Two reads: two slabs.
+        for (n, read) in [&docs[..3], &docs[3..]].into_iter().enumerate() {
+            for (i, (time_nanos, text)) in read.iter().enumerate() {
+                let encoded = crate::output::Encoded {
+                    text: (*text).to_owned(),
+                    time_nanos: *time_nanos,
+                    key: Some([(n * 10 + i) as u8; 16]),
+                };
+                let payload = staged.stage(
+                    (bulk.as_ref(), &slabs),
+                    encoded.time_nanos,
+                    encoded.key,
+                    |mut s| {
+                        s.push_str(&encoded.text);
+                        s
+                    },
+                );
+                staged.records.push(Record {
+                    payload,
+                    time_nanos: *time_nanos,
+                    key: encoded.key,
+                    kafka: None,
+                    ack: None,
+                });
+            }
+            staged.seal(&slabs);
+            records.append(&mut staged.records);
+        }
+        assert!(staged.slab.is_empty(), "the slab goes with its records");
+        let texts: Vec<&str> = records.iter().map(|r| &*r.payload).collect();
+        assert_eq!(texts, docs.map(|(_, d)| d));
+        let names = hour_names(&route.index, &records);
+        let items = batch_items(&records, &names, ids, route.framing());
+        let all: Vec<usize> = (0..items.len()).collect();
+        let runs = bulk_runs(&items, &all).expect("every item is framed");
+        assert_eq!(runs.len(), 2, "one run per slab");
+        let copied = bulk_body_into(&items, &all, Vec::new());
+        assert_eq!(
+            String::from_utf8(runs.concat()).unwrap(),
+            String::from_utf8(copied).unwrap(),
+            "ids {ids}"
+        );
+        // Items of a retry (not contiguous) are runs of their own.
+        let some = [0, 2, 3];
+        let runs = bulk_runs(&items, &some).unwrap();
+        assert_eq!(runs.len(), 3);
+        assert_eq!(runs.concat(), bulk_body_into(&items, &some, Vec::new()));
+        // Another sink's framing: copied.
+        let other = batch_items(&records, &names, ids, route.framing() ^ 2);
+        assert!(bulk_runs(&other, &all).is_none());
+    }
+    // ids wanted and no key: not framed, the whole request copied.
+    let route = crate::config::BulkRoute {
+        index: "i".into(),
+        ids: true,
+    };
+    let bulk = Some((route.clone(), route.framing()));
+    let slabs = Arc::new(SlabPool::default());
+    let mut staged = StagedRoute::default();
+    for key in [Some([1; 16]), None] {
+        let encoded = crate::output::Encoded {
+            text: "{}".into(),
+            time_nanos: t,
+            key,
+        };
+        let payload = staged.stage(
+            (bulk.as_ref(), &slabs),
+            encoded.time_nanos,
+            encoded.key,
+            |mut s| {
+                s.push_str(&encoded.text);
+                s
+            },
+        );
+        staged.records.push(Record {
+            payload,
+            time_nanos: t,
+            key,
+            kafka: None,
+            ack: None,
+        });
+    }
+    staged.seal(&slabs);
+    let names = hour_names("i", &staged.records);
+    let items = batch_items(&staged.records, &names, true, route.framing());
+    assert!(items[0].framed.is_some() && items[1].framed.is_none());
+    assert!(bulk_runs(&items, &[0, 1]).is_none());
+    assert!(bulk_runs(&items, &[0]).is_some());
+}

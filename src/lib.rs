@@ -131,7 +131,7 @@ pub mod testing {
     pub use crate::text::{Timestamp, write_rfc3339};
     // router, output, record
     pub use crate::output::{Captures, encode};
-    pub use crate::record::Record;
+    pub use crate::record::{Payload, Record};
     pub use crate::router::Router;
     // queue
     pub use crate::queue::spill::{Fsync, SpillLog, SpillOptions};

@@ -10,11 +10,15 @@
 
 use std::sync::Arc;
 
+mod payload;
+pub use payload::Payload;
+pub(crate) use payload::{Slab, SlabPool};
+
 /// One encoded output: a line-protocol line (no trailing newline) or a JSON
 /// document (one line).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    pub payload: String,
+    pub payload: Payload,
     /// Event time (or receive time), ns since the epoch.
     pub time_nanos: i64,
     /// For documents: a stable identity of (route, frame, peer, receive

@@ -31,6 +31,7 @@ proptest! {
                 index: indexes[usize::from(*second)].as_str(),
                 id: with_id.then(|| document_hash(s)),
                 source: s,
+                framed: None,
             })
             .collect();
         let pending: Vec<usize> = (0..items.len()).collect();

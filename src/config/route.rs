@@ -22,6 +22,35 @@ pub struct RouteConfig {
     pub queue: QueueConfig,
     /// A route to a Kafka sink: the topic and key templates (the sink's).
     pub kafka: Option<KafkaRoute>,
+    /// A route to an Elasticsearch sink: what its `_bulk` action lines
+    /// say (the sink's), written by the encoder before each document.
+    pub bulk: Option<BulkRoute>,
+}
+
+/// What the `_bulk` action line of a route's documents names: the
+/// Elasticsearch sink's index pattern, and whether documents carry `_id`s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkRoute {
+    pub index: String,
+    pub ids: bool,
+}
+
+impl BulkRoute {
+    pub fn of(es: &crate::config::ElasticsearchConfig) -> BulkRoute {
+        BulkRoute {
+            index: es.index.clone(),
+            ids: es.document_ids,
+        }
+    }
+
+    /// The framing records written with these settings carry (see
+    /// [`crate::record::Payload::framed`]): never 0.
+    pub fn framing(&self) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(self.index.as_bytes());
+        h.update(&[u8::from(self.ids)]);
+        h.digest() | 1
+    }
 }
 
 /// What a route to a Kafka sink renders per record.
@@ -153,6 +182,10 @@ impl Validator<'_, '_> {
                 None,
             ),
         };
+        let bulk = match sinks.get(sink).map(|s| &s.kind) {
+            Some(SinkKind::Elasticsearch(es)) => Some(BulkRoute::of(es)),
+            _ => None,
+        };
         let queue = self.queue(base, r.queue)?;
         Ok(RouteConfig {
             name: r.name,
@@ -166,6 +199,7 @@ impl Validator<'_, '_> {
             output,
             queue,
             kafka,
+            bulk,
         })
     }
 

@@ -35,10 +35,6 @@ use line_protocol::encode_point;
 /// their documents must not share an `_id` (the second would be answered
 /// 409, "already stored", and lost). Kept with the record, so a resent
 /// batch (or a spilled one, after a restart) carries the same ids.
-fn document_key(route_name: &str, event: &Event) -> [u8; 16] {
-    with_route_text(route_name, |_, seed| document_key_seeded(seed, event))
-}
-
 /// [`document_key`] with the route's part already hashed: `seed` is
 /// XXH3-64 of the route's name.
 fn document_key_seeded(seed: u64, event: &Event) -> [u8; 16] {
@@ -213,39 +209,99 @@ pub fn encode(
     captures: Option<&Captures<'_>>,
     errors: &mut Vec<ConversionError>,
 ) -> Option<Record> {
-    let time = event
-        .timestamp
-        .map_or(event.received_nanos, |t| t.unix_nanos);
-    let mut key = None;
-    let payload = match output {
+    let encoded = encode_text(
+        buf,
+        output,
+        route_name,
+        capture_names,
+        event,
+        captures,
+        errors,
+    )?;
+    Some(Record {
+        payload: encoded.text.into(),
+        time_nanos: encoded.time_nanos,
+        key: encoded.key,
+        kafka: None,
+        ack: event.ack.clone(),
+    })
+}
+
+/// What [`encode_text`] makes of an event: the text, and what a record of
+/// it carries besides.
+pub(crate) struct Encoded {
+    pub(crate) text: String,
+    /// Event time (or receive time), ns since the epoch.
+    pub(crate) time_nanos: i64,
+    /// A document's identity (see [`Record::key`]).
+    pub(crate) key: Option<[u8; 16]>,
+}
+
+/// [`encode`]'s text, time and key, for a caller that puts the text in a
+/// buffer of its own (a reader's slab: see [`crate::record::Payload`]);
+/// `None` (and `buf` dropped) when nothing is emitted.
+pub(crate) fn encode_text(
+    buf: String,
+    output: &OutputConfig,
+    route_name: &str,
+    capture_names: &[(usize, String)],
+    event: &Event,
+    captures: Option<&Captures<'_>>,
+    errors: &mut Vec<ConversionError>,
+) -> Option<Encoded> {
+    let time = record_time(event);
+    let text = match output {
         OutputConfig::Metric(m) => encode_point(buf, m, event, captures, time, errors)?,
-        OutputConfig::Document(DocumentFormat::Canonical) => {
-            encode_document(buf, route_name, capture_names, event, captures)
-        }
-        OutputConfig::Document(DocumentFormat::Ecs { original }) => {
-            with_route_text(route_name, |route, seed| {
-                key = Some(document_key_seeded(seed, event));
-                encode_ecs(buf, route, capture_names, event, captures, *original)
-            })
-        }
-        OutputConfig::Document(DocumentFormat::Flume { keep }) => {
-            let mut doc = buf;
-            flume::encode(&mut doc, event, *keep, capture_names, captures);
-            doc
+        OutputConfig::Document(format) => {
+            encode_document_into(buf, format, route_name, capture_names, event, captures)
         }
         // The frame travels in the record's Kafka part ([`kafka_part`]).
         OutputConfig::Raw => buf,
     };
-    if key.is_none() && matches!(output, OutputConfig::Document(_)) {
-        key = Some(document_key(route_name, event));
-    }
-    Some(Record {
-        payload,
+    let key = matches!(output, OutputConfig::Document(_)).then(|| document_key(route_name, event));
+    Some(Encoded {
+        text,
         time_nanos: time,
         key,
-        kafka: None,
-        ack: event.ack.clone(),
     })
+}
+
+/// A record's time: the event's, else its receive time (ns since the
+/// epoch).
+pub(crate) fn record_time(event: &Event) -> i64 {
+    event
+        .timestamp
+        .map_or(event.received_nanos, |t| t.unix_nanos)
+}
+
+/// A document's identity (see [`Record::key`]).
+pub(crate) fn document_key(route_name: &str, event: &Event) -> [u8; 16] {
+    with_route_text(route_name, |_, seed| document_key_seeded(seed, event))
+}
+
+/// The document of `event` in `format`, appended to `buf` (which may hold
+/// other records before it: a reader's slab).
+pub(crate) fn encode_document_into(
+    buf: String,
+    format: &DocumentFormat,
+    route_name: &str,
+    capture_names: &[(usize, String)],
+    event: &Event,
+    captures: Option<&Captures<'_>>,
+) -> String {
+    match format {
+        DocumentFormat::Canonical => {
+            encode_document(buf, route_name, capture_names, event, captures)
+        }
+        DocumentFormat::Ecs { original } => with_route_text(route_name, |route, _| {
+            encode_ecs(buf, route, capture_names, event, captures, *original)
+        }),
+        DocumentFormat::Flume { keep } => {
+            let mut doc = buf;
+            flume::encode(&mut doc, event, *keep, capture_names, captures);
+            doc
+        }
+    }
 }
 
 /// The named groups of a pattern, as (group index, name).
@@ -315,7 +371,7 @@ mod tests {
             caps.as_ref(),
             &mut errors,
         );
-        (r.map(|r| r.payload), errors)
+        (r.map(|r| r.payload.to_string()), errors)
     }
 
     #[test]

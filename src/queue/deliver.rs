@@ -99,7 +99,7 @@ impl<S: Deliver> Worker<'_, S> {
             let span = tracing::info_span!("flush", route = %self.route, sink = %self.config.name, records = batch.len());
             self.deliver(batch).instrument(span).await;
             queue.end_batch().await;
-            queue.recycle(batch);
+            batch.clear();
         }
     }
 
@@ -491,7 +491,7 @@ mod start_up_tests {
         let queue = Arc::new(RouteQueue::with_spill(&config, m.clone(), Some(sp.clone())));
         for i in 0..5 {
             let r = Record {
-                payload: format!("r{i}"),
+                payload: format!("r{i}").into(),
                 time_nanos: i,
                 key: None,
                 kafka: None,

@@ -23,12 +23,8 @@ use tokio::sync::Notify;
 use crate::config::{QueueConfig, WhenFull};
 use crate::record::Record;
 pub(crate) mod deliver;
-mod spare;
 pub(crate) mod spill;
 
-use spare::SparePool;
-#[cfg(test)]
-use spare::{MAX_SPARE, MAX_SPARE_BYTES, MAX_SPARE_CAPACITY};
 use spill::{SpillError, SpillLog, SpillOptions};
 
 pub(crate) use crate::telemetry::QueueMetrics;
@@ -100,7 +96,7 @@ impl SpillShared {
 pub(crate) const RECORD_OVERHEAD: usize = 64;
 
 fn cost(r: &Record) -> usize {
-    r.payload.len() + RECORD_OVERHEAD + r.kafka.as_ref().map_or(0, |k| k.bytes())
+    r.payload.held() + RECORD_OVERHEAD + r.kafka.as_ref().map_or(0, |k| k.bytes())
 }
 
 /// What happened to a pushed record.
@@ -158,12 +154,6 @@ pub(crate) struct RouteQueue {
     batch_from_spill: std::sync::atomic::AtomicBool,
     /// The token of that batch's read: its ack covers exactly it.
     spill_read: Mutex<Option<spill::ReadToken>>,
-    /// Emptied payload buffers of written records, for readers to encode
-    /// into: a buffer made on a reader's thread and freed on the worker's
-    /// cost the allocator a cross-thread free and its reader a fresh
-    /// allocation per record. At most [`MAX_SPARE`] buffers and
-    /// [`MAX_SPARE_BYTES`], none over [`MAX_SPARE_CAPACITY`] bytes.
-    spare: Mutex<SparePool>,
 }
 
 impl RouteQueue {
@@ -198,7 +188,6 @@ impl RouteQueue {
             spill: None,
             batch_from_spill: std::sync::atomic::AtomicBool::new(false),
             spill_read: Mutex::new(None),
-            spare: Mutex::new(SparePool::default()),
         }
     }
 

@@ -40,6 +40,51 @@ pub(crate) fn body_buffer(mut spare: Vec<u8>, size: usize) -> Vec<u8> {
     Vec::with_capacity(size.saturating_add(size / 8))
 }
 
+/// A request's body: one buffer, or runs of bytes that are records as
+/// they were encoded (sent as they are: see [`crate::record::Payload`]).
+pub(crate) enum RequestBody {
+    Flat(Vec<u8>),
+    Runs(Vec<bytes::Bytes>),
+}
+
+impl From<Vec<u8>> for RequestBody {
+    fn from(body: Vec<u8>) -> RequestBody {
+        RequestBody::Flat(body)
+    }
+}
+
+/// Runs of bytes as an HTTP body of known length (sent with a
+/// `Content-Length`, the runs handed to the connection one by one, so
+/// written with vectored writes rather than copied together).
+struct RunsBody {
+    runs: std::collections::VecDeque<bytes::Bytes>,
+    left: u64,
+}
+
+impl http_body::Body for RunsBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        let run = self.runs.pop_front();
+        if let Some(r) = &run {
+            self.left = self.left.saturating_sub(r.len() as u64);
+        }
+        std::task::Poll::Ready(run.map(|r| Ok(http_body::Frame::data(r))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
+}
+
 /// An HTTP client for a sink: timeouts, and the extra CA from `ca_file`.
 pub(crate) fn http_client(
     timeout: Duration,
@@ -148,12 +193,12 @@ impl Transport {
         &self,
         url: reqwest::Url,
         content_type: &'static str,
-        body: Vec<u8>,
+        body: impl Into<RequestBody>,
         at: impl Into<String>,
         node_failed: impl FnOnce(),
     ) -> Result<Sent, super::SinkError> {
         use super::{Cause, SinkError};
-        match self.post_once(url, content_type, body).await {
+        match self.post_once(url, content_type, body.into()).await {
             Ok(sent) => Ok(sent),
             // Compressing into memory does not fail for want of anything
             // a retry would bring; retried all the same (bounded by the
@@ -170,19 +215,36 @@ impl Transport {
         &self,
         url: reqwest::Url,
         content_type: &'static str,
-        body: Vec<u8>,
+        body: RequestBody,
     ) -> Result<Sent, PostError> {
         let mut req = self.client.post(url).header("Content-Type", content_type);
-        let body = bytes::Bytes::from(if self.gzip {
-            req = req.header("Content-Encoding", "gzip");
-            let zipped = gzip(&body);
-            self.spare.keep(body);
-            zipped.map_err(PostError::Gzip)?
-        } else {
-            body
-        });
-        // A handle on the body: unique again once the request is done.
-        let kept = body.clone();
+        let (body, kept) = match body {
+            RequestBody::Runs(runs) if !self.gzip => {
+                let left = runs.iter().map(|r| r.len() as u64).sum();
+                let runs = RunsBody {
+                    runs: runs.into(),
+                    left,
+                };
+                (reqwest::Body::wrap(runs), bytes::Bytes::new())
+            }
+            body => {
+                let body = match body {
+                    RequestBody::Flat(body) => body,
+                    RequestBody::Runs(runs) => runs.concat(),
+                };
+                let body = bytes::Bytes::from(if self.gzip {
+                    req = req.header("Content-Encoding", "gzip");
+                    let zipped = gzip(&body);
+                    self.spare.keep(body);
+                    zipped.map_err(PostError::Gzip)?
+                } else {
+                    body
+                });
+                // A handle on the body: unique again once the request is done.
+                let kept = body.clone();
+                (reqwest::Body::from(body), kept)
+            }
+        };
         req = match &self.auth {
             Auth::Header(value) => req.header("Authorization", value),
             Auth::Basic { user, password } => req.basic_auth(user, password.as_deref()),

@@ -455,7 +455,7 @@ fn spill_verify_takes_the_data_dir_and_reports_only_routes() {
     let mut scratch = Vec::new();
     let records: Vec<_> = (0..3)
         .map(|i| sluice::testing::Record {
-            payload: format!("m{i}"),
+            payload: format!("m{i}").into(),
             time_nanos: i,
             key: None,
             kafka: None,

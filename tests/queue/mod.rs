@@ -186,7 +186,7 @@ fn spill_verify_reports_pending_records_and_corruption() {
         let (mut log, _) = SpillLog::open(&data.path().join(route), options.clone()).unwrap();
         for i in 0..n {
             let r = sluice::testing::Record {
-                payload: format!("{{\"message\":\"m{i}\"}}"),
+                payload: format!("{{\"message\":\"m{i}\"}}").into(),
                 time_nanos: i as i64,
                 key: None,
                 kafka: None,

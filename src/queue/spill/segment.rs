@@ -60,7 +60,7 @@ pub(super) fn decode(body: &[u8]) -> Option<Record> {
     };
     let payload = String::from_utf8(rest.to_vec()).ok()?;
     Some(Record {
-        payload,
+        payload: payload.into(),
         time_nanos,
         key,
         kafka,

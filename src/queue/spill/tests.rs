@@ -7,7 +7,7 @@ use super::*;
 
 fn rec(i: u64) -> Record {
     Record {
-        payload: format!("record {i} {}", "x".repeat((i % 7) as usize)),
+        payload: format!("record {i} {}", "x".repeat((i % 7) as usize)).into(),
         time_nanos: i as i64,
         key: (i % 2 == 0).then_some([i as u8; 16]),
         kafka: None,
@@ -543,9 +543,9 @@ fn kafka_parts_survive_the_spill_log_and_other_records_keep_their_bytes() {
     use std::sync::Arc;
     let with_part = |i: u64, envelope: bool| Record {
         payload: if envelope {
-            String::new()
+            String::new().into()
         } else {
-            format!("{{\"n\":{i}}}")
+            format!("{{\"n\":{i}}}").into()
         },
         time_nanos: i as i64,
         key: None,

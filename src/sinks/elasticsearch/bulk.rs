@@ -2,7 +2,7 @@
 //! name by the event's hour, a deterministic `_id`), request bodies split
 //! by a byte bound, and what an answer says of each item.
 
-use crate::record::Record;
+use crate::record::{Record, Slab};
 use crate::text::{civil_from_days, push_hex, write_json_str};
 
 use super::Answer;
@@ -15,13 +15,19 @@ pub struct Item<'a> {
     /// The `_id`'s 16 bytes (written as 32 hex digits).
     pub id: Option<[u8; 16]>,
     pub source: &'a str,
+    /// The document with its action line and LF as the encoder wrote
+    /// them for this sink (the slab and the range in it), if it did.
+    pub framed: Option<(
+        &'a std::sync::Arc<crate::record::Slab>,
+        std::ops::Range<usize>,
+    )>,
 }
 
 /// The index name of each run of `batch`'s records that fall in the same
 /// hour, with the hour. Index names change at most hourly (`%H` is the
 /// finest field), so a run's items borrow one name (not an `Arc` each: two
 /// atomic operations per document).
-pub(super) fn hour_names(pattern: &str, batch: &[Record]) -> Vec<(i64, String)> {
+pub(crate) fn hour_names(pattern: &str, batch: &[Record]) -> Vec<(i64, String)> {
     let mut names: Vec<(i64, String)> = Vec::new();
     for r in batch {
         let hour = hour_of(r);
@@ -37,11 +43,13 @@ pub(super) fn hour_of(r: &Record) -> i64 {
 }
 
 /// `batch` as `_bulk` items, each with its run's name from `names`
-/// ([`hour_names`] of the same batch) and, with `ids`, its `_id`.
-pub(super) fn batch_items<'a>(
+/// ([`hour_names`] of the same batch), with `ids` its `_id`, and its
+/// framed bytes when the encoder wrote them with `framing` (the sink's).
+pub(crate) fn batch_items<'a>(
     batch: &'a [Record],
     names: &'a [(i64, String)],
     ids: bool,
+    framing: u64,
 ) -> Vec<Item<'a>> {
     let mut run = 0;
     batch
@@ -54,6 +62,7 @@ pub(super) fn batch_items<'a>(
                 index: names.get(run).map_or("", |(_, name)| name.as_str()),
                 id: ids.then(|| r.key.unwrap_or_else(|| document_hash(&r.payload))),
                 source: &r.payload,
+                framed: r.payload.framed(framing),
             }
         })
         .collect()
@@ -265,17 +274,11 @@ pub(crate) fn bulk_body_into(items: &[Item<'_>], chunk: &[usize], buffer: Vec<u8
         let Some(item) = items.get(i) else { continue };
         if action_index.is_none_or(|a| !std::ptr::eq(a, item.index)) {
             action.clear();
-            action.push_str("{\"create\":{\"_index\":");
-            write_json_str(&mut action, item.index);
+            push_action_start(&mut action, item.index);
             action_index = Some(item.index);
         }
         body.push_str(&action);
-        if let Some(id) = &item.id {
-            body.push_str(",\"_id\":\"");
-            push_hex(&mut body, id);
-            body.push('"');
-        }
-        body.push_str("}}\n");
+        push_action_end(&mut body, item.id.as_ref());
         // The document is one line of JSON already (the encoder escapes
         // newlines inside strings).
         body.push_str(item.source);
@@ -283,6 +286,121 @@ pub(crate) fn bulk_body_into(items: &[Item<'_>], chunk: &[usize], buffer: Vec<u8
     }
     body.into_bytes()
 }
+
+/// An action line's start: `{"create":{"_index":"NAME"`. Always `create`:
+/// with an `_id` a resend cannot duplicate, without one Elasticsearch
+/// generates it, and data streams accept nothing else.
+fn push_action_start(out: &mut String, index: &str) {
+    out.push_str("{\"create\":{\"_index\":");
+    write_json_str(out, index);
+}
+
+/// The rest of an action line: the `_id` if any, the closing braces, LF.
+fn push_action_end(out: &mut String, id: Option<&[u8; 16]>) {
+    if let Some(id) = id {
+        out.push_str(",\"_id\":\"");
+        push_hex(out, id);
+        out.push('"');
+    }
+    out.push_str("}}\n");
+}
+
+/// The action lines of one route's documents, written by the encoder
+/// before each document (so a batch's documents and their actions are one
+/// run of bytes: see [`crate::record::Payload`]), exactly as
+/// [`bulk_body_into`] writes them. The start of the line is kept for the
+/// hour it names.
+pub(crate) struct ActionLines {
+    index: String,
+    ids: bool,
+    framing: u64,
+    hour: Option<i64>,
+    start: String,
+}
+
+impl ActionLines {
+    pub(crate) fn new(route: &crate::config::BulkRoute) -> ActionLines {
+        ActionLines {
+            index: route.index.clone(),
+            ids: route.ids,
+            framing: route.framing(),
+            hour: None,
+            start: String::new(),
+        }
+    }
+
+    /// What records framed by these lines carry.
+    pub(crate) fn framing(&self) -> u64 {
+        self.framing
+    }
+
+    /// Write the action line of a document at `time_nanos` with `key`
+    /// into `out`; `false` (nothing written) when the sink wants `_id`s
+    /// and the document has no key (the sink hashes the document then).
+    pub(crate) fn write(
+        &mut self,
+        out: &mut String,
+        time_nanos: i64,
+        key: Option<&[u8; 16]>,
+    ) -> bool {
+        let hour = time_nanos.div_euclid(3_600_000_000_000);
+        if self.hour != Some(hour) {
+            // Kept with the `_id`'s key: three appends a document.
+            self.start.clear();
+            push_action_start(&mut self.start, &index_name(&self.index, time_nanos));
+            if self.ids {
+                self.start.push_str(",\"_id\":\"");
+            }
+            self.hour = Some(hour);
+        }
+        match (self.ids, key) {
+            (true, Some(id)) => {
+                out.push_str(&self.start);
+                push_hex(out, id);
+                out.push_str("\"}}\n");
+            }
+            (true, None) => return false,
+            (false, _) => {
+                out.push_str(&self.start);
+                out.push_str("}}\n");
+            }
+        }
+        true
+    }
+}
+
+/// The body for `chunk` as runs of the encoder's own bytes, when every
+/// item was framed by the encoder for this sink: items that follow each
+/// other in a slab are one run. `None` (the body is then written by
+/// [`bulk_body_into`]) when an item was not, or when the runs are so short
+/// that a vectored write per few of them would cost more than a copy.
+pub(crate) fn bulk_runs(items: &[Item<'_>], chunk: &[usize]) -> Option<Vec<bytes::Bytes>> {
+    let mut runs: Vec<bytes::Bytes> = Vec::new();
+    let mut open: Option<(&std::sync::Arc<Slab>, std::ops::Range<usize>)> = None;
+    for &i in chunk {
+        let (slab, range) = items.get(i)?.framed.clone()?;
+        match &mut open {
+            Some((s, r)) if std::sync::Arc::ptr_eq(s, slab) && r.end == range.start => {
+                r.end = range.end;
+            }
+            _ => {
+                if let Some((s, r)) = open.replace((slab, range)) {
+                    runs.push(Slab::bytes(s, r));
+                }
+            }
+        }
+    }
+    if let Some((s, r)) = open {
+        runs.push(Slab::bytes(s, r));
+    }
+    let bytes: usize = runs.iter().map(bytes::Bytes::len).sum();
+    (runs.len() <= MAX_SHORT_RUNS || bytes / runs.len() >= MIN_RUN_BYTES).then_some(runs)
+}
+
+/// Runs of any length a request may have (a few vectored writes).
+const MAX_SHORT_RUNS: usize = 64;
+/// Beyond [`MAX_SHORT_RUNS`], the mean run length sent without a copy.
+const MIN_RUN_BYTES: usize = 16 * 1024;
 
 /// Split `pending` into requests of at most `max_bytes` (a document larger
 /// than the bound goes alone).

@@ -58,6 +58,9 @@ pub(crate) struct ElasticsearchSink {
     held: std::sync::atomic::AtomicBool,
     /// Setup's warnings given once, not at every attempt while held.
     said: setup::Said,
+    /// The framing of records the encoder wrote for this sink (see
+    /// [`crate::record::Payload`]).
+    framing: u64,
 }
 
 /// What became of the items of one request.
@@ -96,6 +99,7 @@ impl ElasticsearchSink {
             setup: tokio::sync::OnceCell::new(),
             held: std::sync::atomic::AtomicBool::new(false),
             said: setup::Said::default(),
+            framing: crate::config::BulkRoute::of(config).framing(),
         })
     }
 
@@ -125,7 +129,7 @@ impl ElasticsearchSink {
             self.set_up().await?;
         }
         let names = hour_names(&self.config.index, batch);
-        let items = batch_items(batch, &names, self.config.document_ids);
+        let items = batch_items(batch, &names, self.config.document_ids, self.framing);
         let mut pending: Vec<usize> = (0..items.len()).collect();
         let mut rejected: Vec<(usize, String)> = Vec::new();
         let started = Instant::now();
@@ -280,7 +284,7 @@ impl ElasticsearchSink {
             return Ok(false);
         };
         let names = hour_names(&self.config.index, batch);
-        let items = batch_items(batch, &names, self.config.document_ids);
+        let items = batch_items(batch, &names, self.config.document_ids, self.framing);
         let all: Vec<(usize, String)> = (0..items.len()).map(|i| (i, reason.to_owned())).collect();
         file.write(&self.entries(&items, &all))?;
         Ok(true)
@@ -289,7 +293,10 @@ impl ElasticsearchSink {
     /// One `_bulk` request for `chunk`. `Err` = the whole request failed
     /// (always retryable: with the node's Retry-After).
     async fn request(&self, items: &[Item<'_>], chunk: &[usize]) -> Result<Answer, SinkError> {
-        let body = bulk_body_into(items, chunk, self.http.spare.take());
+        let body = match bulk_runs(items, chunk) {
+            Some(runs) => super::http::RequestBody::Runs(runs),
+            None => bulk_body_into(items, chunk, self.http.spare.take()).into(),
+        };
         let (node, Some(base_url)) = self.node() else {
             return Err(SinkError::retry(Cause::NoUrl));
         };

@@ -72,7 +72,7 @@ fn batch_items_take_their_hours_index() {
     let batch: Vec<Record> = [t, t + 5, t + hour, t + hour + 1, t + 9]
         .into_iter()
         .map(|time_nanos| Record {
-            payload: "{}".to_owned(),
+            payload: "{}".to_owned().into(),
             time_nanos,
             key: Some([7; 16]),
             kafka: None,
@@ -81,7 +81,7 @@ fn batch_items_take_their_hours_index() {
         .collect();
     let names = hour_names("logs-%Y%m%d%H", &batch);
     assert_eq!(names.len(), 3, "three runs: 23h, 00h, 23h");
-    let items = batch_items(&batch, &names, true);
+    let items = batch_items(&batch, &names, true, 0);
     let indexes: Vec<&str> = items.iter().map(|i| i.index).collect();
     assert_eq!(
         indexes,
@@ -96,7 +96,7 @@ fn batch_items_take_their_hours_index() {
     assert!(std::ptr::eq(items[0].index, items[1].index));
     assert!(items.iter().all(|i| i.id == Some([7; 16])));
     assert!(
-        batch_items(&batch, &names, false)
+        batch_items(&batch, &names, false, 0)
             .iter()
             .all(|i| i.id.is_none())
     );
@@ -147,11 +147,13 @@ fn bulk_bodies_pair_actions_and_sources_and_end_in_a_newline() {
                 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0, 0, 0, 0, 0, 0, 0xfe, 0x10,
             ]),
             source: "{\"m\":\"a\\nb\"}",
+            framed: None,
         },
         Item {
             index: "i",
             id: None,
             source: "{}",
+            framed: None,
         },
     ];
     let body = bulk_body(&items, &[0, 1]);
@@ -264,6 +266,7 @@ fn chunks_respect_the_byte_bound() {
             index: "i",
             id: None,
             source: "0123456789",
+            framed: None,
         })
         .collect();
     let pending: Vec<usize> = (0..10).collect();

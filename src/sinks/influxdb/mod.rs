@@ -388,7 +388,7 @@ impl InfluxSink {
         let entries: Vec<DeadLine> = batch
             .iter()
             .map(|r| DeadLine {
-                line: r.payload.clone(),
+                line: r.payload.to_string(),
                 reason: reason.to_owned(),
                 ambiguous: false,
             })

@@ -238,7 +238,7 @@ fn records(lines: &[&str]) -> Vec<Record> {
     lines
         .iter()
         .map(|l| Record {
-            payload: (*l).to_owned(),
+            payload: (*l).into(),
             time_nanos: 0,
             key: None,
             kafka: None,

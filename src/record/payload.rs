@@ -1,0 +1,276 @@
+//! A record's encoded text, and where it sits in the buffer it was written
+//! into.
+//!
+//! A reader encodes the records one read gives a route one after another
+//! into one buffer (a slab), each record a slice of it. Where the route's
+//! sink frames every record on the wire (the `_bulk` action line before a
+//! document and LF after it), the encoder writes the framing into the slab
+//! too, so records that follow each other in a batch are one run of bytes
+//! the sink sends as it is, without copying it into a request body. A
+//! record that comes another way (read back from a spill log, made by a
+//! test) owns its text and has no framing: the sink frames it as it
+//! copies it.
+
+use std::sync::{Arc, Mutex};
+
+/// See the module doc. Dereferences to the encoded text (the document or
+/// line, without framing).
+#[derive(Clone, Default)]
+pub struct Payload {
+    /// The slab (or the record's own text); none until
+    /// [`Payload::attach`] for a record staged by a reader.
+    slab: Option<Arc<Slab>>,
+    /// `slab[start..end]` is the framed record, `slab[doc..doc_end]` its
+    /// text.
+    start: usize,
+    doc: usize,
+    doc_end: usize,
+    end: usize,
+    /// Which framing (a hash of the sink settings it was written for; see
+    /// [`Payload::framed`]), 0 for none.
+    framing: u64,
+}
+
+/// The text of a read's records, given back to its pool (if it has one)
+/// when the last record is done with: a slab is a few hundred KiB, and one
+/// freed only to be allocated again was page-faulted in again (the
+/// allocator returns memory it keeps unused for a while).
+#[derive(Default)]
+pub struct Slab {
+    text: String,
+    home: Option<Arc<SlabPool>>,
+}
+
+impl Slab {
+    pub fn new(text: String, home: Option<Arc<SlabPool>>) -> Slab {
+        Slab { text, home }
+    }
+
+    /// `range` of `slab` as bytes that keep it alive (for a request body).
+    pub fn bytes(slab: &Arc<Slab>, range: std::ops::Range<usize>) -> bytes::Bytes {
+        bytes::Bytes::from_owner(SlabBytes(slab.clone())).slice(range)
+    }
+}
+
+impl Drop for Slab {
+    fn drop(&mut self) {
+        if let Some(home) = &self.home {
+            home.keep(std::mem::take(&mut self.text));
+        }
+    }
+}
+
+struct SlabBytes(Arc<Slab>);
+
+impl AsRef<[u8]> for SlabBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.text.as_bytes()
+    }
+}
+
+/// Emptied slabs of a route, for its readers to write the next ones into.
+#[derive(Default)]
+pub struct SlabPool(Mutex<Vec<String>>);
+
+/// Slabs a pool keeps, and the most bytes of them.
+const POOL_SLABS: usize = 64;
+const POOL_BYTES: usize = 4 * 1024 * 1024;
+
+impl SlabPool {
+    /// A kept buffer of at least `want` bytes and not much more (a small
+    /// read's records must not hold a large slab), else a new one.
+    pub fn take(&self, want: usize) -> String {
+        let fits = |c: usize| c >= want && c <= want.saturating_add(want / 2).saturating_add(256);
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let from = kept.len().saturating_sub(8);
+        match kept.iter().skip(from).rposition(|b| fits(b.capacity())) {
+            Some(i) => kept.swap_remove(from + i),
+            None => {
+                drop(kept);
+                String::with_capacity(want)
+            }
+        }
+    }
+
+    fn keep(&self, mut text: String) {
+        text.clear();
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes: usize = kept.iter().map(String::capacity).sum();
+        if kept.len() < POOL_SLABS && bytes.saturating_add(text.capacity()) <= POOL_BYTES {
+            kept.push(text);
+        }
+    }
+}
+
+impl Payload {
+    /// A record staged in a slab not yet complete: `slab[start..end]`
+    /// once attached, the text at `doc..doc_end`, written for `framing`.
+    pub fn staged(start: usize, doc: usize, doc_end: usize, end: usize, framing: u64) -> Payload {
+        Payload {
+            slab: None,
+            start,
+            doc,
+            doc_end,
+            end,
+            framing,
+        }
+    }
+
+    /// Point a staged payload at its (now complete) slab. Its ranges are
+    /// checked here, where the slab is fresh in the cache, so that reading
+    /// the text later (on the sink's thread, where it is not) touches no
+    /// byte of it; a range that does not fit (no reader stages one) makes
+    /// the payload empty.
+    pub fn attach(&mut self, slab: &Arc<Slab>) {
+        let t = &slab.text;
+        let fits = self.start <= self.doc
+            && self.doc <= self.doc_end
+            && self.doc_end <= self.end
+            && self.end <= t.len()
+            && [self.start, self.doc, self.doc_end, self.end]
+                .iter()
+                .all(|&i| t.is_char_boundary(i));
+        debug_assert!(fits, "a staged range outside its slab");
+        if !fits {
+            (self.start, self.doc, self.doc_end, self.end, self.framing) = (0, 0, 0, 0, 0);
+        }
+        self.slab = Some(slab.clone());
+    }
+
+    /// The encoded text.
+    pub fn as_str(&self) -> &str {
+        let Some(bytes) = self
+            .slab
+            .as_ref()
+            .and_then(|s| s.text.as_bytes().get(self.doc..self.doc_end))
+        else {
+            return "";
+        };
+        // SAFETY: the slab's text is a `String` that does not change while
+        // a payload holds it (only `Slab`'s drop takes it), and
+        // `doc..doc_end` lies on its character boundaries: checked by
+        // `attach`, or `0..len` of a text of its own (`From<String>`).
+        // `str::get` would check again, reading the text's bytes: a cache
+        // miss or two per record where the sink only needs the length.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    }
+
+    /// The encoded text's length.
+    pub fn text_len(&self) -> usize {
+        self.doc_end.saturating_sub(self.doc)
+    }
+
+    /// The record with its framing, when it was written for `framing` (not
+    /// 0): the slab and the record's range in it.
+    pub fn framed(&self, framing: u64) -> Option<(&Arc<Slab>, std::ops::Range<usize>)> {
+        let slab = self.slab.as_ref()?;
+        (framing != 0 && self.framing == framing && self.end <= slab.text.len())
+            .then_some((slab, self.start..self.end))
+    }
+
+    /// Bytes the record holds in its slab, framing included.
+    pub fn held(&self) -> usize {
+        self.end.saturating_sub(self.start)
+    }
+
+    fn framing_text(&self) -> Option<&str> {
+        self.slab
+            .as_ref()
+            .and_then(|s| s.text.get(self.start..self.doc))
+    }
+}
+
+impl std::ops::Deref for Payload {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<String> for Payload {
+    fn from(text: String) -> Payload {
+        let len = text.len();
+        Payload {
+            slab: Some(Arc::new(Slab::new(text, None))),
+            start: 0,
+            doc: 0,
+            doc_end: len,
+            end: len,
+            framing: 0,
+        }
+    }
+}
+
+impl From<&str> for Payload {
+    fn from(text: &str) -> Payload {
+        Payload::from(text.to_owned())
+    }
+}
+
+/// Equal when the texts and framings are: where they sit does not matter.
+impl PartialEq for Payload {
+    fn eq(&self, other: &Payload) -> bool {
+        self.as_str() == other.as_str()
+            && self.framing == other.framing
+            && self.framing_text() == other.framing_text()
+    }
+}
+
+impl Eq for Payload {}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_staged_payload_reads_its_slice_once_attached() {
+        let pool = Arc::new(SlabPool::default());
+        let slab = Arc::new(Slab::new(
+            "A\ndoc-one\nB\ndoc-two\n".to_owned(),
+            Some(pool.clone()),
+        ));
+        let mut one = Payload::staged(0, 2, 9, 10, 7);
+        assert_eq!(one.as_str(), "", "nothing before it is attached");
+        one.attach(&slab);
+        let mut two = Payload::staged(10, 12, 19, 20, 7);
+        two.attach(&slab);
+        assert_eq!((one.as_str(), two.as_str()), ("doc-one", "doc-two"));
+        assert_eq!(one.held(), 10);
+        let (framed, range) = two.framed(7).unwrap();
+        assert_eq!(&Slab::bytes(framed, range)[..], b"B\ndoc-two\n");
+        assert!(two.framed(8).is_none(), "another sink's framing");
+        assert!(two.framed(0).is_none());
+        let own = Payload::from("doc-one");
+        assert!(own.framed(7).is_none(), "an owned text has no framing");
+        assert_eq!(own.held(), 7);
+        assert_ne!(own, one, "same text, not the same framing");
+        assert_eq!(own, Payload::from("doc-one".to_owned()));
+        // The slab goes back to its pool when the last holder is done.
+        let body = Slab::bytes(&slab, 0..2);
+        drop((slab, one, two));
+        assert!(pool.0.lock().unwrap().is_empty(), "a request body holds it");
+        drop(body);
+        let back = pool.take(10);
+        assert!(
+            back.is_empty() && back.capacity() >= 20,
+            "{}",
+            back.capacity()
+        );
+        // Not a buffer much larger than wanted.
+        pool.keep(String::with_capacity(100_000));
+        assert_eq!(pool.take(10).capacity(), 10);
+        assert_eq!(pool.take(80_000).capacity(), 100_000);
+    }
+}
