@@ -124,6 +124,7 @@ fn push_clean_prefix(out: &mut String, s: &str) -> usize {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+pub(crate) mod lanes;
 
 /// Append `s` as a JSON string literal.
 pub(crate) fn write_json_str(out: &mut String, s: &str) {
