@@ -226,11 +226,11 @@ fn push_digits(out: &mut String, v: u64, digits: u32) {
 #[inline]
 fn eight_digits(x: u32) -> [u8; 8] {
     let x = u64::from(x);
-    let v = x / 10_000 | (x % 10_000) << 32;
+    let v = (x / 10_000) | ((x % 10_000) << 32);
     let hundreds = ((v * 10_486) >> 20) & 0x0000_007f_0000_007f;
-    let v = hundreds | (v - hundreds * 100) << 16;
+    let v = hundreds | ((v - hundreds * 100) << 16);
     let tens = ((v * 103) >> 10) & 0x000f_000f_000f_000f;
-    let v = tens | (v - tens * 10) << 8;
+    let v = tens | ((v - tens * 10) << 8);
     (v + 0x3030_3030_3030_3030).to_le_bytes()
 }
 

@@ -64,7 +64,7 @@ fn run_until(text: &[u8], stop: fn(u64) -> u64) -> usize {
             .rev()
             .fold(0u64, |w, &b| (w << 8) | u64::from(b)),
     };
-    let flags = stop(word) | HIGH << (8 * tail);
+    let flags = stop(word) | (HIGH << (8 * tail));
     n + flags.trailing_zeros() as usize / 8
 }
 
