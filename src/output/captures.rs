@@ -53,6 +53,7 @@ impl<'e> Spans<'e> {
     }
 
     /// Group `i`'s text (0: the whole match).
+    #[inline]
     pub fn get(&self, i: usize) -> Option<&'e str> {
         if i >= self.groups {
             return None;

@@ -9,6 +9,7 @@ use crate::config::{
     facility_name, severity_name,
 };
 use crate::event::Event;
+use crate::text::lanes::digit_run;
 use crate::text::push_padded;
 
 use crate::config::line_protocol::{Element, push_escaped};
@@ -141,13 +142,14 @@ fn unsigned_part(s: &str) -> &[u8] {
 }
 
 /// `-?[1-9][0-9]*` or `0`: an integer as InfluxDB writes it. One pass
-/// over the bytes: this runs for every integer field of every point.
+/// over the bytes, eight at a time: this runs for every integer field of
+/// every point (a nanosecond time has 19 digits).
 fn canonical_int(s: &str) -> bool {
     match unsigned_part(s) {
         [] => false,
         [b'0'] => true,
         [b'0', ..] => false,
-        digits => digits.iter().all(u8::is_ascii_digit),
+        digits => digit_run(digits) == digits.len(),
     }
 }
 
@@ -221,6 +223,22 @@ pub(super) fn value_of<'a>(
     }
 }
 
+/// [`value_of`], with a capture of a sequence match read in place: that
+/// is the source of nearly every tag and field of a route's point, and
+/// `value_of`'s other arms keep it from being inlined (a call, and a
+/// second one to `Captures::get`, per tag and field).
+#[inline(always)]
+fn source_value<'a>(
+    source: &'a Source,
+    event: &'a Event,
+    captures: Option<&Captures<'a>>,
+) -> Option<&'a str> {
+    if let (Source::Capture { index, .. }, Some(Captures::Sequence(spans))) = (source, captures) {
+        return spans.get(*index);
+    }
+    value_of(source, event, captures)
+}
+
 fn source_name(source: &Source) -> String {
     match source {
         Source::Capture { name, .. } => format!("capture {name:?}"),
@@ -243,7 +261,7 @@ pub(super) fn encode_point(
     for part in &m.measurement_parts {
         match part {
             MeasurementPart::Text(t) => line.push_str(t),
-            MeasurementPart::Value(source) => match value_of(source, event, captures) {
+            MeasurementPart::Value(source) => match source_value(source, event, captures) {
                 Some(v) if !v.is_empty() => push_escaped(&mut line, v, Element::Measurement),
                 _ => {
                     errors.push(ConversionError::NoMeasurement {
@@ -266,7 +284,7 @@ pub(super) fn encode_point(
     // Tags come sorted from the config; an empty value (or one that is only
     // trailing backslashes) is no tag.
     for t in &m.tags {
-        let Some(v) = value_of(&t.source, event, captures) else {
+        let Some(v) = source_value(&t.source, event, captures) else {
             continue;
         };
         if v.trim_end_matches('\\').is_empty() || t.key.is_empty() {
@@ -303,7 +321,7 @@ pub(super) fn encode_point(
     };
     for f in &m.fields {
         // An absent or empty value is no field, and no error.
-        match value_of(&f.source, event, captures) {
+        match source_value(&f.source, event, captures) {
             Some(raw) if !raw.is_empty() => {
                 push_field(&mut line, &f.name, Some(&f.key), raw, f.kind)
             }
@@ -436,9 +454,66 @@ mod tests {
             texts = longer;
         }
         assert!(checked > 10_000);
+        // Longer texts (the digits are checked eight at a time): one
+        // character of the alphabet at every place of a run of digits.
+        for len in 6..=21 {
+            for at in 0..len {
+                for c in alphabet {
+                    let mut t: Vec<char> = "1234567890".chars().cycle().take(len).collect();
+                    t[at] = c;
+                    let t: String = t.into_iter().collect();
+                    assert_eq!(canonical_int(&t), int_rule(&t), "{t:?}");
+                }
+            }
+        }
         assert!(plain_decimal(&"9".repeat(299)));
         assert!(!plain_decimal(&"9".repeat(300)));
         assert!(plain_decimal(&format!("-{}", "9".repeat(299))));
+    }
+
+    /// A sequence match's captures read in place are what `value_of`
+    /// reads: every group, in range or not; other sources, and regex
+    /// captures, go to `value_of`.
+    #[test]
+    fn captures_read_in_place_as_value_of_reads_them() {
+        use crate::decode::{DecodeOptions, decode};
+        let line = "status route=/a code=200";
+        let mut spans = [(0u32, 0u32); crate::output::MAX_GROUPS];
+        spans[..3].copy_from_slice(&[(0, 24), (13, 15), (21, 24)]);
+        let sequence = Captures::Sequence(crate::output::Spans {
+            text: line,
+            groups: 3,
+            spans,
+        });
+        let regex = regex::Regex::new(r"route=(\S+) code=(\d+)").unwrap();
+        let regex = Captures::Regex(regex.captures(line).unwrap());
+        let event = decode(
+            bytes::Bytes::from(format!("<14>1 - h app - - - {line}")),
+            None,
+            0,
+            &DecodeOptions::default(),
+        );
+        let mut sources: Vec<Source> = (0..10)
+            .map(|index| Source::Capture {
+                name: "x".to_owned(),
+                index,
+            })
+            .collect();
+        sources.push(Source::Header(HeaderField::Host));
+        sources.push(Source::Static("v".to_owned()));
+        let mut seen = 0;
+        for source in &sources {
+            for captures in [Some(&sequence), Some(&regex), None] {
+                let want = value_of(source, &event, captures);
+                assert_eq!(source_value(source, &event, captures), want);
+                seen += usize::from(want.is_some());
+            }
+        }
+        assert_eq!(seen, 3 + 3 + 2 * 3);
+        assert_eq!(
+            source_value(&sources[1], &event, Some(&sequence)),
+            Some("/a")
+        );
     }
 
     /// Values are trimmed of any whitespace, ASCII or not, and only of it.

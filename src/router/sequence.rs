@@ -22,6 +22,7 @@ use regex_syntax::hir::{Hir, HirKind};
 
 use crate::grok::Library;
 use crate::output::{MAX_GROUPS, Spans};
+use crate::text::lanes::{digit_run, not_space_run};
 
 /// After this many occurrences of the leading literal that led to no
 /// match, the caller's regex searches the rest: attempts are linear each,
@@ -107,12 +108,18 @@ impl Class {
         }
     }
 
-    /// Length of the run of class bytes `text` starts with.
+    /// Length of the run of class bytes `text` starts with. `NOTSPACE`
+    /// runs (paths, names) are found eight bytes at a time.
     fn run(self, text: &[u8]) -> usize {
-        let bytes = self.bytes();
-        text.iter()
-            .position(|&b| !bytes[usize::from(b)])
-            .unwrap_or(text.len())
+        match self {
+            Class::NotSpace => not_space_run(text),
+            _ => {
+                let bytes = self.bytes();
+                text.iter()
+                    .position(|&b| !bytes[usize::from(b)])
+                    .unwrap_or(text.len())
+            }
+        }
     }
 
     /// The length of the match the regex prefers at the start of `text`
@@ -122,7 +129,7 @@ impl Class {
         match self {
             Class::Int => {
                 let sign = usize::from(matches!(text.first(), Some(b'+' | b'-')));
-                let digits = digits(&text[sign..]);
+                let digits = digit_run(&text[sign..]);
                 (digits > 0).then_some(sign + digits)
             }
             Class::Base10Num => base10(text),
@@ -133,21 +140,6 @@ impl Class {
             }
         }
     }
-
-    /// Is all of `segment` (a run of class bytes) one match of the class?
-    fn matches_all(self, segment: &[u8]) -> bool {
-        match self {
-            Class::Int | Class::Base10Num | Class::Number => {
-                self.greedy(segment) == Some(segment.len())
-            }
-            // A run of the class's bytes, none of which is excluded.
-            Class::Word | Class::NotSpace | Class::Username => !segment.is_empty(),
-        }
-    }
-}
-
-fn digits(text: &[u8]) -> usize {
-    text.iter().take_while(|b| b.is_ascii_digit()).count()
 }
 
 /// `[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)` at the start of `text`. The
@@ -157,14 +149,14 @@ fn digits(text: &[u8]) -> usize {
 fn base10(text: &[u8]) -> Option<usize> {
     let sign = usize::from(matches!(text.first(), Some(b'+' | b'-')));
     let rest = &text[sign..];
-    let whole = digits(rest);
+    let whole = digit_run(rest);
     let body = if whole > 0 {
         match rest.get(whole) {
-            Some(b'.') => whole + 1 + digits(&rest[whole + 1..]),
+            Some(b'.') => whole + 1 + digit_run(&rest[whole + 1..]),
             _ => whole,
         }
-    } else if rest.first() == Some(&b'.') && digits(&rest[1..]) > 0 {
-        1 + digits(&rest[1..])
+    } else if rest.first() == Some(&b'.') && digit_run(&rest[1..]) > 0 {
+        1 + digit_run(&rest[1..])
     } else {
         // Without the sign the body would start at the sign: no match.
         return None;
@@ -178,7 +170,7 @@ fn exponent(text: &[u8]) -> usize {
         return 0;
     }
     let sign = usize::from(matches!(text.get(1), Some(b'+' | b'-')));
-    match digits(&text[1 + sign..]) {
+    match digit_run(&text[1 + sign..]) {
         0 => 0,
         n => 1 + sign + n,
     }
@@ -189,14 +181,62 @@ fn exponent(text: &[u8]) -> usize {
 struct Step {
     group: usize,
     class: Class,
-    then: Vec<u8>,
+    then: Literal,
+}
+
+/// A literal to compare at one place. One of up to 16 bytes (`key=`
+/// words) is also kept as a word and a mask of its bytes: where the text
+/// has 16 bytes to read, the comparison is one masked word compare.
+#[derive(Debug, Default)]
+struct Literal {
+    bytes: Vec<u8>,
+    word: u128,
+    /// `0xff` for each byte of the literal; all zeros for one longer than
+    /// 16 bytes (never compared as a word).
+    mask: u128,
+}
+
+impl Literal {
+    fn new(bytes: &[u8]) -> Literal {
+        let mut word = [0u8; 16];
+        let mut mask = [0u8; 16];
+        if bytes.len() <= 16 {
+            for (i, &b) in bytes.iter().enumerate() {
+                word[i] = b;
+                mask[i] = 0xff;
+            }
+        }
+        Literal {
+            bytes: bytes.to_vec(),
+            word: u128::from_le_bytes(word),
+            mask: u128::from_le_bytes(mask),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Does `text` start with the literal?
+    #[inline]
+    fn starts(&self, text: &[u8]) -> bool {
+        match text.first_chunk::<16>() {
+            Some(w) if self.mask != 0 => (u128::from_le_bytes(*w) ^ self.word) & self.mask == 0,
+            _ => text.starts_with(&self.bytes),
+        }
+    }
 }
 
 /// A pattern of literals and simple captures (see the module's text).
 #[derive(Debug)]
 pub(crate) struct SequencePattern {
     lead: memchr::memmem::Finder<'static>,
-    lead_len: usize,
+    /// The leading literal again, to compare where it is expected.
+    lead_here: Literal,
     steps: Vec<Step>,
     groups: usize,
 }
@@ -247,7 +287,7 @@ impl SequencePattern {
                     steps.push(Step {
                         group: usize::try_from(c.index).ok()?,
                         class,
-                        then: Vec::new(),
+                        then: Literal::default(),
                     });
                 }
                 HirKind::Literal(l) => {
@@ -257,7 +297,7 @@ impl SequencePattern {
                     if !step.then.is_empty() || step.class.bytes()[usize::from(first)] {
                         return None;
                     }
-                    step.then = l.0.to_vec();
+                    step.then = Literal::new(&l.0);
                     before = *l.0.last()?;
                 }
                 _ => return None,
@@ -274,7 +314,7 @@ impl SequencePattern {
             return None;
         }
         Some(SequencePattern {
-            lead_len: lead.len(),
+            lead_here: Literal::new(&lead),
             lead: memchr::memmem::Finder::new(&lead).into_owned(),
             steps,
             groups,
@@ -291,7 +331,17 @@ impl SequencePattern {
         }
         let mut from = from;
         for _ in 0..ATTEMPTS {
-            let Some(at) = bytes.get(from..).and_then(|rest| self.lead.find(rest)) else {
+            // The caller's `from` is most often the literal itself: a
+            // comparison instead of a search.
+            let here = bytes
+                .get(from..)
+                .is_some_and(|rest| self.lead_here.starts(rest));
+            let found = if here {
+                Some(0)
+            } else {
+                bytes.get(from..).and_then(|rest| self.lead.find(rest))
+            };
+            let Some(at) = found else {
                 return Found::NoMatch;
             };
             let at = from + at;
@@ -307,18 +357,21 @@ impl SequencePattern {
     fn match_at<'e>(&self, message: &'e str, at: usize) -> Option<Spans<'e>> {
         let bytes = message.as_bytes();
         let mut spans = [(0u32, 0u32); MAX_GROUPS];
-        let mut pos = at + self.lead_len;
+        let mut pos = at + self.lead_here.len();
         for step in &self.steps {
             let rest = bytes.get(pos..)?;
-            let end = if step.then.is_empty() {
-                pos + step.class.greedy(rest)?
-            } else {
-                let run = step.class.run(rest);
-                if !step.class.matches_all(&rest[..run]) || !rest[run..].starts_with(&step.then) {
-                    return None;
-                }
-                pos + run
-            };
+            // The class's greedy match, then the literal. The greedy match
+            // only takes class bytes, and decides only on class bytes: it
+            // is the same whether the run of class bytes ends there or the
+            // text does. So where the literal (whose first byte the class
+            // cannot hold) follows, the run ends with the greedy match, and
+            // the run being one match of the class, as the regex requires,
+            // is that match being all of it: one scan for both.
+            let len = step.class.greedy(rest)?;
+            if !step.then.is_empty() && !step.then.starts(rest.get(len..)?) {
+                return None;
+            }
+            let end = pos + len;
             *spans.get_mut(step.group)? = (u32::try_from(pos).ok()?, u32::try_from(end).ok()?);
             pos = end + step.then.len();
         }
@@ -460,8 +513,30 @@ mod tests {
         }
     }
 
+    /// The masked word compare of a literal answers as `starts_with`:
+    /// literals of every length around the word's 16 bytes, on texts
+    /// shorter and longer than a word, equal or off in one byte.
+    #[test]
+    fn literal_compare_agrees_with_starts_with() {
+        let base = b"status route=/a code=1 latency_ms=0123456789abcdef";
+        for len in 0..=20 {
+            let literal = Literal::new(&base[..len]);
+            for text_len in 0..base.len() {
+                for flip in 0..=text_len.min(20) {
+                    let mut text = base[..text_len].to_vec();
+                    if let Some(b) = text.get_mut(flip) {
+                        *b ^= 1;
+                    }
+                    let want = text.starts_with(&base[..len]);
+                    assert_eq!(literal.starts(&text), want, "{len} {text_len} {flip}");
+                }
+            }
+        }
+    }
+
     const PATTERNS: &[&str] = &[
         "status route=%{NOTSPACE:route} code=%{INT:code} latency_ms=%{NUMBER:ms} bytes=%{INT:bytes}",
+        "status route=%{NOTSPACE:route} code=%{INT:code} latency_ms=%{NUMBER:latency_ms:float} bytes=%{INT:bytes:int} seq=%{INT:seq:int} sent=%{INT:sent:int}",
         "v=%{NUMBER:n}",
         "v=%{BASE10NUM:n}",
         "v=%{INT:n}",
@@ -501,6 +576,10 @@ mod tests {
                 " code=",
                 " latency_ms=",
                 " bytes=",
+                " seq=",
+                " sent=",
+                "1795860000123456789",
+                "/api/v1/orders/",
                 "cache ",
                 " hits=",
                 "q ",
@@ -519,15 +598,32 @@ mod tests {
     /// that may or may not be one.
     fn token() -> impl Strategy<Value = String> {
         let valid = prop::sample::select(vec![
-            "12", "-3", "+0", "1.5", ".5", "5.", "1e3", "2.5E-7", "abc", "a_1", "/x/y", "é",
+            "12",
+            "-3",
+            "+0",
+            "1.5",
+            ".5",
+            "5.",
+            "1e3",
+            "2.5E-7",
+            "abc",
+            "a_1",
+            "/x/y",
+            "é",
             "k.m-n",
+            "1795860000123456789",
+            "-12345678901",
+            "123456789.12345678e+12",
+            "/api/v1/orders/12345",
+            "/wide/é/path/",
         ])
         .prop_map(str::to_owned);
         let any = proptest::collection::vec(
             prop::sample::select(vec![
                 "0", "1", "9", "+", "-", ".", "e", "E", "a", "Z", "_", "/", "é", " ", "=",
+                "12345678", "/abcdefg", "\t", "\u{b}", "\r",
             ]),
-            0..6,
+            0..8,
         )
         .prop_map(|parts| parts.concat());
         prop_oneof![3 => valid, 1 => any]
