@@ -1,0 +1,82 @@
+//! A reader's records for one route between two pushes, their texts in
+//! one slab (see [`crate::record::Payload`]).
+
+use std::sync::Arc;
+
+use crate::record::{Payload, Record, Slab, SlabPool};
+use crate::sinks::elasticsearch::bulk::ActionLines;
+
+#[derive(Default)]
+pub(super) struct StagedRoute {
+    pub(super) records: Vec<Record>,
+    pub(super) matched: u64,
+    /// The staged records' texts (and framing), one after another: each
+    /// record's payload is a slice of it once [`StagedRoute::seal`]ed (see
+    /// [`crate::record::Payload`]). Taken at the push, so an idle reader
+    /// holds none.
+    pub(super) slab: String,
+    /// The last sealed slab's length: the next one's first allocation.
+    pub(super) hint: usize,
+    /// The encoder's buffer, reused for every record.
+    pub(super) scratch: String,
+    /// Action lines for a route to an Elasticsearch sink.
+    pub(super) actions: Option<ActionLines>,
+}
+
+/// The most a slab is first asked for: a read that stages more grows it
+/// (doubling), and a slab is held until its last record is delivered.
+const MAX_SLAB_HINT: usize = 512 * 1024;
+/// The least a slab is first asked for.
+const MIN_SLAB: usize = 256;
+
+impl StagedRoute {
+    /// Put a record's text in the slab (`write` appends it to the slab
+    /// it is given and gives it back), after its action line when the
+    /// route writes to an Elasticsearch sink and followed by LF then; its
+    /// payload, to [`StagedRoute::seal`].
+    pub(super) fn stage(
+        &mut self,
+        route: (Option<&(crate::config::BulkRoute, u64)>, &SlabPool),
+        time_nanos: i64,
+        key: Option<[u8; 16]>,
+        write: impl FnOnce(String) -> String,
+    ) -> Payload {
+        let (bulk, slabs) = route;
+        if self.slab.capacity() == 0 {
+            self.slab = slabs.take(self.hint.max(MIN_SLAB));
+        }
+        let start = self.slab.len();
+        let mut framing = 0;
+        if let Some((bulk, want)) = bulk {
+            let actions = match &mut self.actions {
+                Some(a) if a.framing() == *want => a,
+                slot => slot.insert(ActionLines::new(bulk)),
+            };
+            if actions.write(&mut self.slab, time_nanos, key.as_ref()) {
+                framing = *want;
+            }
+        }
+        let doc = self.slab.len();
+        self.slab = write(std::mem::take(&mut self.slab));
+        let doc_end = self.slab.len();
+        if framing != 0 {
+            self.slab.push('\n');
+        }
+        Payload::staged(start, doc, doc_end, self.slab.len(), framing)
+    }
+
+    /// The staged records' slab is complete: their payloads point into it.
+    pub(super) fn seal(&mut self, slabs: &Arc<SlabPool>) {
+        let mut text = std::mem::take(&mut self.slab);
+        self.hint = text.len().saturating_add(text.len() / 8).min(MAX_SLAB_HINT);
+        // Held until its last record is delivered: not much more than it
+        // holds (a read of one short line must not keep a large buffer).
+        if text.capacity() > text.len() + text.len() / 4 + MIN_SLAB {
+            text.shrink_to_fit();
+        }
+        let slab = Arc::new(Slab::new(text, Some(slabs.clone())));
+        for r in &mut self.records {
+            r.payload.attach(&slab);
+        }
+    }
+}
