@@ -34,8 +34,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
 mod headers;
+mod lf;
 
 use headers::{End, rfc5424_header};
+use lf::LfFinder;
 
 /// Longest octet count accepted, in digits (counts up to 999,999,999).
 const MAX_COUNT_DIGITS: usize = 9;
@@ -96,6 +98,8 @@ pub struct SyslogFramer {
     /// This stream delivered a frame ended by LF or by its octet count: it
     /// delimits its frames, so a header inside one is text.
     delimited: bool,
+    /// The fast path's LF search.
+    lf: LfFinder,
 }
 
 impl SyslogFramer {
@@ -107,6 +111,7 @@ impl SyslogFramer {
             stats: FramerStats::default(),
             undelimited: false,
             delimited: false,
+            lf: LfFinder::new(),
         }
     }
 
@@ -182,7 +187,7 @@ impl SyslogFramer {
             return None;
         }
         let limit = buf.len().min(self.max_frame_bytes + 1);
-        let end = memchr::memchr(b'\n', &buf[..limit])?;
+        let end = self.lf.find(&buf[..limit])?;
         // One CR before the LF is trimmed.
         let len = end - usize::from(buf[..end].last() == Some(&b'\r'));
         let frame = buf.split_to(len).freeze();
@@ -196,6 +201,9 @@ impl Decoder for SyslogFramer {
     type Item = FrameItem;
     type Error = std::io::Error;
 
+    /// The fast path, else the general one (kept out of line: this one
+    /// stays small).
+    #[inline]
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<FrameItem>, std::io::Error> {
         if self.state == State::Start {
             if let Some(frame) = self.whole_line(buf) {
@@ -215,6 +223,7 @@ impl Decoder for SyslogFramer {
 
 impl SyslogFramer {
     /// [`Decoder::decode`] by the state machine, for every case.
+    #[inline(never)]
     fn decode_general(&mut self, buf: &mut BytesMut) -> Result<Option<FrameItem>, std::io::Error> {
         loop {
             match self.state {
