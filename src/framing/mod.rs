@@ -34,8 +34,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
 mod headers;
+mod lf;
 
 use headers::{End, rfc5424_header};
+use lf::LfFinder;
 
 /// Longest octet count accepted, in digits (counts up to 999,999,999).
 const MAX_COUNT_DIGITS: usize = 9;
@@ -96,6 +98,8 @@ pub struct SyslogFramer {
     /// This stream delivered a frame ended by LF or by its octet count: it
     /// delimits its frames, so a header inside one is text.
     delimited: bool,
+    /// The fast path's LF search.
+    lf: LfFinder,
 }
 
 impl SyslogFramer {
@@ -107,6 +111,7 @@ impl SyslogFramer {
             stats: FramerStats::default(),
             undelimited: false,
             delimited: false,
+            lf: LfFinder::new(),
         }
     }
 
@@ -167,11 +172,59 @@ impl SyslogFramer {
     }
 }
 
+impl SyslogFramer {
+    /// The common frame without the state machine: at the start of a
+    /// frame, a newline frame whose LF is already in `buf` within the
+    /// bound, on a stream that does not split at headers. `None` leaves
+    /// `buf` as it was, for the general path, which would take the same
+    /// frame (`fast_path_is_the_general_path` holds them together); it
+    /// also takes blank lines, counts and frames not complete yet.
+    #[inline]
+    fn whole_line(&mut self, buf: &mut BytesMut) -> Option<Bytes> {
+        let &first = buf.first()?;
+        let count = self.framing != Framing::Lf && matches!(first, b'1'..=b'9');
+        if count || matches!(first, b'\n' | b'\r') || self.splits_at_headers() {
+            return None;
+        }
+        let limit = buf.len().min(self.max_frame_bytes + 1);
+        let end = self.lf.find(&buf[..limit])?;
+        // One CR before the LF is trimmed.
+        let len = end - usize::from(buf[..end].last() == Some(&b'\r'));
+        let frame = buf.split_to(len).freeze();
+        buf.advance(end + 1 - len);
+        self.delimited = true;
+        Some(frame)
+    }
+}
+
 impl Decoder for SyslogFramer {
     type Item = FrameItem;
     type Error = std::io::Error;
 
+    /// The fast path, else the general one (kept out of line: this one
+    /// stays small).
+    #[inline]
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<FrameItem>, std::io::Error> {
+        if self.state == State::Start {
+            if let Some(frame) = self.whole_line(buf) {
+                return Ok(Some(FrameItem::Frame(frame)));
+            }
+        }
+        self.decode_general(buf)
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<FrameItem>, std::io::Error> {
+        if let Some(item) = self.decode(buf)? {
+            return Ok(Some(item));
+        }
+        self.rest_at_eof(buf)
+    }
+}
+
+impl SyslogFramer {
+    /// [`Decoder::decode`] by the state machine, for every case.
+    #[inline(never)]
+    fn decode_general(&mut self, buf: &mut BytesMut) -> Result<Option<FrameItem>, std::io::Error> {
         loop {
             match self.state {
                 State::Start => {
@@ -277,10 +330,8 @@ impl Decoder for SyslogFramer {
         }
     }
 
-    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<FrameItem>, std::io::Error> {
-        if let Some(item) = self.decode(buf)? {
-            return Ok(Some(item));
-        }
+    /// What is left in `buf` once the stream ended and no frame is complete.
+    fn rest_at_eof(&mut self, buf: &mut BytesMut) -> Result<Option<FrameItem>, std::io::Error> {
         let state = std::mem::replace(&mut self.state, State::Start);
         match state {
             // A last line without LF is still a frame (within the bound,
@@ -540,6 +591,96 @@ mod tests {
                     prop_assert!(b.len() <= max);
                 }
             }
+        }
+    }
+
+    /// [`frames_chunked`] by the state machine alone, without the fast
+    /// path for whole lines ([`SyslogFramer::whole_line`]).
+    fn frames_general(framer: &mut SyslogFramer, input: &[u8], sizes: &[usize]) -> Vec<FrameItem> {
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for chunk in chunks(input, sizes) {
+            buf.extend_from_slice(chunk);
+            while let Some(item) = framer.decode_general(&mut buf).unwrap() {
+                out.push(item);
+            }
+        }
+        loop {
+            match framer.decode_general(&mut buf).unwrap() {
+                Some(item) => out.push(item),
+                None => match framer.rest_at_eof(&mut buf).unwrap() {
+                    Some(item) => out.push(item),
+                    None => return out,
+                },
+            }
+        }
+    }
+
+    fn chunks<'i>(input: &'i [u8], sizes: &[usize]) -> Vec<&'i [u8]> {
+        let mut out = Vec::new();
+        let mut rest = input;
+        for k in 0.. {
+            if rest.is_empty() {
+                break;
+            }
+            let (chunk, tail) = rest.split_at(sizes[k % sizes.len()].clamp(1, rest.len()));
+            out.push(chunk);
+            rest = tail;
+        }
+        out
+    }
+
+    /// Pieces of a stream that lead the framer down each of its paths:
+    /// lines (with CR, blank, starting with a digit or a header), headers
+    /// run together, counts, text without an LF.
+    const PIECES: &[&[u8]] = &[
+        b"<13>one\n",
+        b"<14>1 - h a - - - x\r\n",
+        b"<14>1 2025-01-01T00:00:00Z h a - - - y",
+        b"<14>1 - h a - - - x<14>1 - h b - - - y<14>1 - h c - - - z\n",
+        b"\n",
+        b"\r\r\n",
+        b"\r",
+        b"0 zero\n",
+        b"2024 was a year\n",
+        b"11 <13>counted",
+        b"3 abc",
+        b"99 <13>over the maximum\n",
+        b"<13>a line longer than the maximum of the framers here\n",
+    ];
+
+    fn arb_piece() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::sample::select(PIECES).prop_map(<[u8]>::to_vec),
+            proptest::collection::vec(any::<u8>(), 0..24),
+        ]
+    }
+
+    proptest! {
+        /// The fast path takes exactly the frames (and counts) the state
+        /// machine takes, whatever the framing and the reads.
+        #[test]
+        fn fast_path_is_the_general_path(
+            pieces in proptest::collection::vec(arb_piece(), 0..24),
+            sizes in proptest::collection::vec(1usize..80, 1..6),
+            max in prop_oneof![Just(16usize), Just(40), Just(4096)],
+            framing in prop_oneof![
+                Just(Framing::Auto),
+                Just(Framing::Lf),
+                Just(Framing::Octet),
+                Just(Framing::Log4j2Undelimited),
+            ],
+        ) {
+            let stream = pieces.concat();
+            let mut fast = SyslogFramer::new(max, framing);
+            let mut general = SyslogFramer::new(max, framing);
+            prop_assert_eq!(
+                frames_chunked(&mut fast, &stream, &sizes),
+                frames_general(&mut general, &stream, &sizes)
+            );
+            prop_assert_eq!(fast.take_stats(), general.take_stats());
+            prop_assert_eq!(fast.delimited, general.delimited);
+            prop_assert_eq!(fast.undelimited, general.undelimited);
         }
     }
 

@@ -618,7 +618,12 @@ async fn hand_on(
         let Ok(Some(item)) = item else { break };
         completed = true;
         match item {
-            FrameItem::Frame(frame) => reader.frame(frame, Some(peer), received).await,
+            FrameItem::Frame(frame) => {
+                // No future per frame (see `Reader::take_frame`).
+                if reader.take_frame(frame, Some(peer), received) {
+                    reader.push().await;
+                }
+            }
             FrameItem::Oversized => {
                 metrics.oversized_frames.inc();
                 static LOG: LogLimiter = LogLimiter::new(10_000);
