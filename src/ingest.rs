@@ -28,7 +28,7 @@ use crate::record::{Record, SlabPool};
 mod staged;
 use crate::router::{Router, RouterError};
 use crate::telemetry::{ListenerMetrics, RouteMetrics, Telemetry};
-use staged::StagedRoute;
+use staged::{Batch, StagedRoute, recycle};
 
 /// A route at run time: its output, its queue, its counters.
 pub(crate) struct RouteRuntime {
@@ -275,25 +275,6 @@ impl Pipeline {
         }
         batch.records = 0;
     }
-}
-
-/// What a reader routed and encoded since its last push: records per route
-/// (in order) and match counts, plus scratch reused for every event.
-struct Batch {
-    /// Indexed like the routes of the pipeline the records were routed by.
-    routes: Vec<StagedRoute>,
-    /// Records in `routes`.
-    records: usize,
-    matches: Vec<crate::router::RouteMatch<'static>>,
-    errors: Vec<ConversionError>,
-}
-
-/// An empty vector of route matches borrowing from one event, with its
-/// allocation, for the next event: collected in place (same layout), so no
-/// allocation per frame.
-#[allow(clippy::unnecessary_filter_map)] // `filter` cannot change the lifetime
-fn recycle<'b>(matches: Vec<crate::router::RouteMatch<'_>>) -> Vec<crate::router::RouteMatch<'b>> {
-    matches.into_iter().filter_map(|_| None).collect()
 }
 
 /// Records a reader stages before it pushes them even mid-read: bounds the

@@ -1,8 +1,9 @@
-//! A reader's records for one route between two pushes, their texts in
-//! one slab (see [`crate::record::Payload`]).
+//! What a reader stages between two pushes: per route, its records, their
+//! texts in one slab (see [`crate::record::Payload`]).
 
 use std::sync::Arc;
 
+use crate::output::ConversionError;
 use crate::record::{Payload, Record, Slab, SlabPool};
 use crate::sinks::elasticsearch::bulk::ActionLines;
 
@@ -79,4 +80,25 @@ impl StagedRoute {
             r.payload.attach(&slab);
         }
     }
+}
+
+/// What a reader routed and encoded since its last push: records per route
+/// (in order) and match counts, plus scratch reused for every event.
+pub(super) struct Batch {
+    /// Indexed like the routes of the pipeline the records were routed by.
+    pub(super) routes: Vec<StagedRoute>,
+    /// Records in `routes`.
+    pub(super) records: usize,
+    pub(super) matches: Vec<crate::router::RouteMatch<'static>>,
+    pub(super) errors: Vec<ConversionError>,
+}
+
+/// An empty vector of route matches borrowing from one event, with its
+/// allocation, for the next event: collected in place (same layout), so no
+/// allocation per frame.
+#[allow(clippy::unnecessary_filter_map)] // `filter` cannot change the lifetime
+pub(super) fn recycle<'b>(
+    matches: Vec<crate::router::RouteMatch<'_>>,
+) -> Vec<crate::router::RouteMatch<'b>> {
+    matches.into_iter().filter_map(|_| None).collect()
 }
