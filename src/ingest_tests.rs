@@ -191,3 +191,54 @@ fn staged_documents_are_the_bulk_body_the_sink_would_write() {
     assert!(bulk_runs(&items, &[0, 1]).is_none());
     assert!(bulk_runs(&items, &[0]).is_some());
 }
+
+/// att8: a record of a small read must not pin a buffer sized for an
+/// earlier, large read. The queue bounds (`max_bytes`) count a record's
+/// `held()` bytes; the slab it keeps alive is what memory it really
+/// costs. On slab8 the reader's `hint` (the last slab's length, up to
+/// 512 KiB) sizes the next slab, so after one 64 KiB read of ECS lines
+/// the next lone record (about 130 bytes) keeps a slab of hundreds of KiB
+/// alive while its queue counts ~200 bytes: a thousand idle connections,
+/// each with one such record queued behind a slow sink, pin hundreds of
+/// MiB that `max_bytes` never sees. (main: at most 2 KiB per record.)
+#[test]
+fn a_lone_record_after_a_large_read_does_not_pin_a_large_slab() {
+    let route = crate::config::BulkRoute {
+        index: "logs-%Y.%m.%d".into(),
+        ids: true,
+    };
+    let bulk = Some((route.clone(), route.framing()));
+    let slabs = Arc::new(SlabPool::default());
+    let mut staged = StagedRoute::default();
+    let t = 1_795_564_799_000_000_000;
+    let stage = |staged: &mut StagedRoute, text: &str| {
+        let payload = staged.stage((bulk.as_ref(), &slabs), t, Some([1; 16]), |mut s| {
+            s.push_str(text);
+            s
+        });
+        staged.records.push(Record {
+            payload,
+            time_nanos: t,
+            key: Some([1; 16]),
+            kafka: None,
+            ack: None,
+        });
+    };
+    // One large read: 1,000 documents of 300 bytes.
+    let doc = format!("{{\"m\":\"{}\"}}", "x".repeat(292));
+    for _ in 0..1000 {
+        stage(&mut staged, &doc);
+    }
+    staged.seal(&slabs);
+    let big: Vec<Record> = std::mem::take(&mut staged.records);
+    // Then a read of one small document.
+    stage(&mut staged, "{\"m\":\"small\"}");
+    let held = staged.records[0].payload.held();
+    let pinned = staged.slab.capacity();
+    staged.seal(&slabs);
+    drop(big);
+    assert!(
+        pinned <= 4096,
+        "a record of {held} bytes (as the queue counts it) pins a slab of {pinned} bytes"
+    );
+}
