@@ -241,3 +241,29 @@ fn a_lone_record_after_a_large_read_does_not_pin_a_large_slab() {
         "a record of {held} bytes (as the queue counts it) pins a slab of {pinned} bytes"
     );
 }
+
+/// att8: a route's slab pool keeps only slabs a reader can take again.
+/// A reader asks for at most `MAX_SLAB_HINT` (512 KiB), and `take` gives
+/// a kept slab only when it is at most half again what is asked, so a
+/// slab over ~768 KiB (a read of long documents, or one large frame) is
+/// never taken; slab8 keeps it all the same, up to the pool's 4 MiB, for
+/// as long as the route lives: memory no record uses and no reader reuses.
+#[test]
+fn a_pool_keeps_no_slab_a_reader_cannot_take() {
+    let slabs = Arc::new(SlabPool::default());
+    let big = 2 * 1024 * 1024;
+    drop(Arc::new(Slab::new(
+        String::with_capacity(big),
+        Some(slabs.clone()),
+    )));
+    // No reader's want takes it...
+    for want in [MIN_SLAB, 64 * 1024, MAX_SLAB_HINT] {
+        assert_ne!(slabs.take(want).capacity(), big);
+    }
+    // ...so the pool must not be holding it.
+    assert_ne!(
+        slabs.take(big).capacity(),
+        big,
+        "the pool kept a {big}-byte slab no reader can take"
+    );
+}
