@@ -191,3 +191,79 @@ fn staged_documents_are_the_bulk_body_the_sink_would_write() {
     assert!(bulk_runs(&items, &[0, 1]).is_none());
     assert!(bulk_runs(&items, &[0]).is_some());
 }
+
+/// att8: a record of a small read must not pin a buffer sized for an
+/// earlier, large read. The queue bounds (`max_bytes`) count a record's
+/// `held()` bytes; the slab it keeps alive is what memory it really
+/// costs. At 3ed0289 the reader's `hint` (the last slab's length, up to
+/// 512 KiB) sized the next slab and nothing shrank it, so the lone record
+/// below (95 bytes as the queue counts it) kept 429,750 bytes alive
+/// (main: at most 2 KiB a record); f5f58d7's shrink at the seal fixes it
+/// (this test fails with that `shrink_to_fit` commented out).
+#[test]
+fn a_lone_record_after_a_large_read_does_not_pin_a_large_slab() {
+    let route = crate::config::BulkRoute {
+        index: "logs-%Y.%m.%d".into(),
+        ids: true,
+    };
+    let bulk = Some((route.clone(), route.framing()));
+    let slabs = Arc::new(SlabPool::default());
+    let mut staged = StagedRoute::default();
+    let t = 1_795_564_799_000_000_000;
+    let stage = |staged: &mut StagedRoute, text: &str| {
+        let payload = staged.stage((bulk.as_ref(), &slabs), t, Some([1; 16]), |mut s| {
+            s.push_str(text);
+            s
+        });
+        staged.records.push(Record {
+            payload,
+            time_nanos: t,
+            key: Some([1; 16]),
+            kafka: None,
+            ack: None,
+        });
+    };
+    // One large read: 1,000 documents of 300 bytes.
+    let doc = format!("{{\"m\":\"{}\"}}", "x".repeat(292));
+    for _ in 0..1000 {
+        stage(&mut staged, &doc);
+    }
+    staged.seal(&slabs);
+    let big: Vec<Record> = std::mem::take(&mut staged.records);
+    // Then a read of one small document.
+    stage(&mut staged, "{\"m\":\"small\"}");
+    staged.seal(&slabs);
+    drop(big);
+    let held = staged.records[0].payload.held();
+    let pinned = staged.records[0].payload.slab_capacity();
+    assert!(
+        pinned <= 4096,
+        "a record of {held} bytes (as the queue counts it) pins a slab of {pinned} bytes"
+    );
+}
+
+/// att8: a route's slab pool keeps only slabs a reader can take again.
+/// A reader asks for at most `MAX_SLAB_HINT` (512 KiB), and `take` gives
+/// a kept slab only when it is at most half again what is asked, so a
+/// slab over ~768 KiB (a read of long documents, or one large frame) is
+/// never taken; slab8 keeps it all the same, up to the pool's 4 MiB, for
+/// as long as the route lives: memory no record uses and no reader reuses.
+#[test]
+fn a_pool_keeps_no_slab_a_reader_cannot_take() {
+    let slabs = Arc::new(SlabPool::default());
+    let big = 2 * 1024 * 1024;
+    drop(Arc::new(Slab::new(
+        String::with_capacity(big),
+        Some(slabs.clone()),
+    )));
+    // No reader's want takes it...
+    for want in [MIN_SLAB, 64 * 1024, MAX_SLAB_HINT] {
+        assert_ne!(slabs.take(want).capacity(), big);
+    }
+    // ...so the pool must not be holding it.
+    assert_ne!(
+        slabs.take(big).capacity(),
+        big,
+        "the pool kept a {big}-byte slab no reader can take"
+    );
+}

@@ -400,3 +400,38 @@ async fn abandon_does_not_count_uncommitted_kafka_records_as_lost() {
         assert_eq!(m.released_uncommitted.get(), want.1 as u64);
     }
 }
+
+/// att8: README documents a queue's byte bound as "payload + 64 per
+/// record" (`[routes.queue] max_bytes`). A record the reader framed for an
+/// Elasticsearch sink (its `_bulk` action line and LF written into the
+/// slab beside it) must cost the same as the same document unframed: the
+/// framing is the sink's, not the queue's. On slab8 `cost` counts
+/// `payload.held()` (action line + document + LF), so the same
+/// `max_bytes` holds about a quarter fewer documents of an ES route than
+/// on main (a 250-byte document with its ~95-byte action line), and
+/// `sluice_queue_bytes` reports bytes no other sink's records count.
+#[test]
+fn a_framed_record_costs_its_document_as_documented() {
+    let action = "{\"create\":{\"_index\":\"logs-2026.11.24\",\"_id\":\"0123456789abcdef0123456789abcdef\"}}\n";
+    let doc = "{\"m\":\"x\"}";
+    let text = format!("{action}{doc}\n");
+    let slab = Arc::new(crate::record::Slab::new(text.clone(), None));
+    let mut framed =
+        crate::record::Payload::staged(0, action.len(), action.len() + doc.len(), text.len(), 7);
+    framed.attach(&slab);
+    assert_eq!(&*framed, doc);
+    let record = |payload: crate::record::Payload| Record {
+        payload,
+        time_nanos: 0,
+        key: None,
+        kafka: None,
+        ack: None,
+    };
+    let plain = record(doc.into());
+    assert_eq!(cost(&plain), doc.len() + RECORD_OVERHEAD);
+    assert_eq!(
+        cost(&record(framed)),
+        cost(&plain),
+        "a framed document costs its action line too"
+    );
+}

@@ -155,6 +155,13 @@ impl Payload {
         unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 
+    /// The capacity of the buffer this payload keeps alive (att8's
+    /// regression test: what a queued record really pins).
+    #[cfg(test)]
+    pub(crate) fn slab_capacity(&self) -> usize {
+        self.slab.as_ref().map_or(0, |s| s.text.capacity())
+    }
+
     /// The encoded text's length.
     pub fn text_len(&self) -> usize {
         self.doc_end.saturating_sub(self.doc)
