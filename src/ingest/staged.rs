@@ -22,13 +22,16 @@ pub(super) struct StagedRoute {
     pub(super) scratch: String,
     /// Action lines for a route to an Elasticsearch sink.
     pub(super) actions: Option<ActionLines>,
+    /// `records[..sealed]` are attached to slabs already (a read that
+    /// stages more than [`MAX_SLAB`] bytes fills several).
+    pub(super) sealed: usize,
 }
 
-/// The most a slab is first asked for: a read that stages more grows it
-/// (doubling), and a slab is held until its last record is delivered.
-const MAX_SLAB_HINT: usize = 512 * 1024;
+/// The bytes after which a slab is sealed and the next record starts
+/// another.
+pub(super) const MAX_SLAB: usize = crate::record::SLAB_BYTES;
 /// The least a slab is first asked for.
-const MIN_SLAB: usize = 256;
+pub(super) const MIN_SLAB: usize = 256;
 
 impl StagedRoute {
     /// Put a record's text in the slab (`write` appends it to the slab
@@ -37,12 +40,15 @@ impl StagedRoute {
     /// payload, to [`StagedRoute::seal`].
     pub(super) fn stage(
         &mut self,
-        route: (Option<&(crate::config::BulkRoute, u64)>, &SlabPool),
+        route: (Option<&(crate::config::BulkRoute, u64)>, &Arc<SlabPool>),
         time_nanos: i64,
         key: Option<[u8; 16]>,
         write: impl FnOnce(String) -> String,
     ) -> Payload {
         let (bulk, slabs) = route;
+        if self.slab.len() >= MAX_SLAB {
+            self.seal_slab(slabs);
+        }
         if self.slab.capacity() == 0 {
             self.slab = slabs.take(self.hint.max(MIN_SLAB));
         }
@@ -66,19 +72,28 @@ impl StagedRoute {
         Payload::staged(start, doc, doc_end, self.slab.len(), framing)
     }
 
-    /// The staged records' slab is complete: their payloads point into it.
+    /// The staged records' slabs are complete: their payloads point into
+    /// them.
     pub(super) fn seal(&mut self, slabs: &Arc<SlabPool>) {
+        self.seal_slab(slabs);
+        self.sealed = 0;
+    }
+
+    /// The slab being written is complete: the records staged into it
+    /// point into it, and the next record starts another.
+    fn seal_slab(&mut self, slabs: &Arc<SlabPool>) {
         let mut text = std::mem::take(&mut self.slab);
-        self.hint = text.len().saturating_add(text.len() / 8).min(MAX_SLAB_HINT);
+        self.hint = text.len().saturating_add(text.len() / 8).min(MAX_SLAB);
         // Held until its last record is delivered: not much more than it
         // holds (a read of one short line must not keep a large buffer).
         if text.capacity() > text.len() + text.len() / 4 + MIN_SLAB {
             text.shrink_to_fit();
         }
         let slab = Arc::new(Slab::new(text, Some(slabs.clone())));
-        for r in &mut self.records {
+        for r in self.records.iter_mut().skip(self.sealed) {
             r.payload.attach(&slab);
         }
+        self.sealed = self.records.len();
     }
 }
 

@@ -96,7 +96,7 @@ impl SpillShared {
 pub(crate) const RECORD_OVERHEAD: usize = 64;
 
 fn cost(r: &Record) -> usize {
-    r.payload.held() + RECORD_OVERHEAD + r.kafka.as_ref().map_or(0, |k| k.bytes())
+    r.payload.text_len() + RECORD_OVERHEAD + r.kafka.as_ref().map_or(0, |k| k.bytes())
 }
 
 /// What happened to a pushed record.
