@@ -83,7 +83,13 @@ impl StagedRoute {
     /// point into it, and the next record starts another.
     fn seal_slab(&mut self, slabs: &Arc<SlabPool>) {
         let mut text = std::mem::take(&mut self.slab);
-        self.hint = text.len().saturating_add(text.len() / 8).min(MAX_SLAB);
+        // Room for the record that crosses MAX_SLAB too: a slab that
+        // grew (doubling, copied) then shrank (copied again) at its seal
+        // cost CPU and fragmented memory.
+        self.hint = text
+            .len()
+            .saturating_add(text.len() / 8)
+            .min(MAX_SLAB + MAX_SLAB / 8);
         // Held until its last record is delivered: not much more than it
         // holds (a read of one short line must not keep a large buffer).
         if text.capacity() > text.len() + text.len() / 4 + MIN_SLAB {

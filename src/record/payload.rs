@@ -85,8 +85,8 @@ fn largest_fit(want: usize) -> usize {
 }
 
 /// Slabs a pool keeps, and the most bytes of them.
-const POOL_SLABS: usize = 64;
-const POOL_BYTES: usize = 4 * 1024 * 1024;
+const POOL_SLABS: usize = 16;
+const POOL_BYTES: usize = 1024 * 1024;
 
 impl SlabPool {
     /// A kept buffer of at least `want` bytes and not much more (a small
