@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 mod payload;
 pub use payload::Payload;
-pub(crate) use payload::{SLAB_BYTES, Slab, SlabPool};
+pub(crate) use payload::{SLAB_BYTES, Slab, SlabPool, slab_size};
 
 /// One encoded output: a line-protocol line (no trailing newline) or a JSON
 /// document (one line).

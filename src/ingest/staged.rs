@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::output::ConversionError;
-use crate::record::{Payload, Record, Slab, SlabPool};
+use crate::record::{Payload, Record, Slab, SlabPool, slab_size};
 use crate::sinks::elasticsearch::bulk::ActionLines;
 
 #[derive(Default)]
@@ -50,7 +50,7 @@ impl StagedRoute {
             self.seal_slab(slabs);
         }
         if self.slab.capacity() == 0 {
-            self.slab = slabs.take(self.hint.max(MIN_SLAB));
+            self.slab = slabs.take(slab_size(self.hint.max(MIN_SLAB)));
         }
         let start = self.slab.len();
         let mut framing = 0;
@@ -90,10 +90,12 @@ impl StagedRoute {
             .len()
             .saturating_add(text.len() / 8)
             .min(MAX_SLAB + MAX_SLAB / 8);
-        // Held until its last record is delivered: not much more than it
-        // holds (a read of one short line must not keep a large buffer).
-        if text.capacity() > text.len() + text.len() / 4 + MIN_SLAB {
-            text.shrink_to_fit();
+        // Held until its last record is delivered: no larger a slab size
+        // than it needs (a read of one short line must not keep a large
+        // buffer).
+        let size = slab_size(text.len());
+        if text.capacity() > size {
+            text.shrink_to(size);
         }
         let slab = Arc::new(Slab::new(text, Some(slabs.clone())));
         for r in self.records.iter_mut().skip(self.sealed) {

@@ -78,10 +78,21 @@ pub struct SlabPool(Mutex<Vec<String>>);
 /// 512 KiB slabs).
 pub(crate) const SLAB_BYTES: usize = 64 * 1024;
 
-/// The largest buffer [`SlabPool::take`] hands out for a want of at most
-/// `want` bytes.
-fn largest_fit(want: usize) -> usize {
-    want.saturating_add(want / 2).saturating_add(256)
+/// The sizes slabs are allocated in: a few sizes, not one per read (slabs
+/// of every size from 1 to 72 KiB spread over the allocator's size classes
+/// and pages, and tcp-conns-64 peaked at 71-78 MiB against 55 with a
+/// buffer per record); the largest has room for the record that crosses
+/// [`SLAB_BYTES`].
+const SLAB_SIZES: [usize; 4] = [2 * 1024, 8 * 1024, 24 * 1024, SLAB_BYTES + SLAB_BYTES / 8];
+
+/// The slab size for `bytes`: the smallest of [`SLAB_SIZES`] that holds
+/// them, or `bytes` itself beyond the largest.
+pub(crate) fn slab_size(bytes: usize) -> usize {
+    SLAB_SIZES
+        .iter()
+        .copied()
+        .find(|&s| s >= bytes)
+        .unwrap_or(bytes)
 }
 
 /// Slabs a pool keeps, and the most bytes of them.
@@ -89,17 +100,16 @@ const POOL_SLABS: usize = 16;
 const POOL_BYTES: usize = 1024 * 1024;
 
 impl SlabPool {
-    /// A kept buffer of at least `want` bytes and not much more (a small
-    /// read's records must not hold a large slab), else a new one.
-    pub fn take(&self, want: usize) -> String {
-        let fits = |c: usize| c >= want && c <= largest_fit(want);
+    /// A kept buffer of `size` bytes (one of the slab sizes), else a new
+    /// one.
+    pub fn take(&self, size: usize) -> String {
         let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let from = kept.len().saturating_sub(8);
-        match kept.iter().skip(from).rposition(|b| fits(b.capacity())) {
+        match kept.iter().skip(from).rposition(|b| b.capacity() == size) {
             Some(i) => kept.swap_remove(from + i),
             None => {
                 drop(kept);
-                String::with_capacity(want)
+                String::with_capacity(size)
             }
         }
     }
@@ -110,11 +120,10 @@ impl SlabPool {
         self.0.lock().map_or(0, |k| k.len())
     }
 
-    /// Keep `text` for a reader, if one could take it (no larger than
-    /// [`SlabPool::take`] gives for a slab of [`SLAB_BYTES`]) and the pool
-    /// has room.
+    /// Keep `text` for a reader, if it is of a slab size (what readers
+    /// take) and the pool has room.
     fn keep(&self, mut text: String) {
-        if text.capacity() > largest_fit(SLAB_BYTES) {
+        if !SLAB_SIZES.contains(&text.capacity()) {
             return;
         }
         text.clear();
@@ -268,10 +277,9 @@ mod tests {
     #[test]
     fn a_staged_payload_reads_its_slice_once_attached() {
         let pool = Arc::new(SlabPool::default());
-        let slab = Arc::new(Slab::new(
-            "A\ndoc-one\nB\ndoc-two\n".to_owned(),
-            Some(pool.clone()),
-        ));
+        let mut text = String::with_capacity(2048);
+        text.push_str("A\ndoc-one\nB\ndoc-two\n");
+        let slab = Arc::new(Slab::new(text, Some(pool.clone())));
         let mut one = Payload::staged(0, 2, 9, 10, 7);
         assert_eq!(one.as_str(), "", "nothing before it is attached");
         one.attach(&slab);
@@ -293,15 +301,25 @@ mod tests {
         drop((slab, one, two));
         assert!(pool.0.lock().unwrap().is_empty(), "a request body holds it");
         drop(body);
-        let back = pool.take(10);
-        assert!(
-            back.is_empty() && back.capacity() >= 20,
-            "{}",
-            back.capacity()
+        assert_eq!(pool.kept(), 1, "back once the body is done");
+        assert_eq!(pool.take(2048).capacity(), 2048);
+        // A buffer of no slab size is not kept.
+        pool.keep(String::with_capacity(3000));
+        assert_eq!(pool.kept(), 0);
+        pool.keep(String::with_capacity(8192));
+        assert_eq!(pool.kept(), 1);
+        assert_eq!(
+            pool.take(2048).capacity(),
+            2048,
+            "a new one: none of that size"
         );
-        // Not a buffer much larger than wanted.
-        pool.keep(String::with_capacity(90_000));
-        assert_eq!(pool.take(10).capacity(), 10);
-        assert_eq!(pool.take(70_000).capacity(), 90_000);
+        assert_eq!(pool.kept(), 1);
+        let back = pool.take(8192);
+        assert!(back.is_empty() && back.capacity() == 8192);
+        assert_eq!(pool.kept(), 0);
+        assert_eq!(
+            [0, 1, 2048, 2049, 73_728, 73_729].map(slab_size),
+            [2048, 2048, 2048, 8192, 73_728, 73_729]
+        );
     }
 }
