@@ -244,12 +244,11 @@ fn a_lone_record_after_a_large_read_does_not_pin_a_large_slab() {
     );
 }
 
-/// att8: a route's slab pool keeps only slabs a reader can take again.
-/// A reader asks for at most `MAX_SLAB` (64 KiB), and `take` gives
-/// a kept slab only when it is at most half again what is asked, so a
-/// slab over ~96 KiB (a read of long documents, or one large frame) is
-/// never taken; slab8 keeps it all the same, up to the pool's 4 MiB, for
-/// as long as the route lives: memory no record uses and no reader reuses.
+/// att8: a route's slab pool keeps only slabs a reader can take again
+/// (a reader takes a slab of one of the slab sizes, exactly): a slab over
+/// the largest (a read of long documents, or one large frame) is never
+/// taken, and was kept all the same, up to the pool's bound, for as long
+/// as the route lived: memory no record uses and no reader reuses.
 #[test]
 fn a_pool_keeps_no_slab_a_reader_cannot_take() {
     let slabs = Arc::new(SlabPool::default());
@@ -269,4 +268,49 @@ fn a_pool_keeps_no_slab_a_reader_cannot_take() {
         0,
         "the pool kept a {big}-byte slab no reader can take"
     );
+}
+
+/// A read that stages more than a slab holds fills several: each record
+/// reads its own text, runs never join two slabs, and the body sent is
+/// exactly the one the sink would copy.
+#[test]
+fn a_large_read_fills_several_slabs_and_sends_the_same_body() {
+    use crate::sinks::elasticsearch::bulk::{batch_items, bulk_body_into, bulk_runs, hour_names};
+    let route = crate::config::BulkRoute {
+        index: "logs-%Y.%m.%d".into(),
+        ids: true,
+    };
+    let bulk = Some((route.clone(), route.framing()));
+    let slabs = Arc::new(SlabPool::default());
+    let mut staged = StagedRoute::default();
+    let t = 1_795_564_799_000_000_000;
+    let texts: Vec<String> = (0..600)
+        .map(|i| format!("{{\"n\":{i},\"m\":\"{}\"}}", "é".repeat(100 + i % 7)))
+        .collect();
+    for (i, text) in texts.iter().enumerate() {
+        let key = Some([i as u8; 16]);
+        let payload = staged.stage((bulk.as_ref(), &slabs), t + i as i64, key, |mut s| {
+            s.push_str(text);
+            s
+        });
+        staged.records.push(Record {
+            payload,
+            time_nanos: t + i as i64,
+            key,
+            kafka: None,
+            ack: None,
+        });
+    }
+    staged.seal(&slabs);
+    let records = std::mem::take(&mut staged.records);
+    let read: Vec<&str> = records.iter().map(|r| &*r.payload).collect();
+    assert_eq!(read, texts.iter().map(String::as_str).collect::<Vec<_>>());
+    let names = hour_names(&route.index, &records);
+    let items = batch_items(&records, &names, true, route.framing());
+    let all: Vec<usize> = (0..items.len()).collect();
+    let runs = bulk_runs(&items, &all).expect("every item is framed");
+    // About 140 KiB of documents: three slabs or more, a run each.
+    assert!(runs.len() >= 3, "{} runs", runs.len());
+    assert!(runs.iter().all(|r| r.len() <= MAX_SLAB + 1024));
+    assert_eq!(runs.concat(), bulk_body_into(&items, &all, Vec::new()));
 }

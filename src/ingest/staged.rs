@@ -30,7 +30,7 @@ pub(super) struct StagedRoute {
 /// The bytes after which a slab is sealed and the next record starts
 /// another.
 pub(super) const MAX_SLAB: usize = crate::record::SLAB_BYTES;
-/// The least a slab is first asked for.
+/// The least a slab is first asked for (the smallest slab size).
 pub(super) const MIN_SLAB: usize = 256;
 
 impl StagedRoute {

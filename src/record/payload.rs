@@ -81,9 +81,11 @@ pub(crate) const SLAB_BYTES: usize = 64 * 1024;
 /// The sizes slabs are allocated in: a few sizes, not one per read (slabs
 /// of every size from 1 to 72 KiB spread over the allocator's size classes
 /// and pages, and tcp-conns-64 peaked at 71-78 MiB against 55 with a
-/// buffer per record); the largest has room for the record that crosses
-/// [`SLAB_BYTES`].
-const SLAB_SIZES: [usize; 4] = [2 * 1024, 8 * 1024, 24 * 1024, SLAB_BYTES + SLAB_BYTES / 8];
+/// buffer per record); the smallest hold a lone line or document without
+/// pinning much more than it (a read of one record is common: UDP, a
+/// sender writing a line at a time); the largest has room for the record
+/// that crosses [`SLAB_BYTES`].
+const SLAB_SIZES: [usize; 5] = [256, 1024, 4 * 1024, 16 * 1024, SLAB_BYTES + SLAB_BYTES / 8];
 
 /// The slab size for `bytes`: the smallest of [`SLAB_SIZES`] that holds
 /// them, or `bytes` itself beyond the largest.
@@ -277,7 +279,7 @@ mod tests {
     #[test]
     fn a_staged_payload_reads_its_slice_once_attached() {
         let pool = Arc::new(SlabPool::default());
-        let mut text = String::with_capacity(2048);
+        let mut text = String::with_capacity(256);
         text.push_str("A\ndoc-one\nB\ndoc-two\n");
         let slab = Arc::new(Slab::new(text, Some(pool.clone())));
         let mut one = Payload::staged(0, 2, 9, 10, 7);
@@ -302,24 +304,24 @@ mod tests {
         assert!(pool.0.lock().unwrap().is_empty(), "a request body holds it");
         drop(body);
         assert_eq!(pool.kept(), 1, "back once the body is done");
-        assert_eq!(pool.take(2048).capacity(), 2048);
+        assert_eq!(pool.take(256).capacity(), 256);
         // A buffer of no slab size is not kept.
         pool.keep(String::with_capacity(3000));
         assert_eq!(pool.kept(), 0);
-        pool.keep(String::with_capacity(8192));
+        pool.keep(String::with_capacity(4096));
         assert_eq!(pool.kept(), 1);
         assert_eq!(
-            pool.take(2048).capacity(),
-            2048,
+            pool.take(1024).capacity(),
+            1024,
             "a new one: none of that size"
         );
         assert_eq!(pool.kept(), 1);
-        let back = pool.take(8192);
-        assert!(back.is_empty() && back.capacity() == 8192);
+        let back = pool.take(4096);
+        assert!(back.is_empty() && back.capacity() == 4096);
         assert_eq!(pool.kept(), 0);
         assert_eq!(
-            [0, 1, 2048, 2049, 73_728, 73_729].map(slab_size),
-            [2048, 2048, 2048, 8192, 73_728, 73_729]
+            [0, 1, 256, 257, 1024, 1025, 73_728, 73_729].map(slab_size),
+            [256, 256, 256, 1024, 1024, 4096, 73_728, 73_729]
         );
     }
 }
