@@ -79,6 +79,28 @@ fn a_strict_joining_path_takes_bare_lines_opening_with_a_time() {
     assert!(!take(&mut path, "Nov 24 11:34:37 vm app: alone", &mut out));
 }
 
+/// Stage `text` as a record of a route (to an Elasticsearch sink with
+/// `bulk`), as `Pipeline::encode` does with an encoded text.
+fn stage_text(
+    staged: &mut StagedRoute,
+    route: (Option<&(crate::config::BulkRoute, u64)>, &Arc<SlabPool>),
+    time_nanos: i64,
+    key: Option<[u8; 16]>,
+    text: &str,
+) {
+    let payload = staged.stage(route, time_nanos, key, |mut s| {
+        s.push_str(text);
+        s
+    });
+    staged.records.push(Record {
+        payload,
+        time_nanos,
+        key,
+        kafka: None,
+        ack: None,
+    });
+}
+
 /// Documents staged for an Elasticsearch route are sent as the slabs'
 /// own bytes, and those bytes are exactly the body the sink writes by
 /// copying (action line, document, LF, each index from the document's
@@ -107,27 +129,8 @@ fn staged_documents_are_the_bulk_body_the_sink_would_write() {
         // Two reads: two slabs.
         for (n, read) in [&docs[..3], &docs[3..]].into_iter().enumerate() {
             for (i, (time_nanos, text)) in read.iter().enumerate() {
-                let encoded = crate::output::Encoded {
-                    text: (*text).to_owned(),
-                    time_nanos: *time_nanos,
-                    key: Some([(n * 10 + i) as u8; 16]),
-                };
-                let payload = staged.stage(
-                    (bulk.as_ref(), &slabs),
-                    encoded.time_nanos,
-                    encoded.key,
-                    |mut s| {
-                        s.push_str(&encoded.text);
-                        s
-                    },
-                );
-                staged.records.push(Record {
-                    payload,
-                    time_nanos: *time_nanos,
-                    key: encoded.key,
-                    kafka: None,
-                    ack: None,
-                });
+                let key = Some([(n * 10 + i) as u8; 16]);
+                stage_text(&mut staged, (bulk.as_ref(), &slabs), *time_nanos, key, text);
             }
             staged.seal(&slabs);
             records.append(&mut staged.records);
@@ -164,27 +167,7 @@ fn staged_documents_are_the_bulk_body_the_sink_would_write() {
     let slabs = Arc::new(SlabPool::default());
     let mut staged = StagedRoute::default();
     for key in [Some([1; 16]), None] {
-        let encoded = crate::output::Encoded {
-            text: "{}".into(),
-            time_nanos: t,
-            key,
-        };
-        let payload = staged.stage(
-            (bulk.as_ref(), &slabs),
-            encoded.time_nanos,
-            encoded.key,
-            |mut s| {
-                s.push_str(&encoded.text);
-                s
-            },
-        );
-        staged.records.push(Record {
-            payload,
-            time_nanos: t,
-            key,
-            kafka: None,
-            ack: None,
-        });
+        stage_text(&mut staged, (bulk.as_ref(), &slabs), t, key, "{}");
     }
     staged.seal(&slabs);
     let names = hour_names("i", &staged.records);
@@ -213,17 +196,7 @@ fn a_lone_record_after_a_large_read_does_not_pin_a_large_slab() {
     let mut staged = StagedRoute::default();
     let t = 1_795_564_799_000_000_000;
     let stage = |staged: &mut StagedRoute, text: &str| {
-        let payload = staged.stage((bulk.as_ref(), &slabs), t, Some([1; 16]), |mut s| {
-            s.push_str(text);
-            s
-        });
-        staged.records.push(Record {
-            payload,
-            time_nanos: t,
-            key: Some([1; 16]),
-            kafka: None,
-            ack: None,
-        });
+        stage_text(staged, (bulk.as_ref(), &slabs), t, Some([1; 16]), text);
     };
     // One large read: 1,000 documents of 300 bytes.
     let doc = format!("{{\"m\":\"{}\"}}", "x".repeat(292));
@@ -289,17 +262,13 @@ fn a_large_read_fills_several_slabs_and_sends_the_same_body() {
         .collect();
     for (i, text) in texts.iter().enumerate() {
         let key = Some([i as u8; 16]);
-        let payload = staged.stage((bulk.as_ref(), &slabs), t + i as i64, key, |mut s| {
-            s.push_str(text);
-            s
-        });
-        staged.records.push(Record {
-            payload,
-            time_nanos: t + i as i64,
+        stage_text(
+            &mut staged,
+            (bulk.as_ref(), &slabs),
+            t + i as i64,
             key,
-            kafka: None,
-            ack: None,
-        });
+            text,
+        );
     }
     staged.seal(&slabs);
     let records = std::mem::take(&mut staged.records);

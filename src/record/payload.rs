@@ -32,10 +32,9 @@ pub struct Payload {
 }
 
 /// The text of a read's records, given back to its pool (if it has one)
-/// when the last record is done with: a slab is a few hundred KiB, and one
+/// when the last record is done with: a slab is up to 72 KiB, and one
 /// freed only to be allocated again was page-faulted in again (the
 /// allocator returns memory it keeps unused for a while).
-#[derive(Default)]
 pub struct Slab {
     text: String,
     home: Option<Arc<SlabPool>>,
@@ -211,7 +210,8 @@ impl Payload {
     }
 
     /// Bytes the record holds in its slab, framing included.
-    pub fn held(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
         self.end.saturating_sub(self.start)
     }
 
