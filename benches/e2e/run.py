@@ -14,7 +14,11 @@ latency percentiles from the intended send time.
     python3 benches/e2e/run.py --repeat 5 tcp-full   # five runs, then the
                                                # median and range of each figure
     python3 benches/e2e/run.py --sluice /other/target/release/sluice tcp-full
-                                               # another build (A/B runs)
+                                               # another build
+    python3 benches/e2e/run.py --repeat 5 --sluice A/sluice --sluice B/sluice tcp-full
+                                               # A/B: builds alternate run by
+                                               # run (A B, then B A, ...), then
+                                               # each build's median and range
     python3 benches/e2e/run.py --repeat 3 --interleave tcp-full kafka-two-tier
                                                # the two tiers beside one
                                                # process, run after run
@@ -130,9 +134,10 @@ def cpu_ticks():
 
 
 def cpu_seconds(pid):
+    """(user + system, system) CPU seconds of a process."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return (int(fields[11]) + int(fields[12])) / TICK, int(fields[12]) / TICK
 
 
 def peak_rss_mib(pid):
@@ -181,13 +186,14 @@ def run(name):
         ready = json.loads(sluice.stdout.readline())
         bound = next(l for l in ready["listeners"] if l["name"] == listener)
         addr, scheme = bound["address"], bound["protocol"]
-        cpu0 = cpu_seconds(sluice.pid)
+        cpu0, system0 = cpu_seconds(sluice.pid)
         steal0, total0 = cpu_ticks()
         kernel0 = udp_rcvbuf_errors()
         blaster.stdin.write(f"{scheme}://{addr}\n")
         blaster.stdin.flush()
         out, _ = blaster.communicate(timeout=600)
-        cpu = cpu_seconds(sluice.pid) - cpu0
+        cpu, system = cpu_seconds(sluice.pid)
+        cpu, system = cpu - cpu0, system - system0
         steal1, total1 = cpu_ticks()
         rss = peak_rss_mib(sluice.pid)
         kernel_drops = udp_rcvbuf_errors() - kernel0
@@ -213,6 +219,7 @@ def run(name):
         "expected_points": points.get("expected", 0),
         "e2e_msgs_per_s": round(report["delivered_rate"] or 0),
         "sluice_cpu_s": round(cpu, 2),
+        "sluice_system_cpu_s": round(system, 2),
         "sluice_cpu_s_per_million": round(cpu / max(report["sent"], 1) * 1e6, 2),
         "msgs_per_cpu_s": round(report["sent"] / cpu) if cpu > 0 else None,
         "peak_rss_mib": round(rss, 1),
@@ -373,12 +380,12 @@ def run_two_tier(name, kafka, scratch, run_no):
                                     log)
         addr = next(l["address"] for l in eready["listeners"] if l["name"] == "tcp")
         pids = {"edge": edge.pid, "indexer": indexer.pid, "broker": kafka.pid}
-        cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+        cpu0 = {k: cpu_seconds(p)[0] for k, p in pids.items()}
         steal0, total0 = cpu_ticks()
         blaster.stdin.write(f"tcp://{addr}\n")
         blaster.stdin.flush()
         out, _ = blaster.communicate(timeout=900)
-        cpu = {k: cpu_seconds(p) - cpu0[k] for k, p in pids.items()}
+        cpu = {k: cpu_seconds(p)[0] - cpu0[k] for k, p in pids.items()}
         steal1, total1 = cpu_ticks()
         rss = {"edge": peak_rss_mib(edge.pid), "indexer": peak_rss_mib(indexer.pid)}
         produced = sum(metric_sums(eready["admin"],
@@ -470,7 +477,7 @@ def line(n, r):
     return (f"{n}: sent {r['sent']} ({r['send_rate']}/s); delivered {r['delivered_documents']} documents, "
             f"{r['delivered_points']}/{r['expected_points']} points; "
             f"{r['e2e_msgs_per_s']} msgs/s end to end; sluice {r['sluice_cpu_s']} CPU s "
-            f"= {r['sluice_cpu_s_per_million']} CPU s per million = {r['msgs_per_cpu_s']} msgs per CPU s; "
+            f"({r['sluice_system_cpu_s']} in the kernel) = {r['sluice_cpu_s_per_million']} CPU s per million = {r['msgs_per_cpu_s']} msgs per CPU s; "
             f"peak RSS {r['peak_rss_mib']} MiB; loss {r['loss_ratio']} (sluice queue drops "
             f"{r['sluice_queue_drops']}, kernel UDP RcvbufErrors {r['kernel_udp_rcvbuf_errors']}); document latency "
             f"p50 {lat.get('p50_ms')} ms p90 {lat.get('p90_ms')} p99 {lat.get('p99_ms')} "
@@ -512,8 +519,9 @@ def main():
     parser.add_argument("--json", action="store_true", help="one JSON object per run")
     parser.add_argument("--repeat", type=int, default=1, metavar="N",
                         help="run each scenario N times, then print the median and range")
-    parser.add_argument("--sluice", default=SLUICE, metavar="PATH",
-                        help=f"the sluice binary to measure (default: {SLUICE})")
+    parser.add_argument("--sluice", action="append", metavar="PATH",
+                        help=f"the sluice binary to measure (default: {SLUICE}); give it "
+                             "twice or more to compare builds run by run (A/B)")
     parser.add_argument("--blaster", default=BLASTER, metavar="PATH",
                         help=f"the syslog-blaster binary (default: {BLASTER})")
     parser.add_argument("--count", type=int, metavar="N",
@@ -527,57 +535,69 @@ def main():
             parser.error(f"unknown scenario {n!r}: one of {', '.join(SCENARIOS)}")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    # Comparing two builds (interleaved A/B runs) means pointing at another
-    # checkout's binaries; run() reads these globals.
-    SLUICE, BLASTER = args.sluice, args.blaster
+    # Comparing builds means pointing at other checkouts' binaries; run()
+    # and start_sluice() read these globals.
+    builds = args.sluice or [SLUICE]
+    BLASTER = args.blaster
     if args.count:
         for n, (listener, a) in SCENARIOS.items():
             if "--count" in a:
                 SCENARIOS[n] = (listener, a[:a.index("--count") + 1] + [str(args.count)]
                                 + a[a.index("--count") + 2:])
-    for p in (SLUICE, BLASTER):
+    for p in builds + [BLASTER]:
         if not os.path.exists(p):
             sys.exit(f"{p} missing: run `cargo build --release --bins` first")
     print(f"# {os.cpu_count()} CPUs; {open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()}",
           file=sys.stderr)
     # Interleaved (a, b, a, b, ...): every scenario sees the same
-    # neighbours' load on a shared machine.
-    order = ([n for _ in range(args.repeat) for n in names] if args.interleave
-             else [n for n in names for _ in range(args.repeat)])
+    # neighbours' load on a shared machine. Builds alternate within each
+    # scenario's turn, their order reversed every other round (A B, B A),
+    # so that neither always runs first.
+    rounds = range(args.repeat)
+    if args.interleave or len(builds) > 1:
+        order = [(b, n) for i in rounds for n in names
+                 for b in (builds if i % 2 == 0 else builds[::-1])]
+    else:
+        order = [(builds[0], n) for n in names for _ in rounds]
+    label = (lambda b, n: n) if len(builds) == 1 else (lambda b, n: f"{n} [{b}]")
     scratch = tempfile.mkdtemp(prefix="sluice-e2e-")
     kafka = None
-    runs = {n: [] for n in names}
+    runs = {(b, n): [] for b in builds for n in names}
     failed = []
     try:
-        for i, n in enumerate(order):
+        for i, (b, n) in enumerate(order):
+            SLUICE = b
             if SCENARIOS[n][0] == "kafka":
                 kafka = kafka or Kafka(scratch)
                 r = run_two_tier(n, kafka, scratch, i)
             else:
                 r = run(n)
                 r["load_average"] = os.getloadavg()[0]
-            runs[n].append(r)
+            r["sluice"] = b
+            runs[b, n].append(r)
             print(json.dumps(r) if args.json else
-                  tier_line(n, r) if "tiers" in r else
-                  f"{line(n, r)}; load average {r['load_average']:.2f}")
+                  tier_line(label(b, n), r) if "tiers" in r else
+                  f"{line(label(b, n), r)}; load average {r['load_average']:.2f}")
             # TCP and Kafka scenarios must lose nothing (UDP may).
             why = lost(r) if r["scenario"].startswith(("tcp", "kafka")) else ""
             if why:
-                print(f"{n}: LOST: {why}")
-                failed.append(n)
+                print(f"{label(b, n)}: LOST: {why}")
+                failed.append(label(b, n))
             sys.stdout.flush()
-            if not args.interleave and args.repeat > 1 and len(runs[n]) == args.repeat \
-                    and not args.json:
-                print(summary(n, runs[n]))
-        if args.interleave and args.repeat > 1 and not args.json:
+            if not args.interleave and len(builds) == 1 and args.repeat > 1 \
+                    and len(runs[b, n]) == args.repeat and not args.json:
+                print(summary(n, runs[b, n]))
+        if (args.interleave or len(builds) > 1) and args.repeat > 1 and not args.json:
             for n in names:
-                print(summary(n, runs[n]))
+                for b in builds:
+                    print(summary(label(b, n), runs[b, n]))
     finally:
         if kafka is not None:
             kafka.stop()
         shutil.rmtree(scratch, ignore_errors=True)
     if failed:
         sys.exit(f"messages lost or doubled in: {', '.join(failed)}")
+
 
 if __name__ == "__main__":
     main()
