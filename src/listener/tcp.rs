@@ -55,19 +55,19 @@ fn somaxconn() -> Option<u32> {
         .ok()
 }
 
-/// Bytes a listener's connections keep in read buffers, all together,
-/// when many are open: a connection keeps up to [`READ_CHUNK`] while at
-/// most 96 are, and an equal share of this when more are (at least
-/// [`MIN_READ`]); a larger buffer goes back after each read. A TLS
-/// connection reads its share at once (it waits for bytes with its buffer);
-/// a plain one reads up to [`READ_CHUNK`] under its turn ([`read_turn`]).
-/// At 1,000 connections 64 KiB buffers kept by each (and no turns) peaked
-/// at 338 MiB of RSS.
+/// Bytes a listener's TLS connections read into, all together, when many
+/// are open: up to [`READ_CHUNK`] each while at most 96 are, and an equal
+/// share of this when more are (at least [`MIN_READ`]). A TLS connection
+/// waits for bytes with its buffer; a plain one waits without and reads
+/// up to [`READ_CHUNK`] under its turn ([`read_turn`]). Between reads a
+/// connection of many keeps none ([`keeps_buffers`]). At 1,000
+/// connections 64 KiB buffers kept by each (and no turns) peaked at
+/// 338 MiB of RSS.
 const READ_BUDGET: usize = 6 * 1024 * 1024;
 /// Smallest read size, however many connections are open.
 const MIN_READ: usize = 4 * 1024;
 
-/// The buffer one of `open` connections keeps (and a TLS one reads).
+/// The most a TLS connection of `open` reads at once.
 fn read_size(open: usize) -> usize {
     (READ_BUDGET / open.max(1)).clamp(MIN_READ, READ_CHUNK)
 }
@@ -80,7 +80,20 @@ fn read_size(open: usize) -> usize {
 /// compete for its room. While these wait on a full queue, the listener's
 /// other connections are not read either (TCP backpressure, as for them).
 fn readers_at_once() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+    static AT_ONCE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *AT_ONCE.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
+}
+
+/// Whether a connection keeps its read buffer and staging lists between
+/// reads, with `open` connections open: only while no more are open than
+/// read at once ([`readers_at_once`]), all of them reading. Beyond that a
+/// connection waits for its turn as often as it reads, and what it kept
+/// waited with it: a read buffer grown past [`READ_CHUNK`] by the frames
+/// left in it and the staging lists sized for its largest read (at 64
+/// connections most of the peak RSS over one connection's; figures under
+/// *Performance* in README.md).
+fn keeps_buffers(open: usize) -> bool {
+    open <= readers_at_once()
 }
 
 pub(super) async fn serve_tcp(
@@ -353,8 +366,8 @@ impl<T> Plain for Either<TcpStream, T> {
 /// read's frames (see [`readers_at_once`]). A plain TCP connection waits
 /// for readiness without a buffer, then for its turn, then reads up to
 /// [`READ_CHUNK`]: only connections whose turn it is hold a full read
-/// buffer (with more than 96 open, one whose read finds nothing gives it
-/// back before it waits again), so a thousand connections read as much at
+/// buffer (unless it `keep`s its buffers, see [`keeps_buffers`], one whose
+/// read finds nothing gives it back before it waits again), so a thousand connections read as much at
 /// once as one does (with a read of [`read_size`] each, reads at 1,000
 /// connections were 6 KiB and nine times as many). A TLS connection reads
 /// up to `want`, then waits for its turn after the select. Cancel-safe:
@@ -362,7 +375,7 @@ impl<T> Plain for Either<TcpStream, T> {
 async fn read_turn<'t, S: AsyncRead + Unpin + Plain>(
     stream: &mut S,
     buf: &mut BytesMut,
-    want: usize,
+    (want, keep): (usize, bool),
     turns: &'t Semaphore,
 ) -> (std::io::Result<usize>, Option<SemaphorePermit<'t>>) {
     let Some(tcp) = stream.plain() else {
@@ -402,7 +415,7 @@ async fn read_turn<'t, S: AsyncRead + Unpin + Plain>(
             // run of 1,000 connections, whose first reads were short, all
             // at once (60 MiB of live heap).
             (Err(e), None) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if want < READ_CHUNK {
+                if !keep {
                     keep_partial(buf);
                 }
             }
@@ -437,7 +450,8 @@ async fn connection<S: AsyncRead + Unpin + Plain>(
     // do not keep a connection open.
     let mut last_frame = Instant::now();
     loop {
-        let want = read_size(open_connections(config, permits));
+        let open = open_connections(config, permits);
+        let (want, keep) = (read_size(open), keeps_buffers(open));
         let deadline = reader.deadline();
         // A stream without delimiters (log4j2 newLine=false) holds its last
         // message until the next one starts: emit it once the sender pauses.
@@ -455,7 +469,7 @@ async fn connection<S: AsyncRead + Unpin + Plain>(
                 continue;
             }
             // Bytes already sent come before the timers (see serve_udp).
-            r = tokio::time::timeout_at(idle_deadline, read_turn(&mut stream, &mut buf, want, turns)) => match r {
+            r = tokio::time::timeout_at(idle_deadline, read_turn(&mut stream, &mut buf, (want, keep), turns)) => match r {
                 Err(_elapsed) => (Read::Idle, None),
                 Ok((Ok(0), turn)) => (Read::Eof, turn),
                 Ok((Ok(n), turn)) => (Read::Bytes(n), turn),
@@ -507,10 +521,10 @@ async fn connection<S: AsyncRead + Unpin + Plain>(
         .await;
         reader.end_of_batch().await;
         drop(turn);
-        // Counted again: `want` was taken before the wait, and a connection
+        // Counted again: `keep` was taken before the wait, and a connection
         // that began while its listener's first connections were opening
         // would keep a full buffer (and staging) through its next wait.
-        if read_size(open_connections(config, permits)) < READ_CHUNK {
+        if !keeps_buffers(open_connections(config, permits)) {
             keep_partial(&mut buf);
             reader.release_staging();
         }
@@ -539,8 +553,8 @@ fn open_connections(config: &ListenerConfig, permits: &Semaphore) -> usize {
         .saturating_sub(permits.available_permits())
 }
 
-/// With more connections open than keep a full read buffer ([`read_size`] under
-/// [`READ_CHUNK`]), the read's buffer goes back and the connection keeps
+/// With more connections open than keep their buffers ([`keeps_buffers`]),
+/// the read's buffer goes back and the connection keeps
 /// only what is left of a frame, copied: the buffer's spare capacity does
 /// not say how large an allocation it holds (after the frames are split
 /// off it is a tail of the 64 KiB read; keeping it, 1,000 connections
@@ -689,7 +703,7 @@ mod tests {
         let mut buf = BytesMut::new();
         let mut read = 0;
         while read < sent.len() {
-            let (n, turn) = read_turn(&mut stream, &mut buf, MIN_READ, &turns).await;
+            let (n, turn) = read_turn(&mut stream, &mut buf, (MIN_READ, false), &turns).await;
             read += n.unwrap();
             drop(turn);
         }
@@ -700,7 +714,7 @@ mod tests {
         assert_eq!(&buf[..], b"<14>1 - h app - - - tw");
         let waited = tokio::time::timeout(
             Duration::from_millis(100),
-            read_turn(&mut stream, &mut buf, MIN_READ, &turns),
+            read_turn(&mut stream, &mut buf, (MIN_READ, false), &turns),
         )
         .await;
         assert!(waited.is_err(), "nothing more was sent");
@@ -710,6 +724,20 @@ mod tests {
             buf.capacity()
         );
         assert_eq!(&buf[..], b"<14>1 - h app - - - tw");
+    }
+
+    /// Only while no more connections are open than read at once do they
+    /// keep their read buffers and staging lists between reads: at 64
+    /// (one of #25's scenarios), where every read's 64 KiB buffer is full
+    /// size, each waited for its turn with its buffer and lists.
+    #[test]
+    fn connections_beyond_those_read_at_once_keep_no_buffers_between_reads() {
+        let at_once = readers_at_once();
+        assert!(keeps_buffers(1) && keeps_buffers(at_once));
+        assert!(!keeps_buffers(at_once + 1));
+        assert_eq!(read_size(64), READ_CHUNK, "a full read each");
+        assert!(!keeps_buffers(64));
+        assert!(!keeps_buffers(1000));
     }
 
     /// A read that takes less than it asked for took every byte the
@@ -724,7 +752,7 @@ mod tests {
         client.write_all(sent).await.unwrap();
         let mut buf = BytesMut::new();
         while buf.len() < sent.len() {
-            let (n, turn) = read_turn(&mut stream, &mut buf, READ_CHUNK, &turns).await;
+            let (n, turn) = read_turn(&mut stream, &mut buf, (READ_CHUNK, true), &turns).await;
             assert!(n.unwrap() > 0);
             drop(turn);
         }
