@@ -211,11 +211,14 @@ pub enum LenientRule {
     /// RFC 5424: a header field over its length (§6: HOSTNAME 255,
     /// APP-NAME 48, PROCID 128, MSGID 32 bytes); read as sent.
     HeaderFieldLong,
+    /// RFC 3164: a BSD time written year first (`2020 Jul 16 02:15:13`,
+    /// go-syslog); read with that year.
+    TimestampYearFirst,
 }
 
 impl LenientRule {
     /// Every rule, in the order the JSON lists them.
-    pub const ALL: [LenientRule; 41] = [
+    pub const ALL: [LenientRule; 42] = [
         LenientRule::TagWithParens,
         LenientRule::TagCiscoMnemonic,
         LenientRule::TagPunctuation,
@@ -257,6 +260,7 @@ impl LenientRule {
         LenientRule::SdExtraSpaces,
         LenientRule::SpaceBeforePri,
         LenientRule::HeaderFieldLong,
+        LenientRule::TimestampYearFirst,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -302,6 +306,7 @@ impl LenientRule {
             LenientRule::SdExtraSpaces => "sd_extra_spaces",
             LenientRule::SpaceBeforePri => "space_before_pri",
             LenientRule::HeaderFieldLong => "header_field_long",
+            LenientRule::TimestampYearFirst => "timestamp_year_first",
         }
     }
 

@@ -171,3 +171,41 @@ fn whitespace_before_the_pri_is_skipped_and_named() {
         assert_eq!((e.facility, e.message()), (None, frame), "{frame:?}");
     }
 }
+
+/// go-syslog's `rfc3164/example_test.go` (`Example_custom_stamp2`) reads a
+/// BSD time written year first, `2020 Jul 16 02:15:13`, as it reads
+/// `Jul 16 2020 02:15:13`: the year, the time, then the hostname.
+#[test]
+fn a_bsd_time_written_year_first_is_read_with_its_year() {
+    for (frame, host, message) in [
+        (
+            r#"<134>2020 Jul 16 02:15:13 an 200050021 id=OS time="2020-7-16 02:15:13""#,
+            "an",
+            r#"200050021 id=OS time="2020-7-16 02:15:13""#,
+        ),
+        ("<13>2019 Dec  2 16:31:03 host app: Test", "host", "Test"),
+    ] {
+        let e = dec(frame);
+        let j = json(&e);
+        assert_eq!(e.protocol, Protocol::Rfc3164, "{frame}");
+        assert_eq!(j["hostname"], host, "{frame}");
+        assert_eq!(j["message"], message, "{frame}");
+        assert!(
+            rules(&e).contains(&"timestamp_year_first"),
+            "{frame}: {:?}",
+            rules(&e)
+        );
+    }
+    assert_eq!(
+        json(&dec("<13>2019 Dec  2 16:31:03 host app: Test"))["timestamp"],
+        "2019-12-02T16:31:03Z"
+    );
+    assert_eq!(
+        json(&dec(r#"<134>2020 Jul 16 02:15:13 an x"#))["timestamp"],
+        "2020-07-16T02:15:13Z"
+    );
+    // Digits that are no year before a time stay the message.
+    let e = dec("<13>20 Dec  2 16:31:03 host app: Test");
+    assert_eq!(json(&e)["timestamp"], serde_json::Value::Null);
+    assert!(!rules(&e).contains(&"timestamp_year_first"));
+}

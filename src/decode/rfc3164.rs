@@ -4,8 +4,8 @@
 
 use super::rfc3164_fast::header;
 use super::time::{
-    bsd_timestamp, comma_fraction, iso_not_a_time, resolve, rfc3339, rfc3339_comma, rfc3339_rules,
-    time_ends, zone_abbreviation,
+    bsd_timestamp, bsd_timestamp_year_first, comma_fraction, iso_not_a_time, resolve, rfc3339,
+    rfc3339_comma, rfc3339_rules, time_ends, zone_abbreviation,
 };
 use super::{DecodeOptions, Sender, skip_blanks, skip_spaces, span_of, trim_end};
 use crate::event::{Event, Lenient, LenientRule, Protocol, SdElement, SdParam, Text};
@@ -211,7 +211,12 @@ fn timestamp<'a>(
     opts: &DecodeOptions,
     lenient: &mut Lenient,
 ) -> Option<(&'a [u8], bool)> {
-    if let Ok((rest, t)) = bsd_timestamp(i) {
+    // `2020 Jul 16 …`: the time after its year (`ti`).
+    let bsd = match bsd_timestamp(i) {
+        Ok((rest, t)) => Some((i, rest, t)),
+        Err(_) => bsd_timestamp_year_first(i).map(|(rest, t)| (&i[5..], rest, t)),
+    };
+    if let Some((ti, rest, t)) = bsd {
         let (rest, t, comma) = if time_ends(rest) {
             (rest, t, None)
         } else if let Some((rest, fraction, written)) =
@@ -225,7 +230,7 @@ fn timestamp<'a>(
             lenient.insert(LenientRule::TimestampInvalid);
             return None;
         };
-        let time_text = &i[..i.len() - rest.len()];
+        let time_text = &ti[..ti.len() - rest.len()];
         let (rest, offset, zone) = match zone_abbreviation(rest) {
             Ok((rest, (offset, name))) => (rest, offset, Some((offset, name))),
             Err(_) => (rest, None, None),
@@ -247,8 +252,11 @@ fn timestamp<'a>(
         if t.leap_day_elsewhere(offset, event.received_nanos, opts) {
             lenient.insert(LenientRule::TimestampLeapDay);
         }
-        if !month_as_written(i) {
+        if !month_as_written(ti) {
             lenient.insert(LenientRule::MonthCase);
+        }
+        if ti.len() < i.len() {
+            lenient.insert(LenientRule::TimestampYearFirst);
         }
         if let Some((None, name)) = zone {
             // CET, CST: kept, the time read in the listener's zone.
