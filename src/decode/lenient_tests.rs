@@ -209,3 +209,66 @@ fn a_bsd_time_written_year_first_is_read_with_its_year() {
     assert_eq!(json(&e)["timestamp"], serde_json::Value::Null);
     assert!(!rules(&e).contains(&"timestamp_year_first"));
 }
+
+/// A datagram that ends in a line end or a NUL right after a header field
+/// (rsyslog `empty.parse1`: `<14>Jan  6 2009 15:22:26 localhost \n`): the
+/// trailer is no part of that field, as it is no part of a message.
+#[test]
+fn a_frame_trailer_is_no_part_of_the_last_header_field() {
+    use serde_json::json;
+    for (frame, field, want) in [
+        (
+            "<14>Jan  6 2009 15:22:26 localhost \n",
+            "hostname",
+            json!("localhost"),
+        ),
+        (
+            "<14>Jan  6 2009 15:22:26 localhost \n",
+            "appname",
+            json!(null),
+        ),
+        ("<14>Aug 30 23:00:05 X4711 AAAA\n", "appname", json!("AAAA")),
+        (
+            "<14>Aug 30 23:00:05 X4711 tag[12]\r\n",
+            "procid",
+            json!("12"),
+        ),
+        ("<14>Aug 30 23:00:05 X4711\n", "hostname", json!("X4711")),
+        (
+            "<13>Dec  1 08:00:00\n",
+            "timestamp",
+            json!("2026-12-01T08:00:00Z"),
+        ),
+        (
+            "<13>Dec  1 08:00:00 h kernel:\0",
+            "appname",
+            json!("kernel"),
+        ),
+        ("<13>1 2025-03-01T08:00:00Z h\n", "hostname", json!("h")),
+        (
+            "<13>1 2025-03-01T08:00:00Z h app - -\r\n",
+            "msgid",
+            json!(null),
+        ),
+        (
+            "<13>1 2025-03-01T08:00:00Z h app - - -\n",
+            "structured_data",
+            json!(null),
+        ),
+    ] {
+        let e = dec(frame);
+        assert_eq!(json(&e)[field], want, "{frame:?}");
+        assert_eq!(json(&e)["message"], "", "{frame:?}");
+        for rule in [
+            "hostname_control_bytes",
+            "header_not_printusascii",
+            "timestamp_invalid",
+            "sd_malformed",
+        ] {
+            assert!(!rules(&e).contains(&rule), "{frame:?}: {:?}", rules(&e));
+        }
+    }
+    // The frame itself keeps its trailer.
+    let e = dec("<14>Aug 30 23:00:05 X4711 AAAA\n");
+    assert_eq!(e.text().as_bytes().last(), Some(&b'\n'));
+}
