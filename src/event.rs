@@ -214,11 +214,15 @@ pub enum LenientRule {
     /// RFC 3164: a BSD time written year first (`2020 Jul 16 02:15:13`,
     /// go-syslog); read with that year.
     TimestampYearFirst,
+    /// RFC 3164: an IP literal in brackets where the hostname is
+    /// (`[2001:db8::2]`, rsyslog `permit.squareBracketsInHostname`); read
+    /// as the hostname, brackets kept.
+    HostnameBracketed,
 }
 
 impl LenientRule {
     /// Every rule, in the order the JSON lists them.
-    pub const ALL: [LenientRule; 42] = [
+    pub const ALL: [LenientRule; 43] = [
         LenientRule::TagWithParens,
         LenientRule::TagCiscoMnemonic,
         LenientRule::TagPunctuation,
@@ -261,6 +265,7 @@ impl LenientRule {
         LenientRule::SpaceBeforePri,
         LenientRule::HeaderFieldLong,
         LenientRule::TimestampYearFirst,
+        LenientRule::HostnameBracketed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -307,6 +312,7 @@ impl LenientRule {
             LenientRule::SpaceBeforePri => "space_before_pri",
             LenientRule::HeaderFieldLong => "header_field_long",
             LenientRule::TimestampYearFirst => "timestamp_year_first",
+            LenientRule::HostnameBracketed => "hostname_bracketed",
         }
     }
 

@@ -272,3 +272,45 @@ fn a_frame_trailer_is_no_part_of_the_last_header_field() {
     let e = dec("<14>Aug 30 23:00:05 X4711 AAAA\n");
     assert_eq!(e.text().as_bytes().last(), Some(&b'\n'));
 }
+
+/// rsyslog (`permit.squareBracketsInHostname`) reads an IP literal in
+/// brackets as the hostname, brackets kept: `[2001:db8::2]`,
+/// `[192.0.2.1]`. Only an IP address: `[INFO]` stays the message.
+#[test]
+fn a_bracketed_ip_literal_is_the_hostname() {
+    for (frame, host) in [
+        (
+            "<129>Mar 10 01:00:00 [2001:db8::2] tag: msgnum:2",
+            "[2001:db8::2]",
+        ),
+        (
+            "<129>Mar 10 01:00:00 [192.0.2.1] tag: msgnum:1",
+            "[192.0.2.1]",
+        ),
+    ] {
+        let e = dec(frame);
+        let j = json(&e);
+        assert_eq!(j["hostname"], host, "{frame}");
+        assert_eq!(j["appname"], "tag", "{frame}");
+        assert!(
+            j["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("msgnum:")),
+            "{frame}"
+        );
+        assert!(
+            rules(&e).contains(&"hostname_bracketed"),
+            "{frame}: {:?}",
+            rules(&e)
+        );
+    }
+    for frame in [
+        "<13>Mar 10 01:00:00 [INFO] started",
+        "<13>Mar 10 01:00:00 [1.2] started",
+        "<13>Mar 10 01:00:00 [cafe] started",
+    ] {
+        let e = dec(frame);
+        assert_eq!(json(&e)["hostname"], serde_json::Value::Null, "{frame}");
+        assert!(!rules(&e).contains(&"hostname_bracketed"), "{frame}");
+    }
+}

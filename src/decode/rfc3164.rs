@@ -137,7 +137,9 @@ pub(super) fn general(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
             (word_len, control, tag_after_tab) = word_with_unusual_bytes(i, word_len, generic);
         }
         let (word, rest) = i.split_at(word_len);
+        let bracketed = bracketed_ip_literal(word);
         let looks_like_tag = generic
+            && !bracketed
             && (word.ends_with(b":")
                 || word.contains(&b'[')
                 // No hostname begins so: Snare's `#001`, a Cisco mnemonic.
@@ -150,6 +152,9 @@ pub(super) fn general(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
                 event.hostname = Some(span(word));
                 if control {
                     lenient.insert(LenientRule::HostnameControlBytes);
+                }
+                if bracketed {
+                    lenient.insert(LenientRule::HostnameBracketed);
                 }
             }
             match (tag_after_tab, rest.split_first()) {
@@ -199,6 +204,15 @@ pub(super) fn general(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
     }
     event.message = span(trim_end(i));
     event.lenient = lenient;
+}
+
+/// `[2001:db8::2]`, `[192.0.2.1]`: an IP address in brackets, the form
+/// rsyslog's `permit.squareBracketsInHostname` reads as a hostname.
+fn bracketed_ip_literal(word: &[u8]) -> bool {
+    word.strip_prefix(b"[")
+        .and_then(|w| w.strip_suffix(b"]"))
+        .and_then(|ip| std::str::from_utf8(ip).ok())
+        .is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_ok())
 }
 
 /// The timestamp: BSD (with Cisco's zone name) or ISO. Returns the frame
