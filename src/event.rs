@@ -211,11 +211,18 @@ pub enum LenientRule {
     /// RFC 5424: a header field over its length (§6: HOSTNAME 255,
     /// APP-NAME 48, PROCID 128, MSGID 32 bytes); read as sent.
     HeaderFieldLong,
+    /// RFC 3164: a BSD time written year first (`2020 Jul 16 02:15:13`,
+    /// go-syslog); read with that year.
+    TimestampYearFirst,
+    /// RFC 3164: an IP literal in brackets where the hostname is
+    /// (`[2001:db8::2]`, rsyslog `permit.squareBracketsInHostname`); read
+    /// as the hostname, brackets kept.
+    HostnameBracketed,
 }
 
 impl LenientRule {
     /// Every rule, in the order the JSON lists them.
-    pub const ALL: [LenientRule; 41] = [
+    pub const ALL: [LenientRule; 43] = [
         LenientRule::TagWithParens,
         LenientRule::TagCiscoMnemonic,
         LenientRule::TagPunctuation,
@@ -257,6 +264,8 @@ impl LenientRule {
         LenientRule::SdExtraSpaces,
         LenientRule::SpaceBeforePri,
         LenientRule::HeaderFieldLong,
+        LenientRule::TimestampYearFirst,
+        LenientRule::HostnameBracketed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -302,6 +311,8 @@ impl LenientRule {
             LenientRule::SdExtraSpaces => "sd_extra_spaces",
             LenientRule::SpaceBeforePri => "space_before_pri",
             LenientRule::HeaderFieldLong => "header_field_long",
+            LenientRule::TimestampYearFirst => "timestamp_year_first",
+            LenientRule::HostnameBracketed => "hostname_bracketed",
         }
     }
 

@@ -171,3 +171,146 @@ fn whitespace_before_the_pri_is_skipped_and_named() {
         assert_eq!((e.facility, e.message()), (None, frame), "{frame:?}");
     }
 }
+
+/// go-syslog's `rfc3164/example_test.go` (`Example_custom_stamp2`) reads a
+/// BSD time written year first, `2020 Jul 16 02:15:13`, as it reads
+/// `Jul 16 2020 02:15:13`: the year, the time, then the hostname.
+#[test]
+fn a_bsd_time_written_year_first_is_read_with_its_year() {
+    for (frame, host, message) in [
+        (
+            r#"<134>2020 Jul 16 02:15:13 an 200050021 id=OS time="2020-7-16 02:15:13""#,
+            "an",
+            r#"200050021 id=OS time="2020-7-16 02:15:13""#,
+        ),
+        ("<13>2019 Dec  2 16:31:03 host app: Test", "host", "Test"),
+    ] {
+        let e = dec(frame);
+        let j = json(&e);
+        assert_eq!(e.protocol, Protocol::Rfc3164, "{frame}");
+        assert_eq!(j["hostname"], host, "{frame}");
+        assert_eq!(j["message"], message, "{frame}");
+        assert!(
+            rules(&e).contains(&"timestamp_year_first"),
+            "{frame}: {:?}",
+            rules(&e)
+        );
+    }
+    assert_eq!(
+        json(&dec("<13>2019 Dec  2 16:31:03 host app: Test"))["timestamp"],
+        "2019-12-02T16:31:03Z"
+    );
+    assert_eq!(
+        json(&dec(r#"<134>2020 Jul 16 02:15:13 an x"#))["timestamp"],
+        "2020-07-16T02:15:13Z"
+    );
+    // Digits that are no year before a time stay the message.
+    let e = dec("<13>20 Dec  2 16:31:03 host app: Test");
+    assert_eq!(json(&e)["timestamp"], serde_json::Value::Null);
+    assert!(!rules(&e).contains(&"timestamp_year_first"));
+}
+
+/// A datagram that ends in a line end or a NUL right after a header field
+/// (rsyslog `empty.parse1`: `<14>Jan  6 2009 15:22:26 localhost \n`): the
+/// trailer is no part of that field, as it is no part of a message.
+#[test]
+fn a_frame_trailer_is_no_part_of_the_last_header_field() {
+    use serde_json::json;
+    for (frame, field, want) in [
+        (
+            "<14>Jan  6 2009 15:22:26 localhost \n",
+            "hostname",
+            json!("localhost"),
+        ),
+        (
+            "<14>Jan  6 2009 15:22:26 localhost \n",
+            "appname",
+            json!(null),
+        ),
+        ("<14>Aug 30 23:00:05 X4711 AAAA\n", "appname", json!("AAAA")),
+        (
+            "<14>Aug 30 23:00:05 X4711 tag[12]\r\n",
+            "procid",
+            json!("12"),
+        ),
+        ("<14>Aug 30 23:00:05 X4711\n", "hostname", json!("X4711")),
+        (
+            "<13>Dec  1 08:00:00\n",
+            "timestamp",
+            json!("2026-12-01T08:00:00Z"),
+        ),
+        (
+            "<13>Dec  1 08:00:00 h kernel:\0",
+            "appname",
+            json!("kernel"),
+        ),
+        ("<13>1 2025-03-01T08:00:00Z h\n", "hostname", json!("h")),
+        (
+            "<13>1 2025-03-01T08:00:00Z h app - -\r\n",
+            "msgid",
+            json!(null),
+        ),
+        (
+            "<13>1 2025-03-01T08:00:00Z h app - - -\n",
+            "structured_data",
+            json!(null),
+        ),
+    ] {
+        let e = dec(frame);
+        assert_eq!(json(&e)[field], want, "{frame:?}");
+        assert_eq!(json(&e)["message"], "", "{frame:?}");
+        for rule in [
+            "hostname_control_bytes",
+            "header_not_printusascii",
+            "timestamp_invalid",
+            "sd_malformed",
+        ] {
+            assert!(!rules(&e).contains(&rule), "{frame:?}: {:?}", rules(&e));
+        }
+    }
+    // The frame itself keeps its trailer.
+    let e = dec("<14>Aug 30 23:00:05 X4711 AAAA\n");
+    assert_eq!(e.text().as_bytes().last(), Some(&b'\n'));
+}
+
+/// rsyslog (`permit.squareBracketsInHostname`) reads an IP literal in
+/// brackets as the hostname, brackets kept: `[2001:db8::2]`,
+/// `[192.0.2.1]`. Only an IP address: `[INFO]` stays the message.
+#[test]
+fn a_bracketed_ip_literal_is_the_hostname() {
+    for (frame, host) in [
+        (
+            "<129>Mar 10 01:00:00 [2001:db8::2] tag: msgnum:2",
+            "[2001:db8::2]",
+        ),
+        (
+            "<129>Mar 10 01:00:00 [192.0.2.1] tag: msgnum:1",
+            "[192.0.2.1]",
+        ),
+    ] {
+        let e = dec(frame);
+        let j = json(&e);
+        assert_eq!(j["hostname"], host, "{frame}");
+        assert_eq!(j["appname"], "tag", "{frame}");
+        assert!(
+            j["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("msgnum:")),
+            "{frame}"
+        );
+        assert!(
+            rules(&e).contains(&"hostname_bracketed"),
+            "{frame}: {:?}",
+            rules(&e)
+        );
+    }
+    for frame in [
+        "<13>Mar 10 01:00:00 [INFO] started",
+        "<13>Mar 10 01:00:00 [1.2] started",
+        "<13>Mar 10 01:00:00 [cafe] started",
+    ] {
+        let e = dec(frame);
+        assert_eq!(json(&e)["hostname"], serde_json::Value::Null, "{frame}");
+        assert!(!rules(&e).contains(&"hostname_bracketed"), "{frame}");
+    }
+}

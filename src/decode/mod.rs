@@ -67,7 +67,13 @@ pub fn decode(
 pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
     let (text, lossy_raw) = text_of(raw);
     event.begin_text(text.len(), lossy_raw);
-    let all = text.as_bytes();
+    // Line ends and NULs that end the frame are trailers: no header field
+    // reads them (`… localhost \n`, `… h app - -\r\n`); the frame keeps them.
+    let all: &[u8] = text.as_bytes();
+    let all = match all {
+        [.., b'\n' | b'\r' | b'\0'] => trim_end(all),
+        _ => all,
+    };
     // One call site each for the two grammars (a second one, for frames
     // without PRI, kept LLVM from inlining them: about 150 instructions a
     // RFC 3164 frame, callgrind).
@@ -77,7 +83,7 @@ pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
             Some((rest, prival)) => (Some(rest), Some(prival), None),
             // No PRI: facility and severity stay empty (syslog_loose, VRL).
             None => match opening_without_pri(all) {
-                Some(opening) => (Some(&all[..]), None, Some(opening)),
+                Some(opening) => (Some(all), None, Some(opening)),
                 None => (None, None, None),
             },
         },

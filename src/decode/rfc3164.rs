@@ -4,8 +4,8 @@
 
 use super::rfc3164_fast::header;
 use super::time::{
-    bsd_timestamp, comma_fraction, iso_not_a_time, resolve, rfc3339, rfc3339_comma, rfc3339_rules,
-    time_ends, zone_abbreviation,
+    bsd_timestamp, bsd_timestamp_year_first, comma_fraction, iso_not_a_time, resolve, rfc3339,
+    rfc3339_comma, rfc3339_rules, time_ends, zone_abbreviation,
 };
 use super::{DecodeOptions, Sender, skip_blanks, skip_spaces, span_of, trim_end};
 use crate::event::{Event, Lenient, LenientRule, Protocol, SdElement, SdParam, Text};
@@ -137,7 +137,9 @@ pub(super) fn general(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
             (word_len, control, tag_after_tab) = word_with_unusual_bytes(i, word_len, generic);
         }
         let (word, rest) = i.split_at(word_len);
+        let bracketed = bracketed_ip_literal(word);
         let looks_like_tag = generic
+            && !bracketed
             && (word.ends_with(b":")
                 || word.contains(&b'[')
                 // No hostname begins so: Snare's `#001`, a Cisco mnemonic.
@@ -150,6 +152,9 @@ pub(super) fn general(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
                 event.hostname = Some(span(word));
                 if control {
                     lenient.insert(LenientRule::HostnameControlBytes);
+                }
+                if bracketed {
+                    lenient.insert(LenientRule::HostnameBracketed);
                 }
             }
             match (tag_after_tab, rest.split_first()) {
@@ -201,6 +206,15 @@ pub(super) fn general(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
     event.lenient = lenient;
 }
 
+/// `[2001:db8::2]`, `[192.0.2.1]`: an IP address in brackets, the form
+/// rsyslog's `permit.squareBracketsInHostname` reads as a hostname.
+fn bracketed_ip_literal(word: &[u8]) -> bool {
+    word.strip_prefix(b"[")
+        .and_then(|w| w.strip_suffix(b"]"))
+        .and_then(|ip| std::str::from_utf8(ip).ok())
+        .is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+}
+
 /// The timestamp: BSD (with Cisco's zone name) or ISO. Returns the frame
 /// after it and whether a zone name followed the time; `None` when there is
 /// none (or it is not a real time: then nothing is consumed).
@@ -211,7 +225,12 @@ fn timestamp<'a>(
     opts: &DecodeOptions,
     lenient: &mut Lenient,
 ) -> Option<(&'a [u8], bool)> {
-    if let Ok((rest, t)) = bsd_timestamp(i) {
+    // `2020 Jul 16 …`: the time after its year (`ti`).
+    let bsd = match bsd_timestamp(i) {
+        Ok((rest, t)) => Some((i, rest, t)),
+        Err(_) => bsd_timestamp_year_first(i).map(|(rest, t)| (&i[5..], rest, t)),
+    };
+    if let Some((ti, rest, t)) = bsd {
         let (rest, t, comma) = if time_ends(rest) {
             (rest, t, None)
         } else if let Some((rest, fraction, written)) =
@@ -225,7 +244,7 @@ fn timestamp<'a>(
             lenient.insert(LenientRule::TimestampInvalid);
             return None;
         };
-        let time_text = &i[..i.len() - rest.len()];
+        let time_text = &ti[..ti.len() - rest.len()];
         let (rest, offset, zone) = match zone_abbreviation(rest) {
             Ok((rest, (offset, name))) => (rest, offset, Some((offset, name))),
             Err(_) => (rest, None, None),
@@ -247,8 +266,11 @@ fn timestamp<'a>(
         if t.leap_day_elsewhere(offset, event.received_nanos, opts) {
             lenient.insert(LenientRule::TimestampLeapDay);
         }
-        if !month_as_written(i) {
+        if !month_as_written(ti) {
             lenient.insert(LenientRule::MonthCase);
+        }
+        if ti.len() < i.len() {
+            lenient.insert(LenientRule::TimestampYearFirst);
         }
         if let Some((None, name)) = zone {
             // CET, CST: kept, the time read in the listener's zone.

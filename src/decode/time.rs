@@ -506,6 +506,25 @@ fn bsd_time(i: &[u8]) -> Option<(&[u8], BsdTime)> {
     ))
 }
 
+/// A BSD time written year first, `2020 Jul 16 02:15:13` (go-syslog's
+/// `Example_custom_stamp2`): the time with that year. Not when the time
+/// has a year of its own after the day.
+pub(super) fn bsd_timestamp_year_first(i: &[u8]) -> Option<(&[u8], BsdTime)> {
+    let [a, b, c, e, b' ', rest @ ..] = i else {
+        return None;
+    };
+    let d = |x: &u8| x.is_ascii_digit().then(|| i64::from(x - b'0'));
+    let year = d(a)? * 1000 + d(b)? * 100 + d(c)? * 10 + d(e)?;
+    let (rest, t) = bsd_time(rest)?;
+    t.year.is_none().then_some((
+        rest,
+        BsdTime {
+            year: Some(year),
+            ..t
+        },
+    ))
+}
+
 impl BsdTime {
     /// This time with the fraction `(nanos, digits)` (a comma fraction,
     /// read after it).
