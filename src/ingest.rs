@@ -19,8 +19,7 @@ use crate::event::Event;
 use crate::event::{LenientRule, PerRule};
 use crate::multiline::{Joiner, MultilineConfig};
 use crate::output::{
-    ConversionError, Origin, document_key, encode_document_into, encode_text, kafka_part,
-    record_time,
+    ConversionError, Origin, RouteText, encode_document_into, encode_text, kafka_part, record_time,
 };
 use crate::queue::{RouteQueue, SpillShared};
 use crate::record::{Record, SlabPool};
@@ -33,6 +32,8 @@ use staged::{Batch, StagedRoute, recycle};
 /// A route at run time: its output, its queue, its counters.
 pub(crate) struct RouteRuntime {
     pub(crate) name: String,
+    /// The name as documents carry it, and their keys' seed.
+    text: RouteText,
     pub(crate) output: OutputConfig,
     pub(crate) capture_names: Vec<(usize, String)>,
     /// A route to a Kafka sink: its topic and key templates.
@@ -116,6 +117,7 @@ impl Pipeline {
             let spill = spills.get(r, &metrics.queue)?;
             routes.push(RouteRuntime {
                 name: r.name.clone(),
+                text: RouteText::new(&r.name),
                 output: r.output.clone(),
                 capture_names: router.capture_names(i).to_vec(),
                 kafka: r.kafka.clone(),
@@ -187,7 +189,7 @@ impl Pipeline {
         let (payload, time_nanos, key) = if let OutputConfig::Document(format) = &route.output {
             // Written straight into the slab.
             let time_nanos = record_time(event);
-            let key = Some(document_key(&route.name, event));
+            let key = Some(route.text.key(event));
             let payload = staged.stage(
                 (route.bulk.as_ref(), &route.slabs),
                 time_nanos,
@@ -196,7 +198,7 @@ impl Pipeline {
                     encode_document_into(
                         slab,
                         format,
-                        &route.name,
+                        &route.text,
                         &route.capture_names,
                         event,
                         captures,

@@ -309,6 +309,43 @@ fn alternating_document_routes_keep_their_names_and_keys() {
     }
 }
 
+/// Route texts made once per route (a reader's pipeline) and the one
+/// kept per thread ([`encode`]) are used in turn on one thread, for
+/// documents whose shared tail (same peer, same receive time) is kept
+/// per thread too: every document carries its own route and key, the
+/// same from either text.
+#[test]
+fn pipeline_and_thread_route_texts_keep_their_routes_and_keys() {
+    let format = DocumentFormat::Ecs { original: false };
+    let output = OutputConfig::Document(format.clone());
+    let mut e = ev("<14>1 - h a - - - x=1");
+    e.peer = Some("10.0.0.1:514".parse().unwrap());
+    let texts = [RouteText::new("a"), RouteText::new("b\"q")];
+    let routes = ["a", "b\"q", "c", "a", "a", "c", "b\"q", "", "b\"q"];
+    for (n, route) in routes.into_iter().enumerate() {
+        e.frame_number = n as u64;
+        let want = document_key_of(route, nonce(), e.frame_number, e.received_nanos);
+        let by_thread = encode(
+            String::new(),
+            &output,
+            route,
+            &[],
+            &e,
+            None,
+            &mut Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(by_thread.key, Some(want), "{route}");
+        for text in texts.iter().filter(|t| t.name == route) {
+            let doc = encode_document_into(String::new(), &format, text, &[], &e, None);
+            assert_eq!(doc, by_thread.payload.as_str(), "{route}");
+            assert_eq!(text.key(&e), want, "{route}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&by_thread.payload).unwrap();
+        assert_eq!(v["sluice"]["route"], route);
+    }
+}
+
 #[test]
 fn ip_text_matches_display() {
     for ip in [
