@@ -19,7 +19,8 @@ use crate::event::Event;
 use crate::event::{LenientRule, PerRule};
 use crate::multiline::{Joiner, MultilineConfig};
 use crate::output::{
-    ConversionError, Origin, RouteText, encode_document_into, encode_text, kafka_part, record_time,
+    ConversionError, Origin, RouteText, encode_document_into, encode_text, kafka_part, push_point,
+    record_time,
 };
 use crate::queue::{RouteQueue, SpillShared};
 use crate::record::{Record, SlabPool};
@@ -206,6 +207,27 @@ impl Pipeline {
                 },
             );
             (payload, time_nanos, key)
+        } else if let (OutputConfig::Metric(m), None) = (&route.output, &route.bulk) {
+            // Written straight into the slab too: no text of its own to
+            // copy there.
+            let time_nanos = record_time(event);
+            let mut emitted = false;
+            let payload = staged.stage((None, &route.slabs), time_nanos, None, |mut slab| {
+                emitted = push_point(&mut slab, m, event, captures, time_nanos, errors);
+                slab
+            });
+            if !errors.is_empty() {
+                Self::count_errors(route, errors);
+            }
+            if !emitted {
+                // A slab taken for this point alone is not held by an
+                // idle reader (as if it had never been taken).
+                if staged.slab.is_empty() {
+                    staged.slab = String::new();
+                }
+                return None;
+            }
+            (payload, time_nanos, None)
         } else {
             let encoded = encode_text(
                 std::mem::take(&mut staged.scratch),

@@ -27,6 +27,7 @@ use crate::record::Record;
 use document::encode_document;
 use ecs::encode_ecs;
 use line_protocol::encode_point;
+pub(crate) use line_protocol::push_point;
 
 /// A document's identity, XXH3-128 of (route, this process's start-up
 /// nonce, the frame's number, receive time): unique per (route, frame),

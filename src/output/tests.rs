@@ -55,6 +55,20 @@ pub(super) fn point(
         caps.as_ref(),
         &mut errors,
     );
+    // A reader's path: the point appended to a slab that holds other
+    // records (one opening with '#') gives the same text and errors, and
+    // leaves the slab as it was when no point is emitted.
+    if let OutputConfig::Metric(m) = &output {
+        let before = "#earlier record\n";
+        let mut slab = String::from(before);
+        let mut slab_errors = Vec::new();
+        let time = record_time(&e);
+        let emitted = push_point(&mut slab, m, &e, caps.as_ref(), time, &mut slab_errors);
+        let text = r.as_ref().map(|r| r.payload.as_str());
+        assert_eq!(emitted.then(|| &slab[before.len()..]), text, "{frame}");
+        assert!(slab.starts_with(before) && (emitted || slab == before));
+        assert_eq!(slab_errors, errors, "{frame}");
+    }
     (r.map(|r| r.payload.to_string()), errors)
 }
 
