@@ -331,7 +331,7 @@ fn alternating_document_routes_keep_their_names_and_keys() {
 #[test]
 fn pipeline_and_thread_route_texts_keep_their_routes_and_keys() {
     let format = DocumentFormat::Ecs { original: false };
-    let output = OutputConfig::Document(format.clone());
+    let output = OutputConfig::Document(format);
     let mut e = ev("<14>1 - h a - - - x=1");
     e.peer = Some("10.0.0.1:514".parse().unwrap());
     let texts = [RouteText::new("a"), RouteText::new("b\"q")];
