@@ -18,13 +18,11 @@ use crate::decode::{DecodeMode, DecodeOptions, decode, decode_into};
 use crate::event::Event;
 use crate::event::{LenientRule, PerRule};
 use crate::multiline::{Joiner, MultilineConfig};
-use crate::output::{
-    ConversionError, Origin, document_key, encode_document_into, encode_text, kafka_part,
-    record_time,
-};
+use crate::output::{Origin, RouteText, kafka_part};
 use crate::queue::{RouteQueue, SpillShared};
-use crate::record::{Record, SlabPool};
+use crate::record::SlabPool;
 
+mod encode;
 mod staged;
 use crate::router::{Router, RouterError};
 use crate::telemetry::{ListenerMetrics, RouteMetrics, Telemetry};
@@ -33,6 +31,8 @@ use staged::{Batch, StagedRoute, recycle};
 /// A route at run time: its output, its queue, its counters.
 pub(crate) struct RouteRuntime {
     pub(crate) name: String,
+    /// The name as documents carry it, and their keys' seed.
+    text: RouteText,
     pub(crate) output: OutputConfig,
     pub(crate) capture_names: Vec<(usize, String)>,
     /// A route to a Kafka sink: its topic and key templates.
@@ -116,6 +116,7 @@ impl Pipeline {
             let spill = spills.get(r, &metrics.queue)?;
             routes.push(RouteRuntime {
                 name: r.name.clone(),
+                text: RouteText::new(&r.name),
                 output: r.output.clone(),
                 capture_names: router.capture_names(i).to_vec(),
                 kafka: r.kafka.clone(),
@@ -173,89 +174,6 @@ impl Pipeline {
             batch.records += 1;
         }
         batch.matches = recycle(matches);
-    }
-
-    /// `event`'s record for `route`, its text staged in the route's slab
-    /// (`None`: nothing emitted, conversion errors counted).
-    fn encode(
-        route: &RouteRuntime,
-        staged: &mut StagedRoute,
-        event: &Event,
-        captures: Option<&crate::output::Captures<'_>>,
-        errors: &mut Vec<ConversionError>,
-    ) -> Option<Record> {
-        let (payload, time_nanos, key) = if let OutputConfig::Document(format) = &route.output {
-            // Written straight into the slab.
-            let time_nanos = record_time(event);
-            let key = Some(document_key(&route.name, event));
-            let payload = staged.stage(
-                (route.bulk.as_ref(), &route.slabs),
-                time_nanos,
-                key,
-                |slab| {
-                    encode_document_into(
-                        slab,
-                        format,
-                        &route.name,
-                        &route.capture_names,
-                        event,
-                        captures,
-                    )
-                },
-            );
-            (payload, time_nanos, key)
-        } else {
-            let encoded = encode_text(
-                std::mem::take(&mut staged.scratch),
-                &route.output,
-                &route.name,
-                &route.capture_names,
-                event,
-                captures,
-                errors,
-            );
-            // Checked first: even an empty drain costs its setup and drop
-            // on every record (callgrind).
-            if !errors.is_empty() {
-                Self::count_errors(route, errors);
-            }
-            let mut encoded = encoded?;
-            let payload = staged.stage(
-                (route.bulk.as_ref(), &route.slabs),
-                encoded.time_nanos,
-                encoded.key,
-                |mut slab| {
-                    slab.push_str(&encoded.text);
-                    slab
-                },
-            );
-            encoded.text.clear();
-            staged.scratch = encoded.text;
-            (payload, encoded.time_nanos, encoded.key)
-        };
-        Some(Record {
-            payload,
-            time_nanos,
-            key,
-            kafka: None,
-            ack: event.ack.clone(),
-        })
-    }
-
-    /// Count the conversion errors of one record of `route` (and log them
-    /// at debug); `errors` is left empty.
-    #[cold]
-    fn count_errors(route: &RouteRuntime, errors: &mut Vec<ConversionError>) {
-        for e in errors.drain(..) {
-            let counter = match e {
-                ConversionError::BadValue { .. } => &route.metrics.conversion_bad_value,
-                ConversionError::NoFields => &route.metrics.conversion_no_fields,
-                ConversionError::NoMeasurement { .. } => &route.metrics.conversion_no_measurement,
-                ConversionError::DroppedPoint => &route.metrics.conversion_dropped_point,
-            };
-            counter.inc();
-            tracing::debug!(route = %route.name, error = %e, "conversion error");
-        }
     }
 
     /// Count what `batch` matched and push its records into their queues,

@@ -2,7 +2,7 @@ use super::staged::{MAX_SLAB, MIN_SLAB};
 use super::*;
 use crate::decode::{DecodeMode, DecodeOptions};
 use crate::multiline::MultilineConfig;
-use crate::record::Slab;
+use crate::record::{Record, Slab};
 use crate::router::RouteMatch;
 use bytes::Bytes;
 use std::net::SocketAddr;

@@ -223,8 +223,9 @@ pub(super) fn value_of<'a>(
     }
 }
 
-/// [`value_of`], with a capture of a sequence match read in place: that
-/// is the source of nearly every tag and field of a route's point, and
+/// [`value_of`], with a capture of a sequence match and the host and app
+/// read in place: those are the sources of nearly every tag and field of
+/// a route's point (`host` and `app` are tags by default), and
 /// `value_of`'s other arms keep it from being inlined (a call, and a
 /// second one to `Captures::get`, per tag and field).
 #[inline(always)]
@@ -233,10 +234,12 @@ fn source_value<'a>(
     event: &'a Event,
     captures: Option<&Captures<'a>>,
 ) -> Option<&'a str> {
-    if let (Source::Capture { index, .. }, Some(Captures::Sequence(spans))) = (source, captures) {
-        return spans.get(*index);
+    match (source, captures) {
+        (Source::Capture { index, .. }, Some(Captures::Sequence(spans))) => spans.get(*index),
+        (Source::Header(HeaderField::Host), _) => event.hostname(),
+        (Source::Header(HeaderField::App), _) => event.appname(),
+        _ => value_of(source, event, captures),
     }
-    value_of(source, event, captures)
 }
 
 fn source_name(source: &Source) -> String {
@@ -258,11 +261,44 @@ pub(super) fn encode_point(
 ) -> Option<String> {
     let mut line = buf;
     line.reserve(256);
+    push_point(&mut line, m, event, captures, time, errors).then_some(line)
+}
+
+/// [`encode_point`] appended to `out` (a reader's slab, which may hold
+/// other records before it); `false`, and `out` as it was, when no point
+/// is emitted.
+pub(crate) fn push_point(
+    out: &mut String,
+    m: &MetricConfig,
+    event: &Event,
+    captures: Option<&Captures<'_>>,
+    time: i64,
+    errors: &mut Vec<ConversionError>,
+) -> bool {
+    let start = out.len();
+    let emitted = write_point(out, start, m, event, captures, time, errors).is_some();
+    if !emitted {
+        out.truncate(start);
+    }
+    emitted
+}
+
+/// The point's text, appended to `line` from `start`; `None` when no
+/// point is emitted (the caller takes back what was written).
+fn write_point(
+    line: &mut String,
+    start: usize,
+    m: &MetricConfig,
+    event: &Event,
+    captures: Option<&Captures<'_>>,
+    time: i64,
+    errors: &mut Vec<ConversionError>,
+) -> Option<()> {
     for part in &m.measurement_parts {
         match part {
             MeasurementPart::Text(t) => line.push_str(t),
             MeasurementPart::Value(source) => match source_value(source, event, captures) {
-                Some(v) if !v.is_empty() => push_escaped(&mut line, v, Element::Measurement),
+                Some(v) if !v.is_empty() => push_escaped(line, v, Element::Measurement),
                 _ => {
                     errors.push(ConversionError::NoMeasurement {
                         source: source_name(source),
@@ -273,7 +309,7 @@ pub(super) fn encode_point(
         }
     }
 
-    if line.starts_with('#') {
+    if line.as_bytes().get(start) == Some(&b'#') {
         // Line protocol reads a line starting with '#' as a comment: InfluxDB
         // would answer 204 and store nothing.
         errors.push(ConversionError::NoMeasurement {
@@ -293,7 +329,7 @@ pub(super) fn encode_point(
         line.push(',');
         line.push_str(&t.key);
         line.push('=');
-        push_escaped(&mut line, v, Element::Key);
+        push_escaped(line, v, Element::Key);
     }
 
     let mut n_fields = 0;
@@ -322,9 +358,7 @@ pub(super) fn encode_point(
     for f in &m.fields {
         // An absent or empty value is no field, and no error.
         match source_value(&f.source, event, captures) {
-            Some(raw) if !raw.is_empty() => {
-                push_field(&mut line, &f.name, Some(&f.key), raw, f.kind)
-            }
+            Some(raw) if !raw.is_empty() => push_field(line, &f.name, Some(&f.key), raw, f.kind),
             _ => {}
         }
     }
@@ -335,7 +369,7 @@ pub(super) fn encode_point(
             }
             // Always float: a field's type is fixed per series in InfluxDB,
             // and `latency=1` then `latency=1.5` must not conflict.
-            push_field(&mut line, k, None, v, FieldType::Float);
+            push_field(line, k, None, v, FieldType::Float);
         }
     }
     if bad && m.on_conversion_error == OnConversionError::DropPoint {
@@ -349,14 +383,14 @@ pub(super) fn encode_point(
     line.push(' ');
     let per_unit = m.precision.nanos();
     push_i64(
-        &mut line,
+        line,
         if per_unit == 1 {
             time
         } else {
             time.div_euclid(per_unit)
         },
     );
-    Some(line)
+    Some(())
 }
 
 #[cfg(test)]

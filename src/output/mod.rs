@@ -27,6 +27,7 @@ use crate::record::Record;
 use document::encode_document;
 use ecs::encode_ecs;
 use line_protocol::encode_point;
+pub(crate) use line_protocol::push_point;
 
 /// A document's identity, XXH3-128 of (route, this process's start-up
 /// nonce, the frame's number, receive time): unique per (route, frame),
@@ -49,7 +50,7 @@ fn document_key_seeded(seed: u64, event: &Event) -> [u8; 16] {
 }
 
 /// [`document_key`] from its inputs, the route's name hashed each time:
-/// what the per-thread seed of [`RouteText`] must give.
+/// what the seed of [`RouteText`] must give.
 #[cfg(test)]
 fn document_key_of(
     route_name: &str,
@@ -69,23 +70,50 @@ fn key_of_context(seed: u64, nonce: u64, frame_number: u64, received_nanos: i64)
     xxhash_rust::xxh3::xxh3_128_with_seed(&context, seed).to_le_bytes()
 }
 
-/// The last document route a thread encoded for: its name, the name as a
-/// JSON string and the seed of its document keys (XXH3-64 of the name).
-/// A reader encodes run after run of documents for the same route: the
-/// escaping (168 instructions a document for a 6-byte name, by callgrind)
-/// and the hash are done once a run, not per document.
-struct RouteText {
+/// A document route's name, the name as a JSON string and the seed of its
+/// document keys (XXH3-64 of the name): what every document of the route
+/// shares, made once instead of per document (the escaping alone cost
+/// more than the rest of a short name's share of a document). A reader's
+/// pipeline keeps one per route; [`encode`] keeps the last one per thread.
+pub(crate) struct RouteText {
     name: String,
-    /// Empty until first filled (a JSON string is never empty).
     json: String,
     seed: u64,
-    /// Counts the rewrites of `json`: the same count, the same text.
+    /// Unique to this text among every [`RouteText`] of the process
+    /// (never 0): text kept beside it (a document's shared tail) is the
+    /// route's while the generation matches, without comparing names.
     generation: u64,
 }
 
+impl RouteText {
+    pub(crate) fn new(route_name: &str) -> RouteText {
+        static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let mut json = String::with_capacity(route_name.len() + 2);
+        crate::text::write_json_str(&mut json, route_name);
+        RouteText {
+            name: route_name.to_owned(),
+            json,
+            seed: xxhash_rust::xxh3::xxh3_64(route_name.as_bytes()),
+            generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// The identity of `event`'s document of this route (see
+    /// [`document_key_seeded`]).
+    pub(crate) fn key(&self, event: &Event) -> [u8; 16] {
+        document_key_seeded(self.seed, event)
+    }
+
+    fn json(&self) -> RouteJson<'_> {
+        RouteJson {
+            text: &self.json,
+            generation: self.generation,
+        }
+    }
+}
+
 /// A route's name as a JSON string, and [`RouteText::generation`] of the
-/// thread's text it was read from: text kept beside it is the route's
-/// while the generation matches, without comparing names.
+/// text it was read from.
 #[derive(Clone, Copy)]
 pub(super) struct RouteJson<'a> {
     pub(super) text: &'a str,
@@ -93,36 +121,19 @@ pub(super) struct RouteJson<'a> {
 }
 
 thread_local! {
-    static ROUTE_TEXT: std::cell::RefCell<RouteText> = const {
-        std::cell::RefCell::new(RouteText {
-            name: String::new(),
-            json: String::new(),
-            seed: 0,
-            generation: 0,
-        })
-    };
+    /// The last route [`with_route_text`] was asked for on this thread.
+    static ROUTE_TEXT: std::cell::RefCell<Option<RouteText>> =
+        const { std::cell::RefCell::new(None) };
 }
 
-/// `f` of `route_name` as a JSON string and its key seed (see
-/// [`RouteText`]); compared by content, so a route of a reloaded config
-/// never takes an old route's text.
-fn with_route_text<R>(route_name: &str, f: impl FnOnce(RouteJson<'_>, u64) -> R) -> R {
-    ROUTE_TEXT.with_borrow_mut(|r| {
-        if r.json.is_empty() || r.name != route_name {
-            r.name.clear();
-            r.name.push_str(route_name);
-            r.json.clear();
-            crate::text::write_json_str(&mut r.json, route_name);
-            r.seed = xxhash_rust::xxh3::xxh3_64(route_name.as_bytes());
-            r.generation = r.generation.wrapping_add(1);
-        }
-        f(
-            RouteJson {
-                text: &r.json,
-                generation: r.generation,
-            },
-            r.seed,
-        )
+/// `f` of `route_name`'s [`RouteText`], the thread's last one when it is
+/// of the same name: documents come in runs of one route. Compared by
+/// content, so a route of a reloaded config never takes an old route's
+/// text.
+fn with_route_text<R>(route_name: &str, f: impl FnOnce(&RouteText) -> R) -> R {
+    ROUTE_TEXT.with_borrow_mut(|kept| match kept {
+        Some(r) if r.name == route_name => f(r),
+        _ => f(kept.insert(RouteText::new(route_name))),
     })
 }
 
@@ -252,9 +263,9 @@ pub(crate) fn encode_text(
     let time = record_time(event);
     let text = match output {
         OutputConfig::Metric(m) => encode_point(buf, m, event, captures, time, errors)?,
-        OutputConfig::Document(format) => {
-            encode_document_into(buf, format, route_name, capture_names, event, captures)
-        }
+        OutputConfig::Document(format) => with_route_text(route_name, |route| {
+            encode_document_into(buf, format, route, capture_names, event, captures)
+        }),
         // The frame travels in the record's Kafka part ([`kafka_part`]).
         OutputConfig::Raw => buf,
     };
@@ -276,7 +287,7 @@ pub(crate) fn record_time(event: &Event) -> i64 {
 
 /// A document's identity (see [`Record::key`]).
 pub(crate) fn document_key(route_name: &str, event: &Event) -> [u8; 16] {
-    with_route_text(route_name, |_, seed| document_key_seeded(seed, event))
+    with_route_text(route_name, |route| route.key(event))
 }
 
 /// The document of `event` in `format`, appended to `buf` (which may hold
@@ -284,18 +295,18 @@ pub(crate) fn document_key(route_name: &str, event: &Event) -> [u8; 16] {
 pub(crate) fn encode_document_into(
     buf: String,
     format: &DocumentFormat,
-    route_name: &str,
+    route: &RouteText,
     capture_names: &[(usize, String)],
     event: &Event,
     captures: Option<&Captures<'_>>,
 ) -> String {
     match format {
         DocumentFormat::Canonical => {
-            encode_document(buf, route_name, capture_names, event, captures)
+            encode_document(buf, &route.name, capture_names, event, captures)
         }
-        DocumentFormat::Ecs { original } => with_route_text(route_name, |route, _| {
-            encode_ecs(buf, route, capture_names, event, captures, *original)
-        }),
+        DocumentFormat::Ecs { original } => {
+            encode_ecs(buf, route.json(), capture_names, event, captures, *original)
+        }
         DocumentFormat::Flume { keep } => {
             let mut doc = buf;
             flume::encode(&mut doc, event, *keep, capture_names, captures);

@@ -55,6 +55,20 @@ pub(super) fn point(
         caps.as_ref(),
         &mut errors,
     );
+    // A reader's path: the point appended to a slab that holds other
+    // records (one opening with '#') gives the same text and errors, and
+    // leaves the slab as it was when no point is emitted.
+    if let OutputConfig::Metric(m) = &output {
+        let before = "#earlier record\n";
+        let mut slab = String::from(before);
+        let mut slab_errors = Vec::new();
+        let time = record_time(&e);
+        let emitted = push_point(&mut slab, m, &e, caps.as_ref(), time, &mut slab_errors);
+        let text = r.as_ref().map(|r| r.payload.as_str());
+        assert_eq!(emitted.then(|| &slab[before.len()..]), text, "{frame}");
+        assert!(slab.starts_with(before) && (emitted || slab == before));
+        assert_eq!(slab_errors, errors, "{frame}");
+    }
     (r.map(|r| r.payload.to_string()), errors)
 }
 
@@ -306,6 +320,43 @@ fn alternating_document_routes_keep_their_names_and_keys() {
         let want = document_key_of(route, nonce(), e.frame_number, e.received_nanos);
         assert_eq!(r.key, Some(want), "{route}");
         assert_eq!(document_key(route, &e), want);
+    }
+}
+
+/// Route texts made once per route (a reader's pipeline) and the one
+/// kept per thread ([`encode`]) are used in turn on one thread, for
+/// documents whose shared tail (same peer, same receive time) is kept
+/// per thread too: every document carries its own route and key, the
+/// same from either text.
+#[test]
+fn pipeline_and_thread_route_texts_keep_their_routes_and_keys() {
+    let format = DocumentFormat::Ecs { original: false };
+    let output = OutputConfig::Document(format);
+    let mut e = ev("<14>1 - h a - - - x=1");
+    e.peer = Some("10.0.0.1:514".parse().unwrap());
+    let texts = [RouteText::new("a"), RouteText::new("b\"q")];
+    let routes = ["a", "b\"q", "c", "a", "a", "c", "b\"q", "", "b\"q"];
+    for (n, route) in routes.into_iter().enumerate() {
+        e.frame_number = n as u64;
+        let want = document_key_of(route, nonce(), e.frame_number, e.received_nanos);
+        let by_thread = encode(
+            String::new(),
+            &output,
+            route,
+            &[],
+            &e,
+            None,
+            &mut Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(by_thread.key, Some(want), "{route}");
+        for text in texts.iter().filter(|t| t.name == route) {
+            let doc = encode_document_into(String::new(), &format, text, &[], &e, None);
+            assert_eq!(doc, by_thread.payload.as_str(), "{route}");
+            assert_eq!(text.key(&e), want, "{route}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&by_thread.payload).unwrap();
+        assert_eq!(v["sluice"]["route"], route);
     }
 }
 

@@ -112,6 +112,12 @@ pub struct RouteMatch<'e> {
 /// trying every route (still correct, only slower).
 const MAX_CANDIDATES: usize = 32;
 
+/// A message's candidate routes (route, the literal's first occurrence),
+/// sorted by route. Inline and left uninitialised until filled: a zeroed
+/// array of them cost a `memset` of its whole size per message, though
+/// most messages have no candidate or one.
+type Candidates = smallvec::SmallVec<[(usize, usize); MAX_CANDIDATES]>;
+
 pub struct Router {
     routes: Vec<CompiledRoute>,
     /// Required literals of the literal-gated routes.
@@ -256,52 +262,45 @@ impl Router {
     }
 
     /// The routes whose literal occurs in `message`, sorted, each with the
-    /// literal's first occurrence; `None` when there are more than
-    /// [`MAX_CANDIDATES`].
-    fn candidates(
-        &self,
-        message: &str,
-        out: &mut [(usize, usize); MAX_CANDIDATES],
-    ) -> Option<usize> {
+    /// literal's first occurrence, into `out` (empty); false when there
+    /// are more than [`MAX_CANDIDATES`].
+    fn candidates(&self, message: &str, out: &mut Candidates) -> bool {
         let Some(scan) = &self.literals else {
-            return Some(0);
+            return true;
         };
-        let mut n = 0;
         let mut overflow = false;
         // Occurrences come leftmost first: a route's first one is kept.
         scan.each(message.as_bytes(), |k, found_at| {
             let Some(&route) = self.literal_route.get(k) else {
                 return true;
             };
-            match out[..n].binary_search_by_key(&route, |c| c.0) {
+            match out.binary_search_by_key(&route, |c| c.0) {
                 Ok(_) => true,
-                Err(_) if n == MAX_CANDIDATES => {
+                Err(_) if out.len() == MAX_CANDIDATES => {
                     overflow = true;
                     false
                 }
                 Err(at) => {
-                    out.copy_within(at..n, at + 1);
-                    out[at] = (route, found_at);
-                    n += 1;
+                    out.insert(at, (route, found_at));
                     true
                 }
             }
         });
-        (!overflow).then_some(n)
+        !overflow
     }
 
     /// Append the routes `event` goes to, in route order. Only routes whose
     /// literal the message contains, and routes without one, are looked at.
     pub fn route<'e>(&self, event: &'e Event, out: &mut Vec<RouteMatch<'e>>) {
         let message = event.message();
-        let mut buf = [(0usize, 0usize); MAX_CANDIDATES];
-        let Some(n) = self.candidates(message, &mut buf) else {
+        let mut candidates = Candidates::new();
+        if !self.candidates(message, &mut candidates) {
             return self.evaluate(event, out, |_, _| {});
-        };
+        }
         let start = out.len();
         let mut set_matches: Option<regex::SetMatches> = None;
         // Merge the candidates with the ungated routes, in route order.
-        let (mut a, mut b) = (buf[..n].iter().peekable(), self.ungated.iter().peekable());
+        let (mut a, mut b) = (candidates.iter().peekable(), self.ungated.iter().peekable());
         loop {
             // The route, and where its match can start at the earliest.
             let (i, from) = match (a.peek(), b.peek()) {

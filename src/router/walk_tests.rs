@@ -126,3 +126,28 @@ fn fast_walk_agrees_with_the_automaton() {
         .run(&"[ab= 1x]{0,40}", |m| check(&r, &plain, &m))
         .unwrap();
 }
+
+/// A message in which more literals occur than the candidates kept
+/// ([`MAX_CANDIDATES`]): the walk falls back to every route and still
+/// agrees with the full walk and the plain regexes, at the bound and
+/// past it.
+#[test]
+fn more_candidates_than_kept_fall_back_to_every_route() {
+    let patterns: Vec<String> = (0..MAX_CANDIDATES + 8)
+        .map(|i| format!("k{i:02}=(?P<v>\\d+)"))
+        .collect();
+    let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
+    let (r, plain) = (router(&refs), regexes(&refs));
+    for n in [
+        1,
+        MAX_CANDIDATES - 1,
+        MAX_CANDIDATES,
+        MAX_CANDIDATES + 1,
+        patterns.len(),
+    ] {
+        // The later routes' literals first: candidates arrive out of
+        // route order.
+        let message: Vec<String> = (0..n).rev().map(|i| format!("k{i:02}={i}")).collect();
+        check(&r, &plain, &message.join(" ")).unwrap();
+    }
+}
