@@ -554,7 +554,8 @@ mod tests {
                         params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                     prop_assert_eq!(got_params, want);
                 }
-                prop_assert_eq!(e.message(), g.message.as_str());
+                let message = if g.bom { format!("\u{feff}{}", g.message) } else { g.message.clone() };
+                prop_assert_eq!(e.message(), message.as_str());
             }
 
             #[test]

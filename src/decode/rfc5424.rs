@@ -196,7 +196,11 @@ pub(super) fn rfc5424(
                     sd.rest
                 }
             };
-            msg.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(msg)
+            // RFC 5424 §6.4: MSG-UTF8 = BOM UTF-8-STRING. The BOM is
+            // part of MSG and stays in the message, as syslog_loose,
+            // go-syslog and Flume keep it (the router matches patterns
+            // after it).
+            msg
         }
     };
     event.lenient = lenient;

@@ -36,8 +36,9 @@ fn rfc5424_nil_fields_and_offset() {
     assert!(j["appname"].is_null());
     assert!(j["structured_data"].is_null());
     assert_eq!(j["message"], "");
+    // RFC 5424 §6.4: the BOM is MSG's first bytes, kept as sent.
     let e = dec("<13>1 - host app - - - \u{feff}hello");
-    assert_eq!(e.message(), "hello");
+    assert_eq!(e.message(), "\u{feff}hello");
     assert!(e.timestamp.is_none());
 }
 

@@ -131,6 +131,14 @@ pub struct Router {
     default_route: Option<usize>,
 }
 
+/// The text patterns and literals are matched against: the message, after
+/// the BOM an RFC 5424 MSG may start with (§6.4: it marks the text as
+/// UTF-8, and the message keeps it), so that `^` anchors at the text.
+fn matched_text(event: &Event) -> &str {
+    let message = event.message();
+    message.strip_prefix('\u{feff}').unwrap_or(message)
+}
+
 fn condition_miss(c: &Conditions, event: &Event) -> Option<Miss> {
     if let Some(mask) = c.facilities {
         if !event
@@ -292,7 +300,7 @@ impl Router {
     /// Append the routes `event` goes to, in route order. Only routes whose
     /// literal the message contains, and routes without one, are looked at.
     pub fn route<'e>(&self, event: &'e Event, out: &mut Vec<RouteMatch<'e>>) {
-        let message = event.message();
+        let message = matched_text(event);
         let mut candidates = Candidates::new();
         if !self.candidates(message, &mut candidates) {
             return self.evaluate(event, out, |_, _| {});
@@ -389,7 +397,7 @@ impl Router {
         out: &mut Vec<RouteMatch<'e>>,
         mut miss: impl FnMut(usize, Miss),
     ) {
-        let message = event.message();
+        let message = matched_text(event);
         let mut set_matches: Option<regex::SetMatches> = None;
         let start = out.len();
         let mut stopped = false;
@@ -615,6 +623,55 @@ document = {}
         });
         assert_eq!(used, Some("42"));
         assert_eq!(misses[0], (1, Miss::Severity));
+    }
+
+    /// RFC 5424 keeps a BOM at the start of MSG (§6.4); a pattern anchored
+    /// at the start still matches the text after it, on the fast path and
+    /// on the full walk.
+    #[test]
+    fn an_anchored_pattern_matches_the_text_after_a_bom() {
+        let config = Config::from_toml(
+            concat!(
+                "\n",
+                crate::config::test_udp_listener!(),
+                r#"[[sinks]]
+name = "f"
+type = "stdout"
+[[routes]]
+name = "gc"
+sink = "f"
+pattern = '^heap_used=(?P<used>\d+)'
+metric = { measurement = "gc", fields = { used = "int" } }
+[default_route]
+sink = "f"
+document = {}
+"#
+            ),
+            "t",
+        )
+        .unwrap();
+        let router = Router::new(&config.routes).unwrap();
+        let e = decode(
+            Bytes::from_static("<14>1 - h jvm - - - \u{feff}heap_used=42".as_bytes()),
+            None,
+            0,
+            &DecodeOptions::default(),
+        );
+        assert_eq!(e.message(), "\u{feff}heap_used=42");
+        let used = |out: &[RouteMatch<'_>]| {
+            let m = out.first().expect("the gc route matched");
+            assert_eq!(router.route_name(m.route), "gc");
+            m.captures
+                .as_ref()
+                .and_then(|c| c.get(1))
+                .map(str::to_owned)
+        };
+        let mut out = Vec::new();
+        router.route(&e, &mut out);
+        assert_eq!(used(&out).as_deref(), Some("42"));
+        out.clear();
+        router.evaluate(&e, &mut out, |_, _| {});
+        assert_eq!(used(&out).as_deref(), Some("42"));
     }
 
     /// The fast path (only routes whose literal occurs) and the full walk
