@@ -314,3 +314,21 @@ fn a_bracketed_ip_literal_is_the_hostname() {
         assert!(!rules(&e).contains(&"hostname_bracketed"), "{frame}");
     }
 }
+
+/// A frame without PRI that opens like a header but is none stays
+/// undecoded with its raw text as the message, trailer and all, as every
+/// other undecodable frame (`garbage\n`): only decoded header fields and
+/// messages leave the trailer out.
+#[test]
+fn an_undecoded_frame_without_pri_keeps_its_trailer_in_the_message() {
+    for frame in [
+        "Mar 00 24:00:00 x\n",
+        "Mar 00 2100 02:15:13.1234\t\n\0",
+        "Dec 32 08:00:00 host app: m\r\n",
+        "garbage\n",
+    ] {
+        let e = dec(frame);
+        assert_eq!(e.protocol, Protocol::Unknown, "{frame:?}");
+        assert_eq!(e.message(), frame, "{frame:?}");
+    }
+}

@@ -97,7 +97,8 @@ pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
             rfc3164::rfc3164(all, rest, event, opts);
         }
         if let Some(opening) = opening {
-            pri_assumed(event, all.len(), opening);
+            // Undecoded, the whole frame is the message, trailer and all.
+            pri_assumed(event, text.len(), opening);
         } else if all.first() != Some(&b'<') {
             // The PRI came after whitespace ([`pri_after_space`]).
             event.lenient.insert(LenientRule::SpaceBeforePri);
