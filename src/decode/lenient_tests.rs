@@ -1,7 +1,7 @@
 //! Issue #22, the outside tester's findings on spacing and timestamps:
 //! readings that were silent (or refused) now name their rule.
 
-use crate::decode::tests::{dec, json, rules};
+use crate::decode::tests::{dec, dec_with, json, log4j, rules};
 use crate::event::Protocol;
 
 /// syslog_loose reads these; spaces between header fields are separators.
@@ -312,6 +312,22 @@ fn a_bracketed_ip_literal_is_the_hostname() {
         let e = dec(frame);
         assert_eq!(json(&e)["hostname"], serde_json::Value::Null, "{frame}");
         assert!(!rules(&e).contains(&"hostname_bracketed"), "{frame}");
+    }
+}
+
+/// A log4j listener reads the word after the time as the hostname,
+/// whatever it is, as it always did: a bracketed IP literal there is no
+/// lenient reading (a strict log4j listener keeps accepting it), as
+/// `[INFO]` in the same place is none.
+#[test]
+fn a_bracketed_hostname_on_a_log4j_listener_names_no_rule() {
+    for (frame, host) in [
+        ("<13>Mar 10 01:00:00 [192.0.2.1] started", "[192.0.2.1]"),
+        ("<13>Mar 10 01:00:00 [INFO] started", "[INFO]"),
+    ] {
+        let e = dec_with(frame.as_bytes(), &log4j());
+        assert_eq!(json(&e)["hostname"], host, "{frame}");
+        assert_eq!(rules(&e), Vec::<&str>::new(), "{frame}");
     }
 }
 

@@ -153,7 +153,8 @@ pub(super) fn general(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
                 if control {
                     lenient.insert(LenientRule::HostnameControlBytes);
                 }
-                if bracketed {
+                // A log4j listener takes any word here for the hostname.
+                if bracketed && generic {
                     lenient.insert(LenientRule::HostnameBracketed);
                 }
             }
