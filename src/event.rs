@@ -549,6 +549,15 @@ impl Event {
         self.resolve(&self.message)
     }
 
+    /// The message after the BOM an RFC 5424 MSG may start with (§6.4: it
+    /// marks the text as UTF-8, and the message keeps it): the text route
+    /// patterns match (so `^` anchors at it), `key=number` pairs are read
+    /// from and multi-line joining classifies and appends.
+    pub fn message_after_bom(&self) -> &str {
+        let message = self.message();
+        message.strip_prefix('\u{feff}').unwrap_or(message)
+    }
+
     /// Append the canonical JSON object of design.md (no trailing newline).
     pub fn write_canonical_json(&self, out: &mut String) {
         out.push('{');

@@ -363,7 +363,7 @@ fn write_point(
         }
     }
     if m.key_values {
-        for (k, v) in key_values(event.message()) {
+        for (k, v) in key_values(event.message_after_bom()) {
             if m.fields.iter().any(|f| f.name == k) {
                 continue;
             }

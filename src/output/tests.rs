@@ -195,6 +195,18 @@ fn key_values_are_floats_and_time_falls_back_to_receive_time() {
     assert_eq!(line.unwrap(), "my\\ meas\\,x code=200,latency_ms=1.5 7");
 }
 
+/// RFC 5424 keeps a BOM at the start of MSG (§6.4): the first
+/// `key=number` pair after it is read as every other.
+#[test]
+fn key_values_after_a_bom_keep_the_first_pair() {
+    let (line, _) = point(
+        "",
+        "measurement = \"m\"\nkey_values = true\nhost_tag = false\napp_tag = false",
+        "<14>1 - h a - - - \u{feff}heap_used=42 x=3",
+    );
+    assert_eq!(line.unwrap(), "m heap_used=42,x=3 7");
+}
+
 #[test]
 fn document_has_canonical_fields_and_captures() {
     let e = ev("<14>1 - h a - - - used=12");

@@ -131,14 +131,6 @@ pub struct Router {
     default_route: Option<usize>,
 }
 
-/// The text patterns and literals are matched against: the message, after
-/// the BOM an RFC 5424 MSG may start with (§6.4: it marks the text as
-/// UTF-8, and the message keeps it), so that `^` anchors at the text.
-fn matched_text(event: &Event) -> &str {
-    let message = event.message();
-    message.strip_prefix('\u{feff}').unwrap_or(message)
-}
-
 fn condition_miss(c: &Conditions, event: &Event) -> Option<Miss> {
     if let Some(mask) = c.facilities {
         if !event
@@ -300,7 +292,7 @@ impl Router {
     /// Append the routes `event` goes to, in route order. Only routes whose
     /// literal the message contains, and routes without one, are looked at.
     pub fn route<'e>(&self, event: &'e Event, out: &mut Vec<RouteMatch<'e>>) {
-        let message = matched_text(event);
+        let message = event.message_after_bom();
         let mut candidates = Candidates::new();
         if !self.candidates(message, &mut candidates) {
             return self.evaluate(event, out, |_, _| {});
@@ -397,7 +389,7 @@ impl Router {
         out: &mut Vec<RouteMatch<'e>>,
         mut miss: impl FnMut(usize, Miss),
     ) {
-        let message = matched_text(event);
+        let message = event.message_after_bom();
         let mut set_matches: Option<regex::SetMatches> = None;
         let start = out.len();
         let mut stopped = false;
