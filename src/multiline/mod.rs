@@ -56,7 +56,7 @@ enum Continuation {
 }
 
 fn classify(event: &Event) -> Continuation {
-    let m = event.message();
+    let m = event.message_after_bom();
     if without_pri(event) {
         // Read by the decoder or not (a line opening with a time has its
         // header read, `pri_missing`), a line without PRI continues the
@@ -369,10 +369,12 @@ impl Joiner {
         });
         if let Some(p) = target {
             let (add, separator) = match kind {
-                Continuation::SplitPart => (event.message().get(3..).unwrap_or(""), ""),
+                // After the BOM of an RFC 5424 MSG: the joined message
+                // keeps the first frame's only, at its start.
+                Continuation::SplitPart => (event.message_after_bom().get(3..).unwrap_or(""), ""),
                 // The whole line, as it was sent.
                 Continuation::Bare => (event.text(), "\n"),
-                _ => (event.message(), "\n"),
+                _ => (event.message_after_bom(), "\n"),
             };
             let bytes = p.message().len() + separator.len() + add.len();
             if p.lines + 1 > self.config.max_lines {

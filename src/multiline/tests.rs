@@ -528,3 +528,29 @@ fn an_empty_frame_is_not_a_continuation() {
     let messages: Vec<&str> = out.iter().map(Event::message).collect();
     assert_eq!(messages, ["error", ""]);
 }
+
+/// RFC 5424 frames whose MSG opens with a BOM (§6.4: the message keeps
+/// it): a stack-trace line, an exception header and a `...` split part
+/// after the BOM still continue the event, joined without their BOMs (the
+/// joined message keeps the first frame's only, at its start).
+#[test]
+fn continuations_after_a_bom_are_joined() {
+    let mut j = joiner();
+    let now = Instant::now();
+    let mut out = Vec::new();
+    for f in [
+        "<11>1 - h app - - - \u{feff}Order failed",
+        "<11>1 - h app - - - \u{feff}java.lang.IllegalStateException: boom",
+        "<11>1 - h app - - - \u{feff}\tat A.b(A.java:1)",
+        "<11>1 - h app - - - \u{feff}Caused by: x...",
+        "<11>1 - h app - - - \u{feff}...rest",
+    ] {
+        j.push(ev(1, f), now, &mut out);
+    }
+    j.expire(now + DEFAULT_WINDOW, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].message(),
+        "\u{feff}Order failed\njava.lang.IllegalStateException: boom\n\tat A.b(A.java:1)\nCaused by: xrest"
+    );
+}
