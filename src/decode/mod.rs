@@ -69,11 +69,7 @@ pub(crate) fn decode_into(event: &mut Event, raw: Bytes, opts: &DecodeOptions) {
     event.begin_text(text.len(), lossy_raw);
     // Line ends and NULs that end the frame are trailers: no header field
     // reads them (`… localhost \n`, `… h app - -\r\n`); the frame keeps them.
-    let all: &[u8] = text.as_bytes();
-    let all = match all {
-        [.., b'\n' | b'\r' | b'\0'] => trim_end(all),
-        _ => all,
-    };
+    let all = trim_end(text.as_bytes());
     // One call site each for the two grammars (a second one, for frames
     // without PRI, kept LLVM from inlining them: about 150 instructions a
     // RFC 3164 frame, callgrind).

@@ -137,7 +137,9 @@ pub(super) fn general(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
             (word_len, control, tag_after_tab) = word_with_unusual_bytes(i, word_len, generic);
         }
         let (word, rest) = i.split_at(word_len);
-        let bracketed = bracketed_ip_literal(word);
+        // A log4j listener takes any word here for the hostname: only a
+        // generic one reads a bracketed IP literal as a lenient reading.
+        let bracketed = generic && bracketed_ip_literal(word);
         let looks_like_tag = generic
             && !bracketed
             && (word.ends_with(b":")
@@ -153,8 +155,7 @@ pub(super) fn general(all: &[u8], after_pri: &[u8], event: &mut Event, opts: &De
                 if control {
                     lenient.insert(LenientRule::HostnameControlBytes);
                 }
-                // A log4j listener takes any word here for the hostname.
-                if bracketed && generic {
+                if bracketed {
                     lenient.insert(LenientRule::HostnameBracketed);
                 }
             }

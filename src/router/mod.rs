@@ -435,12 +435,15 @@ mod tests {
 
     use bytes::Bytes;
 
+    /// A config of a UDP listener and `routes` (sinks and routes in TOML).
+    fn config_of(routes: &str) -> Config {
+        let toml = format!("\n{}{routes}", crate::config::test_udp_listener!());
+        Config::from_toml(&toml, "t").unwrap()
+    }
+
     fn config() -> Config {
-        Config::from_toml(
-            concat!(
-                "\n",
-                crate::config::test_udp_listener!(),
-                r#"[[sinks]]
+        config_of(
+            r#"[[sinks]]
 name = "f"
 type = "stdout"
 [[routes]]
@@ -463,11 +466,8 @@ document = {}
 [default_route]
 sink = "f"
 document = {}
-"#
-            ),
-            "t",
+"#,
         )
-        .unwrap()
     }
 
     fn names(router: &Router, line: &str) -> Vec<String> {
@@ -622,11 +622,8 @@ document = {}
     /// on the full walk.
     #[test]
     fn an_anchored_pattern_matches_the_text_after_a_bom() {
-        let config = Config::from_toml(
-            concat!(
-                "\n",
-                crate::config::test_udp_listener!(),
-                r#"[[sinks]]
+        let config = config_of(
+            r#"[[sinks]]
 name = "f"
 type = "stdout"
 [[routes]]
@@ -637,11 +634,8 @@ metric = { measurement = "gc", fields = { used = "int" } }
 [default_route]
 sink = "f"
 document = {}
-"#
-            ),
-            "t",
-        )
-        .unwrap();
+"#,
+        );
         let router = Router::new(&config.routes).unwrap();
         let e = decode(
             Bytes::from_static("<14>1 - h jvm - - - \u{feff}heap_used=42".as_bytes()),
