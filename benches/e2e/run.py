@@ -140,6 +140,13 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK, int(fields[12]) / TICK
 
 
+def minor_faults(pid):
+    """Minor page faults of a process so far: memory given back to the OS
+    and touched again costs one each (a count, steadier than CPU time)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
 def peak_rss_mib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -187,6 +194,7 @@ def run(name):
         bound = next(l for l in ready["listeners"] if l["name"] == listener)
         addr, scheme = bound["address"], bound["protocol"]
         cpu0, system0 = cpu_seconds(sluice.pid)
+        faults0 = minor_faults(sluice.pid)
         steal0, total0 = cpu_ticks()
         kernel0 = udp_rcvbuf_errors()
         blaster.stdin.write(f"{scheme}://{addr}\n")
@@ -196,6 +204,7 @@ def run(name):
         cpu, system = cpu - cpu0, system - system0
         steal1, total1 = cpu_ticks()
         rss = peak_rss_mib(sluice.pid)
+        faults = minor_faults(sluice.pid) - faults0
         kernel_drops = udp_rcvbuf_errors() - kernel0
         drops = sluice_drops(ready["admin"])
     finally:
@@ -223,6 +232,7 @@ def run(name):
         "sluice_cpu_s_per_million": round(cpu / max(report["sent"], 1) * 1e6, 2),
         "msgs_per_cpu_s": round(report["sent"] / cpu) if cpu > 0 else None,
         "peak_rss_mib": round(rss, 1),
+        "sluice_minor_faults": faults,
         "loss_ratio": report["loss_ratio"],
         "doc_latency_ms": docs.get("latency"),
         "point_latency_ms": points.get("latency"),
@@ -478,7 +488,7 @@ def line(n, r):
             f"{r['delivered_points']}/{r['expected_points']} points; "
             f"{r['e2e_msgs_per_s']} msgs/s end to end; sluice {r['sluice_cpu_s']} CPU s "
             f"({r['sluice_system_cpu_s']} in the kernel) = {r['sluice_cpu_s_per_million']} CPU s per million = {r['msgs_per_cpu_s']} msgs per CPU s; "
-            f"peak RSS {r['peak_rss_mib']} MiB; loss {r['loss_ratio']} (sluice queue drops "
+            f"peak RSS {r['peak_rss_mib']} MiB; {r['sluice_minor_faults']} page faults; loss {r['loss_ratio']} (sluice queue drops "
             f"{r['sluice_queue_drops']}, kernel UDP RcvbufErrors {r['kernel_udp_rcvbuf_errors']}); document latency "
             f"p50 {lat.get('p50_ms')} ms p90 {lat.get('p90_ms')} p99 {lat.get('p99_ms')} "
             f"p99.9 {lat.get('p999_ms')} max {lat.get('max_ms')} ms; machine steal {r['machine_steal_ratio']:.1%}")
@@ -497,6 +507,7 @@ def summary(n, runs):
             f"{spread([r['e2e_msgs_per_s'] for r in runs])} msgs/s end to end; "
             f"{spread([r['msgs_per_cpu_s'] for r in runs])} msgs per CPU s; "
             f"peak RSS {spread([r['peak_rss_mib'] for r in runs], '{:.1f}')} MiB; "
+            f"page faults {spread([r.get('sluice_minor_faults') for r in runs])}; "
             f"loss {spread([r['loss_ratio'] for r in runs], '{:g}')}; "
             f"document latency p50 {spread(lat('p50_ms'), '{:.2f}')} ms, "
             f"p99 {spread(lat('p99_ms'), '{:.2f}')} ms; "
