@@ -26,6 +26,7 @@ mod encode;
 mod staged;
 use crate::router::{Router, RouterError};
 use crate::telemetry::{ListenerMetrics, RouteMetrics, Telemetry};
+pub(crate) use staged::StagingPool;
 use staged::{Batch, StagedRoute, recycle};
 
 /// A route at run time: its output, its queue, its counters.
@@ -598,18 +599,30 @@ impl<'a> Reader<'a> {
     /// for a reader of one of many connections, whose lists, sized for
     /// its largest read (a 64 KiB read stages about 256 records of 72
     /// bytes for one route), would otherwise stay with it while it waits
-    /// for bytes; the next batch grows them again.
-    pub(crate) fn release_staging(&mut self) {
-        for staged in &mut self.batch.routes {
-            if staged.records.is_empty() {
-                staged.records = Vec::new();
-            }
-            if staged.scratch.capacity() > 0 {
-                staged.scratch = String::new();
+    /// for bytes. They go to `pool`, for the next reader that reads
+    /// ([`Reader::reuse_staging`]), rather than being freed and grown
+    /// again from nothing by every read.
+    pub(crate) fn release_staging(&mut self, pool: &StagingPool) {
+        if self.current.is_some() || !self.batch.lend(pool) {
+            for staged in &mut self.batch.routes {
+                if staged.records.is_empty() {
+                    staged.records = Vec::new();
+                }
+                if staged.scratch.capacity() > 0 {
+                    staged.scratch = String::new();
+                }
             }
         }
         if self.ready.is_empty() {
             self.ready = Vec::new();
+        }
+    }
+
+    /// Before a read: stage into lists another reader released to `pool`
+    /// ([`Reader::release_staging`]), if this one holds none.
+    pub(crate) fn reuse_staging(&mut self, pool: &StagingPool) {
+        if self.current.is_none() {
+            self.batch.borrow(pool);
         }
     }
 

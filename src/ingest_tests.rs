@@ -283,3 +283,59 @@ fn a_large_read_fills_several_slabs_and_sends_the_same_body() {
     assert!(runs.iter().all(|r| r.len() <= MAX_SLAB + 1024));
     assert_eq!(runs.concat(), bulk_body_into(&items, &all, Vec::new()));
 }
+
+/// #25: a reader of one of many connections lends its staging slots to
+/// the listener's pool between reads, and the next reader that reads
+/// stages into them: its list holds a read's records without growing and
+/// its first slab is of the size the last read needed (at 1,000
+/// connections, growing both from nothing on every read was most of the
+/// instructions they cost over one connection). Slots with records still
+/// staged are never lent, and the pool keeps no more sets than its bound.
+#[test]
+fn staging_lent_between_reads_is_staged_into_by_the_next_reader() {
+    let batch = || Batch {
+        routes: Vec::new(),
+        records: 0,
+        matches: Vec::new(),
+        errors: Vec::new(),
+    };
+    let slabs = Arc::new(SlabPool::default());
+    let pool = StagingPool::new(2);
+    let t = 1_795_564_799_000_000_000;
+    let doc = format!("{{\"m\":\"{}\"}}", "x".repeat(292));
+    // One connection's read of 200 documents, pushed (the queue drains
+    // the list), then lent while it waits for bytes.
+    let mut one = batch();
+    one.routes.push(StagedRoute::default());
+    for _ in 0..200 {
+        stage_text(&mut one.routes[0], (None, &slabs), t, None, &doc);
+    }
+    one.routes[0].seal(&slabs);
+    let pushed: Vec<Record> = one.routes[0].records.drain(..).collect();
+    assert!(one.lend(&pool));
+    assert!(one.routes.is_empty());
+    assert_eq!(pool.held(), 1);
+    // Another connection's first read.
+    let mut two = batch();
+    two.borrow(&pool);
+    assert_eq!(pool.held(), 0);
+    let staged = two.routes.first_mut().expect("lent slots borrowed");
+    assert!(staged.records.capacity() >= 200, "list not reused");
+    stage_text(staged, (None, &slabs), t, None, &doc);
+    assert!(
+        staged.slab.capacity() >= 64 * 1024,
+        "first slab of {} bytes for reads of 60 KiB",
+        staged.slab.capacity()
+    );
+    // A record staged: not lent.
+    assert!(!two.lend(&pool));
+    assert_eq!(pool.held(), 0);
+    drop(pushed);
+    // The bound.
+    for _ in 0..3 {
+        let mut b = batch();
+        b.routes.push(StagedRoute::default());
+        assert!(b.lend(&pool));
+    }
+    assert_eq!(pool.held(), 2);
+}

@@ -1,7 +1,7 @@
 //! What a reader stages between two pushes: per route, its records, their
 //! texts in one slab (see [`crate::record::Payload`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::output::ConversionError;
 use crate::record::{Payload, Record, Slab, SlabPool, slab_size};
@@ -114,6 +114,78 @@ pub(super) struct Batch {
     pub(super) records: usize,
     pub(super) matches: Vec<crate::router::RouteMatch<'static>>,
     pub(super) errors: Vec<ConversionError>,
+}
+
+impl Batch {
+    /// Lend the staging slots (their lists, encoder buffers and slab size
+    /// hints) to `pool` between reads: only when nothing is staged, and
+    /// all of them or none.
+    pub(super) fn lend(&mut self, pool: &StagingPool) -> bool {
+        if self.records > 0 || self.routes.iter().any(|r| !r.is_idle()) {
+            return false;
+        }
+        pool.put(std::mem::take(&mut self.routes));
+        true
+    }
+
+    /// Stage into slots another reader lent to `pool`, if it holds any and
+    /// this batch has none (it lent its own, or never had any).
+    pub(super) fn borrow(&mut self, pool: &StagingPool) {
+        if self.routes.is_empty() {
+            if let Some(routes) = pool.take() {
+                self.routes = routes;
+            }
+        }
+    }
+}
+
+impl StagedRoute {
+    /// Nothing staged: only allocations and hints, none of them a record's.
+    fn is_idle(&self) -> bool {
+        self.records.is_empty() && self.slab.is_empty() && self.matched == 0 && self.sealed == 0
+    }
+}
+
+/// Staging slots of a listener's readers that do not keep their own
+/// between reads (a TCP connection of many, which waits for its turn as
+/// often as it reads), for the next reader that reads: a connection of a
+/// thousand, each lending its slots as it waits and staging every read
+/// into fresh ones, grew its lists and its slabs from nothing on every
+/// read (at 1,000 connections most of the instructions they cost over one;
+/// figures under *Performance* in README.md). At most `max` sets, as many
+/// as read at once.
+pub(crate) struct StagingPool {
+    sets: Mutex<Vec<Vec<StagedRoute>>>,
+    max: usize,
+}
+
+impl StagingPool {
+    pub(crate) fn new(max: usize) -> StagingPool {
+        StagingPool {
+            sets: Mutex::new(Vec::new()),
+            max,
+        }
+    }
+
+    fn put(&self, routes: Vec<StagedRoute>) {
+        if routes.is_empty() {
+            return;
+        }
+        let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
+        if sets.len() < self.max {
+            sets.push(routes);
+        }
+    }
+
+    fn take(&self) -> Option<Vec<StagedRoute>> {
+        self.sets.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    /// Sets held.
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
+        self.sets.lock().map_or(0, |s| s.len())
+    }
 }
 
 /// An empty vector of route matches borrowing from one event, with its

@@ -21,7 +21,7 @@ use super::tls::handshake;
 use super::{DRAIN_IDLE, READ_CHUNK, UNDELIMITED_PAUSE, sleep_until_some};
 use crate::config::ListenerConfig;
 use crate::framing::{FrameItem, SyslogFramer};
-use crate::ingest::{PipelineHandle, Reader, now_nanos};
+use crate::ingest::{PipelineHandle, Reader, StagingPool, now_nanos};
 use crate::log_limit::LogLimiter;
 use crate::telemetry::ListenerMetrics;
 
@@ -106,6 +106,7 @@ pub(super) async fn serve_tcp(
 ) {
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let turns = Arc::new(Semaphore::new(readers_at_once()));
+    let staging = Arc::new(StagingPool::new(readers_at_once()));
     let peers = config.max_connections_per_peer.map(PeerSlots::new);
     let config = Arc::new(config);
     loop {
@@ -167,14 +168,13 @@ pub(super) async fn serve_tcp(
         };
         metrics.connections_accepted.inc();
         metrics.connections_open.inc();
-        let (config, pipeline, metrics, shutdown, open, turns) = (
+        let (config, pipeline, metrics, shutdown) = (
             config.clone(),
             pipeline.clone(),
             metrics.clone(),
             shutdown.clone(),
-            permits.clone(),
-            turns.clone(),
         );
+        let (open, turns, staging) = (permits.clone(), turns.clone(), staging.clone());
         // One span per connection: what is logged while serving it
         // (handshake, timeouts, read errors) carries listener and peer.
         let span = tracing::info_span!("connection", listener = %config.name, %peer);
@@ -200,6 +200,7 @@ pub(super) async fn serve_tcp(
                     &config,
                     (&pipeline, &metrics),
                     (&shutdown, &open, &turns),
+                    &staging,
                     &mut peer_slot,
                 )
                 .await;
@@ -428,13 +429,15 @@ async fn read_turn<'t, S: AsyncRead + Unpin + Plain>(
 /// slot) is given back as soon as the peer closes, before the last frames
 /// are handed on. `permits`: the listener's connection permits, whose use
 /// says how many connections are open (see [`read_size`]); `turns`: see
-/// [`readers_at_once`].
+/// [`readers_at_once`]; `staging`: the staging lists connections that do
+/// not keep theirs ([`keeps_buffers`]) pass on to the next that reads.
 async fn connection<S: AsyncRead + Unpin + Plain>(
     mut stream: S,
     peer: SocketAddr,
     config: &ListenerConfig,
     (pipeline, metrics): (&PipelineHandle, &ListenerMetrics),
     (shutdown, permits, turns): (&CancellationToken, &Semaphore, &Semaphore),
+    staging: &StagingPool,
     peer_slot: &mut Option<PeerSlot>,
 ) {
     let mut reader = Reader::new(pipeline, config, metrics, true);
@@ -509,6 +512,7 @@ async fn connection<S: AsyncRead + Unpin + Plain>(
         } else {
             turns.acquire().await.ok()
         };
+        reader.reuse_staging(staging);
         let completed = hand_on(
             &mut framer,
             &mut buf,
@@ -526,7 +530,7 @@ async fn connection<S: AsyncRead + Unpin + Plain>(
         // would keep a full buffer (and staging) through its next wait.
         if !keeps_buffers(open_connections(config, permits)) {
             keep_partial(&mut buf);
-            reader.release_staging();
+            reader.release_staging(staging);
         }
         // A frame that ended in this read: the one left in progress (if
         // any) began in it too.
@@ -558,8 +562,8 @@ fn open_connections(config: &ListenerConfig, permits: &Semaphore) -> usize {
 /// only what is left of a frame, copied: the buffer's spare capacity does
 /// not say how large an allocation it holds (after the frames are split
 /// off it is a tail of the 64 KiB read; keeping it, 1,000 connections
-/// peaked at 243 MiB of RSS). The reader's staging lists go back too
-/// ([`Reader::release_staging`]).
+/// peaked at 243 MiB of RSS). The reader's staging lists go to the
+/// listener's pool ([`Reader::release_staging`]).
 fn keep_partial(buf: &mut BytesMut) {
     *buf = if buf.is_empty() {
         BytesMut::new()
