@@ -2,7 +2,7 @@ use super::staged::{MAX_SLAB, MIN_SLAB};
 use super::*;
 use crate::decode::{DecodeMode, DecodeOptions};
 use crate::multiline::MultilineConfig;
-use crate::record::{Record, Slab};
+use crate::record::{Record, Slab, slab_size};
 use crate::router::RouteMatch;
 use bytes::Bytes;
 use std::net::SocketAddr;
@@ -338,4 +338,31 @@ fn staging_lent_between_reads_is_staged_into_by_the_next_reader() {
         assert!(b.lend(&pool));
     }
     assert_eq!(pool.held(), 2);
+}
+
+/// #25: a read that fills several slabs ends with a short one, and the
+/// next read's first slab is sized for the largest of them: sized for the
+/// last, a read as large as the one before grew it by doubling (copied
+/// each time) in every read, not only a connection's first (at 1,000
+/// connections, whose reads vary in size, three growths a read).
+#[test]
+fn the_next_read_starts_with_a_slab_sized_for_the_largest_of_the_last() {
+    let slabs = Arc::new(SlabPool::default());
+    let mut staged = StagedRoute::default();
+    let t = 1_795_564_799_000_000_000;
+    let doc = format!("{{\"m\":\"{}\"}}", "x".repeat(292));
+    // 470 documents of 300 bytes: two full slabs and a short third.
+    for _ in 0..470 {
+        stage_text(&mut staged, (None, &slabs), t, None, &doc);
+    }
+    staged.seal(&slabs);
+    let read: Vec<Record> = staged.records.drain(..).collect();
+    let last = read.last().map_or(0, |r| r.payload.slab_capacity());
+    assert!(last < 32 * 1024, "the last slab is the short one: {last}");
+    stage_text(&mut staged, (None, &slabs), t, None, &doc);
+    assert_eq!(
+        staged.slab.capacity(),
+        slab_size(MAX_SLAB + MAX_SLAB / 8),
+        "the next read's first slab"
+    );
 }

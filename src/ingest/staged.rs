@@ -16,7 +16,8 @@ pub(super) struct StagedRoute {
     /// [`crate::record::Payload`]). Taken at the push, so an idle reader
     /// holds none.
     pub(super) slab: String,
-    /// The last sealed slab's length: the next one's first allocation.
+    /// The largest slab the last read sealed (its length): the next
+    /// read's first allocation.
     pub(super) hint: usize,
     /// The encoder's buffer, reused for every record.
     pub(super) scratch: String,
@@ -86,10 +87,18 @@ impl StagedRoute {
         // Room for the record that crosses MAX_SLAB too: a slab that
         // grew (doubling, copied) then shrank (copied again) at its seal
         // cost CPU and fragmented memory.
-        self.hint = text
+        let hint = text
             .len()
             .saturating_add(text.len() / 8)
             .min(MAX_SLAB + MAX_SLAB / 8);
+        // The read's largest slab, not its last: a read that fills
+        // several ends with a short one, and the next read as large grew
+        // its first slab from that, copied at each doubling.
+        self.hint = if self.sealed == 0 {
+            hint
+        } else {
+            self.hint.max(hint)
+        };
         // Held until its last record is delivered: no larger a slab size
         // than it needs (a read of one short line must not keep a large
         // buffer).
