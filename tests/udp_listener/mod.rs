@@ -177,11 +177,20 @@ fn udp_reload_during_traffic_loses_nothing() {
     let to = s.addr("spread");
     let admin = s.admin_addr();
     let per_sender = 2000;
+    // The senders stop at half their datagrams until the first reload is
+    // answered: at least one swap comes mid-traffic however late this
+    // thread runs; more follow while they send the rest.
+    let (reloaded, go_on) = std::sync::mpsc::channel::<()>();
     let sender = std::thread::spawn(move || {
         let senders: Vec<UdpSocket> = (0..8)
             .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
             .collect();
         for i in 0..per_sender {
+            if i == per_sender / 2 {
+                go_on
+                    .recv_timeout(Duration::from_secs(60))
+                    .expect("the first reload answered within 60 s");
+            }
             send_round(&senders, to, i);
             if i % 20 == 0 {
                 std::thread::sleep(Duration::from_millis(1));
@@ -189,10 +198,13 @@ fn udp_reload_during_traffic_loses_nothing() {
         }
     });
     let mut reloads = 0;
-    while !sender.is_finished() && reloads < 5 {
+    while reloads == 0 || (!sender.is_finished() && reloads < 5) {
         let (status, body) = http(admin, "POST", "/reload", b"");
         assert_eq!(status, 200, "{body}");
         reloads += 1;
+        if reloads == 1 {
+            reloaded.send(()).unwrap();
+        }
         std::thread::sleep(Duration::from_millis(30));
     }
     sender.join().unwrap();
