@@ -276,22 +276,12 @@ fn issue20_a_burst_of_reloads_is_coalesced() {
     // request is written while sluice is stopped (SIGSTOP; the kernel
     // completes the connections and holds the bytes), so it finds all 40
     // waiting when it runs again.
-    let pid = s.child.as_ref().unwrap().id().to_string();
-    let signal = |sig: &str| {
-        assert!(
-            Command::new("kill")
-                .args([sig, &pid])
-                .status()
-                .unwrap()
-                .success()
-        )
-    };
     let admin = s.admin_addr();
-    signal("-STOP");
+    s.signal("-STOP");
     let sent: Vec<TcpStream> = (0..n)
         .map(|_| send_request(admin, "POST", "/reload", &admin.to_string(), &[]))
         .collect();
-    signal("-CONT");
+    s.signal("-CONT");
     let answers: Vec<(u16, String)> = sent.into_iter().map(answer).collect();
     for (status, body) in &answers {
         assert_eq!(*status, 200, "{body}");

@@ -25,17 +25,7 @@ queue = { max_events = 1000, when_full = "block" }
 #[test]
 fn sigterm_reads_connections_still_in_the_accept_backlog() {
     let mut s = Sluice::start(&config("", BLOCKING_EVENTS_ROUTE));
-    let pid = s.child.as_ref().unwrap().id().to_string();
-    let signal = |sig: &str| {
-        assert!(
-            Command::new("kill")
-                .args([sig, &pid])
-                .status()
-                .unwrap()
-                .success()
-        )
-    };
-    signal("-STOP");
+    s.signal("-STOP");
     // Fewer than the listening socket's backlog (128), so every connect
     // completes while sluice is stopped.
     let (conns, per_conn) = (100, 5);
@@ -48,8 +38,8 @@ fn sigterm_reads_connections_still_in_the_accept_backlog() {
         conn.write_all(&frames).unwrap();
         open.push(conn);
     }
-    signal("-TERM");
-    signal("-CONT");
+    s.signal("-TERM");
+    s.signal("-CONT");
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = s.child.as_mut().unwrap().try_wait().unwrap() {
