@@ -71,6 +71,11 @@ pub(crate) struct Knobs {
     /// While set, requests get no answer (a hung node); once cleared,
     /// those still waiting are answered 503, nothing of them stored.
     pub hang: bool,
+    /// While `Some(n)`: a request that finds `n` documents stored once it
+    /// is processed (its own stored too) gets no answer until the knob is
+    /// cleared: the sink has delivered it and is never told so, as when
+    /// the client dies with a request in flight.
+    pub hold_answers_after: Option<usize>,
 }
 
 #[derive(Default)]
@@ -305,7 +310,15 @@ async fn bulk(
         )
             .into_response();
     }
-    let (status, answer) = bulk_answer(state, headers, body).await;
+    let (status, answer) = bulk_answer(state.clone(), headers, body).await;
+    let held = |st: &State| {
+        st.knobs
+            .hold_answers_after
+            .is_some_and(|n| st.arrival.len() >= n)
+    };
+    while held(&state.lock().unwrap()) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let answer = match filter {
         None => answer,
         Some(filter) => serde_json::from_str::<serde_json::Value>(&answer)

@@ -23,6 +23,18 @@ fn request(
     host: &str,
     headers: &[&str],
 ) -> (u16, String) {
+    answer(send_request(addr, method, path, host, headers))
+}
+
+/// The connection a request (as [`request`] sends it) was written to,
+/// its answer not read yet.
+fn send_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    host: &str,
+    headers: &[&str],
+) -> TcpStream {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .unwrap_or_else(|e| panic!("waited for the admin port {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -35,9 +47,14 @@ fn request(
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).unwrap();
+    s
+}
+
+/// The answer on a connection [`send_request`] wrote to: (status, body).
+fn answer(mut s: TcpStream) -> (u16, String) {
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)
-        .unwrap_or_else(|e| panic!("waited for the answer to {method} {path}: {e}"));
+        .unwrap_or_else(|e| panic!("waited for the answer: {e}"));
     let text = String::from_utf8_lossy(&raw).into_owned();
     let status = text
         .split_whitespace()
@@ -255,20 +272,17 @@ fn issue20_a_burst_of_reloads_is_coalesced() {
     );
     let mut s = Sluice::start_with_env(&cfg, &[]);
     let n = 40;
-    // All senders start together: a burst, not 40 requests spread over
-    // the time threads take to start.
-    let start = std::sync::Barrier::new(n as usize);
-    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..n)
-            .map(|_| {
-                scope.spawn(|| {
-                    start.wait();
-                    post_reload(&s, &[])
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    // A burst, however the test's threads or sluice are scheduled: every
+    // request is written while sluice is stopped (SIGSTOP; the kernel
+    // completes the connections and holds the bytes), so it finds all 40
+    // waiting when it runs again.
+    let admin = s.admin_addr();
+    s.signal("-STOP");
+    let sent: Vec<TcpStream> = (0..n)
+        .map(|_| send_request(admin, "POST", "/reload", &admin.to_string(), &[]))
+        .collect();
+    s.signal("-CONT");
+    let answers: Vec<(u16, String)> = sent.into_iter().map(answer).collect();
     for (status, body) in &answers {
         assert_eq!(*status, 200, "{body}");
         assert!(body.contains("\"reloaded\":true"), "{body}");

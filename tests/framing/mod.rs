@@ -225,6 +225,11 @@ idle_timeout_secs = 60
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("trickle: {trickled} bytes written in 4 s, {good_sent} good frames");
+    // Nothing else closes it (idle_timeout_secs = 60): waited for, as a
+    // sluice short of CPU may close it later than the 4 s of the ticks.
+    wait_until(10, "the frame_timeout close counted", || {
+        s.metric(closed) > 0
+    });
     assert_eq!(
         s.metric(closed),
         1,
@@ -441,6 +446,11 @@ key_file = "{}"
         std::thread::sleep(Duration::from_millis(100));
     }
     let closed = "sluice_listener_connections_closed_abnormally_total{listener=\"tls\",reason=\"frame_timeout\"}";
+    // Nothing else closes it (idle_timeout_secs = 60): waited for, as a
+    // sluice short of CPU may close it later than the 3 s of the ticks.
+    wait_until(10, "the frame_timeout close counted", || {
+        s.metric(closed) > 0
+    });
     assert_eq!(
         s.metric(closed),
         1,
@@ -493,16 +503,24 @@ idle_timeout_secs = 1
     conn.write_all(b"<14>1 - h app - - - the only frame\n")
         .unwrap();
     let idle = "sluice_listener_connections_closed_abnormally_total{listener=\"idle\",reason=\"idle_timeout\"}";
-    // 3 s of a blank line every 200 ms: three times the idle timeout.
+    // A blank line every 200 ms until the close is counted (at least 3 s,
+    // three times the idle timeout; at most 10 s, however late sluice
+    // gets to it): the blank lines go on while it is closed.
+    let started = std::time::Instant::now();
     let mut blanks = 0;
-    for _ in 0..15 {
+    while started.elapsed() < Duration::from_secs(3) || s.metric(idle) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "waited 10 s for the connection sending blank lines to be closed as idle"
+        );
         if conn.write_all(b"\n").is_ok() {
             blanks += 1;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
     eprintln!(
-        "blank lines: {blanks} written in 3 s, idle closes {}",
+        "blank lines: {blanks} written in {:.1} s, idle closes {}",
+        started.elapsed().as_secs_f64(),
         s.metric(idle)
     );
     assert_eq!(

@@ -111,6 +111,35 @@ fn send(tcp: &mut TcpStream, from: usize, to: usize, chunk: usize, pause: Durati
     }
 }
 
+/// A thread sending frames `from..to` as [`send`] does (100 at a time,
+/// `pause` apart) that stops at `gate`: the call returns once the frames
+/// before it are written, and the thread writes the rest when told to go
+/// on. What the test does meanwhile comes mid-stream however fast the
+/// machine is.
+fn gated_sender(
+    mut tcp: TcpStream,
+    (from, gate, to): (usize, usize, usize),
+    pause: Duration,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    std::thread::JoinHandle<TcpStream>,
+) {
+    let (at_gate, arrived) = std::sync::mpsc::channel::<()>();
+    let (go_on, wait) = std::sync::mpsc::channel::<()>();
+    let sender = std::thread::spawn(move || {
+        send(&mut tcp, from, gate, 100, pause);
+        at_gate.send(()).unwrap();
+        wait.recv_timeout(Duration::from_secs(120))
+            .expect("told to go on within 120 s");
+        send(&mut tcp, gate, to, 100, pause);
+        tcp
+    });
+    arrived
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the frames before the gate written within 120 s");
+    (go_on, sender)
+}
+
 /// The documents of an indexer's output: (sequence number, document).
 fn documents(s: &Sluice) -> Vec<(usize, serde_json::Value)> {
     read_lines(&s.path("out.ndjson"))
@@ -274,13 +303,12 @@ fn kafka_cluster_leader_killed_mid_stream_loses_nothing() {
     let leader = kafka
         .leader(topic, busiest as u32)
         .expect("the busiest partition's leader");
-    let sender = std::thread::spawn(move || {
-        send(&mut tcp, first, n, 100, Duration::from_millis(50));
-        tcp
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    // The leader is killed once 600 more frames are written, before the
+    // other 1,400.
+    let (go_on, sender) = gated_sender(tcp, (first, first + 600, n), Duration::from_millis(50));
     let killed_at = Instant::now();
     kafka.kill_node(leader);
+    go_on.send(()).unwrap();
     eprintln!(
         "phase: killed node {leader}, leader of partition {busiest} (records per partition {per_partition:?})"
     );
@@ -347,13 +375,12 @@ fn kafka_cluster_indexer_killed_its_partitions_go_to_the_survivor() {
         !documents(&a).is_empty() && !documents(&b).is_empty()
     });
     let n1 = sent + 2000;
-    let sender = std::thread::spawn(move || {
-        send(&mut tcp, sent, n1, 100, Duration::from_millis(100));
-        tcp
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    // A is killed once half of these are written, before the other half:
+    // its partitions still have frames to come, which only B can write.
+    let (go_on, sender) = gated_sender(tcp, (sent, sent + 1000, n1), Duration::from_millis(100));
     let (a_before, b_before, b_rebalances) = (documents(&a), documents(&b).len(), rebalances(&b));
     a.kill9();
+    go_on.send(()).unwrap();
     eprintln!(
         "phase 1: indexer A killed with {} documents written, B has {b_before}",
         a_before.len()
@@ -409,16 +436,13 @@ fn kafka_cluster_indexer_killed_its_partitions_go_to_the_survivor() {
         documents(&a).len() > a_had
     });
     let n = n2 + 2000;
-    let sender = std::thread::spawn(move || {
-        send(&mut tcp, n2, n, 100, Duration::from_millis(100));
-        tcp
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    let (go_on, sender) = gated_sender(tcp, (n2, n2 + 1000, n), Duration::from_millis(100));
     let b_docs_at_stop = {
         let status = b.stop();
         assert!(status.success(), "indexer B's exit: {status}");
         documents(&b)
     };
+    go_on.send(()).unwrap();
     eprintln!(
         "phase 2: indexer B stopped with {} documents written, A has {}",
         b_docs_at_stop.len(),

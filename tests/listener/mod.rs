@@ -141,7 +141,7 @@ name = "limited"
 protocol = "tcp"
 listen = "127.0.0.1:0"
 max_connections = 2
-idle_timeout_secs = 1
+idle_timeout_secs = 3
 "#;
     let mut s = Sluice::start(&config(extra, EVENTS_ROUTE));
     let addr = s.addr("limited");
@@ -154,7 +154,10 @@ idle_timeout_secs = 1
         .write_all(b"<14>1 - h app - - - from second\n")
         .unwrap();
     s.wait_lines("events.ndjson", 2);
-    // A third connection is accepted by the kernel, then closed by sluice at once.
+    // A third connection is accepted by the kernel, then closed by sluice
+    // at once, while the two hold their slots: that is before their idle
+    // timeout ends, which only time can show (3 s from their frames, not
+    // 1 s, so a loaded machine gets to the third's accept in time).
     let mut third = TcpStream::connect(addr).unwrap();
     third
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -168,16 +171,16 @@ idle_timeout_secs = 1
         s.metric("sluice_listener_connections_rejected_total{listener=\"limited\",reason=\"max_connections\"}"),
         1
     );
-    // The established senders are unaffected; after a second of silence
-    // both are closed as idle, which frees their slots.
+    // The established senders are unaffected; after 3 s of silence both
+    // are closed as idle, which frees their slots.
     first
-        .set_read_timeout(Some(Duration::from_secs(5)))
+        .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     assert!(
         matches!(first.read(&mut buf), Ok(0)),
         "idle connection is closed (EOF, not a read timeout)"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while s.metric("sluice_listener_connections_open{listener=\"limited\"}") != 0 {
         assert!(Instant::now() < deadline, "idle connections not closed");
         std::thread::sleep(Duration::from_millis(20));

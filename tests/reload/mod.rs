@@ -47,12 +47,24 @@ document = {}
     let mut s = Sluice::start(&v1);
     let pid = s.child.as_ref().unwrap().id().to_string();
     let mut conn = TcpStream::connect(s.addr("tcp")).unwrap();
-    let total = 3000;
+    // Frames go on arriving while the reload runs; the sender keeps
+    // streaming until sluice logs the reload done, then 1,000 more, so
+    // the cut falls inside the stream however long the reload takes.
+    let mut total = 3000;
     let mut reloaded_at = None;
-    for i in 0..total {
+    let mut applied = false;
+    let mut i = 0;
+    while i < total || !applied {
         conn.write_all(format!("<14>1 - h app - - - msg {i}\n").as_bytes())
             .unwrap();
         if i == 1000 {
+            // Everything before the SIGHUP routed under v1 first: a
+            // frame sent before it must not be read after the swap.
+            wait_until(20, "msg 1000 routed before the SIGHUP", || {
+                read_lines(&s.path("events.ndjson"))
+                    .iter()
+                    .any(|l| l.contains("\"msg 1000\""))
+            });
             std::fs::write(s.path("sluice.toml"), &v2).unwrap();
             assert!(
                 Command::new("kill")
@@ -65,11 +77,20 @@ document = {}
         }
         if i % 100 == 0 {
             std::thread::sleep(Duration::from_millis(20));
+            if reloaded_at.is_some() && !applied && s.stderr().contains("reloaded: ") {
+                applied = true;
+                total = total.max(i + 1000);
+            }
         }
+        assert!(
+            applied || i < 100_000,
+            "sent 100,000 frames while waiting for the reload to be logged"
+        );
+        i += 1;
     }
     conn.flush().unwrap();
-    let lines_wanted =
-        |lines: &[String]| lines.iter().filter(|l| l.contains("\"msg 2999\"")).count() >= 1;
+    let last = format!("\"msg {}\"", total - 1);
+    let lines_wanted = |lines: &[String]| lines.iter().any(|l| l.contains(&last));
     wait_while!(20, || !lines_wanted(&read_lines(&s.path("events.ndjson"))));
     std::thread::sleep(Duration::from_millis(300));
     let mut routes_of: Vec<Vec<String>> = vec![Vec::new(); total];

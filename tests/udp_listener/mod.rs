@@ -3,7 +3,6 @@
 //! drops, and each sender's datagrams in order.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
@@ -32,17 +31,6 @@ fn kernel_sockets_and_drops(port: u16) -> (usize, u64) {
         .map(|l| l.split_whitespace().last().unwrap().parse().unwrap())
         .collect();
     (rows.len(), rows.iter().sum())
-}
-
-fn signal(s: &Sluice, name: &str) {
-    let pid = s.child.as_ref().unwrap().id().to_string();
-    assert!(
-        Command::new("kill")
-            .args([name, &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
 }
 
 /// The numbers `n` of each sender `k` (`sender={k} n={n}`), in the
@@ -103,7 +91,7 @@ receive_buffer_bytes = 4096
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let to = s.addr("small");
     let padding = "x".repeat(900);
-    signal(&s, "-STOP");
+    s.signal("-STOP");
     for i in 0..2000 {
         udp.send_to(
             format!("<14>1 - h app - - - burst {i} {padding}").as_bytes(),
@@ -112,7 +100,7 @@ receive_buffer_bytes = 4096
         .unwrap();
     }
     let (_, kernel) = kernel_sockets_and_drops(to.port());
-    signal(&s, "-CONT");
+    s.signal("-CONT");
     let frames = || s.metric("sluice_listener_frames_total{listener=\"small\"}");
     let drops = || s.metric("sluice_listener_kernel_drops_total{listener=\"small\"}");
     wait_while!(10, || frames() + drops() < 2000);
@@ -140,14 +128,14 @@ fn udp_shutdown_takes_what_each_reuseport_socket_holds() {
     // Few enough that even the kernel's usual 208 KiB buffer holds a
     // socket's share (the test needs no kernel drop to be exact).
     let per_sender = 60;
-    signal(&s, "-STOP");
+    s.signal("-STOP");
     for i in 0..per_sender {
         send_round(&senders, to, i);
     }
     let sent = (per_sender * senders.len()) as u64;
     let (_, kernel_drops) = kernel_sockets_and_drops(to.port());
-    signal(&s, "-TERM");
-    signal(&s, "-CONT");
+    s.signal("-TERM");
+    s.signal("-CONT");
     assert!(wait_exit(&mut s).success());
     let lines = read_lines(&s.path("events.ndjson"));
     println!(
@@ -177,11 +165,20 @@ fn udp_reload_during_traffic_loses_nothing() {
     let to = s.addr("spread");
     let admin = s.admin_addr();
     let per_sender = 2000;
+    // The senders stop at half their datagrams until the first reload is
+    // answered: at least one swap comes mid-traffic however late this
+    // thread runs; more follow while they send the rest.
+    let (reloaded, go_on) = std::sync::mpsc::channel::<()>();
     let sender = std::thread::spawn(move || {
         let senders: Vec<UdpSocket> = (0..8)
             .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
             .collect();
         for i in 0..per_sender {
+            if i == per_sender / 2 {
+                go_on
+                    .recv_timeout(Duration::from_secs(60))
+                    .expect("the first reload answered within 60 s");
+            }
             send_round(&senders, to, i);
             if i % 20 == 0 {
                 std::thread::sleep(Duration::from_millis(1));
@@ -189,10 +186,13 @@ fn udp_reload_during_traffic_loses_nothing() {
         }
     });
     let mut reloads = 0;
-    while !sender.is_finished() && reloads < 5 {
+    while reloads == 0 || (!sender.is_finished() && reloads < 5) {
         let (status, body) = http(admin, "POST", "/reload", b"");
         assert_eq!(status, 200, "{body}");
         reloads += 1;
+        if reloads == 1 {
+            reloaded.send(()).unwrap();
+        }
         std::thread::sleep(Duration::from_millis(30));
     }
     sender.join().unwrap();

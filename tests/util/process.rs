@@ -283,6 +283,19 @@ impl Sluice {
         (status, serde_json::from_str(&body).unwrap())
     }
 
+    /// Send it a signal with `kill`, e.g. `"-STOP"`, `"-CONT"`, `"-HUP"`.
+    pub(crate) fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success(),
+            "kill {sig} {pid}"
+        );
+    }
+
     /// SIGKILL (`kill -9`), and reap it.
     pub(crate) fn kill9(&mut self) {
         let mut child = self.child.take().unwrap();
