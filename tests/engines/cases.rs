@@ -872,6 +872,13 @@ fn a_cluster_that_loses_a_node_stores_everything_once(kind: Kind) {
         n as u64,
         "waited 300 s for {n} documents stored or counted as dropped"
     );
+    // Read once the lost node's shard copies are promoted (every primary
+    // assigned, none initializing): a search meanwhile may miss a shard.
+    let _ = engine.req(
+        "GET",
+        "/_cluster/health/failover?wait_for_status=yellow&wait_for_no_initializing_shards=true&timeout=60s",
+        "",
+    );
     let (distinct, docs) = seqs(&engine.sources_all("failover"));
     eprintln!(
         "{}: sent {n}, stored {stored} ({} distinct, {docs} documents), counted drops {drops}, node n2 of 3 killed mid-stream at {at_stop} stored; cluster ready in {:.1} s, case {:.1} s in all",

@@ -351,15 +351,43 @@ impl Engine {
     /// order alone skips a document at each page boundary of an index
     /// with several shards, whose `_doc` values tie); bounded at 200 pages
     /// of 5,000.
+    ///
+    /// A walk some shard failed to answer (`_shards.failed`, as a search
+    /// may right after a node is lost, its copies being promoted) or that
+    /// read fewer documents than its first page's total is read again, up
+    /// to 10 times a second apart: the engine's passing state, not what
+    /// sluice stored. The last walk is returned whatever it read, for the
+    /// caller's assertions.
     pub(crate) fn sources_all(&self, index: &str) -> Vec<serde_json::Value> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (out, whole) = self.walk(index);
+            if whole || attempt == 10 {
+                return out;
+            }
+            eprintln!(
+                "{index}: walk {attempt} read {} documents with shards missing or short of its total; reading again",
+                out.len()
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    /// One scroll over `index`: its documents' sources, and whether every
+    /// shard answered every page and the pages held the first's total.
+    fn walk(&self, index: &str) -> (Vec<serde_json::Value>, bool) {
         let _ = self.req("POST", &format!("/{index}/_refresh"), "");
         let mut v = self.ok(
             "POST",
             &format!("/{index}/_search?scroll=1m"),
-            r#"{"size":5000,"sort":["_doc"],"query":{"match_all":{}}}"#,
+            r#"{"size":5000,"sort":["_doc"],"track_total_hits":true,"query":{"match_all":{}}}"#,
         );
+        let total = v["hits"]["total"]["value"].as_u64();
+        let mut whole = true;
         let mut out = Vec::new();
         for _ in 0..200 {
+            whole &= v["_shards"]["failed"].as_u64() == Some(0);
             let hits = v["hits"]["hits"].as_array().unwrap();
             if hits.is_empty() {
                 break;
@@ -379,7 +407,8 @@ impl Engine {
                 &format!(r#"{{"scroll_id":"{id}"}}"#),
             );
         }
-        out
+        whole &= total == Some(out.len() as u64);
+        (out, whole)
     }
 }
 
