@@ -274,3 +274,67 @@ fn chunks_respect_the_byte_bound() {
     assert!(c.iter().all(|c| c.len() * 91 <= 200 || c.len() == 1));
     assert_eq!(c.iter().map(Vec::len).sum::<usize>(), 10);
 }
+
+/// A batch's item list (80 bytes an item: 400 KiB for 5,000 documents)
+/// is kept for the next batch, not allocated, page-faulted in and freed
+/// per request; a list grown past `MAX_KEPT_ITEMS` is not kept.
+#[tokio::test]
+async fn the_item_list_is_kept_between_batches() {
+    let (url, seen) = crate::sinks::http::tests::serve(|_, _| {
+        (200, "", r#"{"errors":false,"items":[]}"#.to_owned())
+    })
+    .await;
+    let config = ElasticsearchConfig {
+        http: crate::config::HttpSinkConfig {
+            urls: vec![reqwest::Url::parse(&url).unwrap()],
+            username: None,
+            password: None,
+            batch_max_bytes: 1 << 30,
+            gzip: false,
+            timeout: Duration::from_secs(5),
+            dead_letter: None,
+            ca_file: None,
+        },
+        index: "logs".into(),
+        api_key: None,
+        pipeline: None,
+        document_ids: true,
+        manage_template: false,
+        template_name: None,
+        data_stream: None,
+        ilm_policy: None,
+        captures: Vec::new(),
+    };
+    let retry = RetryPolicy::network(1, Duration::from_secs(5), Duration::from_secs(1));
+    let histogram = prometheus_client::metrics::histogram::Histogram::new([0.1]);
+    let sink = ElasticsearchSink::open("t", &config, retry, histogram).unwrap();
+    // Set up already (no engine to detect): straight to `_bulk`.
+    sink.setup.set(None).unwrap();
+    let metrics = crate::telemetry::Telemetry::new().sink("t", "r");
+    let batch = |n: usize| -> Vec<Record> {
+        (0..n)
+            .map(|i| Record {
+                payload: format!("{{\"n\":{i}}}").into(),
+                time_nanos: 0,
+                key: Some([1; 16]),
+                kafka: None,
+                ack: None,
+            })
+            .collect()
+    };
+    let kept = |sink: &ElasticsearchSink| {
+        let items = sink.items_lock();
+        (items.as_ptr() as usize, items.capacity(), items.len())
+    };
+    sink.write(&batch(1000), &metrics).await.unwrap();
+    let (at, capacity, len) = kept(&sink);
+    assert!(capacity >= 1000 && len == 0, "{capacity} {len}");
+    sink.write(&batch(900), &metrics).await.unwrap();
+    assert_eq!(kept(&sink), (at, capacity, 0), "the same list again");
+    assert_eq!(seen.lock().unwrap().len(), 2, "two requests");
+    // Too large to keep.
+    sink.write(&batch(MAX_KEPT_ITEMS + 1), &metrics)
+        .await
+        .unwrap();
+    assert_eq!(kept(&sink).1, 0, "a list past the bound goes");
+}
