@@ -109,10 +109,12 @@ pub(crate) fn slab_size(bytes: usize) -> usize {
         .unwrap_or(bytes)
 }
 
-/// The most bytes of slabs a pool keeps (room for a `_bulk` batch of
-/// 5,000 documents of about 600 bytes), and the most slabs of one size.
-pub(crate) const POOL_BYTES: usize = 4 * 1024 * 1024;
-const POOL_SLABS_PER_SIZE: usize = 64;
+/// The most bytes of slabs a pool keeps (room for what a `_bulk` batch of
+/// 5,000 documents of about 750 bytes with their action lines and an
+/// InfluxDB batch of 5,000 points give back together: about 50 and 40
+/// slabs of the largest size), and the most slabs of one size.
+pub(crate) const POOL_BYTES: usize = 8 * 1024 * 1024;
+const POOL_SLABS_PER_SIZE: usize = 128;
 
 impl SlabPool {
     fn kept_slabs(&self) -> std::sync::MutexGuard<'_, Kept> {
@@ -376,17 +378,17 @@ mod tests {
         assert_eq!(reused, 50, "the next reads write into the same buffers");
         assert_eq!(pool.kept_bytes(), 0);
         // The bound: a burst larger than the pool gives the rest back.
-        for _ in 0..100 {
+        for _ in 0..200 {
             pool.keep(String::with_capacity(large));
         }
         assert_eq!(pool.kept(), POOL_BYTES / large);
         assert!(pool.kept_bytes() <= POOL_BYTES);
-        // Small slabs do not crowd out the large: at most 64 of a size.
+        // Small slabs do not crowd out the large: at most 128 of a size.
         let small = SlabPool::default();
-        for _ in 0..100 {
+        for _ in 0..200 {
             small.keep(String::with_capacity(256));
         }
         small.keep(String::with_capacity(large));
-        assert_eq!(small.kept(), 64 + 1);
+        assert_eq!(small.kept(), POOL_SLABS_PER_SIZE + 1);
     }
 }
