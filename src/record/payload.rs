@@ -70,10 +70,9 @@ impl AsRef<[u8]> for SlabBytes {
 /// Emptied slabs, for readers to write the next ones into: one pool for
 /// all the routes of a pipeline, a list per slab size. It holds what a
 /// sink's finished request gives back until readers need it again: a
-/// `_bulk` batch of 5,000 documents frees about 50 slabs of the largest
-/// size at once, and those that found no room here went back to the
-/// allocator, were returned to the OS and page-faulted in again by the
-/// next reads (a pool of 1 MiB per route kept 14 of them).
+/// full `_bulk` batch frees dozens of slabs of the largest size at once,
+/// and those that found no room here went back to the allocator, were
+/// returned to the OS and page-faulted in again by the next reads.
 #[derive(Default)]
 pub struct SlabPool(Mutex<Kept>);
 
@@ -109,10 +108,10 @@ pub(crate) fn slab_size(bytes: usize) -> usize {
         .unwrap_or(bytes)
 }
 
-/// The most bytes of slabs a pool keeps (room for what a `_bulk` batch of
-/// 5,000 documents of about 750 bytes with their action lines and an
-/// InfluxDB batch of 5,000 points give back together: about 50 and 40
-/// slabs of the largest size), and the most slabs of one size.
+/// The most bytes of slabs a pool keeps (room for what a full `_bulk`
+/// batch of documents with their action lines and a full InfluxDB batch
+/// of points give back together, at the default `batch_max_events`), and
+/// the most slabs of one size.
 pub(crate) const POOL_BYTES: usize = 8 * 1024 * 1024;
 const POOL_SLABS_PER_SIZE: usize = 128;
 
@@ -355,11 +354,10 @@ mod tests {
             [256, 256, 256, 1024, 1024, 4096, 73_728, 73_729]
         );
     }
-    /// A sink's finished request frees a batch's slabs at once (about 50
-    /// of the largest size for 5,000 documents): the pool keeps them all
-    /// for the next reads, where a pool of 1 MiB kept 14 and the rest were
-    /// freed, returned to the OS and page-faulted in again. Bounded all
-    /// the same: never more than `POOL_BYTES`.
+    /// A sink's finished request frees a batch's slabs at once: the pool
+    /// keeps them all for the next reads, where a pool of 1 MiB kept a few
+    /// and the rest were freed, returned to the OS and page-faulted in
+    /// again. Bounded all the same: never more than `POOL_BYTES`.
     #[test]
     fn a_batch_worth_of_slabs_comes_back_to_the_readers() {
         let pool = SlabPool::default();

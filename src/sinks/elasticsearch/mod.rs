@@ -144,10 +144,10 @@ impl ElasticsearchSink {
         self.spare_items.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keep a batch's item list (emptied) for the next batch: at 80 bytes
-    /// an item, a list of 5,000 is 400 KiB, which allocated per batch was
-    /// page-faulted in again at every request (an eighth of sluice's page
-    /// faults at full speed). A list grown past [`MAX_KEPT_ITEMS`] goes.
+    /// Keep a batch's item list (emptied) for the next batch: a list of
+    /// `batch_max_events` items is hundreds of KiB, which allocated per
+    /// batch was page-faulted in again at every request. A list grown past
+    /// [`MAX_KEPT_ITEMS`] goes.
     fn keep_items(&self, items: Vec<Item<'_>>) {
         if items.capacity() <= MAX_KEPT_ITEMS {
             *self.items_lock() = recycle_items(items);
