@@ -179,15 +179,28 @@ pub(super) async fn answer_body(
     let mut keep = true;
     while let Ok(Some(chunk)) = response.chunk().await {
         read = read.saturating_add(chunk.len());
-        if keep {
-            if !body.push(&chunk) {
+        if !keep {
+            if read > cap {
                 break;
             }
-            if !head_read && body.bytes.len() >= ANSWER_HEAD {
+            continue;
+        }
+        // Until the head is read, only what it needs: the first chunk is
+        // often the whole answer, items and all.
+        let mut rest: &[u8] = &chunk;
+        if !head_read {
+            let need = ANSWER_HEAD.saturating_sub(body.bytes.len());
+            let (head, tail) = rest.split_at(need.min(rest.len()));
+            if !body.push(head) {
+                break;
+            }
+            rest = tail;
+            if body.bytes.len() >= ANSWER_HEAD {
                 head_read = true;
                 keep = !all_succeeded(&body.bytes);
             }
-        } else if read > cap {
+        }
+        if keep && !rest.is_empty() && !body.push(rest) {
             break;
         }
     }

@@ -1,7 +1,7 @@
 use super::*;
 
 /// An answer whose body arrives in `chunks`, one by one.
-fn answer(chunks: &[String]) -> reqwest::Response {
+fn answer<T: AsRef<[u8]>>(chunks: &[T]) -> reqwest::Response {
     crate::sinks::http::tests::chunked_answer(chunks)
 }
 
@@ -60,6 +60,29 @@ async fn answer_body_keeps_only_the_head_of_an_all_succeeded_answer() {
     assert_eq!(cut.bytes, whole(&failed)[..1000]);
     assert!(cut.truncated);
     assert!(short(&cut).ends_with("[answer cut at its cap]"));
+}
+
+/// An answer that says no item failed arrives in one chunk, items and
+/// all: only its head is kept, not a copy of the whole chunk; one that
+/// says an item failed is kept whole, in one chunk as in several.
+#[tokio::test]
+async fn answer_body_keeps_only_the_head_of_a_one_chunk_answer() {
+    let whole = |errors: bool| -> Vec<u8> {
+        let items: Vec<String> = (0..5000)
+            .map(|_| r#"{"create":{"status":201}}"#.to_owned())
+            .collect();
+        format!(r#"{{"errors":{errors},"items":[{}]}}"#, items.join(",")).into_bytes()
+    };
+    let cap = answer_cap(true, 5000);
+    let ok = whole(false);
+    let head = answer_body(answer(&[&ok]), true, cap).await;
+    assert_eq!(head.bytes, ok[..ANSWER_HEAD], "the head, not the chunk");
+    assert!(!head.truncated);
+    let failed = whole(true);
+    let kept = answer_body(answer(&[&failed]), true, cap).await;
+    assert_eq!(kept.bytes, failed);
+    let halves = [&failed[..100], &failed[100..]];
+    assert_eq!(answer_body(answer(&halves), true, cap).await.bytes, failed);
 }
 
 /// Each item gets the index of its own hour, also when a batch goes
@@ -275,9 +298,9 @@ fn chunks_respect_the_byte_bound() {
     assert_eq!(c.iter().map(Vec::len).sum::<usize>(), 10);
 }
 
-/// A batch's item list (80 bytes an item: 400 KiB for 5,000 documents)
-/// is kept for the next batch, not allocated, page-faulted in and freed
-/// per request; a list grown past `MAX_KEPT_ITEMS` is not kept.
+/// A batch's item list is kept for the next batch, not allocated,
+/// page-faulted in and freed per request; a list grown past
+/// `MAX_KEPT_ITEMS` is not kept.
 #[tokio::test]
 async fn the_item_list_is_kept_between_batches() {
     let (url, seen) = crate::sinks::http::tests::serve(|_, _| {
