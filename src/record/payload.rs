@@ -354,6 +354,7 @@ mod tests {
             [256, 256, 256, 1024, 1024, 4096, 73_728, 73_729]
         );
     }
+
     /// A sink's finished request frees a batch's slabs at once: the pool
     /// keeps them all for the next reads, where a pool of 1 MiB kept a few
     /// and the rest were freed, returned to the OS and page-faulted in
