@@ -41,7 +41,9 @@ pub(crate) struct RouteRuntime {
     /// A route to an Elasticsearch sink: its action lines' settings and
     /// their framing (see [`crate::record::Payload`]).
     pub(crate) bulk: Option<(crate::config::BulkRoute, u64)>,
-    /// The route's emptied slabs, for its readers to stage records in.
+    /// Emptied slabs, for readers to stage the route's records in: one
+    /// pool for all the pipeline's routes, so what it keeps is bounded
+    /// once, not per route.
     pub(crate) slabs: Arc<SlabPool>,
     pub(crate) queue: Arc<RouteQueue>,
     pub(crate) metrics: RouteMetrics,
@@ -112,6 +114,7 @@ impl Pipeline {
     ) -> Result<Pipeline, PipelineError> {
         let router = Router::new(configs)?;
         let mut routes = Vec::with_capacity(configs.len());
+        let slabs = Arc::new(SlabPool::default());
         for (i, r) in configs.iter().enumerate() {
             let metrics = telemetry.route(&r.name);
             let spill = spills.get(r, &metrics.queue)?;
@@ -125,7 +128,7 @@ impl Pipeline {
                     let framing = b.framing();
                     (b, framing)
                 }),
-                slabs: Arc::default(),
+                slabs: slabs.clone(),
                 queue: Arc::new(RouteQueue::with_spill(
                     &r.queue,
                     metrics.queue.clone(),

@@ -67,9 +67,21 @@ impl AsRef<[u8]> for SlabBytes {
     }
 }
 
-/// Emptied slabs of a route, for its readers to write the next ones into.
+/// Emptied slabs, for readers to write the next ones into: one pool for
+/// all the routes of a pipeline, a list per slab size. It holds what a
+/// sink's finished request gives back until readers need it again: a
+/// full `_bulk` batch frees dozens of slabs of the largest size at once,
+/// and those that found no room here went back to the allocator, were
+/// returned to the OS and page-faulted in again by the next reads.
 #[derive(Default)]
-pub struct SlabPool(Mutex<Vec<String>>);
+pub struct SlabPool(Mutex<Kept>);
+
+/// A pool's slabs by size (indexed like [`SLAB_SIZES`]) and their bytes.
+#[derive(Default)]
+struct Kept {
+    by_size: [Vec<String>; SLAB_SIZES.len()],
+    bytes: usize,
+}
 
 /// The bytes after which a reader seals a slab and starts another: a slab
 /// is held until its last record is delivered, and slabs of whole large
@@ -96,42 +108,60 @@ pub(crate) fn slab_size(bytes: usize) -> usize {
         .unwrap_or(bytes)
 }
 
-/// Slabs a pool keeps, and the most bytes of them.
-const POOL_SLABS: usize = 16;
-const POOL_BYTES: usize = 1024 * 1024;
+/// The most bytes of slabs a pool keeps (room for what a full `_bulk`
+/// batch of documents with their action lines and a full InfluxDB batch
+/// of points give back together, at the default `batch_max_events`), and
+/// the most slabs of one size.
+pub(crate) const POOL_BYTES: usize = 8 * 1024 * 1024;
+const POOL_SLABS_PER_SIZE: usize = 128;
 
 impl SlabPool {
+    fn kept_slabs(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// A kept buffer of `size` bytes (one of the slab sizes), else a new
     /// one.
     pub fn take(&self, size: usize) -> String {
-        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let from = kept.len().saturating_sub(8);
-        match kept.iter().skip(from).rposition(|b| b.capacity() == size) {
-            Some(i) => kept.swap_remove(from + i),
-            None => {
-                drop(kept);
-                String::with_capacity(size)
+        if let Some(i) = SLAB_SIZES.iter().position(|&s| s == size) {
+            let mut kept = self.kept_slabs();
+            if let Some(text) = kept.by_size.get_mut(i).and_then(Vec::pop) {
+                kept.bytes = kept.bytes.saturating_sub(text.capacity());
+                return text;
             }
         }
+        String::with_capacity(size)
     }
 
     /// Buffers kept.
     #[cfg(test)]
     pub(crate) fn kept(&self) -> usize {
-        self.0.lock().map_or(0, |k| k.len())
+        self.kept_slabs().by_size.iter().map(Vec::len).sum()
+    }
+
+    /// Bytes of the buffers kept.
+    #[cfg(test)]
+    pub(crate) fn kept_bytes(&self) -> usize {
+        self.kept_slabs().bytes
     }
 
     /// Keep `text` for a reader, if it is of a slab size (what readers
     /// take) and the pool has room.
     fn keep(&self, mut text: String) {
-        if !SLAB_SIZES.contains(&text.capacity()) {
+        let Some(i) = SLAB_SIZES.iter().position(|&s| s == text.capacity()) else {
+            return;
+        };
+        text.clear();
+        let mut kept = self.kept_slabs();
+        let bytes = kept.bytes.saturating_add(text.capacity());
+        if bytes > POOL_BYTES {
             return;
         }
-        text.clear();
-        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let bytes: usize = kept.iter().map(String::capacity).sum();
-        if kept.len() < POOL_SLABS && bytes.saturating_add(text.capacity()) <= POOL_BYTES {
-            kept.push(text);
+        if let Some(list) = kept.by_size.get_mut(i)
+            && list.len() < POOL_SLABS_PER_SIZE
+        {
+            list.push(text);
+            kept.bytes = bytes;
         }
     }
 }
@@ -301,7 +331,7 @@ mod tests {
         // The slab goes back to its pool when the last holder is done.
         let body = Slab::bytes(&slab, 0..2);
         drop((slab, one, two));
-        assert!(pool.0.lock().unwrap().is_empty(), "a request body holds it");
+        assert_eq!(pool.kept(), 0, "a request body holds it");
         drop(body);
         assert_eq!(pool.kept(), 1, "back once the body is done");
         assert_eq!(pool.take(256).capacity(), 256);
@@ -323,5 +353,41 @@ mod tests {
             [0, 1, 256, 257, 1024, 1025, 73_728, 73_729].map(slab_size),
             [256, 256, 256, 1024, 1024, 4096, 73_728, 73_729]
         );
+    }
+
+    /// A sink's finished request frees a batch's slabs at once: the pool
+    /// keeps them all for the next reads, where a pool of 1 MiB kept a few
+    /// and the rest were freed, returned to the OS and page-faulted in
+    /// again. Bounded all the same: never more than `POOL_BYTES`.
+    #[test]
+    fn a_batch_worth_of_slabs_comes_back_to_the_readers() {
+        let pool = SlabPool::default();
+        let large = slab_size(SLAB_BYTES);
+        let batch: Vec<String> = (0..50).map(|_| String::with_capacity(large)).collect();
+        let addresses: std::collections::HashSet<usize> =
+            batch.iter().map(|t| t.as_ptr() as usize).collect();
+        for text in batch {
+            pool.keep(text);
+        }
+        assert_eq!(pool.kept(), 50, "every slab of the batch kept");
+        let reused = (0..50)
+            .map(|_| pool.take(large))
+            .filter(|t| addresses.contains(&(t.as_ptr() as usize)))
+            .count();
+        assert_eq!(reused, 50, "the next reads write into the same buffers");
+        assert_eq!(pool.kept_bytes(), 0);
+        // The bound: a burst larger than the pool gives the rest back.
+        for _ in 0..200 {
+            pool.keep(String::with_capacity(large));
+        }
+        assert_eq!(pool.kept(), POOL_BYTES / large);
+        assert!(pool.kept_bytes() <= POOL_BYTES);
+        // Small slabs do not crowd out the large: at most 128 of a size.
+        let small = SlabPool::default();
+        for _ in 0..200 {
+            small.keep(String::with_capacity(256));
+        }
+        small.keep(String::with_capacity(large));
+        assert_eq!(small.kept(), POOL_SLABS_PER_SIZE + 1);
     }
 }

@@ -513,6 +513,63 @@ pub(crate) mod tests {
         assert!(!text.contains("secret_db"), "{text}");
     }
 
+    /// A stand-in HTTP server: each request (head, body) goes to `answer`,
+    /// which returns (status, extra headers, body). Records what it saw.
+    pub(crate) async fn serve(
+        answer: impl Fn(&str, &str) -> (u16, &'static str, String) + Send + Sync + 'static,
+    ) -> (
+        String,
+        std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    ) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let answer = std::sync::Arc::new(answer);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                let (log, answer) = (log.clone(), answer.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let (head, body) = loop {
+                        let n = s.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).into_owned();
+                        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse().unwrap())
+                                })
+                                .unwrap_or(0);
+                            if body.len() >= len {
+                                break (head.to_owned(), body.to_owned());
+                            }
+                        }
+                    };
+                    log.lock().unwrap().push((head.clone(), body.clone()));
+                    let (status, headers, text) = answer(&head, &body);
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                        text.len()
+                    );
+                    let _ = s.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        (format!("http://{addr}"), seen)
+    }
+
     /// An answer whose body arrives in `chunks`, one by one.
     pub(crate) fn chunked_answer<T: AsRef<[u8]>>(chunks: &[T]) -> reqwest::Response {
         let body = Chunked(

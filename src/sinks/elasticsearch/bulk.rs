@@ -51,21 +51,44 @@ pub(crate) fn batch_items<'a>(
     ids: bool,
     framing: u64,
 ) -> Vec<Item<'a>> {
+    batch_items_into(batch, names, ids, framing, Vec::new())
+}
+
+/// [`batch_items`] written into `items` (emptied first; its allocation is
+/// reused when large enough).
+pub(crate) fn batch_items_into<'a>(
+    batch: &'a [Record],
+    names: &'a [(i64, String)],
+    ids: bool,
+    framing: u64,
+    mut items: Vec<Item<'a>>,
+) -> Vec<Item<'a>> {
+    items.clear();
     let mut run = 0;
-    batch
-        .iter()
-        .map(|r| {
-            if names.get(run).is_some_and(|(h, _)| *h != hour_of(r)) {
-                run += 1;
-            }
-            Item {
-                index: names.get(run).map_or("", |(_, name)| name.as_str()),
-                id: ids.then(|| r.key.unwrap_or_else(|| document_hash(&r.payload))),
-                source: &r.payload,
-                framed: r.payload.framed(framing),
-            }
-        })
-        .collect()
+    items.extend(batch.iter().map(|r| {
+        if names.get(run).is_some_and(|(h, _)| *h != hour_of(r)) {
+            run += 1;
+        }
+        Item {
+            index: names.get(run).map_or("", |(_, name)| name.as_str()),
+            id: ids.then(|| r.key.unwrap_or_else(|| document_hash(&r.payload))),
+            source: &r.payload,
+            framed: r.payload.framed(framing),
+        }
+    }));
+    items
+}
+
+/// The most items a kept item list has room for (a batch of 16,384; the
+/// default `batch_max_events` is 5,000): a larger one is not kept.
+pub(crate) const MAX_KEPT_ITEMS: usize = 16 * 1024;
+
+/// An item list emptied of its items and of their borrows, its allocation
+/// kept: collected in place (the same layout), so nothing is allocated or
+/// copied.
+#[allow(clippy::unnecessary_filter_map)] // `filter` cannot change the lifetime
+pub(crate) fn recycle_items<'b>(items: Vec<Item<'_>>) -> Vec<Item<'b>> {
+    items.into_iter().filter_map(|_| None).collect()
 }
 
 /// The first 300 characters of an answer, for a log line (noting that
@@ -156,15 +179,28 @@ pub(super) async fn answer_body(
     let mut keep = true;
     while let Ok(Some(chunk)) = response.chunk().await {
         read = read.saturating_add(chunk.len());
-        if keep {
-            if !body.push(&chunk) {
+        if !keep {
+            if read > cap {
                 break;
             }
-            if !head_read && body.bytes.len() >= ANSWER_HEAD {
+            continue;
+        }
+        // Until the head is read, only what it needs: the first chunk is
+        // often the whole answer, items and all.
+        let mut rest: &[u8] = &chunk;
+        if !head_read {
+            let need = ANSWER_HEAD.saturating_sub(body.bytes.len());
+            let (head, tail) = rest.split_at(need.min(rest.len()));
+            if !body.push(head) {
+                break;
+            }
+            rest = tail;
+            if body.bytes.len() >= ANSWER_HEAD {
                 head_read = true;
                 keep = !all_succeeded(&body.bytes);
             }
-        } else if read > cap {
+        }
+        if keep && !rest.is_empty() && !body.push(rest) {
             break;
         }
     }

@@ -61,6 +61,9 @@ pub(crate) struct ElasticsearchSink {
     /// The framing of records the encoder wrote for this sink (see
     /// [`crate::record::Payload`]).
     framing: u64,
+    /// The last batch's item list, emptied, for the next batch (see
+    /// [`ElasticsearchSink::keep_items`]).
+    spare_items: std::sync::Mutex<Vec<Item<'static>>>,
 }
 
 /// What became of the items of one request.
@@ -100,6 +103,7 @@ impl ElasticsearchSink {
             held: std::sync::atomic::AtomicBool::new(false),
             said: setup::Said::default(),
             framing: crate::config::BulkRoute::of(config).framing(),
+            spare_items: std::sync::Mutex::default(),
         })
     }
 
@@ -129,7 +133,33 @@ impl ElasticsearchSink {
             self.set_up().await?;
         }
         let names = hour_names(&self.config.index, batch);
-        let items = batch_items(batch, &names, self.config.document_ids, self.framing);
+        let spare = std::mem::take(&mut *self.items_lock());
+        let items = batch_items_into(batch, &names, self.config.document_ids, self.framing, spare);
+        let written = self.write_items(&items, metrics).await;
+        self.keep_items(items);
+        written
+    }
+
+    fn items_lock(&self) -> std::sync::MutexGuard<'_, Vec<Item<'static>>> {
+        self.spare_items.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keep a batch's item list (emptied) for the next batch: a list of
+    /// `batch_max_events` items is hundreds of KiB, which allocated per
+    /// batch was page-faulted in again at every request. A list grown past
+    /// [`MAX_KEPT_ITEMS`] goes.
+    fn keep_items(&self, items: Vec<Item<'_>>) {
+        if items.capacity() <= MAX_KEPT_ITEMS {
+            *self.items_lock() = recycle_items(items);
+        }
+    }
+
+    /// [`ElasticsearchSink::write`] of a batch's `items`.
+    async fn write_items(
+        &self,
+        items: &[Item<'_>],
+        metrics: &crate::telemetry::SinkMetrics,
+    ) -> Result<Written, SinkError> {
         let mut pending: Vec<usize> = (0..items.len()).collect();
         let mut rejected: Vec<(usize, String)> = Vec::new();
         let started = Instant::now();
@@ -145,10 +175,10 @@ impl ElasticsearchSink {
                 .min(self.max_request_bytes());
             // Last first: popped in order; a chunk the node found too large
             // comes back as two halves.
-            let mut todo = chunks(&items, &pending, max_bytes);
+            let mut todo = chunks(items, &pending, max_bytes);
             todo.reverse();
             while let Some(chunk) = todo.pop() {
-                match self.request(&items, &chunk).await {
+                match self.request(items, &chunk).await {
                     Ok(answer) => {
                         // Progress: some item stored or settled. Items all
                         // answered "retry" (429, 5xx, a write block) are a
@@ -166,7 +196,7 @@ impl ElasticsearchSink {
                         ..
                     }) => {
                         let reason = too_large.to_string();
-                        match self.split_too_large(&items, chunk) {
+                        match self.split_too_large(items, chunk) {
                             Ok(halves) => todo.extend(halves),
                             Err(alone) => {
                                 progressed = true;
@@ -223,7 +253,7 @@ impl ElasticsearchSink {
             }
             tokio::time::sleep(wait).await;
         }
-        self.dead_letter(&items, &rejected)?;
+        self.dead_letter(items, &rejected)?;
         Ok(Written {
             rejected: rejected.len() as u64,
             reason: rejected.first().map(|(_, why)| why.clone()),

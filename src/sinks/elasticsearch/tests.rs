@@ -1,7 +1,7 @@
 use super::*;
 
 /// An answer whose body arrives in `chunks`, one by one.
-fn answer(chunks: &[String]) -> reqwest::Response {
+fn answer<T: AsRef<[u8]>>(chunks: &[T]) -> reqwest::Response {
     crate::sinks::http::tests::chunked_answer(chunks)
 }
 
@@ -60,6 +60,29 @@ async fn answer_body_keeps_only_the_head_of_an_all_succeeded_answer() {
     assert_eq!(cut.bytes, whole(&failed)[..1000]);
     assert!(cut.truncated);
     assert!(short(&cut).ends_with("[answer cut at its cap]"));
+}
+
+/// An answer that says no item failed arrives in one chunk, items and
+/// all: only its head is kept, not a copy of the whole chunk; one that
+/// says an item failed is kept whole, in one chunk as in several.
+#[tokio::test]
+async fn answer_body_keeps_only_the_head_of_a_one_chunk_answer() {
+    let whole = |errors: bool| -> Vec<u8> {
+        let items: Vec<String> = (0..5000)
+            .map(|_| r#"{"create":{"status":201}}"#.to_owned())
+            .collect();
+        format!(r#"{{"errors":{errors},"items":[{}]}}"#, items.join(",")).into_bytes()
+    };
+    let cap = answer_cap(true, 5000);
+    let ok = whole(false);
+    let head = answer_body(answer(&[&ok]), true, cap).await;
+    assert_eq!(head.bytes, ok[..ANSWER_HEAD], "the head, not the chunk");
+    assert!(!head.truncated);
+    let failed = whole(true);
+    let kept = answer_body(answer(&[&failed]), true, cap).await;
+    assert_eq!(kept.bytes, failed);
+    let halves = [&failed[..100], &failed[100..]];
+    assert_eq!(answer_body(answer(&halves), true, cap).await.bytes, failed);
 }
 
 /// Each item gets the index of its own hour, also when a batch goes
@@ -273,4 +296,68 @@ fn chunks_respect_the_byte_bound() {
     let c = chunks(&items, &pending, 200);
     assert!(c.iter().all(|c| c.len() * 91 <= 200 || c.len() == 1));
     assert_eq!(c.iter().map(Vec::len).sum::<usize>(), 10);
+}
+
+/// A batch's item list is kept for the next batch, not allocated,
+/// page-faulted in and freed per request; a list grown past
+/// `MAX_KEPT_ITEMS` is not kept.
+#[tokio::test]
+async fn the_item_list_is_kept_between_batches() {
+    let (url, seen) = crate::sinks::http::tests::serve(|_, _| {
+        (200, "", r#"{"errors":false,"items":[]}"#.to_owned())
+    })
+    .await;
+    let config = ElasticsearchConfig {
+        http: crate::config::HttpSinkConfig {
+            urls: vec![reqwest::Url::parse(&url).unwrap()],
+            username: None,
+            password: None,
+            batch_max_bytes: 1 << 30,
+            gzip: false,
+            timeout: Duration::from_secs(5),
+            dead_letter: None,
+            ca_file: None,
+        },
+        index: "logs".into(),
+        api_key: None,
+        pipeline: None,
+        document_ids: true,
+        manage_template: false,
+        template_name: None,
+        data_stream: None,
+        ilm_policy: None,
+        captures: Vec::new(),
+    };
+    let retry = RetryPolicy::network(1, Duration::from_secs(5), Duration::from_secs(1));
+    let histogram = prometheus_client::metrics::histogram::Histogram::new([0.1]);
+    let sink = ElasticsearchSink::open("t", &config, retry, histogram).unwrap();
+    // Set up already (no engine to detect): straight to `_bulk`.
+    sink.setup.set(None).unwrap();
+    let metrics = crate::telemetry::Telemetry::new().sink("t", "r");
+    let batch = |n: usize| -> Vec<Record> {
+        (0..n)
+            .map(|i| Record {
+                payload: format!("{{\"n\":{i}}}").into(),
+                time_nanos: 0,
+                key: Some([1; 16]),
+                kafka: None,
+                ack: None,
+            })
+            .collect()
+    };
+    let kept = |sink: &ElasticsearchSink| {
+        let items = sink.items_lock();
+        (items.as_ptr() as usize, items.capacity(), items.len())
+    };
+    sink.write(&batch(1000), &metrics).await.unwrap();
+    let (at, capacity, len) = kept(&sink);
+    assert!(capacity >= 1000 && len == 0, "{capacity} {len}");
+    sink.write(&batch(900), &metrics).await.unwrap();
+    assert_eq!(kept(&sink), (at, capacity, 0), "the same list again");
+    assert_eq!(seen.lock().unwrap().len(), 2, "two requests");
+    // Too large to keep.
+    sink.write(&batch(MAX_KEPT_ITEMS + 1), &metrics)
+        .await
+        .unwrap();
+    assert_eq!(kept(&sink).1, 0, "a list past the bound goes");
 }
