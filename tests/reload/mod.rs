@@ -292,3 +292,111 @@ fn reload_restarts_a_kafka_listener_whose_consumer_settings_changed() {
     );
     assert!(s.stop().success());
 }
+
+/// att10: routes reordered by reloads while more connections stream than
+/// read at once (so connections lend their staging slots, indexed by
+/// route position, with the `_bulk` action lines cached in them, to the
+/// next connection that reads): every document is stored once, in the
+/// index of its own route's sink, never in the index the route at its
+/// old position wrote to.
+#[test]
+fn reordered_routes_under_many_connections_keep_each_document_in_its_own_index() {
+    let es = crate::es_server::EsServer::start();
+    let es2 = format!(
+        "[[sinks]]\nname = \"es2\"\ntype = \"elasticsearch\"\nurls = [\"{}\"]\nindex = \"other-%Y.%m.%d\"\nlinger_ms = 50\ntimeout_secs = 5\n",
+        es.url()
+    );
+    let route = |name: &str, sink: &str| {
+        format!("[[routes]]\nname = \"{name}\"\nsink = \"{sink}\"\nappname = \"{name}\"\ndocument = {{}}\n")
+    };
+    let v1 = crate::util::es_config(
+        &[es.url()],
+        &es2,
+        &(route("x", "es") + &route("y", "es2")),
+    );
+    let v2 = crate::util::es_config(
+        &[es.url()],
+        &es2,
+        &(route("y", "es2") + &route("z", "es2") + &route("x", "es")),
+    );
+    let mut s = Sluice::start(&v1);
+    let addr = s.addr("tcp");
+    let admin: SocketAddr = s.ready["admin"].as_str().unwrap().parse().unwrap();
+    let connections = 12usize;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<_> = (0..connections)
+        .map(|c| {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut conn = TcpStream::connect(addr).unwrap();
+                let mut i = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let app = ["x", "y", "z"][(c + i) % 3];
+                    conn.write_all(format!("<14>1 - h {app} - - - m {c}-{i}\n").as_bytes())
+                        .unwrap();
+                    i += 1;
+                    if i % 5 == 0 {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+                conn.flush().unwrap();
+                i
+            })
+        })
+        .collect();
+    // Reloads back and forth while they stream.
+    for round in 0..6 {
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::write(s.path("sluice.toml"), if round % 2 == 0 { &v2 } else { &v1 }).unwrap();
+        let (status, body) = http(admin, "POST", "/reload", b"");
+        assert_eq!(status, 200, "{body}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent: Vec<usize> = senders.into_iter().map(|t| t.join().unwrap()).collect();
+    let total: usize = sent.iter().sum();
+    // Under v1 (in force at the end) "z" goes to the default route.
+    let settled = || {
+        es.state.lock().unwrap().docs.len() + read_lines(&s.path("events.ndjson")).len()
+    };
+    let waited = std::time::Instant::now();
+    while settled() < total && waited.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut seen: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for ((index, _), doc) in es.state.lock().unwrap().docs.iter() {
+        let msg = doc["message"].as_str().unwrap().to_owned();
+        seen.entry(msg).or_default().push(index.clone());
+    }
+    for l in read_lines(&s.path("events.ndjson")) {
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        let msg = v["message"].as_str().unwrap().to_owned();
+        seen.entry(msg).or_default().push("events".to_owned());
+    }
+    let mut wrong = Vec::new();
+    for c in 0..connections {
+        for i in 0..sent[c] {
+            let app = ["x", "y", "z"][(c + i) % 3];
+            let msg = format!("m {c}-{i}");
+            let at = seen.get(&msg).cloned().unwrap_or_default();
+            let ok = at.len() == 1
+                && match app {
+                    "x" => at[0].starts_with("syslog-"),
+                    "y" => at[0].starts_with("other-"),
+                    _ => at[0].starts_with("other-") || at[0] == "events",
+                };
+            if !ok {
+                wrong.push((msg, app, at));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {total} misplaced, lost or duplicated, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(10)]
+    );
+    assert_eq!(seen.values().map(Vec::len).sum::<usize>(), total);
+    assert!(s.stop().success());
+}
