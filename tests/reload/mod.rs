@@ -307,13 +307,11 @@ fn reordered_routes_under_many_connections_keep_each_document_in_its_own_index()
         es.url()
     );
     let route = |name: &str, sink: &str| {
-        format!("[[routes]]\nname = \"{name}\"\nsink = \"{sink}\"\nappname = \"{name}\"\ndocument = {{}}\n")
+        format!(
+            "[[routes]]\nname = \"{name}\"\nsink = \"{sink}\"\nappname = \"{name}\"\ndocument = {{}}\n"
+        )
     };
-    let v1 = crate::util::es_config(
-        &[es.url()],
-        &es2,
-        &(route("x", "es") + &route("y", "es2")),
-    );
+    let v1 = crate::util::es_config(&[es.url()], &es2, &(route("x", "es") + &route("y", "es2")));
     let v2 = crate::util::es_config(
         &[es.url()],
         &es2,
@@ -347,7 +345,11 @@ fn reordered_routes_under_many_connections_keep_each_document_in_its_own_index()
     // Reloads back and forth while they stream.
     for round in 0..6 {
         std::thread::sleep(Duration::from_millis(300));
-        std::fs::write(s.path("sluice.toml"), if round % 2 == 0 { &v2 } else { &v1 }).unwrap();
+        std::fs::write(
+            s.path("sluice.toml"),
+            if round % 2 == 0 { &v2 } else { &v1 },
+        )
+        .unwrap();
         let (status, body) = http(admin, "POST", "/reload", b"");
         assert_eq!(status, 200, "{body}");
     }
@@ -356,9 +358,8 @@ fn reordered_routes_under_many_connections_keep_each_document_in_its_own_index()
     let sent: Vec<usize> = senders.into_iter().map(|t| t.join().unwrap()).collect();
     let total: usize = sent.iter().sum();
     // Under v1 (in force at the end) "z" goes to the default route.
-    let settled = || {
-        es.state.lock().unwrap().docs.len() + read_lines(&s.path("events.ndjson")).len()
-    };
+    let settled =
+        || es.state.lock().unwrap().docs.len() + read_lines(&s.path("events.ndjson")).len();
     let waited = std::time::Instant::now();
     while settled() < total && waited.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(100));

@@ -361,3 +361,51 @@ async fn the_item_list_is_kept_between_batches() {
         .unwrap();
     assert_eq!(kept(&sink).1, 0, "a list past the bound goes");
 }
+
+/// att10: however an answer's bytes fall into chunks (its head across
+/// several, cut at every byte up to past the head, an item failed in a
+/// later chunk), a 200 with `errors: true` is kept whole and its failed
+/// items are found; one with `errors: false` keeps its head, which says
+/// no item failed.
+#[tokio::test]
+async fn failed_items_are_found_however_the_answer_is_chunked() {
+    let n = 40;
+    let whole = |errors: bool| -> Vec<u8> {
+        let items: Vec<String> = (0..n)
+            .map(|i| match i {
+                37 if errors => r#"{"create":{"status":429,"error":{"type":"es_rejected_execution_exception","reason":"full"}}}"#.to_owned(),
+                39 if errors => r#"{"create":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"bad"}}}"#.to_owned(),
+                _ => r#"{"create":{"status":201}}"#.to_owned(),
+            })
+            .collect();
+        format!(r#"{{"errors":{errors},"items":[{}]}}"#, items.join(",")).into_bytes()
+    };
+    let chunk: Vec<usize> = (100..100 + n).collect();
+    let cap = answer_cap(true, n);
+    for errors in [true, false] {
+        let body = whole(errors);
+        // One byte a chunk, and every two-way cut up to past the head.
+        let bytes: Vec<&[u8]> = body.chunks(1).collect();
+        let mut shapes = vec![bytes];
+        for at in 1..(ANSWER_HEAD + 40).min(body.len()) {
+            shapes.push(vec![&body[..at], &body[at..]]);
+            shapes.push(vec![&body[..at / 2], &body[at / 2..at], &body[at..]]);
+        }
+        for chunks in shapes {
+            let kept = answer_body(answer(&chunks), true, cap).await;
+            assert!(!kept.truncated);
+            let a = read_items(&kept.bytes, &chunk).unwrap();
+            if errors {
+                assert_eq!(kept.bytes, body, "kept whole");
+                assert_eq!(a.retry.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [137]);
+                assert_eq!(
+                    a.rejected.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+                    [139]
+                );
+            } else {
+                assert_eq!(kept.bytes, body[..ANSWER_HEAD], "the head only");
+                assert!(a.retry.is_empty() && a.rejected.is_empty());
+            }
+        }
+    }
+}
