@@ -298,10 +298,17 @@ fn reload_restarts_a_kafka_listener_whose_consumer_settings_changed() {
 /// route position, with the `_bulk` action lines cached in them, to the
 /// next connection that reads): every document is stored once, in the
 /// index of its own route's sink, never in the index the route at its
-/// old position wrote to.
+/// old position wrote to; items answered 429 are sent again and refused
+/// ones are dead letters naming their own index (sent = stored + dead).
 #[test]
 fn reordered_routes_under_many_connections_keep_each_document_in_its_own_index() {
     let es = crate::es_server::EsServer::start();
+    // Items answered 429 are sent again, those marked refused (400) go to
+    // the dead letters: the kept item lists and answers read by their head.
+    es.knobs(|k| {
+        k.reject_429_percent = 20;
+        k.mapping_error_marker = Some("BROKEN".into());
+    });
     let es2 = format!(
         "[[sinks]]\nname = \"es2\"\ntype = \"elasticsearch\"\nurls = [\"{}\"]\nindex = \"other-%Y.%m.%d\"\nlinger_ms = 50\ntimeout_secs = 5\n",
         es.url()
@@ -330,7 +337,8 @@ fn reordered_routes_under_many_connections_keep_each_document_in_its_own_index()
                 let mut i = 0;
                 while !done.load(std::sync::atomic::Ordering::Relaxed) {
                     let app = ["x", "y", "z"][(c + i) % 3];
-                    conn.write_all(format!("<14>1 - h {app} - - - m {c}-{i}\n").as_bytes())
+                    let mark = if i % 97 == 5 { " BROKEN" } else { "" };
+                    conn.write_all(format!("<14>1 - h {app} - - - m {c}-{i}{mark}\n").as_bytes())
                         .unwrap();
                     i += 1;
                     if i % 5 == 0 {
@@ -343,8 +351,8 @@ fn reordered_routes_under_many_connections_keep_each_document_in_its_own_index()
         })
         .collect();
     // Reloads back and forth while they stream.
-    for round in 0..6 {
-        std::thread::sleep(Duration::from_millis(300));
+    for round in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
         std::fs::write(
             s.path("sluice.toml"),
             if round % 2 == 0 { &v2 } else { &v1 },
@@ -358,8 +366,13 @@ fn reordered_routes_under_many_connections_keep_each_document_in_its_own_index()
     let sent: Vec<usize> = senders.into_iter().map(|t| t.join().unwrap()).collect();
     let total: usize = sent.iter().sum();
     // Under v1 (in force at the end) "z" goes to the default route.
-    let settled =
-        || es.state.lock().unwrap().docs.len() + read_lines(&s.path("events.ndjson")).len();
+    let dead = |sink: &str| read_lines(&s.path(&format!("sluice-data/dead-letter/{sink}.ndjson")));
+    let settled = || {
+        es.state.lock().unwrap().docs.len()
+            + read_lines(&s.path("events.ndjson")).len()
+            + dead("es").len()
+            + dead("es2").len()
+    };
     let waited = std::time::Instant::now();
     while settled() < total && waited.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(100));
@@ -375,17 +388,31 @@ fn reordered_routes_under_many_connections_keep_each_document_in_its_own_index()
         let msg = v["message"].as_str().unwrap().to_owned();
         seen.entry(msg).or_default().push("events".to_owned());
     }
+    for l in dead("es").into_iter().chain(dead("es2")) {
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        let msg = v["document"]["message"].as_str().unwrap().to_owned();
+        let index = v["index"].as_str().unwrap();
+        seen.entry(msg).or_default().push(format!("dead:{index}"));
+    }
     let mut wrong = Vec::new();
     for c in 0..connections {
         for i in 0..sent[c] {
             let app = ["x", "y", "z"][(c + i) % 3];
-            let msg = format!("m {c}-{i}");
+            let broken = i % 97 == 5;
+            let mark = if broken { " BROKEN" } else { "" };
+            let msg = format!("m {c}-{i}{mark}");
             let at = seen.get(&msg).cloned().unwrap_or_default();
+            // A refused document is a dead letter naming its own index.
+            let index = at.first().map_or("", |a| {
+                a.strip_prefix("dead:")
+                    .filter(|_| broken)
+                    .unwrap_or(if broken && a != "events" { "" } else { a })
+            });
             let ok = at.len() == 1
                 && match app {
-                    "x" => at[0].starts_with("syslog-"),
-                    "y" => at[0].starts_with("other-"),
-                    _ => at[0].starts_with("other-") || at[0] == "events",
+                    "x" => index.starts_with("syslog-"),
+                    "y" => index.starts_with("other-"),
+                    _ => index.starts_with("other-") || index == "events",
                 };
             if !ok {
                 wrong.push((msg, app, at));
@@ -399,5 +426,7 @@ fn reordered_routes_under_many_connections_keep_each_document_in_its_own_index()
         &wrong[..wrong.len().min(10)]
     );
     assert_eq!(seen.values().map(Vec::len).sum::<usize>(), total);
+    assert!(es.state.lock().unwrap().answered_429 > 0, "no item retried");
+    assert!(!dead("es").is_empty() && !dead("es2").is_empty());
     assert!(s.stop().success());
 }
