@@ -374,31 +374,67 @@ impl Engine {
         }
     }
 
+    /// Wait (up to `secs`) until `index` is green with no shard
+    /// initializing or relocating; whether it got there.
+    pub(crate) fn wait_settled(&self, index: &str, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (status, v) = self.req(
+                "GET",
+                &format!("/_cluster/health/{index}?wait_for_status=green&wait_for_no_initializing_shards=true&wait_for_no_relocating_shards=true&timeout=20s"),
+                "",
+            );
+            if status == 200 && v["timed_out"] == false {
+                return true;
+            }
+            if Instant::now() > deadline {
+                eprintln!("{index}: not settled after {secs} s: {status} {v}");
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     /// One scroll over `index`: its documents' sources, and whether every
-    /// shard answered every page and the pages held the first's total.
+    /// shard answered every page and the pages held the first's total. A
+    /// page the engine refuses (a scroll context lost with its shard copy)
+    /// ends the walk short.
     fn walk(&self, index: &str) -> (Vec<serde_json::Value>, bool) {
         let _ = self.req("POST", &format!("/{index}/_refresh"), "");
-        let mut v = self.ok(
+        let (status, mut v) = self.req(
             "POST",
             &format!("/{index}/_search?scroll=1m"),
             r#"{"size":5000,"sort":["_doc"],"track_total_hits":true,"query":{"match_all":{}}}"#,
         );
         let total = v["hits"]["total"]["value"].as_u64();
-        let mut whole = true;
+        let mut whole = (200..300).contains(&status);
         let mut out = Vec::new();
         for _ in 0..200 {
             whole &= v["_shards"]["failed"].as_u64() == Some(0);
-            let hits = v["hits"]["hits"].as_array().unwrap();
-            if hits.is_empty() {
+            let Some(hits) = v["hits"]["hits"].as_array().filter(|h| !h.is_empty()) else {
                 break;
-            }
+            };
             out.extend(hits.iter().map(|h| h["_source"].clone()));
-            let id = v["_scroll_id"].as_str().unwrap().to_owned();
-            v = self.ok(
+            let Some(id) = v["_scroll_id"].as_str().map(str::to_owned) else {
+                whole = false;
+                break;
+            };
+            let (status, next) = self.req(
                 "POST",
                 "/_search/scroll",
                 &format!(r#"{{"scroll":"1m","scroll_id":"{id}"}}"#),
             );
+            if !(200..300).contains(&status) {
+                eprintln!("{index}: a scroll page answered {status} {next}");
+                whole = false;
+                let _ = self.req(
+                    "DELETE",
+                    "/_search/scroll",
+                    &format!(r#"{{"scroll_id":"{id}"}}"#),
+                );
+                return (out, whole);
+            }
+            v = next;
         }
         if let Some(id) = v["_scroll_id"].as_str() {
             let _ = self.req(
