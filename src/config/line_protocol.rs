@@ -30,18 +30,25 @@ const fn special_table(equals: bool) -> [bool; 256] {
 /// names: they become (escaped) spaces. A trailing backslash is dropped: it would escape the comma, space or `=`
 /// that follows, and InfluxDB 1.x rejects a doubled one too ("invalid tag
 /// format", checked against influxd 1.6).
+#[inline]
 pub(crate) fn push_escaped(out: &mut String, s: &str, element: Element) {
     let table = match element {
         Element::Measurement => &SPECIAL_MEASUREMENT,
         Element::Key => &SPECIAL_KEY,
     };
-    let special = |b: u8| table[usize::from(b)];
     // Nearly every value (a tag of every point) has nothing to escape and
-    // no trailing backslash: one test per byte, one copy.
-    if s.as_bytes().last() != Some(&b'\\') && !s.bytes().any(special) {
+    // no trailing backslash: one test per byte, one copy, in the caller.
+    if s.as_bytes().last() != Some(&b'\\') && !s.bytes().any(|b| table[usize::from(b)]) {
         out.push_str(s);
         return;
     }
+    push_escaped_slow(out, s, table);
+}
+
+/// [`push_escaped`] of a text with something to escape or drop.
+#[inline(never)]
+fn push_escaped_slow(out: &mut String, s: &str, table: &[bool; 256]) {
+    let special = |b: u8| table[usize::from(b)];
     // Trailing backslashes dropped (bytes: `\\` is ASCII).
     let keep = s.bytes().rposition(|b| b != b'\\').map_or(0, |p| p + 1);
     let s = &s[..keep];

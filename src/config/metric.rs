@@ -8,14 +8,19 @@ pub struct FieldConfig {
     pub name: String,
     /// `name` as line protocol writes it (escaped once, here).
     pub key: String,
+    /// `,key=`: what a point writes before a value of the field (one
+    /// copy; the first field's comma becomes a space).
+    pub lead: String,
     pub source: Source,
     pub kind: FieldType,
 }
 
 impl FieldConfig {
     pub fn new(name: String, source: Source, kind: FieldType) -> FieldConfig {
+        let key = line_protocol_key(&name);
         FieldConfig {
-            key: line_protocol_key(&name),
+            lead: format!(",{key}="),
+            key,
             name,
             source,
             kind,
@@ -69,13 +74,17 @@ pub struct TagConfig {
     /// `name` as line protocol writes it (escaped once, here); empty when
     /// nothing is left of it (only backslashes): no tag.
     pub key: String,
+    /// `,key=`: what a point writes before a value of the tag (one copy).
+    pub lead: String,
     pub source: Source,
 }
 
 impl TagConfig {
     pub fn new(name: String, source: Source) -> TagConfig {
+        let key = line_protocol_key(&name);
         TagConfig {
-            key: line_protocol_key(&name),
+            lead: format!(",{key}="),
+            key,
             name,
             source,
         }

@@ -288,6 +288,12 @@ fn same_text(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl HeaderCache {
+    /// No slot yet (they are made at the first push).
+    const EMPTY: HeaderCache = HeaderCache {
+        slots: Vec::new(),
+        clock: 0,
+    };
+
     /// Append `event`'s header block (its fields are `fields`) to `doc`,
     /// from the cache when it holds them. `true` when it did.
     pub(super) fn push(
@@ -409,7 +415,7 @@ pub(super) fn push_ecs_header(doc: &mut String, event: &Event) {
     }
     thread_local! {
         static HEADERS: std::cell::RefCell<HeaderCache> =
-            std::cell::RefCell::new(HeaderCache::default());
+            const { std::cell::RefCell::new(HeaderCache::EMPTY) };
     }
     HEADERS.with_borrow_mut(|cache| {
         cache.push(doc, event, &fields);

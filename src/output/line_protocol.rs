@@ -30,6 +30,10 @@ fn push_string_field(out: &mut String, s: &str) {
 }
 
 /// Append a typed field value; false if `raw` does not parse as `kind`.
+/// Integers and decimals already as InfluxDB writes them (nearly every
+/// field) are copied here, inlined into the point's loop over its fields;
+/// the rest through [`push_other_value`].
+#[inline(always)]
 fn push_field_value(out: &mut String, raw: &str, kind: FieldType, unsigned: UnsignedAs) -> bool {
     let raw_t = trimmed(raw);
     match kind {
@@ -39,6 +43,26 @@ fn push_field_value(out: &mut String, raw: &str, kind: FieldType, unsigned: Unsi
             out.push('i');
             true
         }
+        // Plain decimals (no exponent, so always finite) are copied as sent.
+        FieldType::Float if plain_decimal(raw_t) => {
+            out.push_str(raw_t);
+            true
+        }
+        _ => push_other_value(out, raw, raw_t, kind, unsigned),
+    }
+}
+
+/// [`push_field_value`] of a value to parse, rewrite or refuse (`raw_t`:
+/// `raw` trimmed).
+#[inline(never)]
+fn push_other_value(
+    out: &mut String,
+    raw: &str,
+    raw_t: &str,
+    kind: FieldType,
+    unsigned: UnsignedAs,
+) -> bool {
+    match kind {
         FieldType::Int => match raw_t.parse::<i64>() {
             // Already in the form InfluxDB prints: copy it.
             Ok(_) if canonical_int(raw_t) => {
@@ -70,11 +94,6 @@ fn push_field_value(out: &mut String, raw: &str, kind: FieldType, unsigned: Unsi
             }
             (Err(_), _) => false,
         },
-        // Plain decimals (no exponent, so always finite) are copied as sent.
-        FieldType::Float if plain_decimal(raw_t) => {
-            out.push_str(raw_t);
-            true
-        }
         FieldType::Float => match raw_t.parse::<f64>() {
             Ok(v) if v.is_finite() => {
                 let _ = write!(out, "{v}");
@@ -323,42 +342,31 @@ fn write_point(
         let Some(v) = source_value(&t.source, event, captures) else {
             continue;
         };
-        if v.trim_end_matches('\\').is_empty() || t.key.is_empty() {
+        // Bytes, not chars (a backslash is ASCII): `trim_end_matches`
+        // decoded the value backwards, char by char, for every tag.
+        if v.bytes().all(|b| b == b'\\') || t.key.is_empty() {
             continue;
         }
-        line.push(',');
-        line.push_str(&t.key);
-        line.push('=');
+        line.push_str(&t.lead);
         push_escaped(line, v, Element::Key);
     }
 
-    let mut n_fields = 0;
-    let mut bad = false;
-    // `key`: the name escaped already (a configured field), or None.
-    let mut push_field = |line: &mut String, name: &str, key: Option<&str>, raw: &str, kind| {
-        let mark = line.len();
-        line.push(if n_fields == 0 { ' ' } else { ',' });
-        match key {
-            Some(key) => line.push_str(key),
-            None => push_escaped(line, name, Element::Key),
-        }
-        line.push('=');
-        if push_field_value(line, raw, kind, m.unsigned) {
-            n_fields += 1;
-        } else {
-            line.truncate(mark);
-            bad = true;
-            errors.push(ConversionError::BadValue {
-                field: name.to_owned(),
-                kind,
-                value: raw.to_owned(),
-            });
-        }
-    };
+    let mut fields = FieldCount::default();
     for f in &m.fields {
         // An absent or empty value is no field, and no error.
         match source_value(&f.source, event, captures) {
-            Some(raw) if !raw.is_empty() => push_field(line, &f.name, Some(&f.key), raw, f.kind),
+            Some(raw) if !raw.is_empty() => {
+                push_field(
+                    line,
+                    &mut fields,
+                    errors,
+                    m,
+                    &f.name,
+                    Some(&f.lead),
+                    raw,
+                    f.kind,
+                );
+            }
             _ => {}
         }
     }
@@ -369,9 +377,13 @@ fn write_point(
             }
             // Always float: a field's type is fixed per series in InfluxDB,
             // and `latency=1` then `latency=1.5` must not conflict.
-            push_field(line, k, None, v, FieldType::Float);
+            push_field(line, &mut fields, errors, m, k, None, v, FieldType::Float);
         }
     }
+    let FieldCount {
+        written: n_fields,
+        bad,
+    } = fields;
     if bad && m.on_conversion_error == OnConversionError::DropPoint {
         errors.push(ConversionError::DroppedPoint);
         return None;
@@ -391,6 +403,57 @@ fn write_point(
         },
     );
     Some(())
+}
+
+/// Fields a point has written, and whether one was bad.
+#[derive(Default)]
+struct FieldCount {
+    written: usize,
+    bad: bool,
+}
+
+/// One field of a point: `,name=value` (a space before the first), or
+/// nothing and a [`ConversionError::BadValue`] when `raw` is not a `kind`.
+/// `lead`: `,key=` with the name escaped already (a configured field's
+/// [`crate::config::FieldConfig::lead`]), or None. Inlined
+/// into the loops over the fields: as a closure called per field, its
+/// entry and exit cost as much as the field's own work (callgrind).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn push_field(
+    line: &mut String,
+    count: &mut FieldCount,
+    errors: &mut Vec<ConversionError>,
+    m: &MetricConfig,
+    name: &str,
+    lead: Option<&str>,
+    raw: &str,
+    kind: FieldType,
+) {
+    let mark = line.len();
+    match lead {
+        Some(lead) if count.written > 0 => line.push_str(lead),
+        Some(lead) => {
+            line.push(' ');
+            line.push_str(lead.get(1..).unwrap_or_default());
+        }
+        None => {
+            line.push(if count.written == 0 { ' ' } else { ',' });
+            push_escaped(line, name, Element::Key);
+            line.push('=');
+        }
+    }
+    if push_field_value(line, raw, kind, m.unsigned) {
+        count.written += 1;
+    } else {
+        line.truncate(mark);
+        count.bad = true;
+        errors.push(ConversionError::BadValue {
+            field: name.to_owned(),
+            kind,
+            value: raw.to_owned(),
+        });
+    }
 }
 
 #[cfg(test)]

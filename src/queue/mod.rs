@@ -123,6 +123,7 @@ struct Inner {
 impl Inner {
     /// Is there room for a record of `size` bytes? An empty queue takes
     /// any one record, so a record over `max_bytes` is not refused forever.
+    #[inline]
     fn has_room(&self, size: usize, capacity: usize, max_bytes: usize) -> bool {
         self.records.is_empty() || (self.records.len() < capacity && self.bytes + size <= max_bytes)
     }
@@ -398,6 +399,17 @@ impl RouteQueue {
             let mut queued = 0u64;
             let mut blocked = None;
             for record in rest.by_ref() {
+                // The usual case here, not through `push_locked`: an open
+                // queue with room takes the record (a call per record,
+                // and the record moved in and out of it, cost more than
+                // the push).
+                let size = cost(&record);
+                if !inner.closed && inner.has_room(size, self.capacity, self.max_bytes) {
+                    inner.bytes += size;
+                    inner.records.push_back(record);
+                    queued += 1;
+                    continue;
+                }
                 match self.push_locked(&mut inner, record, may_wait) {
                     Ok(Pushed::Queued) => queued += 1,
                     Ok(_) => {}
