@@ -165,16 +165,13 @@ impl Pipeline {
                 continue;
             };
             staged.matched += 1;
-            let Some(mut record) =
-                Self::encode(route, staged, event, m.captures.as_ref(), &mut batch.errors)
-            else {
+            if !Self::encode(route, staged, event, m.captures.as_ref(), &mut batch.errors) {
                 continue;
-            };
-            if let Some(k) = &route.kafka {
+            }
+            if let (Some(k), Some(record)) = (&route.kafka, staged.records.last_mut()) {
                 let raw = matches!(route.output, OutputConfig::Raw);
                 record.kafka = Some(Box::new(kafka_part(k, &route.name, event, origin, raw)));
             }
-            staged.records.push(record);
             batch.records += 1;
         }
         batch.matches = recycle(matches);

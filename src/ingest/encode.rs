@@ -10,15 +10,16 @@ use crate::output::{ConversionError, encode_document_into, encode_text, push_poi
 use crate::record::Record;
 
 impl Pipeline {
-    /// `event`'s record for `route`, its text staged in the route's slab
-    /// (`None`: nothing emitted, conversion errors counted).
+    /// Stage `event`'s record for `route` (last in `staged.records`), its
+    /// text in the route's slab: built in place, not returned and moved
+    /// again (`false`: nothing emitted, conversion errors counted).
     pub(super) fn encode(
         route: &RouteRuntime,
         staged: &mut StagedRoute,
         event: &Event,
         captures: Option<&crate::output::Captures<'_>>,
         errors: &mut Vec<ConversionError>,
-    ) -> Option<Record> {
+    ) -> bool {
         let (payload, time_nanos, key) = if let OutputConfig::Document(format) = &route.output {
             // Written straight into the slab.
             let time_nanos = record_time(event);
@@ -57,7 +58,7 @@ impl Pipeline {
                 if staged.slab.is_empty() {
                     staged.slab = String::new();
                 }
-                return None;
+                return false;
             }
             (payload, time_nanos, None)
         } else {
@@ -75,7 +76,9 @@ impl Pipeline {
             if !errors.is_empty() {
                 Self::count_errors(route, errors);
             }
-            let mut encoded = encoded?;
+            let Some(mut encoded) = encoded else {
+                return false;
+            };
             let payload = staged.stage(
                 (route.bulk.as_ref(), &route.slabs),
                 encoded.time_nanos,
@@ -89,13 +92,14 @@ impl Pipeline {
             staged.scratch = encoded.text;
             (payload, encoded.time_nanos, encoded.key)
         };
-        Some(Record {
+        staged.records.push(Record {
             payload,
             time_nanos,
             key,
             kafka: None,
             ack: event.ack.clone(),
-        })
+        });
+        true
     }
 
     /// Count the conversion errors of one record of `route` (and log them

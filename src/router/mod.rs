@@ -326,9 +326,16 @@ impl Router {
                     continue;
                 }
             }
-            let from = if r.literal_leads { from } else { 0 };
-            let Some(captures) = self.pattern_match(r, message, from, &mut set_matches) else {
-                continue;
+            // A route without a pattern (a document route of every event)
+            // matches here, without the call.
+            let captures = if r.regex.is_none() {
+                None
+            } else {
+                let from = if r.literal_leads { from } else { 0 };
+                let Some(captures) = self.pattern_match(r, message, from, &mut set_matches) else {
+                    continue;
+                };
+                captures
             };
             out.push(RouteMatch { route: i, captures });
             if r.is_final {
