@@ -393,23 +393,42 @@ impl RouteQueue {
             self.push_spilling(sp, records).await;
             return;
         }
+        // A full `block` queue: the rest goes one by one, waiting for room.
+        if let Some((record, rest)) = self.push_all_now(records, may_wait) {
+            self.push(record, may_wait).await;
+            for record in rest {
+                self.push(record, may_wait).await;
+            }
+        }
+    }
+
+    /// [`RouteQueue::push_all`] under one lock, without waiting: under
+    /// `block` (and `may_wait`), the first record that must wait for room
+    /// and those after it come back.
+    fn push_all_now<'r>(
+        &self,
+        records: &'r mut Vec<Record>,
+        may_wait: bool,
+    ) -> Option<(Record, std::vec::Drain<'r, Record>)> {
+        // The usual case: an open queue with room for all of them takes
+        // them in one move (each record tested, moved into `push_locked`
+        // and pushed alone cost more than its share of the copy). Room
+        // for all is room for each in turn, so the result is the same.
+        let total: usize = records.iter().map(cost).sum();
+        let mut inner = self.lock();
+        let mut queued = 0u64;
+        let mut blocked = None;
+        let all_fit = !inner.closed
+            && inner.records.len() + records.len() <= self.capacity
+            && inner.bytes + total <= self.max_bytes;
+        if all_fit {
+            queued = records.len() as u64;
+            inner.bytes += total;
+            inner.records.extend(records.drain(..));
+        }
         let mut rest = records.drain(..);
-        let blocked = {
-            let mut inner = self.lock();
-            let mut queued = 0u64;
-            let mut blocked = None;
+        if !all_fit {
             for record in rest.by_ref() {
-                // The usual case here, not through `push_locked`: an open
-                // queue with room takes the record (a call per record,
-                // and the record moved in and out of it, cost more than
-                // the push).
-                let size = cost(&record);
-                if !inner.closed && inner.has_room(size, self.capacity, self.max_bytes) {
-                    inner.bytes += size;
-                    inner.records.push_back(record);
-                    queued += 1;
-                    continue;
-                }
                 match self.push_locked(&mut inner, record, may_wait) {
                     Ok(Pushed::Queued) => queued += 1,
                     Ok(_) => {}
@@ -419,20 +438,13 @@ impl RouteQueue {
                     }
                 }
             }
-            drop(inner);
-            if queued > 0 {
-                self.metrics.pushed.inc_by(queued);
-                self.not_empty.notify_one();
-            }
-            blocked
-        };
-        // A full `block` queue: the rest goes one by one, waiting for room.
-        if let Some(record) = blocked {
-            self.push(record, may_wait).await;
-            for record in rest {
-                self.push(record, may_wait).await;
-            }
         }
+        drop(inner);
+        if queued > 0 {
+            self.metrics.pushed.inc_by(queued);
+            self.not_empty.notify_one();
+        }
+        blocked.map(|record| (record, rest))
     }
 
     /// [`RouteQueue::try_push`] without a spill log, under the caller's
