@@ -128,6 +128,18 @@ impl Inner {
         self.records.is_empty() || (self.records.len() < capacity && self.bytes + size <= max_bytes)
     }
 
+    /// Keep `spare`, an emptied buffer, for the deque after next; or, when
+    /// it is the larger and nothing was pushed since the deque was taken,
+    /// for the next one (that one kept for after): the queue refills into
+    /// a buffer already grown to hold it, not one grown again by doubling.
+    fn keep_emptied(&mut self, spare: VecDeque<Record>) {
+        if self.records.is_empty() && spare.capacity() > self.records.capacity() {
+            self.emptied = std::mem::replace(&mut self.records, spare);
+        } else {
+            self.emptied = spare;
+        }
+    }
+
     fn pop_front(&mut self) -> Option<Record> {
         let r = self.records.pop_front()?;
         self.bytes = self.bytes.saturating_sub(cost(&r));
@@ -606,8 +618,16 @@ impl RouteQueue {
                     let mut all = std::mem::replace(&mut inner.records, fresh);
                     inner.bytes = 0;
                     drop(inner);
-                    out.extend(all.drain(..));
-                    self.lock().emptied = all;
+                    if out.is_empty() {
+                        // The deque's buffer becomes the batch (no record
+                        // moved, unless the deque wrapped), and the batch's
+                        // emptied buffer a deque.
+                        let spare = VecDeque::from(std::mem::replace(out, Vec::from(all)));
+                        self.lock().keep_emptied(spare);
+                    } else {
+                        out.extend(all.drain(..));
+                        self.lock().emptied = all;
+                    }
                 } else {
                     for _ in 0..n {
                         if let Some(r) = inner.pop_front() {
