@@ -629,11 +629,10 @@ impl RouteQueue {
                         self.lock().emptied = all;
                     }
                 } else {
-                    for _ in 0..n {
-                        if let Some(r) = inner.pop_front() {
-                            out.push(r);
-                        }
-                    }
+                    // The oldest n, in one move (not popped one by one).
+                    let taken: usize = inner.records.range(..n).map(cost).sum();
+                    inner.bytes = inner.bytes.saturating_sub(taken);
+                    out.extend(inner.records.drain(..n));
                     drop(inner);
                 }
                 self.metrics.popped.inc_by(n as u64);
