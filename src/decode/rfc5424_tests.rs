@@ -306,3 +306,46 @@ fn header_fields_over_their_rfc5424_length_are_read_and_named() {
     );
     assert!(e.lenient.is_empty(), "{:?}", rules(&e));
 }
+
+mod graphic_run {
+    use super::super::{graphic_run, is_graphic_or_del};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// The word-at-a-time scan stops where the byte loop it replaced
+        /// stops, on every byte value and at every length (a run that
+        /// ends in the first word, a later one, the tail, or not at all).
+        #[test]
+        fn stops_where_the_byte_loop_stops(
+            bytes in proptest::collection::vec(
+                prop_oneof![
+                    6 => 0x21u8..=0x7e,
+                    1 => Just(b' '),
+                    1 => Just(0x7fu8),
+                    1 => Just(0x80u8),
+                    1 => Just(0x20u8),
+                    1 => Just(0x21u8),
+                    2 => any::<u8>(),
+                ],
+                0..40,
+            ),
+        ) {
+            let want = bytes.iter().take_while(|b| is_graphic_or_del(**b)).count();
+            prop_assert_eq!(graphic_run(&bytes), want);
+        }
+    }
+
+    #[test]
+    fn every_byte_value_in_every_place_of_a_word() {
+        for b in 0..=255u8 {
+            for at in 0..10 {
+                let mut bytes = vec![b'a'; 12];
+                bytes[at] = b;
+                let want = bytes.iter().take_while(|b| is_graphic_or_del(**b)).count();
+                assert_eq!(graphic_run(&bytes), want, "byte {b:#04x} at {at}");
+            }
+        }
+    }
+}

@@ -289,7 +289,7 @@ pub(super) fn rfc3339_utc(i: &[u8]) -> Option<(&[u8], Timestamp)> {
             if !(1..=6).contains(&n) {
                 return None;
             }
-            let nanos = digits_value(&frac[..n]) * 10u32.pow(9 - n as u32);
+            let nanos = digits_value(&frac[..n]) * FRACTION_SCALE[n];
             (nanos, n as u8, &frac[n..])
         }
         _ => (0, 0, rest),
@@ -324,6 +324,18 @@ pub(super) fn rfc3339_utc(i: &[u8]) -> Option<(&[u8], Timestamp)> {
         },
     ))
 }
+
+/// Nanoseconds per unit of a fraction of `n` digits (1..=6): `10^(9-n)`,
+/// looked up rather than raised by `pow`'s loop.
+const FRACTION_SCALE: [u32; 7] = [
+    1_000_000_000,
+    100_000_000,
+    10_000_000,
+    1_000_000,
+    100_000,
+    10_000,
+    1_000,
+];
 
 /// Whether `dt` has the shape `YYYY-MM-DDTHH:MM:SS` (`T` or `t`).
 #[inline]
