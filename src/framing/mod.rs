@@ -188,12 +188,14 @@ impl SyslogFramer {
         }
         let limit = buf.len().min(self.max_frame_bytes + 1);
         let end = self.lf.find(&buf[..limit])?;
-        // One CR before the LF is trimmed.
+        // One CR before the LF is trimmed. The LF (and CR) leave `buf`
+        // with the frame and are cut off it, not advanced past (a second
+        // call into `bytes`).
         let len = end - usize::from(buf[..end].last() == Some(&b'\r'));
-        let frame = buf.split_to(len).freeze();
-        buf.advance(end + 1 - len);
+        let mut frame = buf.split_to(end + 1);
+        frame.truncate(len);
         self.delimited = true;
-        Some(frame)
+        Some(frame.freeze())
     }
 }
 
