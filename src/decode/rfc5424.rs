@@ -10,6 +10,7 @@ use nom::combinator::verify;
 
 use super::sd_ids::SeenIds;
 use super::time::{resolve, rfc3339, rfc3339_comma, rfc3339_rules, rfc3339_utc};
+use super::words::graphic_run;
 use super::{DecodeOptions, digits_value, is_digit, skip_blanks, skip_spaces, span_of, trim_end};
 use crate::event::{
     Event, Lenient, LenientRule, Protocol, SdElement, SdParam, SdParams, Text, Timestamp,
@@ -17,6 +18,10 @@ use crate::event::{
 
 /// `VERSION SP`: a non-zero digit followed by up to two digits.
 pub(super) fn version(i: &[u8]) -> IResult<&[u8], u32> {
+    // `1 `, the version every sender writes, without the combinators.
+    if let [v @ b'1'..=b'9', b' ', rest @ ..] = i {
+        return Ok((rest, u32::from(v - b'0')));
+    }
     let (i, d) = verify(take_while_m_n(1, 3, is_digit), |d: &[u8]| d[0] != b'0')(i)?;
     let (i, _) = char(' ')(i)?;
     Ok((i, digits_value(d)))
@@ -25,46 +30,6 @@ pub(super) fn version(i: &[u8]) -> IResult<&[u8], u32> {
 /// PRINTUSASCII (`%d33-126`), the bytes of a header field (§6).
 fn is_printusascii(b: u8) -> bool {
     b.wrapping_sub(b'!') <= b'~' - b'!'
-}
-
-/// Above SP and below 0x80 (read as signed, bytes from 0x80 are
-/// negative): one comparison a byte, as cheap as the `b == b' '` it
-/// replaced; a range check cost about 2 instructions a byte more
-/// (callgrind). It lets DEL (0x7F) through, the one byte outside
-/// PRINTUSASCII it does not catch.
-fn is_graphic_or_del(b: u8) -> bool {
-    b as i8 > b' ' as i8
-}
-
-/// How many bytes at the start of `i` are [`is_graphic_or_del`]: eight
-/// at a time while eight are left, then one by one. A header field is a
-/// few bytes and is followed by more header or the message, so one word
-/// usually answers (a byte loop paid a compare and a branch a byte:
-/// README's Performance section).
-#[inline(always)]
-fn graphic_run(i: &[u8]) -> usize {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    // 0x80 - 0x21: a byte's low seven bits plus this reach 0x80 exactly
-    // when they are at least 0x21, and never carry into the next byte.
-    const FROM_0X21: u64 = 0x5f5f_5f5f_5f5f_5f5f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut n = 0;
-    while let Some(word) = i.get(n..).and_then(<[u8]>::first_chunk::<8>) {
-        let w = u64::from_le_bytes(*word);
-        // The high bit of each byte of 0x21..=0x7f.
-        let graphic = ((w & LOW7) + FROM_0X21) & !w & HIGH;
-        let other = !graphic & HIGH;
-        if other != 0 {
-            return n + (other.trailing_zeros() / 8) as usize;
-        }
-        n += 8;
-    }
-    n + i
-        .get(n..)
-        .unwrap_or_default()
-        .iter()
-        .take_while(|b| is_graphic_or_del(**b))
-        .count()
 }
 
 /// A header field: NILVALUE or a run of non-space bytes, then SP. Bytes

@@ -11,6 +11,7 @@ use nom::character::complete::char;
 use nom::combinator::{opt, verify};
 use nom::sequence::preceded;
 
+use super::words::{FRACTION_SCALE, utc_fraction};
 use super::{DecodeOptions, digits_value, is_digit, num};
 use crate::event::{Lenient, LenientRule, Timestamp};
 use crate::text::{civil_from_days, days_from_civil};
@@ -281,16 +282,8 @@ pub(super) fn rfc3339_utc(i: &[u8]) -> Option<(&[u8], Timestamp)> {
     let (dt, rest) = i.split_first_chunk::<19>()?;
     let (nanos, digits, rest) = match rest.split_first() {
         Some((b'.', frac)) => {
-            let n = frac
-                .iter()
-                .take(7)
-                .take_while(|b| b.is_ascii_digit())
-                .count();
-            if !(1..=6).contains(&n) {
-                return None;
-            }
-            let nanos = digits_value(&frac[..n]) * FRACTION_SCALE[n];
-            (nanos, n as u8, &frac[n..])
+            let (value, n) = utc_fraction(frac)?;
+            (value * FRACTION_SCALE[n], n as u8, &frac[n..])
         }
         _ => (0, 0, rest),
     };
@@ -324,18 +317,6 @@ pub(super) fn rfc3339_utc(i: &[u8]) -> Option<(&[u8], Timestamp)> {
         },
     ))
 }
-
-/// Nanoseconds per unit of a fraction of `n` digits (1..=6): `10^(9-n)`,
-/// looked up rather than raised by `pow`'s loop.
-const FRACTION_SCALE: [u32; 7] = [
-    1_000_000_000,
-    100_000_000,
-    10_000_000,
-    1_000_000,
-    100_000,
-    10_000,
-    1_000,
-];
 
 /// Whether `dt` has the shape `YYYY-MM-DDTHH:MM:SS` (`T` or `t`).
 #[inline]
