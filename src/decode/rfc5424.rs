@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use nom::IResult;
-use nom::bytes::complete::{tag, take_till1, take_while_m_n};
+use nom::bytes::complete::{take_till1, take_while_m_n};
 use nom::character::complete::char;
 use nom::combinator::verify;
 
@@ -229,7 +229,7 @@ fn timestamp_field<'a>(
     lenient: &mut Lenient,
     opts: &DecodeOptions,
 ) -> Option<(&'a [u8], Option<Timestamp>)> {
-    if let Ok((i, _)) = tag::<_, _, nom::error::Error<&[u8]>>("- ")(i) {
+    if let Some(i) = i.strip_prefix(b"- ") {
         Some((i, None))
     } else if let Some((rest, ts)) = rfc3339_utc(i) {
         // The common form: no rule applies, nothing to resolve.
