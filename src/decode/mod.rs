@@ -356,6 +356,31 @@ mod tests {
             proptest::prop_assert_eq!(got.is_ok(), want.is_ok());
             proptest::prop_assert_eq!(got.ok(), want.ok());
         }
+
+        /// The same, on PRIs as senders write them and nearly: every
+        /// value up to 999, zero-padded to up to five digits, with or
+        /// without its brackets, then any bytes.
+        #[test]
+        fn pri_reads_what_the_nom_grammar_reads_of_every_value(
+            value in 0u32..1000,
+            width in 0usize..6,
+            open in proptest::bool::weighted(0.9),
+            close in proptest::bool::weighted(0.9),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4),
+        ) {
+            let mut bytes = Vec::new();
+            if open {
+                bytes.push(b'<');
+            }
+            bytes.extend_from_slice(format!("{value:0width$}").as_bytes());
+            if close {
+                bytes.push(b'>');
+            }
+            bytes.extend_from_slice(&tail);
+            let (got, want) = (pri(&bytes), pri_nom(&bytes));
+            proptest::prop_assert_eq!(got.is_ok(), want.is_ok());
+            proptest::prop_assert_eq!(got.ok(), want.ok());
+        }
     }
 
     #[test]
