@@ -199,6 +199,22 @@ impl SyslogFramer {
     }
 }
 
+impl SyslogFramer {
+    /// The next frame when it is the common one ([`SyslogFramer::whole_line`]
+    /// at the start of a frame): what [`Decoder::decode`] would return as
+    /// `Ok(Some(FrameItem::Frame(_)))`, without the item's wrapping, for a
+    /// caller that takes many frames in a row. `None`: ask
+    /// [`Decoder::decode`] (which also takes this path first).
+    #[inline]
+    pub fn common_frame(&mut self, buf: &mut BytesMut) -> Option<Bytes> {
+        if self.state == State::Start {
+            self.whole_line(buf)
+        } else {
+            None
+        }
+    }
+}
+
 impl Decoder for SyslogFramer {
     type Item = FrameItem;
     type Error = std::io::Error;
@@ -207,10 +223,8 @@ impl Decoder for SyslogFramer {
     /// stays small).
     #[inline]
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<FrameItem>, std::io::Error> {
-        if self.state == State::Start {
-            if let Some(frame) = self.whole_line(buf) {
-                return Ok(Some(FrameItem::Frame(frame)));
-            }
+        if let Some(frame) = self.common_frame(buf) {
+            return Ok(Some(FrameItem::Frame(frame)));
         }
         self.decode_general(buf)
     }
