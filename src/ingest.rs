@@ -696,19 +696,26 @@ impl<'a> Reader<'a> {
 }
 
 /// The pipeline a reader's batch is routed by: the one in force, taken at
-/// the batch's first frame (with a staging slot per route).
+/// the batch's first frame (with a staging slot per route). Inlined, its
+/// first frame's work kept out of line: every frame asks.
+#[inline]
 fn begin<'p>(
     current: &'p mut Option<Arc<Pipeline>>,
     handle: &PipelineHandle,
     batch: &mut Batch,
 ) -> &'p Arc<Pipeline> {
-    current.get_or_insert_with(|| {
-        let p = handle.current();
-        batch
-            .routes
-            .resize_with(p.routes.len(), StagedRoute::default);
-        p
-    })
+    current.get_or_insert_with(|| begin_batch(handle, batch))
+}
+
+/// [`begin`] at a batch's first frame.
+#[cold]
+#[inline(never)]
+fn begin_batch(handle: &PipelineHandle, batch: &mut Batch) -> Arc<Pipeline> {
+    let p = handle.current();
+    batch
+        .routes
+        .resize_with(p.routes.len(), StagedRoute::default);
+    p
 }
 
 /// Now, in nanoseconds since the Unix epoch.

@@ -11,6 +11,7 @@ use nom::character::complete::char;
 use nom::combinator::{opt, verify};
 use nom::sequence::preceded;
 
+use super::words::{FRACTION_SCALE, utc_fraction};
 use super::{DecodeOptions, digits_value, is_digit, num};
 use crate::event::{Lenient, LenientRule, Timestamp};
 use crate::text::{civil_from_days, days_from_civil};
@@ -281,16 +282,8 @@ pub(super) fn rfc3339_utc(i: &[u8]) -> Option<(&[u8], Timestamp)> {
     let (dt, rest) = i.split_first_chunk::<19>()?;
     let (nanos, digits, rest) = match rest.split_first() {
         Some((b'.', frac)) => {
-            let n = frac
-                .iter()
-                .take(7)
-                .take_while(|b| b.is_ascii_digit())
-                .count();
-            if !(1..=6).contains(&n) {
-                return None;
-            }
-            let nanos = digits_value(&frac[..n]) * 10u32.pow(9 - n as u32);
-            (nanos, n as u8, &frac[n..])
+            let (value, n) = utc_fraction(frac)?;
+            (value * FRACTION_SCALE[n], n as u8, &frac[n..])
         }
         _ => (0, 0, rest),
     };

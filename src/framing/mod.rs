@@ -188,12 +188,30 @@ impl SyslogFramer {
         }
         let limit = buf.len().min(self.max_frame_bytes + 1);
         let end = self.lf.find(&buf[..limit])?;
-        // One CR before the LF is trimmed.
+        // One CR before the LF is trimmed. The LF (and CR) leave `buf`
+        // with the frame and are cut off it, not advanced past (a second
+        // call into `bytes`).
         let len = end - usize::from(buf[..end].last() == Some(&b'\r'));
-        let frame = buf.split_to(len).freeze();
-        buf.advance(end + 1 - len);
+        let mut frame = buf.split_to(end + 1);
+        frame.truncate(len);
         self.delimited = true;
-        Some(frame)
+        Some(frame.freeze())
+    }
+}
+
+impl SyslogFramer {
+    /// The next frame when it is the common one ([`SyslogFramer::whole_line`]
+    /// at the start of a frame): what [`Decoder::decode`] would return as
+    /// `Ok(Some(FrameItem::Frame(_)))`, without the item's wrapping, for a
+    /// caller that takes many frames in a row. `None`: ask
+    /// [`Decoder::decode`] (which also takes this path first).
+    #[inline]
+    pub fn common_frame(&mut self, buf: &mut BytesMut) -> Option<Bytes> {
+        if self.state == State::Start {
+            self.whole_line(buf)
+        } else {
+            None
+        }
     }
 }
 
@@ -205,10 +223,8 @@ impl Decoder for SyslogFramer {
     /// stays small).
     #[inline]
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<FrameItem>, std::io::Error> {
-        if self.state == State::Start {
-            if let Some(frame) = self.whole_line(buf) {
-                return Ok(Some(FrameItem::Frame(frame)));
-            }
+        if let Some(frame) = self.common_frame(buf) {
+            return Ok(Some(FrameItem::Frame(frame)));
         }
         self.decode_general(buf)
     }

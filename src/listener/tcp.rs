@@ -626,6 +626,15 @@ async fn hand_on(
     let received = now_nanos();
     let mut completed = false;
     loop {
+        // The common frame without the decoder's item and result (the
+        // path `decode` and `decode_eof` take first themselves).
+        if let Some(frame) = framer.common_frame(buf) {
+            completed = true;
+            if reader.take_frame(frame, Some(peer), received) {
+                reader.push().await;
+            }
+            continue;
+        }
         let item = if eof {
             framer.decode_eof(buf)
         } else {

@@ -186,14 +186,7 @@ impl Payload {
     /// byte of it; a range that does not fit (no reader stages one) makes
     /// the payload empty.
     pub fn attach(&mut self, slab: &Arc<Slab>) {
-        let t = &slab.text;
-        let fits = self.start <= self.doc
-            && self.doc <= self.doc_end
-            && self.doc_end <= self.end
-            && self.end <= t.len()
-            && [self.start, self.doc, self.doc_end, self.end]
-                .iter()
-                .all(|&i| t.is_char_boundary(i));
+        let fits = ranges_fit(&slab.text, [self.start, self.doc, self.doc_end, self.end]);
         debug_assert!(fits, "a staged range outside its slab");
         if !fits {
             (self.start, self.doc, self.doc_end, self.end, self.framing) = (0, 0, 0, 0, 0);
@@ -302,9 +295,52 @@ impl std::fmt::Display for Payload {
     }
 }
 
+/// Whether `r` (start, document, document end, end) is in order, within
+/// `text` and on its character boundaries. `str::is_char_boundary` for an
+/// index up to the length is: no byte there, or one that does not continue
+/// a character (the text is UTF-8, so its first byte never does and 0
+/// needs no test of its own). Every test is made, without a branch each.
+#[inline]
+fn ranges_fit(text: &str, r: [usize; 4]) -> bool {
+    let t = text.as_bytes();
+    let boundary = |i: usize| t.get(i).is_none_or(|&b| (b as i8) >= -0x40);
+    (r[0] <= r[1])
+        & (r[1] <= r[2])
+        & (r[2] <= r[3])
+        & (r[3] <= t.len())
+        & boundary(r[0])
+        & boundary(r[1])
+        & boundary(r[2])
+        & boundary(r[3])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`ranges_fit`] answers as the checks it replaced, on every range of
+    /// texts of one- to four-byte characters, inside and past their ends.
+    #[test]
+    fn ranges_fit_as_is_char_boundary_says() {
+        for text in ["", "a", "é", "aé€𝄞b", "𝄞", "€a"] {
+            let past = text.len() + 2;
+            for a in 0..past {
+                for b in 0..past {
+                    for c in 0..past {
+                        for d in 0..past {
+                            let r = [a, b, c, d];
+                            let want = a <= b
+                                && b <= c
+                                && c <= d
+                                && d <= text.len()
+                                && r.iter().all(|&i| text.is_char_boundary(i));
+                            assert_eq!(ranges_fit(text, r), want, "{text:?} {r:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn a_staged_payload_reads_its_slice_once_attached() {
