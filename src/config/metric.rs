@@ -371,7 +371,16 @@ impl Validator<'_, '_> {
                     format!("unknown field type {kind:?} (int, uint, float, bool, string, duration, bytes)"),
                 )
             })?;
-            fields.push(FieldConfig::new(name.clone(), src, kind));
+            let field = FieldConfig::new(name.clone(), src, kind);
+            // Escaping drops trailing backslashes: a name of only those
+            // leaves no key, and InfluxDB refuses the whole point.
+            if field.key.is_empty() {
+                return Err(self.err(
+                    &path,
+                    "no field key is left of a name of only backslashes (InfluxDB refuses the point: missing field key)",
+                ));
+            }
+            fields.push(field);
         }
         Ok(fields)
     }

@@ -755,3 +755,27 @@ fn a_data_stream_name_is_checked_and_errors_name_data_stream() {
     Config::from_toml(&es("logs-sluice-default"), "t").unwrap();
     Config::from_toml(&es(".logs-internal"), "t").unwrap();
 }
+
+/// A field named only by backslashes has no key left once escaped (the
+/// trailing ones are dropped): InfluxDB 1.6 refuses such a point whole
+/// ("missing field key"), so the config is refused, naming the field.
+#[test]
+fn a_field_name_of_only_backslashes_is_refused() {
+    // The name as TOML writes it (a literal string), and whether refused.
+    for (name, refused) in [("\\", true), ("\\\\", true), ("a\\", false)] {
+        let text = format!(
+            "{BASE}\n[[routes]]\nname = \"r\"\nsink = \"f\"\npattern = '(?P<v>\\d+)'\n[routes.metric]\nmeasurement = \"m\"\nfields = {{ '{name}' = {{ from = \"v\", type = \"int\" }} }}\n{DEFAULT_ROUTE}"
+        );
+        match Config::from_toml(&text, "t.toml") {
+            Err(e) => {
+                let e = e.to_string();
+                assert!(refused, "{name}: {e}");
+                assert!(
+                    e.contains("routes[0].metric.fields.") && e.contains("no field key"),
+                    "{e}"
+                );
+            }
+            Ok(_) => assert!(!refused, "{name} accepted"),
+        }
+    }
+}
