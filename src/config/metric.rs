@@ -6,10 +6,9 @@ use super::*;
 pub struct FieldConfig {
     /// Field key in the point.
     pub name: String,
-    /// `name` as line protocol writes it (escaped once, here).
-    pub key: String,
-    /// `,key=`: what a point writes before a value of the field (one
-    /// copy; the first field's comma becomes a space).
+    /// `,key=`, with `name` as line protocol writes it (escaped once,
+    /// here): what a point writes before a value of the field (one copy;
+    /// the first field's comma becomes a space).
     pub lead: String,
     pub source: Source,
     pub kind: FieldType,
@@ -17,15 +16,29 @@ pub struct FieldConfig {
 
 impl FieldConfig {
     pub fn new(name: String, source: Source, kind: FieldType) -> FieldConfig {
-        let key = line_protocol_key(&name);
         FieldConfig {
-            lead: format!(",{key}="),
-            key,
+            lead: lead(&name),
             name,
             source,
             kind,
         }
     }
+
+    /// `name` as line protocol writes it.
+    pub fn key(&self) -> &str {
+        key_of_lead(&self.lead)
+    }
+}
+
+/// `,key=` for `name`.
+fn lead(name: &str) -> String {
+    format!(",{}=", line_protocol_key(name))
+}
+
+/// The key between a lead's `,` and `=`.
+fn key_of_lead(lead: &str) -> &str {
+    lead.get(1..lead.len().saturating_sub(1))
+        .unwrap_or_default()
 }
 
 /// Where a tag, field or measurement part takes its value.
@@ -71,23 +84,25 @@ impl HeaderField {
 #[derive(Debug, Clone)]
 pub struct TagConfig {
     pub name: String,
-    /// `name` as line protocol writes it (escaped once, here); empty when
-    /// nothing is left of it (only backslashes): no tag.
-    pub key: String,
-    /// `,key=`: what a point writes before a value of the tag (one copy).
+    /// `,key=`, with `name` as line protocol writes it (escaped once,
+    /// here): what a point writes before a value of the tag (one copy).
     pub lead: String,
     pub source: Source,
 }
 
 impl TagConfig {
     pub fn new(name: String, source: Source) -> TagConfig {
-        let key = line_protocol_key(&name);
         TagConfig {
-            lead: format!(",{key}="),
-            key,
+            lead: lead(&name),
             name,
             source,
         }
+    }
+
+    /// `name` as line protocol writes it; empty when nothing is left of it
+    /// (only backslashes): no tag.
+    pub fn key(&self) -> &str {
+        key_of_lead(&self.lead)
     }
 }
 
@@ -374,7 +389,7 @@ impl Validator<'_, '_> {
             let field = FieldConfig::new(name.clone(), src, kind);
             // Escaping drops trailing backslashes: a name of only those
             // leaves no key, and InfluxDB refuses the whole point.
-            if field.key.is_empty() {
+            if field.key().is_empty() {
                 return Err(self.err(
                     &path,
                     "no field key is left of a name of only backslashes (InfluxDB refuses the point: missing field key)",

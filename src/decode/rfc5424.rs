@@ -171,7 +171,10 @@ pub(super) fn rfc5424(
         // general reader's call (callgrind, README's Performance section),
         // and the event's list left as it is (empty: the event is fresh),
         // not replaced by another empty one (an out-of-line drop).
-        [b'-'] | [b'-', b' ', ..] => (&i[1..], None),
+        [b'-'] | [b'-', b' ', ..] => {
+            debug_assert!(event.structured_data.is_empty(), "a fresh event");
+            (&i[1..], None)
+        }
         _ => {
             let sd = structured_data(all, i);
             event.structured_data = sd.elements;

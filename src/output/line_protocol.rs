@@ -345,7 +345,7 @@ fn write_point(
         };
         // Bytes, not chars (a backslash is ASCII): `trim_end_matches`
         // decoded the value backwards, char by char, for every tag.
-        if v.bytes().all(|b| b == b'\\') || t.key.is_empty() {
+        if v.bytes().all(|b| b == b'\\') || t.key().is_empty() {
             continue;
         }
         line.push_str(&t.lead);
